@@ -1,0 +1,1 @@
+"""Code shared by every WhatLead service: seedwork, messaging, persistence, gRPC and runtime plumbing."""

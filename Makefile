@@ -1,0 +1,54 @@
+# WhatLead — every task a newcomer or CI needs. `make help` lists them.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+
+.PHONY: help venv run test test-unit lint fmt proto proto-check bench migration clean
+
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	@touch $(STAMP)
+
+venv: $(STAMP) ## Create the virtualenv and install everything (automatic for the other targets)
+
+run: $(STAMP) ## Start the whole system on embedded defaults (SQLite, local nats-server, provider simulator)
+	$(BIN)/python -m deploy.local
+
+test: $(STAMP) ## Run every test tier this machine can run (all of them, and strictly, when CI=true)
+	$(BIN)/python -m pytest
+
+test-unit: $(STAMP) ## Only the fast tiers: unit and contract tests, no servers needed
+	$(BIN)/python -m pytest -m "not integration and not e2e"
+
+lint: $(STAMP) ## Ruff (lint and format check), and the rule that domain/ imports no infrastructure
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+
+fmt: $(STAMP) ## Format and autofix the code
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+proto: $(STAMP) ## Regenerate the Python stubs from protos/
+	$(BIN)/python protos/generate.py
+
+proto-check: $(STAMP) ## Fail when the committed stubs differ from what protos/ generates
+	$(BIN)/python protos/generate.py --check
+
+bench: $(STAMP) ## Benchmarks against local PostgreSQL, Redis and NATS; prints ratios to their baselines
+	$(BIN)/python -m pytest tests/bench -p no:cacheprovider -s -q -m "not integration or integration"
+
+migration: $(STAMP) ## New migration: make migration SERVICE=gate_service MSG="what changed"
+	$(BIN)/python -m libs.db.migrations $(SERVICE) "$(MSG)"
+
+clean: ## Remove the virtualenv and local data
+	rm -rf $(VENV) .data .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""How WhatLead runs: `local` for `make run`; `kubernetes/` for production manifests."""

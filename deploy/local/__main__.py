@@ -1,0 +1,3 @@
+from deploy.local.stack import main
+
+main()

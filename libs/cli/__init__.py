@@ -1,0 +1,1 @@
+"""`whatlead`: a small command-line client over gRPC for newcomers and operators."""

@@ -1,0 +1,61 @@
+"""Service settings from the environment, one prefix per service, read once and validated at start-up."""
+
+from __future__ import annotations
+
+import sys
+from typing import Self
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServiceSettings(BaseSettings):
+    """Settings every service has. Subclasses set `model_config = settings_config("GATE_")`.
+
+    Defaults are the embedded ones `make run` uses on a fresh machine; production overrides them.
+    """
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    database_url: str = "sqlite+aiosqlite:///.data/service.db"
+    nats_url: str = "nats://127.0.0.1:4222"
+    # First token of every subject and stream name; tests use their own to stay isolated.
+    subject_root: str = Field(default="whatlead", pattern=r"^[a-z][a-z0-9_]{0,31}$")
+    grpc_host: str = "127.0.0.1"
+    grpc_port: int = Field(default=50051, ge=0, le=65535)
+    metrics_port: int = Field(default=9100, ge=0, le=65535)
+    log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
+    migrate_on_start: bool = True
+    shutdown_grace_seconds: float = Field(default=10.0, ge=0)
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+psycopg://")):
+            raise ValueError("must start with sqlite+aiosqlite:// or postgresql+psycopg://")
+        return value
+
+    @field_validator("nats_url")
+    @classmethod
+    def _nats_scheme(cls, value: str) -> str:
+        if not value.startswith(("nats://", "tls://")):
+            raise ValueError("must start with nats:// or tls://")
+        return value
+
+    @classmethod
+    def load(cls) -> Self:
+        """Read the environment once; on a bad value print which variable is wrong and exit."""
+        try:
+            return cls()
+        except ValidationError as exc:
+            prefix = cls.model_config.get("env_prefix", "")
+            lines = [f"invalid configuration for {cls.__name__}:"]
+            for error in exc.errors():
+                name = prefix + "_".join(str(part) for part in error["loc"]).upper()
+                lines.append(f"  {name}: {error['msg']}")
+            print("\n".join(lines), file=sys.stderr)
+            raise SystemExit(2) from None
+
+
+def settings_config(prefix: str) -> SettingsConfigDict:
+    return SettingsConfigDict(env_prefix=prefix, extra="ignore", frozen=True)

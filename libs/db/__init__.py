@@ -1,0 +1,1 @@
+"""Persistence plumbing: engines, the unit of work with its outbox, migrations."""

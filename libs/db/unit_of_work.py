@@ -1,0 +1,122 @@
+"""SQLAlchemy unit of work: state change and its events (the outbox rows) commit together or not at all."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import TracebackType
+from typing import Self
+
+from google.protobuf.message import Message
+from sqlalchemy import insert
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from libs.messaging import envelope
+from libs.messaging.tables import MessagingTables
+from libs.seedwork.aggregate import AggregateRoot, DomainEvent
+from libs.seedwork.clock import Clock
+from libs.seedwork.errors import AlreadyExists
+
+EventMapper = Callable[[DomainEvent], Message]
+
+
+class SqlAlchemyUnitOfWork:
+    """Base for each service's unit of work; subclasses build their repositories in `_open`."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        tables: MessagingTables,
+        to_message: EventMapper,
+        clock: Clock,
+        on_commit: Callable[[], None] | None = None,
+    ) -> None:
+        self._sessions = sessions
+        self._tables = tables
+        self._to_message = to_message
+        self._clock = clock
+        self._on_commit = on_commit
+        self.session: AsyncSession
+
+    async def __aenter__(self) -> Self:
+        self.session = self._sessions()
+        self._tracked: list[AggregateRoot] = []
+        self._emitted: list[DomainEvent] = []
+        self._open(self.session)
+        return self
+
+    def _open(self, session: AsyncSession) -> None:
+        """Build repositories on the new session."""
+
+    async def _flush(self) -> None:
+        """Write the repositories' pending changes; runs inside commit, before the outbox rows."""
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        try:
+            await self.session.rollback()  # no-op after a commit
+        finally:
+            await self.session.close()
+
+    def track(self, aggregate: AggregateRoot) -> None:
+        if all(aggregate is not seen for seen in self._tracked):
+            self._tracked.append(aggregate)
+
+    def emit(self, event: DomainEvent) -> None:
+        self._emitted.append(event)
+
+    async def first_time(self, consumer: str, event_id: str) -> bool:
+        dialect = self.session.bind.dialect.name
+        module = postgresql if dialect == "postgresql" else sqlite
+        statement = (
+            module.insert(self._tables.inbox)
+            .values(consumer=consumer, event_id=event_id, processed_at=self._clock.now())
+            .on_conflict_do_nothing()
+            .returning(self._tables.inbox.c.event_id)  # rowcount is unreliable here across drivers
+        )
+        return (await self.session.execute(statement)).first() is not None
+
+    def collect_events(self) -> list[DomainEvent]:
+        events = [event for aggregate in self._tracked for event in aggregate.pull_events()]
+        events.extend(self._emitted)
+        self._emitted = []
+        return events
+
+    async def commit(self) -> None:
+        try:
+            await self._flush()
+            events = await self._write_outbox()
+            await self.session.commit()
+        except IntegrityError as exc:
+            await self.session.rollback()
+            raise AlreadyExists("a concurrent write got there first") from exc
+        if events and self._on_commit is not None:
+            self._on_commit()
+
+    async def _write_outbox(self) -> list[DomainEvent]:
+        events = self.collect_events()
+        if events:
+            now = self._clock.now()
+            rows = []
+            for event in events:
+                encoded = envelope.encode(self._to_message(event))
+                rows.append(
+                    {
+                        "event_id": encoded.event_id,
+                        "subject": encoded.subject_suffix,
+                        "type_name": encoded.type_name,
+                        "payload": encoded.payload,
+                        "created_at": now,
+                    }
+                )
+            await self.session.execute(insert(self._tables.outbox), rows)
+        return events
+
+    async def rollback(self) -> None:
+        self._emitted = []
+        for aggregate in self._tracked:
+            aggregate.pull_events()
+        await self.session.rollback()

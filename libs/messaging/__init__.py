@@ -1,0 +1,1 @@
+"""Events between services: outbox, relay to JetStream, durable consumers with an inbox."""

@@ -1,0 +1,74 @@
+"""How a protobuf event travels on NATS: subject from the message's own option, type and id in headers."""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import pkgutil
+from dataclasses import dataclass
+
+from google.protobuf import descriptor_pool, message_factory
+from google.protobuf.message import Message
+import whatlead.events.v1 as events_v1
+from whatlead.common.v1 import common_pb2
+
+MSG_ID_HEADER = "Nats-Msg-Id"  # JetStream de-duplicates on it within the stream's window
+TYPE_HEADER = "Whatlead-Event-Type"  # full protobuf name, so any language can decode the payload
+
+
+def subject_suffix(message: Message | type[Message]) -> str:
+    """'reputation.instance.registered' for InstanceRegistered, read from the proto option."""
+    suffix = message.DESCRIPTOR.GetOptions().Extensions[common_pb2.event_subject]
+    if not suffix:
+        raise ValueError(f"{message.DESCRIPTOR.full_name} declares no event_subject option")
+    return suffix
+
+
+def full_subject(root: str, suffix: str) -> str:
+    return f"{root}.{suffix}"
+
+
+def stream_name(root: str, context: str) -> str:
+    return f"{root.upper()}_{context.upper()}"
+
+
+def context_subjects(root: str, context: str) -> str:
+    return f"{root}.{context}.>"
+
+
+@dataclass(frozen=True)
+class EncodedEvent:
+    event_id: str
+    subject_suffix: str
+    type_name: str
+    payload: bytes
+
+
+def encode(message: Message) -> EncodedEvent:
+    meta: common_pb2.EventMeta = message.meta  # type: ignore[attr-defined]
+    if not meta.event_id:
+        raise ValueError(f"{message.DESCRIPTOR.full_name} has no meta.event_id")
+    return EncodedEvent(
+        event_id=meta.event_id,
+        subject_suffix=subject_suffix(message),
+        type_name=message.DESCRIPTOR.full_name,
+        payload=message.SerializeToString(deterministic=True),
+    )
+
+
+def decode(type_name: str, payload: bytes) -> Message:
+    """Parse a payload by its full protobuf name; KeyError when no contract defines the type."""
+    _load_event_contracts()
+    descriptor = descriptor_pool.Default().FindMessageTypeByName(type_name)
+    message = message_factory.GetMessageClass(descriptor)()
+    message.ParseFromString(payload)
+    return message
+
+
+@functools.cache
+def _load_event_contracts() -> None:
+    """Import every events module once, so a reader (CLI, audit) can decode any event by name."""
+    for module in pkgutil.iter_modules(events_v1.__path__):
+        if module.name.endswith("_pb2"):
+            importlib.import_module(f"{events_v1.__name__}.{module.name}")
+

@@ -1,0 +1,33 @@
+"""One NATS connection per process, reconnecting forever: an outage delays events, never loses them."""
+
+from __future__ import annotations
+
+import logging
+
+import nats
+from nats.aio.client import Client
+
+log = logging.getLogger(__name__)
+
+
+async def connect_nats(url: str, *, name: str, connect_timeout: float = 2.0) -> Client:
+    async def disconnected() -> None:
+        log.warning("nats disconnected")
+
+    async def reconnected() -> None:
+        log.info("nats reconnected")
+
+    async def error(exc: Exception) -> None:
+        log.warning("nats error", extra={"error": type(exc).__name__})
+
+    return await nats.connect(
+        url,
+        name=name,
+        connect_timeout=connect_timeout,
+        allow_reconnect=True,
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=0.5,
+        disconnected_cb=disconnected,
+        reconnected_cb=reconnected,
+        error_cb=error,
+    )

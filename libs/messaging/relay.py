@@ -1,0 +1,153 @@
+"""Outbox relay: moves committed events from the service's outbox table to JetStream.
+
+A row is marked published only after JetStream acknowledged it, so a crash between the two re-sends it;
+the `Nats-Msg-Id` header (the event id) lets JetStream drop that repeat, and consumers' inboxes drop any
+repeat older than the stream's duplicate window. Several replicas can run relays: on PostgreSQL each pass
+locks its rows with SKIP LOCKED.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import timedelta
+
+from sqlalchemy import Table, delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from libs.messaging import envelope
+from libs.messaging.metrics import OUTBOX_DUPLICATES, OUTBOX_PENDING, OUTBOX_PUBLISH_ERRORS, OUTBOX_PUBLISHED
+from libs.messaging.publisher import EventPublisher
+from libs.seedwork.clock import Clock
+
+log = logging.getLogger(__name__)
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        *,
+        service: str,
+        sessions: async_sessionmaker[AsyncSession],
+        outbox: Table,
+        publisher: EventPublisher,
+        subject_root: str,
+        clock: Clock,
+        batch_size: int = 256,
+        idle_interval: float = 0.5,
+        max_backoff: float = 5.0,
+        retention: timedelta = timedelta(days=1),
+    ) -> None:
+        self._service = service
+        self._sessions = sessions
+        self._outbox = outbox
+        self._publisher = publisher
+        self._root = subject_root
+        self._clock = clock
+        self._batch_size = batch_size
+        self._idle_interval = idle_interval
+        self._max_backoff = max_backoff
+        self._retention = retention
+        self._wakeup = asyncio.Event()
+
+    def wake(self) -> None:
+        """Called after a commit that wrote events, so they leave now rather than at the next poll."""
+        self._wakeup.set()
+
+    async def publish_pending(self) -> int:
+        """One pass: publish up to a batch of unpublished rows in order; returns how many."""
+        async with self._sessions() as session, session.begin():
+            rows = (
+                await session.execute(
+                    select(
+                        self._outbox.c.position,
+                        self._outbox.c.event_id,
+                        self._outbox.c.subject,
+                        self._outbox.c.type_name,
+                        self._outbox.c.payload,
+                    )
+                    .where(self._outbox.c.published_at.is_(None))
+                    .order_by(self._outbox.c.position)
+                    .limit(self._batch_size)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            if not rows:
+                return 0
+            # Sent back to back on one connection, so JetStream stores them in outbox order.
+            duplicates = await asyncio.gather(
+                *(
+                    self._publisher.publish(
+                        envelope.full_subject(self._root, row.subject),
+                        row.payload,
+                        {envelope.MSG_ID_HEADER: row.event_id, envelope.TYPE_HEADER: row.type_name},
+                    )
+                    for row in rows
+                )
+            )
+            await session.execute(
+                update(self._outbox)
+                .where(self._outbox.c.position.in_([row.position for row in rows]))
+                .values(published_at=self._clock.now())
+            )
+        OUTBOX_PUBLISHED.labels(self._service).inc(len(rows))
+        OUTBOX_DUPLICATES.labels(self._service).inc(sum(duplicates))
+        return len(rows)
+
+    async def pending_count(self) -> int:
+        async with self._sessions() as session:
+            return int(
+                await session.scalar(
+                    select(func.count())
+                    .select_from(self._outbox)
+                    .where(self._outbox.c.published_at.is_(None))
+                )
+                or 0
+            )
+
+    async def purge_published(self) -> int:
+        """Published rows are kept a while for inspection, then removed so the table stays small."""
+        async with self._sessions() as session, session.begin():
+            result = await session.execute(
+                delete(self._outbox).where(self._outbox.c.published_at < self._clock.now() - self._retention)
+            )
+        return result.rowcount or 0  # type: ignore[attr-defined]
+
+    async def run(self, stop: asyncio.Event) -> None:
+        backoff = 0.1
+        passes = 0
+        while not stop.is_set():
+            try:
+                published = await self.publish_pending()
+                backoff = 0.1
+                passes += 1
+                if passes % 1000 == 1:
+                    OUTBOX_PENDING.labels(self._service).set(await self.pending_count())
+                    await self.purge_published()
+                if published == self._batch_size:
+                    continue  # more waiting: no sleep
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # NATS down, timeouts, database hiccups: keep trying
+                OUTBOX_PUBLISH_ERRORS.labels(self._service).inc()
+                log.warning("outbox relay pass failed, retrying", extra={"error": type(exc).__name__})
+                await _sleep_or_stop(stop, backoff)
+                backoff = min(backoff * 2, self._max_backoff)
+                continue
+            self._wakeup.clear()
+            await _wait_any(stop, self._wakeup, self._idle_interval)
+
+
+async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+
+
+async def _wait_any(stop: asyncio.Event, wakeup: asyncio.Event, timeout: float) -> None:
+    waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wakeup.wait())]
+    try:
+        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()

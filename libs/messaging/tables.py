@@ -1,0 +1,47 @@
+"""The outbox and inbox tables, added to each service's own metadata (one database per service)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Column, Index, LargeBinary, MetaData, String, Table, text
+
+from libs.db.types import BigIntPk, UtcDateTime
+
+
+@dataclass(frozen=True)
+class MessagingTables:
+    outbox: Table
+    inbox: Table
+
+
+def messaging_tables(metadata: MetaData) -> MessagingTables:
+    outbox = Table(
+        "outbox",
+        metadata,
+        # Publication order; an identity never reused, unlike timestamps that can tie.
+        Column("position", BigIntPk, primary_key=True, autoincrement=True),
+        Column("event_id", String(36), nullable=False, unique=True),
+        Column("subject", String(200), nullable=False),  # without the root token
+        Column("type_name", String(200), nullable=False),
+        Column("payload", LargeBinary, nullable=False),
+        Column("created_at", UtcDateTime, nullable=False),
+        Column("published_at", UtcDateTime, nullable=True),
+    )
+    # The relay only ever looks for unpublished rows; keep that index tiny.
+    Index(
+        "ix_outbox_unpublished",
+        outbox.c.position,
+        postgresql_where=text("published_at IS NULL"),
+        sqlite_where=text("published_at IS NULL"),
+    )
+    Index("ix_outbox_published_at", outbox.c.published_at)
+    inbox = Table(
+        "inbox",
+        metadata,
+        Column("consumer", String(100), primary_key=True),
+        Column("event_id", String(36), primary_key=True),
+        Column("processed_at", UtcDateTime, nullable=False),
+    )
+    Index("ix_inbox_processed_at", inbox.c.processed_at)
+    return MessagingTables(outbox=outbox, inbox=inbox)

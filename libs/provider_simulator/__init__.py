@@ -1,0 +1,21 @@
+"""A WhatsApp provider simulator speaking WAHA's HTTP API, with a ledger of every accepted send.
+
+`make run` starts it as a process (`python -m libs.provider_simulator`); tests and benchmarks run it in
+their own event loop with `run_simulator(...)`.
+"""
+
+from libs.provider_simulator.ledger import Ledger, LedgerEntry
+from libs.provider_simulator.server import ProviderSimulator, SimulatedSession, run_simulator
+from libs.provider_simulator.settings import SimulatorSettings, parse_settings
+from libs.provider_simulator.webhooks import sign
+
+__all__ = [
+    "Ledger",
+    "LedgerEntry",
+    "ProviderSimulator",
+    "SimulatedSession",
+    "SimulatorSettings",
+    "parse_settings",
+    "run_simulator",
+    "sign",
+]

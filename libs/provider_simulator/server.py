@@ -1,0 +1,672 @@
+"""A WhatsApp provider that is not one: an aiohttp server speaking WAHA's HTTP API.
+
+The real `WahaProvider` adapter talks to it unchanged. It keeps sessions (created on first use), accepts
+sends and answers with WAHA-shaped messages and ids, records every accepted send in a ledger, can be
+told to add latency, fail transiently, answer error 463 or ban a session, and posts WAHA webhooks
+(`message.ack` SERVER → DEVICE → READ, replies, `session.status`) to a configurable URL.
+
+Control routes live under `/_sim/` (see `ProviderSimulator._routes`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import itertools
+import json
+import os
+import random
+import re
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import asdict, dataclass, field, fields, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+
+from libs.provider_simulator.ledger import Ledger
+from libs.provider_simulator.settings import SimulatorSettings
+from libs.provider_simulator.webhooks import WebhookSender
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+_SESSION_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+_CHAT_ID = re.compile(r"^(\d{6,20}@(c\.us|s\.whatsapp\.net)|\d{5,30}(-\d{5,20})?@g\.us)$")
+_CLIENT_ID = re.compile(r"^[0-9A-Za-z]{8,64}$")
+_SERIALIZED = re.compile(r"^(true|false)_(.+)_([0-9A-Za-z]+)$")
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_TRANSIENT_STATUSES = (500, 503, 429)
+_KIND_BY_ENDPOINT = {
+    "sendText": "text",
+    "sendImage": "image",
+    "sendVideo": "video",
+    "sendFile": "file",
+    "sendVoice": "voice",
+}
+_REPLIES = ("Oi! Pode me mandar mais detalhes?", "Obrigado, vou ver.", "Quanto custa?", "👍")
+_ENGINE = "GOWS"
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _event_id() -> str:
+    """ "evt_" + a ULID (48-bit milliseconds + 80 random bits, Crockford base32), as WAHA's event ids."""
+    value = (int(time.time() * 1000) << 80) | int.from_bytes(os.urandom(10), "big")
+    chars = []
+    for _ in range(26):
+        value, index = divmod(value, 32)
+        chars.append(_CROCKFORD[index])
+    return "evt_" + "".join(reversed(chars))
+
+
+def _me_id(session: str) -> str:
+    digits = int(hashlib.sha256(session.encode()).hexdigest()[:12], 16) % 10**9
+    return f"5511{digits:09d}@c.us"
+
+
+@dataclass(slots=True)
+class SimulatedSession:
+    """A simulated WhatsApp session and the behaviour the next sends will meet."""
+
+    name: str
+    me: str
+    status: str = "WORKING"
+    latency_ms: int = 0
+    fail_next: int = 0
+    fail_status: int = 500
+    timelock_next: int = 0
+    statuses: list[dict[str, Any]] = field(default_factory=list)
+    messages: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def set_status(self, status: str) -> None:
+        self.status = status
+        self.statuses.append({"status": status, "timestamp": int(time.time() * 1000)})
+        del self.statuses[:-10]
+
+    def waha_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "status": self.status,
+            "config": {},
+            "me": {"id": self.me, "pushName": f"Simulator {self.name}"},
+            "engine": {"engine": _ENGINE},
+        }
+
+    def control_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "status": self.status,
+            "me": self.me,
+            "latency_ms": self.latency_ms,
+            "fail_next": self.fail_next,
+            "fail_status": self.fail_status,
+            "timelock_next": self.timelock_next,
+            "banned": self.status == "FAILED",
+            "messages": len(self.messages),
+        }
+
+
+class BadRequest(Exception):
+    """A malformed request; answered as NestJS does (400 with a list of messages)."""
+
+    def __init__(self, *messages: str) -> None:
+        super().__init__("; ".join(messages))
+        self.messages = list(messages)
+
+
+def _waha_error(status: int, message: str | list[str], error: str) -> web.Response:
+    return web.json_response({"statusCode": status, "message": message, "error": error}, status=status)
+
+
+def _exception_500(message: str, details: str | None = None) -> web.Response:
+    exception: dict[str, Any] = {"message": message, "name": "Error"}
+    if details is not None:
+        exception.update({"code": 2, "details": details, "metadata": {}})
+    return web.json_response({"statusCode": 500, "timestamp": _now_iso(), "exception": exception}, status=500)
+
+
+class ProviderSimulator:
+    """The simulator: state, HTTP app, webhook sender. Use `run_simulator` in tests, the CLI otherwise."""
+
+    def __init__(self, settings: SimulatorSettings | None = None) -> None:
+        self.settings = settings or SimulatorSettings()
+        self.ledger = Ledger()
+        self.sessions: dict[str, SimulatedSession] = {}
+        self.webhooks = self._new_sender()
+        self._random = random.Random(self.settings.seed)
+        self._ids = itertools.count(1)
+        # A per-run prefix keeps generated ids unique across restarts of the simulator.
+        self._id_prefix = os.urandom(3).hex().upper()
+        self._stored = 0
+        self._runner: web.AppRunner | None = None
+        self._base_url: str | None = None
+        self.app = web.Application(middlewares=[self._errors_middleware], client_max_size=64 * 1024 * 1024)
+        self.app.add_routes(self._routes())
+
+    # --- lifecycle -----------------------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        if self._base_url is None:
+            raise RuntimeError("the simulator is not running")
+        return self._base_url
+
+    async def start(self) -> None:
+        await self.webhooks.start()
+        # No access log: at thousands of requests a second it would cost more than the handlers.
+        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.settings.host, self.settings.port, backlog=1024)
+        await site.start()
+        port = self._runner.addresses[0][1]
+        self._base_url = f"http://{self.settings.host}:{port}"
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        await self.webhooks.stop()
+        self._base_url = None
+
+    def _new_sender(self) -> WebhookSender:
+        s = self.settings
+        return WebhookSender(
+            url=s.webhook_url,
+            secret=s.webhook_secret,
+            attempts=s.webhook_attempts,
+            retry_base_s=s.webhook_retry_base_ms / 1000,
+            concurrency=s.webhook_concurrency,
+            timeout_s=s.webhook_timeout_s,
+            queue_size=s.webhook_queue_size,
+        )
+
+    # --- the in-process control API (the /_sim routes call these too) -----------------------------------
+
+    def session(self, name: str) -> SimulatedSession:
+        """The session called `name`, created WORKING on first use."""
+        session = self.sessions.get(name)
+        if session is None:
+            session = SimulatedSession(name=name, me=_me_id(name))
+            session.set_status("WORKING")
+            self.sessions[name] = session
+        return session
+
+    def configure_session(
+        self,
+        name: str,
+        *,
+        latency_ms: int | None = None,
+        fail_next: int | None = None,
+        fail_status: int | None = None,
+        timelock_next: int | None = None,
+        banned: bool | None = None,
+    ) -> SimulatedSession:
+        """Set what the next sends of `name` meet: added latency, N transient failures (500, 503 or 429),
+        N answers of error 463, or a ban (status FAILED)."""
+        if fail_status is not None and fail_status not in _TRANSIENT_STATUSES:
+            raise BadRequest(f"fail_status must be one of {list(_TRANSIENT_STATUSES)}")
+        counts = {"latency_ms": latency_ms, "fail_next": fail_next, "timelock_next": timelock_next}
+        for label, value in counts.items():
+            if value is not None and value < 0:
+                raise BadRequest(f"{label} must not be negative")
+        session = self.session(name)
+        if latency_ms is not None:
+            session.latency_ms = latency_ms
+        if fail_next is not None:
+            session.fail_next = fail_next
+        if fail_status is not None:
+            session.fail_status = fail_status
+        if timelock_next is not None:
+            session.timelock_next = timelock_next
+        if banned is True:
+            self.ban(name)
+        elif banned is False and session.status != "WORKING":
+            self._change_status(session, "WORKING")
+        return session
+
+    def ban(self, name: str) -> SimulatedSession:
+        """Ban `name`: its sends fail as WAHA fails them; a `session.status` FAILED webhook goes out."""
+        session = self.session(name)
+        if session.status != "FAILED":
+            self._change_status(session, "FAILED")
+        return session
+
+    def reset_session(self, name: str) -> SimulatedSession:
+        """Back to WORKING with no latency or pending failures (stored messages stay)."""
+        session = self.session(name)
+        session.latency_ms = session.fail_next = session.timelock_next = 0
+        session.fail_status = 500
+        if session.status != "WORKING":
+            self._change_status(session, "WORKING")
+        return session
+
+    def reset(self) -> None:
+        """Forget every session, message and ledger entry."""
+        self.sessions.clear()
+        self.ledger.clear()
+        self._stored = 0
+
+    def update_settings(self, **changes: Any) -> SimulatorSettings:
+        """Change ack delays, probabilities or the webhook target of a running simulator."""
+        unknown = set(changes) - _RUNTIME_SETTINGS
+        if unknown:
+            raise BadRequest(f"not changeable at runtime: {', '.join(sorted(unknown))}")
+        try:
+            self.settings = replace(self.settings, **changes)
+        except (TypeError, ValueError) as exc:
+            raise BadRequest(str(exc)) from None
+        self.webhooks.url = self.settings.webhook_url
+        self.webhooks.secret = self.settings.webhook_secret
+        return self.settings
+
+    # --- sending ---------------------------------------------------------------------------------------
+
+    def _change_status(self, session: SimulatedSession, status: str) -> None:
+        session.set_status(status)
+        payload = {"name": session.name, "status": status, "statuses": list(session.statuses)}
+        self.webhooks.schedule(0, lambda: self._envelope("session.status", session, payload))
+
+    def _new_message_id(self) -> str:
+        return f"3EB0{self._id_prefix}{next(self._ids):010X}"
+
+    async def _gate(self, session: SimulatedSession) -> web.Response | None:
+        """What stands between a send and acceptance, in WAHA's own error shapes."""
+        if session.latency_ms:
+            await asyncio.sleep(session.latency_ms / 1000)
+        if session.status != "WORKING":
+            return web.json_response(
+                {
+                    "error": "Session status is not as expected. Try again later or restart the session",
+                    "session": session.name,
+                    "status": session.status,
+                    "expected": ["WORKING"],
+                },
+                status=422,
+            )
+        if session.fail_next:
+            session.fail_next -= 1
+            if session.fail_status == 429:
+                return web.json_response(
+                    {"statusCode": 429, "message": "ThrottlerException: Too Many Requests"},
+                    status=429,
+                    headers={"Retry-After": "1"},
+                )
+            if session.fail_status == 503:
+                return _waha_error(503, "Service Unavailable", "Service Unavailable")
+            return _exception_500("simulated transient failure")
+        if session.timelock_next:
+            session.timelock_next -= 1
+            return _exception_500("2 UNKNOWN: server returned error 463", "server returned error 463")
+        return None
+
+    def _accept(
+        self, session: SimulatedSession, chat: str, kind: str, client_id: str | None, body: str | None
+    ) -> dict[str, Any]:
+        raw_id = client_id or self._new_message_id()
+        message_id = f"true_{chat}_{raw_id}"
+        now = time.time()
+        message = {
+            "id": message_id,
+            "timestamp": int(now),
+            "from": session.me,
+            "fromMe": True,
+            "to": chat,
+            "body": body or "",
+            "hasMedia": kind not in ("text", "reaction"),
+            "ack": 1,
+            "ackName": "SERVER",
+        }
+        self._store(session, message_id, message)
+        self.ledger.record(
+            session=session.name, chat_id=chat, kind=kind, client_id=client_id, provider_id=message_id
+        )
+        if kind != "reaction":
+            self._schedule_follow_ups(session, chat, message_id)
+        return message
+
+    def _store(self, session: SimulatedSession, message_id: str, message: dict[str, Any]) -> None:
+        if message_id not in session.messages:
+            self._stored += 1
+        session.messages[message_id] = message
+        if self._stored > self.settings.max_messages and session.messages:
+            session.messages.pop(next(iter(session.messages)))
+            self._stored -= 1
+
+    def _schedule_follow_ups(self, session: SimulatedSession, chat: str, message_id: str) -> None:
+        if self.settings.webhook_url is None:
+            return
+        s = self.settings
+        acks = [(s.server_ack_ms, 1, "SERVER"), (s.device_ack_ms, 2, "DEVICE")]
+        if s.read_probability >= 1.0 or self._random.random() < s.read_probability:
+            acks.append((s.read_ack_ms, 3, "READ"))
+        for delay_ms, ack, name in acks:
+            if delay_ms >= 0:
+                build = self._ack_builder(session, chat, message_id, ack, name)
+                self.webhooks.schedule(delay_ms / 1000, build)
+        if s.reply_probability > 0 and self._random.random() < s.reply_probability:
+            self.webhooks.schedule(s.reply_delay_ms / 1000, self._reply_builder(session, chat))
+
+    def _ack_builder(
+        self, session: SimulatedSession, chat: str, message_id: str, ack: int, name: str
+    ) -> Callable[[], dict[str, Any]]:
+        def build() -> dict[str, Any]:
+            stored = session.messages.get(message_id)
+            if stored is not None and stored["ack"] < ack:
+                stored["ack"], stored["ackName"] = ack, name
+            payload = {
+                "id": message_id,
+                "from": chat,
+                "to": session.me,
+                "participant": None,
+                "fromMe": True,
+                "ack": ack,
+                "ackName": name,
+            }
+            return self._envelope("message.ack", session, payload)
+
+        return build
+
+    def _reply_builder(self, session: SimulatedSession, chat: str) -> Callable[[], dict[str, Any]]:
+        def build() -> dict[str, Any]:
+            payload = {
+                "id": f"false_{chat}_{self._new_message_id()}",
+                "timestamp": int(time.time()),
+                "from": chat,
+                "fromMe": False,
+                "to": session.me,
+                "body": self._random.choice(_REPLIES),
+                "hasMedia": False,
+                "ack": 1,
+                "ackName": "SERVER",
+            }
+            return self._envelope("message", session, payload)
+
+        return build
+
+    def _envelope(self, event: str, session: SimulatedSession, payload: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "id": _event_id(),
+            "timestamp": int(time.time() * 1000),
+            "event": event,
+            "session": session.name,
+            "metadata": {},
+            "me": {"id": session.me, "pushName": f"Simulator {session.name}"},
+            "payload": payload,
+            "engine": _ENGINE,
+            "environment": {"version": "simulator", "engine": _ENGINE, "tier": "CORE", "browser": None},
+        }
+
+    # --- HTTP ------------------------------------------------------------------------------------------
+
+    def _routes(self) -> list[web.RouteDef]:
+        send = self._send_handler
+        return [
+            web.get("/ping", self._ping),
+            *(web.post(f"/api/{endpoint}", send(endpoint)) for endpoint in _KIND_BY_ENDPOINT),
+            web.put("/api/reaction", self._reaction),
+            web.get("/api/sessions", self._list_sessions),
+            web.post("/api/sessions", self._create_session),
+            web.get("/api/sessions/{session}", self._get_session),
+            web.post("/api/sessions/{session}/start", self._start_session),
+            web.post("/api/sessions/{session}/stop", self._stop_session),
+            web.get("/api/{session}/chats/{chat_id}/messages/{message_id}", self._get_message),
+            # Control routes: tests, launchers and benchmarks only.
+            web.get("/_sim/health", self._sim_health),
+            web.get("/_sim/sessions", self._sim_sessions),
+            web.post("/_sim/sessions", self._sim_create_session),
+            web.put("/_sim/sessions/{session}", self._sim_configure_session),
+            web.post("/_sim/sessions/{session}/ban", self._sim_ban),
+            web.post("/_sim/sessions/{session}/reset", self._sim_reset_session),
+            web.post("/_sim/reset", self._sim_reset),
+            web.get("/_sim/settings", self._sim_get_settings),
+            web.put("/_sim/settings", self._sim_put_settings),
+            web.get("/_sim/ledger", self._sim_ledger),
+            web.delete("/_sim/ledger", self._sim_clear_ledger),
+            web.get("/_sim/webhooks", self._sim_webhooks),
+        ]
+
+    @web.middleware
+    async def _errors_middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path != "/ping" and not self._authorized(request):
+            return web.json_response({"message": "Unauthorized", "statusCode": 401}, status=401)
+        try:
+            return await handler(request)
+        except BadRequest as exc:
+            return _waha_error(400, exc.messages, "Bad Request")
+
+    def _authorized(self, request: web.Request) -> bool:
+        expected = self.settings.api_key
+        if not expected:
+            return True
+        return hmac.compare_digest(request.headers.get("X-Api-Key", "").encode(), expected.encode())
+
+    @staticmethod
+    async def _json_object(request: web.Request) -> dict[str, Any]:
+        try:
+            body = json.loads(await request.read() or b"{}")
+        except ValueError:
+            raise BadRequest("body must be JSON") from None
+        if not isinstance(body, dict):
+            raise BadRequest("body must be a JSON object")
+        return body
+
+    def _session_of(self, body: dict[str, Any]) -> SimulatedSession:
+        name = body.get("session")
+        if not isinstance(name, str) or not _SESSION_NAME.match(name):
+            raise BadRequest("session must be a session name")
+        return self.session(name)
+
+    @staticmethod
+    def _chat_of(body: dict[str, Any]) -> str:
+        chat = body.get("chatId")
+        if not isinstance(chat, str) or not _CHAT_ID.match(chat):
+            raise BadRequest("chatId must be <digits>@c.us or a group id")
+        return chat
+
+    def _send_handler(self, endpoint: str) -> Handler:
+        kind = _KIND_BY_ENDPOINT[endpoint]
+
+        async def handle(request: web.Request) -> web.Response:
+            body = await self._json_object(request)
+            chat = self._chat_of(body)
+            client_id = None
+            if kind == "text":
+                text = body.get("text")
+                if not isinstance(text, str) or not text:
+                    raise BadRequest("text must be a non-empty string")
+                client_id = body.get("id")
+                if client_id is not None and not (isinstance(client_id, str) and _CLIENT_ID.match(client_id)):
+                    raise BadRequest("id must be 8-64 letters or digits")
+                content: str | None = text
+            else:
+                file = body.get("file")
+                if not isinstance(file, dict) or not isinstance(file.get("mimetype"), str):
+                    raise BadRequest("file.mimetype must be a string")
+                if not (isinstance(file.get("url"), str) or isinstance(file.get("data"), str)):
+                    raise BadRequest("file must have url or data")
+                caption = body.get("caption")
+                content = caption if isinstance(caption, str) else None
+            session = self._session_of(body)
+            refusal = await self._gate(session)
+            if refusal is not None:
+                return refusal
+            return web.json_response(self._accept(session, chat, kind, client_id, content), status=201)
+
+        return handle
+
+    async def _reaction(self, request: web.Request) -> web.Response:
+        body = await self._json_object(request)
+        target = body.get("messageId")
+        reaction = body.get("reaction")
+        if not isinstance(target, str) or not target:
+            raise BadRequest("messageId must be a string")
+        if not isinstance(reaction, str):
+            raise BadRequest("reaction must be a string")
+        session = self._session_of(body)
+        match = _SERIALIZED.match(target)
+        chat = match.group(2) if match else ""
+        refusal = await self._gate(session)
+        if refusal is not None:
+            return refusal
+        message = self._accept(session, chat, "reaction", None, reaction)
+        return web.json_response({"id": message["id"]})
+
+    async def _get_message(self, request: web.Request) -> web.Response:
+        name = request.match_info["session"]
+        session = self.sessions.get(name)
+        if session is None:
+            return _waha_error(404, f"We didn't find a session with name '{name}'", "Not Found")
+        message = session.messages.get(request.match_info["message_id"])
+        if message is None or message["to"] != request.match_info["chat_id"]:
+            return _waha_error(404, "Message not found", "Not Found")
+        return web.json_response(message)
+
+    async def _ping(self, request: web.Request) -> web.Response:
+        return web.json_response({"message": "pong"})
+
+    async def _list_sessions(self, request: web.Request) -> web.Response:
+        return web.json_response([session.waha_json() for session in self.sessions.values()])
+
+    async def _create_session(self, request: web.Request) -> web.Response:
+        body = await self._json_object(request)
+        name = body.get("name")
+        if not isinstance(name, str) or not _SESSION_NAME.match(name):
+            raise BadRequest("name must be a session name")
+        return web.json_response(self.session(name).waha_json(), status=201)
+
+    async def _get_session(self, request: web.Request) -> web.Response:
+        session = self.sessions.get(request.match_info["session"])
+        if session is None:
+            return _waha_error(404, "Session not found", "Not Found")
+        return web.json_response(session.waha_json())
+
+    async def _start_session(self, request: web.Request) -> web.Response:
+        session = self.session(request.match_info["session"])
+        if session.status == "STOPPED":
+            self._change_status(session, "WORKING")
+        return web.json_response(session.waha_json(), status=201)
+
+    async def _stop_session(self, request: web.Request) -> web.Response:
+        session = self.session(request.match_info["session"])
+        if session.status == "WORKING":
+            self._change_status(session, "STOPPED")
+        return web.json_response(session.waha_json(), status=201)
+
+    # --- /_sim ----------------------------------------------------------------------------------------
+
+    async def _sim_health(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok", "sessions": len(self.sessions), "sends": len(self.ledger)})
+
+    async def _sim_sessions(self, request: web.Request) -> web.Response:
+        return web.json_response([session.control_json() for session in self.sessions.values()])
+
+    async def _sim_create_session(self, request: web.Request) -> web.Response:
+        body = await self._json_object(request)
+        name = body.pop("name", None)
+        if not isinstance(name, str) or not _SESSION_NAME.match(name):
+            raise BadRequest("name must be a session name")
+        return web.json_response(self.configure_session(name, **_behaviour(body)).control_json(), status=201)
+
+    async def _sim_configure_session(self, request: web.Request) -> web.Response:
+        body = await self._json_object(request)
+        session = self.configure_session(request.match_info["session"], **_behaviour(body))
+        return web.json_response(session.control_json())
+
+    async def _sim_ban(self, request: web.Request) -> web.Response:
+        return web.json_response(self.ban(request.match_info["session"]).control_json())
+
+    async def _sim_reset_session(self, request: web.Request) -> web.Response:
+        return web.json_response(self.reset_session(request.match_info["session"]).control_json())
+
+    async def _sim_reset(self, request: web.Request) -> web.Response:
+        self.reset()
+        return web.json_response({"status": "reset"})
+
+    async def _sim_get_settings(self, request: web.Request) -> web.Response:
+        return web.json_response(_public_settings(self.settings))
+
+    async def _sim_put_settings(self, request: web.Request) -> web.Response:
+        body = await self._json_object(request)
+        return web.json_response(_public_settings(self.update_settings(**body)))
+
+    async def _sim_ledger(self, request: web.Request) -> web.Response:
+        include = request.query.get("entries", "true").lower() not in ("0", "false", "no")
+        limit_text = request.query.get("limit")
+        try:
+            limit = int(limit_text) if limit_text is not None else None
+        except ValueError:
+            raise BadRequest("limit must be an integer") from None
+        return web.json_response(self.ledger.summary(include_entries=include, limit=limit))
+
+    async def _sim_clear_ledger(self, request: web.Request) -> web.Response:
+        cleared = len(self.ledger)
+        self.ledger.clear()
+        return web.json_response({"cleared": cleared})
+
+    async def _sim_webhooks(self, request: web.Request) -> web.Response:
+        return web.json_response(self.webhooks.stats())
+
+
+_RUNTIME_SETTINGS = {
+    "webhook_url",
+    "webhook_secret",
+    "server_ack_ms",
+    "device_ack_ms",
+    "read_ack_ms",
+    "read_probability",
+    "reply_probability",
+    "reply_delay_ms",
+}
+_BEHAVIOUR_TYPES: dict[str, type] = {
+    "latency_ms": int,
+    "fail_next": int,
+    "fail_status": int,
+    "timelock_next": int,
+    "banned": bool,
+}
+
+
+def _behaviour(body: dict[str, Any]) -> dict[str, Any]:
+    unknown = set(body) - set(_BEHAVIOUR_TYPES)
+    if unknown:
+        raise BadRequest(f"unknown fields: {', '.join(sorted(unknown))}")
+    for key, value in body.items():
+        expected = _BEHAVIOUR_TYPES[key]
+        # bool is an int in Python; keep the two apart so {"fail_next": true} is refused.
+        if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+            raise BadRequest(f"{key} must be {expected.__name__}")
+    return body
+
+
+def _public_settings(settings: SimulatorSettings) -> dict[str, Any]:
+    values = asdict(settings)
+    for secret in ("api_key", "webhook_secret"):
+        values[secret] = "***" if values[secret] else ""
+    return values
+
+
+@asynccontextmanager
+async def run_simulator(
+    settings: SimulatorSettings | None = None, **overrides: Any
+) -> AsyncIterator[ProviderSimulator]:
+    """Run a simulator in this event loop for the duration of the block (port 0 unless told otherwise).
+
+    `async with run_simulator(api_key="k", webhook_url=url) as sim:` gives `sim.base_url`, `sim.ledger`,
+    `sim.configure_session(...)`, `sim.ban(...)`.
+    """
+    base = settings or SimulatorSettings()
+    known = {spec.name for spec in fields(SimulatorSettings)}
+    unknown = set(overrides) - known
+    if unknown:
+        raise TypeError(f"unknown simulator settings: {', '.join(sorted(unknown))}")
+    simulator = ProviderSimulator(replace(base, **overrides))
+    await simulator.start()
+    try:
+        yield simulator
+    finally:
+        await simulator.stop()

@@ -1,0 +1,49 @@
+"""Proto <-> domain conversions every servicer needs: enums by name, timestamps."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, TypeVar
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+E = TypeVar("E", bound=StrEnum)
+
+
+def enum_from_proto(proto_enum: Any, number: int, domain: type[E]) -> E | None:
+    """PROVIDER_WAHA -> Provider.WAHA; None for *_UNSPECIFIED or a number this build does not know."""
+    prefix = _prefix(proto_enum)
+    try:
+        name = proto_enum.Name(number)
+    except ValueError:
+        return None
+    try:
+        return domain(name.removeprefix(prefix))
+    except ValueError:
+        return None
+
+
+def enum_to_proto(proto_enum: Any, value: StrEnum | None) -> int:
+    if value is None:
+        return 0
+    return int(proto_enum.Value(_prefix(proto_enum) + value.value))
+
+
+def _prefix(proto_enum: Any) -> str:
+    unspecified = proto_enum.Name(0)
+    return unspecified.removesuffix("UNSPECIFIED")
+
+
+def to_timestamp(moment: datetime | None) -> Timestamp | None:
+    if moment is None:
+        return None
+    stamp = Timestamp()
+    stamp.FromDatetime(moment.astimezone(UTC))
+    return stamp
+
+
+def from_timestamp(stamp: Timestamp, *, present: bool = True) -> datetime | None:
+    if not present or (stamp.seconds == 0 and stamp.nanos == 0):
+        return None
+    return stamp.ToDatetime(tzinfo=UTC)

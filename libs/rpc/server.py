@@ -1,0 +1,113 @@
+"""A grpc.aio server with what every WhatLead process serves: health, reflection, metrics, error mapping."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+from grpc_reflection.v1alpha import reflection
+from prometheus_client import Counter, Histogram
+
+from libs.rpc.errors import status_for
+from libs.seedwork.errors import DomainError
+
+log = logging.getLogger(__name__)
+
+RPC_HANDLED = Counter(
+    "whatlead_grpc_handled_total", "RPCs completed, by method and status code", ["method", "code"]
+)
+RPC_LATENCY = Histogram(
+    "whatlead_grpc_handling_seconds",
+    "Time spent handling an RPC",
+    ["method"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+
+
+class ServiceInterceptor(grpc.aio.ServerInterceptor):
+    """Maps domain errors to status codes (never leaking internals) and records per-method metrics."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        method = handler_call_details.method
+        inner = handler.unary_unary
+        latency = RPC_LATENCY.labels(method)
+
+        async def guarded(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            started = time.perf_counter()
+            code = grpc.StatusCode.OK
+            try:
+                return await inner(request, context)
+            except DomainError as exc:
+                status = status_for(exc)
+                code = status.code
+                await context.abort(status.code, status.details, status.trailing_metadata)
+            except grpc.aio.AbortError:
+                code = context.code() or grpc.StatusCode.UNKNOWN
+                raise
+            except Exception:
+                code = grpc.StatusCode.INTERNAL
+                log.exception("unhandled error in rpc", extra={"method": method})
+                await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+            finally:
+                latency.observe(time.perf_counter() - started)
+                RPC_HANDLED.labels(method, code.name).inc()
+
+        return grpc.unary_unary_rpc_method_handler(
+            guarded,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+
+@dataclass(frozen=True)
+class ServicerBinding:
+    """A servicer instance, the generated `add_XServicer_to_server` function and the full service name."""
+
+    servicer: Any
+    add_to_server: Callable[[Any, grpc.aio.Server], None]
+    service_name: str
+
+
+class GrpcServer:
+    def __init__(self, bindings: Iterable[ServicerBinding], *, host: str, port: int) -> None:
+        self._bindings = list(bindings)
+        self._address = f"{host}:{port}"
+        self._server = grpc.aio.server(
+            interceptors=[ServiceInterceptor()],
+            options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", 4 * 1024 * 1024)],
+        )
+        self._health = HealthServicer()
+        self.port = 0
+
+    async def start(self) -> int:
+        for binding in self._bindings:
+            binding.add_to_server(binding.servicer, self._server)
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
+        names = [b.service_name for b in self._bindings]
+        reflection.enable_server_reflection(
+            [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME],
+            self._server,
+        )
+        self.port = self._server.add_insecure_port(self._address)
+        await self._server.start()
+        for name in ["", *names]:
+            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        return self.port
+
+    async def stop(self, grace: float) -> None:
+        """Report NOT_SERVING so load balancers move away, then let in-flight calls finish."""
+        await self._health.enter_graceful_shutdown()
+        await self._server.stop(grace)

@@ -1,0 +1,1 @@
+"""Domain building blocks for every bounded context. Standard library only, so `domain/` may import it."""

@@ -1,0 +1,67 @@
+"""Domain errors. Entry points map them to transport status codes in exactly one place each."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+
+class DomainError(Exception):
+    """Base of every error a use case may raise on purpose."""
+
+
+@dataclass(frozen=True)
+class FieldViolation:
+    field: str
+    description: str
+
+
+class InvalidArgument(DomainError):
+    """The caller sent something malformed; nothing was changed."""
+
+    def __init__(
+        self, violations: Iterable[FieldViolation] | FieldViolation, message: str = "invalid argument"
+    ):
+        self.violations = [violations] if isinstance(violations, FieldViolation) else list(violations)
+        super().__init__(message + ": " + "; ".join(f"{v.field}: {v.description}" for v in self.violations))
+
+    @classmethod
+    def of(cls, field: str, description: str) -> InvalidArgument:
+        return cls(FieldViolation(field, description))
+
+
+class NotFound(DomainError):
+    """The thing does not exist, or belongs to another organization (callers cannot tell which)."""
+
+
+class AlreadyExists(DomainError):
+    """A unique thing was created twice."""
+
+
+class FailedPrecondition(DomainError):
+    """The request is well formed but the current state does not allow it."""
+
+
+class InvariantViolated(DomainError):
+    """An aggregate refused a transition that would break one of its rules (a bug in the caller)."""
+
+
+class Violations:
+    """Collects field violations so a command reports every problem at once, not the first one."""
+
+    def __init__(self) -> None:
+        self._items: list[FieldViolation] = []
+
+    def add(self, field: str, description: str) -> None:
+        self._items.append(FieldViolation(field, description))
+
+    def check(self, condition: bool, field: str, description: str) -> None:
+        if not condition:
+            self.add(field, description)
+
+    def raise_if_any(self) -> None:
+        if self._items:
+            raise InvalidArgument(self._items)
+
+    def __bool__(self) -> bool:
+        return bool(self._items)

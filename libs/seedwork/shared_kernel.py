@@ -1,0 +1,30 @@
+"""Vocabulary every bounded context speaks the same way (the shared kernel). Values match the proto enums
+without their prefix, e.g. Provider.WAHA <-> whatlead.common.v1.PROVIDER_WAHA."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Provider(StrEnum):
+    EVOLUTION = "EVOLUTION"
+    WAHA = "WAHA"
+    WUZAPI = "WUZAPI"
+    TURBOZAP = "TURBOZAP"
+    SIMULATOR = "SIMULATOR"
+
+
+class Purpose(StrEnum):
+    WARMUP = "WARMUP"
+    DISPATCH = "DISPATCH"
+    SCHEDULE = "SCHEDULE"
+
+
+class ConnectionState(StrEnum):
+    UNKNOWN = "UNKNOWN"
+    CONNECTING = "CONNECTING"
+    CONNECTED = "CONNECTED"
+    DISCONNECTED = "DISCONNECTED"
+    QR_REQUIRED = "QR_REQUIRED"
+    LOGGED_OUT = "LOGGED_OUT"
+    BANNED = "BANNED"

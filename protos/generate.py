@@ -1,0 +1,158 @@
+"""Generate the Python stubs of every .proto under protos/, in place, next to their sources.
+
+    python protos/generate.py          # regenerate (deletes stale generated files first)
+    python protos/generate.py --check  # generate into a temp dir; exit 1 listing files that differ
+
+For each `whatlead/<context>/v1/<name>.proto` it writes `<name>_pb2.py` and `<name>_pb2.pyi`
+(grpcio-tools + mypy-protobuf) and, when the file declares a service, `<name>_pb2_grpc.py` and
+`<name>_pb2_grpc.pyi`; plus an empty `__init__.py` in every package directory. The output depends only on
+the .proto files and the pinned tool versions, so CI can compare it byte for byte.
+"""
+
+from __future__ import annotations
+
+import argparse
+import filecmp
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from importlib import resources
+from pathlib import Path
+
+PROTO_ROOT = Path(__file__).resolve().parent
+PACKAGE = "whatlead"
+GENERATED_SUFFIXES = ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py", "_pb2_grpc.pyi")
+_SERVICE = re.compile(r"^\s*service\s+\w+", re.MULTILINE)
+
+
+def proto_files() -> list[Path]:
+    """Every .proto below protos/whatlead, relative to protos/, in a stable order."""
+    return sorted(p.relative_to(PROTO_ROOT) for p in (PROTO_ROOT / PACKAGE).rglob("*.proto"))
+
+
+def _plugin(name: str) -> str:
+    """The protoc plugin installed next to this interpreter (the venv), else on PATH."""
+    candidate = Path(sys.executable).parent / name
+    if candidate.exists():
+        return str(candidate)
+    found = shutil.which(name)
+    if found is None:
+        sys.exit(f"{name} not found: install the dev dependencies (mypy-protobuf)")
+    return found
+
+
+def _protoc(args: list[str]) -> None:
+    include = resources.files("grpc_tools") / "_proto"
+    command = [sys.executable, "-m", "grpc_tools.protoc", f"-I{PROTO_ROOT}", f"-I{include}", *args]
+    result = subprocess.run(command, cwd=PROTO_ROOT, capture_output=True, text=True)
+    if result.returncode != 0:
+        sys.exit(f"protoc failed:\n{result.stderr}")
+    # mypy-protobuf reports each file it writes on stderr; anything else (unused imports, ...) is an error
+    # here, to keep the protos clean.
+    lines = result.stderr.splitlines()
+    noise = [line for line in lines if line.strip() and not line.startswith("Writing mypy")]
+    if noise:
+        sys.exit("protoc warnings:\n" + "\n".join(noise))
+
+
+def generate(out: Path) -> None:
+    """Write every generated file for the current .proto sources under `out`."""
+    protos = proto_files()
+    if not protos:
+        sys.exit(f"no .proto files under {PROTO_ROOT / PACKAGE}")
+    names = [str(p) for p in protos]
+    _protoc(
+        [
+            f"--plugin=protoc-gen-mypy={_plugin('protoc-gen-mypy')}",
+            f"--python_out={out}",
+            f"--mypy_out={out}",
+            *names,
+        ]
+    )
+    with_services = [str(p) for p in protos if _SERVICE.search((PROTO_ROOT / p).read_text())]
+    if with_services:
+        _protoc(
+            [
+                f"--plugin=protoc-gen-mypy_grpc={_plugin('protoc-gen-mypy_grpc')}",
+                f"--grpc_python_out={out}",
+                f"--mypy_grpc_out={out}",
+                *with_services,
+            ]
+        )
+    for package_dir in sorted({d for p in protos for d in _package_dirs(p)}):
+        (out / package_dir / "__init__.py").write_text("")
+
+
+def _package_dirs(proto: Path) -> list[Path]:
+    """protos-relative package directories of a proto: whatlead, whatlead/<ctx>, whatlead/<ctx>/v1."""
+    parent = proto.parent
+    return [parent, *[p for p in parent.parents if p != Path(".")]]
+
+
+def generated_files(root: Path) -> set[Path]:
+    """Files under root/whatlead that generate() owns (stubs and package markers), relative to root."""
+    base = root / PACKAGE
+    if not base.exists():
+        return set()
+    found = set()
+    for path in base.rglob("*"):
+        if (
+            path.is_file()
+            and "__pycache__" not in path.parts
+            and (path.name.endswith(GENERATED_SUFFIXES) or path.name == "__init__.py")
+        ):
+            found.add(path.relative_to(root))
+    return found
+
+
+def remove_stale(root: Path) -> None:
+    """Delete every previously generated file and directories left empty, so removed protos leave nothing."""
+    for relative in generated_files(root):
+        (root / relative).unlink()
+    for directory in sorted((root / PACKAGE).rglob("*"), key=lambda p: len(p.parts), reverse=True):
+        if directory.is_dir() and directory.name == "__pycache__":
+            shutil.rmtree(directory)
+        elif directory.is_dir() and not any(directory.iterdir()):
+            directory.rmdir()
+
+
+def check() -> int:
+    with tempfile.TemporaryDirectory(prefix="whatlead-proto-") as tmp:
+        fresh = Path(tmp)
+        generate(fresh)
+        expected = generated_files(fresh)
+        actual = generated_files(PROTO_ROOT)
+        problems = [f"missing  {p}" for p in sorted(expected - actual)]
+        problems += [f"stale    {p}" for p in sorted(actual - expected)]
+        problems += [
+            f"differs  {p}"
+            for p in sorted(expected & actual)
+            if not filecmp.cmp(fresh / p, PROTO_ROOT / p, shallow=False)
+        ]
+    if problems:
+        print("generated stubs are out of date with protos/ (run `make proto`):", file=sys.stderr)
+        for line in problems:
+            print(f"  protos/{line.split(maxsplit=1)[1]}  ({line.split()[0]})", file=sys.stderr)
+        return 1
+    print(f"generated stubs are up to date ({len(expected)} files)")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--check", action="store_true", help="fail when the stubs in protos/ are stale")
+    args = parser.parse_args(argv)
+    if args.check:
+        return check()
+    remove_stale(PROTO_ROOT)
+    generate(PROTO_ROOT)
+    print(f"generated {len(generated_files(PROTO_ROOT))} files from {len(proto_files())} protos")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

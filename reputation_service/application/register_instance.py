@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from libs.seedwork.clock import Clock
+from libs.seedwork.errors import AlreadyExists
+from libs.seedwork.shared_kernel import ConnectionState, Provider, Purpose
+from reputation_service.domain.instance import Instance
+from reputation_service.domain.ports import ReputationUnitOfWork
+
+
+@dataclass(frozen=True, kw_only=True)
+class RegisterInstance:
+    organization_id: str
+    display_name: str
+    provider: Provider | None
+    provider_instance_ref: str
+    phone: str
+    purposes: frozenset[Purpose]
+    connection_state: ConnectionState | None = None
+
+
+class RegisterInstanceHandler:
+    """Adds a number to an organization's registry and announces it (InstanceRegistered)."""
+
+    def __init__(self, uow: Callable[[], ReputationUnitOfWork], clock: Clock) -> None:
+        self._uow = uow
+        self._clock = clock
+
+    async def __call__(self, command: RegisterInstance) -> Instance:
+        instance = Instance.register(
+            organization_id=command.organization_id,
+            display_name=command.display_name,
+            provider=command.provider,
+            provider_instance_ref=command.provider_instance_ref,
+            phone=command.phone,
+            purposes=command.purposes,
+            connection_state=command.connection_state,
+            now=self._clock.now(),
+        )
+        async with self._uow() as uow:
+            existing = await uow.instances.find_by_provider_ref(
+                instance.organization_id, instance.provider, instance.provider_instance_ref
+            )
+            if existing is not None:
+                raise AlreadyExists(
+                    f"instance {existing.id} already uses {instance.provider.value} ref "
+                    f"{instance.provider_instance_ref!r}"
+                )
+            uow.instances.add(instance)
+            uow.track(instance)
+            await uow.commit()
+        return instance

@@ -1,0 +1,13 @@
+from __future__ import annotations
+
+from libs.config import ServiceSettings, settings_config
+
+
+class ReputationSettings(ServiceSettings):
+    """Environment variables prefixed REPUTATION_ (e.g. REPUTATION_DATABASE_URL)."""
+
+    model_config = settings_config("REPUTATION_")
+
+    database_url: str = "sqlite+aiosqlite:///.data/reputation.db"
+    grpc_port: int = 50053
+    metrics_port: int = 9103

@@ -1,0 +1,39 @@
+"""What the reputation context needs from the outside world."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from libs.seedwork.shared_kernel import ConnectionState, Provider, Purpose
+from libs.seedwork.unit_of_work import UnitOfWork
+from reputation_service.domain.instance import Instance
+
+
+@dataclass(frozen=True, kw_only=True)
+class InstanceFilter:
+    provider: Provider | None = None
+    purpose: Purpose | None = None
+    connection_state: ConnectionState | None = None
+
+
+class InstanceRepository(Protocol):
+    def add(self, instance: Instance) -> None: ...
+
+    async def get(self, organization_id: str, instance_id: str) -> Instance | None:
+        """The instance, only if it belongs to this organization."""
+        ...
+
+    async def find_by_provider_ref(
+        self, organization_id: str, provider: Provider, provider_instance_ref: str
+    ) -> Instance | None: ...
+
+    async def list(
+        self, organization_id: str, *, after_id: str | None, limit: int, where: InstanceFilter
+    ) -> list[Instance]:
+        """Instances in id (creation) order, strictly after `after_id`."""
+        ...
+
+
+class ReputationUnitOfWork(UnitOfWork, Protocol):
+    instances: InstanceRepository

@@ -1,0 +1,132 @@
+"""ReputationService over gRPC: proto -> command -> use case -> proto, nothing else."""
+
+from __future__ import annotations
+
+import grpc
+from whatlead.common.v1 import common_pb2
+from whatlead.reputation.v1 import reputation_pb2, reputation_pb2_grpc
+
+from libs.rpc.convert import enum_from_proto
+from libs.seedwork.errors import Violations
+from libs.seedwork.pagination import page_request
+from libs.seedwork.shared_kernel import ConnectionState, Provider, Purpose
+from reputation_service.application.queries import GetInstanceHandler, ListInstancesHandler
+from reputation_service.application.register_instance import RegisterInstance, RegisterInstanceHandler
+from reputation_service.application.update_instance import UpdateInstance, UpdateInstanceHandler
+from reputation_service.domain.instance import InstanceChanges
+from reputation_service.domain.ports import InstanceFilter
+from reputation_service.infrastructure.proto_mapping import instance_to_proto
+
+UPDATABLE = ("display_name", "provider", "provider_instance_ref", "phone", "purposes", "connection_state")
+
+
+def _purposes(values: list[int], violations: Violations, field: str) -> frozenset[Purpose]:
+    purposes = set()
+    for number in values:
+        purpose = enum_from_proto(common_pb2.Purpose, number, Purpose)
+        if purpose is None:
+            violations.add(field, f"unknown purpose {number}")
+        else:
+            purposes.add(purpose)
+    return frozenset(purposes)
+
+
+class ReputationServicer(reputation_pb2_grpc.ReputationServiceServicer):
+    def __init__(
+        self,
+        *,
+        register_instance: RegisterInstanceHandler,
+        update_instance: UpdateInstanceHandler,
+        get_instance: GetInstanceHandler,
+        list_instances: ListInstancesHandler,
+    ) -> None:
+        self._register = register_instance
+        self._update = update_instance
+        self._get = get_instance
+        self._list = list_instances
+
+    async def RegisterInstance(
+        self, request: reputation_pb2.RegisterInstanceRequest, context: grpc.aio.ServicerContext
+    ) -> reputation_pb2.RegisterInstanceResponse:
+        violations = Violations()
+        purposes = _purposes(list(request.purposes), violations, "purposes")
+        violations.raise_if_any()
+        instance = await self._register(
+            RegisterInstance(
+                organization_id=request.organization_id,
+                display_name=request.display_name,
+                provider=enum_from_proto(common_pb2.Provider, request.provider, Provider),
+                provider_instance_ref=request.provider_instance_ref,
+                phone=request.phone,
+                purposes=purposes,
+                connection_state=enum_from_proto(
+                    common_pb2.ConnectionState, request.connection_state, ConnectionState
+                ),
+            )
+        )
+        return reputation_pb2.RegisterInstanceResponse(instance=instance_to_proto(instance))
+
+    async def UpdateInstance(
+        self, request: reputation_pb2.UpdateInstanceRequest, context: grpc.aio.ServicerContext
+    ) -> reputation_pb2.UpdateInstanceResponse:
+        violations = Violations()
+        paths = list(request.update_mask.paths)
+        violations.check(bool(paths), "update_mask", "must name at least one field")
+        for path in paths:
+            violations.check(
+                path in UPDATABLE, "update_mask", f"{path!r} is not updatable ({', '.join(UPDATABLE)})"
+            )
+        fields = request.instance
+        changes = InstanceChanges(
+            display_name=fields.display_name if "display_name" in paths else None,
+            provider=(
+                enum_from_proto(common_pb2.Provider, fields.provider, Provider)
+                if "provider" in paths
+                else None
+            ),
+            provider_instance_ref=fields.provider_instance_ref if "provider_instance_ref" in paths else None,
+            phone=fields.phone if "phone" in paths else None,
+            purposes=_purposes(list(fields.purposes), violations, "instance.purposes")
+            if "purposes" in paths
+            else None,
+            connection_state=(
+                enum_from_proto(common_pb2.ConnectionState, fields.connection_state, ConnectionState)
+                if "connection_state" in paths
+                else None
+            ),
+        )
+        if "provider" in paths and changes.provider is None:
+            violations.add("instance.provider", "must be a known provider")
+        if "connection_state" in paths and changes.connection_state is None:
+            violations.add("instance.connection_state", "must be a known connection state")
+        violations.raise_if_any()
+        instance = await self._update(
+            UpdateInstance(
+                organization_id=request.organization_id, instance_id=request.instance_id, changes=changes
+            )
+        )
+        return reputation_pb2.UpdateInstanceResponse(instance=instance_to_proto(instance))
+
+    async def GetInstance(
+        self, request: reputation_pb2.GetInstanceRequest, context: grpc.aio.ServicerContext
+    ) -> reputation_pb2.GetInstanceResponse:
+        instance = await self._get(request.organization_id, request.instance_id)
+        return reputation_pb2.GetInstanceResponse(instance=instance_to_proto(instance))
+
+    async def ListInstances(
+        self, request: reputation_pb2.ListInstancesRequest, context: grpc.aio.ServicerContext
+    ) -> reputation_pb2.ListInstancesResponse:
+        page = await self._list(
+            request.organization_id,
+            page_request(request.page_size, request.page_token),
+            InstanceFilter(
+                provider=enum_from_proto(common_pb2.Provider, request.provider, Provider),
+                purpose=enum_from_proto(common_pb2.Purpose, request.purpose, Purpose),
+                connection_state=enum_from_proto(
+                    common_pb2.ConnectionState, request.connection_state, ConnectionState
+                ),
+            ),
+        )
+        return reputation_pb2.ListInstancesResponse(
+            instances=[instance_to_proto(i) for i in page.instances], next_page_token=page.next_page_token
+        )

@@ -1,0 +1,53 @@
+"""Domain <-> protobuf for the reputation context: used by the gRPC servicer and the event mapper alike."""
+
+from __future__ import annotations
+
+from whatlead.common.v1 import common_pb2
+from whatlead.events.v1 import reputation_events_pb2
+from whatlead.reputation.v1 import reputation_pb2
+
+from libs.rpc.convert import enum_to_proto, to_timestamp
+from libs.seedwork.aggregate import DomainEvent
+from reputation_service.domain.instance import Instance, InstanceChanged, InstanceRegistered
+
+
+def instance_to_proto(instance: Instance) -> reputation_pb2.Instance:
+    return reputation_pb2.Instance(
+        id=instance.id,
+        organization_id=instance.organization_id,
+        display_name=instance.display_name,
+        provider=enum_to_proto(common_pb2.Provider, instance.provider),  # type: ignore[arg-type]
+        provider_instance_ref=instance.provider_instance_ref,
+        phone=instance.phone,
+        purposes=[enum_to_proto(common_pb2.Purpose, p) for p in sorted(instance.purposes)],  # type: ignore[misc]
+        connection_state=enum_to_proto(common_pb2.ConnectionState, instance.connection_state),  # type: ignore[arg-type]
+        created_at=to_timestamp(instance.created_at),
+        updated_at=to_timestamp(instance.updated_at),
+        version=instance.version,
+    )
+
+
+def event_meta(event: DomainEvent) -> common_pb2.EventMeta:
+    return common_pb2.EventMeta(
+        event_id=event.event_id,
+        organization_id=event.organization_id,
+        aggregate_id=event.aggregate_id,
+        correlation_id=event.correlation_id or event.aggregate_id,
+        occurred_at=to_timestamp(event.occurred_at),
+    )
+
+
+def event_to_proto(event: DomainEvent):  # type: ignore[no-untyped-def]
+    """The outbox's mapper: every event this context publishes, as its protobuf contract."""
+    match event:
+        case InstanceRegistered():
+            return reputation_events_pb2.InstanceRegistered(
+                meta=event_meta(event), instance=instance_to_proto(event.instance)
+            )
+        case InstanceChanged():
+            return reputation_events_pb2.InstanceChanged(
+                meta=event_meta(event),
+                instance=instance_to_proto(event.instance),
+                changed_fields=list(event.changed_fields),
+            )
+    raise TypeError(f"no protobuf contract for {type(event).__name__}")

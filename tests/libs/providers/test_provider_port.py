@@ -1,0 +1,150 @@
+"""Unit: the port's requests, client ids, the factory and the fake provider."""
+
+from __future__ import annotations
+
+import aiohttp
+import pytest
+
+from libs.providers import (
+    ErrorClass,
+    EvolutionProvider,
+    MediaKind,
+    ProviderError,
+    SendAudioRequest,
+    SendMediaRequest,
+    SendReactionRequest,
+    SendTextRequest,
+    SentMessage,
+    TurboZapProvider,
+    WahaProvider,
+    WuzapiProvider,
+    build_provider,
+    create_client_session,
+    new_client_message_id,
+)
+from libs.providers.fake import FakeWhatsAppProvider
+
+PHONE = "5511987654321"
+
+
+def invalid(build: object) -> ProviderError:
+    with pytest.raises(ProviderError) as caught:
+        build()  # type: ignore[operator]
+    assert caught.value.error_class is ErrorClass.PERMANENT
+    return caught.value
+
+
+@pytest.mark.parametrize(
+    "recipient", ["+5511987654321", "11 98765-4321", "abc", "", "0551198765432", "123@c.us"]
+)
+def test_recipient_must_be_digits_or_a_group(recipient: str) -> None:
+    error = invalid(lambda: SendTextRequest(instance_ref="s", recipient=recipient, text="x"))
+    assert error.code == "invalid_recipient"
+
+
+def test_group_recipient_is_accepted() -> None:
+    SendTextRequest(instance_ref="s", recipient="120363025246125486@g.us", text="x")
+
+
+def test_text_and_instance_are_required() -> None:
+    assert (
+        invalid(lambda: SendTextRequest(instance_ref="s", recipient=PHONE, text="")).code == "invalid_request"
+    )
+    assert (
+        invalid(lambda: SendTextRequest(instance_ref="", recipient=PHONE, text="x")).code == "invalid_request"
+    )
+
+
+@pytest.mark.parametrize("client_id", ["short", "3eb0aaaabbbbcccc", "3EB0-AAAA-BBBB-CCCC", "X" * 16])
+def test_client_message_id_must_look_like_a_whatsapp_id(client_id: str) -> None:
+    invalid(lambda: SendTextRequest(instance_ref="s", recipient=PHONE, text="x", client_message_id=client_id))
+
+
+def test_media_needs_exactly_one_source() -> None:
+    invalid(
+        lambda: SendMediaRequest(
+            instance_ref="s", recipient=PHONE, kind=MediaKind.IMAGE, mimetype="image/png"
+        )
+    )
+    invalid(
+        lambda: SendMediaRequest(
+            instance_ref="s",
+            recipient=PHONE,
+            kind=MediaKind.IMAGE,
+            mimetype="image/png",
+            url="https://x/a.png",
+            data_base64="AA==",
+        )
+    )
+    invalid(lambda: SendAudioRequest(instance_ref="s", recipient=PHONE, url="ftp://x/a.ogg"))
+    invalid(
+        lambda: SendMediaRequest(
+            instance_ref="s", recipient=PHONE, kind=MediaKind.IMAGE, mimetype="png", url="https://x/a.png"
+        )
+    )
+
+
+def test_reaction_needs_a_target() -> None:
+    invalid(
+        lambda: SendReactionRequest(
+            instance_ref="s", recipient=PHONE, message_id="", emoji="👍", target_from_me=True
+        )
+    )
+
+
+def test_client_message_ids() -> None:
+    seeded = new_client_message_id("intent-42")
+    assert seeded == new_client_message_id("intent-42") != new_client_message_id("intent-43")
+    assert seeded.startswith("3EB0") and len(seeded) == 20 and seeded.upper() == seeded
+    assert new_client_message_id() != new_client_message_id()
+    SendTextRequest(instance_ref="s", recipient=PHONE, text="x", client_message_id=seeded)
+
+
+@pytest.mark.parametrize(
+    ("name", "adapter"),
+    [
+        ("EVOLUTION", EvolutionProvider),
+        ("waha", WahaProvider),
+        ("WuzApi", WuzapiProvider),
+        ("TURBOZAP", TurboZapProvider),
+        ("SIMULATOR", WahaProvider),
+    ],
+)
+async def test_factory(name: str, adapter: type) -> None:
+    async with create_client_session() as session:
+        provider = build_provider(name, "http://127.0.0.1:3000/", "key", session=session, timeout=3)
+        assert type(provider) is adapter
+        assert "key" not in repr(provider)
+
+
+async def test_factory_refuses_unknown_providers_and_urls() -> None:
+    async with aiohttp.ClientSession() as session:
+        with pytest.raises(ValueError, match="unknown provider"):
+            build_provider("twilio", "http://x", "k", session=session)
+        with pytest.raises(ValueError, match="base_url"):
+            build_provider("WAHA", "127.0.0.1:3000", "k", session=session)
+
+
+async def test_fake_provider_records_and_fails_on_demand() -> None:
+    fake = FakeWhatsAppProvider()
+    request = SendTextRequest(
+        instance_ref="s", recipient=PHONE, text="x", client_message_id="3EB0AAAABBBBCCCCDDDD"
+    )
+    assert await fake.send_text(request) == SentMessage("3EB0AAAABBBBCCCCDDDD")
+
+    fake.fail_next(ProviderError.transient("http_500"))
+    with pytest.raises(ProviderError):
+        await fake.send_text(request)
+    assert len(fake.sent) == 1
+
+    # An answer lost after the send: recorded, raised as AMBIGUOUS, and found by lookup.
+    lost = SendTextRequest(
+        instance_ref="s", recipient=PHONE, text="y", client_message_id="3EB0EEEEFFFF00001111"
+    )
+    fake.fail_next(ProviderError.ambiguous("read_timeout"), accept=True)
+    with pytest.raises(ProviderError):
+        await fake.send_text(lost)
+    assert await fake.find_sent_message("s", "3EB0EEEEFFFF00001111", recipient=PHONE) == SentMessage(
+        "3EB0EEEEFFFF00001111"
+    )
+    assert await fake.find_sent_message("s", "3EB0000000000000DEAD", recipient=PHONE) is None
