@@ -44,8 +44,8 @@ proto: $(STAMP) ## Regenerate the Python stubs from protos/
 proto-check: $(STAMP) ## Fail when the committed stubs differ from what protos/ generates
 	$(BIN)/python protos/generate.py --check
 
-bench: $(STAMP) ## Benchmarks against local PostgreSQL, Redis and NATS; prints ratios to their baselines
-	$(BIN)/python -m pytest tests/bench -p no:cacheprovider -s -q -m "not integration or integration"
+bench: $(STAMP) ## Benchmarks on local PostgreSQL, Redis, NATS (BENCH=name for one); ratios to baselines
+	$(BIN)/python -m tests.bench $(BENCH)
 
 migration: $(STAMP) ## New migration: make migration SERVICE=gate_service MSG="what changed"
 	$(BIN)/python -m libs.db.migrations $(SERVICE) "$(MSG)"

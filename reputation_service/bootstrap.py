@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from whatlead.reputation.v1 import reputation_pb2, reputation_pb2_grpc
-
 from libs.bootstrap import open_infrastructure
 from libs.rpc.server import ServicerBinding
 from libs.runtime import ServiceParts
 from libs.seedwork.clock import Clock, SystemClock
-from reputation_service.application.queries import GetInstanceHandler, ListInstancesHandler
+from reputation_service.application.queries import (
+    GetInstanceHandler,
+    ListInstancesHandler,
+    ListInstanceStatesHandler,
+)
 from reputation_service.application.register_instance import RegisterInstanceHandler
 from reputation_service.application.update_instance import UpdateInstanceHandler
 from reputation_service.config import ReputationSettings
@@ -16,6 +18,7 @@ from reputation_service.entrypoints.grpc_servicer import ReputationServicer
 from reputation_service.infrastructure.proto_mapping import event_to_proto
 from reputation_service.infrastructure.tables import messaging
 from reputation_service.infrastructure.unit_of_work import SqlAlchemyReputationUnitOfWork
+from whatlead.reputation.v1 import reputation_pb2, reputation_pb2_grpc
 
 SERVICE = "reputation"
 
@@ -38,6 +41,7 @@ async def build(settings: ReputationSettings, *, clock: Clock | None = None) -> 
         update_instance=UpdateInstanceHandler(uow, clock),
         get_instance=GetInstanceHandler(uow),
         list_instances=ListInstancesHandler(uow),
+        list_instance_states=ListInstanceStatesHandler(uow),
     )
     binding = ServicerBinding(
         servicer,

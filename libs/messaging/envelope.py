@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from google.protobuf import descriptor_pool, message_factory
 from google.protobuf.message import Message
+
 import whatlead.events.v1 as events_v1
 from whatlead.common.v1 import common_pb2
 
@@ -71,4 +72,3 @@ def _load_event_contracts() -> None:
     for module in pkgutil.iter_modules(events_v1.__path__):
         if module.name.endswith("_pb2"):
             importlib.import_module(f"{events_v1.__name__}.{module.name}")
-

@@ -50,3 +50,19 @@ class ListInstancesHandler:
             )
         last = instances[-1].id if instances else None
         return InstancePage(instances, next_page_token(last, full_page=len(instances) == page.size))
+
+
+class ListInstanceStatesHandler:
+    """Every organization's instances, for other contexts rebuilding their projections at start-up.
+    Internal: the gateway never exposes it to clients."""
+
+    def __init__(self, uow: Callable[[], ReputationUnitOfWork]) -> None:
+        self._uow = uow
+
+    async def __call__(self, organization_id: str, page: PageRequest) -> InstancePage:
+        async with self._uow() as uow:
+            instances = await uow.instances.list(
+                organization_id or None, after_id=page.after_id, limit=page.size, where=InstanceFilter()
+            )
+        last = instances[-1].id if instances else None
+        return InstancePage(instances, next_page_token(last, full_page=len(instances) == page.size))

@@ -29,9 +29,10 @@ class InstanceRepository(Protocol):
     ) -> Instance | None: ...
 
     async def list(
-        self, organization_id: str, *, after_id: str | None, limit: int, where: InstanceFilter
+        self, organization_id: str | None, *, after_id: str | None, limit: int, where: InstanceFilter
     ) -> list[Instance]:
-        """Instances in id (creation) order, strictly after `after_id`."""
+        """Instances in id (creation) order, strictly after `after_id`; None: of every organization
+        (only for internal projection rebuilds, never for a client's call)."""
         ...
 
 

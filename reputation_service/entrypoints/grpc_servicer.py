@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import grpc
-from whatlead.common.v1 import common_pb2
-from whatlead.reputation.v1 import reputation_pb2, reputation_pb2_grpc
 
 from libs.rpc.convert import enum_from_proto
 from libs.seedwork.errors import Violations
 from libs.seedwork.pagination import page_request
 from libs.seedwork.shared_kernel import ConnectionState, Provider, Purpose
-from reputation_service.application.queries import GetInstanceHandler, ListInstancesHandler
+from reputation_service.application.queries import (
+    GetInstanceHandler,
+    ListInstancesHandler,
+    ListInstanceStatesHandler,
+)
 from reputation_service.application.register_instance import RegisterInstance, RegisterInstanceHandler
 from reputation_service.application.update_instance import UpdateInstance, UpdateInstanceHandler
 from reputation_service.domain.instance import InstanceChanges
 from reputation_service.domain.ports import InstanceFilter
 from reputation_service.infrastructure.proto_mapping import instance_to_proto
+from whatlead.common.v1 import common_pb2
+from whatlead.reputation.v1 import reputation_pb2, reputation_pb2_grpc
 
 UPDATABLE = ("display_name", "provider", "provider_instance_ref", "phone", "purposes", "connection_state")
 
@@ -39,11 +43,13 @@ class ReputationServicer(reputation_pb2_grpc.ReputationServiceServicer):
         update_instance: UpdateInstanceHandler,
         get_instance: GetInstanceHandler,
         list_instances: ListInstancesHandler,
+        list_instance_states: ListInstanceStatesHandler,
     ) -> None:
         self._register = register_instance
         self._update = update_instance
         self._get = get_instance
         self._list = list_instances
+        self._list_states = list_instance_states
 
     async def RegisterInstance(
         self, request: reputation_pb2.RegisterInstanceRequest, context: grpc.aio.ServicerContext
@@ -129,4 +135,16 @@ class ReputationServicer(reputation_pb2_grpc.ReputationServiceServicer):
         )
         return reputation_pb2.ListInstancesResponse(
             instances=[instance_to_proto(i) for i in page.instances], next_page_token=page.next_page_token
+        )
+
+    async def ListInstanceStates(
+        self, request: reputation_pb2.ListInstanceStatesRequest, context: grpc.aio.ServicerContext
+    ) -> reputation_pb2.ListInstanceStatesResponse:
+        # Reputation stays unset until this context evaluates instances; readers apply their defaults.
+        page = await self._list_states(
+            request.organization_id, page_request(request.page_size, request.page_token)
+        )
+        return reputation_pb2.ListInstanceStatesResponse(
+            states=[reputation_pb2.InstanceState(instance=instance_to_proto(i)) for i in page.instances],
+            next_page_token=page.next_page_token,
         )

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from whatlead.common.v1 import common_pb2
-from whatlead.events.v1 import reputation_events_pb2
-from whatlead.reputation.v1 import reputation_pb2
-
 from libs.rpc.convert import enum_to_proto, to_timestamp
 from libs.seedwork.aggregate import DomainEvent
 from reputation_service.domain.instance import Instance, InstanceChanged, InstanceRegistered
+from whatlead.common.v1 import common_pb2
+from whatlead.events.v1 import reputation_events_pb2
+from whatlead.reputation.v1 import reputation_pb2
 
 
 def instance_to_proto(instance: Instance) -> reputation_pb2.Instance:

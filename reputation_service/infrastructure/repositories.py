@@ -48,9 +48,11 @@ class SqlAlchemyInstanceRepository:
         return self._remember(row)
 
     async def list(
-        self, organization_id: str, *, after_id: str | None, limit: int, where: InstanceFilter
+        self, organization_id: str | None, *, after_id: str | None, limit: int, where: InstanceFilter
     ) -> list[Instance]:
-        query = select(instances).where(instances.c.organization_id == organization_id)
+        query = select(instances)
+        if organization_id is not None:
+            query = query.where(instances.c.organization_id == organization_id)
         if after_id:
             query = query.where(instances.c.id > after_id)
         if where.provider:

@@ -39,7 +39,7 @@ class FakeInstanceRepository:
             (
                 i
                 for i in self.rows.values()
-                if i.organization_id == organization_id
+                if (organization_id is None or i.organization_id == organization_id)
                 and (after_id is None or i.id > after_id)
                 and (where.provider is None or i.provider == where.provider)
                 and (where.purpose is None or where.purpose in i.purposes)

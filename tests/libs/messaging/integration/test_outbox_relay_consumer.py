@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from sqlalchemy import Column, MetaData, String, Table, func, insert, select
-from whatlead.events.v1 import reputation_events_pb2
 
 from libs.db.engine import create_engine, session_factory
 from libs.messaging import envelope
@@ -34,6 +33,7 @@ from reputation_service.domain.instance import Instance
 from reputation_service.infrastructure.proto_mapping import event_to_proto
 from reputation_service.infrastructure.tables import messaging
 from reputation_service.infrastructure.unit_of_work import SqlAlchemyReputationUnitOfWork
+from whatlead.events.v1 import reputation_events_pb2
 
 CLOCK = SystemClock()
 

@@ -1,0 +1,257 @@
+"""The instance registry as a client sees it: real gRPC, PostgreSQL and JetStream."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+import pytest
+from google.protobuf import field_mask_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+from libs.messaging import envelope
+from libs.rpc.errors import field_violations
+from libs.testing.services import running_service
+from libs.testing.waiting import eventually
+from reputation_service.bootstrap import build
+from reputation_service.config import ReputationSettings
+from tests.conftest import NATS_URL
+from whatlead.common.v1 import common_pb2
+from whatlead.reputation.v1 import reputation_pb2, reputation_pb2_grpc
+
+ORG, OTHER_ORG = "org-grpc", "org-intruder"
+
+
+@pytest.fixture
+async def registry(migrated_database, subject_root, jetstream):
+    settings = ReputationSettings(
+        database_url=migrated_database("reputation_service"), nats_url=NATS_URL, subject_root=subject_root
+    )
+    async with running_service(build, settings) as service:
+        yield service
+
+
+@pytest.fixture
+def stub(registry) -> reputation_pb2_grpc.ReputationServiceStub:
+    return reputation_pb2_grpc.ReputationServiceStub(registry.channel)
+
+
+def registration(ref: str = "sales-1", org: str = ORG, **overrides) -> reputation_pb2.RegisterInstanceRequest:
+    fields = dict(
+        organization_id=org,
+        display_name="Sales",
+        provider=common_pb2.PROVIDER_WAHA,
+        provider_instance_ref=ref,
+        phone="+55 11 98765-4321",
+        purposes=[common_pb2.PURPOSE_DISPATCH],
+    )
+    fields.update(overrides)
+    return reputation_pb2.RegisterInstanceRequest(**fields)
+
+
+async def rejected(call) -> tuple[grpc.StatusCode, dict[str, str]]:
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await call
+    return raised.value.code(), field_violations(raised.value)
+
+
+async def test_registering_publishes_a_typed_instance_registered_event(stub, jetstream, subject_root):
+    instance = (await stub.RegisterInstance(registration(ref="evented"))).instance
+    subscription = await jetstream.pull_subscribe(
+        envelope.full_subject(subject_root, "reputation.instance.registered"),
+        stream=envelope.stream_name(subject_root, "reputation"),
+        config=ConsumerConfig(ack_policy=AckPolicy.NONE, deliver_policy=DeliverPolicy.ALL),
+    )
+    found = []
+
+    async def arrived() -> bool:
+        try:
+            for msg in await subscription.fetch(100, timeout=0.5):
+                event = envelope.decode(msg.headers[envelope.TYPE_HEADER], msg.data)
+                if event.instance.id == instance.id:
+                    found.append(event)
+        except TimeoutError:
+            pass
+        return bool(found)
+
+    await eventually(arrived, timeout=10)
+    [event] = found
+    assert event.DESCRIPTOR.full_name == "whatlead.events.v1.InstanceRegistered"
+    assert event.meta.organization_id == ORG and event.meta.aggregate_id == instance.id
+    assert event.instance.phone == "5511987654321" and event.instance.version == 1
+    await subscription.unsubscribe()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "fields"),
+    [
+        ({"organization_id": ""}, {"organization_id"}),
+        ({"provider": common_pb2.PROVIDER_UNSPECIFIED}, {"provider"}),
+        ({"provider": 99}, {"provider"}),
+        ({"phone": "abc"}, {"phone"}),
+        ({"provider_instance_ref": ""}, {"provider_instance_ref"}),
+        ({"purposes": []}, {"purposes"}),
+        ({"purposes": [42]}, {"purposes"}),
+        ({"phone": "1", "provider_instance_ref": "a b"}, {"phone", "provider_instance_ref"}),
+    ],
+)
+async def test_malformed_registrations_get_field_violations_and_create_nothing(stub, overrides, fields):
+    request = registration(ref="malformed", **overrides)
+    code, violations = await rejected(stub.RegisterInstance(request))
+
+    assert code is grpc.StatusCode.INVALID_ARGUMENT
+    assert set(violations) == fields
+    listed = await stub.ListInstances(reputation_pb2.ListInstancesRequest(organization_id=ORG, page_size=500))
+    assert all(i.provider_instance_ref != "malformed" for i in listed.instances)
+
+
+async def test_registering_the_same_provider_ref_twice_concurrently_keeps_one(stub):
+    outcomes = await asyncio.gather(
+        *(stub.RegisterInstance(registration(ref="raced")) for _ in range(8)), return_exceptions=True
+    )
+
+    created = [o for o in outcomes if not isinstance(o, BaseException)]
+    assert len(created) == 1
+    assert {o.code() for o in outcomes if isinstance(o, grpc.aio.AioRpcError)} == {
+        grpc.StatusCode.ALREADY_EXISTS
+    }
+
+
+async def test_update_get_and_list_reject_malformed_input(stub):
+    instance = (await stub.RegisterInstance(registration(ref="to-update"))).instance
+    mask = field_mask_pb2.FieldMask
+
+    cases = [
+        (
+            stub.UpdateInstance(
+                reputation_pb2.UpdateInstanceRequest(organization_id=ORG, instance_id=instance.id)
+            ),
+            {"update_mask"},
+        ),
+        (
+            stub.UpdateInstance(
+                reputation_pb2.UpdateInstanceRequest(
+                    organization_id=ORG, instance_id=instance.id, update_mask=mask(paths=["id"])
+                )
+            ),
+            {"update_mask"},
+        ),
+        (
+            stub.UpdateInstance(
+                reputation_pb2.UpdateInstanceRequest(
+                    organization_id=ORG,
+                    instance_id=instance.id,
+                    instance=reputation_pb2.Instance(phone="12"),
+                    update_mask=mask(paths=["phone"]),
+                )
+            ),
+            {"phone"},
+        ),
+        (
+            stub.UpdateInstance(
+                reputation_pb2.UpdateInstanceRequest(
+                    organization_id=ORG, instance_id=instance.id, update_mask=mask(paths=["connection_state"])
+                )
+            ),
+            {"instance.connection_state"},
+        ),
+        (
+            stub.GetInstance(reputation_pb2.GetInstanceRequest(organization_id=ORG, instance_id="not-an-id")),
+            {"instance_id"},
+        ),
+        (
+            stub.GetInstance(reputation_pb2.GetInstanceRequest(organization_id="", instance_id=instance.id)),
+            {"organization_id"},
+        ),
+        (
+            stub.ListInstances(reputation_pb2.ListInstancesRequest(organization_id=ORG, page_size=-5)),
+            {"page_size"},
+        ),
+        (
+            stub.ListInstances(reputation_pb2.ListInstancesRequest(organization_id=ORG, page_token="%%%")),
+            {"page_token"},
+        ),
+        (stub.ListInstances(reputation_pb2.ListInstancesRequest(organization_id="")), {"organization_id"}),
+    ]
+    for call, fields in cases:
+        code, violations = await rejected(call)
+        assert (code, set(violations)) == (grpc.StatusCode.INVALID_ARGUMENT, fields)
+
+    unchanged = (
+        await stub.GetInstance(
+            reputation_pb2.GetInstanceRequest(organization_id=ORG, instance_id=instance.id)
+        )
+    ).instance
+    assert unchanged.version == 1 and unchanged.phone == "5511987654321"
+
+
+async def test_no_rpc_reveals_or_changes_another_organizations_instance(stub):
+    mine = (await stub.RegisterInstance(registration(ref="private", org=ORG))).instance
+    await stub.RegisterInstance(registration(ref="theirs", org=OTHER_ORG))
+
+    code, _ = await rejected(
+        stub.GetInstance(reputation_pb2.GetInstanceRequest(organization_id=OTHER_ORG, instance_id=mine.id))
+    )
+    assert code is grpc.StatusCode.NOT_FOUND
+    code, _ = await rejected(
+        stub.UpdateInstance(
+            reputation_pb2.UpdateInstanceRequest(
+                organization_id=OTHER_ORG,
+                instance_id=mine.id,
+                instance=reputation_pb2.Instance(display_name="pwned"),
+                update_mask=field_mask_pb2.FieldMask(paths=["display_name"]),
+            )
+        )
+    )
+    assert code is grpc.StatusCode.NOT_FOUND
+    listed = await stub.ListInstances(reputation_pb2.ListInstancesRequest(organization_id=OTHER_ORG))
+    assert [i.provider_instance_ref for i in listed.instances] == ["theirs"]
+    still = await stub.GetInstance(
+        reputation_pb2.GetInstanceRequest(organization_id=ORG, instance_id=mine.id)
+    )
+    assert still.instance.display_name == "Sales"
+
+
+async def test_update_changes_the_masked_fields_and_bumps_the_version(stub):
+    instance = (await stub.RegisterInstance(registration(ref="masked"))).instance
+
+    updated = (
+        await stub.UpdateInstance(
+            reputation_pb2.UpdateInstanceRequest(
+                organization_id=ORG,
+                instance_id=instance.id,
+                instance=reputation_pb2.Instance(
+                    connection_state=common_pb2.CONNECTION_STATE_CONNECTED, display_name="x"
+                ),
+                update_mask=field_mask_pb2.FieldMask(paths=["connection_state"]),
+            )
+        )
+    ).instance
+
+    assert updated.connection_state == common_pb2.CONNECTION_STATE_CONNECTED
+    assert updated.display_name == "Sales"  # not in the mask: untouched
+    assert updated.version == 2
+
+
+async def test_instance_states_span_every_organization_for_projection_rebuilds(stub):
+    a = (await stub.RegisterInstance(registration(ref="state-a", org="org-state-a"))).instance
+    b = (await stub.RegisterInstance(registration(ref="state-b", org="org-state-b"))).instance
+    seen, token = [], ""
+    while True:
+        page = await stub.ListInstanceStates(
+            reputation_pb2.ListInstanceStatesRequest(page_size=2, page_token=token)
+        )
+        seen += [state.instance.id for state in page.states]
+        token = page.next_page_token
+        if not token:
+            break
+    assert {a.id, b.id} <= set(seen)
+
+
+async def test_the_service_reports_serving_and_lists_itself_by_reflection(registry):
+    health = health_pb2_grpc.HealthStub(registry.channel)
+    reply = await health.Check(
+        health_pb2.HealthCheckRequest(service="whatlead.reputation.v1.ReputationService")
+    )
+    assert reply.status == health_pb2.HealthCheckResponse.SERVING
