@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import sys
-from typing import Self
+from typing import Annotated, Self
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Use these in subclasses too: a plain `int` default there would drop the range check.
+Port = Annotated[int, Field(ge=0, le=65535)]
 
 
 class ServiceSettings(BaseSettings):
@@ -22,8 +25,8 @@ class ServiceSettings(BaseSettings):
     # First token of every subject and stream name; tests use their own to stay isolated.
     subject_root: str = Field(default="whatlead", pattern=r"^[a-z][a-z0-9_]{0,31}$")
     grpc_host: str = "127.0.0.1"
-    grpc_port: int = Field(default=50051, ge=0, le=65535)
-    metrics_port: int = Field(default=9100, ge=0, le=65535)
+    grpc_port: Port = 50051
+    metrics_port: Port = 9100
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
     migrate_on_start: bool = True
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)

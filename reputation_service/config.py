@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from libs.config import ServiceSettings, settings_config
+from libs.config import Port, ServiceSettings, settings_config
 
 
 class ReputationSettings(ServiceSettings):
@@ -9,5 +9,5 @@ class ReputationSettings(ServiceSettings):
     model_config = settings_config("REPUTATION_")
 
     database_url: str = "sqlite+aiosqlite:///.data/reputation.db"
-    grpc_port: int = 50053
-    metrics_port: int = 9103
+    grpc_port: Port = 50053
+    metrics_port: Port = 9103

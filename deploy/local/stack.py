@@ -20,8 +20,16 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-DATA = Path(".data")
-NATS_PORT = int(os.environ.get("WHATLEAD_LOCAL_NATS_PORT", "4322"))
+DATA = Path(os.environ.get("WHATLEAD_LOCAL_DATA", ".data"))
+# Shifts every port, so a second stack (an end-to-end test) can run beside a developer's own.
+PORT_OFFSET = int(os.environ.get("WHATLEAD_LOCAL_PORT_OFFSET", "0"))
+
+
+def port(number: int) -> int:
+    return number + PORT_OFFSET
+
+
+NATS_PORT = port(4322)
 NATS_URL = f"nats://127.0.0.1:{NATS_PORT}"
 
 
@@ -47,6 +55,7 @@ class Component:
 
 
 def service(name: str, prefix: str, grpc_port: int, metrics_port: int, **extra: str) -> Component:
+    grpc_port, metrics_port = port(grpc_port), port(metrics_port)
     env = {
         f"{prefix}DATABASE_URL": f"sqlite+aiosqlite:///{DATA}/{name}.db",
         f"{prefix}NATS_URL": NATS_URL,

@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+import grpc
+import pytest
+from google.rpc import error_details_pb2, status_pb2
+
+from libs.messaging import envelope
+from libs.rpc.convert import enum_from_proto, enum_to_proto
+from libs.rpc.errors import status_for
+from libs.seedwork.errors import AlreadyExists, FailedPrecondition, FieldViolation, InvalidArgument, NotFound
+from libs.seedwork.ids import is_valid_id, new_id
+from libs.seedwork.phone import is_group_jid, normalize_phone
+from libs.seedwork.shared_kernel import Provider
+from whatlead.common.v1 import common_pb2
+from whatlead.events.v1 import reputation_events_pb2
+
+
+def test_ids_are_unique_and_sort_in_creation_order():
+    ids = [new_id() for _ in range(5000)]
+    assert len(set(ids)) == len(ids)
+    assert ids == sorted(ids)
+    assert all(is_valid_id(i) for i in ids[:10]) and not is_valid_id("nope")
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("+55 (11) 98765-4321", "5511987654321"),
+        ("14155550123", "14155550123"),
+        ("0551198765", None),
+        ("+1 555", None),
+        ("55119876543210000", None),
+        ("55 11 9876a4321", None),
+        ("", None),
+    ],
+)
+def test_phone_numbers_are_e164_digits_or_rejected(raw, expected):
+    assert normalize_phone(raw) == expected
+
+
+def test_group_jids_are_recognised():
+    assert is_group_jid("120363025246125486@g.us")
+    assert not is_group_jid("5511987654321@c.us")
+
+
+def test_invalid_argument_becomes_status_with_every_field_violation():
+    status = status_for(
+        InvalidArgument([FieldViolation("phone", "bad"), FieldViolation("provider", "unknown")])
+    )
+
+    assert status.code is grpc.StatusCode.INVALID_ARGUMENT
+    [bad_request] = _details(status)
+    assert [(v.field, v.description) for v in bad_request.field_violations] == [
+        ("phone", "bad"),
+        ("provider", "unknown"),
+    ]
+
+
+def _details(status: grpc.Status) -> list[error_details_pb2.BadRequest]:
+    raw = dict(status.trailing_metadata)["grpc-status-details-bin"]
+    proto = status_pb2.Status.FromString(raw)
+    out = []
+    for any_detail in proto.details:
+        bad = error_details_pb2.BadRequest()
+        any_detail.Unpack(bad)
+        out.append(bad)
+    return out
+
+
+@pytest.mark.parametrize(
+    ("error", "code"),
+    [
+        (NotFound("x"), grpc.StatusCode.NOT_FOUND),
+        (AlreadyExists("x"), grpc.StatusCode.ALREADY_EXISTS),
+        (FailedPrecondition("x"), grpc.StatusCode.FAILED_PRECONDITION),
+    ],
+)
+def test_domain_errors_map_to_their_status_codes(error, code):
+    assert status_for(error).code is code
+
+
+def test_enums_cross_the_wire_by_name_and_unknown_numbers_become_none():
+    assert enum_to_proto(common_pb2.Provider, Provider.WUZAPI) == common_pb2.PROVIDER_WUZAPI
+    assert enum_from_proto(common_pb2.Provider, common_pb2.PROVIDER_WUZAPI, Provider) is Provider.WUZAPI
+    assert enum_from_proto(common_pb2.Provider, common_pb2.PROVIDER_UNSPECIFIED, Provider) is None
+    assert enum_from_proto(common_pb2.Provider, 999, Provider) is None
+
+
+def test_an_event_travels_with_its_subject_type_and_id():
+    event = reputation_events_pb2.InstanceRegistered(
+        meta=common_pb2.EventMeta(event_id="e-1", organization_id="o")
+    )
+
+    encoded = envelope.encode(event)
+
+    assert encoded.subject_suffix == "reputation.instance.registered"
+    assert envelope.decode(encoded.type_name, encoded.payload) == event
+    with pytest.raises(ValueError, match="event_id"):
+        envelope.encode(reputation_events_pb2.InstanceRegistered())
+    with pytest.raises(KeyError):
+        envelope.decode("whatlead.events.v1.NoSuchEvent", b"")

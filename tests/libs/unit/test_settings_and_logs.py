@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import io
+import json
+import logging
+
+import pytest
+
+from libs.logs import JsonFormatter
+from reputation_service.config import ReputationSettings
+
+
+def test_settings_are_read_from_the_service_prefix(monkeypatch):
+    monkeypatch.setenv("REPUTATION_GRPC_PORT", "6001")
+    monkeypatch.setenv("GATE_GRPC_PORT", "7001")  # another service's variable is not ours
+
+    assert ReputationSettings.load().grpc_port == 6001
+
+
+def test_a_bad_setting_stops_start_up_naming_the_variable(monkeypatch, capsys):
+    monkeypatch.setenv("REPUTATION_GRPC_PORT", "70000")
+    monkeypatch.setenv("REPUTATION_DATABASE_URL", "mysql://nope")
+
+    with pytest.raises(SystemExit) as exited:
+        ReputationSettings.load()
+
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "REPUTATION_GRPC_PORT" in err and "REPUTATION_DATABASE_URL" in err
+
+
+def log_line(message: str, **extra: object) -> dict[str, object]:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter("test"))
+    logger = logging.getLogger("test.redaction")
+    logger.handlers[:] = [handler]
+    logger.propagate = False
+    logger.warning(message, extra=extra)
+    return json.loads(stream.getvalue())
+
+
+def test_logs_are_json_and_never_print_secrets():
+    line = log_line(
+        "calling nats://user:hunter2@broker:4222 with apikey=abc123",
+        api_key="k-123",
+        webhook_body={"apikey": "evo-secret", "data": {}},
+        headers={"Authorization": "Bearer t0ken"},
+        instance_id="i-1",
+    )
+    text = json.dumps(line)
+
+    assert line["level"] == "WARNING" and line["service"] == "test" and line["instance_id"] == "i-1"
+    for secret in ("hunter2", "abc123", "k-123", "evo-secret", "t0ken"):
+        assert secret not in text
