@@ -44,6 +44,7 @@ async def open_infrastructure(
         service=service,
         sessions=sessions,
         outbox=tables.outbox,
+        inbox=tables.inbox,
         publisher=JetStreamPublisher(js),
         subject_root=settings.subject_root,
         clock=clock,

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from libs.messaging import envelope
 from libs.messaging.metrics import OUTBOX_DUPLICATES, OUTBOX_PENDING, OUTBOX_PUBLISH_ERRORS, OUTBOX_PUBLISHED
 from libs.messaging.publisher import EventPublisher
+from libs.messaging.streams import MAX_AGE_SECONDS
 from libs.seedwork.clock import Clock
 
 log = logging.getLogger(__name__)
@@ -32,16 +33,19 @@ class OutboxRelay:
         sessions: async_sessionmaker[AsyncSession],
         outbox: Table,
         publisher: EventPublisher,
+        inbox: Table | None = None,
         subject_root: str,
         clock: Clock,
         batch_size: int = 256,
         idle_interval: float = 0.5,
         max_backoff: float = 5.0,
         retention: timedelta = timedelta(days=1),
+        inbox_retention: timedelta = timedelta(seconds=MAX_AGE_SECONDS) + timedelta(days=1),
     ) -> None:
         self._service = service
         self._sessions = sessions
         self._outbox = outbox
+        self._inbox = inbox
         self._publisher = publisher
         self._root = subject_root
         self._clock = clock
@@ -49,6 +53,7 @@ class OutboxRelay:
         self._idle_interval = idle_interval
         self._max_backoff = max_backoff
         self._retention = retention
+        self._inbox_retention = inbox_retention
         self._wakeup = asyncio.Event()
 
     def wake(self) -> None:
@@ -106,13 +111,18 @@ class OutboxRelay:
                 or 0
             )
 
-    async def purge_published(self) -> int:
-        """Published rows are kept a while for inspection, then removed so the table stays small."""
+    async def purge(self) -> None:
+        """Housekeeping: published outbox rows are kept a while for inspection; inbox rows only as long as
+        JetStream could still redeliver their event (the stream's max age), then both are removed."""
+        now = self._clock.now()
         async with self._sessions() as session, session.begin():
-            result = await session.execute(
-                delete(self._outbox).where(self._outbox.c.published_at < self._clock.now() - self._retention)
+            await session.execute(
+                delete(self._outbox).where(self._outbox.c.published_at < now - self._retention)
             )
-        return result.rowcount or 0  # type: ignore[attr-defined]
+            if self._inbox is not None:
+                await session.execute(
+                    delete(self._inbox).where(self._inbox.c.processed_at < now - self._inbox_retention)
+                )
 
     async def run(self, stop: asyncio.Event) -> None:
         backoff = 0.1
@@ -124,7 +134,7 @@ class OutboxRelay:
                 passes += 1
                 if passes % 1000 == 1:
                     OUTBOX_PENDING.labels(self._service).set(await self.pending_count())
-                    await self.purge_published()
+                    await self.purge()
                 if published == self._batch_size:
                     continue  # more waiting: no sleep
             except asyncio.CancelledError:

@@ -45,12 +45,12 @@ async def sessions(migrated_database):
     await engine.dispose()
 
 
-def unit_of_work(sessions, relay=None):
+def unit_of_work(sessions, relay=None, clock=CLOCK):
     return SqlAlchemyReputationUnitOfWork(
         sessions,
         tables=messaging,
         to_message=event_to_proto,
-        clock=CLOCK,
+        clock=clock,
         on_commit=relay.wake if relay else None,
     )
 
@@ -392,3 +392,38 @@ async def _count(js, subject_root: str, ids: set[str], expected: int) -> bool:
         return len(await stored_events(js, subject_root, ids)) == expected
     except Exception:
         return False
+
+
+async def test_housekeeping_removes_only_rows_that_can_no_longer_matter(sessions, jetstream, subject_root):
+    from libs.seedwork.clock import FakeClock
+
+    clock = FakeClock(CLOCK.now())
+    relay = OutboxRelay(
+        service="test",
+        sessions=sessions,
+        outbox=messaging.outbox,
+        inbox=messaging.inbox,
+        publisher=JetStreamPublisher(jetstream),
+        subject_root=subject_root,
+        clock=clock,
+    )
+    await register(sessions)
+    await relay.publish_pending()
+    unpublished = new_instance()
+    async with unit_of_work(sessions, clock=clock) as uow:
+        assert await uow.first_time("old-consumer", "old-event")
+        await uow.commit()
+
+    clock.advance(days=9)  # past the outbox retention (1 day) and the stream's max age (7 days)
+    async with unit_of_work(sessions, clock=clock) as uow:
+        assert await uow.first_time("new-consumer", "new-event")
+        uow.instances.add(unpublished)
+        uow.track(unpublished)
+        await uow.commit()
+    await relay.purge()
+
+    async with sessions() as session:
+        outbox_events = set(await session.scalars(select(messaging.outbox.c.event_id)))
+        inbox_events = set(await session.scalars(select(messaging.inbox.c.event_id)))
+    assert len(outbox_events) == 1  # only the unpublished row survives; the old published one is gone
+    assert inbox_events == {"new-event"}
