@@ -22,7 +22,7 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from libs.logs import redact_text
-from libs.providers.port import ProviderError, Restriction, WhatsAppProvider
+from libs.providers.port import ProviderError, Restriction, SentMessage, WhatsAppProvider
 
 DEFAULT_TIMEOUT = aiohttp.ClientTimeout(total=30, sock_connect=5)
 
@@ -306,6 +306,15 @@ class HttpProvider(WhatsAppProvider):
             raise ProviderError.ambiguous(
                 "unparseable_response", "2xx without JSON: the send may have happened", provider=self.name
             ) from None
+
+    async def post_for_message_id(
+        self, url: URL, body: dict[str, Any], message_id_of: Callable[[Any], str | None]
+    ) -> SentMessage:
+        """POST a send and return the id the provider gave it; a 2xx without one is ambiguous."""
+        message_id = message_id_of(await self.request_json("POST", url, body=body))
+        if message_id is None:
+            raise self.missing_id()
+        return SentMessage(message_id)
 
     def missing_id(self) -> ProviderError:
         """A 2xx answer without a message id: the message probably left, but we cannot prove which."""

@@ -68,11 +68,8 @@ class EvolutionProvider(HttpProvider):
         return {"apikey": self._api_key}
 
     async def _send(self, endpoint: str, instance_ref: str, body: dict[str, Any]) -> SentMessage:
-        data = await self.request_json("POST", self.url("message", endpoint, instance_ref), body=body)
-        message_id = non_empty_str(dig(data, "key", "id"))
-        if message_id is None:
-            raise self.missing_id()
-        return SentMessage(message_id)
+        url = self.url("message", endpoint, instance_ref)
+        return await self.post_for_message_id(url, body, lambda data: non_empty_str(dig(data, "key", "id")))
 
     async def send_text(self, request: SendTextRequest) -> SentMessage:
         body = {"number": _number(request.recipient), "text": request.text}

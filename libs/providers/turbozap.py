@@ -57,11 +57,13 @@ class TurboZapProvider(HttpProvider):
         return {"X-API-Key": self._api_key}
 
     async def _send(self, instance_ref: str, kind: str, body: dict[str, Any]) -> SentMessage:
-        data = await self.request_json("POST", self.url("message", instance_ref, kind), body=body)
-        message_id = non_empty_str(dig(data, "data", "message_id")) or non_empty_str(dig(data, "message_id"))
-        if message_id is None:
-            raise self.missing_id()
-        return SentMessage(message_id)
+        return await self.post_for_message_id(
+            self.url("message", instance_ref, kind),
+            body,
+            lambda data: (
+                non_empty_str(dig(data, "data", "message_id")) or non_empty_str(dig(data, "message_id"))
+            ),
+        )
 
     async def send_text(self, request: SendTextRequest) -> SentMessage:
         return await self._send(request.instance_ref, "text", {"to": request.recipient, "text": request.text})

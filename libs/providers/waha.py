@@ -105,11 +105,9 @@ class WahaProvider(HttpProvider):
         return {"X-Api-Key": self._api_key}
 
     async def _send(self, endpoint: str, body: dict[str, Any], chat: str) -> SentMessage:
-        data = await self.request_json("POST", self.url("api", endpoint), body=body)
-        message_id = message_id_of(data, chat)
-        if message_id is None:
-            raise self.missing_id()
-        return SentMessage(message_id)
+        return await self.post_for_message_id(
+            self.url("api", endpoint), body, lambda data: message_id_of(data, chat)
+        )
 
     async def send_text(self, request: SendTextRequest) -> SentMessage:
         chat = chat_id(request.recipient)

@@ -65,11 +65,9 @@ class WuzapiProvider(HttpProvider):
         return {"token": self._api_key}
 
     async def _send(self, path: tuple[str, ...], body: dict[str, Any]) -> SentMessage:
-        data = await self.request_json("POST", self.url(*path), body=body)
-        message_id = non_empty_str(dig(data, "data", "Id"))
-        if message_id is None:
-            raise self.missing_id()
-        return SentMessage(message_id)
+        return await self.post_for_message_id(
+            self.url(*path), body, lambda data: non_empty_str(dig(data, "data", "Id"))
+        )
 
     def _require_inline(self, data_base64: str | None) -> str:
         # wuzapi takes media as data URLs; fetching a URL is the caller's job, not the provider's.
