@@ -70,6 +70,36 @@ def service(name: str, prefix: str, grpc_port: int, metrics_port: int, **extra: 
     )
 
 
+SIMULATOR_PORT = 8090
+GATEWAY_PORT = 8080
+# Local-only credentials shared by the simulator and its clients (the executor; the gateway verifies
+# webhooks with the secret). Production providers get real ones from the environment.
+SIMULATOR_API_KEY = "local-simulator-key"
+SIMULATOR_WEBHOOK_SECRET = "local-simulator-webhook-secret"
+
+
+def simulator() -> Component:
+    """The WhatsApp provider simulator (WAHA's API); its webhooks go to the gateway, whose absence it
+    only logs."""
+    http_port = port(SIMULATOR_PORT)
+    command = [
+        sys.executable,
+        "-m",
+        "libs.provider_simulator",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(http_port),
+        "--api-key",
+        SIMULATOR_API_KEY,
+        "--webhook-url",
+        f"http://127.0.0.1:{port(GATEWAY_PORT)}/webhooks/waha",
+        "--webhook-secret",
+        SIMULATOR_WEBHOOK_SECRET,
+    ]
+    return Component("provider-simulator", command, http_port=http_port)
+
+
 def components() -> list[Component]:
     nats_binary = Path(sys.executable).parent / "nats-server"
     return [
@@ -78,6 +108,18 @@ def components() -> list[Component]:
             [str(nats_binary), "-a", "127.0.0.1", "-p", str(NATS_PORT), "-js", "-sd", str(DATA / "nats")],
         ),
         service("reputation", "REPUTATION_", 50053, 9103),
+        # Starts even while reputation is not serving yet: it rebuilds from it in the background.
+        service("gate", "GATE_", 50051, 9101, GATE_REPUTATION_ADDR="127.0.0.1:50053"),
+        # The simulator comes before the executor, which sends through it.
+        simulator(),
+        service(
+            "executor",
+            "EXECUTOR_",
+            50052,
+            9102,
+            EXECUTOR_SIMULATOR_URL=f"http://127.0.0.1:{port(SIMULATOR_PORT)}",
+            EXECUTOR_SIMULATOR_API_KEY=SIMULATOR_API_KEY,
+        ),
     ]
 
 

@@ -2,6 +2,7 @@
 
     whatlead instances register --provider waha --ref sales-1 --phone +5511987654321
     whatlead instances list
+    whatlead jobs <intent_id>
     whatlead events --context reputation
 
 Addresses default to what `make run` starts; override with WHATLEAD_<SERVICE>_ADDR (e.g.
@@ -16,11 +17,11 @@ import sys
 
 import grpc
 
-from libs.cli import events, instances
+from libs.cli import events, instances, intents, jobs
 from libs.rpc.errors import field_violations
 
 # Each module adds its own sub-commands; a new context adds its module here.
-COMMAND_MODULES = [instances, events]
+COMMAND_MODULES = [instances, intents, jobs, events]
 
 
 def parser() -> argparse.ArgumentParser:

@@ -138,18 +138,23 @@ class MessageRetryScheduled(_message.Message):
     ATTEMPT_FIELD_NUMBER: _builtins.int
     NEXT_ATTEMPT_AT_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
     intent_id: _builtins.str
     instance_id: _builtins.str
     provider: _common_pb2.Provider.ValueType
     attempt: _builtins.int
     """the attempt that just failed"""
+    actor: _builtins.str
+    """"" for an automatic retry; the operator (user or API key id) for RetryJob"""
     @_builtins.property
     def meta(self) -> _common_pb2.EventMeta: ...
     @_builtins.property
     def next_attempt_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
-    def error(self) -> _executor_pb2.JobError: ...
+    def error(self) -> _executor_pb2.JobError:
+        """absent for an operator's retry of a job without one"""
+
     def __init__(
         self,
         *,
@@ -161,10 +166,11 @@ class MessageRetryScheduled(_message.Message):
         attempt: _builtins.int = ...,
         next_attempt_at: _timestamp_pb2.Timestamp | None = ...,
         error: _executor_pb2.JobError | None = ...,
+        actor: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "meta", b"meta", "next_attempt_at", b"next_attempt_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "error", b"error", "instance_id", b"instance_id", "intent_id", b"intent_id", "job_id", b"job_id", "meta", b"meta", "next_attempt_at", b"next_attempt_at", "provider", b"provider"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "attempt", b"attempt", "error", b"error", "instance_id", b"instance_id", "intent_id", b"intent_id", "job_id", b"job_id", "meta", b"meta", "next_attempt_at", b"next_attempt_at", "provider", b"provider"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

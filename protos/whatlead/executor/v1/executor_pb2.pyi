@@ -169,6 +169,11 @@ class ExecutionJob(_message.Message):
     CREATED_AT_FIELD_NUMBER: _builtins.int
     EXECUTED_AT_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
+    CAMPAIGN_ID_FIELD_NUMBER: _builtins.int
+    DELIVERY_STATUS_FIELD_NUMBER: _builtins.int
+    LEASE_EXPIRATIONS_FIELD_NUMBER: _builtins.int
+    CLIENT_MESSAGE_ID_FIELD_NUMBER: _builtins.int
+    EXPIRES_AT_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     intent_id: _builtins.str
     organization_id: _builtins.str
@@ -179,6 +184,14 @@ class ExecutionJob(_message.Message):
     """grows each time a worker claims it"""
     provider_message_id: _builtins.str
     """SENT only (or pre-chosen, for providers that accept our id)"""
+    campaign_id: _builtins.str
+    """"" when none (the campaign kill-switch applies to it)"""
+    delivery_status: Global___DeliveryStatus.ValueType
+    """SENT only: furthest progress the provider reported"""
+    lease_expirations: _builtins.int
+    """how often a worker died (or hung) holding it; each was reconciled"""
+    client_message_id: _builtins.str
+    """the id we chose for providers that accept one ("" otherwise)"""
     @_builtins.property
     def last_error(self) -> Global___JobError: ...
     @_builtins.property
@@ -195,6 +208,10 @@ class ExecutionJob(_message.Message):
 
     @_builtins.property
     def updated_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def expires_at(self) -> _timestamp_pb2.Timestamp:
+        """the intent's validity; absent: none"""
+
     def __init__(
         self,
         *,
@@ -212,10 +229,15 @@ class ExecutionJob(_message.Message):
         created_at: _timestamp_pb2.Timestamp | None = ...,
         executed_at: _timestamp_pb2.Timestamp | None = ...,
         updated_at: _timestamp_pb2.Timestamp | None = ...,
+        campaign_id: _builtins.str = ...,
+        delivery_status: Global___DeliveryStatus.ValueType = ...,
+        lease_expirations: _builtins.int = ...,
+        client_message_id: _builtins.str = ...,
+        expires_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "executed_at", b"executed_at", "last_error", b"last_error", "lease_until", b"lease_until", "next_attempt_at", b"next_attempt_at", "updated_at", b"updated_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "executed_at", b"executed_at", "expires_at", b"expires_at", "last_error", b"last_error", "lease_until", b"lease_until", "next_attempt_at", b"next_attempt_at", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "created_at", b"created_at", "executed_at", b"executed_at", "id", b"id", "instance_id", b"instance_id", "intent_id", b"intent_id", "last_error", b"last_error", "lease_until", b"lease_until", "next_attempt_at", b"next_attempt_at", "organization_id", b"organization_id", "provider", b"provider", "provider_message_id", b"provider_message_id", "status", b"status", "updated_at", b"updated_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "campaign_id", b"campaign_id", "client_message_id", b"client_message_id", "created_at", b"created_at", "delivery_status", b"delivery_status", "executed_at", b"executed_at", "expires_at", b"expires_at", "id", b"id", "instance_id", b"instance_id", "intent_id", b"intent_id", "last_error", b"last_error", "lease_expirations", b"lease_expirations", "lease_until", b"lease_until", "next_attempt_at", b"next_attempt_at", "organization_id", b"organization_id", "provider", b"provider", "provider_message_id", b"provider_message_id", "status", b"status", "updated_at", b"updated_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

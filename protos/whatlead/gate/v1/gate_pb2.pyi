@@ -352,6 +352,7 @@ class DecisionRecord(_message.Message):
     QUEUED_UNTIL_FIELD_NUMBER: _builtins.int
     CANDIDATES_FIELD_NUMBER: _builtins.int
     ATTEMPT_FIELD_NUMBER: _builtins.int
+    EXCLUDED_FIELD_NUMBER: _builtins.int
     intent_id: _builtins.str
     outcome: Global___DecisionOutcome.ValueType
     reason: Global___DecisionReason.ValueType
@@ -370,6 +371,12 @@ class DecisionRecord(_message.Message):
     def candidates(self) -> _containers.RepeatedCompositeFieldContainer[Global___CandidateVerdict]:
         """every candidate evaluated, chosen one included"""
 
+    @_builtins.property
+    def excluded(self) -> _containers.RepeatedCompositeFieldContainer[Global___ExcludedCount]:
+        """The organization's other instances for this purpose that were not evaluated one by one (a decision
+        evaluates a bounded shortlist), counted by why they were left out.
+        """
+
     def __init__(
         self,
         *,
@@ -381,14 +388,37 @@ class DecisionRecord(_message.Message):
         queued_until: _timestamp_pb2.Timestamp | None = ...,
         candidates: _abc.Iterable[Global___CandidateVerdict] | None = ...,
         attempt: _builtins.int = ...,
+        excluded: _abc.Iterable[Global___ExcludedCount] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["decided_at", b"decided_at", "queued_until", b"queued_until"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "candidates", b"candidates", "chosen_instance_id", b"chosen_instance_id", "decided_at", b"decided_at", "intent_id", b"intent_id", "outcome", b"outcome", "queued_until", b"queued_until", "reason", b"reason"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "candidates", b"candidates", "chosen_instance_id", b"chosen_instance_id", "decided_at", b"decided_at", "excluded", b"excluded", "intent_id", b"intent_id", "outcome", b"outcome", "queued_until", b"queued_until", "reason", b"reason"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DecisionRecord: _TypeAlias = DecisionRecord  # noqa: Y015
+
+@_typing.final
+class ExcludedCount(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REASON_FIELD_NUMBER: _builtins.int
+    INSTANCES_FIELD_NUMBER: _builtins.int
+    reason: Global___DecisionReason.ValueType
+    instances: _builtins.int
+    def __init__(
+        self,
+        *,
+        reason: Global___DecisionReason.ValueType = ...,
+        instances: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["instances", b"instances", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExcludedCount: _TypeAlias = ExcludedCount  # noqa: Y015
 
 @_typing.final
 class SubmitIntentRequest(_message.Message):

@@ -1,0 +1,1 @@
+"""Executor: sends every approved message once, through a provider, with retries; obeys the kill-switch."""

@@ -1,0 +1,33 @@
+"""Keep the kill-switch projection: ops paused or resumed a scope."""
+
+from __future__ import annotations
+
+from executor_service.domain.controls import ControlScope, ExecutionControl
+from executor_service.domain.ports import ExecutorUnitOfWork
+from libs.seedwork.clock import Clock
+
+_JOB_COLUMN = {
+    ControlScope.ORGANIZATION: "organization_id",
+    ControlScope.INSTANCE: "instance_id",
+    ControlScope.CAMPAIGN: "campaign_id",
+}
+
+
+class ApplyControlChangeHandler:
+    """Stores the newest version of a scope's control (older, reordered versions are dropped). When a
+    scope is no longer paused, the jobs it held become runnable at once instead of at their re-check."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+
+    async def __call__(self, uow: ExecutorUnitOfWork, control: ExecutionControl) -> bool:
+        current = await uow.controls.get(control.organization_id, control.scope, control.scope_id)
+        if not control.supersedes(current):
+            return False
+        await uow.controls.put(control)
+        now = self._clock.now()
+        if not control.holds(now):
+            await uow.jobs.wake_held(
+                control.organization_id, _JOB_COLUMN[control.scope], control.scope_id, now
+            )
+        return True

@@ -1,0 +1,76 @@
+"""Workers take runnable jobs: PROCESSING under a lease, committed before any provider call."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+from executor_service.domain.job import MessageExecutionJob
+from executor_service.domain.ports import ExecutorUnitOfWork
+from libs.seedwork.clock import Clock
+from libs.seedwork.ids import new_id
+
+
+@dataclass(frozen=True)
+class Claim:
+    """Jobs one worker holds under one lease token."""
+
+    token: str
+    jobs: list[MessageExecutionJob]
+
+
+class ClaimJobsHandler:
+    """Claims up to `limit` due jobs atomically: two workers never hold the same job. The claim (and its
+    attempt) is committed before the provider is called, so a crash during the call leaves evidence."""
+
+    def __init__(
+        self,
+        uow: Callable[[], ExecutorUnitOfWork],
+        clock: Clock,
+        *,
+        lease: timedelta,
+        one_at_a_time: bool = False,
+    ) -> None:
+        self._uow = uow
+        self._clock = clock
+        self._lease = lease
+        # For a database without row locks (SQLite): claims of this process take turns rather than
+        # collide on the version check (which still protects against other processes).
+        self._turn = asyncio.Lock() if one_at_a_time else None
+
+    async def __call__(self, limit: int) -> Claim:
+        if self._turn is None:
+            return await self._claim(limit)
+        async with self._turn:
+            return await self._claim(limit)
+
+    async def _claim(self, limit: int) -> Claim:
+        token = new_id()
+        async with self._uow() as uow:
+            now = self._clock.now()
+            jobs = await uow.jobs.lock_runnable(now, limit)
+            for job in jobs:
+                job.claim(now=now, lease=self._lease, token=token)
+                uow.jobs.save(job)
+            if jobs:
+                await uow.commit()
+        return Claim(token, jobs)
+
+
+class ExtendLeasesHandler:
+    """Keeps the lease of jobs whose provider call is still running; returns how many are still held."""
+
+    def __init__(self, uow: Callable[[], ExecutorUnitOfWork], clock: Clock, *, lease: timedelta) -> None:
+        self._uow = uow
+        self._clock = clock
+        self._lease = lease
+
+    async def __call__(self, token: str, job_ids: Sequence[str]) -> int:
+        if not job_ids:
+            return 0
+        async with self._uow() as uow:
+            held = await uow.jobs.extend_leases(job_ids, token=token, until=self._clock.now() + self._lease)
+            await uow.commit()
+        return held

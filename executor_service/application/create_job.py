@@ -1,0 +1,59 @@
+"""Turn an approved intent into its execution job, exactly once per intent."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from executor_service.domain.job import MessageExecutionJob
+from executor_service.domain.message import OutboundMessage
+from executor_service.domain.ports import ExecutorUnitOfWork, MessageSender
+from libs.seedwork.clock import Clock
+from libs.seedwork.shared_kernel import Provider
+
+
+@dataclass(frozen=True, kw_only=True)
+class CreateExecutionJob:
+    intent_id: str
+    organization_id: str
+    instance_id: str
+    provider: Provider
+    provider_instance_ref: str
+    campaign_id: str
+    message: OutboundMessage
+    not_before: datetime | None
+    expires_at: datetime | None
+
+
+class CreateExecutionJobHandler:
+    """Creates the PENDING job of an approved intent inside the caller's transaction (the event consumer's,
+    whose inbox already drops redeliveries). An intent that already has a job gets nothing new: the unique
+    intent id backs this up against a concurrent creation."""
+
+    def __init__(self, sender: MessageSender, clock: Clock) -> None:
+        self._sender = sender
+        self._clock = clock
+
+    async def __call__(
+        self, uow: ExecutorUnitOfWork, command: CreateExecutionJob
+    ) -> MessageExecutionJob | None:
+        if await uow.jobs.intent_has_job(command.intent_id):
+            return None
+        job = MessageExecutionJob.create(
+            intent_id=command.intent_id,
+            organization_id=command.organization_id,
+            instance_id=command.instance_id,
+            provider=command.provider,
+            provider_instance_ref=command.provider_instance_ref,
+            campaign_id=command.campaign_id,
+            message=command.message,
+            client_message_id=self._sender.client_message_id(
+                provider=command.provider, intent_id=command.intent_id, message_type=command.message.type
+            ),
+            not_before=command.not_before,
+            expires_at=command.expires_at,
+            now=self._clock.now(),
+        )
+        uow.jobs.add(job)
+        uow.track(job)
+        return job

@@ -1,0 +1,140 @@
+"""Send one claimed job through its provider and record what happened."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from enum import StrEnum
+
+from executor_service.domain.job import ExecutionStatus, MessageExecutionJob, Random
+from executor_service.domain.outcome import ErrorClass, SendFailed
+from executor_service.domain.ports import ExecutorUnitOfWork, KillSwitch, MessageSender
+from executor_service.domain.retry_policy import RetryPolicy
+from libs.seedwork.clock import Clock
+from libs.seedwork.errors import FailedPrecondition
+
+log = logging.getLogger(__name__)
+
+
+class Outcome(StrEnum):
+    """What one execution did, for metrics and logs."""
+
+    SENT = "SENT"
+    RETRY = "RETRY"
+    FAILED = "FAILED"
+    NEEDS_REVIEW = "NEEDS_REVIEW"
+    AMBIGUOUS = "AMBIGUOUS"  # kept PROCESSING until it settles, then reconciled
+    PAUSED = "PAUSED"  # held by the kill-switch, no provider call
+    EXPIRED = "EXPIRED"
+    LEASE_LOST = "LEASE_LOST"  # another worker took over meanwhile: our outcome was not written
+
+
+_BY_STATUS = {
+    ExecutionStatus.SENT: Outcome.SENT,
+    ExecutionStatus.RETRY: Outcome.RETRY,
+    ExecutionStatus.FAILED: Outcome.FAILED,
+    ExecutionStatus.NEEDS_REVIEW: Outcome.NEEDS_REVIEW,
+    ExecutionStatus.PROCESSING: Outcome.AMBIGUOUS,
+}
+
+
+class ExecuteJobHandler:
+    """Runs one claimed job: the intent's validity, then the kill-switch, right before the provider call;
+    then SENT, RETRY (backoff), FAILED (permanent, restricted, or out of attempts) or, when the request may
+    have left, a settle period before reconciliation. Never decides anything else."""
+
+    def __init__(
+        self,
+        uow: Callable[[], ExecutorUnitOfWork],
+        *,
+        sender: MessageSender,
+        kill_switch: KillSwitch,
+        policy: RetryPolicy,
+        clock: Clock,
+        settle: timedelta,
+        random: Random | None = None,
+    ) -> None:
+        self._uow = uow
+        self._sender = sender
+        self._kill_switch = kill_switch
+        self._policy = policy
+        self._clock = clock
+        self._settle = settle
+        self._random = random
+
+    async def __call__(self, job: MessageExecutionJob) -> Outcome:
+        """Execute and record the outcome in its own transaction."""
+        outcome = await self.decide(job)
+        return await self._record(job, outcome)
+
+    async def decide(self, job: MessageExecutionJob) -> Outcome:
+        """Execute: call the provider (or not) and apply the outcome to the job, without writing it; the
+        caller records it (see RecordOutcomesHandler, which writes many in one transaction)."""
+        now = self._clock.now()
+        if job.is_expired(now):
+            job.expire(now=now)
+            return Outcome.EXPIRED
+        hold = await self._kill_switch.hold_for(
+            organization_id=job.organization_id,
+            instance_id=job.instance_id,
+            campaign_id=job.campaign_id,
+            now=now,
+        )
+        if hold is not None:
+            job.hold(until=self._policy.paused_until(now, hold.until), now=now)
+            return Outcome.PAUSED
+        try:
+            receipt = await self._sender.send(job)
+        except SendFailed as failed:
+            now = self._clock.now()
+            if failed.error.error_class is ErrorClass.AMBIGUOUS:
+                job.record_ambiguous(
+                    failed.error,
+                    reconcilable=self._sender.can_look_up(job.provider),
+                    settle=self._settle,
+                    now=now,
+                )
+            else:
+                kwargs = {"random": self._random} if self._random is not None else {}
+                job.record_failure(failed.error, policy=self._policy, now=now, **kwargs)
+            return _BY_STATUS[job.status]
+        job.mark_sent(provider_message_id=receipt.provider_message_id, now=self._clock.now())
+        return Outcome.SENT
+
+    async def _record(self, job: MessageExecutionJob, outcome: Outcome) -> Outcome:
+        [written] = await RecordOutcomesHandler(self._uow)([job])
+        return outcome if written else Outcome.LEASE_LOST
+
+
+class RecordOutcomesHandler:
+    """Writes the outcomes of executed jobs, with their events, in one transaction (a group commit).
+    A job whose version moved meanwhile (its lease expired and another worker rescued it) is not
+    written: the rescuer's reconciliation stands. Returns, per job, whether it was written."""
+
+    def __init__(self, uow: Callable[[], ExecutorUnitOfWork]) -> None:
+        self._uow = uow
+
+    async def __call__(self, jobs: Sequence[MessageExecutionJob]) -> list[bool]:
+        pending = [list(job.pending_events) for job in jobs]
+        try:
+            await self._write(jobs)
+            return [True] * len(jobs)
+        except FailedPrecondition:
+            if len(jobs) == 1:
+                log.warning("lease lost before recording an outcome", extra={"job_id": jobs[0].id})
+                jobs[0].pull_events()
+                return [False]
+        # One of them lost its lease: write each on its own to find out which.
+        written = []
+        for job, events in zip(jobs, pending, strict=True):
+            job.pending_events = list(events)
+            written.append((await self([job]))[0])
+        return written
+
+    async def _write(self, jobs: Sequence[MessageExecutionJob]) -> None:
+        async with self._uow() as uow:
+            for job in jobs:
+                uow.jobs.save(job)
+                uow.track(job)
+            await uow.commit()

@@ -1,0 +1,109 @@
+"""Rescue jobs whose worker died (or hung) mid-send: ask the provider, never blindly re-send."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from executor_service.domain.job import ExecutionStatus, MessageExecutionJob, Reconciliation
+from executor_service.domain.outcome import SendFailed
+from executor_service.domain.ports import ExecutorUnitOfWork, MessageSender
+from executor_service.domain.retry_policy import RetryPolicy
+from libs.seedwork.clock import Clock
+from libs.seedwork.errors import FailedPrecondition
+from libs.seedwork.ids import new_id
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ReconciliationReport:
+    """What one pass found, for metrics: how many were sent after all, absent, or need a human."""
+
+    rescued: int = 0
+    found: int = 0
+    absent: int = 0
+    needs_review: int = 0
+    unanswered: int = 0  # the provider could not be asked now; tried again after another lease
+    by_status: dict[ExecutionStatus, int] = field(default_factory=dict)
+
+
+class ReconcileExpiredLeasesHandler:
+    """Takes over PROCESSING jobs whose lease expired (committed under a new lease first, so two rescuers
+    never ask twice), then settles each with the provider's answer: FOUND → SENT, provably ABSENT → RETRY
+    (the same client message id is reused), provider cannot be asked → NEEDS_REVIEW."""
+
+    def __init__(
+        self,
+        uow: Callable[[], ExecutorUnitOfWork],
+        *,
+        sender: MessageSender,
+        policy: RetryPolicy,
+        clock: Clock,
+        lease: timedelta,
+    ) -> None:
+        self._uow = uow
+        self._sender = sender
+        self._policy = policy
+        self._clock = clock
+        self._lease = lease
+
+    async def __call__(self, limit: int = 100) -> ReconciliationReport:
+        report = ReconciliationReport()
+        token = new_id()
+        rescued: list[MessageExecutionJob] = []
+        async with self._uow() as uow:
+            now = self._clock.now()
+            jobs = await uow.jobs.lock_expired_leases(now, limit)
+            for job in jobs:
+                if job.rescue(now=now, lease=self._lease, token=token, policy=self._policy):
+                    rescued.append(job)
+                else:
+                    report.needs_review += 1
+                uow.jobs.save(job)
+                uow.track(job)
+            if jobs:
+                await uow.commit()
+        report.rescued = len(rescued)
+        for job in rescued:
+            await self._settle(job, report)
+        return report
+
+    async def _settle(self, job: MessageExecutionJob, report: ReconciliationReport) -> None:
+        if not self._sender.can_look_up(job.provider):
+            job.reconcile(Reconciliation.UNSUPPORTED, policy=self._policy, now=self._clock.now())
+            report.needs_review += 1
+        else:
+            try:
+                receipt = await self._sender.find_sent(job)
+            except SendFailed as failed:
+                # Leave the new lease to expire: the next pass asks again (bounded by max_reconciliations).
+                log.warning(
+                    "provider lookup failed during reconciliation",
+                    extra={"job_id": job.id, "code": failed.error.code},
+                )
+                report.unanswered += 1
+                return
+            now = self._clock.now()
+            if receipt is not None:
+                job.reconcile(
+                    Reconciliation.FOUND,
+                    policy=self._policy,
+                    now=now,
+                    provider_message_id=receipt.provider_message_id,
+                )
+                report.found += 1
+            else:
+                job.reconcile(Reconciliation.ABSENT, policy=self._policy, now=now)
+                report.absent += 1
+        report.by_status[job.status] = report.by_status.get(job.status, 0) + 1
+        try:
+            async with self._uow() as uow:
+                uow.jobs.save(job)
+                uow.track(job)
+                await uow.commit()
+        except FailedPrecondition:
+            job.pull_events()
+            log.warning("job changed during reconciliation", extra={"job_id": job.id})

@@ -1,0 +1,198 @@
+"""Builds the executor from its settings: the only place that knows every concrete class."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import aiohttp
+
+from executor_service.application.apply_control import ApplyControlChangeHandler
+from executor_service.application.claim_jobs import ClaimJobsHandler, ExtendLeasesHandler
+from executor_service.application.create_job import CreateExecutionJobHandler
+from executor_service.application.execute_job import ExecuteJobHandler, RecordOutcomesHandler
+from executor_service.application.queries import GetJobHandler, ListJobsHandler
+from executor_service.application.reconcile_jobs import ReconcileExpiredLeasesHandler
+from executor_service.application.record_provider_event import RecordProviderReportHandler
+from executor_service.application.retry_job import RetryJobHandler
+from executor_service.config import ExecutorSettings
+from executor_service.domain.retry_policy import RetryPolicy
+from executor_service.entrypoints.consumers import (
+    ControlChangedConsumer,
+    IntentApprovedConsumer,
+    ProviderEventConsumer,
+)
+from executor_service.entrypoints.grpc_servicer import ExecutorServicer
+from executor_service.entrypoints.workers import Doorbell, ExecutionWorker, Reconciler
+from executor_service.infrastructure.kill_switch import ProjectedKillSwitch
+from executor_service.infrastructure.proto_mapping import event_to_proto
+from executor_service.infrastructure.provider_directory import ProviderDirectory
+from executor_service.infrastructure.provider_sender import ProviderMessageSender
+from executor_service.infrastructure.tables import messaging
+from executor_service.infrastructure.unit_of_work import SqlAlchemyExecutorUnitOfWork
+from libs.bootstrap import Infrastructure, open_infrastructure
+from libs.db.engine import is_sqlite
+from libs.messaging.consumer import DurableConsumer
+from libs.providers import create_client_session
+from libs.rpc.server import ServicerBinding
+from libs.runtime import ServiceParts
+from libs.seedwork.clock import Clock, SystemClock
+from whatlead.events.v1 import gate_events_pb2, ops_events_pb2, provider_events_pb2
+from whatlead.executor.v1 import executor_pb2, executor_pb2_grpc
+
+SERVICE = "executor"
+
+
+def retry_policy(settings: ExecutorSettings) -> RetryPolicy:
+    return RetryPolicy(
+        max_attempts=settings.max_attempts,
+        base_delay=timedelta(seconds=settings.backoff_base_seconds),
+        factor=settings.backoff_factor,
+        max_delay=timedelta(seconds=max(settings.backoff_max_seconds, settings.backoff_base_seconds)),
+        jitter=settings.backoff_jitter,
+        pause_recheck=timedelta(seconds=settings.pause_recheck_seconds),
+    )
+
+
+@dataclass
+class Executor:
+    """Every part of a running executor, for the runtime and for tests that drive pieces directly."""
+
+    infra: Infrastructure
+    http: aiohttp.ClientSession
+    servicer: ExecutorServicer
+    workers: list[ExecutionWorker]
+    reconciler: Reconciler
+    consumers: list[DurableConsumer]
+    kill_switch: ProjectedKillSwitch
+    doorbell: Doorbell
+    create_job: CreateExecutionJobHandler
+    unit_of_work: Callable[[], SqlAlchemyExecutorUnitOfWork]
+
+    def parts(self) -> ServiceParts:
+        binding = ServicerBinding(
+            self.servicer,
+            executor_pb2_grpc.add_ExecutorServiceServicer_to_server,
+            executor_pb2.DESCRIPTOR.services_by_name["ExecutorService"].full_name,
+        )
+        loops = [self.infra.relay.run, self.reconciler.run]
+        loops += [consumer.run for consumer in self.consumers]
+        loops += [worker.run for worker in self.workers]
+        return ServiceParts(bindings=[binding], workers=loops, close=self.close)
+
+    async def close(self) -> None:
+        await self.http.close()
+        await self.infra.close()
+
+
+async def assemble(settings: ExecutorSettings, *, clock: Clock | None = None) -> Executor:
+    clock = clock or SystemClock()
+    infra = await open_infrastructure(SERVICE, settings, messaging, clock)
+    http = create_client_session(limit=settings.http_connections, limit_per_host=settings.http_connections)
+    directory = ProviderDirectory.from_endpoints(
+        settings.endpoints(),
+        session=http,
+        timeout_seconds=settings.provider_timeout_seconds,
+        instance_tokens=settings.instance_tokens(),
+    )
+    sender = ProviderMessageSender(directory, clock)
+    kill_switch = ProjectedKillSwitch(infra.sessions, refresh=settings.kill_switch_refresh_seconds)
+    doorbell = Doorbell()
+    policy = retry_policy(settings)
+    lease = timedelta(seconds=settings.lease_seconds)
+
+    def uow(after_commit: Callable[[], None] | None = None) -> SqlAlchemyExecutorUnitOfWork:
+        def on_commit() -> None:  # runs only after a commit that wrote events
+            infra.relay.wake()
+            if after_commit is not None:
+                after_commit()
+
+        return SqlAlchemyExecutorUnitOfWork(
+            infra.sessions, tables=messaging, to_message=event_to_proto, clock=clock, on_commit=on_commit
+        )
+
+    # SQLite has a single writer and no row locks: this process's claims take turns.
+    claim = ClaimJobsHandler(uow, clock, lease=lease, one_at_a_time=is_sqlite(settings.database_url))
+    execute = ExecuteJobHandler(
+        uow, sender=sender, kill_switch=kill_switch, policy=policy, clock=clock, settle=lease
+    )
+    extend = ExtendLeasesHandler(uow, clock, lease=lease)
+    record = RecordOutcomesHandler(uow)
+    workers = [
+        ExecutionWorker(
+            name=f"worker-{n}",
+            claim=claim,
+            execute=execute,
+            extend=extend,
+            record=record,
+            batch_size=settings.batch_size,
+            poll_interval=settings.poll_interval_seconds,
+            lease_seconds=settings.lease_seconds,
+            doorbell=doorbell,
+        )
+        for n in range(settings.workers)
+    ]
+    reconciler = Reconciler(
+        ReconcileExpiredLeasesHandler(uow, sender=sender, policy=policy, clock=clock, lease=lease),
+        interval=settings.reconcile_interval_seconds,
+    )
+
+    def consumer(
+        context: str, durable: str, handlers: dict[type[Any], Any], on_commit: Callable[[], None] | None
+    ) -> DurableConsumer:
+        return DurableConsumer(
+            service=SERVICE,
+            js=infra.js,
+            subject_root=settings.subject_root,
+            context=context,
+            durable=durable,
+            handlers=handlers,
+            uow_factory=lambda: uow(on_commit),
+            # Approvals arrive in bursts: one transaction per fetched batch (ADR 0021).
+            batch_size=256,
+            transaction_per_batch=True,
+        )
+
+    create_job = CreateExecutionJobHandler(sender, clock)
+    consumers = [
+        consumer(
+            "gate",
+            "executor-intents",
+            {gate_events_pb2.IntentApproved: IntentApprovedConsumer(create_job)},
+            doorbell.ring,
+        ),
+        consumer(
+            "ops",
+            "executor-controls",
+            {
+                ops_events_pb2.ExecutionControlChanged: ControlChangedConsumer(
+                    ApplyControlChangeHandler(clock)
+                )
+            },
+            kill_switch.invalidate,
+        ),
+        consumer(
+            "gateway",
+            "executor-provider-events",
+            {
+                provider_events_pb2.ProviderEventReceived: ProviderEventConsumer(
+                    RecordProviderReportHandler(clock), clock
+                )
+            },
+            None,
+        ),
+    ]
+    servicer = ExecutorServicer(
+        get_job=GetJobHandler(uow),
+        list_jobs=ListJobsHandler(uow),
+        retry_job=RetryJobHandler(lambda: uow(doorbell.ring), clock),
+    )
+    return Executor(
+        infra, http, servicer, workers, reconciler, consumers, kill_switch, doorbell, create_job, uow
+    )
+
+
+async def build(settings: ExecutorSettings, *, clock: Clock | None = None) -> ServiceParts:
+    return (await assemble(settings, clock=clock)).parts()

@@ -1,0 +1,58 @@
+"""Facts the executor publishes (through the outbox). correlation_id is always the intent id."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from executor_service.domain.outcome import JobError
+from libs.seedwork.aggregate import DomainEvent
+from libs.seedwork.shared_kernel import Provider
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobEvent(DomainEvent):
+    job_id: str
+    intent_id: str
+    instance_id: str
+    provider: Provider
+
+
+@dataclass(frozen=True, kw_only=True)
+class MessageSent(JobEvent):
+    provider_message_id: str
+    attempts: int
+    sent_at: datetime
+    campaign_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class MessageFailed(JobEvent):
+    """Final: not tried again unless an operator retries. A RESTRICTED error tells Reputation to cool
+    the instance down."""
+
+    error: JobError
+    attempts: int
+    failed_at: datetime
+    campaign_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class MessageRetryScheduled(JobEvent):
+    attempt: int
+    next_attempt_at: datetime
+    error: JobError | None
+    actor: str  # "" for an automatic retry; who asked, for an operator's retry
+
+
+@dataclass(frozen=True, kw_only=True)
+class MessageNeedsReview(JobEvent):
+    attempts: int
+    error: JobError
+
+
+@dataclass(frozen=True, kw_only=True)
+class MessageDeliveryStatusChanged(JobEvent):
+    provider_message_id: str
+    status: str  # DeliveryStatus value: DELIVERED or READ
+    status_at: datetime

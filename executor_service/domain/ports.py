@@ -1,0 +1,111 @@
+"""What the executor context needs from the outside world."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from executor_service.domain.controls import ExecutionControl, Hold
+from executor_service.domain.job import ExecutionStatus, MessageExecutionJob
+from libs.seedwork.shared_kernel import Provider
+from libs.seedwork.unit_of_work import UnitOfWork
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobFilter:
+    intent_id: str | None = None
+    status: ExecutionStatus | None = None
+    instance_id: str | None = None
+
+
+class JobRepository(Protocol):
+    def add(self, job: MessageExecutionJob) -> None: ...
+
+    def save(self, job: MessageExecutionJob) -> None:
+        """Write the job's changes at commit, only if nobody changed it since it was read (version);
+        otherwise the commit fails with FailedPrecondition."""
+        ...
+
+    async def get(self, organization_id: str, job_id: str) -> MessageExecutionJob | None:
+        """The job, only if it belongs to this organization."""
+        ...
+
+    async def get_by_intent(self, intent_id: str) -> MessageExecutionJob | None: ...
+
+    async def intent_has_job(self, intent_id: str) -> bool:
+        """Whether the intent already has its job (cheaper than loading it)."""
+        ...
+
+    async def find_by_provider_message_id(self, provider_message_id: str) -> MessageExecutionJob | None: ...
+
+    async def find_by_client_message_id(self, client_message_id: str) -> MessageExecutionJob | None: ...
+
+    async def list(
+        self, organization_id: str, *, after_id: str | None, limit: int, where: JobFilter
+    ) -> list[MessageExecutionJob]:
+        """Jobs in id (creation) order, strictly after `after_id`."""
+        ...
+
+    async def lock_runnable(self, now: datetime, limit: int) -> list[MessageExecutionJob]:
+        """Up to `limit` due PENDING/RETRY jobs, oldest due first, locked for this transaction so no other
+        worker gets them (FOR UPDATE SKIP LOCKED on PostgreSQL; a version check on SQLite)."""
+        ...
+
+    async def lock_expired_leases(self, now: datetime, limit: int) -> list[MessageExecutionJob]:
+        """PROCESSING jobs whose lease ended before `now`, locked like `lock_runnable`."""
+        ...
+
+    async def extend_leases(self, job_ids: Sequence[str], *, token: str, until: datetime) -> int:
+        """Push the lease of jobs still held by claim `token`; returns how many still are."""
+        ...
+
+    async def wake_held(self, organization_id: str, column: str, value: str, now: datetime) -> int:
+        """Make jobs held by a pause of this scope runnable now (the pause was lifted)."""
+        ...
+
+
+class ControlRepository(Protocol):
+    async def get(self, organization_id: str, scope: str, scope_id: str) -> ExecutionControl | None: ...
+
+    async def put(self, control: ExecutionControl) -> None: ...
+
+
+class ExecutorUnitOfWork(UnitOfWork, Protocol):
+    jobs: JobRepository
+    controls: ControlRepository
+
+
+class KillSwitch(Protocol):
+    """The current pauses, as projected from ops' control events (kept fresh by the projection)."""
+
+    async def hold_for(
+        self, *, organization_id: str, instance_id: str, campaign_id: str, now: datetime
+    ) -> Hold | None:
+        """The pause holding a job of this scope right now, or None to go ahead."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class SendReceipt:
+    provider_message_id: str
+
+
+class MessageSender(Protocol):
+    """Sends a job's message through the job's provider. Raises `SendFailed` with a classified error."""
+
+    def client_message_id(self, *, provider: Provider, intent_id: str, message_type: str) -> str | None:
+        """The id we choose for this intent's message, when the provider accepts one (deterministic, so a
+        crashed worker can recompute it and ask the provider about it)."""
+        ...
+
+    def can_look_up(self, provider: Provider) -> bool:
+        """Whether `find_sent` can tell whether a message went out."""
+        ...
+
+    async def send(self, job: MessageExecutionJob) -> SendReceipt: ...
+
+    async def find_sent(self, job: MessageExecutionJob) -> SendReceipt | None:
+        """The provider's record of this job's message, or None when it provably never got it."""
+        ...

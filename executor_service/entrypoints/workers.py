@@ -1,0 +1,203 @@
+"""The executor's background loops: workers that claim and send, and the reconciler of expired leases."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import time
+
+from executor_service.application.claim_jobs import Claim, ClaimJobsHandler, ExtendLeasesHandler
+from executor_service.application.execute_job import ExecuteJobHandler, Outcome, RecordOutcomesHandler
+from executor_service.application.reconcile_jobs import ReconcileExpiredLeasesHandler
+from executor_service.domain.job import MessageExecutionJob
+from executor_service.infrastructure import metrics
+
+log = logging.getLogger(__name__)
+
+
+class Doorbell:
+    """Wakes one idle worker when jobs were just created in this process, instead of at its next poll. A
+    worker that then claims a full batch rings again, so wake-ups cascade only as far as there is work
+    (waking every idle worker for a handful of jobs would make them race for the same rows)."""
+
+    def __init__(self) -> None:
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._rung = False
+
+    def ring(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self._rung = True  # nobody idle: the next worker to wait goes straight on
+
+    async def wait(self, timeout: float) -> None:
+        if self._rung:
+            self._rung = False
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await asyncio.wait_for(waiter, timeout)
+        except TimeoutError:
+            pass
+        finally:
+            if not waiter.done():
+                waiter.cancel()
+
+
+class ExecutionWorker:
+    """One claim loop: claim up to `batch_size` due jobs (committed PROCESSING under a lease), send them
+    concurrently, record every outcome in one transaction, repeat. Two transactions per batch, however
+    large, is what lets one process send thousands a second; while a batch's calls run, a heartbeat
+    extends its leases, so a slow provider holds only its own batch (other workers keep going). On stop it
+    claims nothing more and finishes the batch in hand."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        claim: ClaimJobsHandler,
+        execute: ExecuteJobHandler,
+        extend: ExtendLeasesHandler,
+        record: RecordOutcomesHandler,
+        batch_size: int,
+        poll_interval: float,
+        lease_seconds: float,
+        doorbell: Doorbell | None = None,
+    ) -> None:
+        self.name = name
+        self._claim = claim
+        self._execute = execute
+        self._extend = extend
+        self._record = record
+        self._batch_size = batch_size
+        self._poll_interval = poll_interval
+        self._heartbeat_every = max(lease_seconds / 3, 0.05)
+        self._doorbell = doorbell or Doorbell()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            claim = await self._claim_some()
+            if claim is None or not claim.jobs:
+                await self._doorbell.wait(self._poll_interval)
+                continue
+            if len(claim.jobs) == self._batch_size:
+                self._doorbell.ring()  # there may be more: wake another idle worker
+            await self._run_batch(claim)
+
+    async def run_once(self) -> int:
+        """Claim and execute one batch; returns how many jobs it held (for tests and tools)."""
+        claim = await self._claim_some()
+        if claim is None or not claim.jobs:
+            return 0
+        await self._run_batch(claim)
+        return len(claim.jobs)
+
+    async def _claim_some(self) -> Claim | None:
+        try:
+            claim = await self._claim(self._batch_size)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # database away: try again after a pause, never crash the loop
+            log.warning("claim failed", extra={"worker": self.name, "error": type(exc).__name__})
+            await asyncio.sleep(self._poll_interval)
+            return None
+        metrics.CLAIMED.inc(len(claim.jobs))
+        return claim
+
+    async def _run_batch(self, claim: Claim) -> None:
+        started = time.perf_counter()
+        metrics.IN_FLIGHT.inc(len(claim.jobs))
+        heartbeat = asyncio.create_task(self._heartbeat(claim))
+        try:
+            outcomes = await asyncio.gather(*(self._decide(job) for job in claim.jobs))
+            decided = [job for job, outcome in zip(claim.jobs, outcomes, strict=True) if outcome is not None]
+            try:
+                written = await self._record(decided)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                # Not recorded: the jobs stay PROCESSING, their leases expire, the reconciler settles them.
+                log.warning(
+                    "recording outcomes failed", extra={"worker": self.name, "error": type(exc).__name__}
+                )
+                return
+        finally:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+            metrics.IN_FLIGHT.dec(len(claim.jobs))
+        elapsed = time.perf_counter() - started
+        for job, outcome, ok in zip(decided, [o for o in outcomes if o is not None], written, strict=True):
+            final = outcome if ok else Outcome.LEASE_LOST
+            metrics.EXECUTIONS.labels(job.provider.value, final.value).inc()
+            metrics.SEND_SECONDS.labels(job.provider.value).observe(elapsed)
+            if not ok:
+                metrics.LEASE_LOST.inc()
+
+    async def _decide(self, job: MessageExecutionJob) -> Outcome | None:
+        try:
+            return await self._execute.decide(job)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # The job stays PROCESSING; its lease expires and the reconciler settles it.
+            log.exception("execution failed unexpectedly", extra={"job_id": job.id})
+            return None
+
+    async def _heartbeat(self, claim: Claim) -> None:
+        ids = [job.id for job in claim.jobs]
+        while True:
+            await asyncio.sleep(self._heartbeat_every)
+            try:
+                await self._extend(claim.token, ids)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("lease extension failed", extra={"error": type(exc).__name__})
+
+
+class Reconciler:
+    """Every `interval`, takes over jobs whose lease expired and settles them with the provider."""
+
+    def __init__(self, handler: ReconcileExpiredLeasesHandler, *, interval: float, batch: int = 100) -> None:
+        self._handler = handler
+        self._interval = interval
+        self._batch = batch
+
+    async def run_once(self) -> int:
+        report = await self._handler(self._batch)
+        if report.rescued or report.needs_review:
+            metrics.LEASES_EXPIRED.inc(report.rescued)
+            for finding in ("found", "absent", "needs_review", "unanswered"):
+                count = getattr(report, finding)
+                if count:
+                    metrics.RECONCILED.labels(finding).inc(count)
+            log.info(
+                "reconciled expired leases",
+                extra={
+                    "rescued": report.rescued,
+                    "found": report.found,
+                    "absent": report.absent,
+                    "needs_review": report.needs_review,
+                    "unanswered": report.unanswered,
+                },
+            )
+        return report.rescued + report.needs_review
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            handled = 0
+            try:
+                handled = await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("reconciliation pass failed", extra={"error": type(exc).__name__})
+            if handled < self._batch:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=self._interval)

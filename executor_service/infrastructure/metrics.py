@@ -1,0 +1,33 @@
+"""Prometheus series of the executor (labels never carry ids: bounded cardinality)."""
+
+from prometheus_client import Counter, Gauge, Histogram
+
+EXECUTIONS = Counter(
+    "whatlead_executor_executions_total",
+    "Claimed jobs by what their execution did (SENT, RETRY, FAILED, NEEDS_REVIEW, AMBIGUOUS, PAUSED, ...)",
+    ["provider", "outcome"],
+)
+SEND_SECONDS = Histogram(
+    "whatlead_executor_execution_seconds",
+    "Time from claim to recorded outcome of one job",
+    ["provider"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+)
+CLAIMED = Counter("whatlead_executor_claimed_total", "Jobs claimed by workers")
+LEASES_EXPIRED = Counter(
+    "whatlead_executor_leases_expired_total",
+    "PROCESSING jobs whose lease expired (worker died or hung), taken over for reconciliation",
+)
+RECONCILED = Counter(
+    "whatlead_executor_reconciled_total",
+    "Reconciliations of jobs with an unknown outcome, by finding",
+    ["finding"],  # found, absent, needs_review, unanswered
+)
+LEASE_LOST = Counter(
+    "whatlead_executor_lease_lost_total", "Outcomes not written because another worker took the job over"
+)
+IN_FLIGHT = Gauge("whatlead_executor_in_flight", "Jobs being executed by this process right now")
+JOBS_CREATED = Counter("whatlead_executor_jobs_created_total", "Jobs created from approved intents")
+DELIVERY_UPDATES = Counter(
+    "whatlead_executor_delivery_updates_total", "Delivery progress published from provider events", ["status"]
+)

@@ -1,0 +1,204 @@
+"""Domain <-> protobuf for the executor context: used by the gRPC servicer, the consumers and the outbox."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from executor_service.domain.controls import ControlScope, ExecutionControl
+from executor_service.domain.events import (
+    MessageDeliveryStatusChanged,
+    MessageFailed,
+    MessageNeedsReview,
+    MessageRetryScheduled,
+    MessageSent,
+)
+from executor_service.domain.job import DeliveryStatus, ExecutionStatus, MessageExecutionJob
+from executor_service.domain.message import MessageType, OutboundMessage, TargetKind
+from executor_service.domain.outcome import JobError
+from libs.rpc.convert import enum_from_proto, enum_to_proto, from_timestamp, to_timestamp
+from libs.seedwork.aggregate import DomainEvent
+from whatlead.common.v1 import common_pb2
+from whatlead.events.v1 import executor_events_pb2, gate_events_pb2, ops_events_pb2
+from whatlead.executor.v1 import executor_pb2
+from whatlead.ops.v1 import ops_pb2
+
+
+def error_to_proto(error: JobError | None) -> executor_pb2.JobError | None:
+    if error is None:
+        return None
+    return executor_pb2.JobError(
+        error_class=enum_to_proto(executor_pb2.ErrorClass, error.error_class),  # type: ignore[arg-type]
+        code=error.code,
+        message=error.message,
+        restriction_kind=enum_to_proto(common_pb2.RestrictionKind, error.restriction),  # type: ignore[arg-type]
+        occurred_at=to_timestamp(error.occurred_at),
+    )
+
+
+def job_to_proto(job: MessageExecutionJob) -> executor_pb2.ExecutionJob:
+    return executor_pb2.ExecutionJob(
+        id=job.id,
+        intent_id=job.intent_id,
+        organization_id=job.organization_id,
+        instance_id=job.instance_id,
+        provider=enum_to_proto(common_pb2.Provider, job.provider),  # type: ignore[arg-type]
+        status=enum_to_proto(executor_pb2.JobStatus, job.status),  # type: ignore[arg-type]
+        attempts=job.attempts,
+        last_error=error_to_proto(job.last_error),
+        next_attempt_at=to_timestamp(job.next_attempt_at) if job.status in _WAITING else None,
+        lease_until=to_timestamp(job.lease_until) if job.status is ExecutionStatus.PROCESSING else None,
+        provider_message_id=job.provider_message_id or "",
+        created_at=to_timestamp(job.created_at),
+        executed_at=to_timestamp(job.executed_at),
+        updated_at=to_timestamp(job.updated_at),
+        campaign_id=job.campaign_id,
+        delivery_status=(
+            enum_to_proto(executor_pb2.DeliveryStatus, job.delivery_status)  # type: ignore[arg-type]
+            if job.delivery_status is not DeliveryStatus.NONE
+            else 0
+        ),
+        lease_expirations=job.lease_expirations,
+        client_message_id=job.client_message_id or "",
+        expires_at=to_timestamp(job.expires_at),
+    )
+
+
+_WAITING = frozenset({ExecutionStatus.PENDING, ExecutionStatus.RETRY})
+
+
+def event_meta(event: DomainEvent) -> common_pb2.EventMeta:
+    return common_pb2.EventMeta(
+        event_id=event.event_id,
+        organization_id=event.organization_id,
+        aggregate_id=event.aggregate_id,
+        correlation_id=event.correlation_id or event.aggregate_id,
+        occurred_at=to_timestamp(event.occurred_at),
+    )
+
+
+def event_to_proto(event: DomainEvent):  # type: ignore[no-untyped-def]
+    """The outbox's mapper: every event this context publishes, as its protobuf contract."""
+    match event:
+        case MessageSent():
+            return executor_events_pb2.MessageSent(
+                meta=event_meta(event),
+                **_job_fields(event),
+                provider_message_id=event.provider_message_id,
+                attempts=event.attempts,
+                sent_at=to_timestamp(event.sent_at),
+                campaign_id=event.campaign_id,
+            )
+        case MessageFailed():
+            return executor_events_pb2.MessageFailed(
+                meta=event_meta(event),
+                **_job_fields(event),
+                error=error_to_proto(event.error),
+                attempts=event.attempts,
+                failed_at=to_timestamp(event.failed_at),
+                campaign_id=event.campaign_id,
+            )
+        case MessageRetryScheduled():
+            return executor_events_pb2.MessageRetryScheduled(
+                meta=event_meta(event),
+                **_job_fields(event),
+                attempt=event.attempt,
+                next_attempt_at=to_timestamp(event.next_attempt_at),
+                error=error_to_proto(event.error),
+                actor=event.actor,
+            )
+        case MessageNeedsReview():
+            return executor_events_pb2.MessageNeedsReview(
+                meta=event_meta(event),
+                **_job_fields(event),
+                attempts=event.attempts,
+                error=error_to_proto(event.error),
+            )
+        case MessageDeliveryStatusChanged():
+            return executor_events_pb2.MessageDeliveryStatusChanged(
+                meta=event_meta(event),
+                **_job_fields(event),
+                provider_message_id=event.provider_message_id,
+                status=enum_to_proto(executor_pb2.DeliveryStatus, DeliveryStatus(event.status)),  # type: ignore[arg-type]
+                status_at=to_timestamp(event.status_at),
+            )
+    raise TypeError(f"no protobuf contract for {type(event).__name__}")
+
+
+def _job_fields(
+    event: MessageSent
+    | MessageFailed
+    | MessageRetryScheduled
+    | MessageNeedsReview
+    | MessageDeliveryStatusChanged,
+) -> dict[str, object]:
+    return {
+        "job_id": event.job_id,
+        "intent_id": event.intent_id,
+        "instance_id": event.instance_id,
+        "provider": enum_to_proto(common_pb2.Provider, event.provider),
+    }
+
+
+# --- incoming events -----------------------------------------------------------------------------------
+
+
+def message_from_proto(
+    target: common_pb2.Target, message_type: int, payload: common_pb2.MessagePayload
+) -> OutboundMessage:
+    """The approved message, as the executor keeps it. An inconsistent payload stays visible to the domain
+    (which fails the job PERMANENT) rather than being dropped here."""
+    kind = enum_from_proto(common_pb2.TargetKind, target.kind, TargetKind) or TargetKind.PHONE
+    mtype = enum_from_proto(common_pb2.MessageType, message_type, MessageType) or MessageType.TEXT
+    content = payload.WhichOneof("content")
+    fields: dict[str, str] = {}
+    if content == "text":
+        fields["text"] = payload.text.text
+    elif content == "audio":
+        fields["audio_url"] = payload.audio.audio_url
+    elif content == "media":
+        fields.update(
+            media_url=payload.media.media_url,
+            mime_type=payload.media.mime_type,
+            caption=payload.media.caption,
+        )
+    elif content == "reaction":
+        fields.update(emoji=payload.reaction.emoji, message_ref=payload.reaction.message_ref)
+    if content is None or content.upper() != mtype.value:
+        # The set case must match the type; an empty field of the declared type fails validation.
+        fields = {}
+    return OutboundMessage(target_kind=kind, recipient=target.value, type=mtype, **fields)
+
+
+def approved_fields(event: gate_events_pb2.IntentApproved) -> dict[str, object]:
+    return {
+        "intent_id": event.intent_id,
+        "organization_id": event.meta.organization_id,
+        "instance_id": event.instance_id,
+        "provider_instance_ref": event.provider_instance_ref,
+        "campaign_id": event.campaign_id,
+        "message": message_from_proto(event.target, event.type, event.payload),
+        "not_before": from_timestamp(event.not_before, present=event.HasField("not_before")),
+        "expires_at": from_timestamp(event.expires_at, present=event.HasField("expires_at")),
+    }
+
+
+def control_from_proto(event: ops_events_pb2.ExecutionControlChanged) -> ExecutionControl | None:
+    control = event.control
+    scope = enum_from_proto(ops_pb2.ControlScope, control.scope, ControlScope)
+    if scope is None:
+        return None
+    scope_id = control.scope_id or (control.organization_id if scope is ControlScope.ORGANIZATION else "")
+    return ExecutionControl(
+        organization_id=control.organization_id or event.meta.organization_id,
+        scope=scope,
+        scope_id=scope_id,
+        paused=control.status == ops_pb2.CONTROL_STATUS_PAUSED,
+        paused_until=from_timestamp(control.paused_until, present=control.HasField("paused_until")),
+        version=control.version,
+        updated_at=from_timestamp(control.updated_at, present=control.HasField("updated_at"))
+        or from_timestamp(event.meta.occurred_at)
+        or _EPOCH,
+    )
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

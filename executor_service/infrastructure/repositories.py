@@ -1,0 +1,359 @@
+"""Jobs and controls as rows. Job writes are optimistic on `version`; claims lock with SKIP LOCKED."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, bindparam, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from executor_service.domain.controls import ControlScope, ExecutionControl
+from executor_service.domain.job import (
+    RUNNABLE,
+    DeliveryStatus,
+    ExecutionStatus,
+    MessageExecutionJob,
+)
+from executor_service.domain.message import MessageType, OutboundMessage, TargetKind
+from executor_service.domain.outcome import ErrorClass, JobError, RestrictionKind
+from executor_service.domain.ports import JobFilter
+from executor_service.infrastructure.tables import controls, jobs
+from libs.seedwork.errors import FailedPrecondition
+from libs.seedwork.shared_kernel import Provider
+
+_RUNNABLE = [status.value for status in RUNNABLE]
+_HOLD_COLUMNS = {"organization_id", "instance_id", "campaign_id"}
+
+
+class SqlAlchemyJobRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+        self._new: list[MessageExecutionJob] = []
+        self._dirty: dict[str, MessageExecutionJob] = {}
+
+    @property
+    def _postgres(self) -> bool:
+        return self._session.bind.dialect.name == "postgresql"
+
+    def add(self, job: MessageExecutionJob) -> None:
+        self._new.append(job)
+
+    def save(self, job: MessageExecutionJob) -> None:
+        if all(job is not new for new in self._new):
+            self._dirty[job.id] = job
+
+    async def get(self, organization_id: str, job_id: str) -> MessageExecutionJob | None:
+        return await self._one(and_(jobs.c.id == job_id, jobs.c.organization_id == organization_id))
+
+    async def get_by_intent(self, intent_id: str) -> MessageExecutionJob | None:
+        return await self._one(jobs.c.intent_id == intent_id)
+
+    async def intent_has_job(self, intent_id: str) -> bool:
+        if any(job.intent_id == intent_id for job in self._new):
+            return True
+        found = await self._session.scalar(select(jobs.c.id).where(jobs.c.intent_id == intent_id).limit(1))
+        return found is not None
+
+    async def find_by_provider_message_id(self, provider_message_id: str) -> MessageExecutionJob | None:
+        return await self._one(jobs.c.provider_message_id == provider_message_id)
+
+    async def find_by_client_message_id(self, client_message_id: str) -> MessageExecutionJob | None:
+        return await self._one(jobs.c.client_message_id == client_message_id)
+
+    async def _one(self, condition: Any) -> MessageExecutionJob | None:
+        row = (await self._session.execute(select(jobs).where(condition).limit(1))).one_or_none()
+        if row is None:
+            return None
+        # One object per job within a transaction, so changes not yet flushed are seen.
+        return self._dirty.get(row.id) or _to_job(row)
+
+    async def list(
+        self, organization_id: str, *, after_id: str | None, limit: int, where: JobFilter
+    ) -> list[MessageExecutionJob]:
+        query = select(jobs).where(jobs.c.organization_id == organization_id)
+        if after_id:
+            query = query.where(jobs.c.id > after_id)
+        if where.intent_id:
+            query = query.where(jobs.c.intent_id == where.intent_id)
+        if where.status:
+            query = query.where(jobs.c.status == where.status.value)
+        if where.instance_id:
+            query = query.where(jobs.c.instance_id == where.instance_id)
+        rows = (await self._session.execute(query.order_by(jobs.c.id).limit(limit))).all()
+        return [_to_job(row) for row in rows]
+
+    async def lock_runnable(self, now: datetime, limit: int) -> list[MessageExecutionJob]:
+        query = (
+            select(jobs)
+            .where(jobs.c.status.in_(_RUNNABLE), jobs.c.next_attempt_at <= now)
+            .order_by(jobs.c.next_attempt_at)
+            .limit(limit)
+        )
+        return await self._locked(query)
+
+    async def lock_expired_leases(self, now: datetime, limit: int) -> list[MessageExecutionJob]:
+        query = (
+            select(jobs)
+            .where(jobs.c.status == ExecutionStatus.PROCESSING.value, jobs.c.lease_until <= now)
+            .order_by(jobs.c.lease_until)
+            .limit(limit)
+        )
+        return await self._locked(query)
+
+    async def _locked(self, query: Any) -> list[MessageExecutionJob]:
+        # PostgreSQL: rows another transaction holds are skipped, never waited for or shared. SQLite has
+        # no row locks; the version check at flush makes a concurrent claim of the same row fail instead.
+        if self._postgres:
+            query = query.with_for_update(skip_locked=True)
+        rows = (await self._session.execute(query)).all()
+        return [_to_job(row) for row in rows]
+
+    async def extend_leases(self, job_ids: Sequence[str], *, token: str, until: datetime) -> int:
+        result = await self._session.execute(
+            update(jobs)
+            .where(
+                jobs.c.id.in_(list(job_ids)),
+                jobs.c.lease_token == token,
+                jobs.c.status == ExecutionStatus.PROCESSING.value,
+            )
+            .values(lease_until=until)
+        )
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+    async def wake_held(self, organization_id: str, column: str, value: str, now: datetime) -> int:
+        if column not in _HOLD_COLUMNS:
+            raise ValueError(f"cannot wake jobs by {column}")
+        result = await self._session.execute(
+            update(jobs)
+            .where(
+                jobs.c.organization_id == organization_id,
+                jobs.c[column] == value,
+                jobs.c.held_by_pause.is_(True),
+                jobs.c.status.in_(_RUNNABLE),
+            )
+            .values(next_attempt_at=now, held_by_pause=False, version=jobs.c.version + 1)
+        )
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+    async def flush(self) -> None:
+        """Write what changed; called by the unit of work right before it commits."""
+        if self._new:
+            await self._session.execute(insert(jobs), [_to_row(job) for job in self._new])
+            self._new.clear()
+        dirty = list(self._dirty.values())
+        self._dirty.clear()
+        if not dirty:
+            return
+        statement = (
+            update(jobs)
+            .where(jobs.c.id == bindparam("b_id"), jobs.c.version == bindparam("b_version"))
+            .values({name: bindparam("v_" + name) for name in _MUTABLE})
+        )
+        rows = []
+        for job in dirty:
+            row = {"v_" + name: value for name, value in _to_row(job).items() if name in _MUTABLE}
+            row.update(b_id=job.id, b_version=job.version, v_version=job.version + 1)
+            rows.append(row)
+        if self._postgres and len(rows) > 1:
+            # Locked rows cannot change under us; one pipelined batch, checked as a whole.
+            result = await self._session.execute(statement, rows)
+            if result.rowcount != len(rows):  # type: ignore[attr-defined]
+                raise FailedPrecondition("jobs were changed concurrently; retry")
+        else:
+            for row in rows:
+                result = await self._session.execute(statement, row)
+                if result.rowcount != 1:  # type: ignore[attr-defined]
+                    raise FailedPrecondition(f"job {row['b_id']} was changed concurrently")
+        for job in dirty:
+            job.version += 1
+
+
+class SqlAlchemyControlRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def get(self, organization_id: str, scope: str, scope_id: str) -> ExecutionControl | None:
+        row = (
+            await self._session.execute(
+                select(controls).where(
+                    controls.c.organization_id == organization_id,
+                    controls.c.scope == scope,
+                    controls.c.scope_id == scope_id,
+                )
+            )
+        ).one_or_none()
+        return _to_control(row) if row is not None else None
+
+    async def put(self, control: ExecutionControl) -> None:
+        module = postgresql if self._session.bind.dialect.name == "postgresql" else sqlite
+        values = {
+            "organization_id": control.organization_id,
+            "scope": control.scope.value,
+            "scope_id": control.scope_id,
+            "paused": control.paused,
+            "paused_until": control.paused_until,
+            "version": control.version,
+            "updated_at": control.updated_at,
+        }
+        statement = module.insert(controls).values(values)
+        statement = statement.on_conflict_do_update(
+            index_elements=[controls.c.scope, controls.c.scope_id, controls.c.organization_id],
+            set_={k: statement.excluded[k] for k in ("paused", "paused_until", "version", "updated_at")},
+        )
+        await self._session.execute(statement)
+
+    async def paused(self) -> list[ExecutionControl]:
+        rows = (await self._session.execute(select(controls).where(controls.c.paused.is_(True)))).all()
+        return [_to_control(row) for row in rows]
+
+
+# --- mapping ------------------------------------------------------------------------------------------
+
+_MUTABLE = (
+    "status",
+    "attempts",
+    "attempts_base",
+    "last_error",
+    "next_attempt_at",
+    "lease_until",
+    "lease_token",
+    "provider_message_id",
+    "delivery_status",
+    "held_by_pause",
+    "lease_expirations",
+    "updated_at",
+    "executed_at",
+    "version",
+)
+
+
+def _message_json(message: OutboundMessage) -> str:
+    fields = {
+        "target_kind": message.target_kind.value,
+        "recipient": message.recipient,
+        "type": message.type.value,
+        "text": message.text,
+        "audio_url": message.audio_url,
+        "media_url": message.media_url,
+        "mime_type": message.mime_type,
+        "caption": message.caption,
+        "emoji": message.emoji,
+        "message_ref": message.message_ref,
+    }
+    return json.dumps({k: v for k, v in fields.items() if v != ""}, separators=(",", ":"))
+
+
+def _message_of(raw: str) -> OutboundMessage:
+    data = json.loads(raw)
+    return OutboundMessage(
+        target_kind=TargetKind(data.pop("target_kind")),
+        recipient=data.pop("recipient"),
+        type=MessageType(data.pop("type")),
+        **data,
+    )
+
+
+def _error_json(error: JobError | None) -> str | None:
+    if error is None:
+        return None
+    return json.dumps(
+        {
+            "class": error.error_class.value,
+            "code": error.code,
+            "message": error.message,
+            "restriction": error.restriction.value if error.restriction else None,
+            "at": error.occurred_at.isoformat(),
+            "retry_after": error.retry_after_seconds,
+        },
+        separators=(",", ":"),
+    )
+
+
+def _error_of(raw: str | None) -> JobError | None:
+    if not raw:
+        return None
+    data = json.loads(raw)
+    return JobError(
+        error_class=ErrorClass(data["class"]),
+        code=data["code"],
+        message=data.get("message", ""),
+        restriction=RestrictionKind(data["restriction"]) if data.get("restriction") else None,
+        occurred_at=datetime.fromisoformat(data["at"]),
+        retry_after_seconds=data.get("retry_after"),
+    )
+
+
+def _to_row(job: MessageExecutionJob) -> dict[str, Any]:
+    return {
+        "id": job.id,
+        "intent_id": job.intent_id,
+        "organization_id": job.organization_id,
+        "instance_id": job.instance_id,
+        "provider": job.provider.value,
+        "provider_instance_ref": job.provider_instance_ref,
+        "campaign_id": job.campaign_id,
+        "message": _message_json(job.message),
+        "status": job.status.value,
+        "attempts": job.attempts,
+        "attempts_base": job.attempts_base,
+        "last_error": _error_json(job.last_error),
+        "next_attempt_at": job.next_attempt_at,
+        "lease_until": job.lease_until,
+        "lease_token": job.lease_token,
+        "client_message_id": job.client_message_id,
+        "provider_message_id": job.provider_message_id,
+        "delivery_status": job.delivery_status.value,
+        "held_by_pause": job.held_by_pause,
+        "lease_expirations": job.lease_expirations,
+        "expires_at": job.expires_at,
+        "created_at": job.created_at,
+        "updated_at": job.updated_at,
+        "executed_at": job.executed_at,
+        "version": job.version,
+    }
+
+
+def _to_job(row: Any) -> MessageExecutionJob:
+    return MessageExecutionJob(
+        id=row.id,
+        intent_id=row.intent_id,
+        organization_id=row.organization_id,
+        instance_id=row.instance_id,
+        provider=Provider(row.provider),
+        provider_instance_ref=row.provider_instance_ref,
+        campaign_id=row.campaign_id,
+        message=_message_of(row.message),
+        status=ExecutionStatus(row.status),
+        attempts=row.attempts,
+        attempts_base=row.attempts_base,
+        last_error=_error_of(row.last_error),
+        next_attempt_at=row.next_attempt_at,
+        lease_until=row.lease_until,
+        lease_token=row.lease_token,
+        client_message_id=row.client_message_id,
+        provider_message_id=row.provider_message_id,
+        delivery_status=DeliveryStatus(row.delivery_status),
+        held_by_pause=bool(row.held_by_pause),
+        lease_expirations=row.lease_expirations,
+        expires_at=row.expires_at,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        executed_at=row.executed_at,
+        version=row.version,
+    )
+
+
+def _to_control(row: Any) -> ExecutionControl:
+    return ExecutionControl(
+        organization_id=row.organization_id,
+        scope=ControlScope(row.scope),
+        scope_id=row.scope_id,
+        paused=bool(row.paused),
+        paused_until=row.paused_until,
+        version=row.version,
+        updated_at=row.updated_at,
+    )

@@ -1,0 +1,60 @@
+"""Read use cases: every read is scoped to one organization."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from gate_service.domain.intent import MessageIntent
+from gate_service.domain.ports import GateUnitOfWork, IntentFilter
+from libs.seedwork.errors import InvalidArgument, NotFound
+from libs.seedwork.ids import is_valid_id
+from libs.seedwork.pagination import PageRequest, next_page_token
+
+
+def require_organization(organization_id: str) -> None:
+    if not organization_id.strip():
+        raise InvalidArgument.of("organization_id", "must not be empty")
+
+
+def require_intent_id(intent_id: str) -> None:
+    if not is_valid_id(intent_id):
+        raise InvalidArgument.of("intent_id", "must be an intent id")
+
+
+class GetIntentHandler:
+    def __init__(self, uow: Callable[[], GateUnitOfWork]) -> None:
+        self._uow = uow
+
+    async def __call__(self, organization_id: str, intent_id: str) -> MessageIntent:
+        """The intent with its latest decision record; NotFound for another organization's intent."""
+        require_organization(organization_id)
+        require_intent_id(intent_id)
+        async with self._uow() as uow:
+            intent = await uow.intents.get(organization_id, intent_id)
+        if intent is None:
+            raise NotFound(f"intent {intent_id} not found")
+        return intent
+
+
+@dataclass(frozen=True)
+class IntentPage:
+    intents: list[MessageIntent]
+    next_page_token: str
+
+
+class ListIntentsHandler:
+    def __init__(self, uow: Callable[[], GateUnitOfWork]) -> None:
+        self._uow = uow
+
+    async def __call__(self, organization_id: str, page: PageRequest, where: IntentFilter) -> IntentPage:
+        """One page of the organization's intents, oldest first, filters combined with AND."""
+        require_organization(organization_id)
+        if where.created_after and where.created_before and where.created_after >= where.created_before:
+            raise InvalidArgument.of("created_before", "must be after created_after")
+        async with self._uow() as uow:
+            intents = await uow.intents.list(
+                organization_id, after_id=page.after_id, limit=page.size, where=where
+            )
+        last = intents[-1].id if intents else None
+        return IntentPage(intents, next_page_token(last, full_page=len(intents) == page.size))

@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+from pydantic import Field, field_validator
+
+from gate_service.domain.policies import ContactPolicy, GatePolicies, WarmupPhase, phase_policies_with
+from libs.config import ServiceSettings, settings_config
+from libs.seedwork.errors import InvalidArgument
+
+
+class GateSettings(ServiceSettings):
+    """Environment variables prefixed GATE_ (e.g. GATE_DATABASE_URL, GATE_REDIS_URL)."""
+
+    model_config = settings_config("GATE_")
+
+    database_url: str = "sqlite+aiosqlite:///.data/gate.db"
+    grpc_port: int = 50051
+    metrics_port: int = 9101
+    # Rate windows: Redis in production; empty = the in-process store (one Gate replica only).
+    redis_url: str = ""
+    redis_key_prefix: str = Field(default="whatlead:gate:", max_length=64)
+    # Projection rebuild sources at start-up; empty = skip (events still keep the projections fresh).
+    reputation_addr: str = ""
+    ops_addr: str = ""
+    rebuild_deadline_seconds: float = Field(default=10.0, gt=0)
+    # Validity of an intent when the client gives none, and the longest it may ask for.
+    default_validity_seconds: float = Field(default=4 * 3600, gt=0)
+    max_validity_seconds: float = Field(default=72 * 3600, gt=0)
+    # Policies (documented defaults in gate_service/README.md).
+    phase_policies: str = ""  # JSON: {"STABLE": {"per_minute": 30, "min_interval_seconds": 2}, ...}
+    unevaluated_phase: WarmupPhase = WarmupPhase.INTERACTING
+    contact_min_gap_seconds: float = Field(default=6.0, ge=0)
+    contact_hourly_cap: int = Field(default=4, ge=0)
+    shortlist_size: int = Field(default=8, ge=1, le=64)
+    # Workers. Replicas share the durable consumers (same names); tests isolate with their own prefix.
+    consumer_durable_prefix: str = Field(default="gate", pattern=r"^[A-Za-z0-9_-]{1,40}$")
+    scheduler_interval_seconds: float = Field(default=0.5, gt=0)
+    scheduler_batch_size: int = Field(default=100, ge=1, le=1000)
+    projection_refresh_seconds: float = Field(default=2.0, gt=0)
+    write_batch_size: int = Field(default=256, ge=1, le=1000)
+    # Events leave this long after a commit at most: one relay pass then serves many commits.
+    relay_wake_delay_seconds: float = Field(default=0.01, ge=0, le=1)
+    db_pool_size: int = Field(default=10, ge=1)
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str) -> str:
+        if value and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix:// (or be empty)")
+        return value
+
+    @field_validator("phase_policies")
+    @classmethod
+    def _valid_policies(cls, value: str) -> str:
+        if value:
+            try:
+                parsed: Any = json.loads(value)
+                if not isinstance(parsed, dict):
+                    raise ValueError("must be a JSON object of phase -> overrides")
+                phase_policies_with(parsed)
+            except (json.JSONDecodeError, InvalidArgument, ValueError, TypeError) as exc:
+                raise ValueError(f"invalid phase policies: {exc}") from None
+        return value
+
+    def policies(self) -> GatePolicies:
+        return GatePolicies(
+            phases=phase_policies_with(json.loads(self.phase_policies) if self.phase_policies else {}),
+            contact=ContactPolicy(
+                min_gap=timedelta(seconds=self.contact_min_gap_seconds), per_hour=self.contact_hourly_cap
+            ),
+            unevaluated_phase=self.unevaluated_phase,
+            shortlist_size=self.shortlist_size,
+        )

@@ -1,0 +1,189 @@
+"""Per-candidate rules: each small class answers one question about one instance for one intent.
+
+A rule returns None (no objection) or a Refusal: FINAL (waiting would not help) or RECOVERABLE with the
+time it stops applying. The candidate's verdict combines them (see `evaluate_candidate`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from gate_service.domain.decision import DecisionReason, Verdict
+from gate_service.domain.policies import GatePolicies, HealthStatus, MessageType, PhasePolicy, RateCaps
+from gate_service.domain.projection import Control, InstanceState
+from gate_service.domain.rates import InstanceUsage, next_day, next_hour, next_minute
+from libs.seedwork.shared_kernel import ConnectionState, Purpose
+
+
+@dataclass(frozen=True)
+class Refusal:
+    verdict: Verdict
+    reason: DecisionReason
+    retry_at: datetime | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class CandidateContext:
+    instance: InstanceState
+    purpose: Purpose
+    type: MessageType
+    usage: InstanceUsage
+    policy: PhasePolicy
+    caps: RateCaps
+    pause: Control | None
+    now: datetime
+
+
+class CandidateRule(Protocol):
+    def check(self, ctx: CandidateContext) -> Refusal | None: ...
+
+
+class InstanceConnected:
+    def check(self, ctx: CandidateContext) -> Refusal | None:
+        if ctx.instance.connection_state is not ConnectionState.CONNECTED:
+            return Refusal(Verdict.FINAL, DecisionReason.INSTANCE_DISCONNECTED)
+        return None
+
+
+class InstanceNotPaused:
+    def check(self, ctx: CandidateContext) -> Refusal | None:
+        if ctx.pause is None:
+            return None
+        if ctx.pause.paused_until is not None:
+            return Refusal(Verdict.RECOVERABLE, DecisionReason.OPS_PAUSED, ctx.pause.paused_until)
+        return Refusal(Verdict.FINAL, DecisionReason.OPS_PAUSED)
+
+
+class InstanceHealthy:
+    def check(self, ctx: CandidateContext) -> Refusal | None:
+        if ctx.instance.effective_health() is HealthStatus.UNHEALTHY:
+            return Refusal(Verdict.FINAL, DecisionReason.INSTANCE_UNHEALTHY)
+        return None
+
+
+class PhaseAllowsPurpose:
+    def check(self, ctx: CandidateContext) -> Refusal | None:
+        if ctx.purpose not in ctx.policy.purposes or ctx.purpose not in ctx.instance.purposes:
+            return Refusal(Verdict.FINAL, DecisionReason.PURPOSE_NOT_ALLOWED)
+        return None
+
+
+class PhaseAllowsType:
+    def check(self, ctx: CandidateContext) -> Refusal | None:
+        if ctx.type not in ctx.policy.types:
+            return Refusal(Verdict.FINAL, DecisionReason.TYPE_NOT_ALLOWED_IN_PHASE)
+        return None
+
+
+class NoActiveCooldown:
+    def check(self, ctx: CandidateContext) -> Refusal | None:
+        if ctx.instance.cooling_down(ctx.now):
+            return Refusal(Verdict.RECOVERABLE, DecisionReason.COOLDOWN_ACTIVE, ctx.instance.cooldown_until)
+        return None
+
+
+class MinimumInterval:
+    """The phase's minimum gap between two sends of one instance."""
+
+    def check(self, ctx: CandidateContext) -> Refusal | None:
+        last = ctx.usage.last_sent_at
+        if last is not None and ctx.caps.min_interval and ctx.now < last + ctx.caps.min_interval:
+            return Refusal(Verdict.RECOVERABLE, DecisionReason.MIN_INTERVAL, last + ctx.caps.min_interval)
+        return None
+
+
+class RateWindow:
+    """One fixed UTC window (minute, hour or day) of the phase's caps."""
+
+    def __init__(self, window: str) -> None:
+        self.window = window
+
+    def check(self, ctx: CandidateContext) -> Refusal | None:
+        cap = getattr(ctx.caps, f"per_{self.window}")
+        used = getattr(ctx.usage, self.window)
+        if cap and used >= cap:
+            return Refusal(Verdict.RECOVERABLE, DecisionReason.RATE_LIMIT, _WINDOW_END[self.window](ctx.now))
+        return None
+
+
+_WINDOW_END = {"minute": next_minute, "hour": next_hour, "day": next_day}
+
+# Final refusals first: the first one found is the candidate's reason.
+DEFAULT_RULES: tuple[CandidateRule, ...] = (
+    InstanceConnected(),
+    InstanceNotPaused(),
+    InstanceHealthy(),
+    PhaseAllowsPurpose(),
+    PhaseAllowsType(),
+    NoActiveCooldown(),
+    MinimumInterval(),
+    RateWindow("day"),
+    RateWindow("hour"),
+    RateWindow("minute"),
+)
+
+
+@dataclass(frozen=True)
+class CandidateOutcome:
+    verdict: Verdict
+    reason: DecisionReason | None
+    retry_at: datetime | None
+    rate_pressure: float
+
+
+def rate_pressure(usage: InstanceUsage, caps: RateCaps) -> float:
+    """How full the tightest window is, 0..1."""
+    pressure = 0.0
+    for used, cap in (
+        (usage.minute, caps.per_minute),
+        (usage.hour, caps.per_hour),
+        (usage.day, caps.per_day),
+    ):
+        if cap:
+            pressure = max(pressure, min(1.0, used / cap))
+    return pressure
+
+
+def evaluate_candidate(
+    ctx: CandidateContext, rules: tuple[CandidateRule, ...] = DEFAULT_RULES
+) -> CandidateOutcome:
+    """FINAL if any rule refuses for good; else RECOVERABLE at the latest time every refusal has passed
+    (all must pass at once); else ALLOW."""
+    recoverable: list[Refusal] = []
+    for rule in rules:
+        refusal = rule.check(ctx)
+        if refusal is None:
+            continue
+        if refusal.verdict is Verdict.FINAL:
+            return CandidateOutcome(Verdict.FINAL, refusal.reason, None, 0.0)
+        recoverable.append(refusal)
+    pressure = rate_pressure(ctx.usage, ctx.caps)
+    if recoverable:
+        latest = max(recoverable, key=lambda r: r.retry_at or ctx.now)
+        return CandidateOutcome(Verdict.RECOVERABLE, latest.reason, latest.retry_at, pressure)
+    return CandidateOutcome(Verdict.ALLOW, None, None, pressure)
+
+
+def context_for(
+    instance: InstanceState,
+    *,
+    purpose: Purpose,
+    type: MessageType,
+    usage: InstanceUsage,
+    policies: GatePolicies,
+    pause: Control | None,
+    now: datetime,
+) -> CandidateContext:
+    phase = instance.effective_phase(policies)
+    return CandidateContext(
+        instance=instance,
+        purpose=purpose,
+        type=type,
+        usage=usage,
+        policy=policies.policy(phase),
+        caps=policies.caps_for(phase, instance.effective_health()),
+        pause=pause,
+        now=now,
+    )

@@ -1,0 +1,331 @@
+"""Domain <-> protobuf for the gate context: used by the gRPC servicer, the event mapper and the consumers."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from datetime import datetime
+
+from gate_service.domain.decision import (
+    CandidateVerdict,
+    DecisionOutcome,
+    DecisionReason,
+    DecisionRecord,
+    Verdict,
+)
+from gate_service.domain.intent import (
+    AudioPayload,
+    IntentApproved,
+    IntentBlocked,
+    IntentCreated,
+    IntentDropped,
+    IntentFailed,
+    IntentOrigin,
+    IntentQueued,
+    IntentSent,
+    IntentStatus,
+    MediaPayload,
+    MessageIntent,
+    Payload,
+    ReactionPayload,
+    TargetKind,
+    TextPayload,
+)
+from gate_service.domain.policies import HealthStatus, MessageType, WarmupPhase
+from gate_service.domain.projection import Control, ControlScope, InstanceState, Plan
+from libs.rpc.convert import enum_from_proto, from_timestamp, to_timestamp
+from libs.seedwork.aggregate import DomainEvent
+from libs.seedwork.shared_kernel import ConnectionState, Provider, Purpose
+from whatlead.common.v1 import common_pb2
+from whatlead.events.v1 import gate_events_pb2
+from whatlead.executor.v1 import executor_pb2
+from whatlead.gate.v1 import gate_pb2
+from whatlead.ops.v1 import ops_pb2
+from whatlead.reputation.v1 import reputation_pb2
+
+_ENUMS: dict[int, dict[str, int]] = {}
+
+
+def _e(proto_enum, value) -> int:  # type: ignore[no-untyped-def]
+    """Domain enum -> proto number by name, from a table built once per proto enum (hot path)."""
+    if value is None:
+        return 0
+    table = _ENUMS.get(id(proto_enum))
+    if table is None:
+        prefix = proto_enum.Name(0).removesuffix("UNSPECIFIED")
+        table = _ENUMS[id(proto_enum)] = {
+            name.removeprefix(prefix): number for name, number in proto_enum.items()
+        }
+    return table[value.value]
+
+
+def payload_to_proto(payload: Payload) -> common_pb2.MessagePayload:
+    match payload:
+        case TextPayload():
+            return common_pb2.MessagePayload(text=common_pb2.TextPayload(text=payload.text))
+        case AudioPayload():
+            return common_pb2.MessagePayload(audio=common_pb2.AudioPayload(audio_url=payload.audio_url))
+        case MediaPayload():
+            return common_pb2.MessagePayload(
+                media=common_pb2.MediaPayload(
+                    media_url=payload.media_url, mime_type=payload.mime_type, caption=payload.caption
+                )
+            )
+        case ReactionPayload():
+            return common_pb2.MessagePayload(
+                reaction=common_pb2.ReactionPayload(emoji=payload.emoji, message_ref=payload.message_ref)
+            )
+    raise TypeError(type(payload).__name__)
+
+
+def payload_from_proto(message: common_pb2.MessagePayload) -> Payload | None:
+    match message.WhichOneof("content"):
+        case "text":
+            return TextPayload(message.text.text)
+        case "audio":
+            return AudioPayload(message.audio.audio_url)
+        case "media":
+            return MediaPayload(message.media.media_url, message.media.mime_type, message.media.caption)
+        case "reaction":
+            return ReactionPayload(message.reaction.emoji, message.reaction.message_ref)
+    return None
+
+
+def target_kind_from_proto(number: int) -> TargetKind | None:
+    return enum_from_proto(common_pb2.TargetKind, number, TargetKind)
+
+
+def target_to_proto(intent: MessageIntent) -> common_pb2.Target:
+    return common_pb2.Target(kind=_e(common_pb2.TargetKind, intent.target.kind), value=intent.target.value)  # type: ignore[arg-type]
+
+
+def verdict_to_proto(verdict: CandidateVerdict) -> gate_pb2.CandidateVerdict:
+    return gate_pb2.CandidateVerdict(
+        instance_id=verdict.instance_id,
+        verdict=_e(gate_pb2.Verdict, verdict.verdict),  # type: ignore[arg-type]
+        reason=_e(gate_pb2.DecisionReason, verdict.reason),  # type: ignore[arg-type]
+        retry_at=to_timestamp(verdict.retry_at),
+        score=verdict.score,
+        reputation_score=verdict.reputation_score,
+        health=_e(reputation_pb2.HealthStatus, verdict.health),  # type: ignore[arg-type]
+        phase=_e(reputation_pb2.WarmupPhase, verdict.phase),  # type: ignore[arg-type]
+        rate_pressure=verdict.rate_pressure,
+        sticky=verdict.sticky,
+    )
+
+
+# The same record goes into the approved event and into the response: built once.
+_RECENT_DECISIONS: OrderedDict[int, tuple[DecisionRecord, gate_pb2.DecisionRecord]] = OrderedDict()
+
+
+def decision_to_proto(record: DecisionRecord) -> gate_pb2.DecisionRecord:
+    cached = _RECENT_DECISIONS.get(id(record))
+    if cached is not None and cached[0] is record:
+        return cached[1]
+    message = _decision_to_proto(record)
+    _RECENT_DECISIONS[id(record)] = (record, message)
+    if len(_RECENT_DECISIONS) > 4096:
+        _RECENT_DECISIONS.popitem(last=False)
+    return message
+
+
+def _decision_to_proto(record: DecisionRecord) -> gate_pb2.DecisionRecord:
+    return gate_pb2.DecisionRecord(
+        intent_id=record.intent_id,
+        outcome=_e(gate_pb2.DecisionOutcome, record.outcome),  # type: ignore[arg-type]
+        reason=_e(gate_pb2.DecisionReason, record.reason),  # type: ignore[arg-type]
+        chosen_instance_id=record.chosen_instance_id or "",
+        decided_at=to_timestamp(record.decided_at),
+        queued_until=to_timestamp(record.queued_until),
+        candidates=[verdict_to_proto(v) for v in record.candidates],
+        attempt=record.attempt,
+        excluded=[
+            gate_pb2.ExcludedCount(reason=_e(gate_pb2.DecisionReason, reason), instances=count)  # type: ignore[arg-type]
+            for reason, count in sorted(record.excluded.items())
+        ],
+    )
+
+
+def intent_to_proto(intent: MessageIntent) -> gate_pb2.MessageIntent:
+    return gate_pb2.MessageIntent(
+        id=intent.id,
+        organization_id=intent.organization_id,
+        target=target_to_proto(intent),
+        type=_e(common_pb2.MessageType, intent.type),  # type: ignore[arg-type]
+        purpose=_e(common_pb2.Purpose, intent.purpose),  # type: ignore[arg-type]
+        origin=_e(gate_pb2.IntentOrigin, intent.origin),  # type: ignore[arg-type]
+        campaign_id=intent.campaign_id,
+        payload=payload_to_proto(intent.payload),
+        idempotency_key=intent.idempotency_key,
+        status=_e(gate_pb2.IntentStatus, intent.status),  # type: ignore[arg-type]
+        decided_by_instance_id=intent.decided_by_instance_id or "",
+        blocked_reason=_e(gate_pb2.DecisionReason, intent.blocked_reason),  # type: ignore[arg-type]
+        queued_until=to_timestamp(intent.queued_until),
+        not_before=to_timestamp(intent.not_before),
+        expires_at=to_timestamp(intent.expires_at),
+        created_at=to_timestamp(intent.created_at),
+        decided_at=to_timestamp(intent.decided_at),
+    )
+
+
+def event_meta(event: DomainEvent) -> common_pb2.EventMeta:
+    return common_pb2.EventMeta(
+        event_id=event.event_id,
+        organization_id=event.organization_id,
+        aggregate_id=event.aggregate_id,
+        correlation_id=event.correlation_id or event.aggregate_id,
+        occurred_at=to_timestamp(event.occurred_at),
+    )
+
+
+def event_to_proto(event: DomainEvent):  # type: ignore[no-untyped-def]
+    """The outbox's mapper: every event this context publishes, as its protobuf contract."""
+    match event:
+        case IntentCreated():
+            return gate_events_pb2.IntentCreated(meta=event_meta(event), intent=intent_to_proto(event.intent))
+        case IntentApproved():
+            intent = event.intent
+            return gate_events_pb2.IntentApproved(
+                meta=event_meta(event),
+                intent_id=intent.id,
+                target=target_to_proto(intent),
+                type=_e(common_pb2.MessageType, intent.type),  # type: ignore[arg-type]
+                payload=payload_to_proto(intent.payload),
+                purpose=_e(common_pb2.Purpose, intent.purpose),  # type: ignore[arg-type]
+                instance_id=event.instance.instance_id,
+                provider=_e(common_pb2.Provider, event.instance.provider),  # type: ignore[arg-type]
+                provider_instance_ref=event.instance.provider_instance_ref,
+                campaign_id=intent.campaign_id,
+                expires_at=to_timestamp(intent.expires_at),
+                not_before=to_timestamp(intent.not_before),
+                origin=_e(gate_pb2.IntentOrigin, intent.origin),  # type: ignore[arg-type]
+                decision=decision_to_proto(event.decision),
+            )
+        case IntentQueued():
+            return gate_events_pb2.IntentQueued(
+                meta=event_meta(event),
+                intent_id=event.aggregate_id,
+                queued_until=to_timestamp(event.queued_until),
+                reason=_e(gate_pb2.DecisionReason, event.reason),  # type: ignore[arg-type]
+                decision=decision_to_proto(event.decision),
+            )
+        case IntentBlocked():
+            return gate_events_pb2.IntentBlocked(
+                meta=event_meta(event),
+                intent_id=event.aggregate_id,
+                reason=_e(gate_pb2.DecisionReason, event.reason),  # type: ignore[arg-type]
+                decision=decision_to_proto(event.decision),
+            )
+        case IntentDropped():
+            return gate_events_pb2.IntentDropped(
+                meta=event_meta(event),
+                intent_id=event.aggregate_id,
+                reason=_e(gate_pb2.DecisionReason, event.reason),  # type: ignore[arg-type]
+                decision=decision_to_proto(event.decision),
+            )
+        case IntentSent():
+            return gate_events_pb2.IntentSent(
+                meta=event_meta(event),
+                intent_id=event.aggregate_id,
+                instance_id=event.instance_id,
+                job_id=event.job_id,
+                provider_message_id=event.provider_message_id,
+                sent_at=to_timestamp(event.sent_at),
+            )
+        case IntentFailed():
+            return gate_events_pb2.IntentFailed(
+                meta=event_meta(event),
+                intent_id=event.aggregate_id,
+                instance_id=event.instance_id,
+                job_id=event.job_id,
+                error=executor_pb2.JobError(
+                    error_class=executor_pb2.ErrorClass.Value("ERROR_CLASS_" + event.error_class)
+                    if "ERROR_CLASS_" + event.error_class in executor_pb2.ErrorClass.keys()  # noqa: SIM118
+                    else 0,
+                    code=event.error_code,
+                    message=event.error_message,
+                    occurred_at=to_timestamp(event.failed_at),
+                ),
+                failed_at=to_timestamp(event.failed_at),
+            )
+    raise TypeError(f"no protobuf contract for {type(event).__name__}")
+
+
+# --- what other contexts publish, as the Gate's projection values ---------------------------------------
+
+
+def instance_state_from_proto(instance: reputation_pb2.Instance) -> InstanceState:
+    return InstanceState(
+        instance_id=instance.id,
+        organization_id=instance.organization_id,
+        provider=enum_from_proto(common_pb2.Provider, instance.provider, Provider) or Provider.SIMULATOR,
+        provider_instance_ref=instance.provider_instance_ref,
+        purposes=frozenset(
+            p
+            for p in (enum_from_proto(common_pb2.Purpose, n, Purpose) for n in instance.purposes)
+            if p is not None
+        ),
+        connection_state=enum_from_proto(
+            common_pb2.ConnectionState, instance.connection_state, ConnectionState
+        )
+        or ConnectionState.UNKNOWN,
+        instance_version=instance.version,
+    )
+
+
+def reputation_fields(reputation: reputation_pb2.InstanceReputation) -> dict[str, object]:
+    return {
+        "score": reputation.score,
+        "health": enum_from_proto(reputation_pb2.HealthStatus, reputation.health, HealthStatus),
+        "phase": enum_from_proto(reputation_pb2.WarmupPhase, reputation.phase, WarmupPhase),
+        "cooldown_until": from_timestamp(
+            reputation.cooldown_until, present=reputation.HasField("cooldown_until")
+        ),
+        "version": reputation.version,
+    }
+
+
+def control_from_proto(control: ops_pb2.ExecutionControl) -> Control | None:
+    scope = enum_from_proto(ops_pb2.ControlScope, control.scope, ControlScope)
+    if scope is None:
+        return None
+    scope_id = control.scope_id or (control.organization_id if scope is ControlScope.ORGANIZATION else "")
+    return Control(
+        organization_id=control.organization_id,
+        scope=scope,
+        scope_id=scope_id,
+        paused=control.status == ops_pb2.CONTROL_STATUS_PAUSED,
+        paused_until=from_timestamp(control.paused_until, present=control.HasField("paused_until")),
+        version=control.version,
+    )
+
+
+def plan_from_proto(plan: ops_pb2.Plan) -> Plan:
+    return Plan(
+        organization_id=plan.organization_id,
+        daily_cap=plan.limits.daily_message_cap,
+        monthly_cap=plan.limits.monthly_message_cap,
+        version=plan.version,
+    )
+
+
+def status_from_proto(number: int) -> IntentStatus | None:
+    return enum_from_proto(gate_pb2.IntentStatus, number, IntentStatus)
+
+
+def origin_from_proto(number: int) -> IntentOrigin | None:
+    return enum_from_proto(gate_pb2.IntentOrigin, number, IntentOrigin)
+
+
+def type_from_proto(number: int) -> MessageType | None:
+    return enum_from_proto(common_pb2.MessageType, number, MessageType)
+
+
+def purpose_from_proto(number: int) -> Purpose | None:
+    return enum_from_proto(common_pb2.Purpose, number, Purpose)
+
+
+def timestamp_or_none(message, name: str) -> datetime | None:  # type: ignore[no-untyped-def]
+    return from_timestamp(getattr(message, name), present=message.HasField(name))
+
+
+__all__ = ["DecisionOutcome", "DecisionReason", "Verdict"]

@@ -1,0 +1,174 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Table, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gate_service.domain.intent import IntentStatus, MessageIntent
+from gate_service.domain.ports import IntentFilter
+from gate_service.domain.projection import Control, InstanceState, Plan
+from gate_service.infrastructure.rows import (
+    control_row,
+    instance_row,
+    intent_row,
+    plan_row,
+    row_instance,
+    row_intent,
+)
+from gate_service.infrastructure.tables import (
+    intents,
+    projected_controls,
+    projected_instances,
+    projected_plans,
+)
+from libs.seedwork.clock import Clock
+from libs.seedwork.errors import FailedPrecondition
+
+
+class SqlAlchemyIntentRepository:
+    """Intents as rows. Writes are flushed at commit; updates are optimistic on `version`."""
+
+    def __init__(self, session: AsyncSession, clock: Clock) -> None:
+        self._session = session
+        self._clock = clock
+        self._new: list[MessageIntent] = []
+        self._loaded: dict[str, tuple[MessageIntent, int]] = {}
+
+    def add(self, intent: MessageIntent) -> None:
+        self._new.append(intent)
+
+    async def get(self, organization_id: str, intent_id: str) -> MessageIntent | None:
+        row = (
+            await self._session.execute(
+                select(intents).where(intents.c.id == intent_id, intents.c.organization_id == organization_id)
+            )
+        ).one_or_none()
+        return self._remember(row)
+
+    async def find_by_key(self, organization_id: str, idempotency_key: str) -> MessageIntent | None:
+        row = (
+            await self._session.execute(
+                select(intents).where(
+                    intents.c.organization_id == organization_id, intents.c.idempotency_key == idempotency_key
+                )
+            )
+        ).one_or_none()
+        return self._remember(row)
+
+    async def list(
+        self, organization_id: str, *, after_id: str | None, limit: int, where: IntentFilter
+    ) -> list[MessageIntent]:
+        query = select(intents).where(intents.c.organization_id == organization_id)
+        if after_id:
+            query = query.where(intents.c.id > after_id)
+        if where.status:
+            query = query.where(intents.c.status == where.status.value)
+        if where.purpose:
+            query = query.where(intents.c.purpose == where.purpose.value)
+        if where.instance_id:
+            query = query.where(intents.c.decided_by_instance_id == where.instance_id)
+        if where.target:
+            query = query.where(intents.c.target_value == where.target)
+        if where.campaign_id:
+            query = query.where(intents.c.campaign_id == where.campaign_id)
+        if where.created_after:
+            query = query.where(intents.c.created_at >= where.created_after)
+        if where.created_before:
+            query = query.where(intents.c.created_at < where.created_before)
+        rows = (await self._session.execute(query.order_by(intents.c.id).limit(limit))).all()
+        return [row_intent(row) for row in rows]
+
+    async def claim_due(self, now: datetime, limit: int) -> list[MessageIntent]:
+        query = (
+            select(intents)
+            .where(intents.c.status == IntentStatus.QUEUED.value, intents.c.queued_until <= now)
+            .order_by(intents.c.queued_until)
+            .limit(limit)
+            .with_for_update(skip_locked=True)  # SQLite ignores it: one writer there anyway
+        )
+        return [self._remember(row) for row in (await self._session.execute(query)).all()]  # type: ignore[misc]
+
+    async def flush(self) -> None:
+        """Write what changed; called by the unit of work right before it commits."""
+        now = self._clock.now()
+        if self._new:
+            await self._session.execute(intents.insert(), [intent_row(i, now) for i in self._new])
+            self._new.clear()
+        for intent, loaded_version in list(self._loaded.values()):
+            if intent.version == loaded_version:
+                continue
+            result = await self._session.execute(
+                update(intents)
+                .where(intents.c.id == intent.id, intents.c.version == loaded_version)
+                .values(intent_row(intent, now))
+            )
+            if result.rowcount != 1:  # type: ignore[attr-defined]
+                raise FailedPrecondition(f"intent {intent.id} was changed concurrently; retry")
+            self._loaded[intent.id] = (intent, intent.version)
+
+    def _remember(self, row: Any) -> MessageIntent | None:
+        if row is None:
+            return None
+        intent = row_intent(row)
+        self._loaded[intent.id] = (intent, intent.version)
+        return intent
+
+
+def upsert(
+    session: AsyncSession, table: Table, row: dict[str, Any], keys: list[str], version_columns: list[str]
+):  # type: ignore[no-untyped-def]
+    """INSERT, or UPDATE when the row exists and the new one is not older (on every version column)."""
+    module = postgresql if session.bind.dialect.name == "postgresql" else sqlite
+    statement = module.insert(table).values(row)
+    newer = None
+    for column in version_columns:
+        condition = table.c[column] <= statement.excluded[column]
+        newer = condition if newer is None else newer & condition
+    return statement.on_conflict_do_update(
+        index_elements=keys, set_={k: statement.excluded[k] for k in row if k not in keys}, where=newer
+    )
+
+
+class SqlAlchemyProjectionStore:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def load_instance(self, instance_id: str) -> InstanceState | None:
+        row = (
+            await self._session.execute(
+                select(projected_instances).where(projected_instances.c.instance_id == instance_id)
+            )
+        ).one_or_none()
+        return row_instance(row) if row else None
+
+    async def save_instance(self, state: InstanceState, changed_at: datetime) -> None:
+        await self._session.execute(
+            upsert(
+                self._session,
+                projected_instances,
+                instance_row(state, changed_at),
+                ["instance_id"],
+                ["instance_version", "reputation_version"],
+            )
+        )
+
+    async def save_control(self, control: Control, changed_at: datetime) -> None:
+        await self._session.execute(
+            upsert(
+                self._session,
+                projected_controls,
+                control_row(control, changed_at),
+                ["organization_id", "scope", "scope_id"],
+                ["version"],
+            )
+        )
+
+    async def save_plan(self, plan: Plan, changed_at: datetime) -> None:
+        await self._session.execute(
+            upsert(
+                self._session, projected_plans, plan_row(plan, changed_at), ["organization_id"], ["version"]
+            )
+        )

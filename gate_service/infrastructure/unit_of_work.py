@@ -1,0 +1,20 @@
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gate_service.infrastructure.repositories import SqlAlchemyIntentRepository, SqlAlchemyProjectionStore
+from libs.db.unit_of_work import SqlAlchemyUnitOfWork
+
+
+class SqlAlchemyGateUnitOfWork(SqlAlchemyUnitOfWork):
+    """One transaction on the gate database (consumers, scheduler, DecideIntent, queries)."""
+
+    intents: SqlAlchemyIntentRepository
+    projections: SqlAlchemyProjectionStore
+
+    def _open(self, session: AsyncSession) -> None:
+        self.intents = SqlAlchemyIntentRepository(session, self._clock)
+        self.projections = SqlAlchemyProjectionStore(session)
+
+    async def _flush(self) -> None:
+        await self.intents.flush()

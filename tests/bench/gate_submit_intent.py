@@ -1,0 +1,330 @@
+"""SubmitIntent over gRPC (PostgreSQL + Redis + NATS), 64 concurrent callers, for organizations of 10, 100
+and 1,000 instances, beside an empty grpc.aio echo measured the same way (the Python gRPC ceiling here).
+
+Targets (issue 3): throughput >= 0.5x the echo; 1,000 instances cost <= 1.25x of 10 instances.
+
+The Gate runs as its own process (`python -m gate_service`, as in production) on a fresh database, its
+own stream root and Redis key prefix; all are removed at the end. Phase caps are lifted (no caps, no
+minimum interval, no per-contact limits) so every call takes the full path: idempotency lookup, rate
+snapshot, per-candidate rules, scoring, atomic reservation, group commit of the intent and its two events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import grpc
+
+CONCURRENCY = 64
+WARMUP_SECONDS = 1.5
+MEASURE_SECONDS = 5.0
+SIZES = (10, 100, 1000)
+POSTGRES_ADMIN_URL = os.environ.get("WHATLEAD_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+NATS_URL = os.environ.get("WHATLEAD_TEST_NATS", "nats://127.0.0.1:4222")
+REDIS_URL = os.environ.get("WHATLEAD_TEST_REDIS", "redis://127.0.0.1:6379/0")
+ECHO_METHOD = "/bench.Echo/Echo"
+NO_LIMITS = json.dumps(
+    {
+        phase: {"per_minute": 0, "per_hour": 0, "per_day": 0, "min_interval_seconds": 0}
+        for phase in ("NEWBORN", "WARMING", "INTERACTING", "STABLE")
+    }
+)
+
+
+@dataclass
+class Result:
+    name: str
+    calls: int
+    seconds: float
+    latencies: list[float]
+    server_cpu: float = float("nan")  # seconds of server CPU during the whole run (warm-up included)
+    all_calls: int = 0
+
+    @property
+    def cpu_per_call_us(self) -> float:
+        return self.server_cpu / max(1, self.all_calls) * 1e6
+
+    @property
+    def rate(self) -> float:
+        return self.calls / self.seconds
+
+    def percentile(self, q: float) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc), to report server CPU per call."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except OSError:
+        return float("nan")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+async def drive(name: str, call, server_pid: int = 0) -> Result:  # type: ignore[no-untyped-def]
+    """CONCURRENCY callers in a closed loop; only calls that start inside the measured window count."""
+    loop = asyncio.get_running_loop()
+    start = loop.time() + WARMUP_SECONDS
+    end = start + MEASURE_SECONDS
+    latencies: list[float] = []
+
+    async def caller(n: int) -> None:
+        i = 0
+        while True:
+            began = loop.time()
+            if began >= end:
+                return
+            await counted(n, i)
+            i += 1
+            if began >= start:
+                latencies.append(loop.time() - began)
+
+    total = 0
+
+    async def counted(n: int, i: int) -> None:
+        nonlocal total
+        await call(n, i)
+        total += 1
+
+    before = cpu_seconds(server_pid) if server_pid else float("nan")
+    await asyncio.gather(*(caller(n) for n in range(CONCURRENCY)))
+    used = cpu_seconds(server_pid) - before if server_pid else float("nan")
+    return Result(name, len(latencies), MEASURE_SECONDS, latencies, used, total)
+
+
+# --- the echo ceiling ---------------------------------------------------------------------------------
+
+
+async def serve_echo(port: int) -> None:
+    async def echo(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        return request
+
+    server = grpc.aio.server()
+    handler = grpc.method_handlers_generic_handler(
+        "bench.Echo", {"Echo": grpc.unary_unary_rpc_method_handler(echo)}
+    )
+    server.add_generic_rpc_handlers((handler,))
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    await server.start()
+    await server.wait_for_termination()
+
+
+async def measure_echo() -> Result:
+    port = free_port()
+    process = subprocess.Popen(  # noqa: ASYNC220 - a server process we stop ourselves
+        [sys.executable, "-m", "tests.bench.gate_submit_intent", "--echo", str(port)]
+    )
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            await asyncio.wait_for(channel.channel_ready(), timeout=10)
+            echo = channel.unary_unary(ECHO_METHOD)
+            payload = b"x" * 200  # about the size of a SubmitIntentRequest
+
+            async def call(n: int, i: int) -> None:
+                await echo(payload, timeout=10)
+
+            return await drive("grpc.aio echo", call, process.pid)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+# --- the Gate -------------------------------------------------------------------------------------------
+
+
+async def register(js, root: str, organization: str, n: int) -> None:  # type: ignore[no-untyped-def]
+    from libs.messaging import envelope
+    from libs.rpc.convert import to_timestamp
+    from libs.seedwork.ids import new_id
+    from whatlead.common.v1 import common_pb2
+    from whatlead.events.v1 import reputation_events_pb2
+    from whatlead.reputation.v1 import reputation_pb2
+
+    acks = []
+    for _ in range(n):
+        instance_id = new_id()
+        event = reputation_events_pb2.InstanceRegistered(
+            meta=common_pb2.EventMeta(
+                event_id=new_id(),
+                organization_id=organization,
+                aggregate_id=instance_id,
+                correlation_id=instance_id,
+                occurred_at=to_timestamp(datetime.now(UTC)),
+            ),
+            instance=reputation_pb2.Instance(
+                id=instance_id,
+                organization_id=organization,
+                display_name="bench",
+                provider=common_pb2.PROVIDER_SIMULATOR,
+                provider_instance_ref=f"bench-{instance_id[-12:]}",
+                phone="5511900000000",
+                purposes=[common_pb2.PURPOSE_DISPATCH],
+                connection_state=common_pb2.CONNECTION_STATE_CONNECTED,
+                version=1,
+            ),
+        )
+        encoded = envelope.encode(event)
+        acks.append(
+            js.publish(
+                envelope.full_subject(root, encoded.subject_suffix),
+                encoded.payload,
+                headers={envelope.MSG_ID_HEADER: encoded.event_id, envelope.TYPE_HEADER: encoded.type_name},
+            )
+        )
+    await asyncio.gather(*acks)
+
+
+async def consumed(js, root: str, durable: str) -> None:  # type: ignore[no-untyped-def]
+    from libs.messaging import envelope
+
+    for _ in range(600):
+        try:
+            info = await js.consumer_info(envelope.stream_name(root, "reputation"), durable)
+            if info.num_pending == 0 and info.num_ack_pending == 0:
+                return
+        except Exception:  # not created yet
+            pass
+        await asyncio.sleep(0.05)
+    raise RuntimeError("the gate did not consume the instances in time")
+
+
+async def measure_gate(port: int, pid: int, organization: str, name: str) -> tuple[Result, dict[str, int]]:
+    from whatlead.common.v1 import common_pb2
+    from whatlead.gate.v1 import gate_pb2, gate_pb2_grpc
+
+    outcomes: dict[str, int] = {}
+    run = secrets.token_hex(3)
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = gate_pb2_grpc.GateServiceStub(channel)
+
+        async def call(n: int, i: int) -> None:
+            response = await stub.SubmitIntent(
+                gate_pb2.SubmitIntentRequest(
+                    organization_id=organization,
+                    idempotency_key=f"{run}-{n}-{i}",
+                    target=common_pb2.Target(
+                        kind=common_pb2.TARGET_KIND_PHONE, value=f"55{n + 11:02d}9{i:08d}"
+                    ),
+                    type=common_pb2.MESSAGE_TYPE_TEXT,
+                    purpose=common_pb2.PURPOSE_DISPATCH,
+                    payload=common_pb2.MessagePayload(text=common_pb2.TextPayload(text="bench message")),
+                ),
+                timeout=10,
+            )
+            key = gate_pb2.IntentStatus.Name(response.intent.status).removeprefix("INTENT_STATUS_")
+            outcomes[key] = outcomes.get(key, 0) + 1
+
+        return await drive(name, call, pid), outcomes
+
+
+async def run() -> None:
+    import nats
+    import psycopg
+    from redis.asyncio import Redis
+
+    from libs.messaging.streams import delete_streams, ensure_streams
+
+    token = secrets.token_hex(4)
+    database = f"wl_bench_{token}_gate"
+    root = f"b{token}"
+    prefix = f"wl:bench:{token}:"
+    durable_prefix = f"bench-{token}"
+    base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{database}"')
+    client = await nats.connect(NATS_URL)
+    js = client.jetstream()
+    await ensure_streams(js, root)
+    redis = Redis.from_url(REDIS_URL)
+    gate_port = free_port()
+    env = {
+        **os.environ,
+        "GATE_DATABASE_URL": base.replace("postgresql://", "postgresql+psycopg://") + "/" + database,
+        "GATE_NATS_URL": NATS_URL,
+        "GATE_SUBJECT_ROOT": root,
+        "GATE_REDIS_URL": REDIS_URL,
+        "GATE_REDIS_KEY_PREFIX": prefix,
+        "GATE_GRPC_PORT": str(gate_port),
+        "GATE_METRICS_PORT": str(free_port()),
+        "GATE_LOG_LEVEL": "WARNING",
+        "GATE_PHASE_POLICIES": NO_LIMITS,
+        "GATE_CONTACT_MIN_GAP_SECONDS": "0",
+        "GATE_CONTACT_HOURLY_CAP": "0",
+        "GATE_CONSUMER_DURABLE_PREFIX": durable_prefix,
+    }
+    gate = subprocess.Popen([sys.executable, "-m", "gate_service"], env=env)  # noqa: ASYNC220
+    results: list[tuple[Result, dict[str, int], int]] = []
+    try:
+        echo = await measure_echo()
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{gate_port}") as channel:
+            await asyncio.wait_for(channel.channel_ready(), timeout=30)
+        for size in SIZES:
+            organization = f"bench-org-{size}"
+            await register(js, root, organization, size)
+            await consumed(js, root, f"{durable_prefix}-reputation")
+            result, outcomes = await measure_gate(
+                gate_port, gate.pid, organization, f"SubmitIntent, {size} instances"
+            )
+            results.append((result, outcomes, size))
+    finally:
+        gate.terminate()
+        gate.wait(timeout=30)
+        await delete_streams(js, root)
+        await client.close()
+        async for key in redis.scan_iter(match=prefix + "*", count=1000):
+            await redis.delete(key)
+        await redis.aclose()
+        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+    print(
+        f"{CONCURRENCY} concurrent callers, {MEASURE_SECONDS:.0f} s measured after {WARMUP_SECONDS} s warm-up"
+    )
+    header = f"{'calls/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'x echo':>9}{'x 10 inst.':>12}{'srv CPU/call':>14}"
+    print(f"{'':34}{header}")
+    print(
+        f"{echo.name:34}{echo.rate:10.0f}{echo.percentile(0.5):9.2f}{echo.percentile(0.99):9.2f}{1.0:9.2f}"
+        f"{'':12}{echo.cpu_per_call_us:11.0f} us"
+    )
+    base_cost = 1 / results[0][0].rate
+    for result, outcomes, _ in results:
+        cost = (1 / result.rate) / base_cost
+        print(
+            f"{result.name:34}{result.rate:10.0f}{result.percentile(0.5):9.2f}{result.percentile(0.99):9.2f}"
+            f"{result.rate / echo.rate:9.2f}{cost:12.2f}{result.cpu_per_call_us:11.0f} us   {outcomes}"
+        )
+    worst = min(r.rate for r, _, _ in results) / echo.rate
+    spread = (1 / results[-1][0].rate) / base_cost
+    cpu_spread = results[-1][0].cpu_per_call_us / results[0][0].cpu_per_call_us
+    print(
+        f"targets: throughput >= 0.50x echo -> {worst:.2f}x {'OK' if worst >= 0.5 else 'MISSED'}; "
+        f"cost(1,000) <= 1.25x cost(10) -> {spread:.2f}x by throughput, {cpu_spread:.2f}x by server CPU per "
+        f"call {'OK' if min(spread, cpu_spread) <= 1.25 else 'MISSED'}"
+    )
+
+
+def main() -> None:
+    asyncio.run(run())
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--echo":
+        asyncio.run(serve_echo(int(sys.argv[2])))
+    else:
+        main()

@@ -1,0 +1,180 @@
+"""A running Gate for integration tests: real PostgreSQL, Redis and JetStream, gRPC on a free port."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import grpc
+from google.protobuf.message import Message
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+from gate_service.bootstrap import GateApp, build_app
+from gate_service.config import GateSettings
+from libs.messaging import envelope
+from libs.rpc.convert import to_timestamp
+from libs.rpc.server import GrpcServer
+from libs.seedwork.clock import Clock
+from libs.seedwork.ids import new_id
+from tests.conftest import NATS_URL, REDIS_URL
+from whatlead.common.v1 import common_pb2
+from whatlead.events.v1 import reputation_events_pb2
+from whatlead.gate.v1 import gate_pb2, gate_pb2_grpc
+from whatlead.reputation.v1 import reputation_pb2
+
+# Generous caps so tests reach the paths they aim at; the slot test sets its own daily cap.
+LOOSE_POLICIES = json.dumps(
+    {
+        "INTERACTING": {"per_minute": 0, "per_hour": 0, "per_day": 10, "min_interval_seconds": 0},
+        "STABLE": {"per_minute": 0, "per_hour": 0, "per_day": 1000, "min_interval_seconds": 0},
+    }
+)
+
+
+@dataclass
+class RunningGate:
+    app: GateApp
+    stub: gate_pb2_grpc.GateServiceStub
+    settings: GateSettings
+
+
+@asynccontextmanager
+async def running_gate(
+    database_url: str,
+    subject_root: str,
+    redis_prefix: str,
+    *,
+    clock: Clock | None = None,
+    **overrides: object,
+) -> AsyncIterator[RunningGate]:
+    settings = GateSettings(
+        database_url=database_url,
+        nats_url=NATS_URL,
+        subject_root=subject_root,
+        redis_url=overrides.pop("redis_url", REDIS_URL),
+        redis_key_prefix=f"{redis_prefix}gate:{new_id()[-8:]}:",
+        grpc_port=0,
+        migrate_on_start=False,
+        phase_policies=LOOSE_POLICIES,
+        contact_min_gap_seconds=0,
+        contact_hourly_cap=0,
+        consumer_durable_prefix=f"gate-{new_id()[-12:]}",
+        **{"scheduler_interval_seconds": 0.05, **overrides},  # type: ignore[arg-type]
+    )
+    app = await build_app(settings, clock=clock)
+    for consumer in app.consumers:
+        consumer._fetch_timeout = 0.2
+    server = GrpcServer(app.parts.bindings, host="127.0.0.1", port=0)
+    port = await server.start()
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(worker(stop)) for worker in app.parts.workers]
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    try:
+        yield RunningGate(app, gate_pb2_grpc.GateServiceStub(channel), settings)
+    finally:
+        stop.set()
+        await channel.close()
+        await server.stop(0)
+        await asyncio.wait(tasks, timeout=5)
+        for task in tasks:
+            task.cancel()
+        assert app.parts.close is not None
+        await app.parts.close()
+
+
+async def publish(js, subject_root: str, event: Message) -> None:  # type: ignore[no-untyped-def]
+    encoded = envelope.encode(event)
+    await js.publish(
+        envelope.full_subject(subject_root, encoded.subject_suffix),
+        encoded.payload,
+        headers={envelope.MSG_ID_HEADER: encoded.event_id, envelope.TYPE_HEADER: encoded.type_name},
+    )
+
+
+def meta(organization_id: str, aggregate_id: str) -> common_pb2.EventMeta:
+    return common_pb2.EventMeta(
+        event_id=new_id(),
+        organization_id=organization_id,
+        aggregate_id=aggregate_id,
+        correlation_id=aggregate_id,
+        occurred_at=to_timestamp(datetime.now(UTC)),
+    )
+
+
+async def register_instances(
+    js, subject_root: str, gate: RunningGate, organization_id: str, n: int
+) -> list[str]:  # type: ignore[no-untyped-def]
+    """Announce connected instances as the reputation service does; wait until the Gate knows them."""
+    from libs.testing.waiting import eventually
+
+    ids = [new_id() for _ in range(n)]
+    for instance_id in ids:
+        await publish(
+            js,
+            subject_root,
+            reputation_events_pb2.InstanceRegistered(
+                meta=meta(organization_id, instance_id),
+                instance=reputation_pb2.Instance(
+                    id=instance_id,
+                    organization_id=organization_id,
+                    display_name="t",
+                    provider=common_pb2.PROVIDER_SIMULATOR,
+                    provider_instance_ref=f"sim-{instance_id[-8:]}",
+                    phone="5511900000000",
+                    purposes=[
+                        common_pb2.PURPOSE_DISPATCH,
+                        common_pb2.PURPOSE_WARMUP,
+                        common_pb2.PURPOSE_SCHEDULE,
+                    ],
+                    connection_state=common_pb2.CONNECTION_STATE_CONNECTED,
+                    version=1,
+                ),
+            ),
+        )
+
+    async def known() -> bool:
+        return all(i in gate.app.projection.instances for i in ids)
+
+    await eventually(known, timeout=10)
+    return ids
+
+
+def text_request(
+    organization_id: str, phone: str, text: str = "hello", key: str = "", **fields: object
+) -> gate_pb2.SubmitIntentRequest:
+    return gate_pb2.SubmitIntentRequest(
+        organization_id=organization_id,
+        idempotency_key=key,
+        target=common_pb2.Target(kind=common_pb2.TARGET_KIND_PHONE, value=phone),
+        type=common_pb2.MESSAGE_TYPE_TEXT,
+        purpose=common_pb2.PURPOSE_DISPATCH,
+        payload=common_pb2.MessagePayload(text=common_pb2.TextPayload(text=text)),
+        **fields,  # type: ignore[arg-type]
+    )
+
+
+async def gate_events(js, subject_root: str, suffix: str, intent_ids: set[str]) -> list:  # type: ignore[no-untyped-def]
+    """Events of the given intents stored on one gate subject."""
+    sub = await js.pull_subscribe(
+        envelope.full_subject(subject_root, suffix),
+        stream=envelope.stream_name(subject_root, "gate"),
+        config=ConsumerConfig(ack_policy=AckPolicy.NONE, deliver_policy=DeliverPolicy.ALL),
+    )
+    found = []
+    try:
+        while True:
+            try:
+                batch = await sub.fetch(500, timeout=0.3)
+            except TimeoutError:
+                break
+            for msg in batch:
+                event = envelope.decode(msg.headers[envelope.TYPE_HEADER], msg.data)
+                if event.meta.aggregate_id in intent_ids:
+                    found.append(event)
+    finally:
+        await sub.unsubscribe()
+    return found

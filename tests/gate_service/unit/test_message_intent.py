@@ -1,0 +1,208 @@
+"""MessageIntent's invariants, one test each, plus input validation."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from gate_service.domain.decision import DecisionOutcome, DecisionReason, DecisionRecord
+from gate_service.domain.intent import (
+    ApprovedInstance,
+    AudioPayload,
+    IntentApproved,
+    IntentCreated,
+    IntentStatus,
+    MediaPayload,
+    ReactionPayload,
+    TargetKind,
+    TextPayload,
+)
+from gate_service.domain.policies import MessageType
+from libs.seedwork.clock import FakeClock
+from libs.seedwork.errors import InvalidArgument, InvariantViolated
+from libs.seedwork.shared_kernel import Provider
+from tests.gate_service.unit.support import PHONE, new_intent
+
+CLOCK = FakeClock()
+INSTANCE = ApprovedInstance(instance_id="i-1", provider=Provider.WAHA, provider_instance_ref="s1")
+
+
+def record(intent, outcome: DecisionOutcome, reason=None, until=None, at=None) -> DecisionRecord:
+    return DecisionRecord(
+        intent_id=intent.id,
+        outcome=outcome,
+        reason=reason,
+        decided_at=at or CLOCK.now(),
+        attempt=intent.attempts + 1,
+        queued_until=until,
+    )
+
+
+def approved():
+    intent = new_intent(CLOCK)
+    intent.approve(record(intent, DecisionOutcome.APPROVED), INSTANCE)
+    return intent
+
+
+def test_an_intent_is_born_pending_with_a_normalized_target_and_announced():
+    intent = new_intent(CLOCK)
+    assert intent.status is IntentStatus.PENDING
+    assert intent.target.value == PHONE
+    assert intent.expires_at == CLOCK.now() + timedelta(hours=4)  # default validity
+    [created] = intent.pull_events()
+    assert isinstance(created, IntentCreated) and created.intent.status is IntentStatus.PENDING
+
+
+def test_approved_only_with_an_instance():
+    intent = new_intent(CLOCK)
+    with pytest.raises(InvariantViolated):
+        intent.approve(
+            record(intent, DecisionOutcome.APPROVED),
+            ApprovedInstance(instance_id="", provider=Provider.WAHA, provider_instance_ref="x"),
+        )
+    intent.approve(record(intent, DecisionOutcome.APPROVED), INSTANCE)
+    assert intent.status is IntentStatus.APPROVED and intent.decided_by_instance_id == "i-1"
+    assert isinstance(intent.pull_events()[-1], IntentApproved)
+
+
+def test_queued_only_with_queued_until():
+    intent = new_intent(CLOCK)
+    with pytest.raises(InvariantViolated):
+        intent.queue(record(intent, DecisionOutcome.QUEUED), None, DecisionReason.RATE_LIMIT)
+    until = CLOCK.now() + timedelta(minutes=1)
+    intent.queue(record(intent, DecisionOutcome.QUEUED, until=until), until, DecisionReason.RATE_LIMIT)
+    assert intent.status is IntentStatus.QUEUED and intent.queued_until == until
+
+
+def test_queued_never_beyond_its_validity():
+    intent = new_intent(CLOCK)
+    with pytest.raises(InvariantViolated):
+        intent.queue(record(intent, DecisionOutcome.QUEUED), intent.expires_at, DecisionReason.RATE_LIMIT)
+
+
+def test_blocked_only_with_a_semantic_reason():
+    intent = new_intent(CLOCK)
+    with pytest.raises(InvariantViolated):
+        intent.block(record(intent, DecisionOutcome.BLOCKED), None)
+    with pytest.raises(InvariantViolated):
+        intent.block(record(intent, DecisionOutcome.BLOCKED), "paused")  # type: ignore[arg-type]
+    intent.block(record(intent, DecisionOutcome.BLOCKED), DecisionReason.OPS_PAUSED)
+    assert intent.status is IntentStatus.BLOCKED and intent.blocked_reason is DecisionReason.OPS_PAUSED
+
+
+def test_an_expired_intent_is_never_approved_only_dropped():
+    intent = new_intent(CLOCK, expires_at=CLOCK.now() + timedelta(minutes=5))
+    later = CLOCK.now() + timedelta(minutes=5)
+    with pytest.raises(InvariantViolated):
+        intent.approve(record(intent, DecisionOutcome.APPROVED, at=later), INSTANCE)
+    intent.drop(record(intent, DecisionOutcome.DROPPED, at=later))
+    assert intent.status is IntentStatus.DROPPED and intent.blocked_reason is DecisionReason.EXPIRED
+
+
+def test_sent_and_failed_only_from_approved():
+    intent = new_intent(CLOCK)
+    with pytest.raises(InvariantViolated):
+        intent.mark_sent(instance_id="i-1", job_id="j", provider_message_id="m", sent_at=CLOCK.now())
+    with pytest.raises(InvariantViolated):
+        intent.mark_failed(
+            instance_id="i-1",
+            job_id="j",
+            error_class="PERMANENT",
+            error_code="x",
+            error_message="",
+            failed_at=CLOCK.now(),
+        )
+    sent = approved()
+    assert sent.mark_sent(instance_id="i-1", job_id="j", provider_message_id="m", sent_at=CLOCK.now())
+    assert sent.status is IntentStatus.SENT
+    assert not sent.mark_sent(instance_id="i-1", job_id="j", provider_message_id="m", sent_at=CLOCK.now())
+    failed = approved()
+    assert failed.mark_failed(
+        instance_id="i-1",
+        job_id="j",
+        error_class="PERMANENT",
+        error_code="x",
+        error_message="",
+        failed_at=CLOCK.now(),
+    )
+    assert failed.status is IntentStatus.FAILED
+
+
+@pytest.mark.parametrize("terminal", ["BLOCKED", "DROPPED", "SENT", "FAILED"])
+def test_terminal_states_never_change(terminal):
+    intent = approved() if terminal in ("SENT", "FAILED") else new_intent(CLOCK)
+    match terminal:
+        case "BLOCKED":
+            intent.block(record(intent, DecisionOutcome.BLOCKED), DecisionReason.PLAN_LIMIT)
+        case "DROPPED":
+            intent.drop(record(intent, DecisionOutcome.DROPPED))
+        case "SENT":
+            intent.mark_sent(instance_id="i-1", job_id="j", provider_message_id="m", sent_at=CLOCK.now())
+        case "FAILED":
+            intent.mark_failed(
+                instance_id="i-1",
+                job_id="j",
+                error_class="P",
+                error_code="x",
+                error_message="",
+                failed_at=CLOCK.now(),
+            )
+    until = CLOCK.now() + timedelta(minutes=1)
+    for attempt in (
+        lambda: intent.approve(record(intent, DecisionOutcome.APPROVED), INSTANCE),
+        lambda: intent.queue(
+            record(intent, DecisionOutcome.QUEUED, until=until), until, DecisionReason.RATE_LIMIT
+        ),
+        lambda: intent.block(record(intent, DecisionOutcome.BLOCKED), DecisionReason.RATE_LIMIT),
+        lambda: intent.drop(record(intent, DecisionOutcome.DROPPED)),
+    ):
+        with pytest.raises(InvariantViolated):
+            attempt()
+    if terminal in ("BLOCKED", "DROPPED"):
+        with pytest.raises(InvariantViolated):
+            intent.mark_sent(instance_id="i", job_id="j", provider_message_id="m", sent_at=CLOCK.now())
+    assert intent.status is IntentStatus(terminal)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"organization_id": " "}, "organization_id"),
+        ({"payload": TextPayload("   ")}, "payload.text.text"),
+        ({"type": None}, "type"),
+        ({"payload": AudioPayload("https://x/a.ogg")}, "payload"),
+        ({"target_value": "12345"}, "target.value"),
+        ({"target_kind": TargetKind.GROUP, "target_value": "5511987654321"}, "target.value"),
+        ({"target_kind": None}, "target.kind"),
+        ({"expires_at": CLOCK.now() - timedelta(seconds=1)}, "expires_at"),
+        ({"expires_at": CLOCK.now() + timedelta(days=30)}, "expires_at"),
+        (
+            {"type": MessageType.MEDIA, "payload": MediaPayload("ftp://x", "image/png")},
+            "payload.media.media_url",
+        ),
+        (
+            {"type": MessageType.MEDIA, "payload": MediaPayload("https://x/a.png", "png")},
+            "payload.media.mime_type",
+        ),
+        (
+            {"type": MessageType.REACTION, "payload": ReactionPayload("👍", "")},
+            "payload.reaction.message_ref",
+        ),
+        ({"purpose": None}, "purpose"),
+    ],
+)
+def test_bad_input_is_rejected_field_by_field(overrides, field):
+    with pytest.raises(InvalidArgument) as error:
+        new_intent(CLOCK, **overrides)
+    assert field in {v.field for v in error.value.violations}
+
+
+def test_every_problem_is_reported_at_once():
+    with pytest.raises(InvalidArgument) as error:
+        new_intent(CLOCK, organization_id="", target_value="x", payload=TextPayload(""))
+    assert {v.field for v in error.value.violations} == {
+        "organization_id",
+        "target.value",
+        "payload.text.text",
+    }

@@ -1,0 +1,262 @@
+"""Use cases through hand-written fakes: idempotent submit, scheduler, execution reports, projections."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+
+from gate_service.application.decide_intent import DecideIntentHandler
+from gate_service.application.queries import GetIntentHandler, ListIntentsHandler
+from gate_service.application.record_execution import record_message_failed, record_message_sent
+from gate_service.application.release_due_intents import ReleaseDueIntentsHandler
+from gate_service.application.submit_intent import SubmitIntent, SubmitIntentHandler
+from gate_service.application.update_projections import ProjectionUpdater, RebuildProjectionsHandler
+from gate_service.domain.intent import (
+    IntentApproved,
+    IntentCreated,
+    IntentDropped,
+    IntentQueued,
+    IntentSent,
+    IntentStatus,
+    TargetKind,
+    TextPayload,
+)
+from gate_service.domain.policies import HealthStatus, MessageType, WarmupPhase
+from gate_service.domain.ports import IntentFilter
+from gate_service.domain.projection import Control, ControlScope, Plan
+from libs.seedwork.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from libs.seedwork.pagination import page_request
+from libs.seedwork.shared_kernel import Purpose
+from tests.gate_service.unit.fakes import FakeGateUnitOfWork
+from tests.gate_service.unit.support import ORG, World, instance
+
+
+@pytest.fixture
+def w() -> World:
+    return World()
+
+
+@pytest.fixture
+def uow() -> FakeGateUnitOfWork:
+    return FakeGateUnitOfWork()
+
+
+def submit_command(key: str = "", text: str = "hello", **overrides: object) -> SubmitIntent:
+    fields: dict[str, object] = dict(
+        organization_id=ORG,
+        idempotency_key=key,
+        target_kind=TargetKind.PHONE,
+        target_value="+5511987654321",
+        type=MessageType.TEXT,
+        purpose=Purpose.DISPATCH,
+        origin=None,
+        campaign_id="",
+        payload=TextPayload(text),
+    )
+    fields.update(overrides)
+    return SubmitIntent(**fields)  # type: ignore[arg-type]
+
+
+def submitter(w: World, uow: FakeGateUnitOfWork, *, decide: bool = True) -> SubmitIntentHandler:
+    return SubmitIntentHandler(lambda: uow, w.decider, w.clock, decide=decide)
+
+
+async def test_submit_creates_decides_and_announces_in_one_commit(w, uow):
+    w.add(phase=WarmupPhase.STABLE)
+    result = await submitter(w, uow)(submit_command("k-1"))
+    assert result.intent.status is IntentStatus.APPROVED and not result.replayed
+    assert uow.commits == 1
+    assert [type(e) for e in uow.committed_events] == [IntentCreated, IntentApproved]
+
+
+async def test_the_same_key_returns_the_same_intent_and_decides_once(w, uow):
+    w.add(phase=WarmupPhase.STABLE)
+    submit = submitter(w, uow)
+    first = await submit(submit_command("k-1"))
+    again = await submit(submit_command("k-1"))
+    assert again.replayed and again.intent.id == first.intent.id
+    assert len(uow.intents.rows) == 1 and len(uow.events_of(IntentApproved)) == 1
+
+
+async def test_concurrent_identical_submits_create_one_intent(w, uow):
+    w.add(phase=WarmupPhase.STABLE)
+    submit = submitter(w, uow)
+    results = await asyncio.gather(*(submit(submit_command("k-2")) for _ in range(20)))
+    assert len({r.intent.id for r in results}) == 1
+    assert sum(not r.replayed for r in results) == 1
+    assert len(uow.intents.rows) == 1
+
+
+async def test_the_same_key_with_a_different_body_is_rejected(w, uow):
+    w.add(phase=WarmupPhase.STABLE)
+    submit = submitter(w, uow)
+    await submit(submit_command("k-3", text="one"))
+    with pytest.raises(AlreadyExists):
+        await submit(submit_command("k-3", text="two"))
+    assert len(uow.intents.rows) == 1
+
+
+async def test_bad_input_creates_nothing(w, uow):
+    with pytest.raises(InvalidArgument):
+        await submitter(w, uow)(submit_command("k-4", text=" "))
+    assert uow.intents.rows == {} and uow.committed_events == []
+
+
+async def test_create_then_decide(w, uow):
+    w.add(phase=WarmupPhase.STABLE)
+    created = await submitter(w, uow, decide=False)(submit_command())
+    assert created.intent.status is IntentStatus.PENDING
+    decided = await DecideIntentHandler(lambda: uow, w.decider)(ORG, created.intent.id)
+    assert decided.status is IntentStatus.APPROVED
+    with pytest.raises(FailedPrecondition):
+        await DecideIntentHandler(lambda: uow, w.decider)(ORG, created.intent.id)
+    with pytest.raises(NotFound):
+        await DecideIntentHandler(lambda: uow, w.decider)("other-org", created.intent.id)
+
+
+async def test_get_and_list_are_scoped_to_the_organization(w, uow):
+    w.add(phase=WarmupPhase.STABLE)
+    made = await submitter(w, uow)(submit_command())
+    assert (await GetIntentHandler(lambda: uow)(ORG, made.intent.id)).decision is not None
+    with pytest.raises(NotFound):
+        await GetIntentHandler(lambda: uow)("org-other", made.intent.id)
+    page = await ListIntentsHandler(lambda: uow)(
+        ORG, page_request(0, ""), IntentFilter(status=IntentStatus.APPROVED)
+    )
+    assert [i.id for i in page.intents] == [made.intent.id]
+    other = await ListIntentsHandler(lambda: uow)("org-other", page_request(0, ""), IntentFilter())
+    assert other.intents == []
+
+
+async def test_the_scheduler_approves_when_the_window_opens_and_drops_the_expired(w, uow):
+    cooling = w.add(phase=WarmupPhase.STABLE, cooldown=timedelta(minutes=10))
+    submit = submitter(w, uow)
+    waiting = (await submit(submit_command(target_value="+5511900000001"))).intent
+    short = (
+        await submit(
+            submit_command(
+                target_value="+5511900000002", expires_at=w.clock.now() + timedelta(minutes=10, seconds=1)
+            )
+        )
+    ).intent
+    assert waiting.status is short.status is IntentStatus.QUEUED
+    release = ReleaseDueIntentsHandler(lambda: uow, w.decider)
+    assert await release() == 0  # nothing due yet
+    w.clock.set(cooling.cooldown_until + timedelta(seconds=2))
+    assert await release() == 2
+    assert uow.intents.rows[waiting.id].status is IntentStatus.APPROVED
+    assert uow.intents.rows[short.id].status is IntentStatus.DROPPED
+    assert len(uow.events_of(IntentQueued)) == 2 and len(uow.events_of(IntentDropped)) == 1
+
+
+async def test_execution_reports_move_approved_intents_to_sent_or_failed(w, uow):
+    w.add(phase=WarmupPhase.STABLE)
+    submit = submitter(w, uow)
+    a = (await submit(submit_command(target_value="+5511900000001"))).intent
+    w.clock.advance(seconds=10)
+    b = (await submit(submit_command(target_value="+5511900000002"))).intent
+    async with uow:
+        assert await record_message_sent(
+            uow,
+            organization_id=ORG,
+            intent_id=a.id,
+            instance_id="i",
+            job_id="j",
+            provider_message_id="m",
+            sent_at=w.clock.now(),
+        )
+        assert not await record_message_sent(
+            uow,
+            organization_id=ORG,
+            intent_id=a.id,
+            instance_id="i",
+            job_id="j",
+            provider_message_id="m",
+            sent_at=w.clock.now(),
+        )
+        assert await record_message_failed(
+            uow,
+            organization_id=ORG,
+            intent_id=b.id,
+            instance_id="i",
+            job_id="j",
+            error_class="PERMANENT",
+            error_code="not_on_whatsapp",
+            error_message="",
+            failed_at=w.clock.now(),
+        )
+        await uow.commit()
+    assert uow.intents.rows[a.id].status is IntentStatus.SENT
+    assert uow.intents.rows[b.id].status is IntentStatus.FAILED
+    assert len(uow.events_of(IntentSent)) == 1
+
+
+async def test_projection_updates_reach_memory_and_the_durable_copy(w, uow):
+    updater = ProjectionUpdater(w.projection, w.clock)
+    state = instance()
+    async with uow:
+        assert await updater.instance_changed(uow, state)
+        assert not await updater.instance_changed(uow, state)  # same version: stale
+        assert await updater.reputation_evaluated(
+            uow,
+            state.instance_id,
+            score=20,
+            health=HealthStatus.UNHEALTHY,
+            phase=WarmupPhase.STABLE,
+            cooldown_until=None,
+            version=1,
+        )
+        control = Control(
+            organization_id=ORG,
+            scope=ControlScope.ORGANIZATION,
+            scope_id=ORG,
+            paused=True,
+            paused_until=None,
+            version=1,
+        )
+        assert await updater.control_changed(uow, control)
+        assert await updater.plan_changed(
+            uow, Plan(organization_id=ORG, daily_cap=5, monthly_cap=0, version=1)
+        )
+        await uow.commit()
+    assert uow.projections.instances[state.instance_id].health is HealthStatus.UNHEALTHY
+    assert w.projection.paused_scope(ORG, "", w.clock.now()) is ControlScope.ORGANIZATION
+    assert uow.projections.plans[ORG].daily_cap == 5
+
+
+async def test_rebuild_applies_every_instance_from_the_source(w, uow):
+    states = [instance() for _ in range(5)]
+
+    class Source:
+        async def instance_states(self):
+            for state in states:
+                yield (
+                    state,
+                    {
+                        "score": 90,
+                        "health": HealthStatus.HEALTHY,
+                        "phase": WarmupPhase.STABLE,
+                        "cooldown_until": None,
+                        "version": 2,
+                    },
+                )
+
+    rebuild = RebuildProjectionsHandler(lambda: uow, ProjectionUpdater(w.projection, w.clock))
+    assert await rebuild.from_instances(Source(), batch=2) == 5
+    assert w.projection.pool_size(ORG, Purpose.DISPATCH) == 5
+    assert all(w.projection.instances[s.instance_id].phase is WarmupPhase.STABLE for s in states)
+
+
+async def test_a_submit_that_loses_the_key_to_another_replica_gives_its_slot_back(w, uow):
+    w.add(phase=WarmupPhase.STABLE)
+    replica_a, replica_b = submitter(w, uow), submitter(w, uow)  # separate in-process key caches
+    first = await replica_a(submit_command("k-9"))
+    usage_before = (await w.rates.snapshot(ORG, first.intent.target.value, [], w.clock.now())).org_day
+    w.clock.advance(seconds=30)
+    late = await replica_b(submit_command("k-9"))
+    assert late.replayed and late.intent.id == first.intent.id
+    usage_after = (await w.rates.snapshot(ORG, first.intent.target.value, [], w.clock.now())).org_day
+    assert usage_after == usage_before == 1  # reserved by the loser, then released
+    assert len(uow.events_of(IntentApproved)) == 1
