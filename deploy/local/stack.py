@@ -109,7 +109,7 @@ def components() -> list[Component]:
         ),
         service("reputation", "REPUTATION_", 50053, 9103),
         # Starts even while reputation is not serving yet: it rebuilds from it in the background.
-        service("gate", "GATE_", 50051, 9101, GATE_REPUTATION_ADDR="127.0.0.1:50053"),
+        service("gate", "GATE_", 50051, 9101, GATE_REPUTATION_ADDR=f"127.0.0.1:{port(50053)}"),
         # The simulator comes before the executor, which sends through it.
         simulator(),
         service(

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from executor_service.domain.controls import ControlScope, ExecutionControl
+from executor_service.domain.controls import ExecutionControl
 from executor_service.domain.ports import ExecutorUnitOfWork
 from libs.seedwork.clock import Clock
+from libs.seedwork.shared_kernel import ControlScope
 
 _JOB_COLUMN = {
     ControlScope.ORGANIZATION: "organization_id",

@@ -5,13 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 
-
-class ControlScope(StrEnum):
-    INSTANCE = "INSTANCE"
-    ORGANIZATION = "ORGANIZATION"
-    CAMPAIGN = "CAMPAIGN"
+from libs.seedwork.shared_kernel import ControlScope
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

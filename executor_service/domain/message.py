@@ -3,21 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 
 from libs.seedwork.phone import is_group_jid, normalize_phone
-
-
-class MessageType(StrEnum):
-    TEXT = "TEXT"
-    AUDIO = "AUDIO"
-    MEDIA = "MEDIA"
-    REACTION = "REACTION"
-
-
-class TargetKind(StrEnum):
-    PHONE = "PHONE"
-    GROUP = "GROUP"
+from libs.seedwork.shared_kernel import MessageType, TargetKind
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

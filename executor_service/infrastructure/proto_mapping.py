@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from executor_service.domain.controls import ControlScope, ExecutionControl
+from executor_service.domain.controls import ExecutionControl
 from executor_service.domain.events import (
     MessageDeliveryStatusChanged,
     MessageFailed,
@@ -13,10 +13,11 @@ from executor_service.domain.events import (
     MessageSent,
 )
 from executor_service.domain.job import DeliveryStatus, ExecutionStatus, MessageExecutionJob
-from executor_service.domain.message import MessageType, OutboundMessage, TargetKind
+from executor_service.domain.message import OutboundMessage
 from executor_service.domain.outcome import JobError
 from libs.rpc.convert import enum_from_proto, enum_to_proto, from_timestamp, to_timestamp
 from libs.seedwork.aggregate import DomainEvent
+from libs.seedwork.shared_kernel import ControlScope, MessageType, TargetKind
 from whatlead.common.v1 import common_pb2
 from whatlead.events.v1 import executor_events_pb2, gate_events_pb2, ops_events_pb2
 from whatlead.executor.v1 import executor_pb2

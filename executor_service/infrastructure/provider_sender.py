@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime
 
 from executor_service.domain.job import MessageExecutionJob
-from executor_service.domain.message import MessageType
 from executor_service.domain.outcome import ErrorClass, JobError, RestrictionKind, SendFailed
 from executor_service.domain.ports import SendReceipt
 from executor_service.infrastructure.provider_directory import ProviderDirectory
@@ -24,7 +23,7 @@ from libs.providers.port import (
     new_client_message_id,
 )
 from libs.seedwork.clock import Clock
-from libs.seedwork.shared_kernel import Provider
+from libs.seedwork.shared_kernel import MessageType, Provider
 
 _ERROR_CLASS = {
     ProviderErrorClass.TRANSIENT: ErrorClass.TRANSIENT,

@@ -11,19 +11,19 @@ from sqlalchemy import and_, bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from executor_service.domain.controls import ControlScope, ExecutionControl
+from executor_service.domain.controls import ExecutionControl
 from executor_service.domain.job import (
     RUNNABLE,
     DeliveryStatus,
     ExecutionStatus,
     MessageExecutionJob,
 )
-from executor_service.domain.message import MessageType, OutboundMessage, TargetKind
+from executor_service.domain.message import OutboundMessage
 from executor_service.domain.outcome import ErrorClass, JobError, RestrictionKind
 from executor_service.domain.ports import JobFilter
 from executor_service.infrastructure.tables import controls, jobs
 from libs.seedwork.errors import FailedPrecondition
-from libs.seedwork.shared_kernel import Provider
+from libs.seedwork.shared_kernel import ControlScope, MessageType, Provider, TargetKind
 
 _RUNNABLE = [status.value for status in RUNNABLE]
 _HOLD_COLUMNS = {"organization_id", "instance_id", "campaign_id"}

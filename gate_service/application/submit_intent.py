@@ -9,19 +9,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from gate_service.application.decide import DecisionService
-from gate_service.domain.intent import (
-    DEFAULT_VALIDITY,
-    MAX_VALIDITY,
-    IntentOrigin,
-    MessageIntent,
-    Payload,
-    TargetKind,
-)
-from gate_service.domain.policies import MessageType
+from gate_service.domain.intent import DEFAULT_VALIDITY, MAX_VALIDITY, IntentOrigin, MessageIntent, Payload
 from gate_service.domain.ports import GateUnitOfWork
 from libs.seedwork.clock import Clock
 from libs.seedwork.errors import AlreadyExists
-from libs.seedwork.shared_kernel import Purpose
+from libs.seedwork.shared_kernel import MessageType, Purpose, TargetKind
 
 RECENT_KEYS = 20_000  # idempotency keys this process created lately: a retry is answered without deciding
 

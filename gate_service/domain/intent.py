@@ -9,12 +9,11 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from gate_service.domain.decision import DecisionReason, DecisionRecord
-from gate_service.domain.policies import MessageType
 from libs.seedwork.aggregate import AggregateRoot, DomainEvent
 from libs.seedwork.errors import InvariantViolated, Violations
 from libs.seedwork.ids import new_id
 from libs.seedwork.phone import is_group_jid, normalize_phone
-from libs.seedwork.shared_kernel import Provider, Purpose
+from libs.seedwork.shared_kernel import MessageType, Provider, Purpose, TargetKind
 
 MAX_TEXT = 4096  # WhatsApp's own limit on a text message
 MAX_CAPTION = 1024
@@ -45,11 +44,6 @@ class IntentOrigin(StrEnum):
     CHAT_MANUAL = "CHAT_MANUAL"
     WARMUP = "WARMUP"
     SCHEDULER = "SCHEDULER"
-
-
-class TargetKind(StrEnum):
-    PHONE = "PHONE"
-    GROUP = "GROUP"
 
 
 @dataclass(frozen=True)

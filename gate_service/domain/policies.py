@@ -12,14 +12,7 @@ from enum import StrEnum
 from typing import Any
 
 from libs.seedwork.errors import InvalidArgument
-from libs.seedwork.shared_kernel import Purpose
-
-
-class MessageType(StrEnum):
-    TEXT = "TEXT"
-    AUDIO = "AUDIO"
-    MEDIA = "MEDIA"
-    REACTION = "REACTION"
+from libs.seedwork.shared_kernel import MessageType, Purpose
 
 
 class WarmupPhase(StrEnum):

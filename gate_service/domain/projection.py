@@ -15,23 +15,10 @@ import heapq
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, replace
 from datetime import datetime
-from enum import StrEnum
 
 from gate_service.domain.decision import DecisionReason
-from gate_service.domain.policies import (
-    HEALTH_RANK,
-    PHASE_RANK,
-    GatePolicies,
-    HealthStatus,
-    WarmupPhase,
-)
-from libs.seedwork.shared_kernel import ConnectionState, Provider, Purpose
-
-
-class ControlScope(StrEnum):
-    INSTANCE = "INSTANCE"
-    ORGANIZATION = "ORGANIZATION"
-    CAMPAIGN = "CAMPAIGN"
+from gate_service.domain.policies import HEALTH_RANK, PHASE_RANK, GatePolicies, HealthStatus, WarmupPhase
+from libs.seedwork.shared_kernel import ConnectionState, ControlScope, Provider, Purpose
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -11,10 +11,10 @@ from datetime import datetime
 from typing import Protocol
 
 from gate_service.domain.decision import DecisionReason, Verdict
-from gate_service.domain.policies import GatePolicies, HealthStatus, MessageType, PhasePolicy, RateCaps
+from gate_service.domain.policies import GatePolicies, HealthStatus, PhasePolicy, RateCaps
 from gate_service.domain.projection import Control, InstanceState
 from gate_service.domain.rates import InstanceUsage, next_day, next_hour, next_minute
-from libs.seedwork.shared_kernel import ConnectionState, Purpose
+from libs.seedwork.shared_kernel import ConnectionState, MessageType, Purpose
 
 
 @dataclass(frozen=True)

@@ -27,14 +27,20 @@ from gate_service.domain.intent import (
     MessageIntent,
     Payload,
     ReactionPayload,
-    TargetKind,
     TextPayload,
 )
-from gate_service.domain.policies import HealthStatus, MessageType, WarmupPhase
-from gate_service.domain.projection import Control, ControlScope, InstanceState, Plan
+from gate_service.domain.policies import HealthStatus, WarmupPhase
+from gate_service.domain.projection import Control, InstanceState, Plan
 from libs.rpc.convert import enum_from_proto, from_timestamp, to_timestamp
 from libs.seedwork.aggregate import DomainEvent
-from libs.seedwork.shared_kernel import ConnectionState, Provider, Purpose
+from libs.seedwork.shared_kernel import (
+    ConnectionState,
+    ControlScope,
+    MessageType,
+    Provider,
+    Purpose,
+    TargetKind,
+)
 from whatlead.common.v1 import common_pb2
 from whatlead.events.v1 import gate_events_pb2
 from whatlead.executor.v1 import executor_pb2

@@ -22,12 +22,18 @@ from gate_service.domain.intent import (
     Payload,
     ReactionPayload,
     Target,
-    TargetKind,
     TextPayload,
 )
-from gate_service.domain.policies import HealthStatus, MessageType, WarmupPhase
-from gate_service.domain.projection import Control, ControlScope, InstanceState, Plan
-from libs.seedwork.shared_kernel import ConnectionState, Provider, Purpose
+from gate_service.domain.policies import HealthStatus, WarmupPhase
+from gate_service.domain.projection import Control, InstanceState, Plan
+from libs.seedwork.shared_kernel import (
+    ConnectionState,
+    ControlScope,
+    MessageType,
+    Provider,
+    Purpose,
+    TargetKind,
+)
 
 
 def intent_row(intent: MessageIntent, now: datetime) -> dict[str, Any]:

@@ -28,3 +28,23 @@ class ConnectionState(StrEnum):
     QR_REQUIRED = "QR_REQUIRED"
     LOGGED_OUT = "LOGGED_OUT"
     BANNED = "BANNED"
+
+
+class MessageType(StrEnum):
+    TEXT = "TEXT"
+    AUDIO = "AUDIO"
+    MEDIA = "MEDIA"
+    REACTION = "REACTION"
+
+
+class TargetKind(StrEnum):
+    PHONE = "PHONE"  # E.164 digits without "+"
+    GROUP = "GROUP"  # a group JID
+
+
+class ControlScope(StrEnum):
+    """What an operator's pause (the kill-switch) applies to."""
+
+    INSTANCE = "INSTANCE"
+    ORGANIZATION = "ORGANIZATION"
+    CAMPAIGN = "CAMPAIGN"

@@ -3,10 +3,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from executor_service.domain.job import MessageExecutionJob
-from executor_service.domain.message import MessageType, OutboundMessage, TargetKind
+from executor_service.domain.message import OutboundMessage
 from executor_service.domain.outcome import ErrorClass, JobError, RestrictionKind
 from libs.seedwork.ids import new_id
-from libs.seedwork.shared_kernel import Provider
+from libs.seedwork.shared_kernel import MessageType, Provider, TargetKind
 
 ORG = "org-acme"
 T0 = datetime.fromisoformat("2026-01-01T12:00:00+00:00")

@@ -14,10 +14,11 @@ from executor_service.domain.events import (
     MessageSent,
 )
 from executor_service.domain.job import DeliveryStatus, ExecutionStatus, Reconciliation
-from executor_service.domain.message import MessageType, OutboundMessage, TargetKind
+from executor_service.domain.message import OutboundMessage
 from executor_service.domain.outcome import ErrorClass, JobError, RestrictionKind
 from executor_service.domain.retry_policy import RetryPolicy
 from libs.seedwork.errors import FailedPrecondition, InvariantViolated
+from libs.seedwork.shared_kernel import MessageType, TargetKind
 from tests.executor_service.unit.builders import LEASE, T0, error, new_job
 
 POLICY = RetryPolicy(max_attempts=3, base_delay=timedelta(seconds=2), factor=2.0, jitter=0.0)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from executor_service.domain.controls import ControlScope, ExecutionControl, hold_for
+from executor_service.domain.controls import ExecutionControl, hold_for
+from libs.seedwork.shared_kernel import ControlScope
 from tests.executor_service.unit.builders import ORG, T0
 
 

@@ -18,7 +18,7 @@ from executor_service.application.record_provider_event import (
     ReportedStatus,
 )
 from executor_service.application.retry_job import RetryJob, RetryJobHandler
-from executor_service.domain.controls import ControlScope, ExecutionControl
+from executor_service.domain.controls import ExecutionControl
 from executor_service.domain.events import (
     MessageDeliveryStatusChanged,
     MessageFailed,
@@ -38,7 +38,7 @@ from libs.seedwork.clock import FakeClock
 from libs.seedwork.errors import FailedPrecondition, InvalidArgument, NotFound
 from libs.seedwork.ids import new_id
 from libs.seedwork.pagination import page_request
-from libs.seedwork.shared_kernel import Provider
+from libs.seedwork.shared_kernel import ControlScope, Provider
 from tests.executor_service.unit.builders import LEASE, ORG, T0, text_message
 from tests.executor_service.unit.fakes import FakeExecutorUnitOfWork, FakeKillSwitch
 

@@ -6,13 +6,13 @@ from datetime import UTC, datetime, timedelta
 
 from gate_service.application.decide import DecisionService
 from gate_service.domain.gate import DispatchGate
-from gate_service.domain.intent import IntentOrigin, MessageIntent, TargetKind, TextPayload
-from gate_service.domain.policies import GatePolicies, HealthStatus, MessageType, WarmupPhase
+from gate_service.domain.intent import IntentOrigin, MessageIntent, TextPayload
+from gate_service.domain.policies import GatePolicies, HealthStatus, WarmupPhase
 from gate_service.domain.projection import GateProjection, InstanceState
 from gate_service.infrastructure.memory_rate_store import InMemoryRateStore
 from libs.seedwork.clock import FakeClock
 from libs.seedwork.ids import new_id
-from libs.seedwork.shared_kernel import ConnectionState, Provider, Purpose
+from libs.seedwork.shared_kernel import ConnectionState, MessageType, Provider, Purpose, TargetKind
 
 ORG = "org-acme"
 PHONE = "5511987654321"

@@ -8,19 +8,18 @@ from datetime import timedelta
 import pytest
 
 from gate_service.domain.decision import DecisionOutcome, DecisionReason, Verdict
-from gate_service.domain.intent import IntentStatus, ReactionPayload, TargetKind
+from gate_service.domain.intent import IntentStatus, ReactionPayload
 from gate_service.domain.policies import (
     ContactPolicy,
     GatePolicies,
     HealthStatus,
-    MessageType,
     WarmupPhase,
     phase_policies_with,
 )
-from gate_service.domain.projection import Control, ControlScope, Plan
+from gate_service.domain.projection import Control, Plan
 from gate_service.domain.rates import InstanceUsage
 from gate_service.domain.scoring import InstanceDispatchScoreService, ScoreInput
-from libs.seedwork.shared_kernel import ConnectionState, Purpose
+from libs.seedwork.shared_kernel import ConnectionState, ControlScope, MessageType, Purpose, TargetKind
 from tests.gate_service.unit.support import ORG, World, instance
 
 LOOSE_CONTACT = ContactPolicy(min_gap=timedelta(0), per_hour=0)

@@ -15,13 +15,11 @@ from gate_service.domain.intent import (
     IntentStatus,
     MediaPayload,
     ReactionPayload,
-    TargetKind,
     TextPayload,
 )
-from gate_service.domain.policies import MessageType
 from libs.seedwork.clock import FakeClock
 from libs.seedwork.errors import InvalidArgument, InvariantViolated
-from libs.seedwork.shared_kernel import Provider
+from libs.seedwork.shared_kernel import MessageType, Provider, TargetKind
 from tests.gate_service.unit.support import PHONE, new_intent
 
 CLOCK = FakeClock()

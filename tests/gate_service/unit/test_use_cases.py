@@ -20,15 +20,14 @@ from gate_service.domain.intent import (
     IntentQueued,
     IntentSent,
     IntentStatus,
-    TargetKind,
     TextPayload,
 )
-from gate_service.domain.policies import HealthStatus, MessageType, WarmupPhase
+from gate_service.domain.policies import HealthStatus, WarmupPhase
 from gate_service.domain.ports import IntentFilter
-from gate_service.domain.projection import Control, ControlScope, Plan
+from gate_service.domain.projection import Control, Plan
 from libs.seedwork.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from libs.seedwork.pagination import page_request
-from libs.seedwork.shared_kernel import Purpose
+from libs.seedwork.shared_kernel import ControlScope, MessageType, Purpose, TargetKind
 from tests.gate_service.unit.fakes import FakeGateUnitOfWork
 from tests.gate_service.unit.support import ORG, World, instance
 
