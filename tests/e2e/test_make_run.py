@@ -1,5 +1,6 @@
-"""`make run` as a newcomer meets it: the stack comes up, the CLI registers an instance, its typed event is in
-JetStream, and Ctrl-C stops everything. Runs on its own data folder and shifted ports."""
+"""`make run` as a newcomer meets it: the stack comes up, the CLI registers an instance (its typed event is in
+JetStream), `whatlead send` takes a message through the Gate, the Executor and the provider simulator to
+SENT, and Ctrl-C stops everything. Runs on its own data folder and shifted ports."""
 
 from __future__ import annotations
 
@@ -49,6 +50,17 @@ class Stack:
             timeout=60,
             cwd=ROOT,
         )
+
+
+def eventually_shows(stack: Stack, expected: str, *args: str, timeout: float = 30) -> str:
+    """Repeat a CLI command until its output contains `expected` (events cross the broker meanwhile)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = stack.cli(*args)
+        if expected in result.stdout or time.monotonic() > deadline:
+            assert expected in result.stdout, result.stdout + result.stderr
+            return result.stdout
+        time.sleep(0.3)
 
 
 def port_open(port: int) -> bool:
@@ -124,6 +136,32 @@ def test_make_run_serves_the_registry_publishes_typed_events_and_stops_cleanly(s
     assert events.returncode == 0, events.stderr
     assert "whatlead.events.v1.InstanceRegistered" in events.stdout
     assert instance["id"] in events.stdout
+
+    # One message's life: the Gate learns of the instance from the reputation stream, approves the intent
+    # through it, the Executor sends it through the simulator, and the Gate hears it was sent. Its own
+    # organization, so the WAHA instance above (the stack has no WAHA endpoint) is not a candidate.
+    org = ("--org", "org-e2e-send")
+    simulated = stack.cli(
+        *org,
+        "instances",
+        "register",
+        "--provider",
+        "simulator",
+        "--ref",
+        "e2e-sim",
+        "--phone",
+        "+5511955554444",
+        "--state",
+        "connected",
+    )
+    assert simulated.returncode == 0, simulated.stderr
+    sender = json.loads(simulated.stdout)["id"]
+    approved = eventually_shows(stack, "APPROVED", *org, "send", "--to", "+5511988887777", "--text", "hello")
+    intent_id = approved.split()[0]
+    assert sender in approved
+    eventually_shows(stack, "INTENT_STATUS_SENT", *org, "intent", intent_id)
+    job = eventually_shows(stack, "JOB_STATUS_SENT", *org, "jobs", intent_id)
+    assert '"attempts": 1' in job and '"provider_message_id"' in job
 
     # Ctrl-C: the launcher stops every child and leaves no port behind.
     stack.process.send_signal(signal.SIGINT)
