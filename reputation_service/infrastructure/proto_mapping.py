@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from libs.messaging.event_meta import event_meta
 from libs.rpc.convert import enum_to_proto, to_timestamp
 from libs.seedwork.aggregate import DomainEvent
 from reputation_service.domain.instance import Instance, InstanceChanged, InstanceRegistered
@@ -23,16 +24,6 @@ def instance_to_proto(instance: Instance) -> reputation_pb2.Instance:
         created_at=to_timestamp(instance.created_at),
         updated_at=to_timestamp(instance.updated_at),
         version=instance.version,
-    )
-
-
-def event_meta(event: DomainEvent) -> common_pb2.EventMeta:
-    return common_pb2.EventMeta(
-        event_id=event.event_id,
-        organization_id=event.organization_id,
-        aggregate_id=event.aggregate_id,
-        correlation_id=event.correlation_id or event.aggregate_id,
-        occurred_at=to_timestamp(event.occurred_at),
     )
 
 
