@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from libs.seedwork.errors import InvalidArgument
 from libs.seedwork.ids import is_valid_id
+
+T = TypeVar("T")
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
@@ -38,3 +42,15 @@ def next_page_token(last_id: str | None, *, full_page: bool) -> str:
     if not full_page or last_id is None:
         return ""
     return base64.urlsafe_b64encode(last_id.encode()).decode()
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    items: list[T]
+    next_page_token: str
+
+    @classmethod
+    def of(cls, items: Sequence[T], request: PageRequest, id_of: Callable[[T], str]) -> Page[T]:
+        """A page as a repository returned it for `request`: a full page may have a next one."""
+        last = id_of(items[-1]) if items else None
+        return cls(list(items), next_page_token(last, full_page=len(items) == request.size))

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from libs.seedwork.errors import InvalidArgument, NotFound
 from libs.seedwork.ids import is_valid_id
-from libs.seedwork.pagination import PageRequest, next_page_token
+from libs.seedwork.pagination import Page, PageRequest
 from reputation_service.domain.instance import Instance
 from reputation_service.domain.ports import InstanceFilter, ReputationUnitOfWork
 
@@ -32,24 +31,19 @@ class GetInstanceHandler:
         return instance
 
 
-@dataclass(frozen=True)
-class InstancePage:
-    instances: list[Instance]
-    next_page_token: str
-
-
 class ListInstancesHandler:
     def __init__(self, uow: Callable[[], ReputationUnitOfWork]) -> None:
         self._uow = uow
 
-    async def __call__(self, organization_id: str, page: PageRequest, where: InstanceFilter) -> InstancePage:
+    async def __call__(
+        self, organization_id: str, page: PageRequest, where: InstanceFilter
+    ) -> Page[Instance]:
         require_organization(organization_id)
         async with self._uow() as uow:
             instances = await uow.instances.list(
                 organization_id, after_id=page.after_id, limit=page.size, where=where
             )
-        last = instances[-1].id if instances else None
-        return InstancePage(instances, next_page_token(last, full_page=len(instances) == page.size))
+        return Page.of(instances, page, id_of=lambda instance: instance.id)
 
 
 class ListInstanceStatesHandler:
@@ -59,10 +53,9 @@ class ListInstanceStatesHandler:
     def __init__(self, uow: Callable[[], ReputationUnitOfWork]) -> None:
         self._uow = uow
 
-    async def __call__(self, organization_id: str, page: PageRequest) -> InstancePage:
+    async def __call__(self, organization_id: str, page: PageRequest) -> Page[Instance]:
         async with self._uow() as uow:
             instances = await uow.instances.list(
                 organization_id or None, after_id=page.after_id, limit=page.size, where=InstanceFilter()
             )
-        last = instances[-1].id if instances else None
-        return InstancePage(instances, next_page_token(last, full_page=len(instances) == page.size))
+        return Page.of(instances, page, id_of=lambda instance: instance.id)

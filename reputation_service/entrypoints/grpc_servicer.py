@@ -134,7 +134,7 @@ class ReputationServicer(reputation_pb2_grpc.ReputationServiceServicer):
             ),
         )
         return reputation_pb2.ListInstancesResponse(
-            instances=[instance_to_proto(i) for i in page.instances], next_page_token=page.next_page_token
+            instances=[instance_to_proto(i) for i in page.items], next_page_token=page.next_page_token
         )
 
     async def ListInstanceStates(
@@ -145,6 +145,6 @@ class ReputationServicer(reputation_pb2_grpc.ReputationServiceServicer):
             request.organization_id, page_request(request.page_size, request.page_token)
         )
         return reputation_pb2.ListInstanceStatesResponse(
-            states=[reputation_pb2.InstanceState(instance=instance_to_proto(i)) for i in page.instances],
+            states=[reputation_pb2.InstanceState(instance=instance_to_proto(i)) for i in page.items],
             next_page_token=page.next_page_token,
         )

@@ -9,6 +9,7 @@ from libs.rpc.convert import enum_from_proto, enum_to_proto
 from libs.rpc.errors import status_for
 from libs.seedwork.errors import AlreadyExists, FailedPrecondition, FieldViolation, InvalidArgument, NotFound
 from libs.seedwork.ids import is_valid_id, new_id
+from libs.seedwork.pagination import MAX_PAGE_SIZE, Page, page_request
 from libs.seedwork.phone import is_group_jid, normalize_phone
 from libs.seedwork.shared_kernel import Provider
 from whatlead.common.v1 import common_pb2
@@ -99,3 +100,20 @@ def test_an_event_travels_with_its_subject_type_and_id():
         envelope.encode(reputation_events_pb2.InstanceRegistered())
     with pytest.raises(KeyError):
         envelope.decode("whatlead.events.v1.NoSuchEvent", b"")
+
+
+def test_a_full_page_leads_to_the_next_and_a_short_page_ends_the_listing():
+    ids = [new_id() for _ in range(5)]
+    first = page_request(2, "")
+    page = Page.of(ids[:2], first, id_of=str)
+    assert page.items == ids[:2] and page.next_page_token
+    second = page_request(2, page.next_page_token)
+    assert second.after_id == ids[1]
+    assert Page.of(ids[4:], second, id_of=str).next_page_token == ""
+
+
+@pytest.mark.parametrize(("size", "token"), [(-1, ""), (MAX_PAGE_SIZE + 1, ""), (10, "not-a-token")])
+def test_a_page_request_outside_the_rules_names_its_field(size, token):
+    with pytest.raises(InvalidArgument) as raised:
+        page_request(size, token)
+    assert [v.field for v in raised.value.violations] == ["page_size" if size != 10 else "page_token"]

@@ -170,7 +170,7 @@ async def test_listing_pages_through_one_organization_in_creation_order(uow, clo
     second = await list_instances(ORG, page_request(2, first.next_page_token), InstanceFilter())
     third = await list_instances(ORG, page_request(2, second.next_page_token), InstanceFilter())
 
-    seen = [i.id for page in (first, second, third) for i in page.instances]
+    seen = [i.id for page in (first, second, third) for i in page.items]
     assert seen == [i.id for i in created]
     assert third.next_page_token == ""
 
