@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -39,6 +40,21 @@ class CreateExecutionJobHandler:
     ) -> MessageExecutionJob | None:
         if await uow.jobs.intent_has_job(command.intent_id):
             return None
+        return self._add(uow, command)
+
+    async def create_many(
+        self, uow: ExecutorUnitOfWork, commands: Sequence[CreateExecutionJob]
+    ) -> list[MessageExecutionJob]:
+        """The same for a batch of approvals, with one existence query for all of them."""
+        taken = await uow.jobs.intents_with_jobs([command.intent_id for command in commands])
+        created = []
+        for command in commands:
+            if command.intent_id not in taken:
+                taken.add(command.intent_id)
+                created.append(self._add(uow, command))
+        return created
+
+    def _add(self, uow: ExecutorUnitOfWork, command: CreateExecutionJob) -> MessageExecutionJob:
         job = MessageExecutionJob.create(
             intent_id=command.intent_id,
             organization_id=command.organization_id,

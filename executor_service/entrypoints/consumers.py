@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Sequence
 
 from executor_service.application.apply_control import ApplyControlChangeHandler
 from executor_service.application.create_job import CreateExecutionJob, CreateExecutionJobHandler
@@ -40,14 +41,24 @@ class IntentApprovedConsumer:
         self._create = create
 
     async def __call__(self, event: gate_events_pb2.IntentApproved, uow: ExecutorUnitOfWork) -> None:
-        provider = enum_from_proto(common_pb2.Provider, event.provider, Provider)
-        if provider is None or not is_valid_id(event.intent_id) or not event.meta.organization_id:
-            # A malformed contract would be redelivered forever; keep it visible and move on.
-            log.error("unusable IntentApproved dropped", extra={"event_id": event.meta.event_id})
-            return
-        job = await self._create(uow, CreateExecutionJob(provider=provider, **approved_fields(event)))  # type: ignore[arg-type]
-        if job is not None:
-            metrics.JOBS_CREATED.inc()
+        await self.handle_many([event], uow)
+
+    async def handle_many(
+        self, events: Sequence[gate_events_pb2.IntentApproved], uow: ExecutorUnitOfWork
+    ) -> None:
+        commands = [command for event in events if (command := _create_command(event)) is not None]
+        if commands:
+            created = await self._create.create_many(uow, commands)
+            metrics.JOBS_CREATED.inc(len(created))
+
+
+def _create_command(event: gate_events_pb2.IntentApproved) -> CreateExecutionJob | None:
+    provider = enum_from_proto(common_pb2.Provider, event.provider, Provider)
+    if provider is None or not is_valid_id(event.intent_id) or not event.meta.organization_id:
+        # A malformed contract would be redelivered forever; keep it visible and move on.
+        log.error("unusable IntentApproved dropped", extra={"event_id": event.meta.event_id})
+        return None
+    return CreateExecutionJob(provider=provider, **approved_fields(event))  # type: ignore[arg-type]
 
 
 class ControlChangedConsumer:

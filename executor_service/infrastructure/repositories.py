@@ -58,6 +58,11 @@ class SqlAlchemyJobRepository:
         found = await self._session.scalar(select(jobs.c.id).where(jobs.c.intent_id == intent_id).limit(1))
         return found is not None
 
+    async def intents_with_jobs(self, intent_ids: Sequence[str]) -> set[str]:
+        taken = {job.intent_id for job in self._new}
+        rows = await self._session.scalars(select(jobs.c.intent_id).where(jobs.c.intent_id.in_(intent_ids)))
+        return taken.union(rows)
+
     async def find_by_provider_message_id(self, provider_message_id: str) -> MessageExecutionJob | None:
         return await self._one(jobs.c.provider_message_id == provider_message_id)
 

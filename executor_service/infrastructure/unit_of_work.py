@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from executor_service.infrastructure.repositories import SqlAlchemyControlRepository, SqlAlchemyJobRepository
@@ -16,3 +19,14 @@ class SqlAlchemyExecutorUnitOfWork(SqlAlchemyUnitOfWork):
 
     async def _flush(self) -> None:
         await self.jobs.flush()
+
+    async def first_times(self, consumer: str, event_ids: Sequence[str]) -> set[str]:
+        """The inbox rows of a whole consumer batch in one statement (see libs.messaging.BatchInbox)."""
+        if not event_ids:
+            return set()
+        inbox = self._tables.inbox
+        module = postgresql if self.session.bind.dialect.name == "postgresql" else sqlite
+        now = self._clock.now()
+        statement = module.insert(inbox).on_conflict_do_nothing().returning(inbox.c.event_id)
+        rows = [{"consumer": consumer, "event_id": event_id, "processed_at": now} for event_id in event_ids]
+        return set((await self.session.scalars(statement, rows)).all())

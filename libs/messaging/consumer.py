@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+import operator
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
 
 from google.protobuf.message import Message
 from nats.js import JetStreamContext
@@ -24,6 +26,27 @@ log = logging.getLogger(__name__)
 
 EventHandler = Callable[[Any, Any], Awaitable[None]]
 """`async def handle(event: <protobuf event>, uow: <the service's unit of work>) -> None`; must not commit."""
+
+
+@runtime_checkable
+class BatchEventHandler(Protocol):
+    """A handler that can also apply several events of its type at once (fewer queries per event)."""
+
+    async def __call__(self, event: Any, uow: Any) -> None: ...
+
+    async def handle_many(self, events: Sequence[Any], uow: Any) -> None:
+        """Same effect as calling the handler on each event in order; must not commit."""
+        ...
+
+
+@runtime_checkable
+class BatchInbox(Protocol):
+    """A unit of work that records many inbox rows in one statement."""
+
+    async def first_times(self, consumer: str, event_ids: Sequence[str]) -> set[str]:
+        """Record that `consumer` handles these events in this transaction; returns the ids it had not
+        handled before."""
+        ...
 
 
 class DurableConsumer:
@@ -81,78 +104,78 @@ class DurableConsumer:
             messages = await self._subscription.fetch(self._batch_size, timeout=self._fetch_timeout)
         except TimeoutError:  # nothing to fetch (nats-py raises both its own and asyncio's)
             return 0
-        if self._transaction_per_batch and len(messages) > 1 and await self._handle_together(messages):
-            for msg in messages:
-                await msg.ack()
+        if self._transaction_per_batch and len(messages) > 1 and await self._apply(messages):
+            await asyncio.gather(*(msg.ack() for msg in messages))
             return len(messages)
         acked = 0
         for msg in messages:
-            if await self._handle(msg):
+            if await self._apply([msg]):
                 await msg.ack()
                 acked += 1
             else:
                 await msg.nak(delay=self._retry_delay)
         return acked
 
-    async def _handle_together(self, messages: list[Any]) -> bool:
-        """Apply every message of a batch in one transaction; False (nothing applied) on any failure."""
-        handled: list[str] = []
-        duplicates = ignored = 0
+    async def _apply(self, messages: Sequence[Any]) -> bool:
+        """Apply messages in one transaction (their inbox rows, their handlers, one commit); True when
+        committed (or there was nothing of ours to apply), False when nothing was applied."""
+        events: list[tuple[str, str, Message]] = []  # (type, event id, event), in stream order
+        ignored = 0
+        type_name = ""
         try:
-            async with self._uow_factory() as uow:
-                for msg in messages:
-                    headers = msg.headers or {}
-                    type_name = headers.get(envelope.TYPE_HEADER, "")
-                    handler = self._handlers.get(type_name)
-                    if handler is None:
-                        ignored += 1
-                        continue
-                    event = envelope.decode(type_name, msg.data)
-                    event_id = event.meta.event_id or headers.get(envelope.MSG_ID_HEADER, "")
-                    if not await uow.first_time(self._durable, event_id):
-                        duplicates += 1
-                        continue
-                    await handler(event, uow)
-                    handled.append(type_name)
-                await uow.commit()
+            for msg in messages:
+                headers = msg.headers or {}
+                type_name = headers.get(envelope.TYPE_HEADER, "")
+                if type_name not in self._handlers:
+                    ignored += 1
+                    continue
+                event = envelope.decode(type_name, msg.data)
+                # The id inside the event, not the header: a re-publication may carry another message id.
+                event_id = event.meta.event_id or headers.get(envelope.MSG_ID_HEADER, "")  # type: ignore[attr-defined]
+                events.append((type_name, event_id, event))
+            fresh: list[tuple[str, Message]] = []
+            if events:
+                async with self._uow_factory() as uow:
+                    first = await self._first_times(uow, [event_id for _, event_id, _ in events])
+                    for type_name, event_id, event in events:
+                        if event_id in first:
+                            first.discard(event_id)  # the same event twice in one batch: applied once
+                            fresh.append((type_name, event))
+                    await self._dispatch(fresh, uow)
+                    await uow.commit()
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            log.info("batch transaction failed; applying one by one", extra={"error": type(exc).__name__})
+            if len(messages) > 1:
+                log.info("batch transaction failed; applying one by one", extra={"error": type(exc).__name__})
+            else:
+                CONSUMER_FAILURES.labels(self._service, self._durable).inc()
+                log.exception("event handler failed; will be redelivered", extra={"event_type": type_name})
             return False
         if ignored:
             CONSUMER_IGNORED.labels(self._service, self._durable).inc(ignored)
-        if duplicates:
-            CONSUMER_DUPLICATES.labels(self._service, self._durable).inc(duplicates)
-        for type_name in handled:
+        if len(events) > len(fresh):
+            CONSUMER_DUPLICATES.labels(self._service, self._durable).inc(len(events) - len(fresh))
+        for type_name, _ in fresh:
             CONSUMER_HANDLED.labels(self._service, self._durable, type_name).inc()
         return True
 
-    async def _handle(self, msg: Any) -> bool:
-        headers = msg.headers or {}
-        type_name = headers.get(envelope.TYPE_HEADER, "")
-        handler = self._handlers.get(type_name)
-        if handler is None:
-            CONSUMER_IGNORED.labels(self._service, self._durable).inc()
-            return True
-        try:
-            event = envelope.decode(type_name, msg.data)
-            # The id inside the event, not the header: a re-publication may carry another message id.
-            event_id = event.meta.event_id or headers.get(envelope.MSG_ID_HEADER, "")
-            async with self._uow_factory() as uow:
-                if not await uow.first_time(self._durable, event_id):
-                    CONSUMER_DUPLICATES.labels(self._service, self._durable).inc()
-                    return True
-                await handler(event, uow)
-                await uow.commit()
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            CONSUMER_FAILURES.labels(self._service, self._durable).inc()
-            log.exception("event handler failed; will be redelivered", extra={"event_type": type_name})
-            return False
-        CONSUMER_HANDLED.labels(self._service, self._durable, type_name).inc()
-        return True
+    async def _first_times(self, uow: UnitOfWork, event_ids: list[str]) -> set[str]:
+        """The ids this consumer has not applied yet, their inbox rows written in this transaction."""
+        if isinstance(uow, BatchInbox):
+            return await uow.first_times(self._durable, event_ids)
+        return {event_id for event_id in event_ids if await uow.first_time(self._durable, event_id)}
+
+    async def _dispatch(self, events: list[tuple[str, Message]], uow: UnitOfWork) -> None:
+        """Each run of consecutive events of one type goes to its handler, in one call when it takes many."""
+        for type_name, run in itertools.groupby(events, key=operator.itemgetter(0)):
+            handler = self._handlers[type_name]
+            batch = [event for _, event in run]
+            if len(batch) > 1 and isinstance(handler, BatchEventHandler):
+                await handler.handle_many(batch, uow)
+            else:
+                for event in batch:
+                    await handler(event, uow)
 
     async def stop(self) -> None:
         """Stop pulling. Without it, draining the NATS connection at shutdown waits for the pull

@@ -59,11 +59,16 @@ def encode(message: Message) -> EncodedEvent:
 
 def decode(type_name: str, payload: bytes) -> Message:
     """Parse a payload by its full protobuf name; KeyError when no contract defines the type."""
-    _load_event_contracts()
-    descriptor = descriptor_pool.Default().FindMessageTypeByName(type_name)
-    message = message_factory.GetMessageClass(descriptor)()
+    message = _message_class(type_name)()
     message.ParseFromString(payload)
     return message
+
+
+@functools.cache
+def _message_class(type_name: str) -> type[Message]:
+    # Looked up once per type: consumers decode thousands of events a second.
+    _load_event_contracts()
+    return message_factory.GetMessageClass(descriptor_pool.Default().FindMessageTypeByName(type_name))
 
 
 @functools.cache

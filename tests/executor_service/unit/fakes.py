@@ -44,6 +44,9 @@ class FakeJobRepository:
     async def intent_has_job(self, intent_id: str) -> bool:
         return any(j.intent_id == intent_id for j in [*self.rows.values(), *self._new])
 
+    async def intents_with_jobs(self, intent_ids: Sequence[str]) -> set[str]:
+        return {intent_id for intent_id in intent_ids if await self.intent_has_job(intent_id)}
+
     async def find_by_provider_message_id(self, provider_message_id: str) -> MessageExecutionJob | None:
         return self._copy(
             next((j for j in self.rows.values() if j.provider_message_id == provider_message_id), None)

@@ -250,7 +250,7 @@ async def test_a_consumer_that_crashes_before_acking_gets_the_event_again_and_ap
                 ours = msg
             else:
                 await msg.ack()
-    assert await consumer._handle(ours)  # applied and committed, never acked
+    assert await consumer._apply([ours])  # applied and committed, never acked
 
     # After ack_wait JetStream redelivers; the inbox recognises it.
     event_id = envelope.decode(ours.headers[envelope.TYPE_HEADER], ours.data).meta.event_id
