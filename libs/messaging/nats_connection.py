@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import logging
 
-import nats
 from nats.aio.client import Client
 
 log = logging.getLogger(__name__)
 
 
 async def connect_nats(url: str, *, name: str, connect_timeout: float = 2.0) -> Client:
+    client = Client()
+
     async def disconnected() -> None:
-        log.warning("nats disconnected")
+        if not client.is_closed:  # closing it ourselves (shutdown) is not worth a warning
+            log.warning("nats disconnected")
 
     async def reconnected() -> None:
         log.info("nats reconnected")
@@ -20,7 +22,7 @@ async def connect_nats(url: str, *, name: str, connect_timeout: float = 2.0) -> 
     async def error(exc: Exception) -> None:
         log.warning("nats error", extra={"error": type(exc).__name__})
 
-    return await nats.connect(
+    await client.connect(
         url,
         name=name,
         connect_timeout=connect_timeout,
@@ -31,3 +33,4 @@ async def connect_nats(url: str, *, name: str, connect_timeout: float = 2.0) -> 
         reconnected_cb=reconnected,
         error_cb=error,
     )
+    return client
