@@ -151,7 +151,7 @@ async def assemble(settings: ExecutorSettings, *, clock: Clock | None = None) ->
             handlers=handlers,
             uow_factory=lambda: uow(on_commit),
             # Approvals arrive in bursts: one transaction per fetched batch (ADR 0021).
-            batch_size=256,
+            batch_size=1024,
             transaction_per_batch=True,
         )
 

@@ -8,6 +8,7 @@ import pytest
 
 from executor_service.application.create_job import CreateExecutionJob
 from executor_service.infrastructure.proto_mapping import approved_fields
+from libs.messaging import envelope
 from libs.provider_simulator import run_simulator
 from libs.seedwork.ids import new_id
 from libs.seedwork.shared_kernel import Provider
@@ -25,7 +26,7 @@ from tests.executor_service.integration.harness import (
     stored_events,
 )
 from whatlead.common.v1 import common_pb2
-from whatlead.events.v1 import executor_events_pb2, provider_events_pb2
+from whatlead.events.v1 import executor_events_pb2, gate_events_pb2, provider_events_pb2
 
 
 @pytest.fixture
@@ -56,8 +57,6 @@ async def test_the_same_approved_event_delivered_three_times_makes_one_job_and_o
             # new message id (beyond the window), which only the inbox recognises.
             await publish(jetstream, root, event)
             if n == 2:
-                from libs.messaging import envelope
-
                 encoded = envelope.encode(event)
                 await jetstream.publish(
                     envelope.full_subject(root, encoded.subject_suffix),
@@ -80,6 +79,38 @@ async def test_the_same_approved_event_delivered_three_times_makes_one_job_and_o
             )
 
         await eventually(published, timeout=10)
+
+
+async def test_approvals_applied_as_one_batch_make_one_job_per_intent(
+    migrated_database, jetstream, root, simulator
+):
+    organization = org()
+    first, second = approved(organization, session="batch-1"), approved(organization, session="batch-1")
+    again = gate_events_pb2.IntentApproved()
+    again.CopyFrom(first)
+    again.meta.event_id = new_id()  # the same intent approved in another event
+    # All in the stream before the executor starts, so its consumer fetches them as one batch: the same
+    # event twice (re-published beyond the duplicate window), the same intent twice, and another intent.
+    for event, message_id in ((first, None), (first, new_id()), (again, None), (second, None)):
+        encoded = envelope.encode(event)
+        await jetstream.publish(
+            envelope.full_subject(root, encoded.subject_suffix),
+            encoded.payload,
+            headers={
+                envelope.MSG_ID_HEADER: message_id or encoded.event_id,
+                envelope.TYPE_HEADER: encoded.type_name,
+            },
+        )
+    config = settings(migrated_database("executor_service"), root, simulator.base_url)
+    async with running(config) as executor:
+
+        async def sent() -> bool:
+            return (await status_counts(executor, organization)).get("SENT") == 2
+
+        await eventually(sent, timeout=15)
+        await asyncio.sleep(0.5)  # give a duplicate every chance to show up
+        assert await status_counts(executor, organization) == {"SENT": 2}
+        assert simulator.ledger.summary(include_entries=False)["by_session"] == {"batch-1": 2}
 
 
 async def test_eight_workers_racing_on_2000_jobs_send_each_exactly_once(migrated_database, root, simulator):
