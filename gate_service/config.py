@@ -44,6 +44,9 @@ class GateSettings(ServiceSettings):
     # Events leave this long after a commit at most: one relay pass then serves many commits.
     relay_wake_delay_seconds: float = Field(default=0.01, ge=0, le=1)
     db_pool_size: int = Field(default=10, ge=1)
+    # Gate processes sharing the gRPC port (SO_REUSEPORT), each with its own event loop; metrics on
+    # METRICS_PORT, METRICS_PORT+1, ... One per core is the useful most (ADR 0011).
+    processes: int = Field(default=1, ge=1, le=64)
 
     @field_validator("redis_url")
     @classmethod

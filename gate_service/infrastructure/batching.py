@@ -9,6 +9,7 @@ under load the batch grows by itself to whatever arrived during the previous com
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -16,14 +17,15 @@ from types import TracebackType
 from typing import Any, Generic, Self, TypeVar
 
 from google.protobuf.message import Message
-from sqlalchemy import insert, select, update
+from sqlalchemy import Table, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from gate_service.domain.intent import MessageIntent
-from gate_service.infrastructure.rows import intent_row, row_intent
+from gate_service.infrastructure.rows import intent_record, intent_row, row_intent
 from gate_service.infrastructure.tables import intents
 from libs.messaging import envelope
+from libs.messaging.envelope import EncodedEvent
 from libs.messaging.tables import MessagingTables
 from libs.seedwork.aggregate import AggregateRoot, DomainEvent
 from libs.seedwork.clock import Clock
@@ -115,6 +117,7 @@ class GroupCommitWriter:
         self._engine = engine
         self._idle: list[AsyncConnection] = []  # kept open between batches: no checkout, ping or reset
         self._tables = tables
+        self._postgres_write = _postgres_write(tables.outbox)
         self._to_message = to_message
         self._clock = clock
         self._on_commit = on_commit
@@ -142,25 +145,96 @@ class GroupCommitWriter:
         return results
 
     async def _transaction(
-        self, session: AsyncConnection, requests: list[WriteRequest]
+        self, connection: AsyncConnection, requests: list[WriteRequest]
     ) -> tuple[list[BaseException | None], bool]:
         now = self._clock.now()
+        events = [
+            (unit, envelope.encode(self._to_message(event)))
+            for unit, request in enumerate(requests)
+            for event in request.events
+        ]
+        if connection.dialect.name == "postgresql":
+            results = await self._write_postgres(connection, requests, events, now)
+        else:
+            results = await self._write_sqlite(connection, requests, events, now)
+        return results, any(results[unit] is None for unit, _ in events)
+
+    async def _write_postgres(
+        self,
+        connection: AsyncConnection,
+        requests: list[WriteRequest],
+        events: list[tuple[int, EncodedEvent]],
+        now: datetime,
+    ) -> list[BaseException | None]:
+        """The hot path on PostgreSQL: every insert and outbox row of the batch in one statement (rows as
+        one JSON parameter: a constant, prepared statement whatever the batch size), then the commit."""
+        driver = (await connection.get_raw_connection()).driver_connection
+        assert driver is not None
+        results = await self._update_one_by_one_postgres(driver, requests, now)
+        intent_rows = [
+            {"unit": unit, **intent_record(intent, now)}
+            for unit, request in enumerate(requests)
+            if not request.updates
+            for intent in request.inserts
+        ]
+        outbox_rows = [
+            {
+                "unit": unit,
+                "n": n,
+                "event_id": encoded.event_id,
+                "subject": encoded.subject_suffix,
+                "type_name": encoded.type_name,
+                "payload": encoded.payload,
+                "created_at": now,
+            }
+            for n, (unit, encoded) in enumerate(events)
+            if results[unit] is None
+        ]
+        cursor = await driver.execute(
+            self._postgres_write, (_to_json(intent_rows), _to_json(outbox_rows)), prepare=True
+        )
+        for (unit,) in await cursor.fetchall():
+            results[unit] = AlreadyExists("a concurrent write got there first")
+        await driver.commit()
+        return results
+
+    async def _update_one_by_one_postgres(
+        self, driver: Any, requests: list[WriteRequest], now: datetime
+    ) -> list[BaseException | None]:
+        # Units with an update (DecideIntent: exactly one intent) run one by one; an update that matches no
+        # row lost an optimistic race and wrote nothing.
         results: list[BaseException | None] = [None] * len(requests)
-        async with session.begin():
-            module = postgresql if session.dialect.name == "postgresql" else sqlite
-            # Units with an update (DecideIntent: exactly one intent) run one by one; an update that
-            # matches no row lost an optimistic race and wrote nothing. Other units' inserts: one statement.
-            for index, request in enumerate(requests):
+        for unit, request in enumerate(requests):
+            if request.updates:
+                [(intent, loaded_version)] = request.updates
+                cursor = await driver.execute(
+                    _POSTGRES_UPDATE, (_to_json(intent_record(intent, now)), loaded_version), prepare=True
+                )
+                if cursor.rowcount != 1:
+                    results[unit] = _lost_race(intent)
+        return results
+
+    async def _write_sqlite(
+        self,
+        connection: AsyncConnection,
+        requests: list[WriteRequest],
+        events: list[tuple[int, EncodedEvent]],
+        now: datetime,
+    ) -> list[BaseException | None]:
+        """SQLite, the embedded default: the same writes through SQLAlchemy Core."""
+        results: list[BaseException | None] = [None] * len(requests)
+        async with connection.begin():
+            for unit, request in enumerate(requests):
                 if not request.updates:
                     continue
                 [(intent, loaded_version)] = request.updates
-                result = await session.execute(
+                result = await connection.execute(
                     update(intents)
                     .where(intents.c.id == intent.id, intents.c.version == loaded_version)
                     .values(intent_row(intent, now))
                 )
                 if result.rowcount != 1:  # type: ignore[attr-defined]
-                    results[index] = FailedPrecondition(f"intent {intent.id} was changed concurrently; retry")
+                    results[unit] = _lost_race(intent)
             rows = [
                 intent_row(intent, now)
                 for request in requests
@@ -168,49 +242,78 @@ class GroupCommitWriter:
                 for intent in request.inserts
             ]
             if rows:
-                inserted = set(
-                    (
-                        await session.execute(
-                            # One statement object per dialect, executed with many rows: compiled once,
-                            # then sent as multi-row INSERTs ("insertmanyvalues").
-                            _INSERT_INTENTS[module.__name__],
-                            rows,
-                        )
-                    ).scalars()
-                )
-                for index, request in enumerate(requests):
+                statement = sqlite.insert(intents).on_conflict_do_nothing().returning(intents.c.id)
+                inserted = set((await connection.execute(statement, rows)).scalars())
+                for unit, request in enumerate(requests):
                     if not request.updates and any(i.id not in inserted for i in request.inserts):
-                        results[index] = AlreadyExists("a concurrent write got there first")
-            outbox = self._outbox_rows(requests, results, now)
+                        results[unit] = AlreadyExists("a concurrent write got there first")
+            outbox = [
+                {
+                    "event_id": encoded.event_id,
+                    "subject": encoded.subject_suffix,
+                    "type_name": encoded.type_name,
+                    "payload": encoded.payload,
+                    "created_at": now,
+                }
+                for unit, encoded in events
+                if results[unit] is None
+            ]
             if outbox:
-                await session.execute(insert(self._tables.outbox), outbox)
-        return results, bool(outbox)
-
-    def _outbox_rows(
-        self, requests: list[WriteRequest], results: list[BaseException | None], now: datetime
-    ) -> list[dict[str, Any]]:
-        outbox = []
-        for request, result in zip(requests, results, strict=True):
-            if result is not None:
-                continue
-            for event in request.events:
-                encoded = envelope.encode(self._to_message(event))
-                outbox.append(
-                    {
-                        "event_id": encoded.event_id,
-                        "subject": encoded.subject_suffix,
-                        "type_name": encoded.type_name,
-                        "payload": encoded.payload,
-                        "created_at": now,
-                    }
-                )
-        return outbox
+                await connection.execute(insert(self._tables.outbox), outbox)
+        return results
 
 
-_INSERT_INTENTS = {
-    module.__name__: module.insert(intents).on_conflict_do_nothing().returning(intents.c.id)
-    for module in (postgresql, sqlite)
-}
+def _lost_race(intent: MessageIntent) -> FailedPrecondition:
+    return FailedPrecondition(f"intent {intent.id} was changed concurrently; retry")
+
+
+def _json_value(value: object) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return "\\x" + value.hex()  # bytea's hex input format
+    raise TypeError(type(value).__name__)
+
+
+def _to_json(rows: object) -> str:
+    return json.dumps(rows, default=_json_value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _record_of(table: Table, *, extra: str = "", skip: tuple[str, ...] = ()) -> str:
+    """`name type, ...` of a table's columns, for json_to_recordset's column definition list."""
+    dialect = postgresql.dialect()
+    columns = [f"{c.name} {c.type.compile(dialect=dialect)}" for c in table.columns if c.name not in skip]
+    return ", ".join([extra, *columns] if extra else columns)
+
+
+_INTENT_COLUMNS = ", ".join(c.name for c in intents.columns)
+_POSTGRES_UPDATE = f"""
+UPDATE intents SET ({_INTENT_COLUMNS}) = ({", ".join("r." + c.name for c in intents.columns)})
+FROM json_populate_record(null::intents, %s::json) AS r
+WHERE intents.id = r.id AND intents.version = %s
+"""
+
+
+def _postgres_write(outbox: Table) -> str:
+    """Inserts the intents, reports which units clashed on the idempotency key and leaves their outbox rows
+    out, in one statement; ORDER BY keeps each unit's events in the order they happened (the position)."""
+    events = _record_of(outbox, extra="unit int, n int", skip=("position", "published_at"))
+    return f"""
+WITH given AS (
+    SELECT * FROM json_to_recordset(%s::json) AS g({_record_of(intents, extra="unit int")})
+), inserted AS (
+    INSERT INTO intents ({_INTENT_COLUMNS}) SELECT {_INTENT_COLUMNS} FROM given
+    ON CONFLICT DO NOTHING RETURNING id
+), clashed AS (
+    SELECT DISTINCT unit FROM given WHERE id NOT IN (SELECT id FROM inserted)
+), published AS (
+    INSERT INTO {outbox.name} (event_id, subject, type_name, payload, created_at)
+    SELECT event_id, subject, type_name, payload, created_at FROM json_to_recordset(%s::json) AS e({events})
+    WHERE unit NOT IN (SELECT unit FROM clashed)
+    ORDER BY n
+)
+SELECT unit FROM clashed
+"""
 
 
 class IntentReader:

@@ -37,6 +37,15 @@ from libs.seedwork.shared_kernel import (
 
 
 def intent_row(intent: MessageIntent, now: datetime) -> dict[str, Any]:
+    row = intent_record(intent, now)
+    if row["decision"] is not None:
+        row["decision"] = json.dumps(row["decision"], separators=(",", ":"))  # the column holds its text
+    return row
+
+
+def intent_record(intent: MessageIntent, now: datetime) -> dict[str, Any]:
+    """The row with the decision as a JSON document rather than its text: embedded as is in a JSON batch
+    (the PostgreSQL write path), it is encoded once instead of twice."""
     return {
         "id": intent.id,
         "organization_id": intent.organization_id,
@@ -59,7 +68,7 @@ def intent_row(intent: MessageIntent, now: datetime) -> dict[str, Any]:
         "decided_at": intent.decided_at,
         "updated_at": now,
         "attempts": intent.attempts,
-        "decision": decision_to_json(intent.decision) if intent.decision else None,
+        "decision": decision_document(intent.decision) if intent.decision else None,
         "version": intent.version,
     }
 
@@ -108,35 +117,32 @@ def _dt(seconds: float | None) -> datetime | None:
     return datetime.fromtimestamp(seconds, UTC) if seconds is not None else None
 
 
-def decision_to_json(record: DecisionRecord) -> str:
-    return json.dumps(
-        {
-            "o": record.outcome.value,
-            "r": record.reason.value if record.reason else None,
-            "at": _ts(record.decided_at),
-            "n": record.attempt,
-            "i": record.chosen_instance_id,
-            "q": _ts(record.queued_until),
-            "x": {reason.value: count for reason, count in record.excluded.items()},
-            "c": [
-                [
-                    c.instance_id,
-                    c.verdict.value,
-                    c.reason.value if c.reason else None,
-                    _ts(c.retry_at),
-                    c.score,
-                    c.reputation_score,
-                    c.health.value if c.health else None,
-                    c.phase.value if c.phase else None,
-                    c.rate_pressure,
-                    c.sticky,
-                ]
-                for c in record.candidates
-            ],
-            "id": record.intent_id,
-        },
-        separators=(",", ":"),
-    )
+def decision_document(record: DecisionRecord) -> dict[str, Any]:
+    return {
+        "o": record.outcome.value,
+        "r": record.reason.value if record.reason else None,
+        "at": _ts(record.decided_at),
+        "n": record.attempt,
+        "i": record.chosen_instance_id,
+        "q": _ts(record.queued_until),
+        "x": {reason.value: count for reason, count in record.excluded.items()},
+        "c": [
+            [
+                c.instance_id,
+                c.verdict.value,
+                c.reason.value if c.reason else None,
+                _ts(c.retry_at),
+                c.score,
+                c.reputation_score,
+                c.health.value if c.health else None,
+                c.phase.value if c.phase else None,
+                c.rate_pressure,
+                c.sticky,
+            ]
+            for c in record.candidates
+        ],
+        "id": record.intent_id,
+    }
 
 
 def decision_from_json(text: str) -> DecisionRecord:

@@ -35,12 +35,17 @@ def _prefix(proto_enum: Any) -> str:
     return unspecified.removesuffix("UNSPECIFIED")
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def to_timestamp(moment: datetime | None) -> Timestamp | None:
     if moment is None:
         return None
-    stamp = Timestamp()
-    stamp.FromDatetime(moment.astimezone(UTC))
-    return stamp
+    if moment.tzinfo is None:
+        moment = moment.astimezone(UTC)  # a naive value is local time, as datetime itself reads it
+    # Integer arithmetic on the timedelta: exact, and several times cheaper than Timestamp.FromDatetime.
+    since = moment - _EPOCH
+    return Timestamp(seconds=since.days * 86400 + since.seconds, nanos=since.microseconds * 1000)
 
 
 def from_timestamp(stamp: Timestamp, *, present: bool = True) -> datetime | None:

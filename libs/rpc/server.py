@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -33,17 +34,30 @@ RPC_LATENCY = Histogram(
 class ServiceInterceptor(grpc.aio.ServerInterceptor):
     """Maps domain errors to status codes (never leaking internals) and records per-method metrics."""
 
+    def __init__(self) -> None:
+        # One wrapped handler per method, built on its first call: the hot path reuses it.
+        self._guarded: dict[str, grpc.RpcMethodHandler] = {}
+
     async def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
+        method = handler_call_details.method
+        guarded = self._guarded.get(method)
+        if guarded is not None:
+            return guarded
         handler = await continuation(handler_call_details)
         if handler is None or handler.unary_unary is None:
             return handler
-        method = handler_call_details.method
+        guarded = self._guarded[method] = self._guard(method, handler)
+        return guarded
+
+    @staticmethod
+    def _guard(method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         inner = handler.unary_unary
         latency = RPC_LATENCY.labels(method)
+        handled_ok = RPC_HANDLED.labels(method, grpc.StatusCode.OK.name)
 
         async def guarded(request: Any, context: grpc.aio.ServicerContext) -> Any:
             started = time.perf_counter()
@@ -63,7 +77,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
                 await context.abort(grpc.StatusCode.INTERNAL, "internal error")
             finally:
                 latency.observe(time.perf_counter() - started)
-                RPC_HANDLED.labels(method, code.name).inc()
+                (handled_ok if code is grpc.StatusCode.OK else RPC_HANDLED.labels(method, code.name)).inc()
 
         return grpc.unary_unary_rpc_method_handler(
             guarded,
@@ -81,13 +95,26 @@ class ServicerBinding:
     service_name: str
 
 
+# Set by a launcher that runs several processes of one service on one port (gate_service/__main__.py).
+REUSE_PORT_ENV = "WHATLEAD_GRPC_REUSE_PORT"
+
+
 class GrpcServer:
-    def __init__(self, bindings: Iterable[ServicerBinding], *, host: str, port: int) -> None:
+    def __init__(
+        self, bindings: Iterable[ServicerBinding], *, host: str, port: int, reuse_port: bool | None = None
+    ) -> None:
+        """`reuse_port`: share the port with sibling processes (SO_REUSEPORT; the kernel spreads new
+        connections among them). Off unless asked, so a second server on a taken port fails loudly."""
+        if reuse_port is None:
+            reuse_port = os.environ.get(REUSE_PORT_ENV) == "1"
         self._bindings = list(bindings)
         self._address = f"{host}:{port}"
         self._server = grpc.aio.server(
             interceptors=[ServiceInterceptor()],
-            options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", 4 * 1024 * 1024)],
+            options=[
+                ("grpc.so_reuseport", int(reuse_port)),
+                ("grpc.max_receive_message_length", 4 * 1024 * 1024),
+            ],
         )
         self._health = HealthServicer()
         self.port = 0

@@ -1,0 +1,80 @@
+"""The group-commit writer on PostgreSQL (one statement per batch) and SQLite (SQLAlchemy Core): units that
+clash or lose a race fail alone, and only the others' intents and events are written."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy import select
+
+from gate_service.infrastructure.batching import GroupCommitWriter, WriteRequest
+from gate_service.infrastructure.proto_mapping import event_to_proto
+from gate_service.infrastructure.tables import intents, messaging
+from libs.db.engine import create_engine
+from libs.db.migrations import upgrade
+from libs.seedwork.clock import FakeClock
+from libs.seedwork.errors import AlreadyExists, FailedPrecondition
+from tests.conftest import ROOT
+from tests.gate_service.unit.support import new_intent
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+async def writer(request, migrated_database, tmp_path) -> AsyncIterator[GroupCommitWriter]:  # type: ignore[no-untyped-def]
+    if request.param == "postgresql":
+        url = migrated_database("gate_service")
+    else:
+        url = f"sqlite+aiosqlite:///{tmp_path / 'gate.db'}"
+        upgrade(url, ROOT / "gate_service" / "migrations")
+    engine = create_engine(url)
+    writer = GroupCommitWriter(engine, tables=messaging, to_message=event_to_proto, clock=FakeClock())
+    yield writer
+    await writer.close()
+    await engine.dispose()
+
+
+def unit(*, key: str = "", clock: FakeClock) -> WriteRequest:
+    intent = new_intent(clock, idempotency_key=key)
+    return WriteRequest(inserts=[intent], events=intent.pull_events())
+
+
+async def outbox_event_ids(writer: GroupCommitWriter) -> list[str]:
+    async with writer._engine.connect() as connection:
+        outbox = messaging.outbox
+        rows = await connection.execute(select(outbox.c.event_id).order_by(outbox.c.position))
+        return [row.event_id for row in rows]
+
+
+async def test_a_unit_clashing_on_the_idempotency_key_fails_alone_and_writes_no_event(writer):
+    clock = FakeClock()
+    first, clashing, other = unit(key="k-1", clock=clock), unit(key="k-1", clock=clock), unit(clock=clock)
+    # Submitted together, so they share one batch (one transaction).
+    results = await asyncio.gather(
+        *(writer.write(request) for request in (first, clashing, other)), return_exceptions=True
+    )
+
+    assert results[0] is None and results[2] is None
+    assert isinstance(results[1], AlreadyExists)
+    async with writer._engine.connect() as connection:
+        stored = set((await connection.execute(select(intents.c.id))).scalars())
+    assert stored == {first.inserts[0].id, other.inserts[0].id}
+    assert await outbox_event_ids(writer) == [e.event_id for e in first.events + other.events]
+
+
+async def test_an_update_that_lost_the_race_fails_alone_and_the_winner_is_kept(writer):
+    clock = FakeClock()
+    created = unit(clock=clock)
+    await writer.write(created)
+    intent = created.inserts[0]
+    stale = intent.version - 1  # as if read before someone else changed it
+    intent.version += 1
+
+    with pytest.raises(FailedPrecondition):
+        await writer.write(WriteRequest(updates=[(intent, stale)], events=[]))
+    await writer.write(WriteRequest(updates=[(intent, intent.version - 1)], events=[]))
+
+    async with writer._engine.connect() as connection:
+        version = (await connection.execute(select(intents.c.version))).scalar_one()
+    assert version == intent.version
+    assert await outbox_event_ids(writer) == [e.event_id for e in created.events]
