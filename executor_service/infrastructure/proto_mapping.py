@@ -15,6 +15,7 @@ from executor_service.domain.events import (
 from executor_service.domain.job import DeliveryStatus, ExecutionStatus, MessageExecutionJob
 from executor_service.domain.message import OutboundMessage
 from executor_service.domain.outcome import JobError
+from libs.messaging.event_meta import event_meta
 from libs.rpc.convert import enum_from_proto, enum_to_proto, from_timestamp, to_timestamp
 from libs.seedwork.aggregate import DomainEvent
 from libs.seedwork.shared_kernel import ControlScope, MessageType, TargetKind
@@ -65,16 +66,6 @@ def job_to_proto(job: MessageExecutionJob) -> executor_pb2.ExecutionJob:
 
 
 _WAITING = frozenset({ExecutionStatus.PENDING, ExecutionStatus.RETRY})
-
-
-def event_meta(event: DomainEvent) -> common_pb2.EventMeta:
-    return common_pb2.EventMeta(
-        event_id=event.event_id,
-        organization_id=event.organization_id,
-        aggregate_id=event.aggregate_id,
-        correlation_id=event.correlation_id or event.aggregate_id,
-        occurred_at=to_timestamp(event.occurred_at),
-    )
 
 
 def event_to_proto(event: DomainEvent):  # type: ignore[no-untyped-def]

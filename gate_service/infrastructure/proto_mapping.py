@@ -31,6 +31,7 @@ from gate_service.domain.intent import (
 )
 from gate_service.domain.policies import HealthStatus, WarmupPhase
 from gate_service.domain.projection import Control, InstanceState, Plan
+from libs.messaging.event_meta import event_meta
 from libs.rpc.convert import enum_from_proto, from_timestamp, to_timestamp
 from libs.seedwork.aggregate import DomainEvent
 from libs.seedwork.shared_kernel import (
@@ -170,16 +171,6 @@ def intent_to_proto(intent: MessageIntent) -> gate_pb2.MessageIntent:
         expires_at=to_timestamp(intent.expires_at),
         created_at=to_timestamp(intent.created_at),
         decided_at=to_timestamp(intent.decided_at),
-    )
-
-
-def event_meta(event: DomainEvent) -> common_pb2.EventMeta:
-    return common_pb2.EventMeta(
-        event_id=event.event_id,
-        organization_id=event.organization_id,
-        aggregate_id=event.aggregate_id,
-        correlation_id=event.correlation_id or event.aggregate_id,
-        occurred_at=to_timestamp(event.occurred_at),
     )
 
 
