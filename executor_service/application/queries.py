@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from executor_service.domain.job import MessageExecutionJob
 from executor_service.domain.ports import ExecutorUnitOfWork, JobFilter
 from libs.seedwork.errors import NotFound, Violations
 from libs.seedwork.ids import is_valid_id
-from libs.seedwork.pagination import PageRequest, next_page_token
+from libs.seedwork.pagination import Page, PageRequest
 
 
 def check_scope(violations: Violations, organization_id: str) -> None:
@@ -32,17 +31,13 @@ class GetJobHandler:
         return job
 
 
-@dataclass(frozen=True)
-class JobPage:
-    jobs: list[MessageExecutionJob]
-    next_page_token: str
-
-
 class ListJobsHandler:
     def __init__(self, uow: Callable[[], ExecutorUnitOfWork]) -> None:
         self._uow = uow
 
-    async def __call__(self, organization_id: str, page: PageRequest, where: JobFilter) -> JobPage:
+    async def __call__(
+        self, organization_id: str, page: PageRequest, where: JobFilter
+    ) -> Page[MessageExecutionJob]:
         violations = Violations()
         check_scope(violations, organization_id)
         for name in ("intent_id", "instance_id"):
@@ -51,5 +46,4 @@ class ListJobsHandler:
         violations.raise_if_any()
         async with self._uow() as uow:
             jobs = await uow.jobs.list(organization_id, after_id=page.after_id, limit=page.size, where=where)
-        last = jobs[-1].id if jobs else None
-        return JobPage(jobs, next_page_token(last, full_page=len(jobs) == page.size))
+        return Page.of(jobs, page, id_of=lambda job: job.id)

@@ -43,7 +43,7 @@ class ExecutorServicer(executor_pb2_grpc.ExecutorServiceServicer):
             ),
         )
         return executor_pb2.ListJobsResponse(
-            jobs=[job_to_proto(job) for job in page.jobs], next_page_token=page.next_page_token
+            jobs=[job_to_proto(job) for job in page.items], next_page_token=page.next_page_token
         )
 
     async def RetryJob(

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from gate_service.domain.intent import MessageIntent
 from gate_service.domain.ports import GateUnitOfWork, IntentFilter
 from libs.seedwork.errors import InvalidArgument, NotFound
 from libs.seedwork.ids import is_valid_id
-from libs.seedwork.pagination import PageRequest, next_page_token
+from libs.seedwork.pagination import Page, PageRequest
 
 
 def require_organization(organization_id: str) -> None:
@@ -37,17 +36,13 @@ class GetIntentHandler:
         return intent
 
 
-@dataclass(frozen=True)
-class IntentPage:
-    intents: list[MessageIntent]
-    next_page_token: str
-
-
 class ListIntentsHandler:
     def __init__(self, uow: Callable[[], GateUnitOfWork]) -> None:
         self._uow = uow
 
-    async def __call__(self, organization_id: str, page: PageRequest, where: IntentFilter) -> IntentPage:
+    async def __call__(
+        self, organization_id: str, page: PageRequest, where: IntentFilter
+    ) -> Page[MessageIntent]:
         """One page of the organization's intents, oldest first, filters combined with AND."""
         require_organization(organization_id)
         if where.created_after and where.created_before and where.created_after >= where.created_before:
@@ -56,5 +51,4 @@ class ListIntentsHandler:
             intents = await uow.intents.list(
                 organization_id, after_id=page.after_id, limit=page.size, where=where
             )
-        last = intents[-1].id if intents else None
-        return IntentPage(intents, next_page_token(last, full_page=len(intents) == page.size))
+        return Page.of(intents, page, id_of=lambda intent: intent.id)

@@ -120,5 +120,5 @@ class GateServicer(gate_pb2_grpc.GateServiceServicer):
             ),
         )
         return gate_pb2.ListIntentsResponse(
-            intents=[intent_to_proto(i) for i in page.intents], next_page_token=page.next_page_token
+            intents=[intent_to_proto(i) for i in page.items], next_page_token=page.next_page_token
         )

@@ -384,7 +384,7 @@ async def test_reads_and_retries_are_scoped_to_one_organization(ex):
             RetryJob(organization_id="other-org", job_id=job_id, actor="")
         )
     page = await ListJobsHandler(ex.uow)("other-org", page_request(0, ""), JobFilter())
-    assert page.jobs == []
+    assert page.items == []
     assert (await GetJobHandler(ex.uow)(ORG, job_id)).id == job_id
 
 
@@ -405,14 +405,14 @@ async def test_listing_pages_through_jobs_by_status_and_intent(ex):
     await ex.execute(claim.jobs[0])
     list_jobs = ListJobsHandler(ex.uow)
     failed = await list_jobs(ORG, page_request(0, ""), JobFilter(status=ExecutionStatus.FAILED))
-    assert [j.id for j in failed.jobs] == [claim.jobs[0].id]
+    assert [j.id for j in failed.items] == [claim.jobs[0].id]
     seen, token = [], ""
     while True:
         page = await list_jobs(ORG, page_request(2, token), JobFilter())
-        seen += [j.id for j in page.jobs]
+        seen += [j.id for j in page.items]
         token = page.next_page_token
         if not token:
             break
     assert seen == sorted(ids)
     one = await list_jobs(ORG, page_request(0, ""), JobFilter(intent_id=ex.job(ids[2]).intent_id))
-    assert [j.id for j in one.jobs] == [ids[2]]
+    assert [j.id for j in one.items] == [ids[2]]

@@ -124,9 +124,9 @@ async def test_get_and_list_are_scoped_to_the_organization(w, uow):
     page = await ListIntentsHandler(lambda: uow)(
         ORG, page_request(0, ""), IntentFilter(status=IntentStatus.APPROVED)
     )
-    assert [i.id for i in page.intents] == [made.intent.id]
+    assert [i.id for i in page.items] == [made.intent.id]
     other = await ListIntentsHandler(lambda: uow)("org-other", page_request(0, ""), IntentFilter())
-    assert other.intents == []
+    assert other.items == []
 
 
 async def test_the_scheduler_approves_when_the_window_opens_and_drops_the_expired(w, uow):
