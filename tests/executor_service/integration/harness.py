@@ -11,16 +11,15 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
-from google.protobuf.message import Message
 from sqlalchemy import func, select
 
 from executor_service.bootstrap import Executor, assemble
 from executor_service.config import ExecutorSettings
 from executor_service.infrastructure.tables import jobs
-from libs.messaging import envelope
 from libs.messaging.streams import delete_streams, ensure_streams
 from libs.rpc.convert import to_timestamp
 from libs.seedwork.ids import new_id
+from libs.testing.jetstream import meta
 from tests.conftest import NATS_URL
 from whatlead.common.v1 import common_pb2
 from whatlead.events.v1 import gate_events_pb2, ops_events_pb2, provider_events_pb2
@@ -83,25 +82,6 @@ async def running(
         stop.set()
         await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), timeout=15)
         await executor.close()
-
-
-async def publish(js: Any, root: str, message: Message) -> None:
-    encoded = envelope.encode(message)
-    await js.publish(
-        envelope.full_subject(root, encoded.subject_suffix),
-        encoded.payload,
-        headers={envelope.MSG_ID_HEADER: encoded.event_id, envelope.TYPE_HEADER: encoded.type_name},
-    )
-
-
-def meta(organization_id: str, aggregate_id: str, *, event_id: str | None = None) -> common_pb2.EventMeta:
-    return common_pb2.EventMeta(
-        event_id=event_id or new_id(),
-        organization_id=organization_id,
-        aggregate_id=aggregate_id,
-        correlation_id=aggregate_id,
-        occurred_at=to_timestamp(datetime.now(UTC)),
-    )
 
 
 def approved(
@@ -171,25 +151,3 @@ async def status_counts(executor: Executor, organization_id: str) -> dict[str, i
             )
         ).all()
     return {status: count for status, count in rows}
-
-
-async def stored_events(js: Any, root: str, context: str = "executor") -> list[Message]:
-    """Every event in `root`'s stream of `context`, decoded."""
-    from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-
-    sub = await js.pull_subscribe(
-        envelope.context_subjects(root, context),
-        stream=envelope.stream_name(root, context),
-        config=ConsumerConfig(ack_policy=AckPolicy.NONE, deliver_policy=DeliverPolicy.ALL),
-    )
-    found: list[Message] = []
-    try:
-        while True:
-            try:
-                batch = await sub.fetch(1000, timeout=0.5)
-            except TimeoutError:
-                break
-            found += [envelope.decode(m.headers[envelope.TYPE_HEADER], m.data) for m in batch]
-    finally:
-        await sub.unsubscribe()
-    return found

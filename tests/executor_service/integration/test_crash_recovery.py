@@ -17,9 +17,10 @@ from sqlalchemy import select
 from executor_service.infrastructure.tables import jobs
 from libs.db.engine import create_engine, session_factory
 from libs.provider_simulator import run_simulator
+from libs.testing.jetstream import publish
 from libs.testing.waiting import eventually
 from tests.conftest import NATS_URL, ROOT
-from tests.executor_service.integration.harness import API_KEY, approved, own_streams, publish
+from tests.executor_service.integration.harness import API_KEY, approved, own_streams
 
 INTENTS = 2000
 KILLS = 10

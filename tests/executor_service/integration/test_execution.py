@@ -8,10 +8,10 @@ import pytest
 
 from executor_service.application.create_job import CreateExecutionJob
 from executor_service.infrastructure.proto_mapping import approved_fields
-from libs.messaging import envelope
 from libs.provider_simulator import run_simulator
 from libs.seedwork.ids import new_id
 from libs.seedwork.shared_kernel import Provider
+from libs.testing.jetstream import publish, stored_events
 from libs.testing.waiting import eventually
 from tests.executor_service.integration.harness import (
     API_KEY,
@@ -19,11 +19,9 @@ from tests.executor_service.integration.harness import (
     control_changed,
     own_streams,
     provider_event,
-    publish,
     running,
     settings,
     status_counts,
-    stored_events,
 )
 from whatlead.common.v1 import common_pb2
 from whatlead.events.v1 import executor_events_pb2, gate_events_pb2, provider_events_pb2
@@ -57,12 +55,7 @@ async def test_the_same_approved_event_delivered_three_times_makes_one_job_and_o
             # new message id (beyond the window), which only the inbox recognises.
             await publish(jetstream, root, event)
             if n == 2:
-                encoded = envelope.encode(event)
-                await jetstream.publish(
-                    envelope.full_subject(root, encoded.subject_suffix),
-                    encoded.payload,
-                    headers={envelope.MSG_ID_HEADER: new_id(), envelope.TYPE_HEADER: encoded.type_name},
-                )
+                await publish(jetstream, root, event, message_id=new_id())
 
         async def sent() -> bool:
             return (await status_counts(executor, organization)).get("SENT") == 1
@@ -75,7 +68,7 @@ async def test_the_same_approved_event_delivered_three_times_makes_one_job_and_o
         async def published() -> bool:
             return any(
                 isinstance(e, executor_events_pb2.MessageSent) and e.intent_id == event.intent_id
-                for e in await stored_events(jetstream, root)
+                for e in await stored_events(jetstream, root, "executor")
             )
 
         await eventually(published, timeout=10)
@@ -92,15 +85,7 @@ async def test_approvals_applied_as_one_batch_make_one_job_per_intent(
     # All in the stream before the executor starts, so its consumer fetches them as one batch: the same
     # event twice (re-published beyond the duplicate window), the same intent twice, and another intent.
     for event, message_id in ((first, None), (first, new_id()), (again, None), (second, None)):
-        encoded = envelope.encode(event)
-        await jetstream.publish(
-            envelope.full_subject(root, encoded.subject_suffix),
-            encoded.payload,
-            headers={
-                envelope.MSG_ID_HEADER: message_id or encoded.event_id,
-                envelope.TYPE_HEADER: encoded.type_name,
-            },
-        )
+        await publish(jetstream, root, event, message_id=message_id)
     config = settings(migrated_database("executor_service"), root, simulator.base_url)
     async with running(config) as executor:
 
@@ -157,7 +142,9 @@ async def test_a_transient_failure_is_retried_and_sent_once(migrated_database, j
         await eventually(sent, timeout=20)
 
         async def events_out() -> bool:
-            mine = [e for e in await stored_events(jetstream, root) if e.intent_id == event.intent_id]
+            mine = [
+                e for e in await stored_events(jetstream, root, "executor") if e.intent_id == event.intent_id
+            ]
             return [type(e).__name__ for e in mine] == [
                 "MessageRetryScheduled",
                 "MessageRetryScheduled",
@@ -167,7 +154,9 @@ async def test_a_transient_failure_is_retried_and_sent_once(migrated_database, j
         await eventually(events_out, timeout=10)
     assert len(simulator.ledger) == 1
     [sent_event] = [
-        e for e in await stored_events(jetstream, root) if isinstance(e, executor_events_pb2.MessageSent)
+        e
+        for e in await stored_events(jetstream, root, "executor")
+        if isinstance(e, executor_events_pb2.MessageSent)
     ]
     assert sent_event.attempts == 3
 
@@ -182,7 +171,7 @@ async def test_a_463_fails_once_and_publishes_the_restriction(migrated_database,
         async def failed_event() -> list:
             return [
                 e
-                for e in await stored_events(jetstream, root)
+                for e in await stored_events(jetstream, root, "executor")
                 if isinstance(e, executor_events_pb2.MessageFailed) and e.intent_id == event.intent_id
             ]
 
@@ -259,7 +248,7 @@ async def test_provider_acks_become_delivery_status_of_the_intent(
         async def statuses() -> list[int]:
             return [
                 e.status
-                for e in await stored_events(jetstream, root)
+                for e in await stored_events(jetstream, root, "executor")
                 if isinstance(e, executor_events_pb2.MessageDeliveryStatusChanged)
                 and e.intent_id == event.intent_id
             ]

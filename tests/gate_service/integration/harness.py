@@ -7,19 +7,15 @@ import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import grpc
-from google.protobuf.message import Message
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from gate_service.bootstrap import GateApp, build_app
 from gate_service.config import GateSettings
-from libs.messaging import envelope
-from libs.rpc.convert import to_timestamp
 from libs.rpc.server import GrpcServer
 from libs.seedwork.clock import Clock
 from libs.seedwork.ids import new_id
+from libs.testing.jetstream import meta, publish, stored_events
 from tests.conftest import NATS_URL, REDIS_URL
 from whatlead.common.v1 import common_pb2
 from whatlead.events.v1 import reputation_events_pb2
@@ -86,25 +82,6 @@ async def running_gate(
         await app.parts.close()
 
 
-async def publish(js, subject_root: str, event: Message) -> None:  # type: ignore[no-untyped-def]
-    encoded = envelope.encode(event)
-    await js.publish(
-        envelope.full_subject(subject_root, encoded.subject_suffix),
-        encoded.payload,
-        headers={envelope.MSG_ID_HEADER: encoded.event_id, envelope.TYPE_HEADER: encoded.type_name},
-    )
-
-
-def meta(organization_id: str, aggregate_id: str) -> common_pb2.EventMeta:
-    return common_pb2.EventMeta(
-        event_id=new_id(),
-        organization_id=organization_id,
-        aggregate_id=aggregate_id,
-        correlation_id=aggregate_id,
-        occurred_at=to_timestamp(datetime.now(UTC)),
-    )
-
-
 async def register_instances(
     js, subject_root: str, gate: RunningGate, organization_id: str, n: int
 ) -> list[str]:  # type: ignore[no-untyped-def]
@@ -159,22 +136,5 @@ def text_request(
 
 async def gate_events(js, subject_root: str, suffix: str, intent_ids: set[str]) -> list:  # type: ignore[no-untyped-def]
     """Events of the given intents stored on one gate subject."""
-    sub = await js.pull_subscribe(
-        envelope.full_subject(subject_root, suffix),
-        stream=envelope.stream_name(subject_root, "gate"),
-        config=ConsumerConfig(ack_policy=AckPolicy.NONE, deliver_policy=DeliverPolicy.ALL),
-    )
-    found = []
-    try:
-        while True:
-            try:
-                batch = await sub.fetch(500, timeout=0.3)
-            except TimeoutError:
-                break
-            for msg in batch:
-                event = envelope.decode(msg.headers[envelope.TYPE_HEADER], msg.data)
-                if event.meta.aggregate_id in intent_ids:
-                    found.append(event)
-    finally:
-        await sub.unsubscribe()
-    return found
+    stored = await stored_events(js, subject_root, "gate", subject_suffix=suffix, wait=0.3)
+    return [event for event in stored if event.meta.aggregate_id in intent_ids]

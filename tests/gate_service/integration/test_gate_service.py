@@ -13,11 +13,10 @@ from libs.rpc.convert import to_timestamp
 from libs.rpc.errors import field_violations
 from libs.seedwork.clock import FakeClock
 from libs.seedwork.ids import new_id
+from libs.testing.jetstream import meta, publish
 from libs.testing.waiting import eventually
 from tests.gate_service.integration.harness import (
     gate_events,
-    meta,
-    publish,
     register_instances,
     running_gate,
     text_request,

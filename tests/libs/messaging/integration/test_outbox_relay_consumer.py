@@ -15,7 +15,6 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from sqlalchemy import Column, MetaData, String, Table, func, insert, select
 
 from libs.db.engine import create_engine, session_factory
@@ -28,6 +27,7 @@ from libs.messaging.streams import ensure_streams
 from libs.seedwork.clock import SystemClock
 from libs.seedwork.ids import new_id
 from libs.seedwork.shared_kernel import Provider, Purpose
+from libs.testing.jetstream import publish, stored_events
 from libs.testing.waiting import eventually
 from reputation_service.domain.instance import Instance
 from reputation_service.infrastructure.proto_mapping import event_to_proto
@@ -77,30 +77,14 @@ async def register(sessions, relay=None) -> Instance:
     return instance
 
 
-async def stored_events(
+async def registered_events(
     js, subject_root: str, instance_ids: set[str]
 ) -> list[reputation_events_pb2.InstanceRegistered]:
     """Every InstanceRegistered in this run's stream whose instance is one of `instance_ids`."""
-    subject = envelope.full_subject(subject_root, "reputation.instance.registered")
-    sub = await js.pull_subscribe(
-        subject,
-        stream=envelope.stream_name(subject_root, "reputation"),
-        config=ConsumerConfig(ack_policy=AckPolicy.NONE, deliver_policy=DeliverPolicy.ALL),
+    stored = await stored_events(
+        js, subject_root, "reputation", subject_suffix="reputation.instance.registered"
     )
-    found = []
-    try:
-        while True:
-            try:
-                batch = await sub.fetch(500, timeout=0.5)
-            except TimeoutError:
-                break
-            for msg in batch:
-                event = envelope.decode(msg.headers[envelope.TYPE_HEADER], msg.data)
-                if event.instance.id in instance_ids:
-                    found.append(event)
-    finally:
-        await sub.unsubscribe()
-    return found
+    return [event for event in stored if event.instance.id in instance_ids]
 
 
 def relay_for(sessions, publisher, subject_root) -> OutboxRelay:
@@ -141,7 +125,7 @@ async def test_a_relay_killed_between_publish_and_marking_still_publishes_each_e
     assert await restarted.pending_count() == 3  # nothing was marked: the crash came first
     assert await restarted.publish_pending() == 3  # re-sent...
 
-    events = await stored_events(jetstream, subject_root, ids)
+    events = await registered_events(jetstream, subject_root, ids)
     assert sorted(e.instance.id for e in events) == sorted(ids)  # ...but stored once each
     assert await restarted.pending_count() == 0
 
@@ -155,7 +139,7 @@ async def test_a_rolled_back_transaction_publishes_nothing(sessions, jetstream, 
 
     relay = relay_for(sessions, JetStreamPublisher(jetstream), subject_root)
     assert await relay.publish_pending() == 0
-    assert await stored_events(jetstream, subject_root, {instance.id}) == []
+    assert await registered_events(jetstream, subject_root, {instance.id}) == []
     async with unit_of_work(sessions) as uow:
         assert await uow.instances.get("org-relay", instance.id) is None
 
@@ -168,7 +152,7 @@ async def test_the_relay_publishes_a_commit_as_soon_as_it_happens(sessions, jets
         instance = await register(sessions, relay)
 
         async def published() -> bool:
-            return len(await stored_events(jetstream, subject_root, {instance.id})) == 1
+            return len(await registered_events(jetstream, subject_root, {instance.id})) == 1
 
         await eventually(published, timeout=5)
     finally:
@@ -271,7 +255,7 @@ async def test_a_handler_failure_rolls_back_and_the_redelivery_applies_once(
     sessions = consumer_sessions
     instance = await register(sessions)
     await relay_for(sessions, JetStreamPublisher(jetstream), subject_root).publish_pending()
-    [event] = await stored_events(jetstream, subject_root, {instance.id})
+    [event] = await registered_events(jetstream, subject_root, {instance.id})
     recorder = Recorder()
     recorder.fail_once.add(event.meta.event_id)
     consumer = consumer_for(
@@ -293,15 +277,10 @@ async def test_an_event_stored_twice_beyond_the_duplicate_window_is_applied_once
     sessions = consumer_sessions
     instance = await register(sessions)
     await relay_for(sessions, JetStreamPublisher(jetstream), subject_root).publish_pending()
-    [event] = await stored_events(jetstream, subject_root, {instance.id})
-    encoded = envelope.encode(event)
+    [event] = await registered_events(jetstream, subject_root, {instance.id})
     # Same event, different message id: JetStream stores it again, as it would after its window.
-    await jetstream.publish(
-        envelope.full_subject(subject_root, encoded.subject_suffix),
-        encoded.payload,
-        headers={envelope.MSG_ID_HEADER: encoded.event_id + "-late", envelope.TYPE_HEADER: encoded.type_name},
-    )
-    assert len(await stored_events(jetstream, subject_root, {instance.id})) == 2
+    await publish(jetstream, subject_root, event, message_id=event.meta.event_id + "-late")
+    assert len(await registered_events(jetstream, subject_root, {instance.id})) == 2
     recorder = Recorder()
     consumer = consumer_for(jetstream, subject_root, sessions, recorder, durable=f"late-dup-{new_id()[-8:]}")
 
@@ -389,7 +368,7 @@ async def test_the_relay_catches_up_after_nats_was_stopped_and_started_again(ses
 
 async def _count(js, subject_root: str, ids: set[str], expected: int) -> bool:
     try:
-        return len(await stored_events(js, subject_root, ids)) == expected
+        return len(await registered_events(js, subject_root, ids)) == expected
     except Exception:
         return False
 

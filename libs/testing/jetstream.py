@@ -1,0 +1,69 @@
+"""Typed events on JetStream for integration tests: published the way the outbox relay publishes them, and
+read back the way they were stored."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from google.protobuf.message import Message
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+from libs.messaging import envelope
+from libs.rpc.convert import to_timestamp
+from libs.seedwork.ids import new_id
+from whatlead.common.v1 import common_pb2
+
+
+async def publish(js: Any, subject_root: str, event: Message, *, message_id: str | None = None) -> None:
+    """With the relay's headers. A `message_id` other than the event's id gets the event stored again,
+    as a re-send after JetStream's duplicate window would."""
+    encoded = envelope.encode(event)
+    await js.publish(
+        envelope.full_subject(subject_root, encoded.subject_suffix),
+        encoded.payload,
+        headers={
+            envelope.MSG_ID_HEADER: message_id or encoded.event_id,
+            envelope.TYPE_HEADER: encoded.type_name,
+        },
+    )
+
+
+def meta(organization_id: str, aggregate_id: str, *, event_id: str | None = None) -> common_pb2.EventMeta:
+    """The meta of an event another context publishes now, correlated to its aggregate."""
+    return common_pb2.EventMeta(
+        event_id=event_id or new_id(),
+        organization_id=organization_id,
+        aggregate_id=aggregate_id,
+        correlation_id=aggregate_id,
+        occurred_at=to_timestamp(datetime.now(UTC)),
+    )
+
+
+async def stored_events(
+    js: Any, subject_root: str, context: str, *, subject_suffix: str = "", wait: float = 0.5
+) -> list[Message]:
+    """Every event in `context`'s stream (only one subject's with `subject_suffix`), decoded, oldest first.
+    The stream counts as read once no more arrives within `wait` seconds."""
+    subjects = (
+        envelope.full_subject(subject_root, subject_suffix)
+        if subject_suffix
+        else envelope.context_subjects(subject_root, context)
+    )
+    # No acks and a consumer of our own: reading leaves the stream as the services see it.
+    sub = await js.pull_subscribe(
+        subjects,
+        stream=envelope.stream_name(subject_root, context),
+        config=ConsumerConfig(ack_policy=AckPolicy.NONE, deliver_policy=DeliverPolicy.ALL),
+    )
+    found: list[Message] = []
+    try:
+        while True:
+            try:
+                batch = await sub.fetch(1000, timeout=wait)
+            except TimeoutError:
+                break
+            found += [envelope.decode(m.headers[envelope.TYPE_HEADER], m.data) for m in batch]
+    finally:
+        await sub.unsubscribe()
+    return found
