@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, select, update
+from sqlalchemy import Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,8 +24,8 @@ from gate_service.infrastructure.tables import (
     projected_instances,
     projected_plans,
 )
+from libs.db.optimistic import OptimisticWrites
 from libs.seedwork.clock import Clock
-from libs.seedwork.errors import FailedPrecondition
 
 
 class SqlAlchemyIntentRepository:
@@ -34,11 +34,10 @@ class SqlAlchemyIntentRepository:
     def __init__(self, session: AsyncSession, clock: Clock) -> None:
         self._session = session
         self._clock = clock
-        self._new: list[MessageIntent] = []
-        self._loaded: dict[str, tuple[MessageIntent, int]] = {}
+        self._writes: OptimisticWrites[MessageIntent] = OptimisticWrites(intents, "intent")
 
     def add(self, intent: MessageIntent) -> None:
-        self._new.append(intent)
+        self._writes.add(intent)
 
     async def get(self, organization_id: str, intent_id: str) -> MessageIntent | None:
         row = (
@@ -94,27 +93,10 @@ class SqlAlchemyIntentRepository:
     async def flush(self) -> None:
         """Write what changed; called by the unit of work right before it commits."""
         now = self._clock.now()
-        if self._new:
-            await self._session.execute(intents.insert(), [intent_row(i, now) for i in self._new])
-            self._new.clear()
-        for intent, loaded_version in list(self._loaded.values()):
-            if intent.version == loaded_version:
-                continue
-            result = await self._session.execute(
-                update(intents)
-                .where(intents.c.id == intent.id, intents.c.version == loaded_version)
-                .values(intent_row(intent, now))
-            )
-            if result.rowcount != 1:  # type: ignore[attr-defined]
-                raise FailedPrecondition(f"intent {intent.id} was changed concurrently; retry")
-            self._loaded[intent.id] = (intent, intent.version)
+        await self._writes.flush(self._session, lambda intent: intent_row(intent, now))
 
     def _remember(self, row: Any) -> MessageIntent | None:
-        if row is None:
-            return None
-        intent = row_intent(row)
-        self._loaded[intent.id] = (intent, intent.version)
-        return intent
+        return self._writes.loaded(row_intent(row)) if row is not None else None
 
 
 def upsert(

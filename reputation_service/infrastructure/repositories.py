@@ -2,10 +2,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from libs.seedwork.errors import FailedPrecondition
+from libs.db.optimistic import OptimisticWrites
 from libs.seedwork.shared_kernel import ConnectionState, Provider, Purpose
 from reputation_service.domain.instance import Instance
 from reputation_service.domain.ports import InstanceFilter
@@ -17,11 +17,10 @@ class SqlAlchemyInstanceRepository:
 
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
-        self._new: list[Instance] = []
-        self._loaded: dict[str, tuple[Instance, int]] = {}
+        self._writes: OptimisticWrites[Instance] = OptimisticWrites(instances, "instance")
 
     def add(self, instance: Instance) -> None:
-        self._new.append(instance)
+        self._writes.add(instance)
 
     async def get(self, organization_id: str, instance_id: str) -> Instance | None:
         row = (
@@ -66,27 +65,10 @@ class SqlAlchemyInstanceRepository:
 
     async def flush(self) -> None:
         """Write what changed; called by the unit of work right before it commits."""
-        if self._new:
-            await self._session.execute(insert(instances), [_to_row(i) for i in self._new])
-            self._new.clear()
-        for instance, loaded_version in list(self._loaded.values()):
-            if instance.version == loaded_version:
-                continue
-            result = await self._session.execute(
-                update(instances)
-                .where(instances.c.id == instance.id, instances.c.version == loaded_version)
-                .values(_to_row(instance))
-            )
-            if result.rowcount != 1:  # type: ignore[attr-defined]
-                raise FailedPrecondition(f"instance {instance.id} was changed concurrently; retry")
-            self._loaded[instance.id] = (instance, instance.version)
+        await self._writes.flush(self._session, _to_row)
 
     def _remember(self, row: Any) -> Instance | None:
-        if row is None:
-            return None
-        instance = _to_instance(row)
-        self._loaded[instance.id] = (instance, instance.version)
-        return instance
+        return self._writes.loaded(_to_instance(row)) if row is not None else None
 
 
 def _to_row(instance: Instance) -> dict[str, Any]:
