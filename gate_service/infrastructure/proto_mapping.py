@@ -199,26 +199,12 @@ def event_to_proto(event: DomainEvent):  # type: ignore[no-untyped-def]
             )
         case IntentQueued():
             return gate_events_pb2.IntentQueued(
-                meta=event_meta(event),
-                intent_id=event.aggregate_id,
-                queued_until=to_timestamp(event.queued_until),
-                reason=_e(gate_pb2.DecisionReason, event.reason),  # type: ignore[arg-type]
-                decision=decision_to_proto(event.decision),
+                **_not_approved_fields(event), queued_until=to_timestamp(event.queued_until)
             )
         case IntentBlocked():
-            return gate_events_pb2.IntentBlocked(
-                meta=event_meta(event),
-                intent_id=event.aggregate_id,
-                reason=_e(gate_pb2.DecisionReason, event.reason),  # type: ignore[arg-type]
-                decision=decision_to_proto(event.decision),
-            )
+            return gate_events_pb2.IntentBlocked(**_not_approved_fields(event))
         case IntentDropped():
-            return gate_events_pb2.IntentDropped(
-                meta=event_meta(event),
-                intent_id=event.aggregate_id,
-                reason=_e(gate_pb2.DecisionReason, event.reason),  # type: ignore[arg-type]
-                decision=decision_to_proto(event.decision),
-            )
+            return gate_events_pb2.IntentDropped(**_not_approved_fields(event))
         case IntentSent():
             return gate_events_pb2.IntentSent(
                 meta=event_meta(event),
@@ -245,6 +231,16 @@ def event_to_proto(event: DomainEvent):  # type: ignore[no-untyped-def]
                 failed_at=to_timestamp(event.failed_at),
             )
     raise TypeError(f"no protobuf contract for {type(event).__name__}")
+
+
+def _not_approved_fields(event: IntentQueued | IntentBlocked | IntentDropped) -> dict[str, object]:
+    """What every decision other than an approval publishes: the reason and the decision record."""
+    return {
+        "meta": event_meta(event),
+        "intent_id": event.aggregate_id,
+        "reason": _e(gate_pb2.DecisionReason, event.reason),
+        "decision": decision_to_proto(event.decision),
+    }
 
 
 # --- what other contexts publish, as the Gate's projection values ---------------------------------------
