@@ -192,6 +192,37 @@ async def test_execution_reports_move_approved_intents_to_sent_or_failed(w, uow)
     assert len(uow.events_of(IntentSent)) == 1
 
 
+async def test_execution_reports_an_intent_cannot_take_are_logged_and_change_nothing(w, uow, caplog):
+    pending = (await submitter(w, uow, decide=False)(submit_command())).intent
+    async with uow:
+        assert not await record_message_sent(
+            uow,
+            organization_id=ORG,
+            intent_id=pending.id,
+            instance_id="i",
+            job_id="j",
+            provider_message_id="m",
+            sent_at=w.clock.now(),
+        )
+        assert not await record_message_failed(
+            uow,
+            organization_id="org-other",
+            intent_id=pending.id,
+            instance_id="i",
+            job_id="j",
+            error_class="PERMANENT",
+            error_code="not_on_whatsapp",
+            error_message="",
+            failed_at=w.clock.now(),
+        )
+        await uow.commit()
+    assert uow.intents.rows[pending.id].status is IntentStatus.PENDING
+    assert [r.getMessage() for r in caplog.records] == [
+        "sent report for an intent that is not approved",
+        "failure report for an unknown intent",
+    ]
+
+
 async def test_projection_updates_reach_memory_and_the_durable_copy(w, uow):
     updater = ProjectionUpdater(w.projection, w.clock)
     state = instance()
