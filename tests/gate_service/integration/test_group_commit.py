@@ -78,3 +78,16 @@ async def test_an_update_that_lost_the_race_fails_alone_and_the_winner_is_kept(w
         version = (await connection.execute(select(intents.c.version))).scalar_one()
     assert version == intent.version
     assert await outbox_event_ids(writer) == [e.event_id for e in created.events]
+
+
+async def test_connections_go_back_to_the_pool_with_transactions_on(writer):
+    """The writer runs its one-statement batches in autocommit; the pool's other users must not inherit it
+    (their multi-statement units of work would stop being atomic)."""
+    clock = FakeClock()
+    await writer.write(unit(clock=clock))
+    await writer.close()
+    async with writer._engine.connect() as connection:
+        await connection.execute(select(intents.c.id).limit(1))
+        assert connection.in_transaction()
+        driver = (await connection.get_raw_connection()).driver_connection
+        assert not getattr(driver, "autocommit", False)
