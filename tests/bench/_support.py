@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,13 +19,24 @@ import aiohttp
 import grpc
 import psycopg
 
-from tests.bench.gate_submit_intent import NO_LIMITS, free_port
-
 ROOT = Path(__file__).resolve().parents[2]
 POSTGRES_ADMIN_URL = os.environ.get("WHATLEAD_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 NATS_URL = os.environ.get("WHATLEAD_TEST_NATS", "nats://127.0.0.1:4222")
 REDIS_URL = os.environ.get("WHATLEAD_TEST_REDIS", "redis://127.0.0.1:6379/0")
 SIMULATOR_API_KEY = "bench-key"
+# Phase caps lifted (no caps, no minimum interval): every decision takes the full path and approves.
+NO_LIMITS = json.dumps(
+    {
+        phase: {"per_minute": 0, "per_hour": 0, "per_day": 0, "min_interval_seconds": 0}
+        for phase in ("NEWBORN", "WARMING", "INTERACTING", "STABLE")
+    }
+)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 @contextlib.contextmanager
@@ -83,10 +97,25 @@ class Ledger:
             return await response.json()
 
 
+@dataclass(frozen=True)
+class GateProcess:
+    port: int
+    pid: int
+
+
 @contextlib.asynccontextmanager
-async def gate_process(database_url: str, subject_root: str, redis_prefix: str, durable_prefix: str):  # type: ignore[no-untyped-def]
-    """`python -m gate_service` on its own database, stream root and Redis prefix, rate caps lifted (as
-    in the gate benchmark); yields its gRPC port once it serves. Its Redis keys are removed on exit."""
+async def gate_process(  # type: ignore[no-untyped-def]
+    database_url: str,
+    subject_root: str,
+    redis_prefix: str,
+    durable_prefix: str,
+    *,
+    processes: int = 1,
+    extra_env: dict[str, str] | None = None,
+):
+    """`python -m gate_service` (`processes` of them sharing the port) on its own database, stream root and
+    Redis prefix, rate caps lifted; yields its port and pid once it serves. Its Redis keys are removed on
+    exit."""
     from redis.asyncio import Redis
 
     port = free_port()
@@ -104,12 +133,14 @@ async def gate_process(database_url: str, subject_root: str, redis_prefix: str, 
         "GATE_CONTACT_MIN_GAP_SECONDS": "0",
         "GATE_CONTACT_HOURLY_CAP": "0",
         "GATE_CONSUMER_DURABLE_PREFIX": durable_prefix,
+        "GATE_PROCESSES": str(processes),
+        **(extra_env or {}),
     }
     gate = subprocess.Popen([sys.executable, "-m", "gate_service"], env=env, cwd=ROOT)  # noqa: ASYNC220
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             await asyncio.wait_for(channel.channel_ready(), timeout=30)
-        yield port
+        yield GateProcess(port, gate.pid)
     finally:
         gate.terminate()
         await asyncio.to_thread(gate.wait, 30)
@@ -117,3 +148,44 @@ async def gate_process(database_url: str, subject_root: str, redis_prefix: str, 
         async for key in redis.scan_iter(match=redis_prefix + "*", count=1000):
             await redis.delete(key)
         await redis.aclose()
+
+
+async def register(js, root: str, organization: str, n: int) -> None:  # type: ignore[no-untyped-def]
+    """`n` connected simulator instances of `organization`, as the reputation context announces them."""
+    from libs.seedwork.ids import new_id
+    from libs.testing.jetstream import meta, publish
+    from whatlead.common.v1 import common_pb2
+    from whatlead.events.v1 import reputation_events_pb2
+    from whatlead.reputation.v1 import reputation_pb2
+
+    def registered(instance_id: str) -> reputation_events_pb2.InstanceRegistered:
+        return reputation_events_pb2.InstanceRegistered(
+            meta=meta(organization, instance_id),
+            instance=reputation_pb2.Instance(
+                id=instance_id,
+                organization_id=organization,
+                display_name="bench",
+                provider=common_pb2.PROVIDER_SIMULATOR,
+                provider_instance_ref=f"bench-{instance_id[-12:]}",
+                phone="5511900000000",
+                purposes=[common_pb2.PURPOSE_DISPATCH],
+                connection_state=common_pb2.CONNECTION_STATE_CONNECTED,
+                version=1,
+            ),
+        )
+
+    await asyncio.gather(*(publish(js, root, registered(new_id())) for _ in range(n)))
+
+
+async def consumed(js, root: str, durable: str) -> None:  # type: ignore[no-untyped-def]
+    from libs.messaging import envelope
+
+    for _ in range(600):
+        try:
+            info = await js.consumer_info(envelope.stream_name(root, "reputation"), durable)
+            if info.num_pending == 0 and info.num_ack_pending == 0:
+                return
+        except Exception:  # not created yet
+            pass
+        await asyncio.sleep(0.05)
+    raise RuntimeError("the gate did not consume the instances in time")

@@ -52,12 +52,13 @@ from tests.bench._support import (
     ROOT,
     SIMULATOR_API_KEY,
     Ledger,
+    consumed,
     fresh_database,
     gate_process,
+    register,
     simulator_process,
     sqlalchemy_url,
 )
-from tests.bench.gate_submit_intent import consumed, register
 from whatlead.common.v1 import common_pb2
 from whatlead.events.v1 import gate_events_pb2
 from whatlead.gate.v1 import gate_pb2, gate_pb2_grpc
@@ -272,7 +273,7 @@ async def latency(js: Any, simulator_url: str) -> dict[str, list[float]]:
     try:
         with database("gate_latency") as gate_url, database("executor_latency") as url:
             async with (
-                gate_process(gate_url, root, f"wl:bench:{RUN}:", durable_prefix) as port,
+                gate_process(gate_url, root, f"wl:bench:{RUN}:", durable_prefix) as gate,
                 executor_run(url, root, simulator_url, LATENCY_WORKERS) as executor,
             ):
                 await register(js, root, organization, LATENCY_INSTANCES)
@@ -280,7 +281,7 @@ async def latency(js: Any, simulator_url: str) -> dict[str, list[float]]:
                 loops = [executor.infra.relay.run, *(c.run for c in executor.consumers)]
                 async with (
                     running(loops + [w.run for w in executor.workers]),
-                    grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel,
+                    grpc.aio.insecure_channel(f"127.0.0.1:{gate.port}") as channel,
                 ):
                     stub = gate_pb2_grpc.GateServiceStub(channel)
 

@@ -14,18 +14,17 @@ snapshot, per-candidate rules, scoring, atomic reservation, group commit of the 
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import secrets
-import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import grpc
+
+from tests.bench._support import NATS_URL, consumed, free_port, fresh_database, gate_process, register
 
 CONCURRENCY = 64
 CONNECTIONS = 4  # client connections the callers are spread over (SO_REUSEPORT balances connections)
@@ -34,16 +33,7 @@ MEASURE_SECONDS = 5.0
 SIZES = (10, 100, 1000)
 PROCESSES = 2  # the second pass: Gate processes sharing the port (GATE_PROCESSES), one per core here
 REFRESH_SECONDS = 0.5  # GATE_PROJECTION_REFRESH_SECONDS: how soon a process sees what another consumed
-POSTGRES_ADMIN_URL = os.environ.get("WHATLEAD_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
-NATS_URL = os.environ.get("WHATLEAD_TEST_NATS", "nats://127.0.0.1:4222")
-REDIS_URL = os.environ.get("WHATLEAD_TEST_REDIS", "redis://127.0.0.1:6379/0")
 ECHO_METHOD = "/bench.Echo/Echo"
-NO_LIMITS = json.dumps(
-    {
-        phase: {"per_minute": 0, "per_hour": 0, "per_day": 0, "min_interval_seconds": 0}
-        for phase in ("NEWBORN", "WARMING", "INTERACTING", "STABLE")
-    }
-)
 
 
 @dataclass
@@ -78,12 +68,6 @@ def cpu_seconds(pid: int) -> float:
     except OSError:
         return float("nan")
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK") + sum(map(cpu_seconds, kids))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @asynccontextmanager
@@ -172,62 +156,6 @@ async def measure_echo() -> Result:
 # --- the Gate -------------------------------------------------------------------------------------------
 
 
-async def register(js, root: str, organization: str, n: int) -> None:  # type: ignore[no-untyped-def]
-    from libs.messaging import envelope
-    from libs.rpc.convert import to_timestamp
-    from libs.seedwork.ids import new_id
-    from whatlead.common.v1 import common_pb2
-    from whatlead.events.v1 import reputation_events_pb2
-    from whatlead.reputation.v1 import reputation_pb2
-
-    acks = []
-    for _ in range(n):
-        instance_id = new_id()
-        event = reputation_events_pb2.InstanceRegistered(
-            meta=common_pb2.EventMeta(
-                event_id=new_id(),
-                organization_id=organization,
-                aggregate_id=instance_id,
-                correlation_id=instance_id,
-                occurred_at=to_timestamp(datetime.now(UTC)),
-            ),
-            instance=reputation_pb2.Instance(
-                id=instance_id,
-                organization_id=organization,
-                display_name="bench",
-                provider=common_pb2.PROVIDER_SIMULATOR,
-                provider_instance_ref=f"bench-{instance_id[-12:]}",
-                phone="5511900000000",
-                purposes=[common_pb2.PURPOSE_DISPATCH],
-                connection_state=common_pb2.CONNECTION_STATE_CONNECTED,
-                version=1,
-            ),
-        )
-        encoded = envelope.encode(event)
-        acks.append(
-            js.publish(
-                envelope.full_subject(root, encoded.subject_suffix),
-                encoded.payload,
-                headers={envelope.MSG_ID_HEADER: encoded.event_id, envelope.TYPE_HEADER: encoded.type_name},
-            )
-        )
-    await asyncio.gather(*acks)
-
-
-async def consumed(js, root: str, durable: str) -> None:  # type: ignore[no-untyped-def]
-    from libs.messaging import envelope
-
-    for _ in range(600):
-        try:
-            info = await js.consumer_info(envelope.stream_name(root, "reputation"), durable)
-            if info.num_pending == 0 and info.num_ack_pending == 0:
-                return
-        except Exception:  # not created yet
-            pass
-        await asyncio.sleep(0.05)
-    raise RuntimeError("the gate did not consume the instances in time")
-
-
 async def measure_gate(port: int, pid: int, organization: str, name: str) -> tuple[Result, dict[str, int]]:
     from whatlead.common.v1 import common_pb2
     from whatlead.gate.v1 import gate_pb2, gate_pb2_grpc
@@ -259,77 +187,45 @@ async def measure_gate(port: int, pid: int, organization: str, name: str) -> tup
 
 async def run() -> None:
     import nats
-    import psycopg
-    from redis.asyncio import Redis
 
     from libs.messaging.streams import delete_streams, ensure_streams
 
     token = secrets.token_hex(4)
-    database = f"wl_bench_{token}_gate"
     root = f"b{token}"
-    prefix = f"wl:bench:{token}:"
     durable_prefix = f"bench-{token}"
-    base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
-    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{database}"')
     client = await nats.connect(NATS_URL)
     js = client.jetstream()
     await ensure_streams(js, root)
-    redis = Redis.from_url(REDIS_URL)
-    gate_port = free_port()
-    env = {
-        **os.environ,
-        "GATE_DATABASE_URL": base.replace("postgresql://", "postgresql+psycopg://") + "/" + database,
-        "GATE_NATS_URL": NATS_URL,
-        "GATE_SUBJECT_ROOT": root,
-        "GATE_REDIS_URL": REDIS_URL,
-        "GATE_REDIS_KEY_PREFIX": prefix,
-        "GATE_GRPC_PORT": str(gate_port),
-        "GATE_METRICS_PORT": str(free_port()),
-        "GATE_LOG_LEVEL": "WARNING",
-        "GATE_PHASE_POLICIES": NO_LIMITS,
-        "GATE_CONTACT_MIN_GAP_SECONDS": "0",
-        "GATE_CONTACT_HOURLY_CAP": "0",
-        "GATE_CONSUMER_DURABLE_PREFIX": durable_prefix,
-        "GATE_PROJECTION_REFRESH_SECONDS": str(REFRESH_SECONDS),
-    }
-    gate: subprocess.Popen[bytes] | None = None
+    refresh = {"GATE_PROJECTION_REFRESH_SECONDS": str(REFRESH_SECONDS)}
     results: dict[int, list[tuple[Result, dict[str, int]]]] = {}
     try:
         echo = await measure_echo()
-        for processes in (1, PROCESSES):
-            # The same database and instances each time: the processes load them at start-up.
-            gate = subprocess.Popen(  # noqa: ASYNC220 - a server process we stop ourselves
-                [sys.executable, "-m", "gate_service"], env={**env, "GATE_PROCESSES": str(processes)}
-            )
-            async with grpc.aio.insecure_channel(f"127.0.0.1:{gate_port}") as channel:
-                await asyncio.wait_for(channel.channel_ready(), timeout=30)
-            suffix = "" if processes == 1 else f", {processes} processes"
-            for size in SIZES:
-                organization = f"bench-org-{size}"
-                if processes == 1:
-                    await register(js, root, organization, size)
-                    await consumed(js, root, f"{durable_prefix}-reputation")
-                else:
-                    await asyncio.sleep(2 * REFRESH_SECONDS)  # every process has loaded the instances
-                result, outcomes = await measure_gate(
-                    gate_port, gate.pid, organization, f"SubmitIntent, {size} instances{suffix}"
-                )
-                results.setdefault(processes, []).append((result, outcomes))
-            gate.terminate()
-            gate.wait(timeout=30)
-            gate = None
+        with fresh_database(f"wl_bench_{token}_gate") as database:
+            for processes in (1, PROCESSES):
+                # The same database and instances each time: the processes load them at start-up.
+                async with gate_process(
+                    database,
+                    root,
+                    f"wl:bench:{token}:",
+                    durable_prefix,
+                    processes=processes,
+                    extra_env=refresh,
+                ) as gate:
+                    suffix = "" if processes == 1 else f", {processes} processes"
+                    for size in SIZES:
+                        organization = f"bench-org-{size}"
+                        if processes == 1:
+                            await register(js, root, organization, size)
+                            await consumed(js, root, f"{durable_prefix}-reputation")
+                        else:
+                            await asyncio.sleep(2 * REFRESH_SECONDS)  # every process has loaded the instances
+                        result, outcomes = await measure_gate(
+                            gate.port, gate.pid, organization, f"SubmitIntent, {size} instances{suffix}"
+                        )
+                        results.setdefault(processes, []).append((result, outcomes))
     finally:
-        if gate is not None:
-            gate.terminate()
-            gate.wait(timeout=30)
         await delete_streams(js, root)
         await client.close()
-        async for key in redis.scan_iter(match=prefix + "*", count=1000):
-            await redis.delete(key)
-        await redis.aclose()
-        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
     print(
         f"{CONCURRENCY} concurrent callers, {MEASURE_SECONDS:.0f} s measured after {WARMUP_SECONDS} s warm-up"
