@@ -47,6 +47,8 @@ class GateSettings(ServiceSettings):
     # Gate processes sharing the gRPC port (SO_REUSEPORT), each with its own event loop; metrics on
     # METRICS_PORT, METRICS_PORT+1, ... One per core is the useful most (ADR 0011).
     processes: int = Field(default=1, ge=1, le=64)
+    # The Gate's hot path batches concurrent calls; more acceptors let more of them in at once (ADR 0011).
+    grpc_acceptors: int = Field(default=16, ge=1, le=64)
 
     @field_validator("redis_url")
     @classmethod

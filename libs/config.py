@@ -26,6 +26,8 @@ class ServiceSettings(BaseSettings):
     subject_root: str = Field(default="whatlead", pattern=r"^[a-z][a-z0-9_]{0,31}$")
     grpc_host: str = "127.0.0.1"
     grpc_port: Port = 50051
+    # grpc.aio servers in the process sharing the port: each accepts new calls on its own (ADR 0011).
+    grpc_acceptors: int = Field(default=1, ge=1, le=64)
     metrics_port: Port = 9100
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
     migrate_on_start: bool = True

@@ -47,7 +47,9 @@ async def serve(definition: ServiceDefinition[S], settings: S, *, ready: asyncio
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     parts = await definition.build(settings)
-    server = GrpcServer(parts.bindings, host=settings.grpc_host, port=settings.grpc_port)
+    server = GrpcServer(
+        parts.bindings, host=settings.grpc_host, port=settings.grpc_port, acceptors=settings.grpc_acceptors
+    )
     port = await server.start()
     tasks = [
         asyncio.create_task(worker(stop), name=getattr(worker, "__qualname__", "worker"))

@@ -194,12 +194,13 @@ class DispatchGate:
             )
             outcome = evaluate_candidate(ctx, self.rules)
             is_sticky = instance.instance_id == sticky_id
+            reputation_score = instance.effective_score(self.policies)
             score = 0.0
             if outcome.verdict is Verdict.ALLOW:
                 score = self.scorer.score(
                     ScoreInput(
-                        reputation_score=instance.effective_score(self.policies),
-                        health=instance.effective_health(),
+                        reputation_score=reputation_score,
+                        health=ctx.health,
                         phase=ctx.policy.phase,
                         connection_state=instance.connection_state,
                         rate_pressure=outcome.rate_pressure,
@@ -213,8 +214,8 @@ class DispatchGate:
                 reason=outcome.reason,
                 retry_at=outcome.retry_at,
                 score=score,
-                reputation_score=instance.effective_score(self.policies),
-                health=instance.effective_health(),
+                reputation_score=reputation_score,
+                health=ctx.health,
                 phase=ctx.policy.phase,
                 rate_pressure=round(outcome.rate_pressure, 4),
                 sticky=is_sticky,

@@ -30,6 +30,7 @@ class CandidateContext:
     purpose: Purpose
     type: MessageType
     usage: InstanceUsage
+    health: HealthStatus
     policy: PhasePolicy
     caps: RateCaps
     pause: Control | None
@@ -58,7 +59,7 @@ class InstanceNotPaused:
 
 class InstanceHealthy:
     def check(self, ctx: CandidateContext) -> Refusal | None:
-        if ctx.instance.effective_health() is HealthStatus.UNHEALTHY:
+        if ctx.health is HealthStatus.UNHEALTHY:
             return Refusal(Verdict.FINAL, DecisionReason.INSTANCE_UNHEALTHY)
         return None
 
@@ -177,13 +178,15 @@ def context_for(
     now: datetime,
 ) -> CandidateContext:
     phase = instance.effective_phase(policies)
+    health = instance.effective_health()
     return CandidateContext(
         instance=instance,
         purpose=purpose,
         type=type,
         usage=usage,
+        health=health,
         policy=policies.policy(phase),
-        caps=policies.caps_for(phase, instance.effective_health()),
+        caps=policies.caps_for(phase, health),
         pause=pause,
         now=now,
     )

@@ -49,20 +49,20 @@ from whatlead.gate.v1 import gate_pb2
 from whatlead.ops.v1 import ops_pb2
 from whatlead.reputation.v1 import reputation_pb2
 
-_ENUMS: dict[int, dict[str, int]] = {}
+_ENUMS: dict[int, dict[int, int]] = {}
 
 
 def _e(proto_enum, value) -> int:  # type: ignore[no-untyped-def]
-    """Domain enum -> proto number by name, from a table built once per proto enum (hot path)."""
+    """Domain enum -> proto number by name, remembered per proto enum and member (hot path: a member's
+    `.value` is a slow property, its id() is not; members live as long as the process)."""
     if value is None:
         return 0
-    table = _ENUMS.get(id(proto_enum))
-    if table is None:
+    table = _ENUMS.setdefault(id(proto_enum), {})
+    number = table.get(id(value))
+    if number is None:
         prefix = proto_enum.Name(0).removesuffix("UNSPECIFIED")
-        table = _ENUMS[id(proto_enum)] = {
-            name.removeprefix(prefix): number for name, number in proto_enum.items()
-        }
-    return table[value.value]
+        number = table[id(value)] = proto_enum.Value(prefix + value.value)
+    return number
 
 
 def payload_to_proto(payload: Payload) -> common_pb2.MessagePayload:

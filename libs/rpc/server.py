@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+import socket
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -101,35 +103,53 @@ REUSE_PORT_ENV = "WHATLEAD_GRPC_REUSE_PORT"
 
 class GrpcServer:
     def __init__(
-        self, bindings: Iterable[ServicerBinding], *, host: str, port: int, reuse_port: bool | None = None
+        self,
+        bindings: Iterable[ServicerBinding],
+        *,
+        host: str,
+        port: int,
+        reuse_port: bool | None = None,
+        acceptors: int = 1,
     ) -> None:
         """`reuse_port`: share the port with sibling processes (SO_REUSEPORT; the kernel spreads new
-        connections among them). Off unless asked, so a second server on a taken port fails loudly."""
+        connections among them). Off unless asked, so a second server on a taken port fails loudly.
+
+        `acceptors`: grpc.aio servers in this process on the same port. One grpc.aio server takes new
+        calls one at a time from its own loop task, so under load most calls wait in gRPC's queue rather
+        than in the handlers, and the handlers' batching (group commit, coalesced Redis calls) starves;
+        each further server adds an acceptor (they share the port with SO_REUSEPORT, connections spread
+        among them). ADR 0011."""
         if reuse_port is None:
             reuse_port = os.environ.get(REUSE_PORT_ENV) == "1"
         self._bindings = list(bindings)
-        self._address = f"{host}:{port}"
-        self._server = grpc.aio.server(
-            interceptors=[ServiceInterceptor()],
-            options=[
-                ("grpc.so_reuseport", int(reuse_port)),
-                ("grpc.max_receive_message_length", 4 * 1024 * 1024),
-            ],
-        )
+        self._host = host
+        self._port = port
+        self._shared_with_siblings = reuse_port
+        options = [
+            ("grpc.so_reuseport", int(reuse_port or acceptors > 1)),
+            ("grpc.max_receive_message_length", 4 * 1024 * 1024),
+        ]
+        self._servers = [
+            grpc.aio.server(interceptors=[ServiceInterceptor()], options=options) for _ in range(acceptors)
+        ]
         self._health = HealthServicer()
         self.port = 0
 
     async def start(self) -> int:
-        for binding in self._bindings:
-            binding.add_to_server(binding.servicer, self._server)
-        health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
+        if len(self._servers) > 1 and not self._shared_with_siblings and self._port:
+            _fail_if_taken(self._host, self._port)  # SO_REUSEPORT would otherwise share it silently
         names = [b.service_name for b in self._bindings]
-        reflection.enable_server_reflection(
-            [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME],
-            self._server,
-        )
-        self.port = self._server.add_insecure_port(self._address)
-        await self._server.start()
+        for server in self._servers:
+            for binding in self._bindings:
+                binding.add_to_server(binding.servicer, server)
+            health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+            reflection.enable_server_reflection(
+                [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME],
+                server,
+            )
+            # The first one binds (port 0: a free port); the others join the port it got.
+            self.port = server.add_insecure_port(f"{self._host}:{self.port or self._port}")
+            await server.start()
         for name in ["", *names]:
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         return self.port
@@ -137,4 +157,14 @@ class GrpcServer:
     async def stop(self, grace: float) -> None:
         """Report NOT_SERVING so load balancers move away, then let in-flight calls finish."""
         await self._health.enter_graceful_shutdown()
-        await self._server.stop(grace)
+        await asyncio.gather(*(server.stop(grace) for server in self._servers))
+
+
+def _fail_if_taken(host: str, port: int) -> None:
+    """Bind once without SO_REUSEPORT: fails if any process (sharing or not) already listens there."""
+    with socket.socket(socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gRPC's own: TIME_WAIT is no owner
+        try:
+            probe.bind((host.strip("[]"), port))
+        except OSError as exc:
+            raise OSError(f"gRPC port {host}:{port} is already in use") from exc
