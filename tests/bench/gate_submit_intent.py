@@ -23,6 +23,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import grpc
+import uvloop
 
 from tests.bench._support import NATS_URL, consumed, free_port, fresh_database, gate_process, register
 
@@ -121,17 +122,26 @@ async def drive(name: str, call, server_pid: int = 0) -> Result:  # type: ignore
 
 
 async def serve_echo(port: int) -> None:
+    """The same server stack as the Gate's (libs.rpc GrpcServer: interceptor, health, reflection, the
+    Gate's number of acceptors, on uvloop), with one method that answers its request."""
+    from gate_service.config import GateSettings
+    from libs.rpc.server import GrpcServer, ServicerBinding
+
     async def echo(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         return request
 
-    server = grpc.aio.server()
     handler = grpc.method_handlers_generic_handler(
         "bench.Echo", {"Echo": grpc.unary_unary_rpc_method_handler(echo)}
     )
-    server.add_generic_rpc_handlers((handler,))
-    server.add_insecure_port(f"127.0.0.1:{port}")
+
+    def add(_: object, server: grpc.aio.Server) -> None:
+        server.add_generic_rpc_handlers((handler,))
+
+    binding = ServicerBinding(None, add, "bench.Echo")
+    acceptors = GateSettings.model_fields["grpc_acceptors"].default
+    server = GrpcServer([binding], host="127.0.0.1", port=port, acceptors=acceptors)
     await server.start()
-    await server.wait_for_termination()
+    await asyncio.Event().wait()
 
 
 async def measure_echo() -> Result:
@@ -147,7 +157,7 @@ async def measure_echo() -> Result:
             async def call(n: int, i: int) -> None:
                 await echoes[n % CONNECTIONS](payload, timeout=10)
 
-            return await drive("grpc.aio echo", call, process.pid)
+            return await drive("echo, the Gate's server stack", call, process.pid)
     finally:
         process.terminate()
         process.wait(timeout=10)
@@ -263,6 +273,6 @@ def main() -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "--echo":
-        asyncio.run(serve_echo(int(sys.argv[2])))
+        uvloop.run(serve_echo(int(sys.argv[2])))
     else:
         main()
