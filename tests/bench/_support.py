@@ -1,5 +1,5 @@
-"""Pieces the benchmarks share: throw-away databases, the provider simulator and a Gate, each in its own
-process as in production, and removed afterwards."""
+"""Pieces the benchmarks share: throw-away databases, the provider simulator, a Gate and an Executor, each
+in its own process as in production, and removed afterwards."""
 
 from __future__ import annotations
 
@@ -148,6 +148,35 @@ async def gate_process(  # type: ignore[no-untyped-def]
         async for key in redis.scan_iter(match=redis_prefix + "*", count=1000):
             await redis.delete(key)
         await redis.aclose()
+
+
+@contextlib.asynccontextmanager
+async def executor_process(  # type: ignore[no-untyped-def]
+    database_url: str, subject_root: str, simulator_url: str, workers: int
+):
+    """`python -m executor_service` (consumers, workers, relay, reconciler) on its own database and stream
+    root, sending through the simulator; yields its pid once it serves."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "EXECUTOR_DATABASE_URL": sqlalchemy_url(database_url),
+        "EXECUTOR_NATS_URL": NATS_URL,
+        "EXECUTOR_SUBJECT_ROOT": subject_root,
+        "EXECUTOR_SIMULATOR_URL": simulator_url,
+        "EXECUTOR_SIMULATOR_API_KEY": SIMULATOR_API_KEY,
+        "EXECUTOR_WORKERS": str(workers),
+        "EXECUTOR_GRPC_PORT": str(port),
+        "EXECUTOR_METRICS_PORT": str(free_port()),
+        "EXECUTOR_LOG_LEVEL": "WARNING",
+    }
+    executor = subprocess.Popen([sys.executable, "-m", "executor_service"], env=env, cwd=ROOT)  # noqa: ASYNC220
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            await asyncio.wait_for(channel.channel_ready(), timeout=30)
+        yield executor.pid
+    finally:
+        executor.terminate()
+        await asyncio.to_thread(executor.wait, 30)
 
 
 async def register(js, root: str, organization: str, n: int) -> None:  # type: ignore[no-untyped-def]

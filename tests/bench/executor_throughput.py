@@ -32,6 +32,7 @@ from typing import Any
 
 import aiohttp
 import grpc
+import psycopg
 from sqlalchemy import func, select
 
 from executor_service.application.create_job import CreateExecutionJob
@@ -53,6 +54,7 @@ from tests.bench._support import (
     SIMULATOR_API_KEY,
     Ledger,
     consumed,
+    executor_process,
     fresh_database,
     gate_process,
     register,
@@ -69,6 +71,7 @@ BATCH = ExecutorSettings.model_fields["batch_size"].default  # the executor's de
 WORKER_COUNTS = (1, 4, 8)
 LATENCY_RATE = 200  # intents per second
 LATENCY_SECONDS = 10
+LATENCY_WARMUP_SECONDS = 2  # sent at the same rate first, not counted: both processes warm up
 LATENCY_WORKERS = 4
 LATENCY_INSTANCES = 20
 ORG = "org-bench"
@@ -262,8 +265,9 @@ async def procrastinate_throughput(
 
 
 async def latency(js: Any, simulator_url: str) -> dict[str, list[float]]:
-    """Milliseconds per intent, paced at LATENCY_RATE/s through a Gate process: submitted→SENT,
-    submitted→approved (the Gate's decision, as it answered) and approved→SENT."""
+    """Milliseconds per intent, paced at LATENCY_RATE/s through a Gate process and an Executor process
+    (nothing but the paced client runs here, so its loop adds no delay): submitted→SENT,
+    submitted→approved (the Gate's decision time) and approved→SENT (the job's executed_at)."""
     root = f"bench{RUN}lat"
     durable_prefix = f"bench-{RUN}"
     organization = f"bench-latency-{RUN}"
@@ -274,15 +278,11 @@ async def latency(js: Any, simulator_url: str) -> dict[str, list[float]]:
         with database("gate_latency") as gate_url, database("executor_latency") as url:
             async with (
                 gate_process(gate_url, root, f"wl:bench:{RUN}:", durable_prefix) as gate,
-                executor_run(url, root, simulator_url, LATENCY_WORKERS) as executor,
+                executor_process(url, root, simulator_url, LATENCY_WORKERS),
             ):
                 await register(js, root, organization, LATENCY_INSTANCES)
                 await consumed(js, root, f"{durable_prefix}-reputation")
-                loops = [executor.infra.relay.run, *(c.run for c in executor.consumers)]
-                async with (
-                    running(loops + [w.run for w in executor.workers]),
-                    grpc.aio.insecure_channel(f"127.0.0.1:{gate.port}") as channel,
-                ):
+                async with grpc.aio.insecure_channel(f"127.0.0.1:{gate.port}") as channel:
                     stub = gate_pb2_grpc.GateServiceStub(channel)
 
                     async def submit(n: int) -> None:
@@ -302,32 +302,49 @@ async def latency(js: Any, simulator_url: str) -> dict[str, list[float]]:
                             ),
                             timeout=30,
                         )
-                        if response.intent.status == gate_pb2.INTENT_STATUS_APPROVED:
+                        if response.intent.status != gate_pb2.INTENT_STATUS_APPROVED:
+                            return
+                        if n < warmup:
+                            warmed.add(response.intent.id)
+                        else:
                             submitted[response.intent.id] = began
                             decided[response.intent.id] = from_timestamp(
                                 response.intent.decided_at
                             ).timestamp()
 
                     calls = []
+                    warmup = LATENCY_RATE * LATENCY_WARMUP_SECONDS
+                    warmed: set[str] = set()
                     start = time.perf_counter()
-                    for n in range(LATENCY_RATE * LATENCY_SECONDS):
+                    for n in range(warmup + LATENCY_RATE * LATENCY_SECONDS):
                         # Open loop: intent n leaves at start + n / rate, answered or not.
                         delay = start + n / LATENCY_RATE - time.perf_counter()
                         if delay > 0:
                             await asyncio.sleep(delay)
                         calls.append(asyncio.create_task(submit(n)))
                     await asyncio.gather(*calls)
-                    await asyncio.wait_for(until_sent(executor, len(submitted)), 60)
-                async with executor.infra.sessions() as session:
-                    rows = (await session.execute(select(jobs.c.intent_id, jobs.c.executed_at))).all()
+                    sent = await asyncio.wait_for(sent_jobs(url, len(submitted) + len(warmed)), 60)
     finally:
         await delete_streams(js, root)
-    sent = {row.intent_id: row.executed_at.timestamp() for row in rows}
     return {
         "submitted→SENT": [(sent[i] - submitted[i]) * 1000 for i in submitted],
         "submitted→approved": [(decided[i] - submitted[i]) * 1000 for i in submitted],
         "approved→SENT": [(sent[i] - decided[i]) * 1000 for i in submitted],
     }
+
+
+async def sent_jobs(url: str, total: int) -> dict[str, float]:
+    """When `total` jobs of the executor's database are SENT: each one's intent and executed_at (epoch s)."""
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as connection:
+        while True:
+            rows = await (
+                await connection.execute(
+                    f"SELECT intent_id, executed_at FROM {jobs.name} WHERE status = 'SENT'"
+                )
+            ).fetchall()
+            if len(rows) >= total:
+                return {intent_id: executed_at.timestamp() for intent_id, executed_at in rows}
+            await asyncio.sleep(0.25)
 
 
 def percentiles(values: list[float]) -> str:
@@ -406,9 +423,9 @@ async def run() -> None:
             measured = await latency(js, simulator_url)
             count = len(measured["submitted→SENT"])
             print(
-                f"\nSubmitIntent (gRPC, Gate process on PostgreSQL + Redis) → SENT at {LATENCY_RATE} "
-                f"intents/s for {LATENCY_SECONDS} s ({count} approved intents, "
-                f"executor with {LATENCY_WORKERS} workers):"
+                f"\nSubmitIntent (gRPC, Gate process on PostgreSQL + Redis) → SENT (Executor process, "
+                f"{LATENCY_WORKERS} workers) at {LATENCY_RATE} intents/s for {LATENCY_SECONDS} s after "
+                f"{LATENCY_WARMUP_SECONDS} s of warm-up ({count} approved intents):"
             )
             for name, values in measured.items():
                 print(f"  {name:20} {percentiles(values)}")
