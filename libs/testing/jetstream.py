@@ -13,6 +13,8 @@ from libs.messaging import envelope
 from libs.rpc.convert import to_timestamp
 from libs.seedwork.ids import new_id
 from whatlead.common.v1 import common_pb2
+from whatlead.events.v1 import reputation_events_pb2
+from whatlead.reputation.v1 import reputation_pb2
 
 
 async def publish(js: Any, subject_root: str, event: Message, *, message_id: str | None = None) -> None:
@@ -37,6 +39,30 @@ def meta(organization_id: str, aggregate_id: str, *, event_id: str | None = None
         aggregate_id=aggregate_id,
         correlation_id=aggregate_id,
         occurred_at=to_timestamp(datetime.now(UTC)),
+    )
+
+
+def simulator_instance_registered(
+    organization_id: str,
+    instance_id: str,
+    *,
+    provider_instance_ref: str,
+    purposes: tuple[int, ...] = (common_pb2.PURPOSE_DISPATCH,),
+) -> reputation_events_pb2.InstanceRegistered:
+    """A connected instance on the provider simulator, as the reputation context announces it."""
+    return reputation_events_pb2.InstanceRegistered(
+        meta=meta(organization_id, instance_id),
+        instance=reputation_pb2.Instance(
+            id=instance_id,
+            organization_id=organization_id,
+            display_name="test",
+            provider=common_pb2.PROVIDER_SIMULATOR,
+            provider_instance_ref=provider_instance_ref,
+            phone="5511900000000",
+            purposes=list(purposes),
+            connection_state=common_pb2.CONNECTION_STATE_CONNECTED,
+            version=1,
+        ),
     )
 
 

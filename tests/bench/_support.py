@@ -182,25 +182,11 @@ async def executor_process(  # type: ignore[no-untyped-def]
 async def register(js, root: str, organization: str, n: int) -> None:  # type: ignore[no-untyped-def]
     """`n` connected simulator instances of `organization`, as the reputation context announces them."""
     from libs.seedwork.ids import new_id
-    from libs.testing.jetstream import meta, publish
-    from whatlead.common.v1 import common_pb2
-    from whatlead.events.v1 import reputation_events_pb2
-    from whatlead.reputation.v1 import reputation_pb2
+    from libs.testing.jetstream import publish, simulator_instance_registered
 
-    def registered(instance_id: str) -> reputation_events_pb2.InstanceRegistered:
-        return reputation_events_pb2.InstanceRegistered(
-            meta=meta(organization, instance_id),
-            instance=reputation_pb2.Instance(
-                id=instance_id,
-                organization_id=organization,
-                display_name="bench",
-                provider=common_pb2.PROVIDER_SIMULATOR,
-                provider_instance_ref=f"bench-{instance_id[-12:]}",
-                phone="5511900000000",
-                purposes=[common_pb2.PURPOSE_DISPATCH],
-                connection_state=common_pb2.CONNECTION_STATE_CONNECTED,
-                version=1,
-            ),
+    def registered(instance_id: str):  # type: ignore[no-untyped-def]
+        return simulator_instance_registered(
+            organization, instance_id, provider_instance_ref=f"bench-{instance_id[-12:]}"
         )
 
     await asyncio.gather(*(publish(js, root, registered(new_id())) for _ in range(n)))

@@ -15,12 +15,10 @@ from gate_service.config import GateSettings
 from libs.rpc.server import GrpcServer
 from libs.seedwork.clock import Clock
 from libs.seedwork.ids import new_id
-from libs.testing.jetstream import meta, publish, stored_events
+from libs.testing.jetstream import publish, simulator_instance_registered, stored_events
 from tests.conftest import NATS_URL, REDIS_URL
 from whatlead.common.v1 import common_pb2
-from whatlead.events.v1 import reputation_events_pb2
 from whatlead.gate.v1 import gate_pb2, gate_pb2_grpc
-from whatlead.reputation.v1 import reputation_pb2
 
 # Generous caps so tests reach the paths they aim at; the slot test sets its own daily cap.
 LOOSE_POLICIES = json.dumps(
@@ -82,6 +80,9 @@ async def running_gate(
         await app.parts.close()
 
 
+ALL_PURPOSES = (common_pb2.PURPOSE_DISPATCH, common_pb2.PURPOSE_WARMUP, common_pb2.PURPOSE_SCHEDULE)
+
+
 async def register_instances(
     js, subject_root: str, gate: RunningGate, organization_id: str, n: int
 ) -> list[str]:  # type: ignore[no-untyped-def]
@@ -93,23 +94,11 @@ async def register_instances(
         await publish(
             js,
             subject_root,
-            reputation_events_pb2.InstanceRegistered(
-                meta=meta(organization_id, instance_id),
-                instance=reputation_pb2.Instance(
-                    id=instance_id,
-                    organization_id=organization_id,
-                    display_name="t",
-                    provider=common_pb2.PROVIDER_SIMULATOR,
-                    provider_instance_ref=f"sim-{instance_id[-8:]}",
-                    phone="5511900000000",
-                    purposes=[
-                        common_pb2.PURPOSE_DISPATCH,
-                        common_pb2.PURPOSE_WARMUP,
-                        common_pb2.PURPOSE_SCHEDULE,
-                    ],
-                    connection_state=common_pb2.CONNECTION_STATE_CONNECTED,
-                    version=1,
-                ),
+            simulator_instance_registered(
+                organization_id,
+                instance_id,
+                provider_instance_ref=f"sim-{instance_id[-8:]}",
+                purposes=ALL_PURPOSES,
             ),
         )
 
