@@ -170,16 +170,13 @@ class RedisRateStore:
     async def _run(self, script: str, calls: list[list[str]]) -> list[bytes]:
         """One EVALSHA for the whole batch; loads the scripts again if Redis lost them (restart, flush)."""
         batch = json.dumps(calls, separators=(",", ":"))
-        for attempt in range(2):
-            if not self._shas:
-                await self.load_scripts()
-            try:
-                return await self._redis.evalsha(self._shas[script], 0, batch)  # type: ignore[no-any-return]
-            except NoScriptError:
-                if attempt:
-                    raise
-                self._shas = {}
-        raise AssertionError("unreachable")
+        if not self._shas:
+            await self.load_scripts()
+        try:
+            return await self._redis.evalsha(self._shas[script], 0, batch)  # type: ignore[no-any-return]
+        except NoScriptError:
+            await self.load_scripts()
+            return await self._redis.evalsha(self._shas[script], 0, batch)  # type: ignore[no-any-return]
 
     async def snapshot(
         self, organization_id: str, target: str, instance_ids: list[str], now: datetime

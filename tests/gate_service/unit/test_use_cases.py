@@ -150,6 +150,34 @@ async def test_the_scheduler_approves_when_the_window_opens_and_drops_the_expire
     assert len(uow.events_of(IntentQueued)) == 2 and len(uow.events_of(IntentDropped)) == 1
 
 
+def report_sent(uow, w, intent_id: str):  # type: ignore[no-untyped-def]
+    """The Executor's report that the intent's message went out, as its consumer hands it over."""
+    return record_message_sent(
+        uow,
+        organization_id=ORG,
+        intent_id=intent_id,
+        instance_id="i",
+        job_id="j",
+        provider_message_id="m",
+        sent_at=w.clock.now(),
+    )
+
+
+def report_failed(uow, w, intent_id: str, organization_id: str = ORG):  # type: ignore[no-untyped-def]
+    """The Executor's report of a final, permanent failure."""
+    return record_message_failed(
+        uow,
+        organization_id=organization_id,
+        intent_id=intent_id,
+        instance_id="i",
+        job_id="j",
+        error_class="PERMANENT",
+        error_code="not_on_whatsapp",
+        error_message="",
+        failed_at=w.clock.now(),
+    )
+
+
 async def test_execution_reports_move_approved_intents_to_sent_or_failed(w, uow):
     w.add(phase=WarmupPhase.STABLE)
     submit = submitter(w, uow)
@@ -157,35 +185,9 @@ async def test_execution_reports_move_approved_intents_to_sent_or_failed(w, uow)
     w.clock.advance(seconds=10)
     b = (await submit(submit_command(target_value="+5511900000002"))).intent
     async with uow:
-        assert await record_message_sent(
-            uow,
-            organization_id=ORG,
-            intent_id=a.id,
-            instance_id="i",
-            job_id="j",
-            provider_message_id="m",
-            sent_at=w.clock.now(),
-        )
-        assert not await record_message_sent(
-            uow,
-            organization_id=ORG,
-            intent_id=a.id,
-            instance_id="i",
-            job_id="j",
-            provider_message_id="m",
-            sent_at=w.clock.now(),
-        )
-        assert await record_message_failed(
-            uow,
-            organization_id=ORG,
-            intent_id=b.id,
-            instance_id="i",
-            job_id="j",
-            error_class="PERMANENT",
-            error_code="not_on_whatsapp",
-            error_message="",
-            failed_at=w.clock.now(),
-        )
+        assert await report_sent(uow, w, a.id)
+        assert not await report_sent(uow, w, a.id)
+        assert await report_failed(uow, w, b.id)
         await uow.commit()
     assert uow.intents.rows[a.id].status is IntentStatus.SENT
     assert uow.intents.rows[b.id].status is IntentStatus.FAILED
@@ -195,26 +197,8 @@ async def test_execution_reports_move_approved_intents_to_sent_or_failed(w, uow)
 async def test_execution_reports_an_intent_cannot_take_are_logged_and_change_nothing(w, uow, caplog):
     pending = (await submitter(w, uow, decide=False)(submit_command())).intent
     async with uow:
-        assert not await record_message_sent(
-            uow,
-            organization_id=ORG,
-            intent_id=pending.id,
-            instance_id="i",
-            job_id="j",
-            provider_message_id="m",
-            sent_at=w.clock.now(),
-        )
-        assert not await record_message_failed(
-            uow,
-            organization_id="org-other",
-            intent_id=pending.id,
-            instance_id="i",
-            job_id="j",
-            error_class="PERMANENT",
-            error_code="not_on_whatsapp",
-            error_message="",
-            failed_at=w.clock.now(),
-        )
+        assert not await report_sent(uow, w, pending.id)
+        assert not await report_failed(uow, w, pending.id, organization_id="org-other")
         await uow.commit()
     assert uow.intents.rows[pending.id].status is IntentStatus.PENDING
     assert [r.getMessage() for r in caplog.records] == [
