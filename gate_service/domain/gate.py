@@ -29,7 +29,7 @@ from gate_service.domain.rules import DEFAULT_RULES, CandidateRule, context_for,
 from gate_service.domain.scoring import InstanceDispatchScoreService, ScoreInput
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # one per ALLOW candidate of a decision, dropped with it
 class Ranked:
     """An ALLOW candidate, with what its reservation must respect."""
 

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Generic, Self, TypeVar
 
+import orjson
 from google.protobuf.message import Message
+from prometheus_client import Histogram
 from sqlalchemy import Table, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
@@ -35,6 +36,13 @@ from libs.seedwork.errors import AlreadyExists, FailedPrecondition
 T = TypeVar("T")
 R = TypeVar("R")
 
+BATCH_SIZE = Histogram(
+    "whatlead_gate_batch_size",
+    "Items per coalesced batch (group commit, grouped reads, Redis script calls): 1 means nothing batched",
+    ["stage"],
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+)
+
 
 class Coalescer(Generic[T, R]):
     """Runs `run(items)` for whatever was submitted while the previous run was busy; each submitter gets its
@@ -44,11 +52,13 @@ class Coalescer(Generic[T, R]):
         self,
         run: Callable[[list[T]], Awaitable[list[R | BaseException]]],
         *,
+        stage: str,
         max_batch: int = 256,
         concurrency: int = 1,
         linger: float = 0.0,
     ) -> None:
         self._run = run
+        self._batch_size = BATCH_SIZE.labels(stage)
         self._linger = linger
         self._loaded = False
         self._max_batch = max_batch
@@ -76,6 +86,7 @@ class Coalescer(Generic[T, R]):
                 batch = self._queue[: self._max_batch]
                 del self._queue[: self._max_batch]
                 self._loaded = len(batch) > 1
+                self._batch_size.observe(len(batch))
                 try:
                     results: list[Any] = await self._run([item for item, _ in batch])
                 except BaseException as exc:
@@ -123,7 +134,7 @@ class GroupCommitWriter:
         self._clock = clock
         self._on_commit = on_commit
         self._coalescer: Coalescer[WriteRequest, None] = Coalescer(
-            self._commit, max_batch=max_batch, concurrency=concurrency, linger=linger
+            self._commit, stage="commit", max_batch=max_batch, concurrency=concurrency, linger=linger
         )
 
     async def write(self, request: WriteRequest) -> None:
@@ -280,16 +291,15 @@ def _lost_race(intent: MessageIntent) -> FailedPrecondition:
     return FailedPrecondition(f"intent {intent.id} was changed concurrently; retry")
 
 
-def _json_value(value: object) -> str:
-    if isinstance(value, datetime):
-        return value.isoformat()
+def _bytea(value: object) -> str:
     if isinstance(value, bytes):
         return "\\x" + value.hex()  # bytea's hex input format
     raise TypeError(type(value).__name__)
 
 
 def _to_json(rows: object) -> str:
-    return json.dumps(rows, default=_json_value, separators=(",", ":"), ensure_ascii=False)
+    # orjson writes datetimes as RFC 3339 itself; only the outbox payloads need the callback.
+    return orjson.dumps(rows, default=_bytea).decode()
 
 
 def _record_of(table: Table, *, extra: str = "", skip: tuple[str, ...] = ()) -> str:
@@ -335,10 +345,10 @@ class IntentReader:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], *, concurrency: int = 2) -> None:
         self._sessions = sessions
         self._by_id: Coalescer[tuple[str, str], MessageIntent | None] = Coalescer(
-            self._read_ids, concurrency=concurrency
+            self._read_ids, stage="read_by_id", concurrency=concurrency
         )
         self._by_key: Coalescer[tuple[str, str], MessageIntent | None] = Coalescer(
-            self._read_keys, concurrency=concurrency
+            self._read_keys, stage="read_by_key", concurrency=concurrency
         )
 
     async def get(self, organization_id: str, intent_id: str) -> MessageIntent | None:

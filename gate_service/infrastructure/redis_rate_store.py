@@ -9,9 +9,9 @@ built inside the scripts, so this needs one Redis primary, not a cluster (ADR 00
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 
+import orjson
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
@@ -157,10 +157,16 @@ class RedisRateStore:
         self._prefix = prefix
         self._shas: dict[str, str] = {}
         self._snapshots: Coalescer[list[str], bytes] = Coalescer(
-            lambda calls: self._run("snapshot", calls), concurrency=concurrency, max_batch=max_batch
+            lambda calls: self._run("snapshot", calls),
+            stage="redis_snapshot",
+            concurrency=concurrency,
+            max_batch=max_batch,
         )
         self._reserves: Coalescer[list[str], bytes] = Coalescer(
-            lambda calls: self._run("reserve", calls), concurrency=concurrency, max_batch=max_batch
+            lambda calls: self._run("reserve", calls),
+            stage="redis_reserve",
+            concurrency=concurrency,
+            max_batch=max_batch,
         )
 
     async def load_scripts(self) -> None:
@@ -169,7 +175,7 @@ class RedisRateStore:
 
     async def _run(self, script: str, calls: list[list[str]]) -> list[bytes]:
         """One EVALSHA for the whole batch; loads the scripts again if Redis lost them (restart, flush)."""
-        batch = json.dumps(calls, separators=(",", ":"))
+        batch = orjson.dumps(calls)
         if not self._shas:
             await self.load_scripts()
         try:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Any
+
+import orjson
 
 from gate_service.domain.decision import (
     CandidateVerdict,
@@ -39,7 +40,7 @@ from libs.seedwork.shared_kernel import (
 def intent_row(intent: MessageIntent, now: datetime) -> dict[str, Any]:
     row = intent_record(intent, now)
     if row["decision"] is not None:
-        row["decision"] = json.dumps(row["decision"], separators=(",", ":"))  # the column holds its text
+        row["decision"] = orjson.dumps(row["decision"]).decode()  # the column holds its text
     return row
 
 
@@ -55,7 +56,7 @@ def intent_record(intent: MessageIntent, now: datetime) -> dict[str, Any]:
         "purpose": intent.purpose.value,
         "origin": intent.origin.value,
         "campaign_id": intent.campaign_id,
-        "payload": json.dumps(vars(intent.payload), separators=(",", ":"), ensure_ascii=False),
+        "payload": orjson.dumps(vars(intent.payload)).decode(),
         "idempotency_key": intent.idempotency_key or None,
         "request_hash": intent.request_hash,
         "status": intent.status.value,
@@ -83,7 +84,7 @@ _PAYLOADS: dict[MessageType, type] = {
 
 def row_intent(row: Any) -> MessageIntent:
     type_ = MessageType(row.type)
-    payload: Payload = _PAYLOADS[type_](**json.loads(row.payload))
+    payload: Payload = _PAYLOADS[type_](**orjson.loads(row.payload))
     return MessageIntent(
         id=row.id,
         organization_id=row.organization_id,
@@ -146,7 +147,7 @@ def decision_document(record: DecisionRecord) -> dict[str, Any]:
 
 
 def decision_from_json(text: str) -> DecisionRecord:
-    data = json.loads(text)
+    data = orjson.loads(text)
     return DecisionRecord(
         intent_id=data["id"],
         outcome=DecisionOutcome(data["o"]),

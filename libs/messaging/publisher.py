@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from nats.js import JetStreamContext
 
 
+@dataclass(frozen=True, slots=True)
+class OutgoingEvent:
+    subject: str
+    payload: bytes
+    headers: dict[str, str]
+
+
 class EventPublisher(Protocol):
-    async def publish(self, subject: str, payload: bytes, headers: dict[str, str]) -> bool:
-        """Store the event durably; True when the broker already had it (a duplicate)."""
+    async def publish_all(self, events: Sequence[OutgoingEvent]) -> list[bool]:
+        """Store every event durably, in the given order; for each, True when the broker already had it (a
+        duplicate). Raises if any of them was not stored: the caller publishes them all again."""
         ...
 
 
@@ -18,6 +29,16 @@ class JetStreamPublisher:
         self._js = js
         self._timeout = timeout
 
-    async def publish(self, subject: str, payload: bytes, headers: dict[str, str]) -> bool:
-        ack = await self._js.publish(subject, payload, timeout=self._timeout, headers=headers)
-        return bool(ack.duplicate)
+    async def publish_all(self, events: Sequence[OutgoingEvent]) -> list[bool]:
+        # Sent back to back on one connection (so the stream stores them in this order), then one wait for
+        # all the acks: a request per event would cost a reply subscription, a timer and a task each.
+        acks = [
+            await self._js.publish_async(event.subject, event.payload, headers=event.headers)
+            for event in events
+        ]
+        try:
+            stored = await asyncio.wait_for(asyncio.gather(*acks), self._timeout)
+        finally:
+            for ack in acks:
+                ack.cancel()  # those still waiting after a failure: no reply is awaited any more
+        return [bool(ack.duplicate) for ack in stored]

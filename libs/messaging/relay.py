@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from libs.messaging import envelope
 from libs.messaging.metrics import OUTBOX_DUPLICATES, OUTBOX_PENDING, OUTBOX_PUBLISH_ERRORS, OUTBOX_PUBLISHED
-from libs.messaging.publisher import EventPublisher
+from libs.messaging.publisher import EventPublisher, OutgoingEvent
 from libs.messaging.streams import MAX_AGE_SECONDS
 from libs.seedwork.clock import Clock
 
@@ -80,16 +80,15 @@ class OutboxRelay:
             ).all()
             if not rows:
                 return 0
-            # Sent back to back on one connection, so JetStream stores them in outbox order.
-            duplicates = await asyncio.gather(
-                *(
-                    self._publisher.publish(
+            duplicates = await self._publisher.publish_all(
+                [
+                    OutgoingEvent(
                         envelope.full_subject(self._root, row.subject),
                         row.payload,
                         {envelope.MSG_ID_HEADER: row.event_id, envelope.TYPE_HEADER: row.type_name},
                     )
                     for row in rows
-                )
+                ]
             )
             await session.execute(
                 update(self._outbox)

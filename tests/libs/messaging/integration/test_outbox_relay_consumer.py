@@ -106,8 +106,8 @@ class CrashAfterPublish:
     def __init__(self, inner: JetStreamPublisher) -> None:
         self.inner = inner
 
-    async def publish(self, subject, payload, headers):
-        await self.inner.publish(subject, payload, headers)
+    async def publish_all(self, events):
+        await self.inner.publish_all(events)
         raise ConnectionResetError("relay killed after publishing")
 
 
