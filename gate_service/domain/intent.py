@@ -20,6 +20,11 @@ MAX_CAPTION = 1024
 MAX_URL = 2048
 MAX_IDEMPOTENCY_KEY = 128
 MAX_CAMPAIGN_ID = 64
+# Built once: a valid request (nearly all of them) should not pay for formatting messages it never shows.
+_ONE_OF_TYPES = "must be one of " + ", ".join(MessageType)
+_ONE_OF_PURPOSES = "must be one of " + ", ".join(Purpose)
+_KEY_TOO_LONG = f"must be at most {MAX_IDEMPOTENCY_KEY} characters"
+_CAMPAIGN_TOO_LONG = f"must be at most {MAX_CAMPAIGN_ID} characters"
 DEFAULT_VALIDITY = timedelta(hours=4)  # Twilio's WhatsApp default
 MAX_VALIDITY = timedelta(hours=72)
 
@@ -195,30 +200,28 @@ class MessageIntent(AggregateRoot):
         v = Violations()
         v.check(bool(organization_id.strip()), "organization_id", "must not be empty")
         target = _target(v, target_kind, target_value)
-        v.check(type is not None, "type", "must be one of " + ", ".join(MessageType))
-        v.check(purpose is not None, "purpose", "must be one of " + ", ".join(Purpose))
+        v.check(type is not None, "type", _ONE_OF_TYPES)
+        v.check(purpose is not None, "purpose", _ONE_OF_PURPOSES)
         if type is not None:
             _check_payload(v, type, payload)
         v.check(
             len(idempotency_key) <= MAX_IDEMPOTENCY_KEY,
             "idempotency_key",
-            f"must be at most {MAX_IDEMPOTENCY_KEY} characters",
+            _KEY_TOO_LONG,
         )
         v.check(
             len(campaign_id) <= MAX_CAMPAIGN_ID,
             "campaign_id",
-            f"must be at most {MAX_CAMPAIGN_ID} characters",
+            _CAMPAIGN_TOO_LONG,
         )
         if expires_at is None:
             expires_at = (not_before if not_before and not_before > now else now) + default_validity
         else:
             v.check(expires_at > now, "expires_at", "must be in the future")
-            v.check(
-                expires_at
-                <= now + max_validity + (max(not_before - now, timedelta()) if not_before else timedelta()),
-                "expires_at",
-                f"must be at most {max_validity} after the intent may be sent",
-            )
+            if expires_at > now + max_validity + (
+                max(not_before - now, timedelta()) if not_before else timedelta()
+            ):
+                v.add("expires_at", f"must be at most {max_validity} after the intent may be sent")
         if not_before is not None:
             v.check(not_before < expires_at, "not_before", "must be before expires_at")
             v.check(

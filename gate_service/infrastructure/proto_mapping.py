@@ -57,12 +57,12 @@ def _e(proto_enum, value) -> int:  # type: ignore[no-untyped-def]
     `.value` is a slow property, its id() is not; members live as long as the process)."""
     if value is None:
         return 0
-    table = _ENUMS.setdefault(id(proto_enum), {})
-    number = table.get(id(value))
-    if number is None:
+    try:
+        return _ENUMS[id(proto_enum)][id(value)]
+    except KeyError:
         prefix = proto_enum.Name(0).removesuffix("UNSPECIFIED")
-        number = table[id(value)] = proto_enum.Value(prefix + value.value)
-    return number
+        number = _ENUMS.setdefault(id(proto_enum), {})[id(value)] = proto_enum.Value(prefix + value.value)
+        return number
 
 
 def payload_to_proto(payload: Payload) -> common_pb2.MessagePayload:

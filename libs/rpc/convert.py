@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, TypeVar
@@ -13,15 +14,20 @@ E = TypeVar("E", bound=StrEnum)
 
 def enum_from_proto(proto_enum: Any, number: int, domain: type[E]) -> E | None:
     """PROVIDER_WAHA -> Provider.WAHA; None for *_UNSPECIFIED or a number this build does not know."""
+    return _members(proto_enum, domain).get(number)
+
+
+@functools.cache
+def _members(proto_enum: Any, domain: type[E]) -> dict[int, E]:
+    """Proto number -> domain member, for the numbers whose names the domain enum knows (built once per
+    pair: requests convert several enums each)."""
     prefix = _prefix(proto_enum)
-    try:
-        name = proto_enum.Name(number)
-    except ValueError:
-        return None
-    try:
-        return domain(name.removeprefix(prefix))
-    except ValueError:
-        return None
+    values = {member.value for member in domain}
+    return {
+        number: domain(name.removeprefix(prefix))
+        for name, number in proto_enum.items()
+        if name.removeprefix(prefix) in values
+    }
 
 
 def enum_to_proto(proto_enum: Any, value: StrEnum | None) -> int:
