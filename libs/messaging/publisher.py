@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from nats.js import JetStreamContext
+from nats.js.api import PubAck
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,13 +33,12 @@ class JetStreamPublisher:
     async def publish_all(self, events: Sequence[OutgoingEvent]) -> list[bool]:
         # Sent back to back on one connection (so the stream stores them in this order), then one wait for
         # all the acks: a request per event would cost a reply subscription, a timer and a task each.
-        acks = [
-            await self._js.publish_async(event.subject, event.payload, headers=event.headers)
-            for event in events
-        ]
+        acks: list[asyncio.Future[PubAck]] = []
         try:
+            for event in events:
+                acks.append(await self._js.publish_async(event.subject, event.payload, headers=event.headers))
             stored = await asyncio.wait_for(asyncio.gather(*acks), self._timeout)
         finally:
             for ack in acks:
-                ack.cancel()  # those still waiting after a failure: no reply is awaited any more
+                ack.cancel()  # after a failure, stop waiting: a pending ack holds one of the client's slots
         return [bool(ack.duplicate) for ack in stored]

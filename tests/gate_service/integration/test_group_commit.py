@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import select
 
 from gate_service.infrastructure.batching import GroupCommitWriter, WriteRequest
@@ -91,3 +92,21 @@ async def test_connections_go_back_to_the_pool_with_transactions_on(writer):
         assert connection.in_transaction()
         driver = (await connection.get_raw_connection()).driver_connection
         assert not getattr(driver, "autocommit", False)
+
+
+async def test_concurrent_units_commit_as_one_batch_and_the_batch_size_metric_shows_it(writer):
+    def observed() -> tuple[float, float]:
+        labels = {"stage": "commit"}
+        return (
+            REGISTRY.get_sample_value("whatlead_gate_batch_size_count", labels) or 0.0,
+            REGISTRY.get_sample_value("whatlead_gate_batch_size_sum", labels) or 0.0,
+        )
+
+    clock = FakeClock()
+    batches, items = observed()
+    units = [unit(clock=clock) for _ in range(5)]
+
+    await asyncio.gather(*(writer.write(request) for request in units))
+
+    assert observed() == (batches + 1, items + 5)  # one batch of five, not five of one
+    assert len(await outbox_event_ids(writer)) == 5
