@@ -29,6 +29,7 @@ class Infrastructure:
 
     async def close(self) -> None:
         await self.nats.drain()
+        await self.relay.close()
         await self.engine.dispose()
 
 

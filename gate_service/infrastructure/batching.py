@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 from gate_service.domain.intent import MessageIntent
 from gate_service.infrastructure.rows import intent_record, intent_row, row_intent
 from gate_service.infrastructure.tables import intents
+from libs.db.held import HeldConnections
 from libs.messaging import envelope
 from libs.messaging.envelope import EncodedEvent
 from libs.messaging.tables import MessagingTables
@@ -126,8 +127,7 @@ class GroupCommitWriter:
         concurrency: int = 1,
         linger: float = 0.0,
     ) -> None:
-        self._engine = engine
-        self._idle: list[AsyncConnection] = []  # kept open between batches: no checkout, ping or reset
+        self._connections = HeldConnections(engine)
         self._tables = tables
         self._postgres_write = _postgres_write(tables.outbox)
         self._to_message = to_message
@@ -141,17 +141,11 @@ class GroupCommitWriter:
         await self._coalescer.submit(request)
 
     async def close(self) -> None:
-        while self._idle:
-            await self._idle.pop().close()
+        await self._connections.close()
 
     async def _commit(self, requests: list[WriteRequest]) -> list[BaseException | None]:
-        connection = self._idle.pop() if self._idle else await self._engine.connect()
-        try:
+        async with self._connections.connection() as connection:
             results, published = await self._transaction(connection, requests)
-        except BaseException:
-            await connection.close()  # a broken connection is not reused
-            raise
-        self._idle.append(connection)
         if published and self._on_commit is not None:
             self._on_commit()
         return results

@@ -11,11 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import Table, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from libs.db.held import HeldConnections
 from libs.messaging import envelope
 from libs.messaging.metrics import OUTBOX_DUPLICATES, OUTBOX_PENDING, OUTBOX_PUBLISH_ERRORS, OUTBOX_PUBLISHED
 from libs.messaging.publisher import EventPublisher, OutgoingEvent
@@ -55,6 +58,22 @@ class OutboxRelay:
         self._retention = retention
         self._inbox_retention = inbox_retention
         self._wakeup = asyncio.Event()
+        engine = sessions.kw["bind"]
+        self._postgres = engine.dialect.name == "postgresql"
+        self._held = HeldConnections(engine)
+        self._columns = (
+            outbox.c.position,
+            outbox.c.event_id,
+            outbox.c.subject,
+            outbox.c.type_name,
+            outbox.c.payload,
+        )
+        # SKIP LOCKED: relays of other replicas take the rows after these rather than wait for them.
+        self._lock_postgres = (
+            f"SELECT position, event_id, subject, type_name, payload FROM {outbox.name} "
+            "WHERE published_at IS NULL ORDER BY position LIMIT %s FOR UPDATE SKIP LOCKED"
+        )
+        self._mark_postgres = f"UPDATE {outbox.name} SET published_at = %s WHERE position = ANY(%s)"
 
     def wake(self) -> None:
         """Called after a commit that wrote events, so they leave now rather than at the next poll."""
@@ -62,42 +81,58 @@ class OutboxRelay:
 
     async def publish_pending(self) -> int:
         """One pass: publish up to a batch of unpublished rows in order; returns how many."""
+        if self._postgres:
+            # The hot path of every service: a connection of its own and prepared statements on the driver,
+            # without the pool's checkout and ping or the ORM's per-statement work.
+            async with self._held.connection() as connection:
+                driver = (await connection.get_raw_connection()).driver_connection
+                async with driver.transaction():
+                    return await self._publish_postgres(driver)
         async with self._sessions() as session, session.begin():
             rows = (
                 await session.execute(
-                    select(
-                        self._outbox.c.position,
-                        self._outbox.c.event_id,
-                        self._outbox.c.subject,
-                        self._outbox.c.type_name,
-                        self._outbox.c.payload,
-                    )
+                    select(*self._columns)
                     .where(self._outbox.c.published_at.is_(None))
                     .order_by(self._outbox.c.position)
                     .limit(self._batch_size)
-                    .with_for_update(skip_locked=True)
                 )
             ).all()
-            if not rows:
-                return 0
-            duplicates = await self._publisher.publish_all(
-                [
-                    OutgoingEvent(
-                        envelope.full_subject(self._root, row.subject),
-                        row.payload,
-                        {envelope.MSG_ID_HEADER: row.event_id, envelope.TYPE_HEADER: row.type_name},
-                    )
-                    for row in rows
-                ]
+            if rows:
+                await self._publish(rows)
+                await session.execute(
+                    update(self._outbox)
+                    .where(self._outbox.c.position.in_([row[0] for row in rows]))
+                    .values(published_at=self._clock.now())
+                )
+            return len(rows)
+
+    async def close(self) -> None:
+        await self._held.close()
+
+    async def _publish_postgres(self, driver: Any) -> int:
+        cursor = await driver.execute(self._lock_postgres, (self._batch_size,), prepare=True)
+        rows = await cursor.fetchall()
+        if rows:
+            await self._publish(rows)
+            await driver.execute(
+                self._mark_postgres, (self._clock.now(), [row[0] for row in rows]), prepare=True
             )
-            await session.execute(
-                update(self._outbox)
-                .where(self._outbox.c.position.in_([row.position for row in rows]))
-                .values(published_at=self._clock.now())
-            )
+        return len(rows)
+
+    async def _publish(self, rows: Sequence[Sequence[Any]]) -> None:
+        """(position, event_id, subject, type_name, payload) rows, in outbox order."""
+        duplicates = await self._publisher.publish_all(
+            [
+                OutgoingEvent(
+                    envelope.full_subject(self._root, subject),
+                    payload,
+                    {envelope.MSG_ID_HEADER: event_id, envelope.TYPE_HEADER: type_name},
+                )
+                for _, event_id, subject, type_name, payload in rows
+            ]
+        )
         OUTBOX_PUBLISHED.labels(self._service).inc(len(rows))
         OUTBOX_DUPLICATES.labels(self._service).inc(sum(duplicates))
-        return len(rows)
 
     async def pending_count(self) -> int:
         async with self._sessions() as session:

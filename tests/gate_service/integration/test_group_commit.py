@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gate_service.infrastructure.batching import GroupCommitWriter, WriteRequest
 from gate_service.infrastructure.proto_mapping import event_to_proto
@@ -22,17 +23,22 @@ from tests.gate_service.unit.support import new_intent
 
 
 @pytest.fixture(params=["postgresql", "sqlite"])
-async def writer(request, migrated_database, tmp_path) -> AsyncIterator[GroupCommitWriter]:  # type: ignore[no-untyped-def]
+async def engine(request, migrated_database, tmp_path) -> AsyncIterator[AsyncEngine]:  # type: ignore[no-untyped-def]
     if request.param == "postgresql":
         url = migrated_database("gate_service")
     else:
         url = f"sqlite+aiosqlite:///{tmp_path / 'gate.db'}"
         upgrade(url, ROOT / "gate_service" / "migrations")
     engine = create_engine(url)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def writer(engine) -> AsyncIterator[GroupCommitWriter]:  # type: ignore[no-untyped-def]
     writer = GroupCommitWriter(engine, tables=messaging, to_message=event_to_proto, clock=FakeClock())
     yield writer
     await writer.close()
-    await engine.dispose()
 
 
 def unit(*, key: str = "", clock: FakeClock) -> WriteRequest:
@@ -40,14 +46,14 @@ def unit(*, key: str = "", clock: FakeClock) -> WriteRequest:
     return WriteRequest(inserts=[intent], events=intent.pull_events())
 
 
-async def outbox_event_ids(writer: GroupCommitWriter) -> list[str]:
-    async with writer._engine.connect() as connection:
+async def outbox_event_ids(engine: AsyncEngine) -> list[str]:
+    async with engine.connect() as connection:
         outbox = messaging.outbox
         rows = await connection.execute(select(outbox.c.event_id).order_by(outbox.c.position))
         return [row.event_id for row in rows]
 
 
-async def test_a_unit_clashing_on_the_idempotency_key_fails_alone_and_writes_no_event(writer):
+async def test_a_unit_clashing_on_the_idempotency_key_fails_alone_and_writes_no_event(writer, engine):
     clock = FakeClock()
     first, clashing, other = unit(key="k-1", clock=clock), unit(key="k-1", clock=clock), unit(clock=clock)
     # Submitted together, so they share one batch (one transaction).
@@ -57,13 +63,13 @@ async def test_a_unit_clashing_on_the_idempotency_key_fails_alone_and_writes_no_
 
     assert results[0] is None and results[2] is None
     assert isinstance(results[1], AlreadyExists)
-    async with writer._engine.connect() as connection:
+    async with engine.connect() as connection:
         stored = set((await connection.execute(select(intents.c.id))).scalars())
     assert stored == {first.inserts[0].id, other.inserts[0].id}
-    assert await outbox_event_ids(writer) == [e.event_id for e in first.events + other.events]
+    assert await outbox_event_ids(engine) == [e.event_id for e in first.events + other.events]
 
 
-async def test_an_update_that_lost_the_race_fails_alone_and_the_winner_is_kept(writer):
+async def test_an_update_that_lost_the_race_fails_alone_and_the_winner_is_kept(writer, engine):
     clock = FakeClock()
     created = unit(clock=clock)
     await writer.write(created)
@@ -75,26 +81,26 @@ async def test_an_update_that_lost_the_race_fails_alone_and_the_winner_is_kept(w
         await writer.write(WriteRequest(updates=[(intent, stale)], events=[]))
     await writer.write(WriteRequest(updates=[(intent, intent.version - 1)], events=[]))
 
-    async with writer._engine.connect() as connection:
+    async with engine.connect() as connection:
         version = (await connection.execute(select(intents.c.version))).scalar_one()
     assert version == intent.version
-    assert await outbox_event_ids(writer) == [e.event_id for e in created.events]
+    assert await outbox_event_ids(engine) == [e.event_id for e in created.events]
 
 
-async def test_connections_go_back_to_the_pool_with_transactions_on(writer):
+async def test_connections_go_back_to_the_pool_with_transactions_on(writer, engine):
     """The writer runs its one-statement batches in autocommit; the pool's other users must not inherit it
     (their multi-statement units of work would stop being atomic)."""
     clock = FakeClock()
     await writer.write(unit(clock=clock))
     await writer.close()
-    async with writer._engine.connect() as connection:
+    async with engine.connect() as connection:
         await connection.execute(select(intents.c.id).limit(1))
         assert connection.in_transaction()
         driver = (await connection.get_raw_connection()).driver_connection
         assert not getattr(driver, "autocommit", False)
 
 
-async def test_concurrent_units_commit_as_one_batch_and_the_batch_size_metric_shows_it(writer):
+async def test_concurrent_units_commit_as_one_batch_and_the_batch_size_metric_shows_it(writer, engine):
     def observed() -> tuple[float, float]:
         labels = {"stage": "commit"}
         return (
@@ -109,4 +115,4 @@ async def test_concurrent_units_commit_as_one_batch_and_the_batch_size_metric_sh
     await asyncio.gather(*(writer.write(request) for request in units))
 
     assert observed() == (batches + 1, items + 5)  # one batch of five, not five of one
-    assert len(await outbox_event_ids(writer)) == 5
+    assert len(await outbox_event_ids(engine)) == 5

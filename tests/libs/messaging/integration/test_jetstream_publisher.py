@@ -4,6 +4,7 @@ reported as duplicates, and a failed pass raises without leaving the client wait
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
 import pytest
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
@@ -20,10 +21,20 @@ def events(subject: str, n: int) -> list[OutgoingEvent]:
     ]
 
 
-async def stored(js, subject_root: str, subject: str) -> list[bytes]:  # type: ignore[no-untyped-def]
+@pytest.fixture
+async def stream(jetstream, subject_root) -> AsyncIterator[str]:  # type: ignore[no-untyped-def]
+    """A stream of this test's own (the services' streams are read whole by other tests' consumers);
+    yields the subject prefix it captures."""
+    name = envelope.stream_name(subject_root, "publisher_test")
+    await jetstream.add_stream(name=name, subjects=[f"{subject_root}.publisher-test.>"])
+    yield f"{subject_root}.publisher-test"
+    await jetstream.delete_stream(name)
+
+
+async def stored(js, stream_name: str, subject: str) -> list[bytes]:  # type: ignore[no-untyped-def]
     sub = await js.pull_subscribe(
         subject,
-        stream=envelope.stream_name(subject_root, "reputation"),
+        stream=stream_name,
         config=ConsumerConfig(ack_policy=AckPolicy.NONE, deliver_policy=DeliverPolicy.ALL),
     )
     try:
@@ -32,22 +43,24 @@ async def stored(js, subject_root: str, subject: str) -> list[bytes]:  # type: i
         await sub.unsubscribe()
 
 
-async def test_a_pass_is_stored_in_order_and_a_repeat_is_reported_as_a_duplicate(jetstream, subject_root):
-    subject = envelope.full_subject(subject_root, f"reputation.publisher-test.{new_id()[-12:]}")
+async def test_a_pass_is_stored_in_order_and_a_repeat_is_reported_as_a_duplicate(
+    jetstream, subject_root, stream
+):
+    subject = f"{stream}.{new_id()[-12:]}"
     batch = events(subject, 50)
     publisher = JetStreamPublisher(jetstream)
 
     assert await publisher.publish_all(batch) == [False] * 50
     assert await publisher.publish_all([batch[7], *events(subject, 1)]) == [True, False]
 
-    assert await stored(jetstream, subject_root, subject) == [
+    assert await stored(jetstream, envelope.stream_name(subject_root, "publisher_test"), subject) == [
         *(e.payload for e in batch),
         b"event 0",  # the new one; the repeat of event 7 was not stored again
     ]
 
 
-async def test_a_pass_with_an_event_no_stream_takes_raises_and_leaves_no_ack_pending(jetstream, subject_root):
-    stored_subject = envelope.full_subject(subject_root, f"reputation.publisher-test.{new_id()[-12:]}")
+async def test_a_pass_with_an_event_no_stream_takes_raises_and_leaves_no_ack_pending(jetstream, stream):
+    stored_subject = f"{stream}.{new_id()[-12:]}"
     nowhere = f"nostream-{new_id()[-12:]}.event"
     publisher = JetStreamPublisher(jetstream, timeout=2)
 

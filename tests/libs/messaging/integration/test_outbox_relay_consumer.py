@@ -38,10 +38,15 @@ from whatlead.events.v1 import reputation_events_pb2
 CLOCK = SystemClock()
 
 
+_RELAYS: list[OutboxRelay] = []  # each holds a connection of its own, closed before the engine goes
+
+
 @pytest.fixture
 async def sessions(migrated_database):
     engine = create_engine(migrated_database("reputation_service"))
     yield session_factory(engine)
+    while _RELAYS:
+        await _RELAYS.pop().close()
     await engine.dispose()
 
 
@@ -87,17 +92,22 @@ async def registered_events(
     return [event for event in stored if event.instance.id in instance_ids]
 
 
-def relay_for(sessions, publisher, subject_root) -> OutboxRelay:
-    return OutboxRelay(
-        service="test",
-        sessions=sessions,
-        outbox=messaging.outbox,
-        publisher=publisher,
-        subject_root=subject_root,
-        clock=CLOCK,
-        idle_interval=0.05,
-        max_backoff=0.2,
+def relay_for(sessions, publisher, subject_root, **overrides) -> OutboxRelay:
+    relay = OutboxRelay(
+        **{
+            "service": "test",
+            "sessions": sessions,
+            "outbox": messaging.outbox,
+            "publisher": publisher,
+            "subject_root": subject_root,
+            "clock": CLOCK,
+            "idle_interval": 0.05,
+            "max_backoff": 0.2,
+            **overrides,
+        }
     )
+    _RELAYS.append(relay)
+    return relay
 
 
 class CrashAfterPublish:
@@ -377,14 +387,8 @@ async def test_housekeeping_removes_only_rows_that_can_no_longer_matter(sessions
     from libs.seedwork.clock import FakeClock
 
     clock = FakeClock(CLOCK.now())
-    relay = OutboxRelay(
-        service="test",
-        sessions=sessions,
-        outbox=messaging.outbox,
-        inbox=messaging.inbox,
-        publisher=JetStreamPublisher(jetstream),
-        subject_root=subject_root,
-        clock=clock,
+    relay = relay_for(
+        sessions, JetStreamPublisher(jetstream), subject_root, inbox=messaging.inbox, clock=clock
     )
     await register(sessions)
     await relay.publish_pending()
