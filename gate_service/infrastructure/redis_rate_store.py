@@ -112,7 +112,8 @@ local function one(a)
   if cap_d > 0 and n(i .. ':d:' .. d) >= cap_d then return '6,0' end
   if cap_h > 0 and n(i .. ':h:' .. h) >= cap_h then return '7,0' end
   if cap_m > 0 and n(i .. ':m:' .. m) >= cap_m then return '8,0' end
-  local function bump(key, ttl) redis.call('INCR', key); redis.call('EXPIRE', key, ttl) end
+  -- A counter gets its expiry when it is created (the script is atomic: never one without the other).
+  local function bump(key, ttl) if redis.call('INCR', key) == 1 then redis.call('EXPIRE', key, ttl) end end
   bump(o .. ':d:' .. d, 172800)
   bump(o .. ':M:' .. mo, 2764800)
   bump(c .. ':h:' .. h, 7200)

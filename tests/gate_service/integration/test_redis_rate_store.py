@@ -81,3 +81,16 @@ async def test_scripts_are_loaded_again_after_redis_forgets_them(store):
     store._shas = dict.fromkeys(store._shas, "0" * 40)
     assert (await store.reserve(reservation("org-4", "5511900000006", instance))).ok
     assert (await store.snapshot("org-4", "5511900000006", [instance], NOW)).usage(instance).minute == 2
+
+
+async def test_every_key_a_reservation_writes_expires_also_after_a_second_send(store, redis_client):
+    instance = new_id()
+    for target in ("5511900000010", "5511900000011"):  # the second send finds the window counters there
+        assert (await store.reserve(reservation("org-ttl", target, instance, per_minute=10))).ok
+
+    keys = [key async for key in redis_client.scan_iter(match=f"{store._prefix}*", count=1000)]
+    ttls = {key: await redis_client.ttl(key) for key in keys}
+    # Window counters (organization day and month, each contact's hour, the instance's minute, hour and
+    # day), three last sends, two sticky senders: none of them left to live forever.
+    assert len(ttls) == 7 + 3 + 2
+    assert all(ttl > 0 for ttl in ttls.values()), ttls
