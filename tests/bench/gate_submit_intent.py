@@ -20,7 +20,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import grpc
 import uvloop
@@ -45,10 +45,14 @@ class Result:
     latencies: list[float]
     server_cpu: float = float("nan")  # seconds of server CPU during the whole run (warm-up included)
     all_calls: int = 0
+    box_cpu: dict[str, float] = field(default_factory=dict)  # seconds of CPU by part of the box, same span
 
     @property
     def cpu_per_call_us(self) -> float:
         return self.server_cpu / max(1, self.all_calls) * 1e6
+
+    def box_us(self, part: str) -> float:
+        return self.box_cpu.get(part, 0.0) / max(1, self.all_calls) * 1e6
 
     @property
     def rate(self) -> float:
@@ -71,6 +75,41 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK") + sum(map(cpu_seconds, kids))
 
 
+def _descendants(pid: int) -> set[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as children:
+            kids = [int(child) for child in children.read().split()]
+    except OSError:
+        return {pid}
+    return {pid}.union(*map(_descendants, kids))
+
+
+# Where the rest of the box's CPU goes: the stores a decision writes to, and the kernel's own threads (disk
+# writeback of the stores' logs, network); anything else running on the machine is "other".
+BOX_PARTS = {"postgres": "postgres", "redis-server": "redis", "nats-server": "nats"}
+KERNEL_THREADS = ("kworker", "ksoftirqd", "kdamond", "jbd2", "rcu_", "migration", "kswapd")
+
+
+def box_cpu(server_pid: int) -> dict[str, float]:
+    """CPU seconds so far of every process on the machine, by part: this bench client, the server under
+    test (with its children) and BOX_PARTS, the kernel threads, everything else."""
+    parts = {"client": sum(os.times()[:2]), "server": cpu_seconds(server_pid)}
+    mine = {os.getpid()} | _descendants(server_pid)
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or int(entry.name) in mine:
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as stat:
+                name, rest = stat.read().split(" (", 1)[1].rsplit(")", 1)
+        except OSError:
+            continue
+        fields = rest.split()
+        seconds = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        part = BOX_PARTS.get(name) or ("kernel" if name.startswith(KERNEL_THREADS) else "other")
+        parts[part] = parts.get(part, 0.0) + seconds
+    return parts
+
+
 @asynccontextmanager
 async def connections(port: int) -> AsyncIterator[list[grpc.aio.Channel]]:
     """CONNECTIONS channels, each on its own TCP connection (a local subchannel pool: channels with equal
@@ -87,7 +126,7 @@ async def connections(port: int) -> AsyncIterator[list[grpc.aio.Channel]]:
             await channel.close()
 
 
-async def drive(name: str, call, server_pid: int = 0) -> Result:  # type: ignore[no-untyped-def]
+async def drive(name: str, call, server_pid: int) -> Result:  # type: ignore[no-untyped-def]
     """CONCURRENCY callers in a closed loop; only calls that start inside the measured window count."""
     loop = asyncio.get_running_loop()
     start = loop.time() + WARMUP_SECONDS
@@ -112,10 +151,11 @@ async def drive(name: str, call, server_pid: int = 0) -> Result:  # type: ignore
         await call(n, i)
         total += 1
 
-    before = cpu_seconds(server_pid) if server_pid else float("nan")
+    before = box_cpu(server_pid)
     await asyncio.gather(*(caller(n) for n in range(CONCURRENCY)))
-    used = cpu_seconds(server_pid) - before if server_pid else float("nan")
-    return Result(name, len(latencies), MEASURE_SECONDS, latencies, used, total)
+    after = box_cpu(server_pid)
+    used = {part: after[part] - before.get(part, 0.0) for part in after}
+    return Result(name, len(latencies), MEASURE_SECONDS, latencies, used["server"], total, used)
 
 
 # --- the echo ceiling ---------------------------------------------------------------------------------
@@ -255,6 +295,7 @@ async def run() -> None:
                 f"{result.percentile(0.99):9.2f}{result.rate / echo.rate:9.2f}{cost:12.2f}"
                 f"{result.cpu_per_call_us:11.0f} us   {outcomes}"
             )
+    print_box(echo, [result for rows in results.values() for result, _ in rows])
     for processes, rows in results.items():
         worst = min(r.rate for r, _ in rows) / echo.rate
         spread = (1 / rows[-1][0].rate) / (1 / rows[0][0].rate)
@@ -265,6 +306,27 @@ async def run() -> None:
             f"{spread:.2f}x by throughput, {cpu_spread:.2f}x by server CPU per call "
             f"{'OK' if min(spread, cpu_spread) <= 1.25 else 'MISSED'}"
         )
+
+
+BOX_COLUMNS = ("client", "server", "postgres", "redis", "nats", "kernel", "other")
+
+
+def print_box(echo: Result, results: list[Result]) -> None:
+    """Every part of the box's CPU per call, and what the target leaves the Gate: at 0.5x the echo, the
+    machine's cores give each call a fixed budget, which the bench client and the stores share with it."""
+    cores = os.cpu_count() or 1
+    print(f"CPU per call on the whole box, us ({cores} cores; the same runs, warm-up included):")
+    print(f"{'':34}" + "".join(f"{column:>10}" for column in (*BOX_COLUMNS, "total")))
+    for result in (echo, *results):
+        values = [result.box_us(column) for column in BOX_COLUMNS]
+        print(f"{result.name:34}" + "".join(f"{value:10.0f}" for value in (*values, sum(values))))
+    budget = cores / (0.5 * echo.rate) * 1e6
+    others = [sum(r.box_us(c) for c in BOX_COLUMNS if c not in ("server", "other")) for r in results]
+    print(
+        f"at 0.50x the echo ({0.5 * echo.rate:.0f} calls/s) the box has {budget:.0f} us of CPU per call; "
+        f"the bench client and the stores alone used {min(others):.0f}-{max(others):.0f} us of it per "
+        "SubmitIntent, leaving the Gate at most the rest"
+    )
 
 
 def main() -> None:
