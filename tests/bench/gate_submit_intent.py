@@ -1,14 +1,16 @@
 """SubmitIntent over gRPC (PostgreSQL + Redis + NATS), 64 concurrent callers, for organizations of 10, 100
 and 1,000 instances, beside an empty grpc.aio echo measured the same way (the Python gRPC ceiling here).
 
-Targets (issue 3): throughput >= 0.5x the echo; 1,000 instances cost <= 1.25x of 10 instances.
+Targets: throughput >= 0.5x the echo; 1,000 instances cost <= 1.25x of 10 instances.
 Measured twice: one Gate process, then PROCESSES of them sharing the port (the output says which); server
 CPU is that of every Gate process.
 
-The Gate runs as its own process (`python -m gate_service`, as in production) on a fresh database, its
-own stream root and Redis key prefix; all are removed at the end. Phase caps are lifted (no caps, no
-minimum interval, no per-contact limits) so every call takes the full path: idempotency lookup, rate
-snapshot, per-candidate rules, scoring, atomic reservation, group commit of the intent and its two events.
+The naive baseline the issue names (one Redis pipeline and one PostgreSQL commit per call, no decision)
+runs on the same stack. The Gate runs as its own process (`python -m gate_service`, as in production) on a
+fresh database, its own stream root and Redis key prefix; all are removed at the end. Phase caps are
+lifted (no caps, no minimum interval, no per-contact limits) so every call takes the full path: idempotency
+lookup, rate snapshot, per-candidate rules, scoring, atomic reservation, group commit of the intent and its
+two events.
 """
 
 from __future__ import annotations
@@ -23,9 +25,18 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 import grpc
+import psycopg
 import uvloop
 
-from tests.bench._support import NATS_URL, consumed, free_port, fresh_database, gate_process, register
+from tests.bench._support import (
+    NATS_URL,
+    REDIS_URL,
+    consumed,
+    free_port,
+    fresh_database,
+    gate_process,
+    register,
+)
 
 CONCURRENCY = 64
 CONNECTIONS = 4  # client connections the callers are spread over (SO_REUSEPORT balances connections)
@@ -35,6 +46,7 @@ SIZES = (10, 100, 1000)
 PROCESSES = 2  # the second pass: Gate processes sharing the port (GATE_PROCESSES), one per core here
 REFRESH_SECONDS = 0.5  # GATE_PROJECTION_REFRESH_SECONDS: how soon a process sees what another consumed
 ECHO_METHOD = "/bench.Echo/Echo"
+NAIVE_METHOD = "/bench.Naive/Call"
 
 
 @dataclass
@@ -161,46 +173,114 @@ async def drive(name: str, call, server_pid: int) -> Result:  # type: ignore[no-
 # --- the echo ceiling ---------------------------------------------------------------------------------
 
 
-async def serve_echo(port: int) -> None:
+async def serve_bench_method(port: int, service: str, method: str, behaviour) -> None:  # type: ignore[no-untyped-def]
     """The same server stack as the Gate's (libs.rpc GrpcServer: interceptor, health, reflection, the
-    Gate's number of acceptors, on uvloop), with one method that answers its request."""
+    Gate's number of acceptors, on uvloop), with one method taking and answering bytes."""
     from gate_service.config import GateSettings
     from libs.rpc.server import GrpcServer, ServicerBinding
 
-    async def echo(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
-        return request
-
     handler = grpc.method_handlers_generic_handler(
-        "bench.Echo", {"Echo": grpc.unary_unary_rpc_method_handler(echo)}
+        service, {method: grpc.unary_unary_rpc_method_handler(behaviour)}
     )
 
     def add(_: object, server: grpc.aio.Server) -> None:
         server.add_generic_rpc_handlers((handler,))
 
-    binding = ServicerBinding(None, add, "bench.Echo")
+    binding = ServicerBinding(None, add, service)
     acceptors = GateSettings.model_fields["grpc_acceptors"].default
     server = GrpcServer([binding], host="127.0.0.1", port=port, acceptors=acceptors)
     await server.start()
     await asyncio.Event().wait()
 
 
-async def measure_echo() -> Result:
+async def serve_echo(port: int) -> None:
+    async def echo(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        return request
+
+    await serve_bench_method(port, "bench.Echo", "Echo", echo)
+
+
+async def serve_naive(port: int, database_url: str, redis_prefix: str) -> None:
+    """The issue's naive handler: per call one Redis pipeline (a rate counter and its expiry) and one
+    PostgreSQL insert and commit, on a pool of connections; no batching, no decision."""
+    import psycopg
+    from redis.asyncio import Redis
+
+    from libs.seedwork.ids import new_id
+
+    redis = Redis.from_url(REDIS_URL)
+    pool: asyncio.Queue[psycopg.AsyncConnection] = asyncio.Queue()
+    for _ in range(10):
+        pool.put_nowait(await psycopg.AsyncConnection.connect(database_url))
+
+    async def naive(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        key = f"{redis_prefix}{hash(request) % 100}"
+        pipe = redis.pipeline(transaction=False)
+        pipe.incr(key)
+        pipe.expire(key, 60)
+        await pipe.execute()
+        connection = await pool.get()
+        try:
+            await connection.execute(NAIVE_INSERT, (new_id(), request))
+            await connection.commit()
+        finally:
+            pool.put_nowait(connection)
+        return request
+
+    await serve_bench_method(port, "bench.Naive", "Call", naive)
+
+
+NAIVE_TABLE = (
+    "CREATE TABLE naive_calls (id text PRIMARY KEY, body bytea, created_at timestamptz DEFAULT now())"
+)
+NAIVE_INSERT = "INSERT INTO naive_calls (id, body) VALUES (%s, %s)"
+
+
+async def measure_method(name: str, method: str, server_args: list[str]) -> Result:
+    """Runs `server_args` of this module as a server process and drives `method` like the Gate."""
     port = free_port()
     process = subprocess.Popen(  # noqa: ASYNC220 - a server process we stop ourselves
-        [sys.executable, "-m", "tests.bench.gate_submit_intent", "--echo", str(port)]
+        [
+            sys.executable,
+            "-m",
+            "tests.bench.gate_submit_intent",
+            *server_args[:1],
+            str(port),
+            *server_args[1:],
+        ]
     )
     try:
         async with connections(port) as channels:
-            echoes = [channel.unary_unary(ECHO_METHOD) for channel in channels]
-            payload = b"x" * 200  # about the size of a SubmitIntentRequest
+            stubs = [channel.unary_unary(method) for channel in channels]
 
             async def call(n: int, i: int) -> None:
-                await echoes[n % CONNECTIONS](payload, timeout=10)
+                # About the size of a SubmitIntentRequest, and different every call.
+                await stubs[n % CONNECTIONS](f"{n}-{i}".encode().ljust(200, b"x"), timeout=10)
 
-            return await drive("echo, the Gate's server stack", call, process.pid)
+            return await drive(name, call, process.pid)
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+async def measure_echo() -> Result:
+    return await measure_method("echo, the Gate's server stack", ECHO_METHOD, ["--echo"])
+
+
+async def measure_naive(database_url: str, redis_prefix: str) -> Result:
+    from redis.asyncio import Redis
+
+    with psycopg.connect(database_url, autocommit=True) as connection:
+        connection.execute(NAIVE_TABLE)
+    try:
+        return await measure_method(
+            "naive: Redis pipeline + PG commit", NAIVE_METHOD, ["--naive", database_url, redis_prefix]
+        )
+    finally:
+        redis = Redis.from_url(REDIS_URL)
+        async for key in redis.scan_iter(match=redis_prefix + "*", count=1000):
+            await redis.delete(key)
+        await redis.aclose()
 
 
 # --- the Gate -------------------------------------------------------------------------------------------
@@ -250,6 +330,8 @@ async def run() -> None:
     results: dict[int, list[tuple[Result, dict[str, int]]]] = {}
     try:
         echo = await measure_echo()
+        with fresh_database(f"wl_bench_{token}_naive") as database:
+            naive = await measure_naive(database, f"wl:bench:{token}:naive:")
         with fresh_database(f"wl_bench_{token}_gate") as database:
             for processes in (1, PROCESSES):
                 # The same database and instances each time: the processes load them at start-up.
@@ -286,6 +368,10 @@ async def run() -> None:
         f"{echo.name:34}{echo.rate:10.0f}{echo.percentile(0.5):9.2f}{echo.percentile(0.99):9.2f}{1.0:9.2f}"
         f"{'':12}{echo.cpu_per_call_us:11.0f} us"
     )
+    print(
+        f"{naive.name:34}{naive.rate:10.0f}{naive.percentile(0.5):9.2f}{naive.percentile(0.99):9.2f}"
+        f"{naive.rate / echo.rate:9.2f}{'':12}{naive.cpu_per_call_us:11.0f} us"
+    )
     for rows in results.values():
         base_cost = 1 / rows[0][0].rate
         for result, outcomes in rows:
@@ -295,7 +381,7 @@ async def run() -> None:
                 f"{result.percentile(0.99):9.2f}{result.rate / echo.rate:9.2f}{cost:12.2f}"
                 f"{result.cpu_per_call_us:11.0f} us   {outcomes}"
             )
-    print_box(echo, [result for rows in results.values() for result, _ in rows])
+    print_box(echo, naive, [result for rows in results.values() for result, _ in rows])
     for processes, rows in results.items():
         worst = min(r.rate for r, _ in rows) / echo.rate
         spread = (1 / rows[-1][0].rate) / (1 / rows[0][0].rate)
@@ -311,13 +397,13 @@ async def run() -> None:
 BOX_COLUMNS = ("client", "server", "postgres", "redis", "nats", "kernel", "other")
 
 
-def print_box(echo: Result, results: list[Result]) -> None:
+def print_box(echo: Result, naive: Result, results: list[Result]) -> None:
     """Every part of the box's CPU per call, and what the target leaves the Gate: at 0.5x the echo, the
     machine's cores give each call a fixed budget, which the bench client and the stores share with it."""
     cores = os.cpu_count() or 1
     print(f"CPU per call on the whole box, us ({cores} cores; the same runs, warm-up included):")
     print(f"{'':34}" + "".join(f"{column:>10}" for column in (*BOX_COLUMNS, "total")))
-    for result in (echo, *results):
+    for result in (echo, naive, *results):
         values = [result.box_us(column) for column in BOX_COLUMNS]
         print(f"{result.name:34}" + "".join(f"{value:10.0f}" for value in (*values, sum(values))))
     budget = cores / (0.5 * echo.rate) * 1e6
@@ -336,5 +422,7 @@ def main() -> None:
 if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "--echo":
         uvloop.run(serve_echo(int(sys.argv[2])))
+    elif len(sys.argv) == 5 and sys.argv[1] == "--naive":
+        uvloop.run(serve_naive(int(sys.argv[2]), sys.argv[3], sys.argv[4]))
     else:
         main()
