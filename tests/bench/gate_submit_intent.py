@@ -2,8 +2,8 @@
 and 1,000 instances, beside an empty grpc.aio echo measured the same way (the Python gRPC ceiling here).
 
 Targets: throughput >= 0.5x the echo; 1,000 instances cost <= 1.25x of 10 instances.
-Measured twice: one Gate process, then PROCESSES of them sharing the port (the output says which); server
-CPU is that of every Gate process.
+Measured with one Gate process, then with PROCESSES of them sharing the port (the output says which); server
+CPU is that of every Gate process. Each size is measured twice, in mirrored order, and the two merged.
 
 The naive baseline the issue names (one Redis pipeline and one PostgreSQL commit per call, no decision)
 runs on the same stack. The Gate runs as its own process (`python -m gate_service`, as in production) on a
@@ -20,6 +20,7 @@ import os
 import secrets
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -62,6 +63,18 @@ class Result:
     @property
     def cpu_per_call_us(self) -> float:
         return self.server_cpu / max(1, self.all_calls) * 1e6
+
+    def merged(self, other: Result) -> Result:
+        """Two measurements of the same thing as one."""
+        return Result(
+            self.name,
+            self.calls + other.calls,
+            self.seconds + other.seconds,
+            self.latencies + other.latencies,
+            self.server_cpu + other.server_cpu,
+            self.all_calls + other.all_calls,
+            dict(Counter(self.box_cpu) + Counter(other.box_cpu)),
+        )
 
     def box_us(self, part: str) -> float:
         return self.box_cpu.get(part, 0.0) / max(1, self.all_calls) * 1e6
@@ -344,17 +357,28 @@ async def run() -> None:
                     extra_env=refresh,
                 ) as gate:
                     suffix = "" if processes == 1 else f", {processes} processes"
-                    for size in SIZES:
-                        organization = f"bench-org-{size}"
-                        if processes == 1:
-                            await register(js, root, organization, size)
-                            await consumed(js, root, f"{durable_prefix}-reputation")
-                        else:
-                            await asyncio.sleep(2 * REFRESH_SECONDS)  # every process has loaded the instances
+                    if processes == 1:
+                        for size in SIZES:
+                            await register(js, root, f"bench-org-{size}", size)
+                        await consumed(js, root, f"{durable_prefix}-reputation")
+                    else:
+                        await asyncio.sleep(2 * REFRESH_SECONDS)  # every process has loaded the instances
+                    # Each size twice, in mirrored order (10, 100, 1,000, 1,000, 100, 10): a box that speeds
+                    # up or slows down during the pass then weighs on every size alike.
+                    measured: dict[int, tuple[Result, dict[str, int]]] = {}
+                    for size in (*SIZES, *reversed(SIZES)):
                         result, outcomes = await measure_gate(
-                            gate.port, gate.pid, organization, f"SubmitIntent, {size} instances{suffix}"
+                            gate.port,
+                            gate.pid,
+                            f"bench-org-{size}",
+                            f"SubmitIntent, {size} instances{suffix}",
                         )
-                        results.setdefault(processes, []).append((result, outcomes))
+                        if size in measured:
+                            first, first_outcomes = measured[size]
+                            result = first.merged(result)
+                            outcomes = dict(Counter(first_outcomes) + Counter(outcomes))
+                        measured[size] = (result, outcomes)
+                    results[processes] = [measured[size] for size in SIZES]
     finally:
         await delete_streams(js, root)
         await client.close()
