@@ -56,13 +56,13 @@ class Result:
     calls: int
     seconds: float
     latencies: list[float]
-    server_cpu: float = float("nan")  # seconds of server CPU during the whole run (warm-up included)
-    all_calls: int = 0
-    box_cpu: dict[str, float] = field(default_factory=dict)  # seconds of CPU by part of the box, same span
+    all_calls: int = 0  # warm-up included, as the CPU is
+    # Seconds of CPU during the whole run, by part of the box (see box_cpu): "server" is the one under test.
+    box_cpu: dict[str, float] = field(default_factory=dict)
 
     @property
     def cpu_per_call_us(self) -> float:
-        return self.server_cpu / max(1, self.all_calls) * 1e6
+        return self.box_us("server")
 
     def merged(self, other: Result) -> Result:
         """Two measurements of the same thing as one."""
@@ -71,7 +71,6 @@ class Result:
             self.calls + other.calls,
             self.seconds + other.seconds,
             self.latencies + other.latencies,
-            self.server_cpu + other.server_cpu,
             self.all_calls + other.all_calls,
             dict(Counter(self.box_cpu) + Counter(other.box_cpu)),
         )
@@ -88,19 +87,16 @@ class Result:
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process and its children (Linux /proc), to report server CPU per call."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-        with open(f"/proc/{pid}/task/{pid}/children") as children:
-            kids = [int(child) for child in children.read().split()]
-    except OSError:
-        return float("nan")
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK") + sum(map(cpu_seconds, kids))
+def _process_cpu(pid: int) -> tuple[str, float]:
+    """A process's name and its user + system CPU seconds so far (Linux /proc)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        name, rest = stat.read().split(" (", 1)[1].rsplit(")", 1)
+    fields = rest.split()
+    return name, (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _descendants(pid: int) -> set[int]:
+    """`pid` and every process below it (a Gate started with GATE_PROCESSES > 1 serves from children)."""
     try:
         with open(f"/proc/{pid}/task/{pid}/children") as children:
             kids = [int(child) for child in children.read().split()]
@@ -118,19 +114,19 @@ KERNEL_THREADS = ("kworker", "ksoftirqd", "kdamond", "jbd2", "rcu_", "migration"
 def box_cpu(server_pid: int) -> dict[str, float]:
     """CPU seconds so far of every process on the machine, by part: this bench client, the server under
     test (with its children) and BOX_PARTS, the kernel threads, everything else."""
-    parts = {"client": sum(os.times()[:2]), "server": cpu_seconds(server_pid)}
-    mine = {os.getpid()} | _descendants(server_pid)
+    parts = {"client": sum(os.times()[:2]), "server": 0.0}
+    server = _descendants(server_pid)
     for entry in os.scandir("/proc"):
-        if not entry.name.isdigit() or int(entry.name) in mine:
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
         try:
-            with open(f"/proc/{entry.name}/stat") as stat:
-                name, rest = stat.read().split(" (", 1)[1].rsplit(")", 1)
-        except OSError:
+            name, seconds = _process_cpu(int(entry.name))
+        except OSError:  # gone meanwhile
             continue
-        fields = rest.split()
-        seconds = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        part = BOX_PARTS.get(name) or ("kernel" if name.startswith(KERNEL_THREADS) else "other")
+        if int(entry.name) in server:
+            part = "server"
+        else:
+            part = BOX_PARTS.get(name) or ("kernel" if name.startswith(KERNEL_THREADS) else "other")
         parts[part] = parts.get(part, 0.0) + seconds
     return parts
 
@@ -180,7 +176,7 @@ async def drive(name: str, call, server_pid: int) -> Result:  # type: ignore[no-
     await asyncio.gather(*(caller(n) for n in range(CONCURRENCY)))
     after = box_cpu(server_pid)
     used = {part: after[part] - before.get(part, 0.0) for part in after}
-    return Result(name, len(latencies), MEASURE_SECONDS, latencies, used["server"], total, used)
+    return Result(name, len(latencies), MEASURE_SECONDS, latencies, total, used)
 
 
 # --- the echo ceiling ---------------------------------------------------------------------------------

@@ -31,10 +31,9 @@ async def stream(jetstream, subject_root) -> AsyncIterator[str]:  # type: ignore
     await jetstream.delete_stream(name)
 
 
-async def stored(js, stream_name: str, subject: str) -> list[bytes]:  # type: ignore[no-untyped-def]
-    sub = await js.pull_subscribe(
+async def stored(js, subject: str) -> list[bytes]:  # type: ignore[no-untyped-def]
+    sub = await js.pull_subscribe(  # the stream is the one that captures `subject`
         subject,
-        stream=stream_name,
         config=ConsumerConfig(ack_policy=AckPolicy.NONE, deliver_policy=DeliverPolicy.ALL),
     )
     try:
@@ -43,9 +42,7 @@ async def stored(js, stream_name: str, subject: str) -> list[bytes]:  # type: ig
         await sub.unsubscribe()
 
 
-async def test_a_pass_is_stored_in_order_and_a_repeat_is_reported_as_a_duplicate(
-    jetstream, subject_root, stream
-):
+async def test_a_pass_is_stored_in_order_and_a_repeat_is_reported_as_a_duplicate(jetstream, stream):
     subject = f"{stream}.{new_id()[-12:]}"
     batch = events(subject, 50)
     publisher = JetStreamPublisher(jetstream)
@@ -53,7 +50,7 @@ async def test_a_pass_is_stored_in_order_and_a_repeat_is_reported_as_a_duplicate
     assert await publisher.publish_all(batch) == [False] * 50
     assert await publisher.publish_all([batch[7], *events(subject, 1)]) == [True, False]
 
-    assert await stored(jetstream, envelope.stream_name(subject_root, "publisher_test"), subject) == [
+    assert await stored(jetstream, subject) == [
         *(e.payload for e in batch),
         b"event 0",  # the new one; the repeat of event 7 was not stored again
     ]
