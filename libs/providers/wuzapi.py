@@ -35,7 +35,7 @@ _MEDIA = {
 
 def wuzapi_rule(failure: HttpFailure) -> ProviderError | None:
     """wuzapi's error texts, which are whatsmeow's errors passed through."""
-    common = {"status": failure.status, "provider": WuzapiProvider.name}
+    common = failure.origin(WuzapiProvider.name)
     text = failure.lower_text()
     if "no session" in text or "not connected" in text:
         return ProviderError.restricted(
