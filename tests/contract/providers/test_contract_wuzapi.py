@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import aiohttp
 import pytest
 
@@ -19,9 +17,7 @@ from libs.providers import (
     SentMessage,
     WuzapiProvider,
 )
-
-if TYPE_CHECKING:
-    from conftest import ProviderStub
+from tests.contract.providers.stub import ProviderStub
 
 TOKEN = "user-token-1234ABCD"
 PHONE = "5521998887777"
@@ -37,10 +33,8 @@ def adapter(stub: ProviderStub, http: aiohttp.ClientSession, timeout: float = 5)
     return WuzapiProvider(base_url=stub.base_url, api_key=TOKEN, session=http, timeout=timeout)
 
 
-def text(**overrides: object) -> SendTextRequest:
-    fields: dict[str, object] = {"instance_ref": "sales-04", "recipient": PHONE, "text": "Oi"}
-    fields.update(overrides)
-    return SendTextRequest(**fields)  # type: ignore[arg-type]
+def text(**overrides: str) -> SendTextRequest:
+    return SendTextRequest(**{"instance_ref": "sales-04", "recipient": PHONE, "text": "Oi", **overrides})
 
 
 async def test_send_text_with_our_own_id(stub: ProviderStub, http: aiohttp.ClientSession) -> None:
