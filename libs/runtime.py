@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import logging
 import signal
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -29,8 +29,8 @@ S = TypeVar("S", bound=ServiceSettings)
 class ServiceParts:
     """What a service's bootstrap hands to the runtime."""
 
-    bindings: list[ServicerBinding[Any]]
-    workers: list[Worker] = field(default_factory=list)
+    bindings: Sequence[ServicerBinding[Any]]
+    workers: Sequence[Worker] = field(default_factory=list)
     close: Callable[[], Awaitable[None]] | None = None
 
 
