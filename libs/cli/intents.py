@@ -78,6 +78,10 @@ def send(args: argparse.Namespace) -> int:
 
 
 def list_intents(args: argparse.Namespace) -> int:
+    status = (
+        enum_value(gate_pb2.IntentStatus, args.status) if args.status else gate_pb2.INTENT_STATUS_UNSPECIFIED
+    )
+    purpose = enum_value(common_pb2.Purpose, args.purpose) if args.purpose else common_pb2.PURPOSE_UNSPECIFIED
     token, shown = "", 0
     while True:
         page = gate().ListIntents(
@@ -85,12 +89,8 @@ def list_intents(args: argparse.Namespace) -> int:
                 organization_id=args.org,
                 page_size=min(100, args.limit),
                 page_token=token,
-                status=enum_value(gate_pb2.IntentStatus, args.status)
-                if args.status
-                else gate_pb2.INTENT_STATUS_UNSPECIFIED,
-                purpose=enum_value(common_pb2.Purpose, args.purpose)
-                if args.purpose
-                else common_pb2.PURPOSE_UNSPECIFIED,
+                status=status,
+                purpose=purpose,
                 instance_id=args.instance,
                 target=_target(args.to) if args.to else None,
                 campaign_id=args.campaign,
