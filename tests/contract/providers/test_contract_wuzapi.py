@@ -111,6 +111,32 @@ async def test_send_audio(stub: ProviderStub, http: aiohttp.ClientSession) -> No
     assert stub.last.json == {"Phone": PHONE, "Audio": "data:audio/ogg;base64,T2dnUw=="}
 
 
+async def test_media_and_audio_are_sent_under_our_own_id(
+    stub: ProviderStub, http: aiohttp.ClientSession
+) -> None:
+    stub.reply(200, SENT)
+    provider = adapter(stub, http)
+    await provider.send_media(
+        SendMediaRequest(
+            instance_ref="sales-04",
+            recipient=PHONE,
+            kind=MediaKind.DOCUMENT,
+            mimetype="application/pdf",
+            data_base64="JVBERi0=",
+            client_message_id=MESSAGE_ID,
+        )
+    )
+    await provider.send_audio(
+        SendAudioRequest(
+            instance_ref="sales-04", recipient=PHONE, data_base64="T2dnUw==", client_message_id=MESSAGE_ID
+        )
+    )
+    assert [(r.path, r.json["Id"]) for r in stub.requests] == [
+        ("/chat/send/document", MESSAGE_ID),
+        ("/chat/send/audio", MESSAGE_ID),
+    ]
+
+
 async def test_react_to_our_own_message(stub: ProviderStub, http: aiohttp.ClientSession) -> None:
     stub.reply(200, SENT)
     request = SendReactionRequest(
