@@ -6,10 +6,10 @@ import argparse
 import asyncio
 import logging
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from prometheus_client import start_http_server
 
@@ -20,7 +20,8 @@ from libs.rpc.server import GrpcServer, ServicerBinding
 
 log = logging.getLogger(__name__)
 
-Worker = Callable[[asyncio.Event], Awaitable[None]]
+# A loop that runs until the event is set: a coroutine function, since each runs as its own task.
+Worker = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 S = TypeVar("S", bound=ServiceSettings)
 
 
@@ -28,8 +29,8 @@ S = TypeVar("S", bound=ServiceSettings)
 class ServiceParts:
     """What a service's bootstrap hands to the runtime."""
 
-    bindings: list[ServicerBinding]
-    workers: list[Worker] = field(default_factory=list)
+    bindings: Sequence[ServicerBinding[Any]]
+    workers: Sequence[Worker] = field(default_factory=list)
     close: Callable[[], Awaitable[None]] | None = None
 
 

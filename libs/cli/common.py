@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import argparse
 import os
-from typing import Any
+from typing import Protocol, TypeVar
 
 from google.protobuf import json_format
 from google.protobuf.message import Message
+
+from libs.rpc.convert import ProtoEnum, enum_prefix
+
+V = TypeVar("V", bound=int)
+
+
+class Commands(Protocol):
+    """What `main` hands each command module's `register`: the `whatlead` sub-command list to add to."""
+
+    def add_parser(self, name: str, *, help: str | None = ...) -> argparse.ArgumentParser: ...
+
 
 DEFAULT_ADDRESSES = {
     "gate": "127.0.0.1:50051",
@@ -25,10 +37,16 @@ def show(message: Message) -> None:
     print(json_format.MessageToJson(message, indent=2, preserving_proto_field_name=True))
 
 
-def enum_value(proto_enum: Any, text: str) -> int:
-    prefix = proto_enum.Name(0).removesuffix("UNSPECIFIED")
+def enum_value(proto_enum: ProtoEnum[V], text: str) -> V:
+    """ "waha" -> PROVIDER_WAHA: the user types a name without the enum's prefix, in any case."""
+    prefix = enum_prefix(proto_enum)
     try:
-        return int(proto_enum.Value(prefix + text.strip().upper()))
+        return proto_enum.Value(prefix + text.strip().upper())
     except ValueError:
-        choices = ", ".join(n.removeprefix(prefix).lower() for n in proto_enum.keys()[1:])
+        choices = ", ".join(name.removeprefix(prefix).lower() for name, _ in proto_enum.items()[1:])
         raise SystemExit(f"unknown value {text!r}; choose from {choices}") from None
+
+
+def enum_label(proto_enum: ProtoEnum[V], number: V) -> str:
+    """PROVIDER_WAHA -> "WAHA": a proto enum number as the CLI prints it."""
+    return proto_enum.Name(number).removeprefix(enum_prefix(proto_enum))

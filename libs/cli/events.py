@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import os
 
-from libs.cli.common import show
+from libs.cli.common import Commands, show
 
 
 def tail_events(args: argparse.Namespace) -> int:
@@ -36,7 +36,7 @@ async def _tail_events(args: argparse.Namespace) -> int:
                     break
                 continue
             for msg in batch:
-                event = envelope.decode(msg.headers[envelope.TYPE_HEADER], msg.data)
+                event = envelope.decode((msg.headers or {})[envelope.TYPE_HEADER], msg.data)
                 print(f"# {msg.subject}  {event.DESCRIPTOR.full_name}")
                 show(event)
                 shown += 1
@@ -45,7 +45,7 @@ async def _tail_events(args: argparse.Namespace) -> int:
         await client.close()
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def register(commands: Commands) -> None:
     events = commands.add_parser("events", help="print the typed events stored in a context's stream")
     events.add_argument(
         "--context", default="reputation", choices=["gate", "executor", "reputation", "ops", "gateway"]

@@ -6,7 +6,7 @@ import argparse
 
 import grpc
 
-from libs.cli.common import DEADLINE_SECONDS, address, enum_value, show
+from libs.cli.common import DEADLINE_SECONDS, Commands, address, enum_label, enum_value, show
 from whatlead.common.v1 import common_pb2
 from whatlead.reputation.v1 import reputation_pb2, reputation_pb2_grpc
 
@@ -41,9 +41,9 @@ def list_instances(args: argparse.Namespace) -> int:
         )
         for instance in page.instances:
             print(
-                f"{instance.id}  {common_pb2.Provider.Name(instance.provider).removeprefix('PROVIDER_'):<10} "
+                f"{instance.id}  {enum_label(common_pb2.Provider, instance.provider):<10} "
                 f"{instance.provider_instance_ref:<24} +{instance.phone:<16} "
-                f"{common_pb2.ConnectionState.Name(instance.connection_state).removeprefix('CONNECTION_STATE_')}"
+                f"{enum_label(common_pb2.ConnectionState, instance.connection_state)}"
             )
         token = page.next_page_token
         if not token:
@@ -62,7 +62,7 @@ def get_instance(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def register(commands: Commands) -> None:
     instances = commands.add_parser("instances", help="the instance registry").add_subparsers(
         dest="action", required=True
     )

@@ -7,8 +7,9 @@ import secrets
 from datetime import UTC, datetime
 
 import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
 
-from libs.cli.common import DEADLINE_SECONDS, address, enum_value, show
+from libs.cli.common import DEADLINE_SECONDS, Commands, address, enum_label, enum_value, show
 from libs.rpc.convert import to_timestamp
 from whatlead.common.v1 import common_pb2
 from whatlead.gate.v1 import gate_pb2, gate_pb2_grpc
@@ -18,16 +19,12 @@ def gate() -> gate_pb2_grpc.GateServiceStub:
     return gate_pb2_grpc.GateServiceStub(grpc.insecure_channel(address("gate")))
 
 
-def _name(proto_enum, number: int) -> str:  # type: ignore[no-untyped-def]
-    return proto_enum.Name(number).removeprefix(proto_enum.Name(0).removesuffix("UNSPECIFIED"))
-
-
 def _target(value: str) -> common_pb2.Target:
     kind = common_pb2.TARGET_KIND_GROUP if value.endswith("@g.us") else common_pb2.TARGET_KIND_PHONE
     return common_pb2.Target(kind=kind, value=value)
 
 
-def _payload(args: argparse.Namespace) -> tuple[int, common_pb2.MessagePayload]:
+def _payload(args: argparse.Namespace) -> tuple[common_pb2.MessageType.ValueType, common_pb2.MessagePayload]:
     if args.audio:
         return common_pb2.MESSAGE_TYPE_AUDIO, common_pb2.MessagePayload(
             audio=common_pb2.AudioPayload(audio_url=args.audio)
@@ -45,7 +42,7 @@ def _payload(args: argparse.Namespace) -> tuple[int, common_pb2.MessagePayload]:
     )
 
 
-def _when(text: str) -> object:
+def _when(text: str) -> Timestamp | None:
     if not text:
         return None
     moment = datetime.fromisoformat(text)
@@ -70,17 +67,21 @@ def send(args: argparse.Namespace) -> int:
         timeout=DEADLINE_SECONDS,
     )
     intent = response.intent
-    status = _name(gate_pb2.IntentStatus, intent.status)
+    status = enum_label(gate_pb2.IntentStatus, intent.status)
     detail = {
         "APPROVED": f"via instance {intent.decided_by_instance_id}",
         "QUEUED": f"until {intent.queued_until.ToDatetime(tzinfo=UTC).isoformat()} "
-        f"({_name(gate_pb2.DecisionReason, intent.blocked_reason)})",
-    }.get(status, _name(gate_pb2.DecisionReason, intent.blocked_reason) if intent.blocked_reason else "")
+        f"({enum_label(gate_pb2.DecisionReason, intent.blocked_reason)})",
+    }.get(status, enum_label(gate_pb2.DecisionReason, intent.blocked_reason) if intent.blocked_reason else "")
     print(f"{intent.id}  {status}  {detail}{'  (replayed)' if response.replayed else ''}")
     return 0
 
 
 def list_intents(args: argparse.Namespace) -> int:
+    status = (
+        enum_value(gate_pb2.IntentStatus, args.status) if args.status else gate_pb2.INTENT_STATUS_UNSPECIFIED
+    )
+    purpose = enum_value(common_pb2.Purpose, args.purpose) if args.purpose else common_pb2.PURPOSE_UNSPECIFIED
     token, shown = "", 0
     while True:
         page = gate().ListIntents(
@@ -88,8 +89,8 @@ def list_intents(args: argparse.Namespace) -> int:
                 organization_id=args.org,
                 page_size=min(100, args.limit),
                 page_token=token,
-                status=enum_value(gate_pb2.IntentStatus, args.status) if args.status else 0,
-                purpose=enum_value(common_pb2.Purpose, args.purpose) if args.purpose else 0,
+                status=status,
+                purpose=purpose,
                 instance_id=args.instance,
                 target=_target(args.to) if args.to else None,
                 campaign_id=args.campaign,
@@ -97,11 +98,13 @@ def list_intents(args: argparse.Namespace) -> int:
             timeout=DEADLINE_SECONDS,
         )
         for intent in page.intents:
-            reason = _name(gate_pb2.DecisionReason, intent.blocked_reason) if intent.blocked_reason else ""
+            reason = (
+                enum_label(gate_pb2.DecisionReason, intent.blocked_reason) if intent.blocked_reason else ""
+            )
             print(
                 f"{intent.id}  {intent.created_at.ToDatetime(tzinfo=UTC):%Y-%m-%d %H:%M:%S}  "
-                f"{_name(gate_pb2.IntentStatus, intent.status):<9} "
-                f"{_name(common_pb2.Purpose, intent.purpose):<9} "
+                f"{enum_label(gate_pb2.IntentStatus, intent.status):<9} "
+                f"{enum_label(common_pb2.Purpose, intent.purpose):<9} "
                 f"{intent.target.value:<26} {intent.decided_by_instance_id or '-':<36} {reason}"
             )
             shown += 1
@@ -123,7 +126,7 @@ def get_intent(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def register(commands: Commands) -> None:
     send_parser = commands.add_parser("send", help="submit a message intent (the Gate decides at once)")
     send_parser.add_argument("--to", required=True, help="E.164 phone (+5511...) or a group JID (...@g.us)")
     send_parser.add_argument("--text", default="", help="the text (or a media caption, or a reaction emoji)")

@@ -6,7 +6,7 @@ import argparse
 
 import grpc
 
-from libs.cli.common import DEADLINE_SECONDS, address, show
+from libs.cli.common import DEADLINE_SECONDS, Commands, address, show
 from whatlead.executor.v1 import executor_pb2, executor_pb2_grpc
 
 
@@ -36,7 +36,7 @@ def retry_job(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def register(commands: Commands) -> None:
     jobs = commands.add_parser("jobs", help="the execution job of an intent (status, attempts, last error)")
     jobs.add_argument("intent_id", nargs="?", help="the intent whose job to show")
     jobs.add_argument("--retry", dest="job_id", default="", help="retry this FAILED or NEEDS_REVIEW job")

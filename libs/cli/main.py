@@ -41,8 +41,8 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.run(args))
     except grpc.RpcError as error:
         violations = field_violations(error)
-        summary = "invalid fields:" if violations else error.details()  # type: ignore[attr-defined]
-        print(f"error: {error.code().name}: {summary}", file=sys.stderr)  # type: ignore[attr-defined]
+        summary = "invalid fields:" if violations else error.details()
+        print(f"error: {error.code().name}: {summary}", file=sys.stderr)
         for field, description in violations.items():
             print(f"  {field}: {description}", file=sys.stderr)
         return 1

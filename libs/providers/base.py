@@ -22,7 +22,7 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from libs.logs import redact_text
-from libs.providers.port import ProviderError, Restriction, SentMessage, WhatsAppProvider
+from libs.providers.port import ErrorOrigin, ProviderError, Restriction, SentMessage, WhatsAppProvider
 
 DEFAULT_TIMEOUT = aiohttp.ClientTimeout(total=30, sock_connect=5)
 
@@ -112,6 +112,10 @@ class HttpFailure:
     def lower_text(self) -> str:
         return self.text.lower()
 
+    def origin(self, provider: str) -> ErrorOrigin:
+        """What every error classified from this answer carries: the HTTP status and the provider."""
+        return {"status": self.status, "provider": provider}
+
 
 SpecificRule = Callable[[HttpFailure], ProviderError | None]
 
@@ -180,7 +184,7 @@ def classify_http_failure(
             return error
     status = failure.status
     hint = safe_hint(error_message_of(failure.body) or failure.text[:200]) if failure.text else ""
-    common: dict[str, Any] = {"status": status, "provider": provider}
+    common = failure.origin(provider)
     wa_code = whatsapp_error_code(failure)
     if wa_code == 463:
         return ProviderError.restricted(

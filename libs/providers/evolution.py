@@ -32,7 +32,7 @@ def _messages(body: Any) -> list[Any]:
 
 def evolution_rule(failure: HttpFailure) -> ProviderError | None:
     """Evolution's own error bodies: `{status, error, response: {message: [...]}}`."""
-    common = {"status": failure.status, "provider": EvolutionProvider.name}
+    common = failure.origin(EvolutionProvider.name)
     messages = _messages(failure.body)
     if failure.status == 400 and any(isinstance(m, dict) and m.get("exists") is False for m in messages):
         return ProviderError.permanent("not_on_whatsapp", "the number is not on WhatsApp", **common)

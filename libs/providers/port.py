@@ -14,7 +14,7 @@ import secrets
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import ClassVar
+from typing import ClassVar, TypedDict, Unpack
 
 from libs.seedwork.phone import is_group_jid, normalize_phone
 
@@ -41,6 +41,13 @@ class Restriction(StrEnum):
     LOGGED_OUT = "LOGGED_OUT"  # the device was unlinked: needs a new QR pairing
     DISCONNECTED = "DISCONNECTED"  # the session is not connected/working (stopped, failed, missing)
     UNAUTHORIZED = "UNAUTHORIZED"  # the provider rejected our credentials for this instance
+
+
+class ErrorOrigin(TypedDict, total=False):
+    """Where a `ProviderError` comes from: the keywords its shortcut constructors pass on."""
+
+    status: int | None
+    provider: str | None
 
 
 class ProviderError(Exception):
@@ -88,22 +95,24 @@ class ProviderError(Exception):
         return self.error_class is ErrorClass.TRANSIENT
 
     @classmethod
-    def transient(cls, code: str, message: str = "", **kwargs: object) -> ProviderError:
-        return cls(ErrorClass.TRANSIENT, code, message, **kwargs)  # type: ignore[arg-type]
+    def transient(
+        cls, code: str, message: str = "", *, retry_after: float | None = None, **origin: Unpack[ErrorOrigin]
+    ) -> ProviderError:
+        return cls(ErrorClass.TRANSIENT, code, message, retry_after=retry_after, **origin)
 
     @classmethod
-    def permanent(cls, code: str, message: str = "", **kwargs: object) -> ProviderError:
-        return cls(ErrorClass.PERMANENT, code, message, **kwargs)  # type: ignore[arg-type]
+    def permanent(cls, code: str, message: str = "", **origin: Unpack[ErrorOrigin]) -> ProviderError:
+        return cls(ErrorClass.PERMANENT, code, message, **origin)
 
     @classmethod
-    def ambiguous(cls, code: str, message: str = "", **kwargs: object) -> ProviderError:
-        return cls(ErrorClass.AMBIGUOUS, code, message, **kwargs)  # type: ignore[arg-type]
+    def ambiguous(cls, code: str, message: str = "", **origin: Unpack[ErrorOrigin]) -> ProviderError:
+        return cls(ErrorClass.AMBIGUOUS, code, message, **origin)
 
     @classmethod
     def restricted(
-        cls, restriction: Restriction, code: str, message: str = "", **kwargs: object
+        cls, restriction: Restriction, code: str, message: str = "", **origin: Unpack[ErrorOrigin]
     ) -> ProviderError:
-        return cls(ErrorClass.RESTRICTED, code, message, restriction=restriction, **kwargs)  # type: ignore[arg-type]
+        return cls(ErrorClass.RESTRICTED, code, message, restriction=restriction, **origin)
 
 
 def _invalid(code: str, message: str) -> ProviderError:

@@ -25,7 +25,7 @@ from libs.providers.port import (
 
 def turbozap_rule(failure: HttpFailure) -> ProviderError | None:
     """TurboZap's instance guard (404 unknown, 400 not connected) and recipient validation."""
-    common = {"status": failure.status, "provider": TurboZapProvider.name}
+    common = failure.origin(TurboZapProvider.name)
     text = failure.lower_text()
     if failure.status == 404 and "instance not found" in text:
         return ProviderError.restricted(

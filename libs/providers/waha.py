@@ -37,7 +37,7 @@ _STARTING_RETRY_AFTER = 5.0
 
 def waha_rule(failure: HttpFailure) -> ProviderError | None:
     """WAHA's own error bodies (NestJS exceptions and the session-status guard)."""
-    common = {"status": failure.status, "provider": WahaProvider.name}
+    common = failure.origin(WahaProvider.name)
     if failure.status == 422:
         session_status = dig(failure.body, "status")
         if session_status == "STARTING":

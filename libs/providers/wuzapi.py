@@ -35,7 +35,7 @@ _MEDIA = {
 
 def wuzapi_rule(failure: HttpFailure) -> ProviderError | None:
     """wuzapi's error texts, which are whatsmeow's errors passed through."""
-    common = {"status": failure.status, "provider": WuzapiProvider.name}
+    common = failure.origin(WuzapiProvider.name)
     text = failure.lower_text()
     if "no session" in text or "not connected" in text:
         return ProviderError.restricted(
@@ -64,7 +64,11 @@ class WuzapiProvider(HttpProvider):
     def auth_headers(self) -> dict[str, str]:
         return {"token": self._api_key}
 
-    async def _send(self, path: tuple[str, ...], body: dict[str, Any]) -> SentMessage:
+    async def _send(
+        self, path: tuple[str, ...], body: dict[str, Any], client_message_id: str | None = None
+    ) -> SentMessage:
+        if client_message_id is not None:
+            body["Id"] = client_message_id  # wuzapi sends under the id we chose
         return await self.post_for_message_id(
             self.url(*path), body, lambda data: non_empty_str(dig(data, "data", "Id"))
         )
@@ -79,9 +83,7 @@ class WuzapiProvider(HttpProvider):
 
     async def send_text(self, request: SendTextRequest) -> SentMessage:
         body: dict[str, Any] = {"Phone": request.recipient, "Body": request.text}
-        if request.client_message_id is not None:
-            body["Id"] = request.client_message_id
-        return await self._send(("chat", "send", "text"), body)
+        return await self._send(("chat", "send", "text"), body, request.client_message_id)
 
     async def send_media(self, request: SendMediaRequest) -> SentMessage:
         endpoint, field = _MEDIA[request.kind]
@@ -91,17 +93,13 @@ class WuzapiProvider(HttpProvider):
             body["Caption"] = request.caption
         if request.kind is MediaKind.DOCUMENT:
             body["FileName"] = request.filename or "document"
-        if request.client_message_id is not None:
-            body["Id"] = request.client_message_id
-        return await self._send(("chat", "send", endpoint), body)
+        return await self._send(("chat", "send", endpoint), body, request.client_message_id)
 
     async def send_audio(self, request: SendAudioRequest) -> SentMessage:
         data = self._require_inline(request.data_base64)
         # wuzapi parses the data URL itself; a ";codecs=opus" parameter would break its parser.
         body: dict[str, Any] = {"Phone": request.recipient, "Audio": _data_url("audio/ogg", data)}
-        if request.client_message_id is not None:
-            body["Id"] = request.client_message_id
-        return await self._send(("chat", "send", "audio"), body)
+        return await self._send(("chat", "send", "audio"), body, request.client_message_id)
 
     async def send_reaction(self, request: SendReactionRequest) -> SentMessage:
         target = f"me:{request.message_id}" if request.target_from_me else request.message_id

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import grpc
+
+Request = TypeVar("Request")
+Response = TypeVar("Response")
 
 
 class DefaultDeadline(grpc.aio.UnaryUnaryClientInterceptor):
@@ -15,10 +18,21 @@ class DefaultDeadline(grpc.aio.UnaryUnaryClientInterceptor):
         self._seconds = seconds
 
     async def intercept_unary_unary(
-        self, continuation: Callable[..., Any], client_call_details: grpc.aio.ClientCallDetails, request: Any
-    ) -> Any:
+        self,
+        continuation: Callable[
+            [grpc.aio.ClientCallDetails, Request], Awaitable[grpc.aio.UnaryUnaryCall[Request, Response]]
+        ],
+        client_call_details: grpc.aio.ClientCallDetails,
+        request: Request,
+    ) -> grpc.aio.UnaryUnaryCall[Request, Response]:
         if client_call_details.timeout is None:
-            client_call_details = client_call_details._replace(timeout=self._seconds)  # type: ignore[attr-defined]
+            client_call_details = grpc.aio.ClientCallDetails(
+                client_call_details.method,
+                self._seconds,
+                client_call_details.metadata,
+                client_call_details.credentials,
+                client_call_details.wait_for_ready,
+            )
         return await continuation(client_call_details, request)
 
 

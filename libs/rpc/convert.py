@@ -3,25 +3,39 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Hashable
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Protocol, TypeVar
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
 E = TypeVar("E", bound=StrEnum)
+# The number type of one proto enum: the generated stubs give each enum its own `ValueType` (an int).
+V = TypeVar("V", bound=int)
 
 
-def enum_from_proto(proto_enum: Any, number: int, domain: type[E]) -> E | None:
+class ProtoEnum(Hashable, Protocol[V]):
+    """A generated proto enum class (`common_pb2.Provider`): its names and numbers, as its stubs type them
+    (hashable: conversions are cached per enum)."""
+
+    def Name(self, number: V, /) -> str: ...
+
+    def Value(self, name: str, /) -> V: ...
+
+    def items(self) -> list[tuple[str, V]]: ...
+
+
+def enum_from_proto(proto_enum: ProtoEnum[V], number: int, domain: type[E]) -> E | None:
     """PROVIDER_WAHA -> Provider.WAHA; None for *_UNSPECIFIED or a number this build does not know."""
     return _members(proto_enum, domain).get(number)
 
 
 @functools.cache
-def _members(proto_enum: Any, domain: type[E]) -> dict[int, E]:
+def _members(proto_enum: ProtoEnum[V], domain: type[E]) -> dict[int, E]:
     """Proto number -> domain member, for the numbers whose names the domain enum knows (built once per
     pair: requests convert several enums each)."""
-    prefix = _prefix(proto_enum)
+    prefix = enum_prefix(proto_enum)
     values = {member.value for member in domain}
     return {
         number: domain(name.removeprefix(prefix))
@@ -30,15 +44,22 @@ def _members(proto_enum: Any, domain: type[E]) -> dict[int, E]:
     }
 
 
-def enum_to_proto(proto_enum: Any, value: StrEnum | None) -> int:
+def enum_to_proto(proto_enum: ProtoEnum[V], value: StrEnum | None) -> V:
+    """Provider.WAHA -> PROVIDER_WAHA; None -> the enum's 0 (*_UNSPECIFIED)."""
     if value is None:
-        return 0
-    return int(proto_enum.Value(_prefix(proto_enum) + value.value))
+        return proto_enum.Value(_zero_name(proto_enum))
+    return proto_enum.Value(enum_prefix(proto_enum) + value.value)
 
 
-def _prefix(proto_enum: Any) -> str:
-    unspecified = proto_enum.Name(0)
-    return unspecified.removesuffix("UNSPECIFIED")
+def enum_prefix(proto_enum: ProtoEnum[V]) -> str:
+    """What the names of a proto enum start with: "PROVIDER_" for PROVIDER_UNSPECIFIED, PROVIDER_WAHA..."""
+    return _zero_name(proto_enum).removesuffix("UNSPECIFIED")
+
+
+@functools.cache
+def _zero_name(proto_enum: ProtoEnum[V]) -> str:
+    """The name of the enum's 0, which proto3 makes its first value (PROVIDER_UNSPECIFIED)."""
+    return proto_enum.items()[0][0]
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import grpc
 from google.protobuf import any_pb2
-from google.rpc import code_pb2, error_details_pb2, status_pb2
+
+# Imported from each module: googleapis-common-protos ships .pyi files, which mypy reads this way.
+from google.rpc.code_pb2 import Code
+from google.rpc.error_details_pb2 import BadRequest
+from google.rpc.status_pb2 import Status
 from grpc_status import rpc_status
 
 from libs.seedwork.errors import (
@@ -16,24 +22,24 @@ from libs.seedwork.errors import (
     NotFound,
 )
 
-_CODES: list[tuple[type[DomainError], int]] = [
-    (InvalidArgument, code_pb2.INVALID_ARGUMENT),
-    (NotFound, code_pb2.NOT_FOUND),
-    (AlreadyExists, code_pb2.ALREADY_EXISTS),
-    (FailedPrecondition, code_pb2.FAILED_PRECONDITION),
-    (InvariantViolated, code_pb2.FAILED_PRECONDITION),
+_CODES: list[tuple[type[DomainError], Code]] = [
+    (InvalidArgument, Code.INVALID_ARGUMENT),
+    (NotFound, Code.NOT_FOUND),
+    (AlreadyExists, Code.ALREADY_EXISTS),
+    (FailedPrecondition, Code.FAILED_PRECONDITION),
+    (InvariantViolated, Code.FAILED_PRECONDITION),
 ]
 
 
 def status_for(exc: DomainError) -> grpc.Status:
-    code = next((code for kind, code in _CODES if isinstance(exc, kind)), code_pb2.UNKNOWN)
-    status = status_pb2.Status(code=code, message=str(exc))
+    code = next((code for kind, code in _CODES if isinstance(exc, kind)), Code.UNKNOWN)
+    status = Status(code=code, message=str(exc))
     if isinstance(exc, InvalidArgument):
         detail = any_pb2.Any()
         detail.Pack(
-            error_details_pb2.BadRequest(
+            BadRequest(
                 field_violations=[
-                    error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
+                    BadRequest.FieldViolation(field=v.field, description=v.description)
                     for v in exc.violations
                 ]
             )
@@ -42,15 +48,16 @@ def status_for(exc: DomainError) -> grpc.Status:
     return rpc_status.to_status(status)
 
 
-def field_violations(error: grpc.aio.AioRpcError | grpc.RpcError) -> dict[str, str]:
+def field_violations(error: grpc.RpcError) -> dict[str, str]:
     """Client side: the BadRequest field violations of a failed call, by field."""
-    status = rpc_status.from_call(error)  # type: ignore[arg-type]
     violations: dict[str, str] = {}
+    # grpc_status reads code(), details() and trailing_metadata(): a synchronous channel raises the
+    # grpc.Call itself, and grpc.aio's AioRpcError has the same three methods.
+    status: Status | None = rpc_status.from_call(cast(grpc.Call, error))
     if status is None:
         return violations
     for detail in status.details:
-        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-            bad_request = error_details_pb2.BadRequest()
-            detail.Unpack(bad_request)
+        bad_request = BadRequest()
+        if detail.Unpack(bad_request):  # False, and nothing read, for a detail of another type
             violations.update({v.field: v.description for v in bad_request.field_violations})
     return violations

@@ -9,7 +9,7 @@ import socket
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar, cast
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -33,18 +33,28 @@ RPC_LATENCY = Histogram(
 )
 
 
+Request = TypeVar("Request")
+Response = TypeVar("Response")
+Servicer = TypeVar("Servicer")
+# What grpc.aio calls for a unary method. Its stubs type a handler's behaviour as synchronous (grpc's
+# thread-pool server); under grpc.aio the behaviour is this coroutine function.
+AsyncUnaryBehaviour = Callable[[Request, grpc.aio.ServicerContext[Request, Response]], Awaitable[Response]]
+
+
 class ServiceInterceptor(grpc.aio.ServerInterceptor):
     """Maps domain errors to status codes (never leaking internals) and records per-method metrics."""
 
     def __init__(self) -> None:
         # One wrapped handler per method, built on its first call: the hot path reuses it.
-        self._guarded: dict[str, grpc.RpcMethodHandler] = {}
+        self._guarded: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Request, Response] | None]
+        ],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> grpc.RpcMethodHandler[Request, Response] | None:
         method = handler_call_details.method
         guarded = self._guarded.get(method)
         if guarded is not None:
@@ -56,12 +66,14 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
         return guarded
 
     @staticmethod
-    def _guard(method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
-        inner = handler.unary_unary
+    def _guard(
+        method: str, handler: grpc.RpcMethodHandler[Request, Response]
+    ) -> grpc.RpcMethodHandler[Request, Response]:
+        inner = cast("AsyncUnaryBehaviour[Request, Response]", handler.unary_unary)
         latency = RPC_LATENCY.labels(method)
         handled_ok = RPC_HANDLED.labels(method, grpc.StatusCode.OK.name)
 
-        async def guarded(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        async def guarded(request: Request, context: grpc.aio.ServicerContext[Request, Response]) -> Response:
             started = time.perf_counter()
             code = grpc.StatusCode.OK
             try:
@@ -89,12 +101,15 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
 
 
 @dataclass(frozen=True)
-class ServicerBinding:
+class ServicerBinding(Generic[Servicer]):
     """A servicer instance, the generated `add_XServicer_to_server` function and the full service name."""
 
-    servicer: Any
-    add_to_server: Callable[[Any, grpc.aio.Server], None]
+    servicer: Servicer
+    add_to_server: Callable[[Servicer, grpc.aio.Server], None]
     service_name: str
+
+    def add_to(self, server: grpc.aio.Server) -> None:
+        self.add_to_server(self.servicer, server)
 
 
 # Set by a launcher that runs several processes of one service on one port (gate_service/__main__.py).
@@ -104,7 +119,7 @@ REUSE_PORT_ENV = "WHATLEAD_GRPC_REUSE_PORT"
 class GrpcServer:
     def __init__(
         self,
-        bindings: Iterable[ServicerBinding],
+        bindings: Iterable[ServicerBinding[Any]],
         *,
         host: str,
         port: int,
@@ -141,7 +156,7 @@ class GrpcServer:
         names = [b.service_name for b in self._bindings]
         for server in self._servers:
             for binding in self._bindings:
-                binding.add_to_server(binding.servicer, server)
+                binding.add_to(server)
             health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
             reflection.enable_server_reflection(
                 [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME],

@@ -19,7 +19,7 @@ def main(names: list[str]) -> None:
         module = importlib.import_module(f"{package.__name__}.{name}")
         print(f"\n=== {name} ===", flush=True)
         result = module.main()
-        if inspect.isawaitable(result):
+        if inspect.iscoroutine(result):
             asyncio.run(result)
 
 

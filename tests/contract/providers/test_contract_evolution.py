@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import aiohttp
 import pytest
 
@@ -19,9 +17,7 @@ from libs.providers import (
     SendTextRequest,
     SentMessage,
 )
-
-if TYPE_CHECKING:
-    from conftest import ProviderStub
+from tests.contract.providers.stub import ProviderStub
 
 KEY = "evo-global-key-123"
 PHONE = "5511987654321"
@@ -37,10 +33,8 @@ def adapter(stub: ProviderStub, http: aiohttp.ClientSession, timeout: float = 5)
     return EvolutionProvider(base_url=stub.base_url, api_key=KEY, session=http, timeout=timeout)
 
 
-def text(**overrides: object) -> SendTextRequest:
-    fields: dict[str, object] = {"instance_ref": "sales-01", "recipient": PHONE, "text": "Olá"}
-    fields.update(overrides)
-    return SendTextRequest(**fields)  # type: ignore[arg-type]
+def text(**overrides: str) -> SendTextRequest:
+    return SendTextRequest(**{"instance_ref": "sales-01", "recipient": PHONE, "text": "Olá", **overrides})
 
 
 async def test_send_text(stub: ProviderStub, http: aiohttp.ClientSession) -> None:

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
 
 import aiohttp
 import pytest
 
 from libs.providers import ErrorClass, ProviderError, SendTextRequest, WahaProvider, create_client_session
-
-if TYPE_CHECKING:
-    from conftest import ProviderStub
+from tests.contract.providers.stub import ProviderStub
 
 SENT = {"id": "true_5511987650000@c.us_3EB0A1B2C3D4E5F60718"}
 

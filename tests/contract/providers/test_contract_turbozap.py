@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import aiohttp
 import pytest
 
@@ -19,9 +17,7 @@ from libs.providers import (
     SentMessage,
     TurboZapProvider,
 )
-
-if TYPE_CHECKING:
-    from conftest import ProviderStub
+from tests.contract.providers.stub import ProviderStub
 
 KEY = "tz-key-abc"
 PHONE = "5531991112222"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import aiohttp
 import pytest
 
@@ -19,9 +17,7 @@ from libs.providers import (
     SentMessage,
     WahaProvider,
 )
-
-if TYPE_CHECKING:
-    from conftest import ProviderStub
+from tests.contract.providers.stub import ProviderStub
 
 KEY = "waha-key-xyz"
 PHONE = "5511987650000"
@@ -55,10 +51,8 @@ def adapter(stub: ProviderStub, http: aiohttp.ClientSession, timeout: float = 5)
     return WahaProvider(base_url=stub.base_url, api_key=KEY, session=http, timeout=timeout)
 
 
-def text(**overrides: object) -> SendTextRequest:
-    fields: dict[str, object] = {"instance_ref": "sales-03", "recipient": PHONE, "text": "Olá"}
-    fields.update(overrides)
-    return SendTextRequest(**fields)  # type: ignore[arg-type]
+def text(**overrides: str) -> SendTextRequest:
+    return SendTextRequest(**{"instance_ref": "sales-03", "recipient": PHONE, "text": "Olá", **overrides})
 
 
 async def test_send_text(stub: ProviderStub, http: aiohttp.ClientSession) -> None:

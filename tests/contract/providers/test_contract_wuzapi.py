@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import aiohttp
 import pytest
 
@@ -19,9 +17,7 @@ from libs.providers import (
     SentMessage,
     WuzapiProvider,
 )
-
-if TYPE_CHECKING:
-    from conftest import ProviderStub
+from tests.contract.providers.stub import ProviderStub
 
 TOKEN = "user-token-1234ABCD"
 PHONE = "5521998887777"
@@ -37,10 +33,8 @@ def adapter(stub: ProviderStub, http: aiohttp.ClientSession, timeout: float = 5)
     return WuzapiProvider(base_url=stub.base_url, api_key=TOKEN, session=http, timeout=timeout)
 
 
-def text(**overrides: object) -> SendTextRequest:
-    fields: dict[str, object] = {"instance_ref": "sales-04", "recipient": PHONE, "text": "Oi"}
-    fields.update(overrides)
-    return SendTextRequest(**fields)  # type: ignore[arg-type]
+def text(**overrides: str) -> SendTextRequest:
+    return SendTextRequest(**{"instance_ref": "sales-04", "recipient": PHONE, "text": "Oi", **overrides})
 
 
 async def test_send_text_with_our_own_id(stub: ProviderStub, http: aiohttp.ClientSession) -> None:
@@ -115,6 +109,32 @@ async def test_send_audio(stub: ProviderStub, http: aiohttp.ClientSession) -> No
     )
     assert (stub.last.method, stub.last.path) == ("POST", "/chat/send/audio")
     assert stub.last.json == {"Phone": PHONE, "Audio": "data:audio/ogg;base64,T2dnUw=="}
+
+
+async def test_media_and_audio_are_sent_under_our_own_id(
+    stub: ProviderStub, http: aiohttp.ClientSession
+) -> None:
+    stub.reply(200, SENT)
+    provider = adapter(stub, http)
+    await provider.send_media(
+        SendMediaRequest(
+            instance_ref="sales-04",
+            recipient=PHONE,
+            kind=MediaKind.DOCUMENT,
+            mimetype="application/pdf",
+            data_base64="JVBERi0=",
+            client_message_id=MESSAGE_ID,
+        )
+    )
+    await provider.send_audio(
+        SendAudioRequest(
+            instance_ref="sales-04", recipient=PHONE, data_base64="T2dnUw==", client_message_id=MESSAGE_ID
+        )
+    )
+    assert [(r.path, r.json["Id"]) for r in stub.requests] == [
+        ("/chat/send/document", MESSAGE_ID),
+        ("/chat/send/audio", MESSAGE_ID),
+    ]
 
 
 async def test_react_to_our_own_message(stub: ProviderStub, http: aiohttp.ClientSession) -> None:

@@ -9,7 +9,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import aiohttp
 import pytest
@@ -27,9 +27,7 @@ from libs.providers import (
     WahaProvider,
     new_client_message_id,
 )
-
-if TYPE_CHECKING:
-    from conftest import WebhookReceiver
+from tests.libs.provider_simulator.receiver import WebhookReceiver
 
 REPO_ROOT = str(Path(__file__).resolve().parents[3])
 PHONE = "5511987650000"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import aiohttp
 import pytest
 
@@ -27,9 +29,9 @@ from libs.providers.fake import FakeWhatsAppProvider
 PHONE = "5511987654321"
 
 
-def invalid(build: object) -> ProviderError:
+def invalid(build: Callable[[], object]) -> ProviderError:
     with pytest.raises(ProviderError) as caught:
-        build()  # type: ignore[operator]
+        build()
     assert caught.value.error_class is ErrorClass.PERMANENT
     return caught.value
 
