@@ -431,7 +431,7 @@ async def test_housekeeping_removes_only_rows_that_can_no_longer_matter(
     await relay.purge()
 
     async with sessions() as session:
-        outbox_events = set(await session.scalars(select(messaging.outbox.c.event_id)))
-        inbox_events = set(await session.scalars(select(messaging.inbox.c.event_id)))
+        outbox_events: set[str] = set(await session.scalars(select(messaging.outbox.c.event_id)))
+        inbox_events: set[str] = set(await session.scalars(select(messaging.inbox.c.event_id)))
     assert len(outbox_events) == 1  # only the unpublished row survives; the old published one is gone
     assert inbox_events == {"new-event"}
