@@ -169,10 +169,11 @@ async def test_the_relay_publishes_a_commit_as_soon_as_it_happens(
     jetstream = notes_stream
     # The relay polls only every 30 s here: the commit's wake-up alone can publish within the timeout.
     relay = relay_for(sessions, JetStreamPublisher(jetstream), subject_root, idle_interval=30.0)
+    await relay.publish_pending()  # connected already: the first pass of run() below takes a moment
     stop = asyncio.Event()
     task = asyncio.create_task(relay.run(stop))
     try:
-        await asyncio.sleep(0.2)  # the relay's first pass is over: it now sleeps until woken
+        await asyncio.sleep(0.2)  # that pass is over: the relay now sleeps until woken
         note = await write_note(sessions, relay)
 
         async def published() -> bool:
