@@ -8,6 +8,6 @@ class ReputationSettings(ServiceSettings):
 
     model_config = settings_config("REPUTATION_")
 
-    database_url: str = "sqlite+aiosqlite:///.data/reputation.db"
+    database_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/reputation"
     grpc_port: Port = 50053
     metrics_port: Port = 9103

@@ -3,7 +3,11 @@
 Integration tests run against the real PostgreSQL, NATS JetStream and Redis of the machine. Each run gets
 its own databases (wl_<run>_<name>), its own subject root (t<run>: streams T<run>_GATE, ...) and its own
 Redis key prefix, and removes them at the end, because other runs share those servers. Locally a missing
-server skips the tier; under CI=true it fails the run.
+server skips the tests that need it; under CI=true it fails the run.
+
+A test is marked `integration` by what it needs, not by where it lives: if it uses a fixture that reaches a
+server (directly or through fixtures of its own), and `e2e` if it lives under tests/e2e. So
+`-m "not integration and not e2e"` runs everything that needs no server, and only that.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import os
 import secrets
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,12 +30,17 @@ REDIS_URL = os.environ.get("WHATLEAD_TEST_REDIS", "redis://127.0.0.1:6379/0")
 ROOT = Path(__file__).resolve().parent.parent
 
 
+# The fixtures below that reach a server. A test's `fixturenames` is the closure of what it requests, so a
+# fixture of a test module that builds on one of these marks its tests too.
+SERVER_FIXTURES = frozenset({"postgres_databases", "migrated_database", "jetstream", "redis_client"})
+E2E = ROOT / "tests" / "e2e"
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        parts = Path(str(item.fspath)).parts
-        if "integration" in parts:
+        if SERVER_FIXTURES.intersection(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.integration)
-        if "e2e" in parts:
+        if item.path.is_relative_to(E2E):
             item.add_marker(pytest.mark.e2e)
 
 
@@ -59,7 +69,7 @@ def redis_prefix() -> str:
 # --- PostgreSQL ---------------------------------------------------------------------------------------
 
 
-def _admin_connect():  # type: ignore[no-untyped-def]
+def _admin_connect() -> Any:
     import psycopg
 
     return psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True, connect_timeout=3)
@@ -90,11 +100,12 @@ def postgres_databases() -> Iterator[Callable[[str], str]]:
 
 @pytest.fixture(scope="session")
 def migrated_database(postgres_databases: Callable[[str], str]) -> Callable[[str], str]:
-    """Factory: a fresh database with `service`'s migrations applied."""
+    """Factory: a fresh database with `service`'s migrations applied (those of `migrations_dir` if given,
+    for a context that is not a service of the product)."""
 
-    def create(service: str) -> str:
+    def create(service: str, migrations_dir: Path | None = None) -> str:
         url = postgres_databases(service.removesuffix("_service"))
-        upgrade(url, ROOT / service / "migrations")
+        upgrade(url, migrations_dir or ROOT / service / "migrations")
         return url
 
     return create

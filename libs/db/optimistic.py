@@ -45,11 +45,13 @@ class OptimisticWrites(Generic[A]):
         for aggregate, loaded_version in list(self._loaded.values()):
             if aggregate.version == loaded_version:
                 continue
-            result = await session.execute(
+            # On the session's connection (same transaction): its result is a CursorResult, with a rowcount.
+            connection = await session.connection()
+            result = await connection.execute(
                 update(self._table)
                 .where(self._table.c.id == aggregate.id, self._table.c.version == loaded_version)
                 .values(to_row(aggregate))
             )
-            if result.rowcount != 1:  # type: ignore[attr-defined]
+            if result.rowcount != 1:
                 raise FailedPrecondition(f"{self._noun} {aggregate.id} was changed concurrently; retry")
             self._loaded[aggregate.id] = (aggregate, aggregate.version)

@@ -1,18 +1,15 @@
-"""Column types that behave the same on PostgreSQL and SQLite."""
+"""Column types shared by every service's tables."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import BigInteger, DateTime, Integer, TypeDecorator
+from sqlalchemy import DateTime, TypeDecorator
 from sqlalchemy.engine import Dialect
-
-# BIGINT identity on PostgreSQL; SQLite only auto-increments an INTEGER PRIMARY KEY.
-BigIntPk = BigInteger().with_variant(Integer(), "sqlite")
 
 
 class UtcDateTime(TypeDecorator[datetime]):
-    """Timezone-aware UTC in and out. SQLite stores no zone, so naive values are read back as UTC."""
+    """`timestamptz`, written and read back as timezone-aware UTC; a naive value is refused, not guessed."""
 
     impl = DateTime(timezone=True)
     cache_ok = True
@@ -25,6 +22,4 @@ class UtcDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return value.astimezone(UTC) if value is not None else None

@@ -8,7 +8,7 @@ from typing import Self
 
 from google.protobuf.message import Message
 from sqlalchemy import insert
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -69,13 +69,11 @@ class SqlAlchemyUnitOfWork:
         self._emitted.append(event)
 
     async def first_time(self, consumer: str, event_id: str) -> bool:
-        dialect = self.session.bind.dialect.name
-        module = postgresql if dialect == "postgresql" else sqlite
         statement = (
-            module.insert(self._tables.inbox)
+            pg_insert(self._tables.inbox)
             .values(consumer=consumer, event_id=event_id, processed_at=self._clock.now())
             .on_conflict_do_nothing()
-            .returning(self._tables.inbox.c.event_id)  # rowcount is unreliable here across drivers
+            .returning(self._tables.inbox.c.event_id)  # a row comes back only if this call inserted it
         )
         return (await self.session.execute(statement)).first() is not None
 

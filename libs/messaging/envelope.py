@@ -46,8 +46,8 @@ class EncodedEvent:
 
 
 def encode(message: Message) -> EncodedEvent:
-    meta: common_pb2.EventMeta = message.meta  # type: ignore[attr-defined]
-    if not meta.event_id:
+    meta = getattr(message, "meta", None)  # every event contract starts with it
+    if not isinstance(meta, common_pb2.EventMeta) or not meta.event_id:
         raise ValueError(f"{message.DESCRIPTOR.full_name} has no meta.event_id")
     return EncodedEvent(
         event_id=meta.event_id,

@@ -25,12 +25,7 @@ def create_outbox_and_inbox() -> None:
     op.create_index("ix_inbox_processed_at", "inbox", ["processed_at"])
     op.create_table(
         "outbox",
-        sa.Column(
-            "position",
-            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-            autoincrement=True,
-            nullable=False,
-        ),
+        sa.Column("position", sa.BigInteger(), autoincrement=True, nullable=False),
         sa.Column("event_id", sa.String(length=36), nullable=False),
         sa.Column("subject", sa.String(length=200), nullable=False),
         sa.Column("type_name", sa.String(length=200), nullable=False),
@@ -41,13 +36,7 @@ def create_outbox_and_inbox() -> None:
         sa.UniqueConstraint("event_id"),
     )
     op.create_index("ix_outbox_published_at", "outbox", ["published_at"])
-    op.create_index(
-        "ix_outbox_unpublished",
-        "outbox",
-        ["position"],
-        postgresql_where=sa.text(_UNPUBLISHED),
-        sqlite_where=sa.text(_UNPUBLISHED),
-    )
+    op.create_index("ix_outbox_unpublished", "outbox", ["position"], postgresql_where=sa.text(_UNPUBLISHED))
 
 
 def drop_outbox_and_inbox() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from nats.aio.client import Client
 
@@ -22,15 +23,16 @@ async def connect_nats(url: str, *, name: str, connect_timeout: float = 2.0) -> 
     async def error(exc: Exception) -> None:
         log.warning("nats error", extra={"error": type(exc).__name__})
 
+    # Seconds, fractions meant: nats-py annotates these as int but waits on them as floats (asyncio).
+    durations: dict[str, Any] = {"connect_timeout": connect_timeout, "reconnect_time_wait": 0.5}
     await client.connect(
         url,
         name=name,
-        connect_timeout=connect_timeout,
         allow_reconnect=True,
         max_reconnect_attempts=-1,
-        reconnect_time_wait=0.5,
         disconnected_cb=disconnected,
         reconnected_cb=reconnected,
         error_cb=error,
+        **durations,
     )
     return client

@@ -31,7 +31,7 @@ async def ensure_streams(js: JetStreamContext, root: str, contexts: tuple[str, .
     for context in contexts:
         config = stream_config(root, context)
         try:
-            await js.stream_info(config.name)
+            await js.stream_info(stream_name(root, context))
         except NotFoundError:
             await js.add_stream(config)
         else:

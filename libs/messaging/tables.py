@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Column, Index, LargeBinary, MetaData, String, Table, text
+from sqlalchemy import BigInteger, Column, Index, LargeBinary, MetaData, String, Table, text
 
-from libs.db.types import BigIntPk, UtcDateTime
+from libs.db.types import UtcDateTime
 
 
 @dataclass(frozen=True)
@@ -20,7 +20,7 @@ def messaging_tables(metadata: MetaData) -> MessagingTables:
         "outbox",
         metadata,
         # Publication order; an identity never reused, unlike timestamps that can tie.
-        Column("position", BigIntPk, primary_key=True, autoincrement=True),
+        Column("position", BigInteger, primary_key=True, autoincrement=True),
         Column("event_id", String(36), nullable=False, unique=True),
         Column("subject", String(200), nullable=False),  # without the root token
         Column("type_name", String(200), nullable=False),
@@ -29,12 +29,7 @@ def messaging_tables(metadata: MetaData) -> MessagingTables:
         Column("published_at", UtcDateTime, nullable=True),
     )
     # The relay only ever looks for unpublished rows; keep that index tiny.
-    Index(
-        "ix_outbox_unpublished",
-        outbox.c.position,
-        postgresql_where=text("published_at IS NULL"),
-        sqlite_where=text("published_at IS NULL"),
-    )
+    Index("ix_outbox_unpublished", outbox.c.position, postgresql_where=text("published_at IS NULL"))
     Index("ix_outbox_published_at", outbox.c.published_at)
     inbox = Table(
         "inbox",

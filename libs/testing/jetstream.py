@@ -47,7 +47,7 @@ def simulator_instance_registered(
     instance_id: str,
     *,
     provider_instance_ref: str,
-    purposes: tuple[int, ...] = (common_pb2.PURPOSE_DISPATCH,),
+    purposes: tuple[common_pb2.Purpose.ValueType, ...] = (common_pb2.PURPOSE_DISPATCH,),
 ) -> reputation_events_pb2.InstanceRegistered:
     """A connected instance on the provider simulator, as the reputation context announces it."""
     return reputation_events_pb2.InstanceRegistered(

@@ -1,49 +1,69 @@
-"""Read use cases: every read is scoped to one organization."""
+"""Read use cases: a query dataclass and its handler each. Every client read is scoped to one organization."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from libs.seedwork.errors import InvalidArgument, NotFound
 from libs.seedwork.ids import is_valid_id
+from libs.seedwork.organizations import require_organization
 from libs.seedwork.pagination import Page, PageRequest
 from reputation_service.domain.instance import Instance
 from reputation_service.domain.ports import InstanceFilter, ReputationUnitOfWork
 
 
-def require_organization(organization_id: str) -> None:
-    if not organization_id.strip():
-        raise InvalidArgument.of("organization_id", "must not be empty")
+@dataclass(frozen=True, kw_only=True)
+class GetInstance:
+    organization_id: str
+    instance_id: str
 
 
 class GetInstanceHandler:
+    """One instance of the organization; NotFound also when it belongs to another one."""
+
     def __init__(self, uow: Callable[[], ReputationUnitOfWork]) -> None:
         self._uow = uow
 
-    async def __call__(self, organization_id: str, instance_id: str) -> Instance:
-        require_organization(organization_id)
-        if not is_valid_id(instance_id):
+    async def __call__(self, query: GetInstance) -> Instance:
+        require_organization(query.organization_id)
+        if not is_valid_id(query.instance_id):
             raise InvalidArgument.of("instance_id", "must be an instance id")
         async with self._uow() as uow:
-            instance = await uow.instances.get(organization_id, instance_id)
+            instance = await uow.instances.get(query.organization_id, query.instance_id)
         if instance is None:
-            raise NotFound(f"instance {instance_id} not found")
+            raise NotFound(f"instance {query.instance_id} not found")
         return instance
 
 
+@dataclass(frozen=True, kw_only=True)
+class ListInstances:
+    organization_id: str
+    page: PageRequest
+    where: InstanceFilter = field(default_factory=InstanceFilter)
+
+
 class ListInstancesHandler:
+    """A page of the organization's instances in creation order, optionally filtered."""
+
     def __init__(self, uow: Callable[[], ReputationUnitOfWork]) -> None:
         self._uow = uow
 
-    async def __call__(
-        self, organization_id: str, page: PageRequest, where: InstanceFilter
-    ) -> Page[Instance]:
-        require_organization(organization_id)
+    async def __call__(self, query: ListInstances) -> Page[Instance]:
+        require_organization(query.organization_id)
         async with self._uow() as uow:
             instances = await uow.instances.list(
-                organization_id, after_id=page.after_id, limit=page.size, where=where
+                query.organization_id, after_id=query.page.after_id, limit=query.page.size, where=query.where
             )
-        return Page.of(instances, page, id_of=lambda instance: instance.id)
+        return Page.of(instances, query.page, id_of=lambda instance: instance.id)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ListInstanceStates:
+    """Empty `organization_id`: every organization's."""
+
+    organization_id: str
+    page: PageRequest
 
 
 class ListInstanceStatesHandler:
@@ -53,9 +73,12 @@ class ListInstanceStatesHandler:
     def __init__(self, uow: Callable[[], ReputationUnitOfWork]) -> None:
         self._uow = uow
 
-    async def __call__(self, organization_id: str, page: PageRequest) -> Page[Instance]:
+    async def __call__(self, query: ListInstanceStates) -> Page[Instance]:
         async with self._uow() as uow:
             instances = await uow.instances.list(
-                organization_id or None, after_id=page.after_id, limit=page.size, where=InstanceFilter()
+                query.organization_id or None,
+                after_id=query.page.after_id,
+                limit=query.page.size,
+                where=InstanceFilter(),
             )
-        return Page.of(instances, page, id_of=lambda instance: instance.id)
+        return Page.of(instances, query.page, id_of=lambda instance: instance.id)

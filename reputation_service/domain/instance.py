@@ -6,25 +6,15 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from libs.seedwork.aggregate import AggregateRoot, DomainEvent
+from libs.seedwork.aggregate import AggregateRoot
 from libs.seedwork.errors import Violations
 from libs.seedwork.ids import new_id
 from libs.seedwork.phone import normalize_phone
 from libs.seedwork.shared_kernel import ConnectionState, Provider, Purpose
+from reputation_service.domain.events import InstanceChanged, InstanceRegistered
 
 _PROVIDER_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,199}$")
 MAX_DISPLAY_NAME = 100
-
-
-@dataclass(frozen=True, kw_only=True)
-class InstanceRegistered(DomainEvent):
-    instance: Instance
-
-
-@dataclass(frozen=True, kw_only=True)
-class InstanceChanged(DomainEvent):
-    instance: Instance
-    changed_fields: tuple[str, ...]
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,4 +1,4 @@
-"""What the reputation context needs from the outside world."""
+"""Storage ports of the reputation context: what its use cases need to keep and find instances."""
 
 from __future__ import annotations
 
@@ -18,7 +18,9 @@ class InstanceFilter:
 
 
 class InstanceRepository(Protocol):
-    def add(self, instance: Instance) -> None: ...
+    def add(self, instance: Instance) -> None:
+        """Insert at commit (the unit of work flushes it)."""
+        ...
 
     async def get(self, organization_id: str, instance_id: str) -> Instance | None:
         """The instance, only if it belongs to this organization."""
@@ -26,7 +28,9 @@ class InstanceRepository(Protocol):
 
     async def find_by_provider_ref(
         self, organization_id: str, provider: Provider, provider_instance_ref: str
-    ) -> Instance | None: ...
+    ) -> Instance | None:
+        """The organization's instance behind this provider reference, if any (references are unique)."""
+        ...
 
     async def list(
         self, organization_id: str | None, *, after_id: str | None, limit: int, where: InstanceFilter
@@ -37,4 +41,7 @@ class InstanceRepository(Protocol):
 
 
 class ReputationUnitOfWork(UnitOfWork, Protocol):
-    instances: InstanceRepository
+    """One transaction over the registry; its events reach the outbox on commit."""
+
+    @property
+    def instances(self) -> InstanceRepository: ...

@@ -9,8 +9,11 @@ from libs.seedwork.errors import Violations
 from libs.seedwork.pagination import page_request
 from libs.seedwork.shared_kernel import ConnectionState, Provider, Purpose
 from reputation_service.application.queries import (
+    GetInstance,
     GetInstanceHandler,
+    ListInstances,
     ListInstancesHandler,
+    ListInstanceStates,
     ListInstanceStatesHandler,
 )
 from reputation_service.application.register_instance import RegisterInstance, RegisterInstanceHandler
@@ -21,6 +24,7 @@ from reputation_service.infrastructure.proto_mapping import instance_to_proto
 from whatlead.common.v1 import common_pb2
 from whatlead.reputation.v1 import reputation_pb2, reputation_pb2_grpc
 
+NOT_YET = "reputation scoring is not served yet: only the instance registry is"
 UPDATABLE = ("display_name", "provider", "provider_instance_ref", "phone", "purposes", "connection_state")
 
 
@@ -116,33 +120,56 @@ class ReputationServicer(reputation_pb2_grpc.ReputationServiceServicer):
     async def GetInstance(
         self, request: reputation_pb2.GetInstanceRequest, context: grpc.aio.ServicerContext
     ) -> reputation_pb2.GetInstanceResponse:
-        instance = await self._get(request.organization_id, request.instance_id)
+        instance = await self._get(
+            GetInstance(organization_id=request.organization_id, instance_id=request.instance_id)
+        )
         return reputation_pb2.GetInstanceResponse(instance=instance_to_proto(instance))
 
     async def ListInstances(
         self, request: reputation_pb2.ListInstancesRequest, context: grpc.aio.ServicerContext
     ) -> reputation_pb2.ListInstancesResponse:
         page = await self._list(
-            request.organization_id,
-            page_request(request.page_size, request.page_token),
-            InstanceFilter(
-                provider=enum_from_proto(common_pb2.Provider, request.provider, Provider),
-                purpose=enum_from_proto(common_pb2.Purpose, request.purpose, Purpose),
-                connection_state=enum_from_proto(
-                    common_pb2.ConnectionState, request.connection_state, ConnectionState
+            ListInstances(
+                organization_id=request.organization_id,
+                page=page_request(request.page_size, request.page_token),
+                where=InstanceFilter(
+                    provider=enum_from_proto(common_pb2.Provider, request.provider, Provider),
+                    purpose=enum_from_proto(common_pb2.Purpose, request.purpose, Purpose),
+                    connection_state=enum_from_proto(
+                        common_pb2.ConnectionState, request.connection_state, ConnectionState
+                    ),
                 ),
-            ),
+            )
         )
         return reputation_pb2.ListInstancesResponse(
             instances=[instance_to_proto(i) for i in page.items], next_page_token=page.next_page_token
         )
+
+    # Scores, windows and warm-up phases arrive with the reputation issue; until then these say so.
+    async def GetReputation(
+        self, request: reputation_pb2.GetReputationRequest, context: grpc.aio.ServicerContext
+    ) -> reputation_pb2.GetReputationResponse:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, NOT_YET)
+
+    async def ListReputations(
+        self, request: reputation_pb2.ListReputationsRequest, context: grpc.aio.ServicerContext
+    ) -> reputation_pb2.ListReputationsResponse:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, NOT_YET)
+
+    async def GetWindowStats(
+        self, request: reputation_pb2.GetWindowStatsRequest, context: grpc.aio.ServicerContext
+    ) -> reputation_pb2.GetWindowStatsResponse:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, NOT_YET)
 
     async def ListInstanceStates(
         self, request: reputation_pb2.ListInstanceStatesRequest, context: grpc.aio.ServicerContext
     ) -> reputation_pb2.ListInstanceStatesResponse:
         # Reputation stays unset until this context evaluates instances; readers apply their defaults.
         page = await self._list_states(
-            request.organization_id, page_request(request.page_size, request.page_token)
+            ListInstanceStates(
+                organization_id=request.organization_id,
+                page=page_request(request.page_size, request.page_token),
+            )
         )
         return reputation_pb2.ListInstanceStatesResponse(
             states=[reputation_pb2.InstanceState(instance=instance_to_proto(i)) for i in page.items],

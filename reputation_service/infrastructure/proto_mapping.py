@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from google.protobuf.message import Message
+
 from libs.messaging.event_meta import event_meta
 from libs.rpc.convert import enum_to_proto, to_timestamp
 from libs.seedwork.aggregate import DomainEvent
-from reputation_service.domain.instance import Instance, InstanceChanged, InstanceRegistered
+from reputation_service.domain.events import InstanceChanged, InstanceRegistered
+from reputation_service.domain.instance import Instance
 from whatlead.common.v1 import common_pb2
 from whatlead.events.v1 import reputation_events_pb2
 from whatlead.reputation.v1 import reputation_pb2
@@ -16,18 +19,23 @@ def instance_to_proto(instance: Instance) -> reputation_pb2.Instance:
         id=instance.id,
         organization_id=instance.organization_id,
         display_name=instance.display_name,
-        provider=enum_to_proto(common_pb2.Provider, instance.provider),  # type: ignore[arg-type]
+        provider=common_pb2.Provider.ValueType(enum_to_proto(common_pb2.Provider, instance.provider)),
         provider_instance_ref=instance.provider_instance_ref,
         phone=instance.phone,
-        purposes=[enum_to_proto(common_pb2.Purpose, p) for p in sorted(instance.purposes)],  # type: ignore[misc]
-        connection_state=enum_to_proto(common_pb2.ConnectionState, instance.connection_state),  # type: ignore[arg-type]
+        purposes=[
+            common_pb2.Purpose.ValueType(enum_to_proto(common_pb2.Purpose, p))
+            for p in sorted(instance.purposes)
+        ],
+        connection_state=common_pb2.ConnectionState.ValueType(
+            enum_to_proto(common_pb2.ConnectionState, instance.connection_state)
+        ),
         created_at=to_timestamp(instance.created_at),
         updated_at=to_timestamp(instance.updated_at),
         version=instance.version,
     )
 
 
-def event_to_proto(event: DomainEvent):  # type: ignore[no-untyped-def]
+def event_to_proto(event: DomainEvent) -> Message:
     """The outbox's mapper: every event this context publishes, as its protobuf contract."""
     match event:
         case InstanceRegistered():

@@ -4,10 +4,16 @@ one whose use failed is handed back to the pool (its reset and ping judge it) in
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import QueuePool, text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from libs.db.engine import create_engine
 from libs.db.held import HeldConnections
+
+
+def checked_out(engine: AsyncEngine) -> int:
+    assert isinstance(engine.pool, QueuePool)
+    return engine.pool.checkedout()
 
 
 async def backend_pid(held: HeldConnections) -> int:
@@ -21,16 +27,16 @@ async def test_uses_share_one_connection_and_a_failed_one_goes_back_to_the_pool(
     try:
         first = await backend_pid(held)
         assert await backend_pid(held) == first
-        assert engine.pool.checkedout() == 1  # held between uses: no checkout, ping or reset per use
+        assert checked_out(engine) == 1  # held between uses: no checkout, ping or reset per use
 
         with pytest.raises(RuntimeError):
             async with held.connection():
                 raise RuntimeError("the use failed: the connection may be broken")
-        assert engine.pool.checkedout() == 0  # handed back, not kept
+        assert checked_out(engine) == 0  # handed back, not kept
 
         await backend_pid(held)
-        assert engine.pool.checkedout() == 1
+        assert checked_out(engine) == 1
     finally:
         await held.close()
-        assert engine.pool.checkedout() == 0
+        assert checked_out(engine) == 0
         await engine.dispose()

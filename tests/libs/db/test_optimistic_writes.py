@@ -33,8 +33,8 @@ def to_row(note: Note) -> dict[str, object]:
 
 
 @pytest.fixture
-async def sessions(tmp_path):
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/notes.db")
+async def sessions(postgres_databases):
+    engine = create_engine(postgres_databases("optimistic"))
     async with engine.begin() as connection:
         await connection.run_sync(notes.metadata.create_all)
     yield session_factory(engine)

@@ -9,6 +9,7 @@ from libs.rpc.convert import enum_from_proto, enum_to_proto
 from libs.rpc.errors import status_for
 from libs.seedwork.errors import AlreadyExists, FailedPrecondition, FieldViolation, InvalidArgument, NotFound
 from libs.seedwork.ids import is_valid_id, new_id
+from libs.seedwork.organizations import require_organization
 from libs.seedwork.pagination import MAX_PAGE_SIZE, Page, page_request
 from libs.seedwork.phone import is_group_jid, normalize_phone
 from libs.seedwork.shared_kernel import Provider
@@ -117,3 +118,14 @@ def test_a_page_request_outside_the_rules_names_its_field(size, token):
     with pytest.raises(InvalidArgument) as raised:
         page_request(size, token)
     assert [v.field for v in raised.value.violations] == ["page_size" if size != 10 else "page_token"]
+
+
+@pytest.mark.parametrize("organization_id", ["", "   "])
+def test_a_call_without_organization_is_refused_naming_the_field(organization_id: str) -> None:
+    with pytest.raises(InvalidArgument) as raised:
+        require_organization(organization_id)
+    assert [v.field for v in raised.value.violations] == ["organization_id"]
+
+
+def test_a_call_naming_an_organization_passes() -> None:
+    require_organization("org-acme")

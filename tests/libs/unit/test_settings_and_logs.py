@@ -7,26 +7,28 @@ import logging
 import pytest
 
 from libs.logs import JsonFormatter
-from reputation_service.config import ReputationSettings
+from tests.libs.notes.config import NotesSettings
 
 
-def test_settings_are_read_from_the_service_prefix(monkeypatch):
-    monkeypatch.setenv("REPUTATION_GRPC_PORT", "6001")
+def test_settings_are_read_from_the_service_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NOTES_GRPC_PORT", "6001")
     monkeypatch.setenv("GATE_GRPC_PORT", "7001")  # another service's variable is not ours
 
-    assert ReputationSettings.load().grpc_port == 6001
+    assert NotesSettings.load().grpc_port == 6001
 
 
-def test_a_bad_setting_stops_start_up_naming_the_variable(monkeypatch, capsys):
-    monkeypatch.setenv("REPUTATION_GRPC_PORT", "70000")
-    monkeypatch.setenv("REPUTATION_DATABASE_URL", "mysql://nope")
+def test_a_bad_setting_stops_start_up_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("NOTES_GRPC_PORT", "70000")
+    monkeypatch.setenv("NOTES_DATABASE_URL", "mysql://nope")
 
     with pytest.raises(SystemExit) as exited:
-        ReputationSettings.load()
+        NotesSettings.load()
 
     assert exited.value.code == 2
     err = capsys.readouterr().err
-    assert "REPUTATION_GRPC_PORT" in err and "REPUTATION_DATABASE_URL" in err
+    assert "NOTES_GRPC_PORT" in err and "NOTES_DATABASE_URL" in err
 
 
 def log_line(message: str, **extra: object) -> dict[str, object]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import grpc
 import pytest
@@ -18,6 +19,7 @@ from reputation_service.bootstrap import build
 from reputation_service.config import ReputationSettings
 from tests.conftest import NATS_URL
 from whatlead.common.v1 import common_pb2
+from whatlead.events.v1 import reputation_events_pb2
 from whatlead.reputation.v1 import reputation_pb2, reputation_pb2_grpc
 
 ORG, OTHER_ORG = "org-grpc", "org-intruder"
@@ -37,8 +39,10 @@ def stub(registry) -> reputation_pb2_grpc.ReputationServiceStub:
     return reputation_pb2_grpc.ReputationServiceStub(registry.channel)
 
 
-def registration(ref: str = "sales-1", org: str = ORG, **overrides) -> reputation_pb2.RegisterInstanceRequest:
-    fields = dict(
+def registration(
+    ref: str = "sales-1", org: str = ORG, **overrides: Any
+) -> reputation_pb2.RegisterInstanceRequest:
+    fields: dict[str, Any] = dict(
         organization_id=org,
         display_name="Sales",
         provider=common_pb2.PROVIDER_WAHA,
@@ -63,13 +67,16 @@ async def test_registering_publishes_a_typed_instance_registered_event(stub, jet
         stream=envelope.stream_name(subject_root, "reputation"),
         config=ConsumerConfig(ack_policy=AckPolicy.NONE, deliver_policy=DeliverPolicy.ALL),
     )
-    found = []
+    found: list[reputation_events_pb2.InstanceRegistered] = []
 
     async def arrived() -> bool:
         try:
             for msg in await subscription.fetch(100, timeout=0.5):
                 event = envelope.decode(msg.headers[envelope.TYPE_HEADER], msg.data)
-                if event.instance.id == instance.id:
+                if (
+                    isinstance(event, reputation_events_pb2.InstanceRegistered)
+                    and event.instance.id == instance.id
+                ):
                     found.append(event)
         except TimeoutError:
             pass
@@ -250,8 +257,20 @@ async def test_instance_states_span_every_organization_for_projection_rebuilds(s
 
 
 async def test_the_service_reports_serving_and_lists_itself_by_reflection(registry):
-    health = health_pb2_grpc.HealthStub(registry.channel)
+    health: Any = health_pb2_grpc.HealthStub(registry.channel)  # its stub file declares no methods
     reply = await health.Check(
         health_pb2.HealthCheckRequest(service="whatlead.reputation.v1.ReputationService")
     )
     assert reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+async def test_reputation_reads_not_served_yet_say_so_instead_of_failing(stub):
+    for call in (
+        stub.GetReputation(reputation_pb2.GetReputationRequest(organization_id=ORG)),
+        stub.ListReputations(reputation_pb2.ListReputationsRequest(organization_id=ORG)),
+        stub.GetWindowStats(reputation_pb2.GetWindowStatsRequest(organization_id=ORG)),
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await call
+        assert raised.value.code() is grpc.StatusCode.UNIMPLEMENTED
+        assert "not served yet" in (raised.value.details() or "")

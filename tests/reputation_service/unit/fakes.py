@@ -33,7 +33,7 @@ class FakeInstanceRepository:
         )
 
     async def list(
-        self, organization_id: str, *, after_id: str | None, limit: int, where: InstanceFilter
+        self, organization_id: str | None, *, after_id: str | None, limit: int, where: InstanceFilter
     ) -> list[Instance]:
         chosen = sorted(
             (

@@ -8,10 +8,16 @@ from libs.seedwork.clock import FakeClock
 from libs.seedwork.errors import AlreadyExists, InvalidArgument, NotFound
 from libs.seedwork.pagination import page_request
 from libs.seedwork.shared_kernel import ConnectionState, Provider, Purpose
-from reputation_service.application.queries import GetInstanceHandler, ListInstancesHandler
+from reputation_service.application.queries import (
+    GetInstance,
+    GetInstanceHandler,
+    ListInstances,
+    ListInstancesHandler,
+)
 from reputation_service.application.register_instance import RegisterInstance, RegisterInstanceHandler
 from reputation_service.application.update_instance import UpdateInstance, UpdateInstanceHandler
-from reputation_service.domain.instance import InstanceChanged, InstanceChanges, InstanceRegistered
+from reputation_service.domain.events import InstanceChanged, InstanceRegistered
+from reputation_service.domain.instance import InstanceChanges
 from reputation_service.domain.ports import InstanceFilter
 from tests.reputation_service.unit.fakes import FakeReputationUnitOfWork
 
@@ -140,7 +146,7 @@ async def test_a_malformed_update_changes_nothing(uow, clock):
             )
         )
 
-    stored = await GetInstanceHandler(lambda: uow)(ORG, instance.id)
+    stored = await GetInstanceHandler(lambda: uow)(GetInstance(organization_id=ORG, instance_id=instance.id))
     assert stored.display_name == "Sales 1" and stored.version == 1
 
 
@@ -148,7 +154,9 @@ async def test_another_organizations_instance_is_not_found(uow, clock):
     instance = await RegisterInstanceHandler(lambda: uow, clock)(registration())
 
     with pytest.raises(NotFound):
-        await GetInstanceHandler(lambda: uow)("org-other", instance.id)
+        await GetInstanceHandler(lambda: uow)(
+            GetInstance(organization_id="org-other", instance_id=instance.id)
+        )
     with pytest.raises(NotFound):
         await UpdateInstanceHandler(lambda: uow, clock)(
             UpdateInstance(
@@ -157,7 +165,9 @@ async def test_another_organizations_instance_is_not_found(uow, clock):
                 changes=InstanceChanges(display_name="hijacked"),
             )
         )
-    assert (await GetInstanceHandler(lambda: uow)(ORG, instance.id)).display_name == "Sales 1"
+    assert (
+        await GetInstanceHandler(lambda: uow)(GetInstance(organization_id=ORG, instance_id=instance.id))
+    ).display_name == "Sales 1"
 
 
 async def test_listing_pages_through_one_organization_in_creation_order(uow, clock):
@@ -166,13 +176,34 @@ async def test_listing_pages_through_one_organization_in_creation_order(uow, clo
     await register(registration(organization_id="org-other", provider_instance_ref="foreign"))
     list_instances = ListInstancesHandler(lambda: uow)
 
-    first = await list_instances(ORG, page_request(2, ""), InstanceFilter())
-    second = await list_instances(ORG, page_request(2, first.next_page_token), InstanceFilter())
-    third = await list_instances(ORG, page_request(2, second.next_page_token), InstanceFilter())
+    first = await list_instances(ListInstances(organization_id=ORG, page=page_request(2, "")))
+    second = await list_instances(
+        ListInstances(organization_id=ORG, page=page_request(2, first.next_page_token))
+    )
+    third = await list_instances(
+        ListInstances(organization_id=ORG, page=page_request(2, second.next_page_token))
+    )
 
     seen = [i.id for page in (first, second, third) for i in page.items]
     assert seen == [i.id for i in created]
     assert third.next_page_token == ""
+
+
+async def test_listing_filters_by_purpose_and_refuses_a_call_without_organization(uow, clock):
+    register = RegisterInstanceHandler(lambda: uow, clock)
+    warmup = await register(registration(provider_instance_ref="w", purposes=frozenset({Purpose.WARMUP})))
+    await register(registration(provider_instance_ref="d", purposes=frozenset({Purpose.DISPATCH})))
+    list_instances = ListInstancesHandler(lambda: uow)
+
+    page = await list_instances(
+        ListInstances(
+            organization_id=ORG, page=page_request(0, ""), where=InstanceFilter(purpose=Purpose.WARMUP)
+        )
+    )
+    assert [i.id for i in page.items] == [warmup.id]
+    with pytest.raises(InvalidArgument) as raised:
+        await list_instances(ListInstances(organization_id=" ", page=page_request(0, "")))
+    assert raised.value.violations[0].field == "organization_id"
 
 
 @pytest.mark.parametrize(

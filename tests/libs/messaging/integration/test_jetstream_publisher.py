@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
@@ -22,7 +23,7 @@ def events(subject: str, n: int) -> list[OutgoingEvent]:
 
 
 @pytest.fixture
-async def stream(jetstream, subject_root) -> AsyncIterator[str]:  # type: ignore[no-untyped-def]
+async def stream(jetstream: Any, subject_root: str) -> AsyncIterator[str]:
     """A stream of this test's own (the services' streams are read whole by other tests' consumers);
     yields the subject prefix it captures."""
     name = envelope.stream_name(subject_root, "publisher_test")
@@ -31,7 +32,7 @@ async def stream(jetstream, subject_root) -> AsyncIterator[str]:  # type: ignore
     await jetstream.delete_stream(name)
 
 
-async def stored(js, subject: str) -> list[bytes]:  # type: ignore[no-untyped-def]
+async def stored(js: Any, subject: str) -> list[bytes]:
     sub = await js.pull_subscribe(  # the stream is the one that captures `subject`
         subject,
         config=ConsumerConfig(ack_policy=AckPolicy.NONE, deliver_policy=DeliverPolicy.ALL),

@@ -1,6 +1,6 @@
 """Exactly-once effects across a database, a relay and JetStream, proven against the real servers.
 
-The reputation service is the subject: its unit of work writes InstanceRegistered to its outbox.
+The subject is the tests' own notes context: its unit of work writes NoteWritten to its outbox.
 """
 
 from __future__ import annotations
@@ -12,10 +12,14 @@ import subprocess
 import sys
 import tempfile
 from collections import Counter
+from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
+from typing import Any
 
 import pytest
+from google.protobuf.message import Message
 from sqlalchemy import Column, MetaData, String, Table, func, insert, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from libs.db.engine import create_engine, session_factory
 from libs.messaging import envelope
@@ -23,35 +27,53 @@ from libs.messaging.consumer import DurableConsumer
 from libs.messaging.nats_connection import connect_nats
 from libs.messaging.publisher import JetStreamPublisher
 from libs.messaging.relay import OutboxRelay
-from libs.messaging.streams import ensure_streams
-from libs.seedwork.clock import SystemClock
+from libs.messaging.streams import delete_streams, ensure_streams
+from libs.seedwork.clock import Clock, FakeClock, SystemClock
 from libs.seedwork.ids import new_id
-from libs.seedwork.shared_kernel import Provider, Purpose
 from libs.testing.jetstream import publish, stored_events
 from libs.testing.waiting import eventually
-from reputation_service.domain.instance import Instance
-from reputation_service.infrastructure.proto_mapping import event_to_proto
-from reputation_service.infrastructure.tables import messaging
-from reputation_service.infrastructure.unit_of_work import SqlAlchemyReputationUnitOfWork
-from whatlead.events.v1 import reputation_events_pb2
+from tests.libs.notes import MIGRATIONS
+from tests.libs.notes.contract import (
+    CONTEXT,
+    SUBJECT,
+    NoteWrittenMessage,
+    NoteWrittenProto,
+    event_to_proto,
+    note_written,
+)
+from tests.libs.notes.domain import Note
+from tests.libs.notes.tables import messaging
+from tests.libs.notes.unit_of_work import NotesUnitOfWork
 
 CLOCK = SystemClock()
+ORGANIZATION = "org-relay"
+Sessions = async_sessionmaker[AsyncSession]
 
 
 _RELAYS: list[OutboxRelay] = []  # each holds a connection of its own, closed before the engine goes
 
 
+@pytest.fixture(scope="module")
+async def notes_stream(jetstream: Any, subject_root: str) -> AsyncIterator[Any]:
+    """The notes context's stream for this run, beside the services' ones."""
+    await ensure_streams(jetstream, subject_root, (CONTEXT,))
+    yield jetstream
+    await delete_streams(jetstream, subject_root, (CONTEXT,))
+
+
 @pytest.fixture
-async def sessions(migrated_database):
-    engine = create_engine(migrated_database("reputation_service"))
+async def sessions(migrated_database: Any) -> AsyncIterator[Sessions]:
+    engine = create_engine(migrated_database("notes", MIGRATIONS))
     yield session_factory(engine)
     while _RELAYS:
         await _RELAYS.pop().close()
     await engine.dispose()
 
 
-def unit_of_work(sessions, relay=None, clock=CLOCK):
-    return SqlAlchemyReputationUnitOfWork(
+def unit_of_work(
+    sessions: Sessions, relay: OutboxRelay | None = None, clock: Clock = CLOCK
+) -> NotesUnitOfWork:
+    return NotesUnitOfWork(
         sessions,
         tables=messaging,
         to_message=event_to_proto,
@@ -60,39 +82,23 @@ def unit_of_work(sessions, relay=None, clock=CLOCK):
     )
 
 
-def new_instance(ref: str | None = None) -> Instance:
-    return Instance.register(
-        organization_id="org-relay",
-        display_name="r",
-        provider=Provider.WAHA,
-        provider_instance_ref=ref or new_id(),
-        phone="5511987654321",
-        purposes=frozenset({Purpose.DISPATCH}),
-        connection_state=None,
-        now=CLOCK.now(),
-    )
-
-
-async def register(sessions, relay=None) -> Instance:
-    instance = new_instance()
+async def write_note(sessions: Sessions, relay: OutboxRelay | None = None) -> Note:
+    note = Note.write(ORGANIZATION, "hello", now=CLOCK.now())
     async with unit_of_work(sessions, relay) as uow:
-        uow.instances.add(instance)
-        uow.track(instance)
+        uow.notes.add(note)
+        uow.track(note)
         await uow.commit()
-    return instance
+    return note
 
 
-async def registered_events(
-    js, subject_root: str, instance_ids: set[str]
-) -> list[reputation_events_pb2.InstanceRegistered]:
-    """Every InstanceRegistered in this run's stream whose instance is one of `instance_ids`."""
-    stored = await stored_events(
-        js, subject_root, "reputation", subject_suffix="reputation.instance.registered"
-    )
-    return [event for event in stored if event.instance.id in instance_ids]
+async def notes_written(js: Any, subject_root: str, note_ids: Iterable[str]) -> list[NoteWrittenMessage]:
+    """Every NoteWritten in this run's stream whose note is one of `note_ids`."""
+    wanted = set(note_ids)
+    stored = await stored_events(js, subject_root, CONTEXT, subject_suffix=SUBJECT)
+    return [event for event in map(note_written, stored) if event.meta.aggregate_id in wanted]
 
 
-def relay_for(sessions, publisher, subject_root, **overrides) -> OutboxRelay:
+def relay_for(sessions: Sessions, publisher: Any, subject_root: str, **overrides: Any) -> OutboxRelay:
     relay = OutboxRelay(
         **{
             "service": "test",
@@ -116,16 +122,16 @@ class CrashAfterPublish:
     def __init__(self, inner: JetStreamPublisher) -> None:
         self.inner = inner
 
-    async def publish_all(self, events):
+    async def publish_all(self, events: Any) -> None:
         await self.inner.publish_all(events)
         raise ConnectionResetError("relay killed after publishing")
 
 
 async def test_a_relay_killed_between_publish_and_marking_still_publishes_each_event_once(
-    sessions, jetstream, subject_root
-):
-    instances = [await register(sessions) for _ in range(3)]
-    ids = {i.id for i in instances}
+    sessions: Sessions, notes_stream: Any, subject_root: str
+) -> None:
+    jetstream = notes_stream
+    ids = {(await write_note(sessions)).id for _ in range(3)}
 
     with pytest.raises(ConnectionResetError):
         await relay_for(
@@ -135,39 +141,57 @@ async def test_a_relay_killed_between_publish_and_marking_still_publishes_each_e
     assert await restarted.pending_count() == 3  # nothing was marked: the crash came first
     assert await restarted.publish_pending() == 3  # re-sent...
 
-    events = await registered_events(jetstream, subject_root, ids)
-    assert sorted(e.instance.id for e in events) == sorted(ids)  # ...but stored once each
+    events = await notes_written(jetstream, subject_root, ids)
+    assert sorted(e.meta.aggregate_id for e in events) == sorted(ids)  # ...but stored once each
     assert await restarted.pending_count() == 0
 
 
-async def test_a_rolled_back_transaction_publishes_nothing(sessions, jetstream, subject_root):
-    instance = new_instance()
+async def test_a_rolled_back_transaction_publishes_nothing(
+    sessions: Sessions, notes_stream: Any, subject_root: str
+) -> None:
+    jetstream = notes_stream
+    note = Note.write(ORGANIZATION, "never", now=CLOCK.now())
     async with unit_of_work(sessions) as uow:
-        uow.instances.add(instance)
-        uow.track(instance)
+        uow.notes.add(note)
+        uow.track(note)
         # leaving the block without commit() rolls back
 
     relay = relay_for(sessions, JetStreamPublisher(jetstream), subject_root)
     assert await relay.publish_pending() == 0
-    assert await registered_events(jetstream, subject_root, {instance.id}) == []
+    assert await notes_written(jetstream, subject_root, {note.id}) == []
     async with unit_of_work(sessions) as uow:
-        assert await uow.instances.get("org-relay", instance.id) is None
+        assert await uow.notes.get(ORGANIZATION, note.id) is None
 
 
-async def test_the_relay_publishes_a_commit_as_soon_as_it_happens(sessions, jetstream, subject_root):
-    relay = relay_for(sessions, JetStreamPublisher(jetstream), subject_root)
+async def test_the_relay_publishes_a_commit_as_soon_as_it_happens(
+    sessions: Sessions, notes_stream: Any, subject_root: str
+) -> None:
+    jetstream = notes_stream
+    # The relay polls only every 30 s here: the commit's wake-up alone can publish within the timeout.
+    relay = relay_for(sessions, JetStreamPublisher(jetstream), subject_root, idle_interval=30.0)
+    await relay.publish_pending()  # connected already: the first pass of run() below takes a moment
     stop = asyncio.Event()
     task = asyncio.create_task(relay.run(stop))
     try:
-        instance = await register(sessions, relay)
+        await asyncio.sleep(0.2)  # that pass is over: the relay now sleeps until woken
+        note = await write_note(sessions, relay)
 
         async def published() -> bool:
-            return len(await registered_events(jetstream, subject_root, {instance.id})) == 1
+            return len(await notes_written(jetstream, subject_root, {note.id})) == 1
 
-        await eventually(published, timeout=5)
+        await eventually(published, timeout=3)
     finally:
         stop.set()
         await task
+
+
+def decoded(msg: Any) -> NoteWrittenMessage:
+    return note_written(envelope.decode(msg.headers[envelope.TYPE_HEADER], msg.data))
+
+
+def as_message(event: NoteWrittenMessage) -> Message:
+    assert isinstance(event, Message)
+    return event
 
 
 # --- consumers --------------------------------------------------------------------------------------------
@@ -182,7 +206,7 @@ class Recorder:
         self.calls: Counter[str] = Counter()  # by event id: the stream holds other tests' events too
         self.fail_once: set[str] = set()
 
-    async def __call__(self, event, uow) -> None:
+    async def __call__(self, event: Any, uow: NotesUnitOfWork) -> None:
         self.calls[event.meta.event_id] += 1
         await uow.session.execute(insert(applied).values(event_id=event.meta.event_id))
         if event.meta.event_id in self.fail_once:
@@ -190,7 +214,7 @@ class Recorder:
             raise RuntimeError("consumer crashed mid-transaction")
 
 
-async def applied_count(sessions, event_ids: set[str]) -> int:
+async def applied_count(sessions: Sessions, event_ids: set[str]) -> int:
     async with sessions() as session:
         return int(
             await session.scalar(
@@ -201,22 +225,22 @@ async def applied_count(sessions, event_ids: set[str]) -> int:
 
 
 @pytest.fixture
-async def consumer_sessions(sessions):
+async def consumer_sessions(sessions: Sessions) -> Sessions:
     async with sessions() as session, session.begin():
         await session.run_sync(lambda s: applied.create(s.connection(), checkfirst=True))
     return sessions
 
 
 def consumer_for(
-    js, subject_root, sessions, handler, *, durable: str, ack_wait: float = 30.0
+    js: Any, subject_root: str, sessions: Sessions, handler: Recorder, *, durable: str, ack_wait: float = 30.0
 ) -> DurableConsumer:
     return DurableConsumer(
         service="test",
         js=js,
         subject_root=subject_root,
-        context="reputation",
+        context=CONTEXT,
         durable=durable,
-        handlers={reputation_events_pb2.InstanceRegistered: handler},
+        handlers={NoteWrittenProto: handler},
         uow_factory=lambda: unit_of_work(sessions),
         batch_size=10,
         fetch_timeout=0.3,
@@ -226,11 +250,11 @@ def consumer_for(
 
 
 async def test_a_consumer_that_crashes_before_acking_gets_the_event_again_and_applies_it_once(
-    consumer_sessions, jetstream, subject_root
-):
-    sessions = consumer_sessions
+    consumer_sessions: Sessions, notes_stream: Any, subject_root: str
+) -> None:
+    sessions, jetstream = consumer_sessions, notes_stream
     durable = f"crash-before-ack-{new_id()[-8:]}"
-    instance = await register(sessions)
+    note = await write_note(sessions)
     await relay_for(sessions, JetStreamPublisher(jetstream), subject_root).publish_pending()
     recorder = Recorder()
     consumer = consumer_for(jetstream, subject_root, sessions, recorder, durable=durable, ack_wait=1.0)
@@ -240,14 +264,14 @@ async def test_a_consumer_that_crashes_before_acking_gets_the_event_again_and_ap
     ours = None
     while ours is None:  # the stream also holds other tests' events: ack those, keep ours un-acked
         for msg in await consumer._subscription.fetch(10, timeout=2):  # type: ignore[union-attr]
-            if envelope.decode(msg.headers[envelope.TYPE_HEADER], msg.data).instance.id == instance.id:
+            if decoded(msg).meta.aggregate_id == note.id:
                 ours = msg
             else:
                 await msg.ack()
     assert await consumer._apply([ours])  # applied and committed, never acked
 
     # After ack_wait JetStream redelivers; the inbox recognises it.
-    event_id = envelope.decode(ours.headers[envelope.TYPE_HEADER], ours.data).meta.event_id
+    event_id = decoded(ours).meta.event_id
     redelivered = 0
     for _ in range(20):
         redelivered += await consumer.process_batch()
@@ -260,12 +284,12 @@ async def test_a_consumer_that_crashes_before_acking_gets_the_event_again_and_ap
 
 
 async def test_a_handler_failure_rolls_back_and_the_redelivery_applies_once(
-    consumer_sessions, jetstream, subject_root
-):
-    sessions = consumer_sessions
-    instance = await register(sessions)
+    consumer_sessions: Sessions, notes_stream: Any, subject_root: str
+) -> None:
+    sessions, jetstream = consumer_sessions, notes_stream
+    note = await write_note(sessions)
     await relay_for(sessions, JetStreamPublisher(jetstream), subject_root).publish_pending()
-    [event] = await registered_events(jetstream, subject_root, {instance.id})
+    [event] = await notes_written(jetstream, subject_root, {note.id})
     recorder = Recorder()
     recorder.fail_once.add(event.meta.event_id)
     consumer = consumer_for(
@@ -281,16 +305,16 @@ async def test_a_handler_failure_rolls_back_and_the_redelivery_applies_once(
 
 
 async def test_an_event_stored_twice_beyond_the_duplicate_window_is_applied_once(
-    consumer_sessions, jetstream, subject_root
-):
+    consumer_sessions: Sessions, notes_stream: Any, subject_root: str
+) -> None:
     """A relay that re-sends after JetStream forgot the id (window passed): the inbox is the second guard."""
-    sessions = consumer_sessions
-    instance = await register(sessions)
+    sessions, jetstream = consumer_sessions, notes_stream
+    note = await write_note(sessions)
     await relay_for(sessions, JetStreamPublisher(jetstream), subject_root).publish_pending()
-    [event] = await registered_events(jetstream, subject_root, {instance.id})
+    [event] = await notes_written(jetstream, subject_root, {note.id})
     # Same event, different message id: JetStream stores it again, as it would after its window.
-    await publish(jetstream, subject_root, event, message_id=event.meta.event_id + "-late")
-    assert len(await registered_events(jetstream, subject_root, {instance.id})) == 2
+    await publish(jetstream, subject_root, as_message(event), message_id=event.meta.event_id + "-late")
+    assert len(await notes_written(jetstream, subject_root, {note.id})) == 2
     recorder = Recorder()
     consumer = consumer_for(jetstream, subject_root, sessions, recorder, durable=f"late-dup-{new_id()[-8:]}")
 
@@ -346,22 +370,24 @@ class OwnNatsServer:
         shutil.rmtree(self.store, ignore_errors=True)
 
 
-async def test_the_relay_catches_up_after_nats_was_stopped_and_started_again(sessions, subject_root):
+async def test_the_relay_catches_up_after_nats_was_stopped_and_started_again(
+    sessions: Sessions, subject_root: str
+) -> None:
     server = OwnNatsServer()
     await server.start()
     client = await connect_nats(server.url, name="relay-outage-test")
     try:
         js = client.jetstream()
-        await ensure_streams(js, subject_root)
+        await ensure_streams(js, subject_root, (CONTEXT,))
         relay = relay_for(sessions, JetStreamPublisher(js, timeout=1.0), subject_root)
         stop = asyncio.Event()
         task = asyncio.create_task(relay.run(stop))
 
-        before = await register(sessions, relay)
+        before = await write_note(sessions, relay)
         await eventually(lambda: _count(js, subject_root, {before.id}, 1), timeout=5)
 
         server.stop()
-        during = [await register(sessions, relay) for _ in range(5)]  # committed while NATS is down
+        during = [await write_note(sessions, relay) for _ in range(5)]  # committed while NATS is down
         await asyncio.sleep(1.0)
         assert await relay.pending_count() == 5
 
@@ -376,23 +402,23 @@ async def test_the_relay_catches_up_after_nats_was_stopped_and_started_again(ses
         server.remove()
 
 
-async def _count(js, subject_root: str, ids: set[str], expected: int) -> bool:
+async def _count(js: Any, subject_root: str, ids: set[str], expected: int) -> bool:
     try:
-        return len(await registered_events(js, subject_root, ids)) == expected
+        return len(await notes_written(js, subject_root, ids)) == expected
     except Exception:
         return False
 
 
-async def test_housekeeping_removes_only_rows_that_can_no_longer_matter(sessions, jetstream, subject_root):
-    from libs.seedwork.clock import FakeClock
-
+async def test_housekeeping_removes_only_rows_that_can_no_longer_matter(
+    sessions: Sessions, notes_stream: Any, subject_root: str
+) -> None:
     clock = FakeClock(CLOCK.now())
     relay = relay_for(
-        sessions, JetStreamPublisher(jetstream), subject_root, inbox=messaging.inbox, clock=clock
+        sessions, JetStreamPublisher(notes_stream), subject_root, inbox=messaging.inbox, clock=clock
     )
-    await register(sessions)
+    await write_note(sessions)
     await relay.publish_pending()
-    unpublished = new_instance()
+    unpublished = Note.write(ORGANIZATION, "later", now=clock.now())
     async with unit_of_work(sessions, clock=clock) as uow:
         assert await uow.first_time("old-consumer", "old-event")
         await uow.commit()
@@ -400,13 +426,13 @@ async def test_housekeeping_removes_only_rows_that_can_no_longer_matter(sessions
     clock.advance(days=9)  # past the outbox retention (1 day) and the stream's max age (7 days)
     async with unit_of_work(sessions, clock=clock) as uow:
         assert await uow.first_time("new-consumer", "new-event")
-        uow.instances.add(unpublished)
+        uow.notes.add(unpublished)
         uow.track(unpublished)
         await uow.commit()
     await relay.purge()
 
     async with sessions() as session:
-        outbox_events = set(await session.scalars(select(messaging.outbox.c.event_id)))
-        inbox_events = set(await session.scalars(select(messaging.inbox.c.event_id)))
+        outbox_events: set[str] = set(await session.scalars(select(messaging.outbox.c.event_id)))
+        inbox_events: set[str] = set(await session.scalars(select(messaging.inbox.c.event_id)))
     assert len(outbox_events) == 1  # only the unpublished row survives; the old published one is gone
     assert inbox_events == {"new-event"}
