@@ -9,7 +9,16 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from gate_service.domain.decision import DecisionReason, DecisionRecord
-from libs.seedwork.aggregate import AggregateRoot, DomainEvent
+from gate_service.domain.events import (
+    IntentApproved,
+    IntentBlocked,
+    IntentCreated,
+    IntentDropped,
+    IntentFailed,
+    IntentQueued,
+    IntentSent,
+)
+from libs.seedwork.aggregate import AggregateRoot
 from libs.seedwork.errors import InvariantViolated, Violations
 from libs.seedwork.ids import new_id
 from libs.seedwork.phone import is_group_jid, normalize_phone
@@ -20,7 +29,6 @@ MAX_CAPTION = 1024
 MAX_URL = 2048
 MAX_IDEMPOTENCY_KEY = 128
 MAX_CAMPAIGN_ID = 64
-# Built once: a valid request (nearly all of them) should not pay for formatting messages it never shows.
 _ONE_OF_TYPES = "must be one of " + ", ".join(MessageType)
 _ONE_OF_PURPOSES = "must be one of " + ", ".join(Purpose)
 _KEY_TOO_LONG = f"must be at most {MAX_IDEMPOTENCY_KEY} characters"
@@ -98,58 +106,6 @@ class ApprovedInstance:
     provider_instance_ref: str
 
 
-# --- events -----------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, kw_only=True)
-class IntentCreated(DomainEvent):
-    intent: MessageIntent
-
-
-@dataclass(frozen=True, kw_only=True)
-class IntentApproved(DomainEvent):
-    intent: MessageIntent
-    instance: ApprovedInstance
-    decision: DecisionRecord
-
-
-@dataclass(frozen=True, kw_only=True)
-class IntentQueued(DomainEvent):
-    queued_until: datetime
-    reason: DecisionReason
-    decision: DecisionRecord
-
-
-@dataclass(frozen=True, kw_only=True)
-class IntentBlocked(DomainEvent):
-    reason: DecisionReason
-    decision: DecisionRecord
-
-
-@dataclass(frozen=True, kw_only=True)
-class IntentDropped(DomainEvent):
-    reason: DecisionReason
-    decision: DecisionRecord
-
-
-@dataclass(frozen=True, kw_only=True)
-class IntentSent(DomainEvent):
-    instance_id: str
-    job_id: str
-    provider_message_id: str
-    sent_at: datetime
-
-
-@dataclass(frozen=True, kw_only=True)
-class IntentFailed(DomainEvent):
-    instance_id: str
-    job_id: str
-    error_class: str
-    error_code: str
-    error_message: str
-    failed_at: datetime
-
-
 # --- the aggregate ----------------------------------------------------------------------------------
 
 
@@ -167,7 +123,7 @@ class MessageIntent(AggregateRoot):
     request_hash: str
     status: IntentStatus
     decided_by_instance_id: str | None
-    blocked_reason: DecisionReason | None
+    status_reason: DecisionReason | None  # why not (yet) approved: what BLOCKED, QUEUED or DROPPED it
     queued_until: datetime | None
     not_before: datetime | None
     expires_at: datetime
@@ -242,7 +198,7 @@ class MessageIntent(AggregateRoot):
             request_hash="",
             status=IntentStatus.PENDING,
             decided_by_instance_id=None,
-            blocked_reason=None,
+            status_reason=None,
             queued_until=None,
             not_before=not_before,
             expires_at=expires_at,
@@ -282,7 +238,7 @@ class MessageIntent(AggregateRoot):
             raise InvariantViolated("queued past its validity: it must be dropped instead")
         self._decided(record, IntentStatus.QUEUED)
         self.queued_until = until
-        self.blocked_reason = reason
+        self.status_reason = reason
         self.record(
             IntentQueued(**self._meta(record.decided_at), queued_until=until, reason=reason, decision=record)
         )
@@ -293,14 +249,14 @@ class MessageIntent(AggregateRoot):
         if not isinstance(reason, DecisionReason) or reason is DecisionReason.EXPIRED:
             raise InvariantViolated("a blocked intent needs a semantic reason")
         self._decided(record, IntentStatus.BLOCKED)
-        self.blocked_reason = reason
+        self.status_reason = reason
         self.record(IntentBlocked(**self._meta(record.decided_at), reason=reason, decision=record))
 
     def drop(self, record: DecisionRecord) -> None:
         """Past (or unable to go within) its validity."""
         self._require_decidable()
         self._decided(record, IntentStatus.DROPPED)
-        self.blocked_reason = DecisionReason.EXPIRED
+        self.status_reason = DecisionReason.EXPIRED
         self.record(
             IntentDropped(**self._meta(record.decided_at), reason=DecisionReason.EXPIRED, decision=record)
         )
@@ -374,7 +330,7 @@ class MessageIntent(AggregateRoot):
         self.decided_at = record.decided_at
         self.attempts = record.attempt
         self.queued_until = None
-        self.blocked_reason = None
+        self.status_reason = None
         self.version += 1
 
     def _meta(self, now: datetime) -> dict[str, object]:
@@ -400,7 +356,7 @@ _FIELDS = (
     "request_hash",
     "status",
     "decided_by_instance_id",
-    "blocked_reason",
+    "status_reason",
     "queued_until",
     "not_before",
     "expires_at",

@@ -129,6 +129,9 @@ class GatePolicies:
     degraded_interval_factor: float = 2.0
     # How many best-ranked ready candidates one decision evaluates (bounded cost, see ADR 0010).
     shortlist_size: int = 8
+    # How long an intent that finds no instance at all waits for the projection to catch up with the
+    # registry before it is BLOCKED (read your own writes, see rules.ProjectionGrace); zero = no wait.
+    projection_grace: timedelta = timedelta(seconds=2)
 
     def policy(self, phase: WarmupPhase) -> PhasePolicy:
         return self.phases[phase]

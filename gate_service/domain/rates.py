@@ -57,6 +57,16 @@ class ReservationResult:
     reason: DecisionReason | None = None
     retry_at: datetime | None = None
 
+    @property
+    def concerns_every_candidate(self) -> bool:
+        """Refused by the plan or the contact's protection: no other instance would be let through."""
+        return self.reason in _EVERY_CANDIDATE
+
+
+_EVERY_CANDIDATE = frozenset(
+    {DecisionReason.PLAN_LIMIT, DecisionReason.CONTACT_MIN_INTERVAL, DecisionReason.CONTACT_RATE_LIMIT}
+)
+
 
 # --- fixed UTC windows ------------------------------------------------------------------------------
 

@@ -30,7 +30,7 @@ from gate_service.domain.intent import (
     TextPayload,
 )
 from gate_service.domain.policies import HealthStatus, WarmupPhase
-from gate_service.domain.projection import Control, InstanceState, Plan
+from gate_service.domain.projection import Control, InstanceState, Plan, Reputation
 from libs.messaging.event_meta import event_meta
 from libs.rpc.convert import enum_from_proto, from_timestamp, to_timestamp
 from libs.seedwork.aggregate import DomainEvent
@@ -165,7 +165,7 @@ def intent_to_proto(intent: MessageIntent) -> gate_pb2.MessageIntent:
         idempotency_key=intent.idempotency_key,
         status=_e(gate_pb2.IntentStatus, intent.status),  # type: ignore[arg-type]
         decided_by_instance_id=intent.decided_by_instance_id or "",
-        blocked_reason=_e(gate_pb2.DecisionReason, intent.blocked_reason),  # type: ignore[arg-type]
+        status_reason=_e(gate_pb2.DecisionReason, intent.status_reason),  # type: ignore[arg-type]
         queued_until=to_timestamp(intent.queued_until),
         not_before=to_timestamp(intent.not_before),
         expires_at=to_timestamp(intent.expires_at),
@@ -265,16 +265,16 @@ def instance_state_from_proto(instance: reputation_pb2.Instance) -> InstanceStat
     )
 
 
-def reputation_fields(reputation: reputation_pb2.InstanceReputation) -> dict[str, object]:
-    return {
-        "score": reputation.score,
-        "health": enum_from_proto(reputation_pb2.HealthStatus, reputation.health, HealthStatus),
-        "phase": enum_from_proto(reputation_pb2.WarmupPhase, reputation.phase, WarmupPhase),
-        "cooldown_until": from_timestamp(
+def reputation_from_proto(reputation: reputation_pb2.InstanceReputation) -> Reputation:
+    return Reputation(
+        score=reputation.score,
+        health=enum_from_proto(reputation_pb2.HealthStatus, reputation.health, HealthStatus),
+        phase=enum_from_proto(reputation_pb2.WarmupPhase, reputation.phase, WarmupPhase),
+        cooldown_until=from_timestamp(
             reputation.cooldown_until, present=reputation.HasField("cooldown_until")
         ),
-        "version": reputation.version,
-    }
+        version=reputation.version,
+    )
 
 
 def control_from_proto(control: ops_pb2.ExecutionControl) -> Control | None:

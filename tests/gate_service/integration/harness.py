@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import grpc
 
-from gate_service.bootstrap import GateApp, build_app
+from gate_service.bootstrap import Gate, assemble
 from gate_service.config import GateSettings
 from libs.rpc.server import GrpcServer
 from libs.seedwork.clock import Clock
@@ -31,7 +31,7 @@ LOOSE_POLICIES = json.dumps(
 
 @dataclass
 class RunningGate:
-    app: GateApp
+    app: Gate
     stub: gate_pb2_grpc.GateServiceStub
     settings: GateSettings
 
@@ -45,27 +45,31 @@ async def running_gate(
     clock: Clock | None = None,
     **overrides: object,
 ) -> AsyncIterator[RunningGate]:
-    settings = GateSettings(
-        database_url=database_url,
-        nats_url=NATS_URL,
-        subject_root=subject_root,
-        redis_url=overrides.pop("redis_url", REDIS_URL),
-        redis_key_prefix=f"{redis_prefix}gate:{new_id()[-8:]}:",
-        grpc_port=0,
-        migrate_on_start=False,
-        phase_policies=LOOSE_POLICIES,
-        contact_min_gap_seconds=0,
-        contact_hourly_cap=0,
-        consumer_durable_prefix=f"gate-{new_id()[-12:]}",
-        **{"scheduler_interval_seconds": 0.05, **overrides},  # type: ignore[arg-type]
+    settings = GateSettings.model_validate(
+        {
+            "database_url": database_url,
+            "nats_url": NATS_URL,
+            "subject_root": subject_root,
+            "redis_url": REDIS_URL,
+            "redis_key_prefix": f"{redis_prefix}gate:{new_id()[-8:]}:",
+            "grpc_port": 0,
+            "migrate_on_start": False,
+            "phase_policies": LOOSE_POLICIES,
+            "contact_min_gap_seconds": 0,
+            "contact_hourly_cap": 0,
+            "consumer_durable_prefix": f"gate-{new_id()[-12:]}",
+            "scheduler_interval_seconds": 0.05,
+            **overrides,
+        }
     )
-    app = await build_app(settings, clock=clock)
+    app = await assemble(settings, clock=clock)
     for consumer in app.consumers:
         consumer._fetch_timeout = 0.2
-    server = GrpcServer(app.parts.bindings, host="127.0.0.1", port=0)
+    parts = app.parts()
+    server = GrpcServer(parts.bindings, host="127.0.0.1", port=0)
     port = await server.start()
     stop = asyncio.Event()
-    tasks = [asyncio.create_task(worker(stop)) for worker in app.parts.workers]
+    tasks = [asyncio.ensure_future(worker(stop)) for worker in parts.workers]
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
     try:
         yield RunningGate(app, gate_pb2_grpc.GateServiceStub(channel), settings)
@@ -76,8 +80,7 @@ async def running_gate(
         await asyncio.wait(tasks, timeout=5)
         for task in tasks:
             task.cancel()
-        assert app.parts.close is not None
-        await app.parts.close()
+        await app.close()
 
 
 ALL_PURPOSES = (common_pb2.PURPOSE_DISPATCH, common_pb2.PURPOSE_WARMUP, common_pb2.PURPOSE_SCHEDULE)

@@ -5,14 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from gate_service.application.decide import DecisionService
+from gate_service.domain.decision import DecisionRecord
 from gate_service.domain.gate import DispatchGate
 from gate_service.domain.intent import IntentOrigin, MessageIntent, TextPayload
 from gate_service.domain.policies import GatePolicies, HealthStatus, WarmupPhase
 from gate_service.domain.projection import GateProjection, InstanceState
-from gate_service.infrastructure.memory_rate_store import InMemoryRateStore
 from libs.seedwork.clock import FakeClock
 from libs.seedwork.ids import new_id
 from libs.seedwork.shared_kernel import ConnectionState, MessageType, Provider, Purpose, TargetKind
+from tests.gate_service.unit.fakes import FakeRateStore
 
 ORG = "org-acme"
 PHONE = "5511987654321"
@@ -57,13 +58,13 @@ def instance(
 
 
 class World:
-    """A gate with its projection, in-process rate store and fake clock."""
+    """A gate with its projection, a fake rate store and a fake clock."""
 
     def __init__(self, policies: GatePolicies | None = None) -> None:
         self.clock = FakeClock(datetime(2026, 3, 2, 12, 0, 30, tzinfo=UTC))
         self.policies = policies or GatePolicies()
         self.projection = GateProjection(self.policies)
-        self.rates = InMemoryRateStore()
+        self.rates = FakeRateStore()
         self.gate = DispatchGate(self.policies)
         self.decider = DecisionService(self.gate, self.projection, self.rates, self.clock)
 
@@ -93,6 +94,9 @@ class World:
             version=version,
             now=self.clock.now(),
         )
+
+    async def decide(self, intent: MessageIntent) -> DecisionRecord:
+        return (await self.decider.decide(intent)).record
 
     def intent(self, **overrides: object) -> MessageIntent:
         return new_intent(self.clock, **overrides)
