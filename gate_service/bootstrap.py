@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -65,7 +67,11 @@ class Gate:
             gate_pb2_grpc.add_GateServiceServicer_to_server,
             gate_pb2.DESCRIPTOR.services_by_name["GateService"].full_name,
         )
-        loops = [self.infra.relay.run, self.scheduler.run, self.refresher.run]
+        loops: list[Callable[[asyncio.Event], Awaitable[None]]] = [
+            self.infra.relay.run,
+            self.scheduler.run,
+            self.refresher.run,
+        ]
         loops += [consumer.run for consumer in self.consumers]
         loops += [rebuild.run for rebuild in self.rebuilds]
         return ServiceParts(bindings=[binding], workers=loops, close=self.close)

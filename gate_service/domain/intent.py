@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import TypedDict
 
 from gate_service.domain.decision import DecisionReason, DecisionRecord
 from gate_service.domain.events import (
@@ -104,6 +105,16 @@ class ApprovedInstance:
     instance_id: str
     provider: Provider
     provider_instance_ref: str
+
+
+class _EventMeta(TypedDict):
+    """What every event of the intent carries (DomainEvent's fields)."""
+
+    event_id: str
+    organization_id: str
+    aggregate_id: str
+    correlation_id: str
+    occurred_at: datetime
 
 
 # --- the aggregate ----------------------------------------------------------------------------------
@@ -333,7 +344,7 @@ class MessageIntent(AggregateRoot):
         self.status_reason = None
         self.version += 1
 
-    def _meta(self, now: datetime) -> dict[str, object]:
+    def _meta(self, now: datetime) -> _EventMeta:
         return {
             "event_id": new_id(),
             "organization_id": self.organization_id,

@@ -143,6 +143,14 @@ class GatePolicies:
         return caps
 
 
+def _with_cap(caps: RateCaps, key: str, value: int) -> RateCaps:
+    if key == "per_minute":
+        return replace(caps, per_minute=value)
+    if key == "per_hour":
+        return replace(caps, per_hour=value)
+    return replace(caps, per_day=value)
+
+
 def phase_policies_with(overrides: dict[str, dict[str, Any]]) -> dict[WarmupPhase, PhasePolicy]:
     """The defaults with per-phase overrides, e.g. {"STABLE": {"per_minute": 60, "min_interval_seconds": 1,
     "purposes": ["DISPATCH"], "types": ["TEXT"]}}; unknown phases or keys are rejected."""
@@ -158,7 +166,7 @@ def phase_policies_with(overrides: dict[str, dict[str, Any]]) -> dict[WarmupPhas
             if key in ("per_minute", "per_hour", "per_day"):
                 if int(value) < 0:
                     raise InvalidArgument.of("phase_policies", f"{phase_name}.{key} must be >= 0")
-                caps = replace(caps, **{key: int(value)})
+                caps = _with_cap(caps, key, int(value))
             elif key == "min_interval_seconds":
                 caps = replace(caps, min_interval=timedelta(seconds=float(value)))
             elif key == "purposes":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins  # IntentRepository has a method named list
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -38,16 +39,16 @@ class IntentRepository(Protocol):
 
     async def list(
         self, organization_id: str, *, after_id: str | None, limit: int, where: IntentFilter
-    ) -> list[MessageIntent]:
+    ) -> builtins.list[MessageIntent]:
         """Newest last (id order), strictly after `after_id`."""
         ...
 
-    async def claim_due(self, now: datetime, limit: int) -> list[MessageIntent]:
+    async def claim_due(self, now: datetime, limit: int) -> builtins.list[MessageIntent]:
         """QUEUED intents whose queued_until has come, locked for this transaction (other replicas skip
         them); changes are saved at commit."""
         ...
 
-    async def claim_awaiting_instance(self, organization_id: str, limit: int) -> list[MessageIntent]:
+    async def claim_awaiting_instance(self, organization_id: str, limit: int) -> builtins.list[MessageIntent]:
         """The organization's intents QUEUED for want of any instance (NO_ELIGIBLE_INSTANCE, within the
         projection grace), whatever their queued_until, locked like `claim_due`."""
         ...
@@ -70,7 +71,8 @@ class GateUnitOfWork(Protocol):
     called; on commit, the events of every tracked aggregate are stored with the change, atomically.
     Implemented per call (a session) and batched (a group commit, the hot path) alike."""
 
-    intents: IntentRepository
+    @property
+    def intents(self) -> IntentRepository: ...
 
     async def __aenter__(self) -> Self: ...
 
@@ -97,4 +99,5 @@ class GateUnitOfWork(Protocol):
 class ConsumerUnitOfWork(GateUnitOfWork, UnitOfWork, Protocol):
     """The transaction of an event consumer: intents, the projections' durable copy and the inbox."""
 
-    projections: ProjectionStore
+    @property
+    def projections(self) -> ProjectionStore: ...

@@ -9,8 +9,9 @@ under load the batch grows by itself to whatever arrived during the previous com
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
@@ -52,7 +53,7 @@ class Coalescer(Generic[T, R]):
 
     def __init__(
         self,
-        run: Callable[[list[T]], Awaitable[list[R | BaseException]]],
+        run: Callable[[list[T]], Awaitable[Sequence[R | BaseException]]],
         *,
         stage: str,
         max_batch: int = 256,
@@ -90,7 +91,7 @@ class Coalescer(Generic[T, R]):
                 self._loaded = len(batch) > 1
                 self._batch_size.observe(len(batch))
                 try:
-                    results: list[Any] = await self._run([item for item, _ in batch])
+                    results: Sequence[Any] = await self._run([item for item, _ in batch])
                 except BaseException as exc:
                     results = [exc] * len(batch)
                 for (_, future), result in zip(batch, results, strict=True):
@@ -316,12 +317,12 @@ class BatchedIntentRepository:
             lambda repository: repository.list(organization_id, after_id=after_id, limit=limit, where=where)
         )
 
-    async def claim_due(self, now: datetime, limit: int) -> list[MessageIntent]:
+    async def claim_due(self, now: datetime, limit: int) -> builtins.list[MessageIntent]:
         return self._remember_all(
             await self._reader.read(lambda repository: repository.claim_due(now, limit))
         )
 
-    async def claim_awaiting_instance(self, organization_id: str, limit: int) -> list[MessageIntent]:
+    async def claim_awaiting_instance(self, organization_id: str, limit: int) -> builtins.list[MessageIntent]:
         return self._remember_all(
             await self._reader.read(
                 lambda repository: repository.claim_awaiting_instance(organization_id, limit)
@@ -333,12 +334,12 @@ class BatchedIntentRepository:
             self._loaded[intent.id] = (intent, intent.version)
         return intent
 
-    def _remember_all(self, intents: list[MessageIntent]) -> list[MessageIntent]:
+    def _remember_all(self, intents: builtins.list[MessageIntent]) -> builtins.list[MessageIntent]:
         for intent in intents:
             self._remember(intent)
         return intents
 
-    def take_writes(self) -> tuple[list[MessageIntent], list[tuple[MessageIntent, int]]]:
+    def take_writes(self) -> tuple[builtins.list[MessageIntent], builtins.list[tuple[MessageIntent, int]]]:
         """What to write at commit: new intents, and loaded ones that changed (with their loaded version).
         Afterwards the changed ones count as loaded at their new version."""
         added, self._added = self._added, []

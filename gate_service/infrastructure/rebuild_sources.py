@@ -31,7 +31,7 @@ class GrpcInstanceStateSource:
             )
             for item in page.states:
                 reputation = reputation_from_proto(item.reputation) if item.HasField("reputation") else None
-                if reputation is not None and not reputation["version"]:
+                if reputation is not None and not reputation.version:
                     reputation = None  # not evaluated yet: the policies' defaults apply
                 yield instance_state_from_proto(item.instance), reputation
             token = page.next_page_token

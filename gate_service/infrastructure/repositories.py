@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import builtins
 from datetime import datetime
 from typing import Any
 
@@ -81,7 +82,7 @@ class SqlAlchemyIntentRepository:
         rows = (await self._session.execute(query.order_by(intents.c.id).limit(limit))).all()
         return [row_intent(row) for row in rows]
 
-    async def claim_due(self, now: datetime, limit: int) -> list[MessageIntent]:
+    async def claim_due(self, now: datetime, limit: int) -> builtins.list[MessageIntent]:
         query = (
             select(intents)
             .where(intents.c.status == IntentStatus.QUEUED.value, intents.c.queued_until <= now)
@@ -91,7 +92,7 @@ class SqlAlchemyIntentRepository:
         )
         return await self._claim(query)
 
-    async def claim_awaiting_instance(self, organization_id: str, limit: int) -> list[MessageIntent]:
+    async def claim_awaiting_instance(self, organization_id: str, limit: int) -> builtins.list[MessageIntent]:
         query = (
             select(intents)
             .where(
@@ -105,7 +106,7 @@ class SqlAlchemyIntentRepository:
         )
         return await self._claim(query)
 
-    async def _claim(self, query: Select[Any]) -> list[MessageIntent]:
+    async def _claim(self, query: Select[Any]) -> builtins.list[MessageIntent]:
         rows = (await self._session.execute(query)).all()
         return [self._writes.loaded(row_intent(row)) for row in rows]
 

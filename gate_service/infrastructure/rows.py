@@ -152,7 +152,7 @@ def decision_from_json(text: str) -> DecisionRecord:
         intent_id=data["id"],
         outcome=DecisionOutcome(data["o"]),
         reason=DecisionReason(data["r"]) if data["r"] else None,
-        decided_at=_dt(data["at"]),  # type: ignore[arg-type]
+        decided_at=datetime.fromtimestamp(data["at"], UTC),
         attempt=data["n"],
         chosen_instance_id=data["i"],
         queued_until=_dt(data["q"]),

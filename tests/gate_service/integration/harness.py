@@ -7,6 +7,7 @@ import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 
@@ -32,7 +33,7 @@ LOOSE_POLICIES = json.dumps(
 @dataclass
 class RunningGate:
     app: Gate
-    stub: gate_pb2_grpc.GateServiceStub
+    stub: gate_pb2_grpc.GateServiceAsyncStub
     settings: GateSettings
 
 
@@ -87,8 +88,8 @@ ALL_PURPOSES = (common_pb2.PURPOSE_DISPATCH, common_pb2.PURPOSE_WARMUP, common_p
 
 
 async def register_instances(
-    js, subject_root: str, gate: RunningGate, organization_id: str, n: int
-) -> list[str]:  # type: ignore[no-untyped-def]
+    js: Any, subject_root: str, gate: RunningGate, organization_id: str, n: int
+) -> list[str]:
     """Announce connected instances as the reputation service does; wait until the Gate knows them."""
     from libs.testing.waiting import eventually
 
@@ -113,7 +114,7 @@ async def register_instances(
 
 
 def text_request(
-    organization_id: str, phone: str, text: str = "hello", key: str = "", **fields: object
+    organization_id: str, phone: str, text: str = "hello", key: str = "", **fields: Any
 ) -> gate_pb2.SubmitIntentRequest:
     return gate_pb2.SubmitIntentRequest(
         organization_id=organization_id,
@@ -122,11 +123,11 @@ def text_request(
         type=common_pb2.MESSAGE_TYPE_TEXT,
         purpose=common_pb2.PURPOSE_DISPATCH,
         payload=common_pb2.MessagePayload(text=common_pb2.TextPayload(text=text)),
-        **fields,  # type: ignore[arg-type]
+        **fields,
     )
 
 
-async def gate_events(js, subject_root: str, suffix: str, intent_ids: set[str]) -> list:  # type: ignore[no-untyped-def]
+async def gate_events(js: Any, subject_root: str, suffix: str, intent_ids: set[str]) -> list[Any]:
     """Events of the given intents stored on one gate subject."""
-    stored = await stored_events(js, subject_root, "gate", subject_suffix=suffix, wait=0.3)
+    stored: list[Any] = await stored_events(js, subject_root, "gate", subject_suffix=suffix, wait=0.3)
     return [event for event in stored if event.meta.aggregate_id in intent_ids]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import copy
 from datetime import datetime
 
@@ -79,7 +80,7 @@ class FakeIntentRepository:
         )
         return chosen[:limit]
 
-    async def claim_due(self, now: datetime, limit: int) -> list[MessageIntent]:
+    async def claim_due(self, now: datetime, limit: int) -> builtins.list[MessageIntent]:
         due = [
             i
             for i in self.rows.values()
@@ -87,7 +88,7 @@ class FakeIntentRepository:
         ]
         return sorted(due, key=lambda i: i.queued_until or now)[:limit]
 
-    async def claim_awaiting_instance(self, organization_id: str, limit: int) -> list[MessageIntent]:
+    async def claim_awaiting_instance(self, organization_id: str, limit: int) -> builtins.list[MessageIntent]:
         waiting = [
             i
             for i in self.rows.values()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from gate_service.application.decide import DecisionService
 from gate_service.domain.decision import DecisionRecord
@@ -19,8 +20,8 @@ ORG = "org-acme"
 PHONE = "5511987654321"
 
 
-def new_intent(clock: FakeClock, **overrides: object) -> MessageIntent:
-    fields: dict[str, object] = dict(
+def new_intent(clock: FakeClock, **overrides: Any) -> MessageIntent:
+    fields: dict[str, Any] = dict(
         organization_id=ORG,
         target_kind=TargetKind.PHONE,
         target_value="+55 11 98765-4321",
@@ -35,7 +36,7 @@ def new_intent(clock: FakeClock, **overrides: object) -> MessageIntent:
         now=clock.now(),
     )
     fields.update(overrides)
-    return MessageIntent.create(**fields)  # type: ignore[arg-type]
+    return MessageIntent.create(**fields)
 
 
 def instance(
@@ -68,7 +69,7 @@ class World:
         self.gate = DispatchGate(self.policies)
         self.decider = DecisionService(self.gate, self.projection, self.rates, self.clock)
 
-    def add(self, state: InstanceState | None = None, **reputation: object) -> InstanceState:
+    def add(self, state: InstanceState | None = None, **reputation: Any) -> InstanceState:
         state = state or instance()
         self.projection.upsert_instance(state, self.clock.now())
         if reputation:

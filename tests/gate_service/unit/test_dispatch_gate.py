@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
 from gate_service.domain.decision import DecisionOutcome, DecisionReason, Verdict
+from gate_service.domain.events import IntentApproved
 from gate_service.domain.gate import DecisionPlan, RankedCandidate
 from gate_service.domain.intent import IntentStatus, ReactionPayload
 from gate_service.domain.policies import (
@@ -26,8 +28,8 @@ from tests.gate_service.unit.support import ORG, World, instance
 LOOSE_CONTACT = ContactPolicy(min_gap=timedelta(0), per_hour=0)
 
 
-def world(**policy_overrides: object) -> World:
-    return World(GatePolicies(contact=LOOSE_CONTACT, **policy_overrides))  # type: ignore[arg-type]
+def world(**policy_overrides: Any) -> World:
+    return World(GatePolicies(contact=LOOSE_CONTACT, **policy_overrides))
 
 
 async def test_approved_through_a_connected_healthy_instance_with_the_full_record():
@@ -40,6 +42,7 @@ async def test_approved_through_a_connected_healthy_instance_with_the_full_recor
     [verdict] = record.candidates
     assert verdict.verdict is Verdict.ALLOW and verdict.score > 0 and verdict.phase is WarmupPhase.STABLE
     approved = intent.pull_events()[-1]
+    assert isinstance(approved, IntentApproved)
     assert approved.instance.provider_instance_ref == chosen.provider_instance_ref
 
 
@@ -259,7 +262,7 @@ async def test_a_sticky_sender_that_cannot_send_falls_over_to_another_instance()
 
 def test_scoring_prefers_lower_risk_better_connection_lower_pressure_and_sticky():
     scorer = InstanceDispatchScoreService()
-    base = dict(
+    base: dict[str, Any] = dict(
         reputation_score=80,
         health=HealthStatus.HEALTHY,
         phase=WarmupPhase.STABLE,
@@ -268,8 +271,8 @@ def test_scoring_prefers_lower_risk_better_connection_lower_pressure_and_sticky(
         sticky=False,
     )
 
-    def score(**changes: object) -> float:
-        return scorer.score(ScoreInput(**{**base, **changes}))  # type: ignore[arg-type]
+    def score(**changes: Any) -> float:
+        return scorer.score(ScoreInput(**{**base, **changes}))
 
     assert score(reputation_score=95) > score()  # lower risk
     assert score(health=HealthStatus.DEGRADED) < score()

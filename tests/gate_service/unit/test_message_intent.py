@@ -7,11 +7,10 @@ from datetime import timedelta
 import pytest
 
 from gate_service.domain.decision import DecisionOutcome, DecisionReason, DecisionRecord
+from gate_service.domain.events import IntentApproved, IntentCreated
 from gate_service.domain.intent import (
     ApprovedInstance,
     AudioPayload,
-    IntentApproved,
-    IntentCreated,
     IntentStatus,
     MediaPayload,
     ReactionPayload,

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -42,8 +44,8 @@ def uow() -> FakeGateUnitOfWork:
     return FakeGateUnitOfWork()
 
 
-def submit_command(key: str = "", text: str = "hello", **overrides: object) -> SubmitIntent:
-    fields: dict[str, object] = dict(
+def submit_command(key: str = "", text: str = "hello", **overrides: Any) -> SubmitIntent:
+    fields: dict[str, Any] = dict(
         organization_id=ORG,
         idempotency_key=key,
         target_kind=TargetKind.PHONE,
@@ -55,7 +57,7 @@ def submit_command(key: str = "", text: str = "hello", **overrides: object) -> S
         payload=TextPayload(text),
     )
     fields.update(overrides)
-    return SubmitIntent(**fields)  # type: ignore[arg-type]
+    return SubmitIntent(**fields)
 
 
 def intent_store(w: World, uow: FakeGateUnitOfWork) -> IdempotentIntentStore:
@@ -70,8 +72,8 @@ def creator(w: World, uow: FakeGateUnitOfWork) -> CreateIntentHandler:
     return CreateIntentHandler(intent_store(w, uow))
 
 
-def create_command(**overrides: object) -> CreateIntent:
-    return CreateIntent(**vars(submit_command(**overrides)))  # type: ignore[arg-type]
+def create_command(**overrides: Any) -> CreateIntent:
+    return CreateIntent(**vars(submit_command(**overrides)))
 
 
 async def test_submit_creates_decides_and_announces_in_one_commit(w, uow):
@@ -166,7 +168,7 @@ async def test_the_scheduler_approves_when_the_window_opens_and_drops_the_expire
     assert len(uow.events_of(IntentQueued)) == 2 and len(uow.events_of(IntentDropped)) == 1
 
 
-def report_sent(uow, w, intent_id: str):  # type: ignore[no-untyped-def]
+def report_sent(uow: FakeGateUnitOfWork, w: World, intent_id: str) -> Awaitable[bool]:
     """The Executor's report that the intent's message went out, as its consumer hands it over."""
     return record_message_sent(
         uow,
@@ -179,7 +181,9 @@ def report_sent(uow, w, intent_id: str):  # type: ignore[no-untyped-def]
     )
 
 
-def report_failed(uow, w, intent_id: str, organization_id: str = ORG):  # type: ignore[no-untyped-def]
+def report_failed(
+    uow: FakeGateUnitOfWork, w: World, intent_id: str, organization_id: str = ORG
+) -> Awaitable[bool]:
     """The Executor's report of a final, permanent failure."""
     return record_message_failed(
         uow,
