@@ -149,7 +149,7 @@ async def assemble(settings: GateSettings, *, clock: Clock | None = None) -> Gat
         durable_prefix=settings.consumer_durable_prefix,
     )
     refresher = ProjectionRefresher(
-        lambda since: load_projections(infra.sessions, projection, clock.now(), since),
+        lambda since: load_projections(infra.sessions, projection, clock.now(), since, scheduler),
         clock.now,
         interval=settings.projection_refresh_seconds,
     )

@@ -110,7 +110,7 @@ def next_month(now: datetime) -> datetime:
 
 def window_keys(now: datetime) -> tuple[str, str, str, str]:
     """Identifiers of the current minute, hour, day and month windows (UTC): minutes, hours and days since
-    the epoch, and year*12+month (cheap to compute on every decision)."""
+    the epoch, and year*12+month."""
     seconds = int(now.timestamp())
     utc = now.astimezone(UTC)
     return (

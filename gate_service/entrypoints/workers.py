@@ -8,11 +8,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
-from gate_service.application.decide_awaiting_intents import (
-    DecideAwaitingIntents,
-    DecideAwaitingIntentsHandler,
-)
-from gate_service.application.release_due_intents import ReleaseDueIntents, ReleaseDueIntentsHandler
+from gate_service.application.decide_awaiting_intents import DecideAwaitingIntents
+from gate_service.application.release_due_intents import ReleaseDueIntents
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +26,8 @@ class QueuedIntentScheduler:
 
     def __init__(
         self,
-        release_due: ReleaseDueIntentsHandler,
-        decide_awaiting: DecideAwaitingIntentsHandler,
+        release_due: Callable[[ReleaseDueIntents], Awaitable[int]],
+        decide_awaiting: Callable[[DecideAwaitingIntents], Awaitable[int]],
         *,
         interval: float,
         batch_size: int,

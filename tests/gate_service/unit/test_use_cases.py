@@ -27,6 +27,7 @@ from gate_service.domain.intent import IntentStatus, TextPayload
 from gate_service.domain.policies import HealthStatus, WarmupPhase
 from gate_service.domain.ports import IntentFilter
 from gate_service.domain.projection import Control, Plan, Reputation
+from gate_service.entrypoints.workers import QueuedIntentScheduler
 from libs.seedwork.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from libs.seedwork.pagination import page_request
 from libs.seedwork.shared_kernel import ControlScope, MessageType, Purpose, TargetKind
@@ -318,3 +319,27 @@ async def test_an_arriving_instance_releases_the_intents_of_its_organization_wai
     assert await decide_awaiting(DecideAwaitingIntents(ORG)) == 1
     assert uow.intents.rows[waiting.id].status is IntentStatus.APPROVED
     assert await decide_awaiting(DecideAwaitingIntents(ORG)) == 0  # nothing waits any more
+
+
+async def test_the_scheduler_decides_an_organizations_waiting_intents_as_soon_as_an_instance_arrives():
+    decided: list[str] = []
+
+    async def decide_awaiting(command: DecideAwaitingIntents) -> int:
+        decided.append(command.organization_id)
+        return 0
+
+    async def release_due(command: ReleaseDueIntents) -> int:
+        return 0
+
+    scheduler = QueuedIntentScheduler(release_due, decide_awaiting, interval=60, batch_size=10)
+    stop = asyncio.Event()
+    running = asyncio.create_task(scheduler.run(stop))
+    await asyncio.sleep(0.01)  # first pass done: the scheduler sleeps for its (long) interval
+    scheduler.arrived(ORG)
+    for _ in range(100):
+        if decided:
+            break
+        await asyncio.sleep(0.01)
+    stop.set()
+    await running
+    assert decided == [ORG]  # at once, not a minute later; looked at again on the next pass only
