@@ -30,10 +30,6 @@ MAX_CAPTION = 1024
 MAX_URL = 2048
 MAX_IDEMPOTENCY_KEY = 128
 MAX_CAMPAIGN_ID = 64
-_ONE_OF_TYPES = "must be one of " + ", ".join(MessageType)
-_ONE_OF_PURPOSES = "must be one of " + ", ".join(Purpose)
-_KEY_TOO_LONG = f"must be at most {MAX_IDEMPOTENCY_KEY} characters"
-_CAMPAIGN_TOO_LONG = f"must be at most {MAX_CAMPAIGN_ID} characters"
 DEFAULT_VALIDITY = timedelta(hours=4)  # Twilio's WhatsApp default
 MAX_VALIDITY = timedelta(hours=72)
 
@@ -167,20 +163,16 @@ class MessageIntent(AggregateRoot):
         v = Violations()
         v.check(bool(organization_id.strip()), "organization_id", "must not be empty")
         target = _target(v, target_kind, target_value)
-        v.check(type is not None, "type", _ONE_OF_TYPES)
-        v.check(purpose is not None, "purpose", _ONE_OF_PURPOSES)
-        if type is not None:
+        if type is None:
+            v.add("type", "must be one of " + ", ".join(MessageType))
+        else:
             _check_payload(v, type, payload)
-        v.check(
-            len(idempotency_key) <= MAX_IDEMPOTENCY_KEY,
-            "idempotency_key",
-            _KEY_TOO_LONG,
-        )
-        v.check(
-            len(campaign_id) <= MAX_CAMPAIGN_ID,
-            "campaign_id",
-            _CAMPAIGN_TOO_LONG,
-        )
+        if purpose is None:
+            v.add("purpose", "must be one of " + ", ".join(Purpose))
+        if len(idempotency_key) > MAX_IDEMPOTENCY_KEY:
+            v.add("idempotency_key", f"must be at most {MAX_IDEMPOTENCY_KEY} characters")
+        if len(campaign_id) > MAX_CAMPAIGN_ID:
+            v.add("campaign_id", f"must be at most {MAX_CAMPAIGN_ID} characters")
         if expires_at is None:
             expires_at = (not_before if not_before and not_before > now else now) + default_validity
         else:
