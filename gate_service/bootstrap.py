@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -67,14 +65,17 @@ class Gate:
             gate_pb2_grpc.add_GateServiceServicer_to_server,
             gate_pb2.DESCRIPTOR.services_by_name["GateService"].full_name,
         )
-        loops: list[Callable[[asyncio.Event], Awaitable[None]]] = [
-            self.infra.relay.run,
-            self.scheduler.run,
-            self.refresher.run,
-        ]
-        loops += [consumer.run for consumer in self.consumers]
-        loops += [rebuild.run for rebuild in self.rebuilds]
-        return ServiceParts(bindings=[binding], workers=loops, close=self.close)
+        return ServiceParts(
+            bindings=[binding],
+            workers=[
+                self.infra.relay.run,
+                self.scheduler.run,
+                self.refresher.run,
+                *(consumer.run for consumer in self.consumers),
+                *(rebuild.run for rebuild in self.rebuilds),
+            ],
+            close=self.close,
+        )
 
     async def close(self) -> None:
         for channel in self.channels:
