@@ -164,8 +164,7 @@ class FakeRateStore:
             ("instance", inst, "m", m),
         ]
 
-    def _usage(self, instance_id: str, now: datetime) -> InstanceUsage:
-        m, h, d, _ = window_keys(now)
+    def _usage(self, instance_id: str, m: str, h: str, d: str) -> InstanceUsage:
         return InstanceUsage(
             minute=self.counts.get(("instance", instance_id, "m", m), 0),
             hour=self.counts.get(("instance", instance_id, "h", h), 0),
@@ -176,7 +175,7 @@ class FakeRateStore:
     async def snapshot(
         self, organization_id: str, target: str, instance_ids: list[str], now: datetime
     ) -> RateSnapshot:
-        _, h, d, month = window_keys(now)
+        m, h, d, month = window_keys(now)
         sticky = self.sticky.get((organization_id, target))
         ids = [*instance_ids, sticky] if sticky and sticky not in instance_ids else instance_ids
         return RateSnapshot(
@@ -185,7 +184,7 @@ class FakeRateStore:
             contact_hour=self.counts.get(("contact", organization_id, target, "h", h), 0),
             org_day=self.counts.get(("org", organization_id, "d", d), 0),
             org_month=self.counts.get(("org", organization_id, "M", month), 0),
-            instances={i: self._usage(i, now) for i in ids},
+            instances={i: self._usage(i, m, h, d) for i in ids},
         )
 
     async def reserve(self, r: Reservation) -> ReservationResult:
