@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
+import grpc
+from redis.asyncio import Redis
+
+from gate_service.application.create_intent import CreateIntentHandler
 from gate_service.application.decide import DecisionService
+from gate_service.application.decide_awaiting_intents import DecideAwaitingIntentsHandler
 from gate_service.application.decide_intent import DecideIntentHandler
-from gate_service.application.ports import RateStore
+from gate_service.application.intent_creation import IdempotentIntentStore
 from gate_service.application.queries import GetIntentHandler, ListIntentsHandler
 from gate_service.application.release_due_intents import ReleaseDueIntentsHandler
 from gate_service.application.submit_intent import SubmitIntentHandler
@@ -19,14 +24,16 @@ from gate_service.entrypoints.consumers import GateEventHandlers, gate_consumers
 from gate_service.entrypoints.grpc_servicer import GateServicer
 from gate_service.entrypoints.workers import ProjectionRefresher, QueuedIntentScheduler, StartupRebuild
 from gate_service.infrastructure.batching import BatchingGateUnitOfWork, GroupCommitWriter, IntentReader
-from gate_service.infrastructure.memory_rate_store import InMemoryRateStore
 from gate_service.infrastructure.projection_loader import load_projections
 from gate_service.infrastructure.proto_mapping import event_to_proto
 from gate_service.infrastructure.rebuild_sources import GrpcControlSource, GrpcInstanceStateSource
+from gate_service.infrastructure.recent_keys import BoundedRecentIntentKeys
+from gate_service.infrastructure.redis_rate_store import RedisRateStore
 from gate_service.infrastructure.tables import messaging
 from gate_service.infrastructure.unit_of_work import SqlAlchemyGateUnitOfWork
 from gate_service.infrastructure.wakeup import DebouncedWake
-from libs.bootstrap import open_infrastructure
+from libs.bootstrap import Infrastructure, open_infrastructure
+from libs.messaging.consumer import DurableConsumer
 from libs.rpc.client import open_channel
 from libs.rpc.server import ServicerBinding
 from libs.runtime import ServiceParts
@@ -37,39 +44,55 @@ SERVICE = "gate"
 
 
 @dataclass
-class GateApp:
-    """Everything built, for tests that drive the parts directly."""
+class Gate:
+    """Every part of a running gate, for the runtime and for tests that drive pieces directly."""
 
-    parts: ServiceParts
+    infra: Infrastructure
+    redis: Redis
+    writer: GroupCommitWriter
+    servicer: GateServicer
     projection: GateProjection
     decider: DecisionService
-    release_due: ReleaseDueIntentsHandler
-    consumers: list
+    scheduler: QueuedIntentScheduler
+    refresher: ProjectionRefresher
+    consumers: list[DurableConsumer]
     rebuilds: list[StartupRebuild]
+    channels: list[grpc.aio.Channel] = field(default_factory=list)
+
+    def parts(self) -> ServiceParts:
+        binding = ServicerBinding(
+            self.servicer,
+            gate_pb2_grpc.add_GateServiceServicer_to_server,
+            gate_pb2.DESCRIPTOR.services_by_name["GateService"].full_name,
+        )
+        return ServiceParts(
+            bindings=[binding],
+            workers=[
+                self.infra.relay.run,
+                self.scheduler.run,
+                self.refresher.run,
+                *(consumer.run for consumer in self.consumers),
+                *(rebuild.run for rebuild in self.rebuilds),
+            ],
+            close=self.close,
+        )
+
+    async def close(self) -> None:
+        for channel in self.channels:
+            await channel.close()
+        await self.redis.aclose()
+        await self.writer.close()
+        await self.infra.close()
 
 
-async def build(settings: GateSettings, *, clock: Clock | None = None) -> ServiceParts:
-    return (await build_app(settings, clock=clock)).parts
-
-
-async def build_app(settings: GateSettings, *, clock: Clock | None = None) -> GateApp:
+async def assemble(settings: GateSettings, *, clock: Clock | None = None) -> Gate:
     clock = clock or SystemClock()
     infra = await open_infrastructure(SERVICE, settings, messaging, clock)
     policies = settings.policies()
     projection = GateProjection(policies)
     await load_projections(infra.sessions, projection, clock.now())
-
-    redis = None
-    rates: RateStore
-    if settings.redis_url:
-        from redis.asyncio import Redis
-
-        from gate_service.infrastructure.redis_rate_store import RedisRateStore
-
-        redis = Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=5)
-        rates = RedisRateStore(redis, prefix=settings.redis_key_prefix)
-    else:
-        rates = InMemoryRateStore()
+    redis = Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=5)
+    rates = RedisRateStore(redis, prefix=settings.redis_key_prefix)
 
     def uow() -> SqlAlchemyGateUnitOfWork:
         return SqlAlchemyGateUnitOfWork(
@@ -88,29 +111,37 @@ async def build_app(settings: GateSettings, *, clock: Clock | None = None) -> Ga
         on_commit=DebouncedWake(infra.relay.wake, settings.relay_wake_delay_seconds),
         max_batch=settings.write_batch_size,
     )
-    reader = IntentReader(infra.sessions)
+    reader = IntentReader(infra.sessions, clock)
 
     def batched() -> BatchingGateUnitOfWork:
         return BatchingGateUnitOfWork(writer, reader)
 
     decider = DecisionService(DispatchGate(policies), projection, rates, clock)
-    validity = {
-        "default_validity": timedelta(seconds=settings.default_validity_seconds),
-        "max_validity": timedelta(seconds=settings.max_validity_seconds),
-    }
+    recent_keys = BoundedRecentIntentKeys()
+
+    def intent_store() -> IdempotentIntentStore:
+        return IdempotentIntentStore(
+            batched,
+            recent_keys,
+            clock,
+            default_validity=timedelta(seconds=settings.default_validity_seconds),
+            max_validity=timedelta(seconds=settings.max_validity_seconds),
+        )
+
     servicer = GateServicer(
-        submit_intent=SubmitIntentHandler(batched, decider, clock, decide=True, **validity),  # type: ignore[arg-type]
-        create_intent=SubmitIntentHandler(batched, decider, clock, decide=False, **validity),  # type: ignore[arg-type]
-        decide_intent=DecideIntentHandler(batched, decider),  # type: ignore[arg-type]
-        get_intent=GetIntentHandler(batched),  # type: ignore[arg-type]
+        submit_intent=SubmitIntentHandler(intent_store(), decider),
+        create_intent=CreateIntentHandler(intent_store()),
+        decide_intent=DecideIntentHandler(batched, decider),
+        get_intent=GetIntentHandler(batched),
         list_intents=ListIntentsHandler(uow),
     )
-    binding = ServicerBinding(
-        servicer,
-        gate_pb2_grpc.add_GateServiceServicer_to_server,
-        gate_pb2.DESCRIPTOR.services_by_name["GateService"].full_name,
+    scheduler = QueuedIntentScheduler(
+        ReleaseDueIntentsHandler(uow, decider),
+        DecideAwaitingIntentsHandler(uow, decider),
+        interval=settings.scheduler_interval_seconds,
+        batch_size=settings.scheduler_batch_size,
     )
-    updater = ProjectionUpdater(projection, clock)
+    updater = ProjectionUpdater(projection, clock, arrivals=scheduler)
     consumers = gate_consumers(
         js=infra.js,
         subject_root=settings.subject_root,
@@ -118,46 +149,25 @@ async def build_app(settings: GateSettings, *, clock: Clock | None = None) -> Ga
         uow_factory=uow,
         durable_prefix=settings.consumer_durable_prefix,
     )
-    release_due = ReleaseDueIntentsHandler(uow, decider, batch_size=settings.scheduler_batch_size)
-    scheduler = QueuedIntentScheduler(
-        release_due, interval=settings.scheduler_interval_seconds, batch_size=settings.scheduler_batch_size
-    )
     refresher = ProjectionRefresher(
-        lambda since: load_projections(infra.sessions, projection, clock.now(), since),
+        lambda since: load_projections(infra.sessions, projection, clock.now(), since, scheduler),
         clock.now,
         interval=settings.projection_refresh_seconds,
     )
     rebuild = RebuildProjectionsHandler(uow, updater)
-    channels = []
-    rebuilds = []
+    gate = Gate(infra, redis, writer, servicer, projection, decider, scheduler, refresher, consumers, [])
     if settings.reputation_addr:
         channel = open_channel(settings.reputation_addr, default_deadline=settings.rebuild_deadline_seconds)
-        channels.append(channel)
+        gate.channels.append(channel)
         source = GrpcInstanceStateSource(channel)
-        rebuilds.append(StartupRebuild("reputation", lambda: rebuild.from_instances(source)))
+        gate.rebuilds.append(StartupRebuild("reputation", lambda: rebuild.from_instances(source)))
     if settings.ops_addr:
         ops_channel = open_channel(settings.ops_addr, default_deadline=settings.rebuild_deadline_seconds)
-        channels.append(ops_channel)
+        gate.channels.append(ops_channel)
         ops_source = GrpcControlSource(ops_channel)
-        rebuilds.append(StartupRebuild("ops", lambda: rebuild.from_ops(ops_source)))
+        gate.rebuilds.append(StartupRebuild("ops", lambda: rebuild.from_ops(ops_source)))
+    return gate
 
-    async def close() -> None:
-        for channel in channels:
-            await channel.close()
-        if redis is not None:
-            await redis.aclose()
-        await writer.close()
-        await infra.close()
 
-    parts = ServiceParts(
-        bindings=[binding],
-        workers=[
-            infra.relay.run,
-            *(consumer.run for consumer in consumers),
-            scheduler.run,
-            refresher.run,
-            *(r.run for r in rebuilds),
-        ],
-        close=close,
-    )
-    return GateApp(parts, projection, decider, release_due, consumers, rebuilds)
+async def build(settings: GateSettings, *, clock: Clock | None = None) -> ServiceParts:
+    return (await assemble(settings, clock=clock)).parts()

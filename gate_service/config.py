@@ -16,11 +16,11 @@ class GateSettings(ServiceSettings):
 
     model_config = settings_config("GATE_")
 
-    database_url: str = "sqlite+aiosqlite:///.data/gate.db"
+    database_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/whatlead_gate"
     grpc_port: int = 50051
     metrics_port: int = 9101
-    # Rate windows: Redis in production; empty = the in-process store (one Gate replica only).
-    redis_url: str = ""
+    # Rate windows, shared by every replica.
+    redis_url: str = "redis://127.0.0.1:6379/0"
     redis_key_prefix: str = Field(default="whatlead:gate:", max_length=64)
     # Projection rebuild sources at start-up; empty = skip (events still keep the projections fresh).
     reputation_addr: str = ""
@@ -35,6 +35,9 @@ class GateSettings(ServiceSettings):
     contact_min_gap_seconds: float = Field(default=6.0, ge=0)
     contact_hourly_cap: int = Field(default=4, ge=0)
     shortlist_size: int = Field(default=8, ge=1, le=64)
+    # An intent that finds no instance at all waits this long for the projection to catch up with the
+    # registry (an instance registered a moment ago) before it is BLOCKED; 0 = BLOCKED at once.
+    projection_grace_seconds: float = Field(default=2.0, ge=0, le=60)
     # Workers. Replicas share the durable consumers (same names); tests isolate with their own prefix.
     consumer_durable_prefix: str = Field(default="gate", pattern=r"^[A-Za-z0-9_-]{1,40}$")
     scheduler_interval_seconds: float = Field(default=0.5, gt=0)
@@ -53,8 +56,8 @@ class GateSettings(ServiceSettings):
     @field_validator("redis_url")
     @classmethod
     def _redis_scheme(cls, value: str) -> str:
-        if value and not value.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError("must start with redis://, rediss:// or unix:// (or be empty)")
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
         return value
 
     @field_validator("phase_policies")
@@ -78,4 +81,5 @@ class GateSettings(ServiceSettings):
             ),
             unevaluated_phase=self.unevaluated_phase,
             shortlist_size=self.shortlist_size,
+            projection_grace=timedelta(seconds=self.projection_grace_seconds),
         )

@@ -1,4 +1,5 @@
-"""Ports of the application layer that are not storage: the rate windows and the rebuild sources."""
+"""Ports of the application layer that are not storage: the rate windows, the rebuild sources, what this
+process remembers of recent idempotency keys, and the news that an instance arrived."""
 
 from __future__ import annotations
 
@@ -6,13 +7,13 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Protocol
 
-from gate_service.domain.projection import Control, InstanceState, Plan
+from gate_service.domain.projection import Control, InstanceState, Plan, Reputation
 from gate_service.domain.rates import RateSnapshot, Reservation, ReservationResult
 
 
 class RateStore(Protocol):
-    """Per-instance, per-contact and per-organization send windows, plus the sticky sender of each target.
-    Redis in production, in-process on the embedded default; both atomic per reservation."""
+    """Per-instance, per-contact and per-organization send windows, plus the sticky sender of each target,
+    shared by every Gate replica (Redis); atomic per reservation."""
 
     async def snapshot(
         self, organization_id: str, target: str, instance_ids: list[str], now: datetime
@@ -35,7 +36,7 @@ class RateStore(Protocol):
 class InstanceStateSource(Protocol):
     """Where the instance projection is rebuilt from at start-up (ReputationService.ListInstanceStates)."""
 
-    def instance_states(self) -> AsyncIterator[tuple[InstanceState, dict[str, object] | None]]:
+    def instance_states(self) -> AsyncIterator[tuple[InstanceState, Reputation | None]]:
         """Every instance, with its reputation fields (score, health, phase, cooldown_until, version)."""
         ...
 
@@ -46,3 +47,20 @@ class ControlSource(Protocol):
     def paused_controls(self) -> AsyncIterator[Control]: ...
 
     def plans(self) -> AsyncIterator[Plan]: ...
+
+
+class RecentIntentKeys(Protocol):
+    """Idempotency keys this process used lately, with the intent each created, so that a retry is answered
+    from storage without a decision (which would take a rate slot). A hint only: a key it does not know is
+    settled by storage's unique (organization, key)."""
+
+    def intent_id(self, organization_id: str, idempotency_key: str) -> str | None: ...
+
+    def remember(self, organization_id: str, idempotency_key: str, intent_id: str) -> None: ...
+
+
+class InstanceArrivals(Protocol):
+    """Told when the projection learns of an instance (registered or changed), so that intents of its
+    organization waiting for one are decided again at once rather than at the end of their grace."""
+
+    def arrived(self, organization_id: str) -> None: ...

@@ -4,14 +4,22 @@ the application layer feeds it the projection, the rate snapshot and the clock, 
 Order: expiry -> not_before -> plan limit -> kill-switch -> per-contact protection -> candidates
 (per-candidate rules) -> best ALLOW by InstanceDispatchScoreService -> (reservation) -> APPROVED;
 only recoverable refusals -> QUEUED at the earliest time (DROPPED if that is past the validity);
+no instance at all while the projection may still be behind the registry -> QUEUED for the grace;
 otherwise BLOCKED with the dominant reason.
+
+The gate reads in one direction: `precheck` / `plan` return an immutable DecisionPlan, the application
+reserves a slot on its ranked candidates, and `conclude` turns the plan and the reservations' results into
+the DecisionRecord.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
+from operator import itemgetter
+from typing import NamedTuple
 
 from gate_service.domain.decision import (
     SEVERITY,
@@ -24,13 +32,18 @@ from gate_service.domain.decision import (
 from gate_service.domain.intent import ApprovedInstance, MessageIntent
 from gate_service.domain.policies import GatePolicies, RateCaps
 from gate_service.domain.projection import GateProjection, InstanceState, Shortlist
-from gate_service.domain.rates import RateSnapshot, Reservation, next_hour
-from gate_service.domain.rules import DEFAULT_RULES, CandidateRule, context_for, evaluate_candidate
+from gate_service.domain.rates import RateSnapshot, Reservation, ReservationResult, next_hour
+from gate_service.domain.rules import (
+    DEFAULT_RULES,
+    CandidateRule,
+    ProjectionGrace,
+    context_for,
+    evaluate_candidate,
+)
 from gate_service.domain.scoring import InstanceDispatchScoreService, ScoreInput
 
 
-@dataclass(slots=True)  # one per ALLOW candidate of a decision, dropped with it
-class Ranked:
+class RankedCandidate(NamedTuple):
     """An ALLOW candidate, with what its reservation must respect."""
 
     instance: InstanceState
@@ -38,77 +51,28 @@ class Ranked:
     caps: RateCaps
 
 
-@dataclass
-class Evaluation:
-    """A decision in progress: either settled before any candidate, or candidates with verdicts and the
-    ALLOW ones ranked best first, waiting for a reservation."""
+class Settlement(NamedTuple):
+    """An outcome reached without choosing a candidate."""
+
+    outcome: DecisionOutcome
+    reason: DecisionReason | None
+    until: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DecisionPlan:
+    """What the gate concluded before any slot is taken: either settled (by the clock, the plan, a pause or
+    the contact's protection), or every candidate's verdict with the ALLOW ones ranked best first. The
+    application reserves a slot on the ranked ones in order and hands the results to `DispatchGate.conclude`.
+    """
 
     intent: MessageIntent
     now: datetime
     attempt: int
-    outcome: DecisionOutcome | None = None
-    reason: DecisionReason | None = None
-    queued_until: datetime | None = None
-    verdicts: dict[str, CandidateVerdict] = field(default_factory=dict)
-    ranked: list[Ranked] = field(default_factory=list)
-    excluded: dict[DecisionReason, int] = field(default_factory=dict)
-
-    def settle(
-        self, outcome: DecisionOutcome, reason: DecisionReason | None, until: datetime | None = None
-    ) -> None:
-        self.outcome, self.reason, self.queued_until = outcome, reason, until
-
-    def refuse(self, instance_id: str, reason: DecisionReason, retry_at: datetime | None) -> None:
-        """The reservation found the window full after all (a concurrent decision took the slot)."""
-        verdict = self.verdicts[instance_id]
-        self.verdicts[instance_id] = CandidateVerdict(
-            **{
-                **vars(verdict),
-                "verdict": Verdict.RECOVERABLE,
-                "reason": reason,
-                "retry_at": retry_at,
-                "score": 0.0,
-            }
-        )
-        self.ranked = [r for r in self.ranked if r.instance.instance_id != instance_id]
-
-    def conclude(self, chosen: str | None = None) -> DecisionRecord:
-        if self.outcome is None:
-            self._conclude_from_candidates(chosen)
-        outcome, reason, until = self.outcome, self.reason, self.queued_until
-        assert outcome is not None
-        if outcome is DecisionOutcome.QUEUED and until is not None and until >= self.intent.expires_at:
-            # It could not go before its validity ends: dropped now rather than queued in vain.
-            outcome, reason, until = DecisionOutcome.DROPPED, DecisionReason.EXPIRED, None
-        return DecisionRecord(
-            intent_id=self.intent.id,
-            outcome=outcome,
-            reason=reason,
-            decided_at=self.now,
-            attempt=self.attempt,
-            chosen_instance_id=chosen if outcome is DecisionOutcome.APPROVED else None,
-            queued_until=until,
-            candidates=tuple(self.verdicts.values()),
-            excluded=dict(self.excluded),
-        )
-
-    def _conclude_from_candidates(self, chosen: str | None) -> None:
-        if chosen is not None:
-            self.settle(DecisionOutcome.APPROVED, None)
-            return
-        recoverable = [v for v in self.verdicts.values() if v.verdict is Verdict.RECOVERABLE and v.retry_at]
-        if recoverable:
-            earliest = min(recoverable, key=lambda v: v.retry_at)  # type: ignore[arg-type, return-value]
-            self.settle(DecisionOutcome.QUEUED, earliest.reason, earliest.retry_at)
-            return
-        self.settle(DecisionOutcome.BLOCKED, self._dominant_reason())
-
-    def _dominant_reason(self) -> DecisionReason:
-        counts: Counter[DecisionReason] = Counter(self.excluded)
-        counts.update(v.reason for v in self.verdicts.values() if v.verdict is Verdict.FINAL and v.reason)
-        if not counts:
-            return DecisionReason.NO_ELIGIBLE_INSTANCE
-        return max(counts, key=lambda r: (counts[r], -SEVERITY.index(r) if r in SEVERITY else -99))
+    settled: Settlement | None = None
+    verdicts: tuple[CandidateVerdict, ...] = ()
+    ranked: tuple[RankedCandidate, ...] = ()
+    excluded: Mapping[DecisionReason, int] = field(default_factory=dict)
 
 
 class DispatchGate:
@@ -122,19 +86,19 @@ class DispatchGate:
         self.policies = policies
         self.scorer = scorer or InstanceDispatchScoreService()
         self.rules = rules
+        self.grace = ProjectionGrace(policies.projection_grace)
 
-    def precheck(self, intent: MessageIntent, now: datetime, attempt: int) -> Evaluation | None:
+    def precheck(self, intent: MessageIntent, now: datetime, attempt: int) -> DecisionPlan | None:
         """What is decided by the clock alone, before anything is read: expiry, then not_before."""
-        evaluation = Evaluation(intent, now, attempt)
         if intent.is_expired(now):
-            evaluation.settle(DecisionOutcome.DROPPED, DecisionReason.EXPIRED)
-            return evaluation
-        if intent.not_before is not None and now < intent.not_before:
-            evaluation.settle(DecisionOutcome.QUEUED, DecisionReason.NOT_BEFORE, intent.not_before)
-            return evaluation
-        return None
+            settled = Settlement(DecisionOutcome.DROPPED, DecisionReason.EXPIRED)
+        elif intent.not_before is not None and now < intent.not_before:
+            settled = Settlement(DecisionOutcome.QUEUED, DecisionReason.NOT_BEFORE, intent.not_before)
+        else:
+            return None
+        return DecisionPlan(intent=intent, now=now, attempt=attempt, settled=settled)
 
-    def evaluate(
+    def plan(
         self,
         intent: MessageIntent,
         *,
@@ -143,32 +107,11 @@ class DispatchGate:
         projection: GateProjection,
         shortlist: Shortlist,
         snapshot: RateSnapshot,
-    ) -> Evaluation:
-        evaluation = Evaluation(intent, now, attempt)
+    ) -> DecisionPlan:
+        settled = self._settle_for_every_candidate(intent, now, projection, snapshot)
+        if settled is not None:
+            return DecisionPlan(intent=intent, now=now, attempt=attempt, settled=settled)
         org = intent.organization_id
-        # Plan limit.
-        plan = projection.plan(org)
-        if plan is not None and (
-            (plan.daily_cap and snapshot.org_day >= plan.daily_cap)
-            or (plan.monthly_cap and snapshot.org_month >= plan.monthly_cap)
-        ):
-            evaluation.settle(DecisionOutcome.BLOCKED, DecisionReason.PLAN_LIMIT)
-            return evaluation
-        # Kill-switch on the organization or the campaign.
-        if projection.paused_scope(org, intent.campaign_id, now) is not None:
-            evaluation.settle(DecisionOutcome.BLOCKED, DecisionReason.OPS_PAUSED)
-            return evaluation
-        # Per-contact protection, whatever instance would send.
-        contact = self.policies.contact
-        last = snapshot.contact_last_sent_at
-        if last is not None and contact.min_gap and now < last + contact.min_gap:
-            evaluation.settle(
-                DecisionOutcome.QUEUED, DecisionReason.CONTACT_MIN_INTERVAL, last + contact.min_gap
-            )
-            return evaluation
-        if contact.per_hour and snapshot.contact_hour >= contact.per_hour:
-            evaluation.settle(DecisionOutcome.QUEUED, DecisionReason.CONTACT_RATE_LIMIT, next_hour(now))
-            return evaluation
         # Candidates: the shortlist, plus the sticky sender wherever it stands.
         candidates = list(shortlist.ready)
         sticky_id = snapshot.sticky_instance_id
@@ -180,8 +123,8 @@ class DispatchGate:
             and all(c.instance_id != sticky.instance_id for c in candidates)
         ):
             candidates.append(sticky)
-        evaluation.excluded = dict(shortlist.excluded)
-        ranked: list[Ranked] = []
+        verdicts: dict[str, CandidateVerdict] = {}
+        ranked: list[RankedCandidate] = []
         for instance in candidates:
             ctx = context_for(
                 instance,
@@ -207,8 +150,8 @@ class DispatchGate:
                         sticky=is_sticky,
                     )
                 )
-                ranked.append(Ranked(instance, score, ctx.caps))
-            evaluation.verdicts[instance.instance_id] = CandidateVerdict(
+                ranked.append(RankedCandidate(instance, score, ctx.caps))
+            verdicts[instance.instance_id] = CandidateVerdict(
                 instance_id=instance.instance_id,
                 verdict=outcome.verdict,
                 reason=outcome.reason,
@@ -221,9 +164,9 @@ class DispatchGate:
                 sticky=is_sticky,
             )
         for parked in shortlist.parked:
-            if parked.state.instance_id in evaluation.verdicts:
+            if parked.state.instance_id in verdicts:
                 continue
-            evaluation.verdicts[parked.state.instance_id] = CandidateVerdict(
+            verdicts[parked.state.instance_id] = CandidateVerdict(
                 instance_id=parked.state.instance_id,
                 verdict=Verdict.RECOVERABLE,
                 reason=parked.reason,
@@ -233,24 +176,141 @@ class DispatchGate:
                 phase=parked.state.effective_phase(self.policies),
             )
         # Stable sort: equal scores keep the index's least-recently-chosen order.
-        evaluation.ranked = sorted(ranked, key=lambda r: -r.score)
-        return evaluation
+        ranked.sort(key=lambda r: -r.score)
+        return DecisionPlan(
+            intent=intent,
+            now=now,
+            attempt=attempt,
+            verdicts=tuple(verdicts.values()),
+            ranked=tuple(ranked),
+            excluded=shortlist.excluded,
+        )
+
+    def _settle_for_every_candidate(
+        self, intent: MessageIntent, now: datetime, projection: GateProjection, snapshot: RateSnapshot
+    ) -> Settlement | None:
+        """Plan limit, kill-switch on the organization or the campaign, per-contact protection: what no
+        choice of instance changes."""
+        org = intent.organization_id
+        plan = projection.plan(org)
+        if plan is not None and (
+            (plan.daily_cap and snapshot.org_day >= plan.daily_cap)
+            or (plan.monthly_cap and snapshot.org_month >= plan.monthly_cap)
+        ):
+            return Settlement(DecisionOutcome.BLOCKED, DecisionReason.PLAN_LIMIT)
+        if projection.paused_scope(org, intent.campaign_id, now) is not None:
+            return Settlement(DecisionOutcome.BLOCKED, DecisionReason.OPS_PAUSED)
+        contact = self.policies.contact
+        last = snapshot.contact_last_sent_at
+        if last is not None and contact.min_gap and now < last + contact.min_gap:
+            return Settlement(
+                DecisionOutcome.QUEUED, DecisionReason.CONTACT_MIN_INTERVAL, last + contact.min_gap
+            )
+        if contact.per_hour and snapshot.contact_hour >= contact.per_hour:
+            return Settlement(DecisionOutcome.QUEUED, DecisionReason.CONTACT_RATE_LIMIT, next_hour(now))
+        return None
 
     def reservation(
-        self, intent: MessageIntent, ranked: Ranked, now: datetime, projection: GateProjection
+        self, plan: DecisionPlan, candidate: RankedCandidate, projection: GateProjection
     ) -> Reservation:
-        plan = projection.plan(intent.organization_id)
+        """The slot to take on `candidate`: its windows, the contact's protection and the plan's caps."""
+        intent = plan.intent
+        limits = projection.plan(intent.organization_id)
         return Reservation(
             organization_id=intent.organization_id,
             target=intent.target.value,
-            instance_id=ranked.instance.instance_id,
-            now=now,
-            caps=ranked.caps,
+            instance_id=candidate.instance.instance_id,
+            now=plan.now,
+            caps=candidate.caps,
             contact_min_gap=self.policies.contact.min_gap,
             contact_per_hour=self.policies.contact.per_hour,
-            plan_daily_cap=plan.daily_cap if plan else 0,
-            plan_monthly_cap=plan.monthly_cap if plan else 0,
+            plan_daily_cap=limits.daily_cap if limits else 0,
+            plan_monthly_cap=limits.monthly_cap if limits else 0,
         )
+
+    def conclude(
+        self,
+        plan: DecisionPlan,
+        *,
+        chosen: str | None = None,
+        refused: Sequence[tuple[str, ReservationResult]] = (),
+    ) -> DecisionRecord:
+        """The record of the decision: the plan, the candidate whose slot was taken (if any) and the
+        reservations the rate store refused, in the order they were tried."""
+        verdicts = plan.verdicts
+        settled = plan.settled
+        if refused:
+            verdicts = _with_refusals(verdicts, refused)
+            last = refused[-1][1]
+            if last.reason is DecisionReason.PLAN_LIMIT:
+                settled = Settlement(DecisionOutcome.BLOCKED, DecisionReason.PLAN_LIMIT)
+            elif last.reason in _CONTACT:
+                settled = Settlement(DecisionOutcome.QUEUED, last.reason, last.retry_at)
+        if settled is None:
+            settled = (
+                Settlement(DecisionOutcome.APPROVED, None)
+                if chosen is not None
+                else self._from_candidates(plan, verdicts)
+            )
+        outcome, reason, until = settled
+        if outcome is DecisionOutcome.QUEUED and until is not None and until >= plan.intent.expires_at:
+            # It could not go before its validity ends: dropped now rather than queued in vain.
+            outcome, reason, until = DecisionOutcome.DROPPED, DecisionReason.EXPIRED, None
+        return DecisionRecord(
+            intent_id=plan.intent.id,
+            outcome=outcome,
+            reason=reason,
+            decided_at=plan.now,
+            attempt=plan.attempt,
+            chosen_instance_id=chosen if outcome is DecisionOutcome.APPROVED else None,
+            queued_until=until,
+            candidates=verdicts,
+            excluded=dict(plan.excluded),
+        )
+
+    def _from_candidates(self, plan: DecisionPlan, verdicts: tuple[CandidateVerdict, ...]) -> Settlement:
+        waits = [(v.retry_at, v.reason) for v in verdicts if v.verdict is Verdict.RECOVERABLE and v.retry_at]
+        if waits:
+            retry_at, reason = min(waits, key=itemgetter(0))
+            return Settlement(DecisionOutcome.QUEUED, reason, retry_at)
+        wait = self.grace.wait_until(
+            created_at=plan.intent.created_at,
+            now=plan.now,
+            candidates=len(verdicts),
+            excluded=sum(plan.excluded.values()),
+        )
+        if wait is not None:
+            return Settlement(DecisionOutcome.QUEUED, DecisionReason.NO_ELIGIBLE_INSTANCE, wait)
+        return Settlement(DecisionOutcome.BLOCKED, _dominant_reason(verdicts, plan.excluded))
+
+
+_CONTACT = (DecisionReason.CONTACT_MIN_INTERVAL, DecisionReason.CONTACT_RATE_LIMIT)
+
+
+def _with_refusals(
+    verdicts: tuple[CandidateVerdict, ...], refused: Sequence[tuple[str, ReservationResult]]
+) -> tuple[CandidateVerdict, ...]:
+    """The rate store found these windows full after all (a concurrent decision took the slot)."""
+    by_instance = dict(refused)
+    return tuple(
+        replace(v, verdict=Verdict.RECOVERABLE, reason=result.reason, retry_at=result.retry_at, score=0.0)
+        if (result := by_instance.get(v.instance_id)) is not None and result.reason not in _SETTLING
+        else v
+        for v in verdicts
+    )
+
+
+_SETTLING = (DecisionReason.PLAN_LIMIT, *_CONTACT)
+
+
+def _dominant_reason(
+    verdicts: tuple[CandidateVerdict, ...], excluded: Mapping[DecisionReason, int]
+) -> DecisionReason:
+    counts: Counter[DecisionReason] = Counter(excluded)
+    counts.update(v.reason for v in verdicts if v.verdict is Verdict.FINAL and v.reason)
+    if not counts:
+        return DecisionReason.NO_ELIGIBLE_INSTANCE
+    return max(counts, key=lambda r: (counts[r], -SEVERITY.index(r) if r in SEVERITY else -99))
 
 
 def apply_decision(intent: MessageIntent, record: DecisionRecord, chosen: InstanceState | None) -> None:

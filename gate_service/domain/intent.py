@@ -7,9 +7,19 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import TypedDict
 
 from gate_service.domain.decision import DecisionReason, DecisionRecord
-from libs.seedwork.aggregate import AggregateRoot, DomainEvent
+from gate_service.domain.events import (
+    IntentApproved,
+    IntentBlocked,
+    IntentCreated,
+    IntentDropped,
+    IntentFailed,
+    IntentQueued,
+    IntentSent,
+)
+from libs.seedwork.aggregate import AggregateRoot
 from libs.seedwork.errors import InvariantViolated, Violations
 from libs.seedwork.ids import new_id
 from libs.seedwork.phone import is_group_jid, normalize_phone
@@ -20,11 +30,6 @@ MAX_CAPTION = 1024
 MAX_URL = 2048
 MAX_IDEMPOTENCY_KEY = 128
 MAX_CAMPAIGN_ID = 64
-# Built once: a valid request (nearly all of them) should not pay for formatting messages it never shows.
-_ONE_OF_TYPES = "must be one of " + ", ".join(MessageType)
-_ONE_OF_PURPOSES = "must be one of " + ", ".join(Purpose)
-_KEY_TOO_LONG = f"must be at most {MAX_IDEMPOTENCY_KEY} characters"
-_CAMPAIGN_TOO_LONG = f"must be at most {MAX_CAMPAIGN_ID} characters"
 DEFAULT_VALIDITY = timedelta(hours=4)  # Twilio's WhatsApp default
 MAX_VALIDITY = timedelta(hours=72)
 
@@ -98,56 +103,14 @@ class ApprovedInstance:
     provider_instance_ref: str
 
 
-# --- events -----------------------------------------------------------------------------------------
+class _EventMeta(TypedDict):
+    """What every event of the intent carries (DomainEvent's fields)."""
 
-
-@dataclass(frozen=True, kw_only=True)
-class IntentCreated(DomainEvent):
-    intent: MessageIntent
-
-
-@dataclass(frozen=True, kw_only=True)
-class IntentApproved(DomainEvent):
-    intent: MessageIntent
-    instance: ApprovedInstance
-    decision: DecisionRecord
-
-
-@dataclass(frozen=True, kw_only=True)
-class IntentQueued(DomainEvent):
-    queued_until: datetime
-    reason: DecisionReason
-    decision: DecisionRecord
-
-
-@dataclass(frozen=True, kw_only=True)
-class IntentBlocked(DomainEvent):
-    reason: DecisionReason
-    decision: DecisionRecord
-
-
-@dataclass(frozen=True, kw_only=True)
-class IntentDropped(DomainEvent):
-    reason: DecisionReason
-    decision: DecisionRecord
-
-
-@dataclass(frozen=True, kw_only=True)
-class IntentSent(DomainEvent):
-    instance_id: str
-    job_id: str
-    provider_message_id: str
-    sent_at: datetime
-
-
-@dataclass(frozen=True, kw_only=True)
-class IntentFailed(DomainEvent):
-    instance_id: str
-    job_id: str
-    error_class: str
-    error_code: str
-    error_message: str
-    failed_at: datetime
+    event_id: str
+    organization_id: str
+    aggregate_id: str
+    correlation_id: str
+    occurred_at: datetime
 
 
 # --- the aggregate ----------------------------------------------------------------------------------
@@ -167,7 +130,7 @@ class MessageIntent(AggregateRoot):
     request_hash: str
     status: IntentStatus
     decided_by_instance_id: str | None
-    blocked_reason: DecisionReason | None
+    status_reason: DecisionReason | None  # why not (yet) approved: what BLOCKED, QUEUED or DROPPED it
     queued_until: datetime | None
     not_before: datetime | None
     expires_at: datetime
@@ -200,20 +163,16 @@ class MessageIntent(AggregateRoot):
         v = Violations()
         v.check(bool(organization_id.strip()), "organization_id", "must not be empty")
         target = _target(v, target_kind, target_value)
-        v.check(type is not None, "type", _ONE_OF_TYPES)
-        v.check(purpose is not None, "purpose", _ONE_OF_PURPOSES)
-        if type is not None:
+        if type is None:
+            v.add("type", "must be one of " + ", ".join(MessageType))
+        else:
             _check_payload(v, type, payload)
-        v.check(
-            len(idempotency_key) <= MAX_IDEMPOTENCY_KEY,
-            "idempotency_key",
-            _KEY_TOO_LONG,
-        )
-        v.check(
-            len(campaign_id) <= MAX_CAMPAIGN_ID,
-            "campaign_id",
-            _CAMPAIGN_TOO_LONG,
-        )
+        if purpose is None:
+            v.add("purpose", "must be one of " + ", ".join(Purpose))
+        if len(idempotency_key) > MAX_IDEMPOTENCY_KEY:
+            v.add("idempotency_key", f"must be at most {MAX_IDEMPOTENCY_KEY} characters")
+        if len(campaign_id) > MAX_CAMPAIGN_ID:
+            v.add("campaign_id", f"must be at most {MAX_CAMPAIGN_ID} characters")
         if expires_at is None:
             expires_at = (not_before if not_before and not_before > now else now) + default_validity
         else:
@@ -242,7 +201,7 @@ class MessageIntent(AggregateRoot):
             request_hash="",
             status=IntentStatus.PENDING,
             decided_by_instance_id=None,
-            blocked_reason=None,
+            status_reason=None,
             queued_until=None,
             not_before=not_before,
             expires_at=expires_at,
@@ -282,7 +241,7 @@ class MessageIntent(AggregateRoot):
             raise InvariantViolated("queued past its validity: it must be dropped instead")
         self._decided(record, IntentStatus.QUEUED)
         self.queued_until = until
-        self.blocked_reason = reason
+        self.status_reason = reason
         self.record(
             IntentQueued(**self._meta(record.decided_at), queued_until=until, reason=reason, decision=record)
         )
@@ -293,14 +252,14 @@ class MessageIntent(AggregateRoot):
         if not isinstance(reason, DecisionReason) or reason is DecisionReason.EXPIRED:
             raise InvariantViolated("a blocked intent needs a semantic reason")
         self._decided(record, IntentStatus.BLOCKED)
-        self.blocked_reason = reason
+        self.status_reason = reason
         self.record(IntentBlocked(**self._meta(record.decided_at), reason=reason, decision=record))
 
     def drop(self, record: DecisionRecord) -> None:
         """Past (or unable to go within) its validity."""
         self._require_decidable()
         self._decided(record, IntentStatus.DROPPED)
-        self.blocked_reason = DecisionReason.EXPIRED
+        self.status_reason = DecisionReason.EXPIRED
         self.record(
             IntentDropped(**self._meta(record.decided_at), reason=DecisionReason.EXPIRED, decision=record)
         )
@@ -374,10 +333,10 @@ class MessageIntent(AggregateRoot):
         self.decided_at = record.decided_at
         self.attempts = record.attempt
         self.queued_until = None
-        self.blocked_reason = None
+        self.status_reason = None
         self.version += 1
 
-    def _meta(self, now: datetime) -> dict[str, object]:
+    def _meta(self, now: datetime) -> _EventMeta:
         return {
             "event_id": new_id(),
             "organization_id": self.organization_id,
@@ -400,7 +359,7 @@ _FIELDS = (
     "request_hash",
     "status",
     "decided_by_instance_id",
-    "blocked_reason",
+    "status_reason",
     "queued_until",
     "not_before",
     "expires_at",

@@ -129,6 +129,9 @@ class GatePolicies:
     degraded_interval_factor: float = 2.0
     # How many best-ranked ready candidates one decision evaluates (bounded cost, see ADR 0010).
     shortlist_size: int = 8
+    # How long an intent that finds no instance at all waits for the projection to catch up with the
+    # registry before it is BLOCKED (read your own writes, see rules.ProjectionGrace); zero = no wait.
+    projection_grace: timedelta = timedelta(seconds=2)
 
     def policy(self, phase: WarmupPhase) -> PhasePolicy:
         return self.phases[phase]
@@ -138,6 +141,14 @@ class GatePolicies:
         if health is HealthStatus.DEGRADED:
             return caps.scaled(self.degraded_cap_factor, self.degraded_interval_factor)
         return caps
+
+
+def _with_cap(caps: RateCaps, key: str, value: int) -> RateCaps:
+    if key == "per_minute":
+        return replace(caps, per_minute=value)
+    if key == "per_hour":
+        return replace(caps, per_hour=value)
+    return replace(caps, per_day=value)
 
 
 def phase_policies_with(overrides: dict[str, dict[str, Any]]) -> dict[WarmupPhase, PhasePolicy]:
@@ -155,7 +166,7 @@ def phase_policies_with(overrides: dict[str, dict[str, Any]]) -> dict[WarmupPhas
             if key in ("per_minute", "per_hour", "per_day"):
                 if int(value) < 0:
                     raise InvalidArgument.of("phase_policies", f"{phase_name}.{key} must be >= 0")
-                caps = replace(caps, **{key: int(value)})
+                caps = _with_cap(caps, key, int(value))
             elif key == "min_interval_seconds":
                 caps = replace(caps, min_interval=timedelta(seconds=float(value)))
             elif key == "purposes":

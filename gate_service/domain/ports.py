@@ -1,13 +1,16 @@
-"""What the Gate needs from the outside world: intent storage, the unit of work, projection storage."""
+"""Storage ports of the Gate: intents, the projections' durable copy, and the units of work over them."""
 
 from __future__ import annotations
 
+import builtins  # IntentRepository has a method named list
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from types import TracebackType
+from typing import Protocol, Self
 
 from gate_service.domain.intent import IntentStatus, MessageIntent
 from gate_service.domain.projection import Control, InstanceState, Plan
+from libs.seedwork.aggregate import AggregateRoot, DomainEvent
 from libs.seedwork.shared_kernel import Purpose
 from libs.seedwork.unit_of_work import UnitOfWork
 
@@ -36,13 +39,18 @@ class IntentRepository(Protocol):
 
     async def list(
         self, organization_id: str, *, after_id: str | None, limit: int, where: IntentFilter
-    ) -> list[MessageIntent]:
+    ) -> builtins.list[MessageIntent]:
         """Newest last (id order), strictly after `after_id`."""
         ...
 
-    async def claim_due(self, now: datetime, limit: int) -> list[MessageIntent]:
+    async def claim_due(self, now: datetime, limit: int) -> builtins.list[MessageIntent]:
         """QUEUED intents whose queued_until has come, locked for this transaction (other replicas skip
         them); changes are saved at commit."""
+        ...
+
+    async def claim_awaiting_instance(self, organization_id: str, limit: int) -> builtins.list[MessageIntent]:
+        """The organization's intents QUEUED for want of any instance (NO_ELIGIBLE_INSTANCE, within the
+        projection grace), whatever their queued_until, locked like `claim_due`."""
         ...
 
 
@@ -58,6 +66,38 @@ class ProjectionStore(Protocol):
     async def save_plan(self, plan: Plan, changed_at: datetime) -> None: ...
 
 
-class GateUnitOfWork(UnitOfWork, Protocol):
-    intents: IntentRepository
-    projections: ProjectionStore
+class GateUnitOfWork(Protocol):
+    """One transaction over intents: what every intent use case needs. Rolls back unless `commit()` was
+    called; on commit, the events of every tracked aggregate are stored with the change, atomically.
+    Implemented per call (a session) and batched (a group commit, the hot path) alike."""
+
+    @property
+    def intents(self) -> IntentRepository: ...
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
+
+    def track(self, aggregate: AggregateRoot) -> None:
+        """Store this aggregate's pending events when the transaction commits."""
+        ...
+
+    def emit(self, event: DomainEvent) -> None:
+        """Store an event that belongs to no loaded aggregate, with the transaction."""
+        ...
+
+    async def commit(self) -> None:
+        """Write every change and event at once; AlreadyExists when an added intent's idempotency key is
+        taken, FailedPrecondition when a loaded intent was changed concurrently."""
+        ...
+
+    async def rollback(self) -> None: ...
+
+
+class ConsumerUnitOfWork(GateUnitOfWork, UnitOfWork, Protocol):
+    """The transaction of an event consumer: intents, the projections' durable copy and the inbox."""
+
+    @property
+    def projections(self) -> ProjectionStore: ...

@@ -16,8 +16,9 @@ from collections import Counter, OrderedDict
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from gate_service.domain.decision import DecisionReason
+from gate_service.domain.decision import DecisionReason, Verdict
 from gate_service.domain.policies import HEALTH_RANK, PHASE_RANK, GatePolicies, HealthStatus, WarmupPhase
+from gate_service.domain.rules import standing_of, standing_refusal
 from libs.seedwork.shared_kernel import ConnectionState, ControlScope, Provider, Purpose
 
 
@@ -50,6 +51,17 @@ class InstanceState:
 
     def cooling_down(self, now: datetime) -> bool:
         return self.cooldown_until is not None and now < self.cooldown_until
+
+
+@dataclass(frozen=True, kw_only=True)
+class Reputation:
+    """What the reputation context last said of an instance."""
+
+    score: int
+    health: HealthStatus | None
+    phase: WarmupPhase | None
+    cooldown_until: datetime | None
+    version: int
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -353,20 +365,13 @@ class GateProjection:
         pool.place(state.instance_id, self.classify(state, purpose, now))
 
     def classify(self, state: InstanceState, purpose: Purpose, now: datetime) -> Placement:
-        """Where an instance stands for a purpose, from what changes rarely (not the rate windows)."""
-        if state.connection_state is not ConnectionState.CONNECTED:
-            return Placement("excluded", reason=DecisionReason.INSTANCE_DISCONNECTED)
+        """Where an instance stands for a purpose, by the standing rules (not the rate windows)."""
         pause = self.instance_pause(state.instance_id, state.organization_id, now)
-        if pause is not None:
-            if pause.paused_until is not None:
-                return Placement("parked", until=pause.paused_until, reason=DecisionReason.OPS_PAUSED)
-            return Placement("excluded", reason=DecisionReason.OPS_PAUSED)
-        health = state.effective_health()
-        if health is HealthStatus.UNHEALTHY:
-            return Placement("excluded", reason=DecisionReason.INSTANCE_UNHEALTHY)
-        phase = state.effective_phase(self.policies)
-        if purpose not in self.policies.policy(phase).purposes:
-            return Placement("excluded", reason=DecisionReason.PURPOSE_NOT_ALLOWED)
-        if state.cooling_down(now):
-            return Placement("parked", until=state.cooldown_until, reason=DecisionReason.COOLDOWN_ACTIVE)
-        return Placement("ready", tier=(HEALTH_RANK[health], PHASE_RANK[phase]))
+        standing = standing_of(state, purpose=purpose, policies=self.policies, pause=pause, now=now)
+        refusal = standing_refusal(standing)
+        if refusal is None:
+            phase = standing.policy.phase
+            return Placement("ready", tier=(HEALTH_RANK[standing.health], PHASE_RANK[phase]))
+        if refusal.verdict is Verdict.RECOVERABLE and refusal.retry_at is not None:
+            return Placement("parked", until=refusal.retry_at, reason=refusal.reason)
+        return Placement("excluded", reason=refusal.reason)

@@ -57,6 +57,16 @@ class ReservationResult:
     reason: DecisionReason | None = None
     retry_at: datetime | None = None
 
+    @property
+    def concerns_every_candidate(self) -> bool:
+        """Refused by the plan or the contact's protection: no other instance would be let through."""
+        return self.reason in _EVERY_CANDIDATE
+
+
+_EVERY_CANDIDATE = frozenset(
+    {DecisionReason.PLAN_LIMIT, DecisionReason.CONTACT_MIN_INTERVAL, DecisionReason.CONTACT_RATE_LIMIT}
+)
+
 
 # --- fixed UTC windows ------------------------------------------------------------------------------
 
@@ -100,7 +110,7 @@ def next_month(now: datetime) -> datetime:
 
 def window_keys(now: datetime) -> tuple[str, str, str, str]:
     """Identifiers of the current minute, hour, day and month windows (UTC): minutes, hours and days since
-    the epoch, and year*12+month (cheap to compute on every decision)."""
+    the epoch, and year*12+month."""
     seconds = int(now.timestamp())
     utc = now.astimezone(UTC)
     return (

@@ -1,24 +1,27 @@
-"""Per-candidate rules: each small class answers one question about one instance for one intent.
+"""Business rules of a decision: each small class answers one question.
 
-A rule returns None (no objection) or a Refusal: FINAL (waiting would not help) or RECOVERABLE with the
-time it stops applying. The candidate's verdict combines them (see `evaluate_candidate`).
+Per-candidate rules return None (no objection) or a Refusal: FINAL (waiting would not help) or RECOVERABLE
+with the time it stops applying. The candidate's verdict combines them (see `evaluate_candidate`).
+
+Standing rules look only at what changes rarely (connection, pause, health, phase, cooldown): the
+projection's candidate index files every instance by them (ready, parked or excluded) when the instance
+changes, and every decision checks them again, with the rules that depend on the intent and the windows.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from operator import attrgetter
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from gate_service.domain.decision import DecisionReason, Verdict
 from gate_service.domain.policies import GatePolicies, HealthStatus, PhasePolicy, RateCaps
-from gate_service.domain.projection import Control, InstanceState
 from gate_service.domain.rates import InstanceUsage, next_day, next_hour, next_minute
 from libs.seedwork.shared_kernel import ConnectionState, MessageType, Purpose
 
-# The classes built per candidate of every decision are plain slotted dataclasses: nothing keeps them
-# past the decision, and a frozen dataclass costs twice as much to build.
+if TYPE_CHECKING:  # the projection's index runs the standing rules: a runtime import would be circular
+    from gate_service.domain.projection import Control, InstanceState
 
 
 @dataclass(slots=True)
@@ -29,31 +32,43 @@ class Refusal:
 
 
 @dataclass(slots=True, kw_only=True)
-class CandidateContext:
+class InstanceStanding:
+    """What the standing rules look at: one instance, for one purpose, at one moment."""
+
     instance: InstanceState
     purpose: Purpose
-    type: MessageType
-    usage: InstanceUsage
     health: HealthStatus
     policy: PhasePolicy
-    caps: RateCaps
     pause: Control | None
     now: datetime
+
+
+@dataclass(slots=True, kw_only=True)
+class CandidateContext(InstanceStanding):
+    """One instance as a candidate for one intent: its standing, the message type and its rate windows."""
+
+    type: MessageType
+    usage: InstanceUsage
+    caps: RateCaps
 
 
 class CandidateRule(Protocol):
     def check(self, ctx: CandidateContext) -> Refusal | None: ...
 
 
+class StandingRule(Protocol):
+    def check(self, ctx: InstanceStanding) -> Refusal | None: ...
+
+
 class InstanceConnected:
-    def check(self, ctx: CandidateContext) -> Refusal | None:
+    def check(self, ctx: InstanceStanding) -> Refusal | None:
         if ctx.instance.connection_state is not ConnectionState.CONNECTED:
             return Refusal(Verdict.FINAL, DecisionReason.INSTANCE_DISCONNECTED)
         return None
 
 
 class InstanceNotPaused:
-    def check(self, ctx: CandidateContext) -> Refusal | None:
+    def check(self, ctx: InstanceStanding) -> Refusal | None:
         if ctx.pause is None:
             return None
         if ctx.pause.paused_until is not None:
@@ -62,16 +77,23 @@ class InstanceNotPaused:
 
 
 class InstanceHealthy:
-    def check(self, ctx: CandidateContext) -> Refusal | None:
+    def check(self, ctx: InstanceStanding) -> Refusal | None:
         if ctx.health is HealthStatus.UNHEALTHY:
             return Refusal(Verdict.FINAL, DecisionReason.INSTANCE_UNHEALTHY)
         return None
 
 
 class PhaseAllowsPurpose:
-    def check(self, ctx: CandidateContext) -> Refusal | None:
+    def check(self, ctx: InstanceStanding) -> Refusal | None:
         if ctx.purpose not in ctx.policy.purposes or ctx.purpose not in ctx.instance.purposes:
             return Refusal(Verdict.FINAL, DecisionReason.PURPOSE_NOT_ALLOWED)
+        return None
+
+
+class NoActiveCooldown:
+    def check(self, ctx: InstanceStanding) -> Refusal | None:
+        if ctx.instance.cooling_down(ctx.now):
+            return Refusal(Verdict.RECOVERABLE, DecisionReason.COOLDOWN_ACTIVE, ctx.instance.cooldown_until)
         return None
 
 
@@ -79,13 +101,6 @@ class PhaseAllowsType:
     def check(self, ctx: CandidateContext) -> Refusal | None:
         if ctx.type not in ctx.policy.types:
             return Refusal(Verdict.FINAL, DecisionReason.TYPE_NOT_ALLOWED_IN_PHASE)
-        return None
-
-
-class NoActiveCooldown:
-    def check(self, ctx: CandidateContext) -> Refusal | None:
-        if ctx.instance.cooling_down(ctx.now):
-            return Refusal(Verdict.RECOVERABLE, DecisionReason.COOLDOWN_ACTIVE, ctx.instance.cooldown_until)
         return None
 
 
@@ -119,13 +134,16 @@ class RateWindow:
 
 
 # Final refusals first: the first one found is the candidate's reason.
-DEFAULT_RULES: tuple[CandidateRule, ...] = (
+STANDING_RULES: tuple[StandingRule, ...] = (
     InstanceConnected(),
     InstanceNotPaused(),
     InstanceHealthy(),
     PhaseAllowsPurpose(),
-    PhaseAllowsType(),
     NoActiveCooldown(),
+)
+DEFAULT_RULES: tuple[CandidateRule, ...] = (
+    *STANDING_RULES,
+    PhaseAllowsType(),
     MinimumInterval(),
     RateWindow("day"),
     RateWindow("hour"),
@@ -154,6 +172,23 @@ def rate_pressure(usage: InstanceUsage, caps: RateCaps) -> float:
     return pressure
 
 
+def standing_refusal(
+    ctx: InstanceStanding, rules: tuple[StandingRule, ...] = STANDING_RULES
+) -> Refusal | None:
+    """What keeps the instance from sending whatever the intent and the windows: the first FINAL refusal,
+    else the RECOVERABLE one that lasts longest, else None."""
+    latest: Refusal | None = None
+    for rule in rules:
+        refusal = rule.check(ctx)
+        if refusal is None:
+            continue
+        if refusal.verdict is Verdict.FINAL:
+            return refusal
+        if latest is None or (refusal.retry_at or ctx.now) > (latest.retry_at or ctx.now):
+            latest = refusal
+    return latest
+
+
 def evaluate_candidate(
     ctx: CandidateContext, rules: tuple[CandidateRule, ...] = DEFAULT_RULES
 ) -> CandidateOutcome:
@@ -172,6 +207,20 @@ def evaluate_candidate(
         latest = max(recoverable, key=lambda r: r.retry_at or ctx.now)
         return CandidateOutcome(Verdict.RECOVERABLE, latest.reason, latest.retry_at, pressure)
     return CandidateOutcome(Verdict.ALLOW, None, None, pressure)
+
+
+def standing_of(
+    instance: InstanceState, *, purpose: Purpose, policies: GatePolicies, pause: Control | None, now: datetime
+) -> InstanceStanding:
+    phase = instance.effective_phase(policies)
+    return InstanceStanding(
+        instance=instance,
+        purpose=purpose,
+        health=instance.effective_health(),
+        policy=policies.policy(phase),
+        pause=pause,
+        now=now,
+    )
 
 
 def context_for(
@@ -197,3 +246,22 @@ def context_for(
         pause=pause,
         now=now,
     )
+
+
+class ProjectionGrace:
+    """Read your own writes: an instance registered a moment ago reaches the Gate's projection 100-200 ms
+    later. While an intent is younger than the grace, finding no instance at all for it may only mean the
+    projection is behind the registry, so the intent waits (QUEUED) instead of being BLOCKED for good; an
+    instance event of its organization decides it again at once, and past the grace BLOCKED stands."""
+
+    def __init__(self, grace: timedelta) -> None:
+        self.grace = grace
+
+    def wait_until(
+        self, *, created_at: datetime, now: datetime, candidates: int, excluded: int
+    ) -> datetime | None:
+        """Until when the intent may wait for its organization's instances; None when it may not."""
+        if candidates or excluded or not self.grace:
+            return None  # the Gate knows instances of the organization: its refusal is its own
+        deadline = created_at + self.grace
+        return deadline if now < deadline else None

@@ -9,7 +9,7 @@ from gate_service.domain.policies import HealthStatus, WarmupPhase
 from libs.seedwork.shared_kernel import ConnectionState
 
 
-@dataclass(slots=True, kw_only=True)  # built per candidate per decision: not frozen, which costs double
+@dataclass(slots=True, kw_only=True)
 class ScoreInput:
     reputation_score: int  # 0..100, higher = lower risk
     health: HealthStatus

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from datetime import datetime
 
+from google.protobuf.message import Message
+from google.protobuf.timestamp_pb2 import Timestamp
 from nats.js import JetStreamContext
 
 from gate_service.application.record_execution import record_message_failed, record_message_sent
 from gate_service.application.update_projections import ProjectionUpdater
+from gate_service.domain.ports import ConsumerUnitOfWork
 from gate_service.infrastructure.proto_mapping import (
     control_from_proto,
     instance_state_from_proto,
     plan_from_proto,
-    reputation_fields,
+    reputation_from_proto,
 )
-from gate_service.infrastructure.unit_of_work import SqlAlchemyGateUnitOfWork
-from libs.messaging.consumer import DurableConsumer
+from libs.messaging.consumer import DurableConsumer, EventHandler
 from libs.rpc.convert import from_timestamp
 from whatlead.events.v1 import executor_events_pb2, ops_events_pb2, reputation_events_pb2
 from whatlead.executor.v1 import executor_pb2
@@ -25,35 +28,39 @@ class GateEventHandlers:
     def __init__(self, updater: ProjectionUpdater) -> None:
         self._updater = updater
 
-    async def instance_changed(self, event, uow: SqlAlchemyGateUnitOfWork) -> None:  # type: ignore[no-untyped-def]
+    async def instance_changed(
+        self,
+        event: reputation_events_pb2.InstanceRegistered | reputation_events_pb2.InstanceChanged,
+        uow: ConsumerUnitOfWork,
+    ) -> None:
         await self._updater.instance_changed(uow, instance_state_from_proto(event.instance))
 
     async def reputation_evaluated(
-        self, event: reputation_events_pb2.ReputationEvaluated, uow: SqlAlchemyGateUnitOfWork
+        self, event: reputation_events_pb2.ReputationEvaluated, uow: ConsumerUnitOfWork
     ) -> None:
         reputation = event.reputation
-        await self._updater.reputation_evaluated(uow, reputation.instance_id, **reputation_fields(reputation))  # type: ignore[arg-type]
+        await self._updater.reputation_evaluated(
+            uow, reputation.instance_id, reputation_from_proto(reputation)
+        )
 
     async def cooldown_started(
-        self, event: reputation_events_pb2.CooldownStarted, uow: SqlAlchemyGateUnitOfWork
+        self, event: reputation_events_pb2.CooldownStarted, uow: ConsumerUnitOfWork
     ) -> None:
         until = from_timestamp(event.cooldown_until, present=event.HasField("cooldown_until"))
         if until is not None:
             await self._updater.cooldown_started(uow, event.instance_id, until)
 
     async def control_changed(
-        self, event: ops_events_pb2.ExecutionControlChanged, uow: SqlAlchemyGateUnitOfWork
+        self, event: ops_events_pb2.ExecutionControlChanged, uow: ConsumerUnitOfWork
     ) -> None:
         control = control_from_proto(event.control)
         if control is not None:
             await self._updater.control_changed(uow, control)
 
-    async def plan_changed(self, event: ops_events_pb2.PlanChanged, uow: SqlAlchemyGateUnitOfWork) -> None:
+    async def plan_changed(self, event: ops_events_pb2.PlanChanged, uow: ConsumerUnitOfWork) -> None:
         await self._updater.plan_changed(uow, plan_from_proto(event.plan))
 
-    async def message_sent(
-        self, event: executor_events_pb2.MessageSent, uow: SqlAlchemyGateUnitOfWork
-    ) -> None:
+    async def message_sent(self, event: executor_events_pb2.MessageSent, uow: ConsumerUnitOfWork) -> None:
         await record_message_sent(
             uow,
             organization_id=event.meta.organization_id,
@@ -61,12 +68,10 @@ class GateEventHandlers:
             instance_id=event.instance_id,
             job_id=event.job_id,
             provider_message_id=event.provider_message_id,
-            sent_at=from_timestamp(event.sent_at) or from_timestamp(event.meta.occurred_at),  # type: ignore[arg-type]
+            sent_at=_first_time(event.sent_at, event.meta.occurred_at),
         )
 
-    async def message_failed(
-        self, event: executor_events_pb2.MessageFailed, uow: SqlAlchemyGateUnitOfWork
-    ) -> None:
+    async def message_failed(self, event: executor_events_pb2.MessageFailed, uow: ConsumerUnitOfWork) -> None:
         error = event.error
         await record_message_failed(
             uow,
@@ -77,8 +82,17 @@ class GateEventHandlers:
             error_class=executor_pb2.ErrorClass.Name(error.error_class).removeprefix("ERROR_CLASS_"),
             error_code=error.code,
             error_message=error.message,
-            failed_at=from_timestamp(event.failed_at) or from_timestamp(event.meta.occurred_at),  # type: ignore[arg-type]
+            failed_at=_first_time(event.failed_at, event.meta.occurred_at),
         )
+
+
+def _first_time(*stamps: Timestamp) -> datetime:
+    """The first of the timestamps that is set (the event's own time, else when it was published)."""
+    for stamp in stamps:
+        moment = from_timestamp(stamp)
+        if moment is not None:
+            return moment
+    raise ValueError("the event carries no time")
 
 
 def gate_consumers(
@@ -86,41 +100,44 @@ def gate_consumers(
     js: JetStreamContext,
     subject_root: str,
     handlers: GateEventHandlers,
-    uow_factory: Callable[[], SqlAlchemyGateUnitOfWork],
+    uow_factory: Callable[[], ConsumerUnitOfWork],
     fetch_timeout: float = 1.0,
     durable_prefix: str = "gate",
 ) -> list[DurableConsumer]:
-    common = dict(
-        service="gate", js=js, subject_root=subject_root, uow_factory=uow_factory, fetch_timeout=fetch_timeout
-    )
+    def consumer(context: str, handled: Mapping[type[Message], EventHandler]) -> DurableConsumer:
+        return DurableConsumer(
+            service="gate",
+            js=js,
+            subject_root=subject_root,
+            context=context,
+            durable=f"{durable_prefix}-{context}",
+            handlers=handled,
+            uow_factory=uow_factory,
+            fetch_timeout=fetch_timeout,
+        )
+
     return [
-        DurableConsumer(
-            context="reputation",
-            durable=f"{durable_prefix}-reputation",
-            handlers={
+        consumer(
+            "reputation",
+            {
                 reputation_events_pb2.InstanceRegistered: handlers.instance_changed,
                 reputation_events_pb2.InstanceChanged: handlers.instance_changed,
                 reputation_events_pb2.ReputationEvaluated: handlers.reputation_evaluated,
                 reputation_events_pb2.CooldownStarted: handlers.cooldown_started,
             },
-            **common,  # type: ignore[arg-type]
         ),
-        DurableConsumer(
-            context="ops",
-            durable=f"{durable_prefix}-ops",
-            handlers={
+        consumer(
+            "ops",
+            {
                 ops_events_pb2.ExecutionControlChanged: handlers.control_changed,
                 ops_events_pb2.PlanChanged: handlers.plan_changed,
             },
-            **common,  # type: ignore[arg-type]
         ),
-        DurableConsumer(
-            context="executor",
-            durable=f"{durable_prefix}-executor",
-            handlers={
+        consumer(
+            "executor",
+            {
                 executor_events_pb2.MessageSent: handlers.message_sent,
                 executor_events_pb2.MessageFailed: handlers.message_failed,
             },
-            **common,  # type: ignore[arg-type]
         ),
     ]

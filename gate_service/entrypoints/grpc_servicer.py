@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import grpc
 
-from gate_service.application.decide_intent import DecideIntentHandler
-from gate_service.application.queries import GetIntentHandler, ListIntentsHandler
+from gate_service.application.create_intent import CreateIntent, CreateIntentHandler
+from gate_service.application.decide_intent import DecideIntent, DecideIntentHandler
+from gate_service.application.queries import GetIntent, GetIntentHandler, ListIntents, ListIntentsHandler
 from gate_service.application.submit_intent import SubmitIntent, SubmitIntentHandler
 from gate_service.domain.intent import MessageIntent
 from gate_service.domain.ports import IntentFilter
@@ -25,15 +28,17 @@ from libs.seedwork.pagination import page_request
 from libs.seedwork.phone import normalize_phone
 from whatlead.gate.v1 import gate_pb2, gate_pb2_grpc
 
+C = TypeVar("C", SubmitIntent, CreateIntent)
 
-def _command(request: gate_pb2.SubmitIntentRequest | gate_pb2.CreateIntentRequest) -> SubmitIntent:
+
+def _command(command: type[C], request: gate_pb2.SubmitIntentRequest | gate_pb2.CreateIntentRequest) -> C:
     violations = Violations()
     origin = origin_from_proto(request.origin)
     violations.check(request.origin == 0 or origin is not None, "origin", "unknown origin")
     type_ = type_from_proto(request.type)
     purpose = purpose_from_proto(request.purpose)
     violations.raise_if_any()
-    return SubmitIntent(
+    return command(
         organization_id=request.organization_id,
         idempotency_key=request.idempotency_key,
         target_kind=target_kind_from_proto(request.target.kind),
@@ -57,7 +62,7 @@ class GateServicer(gate_pb2_grpc.GateServiceServicer):
         self,
         *,
         submit_intent: SubmitIntentHandler,
-        create_intent: SubmitIntentHandler,
+        create_intent: CreateIntentHandler,
         decide_intent: DecideIntentHandler,
         get_intent: GetIntentHandler,
         list_intents: ListIntentsHandler,
@@ -71,7 +76,7 @@ class GateServicer(gate_pb2_grpc.GateServiceServicer):
     async def SubmitIntent(
         self, request: gate_pb2.SubmitIntentRequest, context: grpc.aio.ServicerContext
     ) -> gate_pb2.SubmitIntentResponse:
-        result = await self._submit(_command(request))
+        result = await self._submit(_command(SubmitIntent, request))
         return gate_pb2.SubmitIntentResponse(
             intent=intent_to_proto(result.intent), decision=_decision(result.intent), replayed=result.replayed
         )
@@ -79,19 +84,19 @@ class GateServicer(gate_pb2_grpc.GateServiceServicer):
     async def CreateIntent(
         self, request: gate_pb2.CreateIntentRequest, context: grpc.aio.ServicerContext
     ) -> gate_pb2.CreateIntentResponse:
-        result = await self._create(_command(request))
+        result = await self._create(_command(CreateIntent, request))
         return gate_pb2.CreateIntentResponse(intent=intent_to_proto(result.intent), replayed=result.replayed)
 
     async def DecideIntent(
         self, request: gate_pb2.DecideIntentRequest, context: grpc.aio.ServicerContext
     ) -> gate_pb2.DecideIntentResponse:
-        intent = await self._decide(request.organization_id, request.intent_id)
+        intent = await self._decide(DecideIntent(request.organization_id, request.intent_id))
         return gate_pb2.DecideIntentResponse(intent=intent_to_proto(intent), decision=_decision(intent))
 
     async def GetIntent(
         self, request: gate_pb2.GetIntentRequest, context: grpc.aio.ServicerContext
     ) -> gate_pb2.GetIntentResponse:
-        intent = await self._get(request.organization_id, request.intent_id)
+        intent = await self._get(GetIntent(request.organization_id, request.intent_id))
         return gate_pb2.GetIntentResponse(intent=intent_to_proto(intent), decision=_decision(intent))
 
     async def ListIntents(
@@ -107,17 +112,19 @@ class GateServicer(gate_pb2_grpc.GateServiceServicer):
             target = normalize_phone(target) or target
         violations.raise_if_any()
         page = await self._list(
-            request.organization_id,
-            page_request(request.page_size, request.page_token),
-            IntentFilter(
-                status=status,
-                purpose=purpose,
-                instance_id=request.instance_id or None,
-                target=target,
-                campaign_id=request.campaign_id or None,
-                created_after=timestamp_or_none(request, "created_after"),
-                created_before=timestamp_or_none(request, "created_before"),
-            ),
+            ListIntents(
+                request.organization_id,
+                page_request(request.page_size, request.page_token),
+                IntentFilter(
+                    status=status,
+                    purpose=purpose,
+                    instance_id=request.instance_id or None,
+                    target=target,
+                    campaign_id=request.campaign_id or None,
+                    created_after=timestamp_or_none(request, "created_after"),
+                    created_before=timestamp_or_none(request, "created_before"),
+                ),
+            )
         )
         return gate_pb2.ListIntentsResponse(
             intents=[intent_to_proto(i) for i in page.items], next_page_token=page.next_page_token

@@ -8,7 +8,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
-from gate_service.application.release_due_intents import ReleaseDueIntentsHandler
+from gate_service.application.decide_awaiting_intents import DecideAwaitingIntents
+from gate_service.application.release_due_intents import ReleaseDueIntents
 
 log = logging.getLogger(__name__)
 
@@ -19,25 +20,65 @@ async def _pause(stop: asyncio.Event, seconds: float) -> None:
 
 
 class QueuedIntentScheduler:
-    """Re-decides due QUEUED intents; while a pass finds a full batch it goes on without waiting."""
+    """Re-decides due QUEUED intents; while a pass finds a full batch it goes on without waiting. Told that
+    an instance arrived (InstanceArrivals), it first re-decides that organization's intents waiting for one,
+    at once rather than at its next pass."""
 
-    def __init__(self, release: ReleaseDueIntentsHandler, *, interval: float, batch_size: int) -> None:
-        self._release = release
+    def __init__(
+        self,
+        release_due: Callable[[ReleaseDueIntents], Awaitable[int]],
+        decide_awaiting: Callable[[DecideAwaitingIntents], Awaitable[int]],
+        *,
+        interval: float,
+        batch_size: int,
+    ) -> None:
+        self._release_due = release_due
+        self._decide_awaiting = decide_awaiting
         self._interval = interval
         self._batch_size = batch_size
+        self._arrivals: set[str] = set()
+        self._again: set[str] = set()
+        self._wake = asyncio.Event()
+
+    def arrived(self, organization_id: str) -> None:
+        self._arrivals.add(organization_id)
+        self._wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
-                released = await self._release()
+                busy = await self._pass()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # database or Redis away: try again later
                 log.warning("scheduler pass failed", extra={"error": type(exc).__name__})
                 await _pause(stop, self._interval * 4)
                 continue
-            if released < self._batch_size:
-                await _pause(stop, self._interval)
+            if not busy:
+                await self._sleep(stop)
+
+    async def _pass(self) -> bool:
+        """One pass; True when there is more to do right away."""
+        self._wake.clear()
+        # A fresh arrival is looked at again on the next pass too: an intent decided just before the
+        # instance arrived may still have been on its way to the database at the first look.
+        arrivals, self._arrivals = self._arrivals, set()
+        organizations, self._again = arrivals | self._again, arrivals
+        for organization_id in organizations:
+            command = DecideAwaitingIntents(organization_id, self._batch_size)
+            if await self._decide_awaiting(command) >= self._batch_size:
+                self._arrivals.add(organization_id)  # more of them: the next pass goes on
+        released = await self._release_due(ReleaseDueIntents(self._batch_size))
+        return released >= self._batch_size or bool(self._arrivals)
+
+    async def _sleep(self, stop: asyncio.Event) -> None:
+        """Until the interval has passed, an instance arrived or the service stops."""
+        waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]
+        try:
+            await asyncio.wait(waits, timeout=self._interval, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
 
 
 class ProjectionRefresher:

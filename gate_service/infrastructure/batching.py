@@ -9,8 +9,9 @@ under load the batch grows by itself to whatever arrived during the previous com
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
@@ -18,17 +19,25 @@ from typing import Any, Generic, Self, TypeVar
 
 import orjson
 from google.protobuf.message import Message
-from prometheus_client import Histogram
-from sqlalchemy import Table, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from gate_service.domain.intent import MessageIntent
+from gate_service.domain.ports import IntentFilter
+from gate_service.infrastructure.batch_statements import (
+    INTENT_ROWS,
+    LOADED_VERSION,
+    OUTBOX_ROWS,
+    compiled,
+    insert_batch,
+    update_decided,
+)
+from gate_service.infrastructure.metrics import BATCH_SIZE
+from gate_service.infrastructure.repositories import SqlAlchemyIntentRepository
 from gate_service.infrastructure.rows import intent_record, intent_row, row_intent
 from gate_service.infrastructure.tables import intents
 from libs.db.held import HeldConnections
 from libs.messaging import envelope
-from libs.messaging.envelope import EncodedEvent
 from libs.messaging.tables import MessagingTables
 from libs.seedwork.aggregate import AggregateRoot, DomainEvent
 from libs.seedwork.clock import Clock
@@ -37,13 +46,6 @@ from libs.seedwork.errors import AlreadyExists, FailedPrecondition
 T = TypeVar("T")
 R = TypeVar("R")
 
-BATCH_SIZE = Histogram(
-    "whatlead_gate_batch_size",
-    "Items per coalesced batch (group commit, grouped reads, Redis script calls): 1 means nothing batched",
-    ["stage"],
-    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
-)
-
 
 class Coalescer(Generic[T, R]):
     """Runs `run(items)` for whatever was submitted while the previous run was busy; each submitter gets its
@@ -51,7 +53,7 @@ class Coalescer(Generic[T, R]):
 
     def __init__(
         self,
-        run: Callable[[list[T]], Awaitable[list[R | BaseException]]],
+        run: Callable[[list[T]], Awaitable[Sequence[R | BaseException]]],
         *,
         stage: str,
         max_batch: int = 256,
@@ -89,7 +91,7 @@ class Coalescer(Generic[T, R]):
                 self._loaded = len(batch) > 1
                 self._batch_size.observe(len(batch))
                 try:
-                    results: list[Any] = await self._run([item for item, _ in batch])
+                    results: Sequence[Any] = await self._run([item for item, _ in batch])
                 except BaseException as exc:
                     results = [exc] * len(batch)
                 for (_, future), result in zip(batch, results, strict=True):
@@ -128,8 +130,8 @@ class GroupCommitWriter:
         linger: float = 0.0,
     ) -> None:
         self._connections = HeldConnections(engine)
-        self._tables = tables
-        self._postgres_write = _postgres_write(tables.outbox)
+        self._insert_batch = compiled(insert_batch(tables.outbox))
+        self._update_decided = compiled(update_decided)
         self._to_message = to_message
         self._clock = clock
         self._on_commit = on_commit
@@ -145,55 +147,61 @@ class GroupCommitWriter:
 
     async def _commit(self, requests: list[WriteRequest]) -> list[BaseException | None]:
         async with self._connections.connection() as connection:
-            results, published = await self._transaction(connection, requests)
-        if published and self._on_commit is not None:
+            driver = (await connection.get_raw_connection()).driver_connection
+            assert driver is not None
+            results = await self._transaction(driver, requests)
+        if self._on_commit is not None and any(
+            result is None and request.events for result, request in zip(results, requests, strict=True)
+        ):
             self._on_commit()
         return results
 
-    async def _transaction(
-        self, connection: AsyncConnection, requests: list[WriteRequest]
-    ) -> tuple[list[BaseException | None], bool]:
+    async def _transaction(self, driver: Any, requests: list[WriteRequest]) -> list[BaseException | None]:
+        """Units that only insert (SubmitIntent, CreateIntent: nearly all of them) go in one statement, which
+        is a transaction of its own: in autocommit it costs one round trip instead of three (BEGIN, it,
+        COMMIT). Units that update (DecideIntent) each need a savepoint inside a real transaction, so that
+        one lost race leaves nothing of its unit behind."""
         now = self._clock.now()
-        events = [
-            (unit, envelope.encode(self._to_message(event)))
-            for unit, request in enumerate(requests)
-            for event in request.events
-        ]
-        if connection.dialect.name == "postgresql":
-            results = await self._write_postgres(connection, requests, events, now)
-        else:
-            results = await self._write_sqlite(connection, requests, events, now)
-        return results, any(results[unit] is None for unit, _ in events)
-
-    async def _write_postgres(
-        self,
-        connection: AsyncConnection,
-        requests: list[WriteRequest],
-        events: list[tuple[int, EncodedEvent]],
-        now: datetime,
-    ) -> list[BaseException | None]:
-        """The hot path on PostgreSQL: every insert and outbox row of the batch in one statement (rows as
-        one JSON parameter: a constant, prepared statement whatever the batch size). One statement is a
-        transaction of its own: in autocommit it costs one round trip instead of three (BEGIN, it, COMMIT).
-        Units with an update (DecideIntent) need a real transaction around the updates and the statement."""
-        driver = (await connection.get_raw_connection()).driver_connection
-        assert driver is not None
-        updates = any(request.updates for request in requests)
+        results: list[BaseException | None] = [None] * len(requests)
+        inserting = [unit for unit, request in enumerate(requests) if not request.updates]
+        updating = [unit for unit, request in enumerate(requests) if request.updates]
         await driver.set_autocommit(True)
         try:
-            async with driver.transaction() if updates else contextlib.nullcontext():
-                return await self._write_postgres_rows(driver, requests, events, now)
+            async with driver.transaction() if updating else contextlib.nullcontext():
+                for unit in updating:
+                    results[unit] = await self._write_updating_unit(driver, requests[unit], now)
+                for unit in await self._insert(driver, [(unit, requests[unit]) for unit in inserting], now):
+                    results[unit] = AlreadyExists("a concurrent write got there first")
         finally:
             await driver.set_autocommit(False)  # the pool's other users expect transactions
+        return results
 
-    async def _write_postgres_rows(
-        self, driver: Any, requests: list[WriteRequest], events: list[tuple[int, EncodedEvent]], now: datetime
-    ) -> list[BaseException | None]:
-        results = await self._update_one_by_one_postgres(driver, requests, now)
+    async def _write_updating_unit(
+        self, driver: Any, request: WriteRequest, now: datetime
+    ) -> BaseException | None:
+        try:
+            async with driver.transaction():  # a savepoint
+                for intent, loaded_version in request.updates:
+                    cursor = await driver.execute(
+                        self._update_decided,
+                        {**intent_row(intent, now), "b_id": intent.id, LOADED_VERSION: loaded_version},
+                        prepare=True,
+                    )
+                    if cursor.rowcount != 1:
+                        raise _lost_race(intent)
+                if await self._insert(driver, [(0, request)], now):
+                    raise AlreadyExists("a concurrent write got there first")
+        except (AlreadyExists, FailedPrecondition) as failure:
+            return failure
+        return None
+
+    async def _insert(self, driver: Any, units: list[tuple[int, WriteRequest]], now: datetime) -> list[int]:
+        """The units' new intents and events in one statement; returns the units that clashed."""
+        if not any(request.inserts or request.events for _, request in units):
+            return []
         intent_rows = [
             {"unit": unit, **intent_record(intent, now)}
-            for unit, request in enumerate(requests)
-            if not request.updates
+            for unit, request in units
             for intent in request.inserts
         ]
         outbox_rows = [
@@ -206,79 +214,18 @@ class GroupCommitWriter:
                 "payload": encoded.payload,
                 "created_at": now,
             }
-            for n, (unit, encoded) in enumerate(events)
-            if results[unit] is None
+            for n, (unit, encoded) in enumerate(
+                (unit, envelope.encode(self._to_message(event)))
+                for unit, request in units
+                for event in request.events
+            )
         ]
         cursor = await driver.execute(
-            self._postgres_write, (_to_json(intent_rows), _to_json(outbox_rows)), prepare=True
+            self._insert_batch,
+            {INTENT_ROWS: _to_json(intent_rows), OUTBOX_ROWS: _to_json(outbox_rows)},
+            prepare=True,
         )
-        for (unit,) in await cursor.fetchall():
-            results[unit] = AlreadyExists("a concurrent write got there first")
-        return results
-
-    async def _update_one_by_one_postgres(
-        self, driver: Any, requests: list[WriteRequest], now: datetime
-    ) -> list[BaseException | None]:
-        # Units with an update (DecideIntent: exactly one intent) run one by one; an update that matches no
-        # row lost an optimistic race and wrote nothing.
-        results: list[BaseException | None] = [None] * len(requests)
-        for unit, request in enumerate(requests):
-            if request.updates:
-                [(intent, loaded_version)] = request.updates
-                cursor = await driver.execute(
-                    _POSTGRES_UPDATE, (_to_json(intent_record(intent, now)), loaded_version), prepare=True
-                )
-                if cursor.rowcount != 1:
-                    results[unit] = _lost_race(intent)
-        return results
-
-    async def _write_sqlite(
-        self,
-        connection: AsyncConnection,
-        requests: list[WriteRequest],
-        events: list[tuple[int, EncodedEvent]],
-        now: datetime,
-    ) -> list[BaseException | None]:
-        """SQLite, the embedded default: the same writes through SQLAlchemy Core."""
-        results: list[BaseException | None] = [None] * len(requests)
-        async with connection.begin():
-            for unit, request in enumerate(requests):
-                if not request.updates:
-                    continue
-                [(intent, loaded_version)] = request.updates
-                result = await connection.execute(
-                    update(intents)
-                    .where(intents.c.id == intent.id, intents.c.version == loaded_version)
-                    .values(intent_row(intent, now))
-                )
-                if result.rowcount != 1:  # type: ignore[attr-defined]
-                    results[unit] = _lost_race(intent)
-            rows = [
-                intent_row(intent, now)
-                for request in requests
-                if not request.updates
-                for intent in request.inserts
-            ]
-            if rows:
-                statement = sqlite.insert(intents).on_conflict_do_nothing().returning(intents.c.id)
-                inserted = set((await connection.execute(statement, rows)).scalars())
-                for unit, request in enumerate(requests):
-                    if not request.updates and any(i.id not in inserted for i in request.inserts):
-                        results[unit] = AlreadyExists("a concurrent write got there first")
-            outbox = [
-                {
-                    "event_id": encoded.event_id,
-                    "subject": encoded.subject_suffix,
-                    "type_name": encoded.type_name,
-                    "payload": encoded.payload,
-                    "created_at": now,
-                }
-                for unit, encoded in events
-                if results[unit] is None
-            ]
-            if outbox:
-                await connection.execute(insert(self._tables.outbox), outbox)
-        return results
+        return [unit for (unit,) in await cursor.fetchall()]
 
 
 def _lost_race(intent: MessageIntent) -> FailedPrecondition:
@@ -296,48 +243,15 @@ def _to_json(rows: object) -> str:
     return orjson.dumps(rows, default=_bytea).decode()
 
 
-def _record_of(table: Table, *, extra: str = "", skip: tuple[str, ...] = ()) -> str:
-    """`name type, ...` of a table's columns, for json_to_recordset's column definition list."""
-    dialect = postgresql.dialect()
-    columns = [f"{c.name} {c.type.compile(dialect=dialect)}" for c in table.columns if c.name not in skip]
-    return ", ".join([extra, *columns] if extra else columns)
-
-
-_INTENT_COLUMNS = ", ".join(c.name for c in intents.columns)
-_POSTGRES_UPDATE = f"""
-UPDATE intents SET ({_INTENT_COLUMNS}) = ({", ".join("r." + c.name for c in intents.columns)})
-FROM json_populate_record(null::intents, %s::json) AS r
-WHERE intents.id = r.id AND intents.version = %s
-"""
-
-
-def _postgres_write(outbox: Table) -> str:
-    """Inserts the intents, reports which units clashed on the idempotency key and leaves their outbox rows
-    out, in one statement; ORDER BY keeps each unit's events in the order they happened (the position)."""
-    events = _record_of(outbox, extra="unit int, n int", skip=("position", "published_at"))
-    return f"""
-WITH given AS (
-    SELECT * FROM json_to_recordset(%s::json) AS g({_record_of(intents, extra="unit int")})
-), inserted AS (
-    INSERT INTO intents ({_INTENT_COLUMNS}) SELECT {_INTENT_COLUMNS} FROM given
-    ON CONFLICT DO NOTHING RETURNING id
-), clashed AS (
-    SELECT DISTINCT unit FROM given WHERE id NOT IN (SELECT id FROM inserted)
-), published AS (
-    INSERT INTO {outbox.name} (event_id, subject, type_name, payload, created_at)
-    SELECT event_id, subject, type_name, payload, created_at FROM json_to_recordset(%s::json) AS e({events})
-    WHERE unit NOT IN (SELECT unit FROM clashed)
-    ORDER BY n
-)
-SELECT unit FROM clashed
-"""
-
-
 class IntentReader:
-    """Point reads of the hot path (by id, by idempotency key), grouped into one SELECT per batch."""
+    """Point reads of the hot path (by id, by idempotency key), grouped into one SELECT per batch; the rarer
+    reads (lists, claims) through a session of their own."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], *, concurrency: int = 2) -> None:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], clock: Clock, *, concurrency: int = 2
+    ) -> None:
         self._sessions = sessions
+        self._clock = clock
         self._by_id: Coalescer[tuple[str, str], MessageIntent | None] = Coalescer(
             self._read_ids, stage="read_by_id", concurrency=concurrency
         )
@@ -350,6 +264,13 @@ class IntentReader:
 
     async def find_by_key(self, organization_id: str, key: str) -> MessageIntent | None:
         return await self._by_key.submit((organization_id, key))
+
+    async def read(
+        self, query: Callable[[SqlAlchemyIntentRepository], Awaitable[list[MessageIntent]]]
+    ) -> list[MessageIntent]:
+        """Run one of the session repository's reads in a short session of its own."""
+        async with self._sessions() as session:
+            return await query(SqlAlchemyIntentRepository(session, self._clock))
 
     async def _read_ids(self, wanted: list[tuple[str, str]]) -> list[MessageIntent | BaseException | None]:
         async with self._sessions() as session:
@@ -370,41 +291,78 @@ class IntentReader:
         return [row_intent(found[w]) if w in found else None for w in wanted]
 
 
-class _BatchedIntents:
-    def __init__(self, reader: IntentReader, request: WriteRequest) -> None:
+class BatchedIntentRepository:
+    """The intent repository of a batched unit of work: reads grouped with other calls' reads, writes
+    handed to the group commit. No transaction is held before the commit, so claims are optimistic: an
+    intent claimed by two units is saved by the first, and the other's commit fails (FailedPrecondition)."""
+
+    def __init__(self, reader: IntentReader) -> None:
         self._reader = reader
-        self._request = request
+        self._added: list[MessageIntent] = []
         self._loaded: dict[str, tuple[MessageIntent, int]] = {}
 
     def add(self, intent: MessageIntent) -> None:
-        self._request.inserts.append(intent)
+        self._added.append(intent)
 
     async def get(self, organization_id: str, intent_id: str) -> MessageIntent | None:
         return self._remember(await self._reader.get(organization_id, intent_id))
 
-    async def find_by_key(self, organization_id: str, key: str) -> MessageIntent | None:
-        return self._remember(await self._reader.find_by_key(organization_id, key))
+    async def find_by_key(self, organization_id: str, idempotency_key: str) -> MessageIntent | None:
+        return self._remember(await self._reader.find_by_key(organization_id, idempotency_key))
+
+    async def list(
+        self, organization_id: str, *, after_id: str | None, limit: int, where: IntentFilter
+    ) -> list[MessageIntent]:
+        return await self._reader.read(
+            lambda repository: repository.list(organization_id, after_id=after_id, limit=limit, where=where)
+        )
+
+    async def claim_due(self, now: datetime, limit: int) -> builtins.list[MessageIntent]:
+        return self._remember_all(
+            await self._reader.read(lambda repository: repository.claim_due(now, limit))
+        )
+
+    async def claim_awaiting_instance(self, organization_id: str, limit: int) -> builtins.list[MessageIntent]:
+        return self._remember_all(
+            await self._reader.read(
+                lambda repository: repository.claim_awaiting_instance(organization_id, limit)
+            )
+        )
 
     def _remember(self, intent: MessageIntent | None) -> MessageIntent | None:
         if intent is not None:
             self._loaded[intent.id] = (intent, intent.version)
         return intent
 
-    def changed(self) -> list[tuple[MessageIntent, int]]:
-        return [(i, v) for i, v in self._loaded.values() if i.version != v]
+    def _remember_all(self, intents: builtins.list[MessageIntent]) -> builtins.list[MessageIntent]:
+        for intent in intents:
+            self._remember(intent)
+        return intents
+
+    def take_writes(self) -> tuple[builtins.list[MessageIntent], builtins.list[tuple[MessageIntent, int]]]:
+        """What to write at commit: new intents, and loaded ones that changed (with their loaded version).
+        Afterwards the changed ones count as loaded at their new version."""
+        added, self._added = self._added, []
+        changed = [(i, v) for i, v in self._loaded.values() if i.version != v]
+        for intent, _ in changed:
+            self._loaded[intent.id] = (intent, intent.version)
+        return added, changed
+
+    def forget_writes(self) -> None:
+        self._added = []
+        self._loaded = {}
 
 
 class BatchingGateUnitOfWork:
     """The unit of work of the hot path (SubmitIntent, CreateIntent, DecideIntent, GetIntent): the same
-    contract as SqlAlchemyGateUnitOfWork for these use cases, but `commit()` joins a group commit."""
+    contract as SqlAlchemyGateUnitOfWork, but `commit()` joins a group commit."""
 
     def __init__(self, writer: GroupCommitWriter, reader: IntentReader) -> None:
         self._writer = writer
         self._reader = reader
 
     async def __aenter__(self) -> Self:
-        self._request = WriteRequest()
-        self.intents = _BatchedIntents(self._reader, self._request)
+        self.intents = BatchedIntentRepository(self._reader)
         self._tracked: list[AggregateRoot] = []
         self._emitted: list[DomainEvent] = []
         return self
@@ -414,10 +372,6 @@ class BatchingGateUnitOfWork:
     ) -> None:
         await self.rollback()
 
-    @property
-    def projections(self) -> Any:
-        raise NotImplementedError("projections are written by consumers, through SqlAlchemyGateUnitOfWork")
-
     def track(self, aggregate: AggregateRoot) -> None:
         if all(aggregate is not seen for seen in self._tracked):
             self._tracked.append(aggregate)
@@ -425,24 +379,15 @@ class BatchingGateUnitOfWork:
     def emit(self, event: DomainEvent) -> None:
         self._emitted.append(event)
 
-    async def first_time(self, consumer: str, event_id: str) -> bool:
-        raise NotImplementedError("consumers use SqlAlchemyGateUnitOfWork")
-
     async def commit(self) -> None:
-        request = self._request
-        request.updates = self.intents.changed()
-        if len(request.updates) > 1 or (request.updates and request.inserts):
-            raise NotImplementedError("a batched unit of work changes one intent, or only inserts")
-        request.events = [e for a in self._tracked for e in a.pull_events()] + self._emitted
-        self._emitted = []
-        self._tracked = []
-        if request.inserts or request.updates or request.events:
-            await self._writer.write(request)
-        self.intents._loaded = {i.id: (i, i.version) for i, _ in request.updates}
-        self._request = WriteRequest()
-        self.intents._request = self._request
+        inserts, updates = self.intents.take_writes()
+        events = [e for a in self._tracked for e in a.pull_events()] + self._emitted
+        self._tracked, self._emitted = [], []
+        if inserts or updates or events:
+            await self._writer.write(WriteRequest(inserts, updates, events))
 
     async def rollback(self) -> None:
         for aggregate in self._tracked:
             aggregate.pull_events()
         self._tracked, self._emitted = [], []
+        self.intents.forget_writes()

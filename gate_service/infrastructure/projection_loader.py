@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from gate_service.application.ports import InstanceArrivals
 from gate_service.domain.projection import GateProjection
 from gate_service.infrastructure.rows import row_control, row_instance, row_plan
 from gate_service.infrastructure.tables import projected_controls, projected_instances, projected_plans
@@ -21,8 +22,10 @@ async def load_projections(
     projection: GateProjection,
     now: datetime,
     since: datetime | None = None,
+    arrivals: InstanceArrivals | None = None,
 ) -> int:
-    """Apply rows changed since `since` (everything when None); version gates drop what memory knows."""
+    """Apply rows changed since `since` (everything when None); version gates drop what memory knows.
+    `arrivals` hears of every instance registered or changed (another replica's consumer applied it)."""
     applied = 0
     async with sessions() as session:
         for table, apply in (
@@ -38,7 +41,10 @@ async def load_projections(
                     state = row_instance(row)
                     known = projection.instances.get(state.instance_id)
                     if known is None or known.instance_version < state.instance_version:
-                        applied += projection.upsert_instance(state, now)
+                        upserted = projection.upsert_instance(state, now)
+                        applied += upserted
+                        if upserted and arrivals is not None:
+                            arrivals.arrived(state.organization_id)
                     if state.reputation_version and (
                         known is None or known.reputation_version < state.reputation_version
                     ):

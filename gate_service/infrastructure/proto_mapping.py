@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from datetime import datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
+
+from google.protobuf.message import Message
 
 from gate_service.domain.decision import (
     CandidateVerdict,
@@ -12,16 +16,18 @@ from gate_service.domain.decision import (
     DecisionRecord,
     Verdict,
 )
-from gate_service.domain.intent import (
-    AudioPayload,
+from gate_service.domain.events import (
     IntentApproved,
     IntentBlocked,
     IntentCreated,
     IntentDropped,
     IntentFailed,
-    IntentOrigin,
     IntentQueued,
     IntentSent,
+)
+from gate_service.domain.intent import (
+    AudioPayload,
+    IntentOrigin,
     IntentStatus,
     MediaPayload,
     MessageIntent,
@@ -30,7 +36,7 @@ from gate_service.domain.intent import (
     TextPayload,
 )
 from gate_service.domain.policies import HealthStatus, WarmupPhase
-from gate_service.domain.projection import Control, InstanceState, Plan
+from gate_service.domain.projection import Control, InstanceState, Plan, Reputation
 from libs.messaging.event_meta import event_meta
 from libs.rpc.convert import enum_from_proto, from_timestamp, to_timestamp
 from libs.seedwork.aggregate import DomainEvent
@@ -49,20 +55,25 @@ from whatlead.gate.v1 import gate_pb2
 from whatlead.ops.v1 import ops_pb2
 from whatlead.reputation.v1 import reputation_pb2
 
-_ENUMS: dict[int, dict[int, int]] = {}
+if TYPE_CHECKING:  # the stubs' generic name of a proto enum's class
+    from google.protobuf.internal.enum_type_wrapper import _EnumTypeWrapper
+
+V = TypeVar("V", bound=int)
+_ENUMS: dict[int, dict[int, Any]] = {}  # id(proto enum) -> id(domain member or None) -> proto number
 
 
-def _e(proto_enum, value) -> int:  # type: ignore[no-untyped-def]
-    """Domain enum -> proto number by name, remembered per proto enum and member (hot path: a member's
-    `.value` is a slow property, its id() is not; members live as long as the process)."""
-    if value is None:
-        return 0
+def _e(proto_enum: _EnumTypeWrapper[V], value: StrEnum | None) -> V:
+    """Domain enum -> proto number by name (None -> UNSPECIFIED), remembered per proto enum and member
+    (hot path: a member's `.value` is a slow property, its id() is not; members live as long as the
+    process)."""
     try:
-        return _ENUMS[id(proto_enum)][id(value)]
+        number: V = _ENUMS[id(proto_enum)][id(value)]
     except KeyError:
-        prefix = proto_enum.Name(0).removesuffix("UNSPECIFIED")
-        number = _ENUMS.setdefault(id(proto_enum), {})[id(value)] = proto_enum.Value(prefix + value.value)
-        return number
+        name = proto_enum.keys()[0]  # ..._UNSPECIFIED, number 0
+        if value is not None:
+            name = name.removesuffix("UNSPECIFIED") + value.value
+        number = _ENUMS.setdefault(id(proto_enum), {})[id(value)] = proto_enum.Value(name)
+    return number
 
 
 def payload_to_proto(payload: Payload) -> common_pb2.MessagePayload:
@@ -102,19 +113,19 @@ def target_kind_from_proto(number: int) -> TargetKind | None:
 
 
 def target_to_proto(intent: MessageIntent) -> common_pb2.Target:
-    return common_pb2.Target(kind=_e(common_pb2.TargetKind, intent.target.kind), value=intent.target.value)  # type: ignore[arg-type]
+    return common_pb2.Target(kind=_e(common_pb2.TargetKind, intent.target.kind), value=intent.target.value)
 
 
 def verdict_to_proto(verdict: CandidateVerdict) -> gate_pb2.CandidateVerdict:
     return gate_pb2.CandidateVerdict(
         instance_id=verdict.instance_id,
-        verdict=_e(gate_pb2.Verdict, verdict.verdict),  # type: ignore[arg-type]
-        reason=_e(gate_pb2.DecisionReason, verdict.reason),  # type: ignore[arg-type]
+        verdict=_e(gate_pb2.Verdict, verdict.verdict),
+        reason=_e(gate_pb2.DecisionReason, verdict.reason),
         retry_at=to_timestamp(verdict.retry_at),
         score=verdict.score,
         reputation_score=verdict.reputation_score,
-        health=_e(reputation_pb2.HealthStatus, verdict.health),  # type: ignore[arg-type]
-        phase=_e(reputation_pb2.WarmupPhase, verdict.phase),  # type: ignore[arg-type]
+        health=_e(reputation_pb2.HealthStatus, verdict.health),
+        phase=_e(reputation_pb2.WarmupPhase, verdict.phase),
         rate_pressure=verdict.rate_pressure,
         sticky=verdict.sticky,
     )
@@ -138,15 +149,15 @@ def decision_to_proto(record: DecisionRecord) -> gate_pb2.DecisionRecord:
 def _decision_to_proto(record: DecisionRecord) -> gate_pb2.DecisionRecord:
     return gate_pb2.DecisionRecord(
         intent_id=record.intent_id,
-        outcome=_e(gate_pb2.DecisionOutcome, record.outcome),  # type: ignore[arg-type]
-        reason=_e(gate_pb2.DecisionReason, record.reason),  # type: ignore[arg-type]
+        outcome=_e(gate_pb2.DecisionOutcome, record.outcome),
+        reason=_e(gate_pb2.DecisionReason, record.reason),
         chosen_instance_id=record.chosen_instance_id or "",
         decided_at=to_timestamp(record.decided_at),
         queued_until=to_timestamp(record.queued_until),
         candidates=[verdict_to_proto(v) for v in record.candidates],
         attempt=record.attempt,
         excluded=[
-            gate_pb2.ExcludedCount(reason=_e(gate_pb2.DecisionReason, reason), instances=count)  # type: ignore[arg-type]
+            gate_pb2.ExcludedCount(reason=_e(gate_pb2.DecisionReason, reason), instances=count)
             for reason, count in sorted(record.excluded.items())
         ],
     )
@@ -157,15 +168,15 @@ def intent_to_proto(intent: MessageIntent) -> gate_pb2.MessageIntent:
         id=intent.id,
         organization_id=intent.organization_id,
         target=target_to_proto(intent),
-        type=_e(common_pb2.MessageType, intent.type),  # type: ignore[arg-type]
-        purpose=_e(common_pb2.Purpose, intent.purpose),  # type: ignore[arg-type]
-        origin=_e(gate_pb2.IntentOrigin, intent.origin),  # type: ignore[arg-type]
+        type=_e(common_pb2.MessageType, intent.type),
+        purpose=_e(common_pb2.Purpose, intent.purpose),
+        origin=_e(gate_pb2.IntentOrigin, intent.origin),
         campaign_id=intent.campaign_id,
         payload=payload_to_proto(intent.payload),
         idempotency_key=intent.idempotency_key,
-        status=_e(gate_pb2.IntentStatus, intent.status),  # type: ignore[arg-type]
+        status=_e(gate_pb2.IntentStatus, intent.status),
         decided_by_instance_id=intent.decided_by_instance_id or "",
-        blocked_reason=_e(gate_pb2.DecisionReason, intent.blocked_reason),  # type: ignore[arg-type]
+        status_reason=_e(gate_pb2.DecisionReason, intent.status_reason),
         queued_until=to_timestamp(intent.queued_until),
         not_before=to_timestamp(intent.not_before),
         expires_at=to_timestamp(intent.expires_at),
@@ -174,7 +185,7 @@ def intent_to_proto(intent: MessageIntent) -> gate_pb2.MessageIntent:
     )
 
 
-def event_to_proto(event: DomainEvent):  # type: ignore[no-untyped-def]
+def event_to_proto(event: DomainEvent) -> Message:
     """The outbox's mapper: every event this context publishes, as its protobuf contract."""
     match event:
         case IntentCreated():
@@ -185,16 +196,16 @@ def event_to_proto(event: DomainEvent):  # type: ignore[no-untyped-def]
                 meta=event_meta(event),
                 intent_id=intent.id,
                 target=target_to_proto(intent),
-                type=_e(common_pb2.MessageType, intent.type),  # type: ignore[arg-type]
+                type=_e(common_pb2.MessageType, intent.type),
                 payload=payload_to_proto(intent.payload),
-                purpose=_e(common_pb2.Purpose, intent.purpose),  # type: ignore[arg-type]
+                purpose=_e(common_pb2.Purpose, intent.purpose),
                 instance_id=event.instance.instance_id,
-                provider=_e(common_pb2.Provider, event.instance.provider),  # type: ignore[arg-type]
+                provider=_e(common_pb2.Provider, event.instance.provider),
                 provider_instance_ref=event.instance.provider_instance_ref,
                 campaign_id=intent.campaign_id,
                 expires_at=to_timestamp(intent.expires_at),
                 not_before=to_timestamp(intent.not_before),
-                origin=_e(gate_pb2.IntentOrigin, intent.origin),  # type: ignore[arg-type]
+                origin=_e(gate_pb2.IntentOrigin, intent.origin),
                 decision=decision_to_proto(event.decision),
             )
         case IntentQueued():
@@ -223,7 +234,7 @@ def event_to_proto(event: DomainEvent):  # type: ignore[no-untyped-def]
                 error=executor_pb2.JobError(
                     error_class=executor_pb2.ErrorClass.Value("ERROR_CLASS_" + event.error_class)
                     if "ERROR_CLASS_" + event.error_class in executor_pb2.ErrorClass.keys()  # noqa: SIM118
-                    else 0,
+                    else executor_pb2.ERROR_CLASS_UNSPECIFIED,
                     code=event.error_code,
                     message=event.error_message,
                     occurred_at=to_timestamp(event.failed_at),
@@ -233,8 +244,16 @@ def event_to_proto(event: DomainEvent):  # type: ignore[no-untyped-def]
     raise TypeError(f"no protobuf contract for {type(event).__name__}")
 
 
-def _not_approved_fields(event: IntentQueued | IntentBlocked | IntentDropped) -> dict[str, object]:
+class _NotApproved(TypedDict):
     """What every decision other than an approval publishes: the reason and the decision record."""
+
+    meta: common_pb2.EventMeta
+    intent_id: str
+    reason: gate_pb2.DecisionReason.ValueType
+    decision: gate_pb2.DecisionRecord
+
+
+def _not_approved_fields(event: IntentQueued | IntentBlocked | IntentDropped) -> _NotApproved:
     return {
         "meta": event_meta(event),
         "intent_id": event.aggregate_id,
@@ -265,16 +284,16 @@ def instance_state_from_proto(instance: reputation_pb2.Instance) -> InstanceStat
     )
 
 
-def reputation_fields(reputation: reputation_pb2.InstanceReputation) -> dict[str, object]:
-    return {
-        "score": reputation.score,
-        "health": enum_from_proto(reputation_pb2.HealthStatus, reputation.health, HealthStatus),
-        "phase": enum_from_proto(reputation_pb2.WarmupPhase, reputation.phase, WarmupPhase),
-        "cooldown_until": from_timestamp(
+def reputation_from_proto(reputation: reputation_pb2.InstanceReputation) -> Reputation:
+    return Reputation(
+        score=reputation.score,
+        health=enum_from_proto(reputation_pb2.HealthStatus, reputation.health, HealthStatus),
+        phase=enum_from_proto(reputation_pb2.WarmupPhase, reputation.phase, WarmupPhase),
+        cooldown_until=from_timestamp(
             reputation.cooldown_until, present=reputation.HasField("cooldown_until")
         ),
-        "version": reputation.version,
-    }
+        version=reputation.version,
+    )
 
 
 def control_from_proto(control: ops_pb2.ExecutionControl) -> Control | None:
@@ -317,7 +336,7 @@ def purpose_from_proto(number: int) -> Purpose | None:
     return enum_from_proto(common_pb2.Purpose, number, Purpose)
 
 
-def timestamp_or_none(message, name: str) -> datetime | None:  # type: ignore[no-untyped-def]
+def timestamp_or_none(message: Message, name: str) -> datetime | None:
     return from_timestamp(getattr(message, name), present=message.HasField(name))
 
 

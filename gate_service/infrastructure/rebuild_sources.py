@@ -6,12 +6,12 @@ from collections.abc import AsyncIterator
 
 import grpc
 
-from gate_service.domain.projection import Control, InstanceState, Plan
+from gate_service.domain.projection import Control, InstanceState, Plan, Reputation
 from gate_service.infrastructure.proto_mapping import (
     control_from_proto,
     instance_state_from_proto,
     plan_from_proto,
-    reputation_fields,
+    reputation_from_proto,
 )
 from whatlead.ops.v1 import ops_pb2, ops_pb2_grpc
 from whatlead.reputation.v1 import reputation_pb2, reputation_pb2_grpc
@@ -23,15 +23,15 @@ class GrpcInstanceStateSource:
     def __init__(self, channel: grpc.aio.Channel) -> None:
         self._stub = reputation_pb2_grpc.ReputationServiceStub(channel)
 
-    async def instance_states(self) -> AsyncIterator[tuple[InstanceState, dict[str, object] | None]]:
+    async def instance_states(self) -> AsyncIterator[tuple[InstanceState, Reputation | None]]:
         token = ""
         while True:
             page = await self._stub.ListInstanceStates(
                 reputation_pb2.ListInstanceStatesRequest(organization_id="", page_size=PAGE, page_token=token)
             )
             for item in page.states:
-                reputation = reputation_fields(item.reputation) if item.HasField("reputation") else None
-                if reputation is not None and not reputation["version"]:
+                reputation = reputation_from_proto(item.reputation) if item.HasField("reputation") else None
+                if reputation is not None and not reputation.version:
                     reputation = None  # not evaluated yet: the policies' defaults apply
                 yield instance_state_from_proto(item.instance), reputation
             token = page.next_page_token

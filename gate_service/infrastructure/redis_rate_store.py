@@ -180,10 +180,10 @@ class RedisRateStore:
         if not self._shas:
             await self.load_scripts()
         try:
-            return await self._redis.evalsha(self._shas[script], 0, batch)  # type: ignore[no-any-return]
+            return await self._redis.evalsha(self._shas[script], 0, batch)
         except NoScriptError:
             await self.load_scripts()
-            return await self._redis.evalsha(self._shas[script], 0, batch)  # type: ignore[no-any-return]
+            return await self._redis.evalsha(self._shas[script], 0, batch)
 
     async def snapshot(
         self, organization_id: str, target: str, instance_ids: list[str], now: datetime

@@ -1,12 +1,14 @@
 from __future__ import annotations
 
+import builtins
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Select, Table, select
+from sqlalchemy.dialects.postgresql import Insert, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gate_service.domain.decision import DecisionReason
 from gate_service.domain.intent import IntentStatus, MessageIntent
 from gate_service.domain.ports import IntentFilter
 from gate_service.domain.projection import Control, InstanceState, Plan
@@ -80,15 +82,33 @@ class SqlAlchemyIntentRepository:
         rows = (await self._session.execute(query.order_by(intents.c.id).limit(limit))).all()
         return [row_intent(row) for row in rows]
 
-    async def claim_due(self, now: datetime, limit: int) -> list[MessageIntent]:
+    async def claim_due(self, now: datetime, limit: int) -> builtins.list[MessageIntent]:
         query = (
             select(intents)
             .where(intents.c.status == IntentStatus.QUEUED.value, intents.c.queued_until <= now)
             .order_by(intents.c.queued_until)
             .limit(limit)
-            .with_for_update(skip_locked=True)  # SQLite ignores it: one writer there anyway
+            .with_for_update(skip_locked=True)
         )
-        return [self._remember(row) for row in (await self._session.execute(query)).all()]  # type: ignore[misc]
+        return await self._claim(query)
+
+    async def claim_awaiting_instance(self, organization_id: str, limit: int) -> builtins.list[MessageIntent]:
+        query = (
+            select(intents)
+            .where(
+                intents.c.organization_id == organization_id,
+                intents.c.status == IntentStatus.QUEUED.value,
+                intents.c.status_reason == DecisionReason.NO_ELIGIBLE_INSTANCE.value,
+            )
+            .order_by(intents.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return await self._claim(query)
+
+    async def _claim(self, query: Select[Any]) -> builtins.list[MessageIntent]:
+        rows = (await self._session.execute(query)).all()
+        return [self._writes.loaded(row_intent(row)) for row in rows]
 
     async def flush(self) -> None:
         """Write what changed; called by the unit of work right before it commits."""
@@ -99,12 +119,9 @@ class SqlAlchemyIntentRepository:
         return self._writes.loaded(row_intent(row)) if row is not None else None
 
 
-def upsert(
-    session: AsyncSession, table: Table, row: dict[str, Any], keys: list[str], version_columns: list[str]
-):  # type: ignore[no-untyped-def]
+def upsert(table: Table, row: dict[str, Any], keys: list[str], version_columns: list[str]) -> Insert:
     """INSERT, or UPDATE when the row exists and the new one is not older (on every version column)."""
-    module = postgresql if session.bind.dialect.name == "postgresql" else sqlite
-    statement = module.insert(table).values(row)
+    statement = insert(table).values(row)
     newer = None
     for column in version_columns:
         condition = table.c[column] <= statement.excluded[column]
@@ -129,7 +146,6 @@ class SqlAlchemyProjectionStore:
     async def save_instance(self, state: InstanceState, changed_at: datetime) -> None:
         await self._session.execute(
             upsert(
-                self._session,
                 projected_instances,
                 instance_row(state, changed_at),
                 ["instance_id"],
@@ -140,7 +156,6 @@ class SqlAlchemyProjectionStore:
     async def save_control(self, control: Control, changed_at: datetime) -> None:
         await self._session.execute(
             upsert(
-                self._session,
                 projected_controls,
                 control_row(control, changed_at),
                 ["organization_id", "scope", "scope_id"],
@@ -150,7 +165,5 @@ class SqlAlchemyProjectionStore:
 
     async def save_plan(self, plan: Plan, changed_at: datetime) -> None:
         await self._session.execute(
-            upsert(
-                self._session, projected_plans, plan_row(plan, changed_at), ["organization_id"], ["version"]
-            )
+            upsert(projected_plans, plan_row(plan, changed_at), ["organization_id"], ["version"])
         )

@@ -38,7 +38,7 @@ intents = Table(
     Column("request_hash", String(32), nullable=False),
     Column("status", String(10), nullable=False),
     Column("decided_by_instance_id", String(36), nullable=True),
-    Column("blocked_reason", String(40), nullable=True),
+    Column("status_reason", String(40), nullable=True),
     Column("queued_until", UtcDateTime, nullable=True),
     Column("not_before", UtcDateTime, nullable=True),
     Column("expires_at", UtcDateTime, nullable=False),
@@ -61,7 +61,6 @@ Index(
     "ix_intents_queued_due",
     intents.c.queued_until,
     postgresql_where=text("status = 'QUEUED'"),
-    sqlite_where=text("status = 'QUEUED'"),
 )
 
 projected_instances = Table(

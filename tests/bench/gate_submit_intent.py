@@ -21,7 +21,7 @@ import secrets
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
@@ -147,7 +147,7 @@ async def connections(port: int) -> AsyncIterator[list[grpc.aio.Channel]]:
             await channel.close()
 
 
-async def drive(name: str, call, server_pid: int) -> Result:  # type: ignore[no-untyped-def]
+async def drive(name: str, call: Callable[[int, int], Awaitable[None]], server_pid: int) -> Result:
     """CONCURRENCY callers in a closed loop; only calls that start inside the measured window count."""
     loop = asyncio.get_running_loop()
     start = loop.time() + WARMUP_SECONDS
@@ -182,7 +182,12 @@ async def drive(name: str, call, server_pid: int) -> Result:  # type: ignore[no-
 # --- the echo ceiling ---------------------------------------------------------------------------------
 
 
-async def serve_bench_method(port: int, service: str, method: str, behaviour) -> None:  # type: ignore[no-untyped-def]
+async def serve_bench_method(
+    port: int,
+    service: str,
+    method: str,
+    behaviour: Callable[[bytes, grpc.aio.ServicerContext], Awaitable[bytes]],
+) -> None:
     """The same server stack as the Gate's (libs.rpc GrpcServer: interceptor, health, reflection, the
     Gate's number of acceptors, on uvloop), with one method taking and answering bytes."""
     from gate_service.config import GateSettings
@@ -260,7 +265,9 @@ async def measure_method(name: str, method: str, server_args: list[str]) -> Resu
     )
     try:
         async with connections(port) as channels:
-            stubs = [channel.unary_unary(method) for channel in channels]
+            stubs: list[grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]] = [
+                channel.unary_unary(method) for channel in channels
+            ]
 
             async def call(n: int, i: int) -> None:
                 # About the size of a SubmitIntentRequest, and different every call.

@@ -7,10 +7,11 @@ import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 
-from gate_service.bootstrap import GateApp, build_app
+from gate_service.bootstrap import Gate, assemble
 from gate_service.config import GateSettings
 from libs.rpc.server import GrpcServer
 from libs.seedwork.clock import Clock
@@ -31,8 +32,8 @@ LOOSE_POLICIES = json.dumps(
 
 @dataclass
 class RunningGate:
-    app: GateApp
-    stub: gate_pb2_grpc.GateServiceStub
+    app: Gate
+    stub: gate_pb2_grpc.GateServiceAsyncStub
     settings: GateSettings
 
 
@@ -45,27 +46,31 @@ async def running_gate(
     clock: Clock | None = None,
     **overrides: object,
 ) -> AsyncIterator[RunningGate]:
-    settings = GateSettings(
-        database_url=database_url,
-        nats_url=NATS_URL,
-        subject_root=subject_root,
-        redis_url=overrides.pop("redis_url", REDIS_URL),
-        redis_key_prefix=f"{redis_prefix}gate:{new_id()[-8:]}:",
-        grpc_port=0,
-        migrate_on_start=False,
-        phase_policies=LOOSE_POLICIES,
-        contact_min_gap_seconds=0,
-        contact_hourly_cap=0,
-        consumer_durable_prefix=f"gate-{new_id()[-12:]}",
-        **{"scheduler_interval_seconds": 0.05, **overrides},  # type: ignore[arg-type]
+    settings = GateSettings.model_validate(
+        {
+            "database_url": database_url,
+            "nats_url": NATS_URL,
+            "subject_root": subject_root,
+            "redis_url": REDIS_URL,
+            "redis_key_prefix": f"{redis_prefix}gate:{new_id()[-8:]}:",
+            "grpc_port": 0,
+            "migrate_on_start": False,
+            "phase_policies": LOOSE_POLICIES,
+            "contact_min_gap_seconds": 0,
+            "contact_hourly_cap": 0,
+            "consumer_durable_prefix": f"gate-{new_id()[-12:]}",
+            "scheduler_interval_seconds": 0.05,
+            **overrides,
+        }
     )
-    app = await build_app(settings, clock=clock)
+    app = await assemble(settings, clock=clock)
     for consumer in app.consumers:
         consumer._fetch_timeout = 0.2
-    server = GrpcServer(app.parts.bindings, host="127.0.0.1", port=0)
+    parts = app.parts()
+    server = GrpcServer(parts.bindings, host="127.0.0.1", port=0)
     port = await server.start()
     stop = asyncio.Event()
-    tasks = [asyncio.create_task(worker(stop)) for worker in app.parts.workers]
+    tasks = [asyncio.ensure_future(worker(stop)) for worker in parts.workers]
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
     try:
         yield RunningGate(app, gate_pb2_grpc.GateServiceStub(channel), settings)
@@ -76,16 +81,15 @@ async def running_gate(
         await asyncio.wait(tasks, timeout=5)
         for task in tasks:
             task.cancel()
-        assert app.parts.close is not None
-        await app.parts.close()
+        await app.close()
 
 
 ALL_PURPOSES = (common_pb2.PURPOSE_DISPATCH, common_pb2.PURPOSE_WARMUP, common_pb2.PURPOSE_SCHEDULE)
 
 
 async def register_instances(
-    js, subject_root: str, gate: RunningGate, organization_id: str, n: int
-) -> list[str]:  # type: ignore[no-untyped-def]
+    js: Any, subject_root: str, gate: RunningGate, organization_id: str, n: int
+) -> list[str]:
     """Announce connected instances as the reputation service does; wait until the Gate knows them."""
     from libs.testing.waiting import eventually
 
@@ -110,7 +114,7 @@ async def register_instances(
 
 
 def text_request(
-    organization_id: str, phone: str, text: str = "hello", key: str = "", **fields: object
+    organization_id: str, phone: str, text: str = "hello", key: str = "", **fields: Any
 ) -> gate_pb2.SubmitIntentRequest:
     return gate_pb2.SubmitIntentRequest(
         organization_id=organization_id,
@@ -119,11 +123,11 @@ def text_request(
         type=common_pb2.MESSAGE_TYPE_TEXT,
         purpose=common_pb2.PURPOSE_DISPATCH,
         payload=common_pb2.MessagePayload(text=common_pb2.TextPayload(text=text)),
-        **fields,  # type: ignore[arg-type]
+        **fields,
     )
 
 
-async def gate_events(js, subject_root: str, suffix: str, intent_ids: set[str]) -> list:  # type: ignore[no-untyped-def]
+async def gate_events(js: Any, subject_root: str, suffix: str, intent_ids: set[str]) -> list[Any]:
     """Events of the given intents stored on one gate subject."""
-    stored = await stored_events(js, subject_root, "gate", subject_suffix=suffix, wait=0.3)
+    stored: list[Any] = await stored_events(js, subject_root, "gate", subject_suffix=suffix, wait=0.3)
     return [event for event in stored if event.meta.aggregate_id in intent_ids]

@@ -231,10 +231,11 @@ async def test_every_call_is_scoped_to_one_organization(gate, jetstream, gate_ro
     assert (
         list((await gate.stub.ListIntents(gate_pb2.ListIntentsRequest(organization_id=theirs))).intents) == []
     )
-    # A submit without instances in the other organization does not use mine.
+    # A submit without instances in the other organization does not use mine: it waits for one of its own
+    # (the projection grace), then is blocked.
     other = await gate.stub.SubmitIntent(text_request(theirs, phone(7)))
-    assert other.intent.status == gate_pb2.INTENT_STATUS_BLOCKED
-    assert other.intent.blocked_reason == gate_pb2.DECISION_REASON_NO_ELIGIBLE_INSTANCE
+    assert other.intent.status == gate_pb2.INTENT_STATUS_QUEUED and not other.intent.decided_by_instance_id
+    assert other.intent.status_reason == gate_pb2.DECISION_REASON_NO_ELIGIBLE_INSTANCE
 
 
 async def test_list_filters_and_cursor_pagination(gate, jetstream, gate_root):
@@ -307,7 +308,7 @@ async def test_the_scheduler_approves_a_queued_intent_when_its_window_opens(
         await eventually(lambda: _cooling(gate, instance_id), timeout=10)
         queued = await gate.stub.SubmitIntent(text_request(organization, phone(10)))
         assert queued.intent.status == gate_pb2.INTENT_STATUS_QUEUED
-        assert queued.intent.blocked_reason == gate_pb2.DECISION_REASON_COOLDOWN_ACTIVE
+        assert queued.intent.status_reason == gate_pb2.DECISION_REASON_COOLDOWN_ACTIVE
         clock.advance(minutes=10, seconds=1)  # the cooldown is over: the scheduler's next pass approves it
 
         async def approved() -> bool:
@@ -378,8 +379,8 @@ async def test_ops_events_pause_an_organization_and_set_its_plan(gate, jetstream
 
     await eventually(applied, timeout=10)
     blocked = await gate.stub.SubmitIntent(text_request(paused, phone(12)))
-    assert blocked.intent.blocked_reason == gate_pb2.DECISION_REASON_OPS_PAUSED
+    assert blocked.intent.status_reason == gate_pb2.DECISION_REASON_OPS_PAUSED
     first = await gate.stub.SubmitIntent(text_request(planned, phone(13)))
     second = await gate.stub.SubmitIntent(text_request(planned, phone(14)))
     assert first.intent.status == gate_pb2.INTENT_STATUS_APPROVED
-    assert second.intent.blocked_reason == gate_pb2.DECISION_REASON_PLAN_LIMIT
+    assert second.intent.status_reason == gate_pb2.DECISION_REASON_PLAN_LIMIT

@@ -1,10 +1,10 @@
-"""The group-commit writer on PostgreSQL (one statement per batch) and SQLite (SQLAlchemy Core): units that
-clash or lose a race fail alone, and only the others' intents and events are written."""
+"""The group-commit writer on PostgreSQL: units that clash or lose a race fail alone, and only the others'
+intents and events are written."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 from prometheus_client import REGISTRY
@@ -15,27 +15,20 @@ from gate_service.infrastructure.batching import GroupCommitWriter, WriteRequest
 from gate_service.infrastructure.proto_mapping import event_to_proto
 from gate_service.infrastructure.tables import intents, messaging
 from libs.db.engine import create_engine
-from libs.db.migrations import upgrade
 from libs.seedwork.clock import FakeClock
 from libs.seedwork.errors import AlreadyExists, FailedPrecondition
-from tests.conftest import ROOT
 from tests.gate_service.unit.support import new_intent
 
 
-@pytest.fixture(params=["postgresql", "sqlite"])
-async def engine(request, migrated_database, tmp_path) -> AsyncIterator[AsyncEngine]:  # type: ignore[no-untyped-def]
-    if request.param == "postgresql":
-        url = migrated_database("gate_service")
-    else:
-        url = f"sqlite+aiosqlite:///{tmp_path / 'gate.db'}"
-        upgrade(url, ROOT / "gate_service" / "migrations")
-    engine = create_engine(url)
+@pytest.fixture
+async def engine(migrated_database: Callable[[str], str]) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(migrated_database("gate_service"))
     yield engine
     await engine.dispose()
 
 
 @pytest.fixture
-async def writer(engine) -> AsyncIterator[GroupCommitWriter]:  # type: ignore[no-untyped-def]
+async def writer(engine: AsyncEngine) -> AsyncIterator[GroupCommitWriter]:
     writer = GroupCommitWriter(engine, tables=messaging, to_message=event_to_proto, clock=FakeClock())
     yield writer
     await writer.close()
@@ -85,6 +78,31 @@ async def test_an_update_that_lost_the_race_fails_alone_and_the_winner_is_kept(w
         version = (await connection.execute(select(intents.c.version))).scalar_one()
     assert version == intent.version
     assert await outbox_event_ids(engine) == [e.event_id for e in created.events]
+
+
+async def test_a_unit_that_updates_and_then_clashes_leaves_nothing_behind_and_the_batch_commits(
+    writer, engine
+):
+    clock = FakeClock()
+    created = unit(clock=clock)
+    await writer.write(created)
+    decided = created.inserts[0]
+    decided.version += 1  # as a decision would
+    taken = unit(key="k-2", clock=clock)
+    await writer.write(taken)
+    mixed = unit(key="k-2", clock=clock)  # changes one intent and adds one whose key is taken
+    mixed.updates.append((decided, decided.version - 1))
+    others = [unit(clock=clock) for _ in range(3)]
+
+    results = await asyncio.gather(*(writer.write(r) for r in (mixed, *others)), return_exceptions=True)
+
+    assert isinstance(results[0], AlreadyExists) and results[1:] == [None, None, None]
+    async with engine.connect() as connection:
+        versions = dict((await connection.execute(select(intents.c.id, intents.c.version))).all())
+    assert versions[decided.id] == 1  # the update of the failed unit was rolled back with it
+    assert mixed.inserts[0].id not in versions and all(o.inserts[0].id in versions for o in others)
+    expected = [e.event_id for r in (created, taken, *others) for e in r.events]
+    assert sorted(await outbox_event_ids(engine)) == sorted(expected)
 
 
 async def test_connections_go_back_to_the_pool_with_transactions_on(writer, engine):

@@ -1,5 +1,5 @@
-"""The Redis rate store on a real Redis: a batch of concurrent reservations runs as one script call, and
-each reservation in it still sees the ones before it."""
+"""What is Redis's own in the rate store: batches in one script call, any characters in keys, scripts
+loaded again, every key expiring. The rate rules themselves: tests/gate_service/test_rate_scenarios.py."""
 
 from __future__ import annotations
 
@@ -47,23 +47,6 @@ async def test_concurrent_reservations_in_one_batch_take_exactly_the_free_slots(
     snapshot = await store.snapshot("org-1", "5511900000000", [instance], NOW)
     assert snapshot.usage(instance).minute == 3 and snapshot.org_day == 3
     assert snapshot.usage(instance).last_sent_at == NOW.replace(microsecond=0)
-
-
-async def test_a_released_slot_can_be_taken_again(store):
-    instance = new_id()
-    taken = reservation("org-2", "5511900000001", instance, per_minute=1)
-    assert (await store.reserve(taken)).ok
-    assert not (await store.reserve(reservation("org-2", "5511900000002", instance, per_minute=1))).ok
-    await store.release(taken)
-    assert (await store.reserve(reservation("org-2", "5511900000003", instance, per_minute=1))).ok
-
-
-async def test_the_sticky_sender_is_in_the_snapshot_of_the_target(store):
-    instance = new_id()
-    await store.reserve(reservation("org-3", "5511900000009", instance))
-    snapshot = await store.snapshot("org-3", "5511900000009", [], NOW)
-    assert snapshot.sticky_instance_id == instance
-    assert instance in snapshot.instances  # read even when it is not on the shortlist
 
 
 async def test_organizations_with_any_characters_stay_apart(store):

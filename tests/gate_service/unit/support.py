@@ -3,23 +3,25 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from gate_service.application.decide import DecisionService
+from gate_service.domain.decision import DecisionRecord
 from gate_service.domain.gate import DispatchGate
 from gate_service.domain.intent import IntentOrigin, MessageIntent, TextPayload
 from gate_service.domain.policies import GatePolicies, HealthStatus, WarmupPhase
 from gate_service.domain.projection import GateProjection, InstanceState
-from gate_service.infrastructure.memory_rate_store import InMemoryRateStore
 from libs.seedwork.clock import FakeClock
 from libs.seedwork.ids import new_id
 from libs.seedwork.shared_kernel import ConnectionState, MessageType, Provider, Purpose, TargetKind
+from tests.gate_service.unit.fakes import FakeRateStore
 
 ORG = "org-acme"
 PHONE = "5511987654321"
 
 
-def new_intent(clock: FakeClock, **overrides: object) -> MessageIntent:
-    fields: dict[str, object] = dict(
+def new_intent(clock: FakeClock, **overrides: Any) -> MessageIntent:
+    fields: dict[str, Any] = dict(
         organization_id=ORG,
         target_kind=TargetKind.PHONE,
         target_value="+55 11 98765-4321",
@@ -34,7 +36,7 @@ def new_intent(clock: FakeClock, **overrides: object) -> MessageIntent:
         now=clock.now(),
     )
     fields.update(overrides)
-    return MessageIntent.create(**fields)  # type: ignore[arg-type]
+    return MessageIntent.create(**fields)
 
 
 def instance(
@@ -57,17 +59,17 @@ def instance(
 
 
 class World:
-    """A gate with its projection, in-process rate store and fake clock."""
+    """A gate with its projection, a fake rate store and a fake clock."""
 
     def __init__(self, policies: GatePolicies | None = None) -> None:
         self.clock = FakeClock(datetime(2026, 3, 2, 12, 0, 30, tzinfo=UTC))
         self.policies = policies or GatePolicies()
         self.projection = GateProjection(self.policies)
-        self.rates = InMemoryRateStore()
+        self.rates = FakeRateStore()
         self.gate = DispatchGate(self.policies)
         self.decider = DecisionService(self.gate, self.projection, self.rates, self.clock)
 
-    def add(self, state: InstanceState | None = None, **reputation: object) -> InstanceState:
+    def add(self, state: InstanceState | None = None, **reputation: Any) -> InstanceState:
         state = state or instance()
         self.projection.upsert_instance(state, self.clock.now())
         if reputation:
@@ -93,6 +95,9 @@ class World:
             version=version,
             now=self.clock.now(),
         )
+
+    async def decide(self, intent: MessageIntent) -> DecisionRecord:
+        return (await self.decider.decide(intent)).record
 
     def intent(self, **overrides: object) -> MessageIntent:
         return new_intent(self.clock, **overrides)

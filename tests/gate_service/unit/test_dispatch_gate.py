@@ -1,13 +1,16 @@
-"""The decision: outcomes, reasons, timing, sticky sender and scoring (in-process rate store, fake clock)."""
+"""The decision: outcomes, reasons, timing, sticky sender and scoring (fake rate store, fake clock)."""
 
 from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
 from gate_service.domain.decision import DecisionOutcome, DecisionReason, Verdict
+from gate_service.domain.events import IntentApproved
+from gate_service.domain.gate import DecisionPlan, RankedCandidate
 from gate_service.domain.intent import IntentStatus, ReactionPayload
 from gate_service.domain.policies import (
     ContactPolicy,
@@ -16,7 +19,7 @@ from gate_service.domain.policies import (
     WarmupPhase,
     phase_policies_with,
 )
-from gate_service.domain.projection import Control, Plan
+from gate_service.domain.projection import Control, InstanceState, Plan
 from gate_service.domain.rates import InstanceUsage
 from gate_service.domain.scoring import InstanceDispatchScoreService, ScoreInput
 from libs.seedwork.shared_kernel import ConnectionState, ControlScope, MessageType, Purpose, TargetKind
@@ -25,20 +28,21 @@ from tests.gate_service.unit.support import ORG, World, instance
 LOOSE_CONTACT = ContactPolicy(min_gap=timedelta(0), per_hour=0)
 
 
-def world(**policy_overrides: object) -> World:
-    return World(GatePolicies(contact=LOOSE_CONTACT, **policy_overrides))  # type: ignore[arg-type]
+def world(**policy_overrides: Any) -> World:
+    return World(GatePolicies(contact=LOOSE_CONTACT, **policy_overrides))
 
 
 async def test_approved_through_a_connected_healthy_instance_with_the_full_record():
     w = world()
     chosen = w.add(phase=WarmupPhase.STABLE)
     intent = w.intent()
-    record = await w.decider.decide(intent)
+    record = await w.decide(intent)
     assert record.outcome is DecisionOutcome.APPROVED
     assert intent.status is IntentStatus.APPROVED and intent.decided_by_instance_id == chosen.instance_id
     [verdict] = record.candidates
     assert verdict.verdict is Verdict.ALLOW and verdict.score > 0 and verdict.phase is WarmupPhase.STABLE
     approved = intent.pull_events()[-1]
+    assert isinstance(approved, IntentApproved)
     assert approved.instance.provider_instance_ref == chosen.provider_instance_ref
 
 
@@ -46,7 +50,7 @@ async def test_queued_by_cooldown_until_the_cooldown_ends():
     w = world()
     cooling = w.add(phase=WarmupPhase.STABLE, cooldown=timedelta(minutes=30))
     intent = w.intent()
-    record = await w.decider.decide(intent)
+    record = await w.decide(intent)
     assert record.outcome is DecisionOutcome.QUEUED and record.reason is DecisionReason.COOLDOWN_ACTIVE
     assert intent.queued_until == cooling.cooldown_until
 
@@ -55,7 +59,7 @@ async def test_queued_by_a_full_minute_window_until_the_next_minute():
     policies = phase_policies_with({"STABLE": {"per_minute": 2, "min_interval_seconds": 0}})
     w = world(phases=policies)
     w.add(phase=WarmupPhase.STABLE)
-    outcomes = [(await w.decider.decide(w.intent(target_value=f"+551198765432{n}"))) for n in range(3)]
+    outcomes = [(await w.decide(w.intent(target_value=f"+551198765432{n}"))) for n in range(3)]
     assert [r.outcome for r in outcomes] == [DecisionOutcome.APPROVED] * 2 + [DecisionOutcome.QUEUED]
     assert outcomes[2].reason is DecisionReason.RATE_LIMIT
     now = w.clock.now()
@@ -65,9 +69,9 @@ async def test_queued_by_a_full_minute_window_until_the_next_minute():
 async def test_queued_by_the_phase_minimum_interval_until_it_has_passed():
     w = world(phases=phase_policies_with({"STABLE": {"min_interval_seconds": 20}}))
     w.add(phase=WarmupPhase.STABLE)
-    first = await w.decider.decide(w.intent(target_value="+5511900000001"))
+    first = await w.decide(w.intent(target_value="+5511900000001"))
     w.clock.advance(seconds=5)
-    second = await w.decider.decide(w.intent(target_value="+5511900000002"))
+    second = await w.decide(w.intent(target_value="+5511900000002"))
     assert first.outcome is DecisionOutcome.APPROVED
     assert second.reason is DecisionReason.MIN_INTERVAL
     assert second.queued_until == first.decided_at + timedelta(seconds=20)
@@ -81,17 +85,17 @@ async def test_per_contact_gap_and_hourly_cap():
         )
     )
     w.add(phase=WarmupPhase.STABLE)
-    first = await w.decider.decide(w.intent())
-    soon = await w.decider.decide(w.intent())
+    first = await w.decide(w.intent())
+    soon = await w.decide(w.intent())
     assert first.outcome is DecisionOutcome.APPROVED
     assert (soon.reason, soon.queued_until) == (
         DecisionReason.CONTACT_MIN_INTERVAL,
         first.decided_at + timedelta(seconds=6),
     )
     w.clock.advance(seconds=6)
-    assert (await w.decider.decide(w.intent())).outcome is DecisionOutcome.APPROVED
+    assert (await w.decide(w.intent())).outcome is DecisionOutcome.APPROVED
     w.clock.advance(seconds=6)
-    capped = await w.decider.decide(w.intent())
+    capped = await w.decide(w.intent())
     assert capped.reason is DecisionReason.CONTACT_RATE_LIMIT
     assert capped.queued_until == w.clock.now().replace(minute=0, second=0, microsecond=0) + timedelta(
         hours=1
@@ -103,7 +107,7 @@ async def test_not_before_queues_until_then():
     w.add(phase=WarmupPhase.STABLE)
     later = w.clock.now() + timedelta(hours=1)
     intent = w.intent(purpose=Purpose.SCHEDULE, not_before=later)
-    record = await w.decider.decide(intent)
+    record = await w.decide(intent)
     assert (record.outcome, record.reason, intent.queued_until) == (
         DecisionOutcome.QUEUED,
         DecisionReason.NOT_BEFORE,
@@ -160,7 +164,7 @@ async def test_blocked_with_the_dominant_reason(setup, reason):
         case "plan_limit":
             w.add(phase=WarmupPhase.STABLE)
             w.projection.upsert_plan(Plan(organization_id=ORG, daily_cap=1, monthly_cap=0, version=1))
-            await w.decider.decide(w.intent(target_value="+5511900000009"))
+            await w.decide(w.intent(target_value="+5511900000009"))
             w.clock.advance(minutes=1)
         case "newborn_dispatch":
             w.add(phase=WarmupPhase.NEWBORN)
@@ -173,9 +177,51 @@ async def test_blocked_with_the_dominant_reason(setup, reason):
                 **{**vars(w.policies.phases[WarmupPhase.NEWBORN]), "types": frozenset({MessageType.TEXT})}
             )
     intent = w.intent(**overrides)
-    record = await w.decider.decide(intent)
+    w.clock.advance(w.policies.projection_grace)  # past it, no instance at all is BLOCKED too
+    record = await w.decide(intent)
     assert record.outcome is DecisionOutcome.BLOCKED
-    assert intent.status is IntentStatus.BLOCKED and intent.blocked_reason is reason
+    assert intent.status is IntentStatus.BLOCKED and intent.status_reason is reason
+
+
+async def test_an_intent_finding_no_instance_at_all_waits_the_projection_grace_then_is_blocked():
+    w = world()
+    intent = w.intent()
+    record = await w.decide(intent)
+    grace_end = intent.created_at + w.policies.projection_grace
+    assert (record.outcome, record.reason, record.queued_until) == (
+        DecisionOutcome.QUEUED,
+        DecisionReason.NO_ELIGIBLE_INSTANCE,
+        grace_end,
+    )
+    assert (
+        intent.status is IntentStatus.QUEUED and intent.status_reason is DecisionReason.NO_ELIGIBLE_INSTANCE
+    )
+    w.clock.advance(w.policies.projection_grace)
+    again = await w.decide(intent)
+    assert (again.outcome, again.reason) == (DecisionOutcome.BLOCKED, DecisionReason.NO_ELIGIBLE_INSTANCE)
+
+
+async def test_an_intent_waiting_for_its_instance_is_approved_once_the_projection_knows_it():
+    w = world()
+    intent = w.intent()
+    assert (await w.decide(intent)).outcome is DecisionOutcome.QUEUED
+    w.clock.advance(seconds=0.2)  # the registry's event arrives
+    registered = w.add(phase=WarmupPhase.STABLE)
+    record = await w.decide(intent)
+    assert record.outcome is DecisionOutcome.APPROVED and record.chosen_instance_id == registered.instance_id
+
+
+async def test_no_grace_when_the_gate_refuses_an_instance_it_knows():
+    w = world()
+    w.add(instance(connection=ConnectionState.DISCONNECTED))
+    record = await w.decide(w.intent())
+    assert (record.outcome, record.reason) == (DecisionOutcome.BLOCKED, DecisionReason.INSTANCE_DISCONNECTED)
+
+
+async def test_a_zero_grace_blocks_at_once():
+    w = world(projection_grace=timedelta(0))
+    record = await w.decide(w.intent())
+    assert (record.outcome, record.reason) == (DecisionOutcome.BLOCKED, DecisionReason.NO_ELIGIBLE_INSTANCE)
 
 
 async def test_the_dominant_reason_is_the_most_common_one():
@@ -183,7 +229,7 @@ async def test_the_dominant_reason_is_the_most_common_one():
     for _ in range(2):
         w.add(instance(connection=ConnectionState.DISCONNECTED))
     w.add(phase=WarmupPhase.STABLE, health=HealthStatus.UNHEALTHY)
-    record = await w.decider.decide(w.intent())
+    record = await w.decide(w.intent())
     assert record.reason is DecisionReason.INSTANCE_DISCONNECTED
     assert record.excluded == {DecisionReason.INSTANCE_DISCONNECTED: 2, DecisionReason.INSTANCE_UNHEALTHY: 1}
 
@@ -191,24 +237,24 @@ async def test_the_dominant_reason_is_the_most_common_one():
 async def test_sticky_sender_wins_over_a_better_instance():
     w = world(phases=phase_policies_with({"STABLE": {"min_interval_seconds": 0}}))
     first = w.add(phase=WarmupPhase.STABLE, score=60)
-    initial = await w.decider.decide(w.intent())
+    initial = await w.decide(w.intent())
     assert initial.chosen_instance_id == first.instance_id
     better = w.add(phase=WarmupPhase.STABLE, score=100)
-    again = await w.decider.decide(w.intent())
+    again = await w.decide(w.intent())
     assert again.chosen_instance_id == first.instance_id
     verdicts = {v.instance_id: v for v in again.candidates}
     assert verdicts[first.instance_id].sticky and not verdicts[better.instance_id].sticky
-    other = await w.decider.decide(w.intent(target_value="+5511900000077"))
+    other = await w.decide(w.intent(target_value="+5511900000077"))
     assert other.chosen_instance_id == better.instance_id  # no history with this target: the best wins
 
 
 async def test_a_sticky_sender_that_cannot_send_falls_over_to_another_instance():
     w = world()
     first = w.add(phase=WarmupPhase.STABLE)
-    await w.decider.decide(w.intent())
+    await w.decide(w.intent())
     w.reputation(first.instance_id, health=HealthStatus.UNHEALTHY)
     fallback = w.add(phase=WarmupPhase.STABLE)
-    record = await w.decider.decide(w.intent())
+    record = await w.decide(w.intent())
     assert record.chosen_instance_id == fallback.instance_id
     sticky = next(v for v in record.candidates if v.instance_id == first.instance_id)
     assert sticky.verdict is Verdict.FINAL and sticky.reason is DecisionReason.INSTANCE_UNHEALTHY
@@ -216,7 +262,7 @@ async def test_a_sticky_sender_that_cannot_send_falls_over_to_another_instance()
 
 def test_scoring_prefers_lower_risk_better_connection_lower_pressure_and_sticky():
     scorer = InstanceDispatchScoreService()
-    base = dict(
+    base: dict[str, Any] = dict(
         reputation_score=80,
         health=HealthStatus.HEALTHY,
         phase=WarmupPhase.STABLE,
@@ -225,8 +271,8 @@ def test_scoring_prefers_lower_risk_better_connection_lower_pressure_and_sticky(
         sticky=False,
     )
 
-    def score(**changes: object) -> float:
-        return scorer.score(ScoreInput(**{**base, **changes}))  # type: ignore[arg-type]
+    def score(**changes: Any) -> float:
+        return scorer.score(ScoreInput(**{**base, **changes}))
 
     assert score(reputation_score=95) > score()  # lower risk
     assert score(health=HealthStatus.DEGRADED) < score()
@@ -241,40 +287,41 @@ async def test_scoring_order_in_a_decision_lower_pressure_wins_between_equals():
     w = world(phases=phase_policies_with({"STABLE": {"min_interval_seconds": 0, "per_minute": 10}}))
     busy = w.add(phase=WarmupPhase.STABLE)
     idle = w.add(phase=WarmupPhase.STABLE)
-    now = w.clock.now()
     for n in range(5):
         await w.rates.reserve(
-            w.gate.reservation(w.intent(target_value=f"+55119000001{n}"), _ranked(w, busy), now, w.projection)
+            w.gate.reservation(_plan(w, f"+55119000001{n}"), _ranked(w, busy), w.projection)
         )
-    record = await w.decider.decide(w.intent(target_value="+5511900000200"))
+    record = await w.decide(w.intent(target_value="+5511900000200"))
     assert record.chosen_instance_id == idle.instance_id
     scores = {v.instance_id: v for v in record.candidates}
     assert scores[idle.instance_id].score > scores[busy.instance_id].score
     assert scores[busy.instance_id].rate_pressure == 0.5
 
 
-def _ranked(w: World, state):
-    from gate_service.domain.gate import Ranked
+def _ranked(w: World, state: InstanceState) -> RankedCandidate:
+    return RankedCandidate(state, 0.0, w.policies.caps_for(WarmupPhase.STABLE, HealthStatus.HEALTHY))
 
-    return Ranked(state, 0.0, w.policies.caps_for(WarmupPhase.STABLE, HealthStatus.HEALTHY))
+
+def _plan(w: World, target: str) -> DecisionPlan:
+    return DecisionPlan(intent=w.intent(target_value=target), now=w.clock.now(), attempt=1)
 
 
 async def test_a_queued_intent_that_expires_is_dropped_never_approved():
     w = world()
     w.add(phase=WarmupPhase.STABLE, cooldown=timedelta(minutes=10))
     intent = w.intent(expires_at=w.clock.now() + timedelta(minutes=20))
-    assert (await w.decider.decide(intent)).outcome is DecisionOutcome.QUEUED
+    assert (await w.decide(intent)).outcome is DecisionOutcome.QUEUED
     w.clock.advance(minutes=25)
-    record = await w.decider.decide(intent)
+    record = await w.decide(intent)
     assert record.outcome is DecisionOutcome.DROPPED and intent.status is IntentStatus.DROPPED
-    assert intent.blocked_reason is DecisionReason.EXPIRED and record.attempt == 2
+    assert intent.status_reason is DecisionReason.EXPIRED and record.attempt == 2
 
 
 async def test_queued_past_the_validity_is_dropped_at_once():
     w = world()
     w.add(phase=WarmupPhase.STABLE, cooldown=timedelta(hours=2))
     intent = w.intent(expires_at=w.clock.now() + timedelta(minutes=30))
-    record = await w.decider.decide(intent)
+    record = await w.decide(intent)
     assert record.outcome is DecisionOutcome.DROPPED and record.reason is DecisionReason.EXPIRED
     assert record.candidates[0].reason is DecisionReason.COOLDOWN_ACTIVE  # still explains why
 
@@ -282,16 +329,14 @@ async def test_queued_past_the_validity_is_dropped_at_once():
 async def test_two_concurrent_decisions_never_take_the_same_last_slot():
     w = world(phases=phase_policies_with({"STABLE": {"per_minute": 1, "min_interval_seconds": 0}}))
     w.add(phase=WarmupPhase.STABLE)
-    records = await asyncio.gather(
-        *(w.decider.decide(w.intent(target_value=f"+55119000003{n}")) for n in range(2))
-    )
+    records = await asyncio.gather(*(w.decide(w.intent(target_value=f"+55119000003{n}")) for n in range(2)))
     assert sorted(r.outcome for r in records) == [DecisionOutcome.APPROVED, DecisionOutcome.QUEUED]
 
 
 async def test_a_degraded_instance_is_used_at_reduced_caps():
     w = world(phases=phase_policies_with({"STABLE": {"per_minute": 4, "min_interval_seconds": 0}}))
     w.add(phase=WarmupPhase.STABLE, health=HealthStatus.DEGRADED)
-    outcomes = [(await w.decider.decide(w.intent(target_value=f"+55119000004{n}"))).outcome for n in range(3)]
+    outcomes = [(await w.decide(w.intent(target_value=f"+55119000004{n}"))).outcome for n in range(3)]
     assert outcomes == [DecisionOutcome.APPROVED, DecisionOutcome.APPROVED, DecisionOutcome.QUEUED]
 
 
@@ -300,7 +345,7 @@ async def test_the_decision_evaluates_a_bounded_shortlist_and_rotates_through_in
     states = [w.add(phase=WarmupPhase.STABLE) for _ in range(200)]
     chosen = set()
     for n in range(20):
-        record = await w.decider.decide(w.intent(target_value=f"+5511900005{n:02d}"))
+        record = await w.decide(w.intent(target_value=f"+5511900005{n:02d}"))
         assert len(record.candidates) <= 4
         chosen.add(record.chosen_instance_id)
     assert len(chosen) == 20  # least recently chosen first: load spreads
@@ -343,16 +388,14 @@ async def test_a_timed_instance_pause_queues_until_it_ends():
         ),
         w.clock.now(),
     )
-    record = await w.decider.decide(w.intent())
+    record = await w.decide(w.intent())
     assert (record.outcome, record.reason, record.queued_until) == (
         DecisionOutcome.QUEUED,
         DecisionReason.OPS_PAUSED,
         until,
     )
     w.clock.advance(minutes=16)
-    assert (
-        await w.decider.decide(w.intent(target_value="+5511900000601"))
-    ).outcome is DecisionOutcome.APPROVED
+    assert (await w.decide(w.intent(target_value="+5511900000601"))).outcome is DecisionOutcome.APPROVED
 
 
 def test_group_targets_are_accepted():

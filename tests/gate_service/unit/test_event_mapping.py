@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from gate_service.domain.decision import DecisionOutcome, DecisionReason, DecisionRecord
+from gate_service.domain.intent import MessageIntent
 from gate_service.infrastructure.proto_mapping import event_to_proto
 from libs.rpc.convert import to_timestamp
 from libs.seedwork.clock import FakeClock
@@ -26,11 +28,11 @@ def record(intent, outcome: DecisionOutcome, reason: DecisionReason, until=None)
     )
 
 
-def published(intent):  # type: ignore[no-untyped-def]
+def published(intent: MessageIntent) -> Any:
     return event_to_proto(intent.pull_events()[-1])
 
 
-def assert_decided(message, intent, reason: int, outcome: int) -> None:  # type: ignore[no-untyped-def]
+def assert_decided(message: Any, intent: MessageIntent, reason: int, outcome: int) -> None:
     assert message.meta.organization_id == ORG and message.meta.aggregate_id == intent.id
     assert message.meta.correlation_id == intent.id
     assert message.intent_id == intent.id and message.reason == reason

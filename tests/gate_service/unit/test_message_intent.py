@@ -7,11 +7,10 @@ from datetime import timedelta
 import pytest
 
 from gate_service.domain.decision import DecisionOutcome, DecisionReason, DecisionRecord
+from gate_service.domain.events import IntentApproved, IntentCreated
 from gate_service.domain.intent import (
     ApprovedInstance,
     AudioPayload,
-    IntentApproved,
-    IntentCreated,
     IntentStatus,
     MediaPayload,
     ReactionPayload,
@@ -86,7 +85,7 @@ def test_blocked_only_with_a_semantic_reason():
     with pytest.raises(InvariantViolated):
         intent.block(record(intent, DecisionOutcome.BLOCKED), "paused")  # type: ignore[arg-type]
     intent.block(record(intent, DecisionOutcome.BLOCKED), DecisionReason.OPS_PAUSED)
-    assert intent.status is IntentStatus.BLOCKED and intent.blocked_reason is DecisionReason.OPS_PAUSED
+    assert intent.status is IntentStatus.BLOCKED and intent.status_reason is DecisionReason.OPS_PAUSED
 
 
 def test_an_expired_intent_is_never_approved_only_dropped():
@@ -95,7 +94,7 @@ def test_an_expired_intent_is_never_approved_only_dropped():
     with pytest.raises(InvariantViolated):
         intent.approve(record(intent, DecisionOutcome.APPROVED, at=later), INSTANCE)
     intent.drop(record(intent, DecisionOutcome.DROPPED, at=later))
-    assert intent.status is IntentStatus.DROPPED and intent.blocked_reason is DecisionReason.EXPIRED
+    assert intent.status is IntentStatus.DROPPED and intent.status_reason is DecisionReason.EXPIRED
 
 
 def test_sent_and_failed_only_from_approved():

@@ -3,32 +3,35 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
-from gate_service.application.decide_intent import DecideIntentHandler
-from gate_service.application.queries import GetIntentHandler, ListIntentsHandler
+from gate_service.application.create_intent import CreateIntent, CreateIntentHandler
+from gate_service.application.decide_awaiting_intents import (
+    DecideAwaitingIntents,
+    DecideAwaitingIntentsHandler,
+)
+from gate_service.application.decide_intent import DecideIntent, DecideIntentHandler
+from gate_service.application.intent_creation import IdempotentIntentStore
+from gate_service.application.queries import GetIntent, GetIntentHandler, ListIntents, ListIntentsHandler
 from gate_service.application.record_execution import record_message_failed, record_message_sent
-from gate_service.application.release_due_intents import ReleaseDueIntentsHandler
+from gate_service.application.release_due_intents import ReleaseDueIntents, ReleaseDueIntentsHandler
 from gate_service.application.submit_intent import SubmitIntent, SubmitIntentHandler
 from gate_service.application.update_projections import ProjectionUpdater, RebuildProjectionsHandler
-from gate_service.domain.intent import (
-    IntentApproved,
-    IntentCreated,
-    IntentDropped,
-    IntentQueued,
-    IntentSent,
-    IntentStatus,
-    TextPayload,
-)
+from gate_service.domain.decision import DecisionReason
+from gate_service.domain.events import IntentApproved, IntentCreated, IntentDropped, IntentQueued, IntentSent
+from gate_service.domain.intent import IntentStatus, TextPayload
 from gate_service.domain.policies import HealthStatus, WarmupPhase
 from gate_service.domain.ports import IntentFilter
-from gate_service.domain.projection import Control, Plan
+from gate_service.domain.projection import Control, Plan, Reputation
+from gate_service.entrypoints.workers import QueuedIntentScheduler
 from libs.seedwork.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from libs.seedwork.pagination import page_request
 from libs.seedwork.shared_kernel import ControlScope, MessageType, Purpose, TargetKind
-from tests.gate_service.unit.fakes import FakeGateUnitOfWork
+from tests.gate_service.unit.fakes import FakeGateUnitOfWork, FakeInstanceArrivals, FakeRecentIntentKeys
 from tests.gate_service.unit.support import ORG, World, instance
 
 
@@ -42,8 +45,8 @@ def uow() -> FakeGateUnitOfWork:
     return FakeGateUnitOfWork()
 
 
-def submit_command(key: str = "", text: str = "hello", **overrides: object) -> SubmitIntent:
-    fields: dict[str, object] = dict(
+def submit_command(key: str = "", text: str = "hello", **overrides: Any) -> SubmitIntent:
+    fields: dict[str, Any] = dict(
         organization_id=ORG,
         idempotency_key=key,
         target_kind=TargetKind.PHONE,
@@ -55,11 +58,23 @@ def submit_command(key: str = "", text: str = "hello", **overrides: object) -> S
         payload=TextPayload(text),
     )
     fields.update(overrides)
-    return SubmitIntent(**fields)  # type: ignore[arg-type]
+    return SubmitIntent(**fields)
 
 
-def submitter(w: World, uow: FakeGateUnitOfWork, *, decide: bool = True) -> SubmitIntentHandler:
-    return SubmitIntentHandler(lambda: uow, w.decider, w.clock, decide=decide)
+def intent_store(w: World, uow: FakeGateUnitOfWork) -> IdempotentIntentStore:
+    return IdempotentIntentStore(lambda: uow, FakeRecentIntentKeys(), w.clock)
+
+
+def submitter(w: World, uow: FakeGateUnitOfWork) -> SubmitIntentHandler:
+    return SubmitIntentHandler(intent_store(w, uow), w.decider)
+
+
+def creator(w: World, uow: FakeGateUnitOfWork) -> CreateIntentHandler:
+    return CreateIntentHandler(intent_store(w, uow))
+
+
+def create_command(**overrides: Any) -> CreateIntent:
+    return CreateIntent(**vars(submit_command(**overrides)))
 
 
 async def test_submit_creates_decides_and_announces_in_one_commit(w, uow):
@@ -105,27 +120,31 @@ async def test_bad_input_creates_nothing(w, uow):
 
 async def test_create_then_decide(w, uow):
     w.add(phase=WarmupPhase.STABLE)
-    created = await submitter(w, uow, decide=False)(submit_command())
+    created = await creator(w, uow)(create_command())
     assert created.intent.status is IntentStatus.PENDING
-    decided = await DecideIntentHandler(lambda: uow, w.decider)(ORG, created.intent.id)
+    assert [type(e) for e in uow.committed_events] == [IntentCreated]
+    decide = DecideIntentHandler(lambda: uow, w.decider)
+    decided = await decide(DecideIntent(ORG, created.intent.id))
     assert decided.status is IntentStatus.APPROVED
     with pytest.raises(FailedPrecondition):
-        await DecideIntentHandler(lambda: uow, w.decider)(ORG, created.intent.id)
+        await decide(DecideIntent(ORG, created.intent.id))
     with pytest.raises(NotFound):
-        await DecideIntentHandler(lambda: uow, w.decider)("other-org", created.intent.id)
+        await decide(DecideIntent("other-org", created.intent.id))
 
 
 async def test_get_and_list_are_scoped_to_the_organization(w, uow):
     w.add(phase=WarmupPhase.STABLE)
     made = await submitter(w, uow)(submit_command())
-    assert (await GetIntentHandler(lambda: uow)(ORG, made.intent.id)).decision is not None
+    assert (await GetIntentHandler(lambda: uow)(GetIntent(ORG, made.intent.id))).decision is not None
     with pytest.raises(NotFound):
-        await GetIntentHandler(lambda: uow)("org-other", made.intent.id)
+        await GetIntentHandler(lambda: uow)(GetIntent("org-other", made.intent.id))
     page = await ListIntentsHandler(lambda: uow)(
-        ORG, page_request(0, ""), IntentFilter(status=IntentStatus.APPROVED)
+        ListIntents(ORG, page_request(0, ""), IntentFilter(status=IntentStatus.APPROVED))
     )
     assert [i.id for i in page.items] == [made.intent.id]
-    other = await ListIntentsHandler(lambda: uow)("org-other", page_request(0, ""), IntentFilter())
+    other = await ListIntentsHandler(lambda: uow)(
+        ListIntents("org-other", page_request(0, ""), IntentFilter())
+    )
     assert other.items == []
 
 
@@ -142,15 +161,15 @@ async def test_the_scheduler_approves_when_the_window_opens_and_drops_the_expire
     ).intent
     assert waiting.status is short.status is IntentStatus.QUEUED
     release = ReleaseDueIntentsHandler(lambda: uow, w.decider)
-    assert await release() == 0  # nothing due yet
+    assert await release(ReleaseDueIntents()) == 0  # nothing due yet
     w.clock.set(cooling.cooldown_until + timedelta(seconds=2))
-    assert await release() == 2
+    assert await release(ReleaseDueIntents()) == 2
     assert uow.intents.rows[waiting.id].status is IntentStatus.APPROVED
     assert uow.intents.rows[short.id].status is IntentStatus.DROPPED
     assert len(uow.events_of(IntentQueued)) == 2 and len(uow.events_of(IntentDropped)) == 1
 
 
-def report_sent(uow, w, intent_id: str):  # type: ignore[no-untyped-def]
+def report_sent(uow: FakeGateUnitOfWork, w: World, intent_id: str) -> Awaitable[bool]:
     """The Executor's report that the intent's message went out, as its consumer hands it over."""
     return record_message_sent(
         uow,
@@ -163,7 +182,9 @@ def report_sent(uow, w, intent_id: str):  # type: ignore[no-untyped-def]
     )
 
 
-def report_failed(uow, w, intent_id: str, organization_id: str = ORG):  # type: ignore[no-untyped-def]
+def report_failed(
+    uow: FakeGateUnitOfWork, w: World, intent_id: str, organization_id: str = ORG
+) -> Awaitable[bool]:
     """The Executor's report of a final, permanent failure."""
     return record_message_failed(
         uow,
@@ -195,7 +216,7 @@ async def test_execution_reports_move_approved_intents_to_sent_or_failed(w, uow)
 
 
 async def test_execution_reports_an_intent_cannot_take_are_logged_and_change_nothing(w, uow, caplog):
-    pending = (await submitter(w, uow, decide=False)(submit_command())).intent
+    pending = (await creator(w, uow)(create_command())).intent
     async with uow:
         assert not await report_sent(uow, w, pending.id)
         assert not await report_failed(uow, w, pending.id, organization_id="org-other")
@@ -208,7 +229,7 @@ async def test_execution_reports_an_intent_cannot_take_are_logged_and_change_not
 
 
 async def test_projection_updates_reach_memory_and_the_durable_copy(w, uow):
-    updater = ProjectionUpdater(w.projection, w.clock)
+    updater = ProjectionUpdater(w.projection, w.clock, FakeInstanceArrivals())
     state = instance()
     async with uow:
         assert await updater.instance_changed(uow, state)
@@ -216,11 +237,13 @@ async def test_projection_updates_reach_memory_and_the_durable_copy(w, uow):
         assert await updater.reputation_evaluated(
             uow,
             state.instance_id,
-            score=20,
-            health=HealthStatus.UNHEALTHY,
-            phase=WarmupPhase.STABLE,
-            cooldown_until=None,
-            version=1,
+            Reputation(
+                score=20,
+                health=HealthStatus.UNHEALTHY,
+                phase=WarmupPhase.STABLE,
+                cooldown_until=None,
+                version=1,
+            ),
         )
         control = Control(
             organization_id=ORG,
@@ -248,16 +271,18 @@ async def test_rebuild_applies_every_instance_from_the_source(w, uow):
             for state in states:
                 yield (
                     state,
-                    {
-                        "score": 90,
-                        "health": HealthStatus.HEALTHY,
-                        "phase": WarmupPhase.STABLE,
-                        "cooldown_until": None,
-                        "version": 2,
-                    },
+                    Reputation(
+                        score=90,
+                        health=HealthStatus.HEALTHY,
+                        phase=WarmupPhase.STABLE,
+                        cooldown_until=None,
+                        version=2,
+                    ),
                 )
 
-    rebuild = RebuildProjectionsHandler(lambda: uow, ProjectionUpdater(w.projection, w.clock))
+    rebuild = RebuildProjectionsHandler(
+        lambda: uow, ProjectionUpdater(w.projection, w.clock, FakeInstanceArrivals())
+    )
     assert await rebuild.from_instances(Source(), batch=2) == 5
     assert w.projection.pool_size(ORG, Purpose.DISPATCH) == 5
     assert all(w.projection.instances[s.instance_id].phase is WarmupPhase.STABLE for s in states)
@@ -274,3 +299,47 @@ async def test_a_submit_that_loses_the_key_to_another_replica_gives_its_slot_bac
     usage_after = (await w.rates.snapshot(ORG, first.intent.target.value, [], w.clock.now())).org_day
     assert usage_after == usage_before == 1  # reserved by the loser, then released
     assert len(uow.events_of(IntentApproved)) == 1
+
+
+async def test_an_arriving_instance_releases_the_intents_of_its_organization_waiting_for_one(w, uow):
+    arrivals = FakeInstanceArrivals()
+    updater = ProjectionUpdater(w.projection, w.clock, arrivals)
+    waiting = (await submitter(w, uow)(submit_command())).intent
+    assert (waiting.status, waiting.status_reason) == (
+        IntentStatus.QUEUED,
+        DecisionReason.NO_ELIGIBLE_INSTANCE,
+    )
+    decide_awaiting = DecideAwaitingIntentsHandler(lambda: uow, w.decider)
+    assert await decide_awaiting(DecideAwaitingIntents("org-other")) == 0
+    w.clock.advance(seconds=0.2)
+    async with uow:
+        assert await updater.instance_changed(uow, instance())
+        await uow.commit()
+    assert arrivals.organizations == [ORG]
+    assert await decide_awaiting(DecideAwaitingIntents(ORG)) == 1
+    assert uow.intents.rows[waiting.id].status is IntentStatus.APPROVED
+    assert await decide_awaiting(DecideAwaitingIntents(ORG)) == 0  # nothing waits any more
+
+
+async def test_the_scheduler_decides_an_organizations_waiting_intents_as_soon_as_an_instance_arrives():
+    decided: list[str] = []
+
+    async def decide_awaiting(command: DecideAwaitingIntents) -> int:
+        decided.append(command.organization_id)
+        return 0
+
+    async def release_due(command: ReleaseDueIntents) -> int:
+        return 0
+
+    scheduler = QueuedIntentScheduler(release_due, decide_awaiting, interval=60, batch_size=10)
+    stop = asyncio.Event()
+    running = asyncio.create_task(scheduler.run(stop))
+    await asyncio.sleep(0.01)  # first pass done: the scheduler sleeps for its (long) interval
+    scheduler.arrived(ORG)
+    for _ in range(100):
+        if decided:
+            break
+        await asyncio.sleep(0.01)
+    stop.set()
+    await running
+    assert decided == [ORG]  # at once, not a minute later; looked at again on the next pass only

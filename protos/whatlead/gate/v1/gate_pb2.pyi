@@ -211,7 +211,7 @@ class MessageIntent(_message.Message):
     IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
     STATUS_FIELD_NUMBER: _builtins.int
     DECIDED_BY_INSTANCE_ID_FIELD_NUMBER: _builtins.int
-    BLOCKED_REASON_FIELD_NUMBER: _builtins.int
+    STATUS_REASON_FIELD_NUMBER: _builtins.int
     QUEUED_UNTIL_FIELD_NUMBER: _builtins.int
     NOT_BEFORE_FIELD_NUMBER: _builtins.int
     EXPIRES_AT_FIELD_NUMBER: _builtins.int
@@ -229,9 +229,9 @@ class MessageIntent(_message.Message):
     status: Global___IntentStatus.ValueType
     decided_by_instance_id: _builtins.str
     """set once APPROVED"""
-    blocked_reason: Global___DecisionReason.ValueType
+    status_reason: Global___DecisionReason.ValueType
     """Why it is not (yet) approved: BLOCKED: the dominant reason; QUEUED: what it waits for;
-    DROPPED: EXPIRED. UNSPECIFIED otherwise.
+    DROPPED: EXPIRED. UNSPECIFIED otherwise. (Field 12 was named blocked_reason.)
     """
     @_builtins.property
     def target(self) -> _common_pb2.Target: ...
@@ -269,7 +269,7 @@ class MessageIntent(_message.Message):
         idempotency_key: _builtins.str = ...,
         status: Global___IntentStatus.ValueType = ...,
         decided_by_instance_id: _builtins.str = ...,
-        blocked_reason: Global___DecisionReason.ValueType = ...,
+        status_reason: Global___DecisionReason.ValueType = ...,
         queued_until: _timestamp_pb2.Timestamp | None = ...,
         not_before: _timestamp_pb2.Timestamp | None = ...,
         expires_at: _timestamp_pb2.Timestamp | None = ...,
@@ -278,7 +278,7 @@ class MessageIntent(_message.Message):
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "decided_at", b"decided_at", "expires_at", b"expires_at", "not_before", b"not_before", "payload", b"payload", "queued_until", b"queued_until", "target", b"target"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["blocked_reason", b"blocked_reason", "campaign_id", b"campaign_id", "created_at", b"created_at", "decided_at", b"decided_at", "decided_by_instance_id", b"decided_by_instance_id", "expires_at", b"expires_at", "id", b"id", "idempotency_key", b"idempotency_key", "not_before", b"not_before", "organization_id", b"organization_id", "origin", b"origin", "payload", b"payload", "purpose", b"purpose", "queued_until", b"queued_until", "status", b"status", "target", b"target", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["campaign_id", b"campaign_id", "created_at", b"created_at", "decided_at", b"decided_at", "decided_by_instance_id", b"decided_by_instance_id", "expires_at", b"expires_at", "id", b"id", "idempotency_key", b"idempotency_key", "not_before", b"not_before", "organization_id", b"organization_id", "origin", b"origin", "payload", b"payload", "purpose", b"purpose", "queued_until", b"queued_until", "status", b"status", "status_reason", b"status_reason", "target", b"target", "type", b"type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

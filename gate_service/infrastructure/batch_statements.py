@@ -1,0 +1,73 @@
+"""The group commit's SQL, in SQLAlchemy Core (PostgreSQL): a whole batch of new intents and their outbox
+rows in one statement, and the update of one decided intent.
+
+The batch travels as two JSON parameters (rows as json_to_recordset reads them), so the statement is the
+same, and prepared once, whatever the batch size.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import JSON, Integer, Select, Table, bindparam, cast, column, func, select, update
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects.postgresql import insert
+
+from gate_service.infrastructure.tables import intents
+
+INTENT_ROWS = "intent_rows"  # [{"unit": n, <intents columns>}, ...]
+OUTBOX_ROWS = "outbox_rows"  # [{"unit": n, "n": order, <outbox columns but position and published_at>}, ...]
+_OUTBOX_SKIPPED = ("position", "published_at")
+
+
+def _recordset(parameter: str, table: Table, name: str, skip: tuple[str, ...] = ()) -> Any:
+    """The JSON parameter as rows typed like `table`'s columns, plus the unit (and order) of each row."""
+    extra = [column("unit", Integer)] + ([column("n", Integer)] if name == "given_events" else [])
+    columns = [*extra, *(column(c.name, c.type) for c in table.columns if c.name not in skip)]
+    return (
+        func.json_to_recordset(cast(bindparam(parameter), JSON))
+        .table_valued(*columns)
+        .render_derived(name=name, with_types=True)
+    )
+
+
+def insert_batch(outbox: Table) -> Select[tuple[int]]:
+    """Inserts the intents, leaves out the outbox rows of every unit one of whose intents clashed (on the
+    idempotency key), and returns those units. ORDER BY n keeps each unit's events in the order they
+    happened (the outbox position)."""
+    given = select(_recordset(INTENT_ROWS, intents, "g")).cte("given")  # read once, used twice
+    names = [c.name for c in intents.columns]
+    inserted = (
+        insert(intents)
+        .from_select(names, select(*(given.c[name] for name in names)))
+        .on_conflict_do_nothing()
+        .returning(intents.c.id)
+        .cte("inserted")
+    )
+    clashed = select(given.c.unit).distinct().where(given.c.id.not_in(select(inserted.c.id))).cte("clashed")
+    events = _recordset(OUTBOX_ROWS, outbox, "given_events", skip=_OUTBOX_SKIPPED)
+    event_columns = [c.name for c in outbox.columns if c.name not in _OUTBOX_SKIPPED]
+    published = (
+        insert(outbox)
+        .from_select(
+            event_columns,
+            select(*(events.c[name] for name in event_columns))
+            .where(events.c.unit.not_in(select(clashed.c.unit)))
+            .order_by(events.c.n),
+        )
+        .cte("published")
+    )
+    return select(clashed.c.unit).add_cte(published)
+
+
+LOADED_VERSION = "loaded_version"
+update_decided = (
+    update(intents)
+    .where(intents.c.id == bindparam("b_id"), intents.c.version == bindparam(LOADED_VERSION))
+    .values({c.name: bindparam(c.name) for c in intents.columns if c.name != "id"})
+)
+
+
+def compiled(statement: Any) -> str:
+    """The statement as the psycopg driver takes it (named %(...)s parameters)."""
+    return str(statement.compile(dialect=postgresql.psycopg.dialect()))
