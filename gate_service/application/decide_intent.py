@@ -6,10 +6,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from gate_service.application.decide import DecisionService
-from gate_service.application.queries import require_intent_id, require_organization
+from gate_service.application.queries import require_intent_id
 from gate_service.domain.intent import IntentStatus, MessageIntent
 from gate_service.domain.ports import GateUnitOfWork
 from libs.seedwork.errors import FailedPrecondition, NotFound
+from libs.seedwork.organizations import require_organization
 
 
 @dataclass(frozen=True)

@@ -9,12 +9,8 @@ from gate_service.domain.intent import MessageIntent
 from gate_service.domain.ports import GateUnitOfWork, IntentFilter
 from libs.seedwork.errors import InvalidArgument, NotFound
 from libs.seedwork.ids import is_valid_id
+from libs.seedwork.organizations import require_organization
 from libs.seedwork.pagination import Page, PageRequest
-
-
-def require_organization(organization_id: str) -> None:
-    if not organization_id.strip():
-        raise InvalidArgument.of("organization_id", "must not be empty")
 
 
 def require_intent_id(intent_id: str) -> None:

@@ -71,8 +71,8 @@ def send(args: argparse.Namespace) -> int:
     detail = {
         "APPROVED": f"via instance {intent.decided_by_instance_id}",
         "QUEUED": f"until {intent.queued_until.ToDatetime(tzinfo=UTC).isoformat()} "
-        f"({enum_label(gate_pb2.DecisionReason, intent.blocked_reason)})",
-    }.get(status, enum_label(gate_pb2.DecisionReason, intent.blocked_reason) if intent.blocked_reason else "")
+        f"({enum_label(gate_pb2.DecisionReason, intent.status_reason)})",
+    }.get(status, enum_label(gate_pb2.DecisionReason, intent.status_reason) if intent.status_reason else "")
     print(f"{intent.id}  {status}  {detail}{'  (replayed)' if response.replayed else ''}")
     return 0
 
@@ -98,9 +98,7 @@ def list_intents(args: argparse.Namespace) -> int:
             timeout=DEADLINE_SECONDS,
         )
         for intent in page.intents:
-            reason = (
-                enum_label(gate_pb2.DecisionReason, intent.blocked_reason) if intent.blocked_reason else ""
-            )
+            reason = enum_label(gate_pb2.DecisionReason, intent.status_reason) if intent.status_reason else ""
             print(
                 f"{intent.id}  {intent.created_at.ToDatetime(tzinfo=UTC):%Y-%m-%d %H:%M:%S}  "
                 f"{enum_label(gate_pb2.IntentStatus, intent.status):<9} "
