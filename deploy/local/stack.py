@@ -125,22 +125,25 @@ STARTUP_TIMEOUT_SECONDS = 30
 
 def main() -> None:
     parts = components()
-    busy = [number for component in parts for number in component.ports if port_in_use(number)]
+    busy = [f"{c.name} {number}" for c in parts for number in c.ports if port_in_use(number)]
     if busy:
-        raise SystemExit(f"ports already in use: {busy}; is another `make run` still up?")
+        raise SystemExit(f"ports already in use: {', '.join(busy)}; is another `make run` still up?")
     started: list[Component] = []
     interrupted = False
 
     def on_signal(signum: int, _frame: object) -> None:
         raise KeyboardInterrupt
 
+    # SIGINT too: a shell script that starts us in the background has it ignored, and `kill -INT` must
+    # still stop the stack as Ctrl-C does.
+    signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     try:
         for component in parts:
             if component.prepare is not None:
                 component.prepare()
+            started.append(component)  # before the start: an interrupt in between still stops it
             component.start(LOGS)
-            started.append(component)
             if not component.wait_ready(STARTUP_TIMEOUT_SECONDS):
                 raise SystemExit(f"{component.name} did not become ready; see {LOGS}/{component.name}.log")
             if component.provision is not None:
@@ -158,6 +161,9 @@ def main() -> None:
     except KeyboardInterrupt:
         interrupted = True
     finally:
+        # A second Ctrl-C must not cut the stop short and leave servers behind; each stop is bounded.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         # Services drain before the servers they write to go.
         for component in reversed(started):
             component.stop()
