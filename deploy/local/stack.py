@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 import time
+from itertools import chain
 from pathlib import Path
 
 from deploy.local.process import Component, port_in_use
@@ -86,8 +87,10 @@ def simulator() -> Component:
     return Component("provider-simulator", command, http_port=http_port)
 
 
-def components() -> list[Component]:
-    """Servers first, then the services in the order they lean on each other."""
+def stages() -> list[list[Component]]:
+    """The servers, then the services. A stage starts together (the services' start-up is mostly Python
+    importing and migrating, so starting them one by one would add those seconds up) and is awaited, and
+    printed, in its order; a stage starts once the one before is ready."""
     services = [
         service("reputation", "REPUTATION_", 50053, 9103),
         # Starts even while reputation is not serving yet: it rebuilds from it in the background.
@@ -99,7 +102,6 @@ def components() -> list[Component]:
             GATE_REPUTATION_ADDR=f"127.0.0.1:{port(50053)}",
             GATE_REDIS_URL=REDIS_URL,
         ),
-        # The simulator comes before the executor, which sends through it.
         simulator(),
         service(
             "executor",
@@ -117,15 +119,15 @@ def components() -> list[Component]:
         servers.append(EmbeddedPostgres(DATA, POSTGRES_PORT, databases).component)
     if any(REDIS_URL in s.env.values() for s in services):
         servers.append(redis_server(DATA, REDIS_PORT))
-    return servers + services
+    return [servers, services]
 
 
 STARTUP_TIMEOUT_SECONDS = 30
 
 
 def main() -> None:
-    parts = components()
-    busy = [f"{c.name} {number}" for c in parts for number in c.ports if port_in_use(number)]
+    parts = stages()
+    busy = [f"{c.name} {number}" for c in chain(*parts) for number in c.ports if port_in_use(number)]
     if busy:
         raise SystemExit(f"ports already in use: {', '.join(busy)}; is another `make run` still up?")
     started: list[Component] = []
@@ -139,25 +141,10 @@ def main() -> None:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     try:
-        for component in parts:
-            if component.prepare is not None:
-                component.prepare()
-            started.append(component)  # before the start: an interrupt in between still stops it
-            component.start(LOGS)
-            if not component.wait_ready(STARTUP_TIMEOUT_SECONDS):
-                raise SystemExit(f"{component.name} did not become ready; see {LOGS}/{component.name}.log")
-            if component.provision is not None:
-                component.provision()
-            print(component.describe(), flush=True)
+        for stage in parts:
+            bring_up(stage, started)
         print(f"WhatLead is ready. Logs in {LOGS}/. Press Ctrl-C to stop.", flush=True)
-        while True:
-            for component in started:
-                if component.process is not None and component.process.poll() is not None:
-                    raise SystemExit(
-                        f"{component.name} exited with {component.process.returncode}; "
-                        f"see {LOGS}/{component.name}.log"
-                    )
-            time.sleep(0.5)
+        watch(started)
     except KeyboardInterrupt:
         interrupted = True
     finally:
@@ -168,3 +155,27 @@ def main() -> None:
         for component in reversed(started):
             component.stop()
         print("stopped" if interrupted else "stopped after an error", flush=True)
+
+
+def bring_up(stage: list[Component], started: list[Component]) -> None:
+    """Start a stage's components together, then wait for each in order and print its line."""
+    for component in stage:
+        if component.prepare is not None:
+            component.prepare()
+        started.append(component)  # before the start: an interrupt in between still stops it
+        component.start(LOGS)
+    for component in stage:
+        if not component.wait_ready(STARTUP_TIMEOUT_SECONDS):
+            raise SystemExit(f"{component.name} did not become ready; see {LOGS}/{component.name}.log")
+        if component.provision is not None:
+            component.provision()
+        print(component.describe(), flush=True)
+
+
+def watch(started: list[Component]) -> None:
+    """Until Ctrl-C: a component that exits on its own stops the whole stack."""
+    while True:
+        for component in started:
+            if component.process is not None and (code := component.process.poll()) is not None:
+                raise SystemExit(f"{component.name} exited with {code}; see {LOGS}/{component.name}.log")
+        time.sleep(0.5)
