@@ -145,7 +145,7 @@ class EmbeddedPostgres:
             # Its account must be able to walk to the binaries and to the data folder.
             for path in (self._binary("postgres"), self.directory):
                 for opened in _searchable_ancestors(path):
-                    print(f"{'':<20}  made {opened} searchable (o+x) for {self.ACCOUNT}", flush=True)
+                    print(f"{'postgres':<20}  made {opened} searchable (o+x) for {self.ACCOUNT}", flush=True)
         if not (self.directory / "PG_VERSION").exists():
             self._initdb()
         elif self._run_as is not None:

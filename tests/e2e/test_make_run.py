@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from deploy.local import stack as launcher
+
 ROOT = Path(__file__).resolve().parents[2]
 READY_LINE = "WhatLead is ready"
 
@@ -242,3 +244,36 @@ def test_make_run_serves_the_registry_publishes_typed_events_and_stops_cleanly(s
         assert not port_open(stack.port(server_port)), server_port
     # PostgreSQL shut down cleanly (a fast shutdown, not a crash to recover from next time).
     assert "database system is shut down" in (stack.data / "logs" / "postgres.log").read_text()
+
+
+SERVICE_DATABASES = ("REPUTATION_DATABASE_URL", "GATE_DATABASE_URL", "EXECUTOR_DATABASE_URL")
+
+
+def test_exported_urls_win_and_the_servers_they_replace_are_not_started(monkeypatch: pytest.MonkeyPatch):
+    for name in SERVICE_DATABASES:
+        monkeypatch.setenv(name, f"postgresql+psycopg://app@db.internal/{name.split('_')[0].lower()}")
+    monkeypatch.setenv("GATE_REDIS_URL", "redis://cache.internal:6379/0")
+
+    servers, services = launcher.stages()
+
+    assert [server.name for server in servers] == ["nats-server"]
+    gate = next(s for s in services if s.name == "gate")
+    assert gate.env["GATE_DATABASE_URL"] == "postgresql+psycopg://app@db.internal/gate"
+    assert gate.env["GATE_REDIS_URL"] == "redis://cache.internal:6379/0"
+
+
+def test_services_left_to_the_embedded_servers_get_a_database_each_and_redis(monkeypatch: pytest.MonkeyPatch):
+    for name in (*SERVICE_DATABASES, "GATE_REDIS_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("REPUTATION_DATABASE_URL", "postgresql+psycopg://app@db.internal/reputation")
+
+    servers, services = launcher.stages()
+
+    assert [server.name for server in servers] == ["nats-server", "postgres", "redis"]
+    databases = {s.name: s.env[f"{s.name.upper()}_DATABASE_URL"] for s in services if s.grpc_port}
+    assert databases == {
+        "reputation": "postgresql+psycopg://app@db.internal/reputation",
+        "gate": launcher.postgres_url("gate"),
+        "executor": launcher.postgres_url("executor"),
+    }
+    assert next(s for s in services if s.name == "gate").env["GATE_REDIS_URL"] == launcher.REDIS_URL
