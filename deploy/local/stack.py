@@ -123,6 +123,7 @@ def stages() -> list[list[Component]]:
 
 
 STARTUP_TIMEOUT_SECONDS = 30
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def main() -> None:
@@ -136,10 +137,10 @@ def main() -> None:
     def on_signal(signum: int, _frame: object) -> None:
         raise KeyboardInterrupt
 
-    # SIGINT too: a shell script that starts us in the background has it ignored, and `kill -INT` must
-    # still stop the stack as Ctrl-C does.
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    # SIGINT explicitly: a shell script that starts us in the background has it ignored, and `kill -INT`
+    # must still stop the stack as Ctrl-C does. SIGHUP: a closed terminal stops it too, servers included.
+    for stop_request in STOP_SIGNALS:
+        signal.signal(stop_request, on_signal)
     try:
         for stage in parts:
             bring_up(stage, started)
@@ -149,8 +150,8 @@ def main() -> None:
         interrupted = True
     finally:
         # A second Ctrl-C must not cut the stop short and leave servers behind; each stop is bounded.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        for stop_request in STOP_SIGNALS:
+            signal.signal(stop_request, signal.SIG_IGN)
         # Services drain before the servers they write to go.
         for component in reversed(started):
             component.stop()
