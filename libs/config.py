@@ -15,12 +15,14 @@ Port = Annotated[int, Field(ge=0, le=65535)]
 class ServiceSettings(BaseSettings):
     """Settings every service has. Subclasses set `model_config = settings_config("GATE_")`.
 
-    Defaults are the embedded ones `make run` uses on a fresh machine; production overrides them.
+    Defaults suit a developer's machine; `make run` (deploy/local) and production set what differs.
     """
 
     model_config = SettingsConfigDict(extra="ignore", frozen=True)
 
-    database_url: str = "sqlite+aiosqlite:///.data/service.db"
+    # PostgreSQL only (SQLAlchemy's psycopg driver). `make run` points each service at its database on the
+    # embedded server; this default is a server on the developer's machine.
+    database_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/whatlead"
     nats_url: str = "nats://127.0.0.1:4222"
     # First token of every subject and stream name; tests use their own to stay isolated.
     subject_root: str = Field(default="whatlead", pattern=r"^[a-z][a-z0-9_]{0,31}$")
@@ -35,9 +37,12 @@ class ServiceSettings(BaseSettings):
 
     @field_validator("database_url")
     @classmethod
-    def _known_database(cls, value: str) -> str:
-        if not value.startswith(("sqlite+aiosqlite://", "postgresql+psycopg://")):
-            raise ValueError("must start with sqlite+aiosqlite:// or postgresql+psycopg://")
+    def _postgresql(cls, value: str) -> str:
+        if not value.startswith("postgresql+psycopg://"):
+            raise ValueError(
+                "must be a PostgreSQL URL for SQLAlchemy's psycopg driver: "
+                "postgresql+psycopg://user[:password]@host[:port]/database"
+            )
         return value
 
     @field_validator("nats_url")

@@ -61,5 +61,5 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     # Library chatter at INFO would drown the service's own lines.
-    for noisy in ("aiosqlite", "sqlalchemy.engine", "nats", "asyncio", "alembic"):
+    for noisy in ("sqlalchemy.engine", "nats", "asyncio", "alembic"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

