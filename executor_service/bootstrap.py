@@ -33,7 +33,6 @@ from executor_service.infrastructure.provider_sender import ProviderMessageSende
 from executor_service.infrastructure.tables import messaging
 from executor_service.infrastructure.unit_of_work import SqlAlchemyExecutorUnitOfWork
 from libs.bootstrap import Infrastructure, open_infrastructure
-from libs.db.engine import is_sqlite
 from libs.messaging.consumer import DurableConsumer
 from libs.providers import create_client_session
 from libs.rpc.server import ServicerBinding
@@ -113,8 +112,7 @@ async def assemble(settings: ExecutorSettings, *, clock: Clock | None = None) ->
             infra.sessions, tables=messaging, to_message=event_to_proto, clock=clock, on_commit=on_commit
         )
 
-    # SQLite has a single writer and no row locks: this process's claims take turns.
-    claim = ClaimJobsHandler(uow, clock, lease=lease, one_at_a_time=is_sqlite(settings.database_url))
+    claim = ClaimJobsHandler(uow, clock, lease=lease)
     execute = ExecuteJobHandler(
         uow, sender=sender, kill_switch=kill_switch, policy=policy, clock=clock, settle=lease
     )

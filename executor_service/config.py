@@ -17,7 +17,7 @@ class ExecutorSettings(ServiceSettings):
 
     model_config = settings_config("EXECUTOR_")
 
-    database_url: str = "sqlite+aiosqlite:///.data/executor.db"
+    database_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/whatlead_executor"
     grpc_port: Port = 50052
     metrics_port: Port = 9102
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -25,28 +24,12 @@ class ClaimJobsHandler:
     """Claims up to `limit` due jobs atomically: two workers never hold the same job. The claim (and its
     attempt) is committed before the provider is called, so a crash during the call leaves evidence."""
 
-    def __init__(
-        self,
-        uow: Callable[[], ExecutorUnitOfWork],
-        clock: Clock,
-        *,
-        lease: timedelta,
-        one_at_a_time: bool = False,
-    ) -> None:
+    def __init__(self, uow: Callable[[], ExecutorUnitOfWork], clock: Clock, *, lease: timedelta) -> None:
         self._uow = uow
         self._clock = clock
         self._lease = lease
-        # For a database without row locks (SQLite): claims of this process take turns rather than
-        # collide on the version check (which still protects against other processes).
-        self._turn = asyncio.Lock() if one_at_a_time else None
 
     async def __call__(self, limit: int) -> Claim:
-        if self._turn is None:
-            return await self._claim(limit)
-        async with self._turn:
-            return await self._claim(limit)
-
-    async def _claim(self, limit: int) -> Claim:
         token = new_id()
         async with self._uow() as uow:
             now = self._clock.now()

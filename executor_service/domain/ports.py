@@ -54,7 +54,7 @@ class JobRepository(Protocol):
 
     async def lock_runnable(self, now: datetime, limit: int) -> list[MessageExecutionJob]:
         """Up to `limit` due PENDING/RETRY jobs, oldest due first, locked for this transaction so no other
-        worker gets them (FOR UPDATE SKIP LOCKED on PostgreSQL; a version check on SQLite)."""
+        worker gets them; rows another worker holds are skipped, never waited for."""
         ...
 
     async def lock_expired_leases(self, now: datetime, limit: int) -> list[MessageExecutionJob]:

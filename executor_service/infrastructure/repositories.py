@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, bindparam, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from executor_service.domain.controls import ExecutionControl
@@ -34,10 +34,6 @@ class SqlAlchemyJobRepository:
         self._session = session
         self._new: list[MessageExecutionJob] = []
         self._dirty: dict[str, MessageExecutionJob] = {}
-
-    @property
-    def _postgres(self) -> bool:
-        return self._session.bind.dialect.name == "postgresql"
 
     def add(self, job: MessageExecutionJob) -> None:
         self._new.append(job)
@@ -110,11 +106,8 @@ class SqlAlchemyJobRepository:
         return await self._locked(query)
 
     async def _locked(self, query: Any) -> list[MessageExecutionJob]:
-        # PostgreSQL: rows another transaction holds are skipped, never waited for or shared. SQLite has
-        # no row locks; the version check at flush makes a concurrent claim of the same row fail instead.
-        if self._postgres:
-            query = query.with_for_update(skip_locked=True)
-        rows = (await self._session.execute(query)).all()
+        # Rows another transaction holds are skipped, never waited for or shared.
+        rows = (await self._session.execute(query.with_for_update(skip_locked=True))).all()
         return [_to_job(row) for row in rows]
 
     async def extend_leases(self, job_ids: Sequence[str], *, token: str, until: datetime) -> int:
@@ -163,7 +156,7 @@ class SqlAlchemyJobRepository:
             row = {"v_" + name: value for name, value in _to_row(job).items() if name in _MUTABLE}
             row.update(b_id=job.id, b_version=job.version, v_version=job.version + 1)
             rows.append(row)
-        if self._postgres and len(rows) > 1:
+        if len(rows) > 1:
             # Locked rows cannot change under us; one pipelined batch, checked as a whole.
             result = await self._session.execute(statement, rows)
             if result.rowcount != len(rows):  # type: ignore[attr-defined]
@@ -194,7 +187,6 @@ class SqlAlchemyControlRepository:
         return _to_control(row) if row is not None else None
 
     async def put(self, control: ExecutionControl) -> None:
-        module = postgresql if self._session.bind.dialect.name == "postgresql" else sqlite
         values = {
             "organization_id": control.organization_id,
             "scope": control.scope.value,
@@ -204,7 +196,7 @@ class SqlAlchemyControlRepository:
             "version": control.version,
             "updated_at": control.updated_at,
         }
-        statement = module.insert(controls).values(values)
+        statement = postgresql.insert(controls).values(values)
         statement = statement.on_conflict_do_update(
             index_elements=[controls.c.scope, controls.c.scope_id, controls.c.organization_id],
             set_={k: statement.excluded[k] for k in ("paused", "paused_until", "version", "updated_at")},

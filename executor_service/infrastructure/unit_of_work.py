@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from executor_service.infrastructure.repositories import SqlAlchemyControlRepository, SqlAlchemyJobRepository
@@ -25,8 +25,7 @@ class SqlAlchemyExecutorUnitOfWork(SqlAlchemyUnitOfWork):
         if not event_ids:
             return set()
         inbox = self._tables.inbox
-        module = postgresql if self.session.bind.dialect.name == "postgresql" else sqlite
         now = self._clock.now()
-        statement = module.insert(inbox).on_conflict_do_nothing().returning(inbox.c.event_id)
+        statement = insert(inbox).on_conflict_do_nothing().returning(inbox.c.event_id)
         rows = [{"consumer": consumer, "event_id": event_id, "processed_at": now} for event_id in event_ids]
         return set((await self.session.scalars(statement, rows)).all())
