@@ -39,6 +39,24 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def process_tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds so far of a process and every process below it (Linux /proc)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            with open(f"/proc/{current}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{current}/task/{current}/children") as children:
+                pending.extend(int(child) for child in children.read().split())
+        except OSError:  # gone meanwhile
+            continue
+        total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
 @contextlib.contextmanager
 def fresh_database(name: str) -> Iterator[str]:
     """A new PostgreSQL database (libpq URL), dropped on exit."""
