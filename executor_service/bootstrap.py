@@ -103,13 +103,14 @@ async def assemble(settings: ExecutorSettings, *, clock: Clock | None = None) ->
     lease = timedelta(seconds=settings.lease_seconds)
 
     def uow(after_commit: Callable[[], None] | None = None) -> SqlAlchemyExecutorUnitOfWork:
-        def on_commit() -> None:  # runs only after a commit that wrote events
-            infra.relay.wake()
-            if after_commit is not None:
-                after_commit()
-
         return SqlAlchemyExecutorUnitOfWork(
-            infra.sessions, tables=messaging, to_message=event_to_proto, clock=clock, on_commit=on_commit
+            infra.sessions,
+            tables=messaging,
+            to_message=event_to_proto,
+            clock=clock,
+            on_commit=infra.relay.wake,
+            on_runnable=doorbell.ring,
+            after_commit=after_commit,
         )
 
     claim = ClaimJobsHandler(uow, clock, lease=lease)
@@ -138,7 +139,7 @@ async def assemble(settings: ExecutorSettings, *, clock: Clock | None = None) ->
     )
 
     def consumer(
-        context: str, durable: str, handlers: dict[type[Any], Any], on_commit: Callable[[], None] | None
+        context: str, durable: str, handlers: dict[type[Any], Any], after_commit: Callable[[], None] | None
     ) -> DurableConsumer:
         return DurableConsumer(
             service=SERVICE,
@@ -147,7 +148,7 @@ async def assemble(settings: ExecutorSettings, *, clock: Clock | None = None) ->
             context=context,
             durable=durable,
             handlers=handlers,
-            uow_factory=lambda: uow(on_commit),
+            uow_factory=lambda: uow(after_commit),
             # Approvals arrive in bursts: one transaction per fetched batch (ADR 0021).
             batch_size=1024,
             transaction_per_batch=True,
@@ -159,7 +160,7 @@ async def assemble(settings: ExecutorSettings, *, clock: Clock | None = None) ->
             "gate",
             "executor-intents",
             {gate_events_pb2.IntentApproved: IntentApprovedConsumer(create_job)},
-            doorbell.ring,
+            None,
         ),
         consumer(
             "ops",
@@ -185,7 +186,7 @@ async def assemble(settings: ExecutorSettings, *, clock: Clock | None = None) ->
     servicer = ExecutorServicer(
         get_job=GetJobHandler(uow),
         list_jobs=ListJobsHandler(uow),
-        retry_job=RetryJobHandler(lambda: uow(doorbell.ring), clock),
+        retry_job=RetryJobHandler(uow, clock),
     )
     return Executor(
         infra, http, servicer, workers, reconciler, consumers, kill_switch, doorbell, create_job, uow

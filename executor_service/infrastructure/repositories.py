@@ -34,13 +34,18 @@ class SqlAlchemyJobRepository:
         self._session = session
         self._new: list[MessageExecutionJob] = []
         self._dirty: dict[str, MessageExecutionJob] = {}
+        # Whether this transaction makes a job runnable right away (created, retried, released from a
+        # pause): the unit of work then wakes a worker after the commit.
+        self.made_runnable = False
 
     def add(self, job: MessageExecutionJob) -> None:
         self._new.append(job)
+        self.made_runnable = self.made_runnable or job.is_runnable(job.updated_at)
 
     def save(self, job: MessageExecutionJob) -> None:
         if all(job is not new for new in self._new):
             self._dirty[job.id] = job
+        self.made_runnable = self.made_runnable or job.is_runnable(job.updated_at)
 
     async def get(self, organization_id: str, job_id: str) -> MessageExecutionJob | None:
         return await self._one(and_(jobs.c.id == job_id, jobs.c.organization_id == organization_id))
@@ -135,7 +140,9 @@ class SqlAlchemyJobRepository:
             )
             .values(next_attempt_at=now, held_by_pause=False, version=jobs.c.version + 1)
         )
-        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+        woken = int(result.rowcount or 0)  # type: ignore[attr-defined]
+        self.made_runnable = self.made_runnable or woken > 0
+        return woken
 
     async def flush(self) -> None:
         """Write what changed; called by the unit of work right before it commits."""

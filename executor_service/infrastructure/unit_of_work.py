@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -10,8 +11,24 @@ from libs.db.unit_of_work import SqlAlchemyUnitOfWork
 
 
 class SqlAlchemyExecutorUnitOfWork(SqlAlchemyUnitOfWork):
+    """The executor's transaction. Besides `on_commit` (after a commit that wrote events, for the relay):
+    `on_runnable` after a commit that made a job runnable now (created, retried, released from a pause),
+    so a worker of this process takes it at once instead of at its next poll; `after_commit` after every
+    commit (a control change writes no event, yet the kill-switch must hear of it)."""
+
     jobs: SqlAlchemyJobRepository
     controls: SqlAlchemyControlRepository
+
+    def __init__(
+        self,
+        *args: Any,
+        on_runnable: Callable[[], None] | None = None,
+        after_commit: Callable[[], None] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self._on_runnable = on_runnable
+        self._after_commit = after_commit
 
     def _open(self, session: AsyncSession) -> None:
         self.jobs = SqlAlchemyJobRepository(session)
@@ -19,6 +36,13 @@ class SqlAlchemyExecutorUnitOfWork(SqlAlchemyUnitOfWork):
 
     async def _flush(self) -> None:
         await self.jobs.flush()
+
+    async def commit(self) -> None:
+        await super().commit()
+        if self.jobs.made_runnable and self._on_runnable is not None:
+            self._on_runnable()
+        if self._after_commit is not None:
+            self._after_commit()
 
     async def first_times(self, consumer: str, event_ids: Sequence[str]) -> set[str]:
         """The inbox rows of a whole consumer batch in one statement (see libs.messaging.BatchInbox)."""

@@ -162,6 +162,9 @@ class OutboxRelay:
         backoff = 0.1
         passes = 0
         while not stop.is_set():
+            # Cleared before the pass, not after: a commit that lands while the pass runs (after its
+            # SELECT) keeps the flag set, so its events leave at once instead of after `idle_interval`.
+            self._wakeup.clear()
             try:
                 published = await self.publish_pending()
                 backoff = 0.1
@@ -179,7 +182,6 @@ class OutboxRelay:
                 await _sleep_or_stop(stop, backoff)
                 backoff = min(backoff * 2, self._max_backoff)
                 continue
-            self._wakeup.clear()
             await _wait_any(stop, self._wakeup, self._idle_interval)
 
 
