@@ -36,7 +36,7 @@ from libs.bootstrap import Infrastructure, open_infrastructure
 from libs.messaging.consumer import DurableConsumer
 from libs.providers import create_client_session
 from libs.rpc.server import ServicerBinding
-from libs.runtime import ServiceParts
+from libs.runtime import ServiceParts, Worker
 from libs.seedwork.clock import Clock, SystemClock
 from whatlead.events.v1 import gate_events_pb2, ops_events_pb2, provider_events_pb2
 from whatlead.executor.v1 import executor_pb2, executor_pb2_grpc
@@ -76,7 +76,7 @@ class Executor:
             executor_pb2_grpc.add_ExecutorServiceServicer_to_server,
             executor_pb2.DESCRIPTOR.services_by_name["ExecutorService"].full_name,
         )
-        loops = [self.infra.relay.run, self.reconciler.run]
+        loops: list[Worker] = [self.infra.relay.run, self.reconciler.run]
         loops += [consumer.run for consumer in self.consumers]
         loops += [worker.run for worker in self.workers]
         return ServiceParts(bindings=[binding], workers=loops, close=self.close)

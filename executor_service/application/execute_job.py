@@ -7,9 +7,10 @@ from collections.abc import Callable, Sequence
 from datetime import timedelta
 from enum import StrEnum
 
+from executor_service.application.ports import KillSwitch, MessageSender
 from executor_service.domain.job import ExecutionStatus, MessageExecutionJob, Random
 from executor_service.domain.outcome import ErrorClass, SendFailed
-from executor_service.domain.ports import ExecutorUnitOfWork, KillSwitch, MessageSender
+from executor_service.domain.ports import ExecutorUnitOfWork
 from executor_service.domain.retry_policy import RetryPolicy
 from libs.seedwork.clock import Clock
 from libs.seedwork.errors import FailedPrecondition

@@ -45,5 +45,7 @@ class ListJobsHandler:
             violations.check(value is None or is_valid_id(value), name, "must be an id (or empty for any)")
         violations.raise_if_any()
         async with self._uow() as uow:
-            jobs = await uow.jobs.list(organization_id, after_id=page.after_id, limit=page.size, where=where)
+            jobs = await uow.jobs.list_page(
+                organization_id, after_id=page.after_id, limit=page.size, where=where
+            )
         return Page.of(jobs, page, id_of=lambda job: job.id)

@@ -7,9 +7,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from executor_service.application.ports import MessageSender
 from executor_service.domain.job import ExecutionStatus, MessageExecutionJob, Reconciliation
 from executor_service.domain.outcome import SendFailed
-from executor_service.domain.ports import ExecutorUnitOfWork, MessageSender
+from executor_service.domain.ports import ExecutorUnitOfWork
 from executor_service.domain.retry_policy import RetryPolicy
 from libs.seedwork.clock import Clock
 from libs.seedwork.errors import FailedPrecondition

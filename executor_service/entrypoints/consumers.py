@@ -16,7 +16,7 @@ from executor_service.application.record_provider_event import (
 )
 from executor_service.domain.ports import ExecutorUnitOfWork
 from executor_service.infrastructure import metrics
-from executor_service.infrastructure.proto_mapping import approved_fields, control_from_proto
+from executor_service.infrastructure.proto_mapping import control_from_proto, create_job_command
 from libs.rpc.convert import enum_from_proto, from_timestamp
 from libs.seedwork.clock import Clock
 from libs.seedwork.ids import is_valid_id
@@ -58,7 +58,7 @@ def _create_command(event: gate_events_pb2.IntentApproved) -> CreateExecutionJob
         # A malformed contract would be redelivered forever; keep it visible and move on.
         log.error("unusable IntentApproved dropped", extra={"event_id": event.meta.event_id})
         return None
-    return CreateExecutionJob(provider=provider, **approved_fields(event))  # type: ignore[arg-type]
+    return create_job_command(event, provider)
 
 
 class ControlChangedConsumer:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import and_, bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from executor_service.domain.controls import ExecutionControl
@@ -61,8 +62,10 @@ class SqlAlchemyJobRepository:
 
     async def intents_with_jobs(self, intent_ids: Sequence[str]) -> set[str]:
         taken = {job.intent_id for job in self._new}
-        rows = await self._session.scalars(select(jobs.c.intent_id).where(jobs.c.intent_id.in_(intent_ids)))
-        return taken.union(rows)
+        taken.update(
+            await self._session.scalars(select(jobs.c.intent_id).where(jobs.c.intent_id.in_(intent_ids)))
+        )
+        return taken
 
     async def find_by_provider_message_id(self, provider_message_id: str) -> MessageExecutionJob | None:
         return await self._one(jobs.c.provider_message_id == provider_message_id)
@@ -77,7 +80,7 @@ class SqlAlchemyJobRepository:
         # One object per job within a transaction, so changes not yet flushed are seen.
         return self._dirty.get(row.id) or _to_job(row)
 
-    async def list(
+    async def list_page(
         self, organization_id: str, *, after_id: str | None, limit: int, where: JobFilter
     ) -> list[MessageExecutionJob]:
         query = select(jobs).where(jobs.c.organization_id == organization_id)
@@ -116,7 +119,7 @@ class SqlAlchemyJobRepository:
         return [_to_job(row) for row in rows]
 
     async def extend_leases(self, job_ids: Sequence[str], *, token: str, until: datetime) -> int:
-        result = await self._session.execute(
+        result = await self._write(
             update(jobs)
             .where(
                 jobs.c.id.in_(list(job_ids)),
@@ -125,12 +128,12 @@ class SqlAlchemyJobRepository:
             )
             .values(lease_until=until)
         )
-        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+        return int(result.rowcount or 0)
 
     async def wake_held(self, organization_id: str, column: str, value: str, now: datetime) -> int:
         if column not in _HOLD_COLUMNS:
             raise ValueError(f"cannot wake jobs by {column}")
-        result = await self._session.execute(
+        result = await self._write(
             update(jobs)
             .where(
                 jobs.c.organization_id == organization_id,
@@ -140,9 +143,13 @@ class SqlAlchemyJobRepository:
             )
             .values(next_attempt_at=now, held_by_pause=False, version=jobs.c.version + 1)
         )
-        woken = int(result.rowcount or 0)  # type: ignore[attr-defined]
+        woken = int(result.rowcount or 0)
         self.made_runnable = self.made_runnable or woken > 0
         return woken
+
+    async def _write(self, statement: Any, parameters: Any = None) -> CursorResult[Any]:
+        """An UPDATE, whose result tells how many rows it matched."""
+        return cast(CursorResult[Any], await self._session.execute(statement, parameters))
 
     async def flush(self) -> None:
         """Write what changed; called by the unit of work right before it commits."""
@@ -165,13 +172,13 @@ class SqlAlchemyJobRepository:
             rows.append(row)
         if len(rows) > 1:
             # Locked rows cannot change under us; one pipelined batch, checked as a whole.
-            result = await self._session.execute(statement, rows)
-            if result.rowcount != len(rows):  # type: ignore[attr-defined]
+            result = await self._write(statement, rows)
+            if result.rowcount != len(rows):
                 raise FailedPrecondition("jobs were changed concurrently; retry")
         else:
             for row in rows:
-                result = await self._session.execute(statement, row)
-                if result.rowcount != 1:  # type: ignore[attr-defined]
+                result = await self._write(statement, row)
+                if result.rowcount != 1:
                     raise FailedPrecondition(f"job {row['b_id']} was changed concurrently")
         for job in dirty:
             job.version += 1

@@ -31,10 +31,9 @@ from typing import Any
 import aiohttp
 from sqlalchemy import func, select
 
-from executor_service.application.create_job import CreateExecutionJob
 from executor_service.bootstrap import Executor, assemble
 from executor_service.config import ExecutorSettings
-from executor_service.infrastructure.proto_mapping import approved_fields
+from executor_service.infrastructure.proto_mapping import create_job_command
 from executor_service.infrastructure.tables import jobs
 from libs.db.migrations import upgrade
 from libs.messaging import envelope
@@ -182,10 +181,7 @@ async def executor_throughput(
                 for chunk in range(0, JOBS, 500):
                     async with executor.unit_of_work() as uow:
                         commands = [
-                            CreateExecutionJob(
-                                provider=Provider.SIMULATOR,
-                                **approved_fields(approved(session + "c", n)),  # type: ignore[arg-type]
-                            )
+                            create_job_command(approved(session + "c", n), Provider.SIMULATOR)
                             for n in range(chunk, min(chunk + 500, JOBS))
                         ]
                         await executor.create_job.create_many(uow, commands)

@@ -6,8 +6,7 @@ import asyncio
 
 import pytest
 
-from executor_service.application.create_job import CreateExecutionJob
-from executor_service.infrastructure.proto_mapping import approved_fields
+from executor_service.infrastructure.proto_mapping import create_job_command
 from libs.provider_simulator import run_simulator
 from libs.seedwork.ids import new_id
 from libs.seedwork.shared_kernel import Provider
@@ -109,9 +108,7 @@ async def test_eight_workers_racing_on_2000_jobs_send_each_exactly_once(migrated
             async with executor.unit_of_work() as uow:
                 for n in range(100):
                     event = approved(organization, session=f"race-{n % 10}", phone=f"55119{chunk:02d}{n:05d}")
-                    await create(
-                        uow, CreateExecutionJob(provider=Provider.SIMULATOR, **approved_fields(event))
-                    )
+                    await create(uow, create_job_command(event, Provider.SIMULATOR))
                 await uow.commit()
         stop = asyncio.Event()
         tasks = [asyncio.create_task(worker.run(stop)) for worker in executor.workers]

@@ -5,9 +5,8 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from executor_service.application.create_job import CreateExecutionJob
 from executor_service.bootstrap import Executor
-from executor_service.infrastructure.proto_mapping import approved_fields
+from executor_service.infrastructure.proto_mapping import create_job_command
 from libs.provider_simulator import run_simulator
 from libs.rpc.client import open_channel
 from libs.rpc.errors import field_violations
@@ -41,7 +40,7 @@ async def create_jobs(ex: Executor, count: int, organization: str = ORG) -> list
     async with ex.unit_of_work() as uow:
         for _ in range(count):
             event = approved(organization, session="grpc-1")
-            job = await create(uow, CreateExecutionJob(provider=Provider.SIMULATOR, **approved_fields(event)))
+            job = await create(uow, create_job_command(event, Provider.SIMULATOR))
             ids.append(job.id)
         await uow.commit()
     return ids

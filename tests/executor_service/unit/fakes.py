@@ -57,7 +57,7 @@ class FakeJobRepository:
             next((j for j in self.rows.values() if j.client_message_id == client_message_id), None)
         )
 
-    async def list(
+    async def list_page(
         self, organization_id: str, *, after_id: str | None, limit: int, where: JobFilter
     ) -> list[MessageExecutionJob]:
         chosen = sorted(
