@@ -24,11 +24,12 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
+from pydantic import SecretStr
 from sqlalchemy import func, select
 
 from executor_service.bootstrap import Executor, assemble
@@ -60,6 +61,7 @@ CONCURRENCY = 10  # Procrastinate's worker concurrency (the issue's baseline)
 BATCH = ExecutorSettings.model_fields["batch_size"].default  # the executor's default sends per worker
 WORKER_COUNTS = (1, 4, 8)
 ORG = "org-bench"
+Loop = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 RUN = secrets.token_hex(3)
 
 
@@ -114,7 +116,7 @@ async def executor_run(url: str, root: str, simulator_url: str, workers: int) ->
         nats_url=NATS_URL,
         subject_root=root,
         simulator_url=simulator_url,
-        simulator_api_key=SIMULATOR_API_KEY,
+        simulator_api_key=SecretStr(SIMULATOR_API_KEY),
         workers=workers,
         batch_size=BATCH,
     )
@@ -127,7 +129,9 @@ async def executor_run(url: str, root: str, simulator_url: str, workers: int) ->
 
 
 @contextlib.asynccontextmanager
-async def running(loops: list[Callable[[asyncio.Event], Awaitable[None]]]) -> AsyncIterator[None]:
+async def running(
+    loops: Sequence[Callable[[asyncio.Event], Coroutine[Any, Any, None]]],
+) -> AsyncIterator[None]:
     stop = asyncio.Event()
     tasks = [asyncio.create_task(loop(stop)) for loop in loops]
     try:
@@ -231,7 +235,7 @@ async def procrastinate_throughput(
                 await app.schema_manager.apply_schema_async()
                 for chunk in range(0, JOBS, 500):
                     await send_text.batch_defer_async(
-                        *({"intent_id": new_id(), "n": n} for n in range(chunk, min(chunk + 500, JOBS)))
+                        *({"intent_id": new_id(), "n": n} for n in range(chunk, min(chunk + 500, JOBS)))  # type: ignore[arg-type]  # str and int are JSON values
                     )
                 started = time.perf_counter()
                 await app.run_worker_async(concurrency=CONCURRENCY, wait=False, install_signal_handlers=False)

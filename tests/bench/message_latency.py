@@ -89,7 +89,9 @@ async def pace(stub: Any, organization: str, *, rate: int, seconds: float, first
         paced.calls += 1
         if response.intent.status == gate_pb2.INTENT_STATUS_APPROVED:
             paced.submitted[response.intent.id] = began
-            paced.decided[response.intent.id] = from_timestamp(response.intent.decided_at).timestamp()
+            decided = from_timestamp(response.intent.decided_at)
+            assert decided is not None, "an approved intent has its decision time"
+            paced.decided[response.intent.id] = decided.timestamp()
 
     calls = []
     start = time.perf_counter()

@@ -41,6 +41,7 @@ async def create_jobs(ex: Executor, count: int, organization: str = ORG) -> list
         for _ in range(count):
             event = approved(organization, session="grpc-1")
             job = await create(uow, create_job_command(event, Provider.SIMULATOR))
+            assert job is not None
             ids.append(job.id)
         await uow.commit()
     return ids
@@ -73,7 +74,9 @@ async def test_bad_requests_get_invalid_argument_with_every_field_violation(serv
     assert set(field_violations(caught.value)) == {"page_token"}
 
     with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await stub.ListJobs(executor_pb2.ListJobsRequest(organization_id=ORG, status=99))
+        await stub.ListJobs(
+            executor_pb2.ListJobsRequest(organization_id=ORG, status=executor_pb2.JobStatus.ValueType(99))
+        )
     assert set(field_violations(caught.value)) == {"status"}
 
     with pytest.raises(grpc.aio.AioRpcError) as caught:

@@ -33,7 +33,7 @@ from executor_service.domain.retry_policy import RetryPolicy
 from executor_service.infrastructure.provider_directory import ProviderDirectory
 from executor_service.infrastructure.provider_sender import ProviderMessageSender
 from libs.providers.fake import FakeWhatsAppProvider
-from libs.providers.port import ProviderError, Restriction
+from libs.providers.port import ProviderCapabilities, ProviderError, Restriction
 from libs.seedwork.clock import FakeClock
 from libs.seedwork.errors import FailedPrecondition, InvalidArgument, NotFound
 from libs.seedwork.ids import new_id
@@ -45,17 +45,29 @@ from tests.executor_service.unit.fakes import FakeExecutorUnitOfWork, FakeKillSw
 POLICY = RetryPolicy(max_attempts=3, base_delay=timedelta(seconds=2), factor=2.0, jitter=0.0)
 
 
+NO_LOOKUP = ProviderCapabilities(supports_client_message_id=True, supports_lookup=False)
+NEITHER = ProviderCapabilities(supports_client_message_id=False, supports_lookup=False)
+
+
+def fake_provider(capabilities: ProviderCapabilities | None) -> FakeWhatsAppProvider:
+    """The fake provider, allowing less than it does by default when told."""
+    if capabilities is None:
+        return FakeWhatsAppProvider()
+
+    class LimitedFakeProvider(FakeWhatsAppProvider):
+        pass
+
+    LimitedFakeProvider.capabilities = capabilities
+    return LimitedFakeProvider()
+
+
 class Executor:
     """The use cases wired over fakes, with a clock the test moves."""
 
-    def __init__(self, *, lookup: bool = True) -> None:
+    def __init__(self, *, capabilities: ProviderCapabilities | None = None) -> None:
         self.clock = FakeClock(T0)
         self.uow = FakeExecutorUnitOfWork()
-        self.provider = FakeWhatsAppProvider()
-        if not lookup:
-            self.provider.capabilities = type(self.provider.capabilities)(
-                supports_client_message_id=False, supports_lookup=False
-            )
+        self.provider = fake_provider(capabilities)
         self.kill_switch = FakeKillSwitch()
         self.sender = ProviderMessageSender(ProviderDirectory({Provider.WAHA: self.provider}), self.clock)
         self.create = CreateExecutionJobHandler(self.sender, self.clock)
@@ -95,7 +107,7 @@ class Executor:
         claim = await self.claim(100)
         return [await self.execute(job) for job in claim.jobs]
 
-    def job(self, job_id: str):  # type: ignore[no-untyped-def]
+    def job(self, job_id: str):
         return self.uow.stored(job_id)
 
 
@@ -265,7 +277,7 @@ async def test_a_worker_that_died_before_the_request_left_is_sent_after_reconcil
 
 
 async def test_without_lookup_a_dead_worker_leaves_the_job_for_review():
-    ex = Executor(lookup=False)
+    ex = Executor(capabilities=NEITHER)
     job_id = await ex.approve()
     assert ex.job(job_id).client_message_id is None
     await ex.claim(10)
@@ -278,7 +290,7 @@ async def test_without_lookup_a_dead_worker_leaves_the_job_for_review():
 
 
 async def test_without_lookup_an_ambiguous_answer_needs_review_at_once():
-    ex = Executor(lookup=False)
+    ex = Executor(capabilities=NEITHER)
     job_id = await ex.approve()
     ex.provider.fail_next(ProviderError.ambiguous("read_timeout"))
     assert await ex.run_due() == [Outcome.NEEDS_REVIEW]
@@ -338,13 +350,9 @@ async def test_delivery_reports_are_correlated_by_provider_message_id(ex):
 
 
 async def test_a_report_about_a_job_under_review_settles_it_as_sent():
-    ex = Executor()
+    ex = Executor(capabilities=NO_LOOKUP)  # the review path: the provider cannot be asked
     job_id = await ex.approve()
     ex.provider.fail_next(ProviderError.ambiguous("read_timeout"))
-    # force the review path: the provider cannot be asked
-    ex.provider.capabilities = type(ex.provider.capabilities)(
-        supports_client_message_id=True, supports_lookup=False
-    )
     await ex.run_due()
     job = ex.job(job_id)
     assert job.status is ExecutionStatus.NEEDS_REVIEW
