@@ -115,7 +115,7 @@ async def assemble(settings: ExecutorSettings, *, clock: Clock | None = None) ->
 
     claim = ClaimJobsHandler(uow, clock, lease=lease)
     execute = ExecuteJobHandler(
-        uow, sender=sender, kill_switch=kill_switch, policy=policy, clock=clock, settle=lease
+        sender=sender, kill_switch=kill_switch, policy=policy, clock=clock, settle=lease
     )
     extend = ExtendLeasesHandler(uow, clock, lease=lease)
     record = RecordOutcomesHandler(uow)

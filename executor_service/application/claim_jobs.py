@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -10,6 +10,13 @@ from executor_service.domain.job import MessageExecutionJob
 from executor_service.domain.ports import ExecutorUnitOfWork
 from libs.seedwork.clock import Clock
 from libs.seedwork.ids import new_id
+
+
+@dataclass(frozen=True)
+class ClaimJobs:
+    """Take up to `limit` due jobs for one worker."""
+
+    limit: int
 
 
 @dataclass(frozen=True)
@@ -29,17 +36,25 @@ class ClaimJobsHandler:
         self._clock = clock
         self._lease = lease
 
-    async def __call__(self, limit: int) -> Claim:
+    async def __call__(self, command: ClaimJobs) -> Claim:
         token = new_id()
         async with self._uow() as uow:
             now = self._clock.now()
-            jobs = await uow.jobs.lock_runnable(now, limit)
+            jobs = await uow.jobs.lock_runnable(now, command.limit)
             for job in jobs:
                 job.claim(now=now, lease=self._lease, token=token)
                 uow.jobs.save(job)
             if jobs:
                 await uow.commit()
         return Claim(token, jobs)
+
+
+@dataclass(frozen=True)
+class ExtendLeases:
+    """Keep holding these jobs of claim `token` for another lease."""
+
+    token: str
+    job_ids: tuple[str, ...]
 
 
 class ExtendLeasesHandler:
@@ -50,10 +65,11 @@ class ExtendLeasesHandler:
         self._clock = clock
         self._lease = lease
 
-    async def __call__(self, token: str, job_ids: Sequence[str]) -> int:
-        if not job_ids:
+    async def __call__(self, command: ExtendLeases) -> int:
+        if not command.job_ids:
             return 0
         async with self._uow() as uow:
-            held = await uow.jobs.extend_leases(job_ids, token=token, until=self._clock.now() + self._lease)
+            until = self._clock.now() + self._lease
+            held = await uow.jobs.extend_leases(command.job_ids, token=command.token, until=until)
             await uow.commit()
         return held

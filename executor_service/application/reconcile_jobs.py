@@ -31,6 +31,13 @@ class ReconciliationReport:
     by_status: dict[ExecutionStatus, int] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class ReconcileExpiredLeases:
+    """Take over and settle up to `limit` jobs whose lease expired."""
+
+    limit: int
+
+
 class ReconcileExpiredLeasesHandler:
     """Takes over PROCESSING jobs whose lease expired (committed under a new lease first, so two rescuers
     never ask twice), then settles each with the provider's answer: FOUND → SENT, provably ABSENT → RETRY
@@ -51,13 +58,13 @@ class ReconcileExpiredLeasesHandler:
         self._clock = clock
         self._lease = lease
 
-    async def __call__(self, limit: int = 100) -> ReconciliationReport:
+    async def __call__(self, command: ReconcileExpiredLeases) -> ReconciliationReport:
         report = ReconciliationReport()
         token = new_id()
         rescued: list[MessageExecutionJob] = []
         async with self._uow() as uow:
             now = self._clock.now()
-            jobs = await uow.jobs.lock_expired_leases(now, limit)
+            jobs = await uow.jobs.lock_expired_leases(now, command.limit)
             for job in jobs:
                 if job.rescue(now=now, lease=self._lease, token=token, policy=self._policy):
                     rescued.append(job)

@@ -7,10 +7,10 @@ import logging
 import re
 from collections.abc import Sequence
 
-from executor_service.application.apply_control import ApplyControlChangeHandler
+from executor_service.application.apply_control import ApplyControlChange, ApplyControlChangeHandler
 from executor_service.application.create_job import CreateExecutionJob, CreateExecutionJobHandler
 from executor_service.application.record_provider_event import (
-    ProviderMessageReport,
+    RecordProviderReport,
     RecordProviderReportHandler,
     ReportedStatus,
 )
@@ -70,7 +70,7 @@ class ControlChangedConsumer:
         if control is None or not control.scope_id or not control.organization_id:
             log.error("unusable ExecutionControlChanged dropped", extra={"event_id": event.meta.event_id})
             return
-        await self._apply(uow, control)
+        await self._apply(uow, ApplyControlChange(control))
 
 
 class ProviderEventConsumer:
@@ -86,7 +86,7 @@ class ProviderEventConsumer:
             return  # connection events, incoming messages: not about our sends
         match = _CLIENT_ID.search(event.provider_message_id)
         occurred = from_timestamp(event.occurred_at, present=event.HasField("occurred_at"))
-        report = ProviderMessageReport(
+        report = RecordProviderReport(
             provider_message_id=event.provider_message_id,
             client_message_id=match.group(1) if match else None,
             status=status,

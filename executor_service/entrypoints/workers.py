@@ -8,9 +8,24 @@ import contextlib
 import logging
 import time
 
-from executor_service.application.claim_jobs import Claim, ClaimJobsHandler, ExtendLeasesHandler
-from executor_service.application.execute_job import ExecuteJobHandler, Outcome, RecordOutcomesHandler
-from executor_service.application.reconcile_jobs import ReconcileExpiredLeasesHandler
+from executor_service.application.claim_jobs import (
+    Claim,
+    ClaimJobs,
+    ClaimJobsHandler,
+    ExtendLeases,
+    ExtendLeasesHandler,
+)
+from executor_service.application.execute_job import (
+    ExecuteJob,
+    ExecuteJobHandler,
+    Outcome,
+    RecordOutcomes,
+    RecordOutcomesHandler,
+)
+from executor_service.application.reconcile_jobs import (
+    ReconcileExpiredLeases,
+    ReconcileExpiredLeasesHandler,
+)
 from executor_service.domain.job import MessageExecutionJob
 from executor_service.infrastructure import metrics
 
@@ -99,7 +114,7 @@ class ExecutionWorker:
 
     async def _claim_some(self) -> Claim | None:
         try:
-            claim = await self._claim(self._batch_size)
+            claim = await self._claim(ClaimJobs(self._batch_size))
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # database away: try again after a pause, never crash the loop
@@ -117,7 +132,7 @@ class ExecutionWorker:
             outcomes = await asyncio.gather(*(self._decide(job) for job in claim.jobs))
             decided = [job for job, outcome in zip(claim.jobs, outcomes, strict=True) if outcome is not None]
             try:
-                written = await self._record(decided)
+                written = await self._record(RecordOutcomes(tuple(decided)))
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -141,7 +156,7 @@ class ExecutionWorker:
 
     async def _decide(self, job: MessageExecutionJob) -> Outcome | None:
         try:
-            return await self._execute.decide(job)
+            return await self._execute(ExecuteJob(job))
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -150,11 +165,11 @@ class ExecutionWorker:
             return None
 
     async def _heartbeat(self, claim: Claim) -> None:
-        ids = [job.id for job in claim.jobs]
+        extend = ExtendLeases(claim.token, tuple(job.id for job in claim.jobs))
         while True:
             await asyncio.sleep(self._heartbeat_every)
             try:
-                await self._extend(claim.token, ids)
+                await self._extend(extend)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -170,7 +185,7 @@ class Reconciler:
         self._batch = batch
 
     async def run_once(self) -> int:
-        report = await self._handler(self._batch)
+        report = await self._handler(ReconcileExpiredLeases(self._batch))
         if report.rescued or report.needs_review:
             metrics.LEASES_EXPIRED.inc(report.rescued)
             for finding in ("found", "absent", "needs_review", "unanswered"):

@@ -125,11 +125,12 @@ async def test_retry_job_only_for_failed_or_review_and_only_in_the_organization(
     assert caught.value.code() is grpc.StatusCode.NOT_FOUND
 
     # Make it FAILED the way a worker would, then retry it.
+    from executor_service.application.claim_jobs import ClaimJobs
     from executor_service.domain.outcome import ErrorClass, JobError
     from executor_service.domain.retry_policy import RetryPolicy
     from libs.seedwork.clock import SystemClock
 
-    claim = await ex.workers[0]._claim(10)
+    claim = await ex.workers[0]._claim(ClaimJobs(10))
     [job] = claim.jobs
     now = SystemClock().now()
     job.record_failure(
