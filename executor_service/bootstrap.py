@@ -10,7 +10,7 @@ from typing import Any
 import aiohttp
 
 from executor_service.application.apply_control import ApplyControlChangeHandler
-from executor_service.application.claim_jobs import ClaimJobsHandler, ExtendLeasesHandler
+from executor_service.application.claim_jobs import ClaimJobsHandler, ClaimNewJobsHandler, ExtendLeasesHandler
 from executor_service.application.create_job import CreateExecutionJobHandler
 from executor_service.application.execute_job import ExecuteJobHandler, RecordOutcomesHandler
 from executor_service.application.queries import GetJobHandler, ListJobsHandler
@@ -25,7 +25,7 @@ from executor_service.entrypoints.consumers import (
     ProviderEventConsumer,
 )
 from executor_service.entrypoints.grpc_servicer import ExecutorServicer
-from executor_service.entrypoints.workers import Doorbell, ExecutionWorker, Reconciler
+from executor_service.entrypoints.workers import ExecutionWorker, IdleWorkers, Reconciler
 from executor_service.infrastructure.kill_switch import ProjectedKillSwitch
 from executor_service.infrastructure.proto_mapping import event_to_proto
 from executor_service.infrastructure.provider_directory import ProviderDirectory
@@ -66,7 +66,7 @@ class Executor:
     reconciler: Reconciler
     consumers: list[DurableConsumer]
     kill_switch: ProjectedKillSwitch
-    doorbell: Doorbell
+    idle_workers: IdleWorkers
     create_job: CreateExecutionJobHandler
     unit_of_work: Callable[[], SqlAlchemyExecutorUnitOfWork]
 
@@ -98,7 +98,7 @@ async def assemble(settings: ExecutorSettings, *, clock: Clock | None = None) ->
     )
     sender = ProviderMessageSender(directory, clock)
     kill_switch = ProjectedKillSwitch(infra.sessions, refresh=settings.kill_switch_refresh_seconds)
-    doorbell = Doorbell()
+    idle_workers = IdleWorkers()
     policy = retry_policy(settings)
     lease = timedelta(seconds=settings.lease_seconds)
 
@@ -109,7 +109,7 @@ async def assemble(settings: ExecutorSettings, *, clock: Clock | None = None) ->
             to_message=event_to_proto,
             clock=clock,
             on_commit=infra.relay.wake,
-            on_runnable=doorbell.ring,
+            on_runnable=idle_workers.ring,
             after_commit=after_commit,
         )
 
@@ -129,7 +129,7 @@ async def assemble(settings: ExecutorSettings, *, clock: Clock | None = None) ->
             batch_size=settings.batch_size,
             poll_interval=settings.poll_interval_seconds,
             lease_seconds=settings.lease_seconds,
-            doorbell=doorbell,
+            idle=idle_workers,
         )
         for n in range(settings.workers)
     ]
@@ -159,7 +159,14 @@ async def assemble(settings: ExecutorSettings, *, clock: Clock | None = None) ->
         consumer(
             "gate",
             "executor-intents",
-            {gate_events_pb2.IntentApproved: IntentApprovedConsumer(create_job)},
+            {
+                gate_events_pb2.IntentApproved: IntentApprovedConsumer(
+                    create_job,
+                    claim_new=ClaimNewJobsHandler(clock, lease=lease),
+                    idle=idle_workers,
+                    batch_size=settings.batch_size,
+                )
+            },
             None,
         ),
         consumer(
@@ -189,7 +196,7 @@ async def assemble(settings: ExecutorSettings, *, clock: Clock | None = None) ->
         retry_job=RetryJobHandler(uow, clock),
     )
     return Executor(
-        infra, http, servicer, workers, reconciler, consumers, kill_switch, doorbell, create_job, uow
+        infra, http, servicer, workers, reconciler, consumers, kill_switch, idle_workers, create_job, uow
     )
 
 

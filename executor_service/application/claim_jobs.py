@@ -57,6 +57,33 @@ class ExtendLeases:
     job_ids: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class ClaimNewJobs:
+    """Claim jobs that the caller's transaction has just created, for a worker of this process that is idle
+    and waits for them: they are sent as soon as that transaction commits, without a claim of their own."""
+
+    jobs: tuple[MessageExecutionJob, ...]
+
+
+class ClaimNewJobsHandler:
+    """Claims the runnable ones among new jobs inside the caller's transaction, so they are written
+    PROCESSING under a lease in the same commit that creates them: a crash before the send leaves them to
+    the reconciler, as for any claim. Jobs not due yet (a later not_before) stay PENDING."""
+
+    def __init__(self, clock: Clock, *, lease: timedelta) -> None:
+        self._clock = clock
+        self._lease = lease
+
+    def __call__(self, uow: ExecutorUnitOfWork, command: ClaimNewJobs) -> Claim:
+        token = new_id()
+        now = self._clock.now()
+        jobs = [job for job in command.jobs if job.is_runnable(now)]
+        for job in jobs:
+            job.claim(now=now, lease=self._lease, token=token)
+            uow.jobs.save(job)
+        return Claim(token, jobs)
+
+
 class ExtendLeasesHandler:
     """Keeps the lease of jobs whose provider call is still running; returns how many are still held."""
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -88,3 +88,8 @@ class ExecutorUnitOfWork(UnitOfWork, Protocol):
 
     @property
     def controls(self) -> ControlRepository: ...
+
+    def after_transaction(self, callback: Callable[[bool], None]) -> None:
+        """Run `callback(committed)` once this transaction has ended, committed or not (for work that
+        must follow the commit, or be given back without it)."""
+        ...

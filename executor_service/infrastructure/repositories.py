@@ -41,12 +41,10 @@ class SqlAlchemyJobRepository:
 
     def add(self, job: MessageExecutionJob) -> None:
         self._new.append(job)
-        self.made_runnable = self.made_runnable or job.is_runnable(job.updated_at)
 
     def save(self, job: MessageExecutionJob) -> None:
         if all(job is not new for new in self._new):
             self._dirty[job.id] = job
-        self.made_runnable = self.made_runnable or job.is_runnable(job.updated_at)
 
     async def get(self, organization_id: str, job_id: str) -> MessageExecutionJob | None:
         return await self._one(and_(jobs.c.id == job_id, jobs.c.organization_id == organization_id))
@@ -153,6 +151,9 @@ class SqlAlchemyJobRepository:
 
     async def flush(self) -> None:
         """Write what changed; called by the unit of work right before it commits."""
+        self.made_runnable = self.made_runnable or any(
+            job.is_runnable(job.updated_at) for job in (*self._new, *self._dirty.values())
+        )
         if self._new:
             await self._session.execute(insert(jobs), [_to_row(job) for job in self._new])
             self._new.clear()
