@@ -47,6 +47,7 @@ class IdleWorkers:
     def __init__(self) -> None:
         self._waiters: collections.deque[asyncio.Future[Claim | None]] = collections.deque()
         self._rung = False
+        self._stopping = False
 
     def ring(self) -> None:
         while self._waiters:
@@ -55,6 +56,14 @@ class IdleWorkers:
                 waiter.set_result(None)
                 return
         self._rung = True  # nobody idle: the next worker to wait goes straight on
+
+    def stop(self) -> None:
+        """Wake every waiting worker, and let none wait from now on (the service is stopping)."""
+        self._stopping = True
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
 
     def reserve(self) -> Reservation | None:
         """An idle worker set aside for a claim to come, or None when none is idle."""
@@ -66,6 +75,8 @@ class IdleWorkers:
 
     async def wait(self, timeout: float) -> Claim | None:
         """Until rung (None), handed a claim, or `timeout` passed (None)."""
+        if self._stopping:
+            return None
         if self._rung:
             self._rung = False
             return None
@@ -129,16 +140,24 @@ class ExecutionWorker:
         self._idle = idle or IdleWorkers()
 
     async def run(self, stop: asyncio.Event) -> None:
+        stopping = asyncio.create_task(self._stop_waiting_on(stop))
         handed: Claim | None = None
-        while not stop.is_set() or handed is not None:  # a claim handed over is always sent
-            claim = handed or await self._claim_some()
-            handed = None
-            if claim is None or not claim.jobs:
-                handed = await self._idle.wait(self._poll_interval)
-                continue
-            if len(claim.jobs) == self._batch_size:
-                self._idle.ring()  # there may be more: wake another idle worker
-            await self._run_batch(claim)
+        try:
+            while not stop.is_set() or handed is not None:  # a claim handed over is always sent
+                claim = handed or await self._claim_some()
+                handed = None
+                if claim is None or not claim.jobs:
+                    handed = await self._idle.wait(self._poll_interval)
+                    continue
+                if len(claim.jobs) == self._batch_size:
+                    self._idle.ring()  # there may be more: wake another idle worker
+                await self._run_batch(claim)
+        finally:
+            stopping.cancel()
+
+    async def _stop_waiting_on(self, stop: asyncio.Event) -> None:
+        await stop.wait()
+        self._idle.stop()
 
     async def run_once(self) -> int:
         """Claim and execute one batch; returns how many jobs it held (for tests and tools)."""

@@ -73,6 +73,35 @@ async def test_the_same_approved_event_delivered_three_times_makes_one_job_and_o
         await eventually(published, timeout=10)
 
 
+async def test_approvals_reach_idle_workers_at_once_not_at_their_next_poll(
+    migrated_database, jetstream, root, simulator
+):
+    organization = org()
+    # Workers that look at the table only every minute: a send within seconds means they were handed
+    # the job (or woken) by the transaction that created it.
+    config = settings(
+        migrated_database("executor_service"), root, simulator.base_url, workers=2, poll_interval_seconds=60
+    )
+    async with running(config) as executor:
+        await asyncio.sleep(0.3)  # the workers' first look found nothing: they wait
+        for n in range(5):  # one at a time, as a quiet system sees them
+            await publish(jetstream, root, approved(organization, session="quiet-1"))
+
+            async def sent(expected: int = n + 1) -> bool:
+                return (await status_counts(executor, organization)).get("SENT") == expected
+
+            await eventually(sent, timeout=3)
+        # A burst larger than the idle workers take: the rest is announced by the commit.
+        for _ in range(40):
+            await publish(jetstream, root, approved(organization, session="quiet-2"))
+
+        async def all_sent() -> bool:
+            return (await status_counts(executor, organization)).get("SENT") == 45
+
+        await eventually(all_sent, timeout=10)
+    assert simulator.ledger.summary(include_entries=False)["duplicates"] == {}
+
+
 async def test_approvals_applied_as_one_batch_make_one_job_per_intent(
     migrated_database, jetstream, root, simulator
 ):

@@ -63,3 +63,12 @@ async def test_new_jobs_are_claimed_in_the_transaction_that_creates_them_if_due(
     assert stored.status is ExecutionStatus.PROCESSING and stored.lease_token == claim.token
     assert stored.attempts == 1
     assert uow.stored(later.id).status is ExecutionStatus.PENDING
+
+
+async def test_stopping_wakes_every_waiting_worker_and_no_worker_waits_after():
+    idle = IdleWorkers()
+    waiting = [asyncio.create_task(idle.wait(60)) for _ in range(3)]
+    await asyncio.sleep(0)
+    idle.stop()
+    assert await asyncio.wait_for(asyncio.gather(*waiting), 1) == [None, None, None]
+    assert await asyncio.wait_for(idle.wait(60), 0.1) is None
