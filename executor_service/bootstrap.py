@@ -42,6 +42,7 @@ from whatlead.events.v1 import gate_events_pb2, ops_events_pb2, provider_events_
 from whatlead.executor.v1 import executor_pb2, executor_pb2_grpc
 
 SERVICE = "executor"
+PROVIDER_REPORTS_LINGER_SECONDS = 0.1
 
 
 def retry_policy(settings: ExecutorSettings) -> RetryPolicy:
@@ -139,7 +140,12 @@ async def assemble(settings: ExecutorSettings, *, clock: Clock | None = None) ->
     )
 
     def consumer(
-        context: str, durable: str, handlers: dict[type[Any], Any], after_commit: Callable[[], None] | None
+        context: str,
+        durable: str,
+        handlers: dict[type[Any], Any],
+        after_commit: Callable[[], None] | None,
+        *,
+        linger: float = 0.0,
     ) -> DurableConsumer:
         return DurableConsumer(
             service=SERVICE,
@@ -152,6 +158,7 @@ async def assemble(settings: ExecutorSettings, *, clock: Clock | None = None) ->
             # Approvals arrive in bursts: one transaction per fetched batch (ADR 0021).
             batch_size=1024,
             transaction_per_batch=True,
+            linger=linger,
         )
 
     create_job = CreateExecutionJobHandler(sender, clock)
@@ -188,6 +195,8 @@ async def assemble(settings: ExecutorSettings, *, clock: Clock | None = None) ->
                 )
             },
             None,
+            # Up to three reports per message sent, none on a message's path: a few per transaction.
+            linger=PROVIDER_REPORTS_LINGER_SECONDS,
         ),
     ]
     servicer = ExecutorServicer(

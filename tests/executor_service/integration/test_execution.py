@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from sqlalchemy import func, select
 
 from executor_service.infrastructure.proto_mapping import create_job_command
+from executor_service.infrastructure.tables import jobs, messaging
 from libs.provider_simulator import run_simulator
 from libs.seedwork.ids import new_id
 from libs.seedwork.shared_kernel import Provider
@@ -36,6 +38,9 @@ async def simulator():
 async def root(jetstream, subject_root):
     async with own_streams(jetstream, subject_root) as own:
         yield own
+
+
+inbox = messaging.inbox
 
 
 def org() -> str:
@@ -284,3 +289,40 @@ async def test_provider_acks_become_delivery_status_of_the_intent(
         await eventually(both, timeout=15)
         await asyncio.sleep(0.3)
         assert len(await statuses()) == 2
+
+
+async def test_delivery_reports_of_a_quiet_stream_are_applied_a_few_per_transaction(
+    migrated_database, jetstream, root, simulator
+):
+    organization = org()
+    async with running(settings(migrated_database("executor_service"), root, simulator.base_url)) as executor:
+        for _ in range(6):
+            await publish(jetstream, root, approved(organization, session="reports-1"))
+
+        async def sent() -> bool:
+            return (await status_counts(executor, organization)).get("SENT") == 6
+
+        await eventually(sent, timeout=15)
+        for entry in simulator.ledger.entries:  # one report every 10 ms: a quiet stream
+            read = provider_events_pb2.PROVIDER_EVENT_TYPE_MESSAGE_READ
+            await publish(jetstream, root, provider_event(organization, entry.provider_id, read, session="r"))
+            await asyncio.sleep(0.01)
+
+        async def all_read() -> bool:
+            async with executor.infra.sessions() as session:
+                read = await session.scalar(
+                    select(func.count()).where(
+                        jobs.c.organization_id == organization, jobs.c.delivery_status == "READ"
+                    )
+                )
+            return read == 6
+
+        await eventually(all_read, timeout=10)
+        async with executor.infra.sessions() as session:
+            # Each transaction stamps its inbox rows with one time: fewer times than reports, fewer commits.
+            transactions = await session.scalar(
+                select(func.count(func.distinct(inbox.c.processed_at))).where(
+                    inbox.c.consumer == "executor-provider-events"
+                )
+            )
+        assert transactions is not None and 1 <= transactions < 6
