@@ -10,7 +10,7 @@ from typing import Any
 import aiohttp
 
 from executor_service.application.apply_control import ApplyControlChangeHandler
-from executor_service.application.claim_jobs import ClaimJobsHandler, ExtendLeasesHandler
+from executor_service.application.claim_jobs import ClaimJobsHandler, ClaimNewJobsHandler, ExtendLeasesHandler
 from executor_service.application.create_job import CreateExecutionJobHandler
 from executor_service.application.execute_job import ExecuteJobHandler, RecordOutcomesHandler
 from executor_service.application.queries import GetJobHandler, ListJobsHandler
@@ -25,7 +25,7 @@ from executor_service.entrypoints.consumers import (
     ProviderEventConsumer,
 )
 from executor_service.entrypoints.grpc_servicer import ExecutorServicer
-from executor_service.entrypoints.workers import Doorbell, ExecutionWorker, Reconciler
+from executor_service.entrypoints.workers import ExecutionWorker, IdleWorkers, Reconciler
 from executor_service.infrastructure.kill_switch import ProjectedKillSwitch
 from executor_service.infrastructure.proto_mapping import event_to_proto
 from executor_service.infrastructure.provider_directory import ProviderDirectory
@@ -33,16 +33,16 @@ from executor_service.infrastructure.provider_sender import ProviderMessageSende
 from executor_service.infrastructure.tables import messaging
 from executor_service.infrastructure.unit_of_work import SqlAlchemyExecutorUnitOfWork
 from libs.bootstrap import Infrastructure, open_infrastructure
-from libs.db.engine import is_sqlite
 from libs.messaging.consumer import DurableConsumer
 from libs.providers import create_client_session
 from libs.rpc.server import ServicerBinding
-from libs.runtime import ServiceParts
+from libs.runtime import ServiceParts, Worker
 from libs.seedwork.clock import Clock, SystemClock
 from whatlead.events.v1 import gate_events_pb2, ops_events_pb2, provider_events_pb2
 from whatlead.executor.v1 import executor_pb2, executor_pb2_grpc
 
 SERVICE = "executor"
+PROVIDER_REPORTS_LINGER_SECONDS = 0.1
 
 
 def retry_policy(settings: ExecutorSettings) -> RetryPolicy:
@@ -67,7 +67,7 @@ class Executor:
     reconciler: Reconciler
     consumers: list[DurableConsumer]
     kill_switch: ProjectedKillSwitch
-    doorbell: Doorbell
+    idle_workers: IdleWorkers
     create_job: CreateExecutionJobHandler
     unit_of_work: Callable[[], SqlAlchemyExecutorUnitOfWork]
 
@@ -77,7 +77,7 @@ class Executor:
             executor_pb2_grpc.add_ExecutorServiceServicer_to_server,
             executor_pb2.DESCRIPTOR.services_by_name["ExecutorService"].full_name,
         )
-        loops = [self.infra.relay.run, self.reconciler.run]
+        loops: list[Worker] = [self.infra.relay.run, self.reconciler.run]
         loops += [consumer.run for consumer in self.consumers]
         loops += [worker.run for worker in self.workers]
         return ServiceParts(bindings=[binding], workers=loops, close=self.close)
@@ -99,24 +99,24 @@ async def assemble(settings: ExecutorSettings, *, clock: Clock | None = None) ->
     )
     sender = ProviderMessageSender(directory, clock)
     kill_switch = ProjectedKillSwitch(infra.sessions, refresh=settings.kill_switch_refresh_seconds)
-    doorbell = Doorbell()
+    idle_workers = IdleWorkers()
     policy = retry_policy(settings)
     lease = timedelta(seconds=settings.lease_seconds)
 
     def uow(after_commit: Callable[[], None] | None = None) -> SqlAlchemyExecutorUnitOfWork:
-        def on_commit() -> None:  # runs only after a commit that wrote events
-            infra.relay.wake()
-            if after_commit is not None:
-                after_commit()
-
         return SqlAlchemyExecutorUnitOfWork(
-            infra.sessions, tables=messaging, to_message=event_to_proto, clock=clock, on_commit=on_commit
+            infra.sessions,
+            tables=messaging,
+            to_message=event_to_proto,
+            clock=clock,
+            on_commit=infra.relay.wake,
+            on_runnable=idle_workers.ring,
+            after_commit=after_commit,
         )
 
-    # SQLite has a single writer and no row locks: this process's claims take turns.
-    claim = ClaimJobsHandler(uow, clock, lease=lease, one_at_a_time=is_sqlite(settings.database_url))
+    claim = ClaimJobsHandler(uow, clock, lease=lease)
     execute = ExecuteJobHandler(
-        uow, sender=sender, kill_switch=kill_switch, policy=policy, clock=clock, settle=lease
+        sender=sender, kill_switch=kill_switch, policy=policy, clock=clock, settle=lease
     )
     extend = ExtendLeasesHandler(uow, clock, lease=lease)
     record = RecordOutcomesHandler(uow)
@@ -130,7 +130,7 @@ async def assemble(settings: ExecutorSettings, *, clock: Clock | None = None) ->
             batch_size=settings.batch_size,
             poll_interval=settings.poll_interval_seconds,
             lease_seconds=settings.lease_seconds,
-            doorbell=doorbell,
+            idle=idle_workers,
         )
         for n in range(settings.workers)
     ]
@@ -140,7 +140,12 @@ async def assemble(settings: ExecutorSettings, *, clock: Clock | None = None) ->
     )
 
     def consumer(
-        context: str, durable: str, handlers: dict[type[Any], Any], on_commit: Callable[[], None] | None
+        context: str,
+        durable: str,
+        handlers: dict[type[Any], Any],
+        after_commit: Callable[[], None] | None,
+        *,
+        linger: float = 0.0,
     ) -> DurableConsumer:
         return DurableConsumer(
             service=SERVICE,
@@ -149,10 +154,11 @@ async def assemble(settings: ExecutorSettings, *, clock: Clock | None = None) ->
             context=context,
             durable=durable,
             handlers=handlers,
-            uow_factory=lambda: uow(on_commit),
+            uow_factory=lambda: uow(after_commit),
             # Approvals arrive in bursts: one transaction per fetched batch (ADR 0021).
             batch_size=1024,
             transaction_per_batch=True,
+            linger=linger,
         )
 
     create_job = CreateExecutionJobHandler(sender, clock)
@@ -160,8 +166,15 @@ async def assemble(settings: ExecutorSettings, *, clock: Clock | None = None) ->
         consumer(
             "gate",
             "executor-intents",
-            {gate_events_pb2.IntentApproved: IntentApprovedConsumer(create_job)},
-            doorbell.ring,
+            {
+                gate_events_pb2.IntentApproved: IntentApprovedConsumer(
+                    create_job,
+                    claim_new=ClaimNewJobsHandler(clock, lease=lease),
+                    idle=idle_workers,
+                    batch_size=settings.batch_size,
+                )
+            },
+            None,
         ),
         consumer(
             "ops",
@@ -182,15 +195,17 @@ async def assemble(settings: ExecutorSettings, *, clock: Clock | None = None) ->
                 )
             },
             None,
+            # Up to three reports per message sent, none on a message's path: a few per transaction.
+            linger=PROVIDER_REPORTS_LINGER_SECONDS,
         ),
     ]
     servicer = ExecutorServicer(
         get_job=GetJobHandler(uow),
         list_jobs=ListJobsHandler(uow),
-        retry_job=RetryJobHandler(lambda: uow(doorbell.ring), clock),
+        retry_job=RetryJobHandler(uow, clock),
     )
     return Executor(
-        infra, http, servicer, workers, reconciler, consumers, kill_switch, doorbell, create_job, uow
+        infra, http, servicer, workers, reconciler, consumers, kill_switch, idle_workers, create_job, uow
     )
 
 

@@ -17,7 +17,7 @@ class ExecutorSettings(ServiceSettings):
 
     model_config = settings_config("EXECUTOR_")
 
-    database_url: str = "sqlite+aiosqlite:///.data/executor.db"
+    database_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/whatlead_executor"
     grpc_port: Port = 50052
     metrics_port: Port = 9102
 
@@ -34,7 +34,9 @@ class ExecutorSettings(ServiceSettings):
 
     workers: int = Field(default=4, ge=1, le=256)  # claim loops in this process
     batch_size: int = Field(default=32, ge=1, le=1000)  # jobs one worker claims and sends concurrently
-    poll_interval_seconds: float = Field(default=0.2, gt=0, le=60)  # idle worker's look for due jobs
+    # An idle worker's look for due jobs that nothing in this process announced (a retry's backoff ending,
+    # another replica's jobs); jobs created or released here reach a worker at once (IdleWorkers).
+    poll_interval_seconds: float = Field(default=1.0, gt=0, le=60)
     lease_seconds: float = Field(default=30.0, gt=0)
     provider_timeout_seconds: float = Field(default=20.0, gt=0)  # below the lease: a call never outlives it
     http_connections: int = Field(default=200, ge=1)

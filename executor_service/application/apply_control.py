@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from executor_service.domain.controls import ExecutionControl
 from executor_service.domain.ports import ExecutorUnitOfWork
 from libs.seedwork.clock import Clock
@@ -14,6 +16,13 @@ _JOB_COLUMN = {
 }
 
 
+@dataclass(frozen=True)
+class ApplyControlChange:
+    """Ops changed the control of a scope (paused it, resumed it, moved its end)."""
+
+    control: ExecutionControl
+
+
 class ApplyControlChangeHandler:
     """Stores the newest version of a scope's control (older, reordered versions are dropped). When a
     scope is no longer paused, the jobs it held become runnable at once instead of at their re-check."""
@@ -21,7 +30,9 @@ class ApplyControlChangeHandler:
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
 
-    async def __call__(self, uow: ExecutorUnitOfWork, control: ExecutionControl) -> bool:
+    async def __call__(self, uow: ExecutorUnitOfWork, command: ApplyControlChange) -> bool:
+        """Inside the caller's transaction (the event consumer's); True when the control was newer."""
+        control = command.control
         current = await uow.controls.get(control.organization_id, control.scope, control.scope_id)
         if not control.supersedes(current):
             return False

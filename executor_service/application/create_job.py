@@ -6,9 +6,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from executor_service.application.ports import MessageSender
 from executor_service.domain.job import MessageExecutionJob
 from executor_service.domain.message import OutboundMessage
-from executor_service.domain.ports import ExecutorUnitOfWork, MessageSender
+from executor_service.domain.ports import ExecutorUnitOfWork
 from libs.seedwork.clock import Clock
 from libs.seedwork.shared_kernel import Provider
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
 
+from executor_service.application.ports import KillSwitch, MessageSender
 from executor_service.domain.job import ExecutionStatus, MessageExecutionJob, Random
 from executor_service.domain.outcome import ErrorClass, SendFailed
-from executor_service.domain.ports import ExecutorUnitOfWork, KillSwitch, MessageSender
+from executor_service.domain.ports import ExecutorUnitOfWork
 from executor_service.domain.retry_policy import RetryPolicy
 from libs.seedwork.clock import Clock
 from libs.seedwork.errors import FailedPrecondition
@@ -39,14 +41,21 @@ _BY_STATUS = {
 }
 
 
+@dataclass(frozen=True)
+class ExecuteJob:
+    """Send one claimed job (held under its claim's lease)."""
+
+    job: MessageExecutionJob
+
+
 class ExecuteJobHandler:
     """Runs one claimed job: the intent's validity, then the kill-switch, right before the provider call;
     then SENT, RETRY (backoff), FAILED (permanent, restricted, or out of attempts) or, when the request may
-    have left, a settle period before reconciliation. Never decides anything else."""
+    have left, a settle period before reconciliation. Never decides anything else. The outcome is applied
+    to the job, not written: RecordOutcomes writes a whole batch of them in one transaction."""
 
     def __init__(
         self,
-        uow: Callable[[], ExecutorUnitOfWork],
         *,
         sender: MessageSender,
         kill_switch: KillSwitch,
@@ -55,7 +64,6 @@ class ExecuteJobHandler:
         settle: timedelta,
         random: Random | None = None,
     ) -> None:
-        self._uow = uow
         self._sender = sender
         self._kill_switch = kill_switch
         self._policy = policy
@@ -63,14 +71,8 @@ class ExecuteJobHandler:
         self._settle = settle
         self._random = random
 
-    async def __call__(self, job: MessageExecutionJob) -> Outcome:
-        """Execute and record the outcome in its own transaction."""
-        outcome = await self.decide(job)
-        return await self._record(job, outcome)
-
-    async def decide(self, job: MessageExecutionJob) -> Outcome:
-        """Execute: call the provider (or not) and apply the outcome to the job, without writing it; the
-        caller records it (see RecordOutcomesHandler, which writes many in one transaction)."""
+    async def __call__(self, command: ExecuteJob) -> Outcome:
+        job = command.job
         now = self._clock.now()
         if job.is_expired(now):
             job.expire(now=now)
@@ -102,9 +104,12 @@ class ExecuteJobHandler:
         job.mark_sent(provider_message_id=receipt.provider_message_id, now=self._clock.now())
         return Outcome.SENT
 
-    async def _record(self, job: MessageExecutionJob, outcome: Outcome) -> Outcome:
-        [written] = await RecordOutcomesHandler(self._uow)([job])
-        return outcome if written else Outcome.LEASE_LOST
+
+@dataclass(frozen=True)
+class RecordOutcomes:
+    """Write what the execution of these jobs did."""
+
+    jobs: tuple[MessageExecutionJob, ...]
 
 
 class RecordOutcomesHandler:
@@ -115,7 +120,10 @@ class RecordOutcomesHandler:
     def __init__(self, uow: Callable[[], ExecutorUnitOfWork]) -> None:
         self._uow = uow
 
-    async def __call__(self, jobs: Sequence[MessageExecutionJob]) -> list[bool]:
+    async def __call__(self, command: RecordOutcomes) -> list[bool]:
+        return await self._record(command.jobs)
+
+    async def _record(self, jobs: Sequence[MessageExecutionJob]) -> list[bool]:
         pending = [list(job.pending_events) for job in jobs]
         try:
             await self._write(jobs)
@@ -129,7 +137,7 @@ class RecordOutcomesHandler:
         written = []
         for job, events in zip(jobs, pending, strict=True):
             job.pending_events = list(events)
-            written.append((await self([job]))[0])
+            written.append((await self._record([job]))[0])
         return written
 
     async def _write(self, jobs: Sequence[MessageExecutionJob]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from executor_service.domain.job import MessageExecutionJob
 from executor_service.domain.ports import ExecutorUnitOfWork, JobFilter
@@ -15,11 +16,20 @@ def check_scope(violations: Violations, organization_id: str) -> None:
     violations.check(bool(organization_id.strip()), "organization_id", "must not be empty")
 
 
+@dataclass(frozen=True)
+class GetJob:
+    organization_id: str
+    job_id: str
+
+
 class GetJobHandler:
+    """One job of the organization; NotFound for another organization's."""
+
     def __init__(self, uow: Callable[[], ExecutorUnitOfWork]) -> None:
         self._uow = uow
 
-    async def __call__(self, organization_id: str, job_id: str) -> MessageExecutionJob:
+    async def __call__(self, query: GetJob) -> MessageExecutionJob:
+        organization_id, job_id = query.organization_id, query.job_id
         violations = Violations()
         check_scope(violations, organization_id)
         violations.check(is_valid_id(job_id), "job_id", "must be a job id")
@@ -31,13 +41,21 @@ class GetJobHandler:
         return job
 
 
+@dataclass(frozen=True)
+class ListJobs:
+    organization_id: str
+    page: PageRequest
+    where: JobFilter
+
+
 class ListJobsHandler:
+    """A page of the organization's jobs, in creation order, filtered."""
+
     def __init__(self, uow: Callable[[], ExecutorUnitOfWork]) -> None:
         self._uow = uow
 
-    async def __call__(
-        self, organization_id: str, page: PageRequest, where: JobFilter
-    ) -> Page[MessageExecutionJob]:
+    async def __call__(self, query: ListJobs) -> Page[MessageExecutionJob]:
+        organization_id, page, where = query.organization_id, query.page, query.where
         violations = Violations()
         check_scope(violations, organization_id)
         for name in ("intent_id", "instance_id"):
@@ -45,5 +63,7 @@ class ListJobsHandler:
             violations.check(value is None or is_valid_id(value), name, "must be an id (or empty for any)")
         violations.raise_if_any()
         async with self._uow() as uow:
-            jobs = await uow.jobs.list(organization_id, after_id=page.after_id, limit=page.size, where=where)
+            jobs = await uow.jobs.list_page(
+                organization_id, after_id=page.after_id, limit=page.size, where=where
+            )
         return Page.of(jobs, page, id_of=lambda job: job.id)

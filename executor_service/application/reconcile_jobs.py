@@ -7,9 +7,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from executor_service.application.ports import MessageSender
 from executor_service.domain.job import ExecutionStatus, MessageExecutionJob, Reconciliation
 from executor_service.domain.outcome import SendFailed
-from executor_service.domain.ports import ExecutorUnitOfWork, MessageSender
+from executor_service.domain.ports import ExecutorUnitOfWork
 from executor_service.domain.retry_policy import RetryPolicy
 from libs.seedwork.clock import Clock
 from libs.seedwork.errors import FailedPrecondition
@@ -28,6 +29,13 @@ class ReconciliationReport:
     needs_review: int = 0
     unanswered: int = 0  # the provider could not be asked now; tried again after another lease
     by_status: dict[ExecutionStatus, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ReconcileExpiredLeases:
+    """Take over and settle up to `limit` jobs whose lease expired."""
+
+    limit: int
 
 
 class ReconcileExpiredLeasesHandler:
@@ -50,13 +58,13 @@ class ReconcileExpiredLeasesHandler:
         self._clock = clock
         self._lease = lease
 
-    async def __call__(self, limit: int = 100) -> ReconciliationReport:
+    async def __call__(self, command: ReconcileExpiredLeases) -> ReconciliationReport:
         report = ReconciliationReport()
         token = new_id()
         rescued: list[MessageExecutionJob] = []
         async with self._uow() as uow:
             now = self._clock.now()
-            jobs = await uow.jobs.lock_expired_leases(now, limit)
+            jobs = await uow.jobs.lock_expired_leases(now, command.limit)
             for job in jobs:
                 if job.rescue(now=now, lease=self._lease, token=token, policy=self._policy):
                     rescued.append(job)

@@ -18,7 +18,9 @@ class ReportedStatus(StrEnum):
 
 
 @dataclass(frozen=True, kw_only=True)
-class ProviderMessageReport:
+class RecordProviderReport:
+    """The provider reported progress of a message the instance sent."""
+
     provider_message_id: str
     client_message_id: str | None  # our chosen id inside the provider's id, when it carries one
     status: ReportedStatus
@@ -33,7 +35,8 @@ class RecordProviderReportHandler:
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
 
-    async def __call__(self, uow: ExecutorUnitOfWork, report: ProviderMessageReport) -> bool:
+    async def __call__(self, uow: ExecutorUnitOfWork, report: RecordProviderReport) -> bool:
+        """Inside the caller's transaction (the event consumer's); True when the job changed."""
         job = await uow.jobs.find_by_provider_message_id(report.provider_message_id)
         if job is None and report.client_message_id:
             job = await uow.jobs.find_by_client_message_id(report.client_message_id)

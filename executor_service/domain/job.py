@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import TypedDict
 
 from executor_service.domain.events import (
     MessageDeliveryStatusChanged,
@@ -38,6 +39,20 @@ from libs.seedwork.shared_kernel import Provider
 
 Random = Callable[[], float]
 _random: Random = _random_module.random
+
+
+class _JobEventFields(TypedDict):
+    """What every event of a job carries (see events.JobEvent)."""
+
+    event_id: str
+    organization_id: str
+    aggregate_id: str
+    occurred_at: datetime
+    correlation_id: str
+    job_id: str
+    intent_id: str
+    instance_id: str
+    provider: Provider
 
 
 class ExecutionStatus(StrEnum):
@@ -345,8 +360,7 @@ class MessageExecutionJob(AggregateRoot):
         self.updated_at = now
         self.record(
             MessageDeliveryStatusChanged(
-                **self._event_base(now),
-                **self._job_fields(),
+                **self._event_fields(now),
                 provider_message_id=self.provider_message_id or "",
                 status=status.value,
                 status_at=at,
@@ -379,8 +393,7 @@ class MessageExecutionJob(AggregateRoot):
         self.updated_at = now
         self.record(
             MessageRetryScheduled(
-                **self._event_base(now),
-                **self._job_fields(),
+                **self._event_fields(now),
                 attempt=self.attempts,
                 next_attempt_at=now,
                 error=self.last_error,
@@ -406,8 +419,7 @@ class MessageExecutionJob(AggregateRoot):
         self._release(now)
         self.record(
             MessageSent(
-                **self._event_base(now),
-                **self._job_fields(),
+                **self._event_fields(now),
                 provider_message_id=provider_message_id,
                 attempts=self.attempts,
                 sent_at=now,
@@ -421,8 +433,7 @@ class MessageExecutionJob(AggregateRoot):
         self._release(now)
         self.record(
             MessageFailed(
-                **self._event_base(now),
-                **self._job_fields(),
+                **self._event_fields(now),
                 error=error,
                 attempts=self.attempts,
                 failed_at=now,
@@ -434,11 +445,7 @@ class MessageExecutionJob(AggregateRoot):
         self.status = ExecutionStatus.NEEDS_REVIEW
         self.last_error = error
         self._release(now)
-        self.record(
-            MessageNeedsReview(
-                **self._event_base(now), **self._job_fields(), attempts=self.attempts, error=error
-            )
-        )
+        self.record(MessageNeedsReview(**self._event_fields(now), attempts=self.attempts, error=error))
 
     def _schedule_retry(self, error: JobError, policy: RetryPolicy, now: datetime, random: Random) -> None:
         delay = policy.delay(
@@ -452,8 +459,7 @@ class MessageExecutionJob(AggregateRoot):
         self._release(now)
         self.record(
             MessageRetryScheduled(
-                **self._event_base(now),
-                **self._job_fields(),
+                **self._event_fields(now),
                 attempt=self.attempts,
                 next_attempt_at=self.next_attempt_at,
                 error=error,
@@ -461,17 +467,13 @@ class MessageExecutionJob(AggregateRoot):
             )
         )
 
-    def _event_base(self, now: datetime) -> dict[str, object]:
+    def _event_fields(self, now: datetime) -> _JobEventFields:
         return {
             "event_id": new_id(),
             "organization_id": self.organization_id,
             "aggregate_id": self.id,
             "occurred_at": now,
             "correlation_id": self.intent_id,
-        }
-
-    def _job_fields(self) -> dict[str, object]:
-        return {
             "job_id": self.id,
             "intent_id": self.intent_id,
             "instance_id": self.instance_id,

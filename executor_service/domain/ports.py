@@ -1,15 +1,14 @@
-"""What the executor context needs from the outside world."""
+"""Storage ports of the executor context: its jobs and its kill-switch projection, in one transaction."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from executor_service.domain.controls import ExecutionControl, Hold
+from executor_service.domain.controls import ExecutionControl
 from executor_service.domain.job import ExecutionStatus, MessageExecutionJob
-from libs.seedwork.shared_kernel import Provider
 from libs.seedwork.unit_of_work import UnitOfWork
 
 
@@ -21,6 +20,8 @@ class JobFilter:
 
 
 class JobRepository(Protocol):
+    """Jobs, read and written inside the unit of work's transaction."""
+
     def add(self, job: MessageExecutionJob) -> None: ...
 
     def save(self, job: MessageExecutionJob) -> None:
@@ -46,7 +47,7 @@ class JobRepository(Protocol):
 
     async def find_by_client_message_id(self, client_message_id: str) -> MessageExecutionJob | None: ...
 
-    async def list(
+    async def list_page(
         self, organization_id: str, *, after_id: str | None, limit: int, where: JobFilter
     ) -> list[MessageExecutionJob]:
         """Jobs in id (creation) order, strictly after `after_id`."""
@@ -54,7 +55,7 @@ class JobRepository(Protocol):
 
     async def lock_runnable(self, now: datetime, limit: int) -> list[MessageExecutionJob]:
         """Up to `limit` due PENDING/RETRY jobs, oldest due first, locked for this transaction so no other
-        worker gets them (FOR UPDATE SKIP LOCKED on PostgreSQL; a version check on SQLite)."""
+        worker gets them; rows another worker holds are skipped, never waited for."""
         ...
 
     async def lock_expired_leases(self, now: datetime, limit: int) -> list[MessageExecutionJob]:
@@ -71,45 +72,24 @@ class JobRepository(Protocol):
 
 
 class ControlRepository(Protocol):
+    """The kill-switch projection: the newest control of each scope."""
+
     async def get(self, organization_id: str, scope: str, scope_id: str) -> ExecutionControl | None: ...
 
     async def put(self, control: ExecutionControl) -> None: ...
 
 
 class ExecutorUnitOfWork(UnitOfWork, Protocol):
-    jobs: JobRepository
-    controls: ControlRepository
+    """One transaction over the executor's storage (read-only members: an implementation may hold a
+    more specific repository)."""
 
+    @property
+    def jobs(self) -> JobRepository: ...
 
-class KillSwitch(Protocol):
-    """The current pauses, as projected from ops' control events (kept fresh by the projection)."""
+    @property
+    def controls(self) -> ControlRepository: ...
 
-    async def hold_for(
-        self, *, organization_id: str, instance_id: str, campaign_id: str, now: datetime
-    ) -> Hold | None:
-        """The pause holding a job of this scope right now, or None to go ahead."""
-        ...
-
-
-@dataclass(frozen=True, slots=True)
-class SendReceipt:
-    provider_message_id: str
-
-
-class MessageSender(Protocol):
-    """Sends a job's message through the job's provider. Raises `SendFailed` with a classified error."""
-
-    def client_message_id(self, *, provider: Provider, intent_id: str, message_type: str) -> str | None:
-        """The id we choose for this intent's message, when the provider accepts one (deterministic, so a
-        crashed worker can recompute it and ask the provider about it)."""
-        ...
-
-    def can_look_up(self, provider: Provider) -> bool:
-        """Whether `find_sent` can tell whether a message went out."""
-        ...
-
-    async def send(self, job: MessageExecutionJob) -> SendReceipt: ...
-
-    async def find_sent(self, job: MessageExecutionJob) -> SendReceipt | None:
-        """The provider's record of this job's message, or None when it provably never got it."""
+    def after_transaction(self, callback: Callable[[bool], None]) -> None:
+        """Run `callback(committed)` once this transaction has ended, committed or not (for work that
+        must follow the commit, or be given back without it)."""
         ...

@@ -6,17 +6,21 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
+from functools import partial
 
-from executor_service.application.apply_control import ApplyControlChangeHandler
+from executor_service.application.apply_control import ApplyControlChange, ApplyControlChangeHandler
+from executor_service.application.claim_jobs import Claim, ClaimNewJobs, ClaimNewJobsHandler
 from executor_service.application.create_job import CreateExecutionJob, CreateExecutionJobHandler
 from executor_service.application.record_provider_event import (
-    ProviderMessageReport,
+    RecordProviderReport,
     RecordProviderReportHandler,
     ReportedStatus,
 )
+from executor_service.domain.job import MessageExecutionJob
 from executor_service.domain.ports import ExecutorUnitOfWork
+from executor_service.entrypoints.workers import IdleWorkers, Reservation
 from executor_service.infrastructure import metrics
-from executor_service.infrastructure.proto_mapping import approved_fields, control_from_proto
+from executor_service.infrastructure.proto_mapping import control_from_proto, create_job_command
 from libs.rpc.convert import enum_from_proto, from_timestamp
 from libs.seedwork.clock import Clock
 from libs.seedwork.ids import is_valid_id
@@ -37,8 +41,21 @@ _CLIENT_ID = re.compile(r"(?:^|_)(3EB0[0-9A-F]{16})$")
 
 
 class IntentApprovedConsumer:
-    def __init__(self, create: CreateExecutionJobHandler) -> None:
+    """Approved intents become jobs. When workers of this process are idle, the new jobs are claimed for
+    them in the same transaction and handed over when it commits: no wake-up, no claim of their own."""
+
+    def __init__(
+        self,
+        create: CreateExecutionJobHandler,
+        *,
+        claim_new: ClaimNewJobsHandler | None = None,
+        idle: IdleWorkers | None = None,
+        batch_size: int = 1,
+    ) -> None:
         self._create = create
+        self._claim_new = claim_new
+        self._idle = idle
+        self._batch_size = batch_size
 
     async def __call__(self, event: gate_events_pb2.IntentApproved, uow: ExecutorUnitOfWork) -> None:
         await self.handle_many([event], uow)
@@ -50,6 +67,23 @@ class IntentApprovedConsumer:
         if commands:
             created = await self._create.create_many(uow, commands)
             metrics.JOBS_CREATED.inc(len(created))
+            self._hand_over(uow, created)
+
+    def _hand_over(self, uow: ExecutorUnitOfWork, jobs: Sequence[MessageExecutionJob]) -> None:
+        if self._claim_new is None or self._idle is None:
+            return
+        for start in range(0, len(jobs), self._batch_size):
+            reservation = self._idle.reserve()
+            if reservation is None:
+                return  # the rest stays PENDING; the commit rings for it
+            claim = self._claim_new(uow, ClaimNewJobs(tuple(jobs[start : start + self._batch_size])))
+            uow.after_transaction(partial(_hand_over_if_committed, reservation, claim))
+
+
+def _hand_over_if_committed(reservation: Reservation, claim: Claim, committed: bool) -> None:
+    if committed:
+        metrics.CLAIMED.inc(len(claim.jobs))
+    reservation.hand_over(claim if committed else None)
 
 
 def _create_command(event: gate_events_pb2.IntentApproved) -> CreateExecutionJob | None:
@@ -58,7 +92,7 @@ def _create_command(event: gate_events_pb2.IntentApproved) -> CreateExecutionJob
         # A malformed contract would be redelivered forever; keep it visible and move on.
         log.error("unusable IntentApproved dropped", extra={"event_id": event.meta.event_id})
         return None
-    return CreateExecutionJob(provider=provider, **approved_fields(event))  # type: ignore[arg-type]
+    return create_job_command(event, provider)
 
 
 class ControlChangedConsumer:
@@ -70,7 +104,7 @@ class ControlChangedConsumer:
         if control is None or not control.scope_id or not control.organization_id:
             log.error("unusable ExecutionControlChanged dropped", extra={"event_id": event.meta.event_id})
             return
-        await self._apply(uow, control)
+        await self._apply(uow, ApplyControlChange(control))
 
 
 class ProviderEventConsumer:
@@ -86,7 +120,7 @@ class ProviderEventConsumer:
             return  # connection events, incoming messages: not about our sends
         match = _CLIENT_ID.search(event.provider_message_id)
         occurred = from_timestamp(event.occurred_at, present=event.HasField("occurred_at"))
-        report = ProviderMessageReport(
+        report = RecordProviderReport(
             provider_message_id=event.provider_message_id,
             client_message_id=match.group(1) if match else None,
             status=status,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import grpc
 
-from executor_service.application.queries import GetJobHandler, ListJobsHandler
+from executor_service.application.queries import GetJob, GetJobHandler, ListJobs, ListJobsHandler
 from executor_service.application.retry_job import RetryJob, RetryJobHandler
 from executor_service.domain.job import ExecutionStatus
 from executor_service.domain.ports import JobFilter
@@ -26,7 +26,7 @@ class ExecutorServicer(executor_pb2_grpc.ExecutorServiceServicer):
     async def GetJob(
         self, request: executor_pb2.GetJobRequest, context: grpc.aio.ServicerContext
     ) -> executor_pb2.GetJobResponse:
-        job = await self._get(request.organization_id, request.job_id)
+        job = await self._get(GetJob(request.organization_id, request.job_id))
         return executor_pb2.GetJobResponse(job=job_to_proto(job))
 
     async def ListJobs(
@@ -36,11 +36,15 @@ class ExecutorServicer(executor_pb2_grpc.ExecutorServiceServicer):
         if request.status and status is None:
             raise InvalidArgument.of("status", f"unknown job status {request.status}")
         page = await self._list(
-            request.organization_id,
-            page_request(request.page_size, request.page_token),
-            JobFilter(
-                intent_id=request.intent_id or None, status=status, instance_id=request.instance_id or None
-            ),
+            ListJobs(
+                request.organization_id,
+                page_request(request.page_size, request.page_token),
+                JobFilter(
+                    intent_id=request.intent_id or None,
+                    status=status,
+                    instance_id=request.instance_id or None,
+                ),
+            )
         )
         return executor_pb2.ListJobsResponse(
             jobs=[job_to_proto(job) for job in page.items], next_page_token=page.next_page_token

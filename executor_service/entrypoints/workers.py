@@ -8,23 +8,46 @@ import contextlib
 import logging
 import time
 
-from executor_service.application.claim_jobs import Claim, ClaimJobsHandler, ExtendLeasesHandler
-from executor_service.application.execute_job import ExecuteJobHandler, Outcome, RecordOutcomesHandler
-from executor_service.application.reconcile_jobs import ReconcileExpiredLeasesHandler
+from executor_service.application.claim_jobs import (
+    Claim,
+    ClaimJobs,
+    ClaimJobsHandler,
+    ExtendLeases,
+    ExtendLeasesHandler,
+)
+from executor_service.application.execute_job import (
+    ExecuteJob,
+    ExecuteJobHandler,
+    Outcome,
+    RecordOutcomes,
+    RecordOutcomesHandler,
+)
+from executor_service.application.reconcile_jobs import (
+    ReconcileExpiredLeases,
+    ReconcileExpiredLeasesHandler,
+)
 from executor_service.domain.job import MessageExecutionJob
 from executor_service.infrastructure import metrics
 
 log = logging.getLogger(__name__)
 
 
-class Doorbell:
-    """Wakes one idle worker when jobs were just created in this process, instead of at its next poll. A
-    worker that then claims a full batch rings again, so wake-ups cascade only as far as there is work
-    (waking every idle worker for a handful of jobs would make them race for the same rows)."""
+class IdleWorkers:
+    """Where idle workers wait between their polls of the database, so work done in this process reaches
+    one at once. Two ways to wake one:
+
+    - `ring()`: jobs became runnable (created, retried, released from a pause); one worker wakes and claims.
+      A worker that then claims a full batch rings again, so wake-ups cascade only as far as there is work
+      (waking every idle worker for a handful of jobs would make them race for the same rows).
+    - `reserve()`: a transaction that creates jobs sets an idle worker aside and claims the jobs for it
+      (ClaimNewJobs); when the transaction ends, the reservation hands the worker that claim, or nothing
+      (rolled back: the worker claims by itself). The job skips the worker's own claim transaction.
+    """
 
     def __init__(self) -> None:
-        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._waiters: collections.deque[asyncio.Future[Claim | None]] = collections.deque()
         self._rung = False
+        self._stopping = False
 
     def ring(self) -> None:
         while self._waiters:
@@ -34,19 +57,56 @@ class Doorbell:
                 return
         self._rung = True  # nobody idle: the next worker to wait goes straight on
 
-    async def wait(self, timeout: float) -> None:
+    def stop(self) -> None:
+        """Wake every waiting worker, and let none wait from now on (the service is stopping)."""
+        self._stopping = True
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def reserve(self) -> Reservation | None:
+        """An idle worker set aside for a claim to come, or None when none is idle."""
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                return Reservation(waiter)
+        return None
+
+    async def wait(self, timeout: float) -> Claim | None:
+        """Until rung (None), handed a claim, or `timeout` passed (None)."""
+        if self._stopping:
+            return None
         if self._rung:
             self._rung = False
-            return
-        waiter = asyncio.get_running_loop().create_future()
+            return None
+        waiter: asyncio.Future[Claim | None] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
         try:
-            await asyncio.wait_for(waiter, timeout)
+            return await asyncio.wait_for(asyncio.shield(waiter), timeout)
         except TimeoutError:
-            pass
-        finally:
-            if not waiter.done():
+            if waiter in self._waiters:  # not reserved: stop waiting
+                self._waiters.remove(waiter)
                 waiter.cancel()
+                return None
+            return await waiter  # reserved meanwhile: its transaction is about to end
+        except asyncio.CancelledError:
+            if waiter in self._waiters:
+                self._waiters.remove(waiter)
+            waiter.cancel()  # a reservation holding it hands over nothing; its lease will expire
+            raise
+
+
+class Reservation:
+    """An idle worker waiting for the claim of a transaction in progress."""
+
+    def __init__(self, waiter: asyncio.Future[Claim | None]) -> None:
+        self._waiter = waiter
+
+    def hand_over(self, claim: Claim | None) -> None:
+        """Give the worker its claim (None: nothing for it, it claims by itself)."""
+        if not self._waiter.done():
+            self._waiter.set_result(claim if claim is not None and claim.jobs else None)
 
 
 class ExecutionWorker:
@@ -67,7 +127,7 @@ class ExecutionWorker:
         batch_size: int,
         poll_interval: float,
         lease_seconds: float,
-        doorbell: Doorbell | None = None,
+        idle: IdleWorkers | None = None,
     ) -> None:
         self.name = name
         self._claim = claim
@@ -77,17 +137,27 @@ class ExecutionWorker:
         self._batch_size = batch_size
         self._poll_interval = poll_interval
         self._heartbeat_every = max(lease_seconds / 3, 0.05)
-        self._doorbell = doorbell or Doorbell()
+        self._idle = idle or IdleWorkers()
 
     async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            claim = await self._claim_some()
-            if claim is None or not claim.jobs:
-                await self._doorbell.wait(self._poll_interval)
-                continue
-            if len(claim.jobs) == self._batch_size:
-                self._doorbell.ring()  # there may be more: wake another idle worker
-            await self._run_batch(claim)
+        stopping = asyncio.create_task(self._stop_waiting_on(stop))
+        handed: Claim | None = None
+        try:
+            while not stop.is_set() or handed is not None:  # a claim handed over is always sent
+                claim = handed or await self._claim_some()
+                handed = None
+                if claim is None or not claim.jobs:
+                    handed = await self._idle.wait(self._poll_interval)
+                    continue
+                if len(claim.jobs) == self._batch_size:
+                    self._idle.ring()  # there may be more: wake another idle worker
+                await self._run_batch(claim)
+        finally:
+            stopping.cancel()
+
+    async def _stop_waiting_on(self, stop: asyncio.Event) -> None:
+        await stop.wait()
+        self._idle.stop()
 
     async def run_once(self) -> int:
         """Claim and execute one batch; returns how many jobs it held (for tests and tools)."""
@@ -99,7 +169,7 @@ class ExecutionWorker:
 
     async def _claim_some(self) -> Claim | None:
         try:
-            claim = await self._claim(self._batch_size)
+            claim = await self._claim(ClaimJobs(self._batch_size))
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # database away: try again after a pause, never crash the loop
@@ -117,7 +187,7 @@ class ExecutionWorker:
             outcomes = await asyncio.gather(*(self._decide(job) for job in claim.jobs))
             decided = [job for job, outcome in zip(claim.jobs, outcomes, strict=True) if outcome is not None]
             try:
-                written = await self._record(decided)
+                written = await self._record(RecordOutcomes(tuple(decided)))
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -141,7 +211,7 @@ class ExecutionWorker:
 
     async def _decide(self, job: MessageExecutionJob) -> Outcome | None:
         try:
-            return await self._execute.decide(job)
+            return await self._execute(ExecuteJob(job))
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -150,11 +220,11 @@ class ExecutionWorker:
             return None
 
     async def _heartbeat(self, claim: Claim) -> None:
-        ids = [job.id for job in claim.jobs]
+        extend = ExtendLeases(claim.token, tuple(job.id for job in claim.jobs))
         while True:
             await asyncio.sleep(self._heartbeat_every)
             try:
-                await self._extend(claim.token, ids)
+                await self._extend(extend)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -170,7 +240,7 @@ class Reconciler:
         self._batch = batch
 
     async def run_once(self) -> int:
-        report = await self._handler(self._batch)
+        report = await self._handler(ReconcileExpiredLeases(self._batch))
         if report.rescued or report.needs_review:
             metrics.LEASES_EXPIRED.inc(report.rescued)
             for finding in ("found", "absent", "needs_review", "unanswered"):

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import TypedDict, cast
 
+from google.protobuf.message import Message
+
+from executor_service.application.create_job import CreateExecutionJob
 from executor_service.domain.controls import ExecutionControl
 from executor_service.domain.events import (
     MessageDeliveryStatusChanged,
@@ -18,7 +22,7 @@ from executor_service.domain.outcome import JobError
 from libs.messaging.event_meta import event_meta
 from libs.rpc.convert import enum_from_proto, enum_to_proto, from_timestamp, to_timestamp
 from libs.seedwork.aggregate import DomainEvent
-from libs.seedwork.shared_kernel import ControlScope, MessageType, TargetKind
+from libs.seedwork.shared_kernel import ControlScope, MessageType, Provider, TargetKind
 from whatlead.common.v1 import common_pb2
 from whatlead.events.v1 import executor_events_pb2, gate_events_pb2, ops_events_pb2
 from whatlead.executor.v1 import executor_pb2
@@ -29,10 +33,15 @@ def error_to_proto(error: JobError | None) -> executor_pb2.JobError | None:
     if error is None:
         return None
     return executor_pb2.JobError(
-        error_class=enum_to_proto(executor_pb2.ErrorClass, error.error_class),  # type: ignore[arg-type]
+        error_class=cast(
+            "executor_pb2.ErrorClass.ValueType", enum_to_proto(executor_pb2.ErrorClass, error.error_class)
+        ),
         code=error.code,
         message=error.message,
-        restriction_kind=enum_to_proto(common_pb2.RestrictionKind, error.restriction),  # type: ignore[arg-type]
+        restriction_kind=cast(
+            "common_pb2.RestrictionKind.ValueType",
+            enum_to_proto(common_pb2.RestrictionKind, error.restriction),
+        ),
         occurred_at=to_timestamp(error.occurred_at),
     )
 
@@ -43,8 +52,8 @@ def job_to_proto(job: MessageExecutionJob) -> executor_pb2.ExecutionJob:
         intent_id=job.intent_id,
         organization_id=job.organization_id,
         instance_id=job.instance_id,
-        provider=enum_to_proto(common_pb2.Provider, job.provider),  # type: ignore[arg-type]
-        status=enum_to_proto(executor_pb2.JobStatus, job.status),  # type: ignore[arg-type]
+        provider=cast("common_pb2.Provider.ValueType", enum_to_proto(common_pb2.Provider, job.provider)),
+        status=cast("executor_pb2.JobStatus.ValueType", enum_to_proto(executor_pb2.JobStatus, job.status)),
         attempts=job.attempts,
         last_error=error_to_proto(job.last_error),
         next_attempt_at=to_timestamp(job.next_attempt_at) if job.status in _WAITING else None,
@@ -54,10 +63,11 @@ def job_to_proto(job: MessageExecutionJob) -> executor_pb2.ExecutionJob:
         executed_at=to_timestamp(job.executed_at),
         updated_at=to_timestamp(job.updated_at),
         campaign_id=job.campaign_id,
-        delivery_status=(
-            enum_to_proto(executor_pb2.DeliveryStatus, job.delivery_status)  # type: ignore[arg-type]
+        delivery_status=cast(
+            "executor_pb2.DeliveryStatus.ValueType",
+            enum_to_proto(executor_pb2.DeliveryStatus, job.delivery_status)
             if job.delivery_status is not DeliveryStatus.NONE
-            else 0
+            else 0,
         ),
         lease_expirations=job.lease_expirations,
         client_message_id=job.client_message_id or "",
@@ -68,7 +78,7 @@ def job_to_proto(job: MessageExecutionJob) -> executor_pb2.ExecutionJob:
 _WAITING = frozenset({ExecutionStatus.PENDING, ExecutionStatus.RETRY})
 
 
-def event_to_proto(event: DomainEvent):  # type: ignore[no-untyped-def]
+def event_to_proto(event: DomainEvent) -> Message:
     """The outbox's mapper: every event this context publishes, as its protobuf contract."""
     match event:
         case MessageSent():
@@ -110,10 +120,20 @@ def event_to_proto(event: DomainEvent):  # type: ignore[no-untyped-def]
                 meta=event_meta(event),
                 **_job_fields(event),
                 provider_message_id=event.provider_message_id,
-                status=enum_to_proto(executor_pb2.DeliveryStatus, DeliveryStatus(event.status)),  # type: ignore[arg-type]
+                status=cast(
+                    "executor_pb2.DeliveryStatus.ValueType",
+                    enum_to_proto(executor_pb2.DeliveryStatus, DeliveryStatus(event.status)),
+                ),
                 status_at=to_timestamp(event.status_at),
             )
     raise TypeError(f"no protobuf contract for {type(event).__name__}")
+
+
+class _JobFields(TypedDict):
+    job_id: str
+    intent_id: str
+    instance_id: str
+    provider: common_pb2.Provider.ValueType
 
 
 def _job_fields(
@@ -122,12 +142,12 @@ def _job_fields(
     | MessageRetryScheduled
     | MessageNeedsReview
     | MessageDeliveryStatusChanged,
-) -> dict[str, object]:
+) -> _JobFields:
     return {
         "job_id": event.job_id,
         "intent_id": event.intent_id,
         "instance_id": event.instance_id,
-        "provider": enum_to_proto(common_pb2.Provider, event.provider),
+        "provider": cast("common_pb2.Provider.ValueType", enum_to_proto(common_pb2.Provider, event.provider)),
     }
 
 
@@ -161,17 +181,19 @@ def message_from_proto(
     return OutboundMessage(target_kind=kind, recipient=target.value, type=mtype, **fields)
 
 
-def approved_fields(event: gate_events_pb2.IntentApproved) -> dict[str, object]:
-    return {
-        "intent_id": event.intent_id,
-        "organization_id": event.meta.organization_id,
-        "instance_id": event.instance_id,
-        "provider_instance_ref": event.provider_instance_ref,
-        "campaign_id": event.campaign_id,
-        "message": message_from_proto(event.target, event.type, event.payload),
-        "not_before": from_timestamp(event.not_before, present=event.HasField("not_before")),
-        "expires_at": from_timestamp(event.expires_at, present=event.HasField("expires_at")),
-    }
+def create_job_command(event: gate_events_pb2.IntentApproved, provider: Provider) -> CreateExecutionJob:
+    """The job an approval asks for (`provider` already read from the event and known)."""
+    return CreateExecutionJob(
+        intent_id=event.intent_id,
+        organization_id=event.meta.organization_id,
+        instance_id=event.instance_id,
+        provider=provider,
+        provider_instance_ref=event.provider_instance_ref,
+        campaign_id=event.campaign_id,
+        message=message_from_proto(event.target, event.type, event.payload),
+        not_before=from_timestamp(event.not_before, present=event.HasField("not_before")),
+        expires_at=from_timestamp(event.expires_at, present=event.HasField("expires_at")),
+    )
 
 
 def control_from_proto(event: ops_events_pb2.ExecutionControlChanged) -> ExecutionControl | None:

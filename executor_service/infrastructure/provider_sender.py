@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from executor_service.application.ports import SendReceipt
 from executor_service.domain.job import MessageExecutionJob
 from executor_service.domain.outcome import ErrorClass, JobError, RestrictionKind, SendFailed
-from executor_service.domain.ports import SendReceipt
 from executor_service.infrastructure.provider_directory import ProviderDirectory
 from libs.providers.port import (
     ErrorClass as ProviderErrorClass,

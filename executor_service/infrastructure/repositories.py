@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import and_, bindparam, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from executor_service.domain.controls import ExecutionControl
@@ -34,10 +35,9 @@ class SqlAlchemyJobRepository:
         self._session = session
         self._new: list[MessageExecutionJob] = []
         self._dirty: dict[str, MessageExecutionJob] = {}
-
-    @property
-    def _postgres(self) -> bool:
-        return self._session.bind.dialect.name == "postgresql"
+        # Whether this transaction makes a job runnable right away (created, retried, released from a
+        # pause): the unit of work then wakes a worker after the commit.
+        self.made_runnable = False
 
     def add(self, job: MessageExecutionJob) -> None:
         self._new.append(job)
@@ -60,8 +60,10 @@ class SqlAlchemyJobRepository:
 
     async def intents_with_jobs(self, intent_ids: Sequence[str]) -> set[str]:
         taken = {job.intent_id for job in self._new}
-        rows = await self._session.scalars(select(jobs.c.intent_id).where(jobs.c.intent_id.in_(intent_ids)))
-        return taken.union(rows)
+        taken.update(
+            await self._session.scalars(select(jobs.c.intent_id).where(jobs.c.intent_id.in_(intent_ids)))
+        )
+        return taken
 
     async def find_by_provider_message_id(self, provider_message_id: str) -> MessageExecutionJob | None:
         return await self._one(jobs.c.provider_message_id == provider_message_id)
@@ -76,7 +78,7 @@ class SqlAlchemyJobRepository:
         # One object per job within a transaction, so changes not yet flushed are seen.
         return self._dirty.get(row.id) or _to_job(row)
 
-    async def list(
+    async def list_page(
         self, organization_id: str, *, after_id: str | None, limit: int, where: JobFilter
     ) -> list[MessageExecutionJob]:
         query = select(jobs).where(jobs.c.organization_id == organization_id)
@@ -110,15 +112,12 @@ class SqlAlchemyJobRepository:
         return await self._locked(query)
 
     async def _locked(self, query: Any) -> list[MessageExecutionJob]:
-        # PostgreSQL: rows another transaction holds are skipped, never waited for or shared. SQLite has
-        # no row locks; the version check at flush makes a concurrent claim of the same row fail instead.
-        if self._postgres:
-            query = query.with_for_update(skip_locked=True)
-        rows = (await self._session.execute(query)).all()
+        # Rows another transaction holds are skipped, never waited for or shared.
+        rows = (await self._session.execute(query.with_for_update(skip_locked=True))).all()
         return [_to_job(row) for row in rows]
 
     async def extend_leases(self, job_ids: Sequence[str], *, token: str, until: datetime) -> int:
-        result = await self._session.execute(
+        result = await self._write(
             update(jobs)
             .where(
                 jobs.c.id.in_(list(job_ids)),
@@ -127,12 +126,12 @@ class SqlAlchemyJobRepository:
             )
             .values(lease_until=until)
         )
-        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+        return int(result.rowcount or 0)
 
     async def wake_held(self, organization_id: str, column: str, value: str, now: datetime) -> int:
         if column not in _HOLD_COLUMNS:
             raise ValueError(f"cannot wake jobs by {column}")
-        result = await self._session.execute(
+        result = await self._write(
             update(jobs)
             .where(
                 jobs.c.organization_id == organization_id,
@@ -142,10 +141,19 @@ class SqlAlchemyJobRepository:
             )
             .values(next_attempt_at=now, held_by_pause=False, version=jobs.c.version + 1)
         )
-        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+        woken = int(result.rowcount or 0)
+        self.made_runnable = self.made_runnable or woken > 0
+        return woken
+
+    async def _write(self, statement: Any, parameters: Any = None) -> CursorResult[Any]:
+        """An UPDATE, whose result tells how many rows it matched."""
+        return cast(CursorResult[Any], await self._session.execute(statement, parameters))
 
     async def flush(self) -> None:
         """Write what changed; called by the unit of work right before it commits."""
+        self.made_runnable = self.made_runnable or any(
+            job.is_runnable(job.updated_at) for job in (*self._new, *self._dirty.values())
+        )
         if self._new:
             await self._session.execute(insert(jobs), [_to_row(job) for job in self._new])
             self._new.clear()
@@ -163,15 +171,15 @@ class SqlAlchemyJobRepository:
             row = {"v_" + name: value for name, value in _to_row(job).items() if name in _MUTABLE}
             row.update(b_id=job.id, b_version=job.version, v_version=job.version + 1)
             rows.append(row)
-        if self._postgres and len(rows) > 1:
+        if len(rows) > 1:
             # Locked rows cannot change under us; one pipelined batch, checked as a whole.
-            result = await self._session.execute(statement, rows)
-            if result.rowcount != len(rows):  # type: ignore[attr-defined]
+            result = await self._write(statement, rows)
+            if result.rowcount != len(rows):
                 raise FailedPrecondition("jobs were changed concurrently; retry")
         else:
             for row in rows:
-                result = await self._session.execute(statement, row)
-                if result.rowcount != 1:  # type: ignore[attr-defined]
+                result = await self._write(statement, row)
+                if result.rowcount != 1:
                     raise FailedPrecondition(f"job {row['b_id']} was changed concurrently")
         for job in dirty:
             job.version += 1
@@ -194,7 +202,6 @@ class SqlAlchemyControlRepository:
         return _to_control(row) if row is not None else None
 
     async def put(self, control: ExecutionControl) -> None:
-        module = postgresql if self._session.bind.dialect.name == "postgresql" else sqlite
         values = {
             "organization_id": control.organization_id,
             "scope": control.scope.value,
@@ -204,7 +211,7 @@ class SqlAlchemyControlRepository:
             "version": control.version,
             "updated_at": control.updated_at,
         }
-        statement = module.insert(controls).values(values)
+        statement = postgresql.insert(controls).values(values)
         statement = statement.on_conflict_do_update(
             index_elements=[controls.c.scope, controls.c.scope_id, controls.c.organization_id],
             set_={k: statement.excluded[k] for k in ("paused", "paused_until", "version", "updated_at")},

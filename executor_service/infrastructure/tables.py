@@ -44,13 +44,11 @@ Index(
     "ix_jobs_runnable",
     jobs.c.next_attempt_at,
     postgresql_where=text("status IN ('PENDING', 'RETRY')"),
-    sqlite_where=text("status IN ('PENDING', 'RETRY')"),
 )
 Index(
     "ix_jobs_leases",
     jobs.c.lease_until,
     postgresql_where=text("status = 'PROCESSING'"),
-    sqlite_where=text("status = 'PROCESSING'"),
 )
 Index("ix_jobs_org_id", jobs.c.organization_id, jobs.c.id)
 Index("ix_jobs_org_status_id", jobs.c.organization_id, jobs.c.status, jobs.c.id)
@@ -60,7 +58,6 @@ Index(
     "ix_jobs_held",
     jobs.c.organization_id,
     postgresql_where=text("held_by_pause"),
-    sqlite_where=text("held_by_pause"),
 )
 
 controls = Table(

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from types import TracebackType
+from typing import Any, Self
 
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from executor_service.infrastructure.repositories import SqlAlchemyControlRepository, SqlAlchemyJobRepository
@@ -10,8 +12,45 @@ from libs.db.unit_of_work import SqlAlchemyUnitOfWork
 
 
 class SqlAlchemyExecutorUnitOfWork(SqlAlchemyUnitOfWork):
+    """The executor's transaction. Besides `on_commit` (after a commit that wrote events, for the relay):
+    `on_runnable` after a commit that made a job runnable now (created, retried, released from a pause),
+    so a worker of this process takes it at once instead of at its next poll; `after_commit` after every
+    commit (a control change writes no event, yet the kill-switch must hear of it)."""
+
     jobs: SqlAlchemyJobRepository
     controls: SqlAlchemyControlRepository
+
+    def __init__(
+        self,
+        *args: Any,
+        on_runnable: Callable[[], None] | None = None,
+        after_commit: Callable[[], None] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self._on_runnable = on_runnable
+        self._after_commit = after_commit
+        self._endings: list[Callable[[bool], None]] = []
+        self._committed = False
+
+    async def __aenter__(self) -> Self:
+        self._endings = []
+        self._committed = False
+        return await super().__aenter__()
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        try:
+            await super().__aexit__(exc_type, exc, tb)
+        finally:
+            endings, self._endings = self._endings, []
+            for ending in endings:
+                ending(self._committed)
+
+    def after_transaction(self, callback: Callable[[bool], None]) -> None:
+        """Run `callback(committed)` once this transaction has ended, committed or not."""
+        self._endings.append(callback)
 
     def _open(self, session: AsyncSession) -> None:
         self.jobs = SqlAlchemyJobRepository(session)
@@ -20,13 +59,20 @@ class SqlAlchemyExecutorUnitOfWork(SqlAlchemyUnitOfWork):
     async def _flush(self) -> None:
         await self.jobs.flush()
 
+    async def commit(self) -> None:
+        await super().commit()
+        self._committed = True
+        if self.jobs.made_runnable and self._on_runnable is not None:
+            self._on_runnable()
+        if self._after_commit is not None:
+            self._after_commit()
+
     async def first_times(self, consumer: str, event_ids: Sequence[str]) -> set[str]:
         """The inbox rows of a whole consumer batch in one statement (see libs.messaging.BatchInbox)."""
         if not event_ids:
             return set()
         inbox = self._tables.inbox
-        module = postgresql if self.session.bind.dialect.name == "postgresql" else sqlite
         now = self._clock.now()
-        statement = module.insert(inbox).on_conflict_do_nothing().returning(inbox.c.event_id)
+        statement = insert(inbox).on_conflict_do_nothing().returning(inbox.c.event_id)
         rows = [{"consumer": consumer, "event_id": event_id, "processed_at": now} for event_id in event_ids]
         return set((await self.session.scalars(statement, rows)).all())

@@ -2,8 +2,8 @@
 
 A row is marked published only after JetStream acknowledged it, so a crash between the two re-sends it;
 the `Nats-Msg-Id` header (the event id) lets JetStream drop that repeat, and consumers' inboxes drop any
-repeat older than the stream's duplicate window. Several replicas can run relays: on PostgreSQL each pass
-locks its rows with SKIP LOCKED.
+repeat older than the stream's duplicate window. Several replicas can run relays: each pass locks its rows
+with SKIP LOCKED.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Table, delete, func, select, update
+from sqlalchemy import Table, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from libs.db.held import HeldConnections
@@ -58,22 +58,13 @@ class OutboxRelay:
         self._retention = retention
         self._inbox_retention = inbox_retention
         self._wakeup = asyncio.Event()
-        engine = sessions.kw["bind"]
-        self._postgres = engine.dialect.name == "postgresql"
-        self._held = HeldConnections(engine)
-        self._columns = (
-            outbox.c.position,
-            outbox.c.event_id,
-            outbox.c.subject,
-            outbox.c.type_name,
-            outbox.c.payload,
-        )
+        self._held = HeldConnections(sessions.kw["bind"])
         # SKIP LOCKED: relays of other replicas take the rows after these rather than wait for them.
-        self._lock_postgres = (
+        self._lock = (
             f"SELECT position, event_id, subject, type_name, payload FROM {outbox.name} "
             "WHERE published_at IS NULL ORDER BY position LIMIT %s FOR UPDATE SKIP LOCKED"
         )
-        self._mark_postgres = f"UPDATE {outbox.name} SET published_at = %s WHERE position = ANY(%s)"
+        self._mark = f"UPDATE {outbox.name} SET published_at = %s WHERE position = ANY(%s)"
 
     def wake(self) -> None:
         """Called after a commit that wrote events, so they leave now rather than at the next poll."""
@@ -81,42 +72,24 @@ class OutboxRelay:
 
     async def publish_pending(self) -> int:
         """One pass: publish up to a batch of unpublished rows in order; returns how many."""
-        if self._postgres:
-            # The hot path of every service: a connection of its own and prepared statements on the driver,
-            # without the pool's checkout and ping or the ORM's per-statement work.
-            async with self._held.connection() as connection:
-                driver = (await connection.get_raw_connection()).driver_connection
-                async with driver.transaction():
-                    return await self._publish_postgres(driver)
-        async with self._sessions() as session, session.begin():
-            rows = (
-                await session.execute(
-                    select(*self._columns)
-                    .where(self._outbox.c.published_at.is_(None))
-                    .order_by(self._outbox.c.position)
-                    .limit(self._batch_size)
-                )
-            ).all()
-            if rows:
-                await self._publish(rows)
-                await session.execute(
-                    update(self._outbox)
-                    .where(self._outbox.c.position.in_([row[0] for row in rows]))
-                    .values(published_at=self._clock.now())
-                )
-            return len(rows)
+        # The hot path of every service: a connection of its own and prepared statements on the driver,
+        # without the pool's checkout and ping or the ORM's per-statement work.
+        async with self._held.connection() as connection:
+            driver = (await connection.get_raw_connection()).driver_connection
+            if driver is None:
+                raise RuntimeError("the outbox relay's connection is closed")
+            async with driver.transaction():
+                return await self._publish_rows(driver)
 
     async def close(self) -> None:
         await self._held.close()
 
-    async def _publish_postgres(self, driver: Any) -> int:
-        cursor = await driver.execute(self._lock_postgres, (self._batch_size,), prepare=True)
+    async def _publish_rows(self, driver: Any) -> int:
+        cursor = await driver.execute(self._lock, (self._batch_size,), prepare=True)
         rows = await cursor.fetchall()
         if rows:
             await self._publish(rows)
-            await driver.execute(
-                self._mark_postgres, (self._clock.now(), [row[0] for row in rows]), prepare=True
-            )
+            await driver.execute(self._mark, (self._clock.now(), [row[0] for row in rows]), prepare=True)
         return len(rows)
 
     async def _publish(self, rows: Sequence[Sequence[Any]]) -> None:
@@ -162,6 +135,9 @@ class OutboxRelay:
         backoff = 0.1
         passes = 0
         while not stop.is_set():
+            # Cleared before the pass, not after: a commit that lands while the pass runs (after its
+            # SELECT) keeps the flag set, so its events leave at once instead of after `idle_interval`.
+            self._wakeup.clear()
             try:
                 published = await self.publish_pending()
                 backoff = 0.1
@@ -179,7 +155,6 @@ class OutboxRelay:
                 await _sleep_or_stop(stop, backoff)
                 backoff = min(backoff * 2, self._max_backoff)
                 continue
-            self._wakeup.clear()
             await _wait_any(stop, self._wakeup, self._idle_interval)
 
 

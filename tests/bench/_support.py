@@ -39,6 +39,24 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def process_tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds so far of a process and every process below it (Linux /proc)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            with open(f"/proc/{current}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{current}/task/{current}/children") as children:
+                pending.extend(int(child) for child in children.read().split())
+        except OSError:  # gone meanwhile
+            continue
+        total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
 @contextlib.contextmanager
 def fresh_database(name: str) -> Iterator[str]:
     """A new PostgreSQL database (libpq URL), dropped on exit."""
@@ -104,7 +122,7 @@ class GateProcess:
 
 
 @contextlib.asynccontextmanager
-async def gate_process(  # type: ignore[no-untyped-def]
+async def gate_process(
     database_url: str,
     subject_root: str,
     redis_prefix: str,
@@ -151,9 +169,7 @@ async def gate_process(  # type: ignore[no-untyped-def]
 
 
 @contextlib.asynccontextmanager
-async def executor_process(  # type: ignore[no-untyped-def]
-    database_url: str, subject_root: str, simulator_url: str, workers: int
-):
+async def executor_process(database_url: str, subject_root: str, simulator_url: str, workers: int):
     """`python -m executor_service` (consumers, workers, relay, reconciler) on its own database and stream
     root, sending through the simulator; yields its pid once it serves."""
     port = free_port()
@@ -179,12 +195,12 @@ async def executor_process(  # type: ignore[no-untyped-def]
         await asyncio.to_thread(executor.wait, 30)
 
 
-async def register(js, root: str, organization: str, n: int) -> None:  # type: ignore[no-untyped-def]
+async def register(js, root: str, organization: str, n: int) -> None:
     """`n` connected simulator instances of `organization`, as the reputation context announces them."""
     from libs.seedwork.ids import new_id
     from libs.testing.jetstream import publish, simulator_instance_registered
 
-    def registered(instance_id: str):  # type: ignore[no-untyped-def]
+    def registered(instance_id: str):
         return simulator_instance_registered(
             organization, instance_id, provider_instance_ref=f"bench-{instance_id[-12:]}"
         )
@@ -192,7 +208,7 @@ async def register(js, root: str, organization: str, n: int) -> None:  # type: i
     await asyncio.gather(*(publish(js, root, registered(new_id())) for _ in range(n)))
 
 
-async def consumed(js, root: str, durable: str) -> None:  # type: ignore[no-untyped-def]
+async def consumed(js, root: str, durable: str) -> None:
     from libs.messaging import envelope
 
     for _ in range(600):

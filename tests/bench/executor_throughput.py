@@ -1,4 +1,4 @@
-"""Executor throughput and latency against the provider simulator (no added latency), on PostgreSQL.
+"""Executor throughput against the provider simulator (no added latency), on PostgreSQL.
 
     .venv/bin/python -m tests.bench executor_throughput
 
@@ -11,11 +11,9 @@
    the worker's start until its last job finished; each job sends the same text through the same WAHA
    adapter. Plus Procrastinate running trivial (no-op) jobs, for reference. Each baseline runs before and
    after the executor and its best run is kept, so a busy machine flatters Procrastinate, not us.
-3. Latency from SubmitIntent to SENT at LATENCY_RATE intents/s: a Gate process (PostgreSQL + Redis)
-   decides and relays IntentApproved, the executor sends; SENT time is the job's executed_at.
 
-Every run uses its own databases, streams and Redis keys and removes them; the simulator and the Gate run
-as their own processes, the executor in this one.
+The latency of one message when the system is not busy is measured by message_latency. Every run uses its
+own databases and streams and removes them; the simulator runs as its own process, the executor in this one.
 """
 
 from __future__ import annotations
@@ -26,26 +24,24 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
-import grpc
-import psycopg
+from pydantic import SecretStr
 from sqlalchemy import func, select
 
-from executor_service.application.create_job import CreateExecutionJob
 from executor_service.bootstrap import Executor, assemble
 from executor_service.config import ExecutorSettings
-from executor_service.infrastructure.proto_mapping import approved_fields
+from executor_service.infrastructure.proto_mapping import create_job_command
 from executor_service.infrastructure.tables import jobs
 from libs.db.migrations import upgrade
 from libs.messaging import envelope
 from libs.messaging.nats_connection import connect_nats
 from libs.messaging.streams import delete_streams, ensure_streams
 from libs.providers import SendTextRequest, build_provider, create_client_session, new_client_message_id
-from libs.rpc.convert import from_timestamp, to_timestamp
+from libs.rpc.convert import to_timestamp
 from libs.seedwork.ids import new_id
 from libs.seedwork.shared_kernel import Provider
 from tests.bench._support import (
@@ -53,28 +49,19 @@ from tests.bench._support import (
     ROOT,
     SIMULATOR_API_KEY,
     Ledger,
-    consumed,
-    executor_process,
     fresh_database,
-    gate_process,
-    register,
     simulator_process,
     sqlalchemy_url,
 )
 from whatlead.common.v1 import common_pb2
 from whatlead.events.v1 import gate_events_pb2
-from whatlead.gate.v1 import gate_pb2, gate_pb2_grpc
 
 JOBS = int(os.environ.get("BENCH_EXECUTOR_JOBS", "3000"))
 CONCURRENCY = 10  # Procrastinate's worker concurrency (the issue's baseline)
 BATCH = ExecutorSettings.model_fields["batch_size"].default  # the executor's default sends per worker
 WORKER_COUNTS = (1, 4, 8)
-LATENCY_RATE = 200  # intents per second
-LATENCY_SECONDS = 10
-LATENCY_WARMUP_SECONDS = 2  # sent at the same rate first, not counted: both processes warm up
-LATENCY_WORKERS = 4
-LATENCY_INSTANCES = 20
 ORG = "org-bench"
+Loop = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 RUN = secrets.token_hex(3)
 
 
@@ -129,7 +116,7 @@ async def executor_run(url: str, root: str, simulator_url: str, workers: int) ->
         nats_url=NATS_URL,
         subject_root=root,
         simulator_url=simulator_url,
-        simulator_api_key=SIMULATOR_API_KEY,
+        simulator_api_key=SecretStr(SIMULATOR_API_KEY),
         workers=workers,
         batch_size=BATCH,
     )
@@ -142,7 +129,9 @@ async def executor_run(url: str, root: str, simulator_url: str, workers: int) ->
 
 
 @contextlib.asynccontextmanager
-async def running(loops: list[Callable[[asyncio.Event], Awaitable[None]]]) -> AsyncIterator[None]:
+async def running(
+    loops: Sequence[Callable[[asyncio.Event], Coroutine[Any, Any, None]]],
+) -> AsyncIterator[None]:
     stop = asyncio.Event()
     tasks = [asyncio.create_task(loop(stop)) for loop in loops]
     try:
@@ -196,10 +185,7 @@ async def executor_throughput(
                 for chunk in range(0, JOBS, 500):
                     async with executor.unit_of_work() as uow:
                         commands = [
-                            CreateExecutionJob(
-                                provider=Provider.SIMULATOR,
-                                **approved_fields(approved(session + "c", n)),  # type: ignore[arg-type]
-                            )
+                            create_job_command(approved(session + "c", n), Provider.SIMULATOR)
                             for n in range(chunk, min(chunk + 500, JOBS))
                         ]
                         await executor.create_job.create_many(uow, commands)
@@ -249,7 +235,7 @@ async def procrastinate_throughput(
                 await app.schema_manager.apply_schema_async()
                 for chunk in range(0, JOBS, 500):
                     await send_text.batch_defer_async(
-                        *({"intent_id": new_id(), "n": n} for n in range(chunk, min(chunk + 500, JOBS)))
+                        *({"intent_id": new_id(), "n": n} for n in range(chunk, min(chunk + 500, JOBS)))  # type: ignore[arg-type]  # str and int are JSON values
                     )
                 started = time.perf_counter()
                 await app.run_worker_async(concurrency=CONCURRENCY, wait=False, install_signal_handlers=False)
@@ -259,101 +245,6 @@ async def procrastinate_throughput(
     rate = len(finished) / (max(finished) - started)
     summary = await ledger.summary()
     return rate, summary["count"], summary["duplicate_sends"]
-
-
-# --- 3. latency --------------------------------------------------------------------------------------
-
-
-async def latency(js: Any, simulator_url: str) -> dict[str, list[float]]:
-    """Milliseconds per intent, paced at LATENCY_RATE/s through a Gate process and an Executor process
-    (nothing but the paced client runs here, so its loop adds no delay): submitted→SENT,
-    submitted→approved (the Gate's decision time) and approved→SENT (the job's executed_at)."""
-    root = f"bench{RUN}lat"
-    durable_prefix = f"bench-{RUN}"
-    organization = f"bench-latency-{RUN}"
-    await ensure_streams(js, root)
-    submitted: dict[str, float] = {}
-    decided: dict[str, float] = {}
-    try:
-        with database("gate_latency") as gate_url, database("executor_latency") as url:
-            async with (
-                gate_process(gate_url, root, f"wl:bench:{RUN}:", durable_prefix) as gate,
-                executor_process(url, root, simulator_url, LATENCY_WORKERS),
-            ):
-                await register(js, root, organization, LATENCY_INSTANCES)
-                await consumed(js, root, f"{durable_prefix}-reputation")
-                async with grpc.aio.insecure_channel(f"127.0.0.1:{gate.port}") as channel:
-                    stub = gate_pb2_grpc.GateServiceStub(channel)
-
-                    async def submit(n: int) -> None:
-                        began = time.time()
-                        response = await stub.SubmitIntent(
-                            gate_pb2.SubmitIntentRequest(
-                                organization_id=organization,
-                                idempotency_key=f"{RUN}-{n}",
-                                target=common_pb2.Target(
-                                    kind=common_pb2.TARGET_KIND_PHONE, value=f"55119{n:08d}"
-                                ),
-                                type=common_pb2.MESSAGE_TYPE_TEXT,
-                                purpose=common_pb2.PURPOSE_DISPATCH,
-                                payload=common_pb2.MessagePayload(
-                                    text=common_pb2.TextPayload(text=f"bench message {n}")
-                                ),
-                            ),
-                            timeout=30,
-                        )
-                        if response.intent.status != gate_pb2.INTENT_STATUS_APPROVED:
-                            return
-                        if n < warmup:
-                            warmed.add(response.intent.id)
-                        else:
-                            submitted[response.intent.id] = began
-                            decided[response.intent.id] = from_timestamp(
-                                response.intent.decided_at
-                            ).timestamp()
-
-                    calls = []
-                    warmup = LATENCY_RATE * LATENCY_WARMUP_SECONDS
-                    warmed: set[str] = set()
-                    start = time.perf_counter()
-                    for n in range(warmup + LATENCY_RATE * LATENCY_SECONDS):
-                        # Open loop: intent n leaves at start + n / rate, answered or not.
-                        delay = start + n / LATENCY_RATE - time.perf_counter()
-                        if delay > 0:
-                            await asyncio.sleep(delay)
-                        calls.append(asyncio.create_task(submit(n)))
-                    await asyncio.gather(*calls)
-                    sent = await asyncio.wait_for(sent_jobs(url, len(submitted) + len(warmed)), 60)
-    finally:
-        await delete_streams(js, root)
-    return {
-        "submitted→SENT": [(sent[i] - submitted[i]) * 1000 for i in submitted],
-        "submitted→approved": [(decided[i] - submitted[i]) * 1000 for i in submitted],
-        "approved→SENT": [(sent[i] - decided[i]) * 1000 for i in submitted],
-    }
-
-
-async def sent_jobs(url: str, total: int) -> dict[str, float]:
-    """When `total` jobs of the executor's database are SENT: each one's intent and executed_at (epoch s)."""
-    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as connection:
-        while True:
-            rows = await (
-                await connection.execute(
-                    f"SELECT intent_id, executed_at FROM {jobs.name} WHERE status = 'SENT'"
-                )
-            ).fetchall()
-            if len(rows) >= total:
-                return {intent_id: executed_at.timestamp() for intent_id, executed_at in rows}
-            await asyncio.sleep(0.25)
-
-
-def percentiles(values: list[float]) -> str:
-    ordered = sorted(values)
-
-    def at(q: float) -> float:
-        return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
-
-    return f"p50 {at(0.5):6.1f} ms   p99 {at(0.99):6.1f} ms   max {ordered[-1]:6.1f} ms"
 
 
 # --- report --------------------------------------------------------------------------------------------
@@ -420,15 +311,6 @@ async def run() -> None:
                 f"target >= 3.00x with 0 dups; worst executor row {min(r[1] for r in rows) / proc_send:.2f}x)"
             )
 
-            measured = await latency(js, simulator_url)
-            count = len(measured["submitted→SENT"])
-            print(
-                f"\nSubmitIntent (gRPC, Gate process on PostgreSQL + Redis) → SENT (Executor process, "
-                f"{LATENCY_WORKERS} workers) at {LATENCY_RATE} intents/s for {LATENCY_SECONDS} s after "
-                f"{LATENCY_WARMUP_SECONDS} s of warm-up ({count} approved intents):"
-            )
-            for name, values in measured.items():
-                print(f"  {name:20} {percentiles(values)}")
             print(f"(bench took {time.perf_counter() - began:.0f} s)")
     finally:
         await http.close()

@@ -9,7 +9,7 @@ import contextlib
 import itertools
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import func, select
 
@@ -111,7 +111,11 @@ def approved(
 
 
 def control_changed(
-    organization_id: str, *, paused: bool, version: int, scope: int = ops_pb2.CONTROL_SCOPE_ORGANIZATION
+    organization_id: str,
+    *,
+    paused: bool,
+    version: int,
+    scope: ops_pb2.ControlScope.ValueType = ops_pb2.CONTROL_SCOPE_ORGANIZATION,
 ) -> ops_events_pb2.ExecutionControlChanged:
     return ops_events_pb2.ExecutionControlChanged(
         meta=meta(organization_id, organization_id),
@@ -128,7 +132,11 @@ def control_changed(
 
 
 def provider_event(
-    organization_id: str, provider_message_id: str, kind: int, *, session: str
+    organization_id: str,
+    provider_message_id: str,
+    kind: provider_events_pb2.ProviderEventType.ValueType,
+    *,
+    session: str,
 ) -> provider_events_pb2.ProviderEventReceived:
     return provider_events_pb2.ProviderEventReceived(
         meta=meta(organization_id, session),
@@ -150,4 +158,4 @@ async def status_counts(executor: Executor, organization_id: str) -> dict[str, i
                 .group_by(jobs.c.status)
             )
         ).all()
-    return {status: count for status, count in rows}
+    return {str(status): cast(int, count) for status, count in rows}

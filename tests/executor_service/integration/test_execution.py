@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from sqlalchemy import func, select
 
-from executor_service.application.create_job import CreateExecutionJob
-from executor_service.infrastructure.proto_mapping import approved_fields
+from executor_service.infrastructure.proto_mapping import create_job_command
+from executor_service.infrastructure.tables import jobs, messaging
 from libs.provider_simulator import run_simulator
 from libs.seedwork.ids import new_id
 from libs.seedwork.shared_kernel import Provider
@@ -37,6 +38,9 @@ async def simulator():
 async def root(jetstream, subject_root):
     async with own_streams(jetstream, subject_root) as own:
         yield own
+
+
+inbox = messaging.inbox
 
 
 def org() -> str:
@@ -74,6 +78,35 @@ async def test_the_same_approved_event_delivered_three_times_makes_one_job_and_o
         await eventually(published, timeout=10)
 
 
+async def test_approvals_reach_idle_workers_at_once_not_at_their_next_poll(
+    migrated_database, jetstream, root, simulator
+):
+    organization = org()
+    # Workers that look at the table only every minute: a send within seconds means they were handed
+    # the job (or woken) by the transaction that created it.
+    config = settings(
+        migrated_database("executor_service"), root, simulator.base_url, workers=2, poll_interval_seconds=60
+    )
+    async with running(config) as executor:
+        await asyncio.sleep(0.3)  # the workers' first look found nothing: they wait
+        for n in range(5):  # one at a time, as a quiet system sees them
+            await publish(jetstream, root, approved(organization, session="quiet-1"))
+
+            async def sent(expected: int = n + 1) -> bool:
+                return (await status_counts(executor, organization)).get("SENT") == expected
+
+            await eventually(sent, timeout=3)
+        # A burst larger than the idle workers take: the rest is announced by the commit.
+        for _ in range(40):
+            await publish(jetstream, root, approved(organization, session="quiet-2"))
+
+        async def all_sent() -> bool:
+            return (await status_counts(executor, organization)).get("SENT") == 45
+
+        await eventually(all_sent, timeout=10)
+    assert simulator.ledger.summary(include_entries=False)["duplicates"] == {}
+
+
 async def test_approvals_applied_as_one_batch_make_one_job_per_intent(
     migrated_database, jetstream, root, simulator
 ):
@@ -109,9 +142,7 @@ async def test_eight_workers_racing_on_2000_jobs_send_each_exactly_once(migrated
             async with executor.unit_of_work() as uow:
                 for n in range(100):
                     event = approved(organization, session=f"race-{n % 10}", phone=f"55119{chunk:02d}{n:05d}")
-                    await create(
-                        uow, CreateExecutionJob(provider=Provider.SIMULATOR, **approved_fields(event))
-                    )
+                    await create(uow, create_job_command(event, Provider.SIMULATOR))
                 await uow.commit()
         stop = asyncio.Event()
         tasks = [asyncio.create_task(worker.run(stop)) for worker in executor.workers]
@@ -142,9 +173,8 @@ async def test_a_transient_failure_is_retried_and_sent_once(migrated_database, j
         await eventually(sent, timeout=20)
 
         async def events_out() -> bool:
-            mine = [
-                e for e in await stored_events(jetstream, root, "executor") if e.intent_id == event.intent_id
-            ]
+            stored = await stored_events(jetstream, root, "executor")
+            mine = [e for e in stored if getattr(e, "intent_id", None) == event.intent_id]
             return [type(e).__name__ for e in mine] == [
                 "MessageRetryScheduled",
                 "MessageRetryScheduled",
@@ -259,3 +289,40 @@ async def test_provider_acks_become_delivery_status_of_the_intent(
         await eventually(both, timeout=15)
         await asyncio.sleep(0.3)
         assert len(await statuses()) == 2
+
+
+async def test_delivery_reports_of_a_quiet_stream_are_applied_a_few_per_transaction(
+    migrated_database, jetstream, root, simulator
+):
+    organization = org()
+    async with running(settings(migrated_database("executor_service"), root, simulator.base_url)) as executor:
+        for _ in range(6):
+            await publish(jetstream, root, approved(organization, session="reports-1"))
+
+        async def sent() -> bool:
+            return (await status_counts(executor, organization)).get("SENT") == 6
+
+        await eventually(sent, timeout=15)
+        for entry in simulator.ledger.entries:  # one report every 10 ms: a quiet stream
+            read = provider_events_pb2.PROVIDER_EVENT_TYPE_MESSAGE_READ
+            await publish(jetstream, root, provider_event(organization, entry.provider_id, read, session="r"))
+            await asyncio.sleep(0.01)
+
+        async def all_read() -> bool:
+            async with executor.infra.sessions() as session:
+                read = await session.scalar(
+                    select(func.count()).where(
+                        jobs.c.organization_id == organization, jobs.c.delivery_status == "READ"
+                    )
+                )
+            return read == 6
+
+        await eventually(all_read, timeout=10)
+        async with executor.infra.sessions() as session:
+            # Each transaction stamps its inbox rows with one time: fewer times than reports, fewer commits.
+            transactions = await session.scalar(
+                select(func.count(func.distinct(inbox.c.processed_at))).where(
+                    inbox.c.consumer == "executor-provider-events"
+                )
+            )
+        assert transactions is not None and 1 <= transactions < 6

@@ -5,9 +5,8 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from executor_service.application.create_job import CreateExecutionJob
 from executor_service.bootstrap import Executor
-from executor_service.infrastructure.proto_mapping import approved_fields
+from executor_service.infrastructure.proto_mapping import create_job_command
 from libs.provider_simulator import run_simulator
 from libs.rpc.client import open_channel
 from libs.rpc.errors import field_violations
@@ -41,7 +40,8 @@ async def create_jobs(ex: Executor, count: int, organization: str = ORG) -> list
     async with ex.unit_of_work() as uow:
         for _ in range(count):
             event = approved(organization, session="grpc-1")
-            job = await create(uow, CreateExecutionJob(provider=Provider.SIMULATOR, **approved_fields(event)))
+            job = await create(uow, create_job_command(event, Provider.SIMULATOR))
+            assert job is not None
             ids.append(job.id)
         await uow.commit()
     return ids
@@ -74,7 +74,9 @@ async def test_bad_requests_get_invalid_argument_with_every_field_violation(serv
     assert set(field_violations(caught.value)) == {"page_token"}
 
     with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await stub.ListJobs(executor_pb2.ListJobsRequest(organization_id=ORG, status=99))
+        await stub.ListJobs(
+            executor_pb2.ListJobsRequest(organization_id=ORG, status=executor_pb2.JobStatus.ValueType(99))
+        )
     assert set(field_violations(caught.value)) == {"status"}
 
     with pytest.raises(grpc.aio.AioRpcError) as caught:
@@ -123,11 +125,12 @@ async def test_retry_job_only_for_failed_or_review_and_only_in_the_organization(
     assert caught.value.code() is grpc.StatusCode.NOT_FOUND
 
     # Make it FAILED the way a worker would, then retry it.
+    from executor_service.application.claim_jobs import ClaimJobs
     from executor_service.domain.outcome import ErrorClass, JobError
     from executor_service.domain.retry_policy import RetryPolicy
     from libs.seedwork.clock import SystemClock
 
-    claim = await ex.workers[0]._claim(10)
+    claim = await ex.workers[0]._claim(ClaimJobs(10))
     [job] = claim.jobs
     now = SystemClock().now()
     job.record_failure(

@@ -1,8 +1,9 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import Any
 
 from executor_service.domain.controls import ExecutionControl, Hold, hold_for
 from executor_service.domain.job import RUNNABLE, ExecutionStatus, MessageExecutionJob
@@ -57,7 +58,7 @@ class FakeJobRepository:
             next((j for j in self.rows.values() if j.client_message_id == client_message_id), None)
         )
 
-    async def list(
+    async def list_page(
         self, organization_id: str, *, after_id: str | None, limit: int, where: JobFilter
     ) -> list[MessageExecutionJob]:
         chosen = sorted(
@@ -146,9 +147,23 @@ class FakeExecutorUnitOfWork(FakeUnitOfWork):
         """So the fake itself serves as the use cases' unit-of-work factory."""
         return self
 
+    async def __aenter__(self) -> FakeExecutorUnitOfWork:
+        self._endings: list[Callable[[bool], None]] = []
+        self._committed_now = False
+        return await super().__aenter__()
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        await super().__aexit__(*exc_info)
+        for ending in self._endings:
+            ending(self._committed_now)
+
+    def after_transaction(self, callback: Callable[[bool], None]) -> None:
+        self._endings.append(callback)
+
     async def commit(self) -> None:
         self.jobs.flush()
         await super().commit()
+        self._committed_now = True
 
     def _begin(self) -> None:
         self._discard()

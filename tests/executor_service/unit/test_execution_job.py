@@ -25,7 +25,7 @@ POLICY = RetryPolicy(max_attempts=3, base_delay=timedelta(seconds=2), factor=2.0
 HALF = lambda: 0.5  # noqa: E731 - a fixed jitter draw
 
 
-def claimed(**overrides):  # type: ignore[no-untyped-def]
+def claimed(**overrides):
     job = new_job(**overrides)
     job.claim(now=T0, lease=LEASE, token="claim-1")
     job.pull_events()
@@ -267,7 +267,7 @@ def test_an_expired_intent_fails_without_spending_an_attempt():
 # --- reconciliation ----------------------------------------------------------------------------------
 
 
-def expired_lease_job():  # type: ignore[no-untyped-def]
+def expired_lease_job():
     job = claimed()
     return job, T0 + LEASE + timedelta(seconds=1)
 
@@ -330,7 +330,7 @@ def test_a_job_rescued_too_often_without_an_answer_needs_review():
 # --- after sending -------------------------------------------------------------------------------------
 
 
-def sent_job():  # type: ignore[no-untyped-def]
+def sent_job():
     job = claimed()
     job.mark_sent(provider_message_id="true_x_3EB0", now=T0)
     job.pull_events()

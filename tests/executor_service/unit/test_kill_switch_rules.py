@@ -11,7 +11,7 @@ from tests.executor_service.unit.builders import ORG, T0
 
 def control(
     scope: ControlScope, scope_id: str, *, paused: bool = True, until=None, version: int = 1, org=ORG
-):  # type: ignore[no-untyped-def]
+):
     return ExecutionControl(
         organization_id=org,
         scope=scope,
@@ -23,7 +23,7 @@ def control(
     )
 
 
-def check(controls, campaign: str = "c1"):  # type: ignore[no-untyped-def]
+def check(controls, campaign: str = "c1"):
     return hold_for(controls, organization_id=ORG, instance_id="i1", campaign_id=campaign, now=T0)
 
 
@@ -56,8 +56,8 @@ def test_a_resumed_or_timed_out_pause_does_not_hold():
 def test_the_longest_pause_wins():
     short = control(ControlScope.INSTANCE, "i1", until=T0 + timedelta(minutes=1))
     long = control(ControlScope.CAMPAIGN, "c1", until=T0 + timedelta(hours=1))
-    assert check([short, long]).until == T0 + timedelta(hours=1)  # type: ignore[union-attr]
-    assert check([short, control(ControlScope.ORGANIZATION, ORG)]).until is None  # type: ignore[union-attr]
+    assert check([short, long]).until == T0 + timedelta(hours=1)
+    assert check([short, control(ControlScope.ORGANIZATION, ORG)]).until is None
 
 
 def test_only_newer_versions_replace_a_control():

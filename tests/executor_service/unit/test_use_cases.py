@@ -2,18 +2,35 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 
 import pytest
 
-from executor_service.application.apply_control import ApplyControlChangeHandler
-from executor_service.application.claim_jobs import ClaimJobsHandler, ExtendLeasesHandler
+from executor_service.application.apply_control import ApplyControlChange, ApplyControlChangeHandler
+from executor_service.application.claim_jobs import (
+    Claim,
+    ClaimJobs,
+    ClaimJobsHandler,
+    ExtendLeases,
+    ExtendLeasesHandler,
+)
 from executor_service.application.create_job import CreateExecutionJob, CreateExecutionJobHandler
-from executor_service.application.execute_job import ExecuteJobHandler, Outcome
-from executor_service.application.queries import GetJobHandler, ListJobsHandler
-from executor_service.application.reconcile_jobs import ReconcileExpiredLeasesHandler
+from executor_service.application.execute_job import (
+    ExecuteJob,
+    ExecuteJobHandler,
+    Outcome,
+    RecordOutcomes,
+    RecordOutcomesHandler,
+)
+from executor_service.application.queries import GetJob, GetJobHandler, ListJobs, ListJobsHandler
+from executor_service.application.reconcile_jobs import (
+    ReconcileExpiredLeases,
+    ReconcileExpiredLeasesHandler,
+    ReconciliationReport,
+)
 from executor_service.application.record_provider_event import (
-    ProviderMessageReport,
+    RecordProviderReport,
     RecordProviderReportHandler,
     ReportedStatus,
 )
@@ -26,14 +43,14 @@ from executor_service.domain.events import (
     MessageRetryScheduled,
     MessageSent,
 )
-from executor_service.domain.job import ExecutionStatus
+from executor_service.domain.job import ExecutionStatus, MessageExecutionJob
 from executor_service.domain.outcome import RestrictionKind
 from executor_service.domain.ports import JobFilter
 from executor_service.domain.retry_policy import RetryPolicy
 from executor_service.infrastructure.provider_directory import ProviderDirectory
 from executor_service.infrastructure.provider_sender import ProviderMessageSender
 from libs.providers.fake import FakeWhatsAppProvider
-from libs.providers.port import ProviderError, Restriction
+from libs.providers.port import ProviderCapabilities, ProviderError, Restriction
 from libs.seedwork.clock import FakeClock
 from libs.seedwork.errors import FailedPrecondition, InvalidArgument, NotFound
 from libs.seedwork.ids import new_id
@@ -45,33 +62,60 @@ from tests.executor_service.unit.fakes import FakeExecutorUnitOfWork, FakeKillSw
 POLICY = RetryPolicy(max_attempts=3, base_delay=timedelta(seconds=2), factor=2.0, jitter=0.0)
 
 
+NO_LOOKUP = ProviderCapabilities(supports_client_message_id=True, supports_lookup=False)
+NEITHER = ProviderCapabilities(supports_client_message_id=False, supports_lookup=False)
+
+
+def fake_provider(capabilities: ProviderCapabilities | None) -> FakeWhatsAppProvider:
+    """The fake provider, allowing less than it does by default when told."""
+    if capabilities is None:
+        return FakeWhatsAppProvider()
+
+    class LimitedFakeProvider(FakeWhatsAppProvider):
+        pass
+
+    LimitedFakeProvider.capabilities = capabilities
+    return LimitedFakeProvider()
+
+
 class Executor:
     """The use cases wired over fakes, with a clock the test moves."""
 
-    def __init__(self, *, lookup: bool = True) -> None:
+    def __init__(self, *, capabilities: ProviderCapabilities | None = None) -> None:
         self.clock = FakeClock(T0)
         self.uow = FakeExecutorUnitOfWork()
-        self.provider = FakeWhatsAppProvider()
-        if not lookup:
-            self.provider.capabilities = type(self.provider.capabilities)(
-                supports_client_message_id=False, supports_lookup=False
-            )
+        self.provider = fake_provider(capabilities)
         self.kill_switch = FakeKillSwitch()
         self.sender = ProviderMessageSender(ProviderDirectory({Provider.WAHA: self.provider}), self.clock)
         self.create = CreateExecutionJobHandler(self.sender, self.clock)
-        self.claim = ClaimJobsHandler(self.uow, self.clock, lease=LEASE)
-        self.extend = ExtendLeasesHandler(self.uow, self.clock, lease=LEASE)
-        self.execute = ExecuteJobHandler(
-            self.uow,
+        self.claim_jobs = ClaimJobsHandler(self.uow, self.clock, lease=LEASE)
+        self.extend_leases = ExtendLeasesHandler(self.uow, self.clock, lease=LEASE)
+        self.execute_job = ExecuteJobHandler(
             sender=self.sender,
             kill_switch=self.kill_switch,
             policy=POLICY,
             clock=self.clock,
             settle=LEASE,
         )
-        self.reconcile = ReconcileExpiredLeasesHandler(
+        self.record_outcomes = RecordOutcomesHandler(self.uow)
+        self.reconcile_leases = ReconcileExpiredLeasesHandler(
             self.uow, sender=self.sender, policy=POLICY, clock=self.clock, lease=LEASE
         )
+
+    async def claim(self, limit: int) -> Claim:
+        return await self.claim_jobs(ClaimJobs(limit))
+
+    async def extend(self, token: str, job_ids: Sequence[str]) -> int:
+        return await self.extend_leases(ExtendLeases(token, tuple(job_ids)))
+
+    async def execute(self, job: MessageExecutionJob) -> Outcome:
+        """Send and record one claimed job, as a worker does with a batch of one."""
+        outcome = await self.execute_job(ExecuteJob(job))
+        [written] = await self.record_outcomes(RecordOutcomes((job,)))
+        return outcome if written else Outcome.LEASE_LOST
+
+    async def reconcile(self) -> ReconciliationReport:
+        return await self.reconcile_leases(ReconcileExpiredLeases(100))
 
     async def approve(self, **overrides: object) -> str:
         fields: dict[str, object] = dict(
@@ -95,7 +139,7 @@ class Executor:
         claim = await self.claim(100)
         return [await self.execute(job) for job in claim.jobs]
 
-    def job(self, job_id: str):  # type: ignore[no-untyped-def]
+    def job(self, job_id: str):
         return self.uow.stored(job_id)
 
 
@@ -210,7 +254,7 @@ async def test_resuming_wakes_held_jobs_at_once(ex):
     )
     apply = ApplyControlChangeHandler(ex.clock)
     async with ex.uow as uow:
-        assert await apply(uow, paused)
+        assert await apply(uow, ApplyControlChange(paused))
         await uow.commit()
     ex.kill_switch.controls = list(ex.uow.controls.rows.values())
     assert await ex.run_due() == [Outcome.PAUSED]
@@ -224,8 +268,8 @@ async def test_resuming_wakes_held_jobs_at_once(ex):
         updated_at=T0,
     )
     async with ex.uow as uow:
-        assert not await apply(uow, paused)  # an old version is dropped
-        assert await apply(uow, resumed)
+        assert not await apply(uow, ApplyControlChange(paused))  # an old version is dropped
+        assert await apply(uow, ApplyControlChange(resumed))
         await uow.commit()
     ex.kill_switch.controls = list(ex.uow.controls.rows.values())
     assert ex.job(job_id).next_attempt_at == T0  # runnable now, not in a minute
@@ -265,7 +309,7 @@ async def test_a_worker_that_died_before_the_request_left_is_sent_after_reconcil
 
 
 async def test_without_lookup_a_dead_worker_leaves_the_job_for_review():
-    ex = Executor(lookup=False)
+    ex = Executor(capabilities=NEITHER)
     job_id = await ex.approve()
     assert ex.job(job_id).client_message_id is None
     await ex.claim(10)
@@ -278,7 +322,7 @@ async def test_without_lookup_a_dead_worker_leaves_the_job_for_review():
 
 
 async def test_without_lookup_an_ambiguous_answer_needs_review_at_once():
-    ex = Executor(lookup=False)
+    ex = Executor(capabilities=NEITHER)
     job_id = await ex.approve()
     ex.provider.fail_next(ProviderError.ambiguous("read_timeout"))
     assert await ex.run_due() == [Outcome.NEEDS_REVIEW]
@@ -318,13 +362,13 @@ async def test_delivery_reports_are_correlated_by_provider_message_id(ex):
         ):
             await record(
                 uow,
-                ProviderMessageReport(
+                RecordProviderReport(
                     provider_message_id=pmid, client_message_id=None, status=status, occurred_at=T0
                 ),
             )
         assert not await record(
             uow,
-            ProviderMessageReport(
+            RecordProviderReport(
                 provider_message_id="not-ours",
                 client_message_id=None,
                 status=ReportedStatus.READ,
@@ -338,20 +382,16 @@ async def test_delivery_reports_are_correlated_by_provider_message_id(ex):
 
 
 async def test_a_report_about_a_job_under_review_settles_it_as_sent():
-    ex = Executor()
+    ex = Executor(capabilities=NO_LOOKUP)  # the review path: the provider cannot be asked
     job_id = await ex.approve()
     ex.provider.fail_next(ProviderError.ambiguous("read_timeout"))
-    # force the review path: the provider cannot be asked
-    ex.provider.capabilities = type(ex.provider.capabilities)(
-        supports_client_message_id=True, supports_lookup=False
-    )
     await ex.run_due()
     job = ex.job(job_id)
     assert job.status is ExecutionStatus.NEEDS_REVIEW
     async with ex.uow as uow:
         await RecordProviderReportHandler(ex.clock)(
             uow,
-            ProviderMessageReport(
+            RecordProviderReport(
                 provider_message_id=f"true_5511987654321@c.us_{job.client_message_id}",
                 client_message_id=job.client_message_id,
                 status=ReportedStatus.DELIVERED,
@@ -378,23 +418,25 @@ async def test_an_operator_retries_a_failed_job_and_it_is_sent(ex):
 async def test_reads_and_retries_are_scoped_to_one_organization(ex):
     job_id = await ex.approve()
     with pytest.raises(NotFound):
-        await GetJobHandler(ex.uow)("other-org", job_id)
+        await GetJobHandler(ex.uow)(GetJob("other-org", job_id))
     with pytest.raises(NotFound):
         await RetryJobHandler(ex.uow, ex.clock)(
             RetryJob(organization_id="other-org", job_id=job_id, actor="")
         )
-    page = await ListJobsHandler(ex.uow)("other-org", page_request(0, ""), JobFilter())
+    page = await ListJobsHandler(ex.uow)(ListJobs("other-org", page_request(0, ""), JobFilter()))
     assert page.items == []
-    assert (await GetJobHandler(ex.uow)(ORG, job_id)).id == job_id
+    assert (await GetJobHandler(ex.uow)(GetJob(ORG, job_id))).id == job_id
 
 
 async def test_bad_input_reports_every_field():
     ex = Executor()
     with pytest.raises(InvalidArgument) as caught:
-        await GetJobHandler(ex.uow)(" ", "nope")
+        await GetJobHandler(ex.uow)(GetJob(" ", "nope"))
     assert {v.field for v in caught.value.violations} == {"organization_id", "job_id"}
     with pytest.raises(InvalidArgument) as caught:
-        await ListJobsHandler(ex.uow)(ORG, page_request(0, ""), JobFilter(intent_id="x", instance_id="y"))
+        await ListJobsHandler(ex.uow)(
+            ListJobs(ORG, page_request(0, ""), JobFilter(intent_id="x", instance_id="y"))
+        )
     assert {v.field for v in caught.value.violations} == {"intent_id", "instance_id"}
 
 
@@ -404,15 +446,15 @@ async def test_listing_pages_through_jobs_by_status_and_intent(ex):
     claim = await ex.claim(1)
     await ex.execute(claim.jobs[0])
     list_jobs = ListJobsHandler(ex.uow)
-    failed = await list_jobs(ORG, page_request(0, ""), JobFilter(status=ExecutionStatus.FAILED))
+    failed = await list_jobs(ListJobs(ORG, page_request(0, ""), JobFilter(status=ExecutionStatus.FAILED)))
     assert [j.id for j in failed.items] == [claim.jobs[0].id]
     seen, token = [], ""
     while True:
-        page = await list_jobs(ORG, page_request(2, token), JobFilter())
+        page = await list_jobs(ListJobs(ORG, page_request(2, token), JobFilter()))
         seen += [j.id for j in page.items]
         token = page.next_page_token
         if not token:
             break
     assert seen == sorted(ids)
-    one = await list_jobs(ORG, page_request(0, ""), JobFilter(intent_id=ex.job(ids[2]).intent_id))
+    one = await list_jobs(ListJobs(ORG, page_request(0, ""), JobFilter(intent_id=ex.job(ids[2]).intent_id)))
     assert [j.id for j in one.items] == [ids[2]]
