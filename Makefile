@@ -29,9 +29,10 @@ test: $(STAMP) ## Run every test tier this machine can run (all of them, and str
 test-unit: $(STAMP) ## Only the fast tiers: unit and contract tests, no servers needed
 	$(BIN)/python -m pytest -m "not integration and not e2e"
 
-lint: $(STAMP) ## Ruff (lint and format check), and the rule that domain/ imports no infrastructure
+lint: $(STAMP) ## Ruff (lint and format check), mypy, and the architecture's import contracts
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(BIN)/lint-imports
 
 fmt: $(STAMP) ## Format and autofix the code

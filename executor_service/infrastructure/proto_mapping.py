@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TypedDict, cast
+from typing import TypedDict
 
 from google.protobuf.message import Message
 
@@ -33,15 +33,10 @@ def error_to_proto(error: JobError | None) -> executor_pb2.JobError | None:
     if error is None:
         return None
     return executor_pb2.JobError(
-        error_class=cast(
-            "executor_pb2.ErrorClass.ValueType", enum_to_proto(executor_pb2.ErrorClass, error.error_class)
-        ),
+        error_class=enum_to_proto(executor_pb2.ErrorClass, error.error_class),
         code=error.code,
         message=error.message,
-        restriction_kind=cast(
-            "common_pb2.RestrictionKind.ValueType",
-            enum_to_proto(common_pb2.RestrictionKind, error.restriction),
-        ),
+        restriction_kind=enum_to_proto(common_pb2.RestrictionKind, error.restriction),
         occurred_at=to_timestamp(error.occurred_at),
     )
 
@@ -52,8 +47,8 @@ def job_to_proto(job: MessageExecutionJob) -> executor_pb2.ExecutionJob:
         intent_id=job.intent_id,
         organization_id=job.organization_id,
         instance_id=job.instance_id,
-        provider=cast("common_pb2.Provider.ValueType", enum_to_proto(common_pb2.Provider, job.provider)),
-        status=cast("executor_pb2.JobStatus.ValueType", enum_to_proto(executor_pb2.JobStatus, job.status)),
+        provider=enum_to_proto(common_pb2.Provider, job.provider),
+        status=enum_to_proto(executor_pb2.JobStatus, job.status),
         attempts=job.attempts,
         last_error=error_to_proto(job.last_error),
         next_attempt_at=to_timestamp(job.next_attempt_at) if job.status in _WAITING else None,
@@ -63,12 +58,9 @@ def job_to_proto(job: MessageExecutionJob) -> executor_pb2.ExecutionJob:
         executed_at=to_timestamp(job.executed_at),
         updated_at=to_timestamp(job.updated_at),
         campaign_id=job.campaign_id,
-        delivery_status=cast(
-            "executor_pb2.DeliveryStatus.ValueType",
-            enum_to_proto(executor_pb2.DeliveryStatus, job.delivery_status)
-            if job.delivery_status is not DeliveryStatus.NONE
-            else 0,
-        ),
+        delivery_status=enum_to_proto(executor_pb2.DeliveryStatus, job.delivery_status)
+        if job.delivery_status is not DeliveryStatus.NONE
+        else executor_pb2.DELIVERY_STATUS_UNSPECIFIED,
         lease_expirations=job.lease_expirations,
         client_message_id=job.client_message_id or "",
         expires_at=to_timestamp(job.expires_at),
@@ -120,10 +112,7 @@ def event_to_proto(event: DomainEvent) -> Message:
                 meta=event_meta(event),
                 **_job_fields(event),
                 provider_message_id=event.provider_message_id,
-                status=cast(
-                    "executor_pb2.DeliveryStatus.ValueType",
-                    enum_to_proto(executor_pb2.DeliveryStatus, DeliveryStatus(event.status)),
-                ),
+                status=enum_to_proto(executor_pb2.DeliveryStatus, DeliveryStatus(event.status)),
                 status_at=to_timestamp(event.status_at),
             )
     raise TypeError(f"no protobuf contract for {type(event).__name__}")
@@ -147,7 +136,7 @@ def _job_fields(
         "job_id": event.job_id,
         "intent_id": event.intent_id,
         "instance_id": event.instance_id,
-        "provider": cast("common_pb2.Provider.ValueType", enum_to_proto(common_pb2.Provider, event.provider)),
+        "provider": enum_to_proto(common_pb2.Provider, event.provider),
     }
 
 

@@ -2,13 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
-
-
-def is_sqlite(url: str) -> bool:
-    """Deprecated: PostgreSQL is the only dialect, so this is False for every URL the settings accept."""
-    return make_url(url).get_backend_name() == "sqlite"
 
 
 def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:

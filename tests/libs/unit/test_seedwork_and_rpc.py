@@ -60,6 +60,7 @@ def test_invalid_argument_becomes_status_with_every_field_violation():
 
 def _details(status: grpc.Status) -> list[error_details_pb2.BadRequest]:
     raw = dict(status.trailing_metadata)["grpc-status-details-bin"]
+    assert isinstance(raw, bytes)  # a -bin key carries bytes
     proto = status_pb2.Status.FromString(raw)
     out = []
     for any_detail in proto.details:
