@@ -45,7 +45,12 @@ class DecideIntentHandler:
                 raise FailedPrecondition(
                     f"intent {command.intent_id} is {intent.status}; it was decided already"
                 )
-            await self._decider.decide(intent)
+            decision = await self._decider.decide(intent)
             uow.track(intent)
-            await uow.commit()
+            try:
+                await uow.commit()
+            except FailedPrecondition:
+                # A concurrent decision of the same intent committed first: its slot stands, ours goes back.
+                await self._decider.release(decision)
+                raise
         return intent

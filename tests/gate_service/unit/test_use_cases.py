@@ -288,6 +288,24 @@ async def test_rebuild_applies_every_instance_from_the_source(w, uow):
     assert all(w.projection.instances[s.instance_id].phase is WarmupPhase.STABLE for s in states)
 
 
+async def test_a_decision_that_loses_its_intent_to_a_concurrent_one_gives_its_slot_back(w, uow):
+    w.add(phase=WarmupPhase.STABLE)
+    created = await creator(w, uow)(create_command())
+
+    class RacedUnitOfWork(FakeGateUnitOfWork):
+        """Another replica decided the same intent and committed first."""
+
+        async def commit(self) -> None:
+            raise FailedPrecondition("the intent changed since it was read")
+
+    raced = RacedUnitOfWork()
+    raced._committed = uow._committed
+    with pytest.raises(FailedPrecondition):
+        await DecideIntentHandler(lambda: raced, w.decider)(DecideIntent(ORG, created.intent.id))
+    usage = await w.rates.snapshot(ORG, created.intent.target.value, [], w.clock.now())
+    assert usage.org_day == 0  # reserved by the loser, then released
+
+
 async def test_a_submit_that_loses_the_key_to_another_replica_gives_its_slot_back(w, uow):
     w.add(phase=WarmupPhase.STABLE)
     replica_a, replica_b = submitter(w, uow), submitter(w, uow)  # separate in-process key caches
