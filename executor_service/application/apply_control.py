@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from executor_service.domain.controls import ExecutionControl
 from executor_service.domain.ports import ExecutorUnitOfWork
 from libs.seedwork.clock import Clock
+from libs.seedwork.controls import ExecutionControl
 from libs.seedwork.shared_kernel import ControlScope
 
 _JOB_COLUMN = {
@@ -33,11 +33,9 @@ class ApplyControlChangeHandler:
     async def __call__(self, uow: ExecutorUnitOfWork, command: ApplyControlChange) -> bool:
         """Inside the caller's transaction (the event consumer's); True when the control was newer."""
         control = command.control
-        current = await uow.controls.get(control.organization_id, control.scope, control.scope_id)
-        if not control.supersedes(current):
-            return False
-        await uow.controls.put(control)
         now = self._clock.now()
+        if not await uow.controls.save_if_newer(control, projected_at=now):
+            return False
         if not control.holds(now):
             await uow.jobs.wake_held(
                 control.organization_id, _JOB_COLUMN[control.scope], control.scope_id, now

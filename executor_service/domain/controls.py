@@ -1,4 +1,4 @@
-"""The kill-switch as the executor sees it: a projection of ops' ExecutionControlChanged events."""
+"""What the kill-switch means for a job: which projected controls (`libs.seedwork.controls`) hold it."""
 
 from __future__ import annotations
 
@@ -6,32 +6,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
+from libs.seedwork.controls import ExecutionControl
 from libs.seedwork.shared_kernel import ControlScope
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ExecutionControl:
-    """One scope's switch. `paused_until` None while paused means "until resumed". No control = ACTIVE."""
-
-    organization_id: str
-    scope: ControlScope
-    scope_id: str
-    paused: bool
-    paused_until: datetime | None
-    version: int
-    updated_at: datetime
-
-    def holds(self, now: datetime) -> bool:
-        """Paused now: a timed pause ends by itself when its time comes."""
-        return self.paused and (self.paused_until is None or now < self.paused_until)
-
-    def supersedes(self, other: ExecutionControl | None) -> bool:
-        """Ops numbers every change of a scope; an older (redelivered, reordered) version is dropped."""
-        return other is None or self.version > other.version
-
-
-def scope_key(scope: ControlScope, scope_id: str) -> tuple[ControlScope, str]:
-    return (scope, scope_id)
 
 
 def job_scopes(*, organization_id: str, instance_id: str, campaign_id: str) -> list[tuple[ControlScope, str]]:

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from executor_service.domain.controls import ExecutionControl
 from executor_service.domain.job import ExecutionStatus, MessageExecutionJob
+from libs.seedwork.controls import ExecutionControl
 from libs.seedwork.unit_of_work import UnitOfWork
 
 
@@ -74,9 +74,10 @@ class JobRepository(Protocol):
 class ControlRepository(Protocol):
     """The kill-switch projection: the newest control of each scope."""
 
-    async def get(self, organization_id: str, scope: str, scope_id: str) -> ExecutionControl | None: ...
-
-    async def put(self, control: ExecutionControl) -> None: ...
+    async def save_if_newer(self, control: ExecutionControl, *, projected_at: datetime) -> bool:
+        """Store the control unless the stored one of its scope is as new (`ExecutionControl.supersedes`);
+        True when stored."""
+        ...
 
 
 class ExecutorUnitOfWork(UnitOfWork, Protocol):

@@ -20,7 +20,8 @@ from executor_service.domain.job import MessageExecutionJob
 from executor_service.domain.ports import ExecutorUnitOfWork
 from executor_service.entrypoints.workers import IdleWorkers, Reservation
 from executor_service.infrastructure import metrics
-from executor_service.infrastructure.proto_mapping import control_from_proto, create_job_command
+from executor_service.infrastructure.proto_mapping import create_job_command
+from libs.messaging.controls import control_from_event
 from libs.rpc.convert import enum_from_proto, from_timestamp
 from libs.seedwork.clock import Clock
 from libs.seedwork.ids import is_valid_id
@@ -100,8 +101,8 @@ class ControlChangedConsumer:
         self._apply = apply
 
     async def __call__(self, event: ops_events_pb2.ExecutionControlChanged, uow: ExecutorUnitOfWork) -> None:
-        control = control_from_proto(event)
-        if control is None or not control.scope_id or not control.organization_id:
+        control = control_from_event(event)
+        if control is None:
             log.error("unusable ExecutionControlChanged dropped", extra={"event_id": event.meta.event_id})
             return
         await self._apply(uow, ApplyControlChange(control))

@@ -13,8 +13,10 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from executor_service.domain.controls import ExecutionControl, Hold, hold_for
-from executor_service.infrastructure.repositories import SqlAlchemyControlRepository
+from executor_service.domain.controls import Hold, hold_for
+from executor_service.infrastructure.tables import controls
+from libs.db.controls import SqlAlchemyExecutionControls
+from libs.seedwork.controls import ExecutionControl
 
 
 class ProjectedKillSwitch:
@@ -41,9 +43,9 @@ class ProjectedKillSwitch:
             if self._loaded_from is None or self._loaded_from < not_before:
                 started = time.monotonic()
                 async with self._sessions() as session:
-                    controls = await SqlAlchemyControlRepository(session).paused()
+                    paused = await SqlAlchemyExecutionControls(session, controls).paused()
                 by_org: dict[str, list[ExecutionControl]] = {}
-                for control in controls:
+                for control in paused:
                     by_org.setdefault(control.organization_id, []).append(control)
                 self._paused, self._loaded_from = by_org, started
         return self._paused

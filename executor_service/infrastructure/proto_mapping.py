@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import TypedDict
 
 from google.protobuf.message import Message
 
 from executor_service.application.create_job import CreateExecutionJob
-from executor_service.domain.controls import ExecutionControl
 from executor_service.domain.events import (
     MessageDeliveryStatusChanged,
     MessageFailed,
@@ -22,11 +20,10 @@ from executor_service.domain.outcome import JobError
 from libs.messaging.event_meta import event_meta
 from libs.rpc.convert import enum_from_proto, enum_to_proto, from_timestamp, to_timestamp
 from libs.seedwork.aggregate import DomainEvent
-from libs.seedwork.shared_kernel import ControlScope, MessageType, Provider, TargetKind
+from libs.seedwork.shared_kernel import MessageType, Provider, TargetKind
 from whatlead.common.v1 import common_pb2
-from whatlead.events.v1 import executor_events_pb2, gate_events_pb2, ops_events_pb2
+from whatlead.events.v1 import executor_events_pb2, gate_events_pb2
 from whatlead.executor.v1 import executor_pb2
-from whatlead.ops.v1 import ops_pb2
 
 
 def error_to_proto(error: JobError | None) -> executor_pb2.JobError | None:
@@ -183,25 +180,3 @@ def create_job_command(event: gate_events_pb2.IntentApproved, provider: Provider
         not_before=from_timestamp(event.not_before, present=event.HasField("not_before")),
         expires_at=from_timestamp(event.expires_at, present=event.HasField("expires_at")),
     )
-
-
-def control_from_proto(event: ops_events_pb2.ExecutionControlChanged) -> ExecutionControl | None:
-    control = event.control
-    scope = enum_from_proto(ops_pb2.ControlScope, control.scope, ControlScope)
-    if scope is None:
-        return None
-    scope_id = control.scope_id or (control.organization_id if scope is ControlScope.ORGANIZATION else "")
-    return ExecutionControl(
-        organization_id=control.organization_id or event.meta.organization_id,
-        scope=scope,
-        scope_id=scope_id,
-        paused=control.status == ops_pb2.CONTROL_STATUS_PAUSED,
-        paused_until=from_timestamp(control.paused_until, present=control.HasField("paused_until")),
-        version=control.version,
-        updated_at=from_timestamp(control.updated_at, present=control.HasField("updated_at"))
-        or from_timestamp(event.meta.occurred_at)
-        or _EPOCH,
-    )
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -1,4 +1,4 @@
-"""Jobs and controls as rows. Job writes are optimistic on `version`; claims lock with SKIP LOCKED."""
+"""Jobs as rows. Job writes are optimistic on `version`; claims lock with SKIP LOCKED."""
 
 from __future__ import annotations
 
@@ -8,11 +8,9 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import and_, bindparam, insert, select, update
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from executor_service.domain.controls import ExecutionControl
 from executor_service.domain.job import (
     RUNNABLE,
     DeliveryStatus,
@@ -22,9 +20,9 @@ from executor_service.domain.job import (
 from executor_service.domain.message import OutboundMessage
 from executor_service.domain.outcome import ErrorClass, JobError, RestrictionKind
 from executor_service.domain.ports import JobFilter
-from executor_service.infrastructure.tables import controls, jobs
+from executor_service.infrastructure.tables import jobs
 from libs.seedwork.errors import FailedPrecondition
-from libs.seedwork.shared_kernel import ControlScope, MessageType, Provider, TargetKind
+from libs.seedwork.shared_kernel import MessageType, Provider, TargetKind
 
 _RUNNABLE = [status.value for status in RUNNABLE]
 _HOLD_COLUMNS = {"organization_id", "instance_id", "campaign_id"}
@@ -185,44 +183,6 @@ class SqlAlchemyJobRepository:
             job.version += 1
 
 
-class SqlAlchemyControlRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
-
-    async def get(self, organization_id: str, scope: str, scope_id: str) -> ExecutionControl | None:
-        row = (
-            await self._session.execute(
-                select(controls).where(
-                    controls.c.organization_id == organization_id,
-                    controls.c.scope == scope,
-                    controls.c.scope_id == scope_id,
-                )
-            )
-        ).one_or_none()
-        return _to_control(row) if row is not None else None
-
-    async def put(self, control: ExecutionControl) -> None:
-        values = {
-            "organization_id": control.organization_id,
-            "scope": control.scope.value,
-            "scope_id": control.scope_id,
-            "paused": control.paused,
-            "paused_until": control.paused_until,
-            "version": control.version,
-            "updated_at": control.updated_at,
-        }
-        statement = postgresql.insert(controls).values(values)
-        statement = statement.on_conflict_do_update(
-            index_elements=[controls.c.scope, controls.c.scope_id, controls.c.organization_id],
-            set_={k: statement.excluded[k] for k in ("paused", "paused_until", "version", "updated_at")},
-        )
-        await self._session.execute(statement)
-
-    async def paused(self) -> list[ExecutionControl]:
-        rows = (await self._session.execute(select(controls).where(controls.c.paused.is_(True)))).all()
-        return [_to_control(row) for row in rows]
-
-
 # --- mapping ------------------------------------------------------------------------------------------
 
 _MUTABLE = (
@@ -356,16 +316,4 @@ def _to_job(row: Any) -> MessageExecutionJob:
         updated_at=row.updated_at,
         executed_at=row.executed_at,
         version=row.version,
-    )
-
-
-def _to_control(row: Any) -> ExecutionControl:
-    return ExecutionControl(
-        organization_id=row.organization_id,
-        scope=ControlScope(row.scope),
-        scope_id=row.scope_id,
-        paused=bool(row.paused),
-        paused_until=row.paused_until,
-        version=row.version,
-        updated_at=row.updated_at,
     )

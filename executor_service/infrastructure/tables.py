@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, Column, Index, Integer, MetaData, String, Table, Text, text
+from sqlalchemy import Boolean, Column, Index, Integer, MetaData, String, Table, Text, text
 
+from libs.db.controls import execution_controls_table
 from libs.db.types import UtcDateTime
 from libs.messaging.tables import messaging_tables
 
@@ -60,15 +61,5 @@ Index(
     postgresql_where=text("held_by_pause"),
 )
 
-controls = Table(
-    "execution_controls",
-    metadata,
-    Column("scope", String(20), primary_key=True),
-    Column("scope_id", String(64), primary_key=True),
-    Column("organization_id", String(64), primary_key=True),
-    Column("paused", Boolean, nullable=False),
-    Column("paused_until", UtcDateTime, nullable=True),
-    Column("version", BigInteger, nullable=False),
-    Column("updated_at", UtcDateTime, nullable=False),
-)
-Index("ix_controls_paused", controls.c.paused)
+# The kill-switch projection, as the Gate keeps it too.
+controls = execution_controls_table(metadata)

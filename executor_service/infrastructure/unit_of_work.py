@@ -7,7 +7,9 @@ from typing import Any, Self
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from executor_service.infrastructure.repositories import SqlAlchemyControlRepository, SqlAlchemyJobRepository
+from executor_service.infrastructure.repositories import SqlAlchemyJobRepository
+from executor_service.infrastructure.tables import controls
+from libs.db.controls import SqlAlchemyExecutionControls
 from libs.db.unit_of_work import SqlAlchemyUnitOfWork
 
 
@@ -18,7 +20,7 @@ class SqlAlchemyExecutorUnitOfWork(SqlAlchemyUnitOfWork):
     commit (a control change writes no event, yet the kill-switch must hear of it)."""
 
     jobs: SqlAlchemyJobRepository
-    controls: SqlAlchemyControlRepository
+    controls: SqlAlchemyExecutionControls
 
     def __init__(
         self,
@@ -54,7 +56,7 @@ class SqlAlchemyExecutorUnitOfWork(SqlAlchemyUnitOfWork):
 
     def _open(self, session: AsyncSession) -> None:
         self.jobs = SqlAlchemyJobRepository(session)
-        self.controls = SqlAlchemyControlRepository(session)
+        self.controls = SqlAlchemyExecutionControls(session, controls)
 
     async def _flush(self) -> None:
         await self.jobs.flush()

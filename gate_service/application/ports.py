@@ -7,8 +7,9 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Protocol
 
-from gate_service.domain.projection import Control, InstanceState, Plan, Reputation
+from gate_service.domain.projection import InstanceState, Plan, Reputation
 from gate_service.domain.rates import RateSnapshot, Reservation, ReservationResult
+from libs.seedwork.controls import ExecutionControl
 
 
 class RateStore(Protocol):
@@ -44,7 +45,7 @@ class InstanceStateSource(Protocol):
 class ControlSource(Protocol):
     """Where paused controls and plans are rebuilt from (OpsService.ListPausedControls / ListPlans)."""
 
-    def paused_controls(self) -> AsyncIterator[Control]: ...
+    def paused_controls(self) -> AsyncIterator[ExecutionControl]: ...
 
     def plans(self) -> AsyncIterator[Plan]: ...
 

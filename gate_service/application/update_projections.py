@@ -11,8 +11,9 @@ from datetime import datetime
 
 from gate_service.application.ports import ControlSource, InstanceArrivals, InstanceStateSource
 from gate_service.domain.ports import ConsumerUnitOfWork
-from gate_service.domain.projection import Control, GateProjection, InstanceState, Plan, Reputation
+from gate_service.domain.projection import GateProjection, InstanceState, Plan, Reputation
 from libs.seedwork.clock import Clock
+from libs.seedwork.controls import ExecutionControl
 
 
 class ProjectionUpdater:
@@ -57,7 +58,7 @@ class ProjectionUpdater:
         await uow.projections.save_instance(self.projection.instances[instance_id], now)
         return True
 
-    async def control_changed(self, uow: ConsumerUnitOfWork, control: Control) -> bool:
+    async def control_changed(self, uow: ConsumerUnitOfWork, control: ExecutionControl) -> bool:
         now = self.clock.now()
         if not self.projection.upsert_control(control, now):
             return False

@@ -9,8 +9,9 @@ from types import TracebackType
 from typing import Protocol, Self
 
 from gate_service.domain.intent import IntentStatus, MessageIntent
-from gate_service.domain.projection import Control, InstanceState, Plan
+from gate_service.domain.projection import InstanceState, Plan
 from libs.seedwork.aggregate import AggregateRoot, DomainEvent
+from libs.seedwork.controls import ExecutionControl
 from libs.seedwork.shared_kernel import Purpose
 from libs.seedwork.unit_of_work import UnitOfWork
 
@@ -61,7 +62,9 @@ class ProjectionStore(Protocol):
 
     async def save_instance(self, state: InstanceState, changed_at: datetime) -> None: ...
 
-    async def save_control(self, control: Control, changed_at: datetime) -> None: ...
+    async def save_control(self, control: ExecutionControl, changed_at: datetime) -> None:
+        """Unless the stored control of its scope is as new (`ExecutionControl.supersedes`)."""
+        ...
 
     async def save_plan(self, plan: Plan, changed_at: datetime) -> None: ...
 

@@ -19,6 +19,7 @@ from datetime import datetime
 from gate_service.domain.decision import DecisionReason, Verdict
 from gate_service.domain.policies import HEALTH_RANK, PHASE_RANK, GatePolicies, HealthStatus, WarmupPhase
 from gate_service.domain.rules import standing_of, standing_refusal
+from libs.seedwork.controls import ControlKey, ExecutionControl
 from libs.seedwork.shared_kernel import ConnectionState, ControlScope, Provider, Purpose
 
 
@@ -62,19 +63,6 @@ class Reputation:
     phase: WarmupPhase | None
     cooldown_until: datetime | None
     version: int
-
-
-@dataclass(frozen=True, kw_only=True)
-class Control:
-    organization_id: str
-    scope: ControlScope
-    scope_id: str
-    paused: bool
-    paused_until: datetime | None
-    version: int
-
-    def pauses(self, now: datetime) -> bool:
-        return self.paused and (self.paused_until is None or now < self.paused_until)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -208,7 +196,7 @@ class GateProjection:
     def __init__(self, policies: GatePolicies) -> None:
         self.policies = policies
         self.instances: dict[str, InstanceState] = {}
-        self.controls: dict[tuple[str, ControlScope, str], Control] = {}
+        self.controls: dict[ControlKey, ExecutionControl] = {}
         self.plans: dict[str, Plan] = {}
         self._pools: dict[tuple[str, Purpose], CandidatePool] = {}
 
@@ -264,12 +252,10 @@ class GateProjection:
         self._store(replace(known, cooldown_until=until), known, now)
         return True
 
-    def upsert_control(self, control: Control, now: datetime) -> bool:
-        key = (control.organization_id, control.scope, control.scope_id)
-        known = self.controls.get(key)
-        if known is not None and control.version <= known.version:
+    def upsert_control(self, control: ExecutionControl, now: datetime) -> bool:
+        if not control.supersedes(self.controls.get(control.key)):
             return False
-        self.controls[key] = control
+        self.controls[control.key] = control
         if control.scope is ControlScope.INSTANCE:
             state = self.instances.get(control.scope_id)
             if state is not None and state.organization_id == control.organization_id:
@@ -310,17 +296,19 @@ class GateProjection:
 
     def paused_scope(self, organization_id: str, campaign_id: str, now: datetime) -> ControlScope | None:
         org = self.controls.get((organization_id, ControlScope.ORGANIZATION, organization_id))
-        if org is not None and org.pauses(now):
+        if org is not None and org.holds(now):
             return ControlScope.ORGANIZATION
         if campaign_id:
             campaign = self.controls.get((organization_id, ControlScope.CAMPAIGN, campaign_id))
-            if campaign is not None and campaign.pauses(now):
+            if campaign is not None and campaign.holds(now):
                 return ControlScope.CAMPAIGN
         return None
 
-    def instance_pause(self, instance_id: str, organization_id: str, now: datetime) -> Control | None:
+    def instance_pause(
+        self, instance_id: str, organization_id: str, now: datetime
+    ) -> ExecutionControl | None:
         control = self.controls.get((organization_id, ControlScope.INSTANCE, instance_id))
-        return control if control is not None and control.pauses(now) else None
+        return control if control is not None and control.holds(now) else None
 
     def plan(self, organization_id: str) -> Plan | None:
         return self.plans.get(organization_id)

@@ -18,10 +18,11 @@ from typing import TYPE_CHECKING, Protocol
 from gate_service.domain.decision import DecisionReason, Verdict
 from gate_service.domain.policies import GatePolicies, HealthStatus, PhasePolicy, RateCaps
 from gate_service.domain.rates import InstanceUsage, next_day, next_hour, next_minute
+from libs.seedwork.controls import ExecutionControl
 from libs.seedwork.shared_kernel import ConnectionState, MessageType, Purpose
 
 if TYPE_CHECKING:  # the projection's index runs the standing rules: a runtime import would be circular
-    from gate_service.domain.projection import Control, InstanceState
+    from gate_service.domain.projection import InstanceState
 
 
 @dataclass(slots=True)
@@ -39,7 +40,7 @@ class InstanceStanding:
     purpose: Purpose
     health: HealthStatus
     policy: PhasePolicy
-    pause: Control | None
+    pause: ExecutionControl | None
     now: datetime
 
 
@@ -210,7 +211,12 @@ def evaluate_candidate(
 
 
 def standing_of(
-    instance: InstanceState, *, purpose: Purpose, policies: GatePolicies, pause: Control | None, now: datetime
+    instance: InstanceState,
+    *,
+    purpose: Purpose,
+    policies: GatePolicies,
+    pause: ExecutionControl | None,
+    now: datetime,
 ) -> InstanceStanding:
     phase = instance.effective_phase(policies)
     return InstanceStanding(
@@ -230,7 +236,7 @@ def context_for(
     type: MessageType,
     usage: InstanceUsage,
     policies: GatePolicies,
-    pause: Control | None,
+    pause: ExecutionControl | None,
     now: datetime,
 ) -> CandidateContext:
     phase = instance.effective_phase(policies)

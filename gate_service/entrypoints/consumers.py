@@ -13,12 +13,12 @@ from gate_service.application.record_execution import record_message_failed, rec
 from gate_service.application.update_projections import ProjectionUpdater
 from gate_service.domain.ports import ConsumerUnitOfWork
 from gate_service.infrastructure.proto_mapping import (
-    control_from_proto,
     instance_state_from_proto,
     plan_from_proto,
     reputation_from_proto,
 )
 from libs.messaging.consumer import DurableConsumer, EventHandler
+from libs.messaging.controls import control_from_event
 from libs.rpc.convert import from_timestamp
 from whatlead.events.v1 import executor_events_pb2, ops_events_pb2, reputation_events_pb2
 from whatlead.executor.v1 import executor_pb2
@@ -53,7 +53,7 @@ class GateEventHandlers:
     async def control_changed(
         self, event: ops_events_pb2.ExecutionControlChanged, uow: ConsumerUnitOfWork
     ) -> None:
-        control = control_from_proto(event.control)
+        control = control_from_event(event)
         if control is not None:
             await self._updater.control_changed(uow, control)
 

@@ -10,8 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gate_service.application.ports import InstanceArrivals
 from gate_service.domain.projection import GateProjection
-from gate_service.infrastructure.rows import row_control, row_instance, row_plan
-from gate_service.infrastructure.tables import projected_controls, projected_instances, projected_plans
+from gate_service.infrastructure.rows import row_instance, row_plan
+from gate_service.infrastructure.tables import controls, projected_instances, projected_plans
+from libs.db.controls import SqlAlchemyExecutionControls
 
 # Rows committed slightly out of order (clock skew between replicas, long transactions) are still seen.
 OVERLAP = timedelta(seconds=30)
@@ -27,15 +28,15 @@ async def load_projections(
     """Apply rows changed since `since` (everything when None); version gates drop what memory knows.
     `arrivals` hears of every instance registered or changed (another replica's consumer applied it)."""
     applied = 0
+    changed_since = since - OVERLAP if since is not None else None
     async with sessions() as session:
         for table, apply in (
             (projected_instances, "instance"),
-            (projected_controls, "control"),
             (projected_plans, "plan"),
         ):
             query = select(table)
-            if since is not None:
-                query = query.where(table.c.changed_at >= since - OVERLAP)
+            if changed_since is not None:
+                query = query.where(table.c.changed_at >= changed_since)
             for row in (await session.execute(query)).all():
                 if apply == "instance":
                     state = row_instance(row)
@@ -59,8 +60,8 @@ async def load_projections(
                         )
                     if state.cooldown_until is not None:
                         projection.apply_cooldown(state.instance_id, state.cooldown_until, now)
-                elif apply == "control":
-                    applied += projection.upsert_control(row_control(row), now)
                 else:
                     applied += projection.upsert_plan(row_plan(row))
+        for control in await SqlAlchemyExecutionControls(session, controls).projected_since(changed_since):
+            applied += projection.upsert_control(control, now)
     return applied

@@ -36,13 +36,12 @@ from gate_service.domain.intent import (
     TextPayload,
 )
 from gate_service.domain.policies import HealthStatus, WarmupPhase
-from gate_service.domain.projection import Control, InstanceState, Plan, Reputation
+from gate_service.domain.projection import InstanceState, Plan, Reputation
 from libs.messaging.event_meta import event_meta
 from libs.rpc.convert import enum_from_proto, from_timestamp, to_timestamp
 from libs.seedwork.aggregate import DomainEvent
 from libs.seedwork.shared_kernel import (
     ConnectionState,
-    ControlScope,
     MessageType,
     Provider,
     Purpose,
@@ -293,21 +292,6 @@ def reputation_from_proto(reputation: reputation_pb2.InstanceReputation) -> Repu
             reputation.cooldown_until, present=reputation.HasField("cooldown_until")
         ),
         version=reputation.version,
-    )
-
-
-def control_from_proto(control: ops_pb2.ExecutionControl) -> Control | None:
-    scope = enum_from_proto(ops_pb2.ControlScope, control.scope, ControlScope)
-    if scope is None:
-        return None
-    scope_id = control.scope_id or (control.organization_id if scope is ControlScope.ORGANIZATION else "")
-    return Control(
-        organization_id=control.organization_id,
-        scope=scope,
-        scope_id=scope_id,
-        paused=control.status == ops_pb2.CONTROL_STATUS_PAUSED,
-        paused_until=from_timestamp(control.paused_until, present=control.HasField("paused_until")),
-        version=control.version,
     )
 
 

@@ -6,13 +6,14 @@ from collections.abc import AsyncIterator
 
 import grpc
 
-from gate_service.domain.projection import Control, InstanceState, Plan, Reputation
+from gate_service.domain.projection import InstanceState, Plan, Reputation
 from gate_service.infrastructure.proto_mapping import (
-    control_from_proto,
     instance_state_from_proto,
     plan_from_proto,
     reputation_from_proto,
 )
+from libs.messaging.controls import control_from_proto
+from libs.seedwork.controls import ExecutionControl
 from whatlead.ops.v1 import ops_pb2, ops_pb2_grpc
 from whatlead.reputation.v1 import reputation_pb2, reputation_pb2_grpc
 
@@ -43,7 +44,7 @@ class GrpcControlSource:
     def __init__(self, channel: grpc.aio.Channel) -> None:
         self._stub = ops_pb2_grpc.OpsServiceStub(channel)
 
-    async def paused_controls(self) -> AsyncIterator[Control]:
+    async def paused_controls(self) -> AsyncIterator[ExecutionControl]:
         token = ""
         while True:
             page = await self._stub.ListPausedControls(

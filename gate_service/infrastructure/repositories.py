@@ -11,23 +11,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gate_service.domain.decision import DecisionReason
 from gate_service.domain.intent import IntentStatus, MessageIntent
 from gate_service.domain.ports import IntentFilter
-from gate_service.domain.projection import Control, InstanceState, Plan
+from gate_service.domain.projection import InstanceState, Plan
 from gate_service.infrastructure.rows import (
-    control_row,
     instance_row,
     intent_row,
     plan_row,
     row_instance,
     row_intent,
 )
-from gate_service.infrastructure.tables import (
-    intents,
-    projected_controls,
-    projected_instances,
-    projected_plans,
-)
+from gate_service.infrastructure.tables import controls, intents, projected_instances, projected_plans
+from libs.db.controls import SqlAlchemyExecutionControls
 from libs.db.optimistic import OptimisticWrites
 from libs.seedwork.clock import Clock
+from libs.seedwork.controls import ExecutionControl
 
 
 class SqlAlchemyIntentRepository:
@@ -134,6 +130,7 @@ def upsert(table: Table, row: dict[str, Any], keys: list[str], version_columns: 
 class SqlAlchemyProjectionStore:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
+        self._controls = SqlAlchemyExecutionControls(session, controls)
 
     async def load_instance(self, instance_id: str) -> InstanceState | None:
         row = (
@@ -153,15 +150,8 @@ class SqlAlchemyProjectionStore:
             )
         )
 
-    async def save_control(self, control: Control, changed_at: datetime) -> None:
-        await self._session.execute(
-            upsert(
-                projected_controls,
-                control_row(control, changed_at),
-                ["organization_id", "scope", "scope_id"],
-                ["version"],
-            )
-        )
+    async def save_control(self, control: ExecutionControl, changed_at: datetime) -> None:
+        await self._controls.save_if_newer(control, projected_at=changed_at)
 
     async def save_plan(self, plan: Plan, changed_at: datetime) -> None:
         await self._session.execute(

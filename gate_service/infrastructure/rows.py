@@ -26,10 +26,9 @@ from gate_service.domain.intent import (
     TextPayload,
 )
 from gate_service.domain.policies import HealthStatus, WarmupPhase
-from gate_service.domain.projection import Control, InstanceState, Plan
+from gate_service.domain.projection import InstanceState, Plan
 from libs.seedwork.shared_kernel import (
     ConnectionState,
-    ControlScope,
     MessageType,
     Provider,
     Purpose,
@@ -207,29 +206,6 @@ def row_instance(row: Any) -> InstanceState:
         phase=WarmupPhase(row.phase) if row.phase else None,
         cooldown_until=row.cooldown_until,
         reputation_version=row.reputation_version,
-    )
-
-
-def control_row(control: Control, changed_at: datetime) -> dict[str, Any]:
-    return {
-        "organization_id": control.organization_id,
-        "scope": control.scope.value,
-        "scope_id": control.scope_id,
-        "paused": control.paused,
-        "paused_until": control.paused_until,
-        "version": control.version,
-        "changed_at": changed_at,
-    }
-
-
-def row_control(row: Any) -> Control:
-    return Control(
-        organization_id=row.organization_id,
-        scope=ControlScope(row.scope),
-        scope_id=row.scope_id,
-        paused=bool(row.paused),
-        paused_until=row.paused_until,
-        version=row.version,
     )
 
 

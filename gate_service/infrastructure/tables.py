@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
-    Boolean,
     Column,
     Index,
     Integer,
@@ -16,6 +15,7 @@ from sqlalchemy import (
     text,
 )
 
+from libs.db.controls import execution_controls_table
 from libs.db.types import UtcDateTime
 from libs.messaging.tables import messaging_tables
 
@@ -82,18 +82,8 @@ projected_instances = Table(
 )
 Index("ix_projected_instances_changed", projected_instances.c.changed_at)
 
-projected_controls = Table(
-    "projected_controls",
-    metadata,
-    Column("organization_id", String(64), primary_key=True),
-    Column("scope", String(12), primary_key=True),
-    Column("scope_id", String(64), primary_key=True),
-    Column("paused", Boolean, nullable=False),
-    Column("paused_until", UtcDateTime, nullable=True),
-    Column("version", BigInteger, nullable=False),
-    Column("changed_at", UtcDateTime, nullable=False),
-)
-Index("ix_projected_controls_changed", projected_controls.c.changed_at)
+# The kill-switch projection, as the Executor keeps it too.
+controls = execution_controls_table(metadata)
 
 projected_plans = Table(
     "projected_plans",

@@ -7,6 +7,7 @@ Create Date: 2026-11-22 05:50:47.669829
 from alembic import op
 import sqlalchemy as sa
 import libs.db.types
+from libs.db.migration_ops import create_execution_controls, drop_execution_controls
 from libs.messaging.migration_ops import create_outbox_and_inbox, drop_outbox_and_inbox
 
 
@@ -18,17 +19,7 @@ depends_on = None
 
 def upgrade() -> None:
     create_outbox_and_inbox()
-    op.create_table('execution_controls',
-    sa.Column('scope', sa.String(length=20), nullable=False),
-    sa.Column('scope_id', sa.String(length=64), nullable=False),
-    sa.Column('organization_id', sa.String(length=64), nullable=False),
-    sa.Column('paused', sa.Boolean(), nullable=False),
-    sa.Column('paused_until', libs.db.types.UtcDateTime(timezone=True), nullable=True),
-    sa.Column('version', sa.BigInteger(), nullable=False),
-    sa.Column('updated_at', libs.db.types.UtcDateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('scope', 'scope_id', 'organization_id')
-    )
-    op.create_index('ix_controls_paused', 'execution_controls', ['paused'])
+    create_execution_controls()
 
     op.create_table('execution_jobs',
     sa.Column('id', sa.String(length=36), nullable=False),
@@ -70,5 +61,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table('execution_jobs')  # its indexes go with it
-    op.drop_table('execution_controls')
+    drop_execution_controls()
     drop_outbox_and_inbox()

@@ -7,6 +7,7 @@ Create Date: 2026-11-22 05:54:41.953637
 from alembic import op
 import sqlalchemy as sa
 import libs.db.types
+from libs.db.migration_ops import create_execution_controls, drop_execution_controls
 from libs.messaging.migration_ops import create_outbox_and_inbox, drop_outbox_and_inbox
 
 
@@ -52,17 +53,7 @@ def upgrade() -> None:
     op.create_index('ix_intents_org_target', 'intents', ['organization_id', 'target_value', 'id'], unique=False)
     op.create_index('ix_intents_queued_due', 'intents', ['queued_until'], unique=False, postgresql_where=sa.text("status = 'QUEUED'"))
 
-    op.create_table('projected_controls',
-    sa.Column('organization_id', sa.String(length=64), nullable=False),
-    sa.Column('scope', sa.String(length=12), nullable=False),
-    sa.Column('scope_id', sa.String(length=64), nullable=False),
-    sa.Column('paused', sa.Boolean(), nullable=False),
-    sa.Column('paused_until', libs.db.types.UtcDateTime(timezone=True), nullable=True),
-    sa.Column('version', sa.BigInteger(), nullable=False),
-    sa.Column('changed_at', libs.db.types.UtcDateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('organization_id', 'scope', 'scope_id')
-    )
-    op.create_index('ix_projected_controls_changed', 'projected_controls', ['changed_at'], unique=False)
+    create_execution_controls()
 
     op.create_table('projected_instances',
     sa.Column('instance_id', sa.String(length=36), nullable=False),
@@ -98,5 +89,5 @@ def downgrade() -> None:
     # Dropping a table drops its indexes.
     op.drop_table('projected_plans')
     op.drop_table('projected_instances')
-    op.drop_table('projected_controls')
+    drop_execution_controls()
     op.drop_table('intents')

@@ -5,9 +5,10 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from executor_service.domain.controls import ExecutionControl, Hold, hold_for
+from executor_service.domain.controls import Hold, hold_for
 from executor_service.domain.job import RUNNABLE, ExecutionStatus, MessageExecutionJob
 from executor_service.domain.ports import JobFilter
+from libs.seedwork.controls import ControlKey, ExecutionControl
 from libs.seedwork.errors import FailedPrecondition
 from libs.testing.fakes import FakeUnitOfWork
 
@@ -127,13 +128,13 @@ class FakeJobRepository:
 
 class FakeControlRepository:
     def __init__(self) -> None:
-        self.rows: dict[tuple[str, str, str], ExecutionControl] = {}
+        self.rows: dict[ControlKey, ExecutionControl] = {}
 
-    async def get(self, organization_id: str, scope: str, scope_id: str) -> ExecutionControl | None:
-        return self.rows.get((organization_id, scope, scope_id))
-
-    async def put(self, control: ExecutionControl) -> None:
-        self.rows[(control.organization_id, control.scope, control.scope_id)] = control
+    async def save_if_newer(self, control: ExecutionControl, *, projected_at: datetime) -> bool:
+        if not control.supersedes(self.rows.get(control.key)):
+            return False
+        self.rows[control.key] = control
+        return True
 
 
 class FakeExecutorUnitOfWork(FakeUnitOfWork):

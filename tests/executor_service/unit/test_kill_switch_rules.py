@@ -1,10 +1,11 @@
-"""Which pause holds a job, and the projection's version rule."""
+"""Which pause holds a job."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from executor_service.domain.controls import ExecutionControl, hold_for
+from executor_service.domain.controls import hold_for
+from libs.seedwork.controls import ExecutionControl
 from libs.seedwork.shared_kernel import ControlScope
 from tests.executor_service.unit.builders import ORG, T0
 
@@ -58,11 +59,3 @@ def test_the_longest_pause_wins():
     long = control(ControlScope.CAMPAIGN, "c1", until=T0 + timedelta(hours=1))
     assert check([short, long]).until == T0 + timedelta(hours=1)
     assert check([short, control(ControlScope.ORGANIZATION, ORG)]).until is None
-
-
-def test_only_newer_versions_replace_a_control():
-    current = control(ControlScope.ORGANIZATION, ORG, version=3)
-    assert control(ControlScope.ORGANIZATION, ORG, version=4).supersedes(current)
-    assert not control(ControlScope.ORGANIZATION, ORG, version=3).supersedes(current)
-    assert not control(ControlScope.ORGANIZATION, ORG, version=2).supersedes(current)
-    assert current.supersedes(None)

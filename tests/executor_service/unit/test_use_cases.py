@@ -35,7 +35,6 @@ from executor_service.application.record_provider_event import (
     ReportedStatus,
 )
 from executor_service.application.retry_job import RetryJob, RetryJobHandler
-from executor_service.domain.controls import ExecutionControl
 from executor_service.domain.events import (
     MessageDeliveryStatusChanged,
     MessageFailed,
@@ -52,6 +51,7 @@ from executor_service.infrastructure.provider_sender import ProviderMessageSende
 from libs.providers.fake import FakeWhatsAppProvider
 from libs.providers.port import ProviderCapabilities, ProviderError, Restriction
 from libs.seedwork.clock import FakeClock
+from libs.seedwork.controls import ExecutionControl
 from libs.seedwork.errors import FailedPrecondition, InvalidArgument, NotFound
 from libs.seedwork.ids import new_id
 from libs.seedwork.pagination import page_request

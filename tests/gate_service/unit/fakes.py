@@ -9,7 +9,7 @@ from datetime import datetime
 from gate_service.domain.decision import DecisionReason
 from gate_service.domain.intent import IntentStatus, MessageIntent
 from gate_service.domain.ports import IntentFilter
-from gate_service.domain.projection import Control, InstanceState, Plan
+from gate_service.domain.projection import InstanceState, Plan
 from gate_service.domain.rates import (
     InstanceUsage,
     RateSnapshot,
@@ -21,8 +21,8 @@ from gate_service.domain.rates import (
     next_month,
     window_keys,
 )
+from libs.seedwork.controls import ControlKey, ExecutionControl
 from libs.seedwork.errors import AlreadyExists
-from libs.seedwork.shared_kernel import ControlScope
 from libs.testing.fakes import FakeUnitOfWork
 
 
@@ -102,7 +102,7 @@ class FakeIntentRepository:
 class FakeProjectionStore:
     def __init__(self) -> None:
         self.instances: dict[str, InstanceState] = {}
-        self.controls: dict[tuple[str, ControlScope, str], Control] = {}
+        self.controls: dict[ControlKey, ExecutionControl] = {}
         self.plans: dict[str, Plan] = {}
 
     async def load_instance(self, instance_id: str) -> InstanceState | None:
@@ -111,8 +111,9 @@ class FakeProjectionStore:
     async def save_instance(self, state: InstanceState, changed_at: datetime) -> None:
         self.instances[state.instance_id] = state
 
-    async def save_control(self, control: Control, changed_at: datetime) -> None:
-        self.controls[(control.organization_id, control.scope, control.scope_id)] = control
+    async def save_control(self, control: ExecutionControl, changed_at: datetime) -> None:
+        if control.supersedes(self.controls.get(control.key)):
+            self.controls[control.key] = control
 
     async def save_plan(self, plan: Plan, changed_at: datetime) -> None:
         self.plans[plan.organization_id] = plan

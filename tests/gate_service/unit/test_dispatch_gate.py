@@ -19,9 +19,10 @@ from gate_service.domain.policies import (
     WarmupPhase,
     phase_policies_with,
 )
-from gate_service.domain.projection import Control, InstanceState, Plan
+from gate_service.domain.projection import InstanceState, Plan
 from gate_service.domain.rates import InstanceUsage
 from gate_service.domain.scoring import InstanceDispatchScoreService, ScoreInput
+from libs.seedwork.controls import ExecutionControl
 from libs.seedwork.shared_kernel import ConnectionState, ControlScope, MessageType, Purpose, TargetKind
 from tests.gate_service.unit.support import ORG, World, instance
 
@@ -151,13 +152,14 @@ async def test_blocked_with_the_dominant_reason(setup, reason):
                 "instance_paused": (ControlScope.INSTANCE, target.instance_id),
             }[setup]
             w.projection.upsert_control(
-                Control(
+                ExecutionControl(
                     organization_id=ORG,
                     scope=scope,
                     scope_id=scope_id,
                     paused=True,
                     paused_until=None,
                     version=1,
+                    updated_at=now,
                 ),
                 now,
             )
@@ -378,13 +380,14 @@ async def test_a_timed_instance_pause_queues_until_it_ends():
     target = w.add(phase=WarmupPhase.STABLE)
     until = w.clock.now() + timedelta(minutes=15)
     w.projection.upsert_control(
-        Control(
+        ExecutionControl(
             organization_id=ORG,
             scope=ControlScope.INSTANCE,
             scope_id=target.instance_id,
             paused=True,
             paused_until=until,
             version=1,
+            updated_at=w.clock.now(),
         ),
         w.clock.now(),
     )

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 from gate_service.domain.decision import DecisionReason
 from gate_service.domain.policies import GatePolicies, HealthStatus, WarmupPhase
-from gate_service.domain.projection import Control
 from gate_service.domain.rules import ProjectionGrace
+from libs.seedwork.controls import ExecutionControl
 from libs.seedwork.shared_kernel import ConnectionState, ControlScope, Purpose
 from tests.gate_service.unit.support import ORG, World, instance
 
@@ -49,13 +49,14 @@ def test_the_index_files_instances_by_the_standing_rules():
     gone = w.add(instance(connection=ConnectionState.DISCONNECTED))
     sick_and_paused = w.add(phase=WarmupPhase.STABLE, health=HealthStatus.UNHEALTHY)
     w.projection.upsert_control(
-        Control(
+        ExecutionControl(
             organization_id=ORG,
             scope=ControlScope.INSTANCE,
             scope_id=sick_and_paused.instance_id,
             paused=True,
             paused_until=now + timedelta(minutes=1),
             version=1,
+            updated_at=now,
         ),
         now,
     )

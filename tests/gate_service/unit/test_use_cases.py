@@ -26,8 +26,9 @@ from gate_service.domain.events import IntentApproved, IntentCreated, IntentDrop
 from gate_service.domain.intent import IntentStatus, TextPayload
 from gate_service.domain.policies import HealthStatus, WarmupPhase
 from gate_service.domain.ports import IntentFilter
-from gate_service.domain.projection import Control, Plan, Reputation
+from gate_service.domain.projection import Plan, Reputation
 from gate_service.entrypoints.workers import QueuedIntentScheduler
+from libs.seedwork.controls import ExecutionControl
 from libs.seedwork.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from libs.seedwork.pagination import page_request
 from libs.seedwork.shared_kernel import ControlScope, MessageType, Purpose, TargetKind
@@ -245,13 +246,14 @@ async def test_projection_updates_reach_memory_and_the_durable_copy(w, uow):
                 version=1,
             ),
         )
-        control = Control(
+        control = ExecutionControl(
             organization_id=ORG,
             scope=ControlScope.ORGANIZATION,
             scope_id=ORG,
             paused=True,
             paused_until=None,
             version=1,
+            updated_at=w.clock.now(),
         )
         assert await updater.control_changed(uow, control)
         assert await updater.plan_changed(
