@@ -94,13 +94,17 @@ async def assemble(settings: GateSettings, *, clock: Clock | None = None) -> Gat
     redis = Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=5)
     rates = RedisRateStore(redis, prefix=settings.redis_key_prefix)
 
+    # One debounced wake-up for every commit that writes events (decisions, releases, execution reports):
+    # at light load a relay pass then carries the events of several commits.
+    relay_wake = DebouncedWake(infra.relay.wake, settings.relay_wake_delay_seconds)
+
     def uow() -> SqlAlchemyGateUnitOfWork:
         return SqlAlchemyGateUnitOfWork(
             infra.sessions,
             tables=messaging,
             to_message=event_to_proto,
             clock=clock,
-            on_commit=infra.relay.wake,
+            on_commit=relay_wake,
         )
 
     writer = GroupCommitWriter(
@@ -108,7 +112,7 @@ async def assemble(settings: GateSettings, *, clock: Clock | None = None) -> Gat
         tables=messaging,
         to_message=event_to_proto,
         clock=clock,
-        on_commit=DebouncedWake(infra.relay.wake, settings.relay_wake_delay_seconds),
+        on_commit=relay_wake,
         max_batch=settings.write_batch_size,
     )
     reader = IntentReader(infra.sessions, clock)
@@ -148,6 +152,7 @@ async def assemble(settings: GateSettings, *, clock: Clock | None = None) -> Gat
         handlers=GateEventHandlers(updater),
         uow_factory=uow,
         durable_prefix=settings.consumer_durable_prefix,
+        execution_reports_linger=settings.execution_reports_linger_seconds,
     )
     refresher = ProjectionRefresher(
         lambda since: load_projections(infra.sessions, projection, clock.now(), since, scheduler),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Self
 
@@ -76,6 +76,17 @@ class SqlAlchemyUnitOfWork:
             .returning(self._tables.inbox.c.event_id)  # a row comes back only if this call inserted it
         )
         return (await self.session.execute(statement)).first() is not None
+
+    async def first_times(self, consumer: str, event_ids: Sequence[str]) -> set[str]:
+        """`first_time` for a whole consumer batch in one statement (libs.messaging.consumer.BatchInbox):
+        records the inbox rows in this transaction, returns the ids not handled before."""
+        if not event_ids:
+            return set()
+        inbox = self._tables.inbox
+        now = self._clock.now()
+        statement = pg_insert(inbox).on_conflict_do_nothing().returning(inbox.c.event_id)
+        rows = [{"consumer": consumer, "event_id": event_id, "processed_at": now} for event_id in event_ids]
+        return set((await self.session.scalars(statement, rows)).all())
 
     def collect_events(self) -> list[DomainEvent]:
         events = [event for aggregate in self._tracked for event in aggregate.pull_events()]

@@ -11,7 +11,9 @@ Redis) and an Executor process (PostgreSQL, the provider simulator), as in produ
 2. The Gate's cost at light load: SubmitIntent paced at CPU_RATE intents/s for CPU_SECONDS, and the Gate
    process's CPU (user + system, children included) over that window divided by the decisions made.
    Target: at most CPU_TARGET_MS per decision. The Executor's CPU per message sent in the same window is
-   printed beside it, for reference.
+   printed beside it, for reference, and so is the Gate's CPU with no traffic at all (IDLE_SECONDS before
+   the first intent, in ms of CPU per second): at CPU_RATE intents/s every 10 ms/s of idle work (pollers,
+   consumers' fetches, the scheduler) is 0.1 ms of the cost per decision.
 
 Every run uses its own databases, streams and Redis keys and removes them.
 """
@@ -54,6 +56,7 @@ LATENCY_TARGET_MS = 100.0  # submitted→SENT p99
 CPU_RATE = 100  # intents per second
 CPU_SECONDS = 10
 CPU_TARGET_MS = 1.5  # the Gate's CPU per decision
+IDLE_SECONDS = 5  # the Gate's CPU with no traffic is measured this long, before the first intent
 EXECUTOR_WORKERS = 4  # the default
 INSTANCES = 20
 RUN = secrets.token_hex(3)
@@ -131,6 +134,7 @@ def spread(values: list[float]) -> str:
 class LightLoad:
     latencies: dict[str, list[float]]  # milliseconds per stage, per counted intent
     gate_cpu_ms: float  # per decision at CPU_RATE
+    gate_idle_cpu_ms: float  # per second without traffic
     executor_cpu_ms: float  # per message sent at CPU_RATE
     decisions: int
 
@@ -153,6 +157,9 @@ async def measure(js: Any, simulator_url: str) -> LightLoad:
                 await register(js, root, organization, INSTANCES)
                 await consumed(js, root, f"{durable_prefix}-reputation")
                 stub = gate_pb2_grpc.GateServiceStub(channel)
+                idle_before = process_tree_cpu_seconds(gate.pid)
+                await asyncio.sleep(IDLE_SECONDS)
+                gate_idle_cpu = process_tree_cpu_seconds(gate.pid) - idle_before
 
                 warmup = await pace(
                     stub, organization, rate=LATENCY_RATE, seconds=LATENCY_WARMUP_SECONDS, first=0
@@ -182,6 +189,7 @@ async def measure(js: Any, simulator_url: str) -> LightLoad:
             "job created→SENT": [(sent[i][1] - sent[i][0]) * 1000 for i in ids],
         },
         gate_cpu_ms=gate_cpu / max(1, light.calls) * 1000,
+        gate_idle_cpu_ms=gate_idle_cpu / IDLE_SECONDS * 1000,
         executor_cpu_ms=executor_cpu / max(1, len(light.submitted)) * 1000,
         decisions=light.calls,
     )
@@ -222,7 +230,9 @@ async def run() -> None:
         f"2. At {CPU_RATE} intents/s for {CPU_SECONDS} s ({result.decisions} decisions): Gate server CPU "
         f"{result.gate_cpu_ms:.2f} ms per decision, target <= {CPU_TARGET_MS} ms: "
         f"{verdict(result.gate_cpu_ms <= CPU_TARGET_MS)}; Executor CPU {result.executor_cpu_ms:.2f} ms per "
-        "message sent"
+        "message sent\n"
+        f"   Gate idle (no traffic, {IDLE_SECONDS} s): {result.gate_idle_cpu_ms:.1f} ms CPU per second, "
+        f"{result.gate_idle_cpu_ms / CPU_RATE:.2f} ms of each decision's cost at {CPU_RATE} intents/s"
     )
     print(f"(bench took {time.perf_counter() - began:.0f} s)")
 

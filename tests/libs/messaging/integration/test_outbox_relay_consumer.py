@@ -325,6 +325,59 @@ async def test_an_event_stored_twice_beyond_the_duplicate_window_is_applied_once
     assert recorder.calls[event.meta.event_id] == 1
 
 
+async def test_a_batch_inbox_check_admits_each_new_event_once_and_only_if_the_transaction_commits(
+    sessions: Sessions,
+) -> None:
+    consumer = f"batch-inbox-{new_id()[-8:]}"
+    async with unit_of_work(sessions) as uow:
+        assert await uow.first_times(consumer, ["seen"]) == {"seen"}
+        await uow.commit()
+    async with unit_of_work(sessions) as uow:
+        assert await uow.first_times(consumer, ["lost"]) == {"lost"}
+        # no commit: the inbox row goes with the rest of the transaction
+
+    async with unit_of_work(sessions) as uow:
+        fresh = await uow.first_times(consumer, ["seen", "new", "lost", "new"])
+        assert await uow.first_times(consumer, []) == set()
+        await uow.commit()
+
+    assert fresh == {"new", "lost"}  # once each, though "new" came twice
+    async with unit_of_work(sessions) as uow:  # another consumer keeps its own record
+        assert await uow.first_times(f"other-{consumer}", ["seen"]) == {"seen"}
+
+
+async def test_a_consumer_with_a_transaction_per_batch_applies_a_repeated_event_once(
+    consumer_sessions: Sessions, notes_stream: Any, subject_root: str
+) -> None:
+    sessions, jetstream = consumer_sessions, notes_stream
+    notes = [await write_note(sessions) for _ in range(3)]
+    await relay_for(sessions, JetStreamPublisher(jetstream), subject_root).publish_pending()
+    events = await notes_written(jetstream, subject_root, {note.id for note in notes})
+    repeated = events[0]  # stored twice, as after JetStream's duplicate window
+    await publish(jetstream, subject_root, as_message(repeated), message_id=repeated.meta.event_id + "-again")
+    recorder = Recorder()
+    consumer = DurableConsumer(
+        service="test",
+        js=jetstream,
+        subject_root=subject_root,
+        context=CONTEXT,
+        durable=f"per-batch-{new_id()[-8:]}",
+        handlers={NoteWrittenProto: recorder},
+        uow_factory=lambda: unit_of_work(sessions),
+        batch_size=1000,
+        fetch_timeout=0.3,
+        transaction_per_batch=True,
+        linger=0.1,
+    )
+
+    while await consumer.process_batch():
+        pass
+
+    ids = {event.meta.event_id for event in events}
+    assert await applied_count(sessions, ids) == 3
+    assert all(recorder.calls[event_id] == 1 for event_id in ids)
+
+
 # --- NATS outage ----------------------------------------------------------------------------------------
 
 
