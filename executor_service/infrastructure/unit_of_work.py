@@ -1,10 +1,9 @@
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Self
 
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from executor_service.infrastructure.repositories import SqlAlchemyJobRepository
@@ -68,13 +67,3 @@ class SqlAlchemyExecutorUnitOfWork(SqlAlchemyUnitOfWork):
             self._on_runnable()
         if self._after_commit is not None:
             self._after_commit()
-
-    async def first_times(self, consumer: str, event_ids: Sequence[str]) -> set[str]:
-        """The inbox rows of a whole consumer batch in one statement (see libs.messaging.BatchInbox)."""
-        if not event_ids:
-            return set()
-        inbox = self._tables.inbox
-        now = self._clock.now()
-        statement = insert(inbox).on_conflict_do_nothing().returning(inbox.c.event_id)
-        rows = [{"consumer": consumer, "event_id": event_id, "processed_at": now} for event_id in event_ids]
-        return set((await self.session.scalars(statement, rows)).all())
