@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins  # IntentRepository has a method named list
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -34,6 +35,11 @@ class IntentRepository(Protocol):
 
     async def get(self, organization_id: str, intent_id: str) -> MessageIntent | None:
         """The intent, only if it belongs to this organization; changes to it are saved at commit."""
+        ...
+
+    async def get_many(self, keys: Sequence[tuple[str, str]]) -> builtins.list[MessageIntent]:
+        """The intents of these (organization, intent id) pairs that exist, in one read (an id under another
+        organization is not returned), in no particular order; changes to them are saved at commit."""
         ...
 
     async def find_by_key(self, organization_id: str, idempotency_key: str) -> MessageIntent | None: ...

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 from nats.js import JetStreamContext
 
-from gate_service.application.record_execution import record_message_failed, record_message_sent
+from gate_service.application.record_execution import (
+    ExecutionReport,
+    MessageFailedReport,
+    MessageSentReport,
+    RecordExecutionReports,
+    RecordExecutionReportsHandler,
+)
 from gate_service.application.update_projections import ProjectionUpdater
 from gate_service.domain.ports import ConsumerUnitOfWork
 from gate_service.infrastructure.proto_mapping import (
@@ -27,6 +33,7 @@ from whatlead.executor.v1 import executor_pb2
 class GateEventHandlers:
     def __init__(self, updater: ProjectionUpdater) -> None:
         self._updater = updater
+        self.execution_reports = ExecutionReportHandler(RecordExecutionReportsHandler())
 
     async def instance_changed(
         self,
@@ -60,9 +67,32 @@ class GateEventHandlers:
     async def plan_changed(self, event: ops_events_pb2.PlanChanged, uow: ConsumerUnitOfWork) -> None:
         await self._updater.plan_changed(uow, plan_from_proto(event.plan))
 
-    async def message_sent(self, event: executor_events_pb2.MessageSent, uow: ConsumerUnitOfWork) -> None:
-        await record_message_sent(
-            uow,
+
+class ExecutionReportHandler:
+    """The Executor's MessageSent and MessageFailed, one at a time or a fetched run of them at once (a
+    libs.messaging BatchEventHandler): one read of their intents and one write of them all."""
+
+    def __init__(self, record: RecordExecutionReportsHandler) -> None:
+        self._record = record
+
+    async def __call__(
+        self,
+        event: executor_events_pb2.MessageSent | executor_events_pb2.MessageFailed,
+        uow: ConsumerUnitOfWork,
+    ) -> None:
+        await self.handle_many([event], uow)
+
+    async def handle_many(
+        self,
+        events: Sequence[executor_events_pb2.MessageSent | executor_events_pb2.MessageFailed],
+        uow: ConsumerUnitOfWork,
+    ) -> None:
+        await self._record(uow, RecordExecutionReports([_report(event) for event in events]))
+
+
+def _report(event: executor_events_pb2.MessageSent | executor_events_pb2.MessageFailed) -> ExecutionReport:
+    if isinstance(event, executor_events_pb2.MessageSent):
+        return MessageSentReport(
             organization_id=event.meta.organization_id,
             intent_id=event.intent_id,
             instance_id=event.instance_id,
@@ -70,20 +100,17 @@ class GateEventHandlers:
             provider_message_id=event.provider_message_id,
             sent_at=_first_time(event.sent_at, event.meta.occurred_at),
         )
-
-    async def message_failed(self, event: executor_events_pb2.MessageFailed, uow: ConsumerUnitOfWork) -> None:
-        error = event.error
-        await record_message_failed(
-            uow,
-            organization_id=event.meta.organization_id,
-            intent_id=event.intent_id,
-            instance_id=event.instance_id,
-            job_id=event.job_id,
-            error_class=executor_pb2.ErrorClass.Name(error.error_class).removeprefix("ERROR_CLASS_"),
-            error_code=error.code,
-            error_message=error.message,
-            failed_at=_first_time(event.failed_at, event.meta.occurred_at),
-        )
+    error = event.error
+    return MessageFailedReport(
+        organization_id=event.meta.organization_id,
+        intent_id=event.intent_id,
+        instance_id=event.instance_id,
+        job_id=event.job_id,
+        error_class=executor_pb2.ErrorClass.Name(error.error_class).removeprefix("ERROR_CLASS_"),
+        error_code=error.code,
+        error_message=error.message,
+        failed_at=_first_time(event.failed_at, event.meta.occurred_at),
+    )
 
 
 def _first_time(*stamps: Timestamp) -> datetime:
@@ -150,8 +177,8 @@ def gate_consumers(
         consumer(
             "executor",
             {
-                executor_events_pb2.MessageSent: handlers.message_sent,
-                executor_events_pb2.MessageFailed: handlers.message_failed,
+                executor_events_pb2.MessageSent: handlers.execution_reports,
+                executor_events_pb2.MessageFailed: handlers.execution_reports,
             },
             transaction_per_batch=True,
             linger=execution_reports_linger,

@@ -17,7 +17,6 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, Generic, Self, TypeVar
 
-import orjson
 from google.protobuf.message import Message
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -30,6 +29,7 @@ from gate_service.infrastructure.batch_statements import (
     OUTBOX_ROWS,
     compiled,
     insert_batch,
+    to_json,
     update_decided,
 )
 from gate_service.infrastructure.metrics import BATCH_SIZE
@@ -222,7 +222,7 @@ class GroupCommitWriter:
         ]
         cursor = await driver.execute(
             self._insert_batch,
-            {INTENT_ROWS: _to_json(intent_rows), OUTBOX_ROWS: _to_json(outbox_rows)},
+            {INTENT_ROWS: to_json(intent_rows), OUTBOX_ROWS: to_json(outbox_rows)},
             prepare=True,
         )
         return [unit for (unit,) in await cursor.fetchall()]
@@ -230,17 +230,6 @@ class GroupCommitWriter:
 
 def _lost_race(intent: MessageIntent) -> FailedPrecondition:
     return FailedPrecondition(f"intent {intent.id} was changed concurrently; retry")
-
-
-def _bytea(value: object) -> str:
-    if isinstance(value, bytes):
-        return "\\x" + value.hex()  # bytea's hex input format
-    raise TypeError(type(value).__name__)
-
-
-def _to_json(rows: object) -> str:
-    # orjson writes datetimes as RFC 3339 itself; only the outbox payloads need the callback.
-    return orjson.dumps(rows, default=_bytea).decode()
 
 
 class IntentReader:
@@ -306,6 +295,9 @@ class BatchedIntentRepository:
 
     async def get(self, organization_id: str, intent_id: str) -> MessageIntent | None:
         return self._remember(await self._reader.get(organization_id, intent_id))
+
+    async def get_many(self, keys: Sequence[tuple[str, str]]) -> builtins.list[MessageIntent]:
+        return self._remember_all(await self._reader.read(lambda repository: repository.get_many(keys)))
 
     async def find_by_key(self, organization_id: str, idempotency_key: str) -> MessageIntent | None:
         return self._remember(await self._reader.find_by_key(organization_id, idempotency_key))

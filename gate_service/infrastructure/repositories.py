@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import builtins
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -12,8 +13,16 @@ from gate_service.domain.decision import DecisionReason
 from gate_service.domain.intent import IntentStatus, MessageIntent
 from gate_service.domain.ports import IntentFilter
 from gate_service.domain.projection import InstanceState, Plan
+from gate_service.infrastructure.batch_statements import (
+    INTENT_ROWS,
+    LOADED_VERSION,
+    compiled,
+    to_json,
+    update_loaded_batch,
+)
 from gate_service.infrastructure.rows import (
     instance_row,
+    intent_record,
     intent_row,
     plan_row,
     row_instance,
@@ -24,6 +33,9 @@ from libs.db.controls import SqlAlchemyExecutionControls
 from libs.db.optimistic import OptimisticWrites
 from libs.seedwork.clock import Clock
 from libs.seedwork.controls import ExecutionControl
+from libs.seedwork.errors import FailedPrecondition
+
+_UPDATE_LOADED_BATCH = compiled(update_loaded_batch())
 
 
 class SqlAlchemyIntentRepository:
@@ -33,6 +45,8 @@ class SqlAlchemyIntentRepository:
         self._session = session
         self._clock = clock
         self._writes: OptimisticWrites[MessageIntent] = OptimisticWrites(intents, "intent")
+        # Intents read by `get_many`, with the version read: saved together in one statement.
+        self._loaded_together: dict[str, tuple[MessageIntent, int]] = {}
 
     def add(self, intent: MessageIntent) -> None:
         self._writes.add(intent)
@@ -44,6 +58,22 @@ class SqlAlchemyIntentRepository:
             )
         ).one_or_none()
         return self._remember(row)
+
+    async def get_many(self, keys: Sequence[tuple[str, str]]) -> builtins.list[MessageIntent]:
+        if not keys:
+            return []
+        wanted = set(keys)
+        rows = (
+            await self._session.execute(
+                select(intents).where(
+                    intents.c.id.in_({intent_id for _, intent_id in wanted}),
+                    intents.c.organization_id.in_({organization_id for organization_id, _ in wanted}),
+                )
+            )
+        ).all()
+        found = [row_intent(row) for row in rows if (row.organization_id, row.id) in wanted]
+        self._loaded_together.update((intent.id, (intent, intent.version)) for intent in found)
+        return found
 
     async def find_by_key(self, organization_id: str, idempotency_key: str) -> MessageIntent | None:
         row = (
@@ -110,6 +140,26 @@ class SqlAlchemyIntentRepository:
         """Write what changed; called by the unit of work right before it commits."""
         now = self._clock.now()
         await self._writes.flush(self._session, lambda intent: intent_row(intent, now))
+        await self._flush_loaded_together(now)
+
+    async def _flush_loaded_together(self, now: datetime) -> None:
+        """The changed intents of `get_many` in one UPDATE, each only if its row still has the version it
+        was read at; FailedPrecondition (and nothing of them saved) when any lost that race."""
+        changed = [(i, version) for i, version in self._loaded_together.values() if i.version != version]
+        if not changed:
+            return
+        rows = [{**intent_record(intent, now), LOADED_VERSION: version} for intent, version in changed]
+        # The session's own connection (same transaction), through the driver as the group commit does:
+        # the statement is prepared once whatever the batch size.
+        connection = await self._session.connection()
+        driver = (await connection.get_raw_connection()).driver_connection
+        assert driver is not None
+        cursor = await driver.execute(_UPDATE_LOADED_BATCH, {INTENT_ROWS: to_json(rows)}, prepare=True)
+        saved = {intent_id for (intent_id,) in await cursor.fetchall()}
+        lost = [intent.id for intent, _ in changed if intent.id not in saved]
+        if lost:
+            raise FailedPrecondition(f"intent {lost[0]} was changed concurrently; retry")
+        self._loaded_together.update((intent.id, (intent, intent.version)) for intent, _ in changed)
 
     def _remember(self, row: Any) -> MessageIntent | None:
         return self._writes.loaded(row_intent(row)) if row is not None else None

@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import itertools
 import logging
-import operator
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
@@ -187,9 +186,9 @@ class DurableConsumer:
         return {event_id for event_id in event_ids if await uow.first_time(self._durable, event_id)}
 
     async def _dispatch(self, events: list[tuple[str, Message]], uow: UnitOfWork) -> None:
-        """Each run of consecutive events of one type goes to its handler, in one call when it takes many."""
-        for type_name, run in itertools.groupby(events, key=operator.itemgetter(0)):
-            handler = self._handlers[type_name]
+        """Each run of consecutive events with one handler goes to it, in one call when it takes many (a
+        handler registered for several types gets their mixed run, still in stream order)."""
+        for handler, run in itertools.groupby(events, key=lambda typed: self._handlers[typed[0]]):
             batch = [event for _, event in run]
             if len(batch) > 1 and isinstance(handler, BatchEventHandler):
                 await handler.handle_many(batch, uow)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import copy
+from collections.abc import Sequence
 from datetime import datetime
 
 from gate_service.domain.decision import DecisionReason
@@ -30,6 +31,7 @@ class FakeIntentRepository:
     def __init__(self) -> None:
         self.rows: dict[str, MessageIntent] = {}
         self._new: list[MessageIntent] = []
+        self.reads_of_many = 0  # calls of get_many: a batch of reports is read once
 
     def add(self, intent: MessageIntent) -> None:
         self._new.append(intent)
@@ -48,6 +50,11 @@ class FakeIntentRepository:
     async def get(self, organization_id: str, intent_id: str) -> MessageIntent | None:
         found = self.rows.get(intent_id)
         return found if found is not None and found.organization_id == organization_id else None
+
+    async def get_many(self, keys: Sequence[tuple[str, str]]) -> builtins.list[MessageIntent]:
+        self.reads_of_many += 1
+        found = (self.rows.get(intent_id) for _, intent_id in set(keys))
+        return [i for i in found if i is not None and (i.organization_id, i.id) in keys]
 
     async def find_by_key(self, organization_id: str, key: str) -> MessageIntent | None:
         return next(

@@ -17,12 +17,25 @@ from gate_service.application.decide_awaiting_intents import (
 from gate_service.application.decide_intent import DecideIntent, DecideIntentHandler
 from gate_service.application.intent_creation import IdempotentIntentStore
 from gate_service.application.queries import GetIntent, GetIntentHandler, ListIntents, ListIntentsHandler
-from gate_service.application.record_execution import record_message_failed, record_message_sent
+from gate_service.application.record_execution import (
+    ExecutionReport,
+    MessageFailedReport,
+    MessageSentReport,
+    RecordExecutionReports,
+    RecordExecutionReportsHandler,
+)
 from gate_service.application.release_due_intents import ReleaseDueIntents, ReleaseDueIntentsHandler
 from gate_service.application.submit_intent import SubmitIntent, SubmitIntentHandler
 from gate_service.application.update_projections import ProjectionUpdater, RebuildProjectionsHandler
 from gate_service.domain.decision import DecisionReason
-from gate_service.domain.events import IntentApproved, IntentCreated, IntentDropped, IntentQueued, IntentSent
+from gate_service.domain.events import (
+    IntentApproved,
+    IntentCreated,
+    IntentDropped,
+    IntentFailed,
+    IntentQueued,
+    IntentSent,
+)
 from gate_service.domain.intent import IntentStatus, TextPayload
 from gate_service.domain.policies import HealthStatus, WarmupPhase
 from gate_service.domain.ports import IntentFilter
@@ -170,11 +183,10 @@ async def test_the_scheduler_approves_when_the_window_opens_and_drops_the_expire
     assert len(uow.events_of(IntentQueued)) == 2 and len(uow.events_of(IntentDropped)) == 1
 
 
-def report_sent(uow: FakeGateUnitOfWork, w: World, intent_id: str) -> Awaitable[bool]:
+def sent(w: World, intent_id: str, organization_id: str = ORG) -> MessageSentReport:
     """The Executor's report that the intent's message went out, as its consumer hands it over."""
-    return record_message_sent(
-        uow,
-        organization_id=ORG,
+    return MessageSentReport(
+        organization_id=organization_id,
         intent_id=intent_id,
         instance_id="i",
         job_id="j",
@@ -183,12 +195,9 @@ def report_sent(uow: FakeGateUnitOfWork, w: World, intent_id: str) -> Awaitable[
     )
 
 
-def report_failed(
-    uow: FakeGateUnitOfWork, w: World, intent_id: str, organization_id: str = ORG
-) -> Awaitable[bool]:
+def failed(w: World, intent_id: str, organization_id: str = ORG) -> MessageFailedReport:
     """The Executor's report of a final, permanent failure."""
-    return record_message_failed(
-        uow,
+    return MessageFailedReport(
         organization_id=organization_id,
         intent_id=intent_id,
         instance_id="i",
@@ -198,6 +207,25 @@ def report_failed(
         error_message="",
         failed_at=w.clock.now(),
     )
+
+
+async def record(uow: FakeGateUnitOfWork, *reports: ExecutionReport) -> list[bool]:
+    return await RecordExecutionReportsHandler()(uow, RecordExecutionReports(reports))
+
+
+def report_sent(uow: FakeGateUnitOfWork, w: World, intent_id: str) -> Awaitable[bool]:
+    return _only(record(uow, sent(w, intent_id)))
+
+
+def report_failed(
+    uow: FakeGateUnitOfWork, w: World, intent_id: str, organization_id: str = ORG
+) -> Awaitable[bool]:
+    return _only(record(uow, failed(w, intent_id, organization_id)))
+
+
+async def _only(changes: Awaitable[list[bool]]) -> bool:
+    (changed,) = await changes
+    return changed
 
 
 async def test_execution_reports_move_approved_intents_to_sent_or_failed(w, uow):
@@ -226,6 +254,39 @@ async def test_execution_reports_an_intent_cannot_take_are_logged_and_change_not
     assert [r.getMessage() for r in caplog.records] == [
         "sent report for an intent that is not approved",
         "failure report for an unknown intent",
+    ]
+
+
+async def test_a_batch_of_reports_is_read_once_and_applied_in_order_as_one_by_one(w, uow, caplog):
+    w.add(phase=WarmupPhase.STABLE)
+    submit = submitter(w, uow)
+    a = (await submit(submit_command(target_value="+5511900000001"))).intent
+    w.clock.advance(seconds=10)
+    b = (await submit(submit_command(target_value="+5511900000002"))).intent
+    pending = (await creator(w, uow)(create_command())).intent
+    async with uow:
+        changed = await record(
+            uow,
+            sent(w, a.id),
+            failed(w, b.id),
+            sent(w, a.id),  # a redelivered report: already SENT
+            failed(w, a.id),  # out of order: the intent is SENT, not approved any more
+            sent(w, "unknown-intent"),
+            sent(w, b.id, organization_id="org-other"),  # someone else's intent is unknown here
+            sent(w, pending.id),
+        )
+        await uow.commit()
+    assert changed == [True, True, False, False, False, False, False]
+    assert uow.intents.reads_of_many == 1
+    assert uow.intents.rows[a.id].status is IntentStatus.SENT
+    assert uow.intents.rows[b.id].status is IntentStatus.FAILED
+    assert uow.intents.rows[pending.id].status is IntentStatus.PENDING
+    assert len(uow.events_of(IntentSent)) == 1 and len(uow.events_of(IntentFailed)) == 1
+    assert [r.getMessage() for r in caplog.records] == [
+        "failure report for an intent that is not approved",
+        "sent report for an unknown intent",
+        "sent report for an unknown intent",
+        "sent report for an intent that is not approved",
     ]
 
 
