@@ -150,7 +150,8 @@ class DurableConsumer:
                     continue
                 event = envelope.decode(type_name, msg.data)
                 # The id inside the event, not the header: a re-publication may carry another message id.
-                event_id = event.meta.event_id or headers.get(envelope.MSG_ID_HEADER, "")  # type: ignore[attr-defined]
+                meta = envelope.meta_of(event)
+                event_id = (meta.event_id if meta else "") or headers.get(envelope.MSG_ID_HEADER, "")
                 events.append((type_name, event_id, event))
             fresh: list[tuple[str, Message]] = []
             if events:

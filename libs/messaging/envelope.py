@@ -45,9 +45,15 @@ class EncodedEvent:
     payload: bytes
 
 
+def meta_of(message: Message) -> common_pb2.EventMeta | None:
+    """The EventMeta every event contract starts with; None for a message that is not an event."""
+    meta = getattr(message, "meta", None)
+    return meta if isinstance(meta, common_pb2.EventMeta) else None
+
+
 def encode(message: Message) -> EncodedEvent:
-    meta = getattr(message, "meta", None)  # every event contract starts with it
-    if not isinstance(meta, common_pb2.EventMeta) or not meta.event_id:
+    meta = meta_of(message)
+    if meta is None or not meta.event_id:
         raise ValueError(f"{message.DESCRIPTOR.full_name} has no meta.event_id")
     return EncodedEvent(
         event_id=meta.event_id,
