@@ -6,15 +6,13 @@ import builtins  # IntentRepository has a method named list
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from types import TracebackType
-from typing import Protocol, Self
+from typing import Protocol
 
 from gate_service.domain.intent import IntentStatus, MessageIntent
 from gate_service.domain.projection import InstanceState, Plan
-from libs.seedwork.aggregate import AggregateRoot, DomainEvent
 from libs.seedwork.controls import ExecutionControl
 from libs.seedwork.shared_kernel import Purpose
-from libs.seedwork.unit_of_work import UnitOfWork
+from libs.seedwork.unit_of_work import InboxUnitOfWork, UnitOfWork
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -75,37 +73,20 @@ class ProjectionStore(Protocol):
     async def save_plan(self, plan: Plan, changed_at: datetime) -> None: ...
 
 
-class GateUnitOfWork(Protocol):
-    """One transaction over intents: what every intent use case needs. Rolls back unless `commit()` was
-    called; on commit, the events of every tracked aggregate are stored with the change, atomically.
-    Implemented per call (a session) and batched (a group commit, the hot path) alike."""
+class GateUnitOfWork(UnitOfWork, Protocol):
+    """One transaction over intents: what every intent use case needs. Implemented per call (a session)
+    and batched (a group commit, the hot path) alike."""
 
     @property
     def intents(self) -> IntentRepository: ...
-
-    async def __aenter__(self) -> Self: ...
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None: ...
-
-    def track(self, aggregate: AggregateRoot) -> None:
-        """Store this aggregate's pending events when the transaction commits."""
-        ...
-
-    def emit(self, event: DomainEvent) -> None:
-        """Store an event that belongs to no loaded aggregate, with the transaction."""
-        ...
 
     async def commit(self) -> None:
         """Write every change and event at once; AlreadyExists when an added intent's idempotency key is
         taken, FailedPrecondition when a loaded intent was changed concurrently."""
         ...
 
-    async def rollback(self) -> None: ...
 
-
-class ConsumerUnitOfWork(GateUnitOfWork, UnitOfWork, Protocol):
+class ConsumerUnitOfWork(GateUnitOfWork, InboxUnitOfWork, Protocol):
     """The transaction of an event consumer: intents, the projections' durable copy and the inbox."""
 
     @property

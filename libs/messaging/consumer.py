@@ -19,7 +19,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from libs.messaging import envelope
 from libs.messaging.metrics import CONSUMER_DUPLICATES, CONSUMER_FAILURES, CONSUMER_HANDLED, CONSUMER_IGNORED
-from libs.seedwork.unit_of_work import UnitOfWork
+from libs.seedwork.unit_of_work import InboxUnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ class DurableConsumer:
         context: str,
         durable: str,
         handlers: Mapping[type[Message], EventHandler],
-        uow_factory: Callable[[], UnitOfWork],
+        uow_factory: Callable[[], InboxUnitOfWork],
         batch_size: int = 64,
         fetch_timeout: float = 1.0,
         ack_wait_seconds: float = 30.0,
@@ -180,13 +180,13 @@ class DurableConsumer:
             CONSUMER_HANDLED.labels(self._service, self._durable, type_name).inc()
         return True
 
-    async def _first_times(self, uow: UnitOfWork, event_ids: list[str]) -> set[str]:
+    async def _first_times(self, uow: InboxUnitOfWork, event_ids: list[str]) -> set[str]:
         """The ids this consumer has not applied yet, their inbox rows written in this transaction."""
         if isinstance(uow, BatchInbox):
             return await uow.first_times(self._durable, event_ids)
         return {event_id for event_id in event_ids if await uow.first_time(self._durable, event_id)}
 
-    async def _dispatch(self, events: list[tuple[str, Message]], uow: UnitOfWork) -> None:
+    async def _dispatch(self, events: list[tuple[str, Message]], uow: InboxUnitOfWork) -> None:
         """Each run of consecutive events with one handler goes to it, in one call when it takes many (a
         handler registered for several types gets their mixed run, still in stream order)."""
         for handler, run in itertools.groupby(events, key=lambda typed: self._handlers[typed[0]]):

@@ -1,4 +1,4 @@
-"""The unit-of-work port every application layer depends on."""
+"""The unit-of-work ports every application layer depends on."""
 
 from __future__ import annotations
 
@@ -26,10 +26,14 @@ class UnitOfWork(Protocol):
         """Publish an event that belongs to no loaded aggregate, with the transaction."""
         ...
 
-    async def first_time(self, consumer: str, event_id: str) -> bool:
-        """Record that `consumer` handles `event_id` in this transaction; False if it already did."""
-        ...
-
     async def commit(self) -> None: ...
 
     async def rollback(self) -> None: ...
+
+
+class InboxUnitOfWork(UnitOfWork, Protocol):
+    """The transaction of an event consumer: a unit of work that also records which events it applied."""
+
+    async def first_time(self, consumer: str, event_id: str) -> bool:
+        """Record that `consumer` handles `event_id` in this transaction; False if it already did."""
+        ...
