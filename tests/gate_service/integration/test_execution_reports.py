@@ -9,13 +9,6 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gate_service.application.record_execution import (
-    ExecutionReport,
-    MessageFailedReport,
-    MessageSentReport,
-    RecordExecutionReports,
-    RecordExecutionReportsHandler,
-)
 from gate_service.domain.intent import IntentStatus, MessageIntent
 from gate_service.domain.policies import WarmupPhase
 from gate_service.infrastructure.batching import GroupCommitWriter, WriteRequest
@@ -24,7 +17,7 @@ from gate_service.infrastructure.tables import intents, messaging
 from gate_service.infrastructure.unit_of_work import SqlAlchemyGateUnitOfWork
 from libs.db.engine import create_engine, session_factory
 from libs.seedwork.errors import FailedPrecondition
-from tests.gate_service.unit.support import ORG, World
+from tests.gate_service.unit.support import World, failed, record, sent
 from whatlead.events.v1 import gate_events_pb2
 
 SENT = gate_events_pb2.IntentSent.DESCRIPTOR.full_name
@@ -69,34 +62,6 @@ async def approved(engine: AsyncEngine, world: World, n: int) -> list[MessageInt
     finally:
         await writer.close()
     return stored
-
-
-def sent(world: World, intent_id: str) -> MessageSentReport:
-    return MessageSentReport(
-        organization_id=ORG,
-        intent_id=intent_id,
-        instance_id="i",
-        job_id="j",
-        provider_message_id="m",
-        sent_at=world.clock.now(),
-    )
-
-
-def failed(world: World, intent_id: str) -> MessageFailedReport:
-    return MessageFailedReport(
-        organization_id=ORG,
-        intent_id=intent_id,
-        instance_id="i",
-        job_id="j",
-        error_class="PERMANENT",
-        error_code="not_on_whatsapp",
-        error_message="",
-        failed_at=world.clock.now(),
-    )
-
-
-async def record(uow: SqlAlchemyGateUnitOfWork, *reports: ExecutionReport) -> list[bool]:
-    return await RecordExecutionReportsHandler()(uow, RecordExecutionReports(reports))
 
 
 async def stored(engine: AsyncEngine) -> dict[str, tuple[str, int]]:

@@ -6,10 +6,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from gate_service.application.decide import DecisionService
+from gate_service.application.record_execution import (
+    ExecutionReport,
+    MessageFailedReport,
+    MessageSentReport,
+    RecordExecutionReports,
+    RecordExecutionReportsHandler,
+)
 from gate_service.domain.decision import DecisionRecord
 from gate_service.domain.gate import DispatchGate
 from gate_service.domain.intent import IntentOrigin, MessageIntent, TextPayload
 from gate_service.domain.policies import GatePolicies, HealthStatus, WarmupPhase
+from gate_service.domain.ports import GateUnitOfWork
 from gate_service.domain.projection import GateProjection, InstanceState
 from libs.seedwork.clock import FakeClock
 from libs.seedwork.ids import new_id
@@ -101,3 +109,33 @@ class World:
 
     def intent(self, **overrides: object) -> MessageIntent:
         return new_intent(self.clock, **overrides)
+
+
+def sent(w: World, intent_id: str, organization_id: str = ORG) -> MessageSentReport:
+    """The Executor's report that the intent's message went out, as its consumer hands it over."""
+    return MessageSentReport(
+        organization_id=organization_id,
+        intent_id=intent_id,
+        instance_id="i",
+        job_id="j",
+        provider_message_id="m",
+        sent_at=w.clock.now(),
+    )
+
+
+def failed(w: World, intent_id: str, organization_id: str = ORG) -> MessageFailedReport:
+    """The Executor's report of a final, permanent failure."""
+    return MessageFailedReport(
+        organization_id=organization_id,
+        intent_id=intent_id,
+        instance_id="i",
+        job_id="j",
+        error_class="PERMANENT",
+        error_code="not_on_whatsapp",
+        error_message="",
+        failed_at=w.clock.now(),
+    )
+
+
+async def record(uow: GateUnitOfWork, *reports: ExecutionReport) -> list[bool]:
+    return await RecordExecutionReportsHandler()(uow, RecordExecutionReports(reports))

@@ -17,13 +17,6 @@ from gate_service.application.decide_awaiting_intents import (
 from gate_service.application.decide_intent import DecideIntent, DecideIntentHandler
 from gate_service.application.intent_creation import IdempotentIntentStore
 from gate_service.application.queries import GetIntent, GetIntentHandler, ListIntents, ListIntentsHandler
-from gate_service.application.record_execution import (
-    ExecutionReport,
-    MessageFailedReport,
-    MessageSentReport,
-    RecordExecutionReports,
-    RecordExecutionReportsHandler,
-)
 from gate_service.application.release_due_intents import ReleaseDueIntents, ReleaseDueIntentsHandler
 from gate_service.application.submit_intent import SubmitIntent, SubmitIntentHandler
 from gate_service.application.update_projections import ProjectionUpdater, RebuildProjectionsHandler
@@ -46,7 +39,7 @@ from libs.seedwork.errors import AlreadyExists, FailedPrecondition, InvalidArgum
 from libs.seedwork.pagination import page_request
 from libs.seedwork.shared_kernel import ControlScope, MessageType, Purpose, TargetKind
 from tests.gate_service.unit.fakes import FakeGateUnitOfWork, FakeInstanceArrivals, FakeRecentIntentKeys
-from tests.gate_service.unit.support import ORG, World, instance
+from tests.gate_service.unit.support import ORG, World, failed, instance, record, sent
 
 
 @pytest.fixture
@@ -181,36 +174,6 @@ async def test_the_scheduler_approves_when_the_window_opens_and_drops_the_expire
     assert uow.intents.rows[waiting.id].status is IntentStatus.APPROVED
     assert uow.intents.rows[short.id].status is IntentStatus.DROPPED
     assert len(uow.events_of(IntentQueued)) == 2 and len(uow.events_of(IntentDropped)) == 1
-
-
-def sent(w: World, intent_id: str, organization_id: str = ORG) -> MessageSentReport:
-    """The Executor's report that the intent's message went out, as its consumer hands it over."""
-    return MessageSentReport(
-        organization_id=organization_id,
-        intent_id=intent_id,
-        instance_id="i",
-        job_id="j",
-        provider_message_id="m",
-        sent_at=w.clock.now(),
-    )
-
-
-def failed(w: World, intent_id: str, organization_id: str = ORG) -> MessageFailedReport:
-    """The Executor's report of a final, permanent failure."""
-    return MessageFailedReport(
-        organization_id=organization_id,
-        intent_id=intent_id,
-        instance_id="i",
-        job_id="j",
-        error_class="PERMANENT",
-        error_code="not_on_whatsapp",
-        error_message="",
-        failed_at=w.clock.now(),
-    )
-
-
-async def record(uow: FakeGateUnitOfWork, *reports: ExecutionReport) -> list[bool]:
-    return await RecordExecutionReportsHandler()(uow, RecordExecutionReports(reports))
 
 
 def report_sent(uow: FakeGateUnitOfWork, w: World, intent_id: str) -> Awaitable[bool]:
