@@ -18,9 +18,11 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from libs.db.migrations import upgrade
+from libs.providers import create_client_session
 
 CI = os.environ.get("CI", "").lower() == "true"
 RUN_ID = secrets.token_hex(4)
@@ -64,6 +66,14 @@ def subject_root() -> str:
 @pytest.fixture(scope="session")
 def redis_prefix() -> str:
     return f"wl:{RUN_ID}:"
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    """The providers' pooled HTTP session, as the Executor makes it (provider and simulator tests)."""
+    session = create_client_session()
+    yield session
+    await session.close()
 
 
 # --- PostgreSQL ---------------------------------------------------------------------------------------

@@ -5,10 +5,8 @@ from __future__ import annotations
 import socket
 from collections.abc import AsyncIterator
 
-import aiohttp
 import pytest
 
-from libs.providers import create_client_session
 from tests.contract.providers.stub import ProviderStub
 
 
@@ -18,13 +16,6 @@ async def stub() -> AsyncIterator[ProviderStub]:
     await server.start()
     yield server
     await server.stop()
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    session = create_client_session()
-    yield session
-    await session.close()
 
 
 @pytest.fixture

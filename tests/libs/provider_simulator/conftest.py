@@ -8,7 +8,7 @@ import aiohttp
 import pytest
 
 from libs.provider_simulator import ProviderSimulator, run_simulator
-from libs.providers import WahaProvider, create_client_session
+from libs.providers import WahaProvider
 from tests.libs.provider_simulator.receiver import WebhookReceiver
 
 API_KEY = "sim-api-key"
@@ -37,13 +37,6 @@ async def simulator(receiver: WebhookReceiver) -> AsyncIterator[ProviderSimulato
         seed=7,
     ) as sim:
         yield sim
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    session = create_client_session()
-    yield session
-    await session.close()
 
 
 @pytest.fixture
