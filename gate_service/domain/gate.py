@@ -294,13 +294,10 @@ def _with_refusals(
     by_instance = dict(refused)
     return tuple(
         replace(v, verdict=Verdict.RECOVERABLE, reason=result.reason, retry_at=result.retry_at, score=0.0)
-        if (result := by_instance.get(v.instance_id)) is not None and result.reason not in _SETTLING
+        if (result := by_instance.get(v.instance_id)) is not None and not result.concerns_every_candidate
         else v
         for v in verdicts
     )
-
-
-_SETTLING = (DecisionReason.PLAN_LIMIT, *_CONTACT)
 
 
 def _dominant_reason(

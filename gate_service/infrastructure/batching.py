@@ -14,11 +14,12 @@ import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from types import TracebackType
 from typing import Any, Generic, Self, TypeVar
 
 from google.protobuf.message import Message
-from sqlalchemy import select
+from sqlalchemy import Column, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from gate_service.domain.intent import MessageIntent
@@ -242,10 +243,10 @@ class IntentReader:
         self._sessions = sessions
         self._clock = clock
         self._by_id: Coalescer[tuple[str, str], MessageIntent | None] = Coalescer(
-            self._read_ids, stage="read_by_id", concurrency=concurrency
+            partial(self._read_where, intents.c.id), stage="read_by_id", concurrency=concurrency
         )
         self._by_key: Coalescer[tuple[str, str], MessageIntent | None] = Coalescer(
-            self._read_keys, stage="read_by_key", concurrency=concurrency
+            partial(self._read_where, intents.c.idempotency_key), stage="read_by_key", concurrency=concurrency
         )
 
     async def get(self, organization_id: str, intent_id: str) -> MessageIntent | None:
@@ -261,22 +262,13 @@ class IntentReader:
         async with self._sessions() as session:
             return await query(SqlAlchemyIntentRepository(session, self._clock))
 
-    async def _read_ids(self, wanted: list[tuple[str, str]]) -> list[MessageIntent | BaseException | None]:
+    async def _read_where(
+        self, column: Column[Any], wanted: list[tuple[str, str]]
+    ) -> list[MessageIntent | BaseException | None]:
+        """One SELECT for every wanted (organization, `column` value); None for those not found."""
         async with self._sessions() as session:
-            rows = (
-                await session.execute(select(intents).where(intents.c.id.in_({i for _, i in wanted})))
-            ).all()
-        found = {(row.organization_id, row.id): row for row in rows}
-        return [row_intent(found[w]) if w in found else None for w in wanted]
-
-    async def _read_keys(self, wanted: list[tuple[str, str]]) -> list[MessageIntent | BaseException | None]:
-        async with self._sessions() as session:
-            rows = (
-                await session.execute(
-                    select(intents).where(intents.c.idempotency_key.in_({k for _, k in wanted}))
-                )
-            ).all()
-        found = {(row.organization_id, row.idempotency_key): row for row in rows}
+            rows = (await session.execute(select(intents).where(column.in_({v for _, v in wanted})))).all()
+        found = {(row.organization_id, getattr(row, column.name)): row for row in rows}
         return [row_intent(found[w]) if w in found else None for w in wanted]
 
 
