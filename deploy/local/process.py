@@ -15,6 +15,8 @@ from typing import TypedDict
 import grpc
 from grpc_health.v1 import health_pb2
 
+from libs.rpc.client import health_check
+
 
 @dataclass(frozen=True)
 class RunAs:
@@ -124,14 +126,8 @@ def port_in_use(port: int) -> bool:
 def grpc_serving(port: int) -> bool:
     """Whether the gRPC server on `port` answers grpc.health.v1 with SERVING."""
     with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-        # The method itself rather than HealthStub, whose published stubs declare no methods.
-        check = channel.unary_unary(
-            "/grpc.health.v1.Health/Check",
-            request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
-            response_deserializer=health_pb2.HealthCheckResponse.FromString,
-        )
         try:
-            response: health_pb2.HealthCheckResponse = check(health_pb2.HealthCheckRequest(), timeout=1)
+            response = health_check(channel)(health_pb2.HealthCheckRequest(), timeout=1)
         except grpc.RpcError:
             return False
     return response.status == health_pb2.HealthCheckResponse.SERVING

@@ -100,7 +100,6 @@ class EmbeddedPostgres:
         self.port = port
         self.databases = list(databases)
         self._logs = data / "logs"
-        self._run_as = self._unprivileged_account()
         command = [
             str(self._binary("postgres")),
             "-D", str(self.directory.resolve()),
@@ -117,8 +116,11 @@ class EmbeddedPostgres:
             prepare=self._prepare,
             provision=self._create_databases,
             stop_signal=signal.SIGINT,
-            run_as=self._run_as,
         )
+
+    @property
+    def _run_as(self) -> RunAs | None:
+        return self.component.run_as
 
     def _conninfo(self, database: str = "postgres") -> str:
         return f"host=127.0.0.1 port={self.port} user={self.SUPERUSER} dbname={database} connect_timeout=2"
@@ -140,6 +142,8 @@ class EmbeddedPostgres:
         return RunAs(cls.ACCOUNT, entry.pw_uid, entry.pw_gid)
 
     def _prepare(self) -> None:
+        # Here rather than on construction: deciding which servers to start must not add a system account.
+        self.component.run_as = self._unprivileged_account()
         self.directory.parent.mkdir(parents=True, exist_ok=True)
         if self._run_as is not None:
             # Its account must be able to walk to the binaries and to the data folder.

@@ -19,16 +19,11 @@ def instance_to_proto(instance: Instance) -> reputation_pb2.Instance:
         id=instance.id,
         organization_id=instance.organization_id,
         display_name=instance.display_name,
-        provider=common_pb2.Provider.ValueType(enum_to_proto(common_pb2.Provider, instance.provider)),
+        provider=enum_to_proto(common_pb2.Provider, instance.provider),
         provider_instance_ref=instance.provider_instance_ref,
         phone=instance.phone,
-        purposes=[
-            common_pb2.Purpose.ValueType(enum_to_proto(common_pb2.Purpose, p))
-            for p in sorted(instance.purposes)
-        ],
-        connection_state=common_pb2.ConnectionState.ValueType(
-            enum_to_proto(common_pb2.ConnectionState, instance.connection_state)
-        ),
+        purposes=[enum_to_proto(common_pb2.Purpose, p) for p in sorted(instance.purposes)],
+        connection_state=enum_to_proto(common_pb2.ConnectionState, instance.connection_state),
         created_at=to_timestamp(instance.created_at),
         updated_at=to_timestamp(instance.updated_at),
         version=instance.version,

@@ -9,6 +9,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2
 
+from libs.rpc.client import health_check
 from libs.rpc.server import GrpcServer
 
 
@@ -21,16 +22,8 @@ async def test_several_acceptors_serve_one_port_and_stop_together():
             grpc.aio.insecure_channel(f"127.0.0.1:{port}", options=[("grpc.use_local_subchannel_pool", 1)])
             for _ in range(6)
         ]
-        checks = [
-            channel.unary_unary(
-                "/grpc.health.v1.Health/Check",
-                request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
-                response_deserializer=health_pb2.HealthCheckResponse.FromString,
-            )
-            for channel in channels
-        ]
         replies = await asyncio.gather(
-            *(check(health_pb2.HealthCheckRequest(), timeout=5) for check in checks)
+            *(health_check(channel)(health_pb2.HealthCheckRequest(), timeout=5) for channel in channels)
         )
         assert {r.status for r in replies} == {health_pb2.HealthCheckResponse.SERVING}
         for channel in channels:

@@ -8,10 +8,11 @@ from typing import Any
 import grpc
 import pytest
 from google.protobuf import field_mask_pb2
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from libs.messaging import envelope
+from libs.rpc.client import health_check
 from libs.rpc.errors import field_violations
 from libs.testing.services import running_service
 from libs.testing.waiting import eventually
@@ -257,8 +258,7 @@ async def test_instance_states_span_every_organization_for_projection_rebuilds(s
 
 
 async def test_the_service_reports_serving_and_lists_itself_by_reflection(registry):
-    health: Any = health_pb2_grpc.HealthStub(registry.channel)  # its stub file declares no methods
-    reply = await health.Check(
+    reply = await health_check(registry.channel)(
         health_pb2.HealthCheckRequest(service="whatlead.reputation.v1.ReputationService")
     )
     assert reply.status == health_pb2.HealthCheckResponse.SERVING
