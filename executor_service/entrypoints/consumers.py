@@ -49,9 +49,9 @@ class IntentApprovedConsumer:
         self,
         create: CreateExecutionJobHandler,
         *,
-        claim_new: ClaimNewJobsHandler | None = None,
-        idle: IdleWorkers | None = None,
-        batch_size: int = 1,
+        claim_new: ClaimNewJobsHandler,
+        idle: IdleWorkers,
+        batch_size: int,
     ) -> None:
         self._create = create
         self._claim_new = claim_new
@@ -71,8 +71,6 @@ class IntentApprovedConsumer:
             self._hand_over(uow, created)
 
     def _hand_over(self, uow: ExecutorUnitOfWork, jobs: Sequence[MessageExecutionJob]) -> None:
-        if self._claim_new is None or self._idle is None:
-            return
         for start in range(0, len(jobs), self._batch_size):
             reservation = self._idle.reserve()
             if reservation is None:

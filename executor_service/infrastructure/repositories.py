@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import and_, bindparam, insert, select, update
 from sqlalchemy.engine import CursorResult
@@ -144,8 +144,9 @@ class SqlAlchemyJobRepository:
         return woken
 
     async def _write(self, statement: Any, parameters: Any = None) -> CursorResult[Any]:
-        """An UPDATE, whose result tells how many rows it matched."""
-        return cast(CursorResult[Any], await self._session.execute(statement, parameters))
+        """An UPDATE on the session's connection (same transaction): its result counts the rows matched."""
+        connection = await self._session.connection()
+        return await connection.execute(statement, parameters)
 
     async def flush(self) -> None:
         """Write what changed; called by the unit of work right before it commits."""

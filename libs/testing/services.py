@@ -31,7 +31,7 @@ async def running_service(
     server = GrpcServer(parts.bindings, host="127.0.0.1", port=0)
     port = await server.start()
     stop = asyncio.Event()
-    workers = [asyncio.ensure_future(worker(stop)) for worker in parts.workers]
+    workers = [asyncio.create_task(worker(stop)) for worker in parts.workers]
     channel = open_channel(f"127.0.0.1:{port}")
     try:
         yield RunningService(f"127.0.0.1:{port}", channel, parts)

@@ -24,7 +24,7 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -42,6 +42,7 @@ from libs.messaging.nats_connection import connect_nats
 from libs.messaging.streams import delete_streams, ensure_streams
 from libs.providers import SendTextRequest, build_provider, create_client_session, new_client_message_id
 from libs.rpc.convert import to_timestamp
+from libs.runtime import Worker
 from libs.seedwork.ids import new_id
 from libs.seedwork.shared_kernel import Provider
 from tests.bench._support import (
@@ -61,7 +62,6 @@ CONCURRENCY = 10  # Procrastinate's worker concurrency (the issue's baseline)
 BATCH = ExecutorSettings.model_fields["batch_size"].default  # the executor's default sends per worker
 WORKER_COUNTS = (1, 4, 8)
 ORG = "org-bench"
-Loop = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 RUN = secrets.token_hex(3)
 
 
@@ -129,9 +129,7 @@ async def executor_run(url: str, root: str, simulator_url: str, workers: int) ->
 
 
 @contextlib.asynccontextmanager
-async def running(
-    loops: Sequence[Callable[[asyncio.Event], Coroutine[Any, Any, None]]],
-) -> AsyncIterator[None]:
+async def running(loops: Sequence[Worker]) -> AsyncIterator[None]:
     stop = asyncio.Event()
     tasks = [asyncio.create_task(loop(stop)) for loop in loops]
     try:

@@ -15,9 +15,9 @@ from sqlalchemy import create_engine, text
 from libs.db.migrations import autogenerate, downgrade, migration_lock_key, upgrade
 from libs.testing.migrations import schema_drift, tables_of
 from tests.conftest import POSTGRES_ADMIN_URL, ROOT
+from tests.libs.notes import MIGRATIONS as NOTES_MIGRATIONS
 from tests.libs.notes.tables import metadata
 
-NOTES_MIGRATIONS = ROOT / "tests" / "libs" / "notes" / "migrations"
 MIGRATORS = 4
 
 
