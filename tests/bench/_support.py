@@ -39,21 +39,30 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def process_cpu(pid: int) -> tuple[str, float]:
+    """A process's name and its user + system CPU seconds so far (Linux /proc); OSError once it is gone."""
+    with open(f"/proc/{pid}/stat") as stat:
+        name, rest = stat.read().split(" (", 1)[1].rsplit(")", 1)
+    fields = rest.split()
+    return name, (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def process_tree(pid: int) -> set[int]:
+    """`pid` and every process below it (a Gate started with GATE_PROCESSES > 1 serves from children)."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as children:
+            kids = [int(child) for child in children.read().split()]
+    except OSError:
+        return {pid}
+    return {pid}.union(*map(process_tree, kids))
+
+
 def process_tree_cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds so far of a process and every process below it (Linux /proc)."""
-    ticks = os.sysconf("SC_CLK_TCK")
+    """User + system CPU seconds so far of a process and every process below it."""
     total = 0.0
-    pending = [pid]
-    while pending:
-        current = pending.pop()
-        try:
-            with open(f"/proc/{current}/stat") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-            with open(f"/proc/{current}/task/{current}/children") as children:
-                pending.extend(int(child) for child in children.read().split())
-        except OSError:  # gone meanwhile
-            continue
-        total += (int(fields[11]) + int(fields[12])) / ticks
+    for member in process_tree(pid):
+        with contextlib.suppress(OSError):  # gone meanwhile
+            total += process_cpu(member)[1]
     return total
 
 

@@ -36,6 +36,8 @@ from tests.bench._support import (
     free_port,
     fresh_database,
     gate_process,
+    process_cpu,
+    process_tree,
     register,
 )
 
@@ -87,24 +89,6 @@ class Result:
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
-def _process_cpu(pid: int) -> tuple[str, float]:
-    """A process's name and its user + system CPU seconds so far (Linux /proc)."""
-    with open(f"/proc/{pid}/stat") as stat:
-        name, rest = stat.read().split(" (", 1)[1].rsplit(")", 1)
-    fields = rest.split()
-    return name, (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _descendants(pid: int) -> set[int]:
-    """`pid` and every process below it (a Gate started with GATE_PROCESSES > 1 serves from children)."""
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as children:
-            kids = [int(child) for child in children.read().split()]
-    except OSError:
-        return {pid}
-    return {pid}.union(*map(_descendants, kids))
-
-
 # Where the rest of the box's CPU goes: the stores a decision writes to, and the kernel's own threads (disk
 # writeback of the stores' logs, network); anything else running on the machine is "other".
 BOX_PARTS = {"postgres": "postgres", "redis-server": "redis", "nats-server": "nats"}
@@ -115,12 +99,12 @@ def box_cpu(server_pid: int) -> dict[str, float]:
     """CPU seconds so far of every process on the machine, by part: this bench client, the server under
     test (with its children) and BOX_PARTS, the kernel threads, everything else."""
     parts = {"client": sum(os.times()[:2]), "server": 0.0}
-    server = _descendants(server_pid)
+    server = process_tree(server_pid)
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
         try:
-            name, seconds = _process_cpu(int(entry.name))
+            name, seconds = process_cpu(int(entry.name))
         except OSError:  # gone meanwhile
             continue
         if int(entry.name) in server:
