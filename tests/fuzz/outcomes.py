@@ -1,0 +1,118 @@
+"""What the fuzzed calls got back: the status codes the contracts document, and a histogram of the run."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass
+
+import grpc
+from google.protobuf import text_format
+from google.protobuf.descriptor import Descriptor
+from google.protobuf.message import DecodeError
+from google.protobuf.message_factory import GetMessageClass
+
+# docs/contracts.md, "Status codes": what a client may get back from a healthy service. UNAVAILABLE is
+# documented too, but only while a store is down, and the fuzz tier runs with every store up.
+DOCUMENTED = frozenset(
+    {
+        grpc.StatusCode.OK,
+        grpc.StatusCode.INVALID_ARGUMENT,
+        grpc.StatusCode.NOT_FOUND,
+        grpc.StatusCode.ALREADY_EXISTS,
+        grpc.StatusCode.FAILED_PRECONDITION,
+        grpc.StatusCode.UNIMPLEMENTED,  # an RPC declared in the contract and not served yet
+    }
+)
+# A request over the server's size limit gets this, and only such a request.
+OVERSIZED = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+# What an answer must never show a client: an exception's name, its class, a traceback.
+LEAK = re.compile(r"Traceback|<class '|\b[A-Z]\w*(Error|Exception)\b")
+
+
+@dataclass
+class Failure:
+    count: int
+    details: str
+    body: bytes  # the shortest request that got this answer
+    request_type: Descriptor
+
+
+def _shown(failure: Failure) -> str:
+    """The request as text when it parses (the fields and values that did it), else its first bytes."""
+    head = f"the {len(failure.body)}-byte request"
+    try:
+        request = GetMessageClass(failure.request_type).FromString(failure.body)
+    except DecodeError:
+        return f"{head} {failure.body[:64].hex()}"
+    return f"{head} {{{text_format.MessageToString(request, as_one_line=True)[:300]}}}"
+
+
+@dataclass(frozen=True)
+class Call:
+    service: str
+    rpc: str
+    kind: str  # "message", "bytes" or "oversized"
+    request_type: Descriptor
+
+
+class Histogram:
+    """Every answer of the run by service, RPC and code; and the answers that break the contract."""
+
+    def __init__(self) -> None:
+        self.codes: Counter[tuple[str, str, str]] = Counter()
+        self.failures: dict[tuple[str, str, str, str], Failure] = {}
+
+    def record(self, call: Call, code: grpc.StatusCode, details: str, body: bytes) -> None:
+        self.codes[(call.service, call.rpc, code.name)] += 1
+        problem = _problem(call, code, details)
+        if problem is None:
+            return
+        key = (call.service, call.rpc, code.name, problem)
+        known = self.failures.get(key)
+        if known is None:
+            self.failures[key] = Failure(1, details, body, call.request_type)
+        else:
+            known.count += 1
+            if len(body) < len(known.body):
+                known.body, known.details = body, details
+
+    def failures_of(self, service: str) -> list[str]:
+        return [
+            f"{rpc}: {code} x{failure.count} ({problem}); e.g. details {failure.details[:160]!r} "
+            f"for {_shown(failure)}"
+            for (svc, rpc, code, problem), failure in sorted(self.failures.items())
+            if svc == service
+        ]
+
+    def report(self) -> list[str]:
+        """The histogram per service (total per code), then per RPC."""
+        lines: list[str] = []
+        for service in sorted({s for s, _, _ in self.codes}):
+            totals: Counter[str] = Counter()
+            rpcs: dict[str, Counter[str]] = {}
+            for (svc, rpc, code), n in self.codes.items():
+                if svc == service:
+                    totals[code] += n
+                    rpcs.setdefault(rpc, Counter())[code] += n
+            lines.append(f"{service}: {sum(totals.values())} calls  " + _counts(totals))
+            lines += [f"    {rpc:<22} " + _counts(rpcs[rpc]) for rpc in sorted(rpcs)]
+        return lines
+
+
+def _counts(counter: Counter[str]) -> str:
+    return "  ".join(f"{code} {n}" for code, n in counter.most_common())
+
+
+def _problem(call: Call, code: grpc.StatusCode, details: str) -> str | None:
+    if call.kind == "oversized":
+        return None if code is OVERSIZED else "oversized request not refused with RESOURCE_EXHAUSTED"
+    if code not in DOCUMENTED:
+        return "undocumented status code"
+    if code is not grpc.StatusCode.OK and LEAK.search(details):
+        return "details name an exception"
+    return None
+
+
+HISTOGRAM = Histogram()

@@ -1,0 +1,101 @@
+"""Every RPC of every served service, fed generated and malformed requests, answers only documented codes,
+stays SERVING, and leaves its stores consistent.
+
+The RPCs come from the descriptors of the services each server registers: a new RPC is fuzzed with no
+new test. Each answer is recorded (the histogram printed at the end of the run) and the test fails after
+its service's whole run, listing every undocumented answer with the shortest request that got it.
+"""
+
+from __future__ import annotations
+
+import pytest
+from google.protobuf.descriptor import MethodDescriptor
+from grpc_health.v1.health_pb2 import HealthCheckRequest, HealthCheckResponse
+from hypothesis import given, seed
+from hypothesis import strategies as st
+
+from libs.rpc.client import health_check
+from tests.fuzz.conftest import FUZZ_SETTINGS, SEED, SERVICES
+from tests.fuzz.invariants import executor_problems, gate_problems, reputation_problems
+from tests.fuzz.mutations import length_delimited, raw_bodies
+from tests.fuzz.outcomes import HISTOGRAM, Call
+from tests.fuzz.strategies import RequestStrategies
+from tests.fuzz.system import FuzzedSystem, LoopThread, hints
+
+# Past the 4 MiB every server accepts (libs.rpc.server): one well-formed field, too big to be read.
+OVERSIZED_BODY = length_delimited(1, b"x" * (4 * 1024 * 1024 + 1))
+
+
+def _fuzz(
+    loop: LoopThread,
+    system: FuzzedSystem,
+    call: Call,
+    method: MethodDescriptor,
+    bodies: st.SearchStrategy[bytes],
+) -> None:
+    @FUZZ_SETTINGS
+    @seed(SEED)
+    @given(bodies)
+    def send(body: bytes) -> None:
+        code, details = loop.call(system.call(call.service, method, body))
+        HISTOGRAM.record(call, code, details, body)
+
+    send()
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_generated_requests_get_documented_answers(
+    fuzzed: FuzzedSystem, services_loop: LoopThread, service: str
+) -> None:
+    strategies = RequestStrategies(hints(fuzzed.seeds))
+    methods = fuzzed.services[service].methods()
+    assert methods, f"{service} registers no RPC"
+    for method in methods:
+        messages = strategies.message(method.input_type).map(lambda m: m.SerializeToString())
+        _fuzz(
+            services_loop, fuzzed, Call(service, method.name, "message", method.input_type), method, messages
+        )
+    _assert_contract_kept(fuzzed, services_loop, service)
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_malformed_bodies_get_documented_answers(
+    fuzzed: FuzzedSystem, services_loop: LoopThread, service: str
+) -> None:
+    strategies = RequestStrategies(hints(fuzzed.seeds))
+    for method in fuzzed.services[service].methods():
+        bodies = raw_bodies(method.input_type, strategies.message(method.input_type))
+        _fuzz(services_loop, fuzzed, Call(service, method.name, "bytes", method.input_type), method, bodies)
+        code, details = services_loop.call(fuzzed.call(service, method, OVERSIZED_BODY))
+        HISTOGRAM.record(
+            Call(service, method.name, "oversized", method.input_type), code, details, OVERSIZED_BODY
+        )
+    _assert_contract_kept(fuzzed, services_loop, service)
+
+
+def _assert_contract_kept(system: FuzzedSystem, loop: LoopThread, service: str) -> None:
+    problems = HISTOGRAM.failures_of(service)
+    problems += [f"not SERVING: {name or 'the server'}" for name in loop.call(_not_serving(system))]
+    problems += [f"store: {problem}" for problem in _store_problems(system)]
+    assert not problems, f"{len(problems)} problems after fuzzing {service}:\n" + "\n".join(problems)
+
+
+async def _not_serving(system: FuzzedSystem) -> list[str]:
+    """Every server, and each service it registers, that does not answer SERVING to grpc.health.v1."""
+    down = []
+    for served in system.services.values():
+        check = health_check(served.channel)
+        for name in ["", *served.service_names]:
+            response = await check(HealthCheckRequest(service=name), timeout=5)
+            if response.status != HealthCheckResponse.SERVING:
+                down.append(f"{served.name} {name}".strip())
+    return down
+
+
+def _store_problems(system: FuzzedSystem) -> list[str]:
+    urls = {name: served.database_url for name, served in system.services.items()}
+    return [
+        *reputation_problems(urls["reputation"]),
+        *gate_problems(urls["gate"]),
+        *executor_problems(urls["executor"], urls["gate"]),
+    ]
