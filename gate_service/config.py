@@ -18,6 +18,9 @@ class GateSettings(ServiceSettings):
 
     database_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/whatlead_gate"
     grpc_port: int = 50051
+    # The largest legitimate request is a SubmitIntent with a 4,096-character text (up to 16 KiB of UTF-8)
+    # and every other field at its limit: about 18 KiB. 64 KiB leaves room for new fields.
+    grpc_max_receive_bytes: int = Field(default=64 * 1024, ge=1024, le=4 * 1024 * 1024)
     metrics_port: int = 9101
     # Rate windows, shared by every replica.
     redis_url: str = "redis://127.0.0.1:6379/0"

@@ -67,7 +67,9 @@ async def running_gate(
     for consumer in app.consumers:
         consumer._fetch_timeout = 0.2
     parts = app.parts()
-    server = GrpcServer(parts.bindings, host="127.0.0.1", port=0)
+    server = GrpcServer(
+        parts.bindings, host="127.0.0.1", port=0, max_receive_message_bytes=settings.grpc_max_receive_bytes
+    )
     port = await server.start()
     stop = asyncio.Event()
     tasks = [asyncio.ensure_future(worker(stop)) for worker in parts.workers]
