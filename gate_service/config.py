@@ -29,9 +29,10 @@ class GateSettings(ServiceSettings):
     reputation_addr: str = ""
     ops_addr: str = ""
     rebuild_deadline_seconds: float = Field(default=10.0, gt=0)
-    # Validity of an intent when the client gives none, and the longest it may ask for.
+    # Validity of an intent when the client gives none, and the longest it may ask for (also how far ahead
+    # `not_before` may be). gate.proto refuses a not_before beyond 72 h: this may lower it, not raise it.
     default_validity_seconds: float = Field(default=4 * 3600, gt=0)
-    max_validity_seconds: float = Field(default=72 * 3600, gt=0)
+    max_validity_seconds: float = Field(default=72 * 3600, gt=0, le=72 * 3600)
     # Policies (documented defaults in gate_service/README.md).
     phase_policies: str = ""  # JSON: {"STABLE": {"per_minute": 30, "min_interval_seconds": 2}, ...}
     unevaluated_phase: WarmupPhase = WarmupPhase.INTERACTING
