@@ -53,8 +53,9 @@ def _shown(failure: Failure) -> str:
 class Call:
     service: str
     rpc: str
-    kind: str  # "message", "bytes" or "oversized"
+    kind: str  # "message" (generated), "bytes" (malformed) or "size" (at and past the size limit)
     request_type: Descriptor
+    max_request_bytes: int  # the server's limit: a larger body is refused with RESOURCE_EXHAUSTED
 
 
 class Histogram:
@@ -62,14 +63,14 @@ class Histogram:
 
     def __init__(self) -> None:
         self.codes: Counter[tuple[str, str, str]] = Counter()
-        self.failures: dict[tuple[str, str, str, str], Failure] = {}
+        self.failures: dict[tuple[str, str, str, str, str], Failure] = {}
 
     def record(self, call: Call, code: grpc.StatusCode, details: str, body: bytes) -> None:
         self.codes[(call.service, call.rpc, code.name)] += 1
-        problem = _problem(call, code, details)
+        problem = _problem(call, code, details, len(body))
         if problem is None:
             return
-        key = (call.service, call.rpc, code.name, problem)
+        key = (call.service, call.kind, call.rpc, code.name, problem)
         known = self.failures.get(key)
         if known is None:
             self.failures[key] = Failure(1, details, body, call.request_type)
@@ -78,12 +79,12 @@ class Histogram:
             if len(body) < len(known.body):
                 known.body, known.details = body, details
 
-    def failures_of(self, service: str) -> list[str]:
+    def failures_of(self, service: str, kinds: set[str]) -> list[str]:
         return [
             f"{rpc}: {code} x{failure.count} ({problem}); e.g. details {failure.details[:160]!r} "
             f"for {_shown(failure)}"
-            for (svc, rpc, code, problem), failure in sorted(self.failures.items())
-            if svc == service
+            for (svc, kind, rpc, code, problem), failure in sorted(self.failures.items())
+            if svc == service and kind in kinds
         ]
 
     def report(self) -> list[str]:
@@ -105,9 +106,13 @@ def _counts(counter: Counter[str]) -> str:
     return "  ".join(f"{code} {n}" for code, n in counter.most_common())
 
 
-def _problem(call: Call, code: grpc.StatusCode, details: str) -> str | None:
-    if call.kind == "oversized":
-        return None if code is OVERSIZED else "oversized request not refused with RESOURCE_EXHAUSTED"
+def _problem(call: Call, code: grpc.StatusCode, details: str, size: int) -> str | None:
+    if size > call.max_request_bytes:
+        return (
+            None if code is OVERSIZED else f"a request over the {call.max_request_bytes}-byte limit was read"
+        )
+    if code is OVERSIZED:
+        return f"refused as too large within the {call.max_request_bytes}-byte limit"
     if code not in DOCUMENTED:
         return "undocumented status code"
     if code is not grpc.StatusCode.OK and LEAK.search(details):

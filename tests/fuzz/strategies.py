@@ -12,9 +12,10 @@ the contracts declare them) the plain descriptor is all there is.
 
 `hints` give real values the system knows (a seeded organization, ids of existing intents and jobs, a
 valid target): by field name (`"organization_id"`) or by message full name (`"whatlead.common.v1.Target"`),
-and mixed with the generated values so a call gets past its first check often enough to reach the
-use case and the stores. A message type with a hint is also drawn as that valid message with one field
-replaced by a generated value: the request a client sends when it gets exactly one thing wrong.
+and drawn three times in four, so a call gets past its first check often enough to reach the use case
+and the stores. A message is also drawn valid, and valid with one field replaced by a generated value
+(the request a client sends when it gets exactly one thing wrong): valid is the message type's own hint
+when it has one, else the message with its hinted fields set and the others at their defaults.
 """
 
 from __future__ import annotations
@@ -158,8 +159,32 @@ class RequestStrategies:
         generated = self._generated(descriptor, depth)
         valid = self._hints.get(descriptor.full_name)
         if valid is None:
+            valid = self._hinted(descriptor)
+        if valid is None:
             return generated
-        return st.one_of(valid, generated, self._one_field_off(descriptor, valid, depth))
+        return weighted((1, valid), (2, self._one_field_off(descriptor, valid, depth)), (1, generated))
+
+    def _hinted(self, descriptor: Descriptor) -> Strategy[Message] | None:
+        """The message with only its hinted fields set (the others at their defaults), when it has any:
+        the valid request a type with no hint of its own starts from (an organization, an existing id)."""
+        hinted: dict[FieldDescriptor, Strategy[Any]] = {}
+        for field in descriptor.fields:
+            hint = self._hints.get(field.name)
+            if hint is None and field.message_type is not None:
+                hint = self._hints.get(field.message_type.full_name)
+            if hint is not None:
+                hinted[field] = st.lists(hint, min_size=1, max_size=2) if field.is_repeated else hint
+        if not hinted:
+            return None
+        cls = message_class(descriptor)
+
+        def build(values: dict[str, Any]) -> Message:
+            message = cls()
+            for name, value in values.items():
+                _assign(message, descriptor.fields_by_name[name], value)
+            return message
+
+        return st.fixed_dictionaries({field.name: hint for field, hint in hinted.items()}).map(build)
 
     def _generated(self, descriptor: Descriptor, depth: int) -> Strategy[Message]:
         cls = message_class(descriptor)
@@ -221,7 +246,7 @@ class RequestStrategies:
         value = self._value(field, parent, depth, rules)
         hint = self._hints.get(field.name) if with_hint else None
         if hint is not None:
-            value = st.one_of(hint, value)
+            value = weighted((3, hint), (1, value))
         if field.message_type is not None or field.has_presence:
             # Absent: for a message, not set; for `optional` scalars, no presence.
             value = st.one_of(st.none(), value)
@@ -238,7 +263,7 @@ class RequestStrategies:
         item = self._value(field, parent, depth, items_rules)
         hint = self._hints.get(field.name)
         if hint is not None:
-            item = st.one_of(hint, item)
+            item = weighted((3, hint), (1, item))
         low = kind.min_items if kind is not None and _set(kind, "min_items") else None
         high = kind.max_items if kind is not None and _set(kind, "max_items") else None
         return _sized_lists(
@@ -347,6 +372,12 @@ class RequestStrategies:
         )
         paths = st.one_of(st.sampled_from(names), st.text(TEXT, max_size=30))
         return st.builds(FieldMask, paths=st.lists(paths, max_size=8))
+
+
+def weighted(*choices: tuple[int, Strategy[Any]]) -> Strategy[Any]:
+    """One of the strategies, each drawn `weight` times as often (st.one_of draws its branches alike)."""
+    branches = [strategy for weight, strategy in choices for _ in range(weight)]
+    return st.sampled_from(range(len(branches))).flatmap(lambda index: branches[index])
 
 
 # --- scalar strategies ------------------------------------------------------------------------------------

@@ -92,6 +92,7 @@ class ServedService:
     name: str
     running: RunningService
     database_url: str
+    max_request_bytes: int  # the size limit its settings give the server
 
     @property
     def channel(self) -> grpc.aio.Channel:
@@ -152,7 +153,7 @@ async def fuzzed_system(
 
         async def serve(name: str, build: Callable[..., Awaitable[Any]], settings: Any) -> ServedService:
             running = await stack.enter_async_context(running_service(build, settings))
-            return ServedService(name, running, database_urls[name])
+            return ServedService(name, running, database_urls[name], settings.grpc_max_receive_bytes)
 
         common: dict[str, Any] = dict(
             nats_url=NATS_URL, subject_root=subject_root, migrate_on_start=False, grpc_port=0
@@ -322,7 +323,10 @@ def hints(seeds: Seeds) -> dict[str, st.SearchStrategy[Any]]:
     """Real values by field name, and valid messages by type, for RequestStrategies."""
     organizations = st.sampled_from([ORGANIZATION, FAILING_ORGANIZATION])
     ids = seeds.instance_ids + seeds.intent_ids + seeds.job_ids
-    keys = st.sampled_from([*seeds.idempotency_keys, "fuzz-key"])
+    # Keys already used (a replay, or the same key with another body) and new ones.
+    keys = st.one_of(
+        st.sampled_from(seeds.idempotency_keys), st.integers(0, 10**9).map(lambda n: f"fuzz-{n}")
+    )
     refs = st.sampled_from(seeds.provider_refs)
     fresh_refs = st.integers(0, 10**6).map(lambda n: f"fuzz-r{n}")
 

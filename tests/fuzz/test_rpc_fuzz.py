@@ -17,13 +17,10 @@ from hypothesis import strategies as st
 from libs.rpc.client import health_check
 from tests.fuzz.conftest import FUZZ_SETTINGS, SEED, SERVICES
 from tests.fuzz.invariants import executor_problems, gate_problems, reputation_problems
-from tests.fuzz.mutations import length_delimited, raw_bodies
+from tests.fuzz.mutations import UNUSED_FIELD, length_delimited, raw_bodies
 from tests.fuzz.outcomes import HISTOGRAM, Call
 from tests.fuzz.strategies import RequestStrategies
 from tests.fuzz.system import FuzzedSystem, LoopThread, hints
-
-# Past the 4 MiB every server accepts (libs.rpc.server): one well-formed field, too big to be read.
-OVERSIZED_BODY = length_delimited(1, b"x" * (4 * 1024 * 1024 + 1))
 
 
 def _fuzz(
@@ -37,10 +34,19 @@ def _fuzz(
     @seed(SEED)
     @given(bodies)
     def send(body: bytes) -> None:
-        code, details = loop.call(system.call(call.service, method, body))
-        HISTOGRAM.record(call, code, details, body)
+        _send(loop, system, call, method, body)
 
     send()
+
+
+def _send(loop: LoopThread, system: FuzzedSystem, call: Call, method: MethodDescriptor, body: bytes) -> None:
+    code, details = loop.call(system.call(call.service, method, body))
+    HISTOGRAM.record(call, code, details, body)
+
+
+def _call(system: FuzzedSystem, service: str, method: MethodDescriptor, kind: str) -> Call:
+    limit = system.services[service].max_request_bytes
+    return Call(service, method.name, kind, method.input_type, limit)
 
 
 @pytest.mark.parametrize("service", SERVICES)
@@ -52,10 +58,8 @@ def test_generated_requests_get_documented_answers(
     assert methods, f"{service} registers no RPC"
     for method in methods:
         messages = strategies.message(method.input_type).map(lambda m: m.SerializeToString())
-        _fuzz(
-            services_loop, fuzzed, Call(service, method.name, "message", method.input_type), method, messages
-        )
-    _assert_contract_kept(fuzzed, services_loop, service)
+        _fuzz(services_loop, fuzzed, _call(fuzzed, service, method, "message"), method, messages)
+    _assert_contract_kept(fuzzed, services_loop, service, {"message"})
 
 
 @pytest.mark.parametrize("service", SERVICES)
@@ -65,17 +69,26 @@ def test_malformed_bodies_get_documented_answers(
     strategies = RequestStrategies(hints(fuzzed.seeds))
     for method in fuzzed.services[service].methods():
         bodies = raw_bodies(method.input_type, strategies.message(method.input_type))
-        _fuzz(services_loop, fuzzed, Call(service, method.name, "bytes", method.input_type), method, bodies)
-        code, details = services_loop.call(fuzzed.call(service, method, OVERSIZED_BODY))
-        HISTOGRAM.record(
-            Call(service, method.name, "oversized", method.input_type), code, details, OVERSIZED_BODY
-        )
-    _assert_contract_kept(fuzzed, services_loop, service)
+        _fuzz(services_loop, fuzzed, _call(fuzzed, service, method, "bytes"), method, bodies)
+        # The size limit's edges: a well-formed body (one unknown field) of exactly the limit, and one more.
+        limit = fuzzed.services[service].max_request_bytes
+        for size in (limit, limit + 1):
+            _send(services_loop, fuzzed, _call(fuzzed, service, method, "size"), method, _body_of_size(size))
+    _assert_contract_kept(fuzzed, services_loop, service, {"bytes", "size"})
 
 
-def _assert_contract_kept(system: FuzzedSystem, loop: LoopThread, service: str) -> None:
-    problems = HISTOGRAM.failures_of(service)
-    problems += [f"not SERVING: {name or 'the server'}" for name in loop.call(_not_serving(system))]
+def _body_of_size(size: int) -> bytes:
+    header = len(length_delimited(UNUSED_FIELD, b"x" * size)) - size
+    body = length_delimited(UNUSED_FIELD, b"x" * (size - header))
+    if len(body) != size:  # the length's own varint got one byte shorter
+        body = length_delimited(UNUSED_FIELD, b"x" * (size - header + 1))
+    assert len(body) == size
+    return body
+
+
+def _assert_contract_kept(system: FuzzedSystem, loop: LoopThread, service: str, kinds: set[str]) -> None:
+    problems = HISTOGRAM.failures_of(service, kinds)
+    problems += [f"not SERVING: {name}" for name in loop.call(_not_serving(system))]
     problems += [f"store: {problem}" for problem in _store_problems(system)]
     assert not problems, f"{len(problems)} problems after fuzzing {service}:\n" + "\n".join(problems)
 
