@@ -59,8 +59,9 @@ def connected(database_url: str) -> Iterator[Connection]:
 def outbox_events(connection: Connection, tables: MessagingTables) -> dict[str, list[Any]]:
     """Every event in the outbox (published or not), decoded, by aggregate id."""
     events: dict[str, list[Any]] = defaultdict(list)
-    for type_name, payload in connection.execute(select(tables.outbox.c.type_name, tables.outbox.c.payload)):
-        event = envelope.decode(type_name, payload)
+    rows = connection.execute(select(tables.outbox.c.type_name, tables.outbox.c.payload)).tuples()
+    for type_name, payload in rows:
+        event: Any = envelope.decode(type_name, payload)
         events[event.meta.aggregate_id].append(event)
     return events
 

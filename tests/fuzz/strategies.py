@@ -24,7 +24,7 @@ import functools
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, Literal
 
 from google.protobuf import descriptor_pool
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
@@ -34,6 +34,9 @@ from hypothesis import strategies as st
 
 Strategy = st.SearchStrategy
 Hints = Mapping[str, Strategy[Any]]
+# A buf.validate rules message (FieldRules, StringRules, ...), read by field name: the builder needs no stub
+# of them, and works the same before the contracts declare any.
+Rules = Any
 
 INT32 = (-(2**31), 2**31 - 1)
 INT64 = (-(2**63), 2**63 - 1)
@@ -74,7 +77,7 @@ HOSTILE_STRINGS = (
     "null",
 )
 # Printable and not: everything protobuf can carry in a string (no lone surrogates, which are not UTF-8).
-TEXT = st.characters(exclude_categories=("Cs",))
+TEXT = st.characters(codec="utf-8")
 
 # google.protobuf.Timestamp's valid range: 0001-01-01T00:00:00Z .. 9999-12-31T23:59:59.999999999Z.
 TIMESTAMP_MIN_SECONDS = -62_135_596_800
@@ -94,17 +97,16 @@ def message_class(descriptor: Descriptor) -> type[Message]:
     return GetMessageClass(descriptor)
 
 
-def field_rules(field: FieldDescriptor) -> Message | None:
+def field_rules(field: FieldDescriptor) -> Rules | None:
     """The field's `(buf.validate.field)` rules, or None when the contracts declare none for it (or the
     buf.validate extension is not loaded at all)."""
     extension = _rules_extension()
     if extension is None:
         return None
-    options = field.GetOptions()
+    options: Any = field.GetOptions()  # the extension is found at run time: its type is not in any stub
     if not options.HasExtension(extension):
         return None
-    rules: Message = options.Extensions[extension]
-    return rules
+    return options.Extensions[extension]
 
 
 def _rules_extension() -> FieldDescriptor | None:
@@ -114,7 +116,7 @@ def _rules_extension() -> FieldDescriptor | None:
         return None
 
 
-def _set(rules: Message, name: str) -> bool:
+def _set(rules: Rules, name: str) -> bool:
     """Whether a rule is given: HasField for what has presence, non-empty for repeated rules."""
     descriptor = rules.DESCRIPTOR.fields_by_name.get(name)
     if descriptor is None:
@@ -124,7 +126,7 @@ def _set(rules: Message, name: str) -> bool:
     return rules.HasField(name)
 
 
-def _kind(rules: Message | None) -> Message | None:
+def _kind(rules: Rules | None) -> Rules | None:
     """The type-specific part of FieldRules (its `string`, `int32`, `repeated`, ... member)."""
     if rules is None:
         return None
@@ -189,14 +191,14 @@ class RequestStrategies:
     def _generated(self, descriptor: Descriptor, depth: int) -> Strategy[Message]:
         cls = message_class(descriptor)
         singles = {
-            field.name: self._field(field, descriptor, depth)
+            field.name: self.field(field, descriptor, depth)
             for field in descriptor.fields
             if field.containing_oneof is None or _is_synthetic_oneof(field)
         }
         oneofs = [
             st.one_of(
                 st.none(),
-                *(st.tuples(st.just(f.name), self._field(f, descriptor, depth)) for f in oneof.fields),
+                *(st.tuples(st.just(f.name), self.field(f, descriptor, depth)) for f in oneof.fields),
             )
             for oneof in descriptor.oneofs
             if not _is_synthetic_oneof(oneof.fields[0])
@@ -228,16 +230,17 @@ class RequestStrategies:
             changed.CopyFrom(message)
             field = data(st.sampled_from(list(descriptor.fields)))
             changed.ClearField(field.name)
-            _assign(changed, field, data(self._field(field, descriptor, depth, with_hint=False)))
+            _assign(changed, field, data(self.field(field, descriptor, depth, with_hint=False)))
             return changed
 
         return draw()
 
     # --- fields -------------------------------------------------------------------------------------------
 
-    def _field(
-        self, field: FieldDescriptor, parent: Descriptor, depth: int, *, with_hint: bool = True
+    def field(
+        self, field: FieldDescriptor, parent: Descriptor, depth: int = 0, *, with_hint: bool = True
     ) -> Strategy[Any]:
+        """Values of one field of `parent`: a list for a repeated field, a dict for a map, None when unset."""
         rules = field_rules(field)
         if _is_map(field):
             return self._map(field, parent, depth, rules)
@@ -256,7 +259,7 @@ class RequestStrategies:
         return value
 
     def _repeated(
-        self, field: FieldDescriptor, parent: Descriptor, depth: int, rules: Message | None
+        self, field: FieldDescriptor, parent: Descriptor, depth: int, rules: Rules | None
     ) -> Strategy[list[Any]]:
         kind = _kind(rules)
         items_rules = kind.items if kind is not None and _set(kind, "items") else None
@@ -271,9 +274,10 @@ class RequestStrategies:
         )
 
     def _map(
-        self, field: FieldDescriptor, parent: Descriptor, depth: int, rules: Message | None
+        self, field: FieldDescriptor, parent: Descriptor, depth: int, rules: Rules | None
     ) -> Strategy[dict[Any, Any]]:
         entry = field.message_type
+        assert entry is not None  # a map field is a repeated entry message
         kind = _kind(rules)
         key_field, value_field = entry.fields_by_name["key"], entry.fields_by_name["value"]
         keys = self._value(
@@ -288,7 +292,7 @@ class RequestStrategies:
         return sizes.flatmap(lambda n: st.dictionaries(keys, values, min_size=n, max_size=n))
 
     def _value(
-        self, field: FieldDescriptor, parent: Descriptor, depth: int, rules: Message | None
+        self, field: FieldDescriptor, parent: Descriptor, depth: int, rules: Rules | None
     ) -> Strategy[Any]:
         """One value of the field's type (one item of a repeated field)."""
         kind = _kind(rules)
@@ -317,7 +321,7 @@ class RequestStrategies:
 
     # --- well-known types ---------------------------------------------------------------------------------
 
-    def _timestamp(self, kind: Message | None) -> Strategy[Message]:
+    def _timestamp(self, kind: Rules | None) -> Strategy[Message]:
         from google.protobuf.timestamp_pb2 import Timestamp
 
         seconds = st.one_of(
@@ -342,7 +346,7 @@ class RequestStrategies:
             seconds = st.one_of(seconds, self._near_now())
         return st.builds(Timestamp, seconds=seconds, nanos=_nanos())
 
-    def _duration(self, kind: Message | None) -> Strategy[Message]:
+    def _duration(self, kind: Rules | None) -> Strategy[Message]:
         from google.protobuf.duration_pb2 import Duration
 
         edges = [0, 1, -1, 60, 3_600, DURATION_MAX_SECONDS, -DURATION_MAX_SECONDS]
@@ -383,7 +387,7 @@ def weighted(*choices: tuple[int, Strategy[Any]]) -> Strategy[Any]:
 # --- scalar strategies ------------------------------------------------------------------------------------
 
 
-def _integers(type_range: tuple[int, int], kind: Message | None) -> Strategy[int]:
+def _integers(type_range: tuple[int, int], kind: Rules | None) -> Strategy[int]:
     low, high = type_range
     edges = sorted(
         v for v in {0, 1, -1, low, high, INT32[0], INT32[1], 100, 101, 1000, 1001} if low <= v <= high
@@ -413,8 +417,8 @@ def _integers(type_range: tuple[int, int], kind: Message | None) -> Strategy[int
     return st.one_of(*strategies)
 
 
-def _floats(single: bool, kind: Message | None) -> Strategy[float]:
-    width = 32 if single else 64
+def _floats(single: bool, kind: Rules | None) -> Strategy[float]:
+    width: Literal[32, 64] = 32 if single else 64
     values: Strategy[float] = st.one_of(
         st.sampled_from([0.0, -0.0, 1.0, -1.0, float("nan"), float("inf"), float("-inf")]),
         st.floats(width=width, allow_nan=True, allow_infinity=True),
@@ -429,7 +433,7 @@ def _floats(single: bool, kind: Message | None) -> Strategy[float]:
     return values
 
 
-def _enums(enum: EnumDescriptor, kind: Message | None) -> Strategy[int]:
+def _enums(enum: EnumDescriptor, kind: Rules | None) -> Strategy[int]:
     defined = sorted(v.number for v in enum.values)
     undefined = sorted({max(defined) + 1, max(defined) + 100, -1, INT32[0], INT32[1]} - set(defined))
     choices = [st.sampled_from(defined), st.sampled_from(undefined)]
@@ -442,7 +446,7 @@ def _enums(enum: EnumDescriptor, kind: Message | None) -> Strategy[int]:
     return st.one_of(*choices)
 
 
-def _strings(kind: Message | None) -> Strategy[str]:
+def _strings(kind: Rules | None) -> Strategy[str]:
     values: list[Strategy[str]] = [
         st.text(TEXT, max_size=24),
         st.sampled_from(HOSTILE_STRINGS),
@@ -471,18 +475,18 @@ def _strings(kind: Message | None) -> Strategy[str]:
     if _set(kind, "const"):
         values.append(st.just(kind.const))
     if _set(kind, "prefix"):
-        values.append(st.text(TEXT, max_size=10).map(lambda s, prefix=kind.prefix: prefix + s))
+        values.append(st.text(TEXT, max_size=10).map(functools.partial(_join, kind.prefix, "")))
     for affix in ("suffix", "contains"):
         if _set(kind, affix):
-            values.append(st.text(TEXT, max_size=10).map(functools.partial(_append, getattr(kind, affix))))
+            values.append(st.text(TEXT, max_size=10).map(functools.partial(_join, "", getattr(kind, affix))))
     well_known = kind.WhichOneof("well_known") if "well_known" in kind.DESCRIPTOR.oneofs_by_name else None
     if well_known is not None:
         values.append(_well_known(well_known))
     return st.one_of(*values)
 
 
-def _append(suffix: str, text: str) -> str:
-    return text + suffix
+def _join(prefix: str, suffix: str, text: str) -> str:
+    return prefix + text + suffix
 
 
 def _matching(pattern: str, low: int | None, high: int | None) -> Strategy[str]:
@@ -509,7 +513,7 @@ def _well_known(name: str) -> Strategy[str]:
     return examples.get(name, st.nothing())
 
 
-def _bytes(kind: Message | None) -> Strategy[bytes]:
+def _bytes(kind: Rules | None) -> Strategy[bytes]:
     values: list[Strategy[bytes]] = [
         st.binary(max_size=32),
         st.sampled_from(EDGE_LENGTHS).map(lambda n: b"\xff" * n),
@@ -529,7 +533,7 @@ def _nanos() -> Strategy[int]:
     )
 
 
-def _timestamp_bounds(kind: Message | None) -> list[int]:
+def _timestamp_bounds(kind: Rules | None) -> list[int]:
     """Seconds at and one past each declared bound (Timestamp or Duration rules)."""
     if kind is None:
         return []
@@ -591,6 +595,7 @@ def _assign(message: Message, field: FieldDescriptor, value: Any) -> None:
     if value is None:
         return
     if _is_map(field):
+        assert field.message_type is not None
         target = getattr(message, field.name)
         value_field = field.message_type.fields_by_name["value"]
         for key, item in value.items():

@@ -19,8 +19,10 @@ import grpc
 import nats
 from google.protobuf import descriptor_pool
 from google.protobuf.descriptor import MethodDescriptor
+from google.protobuf.field_mask_pb2 import FieldMask
 from google.protobuf.message import Message
 from hypothesis import strategies as st
+from pydantic import SecretStr
 
 from executor_service.bootstrap import build as build_executor
 from executor_service.config import ExecutorSettings
@@ -129,7 +131,7 @@ class FuzzedSystem:
     async def call(self, service: str, method: MethodDescriptor, body: bytes) -> tuple[grpc.StatusCode, str]:
         """Send `body` as it is (no serializer) to `method`; the status code and details that came back."""
         path = f"/{method.containing_service.full_name}/{method.name}"
-        raw = self.services[service].channel.unary_unary(
+        raw: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = self.services[service].channel.unary_unary(
             path, request_serializer=None, response_deserializer=None
         )
         try:
@@ -188,7 +190,7 @@ async def fuzzed_system(
                 database_url=database_urls["executor"],
                 **common,
                 simulator_url=simulator.base_url,
-                simulator_api_key=SIMULATOR_KEY,
+                simulator_api_key=SecretStr(SIMULATOR_KEY),
                 workers=2,
                 poll_interval_seconds=0.1,
                 lease_seconds=3.0,
@@ -257,7 +259,7 @@ async def _seed(system: FuzzedSystem) -> None:
     seeds.page_tokens = [token for token in seeds.page_tokens if token]
 
 
-async def _approved_intent(gate: gate_pb2_grpc.GateServiceStub, organization: str, seeds: Seeds) -> None:
+async def _approved_intent(gate: gate_pb2_grpc.GateServiceAsyncStub, organization: str, seeds: Seeds) -> None:
     attempt = 0
 
     async def approved() -> bool:
@@ -357,7 +359,7 @@ def hints(seeds: Seeds) -> dict[str, st.SearchStrategy[Any]]:
                 organization_id=o,
                 instance_id=i,
                 instance=reputation_pb2.Instance(display_name="Renamed"),
-                update_mask={"paths": ["display_name"]},
+                update_mask=FieldMask(paths=["display_name"]),
             ),
             organizations,
             st.sampled_from(seeds.instance_ids),
