@@ -31,7 +31,7 @@ test-unit: $(STAMP) ## Only the fast tiers: unit and contract tests, no servers 
 
 # `make test` runs the fuzz tier on a small, fixed budget; this one runs it longer, on a new seed each time
 # (printed with the results: FUZZ_SEED=<it> repeats a run).
-FUZZ_EXAMPLES ?= 500
+FUZZ_EXAMPLES ?= 1000
 FUZZ_SEED ?= $(shell od -An -N4 -tu4 /dev/urandom | tr -d ' ')
 
 fuzz: $(STAMP) ## The fuzz tier only, 10x longer than in `make test`, on a new seed (FUZZ_EXAMPLES, FUZZ_SEED)

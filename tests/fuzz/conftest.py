@@ -1,7 +1,7 @@
 """The fuzz tier: every RPC of every served service, hypothesis-driven, on real stores (ADR 0032).
 
-Budget (`make test` keeps it small, ~35 s on a 2-core box; `make fuzz` raises it):
-  WHATLEAD_FUZZ_EXAMPLES  examples per RPC and per kind (generated messages, raw bytes); default 50
+Budget (`make test` keeps it small, ~30 s on a 2-core box; `make fuzz` raises it):
+  WHATLEAD_FUZZ_EXAMPLES  examples per RPC and per kind (generated messages, raw bytes); default 100
   WHATLEAD_FUZZ_SEED      hypothesis seed; default 0, so CI repeats the same run (printed in the summary)
 
 The status codes of the run, per service and RPC, are printed at the end (pytest_terminal_summary below).
@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, Phase, settings
 from tests.fuzz.outcomes import HISTOGRAM
 from tests.fuzz.system import FuzzedSystem, LoopThread, fuzzed_system
 
-EXAMPLES = int(os.environ.get("WHATLEAD_FUZZ_EXAMPLES", "50"))
+EXAMPLES = int(os.environ.get("WHATLEAD_FUZZ_EXAMPLES", "100"))
 SEED = int(os.environ.get("WHATLEAD_FUZZ_SEED", "0"))
 SERVICES = ("reputation", "gate", "executor")
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Connection, create_engine, select
 from sqlalchemy.pool import NullPool
@@ -59,9 +59,9 @@ def connected(database_url: str) -> Iterator[Connection]:
 def outbox_events(connection: Connection, tables: MessagingTables) -> dict[str, list[Any]]:
     """Every event in the outbox (published or not), decoded, by aggregate id."""
     events: dict[str, list[Any]] = defaultdict(list)
-    rows = connection.execute(select(tables.outbox.c.type_name, tables.outbox.c.payload)).tuples()
+    rows = connection.execute(select(tables.outbox.c.type_name, tables.outbox.c.payload))
     for type_name, payload in rows:
-        event: Any = envelope.decode(type_name, payload)
+        event: Any = envelope.decode(cast(str, type_name), cast(bytes, payload))
         events[event.meta.aggregate_id].append(event)
     return events
 
