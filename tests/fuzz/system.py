@@ -21,6 +21,7 @@ from google.protobuf import descriptor_pool
 from google.protobuf.descriptor import MethodDescriptor
 from google.protobuf.field_mask_pb2 import FieldMask
 from google.protobuf.message import Message
+from google.protobuf.message_factory import GetMessageClass
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
@@ -121,6 +122,44 @@ class Seeds:
     page_tokens: list[str] = field(default_factory=list)
     idempotency_keys: list[str] = field(default_factory=list)
 
+    def learn(self, response: Message) -> None:
+        """Keep the ids and page tokens an answer revealed, so later requests use them: an intent the fuzz
+        created is then decided, read and listed by the next RPCs. Each list stays short."""
+        for message in _messages_in(response):
+            kind = _LEARNED_IDS.get(message.DESCRIPTOR.full_name)
+            found: Any = message  # one of the types above, each with an `id`
+            if kind is not None and found.id:
+                _keep(getattr(self, kind), found.id)
+            token = getattr(message, "next_page_token", "")
+            if token:
+                _keep(self.page_tokens, token)
+
+
+_LEARNED_IDS = {
+    "whatlead.gate.v1.MessageIntent": "intent_ids",
+    "whatlead.executor.v1.ExecutionJob": "job_ids",
+    "whatlead.reputation.v1.Instance": "instance_ids",
+}
+KEPT_PER_KIND = 200
+
+
+def _keep(values: list[str], value: str) -> None:
+    if value not in values:
+        values.append(value)
+        del values[:-KEPT_PER_KIND]
+
+
+def _messages_in(message: Message) -> list[Message]:
+    found = [message]
+    for field_descriptor, value in message.ListFields():
+        if field_descriptor.message_type is None:
+            continue
+        items = value if field_descriptor.is_repeated else [value]
+        for item in items:
+            if isinstance(item, Message):  # map entries' scalar values are not
+                found += _messages_in(item)
+    return found
+
 
 @dataclass
 class FuzzedSystem:
@@ -129,15 +168,17 @@ class FuzzedSystem:
     simulator: Any
 
     async def call(self, service: str, method: MethodDescriptor, body: bytes) -> tuple[grpc.StatusCode, str]:
-        """Send `body` as it is (no serializer) to `method`; the status code and details that came back."""
+        """Send `body` as it is (no serializer) to `method`; the status code and details that came back.
+        What a successful answer reveals (ids, page tokens) joins the seeds."""
         path = f"/{method.containing_service.full_name}/{method.name}"
         raw: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = self.services[service].channel.unary_unary(
             path, request_serializer=None, response_deserializer=None
         )
         try:
-            await raw(body, timeout=CALL_TIMEOUT)
+            answer = await raw(body, timeout=CALL_TIMEOUT)
         except grpc.aio.AioRpcError as error:
             return error.code(), error.details() or ""
+        self.seeds.learn(GetMessageClass(method.output_type).FromString(answer))
         return grpc.StatusCode.OK, ""
 
 
