@@ -10,6 +10,7 @@ from datetime import datetime
 
 from gate_service.application.decide_awaiting_intents import DecideAwaitingIntents
 from gate_service.application.release_due_intents import ReleaseDueIntents
+from libs.stores import StoreOutages
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +32,10 @@ class QueuedIntentScheduler:
         *,
         interval: float,
         batch_size: int,
+        outages: StoreOutages | None = None,
     ) -> None:
         self._release_due = release_due
+        self._outages = outages or StoreOutages("gate")
         self._decide_awaiting = decide_awaiting
         self._interval = interval
         self._batch_size = batch_size
@@ -51,7 +54,8 @@ class QueuedIntentScheduler:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # database or Redis away: try again later
-                log.warning("scheduler pass failed", extra={"error": type(exc).__name__})
+                if self._outages.report(exc) is None:  # an outage is logged once, not once a pass
+                    log.warning("scheduler pass failed", extra={"error": type(exc).__name__})
                 await _pause(stop, self._interval * 4)
                 continue
             if not busy:
@@ -90,10 +94,12 @@ class ProjectionRefresher:
         now: Callable[[], datetime],
         *,
         interval: float,
+        outages: StoreOutages | None = None,
     ) -> None:
         self._load = load
         self._now = now
         self._interval = interval
+        self._outages = outages or StoreOutages("gate")
 
     async def run(self, stop: asyncio.Event) -> None:
         since = self._now()
@@ -106,7 +112,8 @@ class ProjectionRefresher:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("projection refresh failed", extra={"error": type(exc).__name__})
+                if self._outages.report(exc) is None:
+                    log.warning("projection refresh failed", extra={"error": type(exc).__name__})
 
 
 class StartupRebuild:

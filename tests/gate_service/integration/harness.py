@@ -67,7 +67,7 @@ async def running_gate(
     for consumer in app.consumers:
         consumer._fetch_timeout = 0.2
     parts = app.parts()
-    server = GrpcServer(parts.bindings, host="127.0.0.1", port=0)
+    server = GrpcServer(parts.bindings, host="127.0.0.1", port=0, outages=parts.outages)
     port = await server.start()
     stop = asyncio.Event()
     tasks = [asyncio.ensure_future(worker(stop)) for worker in parts.workers]
