@@ -35,6 +35,7 @@ class RunningGate:
     app: Gate
     stub: gate_pb2_grpc.GateServiceAsyncStub
     settings: GateSettings
+    channel: grpc.aio.Channel
 
 
 @asynccontextmanager
@@ -73,7 +74,7 @@ async def running_gate(
     tasks = [asyncio.ensure_future(worker(stop)) for worker in parts.workers]
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
     try:
-        yield RunningGate(app, gate_pb2_grpc.GateServiceStub(channel), settings)
+        yield RunningGate(app, gate_pb2_grpc.GateServiceStub(channel), settings, channel)
     finally:
         stop.set()
         await channel.close()
