@@ -22,12 +22,13 @@ from pathlib import Path
 
 import grpc
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2
 
 from deploy.local.process import Component
 from deploy.local.servers import EmbeddedPostgres, redis_server
 from libs.db.migrations import upgrade
 from libs.messaging.streams import delete_streams, ensure_streams
+from libs.rpc.client import health_check
 from libs.seedwork.ids import new_id
 from libs.testing.waiting import eventually
 from tests.conftest import ROOT, unavailable
@@ -162,8 +163,7 @@ async def submitting(gate: RunningGate, organization_id: str) -> AsyncIterator[S
 
 
 async def health(gate: RunningGate, service: str = "") -> int:
-    stub = health_pb2_grpc.HealthStub(gate.channel)
-    response = await stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
+    response = await health_check(gate.channel)(health_pb2.HealthCheckRequest(service=service), timeout=5)
     return int(response.status)
 
 
