@@ -171,12 +171,16 @@ async def assemble(settings: GateSettings, *, clock: Clock | None = None) -> Gat
         channel = open_channel(settings.reputation_addr, default_deadline=settings.rebuild_deadline_seconds)
         gate.channels.append(channel)
         source = GrpcInstanceStateSource(channel)
-        gate.rebuilds.append(StartupRebuild("reputation", lambda: rebuild.from_instances(source)))
+        gate.rebuilds.append(
+            StartupRebuild("reputation", lambda: rebuild.from_instances(source), outages=infra.outages)
+        )
     if settings.ops_addr:
         ops_channel = open_channel(settings.ops_addr, default_deadline=settings.rebuild_deadline_seconds)
         gate.channels.append(ops_channel)
         ops_source = GrpcControlSource(ops_channel)
-        gate.rebuilds.append(StartupRebuild("ops", lambda: rebuild.from_ops(ops_source)))
+        gate.rebuilds.append(
+            StartupRebuild("ops", lambda: rebuild.from_ops(ops_source), outages=infra.outages)
+        )
     return gate
 
 

@@ -121,11 +121,17 @@ class StartupRebuild:
     Gate serves at once (from its durable copy) even when those services are not up yet."""
 
     def __init__(
-        self, name: str, rebuild: Callable[[], Awaitable[int]], *, max_backoff: float = 30.0
+        self,
+        name: str,
+        rebuild: Callable[[], Awaitable[int]],
+        *,
+        max_backoff: float = 30.0,
+        outages: StoreOutages | None = None,
     ) -> None:
         self._name = name
         self._rebuild = rebuild
         self._max_backoff = max_backoff
+        self._outages = outages or StoreOutages("gate")
         self.done = asyncio.Event()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -136,10 +142,11 @@ class StartupRebuild:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning(
-                    "projection rebuild failed; retrying",
-                    extra={"source": self._name, "error": type(exc).__name__},
-                )
+                if self._outages.report(exc) is None:  # the source away is no store outage: logged here
+                    log.warning(
+                        "projection rebuild failed; retrying",
+                        extra={"source": self._name, "error": type(exc).__name__},
+                    )
                 await _pause(stop, backoff)
                 backoff = min(backoff * 2, self._max_backoff)
                 continue
