@@ -126,6 +126,10 @@ class ServicerBinding(Generic[Servicer]):
         self.add_to_server(self.servicer, server)
 
 
+# A health name that stays SERVING while the process serves, store outages or not: for liveness probes,
+# which must not restart pods for an outage a restart cannot cure (ADR 0009).
+LIVENESS = "liveness"
+
 # Set by a launcher that runs several processes of one service on one port (gate_service/__main__.py).
 REUSE_PORT_ENV = "WHATLEAD_GRPC_REUSE_PORT"
 
@@ -186,6 +190,7 @@ class GrpcServer:
             # The first one binds (port 0: a free port); the others join the port it got.
             self.port = server.add_insecure_port(f"{self._host}:{self.port or self._port}")
             await server.start()
+        await self._health.set(LIVENESS, health_pb2.HealthCheckResponse.SERVING)
         await self.set_serving(True)
         if self._outages is not None:
             self._outages.listen(self.set_serving)

@@ -12,7 +12,7 @@ import redis.exceptions
 from grpc_health.v1 import health_pb2
 
 from libs.rpc.client import health_check
-from libs.rpc.server import GrpcServer, ServicerBinding
+from libs.rpc.server import LIVENESS, GrpcServer, ServicerBinding
 from libs.stores import Store, StoreKind, StoreOutages
 from libs.testing.waiting import eventually
 
@@ -103,6 +103,8 @@ async def test_a_store_outage_answers_unavailable_and_turns_health_not_serving_u
         assert outage.value.code() is grpc.StatusCode.UNAVAILABLE
         assert outage.value.details() == "the rate windows store is unavailable; retry"
         await eventually(lambda: health_is(health_pb2.HealthCheckResponse.NOT_SERVING))
+        liveness = await health_check(channel)(health_pb2.HealthCheckRequest(service=LIVENESS), timeout=5)
+        assert liveness.status == health_pb2.HealthCheckResponse.SERVING  # no restart cures an outage
 
         with pytest.raises(grpc.aio.AioRpcError) as bug:  # anything else is still INTERNAL
             await failing(channel, "Bug")(b"", timeout=5)
