@@ -89,29 +89,33 @@ _NATS_OUTAGES = (
 
 def outage_of(exc: BaseException) -> Outage | None:
     """The store outage behind `exc` (looking through its causes), or None when it is something else."""
-    kind: StoreKind | None = None  # the store whose client raised what we look at, once we know it
+    around: StoreKind | None = None  # the store whose client raised what we look at, once we know it
     for cause in _causes(exc):
-        kind = _PACKAGES.get(type(cause).__module__.partition(".")[0], kind)
-        if _is_outage(cause, kind):
-            assert kind is not None
+        around = _PACKAGES.get(type(cause).__module__.partition(".")[0], around)
+        kind = _outage_kind(cause, around)
+        if kind is not None:
             return Outage(kind, _reason(cause))
     return None
 
 
-def _is_outage(exc: BaseException, kind: StoreKind | None) -> bool:
+def _outage_kind(exc: BaseException, around: StoreKind | None) -> StoreKind | None:
     if isinstance(exc, sqlalchemy.exc.DBAPIError):
         # Otherwise the driver's error (its cause, looked at next) decides.
-        return exc.connection_invalidated or isinstance(exc, sqlalchemy.exc.InterfaceError)
+        invalidated = exc.connection_invalidated or isinstance(exc, sqlalchemy.exc.InterfaceError)
+        return StoreKind.POSTGRESQL if invalidated else None
     if isinstance(exc, sqlalchemy.exc.TimeoutError):  # no pooled connection came free in time
-        return True
+        return StoreKind.POSTGRESQL
     if isinstance(exc, psycopg.OperationalError):
-        return exc.sqlstate is None or exc.sqlstate.startswith(_POSTGRES_OUTAGE_SQLSTATES)
+        away = exc.sqlstate is None or exc.sqlstate.startswith(_POSTGRES_OUTAGE_SQLSTATES)
+        return StoreKind.POSTGRESQL if away else None
     if isinstance(exc, psycopg.InterfaceError):
-        return True
-    if isinstance(exc, _REDIS_OUTAGES + _NATS_OUTAGES):
-        return True
+        return StoreKind.POSTGRESQL
+    if isinstance(exc, _REDIS_OUTAGES):
+        return StoreKind.REDIS
+    if isinstance(exc, _NATS_OUTAGES):
+        return StoreKind.NATS
     # A socket error (refused, reset, timed out) inside a store client's error: that store is away.
-    return kind is not None and isinstance(exc, OSError)
+    return around if isinstance(exc, OSError) else None
 
 
 def _causes(exc: BaseException, limit: int = 10) -> Iterator[BaseException]:
