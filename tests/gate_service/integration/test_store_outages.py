@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import signal
 import socket
 from collections import Counter
@@ -81,6 +82,7 @@ def started(component: Component, data: Path) -> Iterator[PrivateServer]:
     try:
         if component.prepare is not None:
             component.prepare()
+        _switch_user_after_exec(component)
         server.start()
         if component.provision is not None:
             component.provision()
@@ -91,6 +93,18 @@ def started(component: Component, data: Path) -> Iterator[PrivateServer]:
         yield server
     finally:
         server.stop()
+
+
+def _switch_user_after_exec(component: Component) -> None:
+    """Run as `component.run_as` through setpriv rather than Popen(user=...): with a user to switch to,
+    Popen forks instead of vforking, and gRPC's fork handlers then crash the child now and again while the
+    Gate's calls are in flight (the restart happens mid-run)."""
+    setpriv = shutil.which("setpriv")
+    if component.run_as is None or setpriv is None:
+        return
+    account, component.run_as = component.run_as, None
+    switch = [setpriv, f"--reuid={account.uid}", f"--regid={account.gid}", "--clear-groups", "--"]
+    component.command = [*switch, *component.command]
 
 
 @pytest.fixture(scope="module")
