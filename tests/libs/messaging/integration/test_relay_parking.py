@@ -4,7 +4,7 @@ its attempts are counted, and after the relay's bound it is parked for review; a
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any
 
 import pytest
@@ -76,8 +76,8 @@ async def write_row(sessions: Sessions, *, subject: str = SUBJECT, payload: byte
     """An outbox row as a buggy or hostile writer could leave it."""
     async with sessions() as session, session.begin():
         row = {"event_id": new_id(), "subject": subject, "type_name": "t", "payload": payload}
-        result = await session.execute(insert(outbox).values(created_at=CLOCK.now(), **row))
-        return int(result.inserted_primary_key[0])
+        statement = insert(outbox).values(created_at=CLOCK.now(), **row).returning(outbox.c.position)
+        return int((await session.execute(statement)).scalar_one())
 
 
 async def rows(sessions: Sessions, positions: Iterable[int]) -> dict[int, Any]:
@@ -144,7 +144,7 @@ async def test_a_refusal_nothing_shows_to_be_the_rows_counts_nothing(sessions, r
 class DownPublisher:
     """NATS away: every publication fails on the connection."""
 
-    async def publish_all(self, events: list[OutgoingEvent]) -> list[bool]:
+    async def publish_all(self, events: Sequence[OutgoingEvent]) -> list[bool]:
         raise ConnectionClosedError
 
 
