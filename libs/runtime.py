@@ -49,7 +49,11 @@ async def serve(definition: ServiceDefinition[S], settings: S, *, ready: asyncio
         loop.add_signal_handler(signum, stop.set)
     parts = await definition.build(settings)
     server = GrpcServer(
-        parts.bindings, host=settings.grpc_host, port=settings.grpc_port, acceptors=settings.grpc_acceptors
+        parts.bindings,
+        host=settings.grpc_host,
+        port=settings.grpc_port,
+        acceptors=settings.grpc_acceptors,
+        max_receive_message_bytes=settings.grpc_max_receive_bytes,
     )
     port = await server.start()
     tasks = [

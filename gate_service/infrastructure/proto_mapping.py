@@ -40,7 +40,6 @@ from gate_service.domain.projection import InstanceState, Plan, Reputation
 from libs.messaging.event_meta import event_meta
 from libs.rpc.convert import enum_from_proto, from_timestamp, to_timestamp
 from libs.seedwork.aggregate import DomainEvent
-from libs.seedwork.errors import InvalidArgument
 from libs.seedwork.shared_kernel import (
     ConnectionState,
     MessageType,
@@ -322,10 +321,7 @@ def purpose_from_proto(number: int) -> Purpose | None:
 
 
 def timestamp_or_none(message: Message, name: str) -> datetime | None:
-    try:
-        return from_timestamp(getattr(message, name), present=message.HasField(name))
-    except ValueError as exc:  # seconds outside years 1-9999, or nanos outside 0-999,999,999
-        raise InvalidArgument.of(name, "must be a valid timestamp between years 1 and 9999") from exc
+    return from_timestamp(getattr(message, name), present=message.HasField(name), field=name)
 
 
 __all__ = ["DecisionOutcome", "DecisionReason", "Verdict"]

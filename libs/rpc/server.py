@@ -1,4 +1,5 @@
-"""A grpc.aio server with what every WhatLead process serves: health, reflection, metrics, error mapping."""
+"""A grpc.aio server with what every WhatLead process serves: health, reflection, metrics, request
+validation, error mapping, and a deliberate limit on the size of a request."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from grpc_reflection.v1alpha import reflection
 from prometheus_client import Counter, Histogram
 
 from libs.rpc.errors import status_for
+from libs.rpc.validation import refuse_invalid, tolerant
 from libs.seedwork.errors import DomainError
 
 log = logging.getLogger(__name__)
@@ -42,7 +44,8 @@ AsyncUnaryBehaviour = Callable[[Request, grpc.aio.ServicerContext[Request, Respo
 
 
 class ServiceInterceptor(grpc.aio.ServerInterceptor):
-    """Maps domain errors to status codes (never leaking internals) and records per-method metrics."""
+    """Refuses requests that break their contract before any use case runs, maps domain errors to status
+    codes (never leaking internals) and records per-method metrics."""
 
     def __init__(self) -> None:
         # One wrapped handler per method, built on its first call: the hot path reuses it.
@@ -77,6 +80,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
             started = time.perf_counter()
             code = grpc.StatusCode.OK
             try:
+                refuse_invalid(method, request)
                 return await inner(request, context)
             except DomainError as exc:
                 status = status_for(exc)
@@ -95,7 +99,8 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
 
         return grpc.unary_unary_rpc_method_handler(
             guarded,
-            request_deserializer=handler.request_deserializer,
+            # A body that does not decode reaches `guarded` as an UndecodableRequest, not as gRPC's UNKNOWN.
+            request_deserializer=tolerant(handler.request_deserializer),
             response_serializer=handler.response_serializer,
         )
 
@@ -112,6 +117,9 @@ class ServicerBinding(Generic[Servicer]):
         self.add_to_server(self.servicer, server)
 
 
+# gRPC's own default; services pass their own, smaller limit (libs.config.ServiceSettings).
+DEFAULT_MAX_RECEIVE_MESSAGE_BYTES = 4 * 1024 * 1024
+
 # Set by a launcher that runs several processes of one service on one port (gate_service/__main__.py).
 REUSE_PORT_ENV = "WHATLEAD_GRPC_REUSE_PORT"
 
@@ -125,6 +133,7 @@ class GrpcServer:
         port: int,
         reuse_port: bool | None = None,
         acceptors: int = 1,
+        max_receive_message_bytes: int = DEFAULT_MAX_RECEIVE_MESSAGE_BYTES,
     ) -> None:
         """`reuse_port`: share the port with sibling processes (SO_REUSEPORT; the kernel spreads new
         connections among them). Off unless asked, so a second server on a taken port fails loudly.
@@ -133,7 +142,11 @@ class GrpcServer:
         calls one at a time from its own loop task, so under load most calls wait in gRPC's queue rather
         than in the handlers, and the handlers' batching (group commit, coalesced Redis calls) starves;
         each further server adds an acceptor (they share the port with SO_REUSEPORT, connections spread
-        among them). ADR 0011."""
+        among them). ADR 0011.
+
+        `max_receive_message_bytes`: the largest request body accepted; a larger one is refused with
+        RESOURCE_EXHAUSTED before it is read into memory. Each service sizes it to its largest legitimate
+        request (its settings, docs/contracts.md)."""
         if reuse_port is None:
             reuse_port = os.environ.get(REUSE_PORT_ENV) == "1"
         self._bindings = list(bindings)
@@ -142,7 +155,7 @@ class GrpcServer:
         self._shared_with_siblings = reuse_port
         options = [
             ("grpc.so_reuseport", int(reuse_port or acceptors > 1)),
-            ("grpc.max_receive_message_length", 4 * 1024 * 1024),
+            ("grpc.max_receive_message_length", max_receive_message_bytes),
         ]
         self._servers = [
             grpc.aio.server(interceptors=[ServiceInterceptor()], options=options) for _ in range(acceptors)
