@@ -266,7 +266,7 @@ class RedisRateStore:
         entries = self._entries(windows) if windows else []
         at = windows.at if windows else None
         written = await self._eval("rebuild", orjson.dumps(entries), self._marker, str(_ms(at) if at else 0))
-        if written and windows:
+        if written and windows and (windows.instances or windows.plans):
             log.warning(
                 "rate windows were lost; rebuilt from approved intents",
                 extra={
