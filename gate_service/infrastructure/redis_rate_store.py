@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from datetime import UTC, datetime, timedelta
 
 import orjson
@@ -164,14 +165,16 @@ end
 )
 
 
-# Writes the rebuilt windows ([key, value, ttl] each) and the marker (ARGV[2] = ARGV[3]) in one step,
-# unless the marker is there: another process rebuilt first, and reservations may have counted since.
+# Writes part of the rebuilt windows ([key, value, ttl] each), and with the last part the marker (ARGV[2] =
+# ARGV[3]), unless the marker is there: another process rebuilt first, and reservations may have counted
+# since. Parts keep Redis free for others between them; nothing reserves until the marker is set.
 REBUILD = """
 if redis.call('EXISTS', ARGV[2]) == 1 then return 0 end
 for _, e in ipairs(cjson.decode(ARGV[1])) do redis.call('SET', e[1], e[2], 'EX', e[3]) end
-redis.call('SET', ARGV[2], ARGV[3])
+if ARGV[3] ~= '' then redis.call('SET', ARGV[2], ARGV[3]) end
 return 1
 """
+REBUILD_PART = 10_000  # keys a rebuild writes per script call: ~40 ms of Redis
 
 _SCRIPTS = {"snapshot": SNAPSHOT, "reserve": RESERVE, "release": RELEASE, "rebuild": REBUILD}
 _REFUSALS = {
@@ -262,10 +265,15 @@ class RedisRateStore:
             return  # rebuilt meanwhile, by this process or another
         if self._settle:
             await asyncio.sleep(self._settle)
+        started = time.perf_counter()
         windows = await self._history.current_windows() if self._history else None
         entries = self._entries(windows) if windows else []
         at = windows.at if windows else None
-        written = await self._eval("rebuild", orjson.dumps(entries), self._marker, str(_ms(at) if at else 0))
+        for start in range(0, len(entries), REBUILD_PART):
+            part = entries[start : start + REBUILD_PART]
+            if not await self._eval("rebuild", orjson.dumps(part), self._marker, ""):
+                return  # another process rebuilt first
+        written = await self._eval("rebuild", b"[]", self._marker, str(_ms(at) if at else 0))
         if written and windows and (windows.instances or windows.plans):
             log.warning(
                 "rate windows were lost; rebuilt from approved intents",
@@ -273,6 +281,7 @@ class RedisRateStore:
                     "instances": len(windows.instances),
                     "contacts": len(windows.contacts),
                     "organizations": len(windows.plans),
+                    "seconds": round(time.perf_counter() - started, 3),
                 },
             )
 

@@ -20,6 +20,7 @@ from gate_service.domain.rates import (
     SentWindows,
     next_hour,
 )
+from gate_service.infrastructure import redis_rate_store
 from gate_service.infrastructure.redis_rate_store import RedisRateStore
 from gate_service.infrastructure.sent_history import SqlAlchemySentHistory, id_floor
 from gate_service.infrastructure.tables import intents
@@ -230,3 +231,19 @@ async def test_the_history_counts_approved_sent_and_failed_intents_by_their_deci
     }
     # November: the intent decided three days ago counts in the month, not in the day.
     assert windows.plans == {ORG: PlanUsage(day=4, month=5)}
+
+
+async def test_a_rebuild_written_in_parts_counts_every_window(redis_client, prefix, monkeypatch):
+    monkeypatch.setattr(redis_rate_store, "REBUILD_PART", 2)
+    instances = [new_id() for _ in range(3)]
+    sent = {i: InstanceUsage(hour=n + 1, day=n + 1, last_sent_at=NOW) for n, i in enumerate(instances)}
+    store = RedisRateStore(redis_client, prefix=prefix, history=FakeSentHistory(SentWindows(NOW, sent)))
+
+    results = [
+        await store.reserve(reservation(i, target=f"551190000000{n}", per_hour=2))
+        for n, i in enumerate(instances)
+    ]
+
+    assert [r.ok for r in results] == [True, False, False]  # 1, 2 and 3 sent of 2 an hour
+    snapshot = await store.snapshot(ORG, PHONE, instances, NOW)
+    assert [snapshot.usage(i).hour for i in instances] == [2, 2, 3]
