@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 from redis.asyncio import Redis
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import NoScriptError, TryAgainError
 
 from gate_service.application.ports import SentHistory
 from gate_service.domain.decision import DecisionReason
@@ -197,8 +197,9 @@ def _from_ms(raw: str) -> datetime | None:
     return datetime.fromtimestamp(int(raw) / 1000, UTC) if raw else None
 
 
-class RateWindowsLost(RedisError):
-    """The windows were lost again after every rebuild this reservation waited for."""
+class RateWindowsLost(TryAgainError):
+    """The windows were lost again after every rebuild this reservation waited for: answered as a Redis
+    outage (UNAVAILABLE, libs.stores), so the client retries."""
 
 
 class RedisRateStore:
