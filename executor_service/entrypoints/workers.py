@@ -19,6 +19,7 @@ from executor_service.application.execute_job import (
     ExecuteJob,
     ExecuteJobHandler,
     Outcome,
+    Recorded,
     RecordOutcomes,
     RecordOutcomesHandler,
 )
@@ -28,6 +29,7 @@ from executor_service.application.reconcile_jobs import (
 )
 from executor_service.domain.job import MessageExecutionJob
 from executor_service.infrastructure import metrics
+from libs.stores import StoreOutages
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +130,7 @@ class ExecutionWorker:
         poll_interval: float,
         lease_seconds: float,
         idle: IdleWorkers | None = None,
+        outages: StoreOutages | None = None,
     ) -> None:
         self.name = name
         self._claim = claim
@@ -138,6 +141,8 @@ class ExecutionWorker:
         self._poll_interval = poll_interval
         self._heartbeat_every = max(lease_seconds / 3, 0.05)
         self._idle = idle or IdleWorkers()
+        # A database outage is logged once by the tracker, not once per claim, batch or job.
+        self._outages = outages or StoreOutages("executor")
 
     async def run(self, stop: asyncio.Event) -> None:
         stopping = asyncio.create_task(self._stop_waiting_on(stop))
@@ -173,7 +178,8 @@ class ExecutionWorker:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # database away: try again after a pause, never crash the loop
-            log.warning("claim failed", extra={"worker": self.name, "error": type(exc).__name__})
+            if self._outages.report(exc) is None:
+                log.warning("claim failed", extra={"worker": self.name, "error": type(exc).__name__})
             await asyncio.sleep(self._poll_interval)
             return None
         metrics.CLAIMED.inc(len(claim.jobs))
@@ -187,14 +193,15 @@ class ExecutionWorker:
             outcomes = await asyncio.gather(*(self._decide(job) for job in claim.jobs))
             decided = [job for job, outcome in zip(claim.jobs, outcomes, strict=True) if outcome is not None]
             try:
-                written = await self._record(RecordOutcomes(tuple(decided)))
+                recorded = await self._record(RecordOutcomes(tuple(decided)))
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 # Not recorded: the jobs stay PROCESSING, their leases expire, the reconciler settles them.
-                log.warning(
-                    "recording outcomes failed", extra={"worker": self.name, "error": type(exc).__name__}
-                )
+                if self._outages.report(exc) is None:
+                    log.warning(
+                        "recording outcomes failed", extra={"worker": self.name, "error": type(exc).__name__}
+                    )
                 return
         finally:
             heartbeat.cancel()
@@ -202,11 +209,13 @@ class ExecutionWorker:
                 await heartbeat
             metrics.IN_FLIGHT.dec(len(claim.jobs))
         elapsed = time.perf_counter() - started
-        for job, outcome, ok in zip(decided, [o for o in outcomes if o is not None], written, strict=True):
-            final = outcome if ok else Outcome.LEASE_LOST
+        for job, outcome, written in zip(
+            decided, [o for o in outcomes if o is not None], recorded, strict=True
+        ):
+            final = outcome if written is Recorded.WRITTEN else Outcome(written.value)
             metrics.EXECUTIONS.labels(job.provider.value, final.value).inc()
             metrics.SEND_SECONDS.labels(job.provider.value).observe(elapsed)
-            if not ok:
+            if written is Recorded.LEASE_LOST:
                 metrics.LEASE_LOST.inc()
 
     async def _decide(self, job: MessageExecutionJob) -> Outcome | None:
@@ -214,9 +223,10 @@ class ExecutionWorker:
             return await self._execute(ExecuteJob(job))
         except asyncio.CancelledError:
             raise
-        except Exception:
+        except Exception as exc:
             # The job stays PROCESSING; its lease expires and the reconciler settles it.
-            log.exception("execution failed unexpectedly", extra={"job_id": job.id})
+            if self._outages.report(exc) is None:
+                log.exception("execution failed unexpectedly", extra={"job_id": job.id})
             return None
 
     async def _heartbeat(self, claim: Claim) -> None:
@@ -228,16 +238,25 @@ class ExecutionWorker:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("lease extension failed", extra={"error": type(exc).__name__})
+                if self._outages.report(exc) is None:
+                    log.warning("lease extension failed", extra={"error": type(exc).__name__})
 
 
 class Reconciler:
     """Every `interval`, takes over jobs whose lease expired and settles them with the provider."""
 
-    def __init__(self, handler: ReconcileExpiredLeasesHandler, *, interval: float, batch: int = 100) -> None:
+    def __init__(
+        self,
+        handler: ReconcileExpiredLeasesHandler,
+        *,
+        interval: float,
+        batch: int = 100,
+        outages: StoreOutages | None = None,
+    ) -> None:
         self._handler = handler
         self._interval = interval
         self._batch = batch
+        self._outages = outages or StoreOutages("executor")
 
     async def run_once(self) -> int:
         report = await self._handler(ReconcileExpiredLeases(self._batch))
@@ -267,7 +286,8 @@ class Reconciler:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("reconciliation pass failed", extra={"error": type(exc).__name__})
+                if self._outages.report(exc) is None:
+                    log.warning("reconciliation pass failed", extra={"error": type(exc).__name__})
             if handled < self._batch:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=self._interval)

@@ -29,7 +29,11 @@ async def running_service(
 ) -> AsyncIterator[RunningService]:
     parts = await build(settings, **build_kwargs)
     server = GrpcServer(
-        parts.bindings, host="127.0.0.1", port=0, max_receive_message_bytes=settings.grpc_max_receive_bytes
+        parts.bindings,
+        host="127.0.0.1",
+        port=0,
+        max_receive_message_bytes=settings.grpc_max_receive_bytes,
+        outages=parts.outages,
     )
     port = await server.start()
     stop = asyncio.Event()

@@ -69,7 +69,11 @@ async def running_gate(
         consumer._fetch_timeout = 0.2
     parts = app.parts()
     server = GrpcServer(
-        parts.bindings, host="127.0.0.1", port=0, max_receive_message_bytes=settings.grpc_max_receive_bytes
+        parts.bindings,
+        host="127.0.0.1",
+        port=0,
+        max_receive_message_bytes=settings.grpc_max_receive_bytes,
+        outages=parts.outages,
     )
     port = await server.start()
     stop = asyncio.Event()
