@@ -380,7 +380,6 @@ def hints(seeds: Seeds) -> dict[str, st.SearchStrategy[Any]]:
         "organization_id": organizations,
         "id": st.sampled_from(ids),
         "instance_id": st.sampled_from(seeds.instance_ids),
-        "decided_by_instance_id": st.sampled_from(seeds.instance_ids),
         "intent_id": st.sampled_from(seeds.intent_ids),
         "job_id": st.sampled_from(seeds.job_ids),
         "page_token": st.sampled_from(seeds.page_tokens or [""]),
