@@ -4,6 +4,7 @@ Each strategy draws bytes for one request type (its Descriptor says which field 
 mean something): random bytes, a valid message cut short, a valid message with bits flipped, groups nested
 far past any parser's recursion limit, varints that are huge or longer than ten bytes (and lengths that
 promise more than follows), and invalid UTF-8 in a string field, at the top or inside a nested message.
+`long_lists` gives fixed bodies too: each repeated field with a thousand items that each break a rule.
 """
 
 from __future__ import annotations
@@ -116,6 +117,40 @@ def invalid_utf8(draw: st.DrawFn, descriptor: Descriptor, serialized: st.SearchS
         body = length_delimited(field.number, body)
     prefix = draw(st.one_of(st.just(b""), serialized))
     return prefix + body
+
+
+def long_lists(descriptor: Descriptor, items: int = 1_000) -> list[bytes]:
+    """For each repeated field of the request, a body with `items` entries in it, each one breaking its
+    rules where it has any (an undefined enum number, a negative or huge number, an empty string): a
+    request that breaks one rule per item, far past any `max_items`, yet a few KiB long."""
+    bodies = []
+    nested = [[*p, f] for p in _message_paths(descriptor) for f in _fields_of(p[-1])]
+    for path in [[f] for f in descriptor.fields] + nested:
+        *outer, field = path
+        if not field.is_repeated or any(f.is_repeated for f in outer):
+            continue
+        if field.cpp_type in _VARINT_TYPES:
+            body = length_delimited(field.number, varint(2**31 - 1) * items)  # packed
+        else:
+            body = length_delimited(field.number, b"") * items
+        for enclosing in reversed(outer):
+            body = length_delimited(enclosing.number, body)
+        bodies.append(body)
+    return bodies
+
+
+_VARINT_TYPES = {
+    FieldDescriptor.CPPTYPE_ENUM,
+    FieldDescriptor.CPPTYPE_INT32,
+    FieldDescriptor.CPPTYPE_INT64,
+    FieldDescriptor.CPPTYPE_UINT32,
+    FieldDescriptor.CPPTYPE_UINT64,
+    FieldDescriptor.CPPTYPE_BOOL,
+}
+
+
+def _fields_of(field: FieldDescriptor) -> list[FieldDescriptor]:
+    return list(field.message_type.fields) if field.message_type is not None else []
 
 
 def _message_paths(descriptor: Descriptor, depth: int = 3) -> list[list[FieldDescriptor]]:

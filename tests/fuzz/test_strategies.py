@@ -20,6 +20,7 @@ from tests.fuzz.mutations import (
     VARINT,
     deep_nesting,
     invalid_utf8,
+    long_lists,
     tag,
     varint,
 )
@@ -203,6 +204,12 @@ def test_deep_nesting_goes_past_the_parsers_recursion_limit(data: st.DataObject)
     body = data.draw(deep_nesting(gate_pb2.SubmitIntentRequest.DESCRIPTOR))
     depth = body.count(tag(UNUSED_FIELD, SGROUP)) + sum(body.count(tag(f, SGROUP)) for f in range(1, 11))
     assert depth >= 64
+
+
+def test_long_lists_put_a_thousand_items_in_each_list_nested_ones_too() -> None:
+    first, second = long_lists(reputation_pb2.UpdateInstanceRequest.DESCRIPTOR)
+    assert len(reputation_pb2.UpdateInstanceRequest.FromString(first).instance.purposes) == 1_000
+    assert len(reputation_pb2.UpdateInstanceRequest.FromString(second).update_mask.paths) == 1_000
 
 
 def _parse(request_type: Descriptor, body: bytes) -> Message:
