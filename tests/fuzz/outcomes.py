@@ -131,7 +131,7 @@ def _problem(call: Call, code: grpc.StatusCode, details: str, size: int) -> str 
             None if code is OVERSIZED else f"a request over the {call.max_request_bytes}-byte limit was read"
         )
     if code is OVERSIZED:
-        return f"refused as too large within the {call.max_request_bytes}-byte limit"
+        return f"RESOURCE_EXHAUSTED for a request within the {call.max_request_bytes}-byte limit"
     if code not in call.documented:
         return "not documented for this RPC in docs/contracts.md"
     if code is not grpc.StatusCode.OK and LEAK.search(details):
