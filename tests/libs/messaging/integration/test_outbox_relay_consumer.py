@@ -18,12 +18,13 @@ from typing import Any
 
 import pytest
 from google.protobuf.message import Message
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from sqlalchemy import Column, MetaData, String, Table, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from libs.db.engine import create_engine, session_factory
 from libs.messaging import envelope
-from libs.messaging.consumer import DurableConsumer
+from libs.messaging.consumer import DurableConsumer, Redelivery
 from libs.messaging.nats_connection import connect_nats
 from libs.messaging.publisher import JetStreamPublisher
 from libs.messaging.relay import OutboxRelay
@@ -244,8 +245,7 @@ def consumer_for(
         uow_factory=lambda: unit_of_work(sessions),
         batch_size=10,
         fetch_timeout=0.3,
-        ack_wait_seconds=ack_wait,
-        retry_delay=0.1,
+        redelivery=Redelivery(ack_wait=ack_wait, retry_delay=0.1),
     )
 
 
@@ -268,7 +268,7 @@ async def test_a_consumer_that_crashes_before_acking_gets_the_event_again_and_ap
                 ours = msg
             else:
                 await msg.ack()
-    assert await consumer._apply([ours])  # applied and committed, never acked
+    assert await consumer._apply([consumer._decode(ours)]) is None  # applied and committed, never acked
 
     # After ack_wait JetStream redelivers; the inbox recognises it.
     event_id = decoded(ours).meta.event_id
@@ -376,6 +376,35 @@ async def test_a_consumer_with_a_transaction_per_batch_applies_a_repeated_event_
     ids = {event.meta.event_id for event in events}
     assert await applied_count(sessions, ids) == 3
     assert all(recorder.calls[event_id] == 1 for event_id in ids)
+
+
+async def test_starting_brings_an_existing_durable_up_to_date_with_the_ack_wait_it_is_given(
+    consumer_sessions: Sessions, notes_stream: Any, subject_root: str
+) -> None:
+    """A durable made with the old settings (30 s ack wait, JetStream dropping after 50 deliveries) takes
+    the new ones when the service starts again: its config is what JetStream redelivers by."""
+    sessions, jetstream = consumer_sessions, notes_stream
+    durable = f"updated-{new_id()[-8:]}"
+    stream = envelope.stream_name(subject_root, CONTEXT)
+    await jetstream.add_consumer(
+        stream,
+        config=ConsumerConfig(
+            durable_name=durable,
+            filter_subject=envelope.context_subjects(subject_root, CONTEXT),
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_wait=30.0,
+            max_deliver=50,
+            max_ack_pending=40,
+        ),
+    )
+
+    await consumer_for(jetstream, subject_root, sessions, Recorder(), durable=durable, ack_wait=2.5).start()
+
+    config = (await jetstream.consumer_info(stream, durable)).config
+    assert config.ack_wait == 2.5
+    assert config.max_deliver == -1  # the consumer parks what keeps failing; JetStream drops nothing
+    await jetstream.delete_consumer(stream, durable)
 
 
 # --- NATS outage ----------------------------------------------------------------------------------------
