@@ -80,10 +80,7 @@ async def measure(js, ack_wait: float | None, label: str) -> Recovery:
             )
     finally:
         await delete_streams(js, root)
-        redis = Redis.from_url(REDIS_URL)
-        async for key in redis.scan_iter(match=prefix + "*", count=1000):
-            await redis.delete(key)
-        await redis.aclose()
+        await forget_keys(prefix)
     return Recovery(
         ack_wait=ack_wait if ack_wait is not None else DEFAULT_ACK_WAIT_SECONDS,
         delays=around(run.send_to_sent(), run.windows),
@@ -91,6 +88,17 @@ async def measure(js, ack_wait: float | None, label: str) -> Recovery:
         final=Counter(row.status for row in run.rows),
         duplicates=sum(count - 1 for count in run.duplicates.values()),
     )
+
+
+async def forget_keys(prefix: str) -> None:
+    """The run's Redis keys (rate windows), deleted; the shared Redis may be busy, so patiently."""
+    redis = Redis.from_url(REDIS_URL, socket_timeout=30)
+    try:
+        keys = [key async for key in redis.scan_iter(match=prefix + "*", count=1000)]
+        if keys:
+            await redis.delete(*keys)
+    finally:
+        await redis.aclose()
 
 
 def line(result: Recovery) -> str:

