@@ -77,10 +77,10 @@ class Executor:
             executor_pb2_grpc.add_ExecutorServiceServicer_to_server,
             executor_pb2.DESCRIPTOR.services_by_name["ExecutorService"].full_name,
         )
-        loops: list[Worker] = [self.infra.relay.run, self.reconciler.run]
+        loops: list[Worker] = [self.infra.outages.watch, self.infra.relay.run, self.reconciler.run]
         loops += [consumer.run for consumer in self.consumers]
         loops += [worker.run for worker in self.workers]
-        return ServiceParts(bindings=[binding], workers=loops, close=self.close)
+        return ServiceParts(bindings=[binding], workers=loops, close=self.close, outages=self.infra.outages)
 
     async def close(self) -> None:
         await self.http.close()
@@ -89,7 +89,7 @@ class Executor:
 
 async def assemble(settings: ExecutorSettings, *, clock: Clock | None = None) -> Executor:
     clock = clock or SystemClock()
-    infra = await open_infrastructure(SERVICE, settings, messaging, clock)
+    infra = await open_infrastructure(SERVICE, settings, messaging, clock, database_holds="jobs")
     http = create_client_session(limit=settings.http_connections, limit_per_host=settings.http_connections)
     directory = ProviderDirectory.from_endpoints(
         settings.endpoints(),
@@ -131,12 +131,14 @@ async def assemble(settings: ExecutorSettings, *, clock: Clock | None = None) ->
             poll_interval=settings.poll_interval_seconds,
             lease_seconds=settings.lease_seconds,
             idle=idle_workers,
+            outages=infra.outages,
         )
         for n in range(settings.workers)
     ]
     reconciler = Reconciler(
         ReconcileExpiredLeasesHandler(uow, sender=sender, policy=policy, clock=clock, lease=lease),
         interval=settings.reconcile_interval_seconds,
+        outages=infra.outages,
     )
 
     def consumer(

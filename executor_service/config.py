@@ -20,6 +20,8 @@ class ExecutorSettings(ConsumingServiceSettings):
     database_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/whatlead_executor"
     grpc_port: Port = 50052
     metrics_port: Port = 9102
+    # Its requests are ids, a page token and an actor: under 2 KiB at their limits.
+    grpc_max_receive_bytes: int = Field(default=16 * 1024, ge=1024, le=4 * 1024 * 1024)
 
     evolution_url: str = ""
     evolution_api_key: SecretStr = SecretStr("")

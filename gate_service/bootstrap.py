@@ -38,6 +38,7 @@ from libs.rpc.client import open_channel
 from libs.rpc.server import ServicerBinding
 from libs.runtime import ServiceParts
 from libs.seedwork.clock import Clock, SystemClock
+from libs.stores import Store, StoreKind, redis_probe
 from whatlead.gate.v1 import gate_pb2, gate_pb2_grpc
 
 SERVICE = "gate"
@@ -68,6 +69,7 @@ class Gate:
         return ServiceParts(
             bindings=[binding],
             workers=[
+                self.infra.outages.watch,
                 self.infra.relay.run,
                 self.scheduler.run,
                 self.refresher.run,
@@ -75,6 +77,7 @@ class Gate:
                 *(rebuild.run for rebuild in self.rebuilds),
             ],
             close=self.close,
+            outages=self.infra.outages,
         )
 
     async def close(self) -> None:
@@ -87,11 +90,12 @@ class Gate:
 
 async def assemble(settings: GateSettings, *, clock: Clock | None = None) -> Gate:
     clock = clock or SystemClock()
-    infra = await open_infrastructure(SERVICE, settings, messaging, clock)
+    infra = await open_infrastructure(SERVICE, settings, messaging, clock, database_holds="intents")
     policies = settings.policies()
     projection = GateProjection(policies)
     await load_projections(infra.sessions, projection, clock.now())
     redis = Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=5)
+    infra.outages.add(Store(StoreKind.REDIS, holds="rate windows", probe=redis_probe(redis)))
     rates = RedisRateStore(redis, prefix=settings.redis_key_prefix)
 
     # One debounced wake-up for every commit that writes events (decisions, releases, execution reports):
@@ -144,6 +148,7 @@ async def assemble(settings: GateSettings, *, clock: Clock | None = None) -> Gat
         DecideAwaitingIntentsHandler(uow, decider),
         interval=settings.scheduler_interval_seconds,
         batch_size=settings.scheduler_batch_size,
+        outages=infra.outages,
     )
     updater = ProjectionUpdater(projection, clock, arrivals=scheduler)
     consumers = gate_consumers(
@@ -159,6 +164,7 @@ async def assemble(settings: GateSettings, *, clock: Clock | None = None) -> Gat
         lambda since: load_projections(infra.sessions, projection, clock.now(), since, scheduler),
         clock.now,
         interval=settings.projection_refresh_seconds,
+        outages=infra.outages,
     )
     rebuild = RebuildProjectionsHandler(uow, updater)
     gate = Gate(infra, redis, writer, servicer, projection, decider, scheduler, refresher, consumers, [])
@@ -166,12 +172,16 @@ async def assemble(settings: GateSettings, *, clock: Clock | None = None) -> Gat
         channel = open_channel(settings.reputation_addr, default_deadline=settings.rebuild_deadline_seconds)
         gate.channels.append(channel)
         source = GrpcInstanceStateSource(channel)
-        gate.rebuilds.append(StartupRebuild("reputation", lambda: rebuild.from_instances(source)))
+        gate.rebuilds.append(
+            StartupRebuild("reputation", lambda: rebuild.from_instances(source), outages=infra.outages)
+        )
     if settings.ops_addr:
         ops_channel = open_channel(settings.ops_addr, default_deadline=settings.rebuild_deadline_seconds)
         gate.channels.append(ops_channel)
         ops_source = GrpcControlSource(ops_channel)
-        gate.rebuilds.append(StartupRebuild("ops", lambda: rebuild.from_ops(ops_source)))
+        gate.rebuilds.append(
+            StartupRebuild("ops", lambda: rebuild.from_ops(ops_source), outages=infra.outages)
+        )
     return gate
 
 

@@ -18,6 +18,9 @@ class GateSettings(ConsumingServiceSettings):
 
     database_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/whatlead_gate"
     grpc_port: int = 50051
+    # The largest legitimate request is a SubmitIntent with a 4,096-character text (up to 16 KiB of UTF-8)
+    # and every other field at its limit: about 18 KiB. 64 KiB leaves room for new fields.
+    grpc_max_receive_bytes: int = Field(default=64 * 1024, ge=1024, le=4 * 1024 * 1024)
     metrics_port: int = 9101
     # Rate windows, shared by every replica.
     redis_url: str = "redis://127.0.0.1:6379/0"
@@ -26,9 +29,10 @@ class GateSettings(ConsumingServiceSettings):
     reputation_addr: str = ""
     ops_addr: str = ""
     rebuild_deadline_seconds: float = Field(default=10.0, gt=0)
-    # Validity of an intent when the client gives none, and the longest it may ask for.
+    # Validity of an intent when the client gives none, and the longest it may ask for (also how far ahead
+    # `not_before` may be). gate.proto refuses a not_before beyond 72 h: this may lower it, not raise it.
     default_validity_seconds: float = Field(default=4 * 3600, gt=0)
-    max_validity_seconds: float = Field(default=72 * 3600, gt=0)
+    max_validity_seconds: float = Field(default=72 * 3600, gt=0, le=72 * 3600)
     # Policies (documented defaults in gate_service/README.md).
     phase_policies: str = ""  # JSON: {"STABLE": {"per_minute": 30, "min_interval_seconds": 2}, ...}
     unevaluated_phase: WarmupPhase = WarmupPhase.INTERACTING

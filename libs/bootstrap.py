@@ -16,6 +16,7 @@ from libs.messaging.relay import OutboxRelay
 from libs.messaging.streams import ensure_streams
 from libs.messaging.tables import MessagingTables
 from libs.seedwork.clock import Clock
+from libs.stores import Store, StoreKind, StoreOutages, jetstream_probe, postgres_probe
 
 
 @dataclass
@@ -26,6 +27,7 @@ class Infrastructure:
     nats: Client
     js: JetStreamContext
     relay: OutboxRelay
+    outages: StoreOutages
 
     async def close(self) -> None:
         await self.nats.drain()
@@ -34,13 +36,19 @@ class Infrastructure:
 
 
 async def open_infrastructure(
-    service: str, settings: ServiceSettings, tables: MessagingTables, clock: Clock
+    service: str, settings: ServiceSettings, tables: MessagingTables, clock: Clock, *, database_holds: str
 ) -> Infrastructure:
+    """`database_holds`: what the service's database keeps, in the words its clients know ("intents"):
+    during an outage they are told "the intents store is unavailable; retry"."""
     engine = create_engine(settings.database_url)
     sessions = session_factory(engine)
     nats = await connect_nats(settings.nats_url, name=service)
     js = nats.jetstream()
     await ensure_streams(js, settings.subject_root)
+    outages = StoreOutages(service)
+    outages.add(Store(StoreKind.POSTGRESQL, holds=database_holds, probe=postgres_probe(engine)))
+    # Events wait in the outbox while NATS is away: calls go on, so its outage is logged, not NOT_SERVING.
+    outages.add(Store(StoreKind.NATS, holds="events", probe=jetstream_probe(js), essential=False))
     relay = OutboxRelay(
         service=service,
         sessions=sessions,
@@ -49,5 +57,6 @@ async def open_infrastructure(
         publisher=JetStreamPublisher(js),
         subject_root=settings.subject_root,
         clock=clock,
+        outages=outages,
     )
-    return Infrastructure(service, engine, sessions, nats, js, relay)
+    return Infrastructure(service, engine, sessions, nats, js, relay, outages)

@@ -30,6 +30,9 @@ class ServiceSettings(BaseSettings):
     grpc_port: Port = 50051
     # grpc.aio servers in the process sharing the port: each accepts new calls on its own (ADR 0011).
     grpc_acceptors: int = Field(default=1, ge=1, le=64)
+    # The largest request body the gRPC server reads (RESOURCE_EXHAUSTED beyond it). Each service sets its
+    # own default, a few times its largest legitimate request (docs/contracts.md).
+    grpc_max_receive_bytes: int = Field(default=16 * 1024, ge=1024, le=4 * 1024 * 1024)
     metrics_port: Port = 9100
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
     migrate_on_start: bool = True

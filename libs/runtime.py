@@ -17,6 +17,7 @@ from libs.config import ServiceSettings
 from libs.db.migrations import upgrade
 from libs.logs import configure_logging
 from libs.rpc.server import GrpcServer, ServicerBinding
+from libs.stores import StoreOutages
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,8 @@ class ServiceParts:
     bindings: Sequence[ServicerBinding[Any]]
     workers: Sequence[Worker] = field(default_factory=list)
     close: Callable[[], Awaitable[None]] | None = None
+    # The stores it needs: UNAVAILABLE answers and NOT_SERVING health during their outages (ADR 0009).
+    outages: StoreOutages | None = None
 
 
 @dataclass(frozen=True)
@@ -49,7 +52,12 @@ async def serve(definition: ServiceDefinition[S], settings: S, *, ready: asyncio
         loop.add_signal_handler(signum, stop.set)
     parts = await definition.build(settings)
     server = GrpcServer(
-        parts.bindings, host=settings.grpc_host, port=settings.grpc_port, acceptors=settings.grpc_acceptors
+        parts.bindings,
+        host=settings.grpc_host,
+        port=settings.grpc_port,
+        acceptors=settings.grpc_acceptors,
+        max_receive_message_bytes=settings.grpc_max_receive_bytes,
+        outages=parts.outages,
     )
     port = await server.start()
     tasks = [

@@ -7,6 +7,10 @@ For each `whatlead/<context>/v1/<name>.proto` it writes `<name>_pb2.py` and `<na
 (grpcio-tools + mypy-protobuf) and, when the file declares a service, `<name>_pb2_grpc.py` and
 `<name>_pb2_grpc.pyi`; plus an empty `__init__.py` in every package directory. The output depends only on
 the .proto files and the pinned tool versions, so CI can compare it byte for byte.
+
+The protovalidate rules (`buf/validate/validate.proto`) are not kept in protos/: the pinned `protovalidate`
+package carries that file's descriptor, which protoc reads through `--descriptor_set_in`, and its
+`validate_pb2` stubs are generated next to ours so that our stubs can import them.
 """
 
 from __future__ import annotations
@@ -23,6 +27,9 @@ from pathlib import Path
 
 PROTO_ROOT = Path(__file__).resolve().parent
 PACKAGE = "whatlead"
+VALIDATE_PROTO = "buf/validate/validate.proto"
+# Top-level packages generate() owns: ours, and protovalidate's rules.
+PACKAGES = (PACKAGE, VALIDATE_PROTO.split("/")[0])
 GENERATED_SUFFIXES = ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py", "_pb2_grpc.pyi")
 _SERVICE = re.compile(r"^\s*service\s+\w+", re.MULTILINE)
 
@@ -43,9 +50,42 @@ def _plugin(name: str) -> str:
     return found
 
 
-def _protoc(args: list[str]) -> None:
+def validate_descriptor_set() -> bytes:
+    """A FileDescriptorSet of buf/validate/validate.proto and its google/protobuf imports, as the installed
+    protovalidate package declares them (its message classes carry their file's descriptor)."""
+    import protovalidate
+    from google.protobuf.descriptor_pb2 import FileDescriptorSet
+    from protobuf import DescFile
+
+    files = FileDescriptorSet()
+    seen: set[str] = set()
+
+    def add(file: DescFile) -> None:  # dependencies first, as a descriptor set lists them
+        if file.name in seen:
+            return
+        seen.add(file.name)
+        for dependency in file.dependencies:
+            add(dependency)
+        files.file.add().ParseFromString(file.proto.to_binary())
+
+    validate_file = protovalidate.ViolationPb.desc().file
+    if validate_file.name != VALIDATE_PROTO:
+        sys.exit(f"protovalidate describes {validate_file.name}, expected {VALIDATE_PROTO}")
+    add(validate_file)
+    return files.SerializeToString(deterministic=True)
+
+
+def _protoc(args: list[str], descriptor_set: Path) -> None:
     include = resources.files("grpc_tools") / "_proto"
-    command = [sys.executable, "-m", "grpc_tools.protoc", f"-I{PROTO_ROOT}", f"-I{include}", *args]
+    command = [
+        sys.executable,
+        "-m",
+        "grpc_tools.protoc",
+        f"-I{PROTO_ROOT}",
+        f"-I{include}",
+        f"--descriptor_set_in={descriptor_set}",
+        *args,
+    ]
     result = subprocess.run(command, cwd=PROTO_ROOT, capture_output=True, text=True)
     if result.returncode != 0:
         sys.exit(f"protoc failed:\n{result.stderr}")
@@ -62,26 +102,31 @@ def generate(out: Path) -> None:
     protos = proto_files()
     if not protos:
         sys.exit(f"no .proto files under {PROTO_ROOT / PACKAGE}")
-    names = [str(p) for p in protos]
-    _protoc(
-        [
-            f"--plugin=protoc-gen-mypy={_plugin('protoc-gen-mypy')}",
-            f"--python_out={out}",
-            f"--mypy_out={out}",
-            *names,
-        ]
-    )
-    with_services = [str(p) for p in protos if _SERVICE.search((PROTO_ROOT / p).read_text())]
-    if with_services:
+    names = [VALIDATE_PROTO, *(str(p) for p in protos)]
+    with tempfile.TemporaryDirectory(prefix="whatlead-protovalidate-") as tmp:
+        descriptor_set = Path(tmp) / "validate.binpb"
+        descriptor_set.write_bytes(validate_descriptor_set())
         _protoc(
             [
-                f"--plugin=protoc-gen-mypy_grpc={_plugin('protoc-gen-mypy_grpc')}",
-                f"--grpc_python_out={out}",
-                f"--mypy_grpc_out={out}",
-                *with_services,
-            ]
+                f"--plugin=protoc-gen-mypy={_plugin('protoc-gen-mypy')}",
+                f"--python_out={out}",
+                f"--mypy_out={out}",
+                *names,
+            ],
+            descriptor_set,
         )
-    for package_dir in sorted({d for p in protos for d in _package_dirs(p)}):
+        with_services = [str(p) for p in protos if _SERVICE.search((PROTO_ROOT / p).read_text())]
+        if with_services:
+            _protoc(
+                [
+                    f"--plugin=protoc-gen-mypy_grpc={_plugin('protoc-gen-mypy_grpc')}",
+                    f"--grpc_python_out={out}",
+                    f"--mypy_grpc_out={out}",
+                    *with_services,
+                ],
+                descriptor_set,
+            )
+    for package_dir in sorted({d for name in names for d in _package_dirs(Path(name))}):
         (out / package_dir / "__init__.py").write_text("")
 
 
@@ -92,18 +137,17 @@ def _package_dirs(proto: Path) -> list[Path]:
 
 
 def generated_files(root: Path) -> set[Path]:
-    """Files under root/whatlead that generate() owns (stubs and package markers), relative to root."""
-    base = root / PACKAGE
-    if not base.exists():
-        return set()
+    """Files under root/whatlead and root/buf that generate() owns (stubs and package markers), relative
+    to root."""
     found = set()
-    for path in base.rglob("*"):
-        if (
-            path.is_file()
-            and "__pycache__" not in path.parts
-            and (path.name.endswith(GENERATED_SUFFIXES) or path.name == "__init__.py")
-        ):
-            found.add(path.relative_to(root))
+    for package in PACKAGES:
+        for path in (root / package).rglob("*"):
+            if (
+                path.is_file()
+                and "__pycache__" not in path.parts
+                and (path.name.endswith(GENERATED_SUFFIXES) or path.name == "__init__.py")
+            ):
+                found.add(path.relative_to(root))
     return found
 
 
@@ -111,7 +155,8 @@ def remove_stale(root: Path) -> None:
     """Delete every previously generated file and directories left empty, so removed protos leave nothing."""
     for relative in generated_files(root):
         (root / relative).unlink()
-    for directory in sorted((root / PACKAGE).rglob("*"), key=lambda p: len(p.parts), reverse=True):
+    directories = [d for package in PACKAGES for d in (root / package).rglob("*")]
+    for directory in sorted(directories, key=lambda p: len(p.parts), reverse=True):
         if directory.is_dir() and directory.name == "__pycache__":
             shutil.rmtree(directory)
         elif directory.is_dir() and not any(directory.iterdir()):

@@ -25,7 +25,7 @@ SERVICE = "reputation"
 
 async def build(settings: ReputationSettings, *, clock: Clock | None = None) -> ServiceParts:
     clock = clock or SystemClock()
-    infra = await open_infrastructure(SERVICE, settings, messaging, clock)
+    infra = await open_infrastructure(SERVICE, settings, messaging, clock, database_holds="instances")
 
     def uow() -> SqlAlchemyReputationUnitOfWork:
         return SqlAlchemyReputationUnitOfWork(
@@ -48,4 +48,9 @@ async def build(settings: ReputationSettings, *, clock: Clock | None = None) -> 
         reputation_pb2_grpc.add_ReputationServiceServicer_to_server,
         reputation_pb2.DESCRIPTOR.services_by_name["ReputationService"].full_name,
     )
-    return ServiceParts(bindings=[binding], workers=[infra.relay.run], close=infra.close)
+    return ServiceParts(
+        bindings=[binding],
+        workers=[infra.outages.watch, infra.relay.run],
+        close=infra.close,
+        outages=infra.outages,
+    )

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pydantic import Field
+
 from libs.config import Port, ServiceSettings, settings_config
 
 
@@ -11,3 +13,5 @@ class ReputationSettings(ServiceSettings):
     database_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/reputation"
     grpc_port: Port = 50053
     metrics_port: Port = 9103
+    # The largest legitimate request, an UpdateInstance with every field at its limit, is under 4 KiB.
+    grpc_max_receive_bytes: int = Field(default=16 * 1024, ge=1024, le=4 * 1024 * 1024)

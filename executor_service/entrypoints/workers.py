@@ -28,6 +28,7 @@ from executor_service.application.reconcile_jobs import (
 )
 from executor_service.domain.job import MessageExecutionJob
 from executor_service.infrastructure import metrics
+from libs.stores import StoreOutages
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +129,7 @@ class ExecutionWorker:
         poll_interval: float,
         lease_seconds: float,
         idle: IdleWorkers | None = None,
+        outages: StoreOutages | None = None,
     ) -> None:
         self.name = name
         self._claim = claim
@@ -138,6 +140,8 @@ class ExecutionWorker:
         self._poll_interval = poll_interval
         self._heartbeat_every = max(lease_seconds / 3, 0.05)
         self._idle = idle or IdleWorkers()
+        # A database outage is logged once by the tracker, not once per claim, batch or job.
+        self._outages = outages or StoreOutages("executor")
 
     async def run(self, stop: asyncio.Event) -> None:
         stopping = asyncio.create_task(self._stop_waiting_on(stop))
@@ -173,7 +177,8 @@ class ExecutionWorker:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # database away: try again after a pause, never crash the loop
-            log.warning("claim failed", extra={"worker": self.name, "error": type(exc).__name__})
+            if self._outages.report(exc) is None:
+                log.warning("claim failed", extra={"worker": self.name, "error": type(exc).__name__})
             await asyncio.sleep(self._poll_interval)
             return None
         metrics.CLAIMED.inc(len(claim.jobs))
@@ -192,9 +197,10 @@ class ExecutionWorker:
                 raise
             except Exception as exc:
                 # Not recorded: the jobs stay PROCESSING, their leases expire, the reconciler settles them.
-                log.warning(
-                    "recording outcomes failed", extra={"worker": self.name, "error": type(exc).__name__}
-                )
+                if self._outages.report(exc) is None:
+                    log.warning(
+                        "recording outcomes failed", extra={"worker": self.name, "error": type(exc).__name__}
+                    )
                 return
         finally:
             heartbeat.cancel()
@@ -214,9 +220,10 @@ class ExecutionWorker:
             return await self._execute(ExecuteJob(job))
         except asyncio.CancelledError:
             raise
-        except Exception:
+        except Exception as exc:
             # The job stays PROCESSING; its lease expires and the reconciler settles it.
-            log.exception("execution failed unexpectedly", extra={"job_id": job.id})
+            if self._outages.report(exc) is None:
+                log.exception("execution failed unexpectedly", extra={"job_id": job.id})
             return None
 
     async def _heartbeat(self, claim: Claim) -> None:
@@ -228,16 +235,25 @@ class ExecutionWorker:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("lease extension failed", extra={"error": type(exc).__name__})
+                if self._outages.report(exc) is None:
+                    log.warning("lease extension failed", extra={"error": type(exc).__name__})
 
 
 class Reconciler:
     """Every `interval`, takes over jobs whose lease expired and settles them with the provider."""
 
-    def __init__(self, handler: ReconcileExpiredLeasesHandler, *, interval: float, batch: int = 100) -> None:
+    def __init__(
+        self,
+        handler: ReconcileExpiredLeasesHandler,
+        *,
+        interval: float,
+        batch: int = 100,
+        outages: StoreOutages | None = None,
+    ) -> None:
         self._handler = handler
         self._interval = interval
         self._batch = batch
+        self._outages = outages or StoreOutages("executor")
 
     async def run_once(self) -> int:
         report = await self._handler(ReconcileExpiredLeases(self._batch))
@@ -267,7 +283,8 @@ class Reconciler:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("reconciliation pass failed", extra={"error": type(exc).__name__})
+                if self._outages.report(exc) is None:
+                    log.warning("reconciliation pass failed", extra={"error": type(exc).__name__})
             if handled < self._batch:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=self._interval)

@@ -173,6 +173,11 @@ class MessageIntent(AggregateRoot):
             v.add("idempotency_key", f"must be at most {MAX_IDEMPOTENCY_KEY} characters")
         if len(campaign_id) > MAX_CAMPAIGN_ID:
             v.add("campaign_id", f"must be at most {MAX_CAMPAIGN_ID} characters")
+        if not_before is not None and not_before > now + max_validity:
+            # Nothing may be planned beyond the longest validity (and the dates computed from it stay
+            # within the calendar).
+            v.add("not_before", f"must be at most {max_validity} from now")
+            not_before = None
         if expires_at is None:
             expires_at = (not_before if not_before and not_before > now else now) + default_validity
         else:

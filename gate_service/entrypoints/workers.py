@@ -10,6 +10,7 @@ from datetime import datetime
 
 from gate_service.application.decide_awaiting_intents import DecideAwaitingIntents
 from gate_service.application.release_due_intents import ReleaseDueIntents
+from libs.stores import StoreOutages
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +32,10 @@ class QueuedIntentScheduler:
         *,
         interval: float,
         batch_size: int,
+        outages: StoreOutages | None = None,
     ) -> None:
         self._release_due = release_due
+        self._outages = outages or StoreOutages("gate")
         self._decide_awaiting = decide_awaiting
         self._interval = interval
         self._batch_size = batch_size
@@ -51,7 +54,8 @@ class QueuedIntentScheduler:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # database or Redis away: try again later
-                log.warning("scheduler pass failed", extra={"error": type(exc).__name__})
+                if self._outages.report(exc) is None:  # an outage is logged once, not once a pass
+                    log.warning("scheduler pass failed", extra={"error": type(exc).__name__})
                 await _pause(stop, self._interval * 4)
                 continue
             if not busy:
@@ -90,10 +94,12 @@ class ProjectionRefresher:
         now: Callable[[], datetime],
         *,
         interval: float,
+        outages: StoreOutages | None = None,
     ) -> None:
         self._load = load
         self._now = now
         self._interval = interval
+        self._outages = outages or StoreOutages("gate")
 
     async def run(self, stop: asyncio.Event) -> None:
         since = self._now()
@@ -106,7 +112,8 @@ class ProjectionRefresher:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("projection refresh failed", extra={"error": type(exc).__name__})
+                if self._outages.report(exc) is None:
+                    log.warning("projection refresh failed", extra={"error": type(exc).__name__})
 
 
 class StartupRebuild:
@@ -114,11 +121,17 @@ class StartupRebuild:
     Gate serves at once (from its durable copy) even when those services are not up yet."""
 
     def __init__(
-        self, name: str, rebuild: Callable[[], Awaitable[int]], *, max_backoff: float = 30.0
+        self,
+        name: str,
+        rebuild: Callable[[], Awaitable[int]],
+        *,
+        max_backoff: float = 30.0,
+        outages: StoreOutages | None = None,
     ) -> None:
         self._name = name
         self._rebuild = rebuild
         self._max_backoff = max_backoff
+        self._outages = outages or StoreOutages("gate")
         self.done = asyncio.Event()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -129,10 +142,11 @@ class StartupRebuild:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning(
-                    "projection rebuild failed; retrying",
-                    extra={"source": self._name, "error": type(exc).__name__},
-                )
+                if self._outages.report(exc) is None:  # the source away is no store outage: logged here
+                    log.warning(
+                        "projection rebuild failed; retrying",
+                        extra={"source": self._name, "error": type(exc).__name__},
+                    )
                 await _pause(stop, backoff)
                 backoff = min(backoff * 2, self._max_backoff)
                 continue

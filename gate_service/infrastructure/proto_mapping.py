@@ -321,7 +321,7 @@ def purpose_from_proto(number: int) -> Purpose | None:
 
 
 def timestamp_or_none(message: Message, name: str) -> datetime | None:
-    return from_timestamp(getattr(message, name), present=message.HasField(name))
+    return from_timestamp(getattr(message, name), present=message.HasField(name), field=name)
 
 
 __all__ = ["DecisionOutcome", "DecisionReason", "Verdict"]

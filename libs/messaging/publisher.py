@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+import nats.errors
 from nats.js import JetStreamContext
 from nats.js.api import PubAck
 
@@ -37,7 +38,10 @@ class JetStreamPublisher:
         try:
             for event in events:
                 acks.append(await self._js.publish_async(event.subject, event.payload, headers=event.headers))
-            stored = await asyncio.wait_for(asyncio.gather(*acks), self._timeout)
+            try:
+                stored = await asyncio.wait_for(asyncio.gather(*acks), self._timeout)
+            except TimeoutError:  # as NATS's own: JetStream did not answer, an outage (libs.stores)
+                raise nats.errors.TimeoutError from None
         finally:
             for ack in acks:
                 ack.cancel()  # after a failure, stop waiting: a pending ack holds one of the client's slots

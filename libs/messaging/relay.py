@@ -24,6 +24,7 @@ from libs.messaging.metrics import OUTBOX_DUPLICATES, OUTBOX_PENDING, OUTBOX_PUB
 from libs.messaging.publisher import EventPublisher, OutgoingEvent
 from libs.messaging.streams import MAX_AGE_SECONDS
 from libs.seedwork.clock import Clock
+from libs.stores import StoreOutages
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,7 @@ class OutboxRelay:
         inbox: Table | None = None,
         subject_root: str,
         clock: Clock,
+        outages: StoreOutages | None = None,
         batch_size: int = 256,
         idle_interval: float = 0.5,
         max_backoff: float = 5.0,
@@ -52,6 +54,7 @@ class OutboxRelay:
         self._publisher = publisher
         self._root = subject_root
         self._clock = clock
+        self._outages = outages or StoreOutages(service)
         self._batch_size = batch_size
         self._idle_interval = idle_interval
         self._max_backoff = max_backoff
@@ -151,7 +154,8 @@ class OutboxRelay:
                 raise
             except Exception as exc:  # NATS down, timeouts, database hiccups: keep trying
                 OUTBOX_PUBLISH_ERRORS.labels(self._service).inc()
-                log.warning("outbox relay pass failed, retrying", extra={"error": type(exc).__name__})
+                if self._outages.report(exc) is None:  # an outage is logged once, not once a pass
+                    log.warning("outbox relay pass failed, retrying", extra={"error": type(exc).__name__})
                 await _sleep_or_stop(stop, backoff)
                 backoff = min(backoff * 2, self._max_backoff)
                 continue

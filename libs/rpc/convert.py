@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Hashable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Protocol, TypeVar
 
 from google.protobuf.timestamp_pb2 import Timestamp
+
+from libs.seedwork.errors import InvalidArgument
 
 E = TypeVar("E", bound=StrEnum)
 # The number type of one proto enum: the generated stubs give each enum its own `ValueType` (an int).
@@ -75,7 +77,24 @@ def to_timestamp(moment: datetime | None) -> Timestamp | None:
     return Timestamp(seconds=since.days * 86400 + since.seconds, nanos=since.microseconds * 1000)
 
 
-def from_timestamp(stamp: Timestamp, *, present: bool = True) -> datetime | None:
+# What google.protobuf.Timestamp allows, and datetime can hold: 0001-01-01 to 9999-12-31.
+MIN_TIMESTAMP_SECONDS, MAX_TIMESTAMP_SECONDS = -62_135_596_800, 253_402_300_799
+MAX_NANOS = 999_999_999
+
+
+def is_valid_timestamp(stamp: Timestamp) -> bool:
+    return MIN_TIMESTAMP_SECONDS <= stamp.seconds <= MAX_TIMESTAMP_SECONDS and 0 <= stamp.nanos <= MAX_NANOS
+
+
+def from_timestamp(stamp: Timestamp, *, present: bool = True, field: str = "timestamp") -> datetime | None:
+    """The moment of `stamp` (None when absent or zero); InvalidArgument naming `field` when it is out of
+    range or its nanos are malformed. Requests are validated before they get here (libs.rpc.validation):
+    this is defence in depth, and covers events too."""
     if not present or (stamp.seconds == 0 and stamp.nanos == 0):
         return None
-    return stamp.ToDatetime(tzinfo=UTC)
+    if not is_valid_timestamp(stamp):
+        raise InvalidArgument.of(field, INVALID_TIMESTAMP)
+    return _EPOCH + timedelta(seconds=stamp.seconds, microseconds=stamp.nanos // 1000)
+
+
+INVALID_TIMESTAMP = "must be a valid timestamp: 0001-01-01 to 9999-12-31, nanos from 0 to 999999999"

@@ -34,7 +34,7 @@ _CODES: list[tuple[type[DomainError], Code]] = [
 def status_for(exc: DomainError) -> grpc.Status:
     code = next((code for kind, code in _CODES if isinstance(exc, kind)), Code.UNKNOWN)
     status = Status(code=code, message=str(exc))
-    if isinstance(exc, InvalidArgument):
+    if isinstance(exc, InvalidArgument) and exc.violations:
         detail = any_pb2.Any()
         detail.Pack(
             BadRequest(

@@ -1,4 +1,5 @@
-"""A grpc.aio server with what every WhatLead process serves: health, reflection, metrics, error mapping."""
+"""A grpc.aio server with what every WhatLead process serves: health, reflection, metrics, request
+validation, error mapping, and a deliberate limit on the size of a request."""
 
 from __future__ import annotations
 
@@ -18,7 +19,9 @@ from grpc_reflection.v1alpha import reflection
 from prometheus_client import Counter, Histogram
 
 from libs.rpc.errors import status_for
+from libs.rpc.validation import refuse_invalid, tolerant
 from libs.seedwork.errors import DomainError
+from libs.stores import StoreOutages
 
 log = logging.getLogger(__name__)
 
@@ -41,12 +44,23 @@ Servicer = TypeVar("Servicer")
 AsyncUnaryBehaviour = Callable[[Request, grpc.aio.ServicerContext[Request, Response]], Awaitable[Response]]
 
 
-class ServiceInterceptor(grpc.aio.ServerInterceptor):
-    """Maps domain errors to status codes (never leaking internals) and records per-method metrics."""
+# Given an unexpected exception: the message of an UNAVAILABLE answer when it is a store outage, else None
+# (StoreOutages.unavailable, ADR 0009).
+OutageCheck = Callable[[Exception], str | None]
 
-    def __init__(self) -> None:
+
+def _no_outages(exc: Exception) -> str | None:
+    return None
+
+
+class ServiceInterceptor(grpc.aio.ServerInterceptor):
+    """Refuses requests that break their contract before any use case runs, maps domain errors to status
+    codes (never leaking internals) and records per-method metrics."""
+
+    def __init__(self, outage: OutageCheck = _no_outages) -> None:
         # One wrapped handler per method, built on its first call: the hot path reuses it.
         self._guarded: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
+        self._outage = outage
 
     async def intercept_service(
         self,
@@ -62,12 +76,12 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None or handler.unary_unary is None:
             return handler
-        guarded = self._guarded[method] = self._guard(method, handler)
+        guarded = self._guarded[method] = self._guard(method, handler, self._outage)
         return guarded
 
     @staticmethod
     def _guard(
-        method: str, handler: grpc.RpcMethodHandler[Request, Response]
+        method: str, handler: grpc.RpcMethodHandler[Request, Response], outage: OutageCheck
     ) -> grpc.RpcMethodHandler[Request, Response]:
         inner = cast("AsyncUnaryBehaviour[Request, Response]", handler.unary_unary)
         latency = RPC_LATENCY.labels(method)
@@ -77,6 +91,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
             started = time.perf_counter()
             code = grpc.StatusCode.OK
             try:
+                refuse_invalid(method, request)
                 return await inner(request, context)
             except DomainError as exc:
                 status = status_for(exc)
@@ -85,7 +100,10 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
             except grpc.aio.AbortError:
                 code = context.code() or grpc.StatusCode.UNKNOWN
                 raise
-            except Exception:
+            except Exception as exc:
+                if (unavailable := outage(exc)) is not None:  # logged once per outage, not per call
+                    code = grpc.StatusCode.UNAVAILABLE
+                    await context.abort(code, unavailable)
                 code = grpc.StatusCode.INTERNAL
                 log.exception("unhandled error in rpc", extra={"method": method})
                 await context.abort(grpc.StatusCode.INTERNAL, "internal error")
@@ -95,7 +113,8 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
 
         return grpc.unary_unary_rpc_method_handler(
             guarded,
-            request_deserializer=handler.request_deserializer,
+            # A body that does not decode reaches `guarded` as an UndecodableRequest, not as gRPC's UNKNOWN.
+            request_deserializer=tolerant(handler.request_deserializer),
             response_serializer=handler.response_serializer,
         )
 
@@ -112,6 +131,13 @@ class ServicerBinding(Generic[Servicer]):
         self.add_to_server(self.servicer, server)
 
 
+# gRPC's own default; services pass their own, smaller limit (libs.config.ServiceSettings).
+DEFAULT_MAX_RECEIVE_MESSAGE_BYTES = 4 * 1024 * 1024
+
+# A health name that stays SERVING while the process serves, store outages or not: for liveness probes,
+# which must not restart pods for an outage a restart cannot cure (ADR 0009).
+LIVENESS = "liveness"
+
 # Set by a launcher that runs several processes of one service on one port (gate_service/__main__.py).
 REUSE_PORT_ENV = "WHATLEAD_GRPC_REUSE_PORT"
 
@@ -125,6 +151,8 @@ class GrpcServer:
         port: int,
         reuse_port: bool | None = None,
         acceptors: int = 1,
+        max_receive_message_bytes: int = DEFAULT_MAX_RECEIVE_MESSAGE_BYTES,
+        outages: StoreOutages | None = None,
     ) -> None:
         """`reuse_port`: share the port with sibling processes (SO_REUSEPORT; the kernel spreads new
         connections among them). Off unless asked, so a second server on a taken port fails loudly.
@@ -133,7 +161,14 @@ class GrpcServer:
         calls one at a time from its own loop task, so under load most calls wait in gRPC's queue rather
         than in the handlers, and the handlers' batching (group commit, coalesced Redis calls) starves;
         each further server adds an acceptor (they share the port with SO_REUSEPORT, connections spread
-        among them). ADR 0011."""
+        among them). ADR 0011.
+
+        `max_receive_message_bytes`: the largest request body accepted; a larger one is refused with
+        RESOURCE_EXHAUSTED before it is read into memory. Each service sizes it to its largest legitimate
+        request (its settings, docs/contracts.md).
+
+        `outages`: the service's stores. A call failing on a store outage is answered UNAVAILABLE, and
+        health is NOT_SERVING while a store the service cannot work without is down (ADR 0009)."""
         if reuse_port is None:
             reuse_port = os.environ.get(REUSE_PORT_ENV) == "1"
         self._bindings = list(bindings)
@@ -142,12 +177,15 @@ class GrpcServer:
         self._shared_with_siblings = reuse_port
         options = [
             ("grpc.so_reuseport", int(reuse_port or acceptors > 1)),
-            ("grpc.max_receive_message_length", 4 * 1024 * 1024),
+            ("grpc.max_receive_message_length", max_receive_message_bytes),
         ]
+        outage = outages.unavailable if outages is not None else _no_outages
         self._servers = [
-            grpc.aio.server(interceptors=[ServiceInterceptor()], options=options) for _ in range(acceptors)
+            grpc.aio.server(interceptors=[ServiceInterceptor(outage)], options=options)
+            for _ in range(acceptors)
         ]
         self._health = HealthServicer()
+        self._outages = outages
         self.port = 0
 
     async def start(self) -> int:
@@ -165,9 +203,18 @@ class GrpcServer:
             # The first one binds (port 0: a free port); the others join the port it got.
             self.port = server.add_insecure_port(f"{self._host}:{self.port or self._port}")
             await server.start()
-        for name in ["", *names]:
-            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        await self._health.set(LIVENESS, health_pb2.HealthCheckResponse.SERVING)
+        await self.set_serving(True)
+        if self._outages is not None:
+            self._outages.listen(self.set_serving)
         return self.port
+
+    async def set_serving(self, serving: bool) -> None:
+        """The health of the whole server ("") and of each of its services (ignored once stopping)."""
+        serving_status = health_pb2.HealthCheckResponse
+        status = serving_status.SERVING if serving else serving_status.NOT_SERVING
+        for name in ["", *(binding.service_name for binding in self._bindings)]:
+            await self._health.set(name, status)
 
     async def stop(self, grace: float) -> None:
         """Report NOT_SERVING so load balancers move away, then let in-flight calls finish."""

@@ -23,7 +23,8 @@ class InvalidArgument(DomainError):
         self, violations: Iterable[FieldViolation] | FieldViolation, message: str = "invalid argument"
     ):
         self.violations = [violations] if isinstance(violations, FieldViolation) else list(violations)
-        super().__init__(message + ": " + "; ".join(f"{v.field}: {v.description}" for v in self.violations))
+        details = "; ".join(f"{v.field}: {v.description}" for v in self.violations)
+        super().__init__(f"{message}: {details}" if details else message)
 
     @classmethod
     def of(cls, field: str, description: str) -> InvalidArgument:

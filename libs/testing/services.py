@@ -28,7 +28,13 @@ async def running_service(
     build: Callable[..., Awaitable[ServiceParts]], settings: ServiceSettings, **build_kwargs: Any
 ) -> AsyncIterator[RunningService]:
     parts = await build(settings, **build_kwargs)
-    server = GrpcServer(parts.bindings, host="127.0.0.1", port=0)
+    server = GrpcServer(
+        parts.bindings,
+        host="127.0.0.1",
+        port=0,
+        max_receive_message_bytes=settings.grpc_max_receive_bytes,
+        outages=parts.outages,
+    )
     port = await server.start()
     stop = asyncio.Event()
     workers = [asyncio.create_task(worker(stop)) for worker in parts.workers]

@@ -35,6 +35,7 @@ class RunningGate:
     app: Gate
     stub: gate_pb2_grpc.GateServiceAsyncStub
     settings: GateSettings
+    channel: grpc.aio.Channel  # the stub's, for calls no stub would make (raw bytes)
 
 
 @asynccontextmanager
@@ -67,13 +68,19 @@ async def running_gate(
     for consumer in app.consumers:
         consumer._fetch_timeout = 0.2
     parts = app.parts()
-    server = GrpcServer(parts.bindings, host="127.0.0.1", port=0)
+    server = GrpcServer(
+        parts.bindings,
+        host="127.0.0.1",
+        port=0,
+        max_receive_message_bytes=settings.grpc_max_receive_bytes,
+        outages=parts.outages,
+    )
     port = await server.start()
     stop = asyncio.Event()
     tasks = [asyncio.ensure_future(worker(stop)) for worker in parts.workers]
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
     try:
-        yield RunningGate(app, gate_pb2_grpc.GateServiceStub(channel), settings)
+        yield RunningGate(app, gate_pb2_grpc.GateServiceStub(channel), settings, channel)
     finally:
         stop.set()
         await channel.close()

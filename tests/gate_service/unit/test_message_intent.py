@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -187,6 +187,8 @@ def test_terminal_states_never_change(terminal):
             "payload.reaction.message_ref",
         ),
         ({"purpose": None}, "purpose"),
+        ({"not_before": CLOCK.now() + timedelta(hours=72, seconds=1)}, "not_before"),
+        ({"not_before": datetime.max.replace(tzinfo=UTC)}, "not_before"),
     ],
 )
 def test_bad_input_is_rejected_field_by_field(overrides, field):

@@ -14,6 +14,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from libs.messaging import envelope
 from libs.rpc.client import health_check
 from libs.rpc.errors import field_violations
+from libs.seedwork.ids import new_id
 from libs.testing.services import running_service
 from libs.testing.waiting import eventually
 from reputation_service.bootstrap import build
@@ -100,7 +101,7 @@ async def test_registering_publishes_a_typed_instance_registered_event(stub, jet
         ({"phone": "abc"}, {"phone"}),
         ({"provider_instance_ref": ""}, {"provider_instance_ref"}),
         ({"purposes": []}, {"purposes"}),
-        ({"purposes": [42]}, {"purposes"}),
+        ({"purposes": [42]}, {"purposes[0]"}),
         ({"phone": "1", "provider_instance_ref": "a b"}, {"phone", "provider_instance_ref"}),
     ],
 )
@@ -265,10 +266,13 @@ async def test_the_service_reports_serving_and_lists_itself_by_reflection(regist
 
 
 async def test_reputation_reads_not_served_yet_say_so_instead_of_failing(stub):
+    instance_id = new_id()
     for call in (
-        stub.GetReputation(reputation_pb2.GetReputationRequest(organization_id=ORG)),
+        stub.GetReputation(reputation_pb2.GetReputationRequest(organization_id=ORG, instance_id=instance_id)),
         stub.ListReputations(reputation_pb2.ListReputationsRequest(organization_id=ORG)),
-        stub.GetWindowStats(reputation_pb2.GetWindowStatsRequest(organization_id=ORG)),
+        stub.GetWindowStats(
+            reputation_pb2.GetWindowStatsRequest(organization_id=ORG, instance_id=instance_id)
+        ),
     ):
         with pytest.raises(grpc.aio.AioRpcError) as raised:
             await call

@@ -22,41 +22,73 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
 from google.protobuf import descriptor_pb2 as google_dot_protobuf_dot_descriptor__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from whatlead.common.v1 import rules_pb2 as whatlead_dot_common_dot_v1_dot_rules__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fwhatlead/common/v1/common.proto\x12\x12whatlead.common.v1\x1a google/protobuf/descriptor.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xab\x01\n\tEventMeta\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x17\n\x0forganization_id\x18\x02 \x01(\t\x12\x14\n\x0c\x61ggregate_id\x18\x03 \x01(\t\x12\x16\n\x0e\x63orrelation_id\x18\x04 \x01(\t\x12/\n\x0boccurred_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0c\x63\x61usation_id\x18\x06 \x01(\t\"E\n\x06Target\x12,\n\x04kind\x18\x01 \x01(\x0e\x32\x1e.whatlead.common.v1.TargetKind\x12\r\n\x05value\x18\x02 \x01(\t\"\x1b\n\x0bTextPayload\x12\x0c\n\x04text\x18\x01 \x01(\t\"!\n\x0c\x41udioPayload\x12\x11\n\taudio_url\x18\x01 \x01(\t\"E\n\x0cMediaPayload\x12\x11\n\tmedia_url\x18\x01 \x01(\t\x12\x11\n\tmime_type\x18\x02 \x01(\t\x12\x0f\n\x07\x63\x61ption\x18\x03 \x01(\t\"5\n\x0fReactionPayload\x12\r\n\x05\x65moji\x18\x01 \x01(\t\x12\x13\n\x0bmessage_ref\x18\x02 \x01(\t\"\xeb\x01\n\x0eMessagePayload\x12/\n\x04text\x18\x01 \x01(\x0b\x32\x1f.whatlead.common.v1.TextPayloadH\x00\x12\x31\n\x05\x61udio\x18\x02 \x01(\x0b\x32 .whatlead.common.v1.AudioPayloadH\x00\x12\x31\n\x05media\x18\x03 \x01(\x0b\x32 .whatlead.common.v1.MediaPayloadH\x00\x12\x37\n\x08reaction\x18\x04 \x01(\x0b\x32#.whatlead.common.v1.ReactionPayloadH\x00\x42\t\n\x07\x63ontent*\x93\x01\n\x08Provider\x12\x18\n\x14PROVIDER_UNSPECIFIED\x10\x00\x12\x16\n\x12PROVIDER_EVOLUTION\x10\x01\x12\x11\n\rPROVIDER_WAHA\x10\x02\x12\x13\n\x0fPROVIDER_WUZAPI\x10\x03\x12\x15\n\x11PROVIDER_TURBOZAP\x10\x04\x12\x16\n\x12PROVIDER_SIMULATOR\x10\x05*b\n\x07Purpose\x12\x17\n\x13PURPOSE_UNSPECIFIED\x10\x00\x12\x12\n\x0ePURPOSE_WARMUP\x10\x01\x12\x14\n\x10PURPOSE_DISPATCH\x10\x02\x12\x14\n\x10PURPOSE_SCHEDULE\x10\x03*\x8d\x01\n\x0bMessageType\x12\x1c\n\x18MESSAGE_TYPE_UNSPECIFIED\x10\x00\x12\x15\n\x11MESSAGE_TYPE_TEXT\x10\x01\x12\x16\n\x12MESSAGE_TYPE_AUDIO\x10\x02\x12\x16\n\x12MESSAGE_TYPE_MEDIA\x10\x03\x12\x19\n\x15MESSAGE_TYPE_REACTION\x10\x04*\x95\x02\n\x0f\x43onnectionState\x12 \n\x1c\x43ONNECTION_STATE_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x43ONNECTION_STATE_UNKNOWN\x10\x01\x12\x1f\n\x1b\x43ONNECTION_STATE_CONNECTING\x10\x02\x12\x1e\n\x1a\x43ONNECTION_STATE_CONNECTED\x10\x03\x12!\n\x1d\x43ONNECTION_STATE_DISCONNECTED\x10\x04\x12 \n\x1c\x43ONNECTION_STATE_QR_REQUIRED\x10\x05\x12\x1f\n\x1b\x43ONNECTION_STATE_LOGGED_OUT\x10\x06\x12\x1b\n\x17\x43ONNECTION_STATE_BANNED\x10\x07*\x8a\x02\n\x0fRestrictionKind\x12 \n\x1cRESTRICTION_KIND_UNSPECIFIED\x10\x00\x12&\n\"RESTRICTION_KIND_REACHOUT_TIMELOCK\x10\x01\x12\"\n\x1eRESTRICTION_KIND_TEMPORARY_BAN\x10\x02\x12\"\n\x1eRESTRICTION_KIND_PERMANENT_BAN\x10\x03\x12\x1f\n\x1bRESTRICTION_KIND_LOGGED_OUT\x10\x04\x12!\n\x1dRESTRICTION_KIND_DISCONNECTED\x10\x05\x12!\n\x1dRESTRICTION_KIND_UNAUTHORIZED\x10\x06*W\n\nTargetKind\x12\x1b\n\x17TARGET_KIND_UNSPECIFIED\x10\x00\x12\x15\n\x11TARGET_KIND_PHONE\x10\x01\x12\x15\n\x11TARGET_KIND_GROUP\x10\x02:8\n\revent_subject\x12\x1f.google.protobuf.MessageOptions\x18\xd1\x86\x03 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fwhatlead/common/v1/common.proto\x12\x12whatlead.common.v1\x1a\x1b\x62uf/validate/validate.proto\x1a google/protobuf/descriptor.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1ewhatlead/common/v1/rules.proto\"\xf8\x01\n\tEventMeta\x12\x1d\n\x08\x65vent_id\x18\x01 \x01(\tB\x0b\xbaH\x08r\x06\x18@\xa0\xbb\x18\x01\x12$\n\x0forganization_id\x18\x02 \x01(\tB\x0b\xbaH\x08r\x06\x18@\xa0\xbb\x18\x01\x12!\n\x0c\x61ggregate_id\x18\x03 \x01(\tB\x0b\xbaH\x08r\x06\x18@\xa0\xbb\x18\x01\x12#\n\x0e\x63orrelation_id\x18\x04 \x01(\tB\x0b\xbaH\x08r\x06\x18@\xa0\xbb\x18\x01\x12;\n\x0boccurred_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\n\xbaH\x07\xb2\x01\x04\xa8\xbb\x18\x01\x12!\n\x0c\x63\x61usation_id\x18\x06 \x01(\tB\x0b\xbaH\x08r\x06\x18@\xa0\xbb\x18\x01\"\\\n\x06Target\x12\x36\n\x04kind\x18\x01 \x01(\x0e\x32\x1e.whatlead.common.v1.TargetKindB\x08\xbaH\x05\x82\x01\x02\x10\x01\x12\x1a\n\x05value\x18\x02 \x01(\tB\x0b\xbaH\x08r\x06\x18@\xa0\xbb\x18\x01\")\n\x0bTextPayload\x12\x1a\n\x04text\x18\x01 \x01(\tB\x0c\xbaH\tr\x07\x18\x80 \xa0\xbb\x18\x01\"/\n\x0c\x41udioPayload\x12\x1f\n\taudio_url\x18\x01 \x01(\tB\x0c\xbaH\tr\x07\x18\x80\x10\xa0\xbb\x18\x01\"n\n\x0cMediaPayload\x12\x1f\n\tmedia_url\x18\x01 \x01(\tB\x0c\xbaH\tr\x07\x18\x80\x10\xa0\xbb\x18\x01\x12\x1e\n\tmime_type\x18\x02 \x01(\tB\x0b\xbaH\x08r\x06\x18\x64\xa0\xbb\x18\x01\x12\x1d\n\x07\x63\x61ption\x18\x03 \x01(\tB\x0c\xbaH\tr\x07\x18\x80\x08\xa0\xbb\x18\x01\"P\n\x0fReactionPayload\x12\x1a\n\x05\x65moji\x18\x01 \x01(\tB\x0b\xbaH\x08r\x06\x18\x10\xa0\xbb\x18\x01\x12!\n\x0bmessage_ref\x18\x02 \x01(\tB\x0c\xbaH\tr\x07\x18\xc8\x01\xa0\xbb\x18\x01\"\xeb\x01\n\x0eMessagePayload\x12/\n\x04text\x18\x01 \x01(\x0b\x32\x1f.whatlead.common.v1.TextPayloadH\x00\x12\x31\n\x05\x61udio\x18\x02 \x01(\x0b\x32 .whatlead.common.v1.AudioPayloadH\x00\x12\x31\n\x05media\x18\x03 \x01(\x0b\x32 .whatlead.common.v1.MediaPayloadH\x00\x12\x37\n\x08reaction\x18\x04 \x01(\x0b\x32#.whatlead.common.v1.ReactionPayloadH\x00\x42\t\n\x07\x63ontent*\x93\x01\n\x08Provider\x12\x18\n\x14PROVIDER_UNSPECIFIED\x10\x00\x12\x16\n\x12PROVIDER_EVOLUTION\x10\x01\x12\x11\n\rPROVIDER_WAHA\x10\x02\x12\x13\n\x0fPROVIDER_WUZAPI\x10\x03\x12\x15\n\x11PROVIDER_TURBOZAP\x10\x04\x12\x16\n\x12PROVIDER_SIMULATOR\x10\x05*b\n\x07Purpose\x12\x17\n\x13PURPOSE_UNSPECIFIED\x10\x00\x12\x12\n\x0ePURPOSE_WARMUP\x10\x01\x12\x14\n\x10PURPOSE_DISPATCH\x10\x02\x12\x14\n\x10PURPOSE_SCHEDULE\x10\x03*\x8d\x01\n\x0bMessageType\x12\x1c\n\x18MESSAGE_TYPE_UNSPECIFIED\x10\x00\x12\x15\n\x11MESSAGE_TYPE_TEXT\x10\x01\x12\x16\n\x12MESSAGE_TYPE_AUDIO\x10\x02\x12\x16\n\x12MESSAGE_TYPE_MEDIA\x10\x03\x12\x19\n\x15MESSAGE_TYPE_REACTION\x10\x04*\x95\x02\n\x0f\x43onnectionState\x12 \n\x1c\x43ONNECTION_STATE_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x43ONNECTION_STATE_UNKNOWN\x10\x01\x12\x1f\n\x1b\x43ONNECTION_STATE_CONNECTING\x10\x02\x12\x1e\n\x1a\x43ONNECTION_STATE_CONNECTED\x10\x03\x12!\n\x1d\x43ONNECTION_STATE_DISCONNECTED\x10\x04\x12 \n\x1c\x43ONNECTION_STATE_QR_REQUIRED\x10\x05\x12\x1f\n\x1b\x43ONNECTION_STATE_LOGGED_OUT\x10\x06\x12\x1b\n\x17\x43ONNECTION_STATE_BANNED\x10\x07*\x8a\x02\n\x0fRestrictionKind\x12 \n\x1cRESTRICTION_KIND_UNSPECIFIED\x10\x00\x12&\n\"RESTRICTION_KIND_REACHOUT_TIMELOCK\x10\x01\x12\"\n\x1eRESTRICTION_KIND_TEMPORARY_BAN\x10\x02\x12\"\n\x1eRESTRICTION_KIND_PERMANENT_BAN\x10\x03\x12\x1f\n\x1bRESTRICTION_KIND_LOGGED_OUT\x10\x04\x12!\n\x1dRESTRICTION_KIND_DISCONNECTED\x10\x05\x12!\n\x1dRESTRICTION_KIND_UNAUTHORIZED\x10\x06*W\n\nTargetKind\x12\x1b\n\x17TARGET_KIND_UNSPECIFIED\x10\x00\x12\x15\n\x11TARGET_KIND_PHONE\x10\x01\x12\x15\n\x11TARGET_KIND_GROUP\x10\x02:8\n\revent_subject\x12\x1f.google.protobuf.MessageOptions\x18\xd1\x86\x03 \x01(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'whatlead.common.v1.common_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PROVIDER']._serialized_start=796
-  _globals['_PROVIDER']._serialized_end=943
-  _globals['_PURPOSE']._serialized_start=945
-  _globals['_PURPOSE']._serialized_end=1043
-  _globals['_MESSAGETYPE']._serialized_start=1046
-  _globals['_MESSAGETYPE']._serialized_end=1187
-  _globals['_CONNECTIONSTATE']._serialized_start=1190
-  _globals['_CONNECTIONSTATE']._serialized_end=1467
-  _globals['_RESTRICTIONKIND']._serialized_start=1470
-  _globals['_RESTRICTIONKIND']._serialized_end=1736
-  _globals['_TARGETKIND']._serialized_start=1738
-  _globals['_TARGETKIND']._serialized_end=1825
-  _globals['_EVENTMETA']._serialized_start=123
-  _globals['_EVENTMETA']._serialized_end=294
-  _globals['_TARGET']._serialized_start=296
-  _globals['_TARGET']._serialized_end=365
-  _globals['_TEXTPAYLOAD']._serialized_start=367
-  _globals['_TEXTPAYLOAD']._serialized_end=394
-  _globals['_AUDIOPAYLOAD']._serialized_start=396
-  _globals['_AUDIOPAYLOAD']._serialized_end=429
-  _globals['_MEDIAPAYLOAD']._serialized_start=431
-  _globals['_MEDIAPAYLOAD']._serialized_end=500
-  _globals['_REACTIONPAYLOAD']._serialized_start=502
-  _globals['_REACTIONPAYLOAD']._serialized_end=555
-  _globals['_MESSAGEPAYLOAD']._serialized_start=558
-  _globals['_MESSAGEPAYLOAD']._serialized_end=793
+  _globals['_EVENTMETA'].fields_by_name['event_id']._loaded_options = None
+  _globals['_EVENTMETA'].fields_by_name['event_id']._serialized_options = b'\272H\010r\006\030@\240\273\030\001'
+  _globals['_EVENTMETA'].fields_by_name['organization_id']._loaded_options = None
+  _globals['_EVENTMETA'].fields_by_name['organization_id']._serialized_options = b'\272H\010r\006\030@\240\273\030\001'
+  _globals['_EVENTMETA'].fields_by_name['aggregate_id']._loaded_options = None
+  _globals['_EVENTMETA'].fields_by_name['aggregate_id']._serialized_options = b'\272H\010r\006\030@\240\273\030\001'
+  _globals['_EVENTMETA'].fields_by_name['correlation_id']._loaded_options = None
+  _globals['_EVENTMETA'].fields_by_name['correlation_id']._serialized_options = b'\272H\010r\006\030@\240\273\030\001'
+  _globals['_EVENTMETA'].fields_by_name['occurred_at']._loaded_options = None
+  _globals['_EVENTMETA'].fields_by_name['occurred_at']._serialized_options = b'\272H\007\262\001\004\250\273\030\001'
+  _globals['_EVENTMETA'].fields_by_name['causation_id']._loaded_options = None
+  _globals['_EVENTMETA'].fields_by_name['causation_id']._serialized_options = b'\272H\010r\006\030@\240\273\030\001'
+  _globals['_TARGET'].fields_by_name['kind']._loaded_options = None
+  _globals['_TARGET'].fields_by_name['kind']._serialized_options = b'\272H\005\202\001\002\020\001'
+  _globals['_TARGET'].fields_by_name['value']._loaded_options = None
+  _globals['_TARGET'].fields_by_name['value']._serialized_options = b'\272H\010r\006\030@\240\273\030\001'
+  _globals['_TEXTPAYLOAD'].fields_by_name['text']._loaded_options = None
+  _globals['_TEXTPAYLOAD'].fields_by_name['text']._serialized_options = b'\272H\tr\007\030\200 \240\273\030\001'
+  _globals['_AUDIOPAYLOAD'].fields_by_name['audio_url']._loaded_options = None
+  _globals['_AUDIOPAYLOAD'].fields_by_name['audio_url']._serialized_options = b'\272H\tr\007\030\200\020\240\273\030\001'
+  _globals['_MEDIAPAYLOAD'].fields_by_name['media_url']._loaded_options = None
+  _globals['_MEDIAPAYLOAD'].fields_by_name['media_url']._serialized_options = b'\272H\tr\007\030\200\020\240\273\030\001'
+  _globals['_MEDIAPAYLOAD'].fields_by_name['mime_type']._loaded_options = None
+  _globals['_MEDIAPAYLOAD'].fields_by_name['mime_type']._serialized_options = b'\272H\010r\006\030d\240\273\030\001'
+  _globals['_MEDIAPAYLOAD'].fields_by_name['caption']._loaded_options = None
+  _globals['_MEDIAPAYLOAD'].fields_by_name['caption']._serialized_options = b'\272H\tr\007\030\200\010\240\273\030\001'
+  _globals['_REACTIONPAYLOAD'].fields_by_name['emoji']._loaded_options = None
+  _globals['_REACTIONPAYLOAD'].fields_by_name['emoji']._serialized_options = b'\272H\010r\006\030\020\240\273\030\001'
+  _globals['_REACTIONPAYLOAD'].fields_by_name['message_ref']._loaded_options = None
+  _globals['_REACTIONPAYLOAD'].fields_by_name['message_ref']._serialized_options = b'\272H\tr\007\030\310\001\240\273\030\001'
+  _globals['_PROVIDER']._serialized_start=1053
+  _globals['_PROVIDER']._serialized_end=1200
+  _globals['_PURPOSE']._serialized_start=1202
+  _globals['_PURPOSE']._serialized_end=1300
+  _globals['_MESSAGETYPE']._serialized_start=1303
+  _globals['_MESSAGETYPE']._serialized_end=1444
+  _globals['_CONNECTIONSTATE']._serialized_start=1447
+  _globals['_CONNECTIONSTATE']._serialized_end=1724
+  _globals['_RESTRICTIONKIND']._serialized_start=1727
+  _globals['_RESTRICTIONKIND']._serialized_end=1993
+  _globals['_TARGETKIND']._serialized_start=1995
+  _globals['_TARGETKIND']._serialized_end=2082
+  _globals['_EVENTMETA']._serialized_start=184
+  _globals['_EVENTMETA']._serialized_end=432
+  _globals['_TARGET']._serialized_start=434
+  _globals['_TARGET']._serialized_end=526
+  _globals['_TEXTPAYLOAD']._serialized_start=528
+  _globals['_TEXTPAYLOAD']._serialized_end=569
+  _globals['_AUDIOPAYLOAD']._serialized_start=571
+  _globals['_AUDIOPAYLOAD']._serialized_end=618
+  _globals['_MEDIAPAYLOAD']._serialized_start=620
+  _globals['_MEDIAPAYLOAD']._serialized_end=730
+  _globals['_REACTIONPAYLOAD']._serialized_start=732
+  _globals['_REACTIONPAYLOAD']._serialized_end=812
+  _globals['_MESSAGEPAYLOAD']._serialized_start=815
+  _globals['_MESSAGEPAYLOAD']._serialized_end=1050
 # @@protoc_insertion_point(module_scope)

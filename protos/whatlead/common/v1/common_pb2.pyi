@@ -196,10 +196,10 @@ class EventMeta(_message.Message):
     OCCURRED_AT_FIELD_NUMBER: _builtins.int
     CAUSATION_ID_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
-    """unique per event; also the JetStream `Nats-Msg-Id` (de-duplication)"""
+    """Unique per event; also the JetStream `Nats-Msg-Id` (de-duplication)"""
     organization_id: _builtins.str
     aggregate_id: _builtins.str
-    """id of the aggregate that changed (intent, job, instance, control, ...)"""
+    """Id of the aggregate that changed (intent, job, instance, control, ...)"""
     correlation_id: _builtins.str
     """Joins a timeline without lookups: the intent id for every intent/message event, otherwise the
     aggregate id unless a causing flow says otherwise.
@@ -276,7 +276,7 @@ class AudioPayload(_message.Message):
 
     AUDIO_URL_FIELD_NUMBER: _builtins.int
     audio_url: _builtins.str
-    """sent as a voice note"""
+    """Sent as a voice note"""
     def __init__(
         self,
         *,
@@ -300,7 +300,7 @@ class MediaPayload(_message.Message):
     media_url: _builtins.str
     mime_type: _builtins.str
     caption: _builtins.str
-    """optional"""
+    """Optional"""
     def __init__(
         self,
         *,
@@ -325,7 +325,7 @@ class ReactionPayload(_message.Message):
     emoji: _builtins.str
     """"" removes an earlier reaction"""
     message_ref: _builtins.str
-    """provider message id of the message reacted to"""
+    """Provider message id of the message reacted to"""
     def __init__(
         self,
         *,

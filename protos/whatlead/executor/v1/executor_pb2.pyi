@@ -353,7 +353,7 @@ class RetryJobRequest(_message.Message):
     organization_id: _builtins.str
     job_id: _builtins.str
     actor: _builtins.str
-    """who asked (user or API key id), for the audit timeline"""
+    """Who asked (user or API key id), for the audit timeline"""
     def __init__(
         self,
         *,

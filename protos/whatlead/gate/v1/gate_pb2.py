@@ -22,56 +22,124 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from whatlead.common.v1 import common_pb2 as whatlead_dot_common_dot_v1_dot_common__pb2
+from whatlead.common.v1 import rules_pb2 as whatlead_dot_common_dot_v1_dot_rules__pb2
 from whatlead.reputation.v1 import reputation_pb2 as whatlead_dot_reputation_dot_v1_dot_reputation__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bwhatlead/gate/v1/gate.proto\x12\x10whatlead.gate.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fwhatlead/common/v1/common.proto\x1a\'whatlead/reputation/v1/reputation.proto\"\xcb\x05\n\rMessageIntent\x12\n\n\x02id\x18\x01 \x01(\t\x12\x17\n\x0forganization_id\x18\x02 \x01(\t\x12*\n\x06target\x18\x03 \x01(\x0b\x32\x1a.whatlead.common.v1.Target\x12-\n\x04type\x18\x04 \x01(\x0e\x32\x1f.whatlead.common.v1.MessageType\x12,\n\x07purpose\x18\x05 \x01(\x0e\x32\x1b.whatlead.common.v1.Purpose\x12.\n\x06origin\x18\x06 \x01(\x0e\x32\x1e.whatlead.gate.v1.IntentOrigin\x12\x13\n\x0b\x63\x61mpaign_id\x18\x07 \x01(\t\x12\x33\n\x07payload\x18\x08 \x01(\x0b\x32\".whatlead.common.v1.MessagePayload\x12\x17\n\x0fidempotency_key\x18\t \x01(\t\x12.\n\x06status\x18\n \x01(\x0e\x32\x1e.whatlead.gate.v1.IntentStatus\x12\x1e\n\x16\x64\x65\x63ided_by_instance_id\x18\x0b \x01(\t\x12\x37\n\rstatus_reason\x18\x0c \x01(\x0e\x32 .whatlead.gate.v1.DecisionReason\x12\x30\n\x0cqueued_until\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nnot_before\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\ncreated_at\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\ndecided_at\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xed\x02\n\x10\x43\x61ndidateVerdict\x12\x13\n\x0binstance_id\x18\x01 \x01(\t\x12*\n\x07verdict\x18\x02 \x01(\x0e\x32\x19.whatlead.gate.v1.Verdict\x12\x30\n\x06reason\x18\x03 \x01(\x0e\x32 .whatlead.gate.v1.DecisionReason\x12,\n\x08retry_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05score\x18\x05 \x01(\x01\x12\x18\n\x10reputation_score\x18\x06 \x01(\x05\x12\x34\n\x06health\x18\x07 \x01(\x0e\x32$.whatlead.reputation.v1.HealthStatus\x12\x32\n\x05phase\x18\x08 \x01(\x0e\x32#.whatlead.reputation.v1.WarmupPhase\x12\x15\n\rrate_pressure\x18\t \x01(\x01\x12\x0e\n\x06sticky\x18\n \x01(\x08\"\x83\x03\n\x0e\x44\x65\x63isionRecord\x12\x11\n\tintent_id\x18\x01 \x01(\t\x12\x32\n\x07outcome\x18\x02 \x01(\x0e\x32!.whatlead.gate.v1.DecisionOutcome\x12\x30\n\x06reason\x18\x03 \x01(\x0e\x32 .whatlead.gate.v1.DecisionReason\x12\x1a\n\x12\x63hosen_instance_id\x18\x04 \x01(\t\x12.\n\ndecided_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0cqueued_until\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x36\n\ncandidates\x18\x07 \x03(\x0b\x32\".whatlead.gate.v1.CandidateVerdict\x12\x0f\n\x07\x61ttempt\x18\x08 \x01(\x05\x12\x31\n\x08\x65xcluded\x18\t \x03(\x0b\x32\x1f.whatlead.gate.v1.ExcludedCount\"T\n\rExcludedCount\x12\x30\n\x06reason\x18\x01 \x01(\x0e\x32 .whatlead.gate.v1.DecisionReason\x12\x11\n\tinstances\x18\x02 \x01(\x05\"\xaa\x03\n\x13SubmitIntentRequest\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x02 \x01(\t\x12*\n\x06target\x18\x03 \x01(\x0b\x32\x1a.whatlead.common.v1.Target\x12-\n\x04type\x18\x04 \x01(\x0e\x32\x1f.whatlead.common.v1.MessageType\x12,\n\x07purpose\x18\x05 \x01(\x0e\x32\x1b.whatlead.common.v1.Purpose\x12.\n\x06origin\x18\x06 \x01(\x0e\x32\x1e.whatlead.gate.v1.IntentOrigin\x12\x13\n\x0b\x63\x61mpaign_id\x18\x07 \x01(\t\x12\x33\n\x07payload\x18\x08 \x01(\x0b\x32\".whatlead.common.v1.MessagePayload\x12.\n\nnot_before\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x8d\x01\n\x14SubmitIntentResponse\x12/\n\x06intent\x18\x01 \x01(\x0b\x32\x1f.whatlead.gate.v1.MessageIntent\x12\x32\n\x08\x64\x65\x63ision\x18\x02 \x01(\x0b\x32 .whatlead.gate.v1.DecisionRecord\x12\x10\n\x08replayed\x18\x03 \x01(\x08\"\xaa\x03\n\x13\x43reateIntentRequest\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x02 \x01(\t\x12*\n\x06target\x18\x03 \x01(\x0b\x32\x1a.whatlead.common.v1.Target\x12-\n\x04type\x18\x04 \x01(\x0e\x32\x1f.whatlead.common.v1.MessageType\x12,\n\x07purpose\x18\x05 \x01(\x0e\x32\x1b.whatlead.common.v1.Purpose\x12.\n\x06origin\x18\x06 \x01(\x0e\x32\x1e.whatlead.gate.v1.IntentOrigin\x12\x13\n\x0b\x63\x61mpaign_id\x18\x07 \x01(\t\x12\x33\n\x07payload\x18\x08 \x01(\x0b\x32\".whatlead.common.v1.MessagePayload\x12.\n\nnot_before\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"Y\n\x14\x43reateIntentResponse\x12/\n\x06intent\x18\x01 \x01(\x0b\x32\x1f.whatlead.gate.v1.MessageIntent\x12\x10\n\x08replayed\x18\x02 \x01(\x08\"A\n\x13\x44\x65\x63ideIntentRequest\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x11\n\tintent_id\x18\x02 \x01(\t\"{\n\x14\x44\x65\x63ideIntentResponse\x12/\n\x06intent\x18\x01 \x01(\x0b\x32\x1f.whatlead.gate.v1.MessageIntent\x12\x32\n\x08\x64\x65\x63ision\x18\x02 \x01(\x0b\x32 .whatlead.gate.v1.DecisionRecord\">\n\x10GetIntentRequest\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x11\n\tintent_id\x18\x02 \x01(\t\"x\n\x11GetIntentResponse\x12/\n\x06intent\x18\x01 \x01(\x0b\x32\x1f.whatlead.gate.v1.MessageIntent\x12\x32\n\x08\x64\x65\x63ision\x18\x02 \x01(\x0b\x32 .whatlead.gate.v1.DecisionRecord\"\xef\x02\n\x12ListIntentsRequest\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12.\n\x06status\x18\x04 \x01(\x0e\x32\x1e.whatlead.gate.v1.IntentStatus\x12,\n\x07purpose\x18\x05 \x01(\x0e\x32\x1b.whatlead.common.v1.Purpose\x12\x13\n\x0binstance_id\x18\x06 \x01(\t\x12*\n\x06target\x18\x07 \x01(\x0b\x32\x1a.whatlead.common.v1.Target\x12\x13\n\x0b\x63\x61mpaign_id\x18\x08 \x01(\t\x12\x31\n\rcreated_after\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0e\x63reated_before\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"`\n\x13ListIntentsResponse\x12\x30\n\x07intents\x18\x01 \x03(\x0b\x32\x1f.whatlead.gate.v1.MessageIntent\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*\xe6\x01\n\x0cIntentStatus\x12\x1d\n\x19INTENT_STATUS_UNSPECIFIED\x10\x00\x12\x19\n\x15INTENT_STATUS_PENDING\x10\x01\x12\x1a\n\x16INTENT_STATUS_APPROVED\x10\x02\x12\x18\n\x14INTENT_STATUS_QUEUED\x10\x03\x12\x19\n\x15INTENT_STATUS_BLOCKED\x10\x04\x12\x19\n\x15INTENT_STATUS_DROPPED\x10\x05\x12\x16\n\x12INTENT_STATUS_SENT\x10\x06\x12\x18\n\x14INTENT_STATUS_FAILED\x10\x07*\xb6\x01\n\x0cIntentOrigin\x12\x1d\n\x19INTENT_ORIGIN_UNSPECIFIED\x10\x00\x12\x15\n\x11INTENT_ORIGIN_API\x10\x01\x12\x1a\n\x16INTENT_ORIGIN_CAMPAIGN\x10\x02\x12\x1d\n\x19INTENT_ORIGIN_CHAT_MANUAL\x10\x03\x12\x18\n\x14INTENT_ORIGIN_WARMUP\x10\x04\x12\x1b\n\x17INTENT_ORIGIN_SCHEDULER\x10\x05*\xab\x01\n\x0f\x44\x65\x63isionOutcome\x12 \n\x1c\x44\x45\x43ISION_OUTCOME_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x44\x45\x43ISION_OUTCOME_APPROVED\x10\x01\x12\x1b\n\x17\x44\x45\x43ISION_OUTCOME_QUEUED\x10\x02\x12\x1c\n\x18\x44\x45\x43ISION_OUTCOME_BLOCKED\x10\x03\x12\x1c\n\x18\x44\x45\x43ISION_OUTCOME_DROPPED\x10\x04*\xbc\x04\n\x0e\x44\x65\x63isionReason\x12\x1f\n\x1b\x44\x45\x43ISION_REASON_UNSPECIFIED\x10\x00\x12#\n\x1f\x44\x45\x43ISION_REASON_COOLDOWN_ACTIVE\x10\x01\x12\x1e\n\x1a\x44\x45\x43ISION_REASON_RATE_LIMIT\x10\x02\x12\x1e\n\x1a\x44\x45\x43ISION_REASON_PLAN_LIMIT\x10\x03\x12&\n\"DECISION_REASON_INSTANCE_UNHEALTHY\x10\x04\x12)\n%DECISION_REASON_INSTANCE_DISCONNECTED\x10\x05\x12(\n$DECISION_REASON_NO_ELIGIBLE_INSTANCE\x10\x06\x12\x1e\n\x1a\x44\x45\x43ISION_REASON_OPS_PAUSED\x10\x07\x12\x1b\n\x17\x44\x45\x43ISION_REASON_EXPIRED\x10\x08\x12&\n\"DECISION_REASON_CONTACT_RATE_LIMIT\x10\t\x12(\n$DECISION_REASON_CONTACT_MIN_INTERVAL\x10\n\x12\'\n#DECISION_REASON_PURPOSE_NOT_ALLOWED\x10\x0b\x12-\n)DECISION_REASON_TYPE_NOT_ALLOWED_IN_PHASE\x10\x0c\x12 \n\x1c\x44\x45\x43ISION_REASON_MIN_INTERVAL\x10\r\x12\x1e\n\x1a\x44\x45\x43ISION_REASON_NOT_BEFORE\x10\x0e*a\n\x07Verdict\x12\x17\n\x13VERDICT_UNSPECIFIED\x10\x00\x12\x11\n\rVERDICT_ALLOW\x10\x01\x12\x17\n\x13VERDICT_RECOVERABLE\x10\x02\x12\x11\n\rVERDICT_FINAL\x10\x03\x32\xdc\x03\n\x0bGateService\x12]\n\x0cSubmitIntent\x12%.whatlead.gate.v1.SubmitIntentRequest\x1a&.whatlead.gate.v1.SubmitIntentResponse\x12]\n\x0c\x43reateIntent\x12%.whatlead.gate.v1.CreateIntentRequest\x1a&.whatlead.gate.v1.CreateIntentResponse\x12]\n\x0c\x44\x65\x63ideIntent\x12%.whatlead.gate.v1.DecideIntentRequest\x1a&.whatlead.gate.v1.DecideIntentResponse\x12T\n\tGetIntent\x12\".whatlead.gate.v1.GetIntentRequest\x1a#.whatlead.gate.v1.GetIntentResponse\x12Z\n\x0bListIntents\x12$.whatlead.gate.v1.ListIntentsRequest\x1a%.whatlead.gate.v1.ListIntentsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bwhatlead/gate/v1/gate.proto\x12\x10whatlead.gate.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fwhatlead/common/v1/common.proto\x1a\x1ewhatlead/common/v1/rules.proto\x1a\'whatlead/reputation/v1/reputation.proto\"\xcb\x05\n\rMessageIntent\x12\n\n\x02id\x18\x01 \x01(\t\x12\x17\n\x0forganization_id\x18\x02 \x01(\t\x12*\n\x06target\x18\x03 \x01(\x0b\x32\x1a.whatlead.common.v1.Target\x12-\n\x04type\x18\x04 \x01(\x0e\x32\x1f.whatlead.common.v1.MessageType\x12,\n\x07purpose\x18\x05 \x01(\x0e\x32\x1b.whatlead.common.v1.Purpose\x12.\n\x06origin\x18\x06 \x01(\x0e\x32\x1e.whatlead.gate.v1.IntentOrigin\x12\x13\n\x0b\x63\x61mpaign_id\x18\x07 \x01(\t\x12\x33\n\x07payload\x18\x08 \x01(\x0b\x32\".whatlead.common.v1.MessagePayload\x12\x17\n\x0fidempotency_key\x18\t \x01(\t\x12.\n\x06status\x18\n \x01(\x0e\x32\x1e.whatlead.gate.v1.IntentStatus\x12\x1e\n\x16\x64\x65\x63ided_by_instance_id\x18\x0b \x01(\t\x12\x37\n\rstatus_reason\x18\x0c \x01(\x0e\x32 .whatlead.gate.v1.DecisionReason\x12\x30\n\x0cqueued_until\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nnot_before\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\ncreated_at\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\ndecided_at\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xed\x02\n\x10\x43\x61ndidateVerdict\x12\x13\n\x0binstance_id\x18\x01 \x01(\t\x12*\n\x07verdict\x18\x02 \x01(\x0e\x32\x19.whatlead.gate.v1.Verdict\x12\x30\n\x06reason\x18\x03 \x01(\x0e\x32 .whatlead.gate.v1.DecisionReason\x12,\n\x08retry_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05score\x18\x05 \x01(\x01\x12\x18\n\x10reputation_score\x18\x06 \x01(\x05\x12\x34\n\x06health\x18\x07 \x01(\x0e\x32$.whatlead.reputation.v1.HealthStatus\x12\x32\n\x05phase\x18\x08 \x01(\x0e\x32#.whatlead.reputation.v1.WarmupPhase\x12\x15\n\rrate_pressure\x18\t \x01(\x01\x12\x0e\n\x06sticky\x18\n \x01(\x08\"\x83\x03\n\x0e\x44\x65\x63isionRecord\x12\x11\n\tintent_id\x18\x01 \x01(\t\x12\x32\n\x07outcome\x18\x02 \x01(\x0e\x32!.whatlead.gate.v1.DecisionOutcome\x12\x30\n\x06reason\x18\x03 \x01(\x0e\x32 .whatlead.gate.v1.DecisionReason\x12\x1a\n\x12\x63hosen_instance_id\x18\x04 \x01(\t\x12.\n\ndecided_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0cqueued_until\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x36\n\ncandidates\x18\x07 \x03(\x0b\x32\".whatlead.gate.v1.CandidateVerdict\x12\x0f\n\x07\x61ttempt\x18\x08 \x01(\x05\x12\x31\n\x08\x65xcluded\x18\t \x03(\x0b\x32\x1f.whatlead.gate.v1.ExcludedCount\"T\n\rExcludedCount\x12\x30\n\x06reason\x18\x01 \x01(\x0e\x32 .whatlead.gate.v1.DecisionReason\x12\x11\n\tinstances\x18\x02 \x01(\x05\"\xfb\x04\n\x13SubmitIntentRequest\x12\'\n\x0forganization_id\x18\x01 \x01(\tB\x0e\xbaH\x0br\x06\x18@\xa0\xbb\x18\x01\xc8\x01\x01\x12%\n\x0fidempotency_key\x18\x02 \x01(\tB\x0c\xbaH\tr\x07\x18\x80\x01\xa0\xbb\x18\x01\x12\x32\n\x06target\x18\x03 \x01(\x0b\x32\x1a.whatlead.common.v1.TargetB\x06\xbaH\x03\xc8\x01\x01\x12:\n\x04type\x18\x04 \x01(\x0e\x32\x1f.whatlead.common.v1.MessageTypeB\x0b\xbaH\x08\x82\x01\x02\x10\x01\xc8\x01\x01\x12\x39\n\x07purpose\x18\x05 \x01(\x0e\x32\x1b.whatlead.common.v1.PurposeB\x0b\xbaH\x08\x82\x01\x02\x10\x01\xc8\x01\x01\x12\x38\n\x06origin\x18\x06 \x01(\x0e\x32\x1e.whatlead.gate.v1.IntentOriginB\x08\xbaH\x05\x82\x01\x02\x10\x01\x12 \n\x0b\x63\x61mpaign_id\x18\x07 \x01(\tB\x0b\xbaH\x08r\x06\x18@\xa0\xbb\x18\x01\x12;\n\x07payload\x18\x08 \x01(\x0b\x32\".whatlead.common.v1.MessagePayloadB\x06\xbaH\x03\xc8\x01\x01\x12\x93\x01\n\nnot_before\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampBc\xbaH`\xb2\x01\x04\xa8\xbb\x18\x01\xba\x01V\n\x12not_before.horizon\x12!must be at most 72 hours from now\x1a\x1dthis <= now + duration(\'72h\')\x12:\n\nexpires_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampB\n\xbaH\x07\xb2\x01\x04\xa8\xbb\x18\x01\"\x8d\x01\n\x14SubmitIntentResponse\x12/\n\x06intent\x18\x01 \x01(\x0b\x32\x1f.whatlead.gate.v1.MessageIntent\x12\x32\n\x08\x64\x65\x63ision\x18\x02 \x01(\x0b\x32 .whatlead.gate.v1.DecisionRecord\x12\x10\n\x08replayed\x18\x03 \x01(\x08\"\xfb\x04\n\x13\x43reateIntentRequest\x12\'\n\x0forganization_id\x18\x01 \x01(\tB\x0e\xbaH\x0br\x06\x18@\xa0\xbb\x18\x01\xc8\x01\x01\x12%\n\x0fidempotency_key\x18\x02 \x01(\tB\x0c\xbaH\tr\x07\x18\x80\x01\xa0\xbb\x18\x01\x12\x32\n\x06target\x18\x03 \x01(\x0b\x32\x1a.whatlead.common.v1.TargetB\x06\xbaH\x03\xc8\x01\x01\x12:\n\x04type\x18\x04 \x01(\x0e\x32\x1f.whatlead.common.v1.MessageTypeB\x0b\xbaH\x08\x82\x01\x02\x10\x01\xc8\x01\x01\x12\x39\n\x07purpose\x18\x05 \x01(\x0e\x32\x1b.whatlead.common.v1.PurposeB\x0b\xbaH\x08\x82\x01\x02\x10\x01\xc8\x01\x01\x12\x38\n\x06origin\x18\x06 \x01(\x0e\x32\x1e.whatlead.gate.v1.IntentOriginB\x08\xbaH\x05\x82\x01\x02\x10\x01\x12 \n\x0b\x63\x61mpaign_id\x18\x07 \x01(\tB\x0b\xbaH\x08r\x06\x18@\xa0\xbb\x18\x01\x12;\n\x07payload\x18\x08 \x01(\x0b\x32\".whatlead.common.v1.MessagePayloadB\x06\xbaH\x03\xc8\x01\x01\x12\x93\x01\n\nnot_before\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampBc\xbaH`\xb2\x01\x04\xa8\xbb\x18\x01\xba\x01V\n\x12not_before.horizon\x12!must be at most 72 hours from now\x1a\x1dthis <= now + duration(\'72h\')\x12:\n\nexpires_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampB\n\xbaH\x07\xb2\x01\x04\xa8\xbb\x18\x01\"Y\n\x14\x43reateIntentResponse\x12/\n\x06intent\x18\x01 \x01(\x0b\x32\x1f.whatlead.gate.v1.MessageIntent\x12\x10\n\x08replayed\x18\x02 \x01(\x08\"^\n\x13\x44\x65\x63ideIntentRequest\x12\'\n\x0forganization_id\x18\x01 \x01(\tB\x0e\xbaH\x0br\x06\x18@\xa0\xbb\x18\x01\xc8\x01\x01\x12\x1e\n\tintent_id\x18\x02 \x01(\tB\x0b\xbaH\x08r\x03\xb0\x01\x01\xc8\x01\x01\"{\n\x14\x44\x65\x63ideIntentResponse\x12/\n\x06intent\x18\x01 \x01(\x0b\x32\x1f.whatlead.gate.v1.MessageIntent\x12\x32\n\x08\x64\x65\x63ision\x18\x02 \x01(\x0b\x32 .whatlead.gate.v1.DecisionRecord\"[\n\x10GetIntentRequest\x12\'\n\x0forganization_id\x18\x01 \x01(\tB\x0e\xbaH\x0br\x06\x18@\xa0\xbb\x18\x01\xc8\x01\x01\x12\x1e\n\tintent_id\x18\x02 \x01(\tB\x0b\xbaH\x08r\x03\xb0\x01\x01\xc8\x01\x01\"x\n\x11GetIntentResponse\x12/\n\x06intent\x18\x01 \x01(\x0b\x32\x1f.whatlead.gate.v1.MessageIntent\x12\x32\n\x08\x64\x65\x63ision\x18\x02 \x01(\x0b\x32 .whatlead.gate.v1.DecisionRecord\"\xdf\x03\n\x12ListIntentsRequest\x12\'\n\x0forganization_id\x18\x01 \x01(\tB\x0e\xbaH\x0br\x06\x18@\xa0\xbb\x18\x01\xc8\x01\x01\x12\x1d\n\tpage_size\x18\x02 \x01(\x05\x42\n\xbaH\x07\x1a\x05\x18\xf4\x03(\x00\x12 \n\npage_token\x18\x03 \x01(\tB\x0c\xbaH\tr\x07\x18\x80\x01\xa0\xbb\x18\x01\x12\x38\n\x06status\x18\x04 \x01(\x0e\x32\x1e.whatlead.gate.v1.IntentStatusB\x08\xbaH\x05\x82\x01\x02\x10\x01\x12\x36\n\x07purpose\x18\x05 \x01(\x0e\x32\x1b.whatlead.common.v1.PurposeB\x08\xbaH\x05\x82\x01\x02\x10\x01\x12 \n\x0binstance_id\x18\x06 \x01(\tB\x0b\xbaH\x08r\x03\xb0\x01\x01\xd8\x01\x01\x12*\n\x06target\x18\x07 \x01(\x0b\x32\x1a.whatlead.common.v1.Target\x12 \n\x0b\x63\x61mpaign_id\x18\x08 \x01(\tB\x0b\xbaH\x08r\x06\x18@\xa0\xbb\x18\x01\x12=\n\rcreated_after\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampB\n\xbaH\x07\xb2\x01\x04\xa8\xbb\x18\x01\x12>\n\x0e\x63reated_before\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampB\n\xbaH\x07\xb2\x01\x04\xa8\xbb\x18\x01\"`\n\x13ListIntentsResponse\x12\x30\n\x07intents\x18\x01 \x03(\x0b\x32\x1f.whatlead.gate.v1.MessageIntent\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*\xe6\x01\n\x0cIntentStatus\x12\x1d\n\x19INTENT_STATUS_UNSPECIFIED\x10\x00\x12\x19\n\x15INTENT_STATUS_PENDING\x10\x01\x12\x1a\n\x16INTENT_STATUS_APPROVED\x10\x02\x12\x18\n\x14INTENT_STATUS_QUEUED\x10\x03\x12\x19\n\x15INTENT_STATUS_BLOCKED\x10\x04\x12\x19\n\x15INTENT_STATUS_DROPPED\x10\x05\x12\x16\n\x12INTENT_STATUS_SENT\x10\x06\x12\x18\n\x14INTENT_STATUS_FAILED\x10\x07*\xb6\x01\n\x0cIntentOrigin\x12\x1d\n\x19INTENT_ORIGIN_UNSPECIFIED\x10\x00\x12\x15\n\x11INTENT_ORIGIN_API\x10\x01\x12\x1a\n\x16INTENT_ORIGIN_CAMPAIGN\x10\x02\x12\x1d\n\x19INTENT_ORIGIN_CHAT_MANUAL\x10\x03\x12\x18\n\x14INTENT_ORIGIN_WARMUP\x10\x04\x12\x1b\n\x17INTENT_ORIGIN_SCHEDULER\x10\x05*\xab\x01\n\x0f\x44\x65\x63isionOutcome\x12 \n\x1c\x44\x45\x43ISION_OUTCOME_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x44\x45\x43ISION_OUTCOME_APPROVED\x10\x01\x12\x1b\n\x17\x44\x45\x43ISION_OUTCOME_QUEUED\x10\x02\x12\x1c\n\x18\x44\x45\x43ISION_OUTCOME_BLOCKED\x10\x03\x12\x1c\n\x18\x44\x45\x43ISION_OUTCOME_DROPPED\x10\x04*\xbc\x04\n\x0e\x44\x65\x63isionReason\x12\x1f\n\x1b\x44\x45\x43ISION_REASON_UNSPECIFIED\x10\x00\x12#\n\x1f\x44\x45\x43ISION_REASON_COOLDOWN_ACTIVE\x10\x01\x12\x1e\n\x1a\x44\x45\x43ISION_REASON_RATE_LIMIT\x10\x02\x12\x1e\n\x1a\x44\x45\x43ISION_REASON_PLAN_LIMIT\x10\x03\x12&\n\"DECISION_REASON_INSTANCE_UNHEALTHY\x10\x04\x12)\n%DECISION_REASON_INSTANCE_DISCONNECTED\x10\x05\x12(\n$DECISION_REASON_NO_ELIGIBLE_INSTANCE\x10\x06\x12\x1e\n\x1a\x44\x45\x43ISION_REASON_OPS_PAUSED\x10\x07\x12\x1b\n\x17\x44\x45\x43ISION_REASON_EXPIRED\x10\x08\x12&\n\"DECISION_REASON_CONTACT_RATE_LIMIT\x10\t\x12(\n$DECISION_REASON_CONTACT_MIN_INTERVAL\x10\n\x12\'\n#DECISION_REASON_PURPOSE_NOT_ALLOWED\x10\x0b\x12-\n)DECISION_REASON_TYPE_NOT_ALLOWED_IN_PHASE\x10\x0c\x12 \n\x1c\x44\x45\x43ISION_REASON_MIN_INTERVAL\x10\r\x12\x1e\n\x1a\x44\x45\x43ISION_REASON_NOT_BEFORE\x10\x0e*a\n\x07Verdict\x12\x17\n\x13VERDICT_UNSPECIFIED\x10\x00\x12\x11\n\rVERDICT_ALLOW\x10\x01\x12\x17\n\x13VERDICT_RECOVERABLE\x10\x02\x12\x11\n\rVERDICT_FINAL\x10\x03\x32\xdc\x03\n\x0bGateService\x12]\n\x0cSubmitIntent\x12%.whatlead.gate.v1.SubmitIntentRequest\x1a&.whatlead.gate.v1.SubmitIntentResponse\x12]\n\x0c\x43reateIntent\x12%.whatlead.gate.v1.CreateIntentRequest\x1a&.whatlead.gate.v1.CreateIntentResponse\x12]\n\x0c\x44\x65\x63ideIntent\x12%.whatlead.gate.v1.DecideIntentRequest\x1a&.whatlead.gate.v1.DecideIntentResponse\x12T\n\tGetIntent\x12\".whatlead.gate.v1.GetIntentRequest\x1a#.whatlead.gate.v1.GetIntentResponse\x12Z\n\x0bListIntents\x12$.whatlead.gate.v1.ListIntentsRequest\x1a%.whatlead.gate.v1.ListIntentsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'whatlead.gate.v1.gate_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_INTENTSTATUS']._serialized_start=3658
-  _globals['_INTENTSTATUS']._serialized_end=3888
-  _globals['_INTENTORIGIN']._serialized_start=3891
-  _globals['_INTENTORIGIN']._serialized_end=4073
-  _globals['_DECISIONOUTCOME']._serialized_start=4076
-  _globals['_DECISIONOUTCOME']._serialized_end=4247
-  _globals['_DECISIONREASON']._serialized_start=4250
-  _globals['_DECISIONREASON']._serialized_end=4822
-  _globals['_VERDICT']._serialized_start=4824
-  _globals['_VERDICT']._serialized_end=4921
-  _globals['_MESSAGEINTENT']._serialized_start=157
-  _globals['_MESSAGEINTENT']._serialized_end=872
-  _globals['_CANDIDATEVERDICT']._serialized_start=875
-  _globals['_CANDIDATEVERDICT']._serialized_end=1240
-  _globals['_DECISIONRECORD']._serialized_start=1243
-  _globals['_DECISIONRECORD']._serialized_end=1630
-  _globals['_EXCLUDEDCOUNT']._serialized_start=1632
-  _globals['_EXCLUDEDCOUNT']._serialized_end=1716
-  _globals['_SUBMITINTENTREQUEST']._serialized_start=1719
-  _globals['_SUBMITINTENTREQUEST']._serialized_end=2145
-  _globals['_SUBMITINTENTRESPONSE']._serialized_start=2148
-  _globals['_SUBMITINTENTRESPONSE']._serialized_end=2289
-  _globals['_CREATEINTENTREQUEST']._serialized_start=2292
-  _globals['_CREATEINTENTREQUEST']._serialized_end=2718
-  _globals['_CREATEINTENTRESPONSE']._serialized_start=2720
-  _globals['_CREATEINTENTRESPONSE']._serialized_end=2809
-  _globals['_DECIDEINTENTREQUEST']._serialized_start=2811
-  _globals['_DECIDEINTENTREQUEST']._serialized_end=2876
-  _globals['_DECIDEINTENTRESPONSE']._serialized_start=2878
-  _globals['_DECIDEINTENTRESPONSE']._serialized_end=3001
-  _globals['_GETINTENTREQUEST']._serialized_start=3003
-  _globals['_GETINTENTREQUEST']._serialized_end=3065
-  _globals['_GETINTENTRESPONSE']._serialized_start=3067
-  _globals['_GETINTENTRESPONSE']._serialized_end=3187
-  _globals['_LISTINTENTSREQUEST']._serialized_start=3190
-  _globals['_LISTINTENTSREQUEST']._serialized_end=3557
-  _globals['_LISTINTENTSRESPONSE']._serialized_start=3559
-  _globals['_LISTINTENTSRESPONSE']._serialized_end=3655
-  _globals['_GATESERVICE']._serialized_start=4924
-  _globals['_GATESERVICE']._serialized_end=5400
+  _globals['_SUBMITINTENTREQUEST'].fields_by_name['organization_id']._loaded_options = None
+  _globals['_SUBMITINTENTREQUEST'].fields_by_name['organization_id']._serialized_options = b'\272H\013r\006\030@\240\273\030\001\310\001\001'
+  _globals['_SUBMITINTENTREQUEST'].fields_by_name['idempotency_key']._loaded_options = None
+  _globals['_SUBMITINTENTREQUEST'].fields_by_name['idempotency_key']._serialized_options = b'\272H\tr\007\030\200\001\240\273\030\001'
+  _globals['_SUBMITINTENTREQUEST'].fields_by_name['target']._loaded_options = None
+  _globals['_SUBMITINTENTREQUEST'].fields_by_name['target']._serialized_options = b'\272H\003\310\001\001'
+  _globals['_SUBMITINTENTREQUEST'].fields_by_name['type']._loaded_options = None
+  _globals['_SUBMITINTENTREQUEST'].fields_by_name['type']._serialized_options = b'\272H\010\202\001\002\020\001\310\001\001'
+  _globals['_SUBMITINTENTREQUEST'].fields_by_name['purpose']._loaded_options = None
+  _globals['_SUBMITINTENTREQUEST'].fields_by_name['purpose']._serialized_options = b'\272H\010\202\001\002\020\001\310\001\001'
+  _globals['_SUBMITINTENTREQUEST'].fields_by_name['origin']._loaded_options = None
+  _globals['_SUBMITINTENTREQUEST'].fields_by_name['origin']._serialized_options = b'\272H\005\202\001\002\020\001'
+  _globals['_SUBMITINTENTREQUEST'].fields_by_name['campaign_id']._loaded_options = None
+  _globals['_SUBMITINTENTREQUEST'].fields_by_name['campaign_id']._serialized_options = b'\272H\010r\006\030@\240\273\030\001'
+  _globals['_SUBMITINTENTREQUEST'].fields_by_name['payload']._loaded_options = None
+  _globals['_SUBMITINTENTREQUEST'].fields_by_name['payload']._serialized_options = b'\272H\003\310\001\001'
+  _globals['_SUBMITINTENTREQUEST'].fields_by_name['not_before']._loaded_options = None
+  _globals['_SUBMITINTENTREQUEST'].fields_by_name['not_before']._serialized_options = b'\272H`\262\001\004\250\273\030\001\272\001V\n\022not_before.horizon\022!must be at most 72 hours from now\032\035this <= now + duration(\'72h\')'
+  _globals['_SUBMITINTENTREQUEST'].fields_by_name['expires_at']._loaded_options = None
+  _globals['_SUBMITINTENTREQUEST'].fields_by_name['expires_at']._serialized_options = b'\272H\007\262\001\004\250\273\030\001'
+  _globals['_CREATEINTENTREQUEST'].fields_by_name['organization_id']._loaded_options = None
+  _globals['_CREATEINTENTREQUEST'].fields_by_name['organization_id']._serialized_options = b'\272H\013r\006\030@\240\273\030\001\310\001\001'
+  _globals['_CREATEINTENTREQUEST'].fields_by_name['idempotency_key']._loaded_options = None
+  _globals['_CREATEINTENTREQUEST'].fields_by_name['idempotency_key']._serialized_options = b'\272H\tr\007\030\200\001\240\273\030\001'
+  _globals['_CREATEINTENTREQUEST'].fields_by_name['target']._loaded_options = None
+  _globals['_CREATEINTENTREQUEST'].fields_by_name['target']._serialized_options = b'\272H\003\310\001\001'
+  _globals['_CREATEINTENTREQUEST'].fields_by_name['type']._loaded_options = None
+  _globals['_CREATEINTENTREQUEST'].fields_by_name['type']._serialized_options = b'\272H\010\202\001\002\020\001\310\001\001'
+  _globals['_CREATEINTENTREQUEST'].fields_by_name['purpose']._loaded_options = None
+  _globals['_CREATEINTENTREQUEST'].fields_by_name['purpose']._serialized_options = b'\272H\010\202\001\002\020\001\310\001\001'
+  _globals['_CREATEINTENTREQUEST'].fields_by_name['origin']._loaded_options = None
+  _globals['_CREATEINTENTREQUEST'].fields_by_name['origin']._serialized_options = b'\272H\005\202\001\002\020\001'
+  _globals['_CREATEINTENTREQUEST'].fields_by_name['campaign_id']._loaded_options = None
+  _globals['_CREATEINTENTREQUEST'].fields_by_name['campaign_id']._serialized_options = b'\272H\010r\006\030@\240\273\030\001'
+  _globals['_CREATEINTENTREQUEST'].fields_by_name['payload']._loaded_options = None
+  _globals['_CREATEINTENTREQUEST'].fields_by_name['payload']._serialized_options = b'\272H\003\310\001\001'
+  _globals['_CREATEINTENTREQUEST'].fields_by_name['not_before']._loaded_options = None
+  _globals['_CREATEINTENTREQUEST'].fields_by_name['not_before']._serialized_options = b'\272H`\262\001\004\250\273\030\001\272\001V\n\022not_before.horizon\022!must be at most 72 hours from now\032\035this <= now + duration(\'72h\')'
+  _globals['_CREATEINTENTREQUEST'].fields_by_name['expires_at']._loaded_options = None
+  _globals['_CREATEINTENTREQUEST'].fields_by_name['expires_at']._serialized_options = b'\272H\007\262\001\004\250\273\030\001'
+  _globals['_DECIDEINTENTREQUEST'].fields_by_name['organization_id']._loaded_options = None
+  _globals['_DECIDEINTENTREQUEST'].fields_by_name['organization_id']._serialized_options = b'\272H\013r\006\030@\240\273\030\001\310\001\001'
+  _globals['_DECIDEINTENTREQUEST'].fields_by_name['intent_id']._loaded_options = None
+  _globals['_DECIDEINTENTREQUEST'].fields_by_name['intent_id']._serialized_options = b'\272H\010r\003\260\001\001\310\001\001'
+  _globals['_GETINTENTREQUEST'].fields_by_name['organization_id']._loaded_options = None
+  _globals['_GETINTENTREQUEST'].fields_by_name['organization_id']._serialized_options = b'\272H\013r\006\030@\240\273\030\001\310\001\001'
+  _globals['_GETINTENTREQUEST'].fields_by_name['intent_id']._loaded_options = None
+  _globals['_GETINTENTREQUEST'].fields_by_name['intent_id']._serialized_options = b'\272H\010r\003\260\001\001\310\001\001'
+  _globals['_LISTINTENTSREQUEST'].fields_by_name['organization_id']._loaded_options = None
+  _globals['_LISTINTENTSREQUEST'].fields_by_name['organization_id']._serialized_options = b'\272H\013r\006\030@\240\273\030\001\310\001\001'
+  _globals['_LISTINTENTSREQUEST'].fields_by_name['page_size']._loaded_options = None
+  _globals['_LISTINTENTSREQUEST'].fields_by_name['page_size']._serialized_options = b'\272H\007\032\005\030\364\003(\000'
+  _globals['_LISTINTENTSREQUEST'].fields_by_name['page_token']._loaded_options = None
+  _globals['_LISTINTENTSREQUEST'].fields_by_name['page_token']._serialized_options = b'\272H\tr\007\030\200\001\240\273\030\001'
+  _globals['_LISTINTENTSREQUEST'].fields_by_name['status']._loaded_options = None
+  _globals['_LISTINTENTSREQUEST'].fields_by_name['status']._serialized_options = b'\272H\005\202\001\002\020\001'
+  _globals['_LISTINTENTSREQUEST'].fields_by_name['purpose']._loaded_options = None
+  _globals['_LISTINTENTSREQUEST'].fields_by_name['purpose']._serialized_options = b'\272H\005\202\001\002\020\001'
+  _globals['_LISTINTENTSREQUEST'].fields_by_name['instance_id']._loaded_options = None
+  _globals['_LISTINTENTSREQUEST'].fields_by_name['instance_id']._serialized_options = b'\272H\010r\003\260\001\001\330\001\001'
+  _globals['_LISTINTENTSREQUEST'].fields_by_name['campaign_id']._loaded_options = None
+  _globals['_LISTINTENTSREQUEST'].fields_by_name['campaign_id']._serialized_options = b'\272H\010r\006\030@\240\273\030\001'
+  _globals['_LISTINTENTSREQUEST'].fields_by_name['created_after']._loaded_options = None
+  _globals['_LISTINTENTSREQUEST'].fields_by_name['created_after']._serialized_options = b'\272H\007\262\001\004\250\273\030\001'
+  _globals['_LISTINTENTSREQUEST'].fields_by_name['created_before']._loaded_options = None
+  _globals['_LISTINTENTSREQUEST'].fields_by_name['created_before']._serialized_options = b'\272H\007\262\001\004\250\273\030\001'
+  _globals['_INTENTSTATUS']._serialized_start=4307
+  _globals['_INTENTSTATUS']._serialized_end=4537
+  _globals['_INTENTORIGIN']._serialized_start=4540
+  _globals['_INTENTORIGIN']._serialized_end=4722
+  _globals['_DECISIONOUTCOME']._serialized_start=4725
+  _globals['_DECISIONOUTCOME']._serialized_end=4896
+  _globals['_DECISIONREASON']._serialized_start=4899
+  _globals['_DECISIONREASON']._serialized_end=5471
+  _globals['_VERDICT']._serialized_start=5473
+  _globals['_VERDICT']._serialized_end=5570
+  _globals['_MESSAGEINTENT']._serialized_start=218
+  _globals['_MESSAGEINTENT']._serialized_end=933
+  _globals['_CANDIDATEVERDICT']._serialized_start=936
+  _globals['_CANDIDATEVERDICT']._serialized_end=1301
+  _globals['_DECISIONRECORD']._serialized_start=1304
+  _globals['_DECISIONRECORD']._serialized_end=1691
+  _globals['_EXCLUDEDCOUNT']._serialized_start=1693
+  _globals['_EXCLUDEDCOUNT']._serialized_end=1777
+  _globals['_SUBMITINTENTREQUEST']._serialized_start=1780
+  _globals['_SUBMITINTENTREQUEST']._serialized_end=2415
+  _globals['_SUBMITINTENTRESPONSE']._serialized_start=2418
+  _globals['_SUBMITINTENTRESPONSE']._serialized_end=2559
+  _globals['_CREATEINTENTREQUEST']._serialized_start=2562
+  _globals['_CREATEINTENTREQUEST']._serialized_end=3197
+  _globals['_CREATEINTENTRESPONSE']._serialized_start=3199
+  _globals['_CREATEINTENTRESPONSE']._serialized_end=3288
+  _globals['_DECIDEINTENTREQUEST']._serialized_start=3290
+  _globals['_DECIDEINTENTREQUEST']._serialized_end=3384
+  _globals['_DECIDEINTENTRESPONSE']._serialized_start=3386
+  _globals['_DECIDEINTENTRESPONSE']._serialized_end=3509
+  _globals['_GETINTENTREQUEST']._serialized_start=3511
+  _globals['_GETINTENTREQUEST']._serialized_end=3602
+  _globals['_GETINTENTRESPONSE']._serialized_start=3604
+  _globals['_GETINTENTRESPONSE']._serialized_end=3724
+  _globals['_LISTINTENTSREQUEST']._serialized_start=3727
+  _globals['_LISTINTENTSREQUEST']._serialized_end=4206
+  _globals['_LISTINTENTSRESPONSE']._serialized_start=4208
+  _globals['_LISTINTENTSRESPONSE']._serialized_end=4304
+  _globals['_GATESERVICE']._serialized_start=5573
+  _globals['_GATESERVICE']._serialized_end=6049
 # @@protoc_insertion_point(module_scope)

@@ -436,7 +436,7 @@ class SubmitIntentRequest(_message.Message):
     EXPIRES_AT_FIELD_NUMBER: _builtins.int
     organization_id: _builtins.str
     idempotency_key: _builtins.str
-    """strongly recommended: makes retries safe"""
+    """Strongly recommended: makes retries safe"""
     type: _common_pb2.MessageType.ValueType
     purpose: _common_pb2.Purpose.ValueType
     origin: Global___IntentOrigin.ValueType
@@ -449,7 +449,7 @@ class SubmitIntentRequest(_message.Message):
     def not_before(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def expires_at(self) -> _timestamp_pb2.Timestamp:
-        """absent: the default validity"""
+        """Absent: the default validity"""
 
     def __init__(
         self,
@@ -695,11 +695,11 @@ class ListIntentsRequest(_message.Message):
     def target(self) -> _common_pb2.Target: ...
     @_builtins.property
     def created_after(self) -> _timestamp_pb2.Timestamp:
-        """inclusive"""
+        """Inclusive"""
 
     @_builtins.property
     def created_before(self) -> _timestamp_pb2.Timestamp:
-        """exclusive"""
+        """Exclusive"""
 
     def __init__(
         self,

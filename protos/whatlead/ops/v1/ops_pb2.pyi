@@ -189,7 +189,7 @@ class PauseExecutionRequest(_message.Message):
     actor: _builtins.str
     @_builtins.property
     def paused_until(self) -> _timestamp_pb2.Timestamp:
-        """optional: resume by itself then"""
+        """Optional: resume by itself then"""
 
     def __init__(
         self,
@@ -348,7 +348,7 @@ class ListPausedControlsRequest(_message.Message):
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     organization_id: _builtins.str
-    """optional here: "" = every organization"""
+    """Optional here: "" = every organization"""
     page_size: _builtins.int
     page_token: _builtins.str
     def __init__(
@@ -644,7 +644,7 @@ class GetExecutionMetricsRequest(_message.Message):
     """0: 50"""
     @_builtins.property
     def window(self) -> _duration_pb2.Duration:
-        """ending now; absent: 60 minutes"""
+        """Ending now; absent: 60 minutes"""
 
     def __init__(
         self,
@@ -700,7 +700,7 @@ class GetInstanceMetricsRequest(_message.Message):
     instance_id: _builtins.str
     @_builtins.property
     def window(self) -> _duration_pb2.Duration:
-        """ending now; absent: 60 minutes"""
+        """Ending now; absent: 60 minutes"""
 
     def __init__(
         self,
@@ -905,7 +905,7 @@ class ListPlansRequest(_message.Message):
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     organization_id: _builtins.str
-    """optional here: "" = every organization"""
+    """Optional here: "" = every organization"""
     page_size: _builtins.int
     page_token: _builtins.str
     def __init__(
@@ -1054,7 +1054,7 @@ class CreateOrganizationRequest(_message.Message):
     OWNER_USER_ID_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     owner_user_id: _builtins.str
-    """becomes its first OWNER"""
+    """Becomes its first OWNER"""
     def __init__(
         self,
         *,
@@ -1366,7 +1366,7 @@ class ResolveApiKeyRequest(_message.Message):
 
     SECRET_FIELD_NUMBER: _builtins.int
     secret: _builtins.str
-    """the presented key"""
+    """The presented key"""
     def __init__(
         self,
         *,

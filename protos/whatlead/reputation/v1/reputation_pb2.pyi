@@ -163,7 +163,7 @@ class Instance(_message.Message):
     display_name: _builtins.str
     provider: _common_pb2.Provider.ValueType
     provider_instance_ref: _builtins.str
-    """the provider's own name/id for it (Evolution instance, WAHA session, ...)"""
+    """The provider's own name/id for it (Evolution instance, WAHA session, ...)"""
     phone: _builtins.str
     """E.164 digits without "+"; "" until known"""
     connection_state: _common_pb2.ConnectionState.ValueType
@@ -171,7 +171,7 @@ class Instance(_message.Message):
     """grows by one on every change; projections drop older versions"""
     @_builtins.property
     def purposes(self) -> _containers.RepeatedScalarFieldContainer[_common_pb2.Purpose.ValueType]:
-        """what it may be used for"""
+        """What it may be used for"""
 
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp: ...
@@ -650,7 +650,7 @@ class ListInstanceStatesRequest(_message.Message):
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     organization_id: _builtins.str
-    """optional here: "" = every organization"""
+    """Optional here: "" = every organization"""
     page_size: _builtins.int
     page_token: _builtins.str
     def __init__(
@@ -728,7 +728,7 @@ class GetWindowStatsRequest(_message.Message):
     instance_id: _builtins.str
     @_builtins.property
     def window(self) -> _duration_pb2.Duration:
-        """window ending now; absent: 1 hour"""
+        """Window ending now; absent: 1 hour"""
 
     def __init__(
         self,
