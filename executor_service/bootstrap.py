@@ -163,6 +163,7 @@ async def assemble(settings: ExecutorSettings, *, clock: Clock | None = None) ->
             redelivery=Redelivery.of(settings, context),
             transaction_per_batch=True,
             linger=linger,
+            outages=infra.outages,
         )
 
     create_job = CreateExecutionJobHandler(sender, clock)

@@ -159,6 +159,7 @@ async def assemble(settings: GateSettings, *, clock: Clock | None = None) -> Gat
         durable_prefix=settings.consumer_durable_prefix,
         execution_reports_linger=settings.execution_reports_linger_seconds,
         redelivery=lambda context: Redelivery.of(settings, context),
+        outages=infra.outages,
     )
     refresher = ProjectionRefresher(
         lambda since: load_projections(infra.sessions, projection, clock.now(), since, scheduler),

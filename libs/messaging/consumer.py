@@ -8,7 +8,8 @@ back that soon), a batch still being applied sends progress heartbeats so it is 
 a failed event is nak'ed with a short delay, a batch whose transaction fails because of one event is split
 until the others commit, and an event that keeps failing on its own is parked (terminated, one WARNING, a
 metric; it stays in the stream) after a bounded number of deliveries. A store outage fails every event
-alike: the batch is handed back whole, after a pause, and never split.
+alike (`libs.stores.outage_of`): the batch is handed back whole, after a pause, never split, and the
+outage is reported to the service's `StoreOutages` (logged once per outage, ADR 0009).
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from typing import Any, Protocol, runtime_checkable
 from google.protobuf.message import Message
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from sqlalchemy import exc as sa_exc
 
 from libs.config import ConsumingServiceSettings
 from libs.messaging import envelope
@@ -37,6 +37,7 @@ from libs.messaging.metrics import (
     CONSUMER_PARKED,
 )
 from libs.seedwork.unit_of_work import InboxUnitOfWork
+from libs.stores import StoreOutages, outage_of
 
 log = logging.getLogger(__name__)
 
@@ -97,28 +98,6 @@ class Redelivery:
         )
 
 
-def is_store_outage(error: BaseException) -> bool:
-    """True when `error` says a store (the database, a connection) is unreachable rather than that an
-    event is wrong: every event of a batch would fail alike, so splitting it would only add load."""
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, OSError | TimeoutError | sa_exc.TimeoutError | sa_exc.DisconnectionError):
-            return True  # ConnectionError is an OSError; sqlalchemy's TimeoutError is the pool's
-        if isinstance(current, sa_exc.DBAPIError):
-            if current.connection_invalidated or isinstance(current, sa_exc.InterfaceError):
-                return True
-            if isinstance(current, sa_exc.OperationalError):
-                # No SQLSTATE: the connection itself failed. 08 connection exception, 53 insufficient
-                # resources, 57 operator intervention (shutdown, cannot connect now). Others (40001
-                # serialization, 57014 is 57 too but a cancelled statement) are left to the split.
-                sqlstate = getattr(current.orig, "sqlstate", None)
-                return sqlstate is None or (sqlstate[:2] in {"08", "53", "57"} and sqlstate != "57014")
-        current = current.__cause__ or current.__context__
-    return False
-
-
 class _StoreOutage(Exception):
     """Raised through the splitting: the rest of the batch is handed back whole."""
 
@@ -177,6 +156,7 @@ class DurableConsumer:
         redelivery: Redelivery = Redelivery(),
         transaction_per_batch: bool = False,
         linger: float = 0.0,
+        outages: StoreOutages | None = None,
     ) -> None:
         self._service = service
         self._js = js
@@ -209,7 +189,8 @@ class DurableConsumer:
         # applied a few per transaction instead of one each. Never for events someone waits on.
         self._linger = linger
         self._subscription: JetStreamContext.PullSubscription | None = None
-        self._store_down = False  # a store outage seen and not yet over: logged once, fetches paused
+        self._outages = outages or StoreOutages(service)
+        self._store_down = False  # a batch met a store outage and none has committed since: fetches pause
 
     async def start(self) -> None:
         """Create the durable consumer, or bring an existing one's settings (ack wait, limits) up to date:
@@ -294,12 +275,8 @@ class DurableConsumer:
                     acked += await self._apply_isolating(in_flight, group)
         except _StoreOutage as outage:
             CONSUMER_OUTAGES.labels(self._service, self._durable).inc()
-            if not self._store_down:
-                self._store_down = True
-                log.warning(
-                    "store unavailable; the batch goes back whole, fetching pauses",
-                    extra={"consumer": self._durable, "error": type(outage.error).__name__},
-                )
+            self._outages.report(outage.error)  # logged once per outage, for the whole service
+            self._store_down = True
             await in_flight.nak(in_flight.unsettled(), self._redelivery.retry_delay)
         return acked
 
@@ -320,7 +297,7 @@ class DurableConsumer:
         if error is None:
             await in_flight.ack([delivery.msg for delivery in batch])
             return len(batch)
-        if is_store_outage(error):
+        if outage_of(error) is not None:  # every event would fail alike: splitting only adds load
             raise _StoreOutage(error)
         if len(batch) == 1:
             await self._failed(in_flight, batch[0], error)
@@ -348,9 +325,7 @@ class DurableConsumer:
             raise
         except Exception as exc:
             return exc
-        if self._store_down:
-            self._store_down = False
-            log.warning("store available again; consuming", extra={"consumer": self._durable})
+        self._store_down = False
         if len(batch) > len(fresh):
             CONSUMER_DUPLICATES.labels(self._service, self._durable).inc(len(batch) - len(fresh))
         for type_name, _ in fresh:
@@ -433,10 +408,11 @@ class DurableConsumer:
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:  # NATS away: the client reconnects by itself, we just wait
-                    log.warning(
-                        "consumer fetch failed",
-                        extra={"consumer": self._durable, "error": type(exc).__name__},
-                    )
+                    if self._outages.report(exc) is None:  # an outage is logged once, not once a fetch
+                        log.warning(
+                            "consumer fetch failed",
+                            extra={"consumer": self._durable, "error": type(exc).__name__},
+                        )
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), timeout=1.0)
         finally:

@@ -14,8 +14,10 @@ from nats.aio.client import Client as NATS
 from sqlalchemy import exc as sa_exc
 
 from libs.messaging import envelope
-from libs.messaging.consumer import DurableConsumer, Redelivery, is_store_outage
+from libs.messaging.consumer import DurableConsumer, Redelivery
 from libs.messaging.metrics import CONSUMER_PARKED
+from libs.stores import Store as StoreRecord
+from libs.stores import StoreKind, StoreOutages
 from libs.testing.fakes import FakeUnitOfWork
 from libs.testing.jetstream import meta
 from whatlead.events.v1 import executor_events_pb2
@@ -92,7 +94,8 @@ async def handler(event: Any, uow: StoreUnitOfWork) -> None:
     if store.pause:
         await asyncio.sleep(store.pause)
     if store.outage:
-        raise sa_exc.OperationalError("SELECT 1", {}, psycopg.OperationalError("connection refused"))
+        refused = psycopg.OperationalError("connection refused")
+        raise sa_exc.OperationalError("SELECT 1", {}, refused) from refused  # as SQLAlchemy raises it
     if event.meta.event_id in store.failing:
         raise ValueError("this event cannot be applied")
     uow.written.append(event.meta.event_id)
@@ -175,9 +178,13 @@ async def test_a_store_outage_hands_the_whole_batch_back_without_splitting_it_an
     store = Store()
     store.outage = True
     first, second, third = messages(6), messages(6), messages(6)
-    consuming = consumer(store, FakeSubscription(first, second, third), transaction_per_batch=True)
+    outages = StoreOutages("test")
+    outages.add(StoreRecord(StoreKind.POSTGRESQL, holds="notes", probe=lambda: asyncio.sleep(0)))
+    consuming = consumer(
+        store, FakeSubscription(first, second, third), transaction_per_batch=True, outages=outages
+    )
 
-    with caplog.at_level(logging.WARNING, logger="libs.messaging.consumer"):
+    with caplog.at_level(logging.WARNING):
         assert await consuming.process_batch() == 0
         assert await consuming.process_batch() == 0
         store.outage = False
@@ -186,10 +193,11 @@ async def test_a_store_outage_hands_the_whole_batch_back_without_splitting_it_an
     assert len(store.calls) == 1 + 1 + 6  # while down, one try per batch (it failed at once): no split
     assert all(msg.answers == ["nak"] and msg.nak_delays == [0.5] for msg in first + second)
     assert all(msg.answers == ["ack"] for msg in third)
+    # One WARNING for the outage, from the service's store tracking; none per batch or per event.
     assert [record.getMessage() for record in caplog.records] == [
-        "store unavailable; the batch goes back whole, fetching pauses",
-        "store available again; consuming",
+        "PostgreSQL unavailable: connection refused"
     ]
+    assert not outages.serving
 
 
 async def test_an_outage_met_one_event_at_a_time_hands_back_the_rest_of_the_batch_untried() -> None:
@@ -229,22 +237,3 @@ async def test_an_event_that_does_not_decode_is_parked_at_once() -> None:
 
     assert broken.answers == ["term"]
     assert good.answers == ["ack"] and store.committed == [good.event_id]
-
-
-@pytest.mark.parametrize(
-    ("error", "outage"),
-    [
-        (sa_exc.OperationalError("q", {}, psycopg.OperationalError("connection refused")), True),
-        (ConnectionResetError("reset by peer"), True),
-        (TimeoutError(), True),
-        (sa_exc.InterfaceError("q", {}, psycopg.InterfaceError("connection already closed")), True),
-        (sa_exc.IntegrityError("q", {}, psycopg.errors.UniqueViolation("duplicate key")), False),
-        (sa_exc.DataError("q", {}, psycopg.errors.StringDataRightTruncation("value too long")), False),
-        (sa_exc.OperationalError("q", {}, psycopg.errors.SerializationFailure("conflict")), False),
-        (ValueError("bad event"), False),
-    ],
-)
-def test_only_errors_that_say_a_store_is_unreachable_count_as_an_outage(
-    error: BaseException, outage: bool
-) -> None:
-    assert is_store_outage(error) is outage
