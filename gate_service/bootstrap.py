@@ -29,6 +29,7 @@ from gate_service.infrastructure.proto_mapping import event_to_proto
 from gate_service.infrastructure.rebuild_sources import GrpcControlSource, GrpcInstanceStateSource
 from gate_service.infrastructure.recent_keys import BoundedRecentIntentKeys
 from gate_service.infrastructure.redis_rate_store import RedisRateStore
+from gate_service.infrastructure.sent_history import SqlAlchemySentHistory
 from gate_service.infrastructure.tables import messaging
 from gate_service.infrastructure.unit_of_work import SqlAlchemyGateUnitOfWork
 from gate_service.infrastructure.wakeup import DebouncedWake
@@ -96,7 +97,18 @@ async def assemble(settings: GateSettings, *, clock: Clock | None = None) -> Gat
     await load_projections(infra.sessions, projection, clock.now())
     redis = Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=5)
     infra.outages.add(Store(StoreKind.REDIS, holds="rate windows", probe=redis_probe(redis)))
-    rates = RedisRateStore(redis, prefix=settings.redis_key_prefix)
+    history = SqlAlchemySentHistory(
+        infra.sessions,
+        clock,
+        max_validity=timedelta(seconds=settings.max_validity_seconds),
+        contact_memory=policies.contact.min_gap,
+    )
+    rates = RedisRateStore(
+        redis,
+        prefix=settings.redis_key_prefix,
+        history=history,
+        settle=timedelta(seconds=settings.rate_rebuild_settle_seconds),
+    )
 
     # One debounced wake-up for every commit that writes events (decisions, releases, execution reports):
     # at light load a relay pass then carries the events of several commits.

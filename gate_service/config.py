@@ -25,6 +25,9 @@ class GateSettings(ConsumingServiceSettings):
     # Rate windows, shared by every replica.
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_key_prefix: str = Field(default="whatlead:gate:", max_length=64)
+    # A Redis that lost the windows gets them rebuilt from the approved intents (ADR 0013) after this
+    # pause, so that slots taken just before the loss are committed (milliseconds) and counted.
+    rate_rebuild_settle_seconds: float = Field(default=0.5, ge=0, le=10)
     # Projection rebuild sources at start-up; empty = skip (events still keep the projections fresh).
     reputation_addr: str = ""
     ops_addr: str = ""

@@ -54,7 +54,7 @@ async def open_infrastructure(
         sessions=sessions,
         outbox=tables.outbox,
         inbox=tables.inbox,
-        publisher=JetStreamPublisher(js),
+        publisher=JetStreamPublisher(js, max_payload=nats.max_payload),
         subject_root=settings.subject_root,
         clock=clock,
         outages=outages,

@@ -14,7 +14,7 @@ from executor_service.domain.outcome import ErrorClass, SendFailed
 from executor_service.domain.ports import ExecutorUnitOfWork
 from executor_service.domain.retry_policy import RetryPolicy
 from libs.seedwork.clock import Clock
-from libs.seedwork.errors import FailedPrecondition
+from libs.seedwork.errors import FailedPrecondition, RefusedByStore
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +30,7 @@ class Outcome(StrEnum):
     PAUSED = "PAUSED"  # held by the kill-switch, no provider call
     EXPIRED = "EXPIRED"
     LEASE_LOST = "LEASE_LOST"  # another worker took over meanwhile: our outcome was not written
+    REFUSED = "REFUSED"  # the store refused the outcome's data: kept PROCESSING, the reconciler settles it
 
 
 _BY_STATUS = {
@@ -112,33 +113,54 @@ class RecordOutcomes:
     jobs: tuple[MessageExecutionJob, ...]
 
 
+class Recorded(StrEnum):
+    """Whether a job's outcome was written, and if not, why."""
+
+    WRITTEN = "WRITTEN"
+    LEASE_LOST = "LEASE_LOST"  # its version moved: another worker's reconciliation stands
+    REFUSED = "REFUSED"  # the store refused one of its values (a provider's id longer than the column...)
+
+
 class RecordOutcomesHandler:
     """Writes the outcomes of executed jobs, with their events, in one transaction (a group commit).
     A job whose version moved meanwhile (its lease expired and another worker rescued it) is not
-    written: the rescuer's reconciliation stands. Returns, per job, whether it was written."""
+    written: the rescuer's reconciliation stands. A job whose outcome the store refuses is not written
+    either, and fails no other: it stays PROCESSING until its lease expires and the reconciler settles it
+    (ADR 0031). Returns, per job, whether it was written."""
 
     def __init__(self, uow: Callable[[], ExecutorUnitOfWork]) -> None:
         self._uow = uow
 
-    async def __call__(self, command: RecordOutcomes) -> list[bool]:
+    async def __call__(self, command: RecordOutcomes) -> list[Recorded]:
         return await self._record(command.jobs)
 
-    async def _record(self, jobs: Sequence[MessageExecutionJob]) -> list[bool]:
+    async def _record(self, jobs: Sequence[MessageExecutionJob]) -> list[Recorded]:
         pending = [list(job.pending_events) for job in jobs]
         try:
             await self._write(jobs)
-            return [True] * len(jobs)
-        except FailedPrecondition:
+            return [Recorded.WRITTEN] * len(jobs)
+        except (FailedPrecondition, RefusedByStore) as failure:
             if len(jobs) == 1:
-                log.warning("lease lost before recording an outcome", extra={"job_id": jobs[0].id})
-                jobs[0].pull_events()
-                return [False]
-        # One of them lost its lease: write each on its own to find out which.
-        written = []
+                return [self._not_written(jobs[0], failure)]
+        # One of them lost its lease or carries a value the store refuses: write each on its own to find
+        # out which (a failed transaction wrote nothing, so none is written twice).
+        recorded = []
         for job, events in zip(jobs, pending, strict=True):
             job.pending_events = list(events)
-            written.append((await self._record([job]))[0])
-        return written
+            recorded.append((await self._record([job]))[0])
+        return recorded
+
+    @staticmethod
+    def _not_written(job: MessageExecutionJob, failure: FailedPrecondition | RefusedByStore) -> Recorded:
+        job.pull_events()
+        if isinstance(failure, RefusedByStore):
+            log.warning(
+                "the store refused a job's outcome; the reconciler will settle it",
+                extra={"job_id": job.id, "fields": [v.field for v in failure.violations]},
+            )
+            return Recorded.REFUSED
+        log.warning("lease lost before recording an outcome", extra={"job_id": job.id})
+        return Recorded.LEASE_LOST
 
     async def _write(self, jobs: Sequence[MessageExecutionJob]) -> None:
         async with self._uow() as uow:

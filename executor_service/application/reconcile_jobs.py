@@ -13,7 +13,7 @@ from executor_service.domain.outcome import SendFailed
 from executor_service.domain.ports import ExecutorUnitOfWork
 from executor_service.domain.retry_policy import RetryPolicy
 from libs.seedwork.clock import Clock
-from libs.seedwork.errors import FailedPrecondition
+from libs.seedwork.errors import FailedPrecondition, RefusedByStore
 from libs.seedwork.ids import new_id
 
 log = logging.getLogger(__name__)
@@ -115,3 +115,11 @@ class ReconcileExpiredLeasesHandler:
         except FailedPrecondition:
             job.pull_events()
             log.warning("job changed during reconciliation", extra={"job_id": job.id})
+        except RefusedByStore as refused:
+            # This job's settlement carries a value the store refuses; the others of the pass go on. Its
+            # new lease expires and a later pass asks again, up to max_reconciliations, then NEEDS_REVIEW.
+            job.pull_events()
+            log.warning(
+                "the store refused a job's settlement",
+                extra={"job_id": job.id, "fields": [v.field for v in refused.violations]},
+            )

@@ -19,6 +19,7 @@ from executor_service.application.execute_job import (
     ExecuteJob,
     ExecuteJobHandler,
     Outcome,
+    Recorded,
     RecordOutcomes,
     RecordOutcomesHandler,
 )
@@ -192,7 +193,7 @@ class ExecutionWorker:
             outcomes = await asyncio.gather(*(self._decide(job) for job in claim.jobs))
             decided = [job for job, outcome in zip(claim.jobs, outcomes, strict=True) if outcome is not None]
             try:
-                written = await self._record(RecordOutcomes(tuple(decided)))
+                recorded = await self._record(RecordOutcomes(tuple(decided)))
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -208,11 +209,13 @@ class ExecutionWorker:
                 await heartbeat
             metrics.IN_FLIGHT.dec(len(claim.jobs))
         elapsed = time.perf_counter() - started
-        for job, outcome, ok in zip(decided, [o for o in outcomes if o is not None], written, strict=True):
-            final = outcome if ok else Outcome.LEASE_LOST
+        for job, outcome, written in zip(
+            decided, [o for o in outcomes if o is not None], recorded, strict=True
+        ):
+            final = outcome if written is Recorded.WRITTEN else Outcome(written.value)
             metrics.EXECUTIONS.labels(job.provider.value, final.value).inc()
             metrics.SEND_SECONDS.labels(job.provider.value).observe(elapsed)
-            if not ok:
+            if written is Recorded.LEASE_LOST:
                 metrics.LEASE_LOST.inc()
 
     async def _decide(self, job: MessageExecutionJob) -> Outcome | None:

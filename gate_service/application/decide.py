@@ -3,6 +3,7 @@ atomic reservation of the best candidate (the next best when a concurrent decisi
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from gate_service.application.ports import RateStore
@@ -12,6 +13,8 @@ from gate_service.domain.intent import MessageIntent
 from gate_service.domain.projection import GateProjection
 from gate_service.domain.rates import Reservation, ReservationResult
 from libs.seedwork.clock import Clock
+
+log = logging.getLogger(__name__)
 
 _PARKABLE = (DecisionReason.RATE_LIMIT, DecisionReason.MIN_INTERVAL)
 
@@ -68,6 +71,14 @@ class DecisionService:
         """The decision will not be committed: give its slot back."""
         if decision.reservation is not None:
             await self.rates.release(decision.reservation)
+
+    async def release_quietly(self, decision: Decision) -> None:
+        """`release` while another error is on its way to the caller: a slot that cannot be given back now
+        (the rate store is away) is logged, not raised over that error; it only makes the Gate send less."""
+        try:
+            await self.release(decision)
+        except Exception as exc:
+            log.warning("could not give back a reservation", extra={"error": type(exc).__name__})
 
     async def _reserve(
         self, plan: DecisionPlan

@@ -49,8 +49,9 @@ class DecideIntentHandler:
             uow.track(intent)
             try:
                 await uow.commit()
-            except FailedPrecondition:
-                # A concurrent decision of the same intent committed first: its slot stands, ours goes back.
-                await self._decider.release(decision)
+            except Exception:
+                # Not written (a concurrent decision of the same intent committed first, or the store refused
+                # or failed it): our slot goes back.
+                await self._decider.release_quietly(decision)
                 raise
         return intent

@@ -132,11 +132,16 @@ class IdempotentIntentStore:
                 lost = False
             except AlreadyExists:
                 if not key:
+                    await _undo(undo, done)
                     raise
                 lost = True
+            except Exception:
+                # Not stored (the store refused this intent, or was unreachable): whatever the decision
+                # reserved goes back, so the rate windows count only intents that exist.
+                await _undo(undo, done)
+                raise
         if lost:
-            if done is not None and undo is not None:
-                await undo(done)
+            await _undo(undo, done)
             async with self._uow() as uow:
                 existing = await uow.intents.find_by_key(org, key)
             if existing is None:
@@ -146,6 +151,12 @@ class IdempotentIntentStore:
         if key:
             self._recent.remember(org, key, intent.id)
         return CreationResult(intent, replayed=False)
+
+
+async def _undo(undo: Undo | None, done: Decision | None) -> None:
+    """Undo what the use case did before storing, while the store's error is on its way to the caller."""
+    if done is not None and undo is not None:
+        await undo(done)
 
 
 def _replay(existing: MessageIntent, attempt: MessageIntent) -> CreationResult:

@@ -1,5 +1,6 @@
-"""Ports of the application layer that are not storage: the rate windows, the rebuild sources, what this
-process remembers of recent idempotency keys, and the news that an instance arrived."""
+"""Ports of the application layer that are not storage: the rate windows and what they are rebuilt from,
+the projections' rebuild sources, what this process remembers of recent idempotency keys, and the news that
+an instance arrived."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from datetime import datetime
 from typing import Protocol
 
 from gate_service.domain.projection import InstanceState, Plan, Reputation
-from gate_service.domain.rates import RateSnapshot, Reservation, ReservationResult
+from gate_service.domain.rates import RateSnapshot, Reservation, ReservationResult, SentWindows
 from libs.seedwork.controls import ExecutionControl
 
 
@@ -31,6 +32,16 @@ class RateStore(Protocol):
     async def release(self, reservation: Reservation) -> None:
         """Give back a slot taken for a decision that was not committed (an idempotent submit that lost to
         a concurrent one). Counters only: the last-send times stay, which errs on the safe side."""
+        ...
+
+
+class SentHistory(Protocol):
+    """The Gate's own record of what it approved (its intents), which the rate windows are rebuilt from
+    when their store comes back empty: caps must not depend on Redis never losing data."""
+
+    async def current_windows(self) -> SentWindows:
+        """Per instance, contact and organization, the approved (and later: sent, failed) intents counted
+        in the windows current now, by their decision time, with the last of them."""
         ...
 
 

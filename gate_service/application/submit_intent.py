@@ -24,4 +24,4 @@ class SubmitIntentHandler:
 
     async def __call__(self, command: SubmitIntent) -> CreationResult:
         intent = self._intents.new_intent(command)
-        return await self._intents.store(intent, self._decider.decide, self._decider.release)
+        return await self._intents.store(intent, self._decider.decide, self._decider.release_quietly)

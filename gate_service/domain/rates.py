@@ -35,6 +35,34 @@ class RateSnapshot:
 _NO_USAGE = InstanceUsage()
 
 
+@dataclass(frozen=True)
+class ContactUsage:
+    """Sends to one contact of an organization in the current hour, the last of them and its instance."""
+
+    hour: int = 0
+    last_sent_at: datetime | None = None
+    last_instance_id: str | None = None
+
+
+@dataclass(frozen=True)
+class PlanUsage:
+    """Sends of one organization in the current day and month."""
+
+    day: int = 0
+    month: int = 0
+
+
+@dataclass(frozen=True)
+class SentWindows:
+    """The windows current at `at` as the Gate's own approved (and later) intents count them, by decision
+    time: what the rate windows are rebuilt from when their store lost them."""
+
+    at: datetime
+    instances: dict[str, InstanceUsage] = field(default_factory=dict)
+    contacts: dict[tuple[str, str], ContactUsage] = field(default_factory=dict)  # (organization, target)
+    plans: dict[str, PlanUsage] = field(default_factory=dict)
+
+
 @dataclass(frozen=True, kw_only=True)
 class Reservation:
     """Take one send slot on an instance, for a target, within the organization's plan, atomically: either

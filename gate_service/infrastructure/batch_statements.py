@@ -18,8 +18,9 @@ from sqlalchemy.dialects.postgresql import insert
 from gate_service.infrastructure.tables import intents
 
 INTENT_ROWS = "intent_rows"  # [{"unit": n, <intents columns>}, ...]
-OUTBOX_ROWS = "outbox_rows"  # [{"unit": n, "n": order, <outbox columns but position and published_at>}, ...]
-_OUTBOX_SKIPPED = ("position", "published_at")
+OUTBOX_ROWS = "outbox_rows"  # [{"unit": n, "n": order, <outbox columns a new event sets>}, ...]
+# Set by the database or later by the relay, never by a new event.
+_OUTBOX_SKIPPED = ("position", "published_at", "publish_attempts", "last_error", "parked_at")
 
 
 def _recordset(

@@ -33,16 +33,17 @@ from gate_service.infrastructure.batch_statements import (
     to_json,
     update_decided,
 )
-from gate_service.infrastructure.metrics import BATCH_SIZE
+from gate_service.infrastructure.metrics import BATCH_SIZE, REFUSED_WRITES
 from gate_service.infrastructure.repositories import SqlAlchemyIntentRepository
 from gate_service.infrastructure.rows import intent_record, intent_row, row_intent
 from gate_service.infrastructure.tables import intents
 from libs.db.held import HeldConnections
+from libs.db.refusals import refusal, refused_for_data
 from libs.messaging import envelope
 from libs.messaging.tables import MessagingTables
 from libs.seedwork.aggregate import AggregateRoot, DomainEvent
 from libs.seedwork.clock import Clock
-from libs.seedwork.errors import AlreadyExists, FailedPrecondition
+from libs.seedwork.errors import AlreadyExists, FailedPrecondition, RefusedByStore
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -115,8 +116,8 @@ class WriteRequest:
 
 class GroupCommitWriter:
     """Commits many units of work in one transaction. A unit whose insert clashes on the idempotency key
-    (AlreadyExists) or whose update lost an optimistic race (FailedPrecondition) fails alone: its rows and
-    events are left out, the others commit."""
+    (AlreadyExists), whose update lost an optimistic race (FailedPrecondition) or whose data the store
+    refuses (RefusedByStore) fails alone: its rows and events are left out, the others commit."""
 
     def __init__(
         self,
@@ -150,12 +151,37 @@ class GroupCommitWriter:
         async with self._connections.connection() as connection:
             driver = (await connection.get_raw_connection()).driver_connection
             assert driver is not None
-            results = await self._transaction(driver, requests)
+            results = await self._isolating(driver, requests)
         if self._on_commit is not None and any(
             result is None and request.events for result, request in zip(results, requests, strict=True)
         ):
             self._on_commit()
         return results
+
+    async def _isolating(self, driver: Any, requests: list[WriteRequest]) -> list[BaseException | None]:
+        """The batch's transaction; when the store refuses it for one unit's data, the halves are written
+        apart, and so on, until every good unit is written and each refused one has its own error (ADR
+        0031). A failed transaction leaves nothing behind, so a unit is never written twice. Anything else
+        (connection lost, server down) fails the whole batch: splitting would only repeat it."""
+        try:
+            return await self._transaction(driver, requests)
+        except Exception as exc:
+            if not refused_for_data(exc):
+                raise
+            if len(requests) == 1:
+                return [self._refusal(exc, requests[0])]
+            middle = len(requests) // 2
+            return [
+                *await self._isolating(driver, requests[:middle]),
+                *await self._isolating(driver, requests[middle:]),
+            ]
+
+    def _refusal(self, exc: BaseException, request: WriteRequest) -> RefusedByStore:
+        REFUSED_WRITES.inc()
+        now = self._clock.now()
+        rows = [(intents, intent_record(intent, now)) for intent in request.inserts]
+        rows += [(intents, intent_record(intent, now)) for intent, _ in request.updates]
+        return refusal(exc, rows, fields=_REQUEST_FIELDS)
 
     async def _transaction(self, driver: Any, requests: list[WriteRequest]) -> list[BaseException | None]:
         """Units that only insert (SubmitIntent, CreateIntent: nearly all of them) go in one statement, which
@@ -194,6 +220,10 @@ class GroupCommitWriter:
                     raise AlreadyExists("a concurrent write got there first")
         except (AlreadyExists, FailedPrecondition) as failure:
             return failure
+        except Exception as exc:
+            if not refused_for_data(exc):
+                raise
+            return self._refusal(exc, request)  # its savepoint is rolled back; the others stand
         return None
 
     async def _insert(self, driver: Any, units: list[tuple[int, WriteRequest]], now: datetime) -> list[int]:
@@ -227,6 +257,10 @@ class GroupCommitWriter:
             prepare=True,
         )
         return [unit for (unit,) in await cursor.fetchall()]
+
+
+# Columns named differently in the request, for the refusal's field violations.
+_REQUEST_FIELDS = {"target_kind": "target.kind", "target_value": "target.value"}
 
 
 def _lost_race(intent: MessageIntent) -> FailedPrecondition:

@@ -3,24 +3,34 @@ the slot atomically (Redis runs a script with nothing interleaved). Calls of con
 one script call (see `Coalescer`), so a busy Gate makes one round trip per batch, not per decision.
 
 Keys (under the configured prefix): i:<instance>:{m,h,d}:<window> counters, i:<instance>:last,
-c:<org>:<target>:last and :h:<hour>, o:<org>:{d,M}:<window>, s:<org>:<target> (sticky instance). Keys are
-built inside the scripts, so this needs one Redis primary, not a cluster (ADR 0010).
+c:<org>:<target>:last and :h:<hour>, o:<org>:{d,M}:<window>, s:<org>:<target> (sticky instance), and
+`windows`, the marker that the windows are whole. Keys are built inside the scripts, so this needs one
+Redis primary, not a cluster (ADR 0010).
+
+A Redis that comes back empty (restart without persistence, failover to a stale replica, a flush) has no
+marker: the reserve script then takes nothing and answers "lost", and the store rebuilds the windows from
+the Gate's approved intents (`SentHistory`) before it reserves again (ADR 0013).
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
 from datetime import UTC, datetime, timedelta
 
 import orjson
 from redis.asyncio import Redis
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, TryAgainError
 
+from gate_service.application.ports import SentHistory
 from gate_service.domain.decision import DecisionReason
 from gate_service.domain.rates import (
     InstanceUsage,
     RateSnapshot,
     Reservation,
     ReservationResult,
+    SentWindows,
     next_day,
     next_hour,
     next_minute,
@@ -29,7 +39,15 @@ from gate_service.domain.rates import (
 )
 from gate_service.infrastructure.batching import Coalescer
 
+log = logging.getLogger(__name__)
+
 STICKY_TTL_SECONDS = 30 * 24 * 3600
+# Expiries of the counters (a window and a bit), as the reserve script gives them.
+MINUTE_TTL, HOUR_TTL, DAY_TTL, MONTH_TTL, LAST_TTL = 120, 7200, 172800, 2764800, 86400
+MARKER = "windows"
+LOST = "L"
+# Rebuilds one reservation waits for before it gives up (each a Redis that lost everything again).
+RESTORE_ATTEMPTS = 3
 
 # Every script takes the calls of a whole batch as one JSON argument (ARGV[1], a list of argument lists)
 # and answers one element per call: packing one argument instead of twenty per call is most of what a
@@ -70,11 +88,15 @@ end
     + _BATCH
 )
 
+# A slot taken before the windows were rebuilt (a[9], its time, before the marker's) is not in them: it was
+# not committed, so the intents did not count it. Giving it back would free a slot that is taken.
 RELEASE = (
     """
+local rebuilt = tonumber(redis.call('GET', ARGV[2]) or '') or math.huge
 local function one(a)
   local p, org, target, inst = a[1], a[2], a[3], a[4]
   local m, h, d, mo = a[5], a[6], a[7], a[8]
+  if tonumber(a[9]) < rebuilt then return '0' end
   local o, c, i = p .. 'o:' .. org, p .. 'c:' .. org .. ':' .. target, p .. 'i:' .. inst
   for _, key in ipairs({o .. ':d:' .. d, o .. ':M:' .. mo, c .. ':h:' .. h, i .. ':d:' .. d, i .. ':h:' .. h,
                         i .. ':m:' .. m}) do
@@ -86,8 +108,20 @@ end
     + _BATCH
 )
 
-# Answers '0' when taken, else 'code,time_ms': 1 plan day, 2 plan month, 3 contact gap, 4 contact hour,
-# 5 instance min interval, 6 day, 7 hour, 8 minute.
+# The reserve script's batch: nothing is taken from windows that are not whole (no marker, ARGV[2]).
+_GUARDED_BATCH = """
+local calls = cjson.decode(ARGV[1])
+local out = {}
+if redis.call('EXISTS', ARGV[2]) == 0 then
+  for k = 1, #calls do out[k] = 'L' end
+  return out
+end
+for k, a in ipairs(calls) do out[k] = one(a) end
+return out
+"""
+
+# Answers '0' when taken, 'L' when the windows were lost, else 'code,time_ms': 1 plan day, 2 plan month,
+# 3 contact gap, 4 contact hour, 5 instance min interval, 6 day, 7 hour, 8 minute.
 RESERVE = (
     """
 local function one(a)
@@ -127,11 +161,22 @@ local function one(a)
   return '0'
 end
 """
-    + _BATCH
+    + _GUARDED_BATCH
 )
 
 
-_SCRIPTS = {"snapshot": SNAPSHOT, "reserve": RESERVE, "release": RELEASE}
+# Writes part of the rebuilt windows ([key, value, ttl] each), and with the last part the marker (ARGV[2] =
+# ARGV[3]), unless the marker is there: another process rebuilt first, and reservations may have counted
+# since. Parts keep Redis free for others between them; nothing reserves until the marker is set.
+REBUILD = """
+if redis.call('EXISTS', ARGV[2]) == 1 then return 0 end
+for _, e in ipairs(cjson.decode(ARGV[1])) do redis.call('SET', e[1], e[2], 'EX', e[3]) end
+if ARGV[3] ~= '' then redis.call('SET', ARGV[2], ARGV[3]) end
+return 1
+"""
+REBUILD_PART = 10_000  # keys a rebuild writes per script call: ~40 ms of Redis
+
+_SCRIPTS = {"snapshot": SNAPSHOT, "reserve": RESERVE, "release": RELEASE, "rebuild": REBUILD}
 _REFUSALS = {
     1: (DecisionReason.PLAN_LIMIT, next_day),
     2: (DecisionReason.PLAN_LIMIT, next_month),
@@ -152,10 +197,32 @@ def _from_ms(raw: str) -> datetime | None:
     return datetime.fromtimestamp(int(raw) / 1000, UTC) if raw else None
 
 
+class RateWindowsLost(TryAgainError):
+    """The windows were lost again after every rebuild this reservation waited for: answered as a Redis
+    outage (UNAVAILABLE, libs.stores), so the client retries."""
+
+
 class RedisRateStore:
-    def __init__(self, redis: Redis, *, prefix: str, concurrency: int = 1, max_batch: int = 256) -> None:
+    """RateStore in Redis. `history` is what lost windows are rebuilt from (None: they start empty);
+    `settle` is how long a rebuild waits first, so that reservations taken before the loss are committed
+    and counted (a reservation is committed milliseconds after it is taken)."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        prefix: str,
+        history: SentHistory | None = None,
+        settle: timedelta = timedelta(0),
+        concurrency: int = 1,
+        max_batch: int = 256,
+    ) -> None:
         self._redis = redis
         self._prefix = prefix
+        self._marker = prefix + MARKER
+        self._history = history
+        self._settle = settle.total_seconds()
+        self._restoring: asyncio.Future[None] | None = None
         self._shas: dict[str, str] = {}
         self._snapshots: Coalescer[list[str], bytes] = Coalescer(
             lambda calls: self._run("snapshot", calls),
@@ -174,16 +241,79 @@ class RedisRateStore:
         for name, source in _SCRIPTS.items():
             self._shas[name] = await self._redis.script_load(source)
 
-    async def _run(self, script: str, calls: list[list[str]]) -> list[bytes]:
+    async def _run(self, script: str, calls: list[list[str]], *args: str) -> list[bytes]:
         """One EVALSHA for the whole batch; loads the scripts again if Redis lost them (restart, flush)."""
-        batch = orjson.dumps(calls)
+        return await self._eval(script, orjson.dumps(calls), self._marker, *args)
+
+    async def _eval(self, script: str, *args: bytes | str) -> list[bytes]:
         if not self._shas:
             await self.load_scripts()
         try:
-            return await self._redis.evalsha(self._shas[script], 0, batch)
+            return await self._redis.evalsha(self._shas[script], 0, *args)
         except NoScriptError:
             await self.load_scripts()
-            return await self._redis.evalsha(self._shas[script], 0, batch)
+            return await self._redis.evalsha(self._shas[script], 0, *args)
+
+    async def restore(self) -> None:
+        """Rebuild the windows if they were lost. Concurrent callers share one rebuild; processes race,
+        and the first to write wins (the script writes nothing once the marker is there)."""
+        if self._restoring is None or self._restoring.done():
+            self._restoring = asyncio.ensure_future(self._rebuild())
+        await asyncio.shield(self._restoring)
+
+    async def _rebuild(self) -> None:
+        if await self._redis.exists(self._marker):
+            return  # rebuilt meanwhile, by this process or another
+        if self._settle:
+            await asyncio.sleep(self._settle)
+        started = time.perf_counter()
+        windows = await self._history.current_windows() if self._history else None
+        entries = self._entries(windows) if windows else []
+        at = windows.at if windows else None
+        for start in range(0, len(entries), REBUILD_PART):
+            part = entries[start : start + REBUILD_PART]
+            if not await self._eval("rebuild", orjson.dumps(part), self._marker, ""):
+                return  # another process rebuilt first
+        written = await self._eval("rebuild", b"[]", self._marker, str(_ms(at) if at else 0))
+        if written and windows and (windows.instances or windows.plans):
+            log.warning(
+                "rate windows were lost; rebuilt from approved intents",
+                extra={
+                    "instances": len(windows.instances),
+                    "contacts": len(windows.contacts),
+                    "organizations": len(windows.plans),
+                    "seconds": round(time.perf_counter() - started, 3),
+                },
+            )
+
+    def _entries(self, w: SentWindows) -> list[tuple[str, str, int]]:
+        """The windows as [key, value, ttl], keyed exactly as the reserve script keys them."""
+        p = self._prefix
+        m, h, d, month = window_keys(w.at)
+        out: list[tuple[str, str, int]] = []
+
+        def count(key: str, value: int, ttl: int) -> None:
+            if value > 0:
+                out.append((key, str(value), ttl))
+
+        for instance_id, usage in w.instances.items():
+            i = f"{p}i:{instance_id}"
+            count(f"{i}:m:{m}", usage.minute, MINUTE_TTL)
+            count(f"{i}:h:{h}", usage.hour, HOUR_TTL)
+            count(f"{i}:d:{d}", usage.day, DAY_TTL)
+            if usage.last_sent_at:
+                out.append((f"{i}:last", str(_ms(usage.last_sent_at)), LAST_TTL))
+        for (org, target), contact in w.contacts.items():
+            c = f"{p}c:{org}:{target}"
+            count(f"{c}:h:{h}", contact.hour, HOUR_TTL)
+            if contact.last_sent_at:
+                out.append((f"{c}:last", str(_ms(contact.last_sent_at)), LAST_TTL))
+            if contact.last_instance_id:
+                out.append((f"{p}s:{org}:{target}", contact.last_instance_id, STICKY_TTL_SECONDS))
+        for org, plan in w.plans.items():
+            count(f"{p}o:{org}:d:{d}", plan.day, DAY_TTL)
+            count(f"{p}o:{org}:M:{month}", plan.month, MONTH_TTL)
+        return out
 
     async def snapshot(
         self, organization_id: str, target: str, instance_ids: list[str], now: datetime
@@ -213,38 +343,56 @@ class RedisRateStore:
         now = r.now
         m, h, d, month = window_keys(now)
         ms = timedelta(milliseconds=1)
-        raw = await self._reserves.submit(
-            [
-                self._prefix,
-                r.organization_id,
-                r.target,
-                r.instance_id,
-                str(_ms(now)),
-                m,
-                h,
-                d,
-                month,
-                str(r.caps.per_minute),
-                str(r.caps.per_hour),
-                str(r.caps.per_day),
-                str(int(r.caps.min_interval / ms)),
-                str(int(r.contact_min_gap / ms)),
-                str(r.contact_per_hour),
-                str(r.plan_daily_cap),
-                str(r.plan_monthly_cap),
-                str(STICKY_TTL_SECONDS),
-            ]
-        )
+        args = [
+            self._prefix,
+            r.organization_id,
+            r.target,
+            r.instance_id,
+            str(_ms(now)),
+            m,
+            h,
+            d,
+            month,
+            str(r.caps.per_minute),
+            str(r.caps.per_hour),
+            str(r.caps.per_day),
+            str(int(r.caps.min_interval / ms)),
+            str(int(r.contact_min_gap / ms)),
+            str(r.contact_per_hour),
+            str(r.plan_daily_cap),
+            str(r.plan_monthly_cap),
+            str(STICKY_TTL_SECONDS),
+        ]
+        raw = await self._reserves.submit(args)
         text = raw.decode() if isinstance(raw, bytes) else raw
         if text == "0":
             return ReservationResult(True)
-        code, at = map(int, text.split(","))
-        reason, window_end = _REFUSALS[code]
-        retry_at = window_end(now) if window_end else datetime.fromtimestamp(at / 1000, UTC)
-        return ReservationResult(False, reason, retry_at)
+        if text == LOST:
+            return await self._reserve_restored(r, args)
+        return _refusal(text, now)
+
+    async def _reserve_restored(self, r: Reservation, args: list[str]) -> ReservationResult:
+        """The windows were lost: rebuild them (once for every call that found them lost), then reserve."""
+        for _ in range(RESTORE_ATTEMPTS):
+            await self.restore()
+            raw = await self._reserves.submit(args)
+            text = raw.decode() if isinstance(raw, bytes) else raw
+            if text == "0":
+                return ReservationResult(True)
+            if text != LOST:
+                return _refusal(text, r.now)
+        raise RateWindowsLost("the rate windows were lost again after every rebuild")
 
     async def release(self, r: Reservation) -> None:
         m, h, d, month = window_keys(r.now)
         await self._run(
-            "release", [[self._prefix, r.organization_id, r.target, r.instance_id, m, h, d, month]]
+            "release",
+            [[self._prefix, r.organization_id, r.target, r.instance_id, m, h, d, month, str(_ms(r.now))]],
         )
+
+
+def _refusal(text: str, now: datetime) -> ReservationResult:
+    code, at = map(int, text.split(","))
+    reason, window_end = _REFUSALS[code]
+    retry_at = window_end(now) if window_end else datetime.fromtimestamp(at / 1000, UTC)
+    return ReservationResult(False, reason, retry_at)

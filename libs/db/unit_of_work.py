@@ -9,9 +9,10 @@ from typing import Self
 from google.protobuf.message import Message
 from sqlalchemy import insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from libs.db.refusals import is_unique_violation, refusal, refused_for_data
 from libs.messaging import envelope
 from libs.messaging.tables import MessagingTables
 from libs.seedwork.aggregate import AggregateRoot, DomainEvent
@@ -99,9 +100,13 @@ class SqlAlchemyUnitOfWork:
             await self._flush()
             events = await self._write_outbox()
             await self.session.commit()
-        except IntegrityError as exc:
+        except DBAPIError as exc:
+            if not refused_for_data(exc):
+                raise  # the connection or the server: not about what this unit wrote
             await self.session.rollback()
-            raise AlreadyExists("a concurrent write got there first") from exc
+            if is_unique_violation(exc):
+                raise AlreadyExists("a concurrent write got there first") from exc
+            raise refusal(exc) from exc
         if events and self._on_commit is not None:
             self._on_commit()
 

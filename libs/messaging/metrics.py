@@ -15,6 +15,11 @@ OUTBOX_PUBLISH_ERRORS = Counter(
     "Relay passes that failed to publish (NATS down or slow)",
     ["service"],
 )
+OUTBOX_PARKED = Counter(
+    "whatlead_outbox_parked_total",
+    "Outbox events parked for review after JetStream refused them max_attempts times (ADR 0031)",
+    ["service"],
+)
 OUTBOX_PENDING = Gauge(
     "whatlead_outbox_pending", "Unpublished outbox rows seen by the last relay pass", ["service"]
 )

@@ -1,7 +1,8 @@
-"""Alembic operations creating and dropping the outbox and inbox, called from each service's first revision.
+"""Alembic operations on the outbox and inbox, called from each service's revisions: the first creates them,
+later ones change them alike in every service.
 
 Frozen like any migration: a later change to these tables gets new functions here and a new revision in
-every service, never an edit of these two.
+every service, never an edit of the existing ones.
 """
 
 from __future__ import annotations
@@ -42,3 +43,22 @@ def create_outbox_and_inbox() -> None:
 def drop_outbox_and_inbox() -> None:
     op.drop_table("outbox")  # its indexes go with it
     op.drop_table("inbox")
+
+
+def add_outbox_parking() -> None:
+    """Publish attempts, the last error and the parking time of rows JetStream refuses (ADR 0031)."""
+    op.add_column(
+        "outbox", sa.Column("publish_attempts", sa.Integer(), server_default=sa.text("0"), nullable=False)
+    )
+    op.add_column("outbox", sa.Column("last_error", sa.String(length=200), nullable=True))
+    op.add_column("outbox", sa.Column("parked_at", UtcDateTime(timezone=True), nullable=True))
+    op.create_index(
+        "ix_outbox_parked", "outbox", ["position"], postgresql_where=sa.text("parked_at IS NOT NULL")
+    )
+
+
+def drop_outbox_parking() -> None:
+    op.drop_index("ix_outbox_parked", table_name="outbox")
+    op.drop_column("outbox", "parked_at")
+    op.drop_column("outbox", "last_error")
+    op.drop_column("outbox", "publish_attempts")

@@ -27,13 +27,18 @@ class EventPublisher(Protocol):
 
 
 class JetStreamPublisher:
-    def __init__(self, js: JetStreamContext, *, timeout: float = 5.0) -> None:
+    def __init__(self, js: JetStreamContext, *, timeout: float = 5.0, max_payload: int | None = None) -> None:
         self._js = js
         self._timeout = timeout
+        # The server's limit (the connection's max_payload), checked here: nats-py refuses a larger event
+        # only after it registered its ack, which is then never released (one in-flight slot lost per try).
+        self._max_payload = max_payload
 
     async def publish_all(self, events: Sequence[OutgoingEvent]) -> list[bool]:
         # Sent back to back on one connection (so the stream stores them in this order), then one wait for
         # all the acks: a request per event would cost a reply subscription, a timer and a task each.
+        if self._max_payload is not None and any(len(e.payload) > self._max_payload for e in events):
+            raise nats.errors.MaxPayloadError
         acks: list[asyncio.Future[PubAck]] = []
         try:
             for event in events:

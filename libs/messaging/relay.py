@@ -4,6 +4,13 @@ A row is marked published only after JetStream acknowledged it, so a crash betwe
 the `Nats-Msg-Id` header (the event id) lets JetStream drop that repeat, and consumers' inboxes drop any
 repeat older than the stream's duplicate window. Several replicas can run relays: each pass locks its rows
 with SKIP LOCKED.
+
+A row that cannot be published (larger than the server's max_payload, a subject no stream takes) does not
+hold back the rows behind it (ADR 0031): when a pass fails for a reason that may be one event's, its rows
+are published one by one, the others go out, and the refused one has an attempt counted; after
+`max_attempts` it is parked (`parked_at`, one WARNING, `whatlead_outbox_parked_total`) and left for review.
+A failure that is the connection's or the server's (NATS down, timeouts) fails the pass as before and
+counts nothing, so an outage never parks a row.
 """
 
 from __future__ import annotations
@@ -15,18 +22,32 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
+from nats.errors import BadSubjectError, MaxPayloadError
+from nats.js.errors import APIError, NoStreamResponseError
 from sqlalchemy import Table, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from libs.db.held import HeldConnections
 from libs.messaging import envelope
-from libs.messaging.metrics import OUTBOX_DUPLICATES, OUTBOX_PENDING, OUTBOX_PUBLISH_ERRORS, OUTBOX_PUBLISHED
+from libs.messaging.metrics import (
+    OUTBOX_DUPLICATES,
+    OUTBOX_PARKED,
+    OUTBOX_PENDING,
+    OUTBOX_PUBLISH_ERRORS,
+    OUTBOX_PUBLISHED,
+)
 from libs.messaging.publisher import EventPublisher, OutgoingEvent
 from libs.messaging.streams import MAX_AGE_SECONDS
 from libs.seedwork.clock import Clock
 from libs.stores import StoreOutages
 
 log = logging.getLogger(__name__)
+
+# The client refuses the event itself, whatever the server's state: about this row for sure.
+_EVENT_REFUSED = (MaxPayloadError, BadSubjectError)
+# The server refused one publication: about the row when others of the pass went through; alone, it may be
+# JetStream that is not ready (starting up, a stream being recreated), so it counts nothing then.
+_MAYBE_EVENT_REFUSED = (*_EVENT_REFUSED, NoStreamResponseError, APIError)
 
 
 class OutboxRelay:
@@ -46,6 +67,7 @@ class OutboxRelay:
         max_backoff: float = 5.0,
         retention: timedelta = timedelta(days=1),
         inbox_retention: timedelta = timedelta(seconds=MAX_AGE_SECONDS) + timedelta(days=1),
+        max_attempts: int = 5,
     ) -> None:
         self._service = service
         self._sessions = sessions
@@ -60,14 +82,21 @@ class OutboxRelay:
         self._max_backoff = max_backoff
         self._retention = retention
         self._inbox_retention = inbox_retention
+        self._max_attempts = max_attempts
         self._wakeup = asyncio.Event()
         self._held = HeldConnections(sessions.kw["bind"])
         # SKIP LOCKED: relays of other replicas take the rows after these rather than wait for them.
         self._lock = (
             f"SELECT position, event_id, subject, type_name, payload FROM {outbox.name} "
-            "WHERE published_at IS NULL ORDER BY position LIMIT %s FOR UPDATE SKIP LOCKED"
+            "WHERE published_at IS NULL AND parked_at IS NULL "
+            "ORDER BY position LIMIT %s FOR UPDATE SKIP LOCKED"
         )
         self._mark = f"UPDATE {outbox.name} SET published_at = %s WHERE position = ANY(%s)"
+        self._refused = (
+            f"UPDATE {outbox.name} SET publish_attempts = publish_attempts + 1, last_error = %s, "
+            "parked_at = CASE WHEN publish_attempts + 1 >= %s THEN %s END "
+            "WHERE position = %s RETURNING parked_at IS NOT NULL, publish_attempts"
+        )
 
     def wake(self) -> None:
         """Called after a commit that wrote events, so they leave now rather than at the next poll."""
@@ -82,21 +111,31 @@ class OutboxRelay:
             if driver is None:
                 raise RuntimeError("the outbox relay's connection is closed")
             async with driver.transaction():
-                return await self._publish_rows(driver)
+                published, failure = await self._publish_rows(driver)
+        if failure is not None:
+            raise failure  # after the commit: what went out stays marked, and the pass backs off
+        return published
 
     async def close(self) -> None:
         await self._held.close()
 
-    async def _publish_rows(self, driver: Any) -> int:
+    async def _publish_rows(self, driver: Any) -> tuple[int, Exception | None]:
         cursor = await driver.execute(self._lock, (self._batch_size,), prepare=True)
         rows = await cursor.fetchall()
-        if rows:
-            await self._publish(rows)
-            await driver.execute(self._mark, (self._clock.now(), [row[0] for row in rows]), prepare=True)
-        return len(rows)
+        if not rows:
+            return 0, None
+        failure: Exception | None = None
+        try:
+            published = await self._publish(rows)
+        except _MAYBE_EVENT_REFUSED as exc:
+            published, failure = await self._publish_one_by_one(driver, rows, exc)
+        if published:
+            await driver.execute(self._mark, (self._clock.now(), [row[0] for row in published]), prepare=True)
+        return len(published), failure
 
-    async def _publish(self, rows: Sequence[Sequence[Any]]) -> None:
-        """(position, event_id, subject, type_name, payload) rows, in outbox order."""
+    async def _publish(self, rows: Sequence[Sequence[Any]]) -> Sequence[Sequence[Any]]:
+        """(position, event_id, subject, type_name, payload) rows, in outbox order; returns them once all
+        are stored."""
         duplicates = await self._publisher.publish_all(
             [
                 OutgoingEvent(
@@ -109,6 +148,45 @@ class OutboxRelay:
         )
         OUTBOX_PUBLISHED.labels(self._service).inc(len(rows))
         OUTBOX_DUPLICATES.labels(self._service).inc(sum(duplicates))
+        return rows
+
+    async def _publish_one_by_one(
+        self, driver: Any, rows: Sequence[Sequence[Any]], first: Exception
+    ) -> tuple[list[Sequence[Any]], Exception | None]:
+        """After a pass failed for what may be one event: each row on its own, in order. Returns the rows
+        published, and the error to fail the pass with when nothing shows that the refusals are the rows'
+        (none went through and none was refused by the client itself): then nothing is counted."""
+        published: list[Sequence[Any]] = []
+        refused: list[tuple[Sequence[Any], Exception]] = []
+        for row in rows:
+            try:
+                published.extend(await self._publish([row]))
+            except _MAYBE_EVENT_REFUSED as refusal:  # anything else (connection, timeout) fails the pass
+                refused.append((row, refusal))
+        counted = [(row, error) for row, error in refused if published or isinstance(error, _EVENT_REFUSED)]
+        for row, error in counted:
+            await self._count_refusal(driver, row, error)
+        return published, (first if len(counted) < len(refused) else None)
+
+    async def _count_refusal(self, driver: Any, row: Sequence[Any], exc: Exception) -> None:
+        position, event_id, subject, type_name, _ = row
+        error = type(exc).__name__  # the kind only: a message could quote the payload
+        cursor = await driver.execute(
+            self._refused, (error, self._max_attempts, self._clock.now(), position), prepare=True
+        )
+        parked, attempts = await cursor.fetchone()
+        if parked:
+            OUTBOX_PARKED.labels(self._service).inc()
+            log.warning(
+                "outbox event parked for review: JetStream refused it",
+                extra={
+                    "event_id": event_id,
+                    "type": type_name,
+                    "subject": subject,
+                    "attempts": attempts,
+                    "error": error,
+                },
+            )
 
     async def pending_count(self) -> int:
         async with self._sessions() as session:
@@ -116,7 +194,7 @@ class OutboxRelay:
                 await session.scalar(
                     select(func.count())
                     .select_from(self._outbox)
-                    .where(self._outbox.c.published_at.is_(None))
+                    .where(self._outbox.c.published_at.is_(None), self._outbox.c.parked_at.is_(None))
                 )
                 or 0
             )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import BigInteger, Column, Index, LargeBinary, MetaData, String, Table, text
+from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, MetaData, String, Table, text
 
 from libs.db.types import UtcDateTime
 
@@ -27,10 +27,17 @@ def messaging_tables(metadata: MetaData) -> MessagingTables:
         Column("payload", LargeBinary, nullable=False),
         Column("created_at", UtcDateTime, nullable=False),
         Column("published_at", UtcDateTime, nullable=True),
+        # A row JetStream refused while others went through (too large, a subject no stream takes): how
+        # often, why (the error's kind, never the payload), and once that reached the relay's bound, when
+        # it was parked. A parked row is left for review, not retried (ADR 0031).
+        Column("publish_attempts", Integer, nullable=False, server_default=text("0")),
+        Column("last_error", String(200), nullable=True),
+        Column("parked_at", UtcDateTime, nullable=True),
     )
     # The relay only ever looks for unpublished rows; keep that index tiny.
     Index("ix_outbox_unpublished", outbox.c.position, postgresql_where=text("published_at IS NULL"))
     Index("ix_outbox_published_at", outbox.c.published_at)
+    Index("ix_outbox_parked", outbox.c.position, postgresql_where=text("parked_at IS NOT NULL"))
     inbox = Table(
         "inbox",
         metadata,

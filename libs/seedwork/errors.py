@@ -31,6 +31,11 @@ class InvalidArgument(DomainError):
         return cls(FieldViolation(field, description))
 
 
+class RefusedByStore(InvalidArgument):
+    """The store refused a value of this request (too long for its column, a character it cannot hold, a
+    number out of range): well formed as far as the use case could tell, but nothing of it was written."""
+
+
 class NotFound(DomainError):
     """The thing does not exist, or belongs to another organization (callers cannot tell which)."""
 

@@ -20,6 +20,7 @@ from executor_service.application.execute_job import (
     ExecuteJob,
     ExecuteJobHandler,
     Outcome,
+    Recorded,
     RecordOutcomes,
     RecordOutcomesHandler,
 )
@@ -111,8 +112,8 @@ class Executor:
     async def execute(self, job: MessageExecutionJob) -> Outcome:
         """Send and record one claimed job, as a worker does with a batch of one."""
         outcome = await self.execute_job(ExecuteJob(job))
-        [written] = await self.record_outcomes(RecordOutcomes((job,)))
-        return outcome if written else Outcome.LEASE_LOST
+        [recorded] = await self.record_outcomes(RecordOutcomes((job,)))
+        return outcome if recorded is Recorded.WRITTEN else Outcome(recorded.value)
 
     async def reconcile(self) -> ReconciliationReport:
         return await self.reconcile_leases(ReconcileExpiredLeases(100))

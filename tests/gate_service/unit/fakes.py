@@ -16,6 +16,7 @@ from gate_service.domain.rates import (
     RateSnapshot,
     Reservation,
     ReservationResult,
+    SentWindows,
     next_day,
     next_hour,
     next_minute,
@@ -232,6 +233,18 @@ class FakeRateStore:
         for key in self._counters(r):
             if self.counts.get(key, 0) > 0:
                 self.counts[key] -= 1
+
+
+class FakeSentHistory:
+    """SentHistory that answers the windows it is given, counting the reads (one rebuild, one read)."""
+
+    def __init__(self, windows: SentWindows) -> None:
+        self.windows = windows
+        self.reads = 0
+
+    async def current_windows(self) -> SentWindows:
+        self.reads += 1
+        return self.windows
 
 
 class FakeRecentIntentKeys:

@@ -35,7 +35,7 @@ from gate_service.domain.ports import IntentFilter
 from gate_service.domain.projection import Plan, Reputation
 from gate_service.entrypoints.workers import QueuedIntentScheduler
 from libs.seedwork.controls import ExecutionControl
-from libs.seedwork.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from libs.seedwork.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, RefusedByStore
 from libs.seedwork.pagination import page_request
 from libs.seedwork.shared_kernel import ControlScope, MessageType, Purpose, TargetKind
 from tests.gate_service.unit.fakes import FakeGateUnitOfWork, FakeInstanceArrivals, FakeRecentIntentKeys
@@ -343,6 +343,27 @@ async def test_a_submit_that_loses_the_key_to_another_replica_gives_its_slot_bac
     usage_after = (await w.rates.snapshot(ORG, first.intent.target.value, [], w.clock.now())).org_day
     assert usage_after == usage_before == 1  # reserved by the loser, then released
     assert len(uow.events_of(IntentApproved)) == 1
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        RefusedByStore.of("campaign_id", "must not contain a NUL character"),
+        ConnectionResetError("store down"),
+    ],
+    ids=["refused", "unreachable"],
+)
+async def test_a_submit_whose_intent_is_not_stored_gives_its_slot_back(w, failure):
+    w.add(phase=WarmupPhase.STABLE)
+
+    class FailingUnitOfWork(FakeGateUnitOfWork):
+        async def commit(self) -> None:
+            raise failure
+
+    with pytest.raises(type(failure)):
+        await submitter(w, FailingUnitOfWork())(submit_command("k-1"))
+    usage = await w.rates.snapshot(ORG, "5511987654321", [], w.clock.now())
+    assert usage.org_day == 0  # approved and reserved, then released when the store failed
 
 
 async def test_an_arriving_instance_releases_the_intents_of_its_organization_waiting_for_one(w, uow):

@@ -62,8 +62,12 @@ def test_migrators_started_together_apply_each_revision_once(
     outputs = [migrator.communicate(timeout=60)[0].decode() for migrator in migrators]
 
     assert [migrator.returncode for migrator in migrators] == [0] * MIGRATORS, "\n".join(outputs)
-    assert query(url, "SELECT revision FROM revisions_applied ORDER BY position") == [("0001",), ("0002",)]
-    assert query(url, "SELECT version_num FROM alembic_version") == [("0002",)]
+    assert query(url, "SELECT revision FROM revisions_applied ORDER BY position") == [
+        ("0001",),
+        ("0002",),
+        ("0003",),
+    ]
+    assert query(url, "SELECT version_num FROM alembic_version") == [("0003",)]
 
 
 def test_the_lock_key_names_the_service_not_where_it_is_installed() -> None:
@@ -97,7 +101,7 @@ def test_a_new_revision_holds_only_what_changed_and_its_scratch_database_is_drop
 
     [generated] = [path for path in (migrations / "versions").glob("*.py") if "add_tags" in path.name]
     body = generated.read_text()
-    assert "down_revision = '0002'" in body
+    assert "down_revision = '0003'" in body
     assert "op.create_table('tags'" in body
     assert "'notes'" not in body  # diffed against a database at head, not an empty one
     scratch = query(server, "SELECT datname FROM pg_database WHERE datname LIKE 'notes_scratch_%'")
