@@ -34,7 +34,7 @@ from gate_service.infrastructure.tables import messaging
 from gate_service.infrastructure.unit_of_work import SqlAlchemyGateUnitOfWork
 from gate_service.infrastructure.wakeup import DebouncedWake
 from libs.bootstrap import Infrastructure, open_infrastructure
-from libs.messaging.consumer import DurableConsumer
+from libs.messaging.consumer import DurableConsumer, Redelivery
 from libs.rpc.client import open_channel
 from libs.rpc.server import ServicerBinding
 from libs.runtime import ServiceParts
@@ -170,6 +170,8 @@ async def assemble(settings: GateSettings, *, clock: Clock | None = None) -> Gat
         uow_factory=uow,
         durable_prefix=settings.consumer_durable_prefix,
         execution_reports_linger=settings.execution_reports_linger_seconds,
+        redelivery=lambda context: Redelivery.of(settings, context),
+        outages=infra.outages,
     )
     refresher = ProjectionRefresher(
         lambda since: load_projections(infra.sessions, projection, clock.now(), since, scheduler),
