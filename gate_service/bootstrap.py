@@ -7,6 +7,9 @@ from datetime import timedelta
 
 import grpc
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from gate_service.application.create_intent import CreateIntentHandler
 from gate_service.application.decide import DecisionService
@@ -95,7 +98,15 @@ async def assemble(settings: GateSettings, *, clock: Clock | None = None) -> Gat
     policies = settings.policies()
     projection = GateProjection(policies)
     await load_projections(infra.sessions, projection, clock.now())
-    redis = Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=5)
+    # A pooled connection to a Redis that restarted fails on its first use, before the server ran anything:
+    # one immediate retry on a new connection, so a recovered Redis is not reported down again.
+    redis = Redis.from_url(
+        settings.redis_url,
+        socket_connect_timeout=2,
+        socket_timeout=5,
+        retry=Retry(NoBackoff(), 1),
+        retry_on_error=[RedisConnectionError],
+    )
     infra.outages.add(Store(StoreKind.REDIS, holds="rate windows", probe=redis_probe(redis)))
     history = SqlAlchemySentHistory(
         infra.sessions,
