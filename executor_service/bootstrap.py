@@ -33,7 +33,7 @@ from executor_service.infrastructure.provider_sender import ProviderMessageSende
 from executor_service.infrastructure.tables import messaging
 from executor_service.infrastructure.unit_of_work import SqlAlchemyExecutorUnitOfWork
 from libs.bootstrap import Infrastructure, open_infrastructure
-from libs.messaging.consumer import DurableConsumer
+from libs.messaging.consumer import DurableConsumer, Redelivery
 from libs.providers import create_client_session
 from libs.rpc.server import ServicerBinding
 from libs.runtime import ServiceParts, Worker
@@ -157,10 +157,13 @@ async def assemble(settings: ExecutorSettings, *, clock: Clock | None = None) ->
             durable=durable,
             handlers=handlers,
             uow_factory=lambda: uow(after_commit),
-            # Approvals arrive in bursts: one transaction per fetched batch (ADR 0021).
+            # Approvals arrive in bursts: one transaction per fetched batch (ADR 0021). A batch of 1024
+            # can outlast the ack wait; the consumer's progress heartbeats cover it (ADR 0030).
             batch_size=1024,
+            redelivery=Redelivery.of(settings, context),
             transaction_per_batch=True,
             linger=linger,
+            outages=infra.outages,
         )
 
     create_job = CreateExecutionJobHandler(sender, clock)

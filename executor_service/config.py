@@ -2,11 +2,11 @@ from __future__ import annotations
 
 from pydantic import Field, SecretStr, model_validator
 
-from libs.config import Port, ServiceSettings, settings_config
+from libs.config import ConsumingServiceSettings, Port, settings_config
 from libs.seedwork.shared_kernel import Provider
 
 
-class ExecutorSettings(ServiceSettings):
+class ExecutorSettings(ConsumingServiceSettings):
     """Environment variables prefixed EXECUTOR_ (e.g. EXECUTOR_DATABASE_URL, EXECUTOR_WAHA_URL).
 
     Each provider the executor may send through needs its base URL and key: EXECUTOR_<PROVIDER>_URL and

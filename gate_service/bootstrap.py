@@ -7,6 +7,9 @@ from datetime import timedelta
 
 import grpc
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from gate_service.application.create_intent import CreateIntentHandler
 from gate_service.application.decide import DecisionService
@@ -34,7 +37,7 @@ from gate_service.infrastructure.tables import messaging
 from gate_service.infrastructure.unit_of_work import SqlAlchemyGateUnitOfWork
 from gate_service.infrastructure.wakeup import DebouncedWake
 from libs.bootstrap import Infrastructure, open_infrastructure
-from libs.messaging.consumer import DurableConsumer
+from libs.messaging.consumer import DurableConsumer, Redelivery
 from libs.rpc.client import open_channel
 from libs.rpc.server import ServicerBinding
 from libs.runtime import ServiceParts
@@ -95,7 +98,15 @@ async def assemble(settings: GateSettings, *, clock: Clock | None = None) -> Gat
     policies = settings.policies()
     projection = GateProjection(policies)
     await load_projections(infra.sessions, projection, clock.now())
-    redis = Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=5)
+    # A pooled connection to a Redis that restarted fails on its first use, before the server ran anything:
+    # one immediate retry on a new connection, so a recovered Redis is not reported down again.
+    redis = Redis.from_url(
+        settings.redis_url,
+        socket_connect_timeout=2,
+        socket_timeout=5,
+        retry=Retry(NoBackoff(), 1),
+        retry_on_error=[RedisConnectionError],
+    )
     infra.outages.add(Store(StoreKind.REDIS, holds="rate windows", probe=redis_probe(redis)))
     history = SqlAlchemySentHistory(
         infra.sessions,
@@ -170,6 +181,8 @@ async def assemble(settings: GateSettings, *, clock: Clock | None = None) -> Gat
         uow_factory=uow,
         durable_prefix=settings.consumer_durable_prefix,
         execution_reports_linger=settings.execution_reports_linger_seconds,
+        redelivery=lambda context: Redelivery.of(settings, context),
+        outages=infra.outages,
     )
     refresher = ProjectionRefresher(
         lambda since: load_projections(infra.sessions, projection, clock.now(), since, scheduler),

@@ -7,11 +7,11 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from gate_service.domain.policies import ContactPolicy, GatePolicies, WarmupPhase, phase_policies_with
-from libs.config import ServiceSettings, settings_config
+from libs.config import ConsumingServiceSettings, settings_config
 from libs.seedwork.errors import InvalidArgument
 
 
-class GateSettings(ServiceSettings):
+class GateSettings(ConsumingServiceSettings):
     """Environment variables prefixed GATE_ (e.g. GATE_DATABASE_URL, GATE_REDIS_URL)."""
 
     model_config = settings_config("GATE_")

@@ -70,5 +70,33 @@ class ServiceSettings(BaseSettings):
             raise SystemExit(2) from None
 
 
+class ConsumingServiceSettings(ServiceSettings):
+    """Settings of a service with durable event consumers: how soon JetStream hands on what a consumer
+    fetched and did not ack, and how an event that keeps failing is retried and then parked (ADR 0030)."""
+
+    # What a consumer that died had fetched is redelivered this long after its fetch. A batch that takes
+    # longer sends progress heartbeats, so this is sized to a short batch's work, not to the longest one.
+    consumer_ack_wait_seconds: float = Field(default=3.0, ge=0.5, le=300)
+    # Per consumer where one needs another, keyed by the context whose stream it reads: '{"gate": 5}'.
+    consumer_ack_wait_overrides: dict[str, float] = Field(default_factory=dict)
+    # A failed event (alone, not a store outage) comes back after this delay...
+    consumer_retry_delay_seconds: float = Field(default=1.0, gt=0, le=60)
+    # ...and is parked (terminated, one WARNING, whatlead_events_parked_total) when it fails on this
+    # delivery. Redeliveries after an outage count too: the number leaves room for a short one.
+    consumer_max_deliveries: int = Field(default=10, ge=2, le=1000)
+
+    @field_validator("consumer_ack_wait_overrides")
+    @classmethod
+    def _ack_waits_in_range(cls, value: dict[str, float]) -> dict[str, float]:
+        for context, seconds in value.items():
+            if not 0.5 <= seconds <= 300:
+                raise ValueError(f"{context}: an ack wait must be within 0.5 and 300 seconds")
+        return value
+
+    def consumer_ack_wait(self, context: str) -> float:
+        """The ack wait of the consumer of `context`'s stream."""
+        return self.consumer_ack_wait_overrides.get(context, self.consumer_ack_wait_seconds)
+
+
 def settings_config(prefix: str) -> SettingsConfigDict:
     return SettingsConfigDict(env_prefix=prefix, extra="ignore", frozen=True)

@@ -23,9 +23,10 @@ from gate_service.infrastructure.proto_mapping import (
     plan_from_proto,
     reputation_from_proto,
 )
-from libs.messaging.consumer import DurableConsumer, EventHandler
+from libs.messaging.consumer import DurableConsumer, EventHandler, Redelivery
 from libs.messaging.controls import control_from_event
 from libs.rpc.convert import from_timestamp
+from libs.stores import StoreOutages
 from whatlead.events.v1 import executor_events_pb2, ops_events_pb2, reputation_events_pb2
 from whatlead.executor.v1 import executor_pb2
 
@@ -131,11 +132,15 @@ def gate_consumers(
     fetch_timeout: float = 1.0,
     durable_prefix: str = "gate",
     execution_reports_linger: float = 0.0,
+    redelivery: Callable[[str], Redelivery] | None = None,
+    outages: StoreOutages | None = None,
 ) -> list[DurableConsumer]:
     """`execution_reports_linger`: how long the consumer of the executor's MessageSent/MessageFailed keeps
     gathering after a fetch that did not fill its batch; the events then share one transaction. They
     are on no message's path (the message is already SENT), so at light load this trades a moment of
-    the intent's SENT status for one commit and one ack round instead of one per message."""
+    the intent's SENT status for one commit and one ack round instead of one per message.
+    `redelivery`: each consumer's ack wait and retries, by the context it reads (defaults otherwise);
+    `outages`: the service's stores, told of an outage a consumer meets."""
 
     def consumer(
         context: str,
@@ -153,8 +158,10 @@ def gate_consumers(
             handlers=handled,
             uow_factory=uow_factory,
             fetch_timeout=fetch_timeout,
+            redelivery=redelivery(context) if redelivery else Redelivery(),
             transaction_per_batch=transaction_per_batch,
             linger=linger,
+            outages=outages,
         )
 
     return [

@@ -48,6 +48,10 @@ MARKER = "windows"
 LOST = "L"
 # Rebuilds one reservation waits for before it gives up (each a Redis that lost everything again).
 RESTORE_ATTEMPTS = 3
+# Reservations taken after waiting for a rebuild, with the rebuild's time (the marker's value): their own
+# time is older, which alone would read as "taken before the rebuild, not counted" and leak the slot when
+# given back. Bounded: one never given back (the usual case: it was sent) is forgotten in turn.
+TAKEN_AFTER_REBUILD_REMEMBERED = 10_000
 
 # Every script takes the calls of a whole batch as one JSON argument (ARGV[1], a list of argument lists)
 # and answers one element per call: packing one argument instead of twenty per call is most of what a
@@ -223,6 +227,7 @@ class RedisRateStore:
         self._history = history
         self._settle = settle.total_seconds()
         self._restoring: asyncio.Future[None] | None = None
+        self._taken_after_rebuild: dict[Reservation, str] = {}  # insertion-ordered: oldest first
         self._shas: dict[str, str] = {}
         self._snapshots: Coalescer[list[str], bytes] = Coalescer(
             lambda calls: self._run("snapshot", calls),
@@ -378,16 +383,26 @@ class RedisRateStore:
             raw = await self._reserves.submit(args)
             text = raw.decode() if isinstance(raw, bytes) else raw
             if text == "0":
+                await self._remember_taken_after_rebuild(r)
                 return ReservationResult(True)
             if text != LOST:
                 return _refusal(text, r.now)
         raise RateWindowsLost("the rate windows were lost again after every rebuild")
 
+    async def _remember_taken_after_rebuild(self, r: Reservation) -> None:
+        rebuilt = await self._redis.get(self._marker)
+        if rebuilt is None:
+            return  # lost again already: nothing to give back to
+        self._taken_after_rebuild[r] = rebuilt.decode() if isinstance(rebuilt, bytes) else str(rebuilt)
+        if len(self._taken_after_rebuild) > TAKEN_AFTER_REBUILD_REMEMBERED:
+            del self._taken_after_rebuild[next(iter(self._taken_after_rebuild))]
+
     async def release(self, r: Reservation) -> None:
         m, h, d, month = window_keys(r.now)
+        # Taken after a rebuild: frees its slot unless the windows were rebuilt again since.
+        taken_at = self._taken_after_rebuild.pop(r, None) or str(_ms(r.now))
         await self._run(
-            "release",
-            [[self._prefix, r.organization_id, r.target, r.instance_id, m, h, d, month, str(_ms(r.now))]],
+            "release", [[self._prefix, r.organization_id, r.target, r.instance_id, m, h, d, month, taken_at]]
         )
 
 

@@ -41,3 +41,13 @@ CONSUMER_FAILURES = Counter(
     "Handler failures; the event is redelivered later",
     ["service", "consumer"],
 )
+CONSUMER_PARKED = Counter(
+    "whatlead_events_parked_total",
+    "Events a consumer gave up on (they kept failing, or do not decode): terminated, kept in the stream",
+    ["service", "consumer", "type"],
+)
+CONSUMER_OUTAGES = Counter(
+    "whatlead_consumer_outages_total",
+    "Batches handed back whole because a store was unavailable",
+    ["service", "consumer"],
+)

