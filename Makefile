@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
 
-.PHONY: help venv run test test-unit lint fmt proto proto-check bench migration clean
+.PHONY: help venv run test test-unit fuzz lint fmt proto proto-check bench migration clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -28,6 +28,14 @@ test: $(STAMP) ## Run every test tier this machine can run (all of them, and str
 
 test-unit: $(STAMP) ## Only the fast tiers: unit and contract tests, no servers needed
 	$(BIN)/python -m pytest -m "not integration and not e2e"
+
+# `make test` runs the fuzz tier on a small, fixed budget; this one runs it longer, on a new seed each time
+# (printed with the results: FUZZ_SEED=<it> repeats a run).
+FUZZ_EXAMPLES ?= 1000
+FUZZ_SEED ?= $(shell od -An -N4 -tu4 /dev/urandom | tr -d ' ')
+
+fuzz: $(STAMP) ## The fuzz tier only, 10x longer than in `make test`, on a new seed (FUZZ_EXAMPLES, FUZZ_SEED)
+	WHATLEAD_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) WHATLEAD_FUZZ_SEED=$(FUZZ_SEED) $(BIN)/python -m pytest tests/fuzz
 
 lint: $(STAMP) ## Ruff (lint and format check), mypy, and the architecture's import contracts
 	$(BIN)/ruff check .
@@ -52,4 +60,4 @@ migration: $(STAMP) ## New migration: make migration SERVICE=gate_service MSG="w
 	$(BIN)/python -m libs.db.migrations $(SERVICE) "$(MSG)"
 
 clean: ## Remove the virtualenv and local data
-	rm -rf $(VENV) .data .pytest_cache .ruff_cache
+	rm -rf $(VENV) .data .pytest_cache .ruff_cache .hypothesis

@@ -31,21 +31,32 @@ _CODES: list[tuple[type[DomainError], Code]] = [
 ]
 
 
+# What a client can read back: gRPC clients refuse trailers past 16 KiB (and may from 8 KiB), and the
+# message and the BadRequest both travel in them. A request can break a rule once per item of a long list
+# (1,000 undefined enum numbers: 126 KB of violations, and the caller got RESOURCE_EXHAUSTED instead of
+# INVALID_ARGUMENT); the first few violations, each cut short, tell it what to fix.
+MAX_REPORTED_VIOLATIONS = 8
+MAX_VIOLATION_TEXT = 100
+
+
 def status_for(exc: DomainError) -> grpc.Status:
     code = next((code for kind, code in _CODES if isinstance(exc, kind)), Code.UNKNOWN)
-    status = Status(code=code, message=str(exc))
-    if isinstance(exc, InvalidArgument) and exc.violations:
-        detail = any_pb2.Any()
-        detail.Pack(
-            BadRequest(
-                field_violations=[
-                    BadRequest.FieldViolation(field=v.field, description=v.description)
-                    for v in exc.violations
-                ]
-            )
-        )
-        status.details.append(detail)
-    return rpc_status.to_status(status)
+    if not isinstance(exc, InvalidArgument) or not exc.violations:
+        return rpc_status.to_status(Status(code=code, message=str(exc)))
+    reported = [
+        BadRequest.FieldViolation(field=_cut(v.field), description=_cut(v.description))
+        for v in exc.violations[:MAX_REPORTED_VIOLATIONS]
+    ]
+    message = f"{exc.message}: " + "; ".join(f"{v.field}: {v.description}" for v in reported)
+    if len(exc.violations) > len(reported):
+        message += f"; and {len(exc.violations) - len(reported)} more"
+    detail = any_pb2.Any()
+    detail.Pack(BadRequest(field_violations=reported))
+    return rpc_status.to_status(Status(code=code, message=message, details=[detail]))
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= MAX_VIOLATION_TEXT else text[: MAX_VIOLATION_TEXT - 1] + "…"
 
 
 def field_violations(error: grpc.RpcError) -> dict[str, str]:

@@ -23,6 +23,7 @@ class InvalidArgument(DomainError):
         self, violations: Iterable[FieldViolation] | FieldViolation, message: str = "invalid argument"
     ):
         self.violations = [violations] if isinstance(violations, FieldViolation) else list(violations)
+        self.message = message
         details = "; ".join(f"{v.field}: {v.description}" for v in self.violations)
         super().__init__(f"{message}: {details}" if details else message)
 

@@ -14,10 +14,10 @@ from prometheus_client import REGISTRY
 
 from libs.rpc import validation
 from libs.rpc.convert import from_timestamp, to_timestamp
-from libs.rpc.errors import field_violations
+from libs.rpc.errors import MAX_REPORTED_VIOLATIONS, field_violations
 from libs.rpc.server import GrpcServer, ServicerBinding
 from libs.rpc.validation import request_violations
-from libs.seedwork.errors import InvalidArgument
+from libs.seedwork.errors import FieldViolation, InvalidArgument
 from libs.seedwork.ids import new_id
 from whatlead.common.v1 import common_pb2
 from whatlead.gate.v1 import gate_pb2, gate_pb2_grpc
@@ -231,3 +231,34 @@ def test_from_timestamp_reads_the_whole_range():
     moment = datetime(2026, 3, 1, 12, 30, 15, 123_456, tzinfo=UTC)
     stamp = to_timestamp(moment)
     assert stamp is not None and from_timestamp(stamp) == moment
+
+
+class RefusingEveryItem(RecordingGate):
+    """Refuses a SubmitIntent once per item, as protovalidate does for a list of 1,000 unknown enums."""
+
+    async def SubmitIntent(self, request, context):
+        raise InvalidArgument(
+            [
+                FieldViolation(f"purposes[{n}]", "value must be one of the defined enum values")
+                for n in range(1_000)
+            ]
+        )
+
+
+async def test_a_thousand_violations_still_reach_the_client_as_invalid_argument():
+    binding = ServicerBinding(
+        RefusingEveryItem(), gate_pb2_grpc.add_GateServiceServicer_to_server, "whatlead.gate.v1.GateService"
+    )
+    server = GrpcServer([binding], host="127.0.0.1", port=0)
+    port = await server.start()
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    try:
+        error = await call_raw(channel, valid_request().SerializeToString())
+    finally:
+        await channel.close()
+        await server.stop(0)
+    # All of them would not fit in the trailers a client accepts (16 KiB): it would get RESOURCE_EXHAUSTED.
+    assert error is not None and error.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert list(field_violations(error)) == [f"purposes[{n}]" for n in range(MAX_REPORTED_VIOLATIONS)]
+    assert (error.details() or "").endswith(f"and {1_000 - MAX_REPORTED_VIOLATIONS} more")
+    assert sum(len(key) + len(value) for key, value in error.trailing_metadata() or ()) < 8 * 1024
