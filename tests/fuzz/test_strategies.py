@@ -270,6 +270,7 @@ def _has_member(name: str, payload: Any) -> bool:
     return bool(payload.WhichOneof("content") == name)
 
 
+@pytest.mark.filterwarnings("ignore:Generating overly large repr")  # a found payload may be 70 kB of text
 def test_the_payload_oneof_gets_one_member_or_none() -> None:
     strategy = RequestStrategies().message(common_pb2.MessagePayload.DESCRIPTOR)
     members = [f.name for f in common_pb2.MessagePayload.DESCRIPTOR.oneofs_by_name["content"].fields]
