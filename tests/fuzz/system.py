@@ -23,10 +23,8 @@ from google.protobuf.field_mask_pb2 import FieldMask
 from google.protobuf.message import Message
 from google.protobuf.message_factory import GetMessageClass
 from hypothesis import strategies as st
-from pydantic import SecretStr
 
 from executor_service.bootstrap import build as build_executor
-from executor_service.config import ExecutorSettings
 from gate_service.bootstrap import build as build_gate
 from gate_service.config import GateSettings
 from libs.messaging.streams import delete_streams, ensure_streams
@@ -37,6 +35,7 @@ from libs.testing.waiting import eventually
 from reputation_service.bootstrap import build as build_reputation
 from reputation_service.config import ReputationSettings
 from tests.conftest import NATS_URL, REDIS_URL
+from tests.executor_service.integration.harness import settings as executor_settings
 from whatlead.common.v1 import common_pb2
 from whatlead.executor.v1 import executor_pb2, executor_pb2_grpc
 from whatlead.gate.v1 import gate_pb2, gate_pb2_grpc
@@ -227,18 +226,13 @@ async def fuzzed_system(
         executor = await serve(
             "executor",
             build_executor,
-            ExecutorSettings(
-                database_url=database_urls["executor"],
-                **common,
-                simulator_url=simulator.base_url,
-                simulator_api_key=SecretStr(SIMULATOR_KEY),
-                workers=2,
-                poll_interval_seconds=0.1,
-                lease_seconds=3.0,
-                provider_timeout_seconds=2.0,
-                backoff_base_seconds=0.1,
-                backoff_max_seconds=1.0,
-                reconcile_interval_seconds=0.5,
+            executor_settings(
+                database_urls["executor"],
+                subject_root,
+                simulator.base_url,
+                simulator_api_key=SIMULATOR_KEY,
+                migrate_on_start=False,
+                grpc_port=0,
             ),
         )
         system = FuzzedSystem({s.name: s for s in (reputation, gate, executor)}, Seeds(), simulator)

@@ -4,34 +4,17 @@ intents and events are written."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
 
 import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gate_service.infrastructure.batching import GroupCommitWriter, WriteRequest
-from gate_service.infrastructure.proto_mapping import event_to_proto
+from gate_service.infrastructure.batching import WriteRequest
 from gate_service.infrastructure.tables import intents, messaging
-from libs.db.engine import create_engine
 from libs.seedwork.clock import FakeClock
 from libs.seedwork.errors import AlreadyExists, FailedPrecondition
 from tests.gate_service.unit.support import new_intent
-
-
-@pytest.fixture
-async def engine(migrated_database: Callable[[str], str]) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(migrated_database("gate_service"))
-    yield engine
-    await engine.dispose()
-
-
-@pytest.fixture
-async def writer(engine: AsyncEngine) -> AsyncIterator[GroupCommitWriter]:
-    writer = GroupCommitWriter(engine, tables=messaging, to_message=event_to_proto, clock=FakeClock())
-    yield writer
-    await writer.close()
 
 
 def unit(*, key: str = "", clock: FakeClock) -> WriteRequest:

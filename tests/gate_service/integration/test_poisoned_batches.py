@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
@@ -21,10 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gate_service.application.intent_creation import CreationResult
 from gate_service.application.submit_intent import SubmitIntent
 from gate_service.domain.intent import IntentOrigin, IntentStatus, TextPayload
-from gate_service.infrastructure.batching import GroupCommitWriter, WriteRequest
-from gate_service.infrastructure.proto_mapping import event_to_proto
+from gate_service.infrastructure.batching import WriteRequest
 from gate_service.infrastructure.tables import intents, messaging
-from libs.db.engine import create_engine
 from libs.messaging.streams import delete_streams, ensure_streams
 from libs.rpc.errors import field_violations
 from libs.seedwork.clock import FakeClock
@@ -44,20 +42,6 @@ INTERNALS = ("psycopg", "Error", "DETAIL", "CONTEXT", "Traceback", "varying", "\
 
 
 # --- the writer and the use case, below any request validation -----------------------------------------
-
-
-@pytest.fixture
-async def engine(migrated_database: Callable[[str], str]) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(migrated_database("gate_service"))
-    yield engine
-    await engine.dispose()
-
-
-@pytest.fixture
-async def writer(engine: AsyncEngine) -> AsyncIterator[GroupCommitWriter]:
-    writer = GroupCommitWriter(engine, tables=messaging, to_message=event_to_proto, clock=FakeClock())
-    yield writer
-    await writer.close()
 
 
 def unit(clock: FakeClock, **overrides: Any) -> WriteRequest:
