@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 import grpc
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -46,6 +46,8 @@ from libs.stores import Store, StoreKind, redis_probe
 from whatlead.gate.v1 import gate_pb2, gate_pb2_grpc
 
 SERVICE = "gate"
+# Redis connections of one Gate process: its scripts travel batched on a few; the rest is headroom.
+REDIS_CONNECTIONS = 128
 
 
 @dataclass
@@ -99,13 +101,18 @@ async def assemble(settings: GateSettings, *, clock: Clock | None = None) -> Gat
     projection = GateProjection(policies)
     await load_projections(infra.sessions, projection, clock.now())
     # A pooled connection to a Redis that restarted fails on its first use, before the server ran anything:
-    # one immediate retry on a new connection, so a recovered Redis is not reported down again.
-    redis = Redis.from_url(
-        settings.redis_url,
-        socket_connect_timeout=2,
-        socket_timeout=5,
-        retry=Retry(NoBackoff(), 1),
-        retry_on_error=[RedisConnectionError],
+    # one immediate retry on a new connection, so a recovered Redis is not reported down again. A burst of
+    # calls beyond the pool (releases are one command each) waits for a connection instead of failing.
+    redis = Redis.from_pool(
+        BlockingConnectionPool.from_url(
+            settings.redis_url,
+            max_connections=REDIS_CONNECTIONS,
+            timeout=5,
+            socket_connect_timeout=2,
+            socket_timeout=5,
+            retry=Retry(NoBackoff(), 1),
+            retry_on_error=[RedisConnectionError],
+        )
     )
     infra.outages.add(Store(StoreKind.REDIS, holds="rate windows", probe=redis_probe(redis)))
     history = SqlAlchemySentHistory(

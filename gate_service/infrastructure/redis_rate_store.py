@@ -228,6 +228,7 @@ class RedisRateStore:
         self._settle = settle.total_seconds()
         self._restoring: asyncio.Future[None] | None = None
         self._taken_after_rebuild: dict[Reservation, str] = {}  # insertion-ordered: oldest first
+        self._last_rebuild: str | None = None  # the marker's value after the last restore this process saw
         self._shas: dict[str, str] = {}
         self._snapshots: Coalescer[list[str], bytes] = Coalescer(
             lambda calls: self._run("snapshot", calls),
@@ -267,8 +268,13 @@ class RedisRateStore:
         await asyncio.shield(self._restoring)
 
     async def _rebuild(self) -> None:
-        if await self._redis.exists(self._marker):
-            return  # rebuilt meanwhile, by this process or another
+        if not await self._redis.exists(self._marker):  # else rebuilt meanwhile, by this process or another
+            await self._write_windows()
+        # Read once for every call that waited: which rebuild their slots follow.
+        marker = await self._redis.get(self._marker)
+        self._last_rebuild = marker.decode() if isinstance(marker, bytes) else marker
+
+    async def _write_windows(self) -> None:
         if self._settle:
             await asyncio.sleep(self._settle)
         started = time.perf_counter()
@@ -383,17 +389,16 @@ class RedisRateStore:
             raw = await self._reserves.submit(args)
             text = raw.decode() if isinstance(raw, bytes) else raw
             if text == "0":
-                await self._remember_taken_after_rebuild(r)
+                self._remember_taken_after_rebuild(r)
                 return ReservationResult(True)
             if text != LOST:
                 return _refusal(text, r.now)
         raise RateWindowsLost("the rate windows were lost again after every rebuild")
 
-    async def _remember_taken_after_rebuild(self, r: Reservation) -> None:
-        rebuilt = await self._redis.get(self._marker)
-        if rebuilt is None:
-            return  # lost again already: nothing to give back to
-        self._taken_after_rebuild[r] = rebuilt.decode() if isinstance(rebuilt, bytes) else str(rebuilt)
+    def _remember_taken_after_rebuild(self, r: Reservation) -> None:
+        if self._last_rebuild is None:
+            return  # lost again while rebuilding: nothing to give back to
+        self._taken_after_rebuild[r] = self._last_rebuild
         if len(self._taken_after_rebuild) > TAKEN_AFTER_REBUILD_REMEMBERED:
             del self._taken_after_rebuild[next(iter(self._taken_after_rebuild))]
 
