@@ -102,6 +102,8 @@ class ProviderEventReceived(_message.Message):
     TIMELOCK_UNTIL_FIELD_NUMBER: _builtins.int
     CONNECTION_REASON_FIELD_NUMBER: _builtins.int
     CONNECTION_STATE_FIELD_NUMBER: _builtins.int
+    TEXT_FIELD_NUMBER: _builtins.int
+    MEDIA_URL_FIELD_NUMBER: _builtins.int
     type: Global___ProviderEventType.ValueType
     provider: _common_pb2.Provider.ValueType
     instance_id: _builtins.str
@@ -126,6 +128,12 @@ class ProviderEventReceived(_message.Message):
     """CONNECTION_*: the provider's reason, e.g. "401", "logged_out", "KeepAliveTimeout"."""
     connection_state: _common_pb2.ConnectionState.ValueType
     """CONNECTION_* and QR_UPDATED: the new state"""
+    text: _builtins.str
+    """MESSAGE_RECEIVED / MESSAGE_REPLIED: the message's text (or a media caption) and the provider's reference
+    to its media (a URL or media id to fetch from the provider), for the conversations built on them.
+    """
+    media_url: _builtins.str
+    """QR codes are login credentials: never carried on the bus; fetch them from the provider."""
     @_builtins.property
     def meta(self) -> _common_pb2.EventMeta: ...
     @_builtins.property
@@ -156,10 +164,12 @@ class ProviderEventReceived(_message.Message):
         timelock_until: _timestamp_pb2.Timestamp | None = ...,
         connection_reason: _builtins.str = ...,
         connection_state: _common_pb2.ConnectionState.ValueType = ...,
+        text: _builtins.str = ...,
+        media_url: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["meta", b"meta", "occurred_at", b"occurred_at", "timelock_until", b"timelock_until"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["ban_code", b"ban_code", "connection_reason", b"connection_reason", "connection_state", b"connection_state", "from_me", b"from_me", "instance_id", b"instance_id", "is_group", b"is_group", "meta", b"meta", "occurred_at", b"occurred_at", "provider", b"provider", "provider_event_id", b"provider_event_id", "provider_instance_ref", b"provider_instance_ref", "provider_message_id", b"provider_message_id", "remote_jid", b"remote_jid", "reply_to_provider_message_id", b"reply_to_provider_message_id", "restriction_kind", b"restriction_kind", "timelock_until", b"timelock_until", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ban_code", b"ban_code", "connection_reason", b"connection_reason", "connection_state", b"connection_state", "from_me", b"from_me", "instance_id", b"instance_id", "is_group", b"is_group", "media_url", b"media_url", "meta", b"meta", "occurred_at", b"occurred_at", "provider", b"provider", "provider_event_id", b"provider_event_id", "provider_instance_ref", b"provider_instance_ref", "provider_message_id", b"provider_message_id", "remote_jid", b"remote_jid", "reply_to_provider_message_id", b"reply_to_provider_message_id", "restriction_kind", b"restriction_kind", "text", b"text", "timelock_until", b"timelock_until", "type", b"type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
