@@ -25,7 +25,7 @@ from gateway.application.ports import MalformedWebhook, SignatureRejected
 from gateway.application.receive_webhook import ReceiveWebhook, ReceiveWebhookHandler, WebhookReceived
 from libs.seedwork.ids import is_valid_id
 from libs.seedwork.shared_kernel import Provider
-from libs.stores import StoreOutages
+from libs.stores import StoreOutages, outage_of
 
 log = logging.getLogger(__name__)
 
@@ -137,9 +137,10 @@ class WebhookEndpoint:
         except MalformedWebhook:
             return problem(400, f"not a {provider.value.lower()} webhook body"), NO_EVENT
         except Exception as exc:
-            if self._outages.report(exc) is None:
+            if outage_of(exc) is None:
                 log.exception("webhook not stored", extra={"provider": provider.value})
                 return problem(500, "the webhook could not be stored; retry"), NO_EVENT
+            self._outages.report(exc)  # one WARNING per outage, and probes until NATS is back
             return problem(503, "events cannot be stored right now; retry", {"Retry-After": "1"}), NO_EVENT
         for provider_type in received.ignored_types:
             IGNORED_EVENTS.labels(provider.value, provider_type[:64]).inc()
