@@ -10,9 +10,12 @@ reputation uses that server, and an embedded server no service uses is not start
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import sys
 import time
+import urllib.error
+import urllib.request
 from itertools import chain
 from pathlib import Path
 
@@ -87,12 +90,63 @@ def simulator() -> Component:
     return Component("provider-simulator", command, http_port=http_port)
 
 
+def webhook_master_key() -> str:
+    """The key every instance's webhook secret is derived from (libs.webhooks): made once for this data
+    folder and kept there (readable by its owner only), so the secrets pasted into providers stay valid
+    across runs. One the operator exported for the gateway is given to reputation too."""
+    if exported := os.environ.get("GATEWAY_WEBHOOK_MASTER_KEY"):
+        return exported
+    path = DATA / "webhook-master-key"
+    if not path.exists():
+        DATA.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_hex(32))
+    return path.read_text().strip()
+
+
+def with_webhook_master_key(component: Component, variable: str) -> Component:
+    """Given the master key just before it starts, unless the operator exported one."""
+
+    def prepare() -> None:
+        component.env.setdefault(variable, webhook_master_key())
+
+    component.prepare = prepare
+    return component
+
+
+def gateway() -> Component:
+    """Provider webhooks in, canonical events out; no database."""
+    http_port = port(GATEWAY_PORT)
+    env = {"GATEWAY_NATS_URL": NATS_URL, "GATEWAY_HTTP_PORT": str(http_port)}
+    env.update({key: value for key, value in os.environ.items() if key.startswith("GATEWAY_")})
+    component = Component(
+        "gateway",
+        [sys.executable, "-m", "gateway"],
+        env,
+        http_port=http_port,
+        summary="POST /webhooks/{provider}/{instance_id}",
+        is_ready=lambda: answers_ok(f"http://127.0.0.1:{http_port}/readyz"),
+    )
+    return with_webhook_master_key(component, "GATEWAY_WEBHOOK_MASTER_KEY")
+
+
+def answers_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
 def stages() -> list[list[Component]]:
     """The servers, then the services. A stage starts together (the services' start-up is mostly Python
     importing and migrating, so starting them one by one would add those seconds up) and is awaited, and
     printed, in its order; a stage starts once the one before is ready."""
     services = [
-        service("reputation", "REPUTATION_", 50053, 9103),
+        # Reputation hands each instance its webhook secret (`whatlead instances webhook <id>`).
+        with_webhook_master_key(
+            service("reputation", "REPUTATION_", 50053, 9103), "REPUTATION_WEBHOOK_MASTER_KEY"
+        ),
         # Starts even while reputation is not serving yet: it rebuilds from it in the background.
         service(
             "gate",
@@ -111,6 +165,7 @@ def stages() -> list[list[Component]]:
             EXECUTOR_SIMULATOR_URL=f"http://127.0.0.1:{port(SIMULATOR_PORT)}",
             EXECUTOR_SIMULATOR_API_KEY=SIMULATOR_API_KEY,
         ),
+        gateway(),
     ]
     # An embedded server starts only for the services the operator did not point elsewhere.
     servers = [nats_server(DATA, NATS_PORT)]

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,7 +116,7 @@ def still_running(processes: set[Process]) -> set[Process]:
 def launcher_environment(offset: int, data: Path) -> dict[str, str]:
     """The user's environment less any service setting (<PREFIX>_DATABASE_URL, GATE_REDIS_URL...): the stack
     runs on its embedded servers, as on a fresh machine."""
-    services = ("REPUTATION_", "GATE_", "EXECUTOR_")
+    services = ("REPUTATION_", "GATE_", "EXECUTOR_", "GATEWAY_")
     return {
         **{key: value for key, value in os.environ.items() if not key.startswith(services)},
         "WHATLEAD_LOCAL_PORT_OFFSET": str(offset),
@@ -178,6 +179,14 @@ def test_make_run_serves_the_registry_publishes_typed_events_and_stops_cleanly(s
         for line in stack.output
     )
     assert any(line.startswith("redis") and f"127.0.0.1:{stack.port(6380)}" in line for line in stack.output)
+    # The gateway: its URL printed, ready (NATS connected, its stream there), and its webhook master key
+    # made once in the data folder, readable by its owner only.
+    gateway_url = f"http://127.0.0.1:{stack.port(8080)}"
+    assert any(line.startswith("gateway") and gateway_url in line for line in stack.output)
+    with urllib.request.urlopen(gateway_url + "/readyz", timeout=5) as ready:
+        assert ready.status == 200 and json.load(ready) == {"status": "ready"}
+    master_key = stack.data / "webhook-master-key"
+    assert len(master_key.read_text()) == 64 and master_key.stat().st_mode & 0o077 == 0
     started = descendants(stack.process.pid)
     assert {"nats-server", "postgres", "redis-server"} <= {process.name for process in started}
 
@@ -240,7 +249,7 @@ def test_make_run_serves_the_registry_publishes_typed_events_and_stops_cleanly(s
     assert stack.process.returncode == 0
     assert "stopped" in remaining
     assert still_running(started) == set()
-    for server_port in (4322, 5433, 6380, 50053):
+    for server_port in (4322, 5433, 6380, 50053, 8080):
         assert not port_open(stack.port(server_port)), server_port
     # PostgreSQL shut down cleanly (a fast shutdown, not a crash to recover from next time).
     assert "database system is shut down" in (stack.data / "logs" / "postgres.log").read_text()
