@@ -46,8 +46,11 @@ def server_config(settings: GatewaySettings, parts: GatewayParts) -> uvicorn.Con
     )
 
 
-async def serve(settings: GatewaySettings, parts: GatewayParts) -> None:
-    server = _Server(server_config(settings, parts))
+async def serve(
+    settings: GatewaySettings, parts: GatewayParts, *, config: uvicorn.Config | None = None
+) -> None:
+    """Serve until SIGTERM or SIGINT; `config` (the bench's) stands in for the settings' own."""
+    server = _Server(config or server_config(settings, parts))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
