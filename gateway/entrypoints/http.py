@@ -124,7 +124,9 @@ class WebhookEndpoint:
             body = await read_body(request, self._max_body_bytes)
         except BodyTooLarge:
             return problem(413, f"the body is over {self._max_body_bytes} bytes"), NO_EVENT
-        command = ReceiveWebhook(provider, instance_id, dict(request.headers), body)
+        # The raw list: names arrive lower-cased; a repeated header keeps its last value.
+        headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in request.headers.raw}
+        command = ReceiveWebhook(provider, instance_id, headers, body)
         try:
             received = await self._receive(command)
         except SignatureRejected as rejected:
