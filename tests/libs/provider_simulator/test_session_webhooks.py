@@ -3,9 +3,12 @@ WAHA's sessions API (by the real WahaProvider); sessions without their own use t
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
+import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -16,6 +19,7 @@ from libs.webhooks import webhook_secret
 from tests.libs.provider_simulator.conftest import API_KEY, SECRET
 from tests.libs.provider_simulator.receiver import WebhookReceiver, wait_until
 
+REPO_ROOT = str(Path(__file__).resolve().parents[3])
 PHONE = "5511987650000"
 GROUP = "120363025246125486@g.us"
 MASTER_KEY = b"master-key-of-the-gateway-for-tests"
@@ -169,6 +173,42 @@ async def test_metadata_of_the_session_config_is_in_every_webhook(
     await wait_until(lambda: len(own.events()) == 3)
     assert all(event["metadata"] == {"tenant": "acme"} for event in own.events())
     assert "X-Webhook-Hmac" not in own.deliveries[0].headers  # no hmac key: unsigned, as WAHA
+
+
+async def point(simulator: ProviderSimulator, api_key: str, url: str) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "libs.provider_simulator.session_webhook",
+        "--simulator",
+        simulator.base_url,
+        "--api-key",
+        api_key,
+        "--session",
+        "sales-a",
+        "--url",
+        url,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={"SIMULATOR_SESSION_WEBHOOK_SECRET": KEY_A, "PATH": "/usr/bin:/bin"},
+        cwd=REPO_ROOT,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), timeout=30)
+    return await process.wait(), out.decode(), err.decode()
+
+
+async def test_one_command_points_a_session_at_a_receiver(
+    simulator: ProviderSimulator, waha: WahaProvider, receivers: tuple[WebhookReceiver, WebhookReceiver]
+) -> None:
+    own, _ = receivers
+    status, out, _ = await point(simulator, API_KEY, own.url)
+    assert status == 0 and own.url in out and KEY_A not in out
+    await waha.send_text(text("sales-a"))
+    await wait_until(lambda: len(own.events("message.ack")) == 3)
+    assert signed_with(KEY_A, own)
+
+    status, out, err = await point(simulator, "wrong-key", own.url)
+    assert status == 1 and "sales-a" in err and KEY_A not in out + err
 
 
 # --- bodies as WAHA shapes them ------------------------------------------------------------------------
