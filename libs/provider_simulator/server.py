@@ -306,7 +306,11 @@ class ProviderSimulator:
         return session
 
     def webhook_targets(self, session: SimulatedSession) -> tuple[WebhookTarget, ...]:
-        """Where `session`'s events go now: its own webhooks, else the global one, else nowhere."""
+        """Where `session`'s events go now: its own webhooks, else the global one, else nowhere.
+
+        Real WAHA sends the global webhook (WHATSAPP_HOOK_URL) for every session besides the session's
+        own (devlikeapro/waha `src/core/manager.core.ts` `getWebhooks`); here it is only the default, so a
+        session pointed at the gateway is not also posted, unverifiable, to the global URL."""
         if session.webhooks is not None:
             return session.webhooks
         default = self.webhooks.default_target
