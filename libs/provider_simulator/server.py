@@ -93,6 +93,7 @@ class SimulatedSession:
     fail_next: int = 0
     fail_status: int = 500
     timelock_next: int = 0
+    timelock_ack_next: int = 0
     # WAHA's `ReachoutTimelockData` once a 463 was met (null until then, as WAHA's `me.reachoutTimelock`).
     reachout_timelock: dict[str, Any] | None = None
     # WAHA's session `config` as last set, and the webhooks parsed from it (None: the global webhook).
@@ -130,6 +131,7 @@ class SimulatedSession:
             "fail_next": self.fail_next,
             "fail_status": self.fail_status,
             "timelock_next": self.timelock_next,
+            "timelock_ack_next": self.timelock_ack_next,
             "timelocked": bool(self.reachout_timelock and self.reachout_timelock["isActive"]),
             "webhooks": None if self.webhooks is None else [w.url for w in self.webhooks],
             "banned": self.status == "FAILED",
@@ -230,13 +232,20 @@ class ProviderSimulator:
         fail_next: int | None = None,
         fail_status: int | None = None,
         timelock_next: int | None = None,
+        timelock_ack_next: int | None = None,
         banned: bool | None = None,
     ) -> SimulatedSession:
         """Set what the next sends of `name` meet: added latency, N transient failures (500, 503 or 429),
-        N answers of error 463, or a ban (status FAILED)."""
+        N answers of error 463 (GOWS: in the answer), N sends accepted and then failed by an ERROR ack
+        with error 463 (NOWEB: in a webhook), or a ban (status FAILED)."""
         if fail_status is not None and fail_status not in _TRANSIENT_STATUSES:
             raise BadRequest(f"fail_status must be one of {list(_TRANSIENT_STATUSES)}")
-        counts = {"latency_ms": latency_ms, "fail_next": fail_next, "timelock_next": timelock_next}
+        counts = {
+            "latency_ms": latency_ms,
+            "fail_next": fail_next,
+            "timelock_next": timelock_next,
+            "timelock_ack_next": timelock_ack_next,
+        }
         for label, value in counts.items():
             if value is not None and value < 0:
                 raise BadRequest(f"{label} must not be negative")
@@ -249,6 +258,8 @@ class ProviderSimulator:
             session.fail_status = fail_status
         if timelock_next is not None:
             session.timelock_next = timelock_next
+        if timelock_ack_next is not None:
+            session.timelock_ack_next = timelock_ack_next
         if banned is True:
             self.ban(name)
         elif banned is False and session.status != "WORKING":
@@ -266,7 +277,7 @@ class ProviderSimulator:
         """Back to WORKING with no latency, pending failures or active time-lock (stored messages and
         the session's webhooks stay)."""
         session = self.session(name)
-        session.latency_ms = session.fail_next = session.timelock_next = 0
+        session.latency_ms = session.fail_next = session.timelock_next = session.timelock_ack_next = 0
         session.fail_status = 500
         if session.status != "WORKING":
             self._change_status(session, "WORKING")
@@ -401,6 +412,8 @@ class ProviderSimulator:
         raw_id = client_id or self._new_message_id()
         message_id = f"true_{chat}_{raw_id}"
         now = time.time()
+        # A time-lock met after acceptance: the answer says PENDING, an ERROR ack follows (NOWEB).
+        timelocked = kind != "reaction" and session.timelock_ack_next > 0
         message = {
             "id": message_id,
             "timestamp": int(now),
@@ -409,14 +422,19 @@ class ProviderSimulator:
             "to": chat,
             "body": body or "",
             "hasMedia": kind not in ("text", "reaction"),
-            "ack": 1,
-            "ackName": "SERVER",
+            "ack": 0 if timelocked else 1,
+            "ackName": "PENDING" if timelocked else "SERVER",
         }
         self._store(session, message_id, message)
+        # Recorded even when it fails later: the API accepted it, as a real provider's would.
         self.ledger.record(
             session=session.name, chat_id=chat, kind=kind, client_id=client_id, provider_id=message_id
         )
-        if kind != "reaction":
+        if timelocked:
+            session.timelock_ack_next -= 1
+            error_ack = self._timelock_ack_builder(session, chat, message_id)
+            self._emit(max(self.settings.server_ack_ms, 0) / 1000, session, error_ack)
+        elif kind != "reaction":
             self._schedule_follow_ups(session, chat, message_id)
         return message
 
@@ -460,6 +478,41 @@ class ProviderSimulator:
                 "fromMe": True,
                 "ack": ack,
                 "ackName": name,
+            }
+            return self._envelope("message.ack.group" if group else "message.ack", session, payload)
+
+        return build
+
+    def _timelock_ack_builder(
+        self, session: SimulatedSession, chat: str, message_id: str
+    ) -> Callable[[], dict[str, Any]]:
+        def build() -> dict[str, Any]:
+            self._start_timelock(session)  # the session.status WORKING + reachoutTimelock follows
+            stored = session.messages.get(message_id)
+            if stored is not None:
+                stored["ack"], stored["ackName"] = -1, "ERROR"
+            timelock = session.reachout_timelock or {}
+            ends = timelock.get("timeEnforcementEnds")
+            until = (
+                None if ends is None else datetime.fromtimestamp(ends, UTC).isoformat().replace("+00:00", "Z")
+            )
+            group = chat.endswith("@g.us")
+            payload = {
+                "id": message_id,
+                "from": chat,
+                "to": session.me,
+                "participant": None,
+                "fromMe": True,
+                "ack": -1,
+                "ackName": "ERROR",
+                # WAMessageAckError (webhooks.dto.ts): the 463 feedback of an error ack.
+                "error": {
+                    "code": "463",
+                    "blocked": True,
+                    "reason": "account_restricted",
+                    "until": until,
+                    "enforcementType": timelock.get("enforcementType"),
+                },
             }
             return self._envelope("message.ack.group" if group else "message.ack", session, payload)
 
@@ -738,6 +791,7 @@ _BEHAVIOUR_TYPES: dict[str, type] = {
     "fail_next": int,
     "fail_status": int,
     "timelock_next": int,
+    "timelock_ack_next": int,
     "banned": bool,
 }
 

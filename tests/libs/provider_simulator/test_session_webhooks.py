@@ -253,6 +253,25 @@ async def test_a_463_reports_the_reachout_timelock_by_session_status(
     assert ended["payload"]["data"]["reachoutTimelock"]["isActive"] is False
 
 
+async def test_a_463_after_acceptance_is_an_error_ack_then_the_timelock(
+    simulator: ProviderSimulator, waha: WahaProvider, receiver: WebhookReceiver
+) -> None:
+    simulator.configure_session("sales-03", timelock_ack_next=1)
+    refused = await waha.send_text(text("sales-03"))  # accepted: the refusal comes by webhook
+    await wait_until(lambda: bool(receiver.events("session.status")))
+    [error_ack] = receiver.events("message.ack")
+    payload = error_ack["payload"]
+    assert (payload["id"], payload["ack"], payload["ackName"]) == (refused.provider_message_id, -1, "ERROR")
+    assert payload["error"]["code"] == "463" and payload["error"]["blocked"] is True
+    [status] = receiver.events("session.status")
+    assert status["payload"]["data"]["reachoutTimelock"]["isActive"] is True
+
+    sent = await waha.send_text(text("sales-03"))  # only the next N sends
+    await wait_until(lambda: len(receiver.events("message.ack")) == 4)
+    assert [a["payload"]["ack"] for a in receiver.events("message.ack")] == [-1, 1, 2, 3]
+    assert {a["payload"]["id"] for a in receiver.events("message.ack")[1:]} == {sent.provider_message_id}
+
+
 async def test_a_ban_is_session_status_failed_shaped_like_waha(
     simulator: ProviderSimulator, waha: WahaProvider, receiver: WebhookReceiver
 ) -> None:
