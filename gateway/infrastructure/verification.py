@@ -109,9 +109,7 @@ class SecretVerifier:
             self._static(instance_id, headers, body, now)
             return
         signing_input, signature, payload = _parse_hs256_token(authorization)
-        self._match(
-            instance_id, signature, lambda secret: hmac.digest(secret, signing_input, hashlib.sha256)
-        )
+        self._match(instance_id, signature, lambda secret: hmac.digest(secret, signing_input, hashlib.sha256))
         # Signed with the instance's secret: only now are its claims worth reading.
         issued_at, expires_at = _evolution_claims(payload)
         if now.timestamp() > max(expires_at, issued_at + self._horizon_seconds):
