@@ -58,8 +58,8 @@ def instructions(
     if provider in ("waha", "simulator"):
         lines += [
             f"WAHA: PUT /api/sessions/{provider_ref} with, in config.webhooks[]:",
-            f'  {{"url": "{url}", "events": ["message.any", "message.ack", "message.ack.group", "session.status"],',
-            f'   "hmac": {{"key": "{secret}"}}}}',
+            f'  {{"url": "{url}", "hmac": {{"key": "{secret}"}},',
+            '   "events": ["message.any", "message.ack", "message.ack.group", "session.status"]}',
             f"WAHA then signs every webhook: {WAHA_SIGNATURE_HEADER} (HMAC-SHA512 of the body).",
         ]
     elif provider == "wuzapi":
