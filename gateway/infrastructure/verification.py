@@ -142,9 +142,9 @@ def _parse_hs256_token(authorization: str) -> tuple[bytes, bytes, str]:
     parts = _COMPACT_JWT.fullmatch(token)
     if parts is None:
         # `alg: none` tokens end with an empty signature: say so rather than "malformed".
-        if token.count(".") == 2 and token.endswith(".") and _alg_of(token.split(".")[0]) != "HS256":
-            raise SignatureRejected("algorithm")
-        raise SignatureRejected("malformed")
+        unsigned = token.count(".") == 2 and token.endswith(".")
+        algorithm = _alg_of(token.partition(".")[0]) if unsigned else None
+        raise SignatureRejected("algorithm" if algorithm not in (None, "HS256") else "malformed")
     encoded_header, encoded_payload, encoded_signature = parts.groups()
     algorithm = _alg_of(encoded_header)
     if algorithm is None:

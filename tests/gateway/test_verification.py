@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gateway.application.ports import SignatureRejected
 from gateway.infrastructure.verification import EVOLUTION_RETRY_HORIZON, SecretVerifier
@@ -242,6 +244,8 @@ IAT = int(NOW.timestamp())
         ("Bearer a.b.c.d", "malformed"),
         ("Bearer " + "a" * 5000 + ".b.c", "malformed"),
         ("Bearer !!!.###.$$$", "malformed"),
+        ("Bearer x.y.", "malformed"),
+        (f"Bearer {b64url(json.dumps({'alg': 'HS256'}).encode())}.e30.", "malformed"),
         (f"Bearer {b64url(b'not json')}.{b64url(b'{}')}.{b64url(bytes(32))}", "malformed"),
         (f"Bearer {b64url(b'[1]')}.{b64url(b'{}')}.{b64url(bytes(32))}", "malformed"),
         (f"Bearer {b64url(json.dumps({'alg': 'HS256'}).encode())}.e30.{b64url(bytes(16))}", "malformed"),
@@ -322,3 +326,42 @@ def test_a_static_secret_with_characters_beyond_ascii_is_a_mismatch_not_an_error
 def test_an_empty_master_key_is_refused_at_start() -> None:
     with pytest.raises(ValueError, match="empty"):
         SecretVerifier(b"", None)
+
+
+def test_the_body_is_never_parsed_only_signed(verifier: SecretVerifier) -> None:
+    body = bytes(range(256))  # neither JSON nor UTF-8
+    headers = waha_headers(secret_of(INSTANCE), body)
+    assert outcome(verifier, SCHEMES[0], headers, body) == "accepted"
+
+
+proof_values = st.one_of(
+    st.text(max_size=300),
+    st.builds(lambda parts: "Bearer " + ".".join(parts), st.lists(st.text(max_size=80), max_size=4)),
+    st.builds(lambda raw: "Bearer " + ".".join(b64url(r) for r in raw), st.lists(st.binary(), max_size=4)),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    provider=st.sampled_from(list(Provider)),
+    values=st.dictionaries(
+        st.sampled_from(
+            [
+                "authorization",
+                "x-webhook-hmac",
+                "x-webhook-hmac-algorithm",
+                "x-hmac-signature",
+                "x-whatlead-webhook-secret",
+            ]
+        ),
+        proof_values,
+    ),
+    body=st.binary(max_size=200),
+)
+def test_hostile_headers_are_only_ever_rejected_with_a_cause(
+    provider: Provider, values: dict[str, str], body: bytes
+) -> None:
+    verifier = SecretVerifier(MASTER_KEY, PREVIOUS_MASTER_KEY)
+    with pytest.raises(SignatureRejected) as rejected:
+        verifier.verify(provider, INSTANCE, values, body, NOW)
+    assert rejected.value.cause in {"missing", "mismatch", "expired", "malformed", "algorithm"}

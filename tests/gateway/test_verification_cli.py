@@ -28,7 +28,7 @@ INSTANCE_ID = "0193a5d4-5c1e-7b2a-9f00-00000000000a"
 class FakeRegistry:
     """The reputation service's GetInstance, answering one instance."""
 
-    provider: int
+    provider: common_pb2.Provider.ValueType
     calls: list[reputation_pb2.GetInstanceRequest] = field(default_factory=list)
 
     def GetInstance(
@@ -44,17 +44,13 @@ class FakeRegistry:
 def run_webhook_command(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
-    provider: int,
+    provider: common_pb2.Provider.ValueType,
     *extra: str,
-    env_key: str | None = MASTER_KEY,
     org: str = "demo",
 ) -> tuple[str, FakeRegistry]:
     registry = FakeRegistry(provider)
     monkeypatch.setattr(instances, "reputation", lambda: registry)
-    if env_key is None:
-        monkeypatch.delenv("WHATLEAD_WEBHOOK_MASTER_KEY", raising=False)
-    else:
-        monkeypatch.setenv("WHATLEAD_WEBHOOK_MASTER_KEY", env_key)
+    monkeypatch.setenv("WHATLEAD_WEBHOOK_MASTER_KEY", MASTER_KEY)
     assert main(["--org", org, "instances", "webhook", INSTANCE_ID, *extra]) == 0
     return capsys.readouterr().out, registry
 
@@ -86,7 +82,7 @@ def field_of(output: str, name: str) -> str:
 def test_prints_the_url_the_secret_and_where_each_provider_takes_them(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
-    provider: int,
+    provider: common_pb2.Provider.ValueType,
     route: str,
     expected: list[str],
 ) -> None:
@@ -117,6 +113,10 @@ def test_the_printed_secret_is_the_one_the_gateway_verifies_against(
 def test_the_gateway_url_defaults_to_the_environment_then_to_the_local_stack(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    monkeypatch.setenv("WHATLEAD_GATEWAY_URL", "https://gw.internal:8443")
+    output, _ = run_webhook_command(monkeypatch, capsys, common_pb2.PROVIDER_WUZAPI)
+    assert field_of(output, "url") == f"https://gw.internal:8443/webhooks/wuzapi/{INSTANCE_ID}"
+    monkeypatch.delenv("WHATLEAD_GATEWAY_URL")
     output, _ = run_webhook_command(monkeypatch, capsys, common_pb2.PROVIDER_WUZAPI)
     assert field_of(output, "url") == f"http://127.0.0.1:8080/webhooks/wuzapi/{INSTANCE_ID}"
 
