@@ -4,21 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
 
 from starlette.applications import Starlette
 
-from gateway.application.ports import (
-    MalformedWebhook,
-    NormalizedWebhook,
-    SignatureRejected,
-    WebhookNormalizer,
-    WebhookVerifier,
-)
+from gateway.application.ports import MalformedWebhook, NormalizedWebhook, WebhookNormalizer, WebhookVerifier
 from gateway.application.receive_webhook import ReceiveWebhookHandler
 from gateway.config import GatewaySettings
 from gateway.entrypoints.http import WebhookEndpoint, create_app
 from gateway.infrastructure.publisher import JetStreamEventSink, JetStreamReadiness
+from gateway.infrastructure.verification import SecretVerifier
 from libs.messaging.nats_connection import connect_nats
 from libs.messaging.publisher import JetStreamPublisher
 from libs.messaging.streams import ensure_streams
@@ -59,21 +53,17 @@ async def build(
 
 
 # --- Each provider's verifier and normalizer ------------------------------------------------------------
-# TO WIRE AT MERGE: return gateway.infrastructure.verification.SecretVerifier(settings.master_keys()) and
-# gateway.domain.normalization.ProviderNormalizer() here. Until then the gateway runs (health, readiness,
-# metrics) and refuses every webhook 401, so nothing unverified is ever published.
 
 
 def webhook_adapters(settings: GatewaySettings) -> tuple[WebhookVerifier, WebhookNormalizer]:
-    return _NotWiredYet(), _NotWiredYet()
+    current, *previous = settings.master_keys()
+    verifier = SecretVerifier(current, previous[0] if previous else None)
+    # TO WIRE AT MERGE: gateway.domain.normalization.ProviderNormalizer() in place of _NotWiredYet. Until
+    # then a verified webhook is answered 400 and nothing is published.
+    return verifier, _NotWiredYet()
 
 
 class _NotWiredYet:
-    def verify(
-        self, provider: Provider, instance_id: str, headers: Mapping[str, str], body: bytes, now: datetime
-    ) -> None:
-        raise SignatureRejected("unconfigured")
-
     def normalize(
         self, provider: Provider, instance_id: str, headers: Mapping[str, str], body: bytes
     ) -> NormalizedWebhook:

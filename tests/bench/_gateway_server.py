@@ -1,10 +1,10 @@
 """One HTTP server of the gateway bench, in its own process: `python -m tests.bench._gateway_server MODE`.
 
 MODE: `gateway` (the real app from gateway.bootstrap, with the verifier and normalizer production wires),
-`gateway-fakes` (the same app with the tests' fake verifier and normalizer, for as long as production has
-none wired), `bare` (a Starlette handler that only awaits the same JetStream publish) and `bare-asyncio`
-(the same on asyncio's loop and uvicorn's h11 parser instead of uvloop and httptools). Settings from the
-GATEWAY_ environment, as the gateway's own."""
+`gateway-fake-normalizer` (the same with the tests' fake normalizer, for as long as production has none),
+`bare` (a Starlette handler that only awaits the same JetStream publish) and `bare-asyncio` (the same on
+asyncio's loop and uvicorn's h11 parser instead of uvloop and httptools). Settings from the GATEWAY_
+environment, as the gateway's own."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ from libs.messaging.nats_connection import connect_nats
 from libs.messaging.publisher import JetStreamPublisher, OutgoingEvent
 from libs.seedwork.shared_kernel import Provider
 from libs.stores import StoreOutages
-from tests.gateway.fakes import FakeNormalizer, FakeVerifier
+from tests.gateway.fakes import FakeNormalizer
 
 
 async def bare(settings: GatewaySettings) -> GatewayParts:
@@ -65,8 +65,8 @@ async def main(mode: str) -> None:
     if mode == "gateway":
         verifier, normalizer = webhook_adapters(settings)
         parts = await build(settings, verifier=verifier, normalizer=normalizer)
-    elif mode == "gateway-fakes":
-        verifier = FakeVerifier(settings.master_keys()[0])
+    elif mode == "gateway-fake-normalizer":
+        verifier, _ = webhook_adapters(settings)
         parts = await build(settings, verifier=verifier, normalizer=FakeNormalizer())
     else:
         parts = await bare(settings)
