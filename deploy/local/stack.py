@@ -3,8 +3,10 @@
 Beside the services it starts, from wheels of the `local` extra, nats-server (JetStream in .data/nats),
 PostgreSQL 18 (.data/postgres, one database per service) and Redis (the Gate's rate windows), each on a
 port of its own so servers already running on the default ports are left alone. Each process writes its
-logs to .data/logs/<name>.log. What the operator exports wins: with REPUTATION_DATABASE_URL=... set,
-reputation uses that server, and an embedded server no service uses is not started.
+logs to .data/logs/<name>.log. The gateway takes provider webhooks on port 8080; the key their secrets
+are derived from is made once in .data/webhook-master-key. What the operator exports wins: with
+REPUTATION_DATABASE_URL=... set, reputation uses that server, and an embedded server no service uses is
+not started.
 """
 
 from __future__ import annotations
@@ -62,15 +64,15 @@ def postgres_url(database: str) -> str:
 
 SIMULATOR_PORT = 8090
 GATEWAY_PORT = 8080
-# Local-only credentials shared by the simulator and its clients (the executor; the gateway verifies
-# webhooks with the secret). Production providers get real ones from the environment.
+# Local-only credential shared by the simulator and its client, the executor. Production providers get
+# real ones from the environment.
 SIMULATOR_API_KEY = "local-simulator-key"
-SIMULATOR_WEBHOOK_SECRET = "local-simulator-webhook-secret"
 
 
 def simulator() -> Component:
-    """The WhatsApp provider simulator (WAHA's API); its webhooks go to the gateway, whose absence it
-    only logs."""
+    """The WhatsApp provider simulator (WAHA's API). No global webhook: the gateway takes webhooks only at
+    an instance's own URL with its own secret, so each session is pointed there as a real WAHA session is
+    (`whatlead instances webhook <id>`, then `python -m libs.provider_simulator.session_webhook`)."""
     http_port = port(SIMULATOR_PORT)
     command = [
         sys.executable,
@@ -82,12 +84,11 @@ def simulator() -> Component:
         str(http_port),
         "--api-key",
         SIMULATOR_API_KEY,
-        "--webhook-url",
-        f"http://127.0.0.1:{port(GATEWAY_PORT)}/webhooks/waha",
-        "--webhook-secret",
-        SIMULATOR_WEBHOOK_SECRET,
     ]
     return Component("provider-simulator", command, http_port=http_port)
+
+
+MASTER_KEY_FILE = DATA / "webhook-master-key"
 
 
 def webhook_master_key() -> str:
@@ -96,7 +97,7 @@ def webhook_master_key() -> str:
     across runs. One the operator exported for the gateway is given to reputation too."""
     if exported := os.environ.get("GATEWAY_WEBHOOK_MASTER_KEY"):
         return exported
-    path = DATA / "webhook-master-key"
+    path = MASTER_KEY_FILE
     if not path.exists():
         DATA.mkdir(parents=True, exist_ok=True)
         path.touch(mode=0o600)
@@ -124,7 +125,7 @@ def gateway() -> Component:
         [sys.executable, "-m", "gateway"],
         env,
         http_port=http_port,
-        summary="POST /webhooks/{provider}/{instance_id}",
+        summary=f"webhooks (secrets: whatlead instances webhook <id> --master-key-file {MASTER_KEY_FILE})",
         is_ready=lambda: answers_ok(f"http://127.0.0.1:{http_port}/readyz"),
     )
     return with_webhook_master_key(component, "GATEWAY_WEBHOOK_MASTER_KEY")
