@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from http import HTTPStatus
 
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
@@ -72,10 +72,10 @@ def problem(status: int, detail: str, headers: dict[str, str] | None = None) -> 
     return Response(json.dumps(body), status, headers=headers, media_type=PROBLEM)
 
 
-async def read_body(request: Request, limit: int) -> bytes:
+async def read_body(request: Request, headers: Mapping[str, str], limit: int) -> bytes:
     """The body, refused as soon as it is known to be over `limit`: by its declared length, else while it
     streams in (chunked), so no more than `limit` bytes are ever held."""
-    declared = request.headers.get("content-length")
+    declared = headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise BodyTooLarge
     chunks: list[bytes] = []
@@ -88,8 +88,8 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def media_type(request: Request) -> str:
-    return request.headers.get("content-type", "").partition(";")[0].strip().lower()
+def media_type(headers: Mapping[str, str]) -> str:
+    return headers.get("content-type", "").partition(";")[0].strip().lower()
 
 
 def kind_label(received: WebhookReceived) -> str:
@@ -117,15 +117,15 @@ class WebhookEndpoint:
             return problem(404, "unknown provider; use one of: " + ", ".join(PROVIDERS)), NO_EVENT
         if not is_valid_id(instance_id):
             return problem(404, "the instance id in the path is not a UUID"), NO_EVENT
-        if media_type(request) not in CONTENT_TYPES[provider]:
+        # The raw list: names arrive lower-cased; a repeated header keeps its last value.
+        headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in request.headers.raw}
+        if media_type(headers) not in CONTENT_TYPES[provider]:
             accepted = " or ".join(sorted(CONTENT_TYPES[provider]))
             return problem(415, f"{provider.value.lower()} webhooks are {accepted}"), NO_EVENT
         try:
-            body = await read_body(request, self._max_body_bytes)
+            body = await read_body(request, headers, self._max_body_bytes)
         except BodyTooLarge:
             return problem(413, f"the body is over {self._max_body_bytes} bytes"), NO_EVENT
-        # The raw list: names arrive lower-cased; a repeated header keeps its last value.
-        headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in request.headers.raw}
         command = ReceiveWebhook(provider, instance_id, headers, body)
         try:
             received = await self._receive(command)
@@ -146,8 +146,8 @@ class WebhookEndpoint:
             return problem(503, "events cannot be stored right now; retry", {"Retry-After": "1"}), NO_EVENT
         for provider_type in received.ignored_types:
             IGNORED_EVENTS.labels(provider.value, provider_type[:64]).inc()
-        answer = {"events": len(received.events), "duplicates": received.duplicates}
-        return JSONResponse(answer), kind_label(received)
+        answer = f'{{"events": {len(received.events)}, "duplicates": {received.duplicates}}}'
+        return Response(answer, media_type=JSON), kind_label(received)
 
 
 async def alive(_: Request) -> Response:

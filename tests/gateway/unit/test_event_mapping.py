@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import uuid
 from datetime import UTC, datetime
 
 import protovalidate
 
 from gateway.domain.events import ProviderEvent, ProviderEventKind, Restriction
-from gateway.infrastructure.proto_mapping import to_proto
+from gateway.infrastructure.proto_mapping import EVENT_ID_NAMESPACE, event_id, to_proto
 from libs.seedwork.ids import new_id
 from libs.seedwork.shared_kernel import ConnectionState, Provider
 from whatlead.common.v1 import common_pb2
@@ -80,3 +81,7 @@ def test_a_ban_and_a_time_lock_carry_their_details_and_an_undated_event_its_arri
     assert event.timelock_until.ToDatetime(UTC) == datetime(2026, 11, 21, tzinfo=UTC)
     assert not event.HasField("occurred_at")
     assert event.meta.occurred_at.ToDatetime(UTC) == RECEIVED
+
+
+def test_the_event_id_is_the_uuid5_of_the_dedup_key():
+    assert event_id(READ) == str(uuid.uuid5(EVENT_ID_NAMESPACE, READ.dedup_key))
