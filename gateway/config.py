@@ -31,7 +31,7 @@ class GatewaySettings(ServiceSettings):
     publish_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
     # uvicorn's in-flight and keep-alive limits.
     http_limit_concurrency: int | None = Field(default=None, ge=1)
-    http_keep_alive_seconds: float = Field(default=5.0, gt=0, le=300)
+    http_keep_alive_seconds: int = Field(default=5, ge=1, le=300)
 
     @field_validator("webhook_previous_master_key")
     @classmethod

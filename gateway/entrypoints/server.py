@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import signal
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
@@ -40,8 +41,8 @@ def server_config(settings: GatewaySettings, parts: GatewayParts) -> uvicorn.Con
         access_log=False,  # each webhook is counted in the metrics; paths hold instance ids
         log_config=None,  # uvicorn's lines go through the JSON handler of libs.logs
         server_header=False,
-        timeout_keep_alive=int(settings.http_keep_alive_seconds),
-        timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
+        timeout_keep_alive=settings.http_keep_alive_seconds,
+        timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_seconds),
         limit_concurrency=settings.http_limit_concurrency,
     )
 
