@@ -621,3 +621,27 @@ def test_a_message_event_without_its_message_id_is_malformed(
 def test_times_out_of_range_are_unknown_not_errors(provider: Provider, body: bytes) -> None:
     (event,) = normalizer.normalize(provider, INSTANCE, {}, body).events
     assert event.occurred_at is None
+
+
+@pytest.mark.parametrize(
+    ("reason", "expected"),
+    [
+        (402, banned(WUZ, "sales-04", "402", Restriction.TEMPORARY)),
+        (403, banned(WUZ, "sales-04", "403", Restriction.TEMPORARY)),
+        (406, banned(WUZ, "sales-04", "406", Restriction.PERMANENT)),
+        (
+            503,
+            ev(
+                WUZ,
+                "sales-04",
+                K.CONNECTION_ERROR,
+                connection_reason="ConnectFailure:503",
+                connection_state=ConnectionState.DISCONNECTED,
+            ),
+        ),
+    ],
+)
+def test_a_wuzapi_connect_failure_with_a_ban_code_is_a_ban(reason: int, expected: ProviderEvent) -> None:
+    body = {"event": {"Message": "", "Raw": None, "Reason": reason}, "instanceName": "sales-04"}
+    body |= {"type": "ConnectFailure", "userID": "a1b2c3d4"}
+    assert list(normalizer.normalize(WUZ, INSTANCE, {}, json.dumps(body).encode()).events) == [expected]

@@ -153,6 +153,7 @@ def test_any_json_value(provider: Provider, value: Any) -> None:
 def test_any_content_in_a_known_event(provider: Provider, data: st.DataObject) -> None:
     event = data.draw(st.sampled_from(EVENTS[provider]))
     inner = data.draw(st.dictionaries(st.sampled_from(KEYS), shaped, max_size=8))
+    envelope: dict[str, Any]
     if provider is Provider.WUZAPI:
         envelope = {"type": event, "state": data.draw(st.sampled_from(STATES)), "event": inner}
     else:

@@ -11,7 +11,7 @@ RFC 3339, durations in nanoseconds); no event id. The mapping (table in docs/pro
 - `Connected` → CONNECTION_CONNECTED, `Disconnected` → CONNECTION_DISCONNECTED, `KeepAliveTimeout`,
   `ConnectFailure`, `StreamError`, `ClientOutdated` → CONNECTION_ERROR, `QR` → QR_UPDATED.
 - `LoggedOut`: `event.Reason` 406 → INSTANCE_BANNED PERMANENT, 403 → INSTANCE_BANNED TEMPORARY (locked),
-  else CONNECTION_DISCONNECTED LOGGED_OUT.
+  else CONNECTION_DISCONNECTED LOGGED_OUT; a `ConnectFailure` with 402/403/406 likewise.
 - `TemporaryBan` → INSTANCE_BANNED TEMPORARY with `event.Code`; `event.Expire` is a duration in
   nanoseconds, carried as `expire_s=<seconds>` in connection_reason (the body has no time to anchor it).
 wuzapi never reports sent messages, played receipts or failed acks.
@@ -45,7 +45,10 @@ from gateway.domain.normalization.reading import (
 from libs.seedwork.shared_kernel import ConnectionState, Provider
 
 _RECEIPT_KINDS = {"Delivered": ProviderEventKind.MESSAGE_DELIVERED, "Read": ProviderEventKind.MESSAGE_READ}
+# whatsmeow's ConnectFailureReason: 402 TempBanned, 403 MainDeviceGone ("LOCKED" in WhatsApp Web),
+# 406 UnknownLogout ("BANNED" in WhatsApp Web). A locked account can be recovered by its owner.
 _LOGOUT_BANS = {406: Restriction.PERMANENT, 403: Restriction.TEMPORARY}
+_CONNECT_BANS = {**_LOGOUT_BANS, 402: Restriction.TEMPORARY}
 _CONNECTION_ERRORS = ("KeepAliveTimeout", "ConnectFailure", "StreamError", "ClientOutdated")
 _MEDIA_MESSAGES = ("imageMessage", "videoMessage", "documentMessage", "audioMessage", "stickerMessage")
 _NANOS_PER_SECOND = 1_000_000_000
@@ -72,8 +75,10 @@ def normalize(
         return _connection(
             origin, ProviderEventKind.CONNECTION_DISCONNECTED, kind, ConnectionState.DISCONNECTED
         )
+    code = integer(event, "Reason")
+    if kind == "ConnectFailure" and code is not None and code in _CONNECT_BANS:
+        return _ban(origin, code)
     if kind in _CONNECTION_ERRORS:
-        code = integer(event, "Reason")
         reason = f"{kind}:{code}" if code is not None else kind
         return _connection(origin, ProviderEventKind.CONNECTION_ERROR, reason, ConnectionState.DISCONNECTED)
     if kind == "LoggedOut":
@@ -184,21 +189,26 @@ def _connection(
 
 def _logged_out(origin: Origin, event: dict[str, Any]) -> NormalizedWebhook:
     code = integer(event, "Reason")
+    if code is not None and code in _LOGOUT_BANS:
+        return _ban(origin, code)
     reason = str(code) if code is not None else "LoggedOut"
-    if code in _LOGOUT_BANS:
-        return NormalizedWebhook(
-            events=(
-                origin.event(
-                    ProviderEventKind.INSTANCE_BANNED,
-                    None,
-                    ban_code=reason,
-                    restriction=_LOGOUT_BANS[code],
-                    connection_reason=reason,
-                    connection_state=ConnectionState.BANNED,
-                ),
-            )
-        )
     return _connection(origin, ProviderEventKind.CONNECTION_DISCONNECTED, reason, ConnectionState.LOGGED_OUT)
+
+
+def _ban(origin: Origin, code: int) -> NormalizedWebhook:
+    reason = str(code)
+    return NormalizedWebhook(
+        events=(
+            origin.event(
+                ProviderEventKind.INSTANCE_BANNED,
+                None,
+                ban_code=reason,
+                restriction=_CONNECT_BANS[code],
+                connection_reason=reason,
+                connection_state=ConnectionState.BANNED,
+            ),
+        )
+    )
 
 
 def _temporary_ban(origin: Origin, event: dict[str, Any]) -> NormalizedWebhook:
