@@ -7,6 +7,7 @@ double receipts). Identifiers in them are made up.
 
 from __future__ import annotations
 
+import base64
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -645,3 +646,12 @@ def test_a_wuzapi_connect_failure_with_a_ban_code_is_a_ban(reason: int, expected
     body = {"event": {"Message": "", "Raw": None, "Reason": reason}, "instanceName": "sales-04"}
     body |= {"type": "ConnectFailure", "userID": "a1b2c3d4"}
     assert list(normalizer.normalize(WUZ, INSTANCE, {}, json.dumps(body).encode()).events) == [expected]
+
+
+def test_turbozap_base64_bodies_give_the_same_events() -> None:
+    raw = (FIXTURES / "turbozap/message_ack_delivered.json").read_bytes()
+    encoded = base64.b64encode(raw)
+    headers = {"content-type": "text/plain", "x-content-transfer-encoding": "base64"}
+    assert normalizer.normalize(TZ, INSTANCE, headers, encoded) == normalizer.normalize(TZ, INSTANCE, {}, raw)
+    with pytest.raises(MalformedWebhook):
+        normalizer.normalize(TZ, INSTANCE, headers, raw)  # JSON where base64 was announced

@@ -1,7 +1,8 @@
 """TurboZap (jonadableite/TurboZap-api, whatsmeow) webhooks.
 
 Envelope `{event, instance_id, instance, timestamp, data}` (times are RFC 3339 strings), the event also
-in the `X-Webhook-Event` header; no event id. The mapping (table in docs/providers.md):
+in the `X-Webhook-Event` header; no event id. A target with `use_base64` posts the JSON base64-encoded
+(text/plain, `X-Content-Transfer-Encoding: base64`). The mapping (table in docs/providers.md):
 - `messages.update` and `message.ack`: `data.status` delivered → MESSAGE_DELIVERED, read / played →
   MESSAGE_READ, sent → MESSAGE_SENT. Every receipt comes once under each name; both give the same event,
   hence the same dedup key (provider + instance + kind + message id). A `messages.update` without a
@@ -16,6 +17,8 @@ in the `X-Webhook-Event` header; no event id. The mapping (table in docs/provide
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -53,7 +56,7 @@ _CONNECTION = {
 def normalize(
     provider: Provider, instance_id: str, headers: Mapping[str, str], body: bytes
 ) -> NormalizedWebhook:
-    envelope = parse_json_object(body)
+    envelope = parse_json_object(_decoded(headers, body))
     event = text(envelope, "event") or headers.get("x-webhook-event", "")[:64]
     data = obj(envelope, "data")
     origin = Origin(
@@ -86,6 +89,16 @@ def normalize(
             )
         )
     return ignored(event)
+
+
+def _decoded(headers: Mapping[str, str], body: bytes) -> bytes:
+    """The JSON body; a target configured with `use_base64` posts it base64-encoded as text/plain."""
+    if headers.get("x-content-transfer-encoding", "").strip().lower() != "base64":
+        return body
+    try:
+        return base64.b64decode(body, validate=True)
+    except (binascii.Error, ValueError):
+        raise MalformedWebhook("the body is not base64") from None
 
 
 def _message_id(data: dict[str, Any], event: str) -> str:
