@@ -2,7 +2,10 @@
 without storing any secret per instance, and the registry hands it to whoever configures the provider.
 
 secret = hex(HMAC-SHA256(master key, "whatlead-webhook:" + instance id)). A master key being rotated keeps
-its predecessor valid (the gateway accepts both) until every provider has the new secrets.
+its predecessor valid (the gateway accepts both) until every provider has the new secrets (ADR 0041).
+
+The header names below are what the gateway checks and what `whatlead instances webhook` tells the operator
+to configure, so both read them from here.
 """
 
 from __future__ import annotations
@@ -11,6 +14,16 @@ import hashlib
 import hmac
 
 _CONTEXT = b"whatlead-webhook:"
+
+# Signed by the provider itself (the secret is its HMAC key).
+WAHA_SIGNATURE_HEADER = "X-Webhook-Hmac"
+WAHA_ALGORITHM_HEADER = "X-Webhook-Hmac-Algorithm"
+WUZAPI_SIGNATURE_HEADER = "x-hmac-signature"
+# Evolution with a `jwt_key` (the secret): an HS256 JWT per event.
+EVOLUTION_JWT_HEADER = "Authorization"
+# Where a provider only sends static headers (TurboZap; Evolution without `jwt_key`): the secret itself.
+# Our own name, so it can never clash with a header the provider sends for another reason.
+STATIC_SECRET_HEADER = "X-WhatLead-Webhook-Secret"
 
 
 def webhook_secret(master_key: bytes, instance_id: str) -> str:

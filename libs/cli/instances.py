@@ -6,6 +6,7 @@ import argparse
 
 import grpc
 
+from libs.cli import webhooks
 from libs.cli.common import DEADLINE_SECONDS, Commands, address, enum_label, enum_value, show
 from whatlead.common.v1 import common_pb2
 from whatlead.reputation.v1 import reputation_pb2, reputation_pb2_grpc
@@ -62,6 +63,21 @@ def get_instance(args: argparse.Namespace) -> int:
     return 0
 
 
+def instance_webhook(args: argparse.Namespace) -> int:
+    key = webhooks.master_key(args.master_key_file)  # before any call: a missing key needs no server
+    instance = (
+        reputation()
+        .GetInstance(
+            reputation_pb2.GetInstanceRequest(organization_id=args.org, instance_id=args.id),
+            timeout=DEADLINE_SECONDS,
+        )
+        .instance
+    )
+    provider = enum_label(common_pb2.Provider, instance.provider).lower()
+    print(webhooks.instructions(instance.id, provider, instance.provider_instance_ref, args.gateway_url, key))
+    return 0
+
+
 def register(commands: Commands) -> None:
     instances = commands.add_parser("instances", help="the instance registry").add_subparsers(
         dest="action", required=True
@@ -80,3 +96,8 @@ def register(commands: Commands) -> None:
     get = instances.add_parser("get", help="show one instance")
     get.add_argument("id")
     get.set_defaults(run=get_instance)
+    webhook = instances.add_parser(
+        "webhook", help="the webhook URL and secret to give the instance's provider"
+    )
+    webhooks.add_arguments(webhook)
+    webhook.set_defaults(run=instance_webhook)

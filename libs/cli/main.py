@@ -2,6 +2,7 @@
 
     whatlead instances register --provider waha --ref sales-1 --phone +5511987654321
     whatlead instances list
+    whatlead instances webhook <instance_id>
     whatlead jobs <intent_id>
     whatlead events --context reputation
 

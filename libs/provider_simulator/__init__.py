@@ -6,8 +6,9 @@ their own event loop with `run_simulator(...)`.
 
 from libs.provider_simulator.ledger import Ledger, LedgerEntry
 from libs.provider_simulator.server import ProviderSimulator, SimulatedSession, run_simulator
+from libs.provider_simulator.session_webhook import apply_session_webhook
 from libs.provider_simulator.settings import SimulatorSettings, parse_settings
-from libs.provider_simulator.webhooks import sign
+from libs.provider_simulator.webhooks import WebhookTarget, sign
 
 __all__ = [
     "Ledger",
@@ -15,6 +16,8 @@ __all__ = [
     "ProviderSimulator",
     "SimulatedSession",
     "SimulatorSettings",
+    "WebhookTarget",
+    "apply_session_webhook",
     "parse_settings",
     "run_simulator",
     "sign",

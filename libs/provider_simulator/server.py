@@ -3,7 +3,13 @@
 The real `WahaProvider` adapter talks to it unchanged. It keeps sessions (created on first use), accepts
 sends and answers with WAHA-shaped messages and ids, records every accepted send in a ledger, can be
 told to add latency, fail transiently, answer error 463 or ban a session, and posts WAHA webhooks
-(`message.ack` SERVER → DEVICE → READ, replies, `session.status`) to a configurable URL.
+(`message.ack` SERVER → DEVICE → READ, `message.ack.group` in groups, replies, `session.status`) to the
+session's own webhooks (WAHA's session `config.webhooks`, set with `POST /api/sessions` or
+`PUT /api/sessions/{session}`) or, for a session without them, to the global webhook URL.
+
+The webhook bodies follow WAHA's own DTOs (devlikeapro/waha `src/structures/webhooks.dto.ts`:
+`WAHAWebhook`, `WAMessageAckBody`, `WASessionStatusBody`; `src/core/abc/session.abc.ts` for how
+`session.status` carries the reach-out time-lock).
 
 Control routes live under `/_sim/` (see `ProviderSimulator._routes`).
 """
@@ -29,7 +35,7 @@ from aiohttp import web
 
 from libs.provider_simulator.ledger import Ledger
 from libs.provider_simulator.settings import SimulatorSettings
-from libs.provider_simulator.webhooks import WebhookSender
+from libs.provider_simulator.webhooks import WebhookSender, WebhookTarget
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -48,6 +54,12 @@ _KIND_BY_ENDPOINT = {
 }
 _REPLIES = ("Oi! Pode me mandar mais detalhes?", "Obrigado, vou ver.", "Quanto custa?", "👍")
 _ENGINE = "GOWS"
+# WAHA keeps the last 3 status points in `session.status` payloads (session.abc.ts, `scan` of 3).
+_STATUS_POINTS = 3
+# How long a simulated reach-out time-lock lasts (WhatsApp's own last hours to days).
+_TIMELOCK_S = 6 * 3600
+# The group member whose receipts the simulator reports for a message sent to a group.
+_GROUP_PARTICIPANT = "5511900000001@c.us"
 
 
 def _now_iso() -> str:
@@ -55,13 +67,14 @@ def _now_iso() -> str:
 
 
 def _event_id() -> str:
-    """ "evt_" + a ULID (48-bit milliseconds + 80 random bits, Crockford base32), as WAHA's event ids."""
+    """ "evt_" + a lower-case ULID (48-bit milliseconds + 80 random bits, Crockford base32), as WAHA's
+    event ids (`WAHAWebhook.id`: "lower case ULID format")."""
     value = (int(time.time() * 1000) << 80) | int.from_bytes(os.urandom(10), "big")
     chars = []
     for _ in range(26):
         value, index = divmod(value, 32)
         chars.append(_CROCKFORD[index])
-    return "evt_" + "".join(reversed(chars))
+    return "evt_" + "".join(reversed(chars)).lower()
 
 
 def _me_id(session: str) -> str:
@@ -80,20 +93,32 @@ class SimulatedSession:
     fail_next: int = 0
     fail_status: int = 500
     timelock_next: int = 0
+    timelock_ack_next: int = 0
+    # WAHA's `ReachoutTimelockData` once a 463 was met (null until then, as WAHA's `me.reachoutTimelock`).
+    reachout_timelock: dict[str, Any] | None = None
+    # WAHA's session `config` as last set, and the webhooks parsed from it (None: the global webhook).
+    config: dict[str, Any] = field(default_factory=dict)
+    webhooks: tuple[WebhookTarget, ...] | None = None
     statuses: list[dict[str, Any]] = field(default_factory=list)
     messages: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def set_status(self, status: str) -> None:
         self.status = status
         self.statuses.append({"status": status, "timestamp": int(time.time() * 1000)})
-        del self.statuses[:-10]
+        del self.statuses[:-_STATUS_POINTS]
+
+    def me_json(self) -> dict[str, Any]:
+        me: dict[str, Any] = {"id": self.me, "pushName": f"Simulator {self.name}"}
+        if self.reachout_timelock is not None:
+            me["reachoutTimelock"] = dict(self.reachout_timelock)
+        return me
 
     def waha_json(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "status": self.status,
-            "config": {},
-            "me": {"id": self.me, "pushName": f"Simulator {self.name}"},
+            "config": _public_config(self.config),
+            "me": self.me_json(),
             "engine": {"engine": _ENGINE},
         }
 
@@ -106,6 +131,9 @@ class SimulatedSession:
             "fail_next": self.fail_next,
             "fail_status": self.fail_status,
             "timelock_next": self.timelock_next,
+            "timelock_ack_next": self.timelock_ack_next,
+            "timelocked": bool(self.reachout_timelock and self.reachout_timelock["isActive"]),
+            "webhooks": None if self.webhooks is None else [w.url for w in self.webhooks],
             "banned": self.status == "FAILED",
             "messages": len(self.messages),
         }
@@ -204,13 +232,20 @@ class ProviderSimulator:
         fail_next: int | None = None,
         fail_status: int | None = None,
         timelock_next: int | None = None,
+        timelock_ack_next: int | None = None,
         banned: bool | None = None,
     ) -> SimulatedSession:
         """Set what the next sends of `name` meet: added latency, N transient failures (500, 503 or 429),
-        N answers of error 463, or a ban (status FAILED)."""
+        N answers of error 463 (GOWS: in the answer), N sends accepted and then failed by an ERROR ack
+        with error 463 (NOWEB: in a webhook), or a ban (status FAILED)."""
         if fail_status is not None and fail_status not in _TRANSIENT_STATUSES:
             raise BadRequest(f"fail_status must be one of {list(_TRANSIENT_STATUSES)}")
-        counts = {"latency_ms": latency_ms, "fail_next": fail_next, "timelock_next": timelock_next}
+        counts = {
+            "latency_ms": latency_ms,
+            "fail_next": fail_next,
+            "timelock_next": timelock_next,
+            "timelock_ack_next": timelock_ack_next,
+        }
         for label, value in counts.items():
             if value is not None and value < 0:
                 raise BadRequest(f"{label} must not be negative")
@@ -223,6 +258,8 @@ class ProviderSimulator:
             session.fail_status = fail_status
         if timelock_next is not None:
             session.timelock_next = timelock_next
+        if timelock_ack_next is not None:
+            session.timelock_ack_next = timelock_ack_next
         if banned is True:
             self.ban(name)
         elif banned is False and session.status != "WORKING":
@@ -237,13 +274,58 @@ class ProviderSimulator:
         return session
 
     def reset_session(self, name: str) -> SimulatedSession:
-        """Back to WORKING with no latency or pending failures (stored messages stay)."""
+        """Back to WORKING with no latency, pending failures or active time-lock (stored messages and
+        the session's webhooks stay)."""
         session = self.session(name)
-        session.latency_ms = session.fail_next = session.timelock_next = 0
+        session.latency_ms = session.fail_next = session.timelock_next = session.timelock_ack_next = 0
         session.fail_status = 500
         if session.status != "WORKING":
             self._change_status(session, "WORKING")
+        if session.reachout_timelock is not None and session.reachout_timelock["isActive"]:
+            # WAHA re-issues WORKING when a time-lock ends (ReachoutTimelockTracker.expire).
+            session.reachout_timelock = {**session.reachout_timelock, "isActive": False}
+            self._change_status(session, "WORKING", {"reachoutTimelock": dict(session.reachout_timelock)})
         return session
+
+    def set_session_config(self, name: str, config: dict[str, Any] | None) -> SimulatedSession:
+        """Replace the session's WAHA `config` (as `PUT /api/sessions/{name}` does); its `webhooks`
+        decide where the session's events go. Without `webhooks` the global webhook applies again."""
+        if config is None:
+            config = {}
+        if not isinstance(config, dict):
+            raise BadRequest("config must be an object")
+        raw = config.get("webhooks")
+        targets: tuple[WebhookTarget, ...] | None = None
+        if raw is not None:
+            if not isinstance(raw, list):
+                raise BadRequest("config.webhooks must be a list")
+            s = self.settings
+            try:
+                targets = tuple(
+                    WebhookTarget.from_waha(
+                        entry if isinstance(entry, dict) else {},
+                        attempts=s.webhook_attempts,
+                        delay_s=s.webhook_retry_base_ms / 1000,
+                    )
+                    for entry in raw
+                )
+            except ValueError as exc:
+                raise BadRequest(str(exc)) from None
+        session = self.session(name)
+        session.config = config
+        session.webhooks = targets
+        return session
+
+    def webhook_targets(self, session: SimulatedSession) -> tuple[WebhookTarget, ...]:
+        """Where `session`'s events go now: its own webhooks, else the global one, else nowhere.
+
+        Real WAHA sends the global webhook (WHATSAPP_HOOK_URL) for every session besides the session's
+        own (devlikeapro/waha `src/core/manager.core.ts` `getWebhooks`); here it is only the default, so a
+        session pointed at the gateway is not also posted, unverifiable, to the global URL."""
+        if session.webhooks is not None:
+            return session.webhooks
+        default = self.webhooks.default_target
+        return () if default is None else (default,)
 
     def reset(self) -> None:
         """Forget every session, message and ledger entry."""
@@ -266,10 +348,29 @@ class ProviderSimulator:
 
     # --- sending ---------------------------------------------------------------------------------------
 
-    def _change_status(self, session: SimulatedSession, status: str) -> None:
+    def _change_status(
+        self, session: SimulatedSession, status: str, data: dict[str, Any] | None = None
+    ) -> None:
         session.set_status(status)
-        payload = {"name": session.name, "status": status, "statuses": list(session.statuses)}
-        self.webhooks.schedule(0, lambda: self._envelope("session.status", session, payload))
+        # WASessionStatusBody: `data` is null for most statuses; WORKING re-issued with
+        # {reachoutTimelock} when a time-lock starts or ends.
+        payload = {"name": session.name, "status": status, "statuses": list(session.statuses), "data": data}
+        self._emit(0, session, lambda: self._envelope("session.status", session, payload))
+
+    def _emit(self, delay_s: float, session: SimulatedSession, build: Callable[[], dict[str, Any]]) -> None:
+        self.webhooks.schedule(delay_s, build, lambda: self.webhook_targets(session))
+
+    def _start_timelock(self, session: SimulatedSession) -> None:
+        """A 463: GOWS answers the send with 500 and WAHA re-issues `session.status` WORKING carrying
+        `data.reachoutTimelock` (once per time-lock: consecutive equal WORKING updates are dropped)."""
+        if session.reachout_timelock is not None and session.reachout_timelock["isActive"]:
+            return
+        session.reachout_timelock = {
+            "enforcementType": "DEFAULT",
+            "isActive": True,
+            "timeEnforcementEnds": int(time.time()) + _TIMELOCK_S,  # unix seconds, as WAHA
+        }
+        self._change_status(session, "WORKING", {"reachoutTimelock": dict(session.reachout_timelock)})
 
     def _new_message_id(self) -> str:
         return f"3EB0{self._id_prefix}{next(self._ids):010X}"
@@ -301,6 +402,7 @@ class ProviderSimulator:
             return _exception_500("simulated transient failure")
         if session.timelock_next:
             session.timelock_next -= 1
+            self._start_timelock(session)
             return _exception_500("2 UNKNOWN: server returned error 463", "server returned error 463")
         return None
 
@@ -310,6 +412,8 @@ class ProviderSimulator:
         raw_id = client_id or self._new_message_id()
         message_id = f"true_{chat}_{raw_id}"
         now = time.time()
+        # A time-lock met after acceptance: the answer says PENDING, an ERROR ack follows (NOWEB).
+        timelocked = kind != "reaction" and session.timelock_ack_next > 0
         message = {
             "id": message_id,
             "timestamp": int(now),
@@ -318,14 +422,19 @@ class ProviderSimulator:
             "to": chat,
             "body": body or "",
             "hasMedia": kind not in ("text", "reaction"),
-            "ack": 1,
-            "ackName": "SERVER",
+            "ack": 0 if timelocked else 1,
+            "ackName": "PENDING" if timelocked else "SERVER",
         }
         self._store(session, message_id, message)
+        # Recorded even when it fails later: the API accepted it, as a real provider's would.
         self.ledger.record(
             session=session.name, chat_id=chat, kind=kind, client_id=client_id, provider_id=message_id
         )
-        if kind != "reaction":
+        if timelocked:
+            session.timelock_ack_next -= 1
+            error_ack = self._timelock_ack_builder(session, chat, message_id)
+            self._emit(max(self.settings.server_ack_ms, 0) / 1000, session, error_ack)
+        elif kind != "reaction":
             self._schedule_follow_ups(session, chat, message_id)
         return message
 
@@ -338,7 +447,7 @@ class ProviderSimulator:
             self._stored -= 1
 
     def _schedule_follow_ups(self, session: SimulatedSession, chat: str, message_id: str) -> None:
-        if self.settings.webhook_url is None:
+        if not self.webhook_targets(session):  # nobody listens: no timers at all (benchmarks)
             return
         s = self.settings
         acks = [(s.server_ack_ms, 1, "SERVER"), (s.device_ack_ms, 2, "DEVICE")]
@@ -347,9 +456,9 @@ class ProviderSimulator:
         for delay_ms, ack, name in acks:
             if delay_ms >= 0:
                 build = self._ack_builder(session, chat, message_id, ack, name)
-                self.webhooks.schedule(delay_ms / 1000, build)
+                self._emit(delay_ms / 1000, session, build)
         if s.reply_probability > 0 and self._random.random() < s.reply_probability:
-            self.webhooks.schedule(s.reply_delay_ms / 1000, self._reply_builder(session, chat))
+            self._emit(s.reply_delay_ms / 1000, session, self._reply_builder(session, chat))
 
     def _ack_builder(
         self, session: SimulatedSession, chat: str, message_id: str, ack: int, name: str
@@ -358,16 +467,54 @@ class ProviderSimulator:
             stored = session.messages.get(message_id)
             if stored is not None and stored["ack"] < ack:
                 stored["ack"], stored["ackName"] = ack, name
+            group = chat.endswith("@g.us")
+            # WAMessageAckBody. Receipts in a group chat go out as `message.ack.group`, naming the
+            # member who read (GOWS partitions receipts by `isJidGroup(Chat)`).
+            payload = {
+                "id": message_id,
+                "from": chat,
+                "to": session.me,
+                "participant": _GROUP_PARTICIPANT if group else None,
+                "fromMe": True,
+                "ack": ack,
+                "ackName": name,
+            }
+            return self._envelope("message.ack.group" if group else "message.ack", session, payload)
+
+        return build
+
+    def _timelock_ack_builder(
+        self, session: SimulatedSession, chat: str, message_id: str
+    ) -> Callable[[], dict[str, Any]]:
+        def build() -> dict[str, Any]:
+            self._start_timelock(session)  # the session.status WORKING + reachoutTimelock follows
+            stored = session.messages.get(message_id)
+            if stored is not None:
+                stored["ack"], stored["ackName"] = -1, "ERROR"
+            timelock = session.reachout_timelock or {}
+            ends = timelock.get("timeEnforcementEnds")
+            until = (
+                None if ends is None else datetime.fromtimestamp(ends, UTC).isoformat().replace("+00:00", "Z")
+            )
+            group = chat.endswith("@g.us")
             payload = {
                 "id": message_id,
                 "from": chat,
                 "to": session.me,
                 "participant": None,
                 "fromMe": True,
-                "ack": ack,
-                "ackName": name,
+                "ack": -1,
+                "ackName": "ERROR",
+                # WAMessageAckError (webhooks.dto.ts): the 463 feedback of an error ack.
+                "error": {
+                    "code": "463",
+                    "blocked": True,
+                    "reason": "account_restricted",
+                    "until": until,
+                    "enforcementType": timelock.get("enforcementType"),
+                },
             }
-            return self._envelope("message.ack", session, payload)
+            return self._envelope("message.ack.group" if group else "message.ack", session, payload)
 
         return build
 
@@ -394,8 +541,8 @@ class ProviderSimulator:
             "timestamp": int(time.time() * 1000),
             "event": event,
             "session": session.name,
-            "metadata": {},
-            "me": {"id": session.me, "pushName": f"Simulator {session.name}"},
+            "metadata": _metadata(session.config),
+            "me": session.me_json(),
             "payload": payload,
             "engine": _ENGINE,
             "environment": {"version": "simulator", "engine": _ENGINE, "tier": "CORE", "browser": None},
@@ -412,6 +559,7 @@ class ProviderSimulator:
             web.get("/api/sessions", self._list_sessions),
             web.post("/api/sessions", self._create_session),
             web.get("/api/sessions/{session}", self._get_session),
+            web.put("/api/sessions/{session}", self._update_session),
             web.post("/api/sessions/{session}/start", self._start_session),
             web.post("/api/sessions/{session}/stop", self._stop_session),
             web.get("/api/{session}/chats/{chat_id}/messages/{message_id}", self._get_message),
@@ -533,11 +681,27 @@ class ProviderSimulator:
         return web.json_response([session.waha_json() for session in self.sessions.values()])
 
     async def _create_session(self, request: web.Request) -> web.Response:
+        """WAHA's `POST /api/sessions` `{name, config?, start?}` (sessions.controller.ts `create`)."""
         body = await self._json_object(request)
         name = body.get("name")
         if not isinstance(name, str) or not _SESSION_NAME.match(name):
             raise BadRequest("name must be a session name")
+        if "config" in body:
+            if name in self.sessions:  # as WAHA: a config goes to an existing session with PUT
+                return _waha_error(
+                    422, f"Session '{name}' already exists. Use PUT to update it.", "Unprocessable Entity"
+                )
+            return web.json_response(self.set_session_config(name, body["config"]).waha_json(), status=201)
         return web.json_response(self.session(name).waha_json(), status=201)
+
+    async def _update_session(self, request: web.Request) -> web.Response:
+        """WAHA's `PUT /api/sessions/{session}` `{config}`: replaces the session's config.
+
+        Unlike WAHA (404 for an unknown session) the session is created on first use, like every other
+        route here, and it is not restarted (WAHA stops and starts a running session)."""
+        body = await self._json_object(request)
+        session = self.set_session_config(request.match_info["session"], body.get("config"))
+        return web.json_response(session.waha_json())
 
     async def _get_session(self, request: web.Request) -> web.Response:
         session = self.sessions.get(request.match_info["session"])
@@ -627,6 +791,7 @@ _BEHAVIOUR_TYPES: dict[str, type] = {
     "fail_next": int,
     "fail_status": int,
     "timelock_next": int,
+    "timelock_ack_next": int,
     "banned": bool,
 }
 
@@ -641,6 +806,25 @@ def _behaviour(body: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
             raise BadRequest(f"{key} must be {expected.__name__}")
     return body
+
+
+def _public_config(config: dict[str, Any]) -> dict[str, Any]:
+    """The session config as WAHA shows it, without the hmac keys (secrets stay out of answers)."""
+    webhooks = config.get("webhooks")
+    if not isinstance(webhooks, list):
+        return dict(config)
+    shown = []
+    for webhook in webhooks:
+        if isinstance(webhook, dict) and isinstance(webhook.get("hmac"), dict) and webhook["hmac"].get("key"):
+            webhook = {**webhook, "hmac": {**webhook["hmac"], "key": "***"}}
+        shown.append(webhook)
+    return {**config, "webhooks": shown}
+
+
+def _metadata(config: dict[str, Any]) -> dict[str, Any]:
+    """WAHA puts the session's `config.metadata` in every webhook."""
+    metadata = config.get("metadata")
+    return dict(metadata) if isinstance(metadata, dict) else {}
 
 
 def _public_settings(settings: SimulatorSettings) -> dict[str, Any]:

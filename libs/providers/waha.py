@@ -6,12 +6,18 @@ Auth header `X-Api-Key`; every send is `POST /api/send*` with the session in the
 `id`, and `GET /api/{session}/chats/{chatId}/messages/{messageId}` looks a message up, which is what
 makes reconciliation after a lost answer possible.
 
+Webhooks are set per session: `PUT /api/sessions/{session}` replaces the session's `config`, whose
+`webhooks: [{url, events, hmac: {key}, retries, customHeaders}]` say where its events go, each signed
+`X-Webhook-Hmac` with its own key (devlikeapro/waha `src/api/sessions.controller.ts` `update`,
+`src/structures/webhooks.config.dto.ts`).
+
 Errors: a session that is not WORKING answers 422 `{error, session, status, expected}`; WhatsApp errors
 surface as 500 `{exception: {message: "2 UNKNOWN: server returned error 463", ...}}`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from libs.providers.base import HttpFailure, HttpProvider, SpecificRule, dig, non_empty_str
@@ -31,6 +37,9 @@ from libs.providers.port import (
 
 VOICE_MIMETYPE = "audio/ogg; codecs=opus"
 _MEDIA_ENDPOINT = {MediaKind.IMAGE: "sendImage", MediaKind.VIDEO: "sendVideo", MediaKind.DOCUMENT: "sendFile"}
+# What WhatLead listens to: receipts (contacts and groups), incoming messages, session status (bans,
+# QR, time-locks).
+WEBHOOK_EVENTS = ("message", "message.ack", "message.ack.group", "session.status")
 # Session states that recover by themselves shortly (WAHA restarts or reconnects the engine).
 _STARTING_RETRY_AFTER = 5.0
 
@@ -167,3 +176,31 @@ class WahaProvider(HttpProvider):
         if not data:  # some engines answer null for an unknown id
             return None
         return SentMessage(message_id_of(data, chat) or message)
+
+    async def set_session_webhook(
+        self, instance_ref: str, *, url: str, hmac_key: str, events: Sequence[str] = WEBHOOK_EVENTS
+    ) -> None:
+        """Point the session's webhooks at `url`, signed with `hmac_key`, for `events`.
+
+        WAHA's PUT replaces the whole session config, so the rest of it (metadata, proxy, engine
+        settings) is read first and sent back unchanged; the session's webhooks become this one alone.
+        WAHA restarts a running session to apply it.
+        """
+        if not url.startswith(("http://", "https://")):
+            raise ProviderError.permanent("invalid_request", "webhook url must be http(s)")
+        if not hmac_key:
+            raise ProviderError.permanent("invalid_request", "a webhook hmac key is required")
+        session_url = self.url("api", "sessions", instance_ref)
+        try:
+            current = await self.request_json("GET", session_url, idempotent=True)
+        except ProviderError as exc:
+            if exc.status != 404:
+                raise
+            # No config to keep; the PUT answers 404 too where the session really is missing (WAHA),
+            # and creates it where sessions are created on first use (the simulator).
+            current = None
+        config = dig(current, "config")
+        config = dict(config) if isinstance(config, dict) else {}
+        config["webhooks"] = [{"url": url, "events": list(events), "hmac": {"key": hmac_key}}]
+        # Setting the same config twice is harmless: a lost answer may be retried.
+        await self.request_json("PUT", session_url, body={"config": config}, idempotent=True)

@@ -308,3 +308,77 @@ async def test_non_json_success_is_ambiguous(stub: ProviderStub, http: aiohttp.C
 async def test_capabilities(stub: ProviderStub, http: aiohttp.ClientSession) -> None:
     capabilities = adapter(stub, http).capabilities
     assert capabilities.supports_client_message_id and capabilities.supports_lookup
+
+
+GATEWAY_URL = "https://gw.example.com/webhooks/waha/01JD4Q7W3X9K2M5N8P1R4T6V8Y"
+WEBHOOK_KEY = "instance-webhook-secret-0123456789abcdef"
+SESSION_INFO = {
+    "name": "sales-03",
+    "status": "WORKING",
+    "config": {
+        "metadata": {"tenant": "acme"},
+        "proxy": {"server": "proxy.local:3128"},
+        "webhooks": [{"url": "https://old.example.com/hook", "events": ["message"]}],
+    },
+    "me": {"id": "5511912340000@c.us", "pushName": "Loja Centro"},
+}
+
+
+async def test_set_session_webhook_keeps_the_rest_of_the_config(
+    stub: ProviderStub, http: aiohttp.ClientSession
+) -> None:
+    stub.reply(200, SESSION_INFO)
+    stub.reply(200, SESSION_INFO)
+    await adapter(stub, http).set_session_webhook("sales-03", url=GATEWAY_URL, hmac_key=WEBHOOK_KEY)
+    read, write = stub.requests
+    assert (read.method, read.path) == ("GET", "/api/sessions/sales-03")
+    assert (write.method, write.path) == ("PUT", "/api/sessions/sales-03")
+    assert write.headers["X-Api-Key"] == KEY
+    assert write.json == {
+        "config": {
+            "metadata": {"tenant": "acme"},
+            "proxy": {"server": "proxy.local:3128"},
+            "webhooks": [
+                {
+                    "url": GATEWAY_URL,
+                    "events": ["message", "message.ack", "message.ack.group", "session.status"],
+                    "hmac": {"key": WEBHOOK_KEY},
+                }
+            ],
+        }
+    }
+
+
+async def test_set_session_webhook_with_chosen_events(
+    stub: ProviderStub, http: aiohttp.ClientSession
+) -> None:
+    stub.reply(200, {"name": "sales-03", "status": "WORKING"})  # no config yet
+    stub.reply(200, {"name": "sales-03", "status": "WORKING"})
+    await adapter(stub, http).set_session_webhook(
+        "sales-03", url=GATEWAY_URL, hmac_key=WEBHOOK_KEY, events=["message.ack"]
+    )
+    assert stub.last.json == {
+        "config": {
+            "webhooks": [{"url": GATEWAY_URL, "events": ["message.ack"], "hmac": {"key": WEBHOOK_KEY}}]
+        }
+    }
+
+
+async def test_set_session_webhook_on_a_missing_session_is_an_error(
+    stub: ProviderStub, http: aiohttp.ClientSession
+) -> None:
+    stub.reply(404, {"statusCode": 404, "message": "Session not found", "error": "Not Found"})
+    with pytest.raises(ProviderError) as caught:
+        await adapter(stub, http).set_session_webhook("sales-03", url=GATEWAY_URL, hmac_key=WEBHOOK_KEY)
+    assert caught.value.code == "session_not_found"
+    assert [r.method for r in stub.requests] == ["GET", "PUT"]  # WAHA's PUT answers 404 too
+
+
+@pytest.mark.parametrize(("url", "key"), [("ftp://gw.example.com/hook", WEBHOOK_KEY), (GATEWAY_URL, "")])
+async def test_set_session_webhook_refuses_a_bad_target_without_calling(
+    stub: ProviderStub, http: aiohttp.ClientSession, url: str, key: str
+) -> None:
+    with pytest.raises(ProviderError) as caught:
+        await adapter(stub, http).set_session_webhook("sales-03", url=url, hmac_key=key)
+    assert caught.value.error_class is ErrorClass.PERMANENT
+    assert stub.requests == []

@@ -7,7 +7,6 @@ import hashlib
 import hmac
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,7 @@ from libs.providers import (
     WahaProvider,
     new_client_message_id,
 )
-from tests.libs.provider_simulator.receiver import WebhookReceiver
+from tests.libs.provider_simulator.receiver import WebhookReceiver, wait_until
 
 REPO_ROOT = str(Path(__file__).resolve().parents[3])
 PHONE = "5511987650000"
@@ -36,14 +35,6 @@ CHAT = f"{PHONE}@c.us"
 WAHA_ENVELOPE = {"id", "timestamp", "event", "session", "metadata", "me", "payload", "engine", "environment"}
 WAHA_ACK_PAYLOAD = {"id", "from", "to", "participant", "fromMe", "ack", "ackName"}
 WAHA_MESSAGE_PAYLOAD = {"id", "timestamp", "from", "fromMe", "to", "body", "hasMedia", "ack", "ackName"}
-
-
-async def wait_until(check: Callable[[], bool], *, within: float = 5.0) -> None:
-    deadline = time.monotonic() + within
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {within}s")
-        await asyncio.sleep(0.02)
 
 
 def text(session: str = "sales-03", client_id: str | None = None, recipient: str = PHONE) -> SendTextRequest:
