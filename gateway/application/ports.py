@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
 from gateway.domain.events import ProviderEvent
+
+# What normalizing yields and its error are the domain's (the normalizers are pure): named here for callers.
+from gateway.domain.normalization import MalformedWebhook, NormalizedWebhook
 from libs.seedwork.shared_kernel import Provider
+
+__all__ = [
+    "EventSink",
+    "MalformedWebhook",
+    "NormalizedWebhook",
+    "SignatureRejected",
+    "WebhookNormalizer",
+    "WebhookVerifier",
+]
 
 
 class SignatureRejected(Exception):
@@ -20,10 +31,6 @@ class SignatureRejected(Exception):
         self.cause = cause
 
 
-class MalformedWebhook(Exception):
-    """A verified body that is not the JSON (or form) the provider sends: answered 400."""
-
-
 class WebhookVerifier(Protocol):
     def verify(
         self, provider: Provider, instance_id: str, headers: Mapping[str, str], body: bytes, now: datetime
@@ -31,15 +38,6 @@ class WebhookVerifier(Protocol):
         """Return if the body was signed with the instance's webhook secret (constant-time comparison),
         else raise SignatureRejected. `headers` has lower-case names."""
         ...
-
-
-@dataclass(frozen=True)
-class NormalizedWebhook:
-    """The canonical events of one webhook, and the provider's event types it carried that WhatLead does
-    not use (answered 2xx and counted, never an error)."""
-
-    events: Sequence[ProviderEvent]
-    ignored_types: Sequence[str] = field(default_factory=tuple)
 
 
 class WebhookNormalizer(Protocol):
