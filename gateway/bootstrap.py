@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from starlette.applications import Starlette
 
-from gateway.application.ports import MalformedWebhook, NormalizedWebhook, WebhookNormalizer, WebhookVerifier
+from gateway.application.ports import WebhookNormalizer, WebhookVerifier
 from gateway.application.receive_webhook import ReceiveWebhookHandler
 from gateway.config import GatewaySettings
+from gateway.domain.normalization import ProviderNormalizer
 from gateway.entrypoints.http import WebhookEndpoint, create_app
 from gateway.infrastructure.publisher import JetStreamEventSink, JetStreamReadiness
 from gateway.infrastructure.verification import SecretVerifier
@@ -17,7 +18,6 @@ from libs.messaging.nats_connection import connect_nats
 from libs.messaging.publisher import JetStreamPublisher
 from libs.messaging.streams import ensure_streams
 from libs.seedwork.clock import Clock, SystemClock
-from libs.seedwork.shared_kernel import Provider
 from libs.stores import Store, StoreKind, StoreOutages, jetstream_probe
 
 SERVICE = "gateway"
@@ -57,14 +57,4 @@ async def build(
 
 def webhook_adapters(settings: GatewaySettings) -> tuple[WebhookVerifier, WebhookNormalizer]:
     current, *previous = settings.master_keys()
-    verifier = SecretVerifier(current, previous[0] if previous else None)
-    # TO WIRE AT MERGE: gateway.domain.normalization.ProviderNormalizer() in place of _NotWiredYet. Until
-    # then a verified webhook is answered 400 and nothing is published.
-    return verifier, _NotWiredYet()
-
-
-class _NotWiredYet:
-    def normalize(
-        self, provider: Provider, instance_id: str, headers: Mapping[str, str], body: bytes
-    ) -> NormalizedWebhook:
-        raise MalformedWebhook
+    return SecretVerifier(current, previous[0] if previous else None), ProviderNormalizer()

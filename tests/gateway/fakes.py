@@ -75,7 +75,7 @@ class FakeNormalizer:
             ]
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise MalformedWebhook from exc
-        return NormalizedWebhook(events, tuple(document.get("ignored", ())))
+        return NormalizedWebhook(tuple(events), tuple(document.get("ignored", ())))
 
 
 class FakeEventSink:

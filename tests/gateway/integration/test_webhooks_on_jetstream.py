@@ -5,9 +5,13 @@ answered 503 and nothing is stored, and the provider's retry after NATS came bac
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
+import json
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import httpx
 import nats
@@ -15,17 +19,19 @@ import pytest
 from nats.js import JetStreamContext
 from pydantic import SecretStr
 
-from gateway.bootstrap import GatewayParts, build
+from gateway.bootstrap import GatewayParts, build, webhook_adapters
 from gateway.config import GatewaySettings
 from libs.messaging import envelope
 from libs.messaging.streams import delete_streams
 from libs.seedwork.ids import new_id
+from libs.webhooks import webhook_secret
 from tests.conftest import NATS_URL
 from tests.gateway.fakes import MASTER_KEY, SIGNATURE_HEADER, FakeNormalizer, FakeVerifier, sign, webhook
 from tests.sending_path import OwnNatsServer
 from whatlead.events.v1 import provider_events_pb2
 
 INSTANCE = new_id()
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "webhooks"
 
 
 @asynccontextmanager
@@ -125,3 +131,36 @@ async def test_nats_stopped_is_503_with_nothing_stored_and_the_retry_lands_once_
         server.remove()
 
     assert [e.provider_message_id for e in events] == ["msg-before", "msg-during"]
+
+
+async def test_a_real_waha_read_receipt_goes_through_production_s_verifier_and_normalizer(
+    jetstream: JetStreamContext, own_root: str
+):
+    master_key = secrets.token_hex(32)
+    settings = GatewaySettings(
+        nats_url=NATS_URL, subject_root=own_root, webhook_master_key=SecretStr(master_key)
+    )
+    verifier, normalizer = webhook_adapters(settings)
+    parts = await build(settings, verifier=verifier, normalizer=normalizer)
+    body = (FIXTURES / "waha" / "message_ack_read.json").read_bytes()
+    secret = webhook_secret(master_key.encode(), INSTANCE).encode()
+    signed = {
+        "content-type": "application/json",
+        "x-webhook-hmac": hmac.new(secret, body, hashlib.sha512).hexdigest(),
+        "x-webhook-hmac-algorithm": "sha512",
+    }
+    url = f"/webhooks/waha/{INSTANCE}"
+    try:
+        transport = httpx.ASGITransport(app=parts.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+            accepted = await client.post(url, content=body, headers=signed)
+            forged = await client.post(url, content=body.replace(b"READ", b"PLAYED"), headers=signed)
+    finally:
+        await parts.close()
+
+    assert accepted.status_code == 200, accepted.text
+    assert forged.status_code == 401
+    [event] = await stored(jetstream, own_root)
+    assert event.type == provider_events_pb2.PROVIDER_EVENT_TYPE_MESSAGE_READ
+    assert event.provider_message_id == json.loads(body)["payload"]["id"]
+    assert (event.instance_id, event.from_me) == (INSTANCE, True)
