@@ -1,6 +1,7 @@
-"""The gateway on real NATS JetStream (built by its bootstrap, fakes only for the providers' verifier and
-normalizer): a webhook posted many times is one event in the stream; with NATS stopped webhooks are
-answered 503 and nothing is stored, and the provider's retry after NATS came back is stored once."""
+"""The gateway on real NATS JetStream, built by its bootstrap: a webhook posted many times is one event in
+the stream; with NATS stopped webhooks are answered 503 and nothing is stored, and the provider's retry
+after NATS came back is stored once (these with fakes for the providers' verifier and normalizer); and a
+real WAHA receipt through production's own."""
 
 from __future__ import annotations
 
