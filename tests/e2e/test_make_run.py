@@ -167,6 +167,11 @@ def stop(launcher: subprocess.Popen[str]) -> None:
             launcher.communicate()
 
 
+def gateway_metrics(gateway_url: str) -> str:
+    with urllib.request.urlopen(gateway_url + "/metrics", timeout=5) as response:
+        return str(response.read().decode())
+
+
 def test_make_run_serves_the_registry_publishes_typed_events_and_stops_cleanly(stack: Stack):
     assert any(
         "reputation" in line and f"grpc 127.0.0.1:{stack.port(50053)}" in line for line in stack.output
@@ -236,12 +241,45 @@ def test_make_run_serves_the_registry_publishes_typed_events_and_stops_cleanly(s
     )
     assert simulated.returncode == 0, simulated.stderr
     sender = json.loads(simulated.stdout)["id"]
+    # Its session's webhooks go to the gateway, at the instance's URL and signed with its secret, as an
+    # operator sets them with the CLI's instructions.
+    told = stack.cli(
+        *org,
+        "instances",
+        "webhook",
+        sender,
+        "--gateway-url",
+        gateway_url,
+        "--master-key-file",
+        str(master_key),
+    )
+    assert told.returncode == 0, told.stderr
+    given = dict(line.split(maxsplit=1) for line in told.stdout.splitlines()[:4] if line.strip())
+    assert given["url"] == f"{gateway_url}/webhooks/simulator/{sender}"
+    pointed = subprocess.run(
+        [
+            sys.executable, "-m", "libs.provider_simulator.session_webhook",
+            "--simulator", f"http://127.0.0.1:{stack.port(8090)}", "--api-key", launcher.SIMULATOR_API_KEY,
+            "--session", "e2e-sim", "--url", given["url"], "--secret", given["secret"],
+        ],
+        env=stack.env(), capture_output=True, text=True, timeout=60, cwd=ROOT,
+    )  # fmt: skip
+    assert pointed.returncode == 0, pointed.stderr
     approved = eventually_shows(stack, "APPROVED", *org, "send", "--to", "+5511988887777", "--text", "hello")
     intent_id = approved.split()[0]
     assert sender in approved
     eventually_shows(stack, "INTENT_STATUS_SENT", *org, "intent", intent_id)
     job = eventually_shows(stack, "JOB_STATUS_SENT", *org, "jobs", intent_id)
     assert '"attempts": 1' in job and '"provider_message_id"' in job
+    # The simulator's receipts came back through the gateway: verified, normalized, stored, answered 200.
+    read_through_gateway = (
+        'whatlead_gateway_webhooks_total{kind="MESSAGE_READ",provider="SIMULATOR",status="200"}'
+    )
+    deadline = time.monotonic() + 30
+    while read_through_gateway not in (metrics := gateway_metrics(gateway_url)):
+        assert time.monotonic() < deadline, metrics
+        time.sleep(0.3)
+    assert "whatlead_gateway_verification_failures_total{" not in metrics
 
     # Ctrl-C: the launcher stops every child, PostgreSQL's backends included, and leaves no port behind.
     stack.process.send_signal(signal.SIGINT)
