@@ -1,7 +1,8 @@
 """`make run` as a newcomer meets it: the stack comes up on its embedded PostgreSQL, Redis and nats-server,
 the CLI registers an instance (its typed event is in JetStream), `whatlead send` takes a message through the
-Gate, the Executor and the provider simulator to SENT, and Ctrl-C stops everything, leaving no process
-behind. Runs on its own data folder and shifted ports."""
+Gate, the Executor and the provider simulator to SENT, the simulator's receipts come back through the
+gateway to the job (READ), and Ctrl-C stops everything, leaving no process behind. Runs on its own data
+folder and shifted ports."""
 
 from __future__ import annotations
 
@@ -280,6 +281,8 @@ def test_make_run_serves_the_registry_publishes_typed_events_and_stops_cleanly(s
         assert time.monotonic() < deadline, metrics
         time.sleep(0.3)
     assert "whatlead_gateway_verification_failures_total{" not in metrics
+    # ...and the Executor heard them from the gateway's stream (the only way a job learns of a receipt).
+    eventually_shows(stack, "DELIVERY_STATUS_READ", *org, "jobs", intent_id)
 
     # Ctrl-C: the launcher stops every child, PostgreSQL's backends included, and leaves no port behind.
     stack.process.send_signal(signal.SIGINT)
