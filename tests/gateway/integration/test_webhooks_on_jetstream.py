@@ -18,6 +18,7 @@ import httpx
 import nats
 import pytest
 from nats.js import JetStreamContext
+from prometheus_client import REGISTRY
 from pydantic import SecretStr
 
 from gateway.bootstrap import GatewayParts, build, webhook_adapters
@@ -50,6 +51,10 @@ async def gateway(nats_url: str, root: str) -> AsyncIterator[tuple[httpx.AsyncCl
             yield client, parts
     finally:
         await parts.close()
+
+
+def counted(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
 async def post(client: httpx.AsyncClient, body: bytes) -> httpx.Response:
@@ -90,12 +95,16 @@ async def test_the_same_webhook_posted_five_times_is_one_event_in_the_stream(
     jetstream: JetStreamContext, own_root: str
 ):
     body = webhook({"kind": "MESSAGE_DELIVERED", "message_id": "msg-five"})
+    duplicates_before = counted("whatlead_gateway_duplicates_total", provider="WAHA")
+    publishes_before = counted("whatlead_gateway_publish_seconds_count")
     async with gateway(NATS_URL, own_root) as (client, _):
         assert (await client.get("/readyz")).status_code == 200
         answers = [await post(client, body) for _ in range(5)]
 
     assert [answer.status_code for answer in answers] == [200] * 5
     assert [answer.json()["duplicates"] for answer in answers] == [0, 1, 1, 1, 1]
+    assert counted("whatlead_gateway_duplicates_total", provider="WAHA") == duplicates_before + 4
+    assert counted("whatlead_gateway_publish_seconds_count") == publishes_before + 5
     [event] = await stored(jetstream, own_root)
     assert event.type == provider_events_pb2.PROVIDER_EVENT_TYPE_MESSAGE_DELIVERED
     assert (event.instance_id, event.provider_message_id) == (INSTANCE, "msg-five")
