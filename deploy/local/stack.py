@@ -3,16 +3,21 @@
 Beside the services it starts, from wheels of the `local` extra, nats-server (JetStream in .data/nats),
 PostgreSQL 18 (.data/postgres, one database per service) and Redis (the Gate's rate windows), each on a
 port of its own so servers already running on the default ports are left alone. Each process writes its
-logs to .data/logs/<name>.log. What the operator exports wins: with REPUTATION_DATABASE_URL=... set,
-reputation uses that server, and an embedded server no service uses is not started.
+logs to .data/logs/<name>.log. The gateway takes provider webhooks on port 8080; the key their secrets
+are derived from is made once in .data/webhook-master-key. What the operator exports wins: with
+REPUTATION_DATABASE_URL=... set, reputation uses that server, and an embedded server no service uses is
+not started.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import sys
 import time
+import urllib.error
+import urllib.request
 from itertools import chain
 from pathlib import Path
 
@@ -59,15 +64,15 @@ def postgres_url(database: str) -> str:
 
 SIMULATOR_PORT = 8090
 GATEWAY_PORT = 8080
-# Local-only credentials shared by the simulator and its clients (the executor; the gateway verifies
-# webhooks with the secret). Production providers get real ones from the environment.
+# Local-only credential shared by the simulator and its client, the executor. Production providers get
+# real ones from the environment.
 SIMULATOR_API_KEY = "local-simulator-key"
-SIMULATOR_WEBHOOK_SECRET = "local-simulator-webhook-secret"
 
 
 def simulator() -> Component:
-    """The WhatsApp provider simulator (WAHA's API); its webhooks go to the gateway, whose absence it
-    only logs."""
+    """The WhatsApp provider simulator (WAHA's API). No global webhook: the gateway takes webhooks only at
+    an instance's own URL with its own secret, so each session is pointed there as a real WAHA session is
+    (`whatlead instances webhook <id>`, then `python -m libs.provider_simulator.session_webhook`)."""
     http_port = port(SIMULATOR_PORT)
     command = [
         sys.executable,
@@ -79,12 +84,59 @@ def simulator() -> Component:
         str(http_port),
         "--api-key",
         SIMULATOR_API_KEY,
-        "--webhook-url",
-        f"http://127.0.0.1:{port(GATEWAY_PORT)}/webhooks/waha",
-        "--webhook-secret",
-        SIMULATOR_WEBHOOK_SECRET,
     ]
     return Component("provider-simulator", command, http_port=http_port)
+
+
+MASTER_KEY_FILE = DATA / "webhook-master-key"
+
+
+def webhook_master_key() -> str:
+    """The key every instance's webhook secret is derived from (libs.webhooks): made once for this data
+    folder and kept there (readable by its owner only), so the secrets pasted into providers stay valid
+    across runs. One the operator exported for the gateway is given to reputation too."""
+    if exported := os.environ.get("GATEWAY_WEBHOOK_MASTER_KEY"):
+        return exported
+    path = MASTER_KEY_FILE
+    if not path.exists():
+        DATA.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_hex(32))
+    return path.read_text().strip()
+
+
+def with_webhook_master_key(component: Component, variable: str) -> Component:
+    """Given the master key just before it starts, unless the operator exported one."""
+
+    def prepare() -> None:
+        component.env.setdefault(variable, webhook_master_key())
+
+    component.prepare = prepare
+    return component
+
+
+def gateway() -> Component:
+    """Provider webhooks in, canonical events out; no database."""
+    http_port = port(GATEWAY_PORT)
+    env = {"GATEWAY_NATS_URL": NATS_URL, "GATEWAY_HTTP_PORT": str(http_port)}
+    env.update({key: value for key, value in os.environ.items() if key.startswith("GATEWAY_")})
+    component = Component(
+        "gateway",
+        [sys.executable, "-m", "gateway"],
+        env,
+        http_port=http_port,
+        summary=f"webhooks (secrets: whatlead instances webhook <id> --master-key-file {MASTER_KEY_FILE})",
+        is_ready=lambda: answers_ok(f"http://127.0.0.1:{http_port}/readyz"),
+    )
+    return with_webhook_master_key(component, "GATEWAY_WEBHOOK_MASTER_KEY")
+
+
+def answers_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
 
 
 def stages() -> list[list[Component]]:
@@ -92,7 +144,10 @@ def stages() -> list[list[Component]]:
     importing and migrating, so starting them one by one would add those seconds up) and is awaited, and
     printed, in its order; a stage starts once the one before is ready."""
     services = [
-        service("reputation", "REPUTATION_", 50053, 9103),
+        # Reputation hands each instance its webhook secret (`whatlead instances webhook <id>`).
+        with_webhook_master_key(
+            service("reputation", "REPUTATION_", 50053, 9103), "REPUTATION_WEBHOOK_MASTER_KEY"
+        ),
         # Starts even while reputation is not serving yet: it rebuilds from it in the background.
         service(
             "gate",
@@ -111,6 +166,7 @@ def stages() -> list[list[Component]]:
             EXECUTOR_SIMULATOR_URL=f"http://127.0.0.1:{port(SIMULATOR_PORT)}",
             EXECUTOR_SIMULATOR_API_KEY=SIMULATOR_API_KEY,
         ),
+        gateway(),
     ]
     # An embedded server starts only for the services the operator did not point elsewhere.
     servers = [nats_server(DATA, NATS_PORT)]

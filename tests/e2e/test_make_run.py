@@ -1,7 +1,8 @@
 """`make run` as a newcomer meets it: the stack comes up on its embedded PostgreSQL, Redis and nats-server,
 the CLI registers an instance (its typed event is in JetStream), `whatlead send` takes a message through the
-Gate, the Executor and the provider simulator to SENT, and Ctrl-C stops everything, leaving no process
-behind. Runs on its own data folder and shifted ports."""
+Gate, the Executor and the provider simulator to SENT, the simulator's receipts come back through the
+gateway to the job (READ), and Ctrl-C stops everything, leaving no process behind. Runs on its own data
+folder and shifted ports."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,7 +117,7 @@ def still_running(processes: set[Process]) -> set[Process]:
 def launcher_environment(offset: int, data: Path) -> dict[str, str]:
     """The user's environment less any service setting (<PREFIX>_DATABASE_URL, GATE_REDIS_URL...): the stack
     runs on its embedded servers, as on a fresh machine."""
-    services = ("REPUTATION_", "GATE_", "EXECUTOR_")
+    services = ("REPUTATION_", "GATE_", "EXECUTOR_", "GATEWAY_")
     return {
         **{key: value for key, value in os.environ.items() if not key.startswith(services)},
         "WHATLEAD_LOCAL_PORT_OFFSET": str(offset),
@@ -166,6 +168,11 @@ def stop(launcher: subprocess.Popen[str]) -> None:
             launcher.communicate()
 
 
+def gateway_metrics(gateway_url: str) -> str:
+    with urllib.request.urlopen(gateway_url + "/metrics", timeout=5) as response:
+        return str(response.read().decode())
+
+
 def test_make_run_serves_the_registry_publishes_typed_events_and_stops_cleanly(stack: Stack):
     assert any(
         "reputation" in line and f"grpc 127.0.0.1:{stack.port(50053)}" in line for line in stack.output
@@ -178,6 +185,14 @@ def test_make_run_serves_the_registry_publishes_typed_events_and_stops_cleanly(s
         for line in stack.output
     )
     assert any(line.startswith("redis") and f"127.0.0.1:{stack.port(6380)}" in line for line in stack.output)
+    # The gateway: its URL printed, ready (NATS connected, its stream there), and its webhook master key
+    # made once in the data folder, readable by its owner only.
+    gateway_url = f"http://127.0.0.1:{stack.port(8080)}"
+    assert any(line.startswith("gateway") and gateway_url in line for line in stack.output)
+    with urllib.request.urlopen(gateway_url + "/readyz", timeout=5) as ready:
+        assert ready.status == 200 and json.load(ready) == {"status": "ready"}
+    master_key = stack.data / "webhook-master-key"
+    assert len(master_key.read_text()) == 64 and master_key.stat().st_mode & 0o077 == 0
     started = descendants(stack.process.pid)
     assert {"nats-server", "postgres", "redis-server"} <= {process.name for process in started}
 
@@ -227,12 +242,47 @@ def test_make_run_serves_the_registry_publishes_typed_events_and_stops_cleanly(s
     )
     assert simulated.returncode == 0, simulated.stderr
     sender = json.loads(simulated.stdout)["id"]
+    # Its session's webhooks go to the gateway, at the instance's URL and signed with its secret, as an
+    # operator sets them with the CLI's instructions.
+    told = stack.cli(
+        *org,
+        "instances",
+        "webhook",
+        sender,
+        "--gateway-url",
+        gateway_url,
+        "--master-key-file",
+        str(master_key),
+    )
+    assert told.returncode == 0, told.stderr
+    given = dict(line.split(maxsplit=1) for line in told.stdout.splitlines()[:4] if line.strip())
+    assert given["url"] == f"{gateway_url}/webhooks/simulator/{sender}"
+    pointed = subprocess.run(
+        [
+            sys.executable, "-m", "libs.provider_simulator.session_webhook",
+            "--simulator", f"http://127.0.0.1:{stack.port(8090)}", "--api-key", launcher.SIMULATOR_API_KEY,
+            "--session", "e2e-sim", "--url", given["url"], "--secret", given["secret"],
+        ],
+        env=stack.env(), capture_output=True, text=True, timeout=60, cwd=ROOT,
+    )  # fmt: skip
+    assert pointed.returncode == 0, pointed.stderr
     approved = eventually_shows(stack, "APPROVED", *org, "send", "--to", "+5511988887777", "--text", "hello")
     intent_id = approved.split()[0]
     assert sender in approved
     eventually_shows(stack, "INTENT_STATUS_SENT", *org, "intent", intent_id)
     job = eventually_shows(stack, "JOB_STATUS_SENT", *org, "jobs", intent_id)
     assert '"attempts": 1' in job and '"provider_message_id"' in job
+    # The simulator's receipts came back through the gateway: verified, normalized, stored, answered 200.
+    read_through_gateway = (
+        'whatlead_gateway_webhooks_total{kind="MESSAGE_READ",provider="SIMULATOR",status="200"}'
+    )
+    deadline = time.monotonic() + 30
+    while read_through_gateway not in (metrics := gateway_metrics(gateway_url)):
+        assert time.monotonic() < deadline, metrics
+        time.sleep(0.3)
+    assert "whatlead_gateway_verification_failures_total{" not in metrics
+    # ...and the Executor heard them from the gateway's stream (the only way a job learns of a receipt).
+    eventually_shows(stack, "DELIVERY_STATUS_READ", *org, "jobs", intent_id)
 
     # Ctrl-C: the launcher stops every child, PostgreSQL's backends included, and leaves no port behind.
     stack.process.send_signal(signal.SIGINT)
@@ -240,7 +290,7 @@ def test_make_run_serves_the_registry_publishes_typed_events_and_stops_cleanly(s
     assert stack.process.returncode == 0
     assert "stopped" in remaining
     assert still_running(started) == set()
-    for server_port in (4322, 5433, 6380, 50053):
+    for server_port in (4322, 5433, 6380, 50053, 8080):
         assert not port_open(stack.port(server_port)), server_port
     # PostgreSQL shut down cleanly (a fast shutdown, not a crash to recover from next time).
     assert "database system is shut down" in (stack.data / "logs" / "postgres.log").read_text()

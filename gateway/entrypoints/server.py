@@ -1,0 +1,72 @@
+"""The gateway's process: uvicorn (httptools) serving the Starlette app on the running loop (uvloop, set
+by __main__), stopped the way every service stops: SIGTERM or SIGINT → stop accepting, let the webhooks
+in flight finish (their publishes acked or failed), then drain NATS."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import signal
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import uvicorn
+
+from gateway.config import GatewaySettings
+
+if TYPE_CHECKING:
+    from gateway.bootstrap import GatewayParts
+
+log = logging.getLogger(__name__)
+
+
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        # uvicorn's own handlers re-raise the signal after the shutdown (the process then dies by it):
+        # `serve` below installs the loop's handlers instead, as libs.runtime does for the gRPC services.
+        yield
+
+
+def server_config(settings: GatewaySettings, parts: GatewayParts) -> uvicorn.Config:
+    return uvicorn.Config(
+        parts.app,
+        host=settings.http_host,
+        port=settings.http_port,
+        loop="none",  # the running one
+        http="httptools",
+        lifespan="off",  # bootstrap opened what the app needs; `serve` closes it
+        access_log=False,  # each webhook is counted in the metrics; paths hold instance ids
+        log_config=None,  # uvicorn's lines go through the JSON handler of libs.logs
+        server_header=False,
+        timeout_keep_alive=settings.http_keep_alive_seconds,
+        timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_seconds),
+        limit_concurrency=settings.http_limit_concurrency,
+    )
+
+
+async def serve(
+    settings: GatewaySettings, parts: GatewayParts, *, config: uvicorn.Config | None = None
+) -> None:
+    """Serve until SIGTERM or SIGINT; `config` (the bench's) stands in for the settings' own."""
+    server = _Server(config or server_config(settings, parts))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    watcher = asyncio.create_task(parts.outages.watch(stop), name="store-outages")
+    serving = asyncio.create_task(server.serve(), name="http")
+    log.info("ready", extra={"http": f"http://{settings.http_host}:{settings.http_port}"})
+    stopper = asyncio.create_task(stop.wait())
+    await asyncio.wait([stopper, serving], return_when=asyncio.FIRST_COMPLETED)
+    stop.set()
+    log.info("draining")
+    server.should_exit = True
+    await serving  # uvicorn waits for the requests in flight (up to the grace period)
+    stopper.cancel()
+    await asyncio.wait([watcher], timeout=1)
+    watcher.cancel()
+    await parts.close()
+    log.info("stopped")
