@@ -74,7 +74,14 @@ def instance_webhook(args: argparse.Namespace) -> int:
         .instance
     )
     provider = enum_label(common_pb2.Provider, instance.provider).lower()
-    print(webhooks.instructions(instance.id, provider, instance.provider_instance_ref, args.gateway_url, key))
+    if args.apply:
+        print(webhooks.apply(instance.id, provider, instance.provider_instance_ref, args, key))
+    else:
+        print(
+            webhooks.instructions(
+                instance.id, provider, instance.provider_instance_ref, args.gateway_url, key
+            )
+        )
     return 0
 
 

@@ -1,15 +1,20 @@
-"""`whatlead instances webhook <id>`: the URL and secret to paste into the instance's provider.
+"""`whatlead instances webhook <id>`: the URL and secret to paste into the instance's provider, or, with
+`--apply`, set on a WAHA (or simulator) session directly.
 
-The secret is derived here, where the operator holds the webhook master key (WHATLEAD_WEBHOOK_MASTER_KEY or
---master-key-file), exactly as the gateway derives it (ADR 0041); the master key itself is never printed.
+The secret is derived here, where the operator holds the webhook master key (WHATLEAD_WEBHOOK_MASTER_KEY,
+--master-key-file, or the file `make run` keeps in its data folder), exactly as the gateway derives it
+(ADR 0041); the master key itself is never printed.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 from pathlib import Path
 
+from libs.provider_simulator.session_webhook import apply_session_webhook
+from libs.providers import ProviderError
 from libs.webhooks import (
     EVOLUTION_JWT_HEADER,
     STATIC_SECRET_HEADER,
@@ -21,6 +26,14 @@ from libs.webhooks import (
 MASTER_KEY_ENV = "WHATLEAD_WEBHOOK_MASTER_KEY"
 GATEWAY_URL_ENV = "WHATLEAD_GATEWAY_URL"
 DEFAULT_GATEWAY_URL = "http://127.0.0.1:8080"  # what `make run` starts
+# What `make run` keeps (deploy/local): its master key file, its simulator's URL and API key.
+LOCAL_MASTER_KEY_FILE = Path(os.environ.get("WHATLEAD_LOCAL_DATA", ".data")) / "webhook-master-key"
+PROVIDER_URL_ENV = "WHATLEAD_PROVIDER_URL"
+PROVIDER_API_KEY_ENV = "WHATLEAD_PROVIDER_API_KEY"
+LOCAL_SIMULATOR_URL = "http://127.0.0.1:8090"
+LOCAL_SIMULATOR_API_KEY = "local-simulator-key"
+# Providers whose session webhook `--apply` can set (WAHA's sessions API; issue 16's onboarding does all).
+APPLICABLE = ("waha", "simulator")
 
 
 def master_key(key_file: str | None) -> bytes:
@@ -31,8 +44,12 @@ def master_key(key_file: str | None) -> bytes:
             text = Path(key_file).read_text(encoding="utf-8").strip()
         except OSError as error:
             raise SystemExit(f"cannot read the webhook master key file: {error.strerror}") from None
+    elif MASTER_KEY_ENV in os.environ:
+        text = os.environ[MASTER_KEY_ENV].strip()
+    elif LOCAL_MASTER_KEY_FILE.is_file():  # `make run`'s, from the project folder
+        text = LOCAL_MASTER_KEY_FILE.read_text(encoding="utf-8").strip()
     else:
-        text = os.environ.get(MASTER_KEY_ENV, "").strip()
+        text = ""
     if not text:
         raise SystemExit(f"no webhook master key: set {MASTER_KEY_ENV} or pass --master-key-file")
     return text.encode()
@@ -95,5 +112,41 @@ def add_arguments(command: argparse.ArgumentParser) -> None:
         help=f"the gateway's public base URL (default ${GATEWAY_URL_ENV} or {DEFAULT_GATEWAY_URL})",
     )
     command.add_argument(
-        "--master-key-file", help=f"a file holding the webhook master key (default ${MASTER_KEY_ENV})"
+        "--master-key-file",
+        help=f"a file holding the webhook master key (default ${MASTER_KEY_ENV}, else `make run`'s)",
     )
+    command.add_argument(
+        "--apply",
+        action="store_true",
+        help="set the webhook on the instance's WAHA or simulator session instead of printing what to set",
+    )
+    command.add_argument(
+        "--provider-url",
+        default=os.environ.get(PROVIDER_URL_ENV, LOCAL_SIMULATOR_URL),
+        help=f"with --apply: the provider's base URL (default ${PROVIDER_URL_ENV} or {LOCAL_SIMULATOR_URL})",
+    )
+    command.add_argument(
+        "--provider-api-key",
+        default=os.environ.get(PROVIDER_API_KEY_ENV, LOCAL_SIMULATOR_API_KEY),
+        help=f"with --apply: its API key (default ${PROVIDER_API_KEY_ENV} or `make run`'s simulator key)",
+    )
+
+
+def apply(instance_id: str, provider: str, provider_ref: str, args: argparse.Namespace, key: bytes) -> str:
+    """Set the session's webhook at its provider; returns the line to print (never the secret)."""
+    if provider not in APPLICABLE:
+        raise SystemExit(f"--apply sets WAHA sessions only; for {provider}, set what `webhook` prints")
+    url = webhook_url(args.gateway_url, provider, instance_id)
+    try:
+        asyncio.run(
+            apply_session_webhook(
+                args.provider_url,
+                args.provider_api_key,
+                provider_ref,
+                url=url,
+                secret=webhook_secret(key, instance_id),
+            )
+        )
+    except ProviderError as error:
+        raise SystemExit(f"the provider refused the webhook: {error.code}") from None
+    return f"{provider} session {provider_ref} now posts its webhooks to {url}, signed with its secret"

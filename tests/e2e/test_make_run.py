@@ -44,6 +44,9 @@ class Stack:
             "WHATLEAD_GATE_ADDR": f"127.0.0.1:{self.port(50051)}",
             "WHATLEAD_EXECUTOR_ADDR": f"127.0.0.1:{self.port(50052)}",
             "WHATLEAD_NATS_URL": f"nats://127.0.0.1:{self.port(4322)}",
+            "WHATLEAD_GATEWAY_URL": f"http://127.0.0.1:{self.port(8080)}",
+            "WHATLEAD_PROVIDER_URL": f"http://127.0.0.1:{self.port(8090)}",
+            "WHATLEAD_LOCAL_DATA": str(self.data),
             "WHATLEAD_ORG": "org-e2e",
         }
 
@@ -242,30 +245,16 @@ def test_make_run_serves_the_registry_publishes_typed_events_and_stops_cleanly(s
     )
     assert simulated.returncode == 0, simulated.stderr
     sender = json.loads(simulated.stdout)["id"]
-    # Its session's webhooks go to the gateway, at the instance's URL and signed with its secret, as an
-    # operator sets them with the CLI's instructions.
-    told = stack.cli(
-        *org,
-        "instances",
-        "webhook",
-        sender,
-        "--gateway-url",
-        gateway_url,
-        "--master-key-file",
-        str(master_key),
-    )
+    # What to give the provider: the instance's URL at the gateway and its secret...
+    told = stack.cli(*org, "instances", "webhook", sender, "--master-key-file", str(master_key))
     assert told.returncode == 0, told.stderr
     given = dict(line.split(maxsplit=1) for line in told.stdout.splitlines()[:4] if line.strip())
     assert given["url"] == f"{gateway_url}/webhooks/simulator/{sender}"
-    pointed = subprocess.run(
-        [
-            sys.executable, "-m", "libs.provider_simulator.session_webhook",
-            "--simulator", f"http://127.0.0.1:{stack.port(8090)}", "--api-key", launcher.SIMULATOR_API_KEY,
-            "--session", "e2e-sim", "--url", given["url"], "--secret", given["secret"],
-        ],
-        env=stack.env(), capture_output=True, text=True, timeout=60, cwd=ROOT,
-    )  # fmt: skip
-    assert pointed.returncode == 0, pointed.stderr
+    # ...which `--apply` sets on its simulator session, the key taken from the stack's data folder as a
+    # newcomer runs it: the session's webhooks now go to the gateway, signed with the instance's secret.
+    applied = stack.cli(*org, "instances", "webhook", sender, "--apply")
+    assert applied.returncode == 0, applied.stderr
+    assert given["url"] in applied.stdout and given["secret"] not in applied.stdout
     approved = eventually_shows(stack, "APPROVED", *org, "send", "--to", "+5511988887777", "--text", "hello")
     intent_id = approved.split()[0]
     assert sender in approved

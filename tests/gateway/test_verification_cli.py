@@ -3,9 +3,14 @@ gateway then accepts."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import hmac
+import queue
 import re
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,8 +18,9 @@ from pathlib import Path
 import pytest
 
 from gateway.infrastructure.verification import SecretVerifier
-from libs.cli import instances
+from libs.cli import instances, webhooks
 from libs.cli.main import main
+from libs.provider_simulator import ProviderSimulator, run_simulator
 from libs.seedwork.shared_kernel import Provider
 from libs.webhooks import webhook_secret
 from whatlead.common.v1 import common_pb2
@@ -139,7 +145,75 @@ def test_without_a_master_key_it_says_how_to_give_one_and_asks_nobody(
     registry = FakeRegistry(common_pb2.PROVIDER_WAHA)
     monkeypatch.setattr(instances, "reputation", lambda: registry)
     monkeypatch.delenv("WHATLEAD_WEBHOOK_MASTER_KEY", raising=False)
+    monkeypatch.setattr(webhooks, "LOCAL_MASTER_KEY_FILE", Path("no-such-folder") / "webhook-master-key")
     with pytest.raises(SystemExit, match="WHATLEAD_WEBHOOK_MASTER_KEY"):
         main(["instances", "webhook", INSTANCE_ID])
     assert registry.calls == []
+    assert capsys.readouterr().out == ""
+
+
+def test_without_a_key_given_it_takes_the_one_make_run_keeps(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    local = tmp_path / "webhook-master-key"
+    local.write_text("the-local-stack-key\n")
+    monkeypatch.setattr(webhooks, "LOCAL_MASTER_KEY_FILE", local)
+    monkeypatch.setattr(instances, "reputation", lambda: FakeRegistry(common_pb2.PROVIDER_SIMULATOR))
+    monkeypatch.delenv("WHATLEAD_WEBHOOK_MASTER_KEY", raising=False)
+
+    assert main(["instances", "webhook", INSTANCE_ID]) == 0
+
+    assert field_of(capsys.readouterr().out, "secret") == webhook_secret(b"the-local-stack-key", INSTANCE_ID)
+
+
+@contextlib.contextmanager
+def simulator_in_a_thread(api_key: str) -> Iterator[ProviderSimulator]:
+    """The provider simulator on a loop of its own: the command runs its own loop, as a user runs it."""
+    started: queue.Queue[ProviderSimulator] = queue.Queue()
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+
+    async def serve() -> None:
+        async with run_simulator(api_key=api_key) as simulator:
+            started.put(simulator)
+            await stop.wait()
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(serve(),), daemon=True)
+    thread.start()
+    try:
+        yield started.get(timeout=10)
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(timeout=10)
+        loop.close()
+
+
+def test_apply_points_the_simulator_session_at_the_gateway_with_the_instance_secret(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with simulator_in_a_thread("sim-key") as simulator:
+        output, _ = run_webhook_command(
+            monkeypatch,
+            capsys,
+            common_pb2.PROVIDER_SIMULATOR,
+            "--apply",
+            "--provider-url",
+            simulator.base_url,
+            "--provider-api-key",
+            "sim-key",
+        )
+        [target] = simulator.webhook_targets(simulator.sessions["sales-1"])
+
+    assert target.url == f"http://127.0.0.1:8080/webhooks/simulator/{INSTANCE_ID}"
+    assert target.hmac_key == webhook_secret(MASTER_KEY.encode(), INSTANCE_ID)
+    assert "now posts its webhooks to" in output and target.hmac_key not in output
+
+
+def test_apply_refuses_a_provider_whose_webhook_it_cannot_set(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(instances, "reputation", lambda: FakeRegistry(common_pb2.PROVIDER_WUZAPI))
+    monkeypatch.setenv("WHATLEAD_WEBHOOK_MASTER_KEY", MASTER_KEY)
+    with pytest.raises(SystemExit, match="WAHA sessions only"):
+        main(["instances", "webhook", INSTANCE_ID, "--apply"])
     assert capsys.readouterr().out == ""
