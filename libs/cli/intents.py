@@ -10,8 +10,10 @@ import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from libs.cli.common import DEADLINE_SECONDS, Commands, address, enum_label, enum_value, show
+from libs.cli.jobs import executor
 from libs.rpc.convert import to_timestamp
 from whatlead.common.v1 import common_pb2
+from whatlead.executor.v1 import executor_pb2
 from whatlead.gate.v1 import gate_pb2, gate_pb2_grpc
 
 
@@ -121,7 +123,26 @@ def get_intent(args: argparse.Namespace) -> int:
     if response.HasField("decision"):
         print("decision:")
         show(response.decision)
+    if response.intent.status == gate_pb2.INTENT_STATUS_SENT:
+        print(delivery(args.org, args.id))
     return 0
+
+
+def delivery(organization_id: str, intent_id: str) -> str:
+    """How far the message got, as the provider reported it to the gateway: the Executor's job keeps it."""
+    try:
+        page = executor().ListJobs(
+            executor_pb2.ListJobsRequest(organization_id=organization_id, intent_id=intent_id, page_size=1),
+            timeout=DEADLINE_SECONDS,
+        )
+    except grpc.RpcError as error:
+        return f"delivery: unknown (the executor answered {error.code().name})"
+    if not page.jobs:
+        return "delivery: unknown (no job)"
+    status = page.jobs[0].delivery_status
+    if status == executor_pb2.DELIVERY_STATUS_UNSPECIFIED:
+        return "delivery: no receipt yet"
+    return f"delivery: {enum_label(executor_pb2.DeliveryStatus, status)}"
 
 
 def register(commands: Commands) -> None:

@@ -272,6 +272,7 @@ def test_make_run_serves_the_registry_publishes_typed_events_and_stops_cleanly(s
     assert "whatlead_gateway_verification_failures_total{" not in metrics
     # ...and the Executor heard them from the gateway's stream (the only way a job learns of a receipt).
     eventually_shows(stack, "DELIVERY_STATUS_READ", *org, "jobs", intent_id)
+    eventually_shows(stack, "delivery: READ", *org, "intent", intent_id)
 
     # Ctrl-C: the launcher stops every child, PostgreSQL's backends included, and leaves no port behind.
     stack.process.send_signal(signal.SIGINT)
