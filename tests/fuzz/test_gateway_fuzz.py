@@ -3,9 +3,11 @@ the document, and requests that break it), answer only what the document says: i
 problems for every refusal, no 5xx (NATS is up, so not even the documented 503), and /readyz is 200 after.
 
 The gateway is production's: its verifier, its normalizers and a JetStream sink on this run's own subject
-root. A third of the webhooks are signed correctly for a known instance (the generated body as it is, or a
-real provider body from tests/gateway/fixtures), so the normalizers and the stream are reached, not only
-the 401. Every answer is recorded in the tier's histogram, printed at the end of the run.
+root. About a third of the webhooks are signed correctly for a known instance (the generated body as it is,
+or a real provider body from tests/gateway/fixtures, also padded to the body limit and one byte past it),
+so the normalizers and the stream are reached, not only the 401; a correctly signed one must never be 401,
+one past the limit never read. Some carry a content type no provider sends. Every answer is recorded in
+the tier's histogram, printed at the end of the run.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ from hypothesis import strategies as st
 from pydantic import SecretStr
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
+from schemathesis.core.failures import FailureGroup
+from schemathesis.core.result import Ok
 from schemathesis.generation.case import Case
 from schemathesis.schemas import APIOperation
 from schemathesis.specs.openapi.checks import (
@@ -60,7 +64,19 @@ from tests.fuzz.system import LoopThread
 
 SERVICE = "gateway"
 SCHEMA = schemathesis.openapi.from_dict(json.loads(OPENAPI_DOCUMENT.read_text()))
-OPERATIONS: list[APIOperation] = [result.ok() for result in SCHEMA.get_all_operations()]
+
+
+def _operations() -> list[APIOperation]:
+    """Every operation of the document (one schemathesis cannot read fails the run here)."""
+    operations = []
+    for result in SCHEMA.get_all_operations():
+        if not isinstance(result, Ok):
+            raise result.err()
+        operations.append(result.ok())
+    return operations
+
+
+OPERATIONS = _operations()
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
@@ -79,7 +95,7 @@ AS_GENERATED, SIGNED, SIGNED_REAL, AT_LIMIT, OVER_LIMIT, STREAMED_OVER_LIMIT = (
     "as generated", "signed", "signed real", "at the limit", "over the limit", "streamed over the limit"
 )  # fmt: skip
 TAMPERING = st.sampled_from(
-    [AS_GENERATED] * 6 + [SIGNED] * 4 + [SIGNED_REAL] * 4 + [AT_LIMIT, OVER_LIMIT, STREAMED_OVER_LIMIT]
+    [AS_GENERATED, SIGNED, SIGNED_REAL] * 4 + [AT_LIMIT, OVER_LIMIT, STREAMED_OVER_LIMIT]
 )
 # Content types no provider sends (schemathesis sends only the documented ones), now and then instead.
 CONTENT_TYPES = st.sampled_from([None] * 12 + ["text/plain", "application/xml", "multipart/form-data", ""])
@@ -108,8 +124,12 @@ def gateway(services_loop: LoopThread, jetstream: object, subject_root: str) -> 
         yield FuzzedGateway(client, parts, master_key.encode(), new_id(), settings.max_body_bytes)
     finally:
         services_loop.call(client.aclose())
-        services_loop.call(parts.close())
+        services_loop.call(_closed(parts))
         services_loop.call(_delete_stream(root))
+
+
+async def _closed(parts: GatewayParts) -> None:
+    await parts.close()
 
 
 async def _delete_stream(root: str) -> None:
@@ -142,8 +162,10 @@ def test_every_route_answers_what_the_openapi_document_says(
                 request = _tampered(gateway, provider, request, tampering, fixture, content_type)
             response = services_loop.call(_send(gateway.client, request))
             statuses[response.status_code] += 1
-            HISTOGRAM.record_http(SERVICE, _label(operation), response.status_code, _broken(case, response),
-                                  _shown(request))  # fmt: skip
+            broken = _broken(case, response) or (
+                _wrong(tampering, response.status_code) if provider else None
+            )
+            HISTOGRAM.record_http(SERVICE, _label(operation), response.status_code, broken, _shown(request))
 
         send()
 
@@ -264,8 +286,18 @@ def _broken(case: Case, response: httpx.Response) -> str | None:
         return f"a refusal as {response.headers.get('content-type')!r}, not {PROBLEM}"
     try:
         case.validate_response(response, checks=CHECKS)
-    except Exception as failure:  # schemathesis' FailureGroup: the checks that failed
-        return " ".join(str(failure).split())[:300]
+    except FailureGroup as failures:
+        return "; ".join(" ".join(f"{f.title}: {f.message}".split())[:200] for f in failures.exceptions)
+    return None
+
+
+def _wrong(tampering: str, status: int) -> str | None:
+    """What the document cannot say: a correctly signed webhook is never 401, one over the limit never
+    read (2xx or 400)."""
+    if tampering in (SIGNED, SIGNED_REAL, AT_LIMIT) and status == 401:
+        return "a correctly signed webhook refused 401"
+    if tampering in (OVER_LIMIT, STREAMED_OVER_LIMIT) and status not in (413, 415):
+        return "a body over the limit was read"
     return None
 
 
