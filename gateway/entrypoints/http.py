@@ -13,6 +13,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from http import HTTPStatus
+from pathlib import Path
 
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 from starlette.applications import Starlette
@@ -45,6 +46,8 @@ CONTENT_TYPES = {provider: frozenset({JSON}) for provider in Provider} | {
 PROBLEM = "application/problem+json"
 NO_EVENT = "none"  # the kind label of a webhook that carried no canonical event (or was refused)
 MANY_KINDS = "mixed"
+# The routes below, described for providers and tools (a test keeps the two in step).
+OPENAPI_DOCUMENT = Path(__file__).resolve().parents[1] / "openapi.json"
 
 WEBHOOKS = Counter(
     "whatlead_gateway_webhooks_total",
@@ -180,12 +183,18 @@ async def unexpected(_: Request, exc: Exception) -> Response:
 
 
 def create_app(endpoint: WebhookEndpoint, ready: Callable[[], Awaitable[bool]]) -> Starlette:
+    document = OPENAPI_DOCUMENT.read_bytes()
+
+    async def openapi(_: Request) -> Response:
+        return Response(document, media_type=JSON)
+
     return Starlette(
         routes=[
             Route("/webhooks/{provider}/{instance_id}", endpoint.post, methods=["POST"]),
             Route("/healthz", alive, methods=["GET"]),
             Route("/readyz", readiness(ready), methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
+            Route("/openapi.json", openapi, methods=["GET"]),
         ],
         exception_handlers={HTTPException: http_problem, Exception: unexpected},
     )

@@ -1,10 +1,13 @@
-"""The fuzz tier: every RPC of every served service, hypothesis-driven, on real stores (ADR 0032).
+"""The fuzz tier: every RPC of every served service, hypothesis-driven, on real stores; and the gateway's
+HTTP routes, schemathesis-driven from gateway/openapi.json (ADR 0032).
 
 Budget (`make test` keeps it small, ~30 s on a 2-core box; `make fuzz` raises it):
-  WHATLEAD_FUZZ_EXAMPLES  examples per RPC and per kind (generated messages, raw bytes); default 100
+  WHATLEAD_FUZZ_EXAMPLES  examples per RPC and per kind (generated messages, raw bytes), and per HTTP
+                          operation and generation mode (positive, negative); default 100
   WHATLEAD_FUZZ_SEED      hypothesis seed; default 0, so CI repeats the same run (printed in the summary)
 
-The status codes of the run, per service and RPC, are printed at the end (pytest_terminal_summary below).
+The status codes of the run, per service and RPC (or HTTP route), are printed at the end
+(pytest_terminal_summary below).
 """
 
 from __future__ import annotations
@@ -70,7 +73,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     lines = HISTOGRAM.report()
     if not lines:
         return
-    terminalreporter.section("fuzz: status codes per service and RPC")
-    terminalreporter.write_line(f"examples per RPC and kind: {EXAMPLES}, seed: {SEED}")
+    terminalreporter.section("fuzz: status codes per service and RPC (gateway: per route)")
+    terminalreporter.write_line(f"examples per RPC (or HTTP operation) and kind: {EXAMPLES}, seed: {SEED}")
     for line in lines:
         terminalreporter.write_line(line)

@@ -1,4 +1,5 @@
-"""What the fuzzed calls got back: the status codes the contracts document, and a histogram of the run."""
+"""What the fuzzed calls got back: the status codes the contracts document, and a histogram of the run
+(gRPC status names per RPC; for the gateway's HTTP routes, status codes per route)."""
 
 from __future__ import annotations
 
@@ -78,11 +79,14 @@ class Call:
 
 
 class Histogram:
-    """Every answer of the run by service, RPC and code; and the answers that break the contract."""
+    """Every answer of the run by service, RPC (or HTTP route) and code; and the answers that break the
+    contract."""
 
     def __init__(self) -> None:
         self.codes: Counter[tuple[str, str, str]] = Counter()
         self.failures: dict[tuple[str, str, str, str, str], Failure] = {}
+        # (service, route, status, problem) -> (count, the shortest request that got it, as text)
+        self.http_failures: dict[tuple[str, str, str, str], tuple[int, str]] = {}
 
     def record(self, call: Call, code: grpc.StatusCode, details: str, body: bytes) -> None:
         self.codes[(call.service, call.rpc, code.name)] += 1
@@ -97,6 +101,22 @@ class Histogram:
             known.count += 1
             if len(body) < len(known.body):
                 known.body, known.details = body, details
+
+    def record_http(self, service: str, route: str, status: int, problem: str | None, request: str) -> None:
+        """One HTTP answer; `problem` says how it broke the OpenAPI document (None when it kept it)."""
+        self.codes[(service, route, str(status))] += 1
+        if problem is None:
+            return
+        key = (service, route, str(status), problem)
+        count, shortest = self.http_failures.get(key, (0, request))
+        self.http_failures[key] = (count + 1, min(shortest, request, key=len))
+
+    def http_failures_of(self, service: str) -> list[str]:
+        return [
+            f"{route}: {status} x{count} ({problem}); e.g. {request[:400]}"
+            for (svc, route, status, problem), (count, request) in sorted(self.http_failures.items())
+            if svc == service
+        ]
 
     def failures_of(self, service: str, kinds: set[str]) -> list[str]:
         return [
