@@ -4,17 +4,16 @@ from __future__ import annotations
 
 from pydantic import Field, SecretStr, field_validator
 
-from libs.config import Port, ServiceSettings, settings_config
+from libs.config import Port, ProcessSettings, settings_config
 
 MIB = 1024 * 1024
 
 
-class GatewaySettings(ServiceSettings):
+class GatewaySettings(ProcessSettings):
     """Environment variables prefixed GATEWAY_ (e.g. GATEWAY_NATS_URL, GATEWAY_WEBHOOK_MASTER_KEY).
 
-    The gateway has no database and no gRPC server: it inherits the common settings for their NATS,
-    subject root, logging and shutdown parts; `database_url`, `grpc_*`, `metrics_port` and
-    `migrate_on_start` are not used (metrics are served on the HTTP port, at /metrics).
+    The gateway has no database and no gRPC server: a process's settings (NATS, subject root, logging,
+    shutdown) and its HTTP server's; metrics are served on the HTTP port, at /metrics.
     """
 
     model_config = settings_config("GATEWAY_")

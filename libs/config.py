@@ -12,41 +12,20 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 Port = Annotated[int, Field(ge=0, le=65535)]
 
 
-class ServiceSettings(BaseSettings):
-    """Settings every service has. Subclasses set `model_config = settings_config("GATE_")`.
+class ProcessSettings(BaseSettings):
+    """Settings every WhatLead process has: its NATS, subject root, logging and shutdown. Subclasses set
+    `model_config = settings_config("GATEWAY_")`. The gateway stops here; services add the rest.
 
     Defaults suit a developer's machine; `make run` (deploy/local) and production set what differs.
     """
 
     model_config = SettingsConfigDict(extra="ignore", frozen=True)
 
-    # PostgreSQL only (SQLAlchemy's psycopg driver). `make run` points each service at its database on the
-    # embedded server; this default is a server on the developer's machine.
-    database_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/whatlead"
     nats_url: str = "nats://127.0.0.1:4222"
     # First token of every subject and stream name; tests use their own to stay isolated.
     subject_root: str = Field(default="whatlead", pattern=r"^[a-z][a-z0-9_]{0,31}$")
-    grpc_host: str = "127.0.0.1"
-    grpc_port: Port = 50051
-    # grpc.aio servers in the process sharing the port: each accepts new calls on its own (ADR 0011).
-    grpc_acceptors: int = Field(default=1, ge=1, le=64)
-    # The largest request body the gRPC server reads (RESOURCE_EXHAUSTED beyond it). Each service sets its
-    # own default, a few times its largest legitimate request (docs/contracts.md).
-    grpc_max_receive_bytes: int = Field(default=16 * 1024, ge=1024, le=4 * 1024 * 1024)
-    metrics_port: Port = 9100
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
-    migrate_on_start: bool = True
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)
-
-    @field_validator("database_url")
-    @classmethod
-    def _postgresql(cls, value: str) -> str:
-        if not value.startswith("postgresql+psycopg://"):
-            raise ValueError(
-                "must be a PostgreSQL URL for SQLAlchemy's psycopg driver: "
-                "postgresql+psycopg://user[:password]@host[:port]/database"
-            )
-        return value
 
     @field_validator("nats_url")
     @classmethod
@@ -68,6 +47,34 @@ class ServiceSettings(BaseSettings):
                 lines.append(f"  {name}: {error['msg']}")
             print("\n".join(lines), file=sys.stderr)
             raise SystemExit(2) from None
+
+
+class ServiceSettings(ProcessSettings):
+    """Settings every gRPC service has besides its process's: its database, gRPC server and metrics port.
+    Subclasses set `model_config = settings_config("GATE_")`."""
+
+    # PostgreSQL only (SQLAlchemy's psycopg driver). `make run` points each service at its database on the
+    # embedded server; this default is a server on the developer's machine.
+    database_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/whatlead"
+    grpc_host: str = "127.0.0.1"
+    grpc_port: Port = 50051
+    # grpc.aio servers in the process sharing the port: each accepts new calls on its own (ADR 0011).
+    grpc_acceptors: int = Field(default=1, ge=1, le=64)
+    # The largest request body the gRPC server reads (RESOURCE_EXHAUSTED beyond it). Each service sets its
+    # own default, a few times its largest legitimate request (docs/contracts.md).
+    grpc_max_receive_bytes: int = Field(default=16 * 1024, ge=1024, le=4 * 1024 * 1024)
+    metrics_port: Port = 9100
+    migrate_on_start: bool = True
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgresql(cls, value: str) -> str:
+        if not value.startswith("postgresql+psycopg://"):
+            raise ValueError(
+                "must be a PostgreSQL URL for SQLAlchemy's psycopg driver: "
+                "postgresql+psycopg://user[:password]@host[:port]/database"
+            )
+        return value
 
 
 class ConsumingServiceSettings(ServiceSettings):
