@@ -4,12 +4,14 @@ atomic reservation of the best candidate (the next best when a concurrent decisi
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from gate_service.application.ports import RateStore
 from gate_service.domain.decision import DecisionReason, DecisionRecord, Verdict
 from gate_service.domain.gate import DecisionPlan, DispatchGate, RankedCandidate, apply_decision
 from gate_service.domain.intent import MessageIntent
+from gate_service.domain.ports import GateUnitOfWork
 from gate_service.domain.projection import GateProjection
 from gate_service.domain.rates import Reservation, ReservationResult
 from libs.seedwork.clock import Clock
@@ -71,6 +73,22 @@ class DecisionService:
         """The decision will not be committed: give its slot back."""
         if decision.reservation is not None:
             await self.rates.release(decision.reservation)
+
+    async def decide_and_commit(self, uow: GateUnitOfWork, intents: Sequence[MessageIntent]) -> None:
+        """Decide intents claimed in `uow` and commit them together; if the commit fails, nothing was
+        written, so every slot taken goes back before the error goes on."""
+        decisions = []
+        for intent in intents:
+            decisions.append(await self.decide(intent))
+            uow.track(intent)
+        if not intents:
+            return
+        try:
+            await uow.commit()
+        except Exception:
+            for decision in decisions:
+                await self.release_quietly(decision)
+            raise
 
     async def release_quietly(self, decision: Decision) -> None:
         """`release` while another error is on its way to the caller: a slot that cannot be given back now

@@ -25,15 +25,5 @@ class DecideAwaitingIntentsHandler:
         """Re-decide one batch of the organization's intents waiting for an instance; returns how many."""
         async with self._uow() as uow:
             waiting = await uow.intents.claim_awaiting_instance(command.organization_id, command.batch_size)
-            decisions = []
-            for intent in waiting:
-                decisions.append(await self._decider.decide(intent))
-                uow.track(intent)
-            if waiting:
-                try:
-                    await uow.commit()
-                except Exception:
-                    for decision in decisions:  # nothing was written: every slot taken goes back
-                        await self._decider.release_quietly(decision)
-                    raise
+            await self._decider.decide_and_commit(uow, waiting)
         return len(waiting)

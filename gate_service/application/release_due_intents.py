@@ -25,15 +25,5 @@ class ReleaseDueIntentsHandler:
         same intent (rows are claimed with SKIP LOCKED)."""
         async with self._uow() as uow:
             due = await uow.intents.claim_due(self._decider.clock.now(), command.batch_size)
-            decisions = []
-            for intent in due:
-                decisions.append(await self._decider.decide(intent))
-                uow.track(intent)
-            if due:
-                try:
-                    await uow.commit()
-                except Exception:
-                    for decision in decisions:  # nothing was written: every slot taken goes back
-                        await self._decider.release_quietly(decision)
-                    raise
+            await self._decider.decide_and_commit(uow, due)
         return len(due)

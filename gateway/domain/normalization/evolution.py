@@ -33,10 +33,10 @@ from gateway.domain.normalization.reading import (
     ignored,
     is_group_jid,
     jid,
-    message_text,
     obj,
     parse_json_object,
     text,
+    whatsapp_content,
 )
 from libs.seedwork.shared_kernel import ConnectionState, Provider
 
@@ -51,7 +51,6 @@ _STATUS_KINDS = {
 _BANS = {402: Restriction.TEMPORARY, 403: Restriction.TEMPORARY, 406: Restriction.PERMANENT}
 _LOGGED_OUT = 401
 # Message types whose content carries a caption and a media reference.
-_MEDIA_MESSAGES = ("imageMessage", "videoMessage", "documentMessage", "audioMessage", "stickerMessage")
 
 
 def normalize(
@@ -116,7 +115,7 @@ def _incoming(origin: Origin, data: dict[str, Any]) -> NormalizedWebhook:
         return ignored("messages.upsert:from_me")
     chat = text(key, "remoteJid")
     message = obj(data, "message")
-    body, media_url, context = _content(message)
+    body, media_url, context = whatsapp_content(message)
     context = context or obj(data, "contextInfo")
     reply_to = text(context, "stanzaId")
     return NormalizedWebhook(
@@ -133,20 +132,6 @@ def _incoming(origin: Origin, data: dict[str, Any]) -> NormalizedWebhook:
             ),
         )
     )
-
-
-def _content(message: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
-    """The text (or caption), the media reference and the quote context of a Baileys message."""
-    if isinstance(message.get("conversation"), str):
-        return message_text(message, "conversation"), "", {}
-    extended = obj(message, "extendedTextMessage")
-    if extended:
-        return message_text(extended, "text"), "", obj(extended, "contextInfo")
-    for name in _MEDIA_MESSAGES:
-        media = obj(message, name)
-        if media:
-            return message_text(media, "caption"), text(media, "url", limit=4096), obj(media, "contextInfo")
-    return "", "", {}
 
 
 def _epoch(value: object) -> int | None:

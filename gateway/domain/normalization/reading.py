@@ -171,3 +171,25 @@ class Origin:
             occurred_at=occurred_at,
             **fields,
         )
+
+
+# The message kinds of WhatsApp's protobuf (as Baileys and whatsmeow render it to JSON) that carry media.
+MEDIA_MESSAGES = ("imageMessage", "videoMessage", "documentMessage", "audioMessage", "stickerMessage")
+
+
+def whatsapp_content(
+    message: dict[str, Any], url_keys: tuple[str, ...] = ("url",)
+) -> tuple[str, str, dict[str, Any]]:
+    """The text (or caption), the media reference and the quote context of a WhatsApp message as Evolution
+    (Baileys) and wuzapi (whatsmeow) post it; `url_keys`: where the media's URL may be, in order."""
+    if isinstance(message.get("conversation"), str):
+        return message_text(message, "conversation"), "", {}
+    extended = obj(message, "extendedTextMessage")
+    if extended:
+        return message_text(extended, "text"), "", obj(extended, "contextInfo")
+    for name in MEDIA_MESSAGES:
+        media = obj(message, name)
+        if media:
+            url = next((found for key in url_keys if (found := text(media, key, limit=4096))), "")
+            return message_text(media, "caption"), url, obj(media, "contextInfo")
+    return "", "", {}

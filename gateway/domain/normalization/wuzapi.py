@@ -36,11 +36,11 @@ from gateway.domain.normalization.reading import (
     is_group_jid,
     items,
     jid,
-    message_text,
     obj,
     parse_json_object,
     rfc3339,
     text,
+    whatsapp_content,
 )
 from libs.seedwork.shared_kernel import ConnectionState, Provider
 
@@ -50,7 +50,6 @@ _RECEIPT_KINDS = {"Delivered": ProviderEventKind.MESSAGE_DELIVERED, "Read": Prov
 _LOGOUT_BANS = {406: Restriction.PERMANENT, 403: Restriction.TEMPORARY}
 _CONNECT_BANS = {**_LOGOUT_BANS, 402: Restriction.TEMPORARY}
 _CONNECTION_ERRORS = ("KeepAliveTimeout", "ConnectFailure", "StreamError", "ClientOutdated")
-_MEDIA_MESSAGES = ("imageMessage", "videoMessage", "documentMessage", "audioMessage", "stickerMessage")
 _NANOS_PER_SECOND = 1_000_000_000
 
 
@@ -146,7 +145,7 @@ def _incoming(origin: Origin, envelope: dict[str, Any], event: dict[str, Any]) -
     if flag(info, "IsFromMe"):
         return ignored("Message:from_me")
     chat = text(info, "Chat") or text(info, "Sender")
-    body, media_url, context = _content(obj(event, "Message"))
+    body, media_url, context = whatsapp_content(obj(event, "Message"), url_keys=("URL", "url"))
     reply_to = text(context, "stanzaID") or text(context, "stanzaId")
     stored = text(obj(envelope, "s3"), "url", limit=4096)  # wuzapi's copy of the media, when S3 is on
     return NormalizedWebhook(
@@ -163,20 +162,6 @@ def _incoming(origin: Origin, envelope: dict[str, Any], event: dict[str, Any]) -
             ),
         )
     )
-
-
-def _content(message: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
-    if isinstance(message.get("conversation"), str):
-        return message_text(message, "conversation"), "", {}
-    extended = obj(message, "extendedTextMessage")
-    if extended:
-        return message_text(extended, "text"), "", obj(extended, "contextInfo")
-    for name in _MEDIA_MESSAGES:
-        media = obj(message, name)
-        if media:
-            url = text(media, "URL", limit=4096) or text(media, "url", limit=4096)
-            return message_text(media, "caption"), url, obj(media, "contextInfo")
-    return "", "", {}
 
 
 def _connection(
