@@ -2,8 +2,10 @@
 
 Auth header `token: <user token>`: in wuzapi a user *is* one WhatsApp instance, so one adapter object
 serves one instance (`instance_ref` only names it in errors). Sends are `POST /chat/send/*` with
-`Phone` (digits or a group JID); media travel as data URLs. The client may choose the message `Id`,
-which makes the id known before the call. wuzapi has no lookup of sent messages.
+`Phone` (digits or a group JID); media travel as data URLs (wuzapi does not fetch URLs itself, so the
+adapter downloads a URL within a size limit and inlines it). The client may choose the message `Id` on
+every send type, which makes the id known before the call. wuzapi has no lookup of sent messages.
+Request shapes: asternic/wuzapi `handlers.go` (SendImage, SendVideo, SendDocument, SendAudio, React).
 
 Answers: `{code, data: {Details, Id, Timestamp}, success}`; errors `{code, error, success: false}`,
 mostly 500 with whatsmeow's error text.
@@ -11,9 +13,14 @@ mostly 500 with whatsmeow's error text.
 
 from __future__ import annotations
 
+from pathlib import PurePosixPath
 from typing import Any, ClassVar
 
+import aiohttp
+from yarl import URL
+
 from libs.providers.base import HttpFailure, HttpProvider, SpecificRule, dig, non_empty_str
+from libs.providers.media import DEFAULT_MAX_MEDIA_BYTES, DownloadedMedia, MediaFetcher, as_media_timeout
 from libs.providers.port import (
     MediaKind,
     ProviderCapabilities,
@@ -26,11 +33,17 @@ from libs.providers.port import (
     SentMessage,
 )
 
+# kind -> (endpoint, body field, the media family wuzapi's data-URL check wants; None = any type).
 _MEDIA = {
-    MediaKind.IMAGE: ("image", "Image"),
-    MediaKind.VIDEO: ("video", "Video"),
-    MediaKind.DOCUMENT: ("document", "Document"),
+    MediaKind.IMAGE: ("image", "Image", "image/"),
+    MediaKind.VIDEO: ("video", "Video", "video/"),
+    MediaKind.DOCUMENT: ("document", "Document", None),
 }
+# handlers.go SendDocument accepts only this prefix; the real type travels in `MimeType`.
+_DOCUMENT_PREFIX = "application/octet-stream"
+_GENERIC_TYPES = frozenset({"", "application/octet-stream", "binary/octet-stream"})
+_OGG_MAGIC = b"OggS"
+_REMOVE_REACTION = "remove"  # handlers.go React: the literal "remove" sends an empty reaction
 
 
 def wuzapi_rule(failure: HttpFailure) -> ProviderError | None:
@@ -52,14 +65,45 @@ def _data_url(mimetype: str, data_base64: str) -> str:
     return f"data:{mimetype};base64,{data_base64}"
 
 
+def _pick_mimetype(downloaded: str, requested: str, family: str | None) -> str:
+    """The server's declared type when it says something specific (and of the right family), else ours."""
+    if downloaded not in _GENERIC_TYPES and (family is None or downloaded.startswith(family)):
+        return downloaded
+    return requested
+
+
+def _filename_of(url: str | None) -> str:
+    name = PurePosixPath(URL(url).path).name if url else ""
+    return name or "document"
+
+
 class WuzapiProvider(HttpProvider):
-    """wuzapi adapter for one wuzapi user (= one WhatsApp instance); `api_key` is that user's token."""
+    """wuzapi adapter for one wuzapi user (= one WhatsApp instance); `api_key` is that user's token.
+
+    Media given by URL are downloaded on the shared session (at most `max_media_bytes`, within
+    `media_timeout`) and sent inline, because wuzapi only reads data URLs.
+    """
 
     name = "WUZAPI"
     capabilities: ClassVar[ProviderCapabilities] = ProviderCapabilities(
         supports_client_message_id=True, supports_lookup=False
     )
     specific_rule: ClassVar[SpecificRule | None] = wuzapi_rule
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        api_key: str,
+        session: aiohttp.ClientSession,
+        timeout: aiohttp.ClientTimeout | float | None = None,
+        max_media_bytes: int = DEFAULT_MAX_MEDIA_BYTES,
+        media_timeout: aiohttp.ClientTimeout | float | None = None,
+    ) -> None:
+        super().__init__(base_url=base_url, api_key=api_key, session=session, timeout=timeout)
+        self._media = MediaFetcher(
+            session, self.name, max_bytes=max_media_bytes, timeout=as_media_timeout(media_timeout)
+        )
 
     def auth_headers(self) -> dict[str, str]:
         return {"token": self._api_key}
@@ -68,40 +112,66 @@ class WuzapiProvider(HttpProvider):
         self, path: tuple[str, ...], body: dict[str, Any], client_message_id: str | None = None
     ) -> SentMessage:
         if client_message_id is not None:
-            body["Id"] = client_message_id  # wuzapi sends under the id we chose
+            body["Id"] = client_message_id  # wuzapi sends under the id we chose, on every type
         return await self.post_for_message_id(
             self.url(*path), body, lambda data: non_empty_str(dig(data, "data", "Id"))
         )
 
-    def _require_inline(self, data_base64: str | None) -> str:
-        # wuzapi takes media as data URLs; fetching a URL is the caller's job, not the provider's.
-        if data_base64 is None:
-            raise ProviderError.permanent(
-                "unsupported_media_source", "wuzapi needs inline (base64) media", provider=self.name
-            )
-        return data_base64
+    async def _download(self, url: str) -> DownloadedMedia:
+        # Runs before any call to wuzapi: a failed download sent nothing, so its TRANSIENT is a safe retry.
+        return await self._media.fetch(url)
+
+    def _unsupported(self, message: str) -> ProviderError:
+        return ProviderError.permanent("unsupported_media_type", message, provider=self.name)
 
     async def send_text(self, request: SendTextRequest) -> SentMessage:
         body: dict[str, Any] = {"Phone": request.recipient, "Body": request.text}
         return await self._send(("chat", "send", "text"), body, request.client_message_id)
 
     async def send_media(self, request: SendMediaRequest) -> SentMessage:
-        endpoint, field = _MEDIA[request.kind]
-        data = self._require_inline(request.data_base64)
-        body: dict[str, Any] = {"Phone": request.recipient, field: _data_url(request.mimetype, data)}
-        if request.caption and request.kind is not MediaKind.DOCUMENT:
-            body["Caption"] = request.caption
+        endpoint, field, family = _MEDIA[request.kind]
+        mimetype = request.mimetype
+        if request.data_base64 is not None:
+            data = request.data_base64
+        else:
+            assert request.url is not None  # the request guarantees exactly one source
+            downloaded = await self._download(request.url)
+            data = downloaded.data_base64
+            mimetype = _pick_mimetype(downloaded.content_type, request.mimetype, family)
+            if family is not None and not mimetype.startswith(family):
+                # wuzapi would answer 400 after we uploaded it all; refuse it here instead.
+                raise self._unsupported(f"{request.kind.value.lower()} must be {family}*")
+        body: dict[str, Any] = {"Phone": request.recipient}
         if request.kind is MediaKind.DOCUMENT:
-            body["FileName"] = request.filename or "document"
+            body[field] = _data_url(_DOCUMENT_PREFIX, data)
+            body["MimeType"] = mimetype  # read by newer wuzapi; older ones sniff the bytes
+            body["FileName"] = request.filename or _filename_of(request.url)
+        else:
+            body[field] = _data_url(mimetype, data)
+        if request.caption:
+            body["Caption"] = request.caption
         return await self._send(("chat", "send", endpoint), body, request.client_message_id)
 
     async def send_audio(self, request: SendAudioRequest) -> SentMessage:
-        data = self._require_inline(request.data_base64)
-        # wuzapi parses the data URL itself; a ";codecs=opus" parameter would break its parser.
+        if request.data_base64 is not None:
+            data = request.data_base64
+        else:
+            assert request.url is not None  # the request guarantees exactly one source
+            downloaded = await self._download(request.url)
+            if not downloaded.head.startswith(_OGG_MAGIC):
+                # A voice note must be OGG/Opus; wuzapi labels whatever it gets as such.
+                raise self._unsupported("voice notes must be OGG/Opus")
+            data = downloaded.data_base64
+        # wuzapi checks the "data:audio/ogg" prefix itself; a ";codecs=opus" parameter breaks its parser.
         body: dict[str, Any] = {"Phone": request.recipient, "Audio": _data_url("audio/ogg", data)}
         return await self._send(("chat", "send", "audio"), body, request.client_message_id)
 
     async def send_reaction(self, request: SendReactionRequest) -> SentMessage:
         target = f"me:{request.message_id}" if request.target_from_me else request.message_id
-        body = {"Phone": request.recipient, "Body": request.emoji, "Id": target}
-        return await self._send(("chat", "react"), body)
+        # An empty Body is refused ("Missing Body in Payload"); removal is the literal "remove".
+        emoji = request.emoji or _REMOVE_REACTION
+        body = {"Phone": request.recipient, "Body": emoji, "Id": target}
+        await self.request_json("POST", self.url("chat", "react"), body=body)
+        # wuzapi answers with the *target's* id (the reaction is sent under it), not a new message id:
+        # recording it would map the target's later receipts onto this job.
+        return SentMessage("")
