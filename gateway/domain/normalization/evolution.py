@@ -22,12 +22,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from gateway.domain.events import ProviderEventKind, Restriction
+from gateway.domain.events import ProviderEventKind
 from gateway.domain.normalization.reading import (
+    BAN_CODES,
     MalformedWebhook,
     NormalizedWebhook,
     Origin,
     as_integer,
+    banned,
     epoch_seconds,
     flag,
     ignored,
@@ -47,8 +49,8 @@ _STATUS_KINDS = {
     "READ": ProviderEventKind.MESSAGE_READ,
     "PLAYED": ProviderEventKind.MESSAGE_READ,
 }
-# Close codes Evolution 2.3.6 does not reconnect after (whatsapp.baileys.service.ts, connectionUpdate).
-_BANS = {402: Restriction.TEMPORARY, 403: Restriction.TEMPORARY, 406: Restriction.PERMANENT}
+# Evolution 2.3.6 does not reconnect after 401 (logged out) and the BAN_CODES
+# (whatsapp.baileys.service.ts, connectionUpdate).
 _LOGGED_OUT = 401
 # Message types whose content carries a caption and a media reference.
 
@@ -152,19 +154,8 @@ def _connection(origin: Origin, data: dict[str, Any]) -> NormalizedWebhook:
         kind, new_state = ProviderEventKind.CONNECTION_CONNECTED, ConnectionState.CONNECTED
     elif state == "refused":
         kind, new_state = ProviderEventKind.CONNECTION_ERROR, ConnectionState.DISCONNECTED
-    elif state == "close" and code in _BANS:
-        return NormalizedWebhook(
-            events=(
-                origin.event(
-                    ProviderEventKind.INSTANCE_BANNED,
-                    None,
-                    ban_code=reason,
-                    restriction=_BANS[code],
-                    connection_reason=reason,
-                    connection_state=ConnectionState.BANNED,
-                ),
-            )
-        )
+    elif state == "close" and code in BAN_CODES:
+        return banned(origin, code)
     elif state == "close":
         kind = ProviderEventKind.CONNECTION_DISCONNECTED
         new_state = ConnectionState.LOGGED_OUT if code == _LOGGED_OUT else ConnectionState.DISCONNECTED

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from gateway.domain.events import ProviderEvent, ProviderEventKind
-from libs.seedwork.shared_kernel import Provider
+from gateway.domain.events import ProviderEvent, ProviderEventKind, Restriction
+from libs.seedwork.shared_kernel import ConnectionState, Provider
 
 MAX_ID_CHARS = 256  # ids, jids, codes: anything longer is not a real one
 MAX_TEXT_CHARS = 65_536  # WhatsApp's own limit for a text message
@@ -171,6 +171,29 @@ class Origin:
             occurred_at=occurred_at,
             **fields,
         )
+
+
+# WhatsApp's close codes that mean a ban, as Baileys (Evolution) and whatsmeow (wuzapi) pass them on:
+# 402 temporary ban, 403 locked (whatsmeow's MainDeviceGone, "LOCKED" in WhatsApp Web: its owner can
+# recover it), 406 banned ("BANNED" in WhatsApp Web).
+BAN_CODES = {402: Restriction.TEMPORARY, 403: Restriction.TEMPORARY, 406: Restriction.PERMANENT}
+
+
+def banned(origin: Origin, code: int) -> NormalizedWebhook:
+    """The instance was banned with close code `code` (one of BAN_CODES)."""
+    reason = str(code)
+    return NormalizedWebhook(
+        events=(
+            origin.event(
+                ProviderEventKind.INSTANCE_BANNED,
+                None,
+                ban_code=reason,
+                restriction=BAN_CODES[code],
+                connection_reason=reason,
+                connection_state=ConnectionState.BANNED,
+            ),
+        )
+    )
 
 
 # The message kinds of WhatsApp's protobuf (as Baileys and whatsmeow render it to JSON) that carry media.

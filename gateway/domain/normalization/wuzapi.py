@@ -25,11 +25,13 @@ from urllib.parse import parse_qs
 
 from gateway.domain.events import ProviderEventKind, Restriction
 from gateway.domain.normalization.reading import (
+    BAN_CODES,
     MAX_ID_CHARS,
     MalformedWebhook,
     NormalizedWebhook,
     Origin,
     as_integer,
+    banned,
     flag,
     ignored,
     integer,
@@ -45,10 +47,9 @@ from gateway.domain.normalization.reading import (
 from libs.seedwork.shared_kernel import ConnectionState, Provider
 
 _RECEIPT_KINDS = {"Delivered": ProviderEventKind.MESSAGE_DELIVERED, "Read": ProviderEventKind.MESSAGE_READ}
-# whatsmeow's ConnectFailureReason: 402 TempBanned, 403 MainDeviceGone ("LOCKED" in WhatsApp Web),
-# 406 UnknownLogout ("BANNED" in WhatsApp Web). A locked account can be recovered by its owner.
-_LOGOUT_BANS = {406: Restriction.PERMANENT, 403: Restriction.TEMPORARY}
-_CONNECT_BANS = {**_LOGOUT_BANS, 402: Restriction.TEMPORARY}
+# A ConnectFailure with any of the BAN_CODES (whatsmeow's ConnectFailureReason) is a ban; a LoggedOut
+# only with 403 or 406 (402 is not a logout reason).
+_LOGOUT_BANS = frozenset({403, 406})
 _CONNECTION_ERRORS = ("KeepAliveTimeout", "ConnectFailure", "StreamError", "ClientOutdated")
 _NANOS_PER_SECOND = 1_000_000_000
 
@@ -75,8 +76,8 @@ def normalize(
             origin, ProviderEventKind.CONNECTION_DISCONNECTED, kind, ConnectionState.DISCONNECTED
         )
     code = integer(event, "Reason")
-    if kind == "ConnectFailure" and code is not None and code in _CONNECT_BANS:
-        return _ban(origin, code)
+    if kind == "ConnectFailure" and code is not None and code in BAN_CODES:
+        return banned(origin, code)
     if kind in _CONNECTION_ERRORS:
         reason = f"{kind}:{code}" if code is not None else kind
         return _connection(origin, ProviderEventKind.CONNECTION_ERROR, reason, ConnectionState.DISCONNECTED)
@@ -175,25 +176,9 @@ def _connection(
 def _logged_out(origin: Origin, event: dict[str, Any]) -> NormalizedWebhook:
     code = integer(event, "Reason")
     if code is not None and code in _LOGOUT_BANS:
-        return _ban(origin, code)
+        return banned(origin, code)
     reason = str(code) if code is not None else "LoggedOut"
     return _connection(origin, ProviderEventKind.CONNECTION_DISCONNECTED, reason, ConnectionState.LOGGED_OUT)
-
-
-def _ban(origin: Origin, code: int) -> NormalizedWebhook:
-    reason = str(code)
-    return NormalizedWebhook(
-        events=(
-            origin.event(
-                ProviderEventKind.INSTANCE_BANNED,
-                None,
-                ban_code=reason,
-                restriction=_CONNECT_BANS[code],
-                connection_reason=reason,
-                connection_state=ConnectionState.BANNED,
-            ),
-        )
-    )
 
 
 def _temporary_ban(origin: Origin, event: dict[str, Any]) -> NormalizedWebhook:

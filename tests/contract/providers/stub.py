@@ -30,14 +30,38 @@ class Scripted:
     delay: float = 0.0
 
 
-class ProviderStub:
+class LocalHttpServer:
+    """An aiohttp server on a free local port that hands every request of `method` to `_handle`."""
+
+    method = "*"
+
+    def __init__(self) -> None:
+        self._runner: web.AppRunner | None = None
+        self.base_url = ""
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        raise NotImplementedError
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_route(self.method, "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        self.base_url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+
+class ProviderStub(LocalHttpServer):
     """Answers each request with the next scripted answer (the last one repeats)."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.requests: list[Recorded] = []
         self._answers: deque[Scripted] = deque()
-        self._runner: web.AppRunner | None = None
-        self.base_url = ""
 
     def reply(
         self,
@@ -70,16 +94,3 @@ class ProviderStub:
         if answer.text is not None:
             return web.Response(status=answer.status, text=answer.text, headers=answer.headers)
         return web.json_response(answer.json, status=answer.status, headers=answer.headers)
-
-    async def start(self) -> None:
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.base_url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()

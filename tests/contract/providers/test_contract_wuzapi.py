@@ -27,7 +27,7 @@ from libs.providers import (
     SentMessage,
     WuzapiProvider,
 )
-from tests.contract.providers.stub import ProviderStub
+from tests.contract.providers.stub import LocalHttpServer, ProviderStub
 
 TOKEN = "user-token-1234ABCD"
 PHONE = "5521998887777"
@@ -76,14 +76,15 @@ class Served:
     chunked: bool = False  # no Content-Length: the size is only known while streaming
 
 
-class MediaServer:
+class MediaServer(LocalHttpServer):
     """A CDN standing in for where the Executor's media URLs point; counts what it managed to send."""
 
+    method = "GET"
+
     def __init__(self) -> None:
+        super().__init__()
         self.files: dict[str, Served] = {}
         self.sent_bytes: dict[str, int] = {}
-        self._runner: web.AppRunner | None = None
-        self.base_url = ""
 
     def serve(self, path: str, served: Served) -> str:
         self.files[path] = served
@@ -111,19 +112,6 @@ class MediaServer:
         except ConnectionError:
             pass  # the client hung up: what the limit test wants
         return response
-
-    async def start(self) -> None:
-        app = web.Application()
-        app.router.add_route("GET", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.base_url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from libs.messaging.consumer import DurableConsumer, Redelivery
 from libs.messaging.nats_connection import connect_nats
 from libs.messaging.publisher import JetStreamPublisher
 from libs.messaging.relay import OutboxRelay
-from libs.messaging.streams import delete_streams, ensure_streams
+from libs.messaging.streams import ensure_streams
 from libs.seedwork.clock import Clock, FakeClock, SystemClock
 from libs.seedwork.ids import new_id
 from libs.testing.jetstream import publish, stored_events
@@ -47,14 +47,6 @@ Sessions = async_sessionmaker[AsyncSession]
 
 
 _RELAYS: list[OutboxRelay] = []  # each holds a connection of its own, closed before the engine goes
-
-
-@pytest.fixture(scope="module")
-async def notes_stream(jetstream: Any, subject_root: str) -> AsyncIterator[Any]:
-    """The notes context's stream for this run, beside the services' ones."""
-    await ensure_streams(jetstream, subject_root, (CONTEXT,))
-    yield jetstream
-    await delete_streams(jetstream, subject_root, (CONTEXT,))
 
 
 @pytest.fixture

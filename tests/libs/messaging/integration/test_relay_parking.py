@@ -17,7 +17,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from libs.db.engine import create_engine, session_factory
 from libs.messaging.publisher import JetStreamPublisher, OutgoingEvent
 from libs.messaging.relay import OutboxRelay
-from libs.messaging.streams import delete_streams, ensure_streams
 from libs.seedwork.clock import SystemClock
 from libs.seedwork.ids import new_id
 from libs.testing.jetstream import stored_events
@@ -32,13 +31,6 @@ MAX_PAYLOAD = 4096  # the publisher's limit here; in production the server's, fr
 MAX_ATTEMPTS = 3
 outbox = messaging.outbox
 Sessions = async_sessionmaker[AsyncSession]
-
-
-@pytest.fixture(scope="module")
-async def notes_stream(jetstream: Any, subject_root: str) -> AsyncIterator[Any]:
-    await ensure_streams(jetstream, subject_root, (CONTEXT,))
-    yield jetstream
-    await delete_streams(jetstream, subject_root, (CONTEXT,))
 
 
 @pytest.fixture
