@@ -14,6 +14,16 @@ class Provider(StrEnum):
     SIMULATOR = "SIMULATOR"
 
 
+class ProviderEngine(StrEnum):
+    """The engine behind a provider that runs several (WAHA); UNSPECIFIED where there is one or it is
+    not known."""
+
+    UNSPECIFIED = "UNSPECIFIED"
+    WEBJS = "WEBJS"
+    NOWEB = "NOWEB"
+    GOWS = "GOWS"
+
+
 class Purpose(StrEnum):
     WARMUP = "WARMUP"
     DISPATCH = "DISPATCH"

@@ -132,6 +132,35 @@ CONNECTION_STATE_LOGGED_OUT: ConnectionState.ValueType  # 6
 CONNECTION_STATE_BANNED: ConnectionState.ValueType  # 7
 Global___ConnectionState: _TypeAlias = ConnectionState  # noqa: Y015
 
+class _ProviderEngine:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ProviderEngineEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ProviderEngine.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    PROVIDER_ENGINE_UNSPECIFIED: _ProviderEngine.ValueType  # 0
+    PROVIDER_ENGINE_WEBJS: _ProviderEngine.ValueType  # 1
+    """WAHA WEBJS (a browser running WhatsApp Web)"""
+    PROVIDER_ENGINE_NOWEB: _ProviderEngine.ValueType  # 2
+    """WAHA NOWEB (Baileys, websocket)"""
+    PROVIDER_ENGINE_GOWS: _ProviderEngine.ValueType  # 3
+    """WAHA GOWS (whatsmeow, websocket)"""
+
+class ProviderEngine(_ProviderEngine, metaclass=_ProviderEngineEnumTypeWrapper):
+    """The engine behind a provider that runs several; what the engine keeps decides how a lost answer can
+    be reconciled (docs/providers.md, capability table). UNSPECIFIED: the provider has one engine, or it
+    is not known (the most cautious capabilities apply).
+    """
+
+PROVIDER_ENGINE_UNSPECIFIED: ProviderEngine.ValueType  # 0
+PROVIDER_ENGINE_WEBJS: ProviderEngine.ValueType  # 1
+"""WAHA WEBJS (a browser running WhatsApp Web)"""
+PROVIDER_ENGINE_NOWEB: ProviderEngine.ValueType  # 2
+"""WAHA NOWEB (Baileys, websocket)"""
+PROVIDER_ENGINE_GOWS: ProviderEngine.ValueType  # 3
+"""WAHA GOWS (whatsmeow, websocket)"""
+Global___ProviderEngine: _TypeAlias = ProviderEngine  # noqa: Y015
+
 class _RestrictionKind:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015

@@ -158,6 +158,8 @@ class Instance(_message.Message):
     CREATED_AT_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
+    PROVIDER_VERSION_FIELD_NUMBER: _builtins.int
+    PROVIDER_ENGINE_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     organization_id: _builtins.str
     display_name: _builtins.str
@@ -169,6 +171,11 @@ class Instance(_message.Message):
     connection_state: _common_pb2.ConnectionState.ValueType
     version: _builtins.int
     """grows by one on every change; projections drop older versions"""
+    provider_version: _builtins.str
+    """The provider's release the instance runs on ("2026.4.3"; "" unknown) and its engine, where the
+    provider has several: the adapters read the capability table with them.
+    """
+    provider_engine: _common_pb2.ProviderEngine.ValueType
     @_builtins.property
     def purposes(self) -> _containers.RepeatedScalarFieldContainer[_common_pb2.Purpose.ValueType]:
         """What it may be used for"""
@@ -191,10 +198,12 @@ class Instance(_message.Message):
         created_at: _timestamp_pb2.Timestamp | None = ...,
         updated_at: _timestamp_pb2.Timestamp | None = ...,
         version: _builtins.int = ...,
+        provider_version: _builtins.str = ...,
+        provider_engine: _common_pb2.ProviderEngine.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["connection_state", b"connection_state", "created_at", b"created_at", "display_name", b"display_name", "id", b"id", "organization_id", b"organization_id", "phone", b"phone", "provider", b"provider", "provider_instance_ref", b"provider_instance_ref", "purposes", b"purposes", "updated_at", b"updated_at", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["connection_state", b"connection_state", "created_at", b"created_at", "display_name", b"display_name", "id", b"id", "organization_id", b"organization_id", "phone", b"phone", "provider", b"provider", "provider_engine", b"provider_engine", "provider_instance_ref", b"provider_instance_ref", "provider_version", b"provider_version", "purposes", b"purposes", "updated_at", b"updated_at", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -342,6 +351,8 @@ class RegisterInstanceRequest(_message.Message):
     PHONE_FIELD_NUMBER: _builtins.int
     PURPOSES_FIELD_NUMBER: _builtins.int
     CONNECTION_STATE_FIELD_NUMBER: _builtins.int
+    PROVIDER_VERSION_FIELD_NUMBER: _builtins.int
+    PROVIDER_ENGINE_FIELD_NUMBER: _builtins.int
     organization_id: _builtins.str
     display_name: _builtins.str
     provider: _common_pb2.Provider.ValueType
@@ -349,6 +360,9 @@ class RegisterInstanceRequest(_message.Message):
     phone: _builtins.str
     connection_state: _common_pb2.ConnectionState.ValueType
     """UNSPECIFIED: UNKNOWN"""
+    provider_version: _builtins.str
+    """"" and UNSPECIFIED: unknown, so the most cautious capabilities of the provider apply."""
+    provider_engine: _common_pb2.ProviderEngine.ValueType
     @_builtins.property
     def purposes(self) -> _containers.RepeatedScalarFieldContainer[_common_pb2.Purpose.ValueType]: ...
     def __init__(
@@ -361,10 +375,12 @@ class RegisterInstanceRequest(_message.Message):
         phone: _builtins.str = ...,
         purposes: _abc.Iterable[_common_pb2.Purpose.ValueType] | None = ...,
         connection_state: _common_pb2.ConnectionState.ValueType = ...,
+        provider_version: _builtins.str = ...,
+        provider_engine: _common_pb2.ProviderEngine.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["connection_state", b"connection_state", "display_name", b"display_name", "organization_id", b"organization_id", "phone", b"phone", "provider", b"provider", "provider_instance_ref", b"provider_instance_ref", "purposes", b"purposes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["connection_state", b"connection_state", "display_name", b"display_name", "organization_id", b"organization_id", "phone", b"phone", "provider", b"provider", "provider_engine", b"provider_engine", "provider_instance_ref", b"provider_instance_ref", "provider_version", b"provider_version", "purposes", b"purposes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -406,7 +422,9 @@ class UpdateInstanceRequest(_message.Message):
 
     @_builtins.property
     def update_mask(self) -> _field_mask_pb2.FieldMask:
-        """Paths among: display_name, provider, provider_instance_ref, phone, purposes, connection_state."""
+        """Paths among: display_name, provider, provider_instance_ref, phone, purposes, connection_state,
+        provider_version, provider_engine.
+        """
 
     def __init__(
         self,
