@@ -115,7 +115,8 @@ class LookupResult:
 #        DATABASE_SAVE_DATA_NEW_MESSAGE fills), `messages.update` handler (status ERROR, no error code);
 #        src/api/routes/chat.router.ts `findMessages`.
 # [WAHA] devlikeapro/waha: `sendText` takes a pre-generated `id` and `GET /api/{session}/new-message-id`
-#        gives one on NOWEB/GOWS from 2026.4.3 (release notes; other engines and versions drop the field);
+#        gives one on NOWEB/GOWS from 2026.4.3 (other engines and versions drop the field; third-party
+#        clients call both; not checked against WAHA's source, whose public repository stops at 2024.10.8);
 #        https://waha.devlike.pro/docs/how-to/chats ("Get message by id" on WEBJS/GOWS/NOWEB, NOWEB only
 #        with its store enabled); src/core/engines/noweb/store/NowebInMemoryStore.ts at 55fc6a42 (store
 #        off: 400 "Enable NOWEB store ..."); src/core/engines/noweb/session.noweb.core.ts
