@@ -104,6 +104,7 @@ class HttpFailure:
     body: Any = None
     text: str = ""
     headers: Mapping[str, str] = field(default_factory=dict)
+    idempotent: bool = False  # a lookup or another call that is harmless to repeat (never AMBIGUOUS)
 
     @property
     def retry_after(self) -> float | None:
@@ -118,6 +119,24 @@ class HttpFailure:
 
 
 SpecificRule = Callable[[HttpFailure], ProviderError | None]
+
+
+@dataclass(frozen=True, slots=True)
+class LookupAnswer:
+    """What a provider answered to a lookup: the status, the parsed JSON (None for `null`, an empty or
+    an unparseable body), the start of the raw text, and whether the body was empty."""
+
+    status: int
+    body: Any
+    text: str
+    empty: bool
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+    def lower_text(self) -> str:
+        return self.text.lower()
 
 
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
@@ -197,13 +216,14 @@ def classify_http_failure(
         return ProviderError.restricted(Restriction.LOGGED_OUT, "logged_out", "WhatsApp error 401", **common)
     if status in (401, 403):
         return ProviderError.restricted(Restriction.UNAUTHORIZED, f"http_{status}", hint, **common)
-    if status == 429:
-        return ProviderError.transient("http_429", hint, retry_after=failure.retry_after, **common)
-    if status == 504:
-        # A gateway timed out waiting for the provider, which may have sent the message meanwhile.
-        return ProviderError.ambiguous("http_504", hint, **common)
-    if status >= 500 or status == 408:
+    if status in (408, 429, 503):
+        # Timed out waiting for the request, rate-limited, or unavailable: not processed.
         return ProviderError.transient(f"http_{status}", hint, retry_after=failure.retry_after, **common)
+    if status >= 500:
+        if failure.idempotent:
+            return ProviderError.transient(f"http_{status}", hint, retry_after=failure.retry_after, **common)
+        # 500/502/504 after a send left: the provider (or the gateway before it) may have sent it.
+        return ProviderError.ambiguous(f"http_{status}", hint, **common)
     return ProviderError.permanent(f"http_{status}", hint, **common)
 
 
@@ -246,6 +266,43 @@ class HttpProvider(WhatsAppProvider):
     def classify(self, failure: HttpFailure) -> ProviderError:
         return classify_http_failure(self.name, failure, type(self).specific_rule)
 
+    async def _exchange(
+        self,
+        method: str,
+        url: URL,
+        *,
+        body: dict[str, Any] | None,
+        params: Mapping[str, str] | None,
+        idempotent: bool,
+    ) -> tuple[int, bytes, CIMultiDict[str]]:
+        """One HTTP exchange: status, raw body and headers; socket failures become classified errors."""
+        progress = _RequestProgress()
+        options: dict[str, Any] = {"json": body, "params": params, "headers": self.auth_headers()}
+        if self._timeout is not None:  # otherwise the session's own timeout applies
+            options["timeout"] = self._timeout
+        try:
+            async with self._session.request(method, url, trace_request_ctx=progress, **options) as response:
+                return response.status, await response.read(), CIMultiDict(response.headers)
+        except aiohttp.ClientConnectorError as exc:
+            # Refused, unreachable, DNS: nothing was sent.
+            raise ProviderError.transient("connect_failed", type(exc).__name__, provider=self.name) from exc
+        except aiohttp.ConnectionTimeoutError as exc:
+            raise ProviderError.transient("connect_timeout", "", provider=self.name) from exc
+        except aiohttp.InvalidURL as exc:
+            raise ProviderError.permanent("invalid_url", "", provider=self.name) from exc
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise self._interrupted(exc, progress, idempotent=idempotent) from exc
+
+    def _failure(
+        self, status: int, raw: bytes, headers: CIMultiDict[str], *, idempotent: bool
+    ) -> HttpFailure:
+        text = raw[:2048].decode("utf-8", errors="replace")
+        try:
+            parsed = json.loads(raw) if raw else None
+        except ValueError:
+            parsed = None
+        return HttpFailure(status=status, body=parsed, text=text, headers=headers, idempotent=idempotent)
+
     async def request_json(
         self,
         method: str,
@@ -257,35 +314,33 @@ class HttpProvider(WhatsAppProvider):
     ) -> Any:
         """Call the provider and return the parsed JSON of a 2xx answer; raise a classified ProviderError.
 
-        `idempotent` calls (lookups) are never AMBIGUOUS: repeating them is harmless.
+        `idempotent` calls are never AMBIGUOUS: repeating them is harmless.
         """
-        progress = _RequestProgress()
-        options: dict[str, Any] = {"json": body, "params": params, "headers": self.auth_headers()}
-        if self._timeout is not None:  # otherwise the session's own timeout applies
-            options["timeout"] = self._timeout
-        try:
-            async with self._session.request(method, url, trace_request_ctx=progress, **options) as response:
-                raw = await response.read()
-                status = response.status
-                headers = response.headers
-        except aiohttp.ClientConnectorError as exc:
-            # Refused, unreachable, DNS: nothing was sent.
-            raise ProviderError.transient("connect_failed", type(exc).__name__, provider=self.name) from exc
-        except aiohttp.ConnectionTimeoutError as exc:
-            raise ProviderError.transient("connect_timeout", "", provider=self.name) from exc
-        except aiohttp.InvalidURL as exc:
-            raise ProviderError.permanent("invalid_url", "", provider=self.name) from exc
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            raise self._interrupted(exc, progress, idempotent=idempotent) from exc
-
+        status, raw, headers = await self._exchange(
+            method, url, body=body, params=params, idempotent=idempotent
+        )
         if 200 <= status < 300:
             return self._parse_success(raw, idempotent=idempotent)
-        text = raw[:2048].decode("utf-8", errors="replace")
-        try:
-            parsed = json.loads(raw) if raw else None
-        except ValueError:
-            parsed = None
-        raise self.classify(HttpFailure(status=status, body=parsed, text=text, headers=CIMultiDict(headers)))
+        raise self.classify(self._failure(status, raw, headers, idempotent=idempotent))
+
+    async def lookup(
+        self,
+        method: str,
+        url: URL,
+        *,
+        body: dict[str, Any] | None = None,
+        params: Mapping[str, str] | None = None,
+    ) -> LookupAnswer:
+        """Ask the provider about a message and hand back its answer for the adapter to read.
+
+        Raises only a TRANSIENT ProviderError, when the provider could not be asked at all (connection
+        refused, timeout, 5xx, 408, 429); every other answer (2xx, 4xx) is returned as it came.
+        """
+        status, raw, headers = await self._exchange(method, url, body=body, params=params, idempotent=True)
+        if status >= 500 or status in (408, 429):
+            raise self.classify(self._failure(status, raw, headers, idempotent=True))
+        failure = self._failure(status, raw, headers, idempotent=True)
+        return LookupAnswer(status=status, body=failure.body, text=failure.text, empty=not raw.strip())
 
     def _interrupted(
         self, exc: BaseException, progress: _RequestProgress, *, idempotent: bool

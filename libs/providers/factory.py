@@ -6,6 +6,7 @@ import aiohttp
 
 from libs.providers.base import HttpProvider
 from libs.providers.evolution import EvolutionProvider
+from libs.providers.media import DEFAULT_MAX_MEDIA_BYTES
 from libs.providers.port import WhatsAppProvider
 from libs.providers.turbozap import TurboZapProvider
 from libs.providers.waha import WahaProvider
@@ -29,12 +30,16 @@ def build_provider(
     *,
     session: aiohttp.ClientSession,
     timeout: aiohttp.ClientTimeout | float | None = None,
+    max_media_bytes: int = DEFAULT_MAX_MEDIA_BYTES,
+    media_timeout: aiohttp.ClientTimeout | float | None = None,
 ) -> WhatsAppProvider:
     """The adapter for `provider` ("EVOLUTION", "WAHA", "WUZAPI", "TURBOZAP" or "SIMULATOR", any case).
 
     `session` is the process's shared session (see `create_client_session`); `timeout` overrides the
     session's per-request timeout (seconds or an aiohttp.ClientTimeout). For wuzapi, `api_key` is the
-    instance's user token, so build one adapter per wuzapi instance.
+    instance's user token, so build one adapter per wuzapi instance. `max_media_bytes` and
+    `media_timeout` bound the downloads of adapters that send media inline (wuzapi; `media_timeout` None
+    means the default of `libs/providers/media.py`); the others pass URLs on and ignore them.
     """
     try:
         kind = Provider(provider.upper())
@@ -43,4 +48,13 @@ def build_provider(
         raise ValueError(f"unknown provider {provider!r}; expected one of {known}") from None
     if not base_url.startswith(("http://", "https://")):
         raise ValueError("base_url must start with http:// or https://")
+    if kind is Provider.WUZAPI:
+        return WuzapiProvider(
+            base_url=base_url,
+            api_key=api_key,
+            session=session,
+            timeout=timeout,
+            max_media_bytes=max_media_bytes,
+            media_timeout=media_timeout,
+        )
     return _ADAPTERS[kind](base_url=base_url, api_key=api_key, session=session, timeout=timeout)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import ClassVar, TypedDict, Unpack
 
+from libs.providers.capabilities import LookupRequest, LookupResult
 from libs.seedwork.phone import is_group_jid, normalize_phone
 
 # WhatsApp message ids are upper-case hex in practice ("3EB0…" from web clients); providers pass a
@@ -242,24 +243,10 @@ class SentMessage:
     provider_message_id: str
 
 
-@dataclass(frozen=True, slots=True)
-class ProviderCapabilities:
-    """What a provider allows for reconciliation after an AMBIGUOUS outcome or a crashed worker.
-
-    supports_client_message_id: the provider sends a text with the id we choose, so the id is known
-        before the call (and delivery webhooks can be correlated even when the response was lost).
-    supports_lookup: `find_sent_message` can ask the provider whether that id was sent.
-    """
-
-    supports_client_message_id: bool
-    supports_lookup: bool
-
-
 class WhatsAppProvider(ABC):
     """Port to one WhatsApp HTTP API. Implementations are cheap objects sharing one HTTP session."""
 
     name: ClassVar[str]
-    capabilities: ClassVar[ProviderCapabilities]
 
     @abstractmethod
     async def send_text(self, request: SendTextRequest) -> SentMessage:
@@ -277,11 +264,12 @@ class WhatsAppProvider(ABC):
     async def send_reaction(self, request: SendReactionRequest) -> SentMessage:
         """React to a message; raises ProviderError."""
 
-    async def find_sent_message(
-        self, instance_ref: str, client_message_id: str, *, recipient: str
-    ) -> SentMessage | None:
-        """The message sent with `client_message_id` to `recipient`, or None when the provider does not
-        have it. Only when `capabilities.supports_lookup`; otherwise a PERMANENT "lookup_unsupported"."""
-        raise ProviderError.permanent(
-            "lookup_unsupported", "this provider cannot look messages up", provider=self.name
-        )
+    async def find_sent_message(self, request: LookupRequest) -> LookupResult:
+        """Whether a send whose answer was lost left: FOUND (with its id), ABSENT (proof it never left, only
+        where `capabilities_of(request.profile).miss_proves_absence` and the lookup searched where the
+        message would be) or INCONCLUSIVE (a person must look).
+
+        Raises only a TRANSIENT ProviderError, when the provider could not be asked at all (connection
+        refused, timeout, 5xx); ask again later. Providers without a lookup answer INCONCLUSIVE.
+        """
+        return LookupResult.inconclusive("lookup_unsupported")

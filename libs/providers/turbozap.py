@@ -2,17 +2,28 @@
 
 Auth header `X-API-Key`; sends are `POST /message/{instance}/{text|media|audio|reaction}` with `to`
 (digits or a JID). Answers `{success, data: {id, message_id, status, timestamp}}`; errors
-`{success: false, error: {message}}`. TurboZap hides WhatsApp's own error behind a generic 500, and
-offers neither client-chosen ids nor a lookup.
+`{success: false, error: {message}}`. TurboZap offers neither client-chosen ids nor a lookup.
+
+Every error of the send itself is a 500 "Failed to send message" (or "... media|audio|reaction"):
+WhatsApp's own error, a 463 time-lock included, is dropped, and the message may have left before the
+error (jonadableite/TurboZap-api at cb1b54bb8978021293c9855850d4cd8cc7203317,
+`internal/interface/http/handler/message_handler.go`). Such a 500 is AMBIGUOUS, never retried blindly;
+only "Failed to get instance" (a database read before anything is sent) is TRANSIENT.
 """
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from libs.providers.base import HttpFailure, HttpProvider, SpecificRule, dig, non_empty_str
+from libs.providers.base import (
+    HttpFailure,
+    HttpProvider,
+    SpecificRule,
+    dig,
+    non_empty_str,
+    whatsapp_error_code,
+)
 from libs.providers.port import (
-    ProviderCapabilities,
     ProviderError,
     Restriction,
     SendAudioRequest,
@@ -41,6 +52,15 @@ def turbozap_rule(failure: HttpFailure) -> ProviderError | None:
         )
     if failure.status == 400 and "invalid recipient" in text:
         return ProviderError.permanent("invalid_recipient", "TurboZap rejected the recipient", **common)
+    if failure.status == 500 and not failure.idempotent and whatsapp_error_code(failure) is None:
+        if "failed to get instance" in text:
+            return ProviderError.transient(
+                "instance_lookup_failed", "TurboZap could not read the instance", **common
+            )
+        # The wrapped error: sent, refused (a 463 among others) or lost; the text cannot say which.
+        return ProviderError.ambiguous(
+            "wrapped_500", "TurboZap's 500 may hide a send or a time-lock", **common
+        )
     return None
 
 
@@ -48,9 +68,6 @@ class TurboZapProvider(HttpProvider):
     """TurboZap adapter (one TurboZap server, many named instances)."""
 
     name = "TURBOZAP"
-    capabilities: ClassVar[ProviderCapabilities] = ProviderCapabilities(
-        supports_client_message_id=False, supports_lookup=False
-    )
     specific_rule: ClassVar[SpecificRule | None] = turbozap_rule
 
     def auth_headers(self) -> dict[str, str]:

@@ -2,9 +2,12 @@
 
 Auth header `X-Api-Key`; every send is `POST /api/send*` with the session in the body and a chat id
 `<digits>@c.us` (or a group JID). The answer's `id` is the serialized message id
-`true_<chatId>_<messageId>`, the same id `message.ack` webhooks carry. `sendText` accepts a pre-generated
-`id`, and `GET /api/{session}/chats/{chatId}/messages/{messageId}` looks a message up, which is what
-makes reconciliation after a lost answer possible.
+`true_<chatId>_<messageId>`, the same id `message.ack` webhooks carry. Whether WAHA keeps the id we
+choose and how a lost send can be looked up depend on its engine and version (`capabilities_of`):
+NOWEB/GOWS from 2026.4.3 keep `sendText`'s `id` and find it across every chat with
+`GET /api/{session}/chats/all/messages/{id}`; older releases and WEBJS only offer
+`GET /api/{session}/chats/{chatId}/messages/{messageId}`, where a miss proves nothing (our id was ignored,
+or the chat is filed under the contact's `@lid`).
 
 Webhooks are set per session: `PUT /api/sessions/{session}` replaces the session's `config`, whose
 `webhooks: [{url, events, hmac: {key}, retries, customHeaders}]` say where its events go, each signed
@@ -20,10 +23,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from libs.providers.base import HttpFailure, HttpProvider, SpecificRule, dig, non_empty_str
+from libs.providers.base import HttpFailure, HttpProvider, LookupAnswer, SpecificRule, dig, non_empty_str
+from libs.providers.capabilities import (
+    Capabilities,
+    LookupMethod,
+    LookupRequest,
+    LookupResult,
+    capabilities_of,
+)
 from libs.providers.port import (
     MediaKind,
-    ProviderCapabilities,
     ProviderError,
     Restriction,
     SendAudioRequest,
@@ -101,13 +110,53 @@ def message_id_of(data: Any, chat: str) -> str | None:
     return None
 
 
+def _with_id(body: dict[str, Any], client_message_id: str | None) -> None:
+    # Engines that do not keep it ignore the field (NestJS validation without a whitelist); the Executor
+    # relies on it only where `capabilities_of` says it is kept.
+    if client_message_id is not None:
+        body["id"] = client_message_id
+
+
+def _miss_proves_absence(capabilities: Capabilities, request: LookupRequest) -> bool:
+    """A miss is proof only where WAHA keeps our id for this type and the lookup searched every chat."""
+    return (
+        capabilities.miss_proves_absence
+        and capabilities.lookup is LookupMethod.BY_ID
+        and capabilities.keeps_client_id(request.message_type)
+    )
+
+
+def _read_lookup(answer: LookupAnswer, chat: str, client_id: str, miss_is_proof: bool) -> LookupResult:
+    """WAHA's answer to a message lookup, read so that only a real miss in a real search is ABSENT."""
+    miss = LookupResult.absent() if miss_is_proof else LookupResult.inconclusive("not_found")
+    if answer.ok:
+        if answer.empty:
+            return LookupResult.inconclusive("empty_body")
+        if answer.body is None:
+            # `null` is how some engines say "no such message"; anything else unreadable proves nothing.
+            return miss if answer.text.strip() == "null" else LookupResult.inconclusive("unparseable_body")
+        found = message_id_of(answer.body, chat)
+        if found is None:
+            return LookupResult.inconclusive("unknown_shape")
+        if found != client_id and not found.endswith(f"_{client_id}"):
+            return LookupResult.inconclusive("other_message")
+        return LookupResult.found(found)
+    text = answer.lower_text()
+    if answer.status == 404:
+        if "session" in text:
+            return LookupResult.inconclusive("session_not_found")
+        if "cannot get" in text:  # NestJS: no such route (a release older than the profile says)
+            return LookupResult.inconclusive("lookup_unsupported")
+        return miss
+    if answer.status == 400 and "store" in text:
+        return LookupResult.inconclusive("store_disabled")  # NOWEB without its store cannot search
+    return LookupResult.inconclusive(f"http_{answer.status}")
+
+
 class WahaProvider(HttpProvider):
     """WAHA adapter; also the adapter for the built-in provider simulator, which speaks WAHA."""
 
     name = "WAHA"
-    capabilities: ClassVar[ProviderCapabilities] = ProviderCapabilities(
-        supports_client_message_id=True, supports_lookup=True
-    )
     specific_rule: ClassVar[SpecificRule | None] = waha_rule
 
     def auth_headers(self) -> dict[str, str]:
@@ -121,8 +170,7 @@ class WahaProvider(HttpProvider):
     async def send_text(self, request: SendTextRequest) -> SentMessage:
         chat = chat_id(request.recipient)
         body: dict[str, Any] = {"session": request.instance_ref, "chatId": chat, "text": request.text}
-        if request.client_message_id is not None:
-            body["id"] = request.client_message_id
+        _with_id(body, request.client_message_id)
         return await self._send("sendText", body, chat)
 
     async def send_media(self, request: SendMediaRequest) -> SentMessage:
@@ -137,6 +185,7 @@ class WahaProvider(HttpProvider):
         body: dict[str, Any] = {"session": request.instance_ref, "chatId": chat, "file": file}
         if request.caption:
             body["caption"] = request.caption
+        _with_id(body, request.client_message_id)
         return await self._send(_MEDIA_ENDPOINT[request.kind], body, chat)
 
     async def send_audio(self, request: SendAudioRequest) -> SentMessage:
@@ -146,36 +195,41 @@ class WahaProvider(HttpProvider):
             file["url"] = request.url
         else:
             file["data"] = request.data_base64
-        body = {"session": request.instance_ref, "chatId": chat, "file": file}
+        body: dict[str, Any] = {"session": request.instance_ref, "chatId": chat, "file": file}
+        _with_id(body, request.client_message_id)
         return await self._send("sendVoice", body, chat)
 
     async def send_reaction(self, request: SendReactionRequest) -> SentMessage:
         chat = chat_id(request.recipient)
-        body = {"session": request.instance_ref, "messageId": request.message_id, "reaction": request.emoji}
+        body: dict[str, Any] = {
+            "session": request.instance_ref,
+            "messageId": request.message_id,
+            "reaction": request.emoji,
+        }
+        _with_id(body, request.client_message_id)
         data = await self.request_json("PUT", self.url("api", "reaction"), body=body)
         # Some engines answer a reaction with an empty object: the reaction has no id worth tracking.
         return SentMessage(message_id_of(data, chat) or "")
 
-    async def find_sent_message(
-        self, instance_ref: str, client_message_id: str, *, recipient: str
-    ) -> SentMessage | None:
-        """Ask WAHA for the message sent with `client_message_id`; None when WAHA does not know it."""
-        chat = chat_id(recipient)
-        message = serialized_id(chat, client_message_id)
-        try:
-            data = await self.request_json(
-                "GET",
-                self.url("api", instance_ref, "chats", chat, "messages", message),
-                params={"downloadMedia": "false"},
-                idempotent=True,
+    async def find_sent_message(self, request: LookupRequest) -> LookupResult:
+        """Look our id up where this engine and version can: across every chat (NOWEB/GOWS from 2026.4.3,
+        where a miss proves absence) or in the recipient's `@c.us` chat (a miss proves nothing)."""
+        capabilities = capabilities_of(request.profile)
+        if not capabilities.can_look_up:
+            return LookupResult.inconclusive("lookup_unsupported")
+        if request.client_message_id is None:
+            return LookupResult.inconclusive("no_client_id")  # nothing of ours to look for
+        chat = chat_id(request.recipient)
+        client_id = request.client_message_id
+        if capabilities.lookup is LookupMethod.BY_ID:
+            # A bare id: WAHA's soft parse takes it, and no chat id narrows the search to @c.us.
+            url = self.url("api", request.instance_ref, "chats", "all", "messages", client_id)
+        else:
+            url = self.url(
+                "api", request.instance_ref, "chats", chat, "messages", serialized_id(chat, client_id)
             )
-        except ProviderError as exc:
-            if exc.code == "http_404":  # the message is unknown (an unknown session stays an error)
-                return None
-            raise
-        if not data:  # some engines answer null for an unknown id
-            return None
-        return SentMessage(message_id_of(data, chat) or message)
+        answer = await self.lookup("GET", url, params={"downloadMedia": "false"})
+        return _read_lookup(answer, chat, client_id, _miss_proves_absence(capabilities, request))
 
     async def set_session_webhook(
         self, instance_ref: str, *, url: str, hmac_key: str, events: Sequence[str] = WEBHOOK_EVENTS

@@ -4,11 +4,14 @@ Auth header `token: <user token>`: in wuzapi a user *is* one WhatsApp instance, 
 serves one instance (`instance_ref` only names it in errors). Sends are `POST /chat/send/*` with
 `Phone` (digits or a group JID); media travel as data URLs (wuzapi does not fetch URLs itself, so the
 adapter downloads a URL within a size limit and inlines it). The client may choose the message `Id` on
-every send type, which makes the id known before the call. wuzapi has no lookup of sent messages.
+text, image, video, audio and document sends, which makes the id known before the call (a reaction's
+`Id` names its target). wuzapi has no lookup of sent messages, so a lost answer cannot be reconciled.
 Request shapes: asternic/wuzapi `handlers.go` (SendImage, SendVideo, SendDocument, SendAudio, React).
 
-Answers: `{code, data: {Details, Id, Timestamp}, success}`; errors `{code, error, success: false}`,
-mostly 500 with whatsmeow's error text.
+Answers: `{code, data: {Details, Id, Timestamp}, success}`; errors `{code, error, success: false}`.
+The send itself fails as 500 "Error sending message: <whatsmeow error>" (a time-lock reads "server
+returned error 463", whatsmeow `send.go`); that 500 is AMBIGUOUS unless it names WhatsApp's refusal.
+Other 500s (upload, thumbnail) happen before anything is sent and are TRANSIENT.
 """
 
 from __future__ import annotations
@@ -19,11 +22,17 @@ from typing import Any, ClassVar
 import aiohttp
 from yarl import URL
 
-from libs.providers.base import HttpFailure, HttpProvider, SpecificRule, dig, non_empty_str
+from libs.providers.base import (
+    HttpFailure,
+    HttpProvider,
+    SpecificRule,
+    dig,
+    error_message_of,
+    non_empty_str,
+)
 from libs.providers.media import DEFAULT_MAX_MEDIA_BYTES, DownloadedMedia, MediaFetcher, as_media_timeout
 from libs.providers.port import (
     MediaKind,
-    ProviderCapabilities,
     ProviderError,
     Restriction,
     SendAudioRequest,
@@ -43,7 +52,15 @@ _MEDIA = {
 _DOCUMENT_PREFIX = "application/octet-stream"
 _GENERIC_TYPES = frozenset({"", "application/octet-stream", "binary/octet-stream"})
 _OGG_MAGIC = b"OggS"
-_REMOVE_REACTION = "remove"  # handlers.go React: the literal "remove" sends an empty reaction
+_REMOVE_REACTION = "remove"
+# handlers.go (79ee4cd): 500s answered before the message is built and sent.
+_PRE_SEND_500 = (
+    "failed to upload file",
+    "could not decode image",
+    "could not create temp file",
+    "failed to encode jpeg",
+    "failed to read",
+)  # handlers.go React: the literal "remove" sends an empty reaction
 
 
 def wuzapi_rule(failure: HttpFailure) -> ProviderError | None:
@@ -58,6 +75,9 @@ def wuzapi_rule(failure: HttpFailure) -> ProviderError | None:
         return ProviderError.restricted(
             Restriction.LOGGED_OUT, "not_logged_in", "wuzapi instance logged out", **common
         )
+    message = error_message_of(failure.body).strip().lower()
+    if failure.status == 500 and message.startswith(_PRE_SEND_500):
+        return ProviderError.transient("pre_send_failure", "wuzapi failed before sending", **common)
     return None
 
 
@@ -85,9 +105,6 @@ class WuzapiProvider(HttpProvider):
     """
 
     name = "WUZAPI"
-    capabilities: ClassVar[ProviderCapabilities] = ProviderCapabilities(
-        supports_client_message_id=True, supports_lookup=False
-    )
     specific_rule: ClassVar[SpecificRule | None] = wuzapi_rule
 
     def __init__(

@@ -147,6 +147,8 @@ async def test_number_not_on_whatsapp_is_permanent(stub: ProviderStub, http: aio
 
 
 async def test_validation_error_is_permanent(stub: ProviderStub, http: aiohttp.ClientSession) -> None:
+    # abstract.router.ts `dataValidate` (2.3.6): the schema's messages, a list inside the list, before
+    # anything is sent.
     stub.reply(
         400,
         {
@@ -157,7 +159,7 @@ async def test_validation_error_is_permanent(stub: ProviderStub, http: aiohttp.C
     )
     with pytest.raises(ProviderError) as caught:
         await adapter(stub, http).send_text(text())
-    assert (caught.value.error_class, caught.value.code) == (ErrorClass.PERMANENT, "http_400")
+    assert (caught.value.error_class, caught.value.code) == (ErrorClass.PERMANENT, "invalid_request")
 
 
 async def test_wrong_apikey_restricts_the_instance(stub: ProviderStub, http: aiohttp.ClientSession) -> None:
@@ -184,13 +186,43 @@ async def test_unknown_instance(stub: ProviderStub, http: aiohttp.ClientSession)
     assert caught.value.code == "instance_not_found"
 
 
-async def test_connection_closed_is_transient(stub: ProviderStub, http: aiohttp.ClientSession) -> None:
+@pytest.mark.parametrize(
+    "message",
+    [
+        "Error: Connection Closed",  # Baileys lost its socket, before or after the message left
+        "Error: Timed Out",  # Baileys' query timeout
+        "Error: rate-overlimit",
+        "PrismaClientKnownRequestError: Unique constraint failed",  # saving after the send
+    ],
+)
+async def test_a_400_from_inside_the_send_is_ambiguous(
+    stub: ProviderStub, http: aiohttp.ClientSession, message: str
+) -> None:
+    # whatsapp.baileys.service.ts `sendMessageWithTyping` (2.3.6): `catch (error) { throw new
+    # BadRequestException(error.toString()) }` around the send and everything after it.
+    stub.reply(400, {"status": 400, "error": "Bad Request", "response": {"message": [message]}})
+    with pytest.raises(ProviderError) as caught:
+        await adapter(stub, http).send_text(text())
+    assert (caught.value.error_class, caught.value.code) == (ErrorClass.AMBIGUOUS, "http_400")
+    assert not caught.value.retryable
+
+
+async def test_a_pre_send_refusal_is_permanent(stub: ProviderStub, http: aiohttp.ClientSession) -> None:
+    # whatsapp.baileys.service.ts `textMessage` (2.3.6) refuses an empty text before sending.
+    stub.reply(400, {"status": 400, "error": "Bad Request", "response": {"message": ["Text is required"]}})
+    with pytest.raises(ProviderError) as caught:
+        await adapter(stub, http).send_text(text())
+    assert (caught.value.error_class, caught.value.code) == (ErrorClass.PERMANENT, "invalid_request")
+
+
+async def test_a_500_on_a_send_is_ambiguous(stub: ProviderStub, http: aiohttp.ClientSession) -> None:
+    # main.ts error handler: an unexpected exception is `{status: 500, error, response: {message}}`.
     stub.reply(
         500, {"status": 500, "error": "Internal Server Error", "response": {"message": "Connection Closed"}}
     )
     with pytest.raises(ProviderError) as caught:
         await adapter(stub, http).send_text(text())
-    assert (caught.value.error_class, caught.value.code) == (ErrorClass.TRANSIENT, "connection_closed")
+    assert (caught.value.error_class, caught.value.code) == (ErrorClass.AMBIGUOUS, "http_500")
 
 
 async def test_timelock_463_surfacing_through_evolution(
@@ -238,13 +270,3 @@ async def test_2xx_without_an_id_is_ambiguous(stub: ProviderStub, http: aiohttp.
     with pytest.raises(ProviderError) as caught:
         await adapter(stub, http).send_text(text())
     assert (caught.value.error_class, caught.value.code) == (ErrorClass.AMBIGUOUS, "missing_message_id")
-
-
-async def test_no_lookup(stub: ProviderStub, http: aiohttp.ClientSession) -> None:
-    provider = adapter(stub, http)
-    assert not provider.capabilities.supports_lookup
-    assert not provider.capabilities.supports_client_message_id
-    with pytest.raises(ProviderError) as caught:
-        await provider.find_sent_message("sales-01", "3EB0AAAABBBBCCCCDDDD", recipient=PHONE)
-    assert caught.value.code == "lookup_unsupported"
-    assert stub.requests == []

@@ -134,11 +134,57 @@ async def test_invalid_recipient(stub: ProviderStub, http: aiohttp.ClientSession
     assert (caught.value.error_class, caught.value.code) == (ErrorClass.PERMANENT, "invalid_recipient")
 
 
-async def test_generic_send_failure_is_transient(stub: ProviderStub, http: aiohttp.ClientSession) -> None:
-    stub.reply(500, {"success": False, "error": {"message": "Failed to send message"}})
+@pytest.mark.parametrize(
+    ("kind", "message"),
+    [
+        ("text", "Failed to send message"),
+        ("media", "Failed to send media"),
+        ("audio", "Failed to send audio"),
+        ("reaction", "Failed to send reaction"),
+    ],
+)
+async def test_the_wrapped_send_failure_is_ambiguous(
+    stub: ProviderStub, http: aiohttp.ClientSession, kind: str, message: str
+) -> None:
+    # message_handler.go (cb1b54b): every WhatsApp error of the send, a 463 included, becomes
+    # `response.InternalServerError(c, "Failed to send ...")`; the message may also have left.
+    stub.reply(500, {"success": False, "error": {"message": message}})
+    provider = adapter(stub, http)
+    send = {
+        "text": lambda: provider.send_text(text()),
+        "media": lambda: provider.send_media(
+            SendMediaRequest(
+                instance_ref="vendas",
+                recipient=PHONE,
+                kind=MediaKind.IMAGE,
+                mimetype="image/jpeg",
+                url="https://cdn.example.com/a.jpg",
+            )
+        ),
+        "audio": lambda: provider.send_audio(
+            SendAudioRequest(instance_ref="vendas", recipient=PHONE, url="https://cdn.example.com/a.ogg")
+        ),
+        "reaction": lambda: provider.send_reaction(
+            SendReactionRequest(
+                instance_ref="vendas", recipient=PHONE, message_id="3EB0AB", emoji="👍", target_from_me=True
+            )
+        ),
+    }[kind]
+    with pytest.raises(ProviderError) as caught:
+        await send()
+    assert (caught.value.error_class, caught.value.code) == (ErrorClass.AMBIGUOUS, "wrapped_500")
+    assert not caught.value.retryable
+    assert len(stub.requests) == 1  # never retried inside the adapter either
+
+
+async def test_failing_to_read_the_instance_is_transient(
+    stub: ProviderStub, http: aiohttp.ClientSession
+) -> None:
+    # message_handler.go `getInstanceAndValidate`: a database read before anything is sent.
+    stub.reply(500, {"success": False, "error": {"message": "Failed to get instance"}})
     with pytest.raises(ProviderError) as caught:
         await adapter(stub, http).send_text(text())
-    assert (caught.value.error_class, caught.value.code) == (ErrorClass.TRANSIENT, "http_500")
+    assert (caught.value.error_class, caught.value.code) == (ErrorClass.TRANSIENT, "instance_lookup_failed")
 
 
 async def test_gateway_timeout_is_ambiguous(stub: ProviderStub, http: aiohttp.ClientSession) -> None:

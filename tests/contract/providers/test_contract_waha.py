@@ -178,46 +178,6 @@ async def test_send_reaction(stub: ProviderStub, http: aiohttp.ClientSession) ->
     assert sent == SentMessage("")  # this engine answers a reaction without an id
 
 
-async def test_lookup_of_a_pre_generated_id(stub: ProviderStub, http: aiohttp.ClientSession) -> None:
-    stub.reply(200, {**WA_MESSAGE, "ack": 3, "ackName": "READ"})
-    found = await adapter(stub, http).find_sent_message("sales-03", "3EB0A1B2C3D4E5F60718", recipient=PHONE)
-    assert found == SentMessage(MESSAGE_ID)
-    assert (stub.last.method, stub.last.path) == ("GET", f"/api/sales-03/chats/{CHAT}/messages/{MESSAGE_ID}")
-    assert stub.last.query == {"downloadMedia": "false"}
-    assert stub.last.headers["X-Api-Key"] == KEY
-
-
-async def test_lookup_of_an_unknown_id(stub: ProviderStub, http: aiohttp.ClientSession) -> None:
-    stub.reply(404, {"statusCode": 404, "message": "Message not found", "error": "Not Found"})
-    assert (
-        await adapter(stub, http).find_sent_message("sales-03", "3EB0A1B2C3D4E5F60718", recipient=PHONE)
-        is None
-    )
-
-
-async def test_lookup_in_an_unknown_session_is_an_error_not_a_miss(
-    stub: ProviderStub, http: aiohttp.ClientSession
-) -> None:
-    stub.reply(
-        404,
-        {"statusCode": 404, "message": "We didn't find a session with name 'sales-03'", "error": "Not Found"},
-    )
-    with pytest.raises(ProviderError) as caught:
-        await adapter(stub, http).find_sent_message("sales-03", "3EB0A1B2C3D4E5F60718", recipient=PHONE)
-    assert caught.value.code == "session_not_found"
-
-
-async def test_lookup_timeout_is_transient_not_ambiguous(
-    stub: ProviderStub, http: aiohttp.ClientSession
-) -> None:
-    stub.reply(200, WA_MESSAGE, delay=1.0)
-    with pytest.raises(ProviderError) as caught:
-        await adapter(stub, http, timeout=0.2).find_sent_message(
-            "sales-03", "3EB0A1B2C3D4E5F60718", recipient=PHONE
-        )
-    assert caught.value.error_class is ErrorClass.TRANSIENT
-
-
 async def test_error_463_is_a_reachout_timelock(stub: ProviderStub, http: aiohttp.ClientSession) -> None:
     stub.reply(500, TIMELOCK)
     with pytest.raises(ProviderError) as caught:
@@ -266,11 +226,24 @@ async def test_session_not_working(
     )
 
 
-async def test_other_engine_error_is_transient(stub: ProviderStub, http: aiohttp.ClientSession) -> None:
+async def test_other_engine_error_is_ambiguous(stub: ProviderStub, http: aiohttp.ClientSession) -> None:
+    # GOWS answers WhatsApp's error after the message stanza went out: it may have been processed.
     stub.reply(500, {"statusCode": 500, "exception": {"message": "2 UNKNOWN: server returned error 400"}})
     with pytest.raises(ProviderError) as caught:
         await adapter(stub, http).send_text(text())
-    assert (caught.value.error_class, caught.value.code) == (ErrorClass.TRANSIENT, "http_500")
+    assert (caught.value.error_class, caught.value.code) == (ErrorClass.AMBIGUOUS, "http_500")
+
+
+@pytest.mark.parametrize(
+    ("status", "error_class"), [(502, ErrorClass.AMBIGUOUS), (503, ErrorClass.TRANSIENT)]
+)
+async def test_a_proxy_error_on_a_send(
+    stub: ProviderStub, http: aiohttp.ClientSession, status: int, error_class: ErrorClass
+) -> None:
+    stub.reply(status, text="<html>proxy</html>")
+    with pytest.raises(ProviderError) as caught:
+        await adapter(stub, http).send_text(text())
+    assert (caught.value.error_class, caught.value.code) == (error_class, f"http_{status}")
 
 
 async def test_rate_limit(stub: ProviderStub, http: aiohttp.ClientSession) -> None:
@@ -303,11 +276,6 @@ async def test_non_json_success_is_ambiguous(stub: ProviderStub, http: aiohttp.C
     with pytest.raises(ProviderError) as caught:
         await adapter(stub, http).send_text(text())
     assert (caught.value.error_class, caught.value.code) == (ErrorClass.AMBIGUOUS, "unparseable_response")
-
-
-async def test_capabilities(stub: ProviderStub, http: aiohttp.ClientSession) -> None:
-    capabilities = adapter(stub, http).capabilities
-    assert capabilities.supports_client_message_id and capabilities.supports_lookup
 
 
 GATEWAY_URL = "https://gw.example.com/webhooks/waha/01JD4Q7W3X9K2M5N8P1R4T6V8Y"

@@ -492,13 +492,30 @@ async def test_bad_payload_is_permanent(stub: ProviderStub, http: aiohttp.Client
     assert (caught.value.error_class, caught.value.code) == (ErrorClass.PERMANENT, "http_400")
 
 
-async def test_other_send_failure_is_transient(stub: ProviderStub, http: aiohttp.ClientSession) -> None:
+async def test_other_send_failure_is_ambiguous(stub: ProviderStub, http: aiohttp.ClientSession) -> None:
+    # handlers.go SendMessage (79ee4cd): `Error sending message: %v` wraps whatsmeow's error, which may
+    # come after the message left (a timeout waiting for the server's answer).
     stub.reply(
-        500, {"code": 500, "error": "error sending message: context deadline exceeded", "success": False}
+        500, {"code": 500, "error": "Error sending message: context deadline exceeded", "success": False}
     )
     with pytest.raises(ProviderError) as caught:
         await adapter(stub, http).send_text(text())
-    assert caught.value.error_class is ErrorClass.TRANSIENT
+    assert (caught.value.error_class, caught.value.code) == (ErrorClass.AMBIGUOUS, "http_500")
+
+
+async def test_a_failed_upload_is_transient(stub: ProviderStub, http: aiohttp.ClientSession) -> None:
+    # handlers.go SendImage (79ee4cd): the upload fails before the message is built.
+    stub.reply(500, {"code": 500, "error": "Failed to upload file: unexpected EOF", "success": False})
+    request = SendMediaRequest(
+        instance_ref="wuz-01",
+        recipient=PHONE,
+        kind=MediaKind.IMAGE,
+        mimetype="image/png",
+        data_base64="iVBORw0KGgo=",
+    )
+    with pytest.raises(ProviderError) as caught:
+        await adapter(stub, http).send_media(request)
+    assert (caught.value.error_class, caught.value.code) == (ErrorClass.TRANSIENT, "pre_send_failure")
 
 
 async def test_slow_send_is_ambiguous(stub: ProviderStub, http: aiohttp.ClientSession) -> None:
@@ -506,9 +523,3 @@ async def test_slow_send_is_ambiguous(stub: ProviderStub, http: aiohttp.ClientSe
     with pytest.raises(ProviderError) as caught:
         await adapter(stub, http, timeout=0.2).send_text(text(client_message_id=MESSAGE_ID))
     assert caught.value.error_class is ErrorClass.AMBIGUOUS
-
-
-async def test_capabilities(stub: ProviderStub, http: aiohttp.ClientSession) -> None:
-    provider = adapter(stub, http)
-    assert provider.capabilities.supports_client_message_id
-    assert not provider.capabilities.supports_lookup

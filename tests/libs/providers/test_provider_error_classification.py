@@ -17,12 +17,18 @@ RULES = {"EVOLUTION": evolution_rule, "WAHA": waha_rule, "WUZAPI": wuzapi_rule, 
 Expected = tuple[ErrorClass, Restriction | None, str]
 
 
-def failure(status: int, body: object = None, text: str | None = None, **headers: str) -> HttpFailure:
+def failure(
+    status: int, body: object = None, text: str | None = None, *, idempotent: bool = False, **headers: str
+) -> HttpFailure:
     import json
 
     raw = text if text is not None else (json.dumps(body) if body is not None else "")
     return HttpFailure(
-        status=status, body=body, text=raw, headers={k.replace("_", "-"): v for k, v in headers.items()}
+        status=status,
+        body=body,
+        text=raw,
+        headers={k.replace("_", "-"): v for k, v in headers.items()},
+        idempotent=idempotent,
     )
 
 
@@ -39,21 +45,36 @@ def classify(provider: str, f: HttpFailure) -> Expected:
 @pytest.mark.parametrize(
     ("status", "expected"),
     [
-        (500, (ErrorClass.TRANSIENT, None, "http_500")),
-        (502, (ErrorClass.TRANSIENT, None, "http_502")),
+        (502, (ErrorClass.AMBIGUOUS, None, "http_502")),
         (503, (ErrorClass.TRANSIENT, None, "http_503")),
         (504, (ErrorClass.AMBIGUOUS, None, "http_504")),
         (408, (ErrorClass.TRANSIENT, None, "http_408")),
         (429, (ErrorClass.TRANSIENT, None, "http_429")),
         (401, (ErrorClass.RESTRICTED, Restriction.UNAUTHORIZED, "http_401")),
         (403, (ErrorClass.RESTRICTED, Restriction.UNAUTHORIZED, "http_403")),
-        (400, (ErrorClass.PERMANENT, None, "http_400")),
         (413, (ErrorClass.PERMANENT, None, "http_413")),
         (422, (ErrorClass.PERMANENT, None, "http_422")),
     ],
 )
 def test_common_status_rules(provider: str, status: int, expected: Expected) -> None:
     assert classify(provider, failure(status, {"message": "x"})) == expected
+
+
+@pytest.mark.parametrize("provider", ["WAHA", "WUZAPI"])
+def test_a_500_on_a_send_may_have_sent_it(provider: str) -> None:
+    assert classify(provider, failure(500, {"message": "x"})) == (ErrorClass.AMBIGUOUS, None, "http_500")
+
+
+@pytest.mark.parametrize("provider", sorted(RULES))
+@pytest.mark.parametrize("status", [500, 502, 504])
+def test_a_5xx_on_a_lookup_is_only_transient(provider: str, status: int) -> None:
+    f = failure(status, {"message": "x"}, idempotent=True)
+    assert classify(provider, f) == (ErrorClass.TRANSIENT, None, f"http_{status}")
+
+
+@pytest.mark.parametrize("provider", ["WAHA", "WUZAPI", "TURBOZAP"])
+def test_other_400s_are_permanent(provider: str) -> None:
+    assert classify(provider, failure(400, {"message": "x"})) == (ErrorClass.PERMANENT, None, "http_400")
 
 
 @pytest.mark.parametrize("provider", sorted(RULES))
@@ -78,7 +99,7 @@ def test_retry_after_is_kept_for_429_and_5xx() -> None:
 
 def test_unknown_body_shapes_are_still_classified() -> None:
     assert classify("TURBOZAP", failure(502, text="<html>Bad Gateway</html>")) == (
-        ErrorClass.TRANSIENT,
+        ErrorClass.AMBIGUOUS,
         None,
         "http_502",
     )
@@ -101,7 +122,7 @@ def test_evolution_not_on_whatsapp() -> None:
 
 def test_evolution_existing_number_in_a_400_is_not_misread() -> None:
     body = {"status": 400, "error": "Bad Request", "response": {"message": [{"exists": True, "jid": "x"}]}}
-    assert classify("EVOLUTION", failure(400, body)) == (ErrorClass.PERMANENT, None, "http_400")
+    assert classify("EVOLUTION", failure(400, body)) == (ErrorClass.AMBIGUOUS, None, "http_400")
 
 
 def test_evolution_missing_instance() -> None:
@@ -113,10 +134,11 @@ def test_evolution_missing_instance() -> None:
     )
 
 
-@pytest.mark.parametrize("message", ["Connection Closed", ["Error: Connection Closed"]])
-def test_evolution_connection_closed(message: object) -> None:
-    body = {"status": 500, "error": "Internal Server Error", "response": {"message": message}}
-    assert classify("EVOLUTION", failure(500, body)) == (ErrorClass.TRANSIENT, None, "connection_closed")
+@pytest.mark.parametrize("status", [400, 500])
+def test_evolution_connection_closed_inside_a_send_is_ambiguous(status: int) -> None:
+    # whatsapp.baileys.service.ts (2.3.6) rethrows any error of the send, wherever it happened.
+    body = {"status": status, "error": "Bad Request", "response": {"message": ["Error: Connection Closed"]}}
+    assert classify("EVOLUTION", failure(status, body)) == (ErrorClass.AMBIGUOUS, None, f"http_{status}")
 
 
 # --- WAHA ----------------------------------------------------------------------------------------------
@@ -208,7 +230,8 @@ def test_waha_other_404_is_permanent() -> None:
             "error sending message: server returned error 463",
             (ErrorClass.RESTRICTED, Restriction.REACHOUT_TIMELOCK, "reachout_timelock"),
         ),
-        ("error sending message: context deadline exceeded", (ErrorClass.TRANSIENT, None, "http_500")),
+        ("error sending message: context deadline exceeded", (ErrorClass.AMBIGUOUS, None, "http_500")),
+        ("failed to upload file: EOF", (ErrorClass.TRANSIENT, None, "pre_send_failure")),
     ],
 )
 def test_wuzapi_errors(error: str, expected: Expected) -> None:
@@ -229,7 +252,9 @@ def test_wuzapi_errors(error: str, expected: Expected) -> None:
         (404, "Instance not found", (ErrorClass.RESTRICTED, Restriction.DISCONNECTED, "instance_not_found")),
         (400, "Invalid recipient phone number", (ErrorClass.PERMANENT, None, "invalid_recipient")),
         (400, "Either media_url or base64 is required", (ErrorClass.PERMANENT, None, "http_400")),
-        (500, "Failed to send message", (ErrorClass.TRANSIENT, None, "http_500")),
+        (500, "Failed to send message", (ErrorClass.AMBIGUOUS, None, "wrapped_500")),
+        (500, "Failed to send media", (ErrorClass.AMBIGUOUS, None, "wrapped_500")),
+        (500, "Failed to get instance", (ErrorClass.TRANSIENT, None, "instance_lookup_failed")),
     ],
 )
 def test_turbozap_errors(status: int, message: str, expected: Expected) -> None:

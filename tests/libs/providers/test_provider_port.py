@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import aiohttp
 import pytest
@@ -24,7 +25,9 @@ from libs.providers import (
     create_client_session,
     new_client_message_id,
 )
+from libs.providers.capabilities import LookupRequest, LookupResult, ProviderProfile
 from libs.providers.fake import FakeWhatsAppProvider
+from libs.seedwork.shared_kernel import MessageType, Provider
 
 PHONE = "5511987654321"
 
@@ -146,7 +149,30 @@ async def test_fake_provider_records_and_fails_on_demand() -> None:
     fake.fail_next(ProviderError.ambiguous("read_timeout"), accept=True)
     with pytest.raises(ProviderError):
         await fake.send_text(lost)
-    assert await fake.find_sent_message("s", "3EB0EEEEFFFF00001111", recipient=PHONE) == SentMessage(
+    assert await fake.find_sent_message(lookup("3EB0EEEEFFFF00001111")) == LookupResult.found(
         "3EB0EEEEFFFF00001111"
     )
-    assert await fake.find_sent_message("s", "3EB0000000000000DEAD", recipient=PHONE) is None
+    assert await fake.find_sent_message(lookup("3EB0000000000000DEAD")) == LookupResult.absent()
+
+
+def lookup(client_message_id: str | None) -> LookupRequest:
+    return LookupRequest(
+        profile=ProviderProfile(Provider.SIMULATOR),
+        instance_ref="s",
+        recipient=PHONE,
+        message_type=MessageType.TEXT,
+        client_message_id=client_message_id,
+        sent_after=datetime(2026, 11, 20, tzinfo=UTC),
+    )
+
+
+async def test_fake_provider_that_ignores_our_id_cannot_prove_a_miss() -> None:
+    fake = FakeWhatsAppProvider(keeps_client_id=False, miss_proves_absence=False)
+    request = SendTextRequest(
+        instance_ref="s", recipient=PHONE, text="x", client_message_id="3EB0AAAABBBBCCCCDDDD"
+    )
+    assert (await fake.send_text(request)).provider_message_id != "3EB0AAAABBBBCCCCDDDD"
+    assert await fake.find_sent_message(lookup("3EB0AAAABBBBCCCCDDDD")) == LookupResult.inconclusive(
+        "not_found"
+    )
+    assert await fake.find_sent_message(lookup(None)) == LookupResult.inconclusive("no_client_id")
