@@ -617,3 +617,10 @@ async def test_adapter_of_another_provider_is_refused(
         await probe_health(adapter(EvolutionProvider, stub, http), GOWS, SESSION)
     assert caught.value.code == "probe_unsupported"
     assert stub.requests == []
+
+
+async def test_an_instance_must_be_named(stub: ProviderStub, http: aiohttp.ClientSession) -> None:
+    with pytest.raises(ProviderError) as caught:
+        await probe(stub, http, instance_ref="")
+    assert (caught.value.error_class, caught.value.code) == (ErrorClass.PERMANENT, "invalid_request")
+    assert stub.requests == []
