@@ -18,7 +18,7 @@ What each provider answers, where it comes from and what it cannot say: docs/pro
 
 The status call decides the probe: its failure is raised. The extra calls (WAHA's capping, Evolution's
 close code) only add detail: when they fail, or the provider does not have them, the detail is left out
-("not reported"), except a 401/403, which is raised because the credentials stopped working.
+("not reported") and the next probe asks again.
 """
 
 from __future__ import annotations
@@ -178,12 +178,9 @@ def _waha_offers_capping(profile: ProviderProfile, session: dict[str, Any]) -> b
 async def _waha_fresh_capping(adapter: HttpProvider, instance_ref: str) -> dict[str, Any] | None:
     """A fresh `MessageCappingData`, or None when WAHA does not offer it here: 404 before 2026.8.1, 422
     "not implemented by the engine", or a live fetch from WhatsApp that failed this time."""
-    url = adapter.url("api", "sessions", instance_ref, "capping")
     try:
-        data = await _get(adapter, url)
-    except ProviderError as error:
-        if error.restriction is Restriction.UNAUTHORIZED:
-            raise
+        data = await _get(adapter, adapter.url("api", "sessions", instance_ref, "capping"))
+    except ProviderError:
         return None
     return data if isinstance(data, dict) else None
 
@@ -238,14 +235,13 @@ async def _evolution_close_code(adapter: HttpProvider, instance_ref: str) -> int
     Evolution writes `connectionStatus: 'close'` and `disconnectionReasonCode` only for those closes, and
     `connectionStatus: 'open'` on every connect without clearing the code, so the code is current only
     while the stored status is still "close". The answer also carries the instance token: only these two
-    fields are read.
+    fields are read. An instance's own token may be refused here (it opens `fetchInstances` only where
+    Evolution saves instances, `auth.guard.ts`), so no failure of this call fails the probe.
     """
     url = adapter.url("instance", "fetchInstances")
     try:
         rows = await _get(adapter, url, params={"instanceName": instance_ref})
-    except ProviderError as error:
-        if error.restriction is Restriction.UNAUTHORIZED:
-            raise
+    except ProviderError:
         return None
     for row in rows if isinstance(rows, list) else []:
         if (

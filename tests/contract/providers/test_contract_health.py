@@ -217,22 +217,20 @@ async def test_waha_engine_without_capping_is_not_reported(
     assert health.connection is ConnectionState.CONNECTED
 
 
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [
+        (500, {"statusCode": 500, "exception": {"message": "2 UNKNOWN: context deadline exceeded"}}),
+        (401, {"message": "Unauthorized", "statusCode": 401}),  # the next probe's status call will say
+    ],
+)
 async def test_waha_failed_capping_fetch_falls_back_to_the_last_known_value(
-    stub: ProviderStub, http: aiohttp.ClientSession
+    stub: ProviderStub, http: aiohttp.ClientSession, status: int, body: dict[str, Any]
 ) -> None:
     stub.reply(200, waha_session(messageCapping={**WAHA_CAPPING, "cappingStatus": "SECOND_WARNING"}))
-    stub.reply(500, {"statusCode": 500, "exception": {"message": "2 UNKNOWN: context deadline exceeded"}})
+    stub.reply(status, body)
     health = await probe(stub, http)
     assert (health.capping, health.quota_used, health.quota_total) == (CappingLevel.SECOND_WARNING, 640, 1000)
-
-
-async def test_waha_capping_rejecting_the_key_is_raised(
-    stub: ProviderStub, http: aiohttp.ClientSession
-) -> None:
-    stub.reply(200, WAHA_SESSION)
-    stub.reply(401, {"message": "Unauthorized", "statusCode": 401})
-    error = await probe_error(stub, http)
-    assert (error.error_class, error.restriction) == (ErrorClass.RESTRICTED, Restriction.UNAUTHORIZED)
 
 
 @pytest.mark.parametrize(
@@ -456,13 +454,21 @@ async def test_evolution_closed_without_a_current_code_is_disconnected(
     assert health == ProviderHealth(connection=ConnectionState.DISCONNECTED, connection_reason="close")
 
 
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [
+        (500, {"status": 500, "error": "Internal Server Error", "response": {"message": "db down"}}),
+        # An instance token where Evolution does not save instances (auth.guard.ts).
+        (401, {"status": 401, "error": "Unauthorized", "response": {"message": "Unauthorized"}}),
+    ],
+)
 async def test_evolution_close_code_lookup_failing_still_answers(
-    stub: ProviderStub, http: aiohttp.ClientSession
+    stub: ProviderStub, http: aiohttp.ClientSession, status: int, body: dict[str, Any]
 ) -> None:
     stub.reply(200, evolution_state("close"))
-    stub.reply(500, {"status": 500, "error": "Internal Server Error", "response": {"message": "db down"}})
+    stub.reply(status, body)
     health = await probe(stub, http, EVOLUTION)
-    assert health.connection is ConnectionState.DISCONNECTED
+    assert health == ProviderHealth(connection=ConnectionState.DISCONNECTED, connection_reason="close")
 
 
 async def test_evolution_instance_not_loaded_reports_no_state(
