@@ -319,8 +319,8 @@ _PROBES: dict[Provider, Probe] = {
 
 
 async def _get(adapter: HttpProvider, url: URL, *, params: dict[str, str] | None = None) -> Any:
-    """GET through the adapter. A probe changes nothing, so an answer lost on the way (the common rules
-    read a 504 as "the send may have happened") is only TRANSIENT here."""
+    """GET through the adapter. A probe changes nothing, so an answer a provider's own rules read as "the
+    send may have happened" (Evolution's catch-all 400, TurboZap's wrapped 500) is only TRANSIENT here."""
     try:
         return await adapter.request_json("GET", url, params=params, idempotent=True)
     except ProviderError as error:
