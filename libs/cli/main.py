@@ -1,6 +1,7 @@
 """whatlead — talk to a running WhatLead over gRPC.
 
     whatlead instances register --provider waha --ref sales-1 --phone +5511987654321
+    whatlead instances update <instance_id> --provider-version 2026.4.3 --provider-engine gows
     whatlead instances list
     whatlead instances webhook <instance_id>
     whatlead jobs <intent_id>

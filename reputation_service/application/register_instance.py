@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 from libs.seedwork.clock import Clock
 from libs.seedwork.errors import AlreadyExists
-from libs.seedwork.shared_kernel import ConnectionState, Provider, Purpose
+from libs.seedwork.shared_kernel import ConnectionState, Provider, ProviderEngine, Purpose
 from reputation_service.domain.instance import Instance
 from reputation_service.domain.ports import ReputationUnitOfWork
 
@@ -19,6 +19,8 @@ class RegisterInstance:
     phone: str
     purposes: frozenset[Purpose]
     connection_state: ConnectionState | None = None
+    provider_version: str = ""  # "" and UNSPECIFIED: unknown, the provider's most cautious capabilities
+    provider_engine: ProviderEngine = ProviderEngine.UNSPECIFIED
 
 
 class RegisterInstanceHandler:
@@ -37,6 +39,8 @@ class RegisterInstanceHandler:
             phone=command.phone,
             purposes=command.purposes,
             connection_state=command.connection_state,
+            provider_version=command.provider_version,
+            provider_engine=command.provider_engine,
             now=self._clock.now(),
         )
         async with self._uow() as uow:

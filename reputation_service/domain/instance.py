@@ -1,4 +1,10 @@
-"""Instance: one WhatsApp number an organization sends through, behind one provider."""
+"""Instance: one WhatsApp number an organization sends through, behind one provider.
+
+The provider's version and engine say which row of the capability table (`libs/providers/capabilities.py`)
+the adapters read: "" and UNSPECIFIED mean unknown, so the provider's most cautious row applies. Both
+describe a release of one provider, so a change of provider resets them to unknown unless the same change
+names the new ones; only WAHA runs several engines.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +16,16 @@ from libs.seedwork.aggregate import AggregateRoot
 from libs.seedwork.errors import Violations
 from libs.seedwork.ids import new_id
 from libs.seedwork.phone import normalize_phone
-from libs.seedwork.shared_kernel import ConnectionState, Provider, Purpose
+from libs.seedwork.shared_kernel import ConnectionState, Provider, ProviderEngine, Purpose
 from reputation_service.domain.events import InstanceChanged, InstanceRegistered
 
 _PROVIDER_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,199}$")
 MAX_DISPLAY_NAME = 100
+# The contract's rule for provider_version (reputation.proto): "2026.4.3", "2.3.6-rc.1", or "" (unknown).
+_PROVIDER_VERSION = re.compile(r"([0-9]+([.][0-9]+){0,3}([-+][0-9A-Za-z.]{1,20})?)?")
+MAX_PROVIDER_VERSION = 32
+# The only provider that runs several engines (WEBJS, NOWEB, GOWS).
+ENGINE_PROVIDERS = frozenset({Provider.WAHA})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -27,6 +38,8 @@ class InstanceChanges:
     phone: str | None = None
     purposes: frozenset[Purpose] | None = None
     connection_state: ConnectionState | None = None
+    provider_version: str | None = None  # "": unknown
+    provider_engine: ProviderEngine | None = None  # UNSPECIFIED: unknown, or a provider with one engine
 
 
 @dataclass(kw_only=True, eq=False)
@@ -42,6 +55,8 @@ class Instance(AggregateRoot):
     created_at: datetime
     updated_at: datetime
     version: int = 1
+    provider_version: str = ""
+    provider_engine: ProviderEngine = ProviderEngine.UNSPECIFIED
 
     @classmethod
     def register(
@@ -55,6 +70,8 @@ class Instance(AggregateRoot):
         purposes: frozenset[Purpose],
         connection_state: ConnectionState | None,
         now: datetime,
+        provider_version: str = "",
+        provider_engine: ProviderEngine = ProviderEngine.UNSPECIFIED,
     ) -> Instance:
         violations = Violations()
         violations.check(bool(organization_id.strip()), "organization_id", "must not be empty")
@@ -65,6 +82,8 @@ class Instance(AggregateRoot):
             provider_instance_ref=provider_instance_ref,
             phone=phone,
             purposes=purposes,
+            provider_version=provider_version,
+            provider_engine=provider_engine,
         )
         violations.raise_if_any()
         assert provider is not None
@@ -77,6 +96,8 @@ class Instance(AggregateRoot):
             phone=normalize_phone(phone) or "",
             purposes=purposes,
             connection_state=connection_state or ConnectionState.UNKNOWN,
+            provider_version=provider_version,
+            provider_engine=provider_engine,
             created_at=now,
             updated_at=now,
         )
@@ -93,14 +114,22 @@ class Instance(AggregateRoot):
 
     def apply(self, changes: InstanceChanges, *, now: datetime) -> tuple[str, ...]:
         """Apply a partial update; records InstanceChanged and returns the changed fields (none: no event)."""
+        provider = changes.provider if changes.provider is not None else self.provider
+        provider_version, provider_engine = changes.provider_version, changes.provider_engine
+        if provider is not self.provider:
+            # Another provider's release is not this one's: unknown until the caller says which.
+            provider_version = "" if provider_version is None else provider_version
+            provider_engine = ProviderEngine.UNSPECIFIED if provider_engine is None else provider_engine
         violations = Violations()
         _validate(
             violations,
             display_name=changes.display_name,
-            provider=changes.provider if changes.provider is not None else self.provider,
+            provider=provider,
             provider_instance_ref=changes.provider_instance_ref,
             phone=changes.phone,
             purposes=changes.purposes,
+            provider_version=provider_version,
+            provider_engine=provider_engine if provider_engine is not None else self.provider_engine,
         )
         violations.raise_if_any()
         wanted = {
@@ -110,6 +139,8 @@ class Instance(AggregateRoot):
             "phone": normalize_phone(changes.phone) if changes.phone is not None else None,
             "purposes": changes.purposes,
             "connection_state": changes.connection_state,
+            "provider_version": provider_version,
+            "provider_engine": provider_engine,
         }
         changed = tuple(
             name for name, value in wanted.items() if value is not None and getattr(self, name) != value
@@ -146,6 +177,8 @@ _FIELDS = (
     "phone",
     "purposes",
     "connection_state",
+    "provider_version",
+    "provider_engine",
     "created_at",
     "updated_at",
     "version",
@@ -160,6 +193,8 @@ def _validate(
     provider_instance_ref: str | None,
     phone: str | None,
     purposes: frozenset[Purpose] | None,
+    provider_version: str | None,
+    provider_engine: ProviderEngine,
 ) -> None:
     """Checks the fields that are present; None means the field is not being set."""
     if display_name is not None:
@@ -185,3 +220,17 @@ def _validate(
         )
     if purposes is not None:
         violations.check(bool(purposes), "purposes", "must allow at least one purpose")
+    if provider_version is not None:
+        violations.check(
+            len(provider_version) <= MAX_PROVIDER_VERSION
+            and _PROVIDER_VERSION.fullmatch(provider_version) is not None,
+            "provider_version",
+            f"must be a release like 2026.4.3 (digits and dots, an optional -suffix, at most "
+            f"{MAX_PROVIDER_VERSION} characters), or empty when unknown",
+        )
+    if provider is not None:
+        violations.check(
+            provider in ENGINE_PROVIDERS or provider_engine is ProviderEngine.UNSPECIFIED,
+            "provider_engine",
+            "only WAHA has engines",
+        )

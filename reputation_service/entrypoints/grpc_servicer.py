@@ -7,7 +7,7 @@ import grpc
 from libs.rpc.convert import enum_from_proto
 from libs.seedwork.errors import Violations
 from libs.seedwork.pagination import page_request
-from libs.seedwork.shared_kernel import ConnectionState, Provider, Purpose
+from libs.seedwork.shared_kernel import ConnectionState, Provider, ProviderEngine, Purpose
 from reputation_service.application.queries import (
     GetInstance,
     GetInstanceHandler,
@@ -25,7 +25,21 @@ from whatlead.common.v1 import common_pb2
 from whatlead.reputation.v1 import reputation_pb2, reputation_pb2_grpc
 
 NOT_YET = "reputation scoring is not served yet: only the instance registry is"
-UPDATABLE = ("display_name", "provider", "provider_instance_ref", "phone", "purposes", "connection_state")
+UPDATABLE = (
+    "display_name",
+    "provider",
+    "provider_instance_ref",
+    "phone",
+    "purposes",
+    "connection_state",
+    "provider_version",
+    "provider_engine",
+)
+
+
+def _engine(number: int) -> ProviderEngine:
+    """0 is UNSPECIFIED (unknown); the contract refuses numbers it does not define before we get here."""
+    return enum_from_proto(common_pb2.ProviderEngine, number, ProviderEngine) or ProviderEngine.UNSPECIFIED
 
 
 def _purposes(values: list[int], violations: Violations, field: str) -> frozenset[Purpose]:
@@ -72,6 +86,8 @@ class ReputationServicer(reputation_pb2_grpc.ReputationServiceServicer):
                 connection_state=enum_from_proto(
                     common_pb2.ConnectionState, request.connection_state, ConnectionState
                 ),
+                provider_version=request.provider_version,
+                provider_engine=_engine(request.provider_engine),
             )
         )
         return reputation_pb2.RegisterInstanceResponse(instance=instance_to_proto(instance))
@@ -104,6 +120,8 @@ class ReputationServicer(reputation_pb2_grpc.ReputationServiceServicer):
                 if "connection_state" in paths
                 else None
             ),
+            provider_version=fields.provider_version if "provider_version" in paths else None,
+            provider_engine=_engine(fields.provider_engine) if "provider_engine" in paths else None,
         )
         if "provider" in paths and changes.provider is None:
             violations.add("instance.provider", "must be a known provider")

@@ -27,6 +27,8 @@ def instance_to_proto(instance: Instance) -> reputation_pb2.Instance:
         created_at=to_timestamp(instance.created_at),
         updated_at=to_timestamp(instance.updated_at),
         version=instance.version,
+        provider_version=instance.provider_version,
+        provider_engine=enum_to_proto(common_pb2.ProviderEngine, instance.provider_engine),
     )
 
 

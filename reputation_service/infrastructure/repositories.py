@@ -6,7 +6,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.db.optimistic import OptimisticWrites
-from libs.seedwork.shared_kernel import ConnectionState, Provider, Purpose
+from libs.seedwork.shared_kernel import ConnectionState, Provider, ProviderEngine, Purpose
 from reputation_service.domain.instance import Instance
 from reputation_service.domain.ports import InstanceFilter
 from reputation_service.infrastructure.tables import instances
@@ -81,6 +81,8 @@ def _to_row(instance: Instance) -> dict[str, Any]:
         "phone": instance.phone,
         "purposes": ",".join(sorted(p.value for p in instance.purposes)),
         "connection_state": instance.connection_state.value,
+        "provider_version": instance.provider_version,
+        "provider_engine": instance.provider_engine.value,
         "created_at": instance.created_at,
         "updated_at": instance.updated_at,
         "version": instance.version,
@@ -97,6 +99,8 @@ def _to_instance(row: Any) -> Instance:
         phone=row.phone,
         purposes=frozenset(Purpose(p) for p in row.purposes.split(",") if p),
         connection_state=ConnectionState(row.connection_state),
+        provider_version=row.provider_version,
+        provider_engine=ProviderEngine(row.provider_engine),
         created_at=row.created_at,
         updated_at=row.updated_at,
         version=row.version,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Index, Integer, MetaData, String, Table, UniqueConstraint
+from sqlalchemy import Column, Index, Integer, MetaData, String, Table, UniqueConstraint, text
 
 from libs.db.types import UtcDateTime
 from libs.messaging.tables import messaging_tables
@@ -24,6 +24,9 @@ instances = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     Column("version", Integer, nullable=False),
+    # Defaults for the rows registered before the registry kept them: unknown, the most cautious.
+    Column("provider_version", String(32), nullable=False, server_default=text("''")),
+    Column("provider_engine", String(20), nullable=False, server_default=text("'UNSPECIFIED'")),
     UniqueConstraint(
         "organization_id", "provider", "provider_instance_ref", name="uq_instances_provider_ref"
     ),

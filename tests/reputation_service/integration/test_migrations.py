@@ -8,7 +8,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, inspect, text
 
 from libs.db.migrations import downgrade, upgrade
 from libs.testing.migrations import schema_drift, tables_of
@@ -17,6 +17,7 @@ from tests.conftest import ROOT
 
 MIGRATIONS = ROOT / "reputation_service" / "migrations"
 PODS = 4
+BEFORE_PROVIDER_PROFILE = "7b2e3c4d5f60"  # the revision before instances kept provider version and engine
 
 
 def test_the_migrations_build_the_declared_schema_and_take_it_away(
@@ -30,6 +31,39 @@ def test_the_migrations_build_the_declared_schema_and_take_it_away(
 
     downgrade(url, MIGRATIONS, "base")
     assert tables_of(url) == set()
+
+
+def test_instances_registered_before_the_provider_profile_read_as_unknown(
+    postgres_databases: Callable[[str], str],
+) -> None:
+    url = postgres_databases("reputation_profile")
+    upgrade(url, MIGRATIONS, BEFORE_PROVIDER_PROFILE)
+    engine = create_engine(url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO instances (id, organization_id, display_name, provider,"
+                    " provider_instance_ref, phone, purposes, connection_state, created_at, updated_at,"
+                    " version) VALUES ('i-1', 'org', 'Sales', 'WAHA', 'sales-1', '5511987654321', 'DISPATCH',"
+                    " 'CONNECTED', now(), now(), 3)"
+                )
+            )
+
+        upgrade(url, MIGRATIONS)
+        with engine.connect() as connection:
+            kept = connection.execute(
+                text("SELECT provider_version, provider_engine, version FROM instances WHERE id = 'i-1'")
+            ).one()
+        assert tuple(kept) == ("", "UNSPECIFIED", 3)
+
+        downgrade(url, MIGRATIONS, BEFORE_PROVIDER_PROFILE)
+        columns = {column["name"] for column in inspect(engine).get_columns("instances")}
+        assert not {"provider_version", "provider_engine"} & columns
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT count(*) FROM instances")).scalar() == 1
+    finally:
+        engine.dispose()
 
 
 def test_pods_migrating_at_once_all_succeed_on_a_fresh_database(

@@ -15,30 +15,13 @@ from libs.messaging import envelope
 from libs.rpc.client import health_check
 from libs.rpc.errors import field_violations
 from libs.seedwork.ids import new_id
-from libs.testing.services import running_service
 from libs.testing.waiting import eventually
-from reputation_service.bootstrap import build
-from reputation_service.config import ReputationSettings
-from tests.conftest import NATS_URL
 from whatlead.common.v1 import common_pb2
 from whatlead.events.v1 import reputation_events_pb2
-from whatlead.reputation.v1 import reputation_pb2, reputation_pb2_grpc
+from whatlead.reputation.v1 import reputation_pb2
 
 ORG, OTHER_ORG = "org-grpc", "org-intruder"
-
-
-@pytest.fixture
-async def registry(migrated_database, subject_root, jetstream):
-    settings = ReputationSettings(
-        database_url=migrated_database("reputation_service"), nats_url=NATS_URL, subject_root=subject_root
-    )
-    async with running_service(build, settings) as service:
-        yield service
-
-
-@pytest.fixture
-def stub(registry) -> reputation_pb2_grpc.ReputationServiceStub:
-    return reputation_pb2_grpc.ReputationServiceStub(registry.channel)
+INSTANCE_EVENTS = (reputation_events_pb2.InstanceRegistered, reputation_events_pb2.InstanceChanged)
 
 
 def registration(
@@ -62,34 +45,39 @@ async def rejected(call) -> tuple[grpc.StatusCode, dict[str, str]]:
     return raised.value.code(), field_violations(raised.value)
 
 
-async def test_registering_publishes_a_typed_instance_registered_event(stub, jetstream, subject_root):
-    instance = (await stub.RegisterInstance(registration(ref="evented"))).instance
+async def published(jetstream, subject_root: str, subject: str, instance_id: str) -> list[Any]:
+    """The events on `subject` ("reputation.instance.registered") about one instance, once one arrived."""
     subscription = await jetstream.pull_subscribe(
-        envelope.full_subject(subject_root, "reputation.instance.registered"),
+        envelope.full_subject(subject_root, subject),
         stream=envelope.stream_name(subject_root, "reputation"),
         config=ConsumerConfig(ack_policy=AckPolicy.NONE, deliver_policy=DeliverPolicy.ALL),
     )
-    found: list[reputation_events_pb2.InstanceRegistered] = []
+    found: list[Any] = []
 
     async def arrived() -> bool:
         try:
             for msg in await subscription.fetch(100, timeout=0.5):
                 event = envelope.decode(msg.headers[envelope.TYPE_HEADER], msg.data)
-                if (
-                    isinstance(event, reputation_events_pb2.InstanceRegistered)
-                    and event.instance.id == instance.id
-                ):
+                if isinstance(event, INSTANCE_EVENTS) and event.instance.id == instance_id:
                     found.append(event)
         except TimeoutError:
             pass
         return bool(found)
 
     await eventually(arrived, timeout=10)
-    [event] = found
+    await subscription.unsubscribe()
+    return found
+
+
+async def test_registering_publishes_a_typed_instance_registered_event(stub, jetstream, subject_root):
+    instance = (await stub.RegisterInstance(registration(ref="evented"))).instance
+
+    [event] = await published(jetstream, subject_root, "reputation.instance.registered", instance.id)
+
+    assert isinstance(event, reputation_events_pb2.InstanceRegistered)
     assert event.DESCRIPTOR.full_name == "whatlead.events.v1.InstanceRegistered"
     assert event.meta.organization_id == ORG and event.meta.aggregate_id == instance.id
     assert event.instance.phone == "5511987654321" and event.instance.version == 1
-    await subscription.unsubscribe()
 
 
 @pytest.mark.parametrize(
@@ -103,6 +91,13 @@ async def test_registering_publishes_a_typed_instance_registered_event(stub, jet
         ({"purposes": []}, {"purposes"}),
         ({"purposes": [42]}, {"purposes[0]"}),
         ({"phone": "1", "provider_instance_ref": "a b"}, {"phone", "provider_instance_ref"}),
+        ({"provider_version": "v2026.4.3"}, {"provider_version"}),
+        ({"provider_version": "1" * 33}, {"provider_version"}),
+        ({"provider_engine": 99}, {"provider_engine"}),
+        (
+            {"provider": common_pb2.PROVIDER_EVOLUTION, "provider_engine": common_pb2.PROVIDER_ENGINE_GOWS},
+            {"provider_engine"},
+        ),
     ],
 )
 async def test_malformed_registrations_get_field_violations_and_create_nothing(stub, overrides, fields):
@@ -241,6 +236,112 @@ async def test_update_changes_the_masked_fields_and_bumps_the_version(stub):
     assert updated.connection_state == common_pb2.CONNECTION_STATE_CONNECTED
     assert updated.display_name == "Sales"  # not in the mask: untouched
     assert updated.version == 2
+
+
+async def test_the_providers_version_and_engine_are_kept_and_announced(stub, jetstream, subject_root):
+    registered = (
+        await stub.RegisterInstance(
+            registration(
+                ref="versioned", provider_version="2026.4.3", provider_engine=common_pb2.PROVIDER_ENGINE_GOWS
+            )
+        )
+    ).instance
+
+    got = await stub.GetInstance(
+        reputation_pb2.GetInstanceRequest(organization_id=ORG, instance_id=registered.id)
+    )
+    listed = await stub.ListInstances(reputation_pb2.ListInstancesRequest(organization_id=ORG, page_size=500))
+    [event] = await published(jetstream, subject_root, "reputation.instance.registered", registered.id)
+    for instance in (registered, got.instance, *(i for i in listed.instances if i.id == registered.id)):
+        assert (instance.provider_version, instance.provider_engine) == (
+            "2026.4.3",
+            common_pb2.PROVIDER_ENGINE_GOWS,
+        )
+    assert event.instance.provider_version == "2026.4.3"
+    assert event.instance.provider_engine == common_pb2.PROVIDER_ENGINE_GOWS
+
+
+async def test_update_sets_the_version_and_engine_named_in_the_mask(stub, jetstream, subject_root):
+    instance = (await stub.RegisterInstance(registration(ref="upgraded"))).instance
+    assert (instance.provider_version, instance.provider_engine) == (
+        "",
+        common_pb2.PROVIDER_ENGINE_UNSPECIFIED,
+    )
+
+    updated = (
+        await stub.UpdateInstance(
+            reputation_pb2.UpdateInstanceRequest(
+                organization_id=ORG,
+                instance_id=instance.id,
+                instance=reputation_pb2.Instance(
+                    provider_version="2026.4.3", provider_engine=common_pb2.PROVIDER_ENGINE_NOWEB
+                ),
+                update_mask=field_mask_pb2.FieldMask(paths=["provider_version", "provider_engine"]),
+            )
+        )
+    ).instance
+
+    got = (
+        await stub.GetInstance(
+            reputation_pb2.GetInstanceRequest(organization_id=ORG, instance_id=instance.id)
+        )
+    ).instance
+    assert (got.provider_version, got.provider_engine, got.version) == (
+        "2026.4.3",
+        common_pb2.PROVIDER_ENGINE_NOWEB,
+        2,
+    )
+    assert updated == got
+    [event] = await published(jetstream, subject_root, "reputation.instance.changed", instance.id)
+    assert list(event.changed_fields) == ["provider_version", "provider_engine"]
+    assert event.instance == got
+
+
+async def test_an_engine_outside_waha_is_refused_and_a_new_provider_starts_unknown(stub):
+    evolution = (
+        await stub.RegisterInstance(registration(ref="evo", provider=common_pb2.PROVIDER_EVOLUTION))
+    ).instance
+    waha = (
+        await stub.RegisterInstance(
+            registration(
+                ref="moving", provider_version="2026.4.3", provider_engine=common_pb2.PROVIDER_ENGINE_GOWS
+            )
+        )
+    ).instance
+
+    def update(instance_id: str, paths: list[str], **fields: Any) -> Any:
+        return stub.UpdateInstance(
+            reputation_pb2.UpdateInstanceRequest(
+                organization_id=ORG,
+                instance_id=instance_id,
+                instance=reputation_pb2.Instance(**fields),
+                update_mask=field_mask_pb2.FieldMask(paths=paths),
+            )
+        )
+
+    code, violations = await rejected(
+        update(evolution.id, ["provider_engine"], provider_engine=common_pb2.PROVIDER_ENGINE_WEBJS)
+    )
+    assert (code, violations) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        {"provider_engine": "only WAHA has engines"},
+    )
+    code, violations = await rejected(update(waha.id, ["provider_version"], provider_version="latest"))
+    assert (code, set(violations)) == (grpc.StatusCode.INVALID_ARGUMENT, {"instance.provider_version"})
+
+    moved = (await update(waha.id, ["provider"], provider=common_pb2.PROVIDER_EVOLUTION)).instance
+
+    assert (moved.provider, moved.provider_version, moved.provider_engine) == (
+        common_pb2.PROVIDER_EVOLUTION,
+        "",
+        common_pb2.PROVIDER_ENGINE_UNSPECIFIED,
+    )
+    untouched = (
+        await stub.GetInstance(
+            reputation_pb2.GetInstanceRequest(organization_id=ORG, instance_id=evolution.id)
+        )
+    ).instance
+    assert untouched.provider_engine == common_pb2.PROVIDER_ENGINE_UNSPECIFIED and untouched.version == 1
 
 
 async def test_instance_states_span_every_organization_for_projection_rebuilds(stub):

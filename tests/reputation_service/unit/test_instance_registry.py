@@ -7,7 +7,7 @@ import pytest
 from libs.seedwork.clock import FakeClock
 from libs.seedwork.errors import AlreadyExists, InvalidArgument, NotFound
 from libs.seedwork.pagination import page_request
-from libs.seedwork.shared_kernel import ConnectionState, Provider, Purpose
+from libs.seedwork.shared_kernel import ConnectionState, Provider, ProviderEngine, Purpose
 from reputation_service.application.queries import (
     GetInstance,
     GetInstanceHandler,
@@ -214,3 +214,169 @@ async def test_bad_paging_is_rejected(size, token, field):
     with pytest.raises(InvalidArgument) as raised:
         page_request(size, token)
     assert raised.value.violations[0].field == field
+
+
+async def test_registering_records_the_providers_version_and_engine_and_announces_them(uow, clock):
+    instance = await RegisterInstanceHandler(lambda: uow, clock)(
+        registration(provider_version="2026.4.3", provider_engine=ProviderEngine.GOWS)
+    )
+
+    assert (instance.provider_version, instance.provider_engine) == ("2026.4.3", ProviderEngine.GOWS)
+    [event] = uow.events_of(InstanceRegistered)
+    assert (event.instance.provider_version, event.instance.provider_engine) == (
+        "2026.4.3",
+        ProviderEngine.GOWS,
+    )
+
+
+async def test_an_instance_registered_without_version_or_engine_is_unknown(uow, clock):
+    instance = await RegisterInstanceHandler(lambda: uow, clock)(registration(provider=Provider.WUZAPI))
+
+    assert (instance.provider_version, instance.provider_engine) == ("", ProviderEngine.UNSPECIFIED)
+
+
+@pytest.mark.parametrize("version", ["", "2026.4.3", "2.3.6", "2024.10.1-plus", "2.3.6-rc.1", "1.0+build.7"])
+async def test_provider_releases_as_providers_name_them_are_accepted(uow, clock, version):
+    instance = await RegisterInstanceHandler(lambda: uow, clock)(registration(provider_version=version))
+
+    assert instance.provider_version == version
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"provider_version": "v2026.4.3"}, "provider_version"),
+        ({"provider_version": "latest"}, "provider_version"),
+        ({"provider_version": "2026.4.3 "}, "provider_version"),
+        ({"provider_version": "2026.4.3\n"}, "provider_version"),
+        ({"provider_version": "1.2.3.4.5"}, "provider_version"),
+        ({"provider_version": "2026..3"}, "provider_version"),
+        ({"provider_version": "2026.4.3-"}, "provider_version"),
+        ({"provider_version": "1" * 33}, "provider_version"),
+        ({"provider": Provider.EVOLUTION, "provider_engine": ProviderEngine.NOWEB}, "provider_engine"),
+        ({"provider": Provider.WUZAPI, "provider_engine": ProviderEngine.GOWS}, "provider_engine"),
+        ({"provider": Provider.SIMULATOR, "provider_engine": ProviderEngine.WEBJS}, "provider_engine"),
+    ],
+)
+async def test_a_malformed_version_or_an_engine_outside_waha_is_refused_and_creates_nothing(
+    uow, clock, overrides, field
+):
+    with pytest.raises(InvalidArgument) as raised:
+        await RegisterInstanceHandler(lambda: uow, clock)(registration(**overrides))
+
+    assert [v.field for v in raised.value.violations] == [field]
+    assert uow.instances.rows == {} and uow.committed_events == []
+
+
+async def test_an_engine_outside_waha_is_refused_with_the_reason(uow, clock):
+    with pytest.raises(InvalidArgument) as raised:
+        await RegisterInstanceHandler(lambda: uow, clock)(
+            registration(provider=Provider.EVOLUTION, provider_engine=ProviderEngine.GOWS)
+        )
+
+    [violation] = raised.value.violations
+    assert (violation.field, violation.description) == ("provider_engine", "only WAHA has engines")
+
+
+def update_of(instance_id: str, **changes: object) -> UpdateInstance:
+    return UpdateInstance(
+        organization_id=ORG,
+        instance_id=instance_id,
+        changes=InstanceChanges(**changes),  # type: ignore[arg-type]
+    )
+
+
+async def test_updating_the_version_and_engine_announces_both(uow, clock):
+    instance = await RegisterInstanceHandler(lambda: uow, clock)(registration())
+
+    updated = await UpdateInstanceHandler(lambda: uow, clock)(
+        update_of(instance.id, provider_version="2026.4.3", provider_engine=ProviderEngine.NOWEB)
+    )
+
+    assert (updated.provider_version, updated.provider_engine) == ("2026.4.3", ProviderEngine.NOWEB)
+    assert updated.version == 2
+    [event] = uow.events_of(InstanceChanged)
+    assert event.changed_fields == ("provider_version", "provider_engine")
+    assert event.instance.provider_engine is ProviderEngine.NOWEB
+
+
+async def test_a_version_can_be_cleared_back_to_unknown(uow, clock):
+    instance = await RegisterInstanceHandler(lambda: uow, clock)(
+        registration(provider_version="2026.4.3", provider_engine=ProviderEngine.GOWS)
+    )
+
+    updated = await UpdateInstanceHandler(lambda: uow, clock)(
+        update_of(instance.id, provider_version="", provider_engine=ProviderEngine.UNSPECIFIED)
+    )
+
+    assert (updated.provider_version, updated.provider_engine) == ("", ProviderEngine.UNSPECIFIED)
+
+
+@pytest.mark.parametrize(
+    ("provider", "changes", "field"),
+    [
+        (Provider.WAHA, {"provider_version": "next"}, "provider_version"),
+        (Provider.EVOLUTION, {"provider_engine": ProviderEngine.NOWEB}, "provider_engine"),
+        (
+            Provider.WAHA,
+            {"provider": Provider.WUZAPI, "provider_engine": ProviderEngine.GOWS},
+            "provider_engine",
+        ),
+    ],
+)
+async def test_a_malformed_version_or_engine_update_changes_nothing(uow, clock, provider, changes, field):
+    instance = await RegisterInstanceHandler(lambda: uow, clock)(
+        registration(provider=provider, provider_version="2.3.6")
+    )
+
+    with pytest.raises(InvalidArgument) as raised:
+        await UpdateInstanceHandler(lambda: uow, clock)(update_of(instance.id, **changes))
+
+    assert [v.field for v in raised.value.violations] == [field]
+    stored = await GetInstanceHandler(lambda: uow)(GetInstance(organization_id=ORG, instance_id=instance.id))
+    assert (stored.provider, stored.provider_version, stored.version) == (provider, "2.3.6", 1)
+    assert uow.events_of(InstanceChanged) == []
+
+
+async def test_another_provider_starts_with_an_unknown_version_and_engine(uow, clock):
+    # "2026.4.3 GOWS" names a WAHA release: kept on Evolution it would pick a capability row never checked.
+    instance = await RegisterInstanceHandler(lambda: uow, clock)(
+        registration(provider_version="2026.4.3", provider_engine=ProviderEngine.GOWS)
+    )
+
+    moved = await UpdateInstanceHandler(lambda: uow, clock)(
+        update_of(instance.id, provider=Provider.EVOLUTION)
+    )
+
+    assert (moved.provider, moved.provider_version, moved.provider_engine) == (
+        Provider.EVOLUTION,
+        "",
+        ProviderEngine.UNSPECIFIED,
+    )
+    [event] = uow.events_of(InstanceChanged)
+    assert event.changed_fields == ("provider", "provider_version", "provider_engine")
+
+
+async def test_a_provider_change_keeps_the_version_and_engine_given_with_it(uow, clock):
+    instance = await RegisterInstanceHandler(lambda: uow, clock)(
+        registration(provider=Provider.EVOLUTION, provider_version="2.3.6")
+    )
+    update = UpdateInstanceHandler(lambda: uow, clock)
+
+    moved = await update(
+        update_of(
+            instance.id,
+            provider=Provider.WAHA,
+            provider_version="2026.4.3",
+            provider_engine=ProviderEngine.GOWS,
+        )
+    )
+    unmoved = await update(update_of(instance.id, provider=Provider.WAHA, display_name="Sales WAHA"))
+
+    assert (moved.provider_version, moved.provider_engine) == ("2026.4.3", ProviderEngine.GOWS)
+    # Naming the provider it already has is no change of provider: nothing is reset.
+    assert (unmoved.provider_version, unmoved.provider_engine) == ("2026.4.3", ProviderEngine.GOWS)
+    assert [e.changed_fields for e in uow.events_of(InstanceChanged)] == [
+        ("provider", "provider_version", "provider_engine"),
+        ("display_name",),
+    ]
