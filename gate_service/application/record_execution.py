@@ -1,4 +1,5 @@
-"""What the Executor reports back: an approved intent was sent, or failed for good."""
+"""What the Executor reports back: an approved intent was sent, or failed for good (also after it was
+sent, when WhatsApp refused the message later)."""
 
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ class MessageSentReport:
 
 @dataclass(frozen=True, kw_only=True)
 class MessageFailedReport:
-    """APPROVED -> FAILED (IntentFailed)."""
+    """APPROVED or SENT -> FAILED (IntentFailed)."""
 
     organization_id: str
     intent_id: str
@@ -73,8 +74,9 @@ class RecordExecutionReports:
 class RecordExecutionReportsHandler:
     """Applies the Executor's reports to their intents in the caller's transaction (it does not commit):
     the batch's intents are read at once, then each report goes to its intent in order, as if applied one
-    by one. A repeat changes nothing; a report its intent cannot take (unknown, or not approved) is logged
-    and dropped, not retried: redelivering it would never make it fit."""
+    by one. A repeat changes nothing, nor does a sent report after the failure; a report its intent
+    cannot take (unknown, not approved, another instance's) is logged and dropped, not retried:
+    redelivering it would never make it fit."""
 
     async def __call__(self, uow: GateUnitOfWork, command: RecordExecutionReports) -> list[bool]:
         """For each report, whether it changed its intent."""
@@ -96,6 +98,8 @@ class RecordExecutionReportsHandler:
             return report.apply_to(intent)
         except InvariantViolated:
             log.warning(
-                "%s for an intent that is not approved", report.name, extra={"intent_id": report.intent_id}
+                "%s that its intent cannot take",
+                report.name,
+                extra={"intent_id": report.intent_id, "status": intent.status.value},
             )
             return False

@@ -1,4 +1,16 @@
-"""MessageIntent: the wish to send one message. Nothing leaves WhatLead without one."""
+"""MessageIntent: the wish to send one message. Nothing leaves WhatLead without one.
+
+Statuses and what moves an intent between them:
+
+    PENDING / QUEUED --decide--> APPROVED | QUEUED | BLOCKED (terminal) | DROPPED (terminal)
+    APPROVED --the Executor's sent report--> SENT
+    APPROVED --the Executor's failure report--> FAILED (terminal)
+    SENT     --a late failure report of the same job--> FAILED (WhatsApp refused the message after the
+             provider accepted it: Baileys-based providers report a 463 as an ERROR ack afterwards)
+
+A repeated report changes nothing, and a sent report arriving after the failure (reports may come out of
+order) never brings a FAILED intent back.
+"""
 
 from __future__ import annotations
 
@@ -44,7 +56,8 @@ class IntentStatus(StrEnum):
     FAILED = "FAILED"
 
 
-TERMINAL = frozenset({IntentStatus.BLOCKED, IntentStatus.DROPPED, IntentStatus.SENT, IntentStatus.FAILED})
+# SENT is final for decisions but not terminal: the message may still fail afterwards.
+TERMINAL = frozenset({IntentStatus.BLOCKED, IntentStatus.DROPPED, IntentStatus.FAILED})
 DECIDABLE = frozenset({IntentStatus.PENDING, IntentStatus.QUEUED})
 
 
@@ -272,8 +285,9 @@ class MessageIntent(AggregateRoot):
     def mark_sent(
         self, *, instance_id: str, job_id: str, provider_message_id: str, sent_at: datetime
     ) -> bool:
-        """SENT only from APPROVED; a repeat report is ignored (False)."""
-        if self.status is IntentStatus.SENT:
+        """SENT only from APPROVED; a repeat report is ignored (False), and so is one that arrives after
+        the failure report (a failed intent never comes back)."""
+        if self.status in (IntentStatus.SENT, IntentStatus.FAILED):
             return False
         if self.status is not IntentStatus.APPROVED:
             raise InvariantViolated(f"only an approved intent can be sent, this one is {self.status}")
@@ -300,11 +314,15 @@ class MessageIntent(AggregateRoot):
         error_message: str,
         failed_at: datetime,
     ) -> bool:
-        """FAILED only from APPROVED; a repeat report is ignored (False)."""
+        """FAILED from APPROVED, or from SENT when the job that sent it reports a late failure; a repeat
+        report is ignored (False). An intent has one job, on the instance it was approved for (the
+        Executor keeps one job per intent), so a late failure must come from that instance."""
         if self.status is IntentStatus.FAILED:
             return False
-        if self.status is not IntentStatus.APPROVED:
-            raise InvariantViolated(f"only an approved intent can fail, this one is {self.status}")
+        if self.status is IntentStatus.SENT and instance_id != self.decided_by_instance_id:
+            raise InvariantViolated("a sent intent fails only by its own job's report, on its instance")
+        if self.status not in (IntentStatus.APPROVED, IntentStatus.SENT):
+            raise InvariantViolated(f"only an approved or sent intent can fail, this one is {self.status}")
         self.status = IntentStatus.FAILED
         self.version += 1
         self.record(

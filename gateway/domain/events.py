@@ -28,14 +28,17 @@ class ProviderEventKind(StrEnum):
     CONNECTION_ERROR = "CONNECTION_ERROR"
     INSTANCE_BANNED = "INSTANCE_BANNED"  # see ban_code, restriction
     REACHOUT_TIMELOCKED = "REACHOUT_TIMELOCKED"  # see timelock_until
+    REACHOUT_TIMELOCK_LIFTED = "REACHOUT_TIMELOCK_LIFTED"  # a time-lock the provider had reported ended
     QR_UPDATED = "QR_UPDATED"  # a new QR code waits to be scanned (the code itself never travels)
 
 
 class Restriction(StrEnum):
-    """How lasting a ban is, as `RestrictionKind` names it."""
+    """What restricts the instance, as `RestrictionKind` names it: a ban and how lasting it is, or the
+    reach-out time-lock a failed message's error 463 reports."""
 
     TEMPORARY = "TEMPORARY"
     PERMANENT = "PERMANENT"
+    REACHOUT_TIMELOCK = "REACHOUT_TIMELOCK"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -57,6 +60,7 @@ class ProviderEvent:
     text: str = ""  # incoming messages: their text or caption
     media_url: str = ""  # incoming messages: the provider's reference to their media
     ban_code: str = ""
+    error_code: str = ""  # MESSAGE_FAILED: WhatsApp's error code when the provider passes it on ("463")
     restriction: Restriction | None = None
     timelock_until: datetime | None = None
     connection_reason: str = ""

@@ -29,6 +29,7 @@ _CONNECTION_STATE = {
 _RESTRICTION = {
     Restriction.TEMPORARY: common_pb2.RESTRICTION_KIND_TEMPORARY_BAN,
     Restriction.PERMANENT: common_pb2.RESTRICTION_KIND_PERMANENT_BAN,
+    Restriction.REACHOUT_TIMELOCK: common_pb2.RESTRICTION_KIND_REACHOUT_TIMELOCK,
 }
 
 
@@ -65,11 +66,13 @@ def to_proto(event: ProviderEvent, *, received_at: datetime) -> provider_events_
         is_group=event.is_group,
         reply_to_provider_message_id=event.reply_to_provider_message_id,
         ban_code=event.ban_code,
+        error_code=event.error_code,
         connection_reason=event.connection_reason,
         text=event.text,
         media_url=event.media_url,
         occurred_at=to_timestamp(event.occurred_at),  # None: left unset, the provider did not say
         timelock_until=to_timestamp(event.timelock_until),
+        origin=provider_events_pb2.PROVIDER_EVENT_ORIGIN_WEBHOOK,  # everything the gateway hears
     )
     if event.restriction is not None:
         proto.restriction_kind = _RESTRICTION[event.restriction]

@@ -496,25 +496,22 @@ class ProviderSimulator:
             until = (
                 None if ends is None else datetime.fromtimestamp(ends, UTC).isoformat().replace("+00:00", "Z")
             )
-            group = chat.endswith("@g.us")
+            error = {"code": "463", "blocked": True, "reason": "account_restricted", "until": until}
+            if timelock.get("enforcementType") is not None:
+                error["enforcementType"] = timelock["enforcementType"]
+            # NOWEB's direct ack of Baileys' ERROR update, a group's too (`message.ack`, never `.group`):
+            # no `to` or `participant` (the bad ack's key has neither), `error` from buildAckError
+            # (devlikeapro/waha@cb6e7ad5e2459689aaaf10ad3d3e4df209c6988d session.noweb.core.ts
+            # convertMessageUpdateToMessageAck, restriction.ts; webhooks.dto.ts WAMessageAckError).
             payload = {
                 "id": message_id,
                 "from": chat,
-                "to": session.me,
-                "participant": None,
                 "fromMe": True,
                 "ack": -1,
                 "ackName": "ERROR",
-                # WAMessageAckError (webhooks.dto.ts): the 463 feedback of an error ack.
-                "error": {
-                    "code": "463",
-                    "blocked": True,
-                    "reason": "account_restricted",
-                    "until": until,
-                    "enforcementType": timelock.get("enforcementType"),
-                },
+                "error": error,
             }
-            return self._envelope("message.ack.group" if group else "message.ack", session, payload)
+            return self._envelope("message.ack", session, payload)
 
         return build
 

@@ -29,7 +29,8 @@ from reputation_service.domain.instance import MAX_DISPLAY_NAME
 from reputation_service.infrastructure.tables import instances
 from reputation_service.infrastructure.tables import messaging as reputation_messaging
 
-# The intent event that each status implies (and every later one keeps: SENT was APPROVED first).
+# The intent event that each status implies (and every later one keeps: SENT was APPROVED first; a FAILED
+# one may have been SENT before its message failed).
 GATE_EVENTS_OF_STATUS = {
     "APPROVED": {"IntentApproved"},
     "QUEUED": {"IntentQueued"},

@@ -247,6 +247,59 @@ EXPECTED: dict[str, tuple[Provider, list[ProviderEvent], list[str]]] = {
         ],
         [],
     ),
+    # NOWEB from the `error` block on (sources: fixtures/webhooks/SOURCES.md): the code travels, 463 restricts
+    "waha/message_ack_error_463_noweb.json": (
+        WAHA,
+        [
+            ev(
+                WAHA,
+                "sales-03",
+                K.MESSAGE_FAILED,
+                provider_event_id="evt_01jd4r5a1b2c3d4e5f6g7h8j9k",
+                provider_message_id="true_5511987650002@c.us_3EB0A9B8C7D6E5F40312",
+                remote_jid="5511987650002@s.whatsapp.net",
+                from_me=True,
+                occurred_at=utc(2026, 11, 20, 14, 3, 20),
+                error_code="463",
+                restriction=Restriction.REACHOUT_TIMELOCK,
+                timelock_until=utc(2026, 11, 21, 14, 3, 20),
+            )
+        ],
+        [],
+    ),
+    "waha/message_ack_error_479_noweb.json": (
+        WAHA,
+        [
+            ev(
+                WAHA,
+                "sales-03",
+                K.MESSAGE_FAILED,
+                provider_event_id="evt_01jd4r6a1b2c3d4e5f6g7h8j9k",
+                provider_message_id="true_5511987650002@c.us_3EB0A9B8C7D6E5F40313",
+                remote_jid="5511987650002@s.whatsapp.net",
+                from_me=True,
+                occurred_at=utc(2026, 11, 20, 14, 3, 30),
+                error_code="479",
+            )
+        ],
+        [],
+    ),
+    "waha/message_ack_error_without_code_noweb.json": (
+        WAHA,
+        [
+            ev(
+                WAHA,
+                "sales-03",
+                K.MESSAGE_FAILED,
+                provider_event_id="evt_01jd4r7a1b2c3d4e5f6g7h8j9k",
+                provider_message_id="true_5511987650002@c.us_3EB0A9B8C7D6E5F40314",
+                remote_jid="5511987650002@s.whatsapp.net",
+                from_me=True,
+                occurred_at=utc(2026, 11, 20, 14, 3, 40),
+            )
+        ],
+        [],
+    ),
     "waha/message_ack_not_from_me.json": (WAHA, [], ["message.ack:not_from_me"]),
     "waha/message_incoming.json": (
         WAHA,
@@ -319,6 +372,30 @@ EXPECTED: dict[str, tuple[Provider, list[ProviderEvent], list[str]]] = {
                 connection_reason="DEFAULT",
                 connection_state=ConnectionState.CONNECTED,
                 timelock_until=utc(2026, 11, 21, 14, 5, 0),
+            ),
+        ],
+        [],
+    ),
+    "waha/session_status_working_timelock_lifted.json": (
+        WAHA,
+        [
+            ev(
+                WAHA,
+                "sales-03",
+                K.CONNECTION_CONNECTED,
+                provider_event_id="evt_01jd4r8a1b2c3d4e5f6g7h8j9k",
+                occurred_at=utc(2026, 11, 21, 14, 6, 0),
+                connection_reason="WORKING",
+                connection_state=ConnectionState.CONNECTED,
+            ),
+            ev(
+                WAHA,
+                "sales-03",
+                K.REACHOUT_TIMELOCK_LIFTED,
+                provider_event_id="evt_01jd4r8a1b2c3d4e5f6g7h8j9k",
+                occurred_at=utc(2026, 11, 21, 14, 6, 0),
+                connection_reason="DEFAULT",
+                connection_state=ConnectionState.CONNECTED,
             ),
         ],
         [],
@@ -474,7 +551,11 @@ def test_each_fixture_gives_exactly_its_canonical_events(name: str) -> None:
 
 
 def test_every_fixture_has_an_expectation() -> None:
-    on_disk = {str(path.relative_to(FIXTURES)) for path in FIXTURES.rglob("*") if path.is_file()}
+    on_disk = {
+        str(path.relative_to(FIXTURES))
+        for path in FIXTURES.rglob("*")
+        if path.is_file() and path.suffix != ".md"  # SOURCES.md says where the shapes come from
+    }
     assert on_disk == set(EXPECTED)
 
 
@@ -655,3 +736,83 @@ def test_turbozap_base64_bodies_give_the_same_events() -> None:
     assert normalizer.normalize(TZ, INSTANCE, headers, encoded) == normalizer.normalize(TZ, INSTANCE, {}, raw)
     with pytest.raises(MalformedWebhook):
         normalizer.normalize(TZ, INSTANCE, headers, raw)  # JSON where base64 was announced
+
+
+def _waha_error_ack(error: object) -> ProviderEvent:
+    body = json.loads((FIXTURES / "waha/message_ack_error_463_noweb.json").read_bytes())
+    body["payload"]["error"] = error
+    (event,) = normalizer.normalize(WAHA, INSTANCE, {}, json.dumps(body).encode()).events
+    return event
+
+
+@pytest.mark.parametrize(
+    ("code", "expected"),
+    [
+        (463, "463"),  # a number where WAHA sends a string
+        ("463abc", ""),
+        ("-463", ""),
+        ("4630000", ""),  # longer than any WhatsApp code
+        ("\uff14\uff16\uff13", ""),  # full-width digits
+        (True, ""),
+        (["463"], ""),
+    ],
+)
+def test_an_error_code_is_a_short_number_or_nothing(code: object, expected: str) -> None:
+    event = _waha_error_ack({"code": code, "blocked": True})
+    assert event.kind is K.MESSAGE_FAILED
+    assert event.error_code == expected
+    assert (event.restriction is Restriction.REACHOUT_TIMELOCK) == (expected == "463")
+
+
+def test_a_463_without_a_readable_end_still_restricts_the_instance() -> None:
+    for until in (None, "tomorrow", "2026-11-21T14:03:20"):  # no offset: it would be a guess
+        event = _waha_error_ack({"code": "463", "blocked": True, "until": until})
+        assert (event.error_code, event.restriction, event.timelock_until) == (
+            "463",
+            Restriction.REACHOUT_TIMELOCK,
+            None,
+        )
+
+
+def test_an_error_block_that_is_not_an_object_is_a_failure_without_code() -> None:
+    event = _waha_error_ack("463")
+    assert (event.kind, event.error_code, event.restriction) == (K.MESSAGE_FAILED, "", None)
+
+
+def test_only_an_error_ack_reads_an_error_code() -> None:
+    body = json.loads((FIXTURES / "waha/message_ack_error_463_noweb.json").read_bytes())
+    body["payload"] |= {"ack": 1, "ackName": "SERVER"}
+    (event,) = normalizer.normalize(WAHA, INSTANCE, {}, json.dumps(body).encode()).events
+    assert (event.kind, event.error_code, event.restriction) == (K.MESSAGE_SENT, "", None)
+
+
+def test_evolution_reports_a_failure_without_its_code() -> None:
+    """Evolution 2.3.6 leaves Baileys' messageStubParameters out of the webhook, a 463 included."""
+    (event,), _ = normalize_fixture("evolution/messages_update_error.json")
+    assert (event.kind, event.error_code, event.restriction) == (K.MESSAGE_FAILED, "", None)
+
+
+@pytest.mark.parametrize("timelock", [None, "inactive", [False]])
+def test_a_session_without_a_readable_time_lock_says_nothing_about_one(timelock: object) -> None:
+    """WAHA keeps the time-lock null until it has seen one."""
+    body = json.loads((FIXTURES / "waha/session_status_working_timelock_lifted.json").read_bytes())
+    body["me"]["reachoutTimelock"] = body["payload"]["data"]["reachoutTimelock"] = timelock
+    events = normalizer.normalize(WAHA, INSTANCE, {}, json.dumps(body).encode()).events
+    assert [event.kind for event in events] == [K.CONNECTION_CONNECTED]
+
+
+def test_the_time_lock_a_status_carries_is_read_before_the_sessions_me() -> None:
+    """WAHA re-issues WORKING with `data.reachoutTimelock` when the time-lock changes."""
+    body = json.loads((FIXTURES / "waha/session_status_working_timelock_lifted.json").read_bytes())
+    body["payload"]["data"]["reachoutTimelock"]["isActive"] = True
+    del body["me"]["reachoutTimelock"]
+    events = normalizer.normalize(WAHA, INSTANCE, {}, json.dumps(body).encode()).events
+    assert [event.kind for event in events] == [K.CONNECTION_CONNECTED, K.REACHOUT_TIMELOCKED]
+    assert events[1].timelock_until == utc(2026, 11, 21, 14, 5, 0)
+
+
+def test_a_lifted_time_lock_is_reported_only_while_working() -> None:
+    body = json.loads((FIXTURES / "waha/session_status_working_timelock_lifted.json").read_bytes())
+    body["payload"]["status"] = "STOPPED"
+    events = normalizer.normalize(WAHA, INSTANCE, {}, json.dumps(body).encode()).events
+    assert [event.kind for event in events] == [K.CONNECTION_DISCONNECTED]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.domain.events import ProviderEventKind
+from gateway.domain.events import ProviderEvent, ProviderEventKind, Restriction
 from gateway.domain.normalization import ProviderNormalizer
 from libs.provider_simulator import ProviderSimulator
 from libs.providers import ProviderError, SendTextRequest, WahaProvider
@@ -19,15 +19,18 @@ PHONE = "5511988887777"
 GROUP = "120363025246125486@g.us"
 
 
-def kinds(posted: WebhookReceiver) -> list[tuple[ProviderEventKind, str]]:
+def events(posted: WebhookReceiver) -> list[ProviderEvent]:
     """What the gateway makes of everything the simulator posted, in order."""
     normalizer = ProviderNormalizer()
-    found = []
+    found: list[ProviderEvent] = []
     for delivery in posted.deliveries:
         headers = {name.lower(): value for name, value in delivery.headers.items()}
-        for event in normalizer.normalize(Provider.SIMULATOR, INSTANCE_ID, headers, delivery.raw).events:
-            found.append((event.kind, event.provider_message_id))
+        found.extend(normalizer.normalize(Provider.SIMULATOR, INSTANCE_ID, headers, delivery.raw).events)
     return found
+
+
+def kinds(posted: WebhookReceiver) -> list[tuple[ProviderEventKind, str]]:
+    return [(event.kind, event.provider_message_id) for event in events(posted)]
 
 
 def text(recipient: str = PHONE) -> SendTextRequest:
@@ -58,6 +61,43 @@ async def test_a_463_after_acceptance_is_a_failed_message_and_a_timelocked_numbe
     await wait_until(lambda: bool(receiver.events("session.status")) and bool(receiver.events("message.ack")))
     assert (ProviderEventKind.MESSAGE_FAILED, refused.provider_message_id) in kinds(receiver)
     assert (ProviderEventKind.REACHOUT_TIMELOCKED, "") in kinds(receiver)
+    # The ack carries the 463 as NOWEB does, so the job's failure is known restricted without the status.
+    [failed] = [event for event in events(receiver) if event.kind is ProviderEventKind.MESSAGE_FAILED]
+    assert (failed.error_code, failed.restriction) == ("463", Restriction.REACHOUT_TIMELOCK)
+    assert failed.timelock_until is not None
+
+
+async def test_a_463_in_a_group_is_a_failed_message_as_well(
+    simulator: ProviderSimulator,  # noqa: F811
+    waha: WahaProvider,  # noqa: F811
+    receiver: WebhookReceiver,  # noqa: F811
+) -> None:
+    simulator.configure_session("sales-03", timelock_ack_next=1)
+    refused = await waha.send_text(text(GROUP))
+    await wait_until(lambda: bool(receiver.events("message.ack")))
+    [failed] = [event for event in events(receiver) if event.kind is ProviderEventKind.MESSAGE_FAILED]
+    assert (failed.provider_message_id, failed.error_code) == (refused.provider_message_id, "463")
+
+
+async def test_a_time_lock_that_ends_is_reported_lifted(
+    simulator: ProviderSimulator,  # noqa: F811
+    waha: WahaProvider,  # noqa: F811
+    receiver: WebhookReceiver,  # noqa: F811
+) -> None:
+    simulator.configure_session("sales-03", timelock_ack_next=1)
+    await waha.send_text(text())
+    await wait_until(lambda: len(receiver.events("session.status")) == 1)
+    simulator.reset_session("sales-03")  # the time-lock ends
+    await wait_until(lambda: len(receiver.events("session.status")) == 2)
+    timelock_kinds = [
+        event.kind
+        for event in events(receiver)
+        if event.kind in (ProviderEventKind.REACHOUT_TIMELOCKED, ProviderEventKind.REACHOUT_TIMELOCK_LIFTED)
+    ]
+    assert timelock_kinds == [
+        ProviderEventKind.REACHOUT_TIMELOCKED,
+        ProviderEventKind.REACHOUT_TIMELOCK_LIFTED,
+    ]
 
 
 async def test_a_banned_session_is_a_connection_error_as_waha_reports_it(

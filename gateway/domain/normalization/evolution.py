@@ -7,7 +7,9 @@ empty otherwise (the gateway stamps its receive time). With `webhookByEvents` Ev
 name to the URL; the body's `event` is what is read here. The mapping (table in docs/providers.md):
 - `messages.update` about our message (fromMe): ERROR → MESSAGE_FAILED, SERVER_ACK → MESSAGE_SENT,
   DELIVERY_ACK → MESSAGE_DELIVERED, READ / PLAYED → MESSAGE_READ. Ignored: PENDING; DELETED (an edit or
-  a deletion); any status with fromMe false (our own read of a contact's message).
+  a deletion); any status with fromMe false (our own read of a contact's message). An ERROR has no error
+  code: Baileys puts it in the update's `messageStubParameters` (a 463 too), and the handler's webhook
+  body `{keyId, remoteJid, fromMe, participant, status, pollUpdates, instanceId}` leaves it out.
 - `messages.upsert` (not fromMe) → MESSAGE_REPLIED when it quotes a message (`contextInfo.stanzaId`),
   else MESSAGE_RECEIVED.
 - `connection.update`: open → CONNECTION_CONNECTED; close 402 → INSTANCE_BANNED TEMPORARY, 403 →

@@ -196,6 +196,23 @@ def banned(origin: Origin, code: int) -> NormalizedWebhook:
     )
 
 
+# WhatsApp's error codes in a message's ERROR ack that restrict the instance. 463 is the reach-out time-lock
+# (Baileys src/Utils/decode-wa-message.ts SERVER_ERROR_CODES.MessageAccountRestriction, WhiskeySockets/
+# Baileys@78e7e4e2cfcb1935629173427bc3292b95f61a95); the BAN_CODES close a connection, never reach an ack.
+ACK_ERROR_RESTRICTIONS = {"463": Restriction.REACHOUT_TIMELOCK}
+_MAX_ERROR_CODE_DIGITS = 6
+
+
+def error_code(raw: object) -> str:
+    """A WhatsApp error code as the providers pass it on (Baileys' ack `error` attribute, a numeric
+    string; some JSON renders it as a number), or "" for anything else."""
+    if isinstance(raw, int) and not isinstance(raw, bool) and raw >= 0:
+        raw = str(raw)
+    if isinstance(raw, str) and 0 < len(raw) <= _MAX_ERROR_CODE_DIGITS and raw.isascii() and raw.isdigit():
+        return raw
+    return ""
+
+
 # The message kinds of WhatsApp's protobuf (as Baileys and whatsmeow render it to JSON) that carry media.
 MEDIA_MESSAGES = ("imageMessage", "videoMessage", "documentMessage", "audioMessage", "stickerMessage")
 

@@ -4,28 +4,33 @@ Envelope `{id: "evt_<ulid>", timestamp (ms), event, session, me, payload, engine
 mapping (docs/providers.md has the table and its sources):
 - `message.ack` / `message.ack.group` about our message (fromMe): ack -1 ERROR → MESSAGE_FAILED,
   1 SERVER → MESSAGE_SENT, 2 DEVICE → MESSAGE_DELIVERED, 3 READ / 4 PLAYED → MESSAGE_READ; 0 PENDING and
-  acks of a contact's message (our own read) are ignored.
+  acks of a contact's message (our own read) are ignored. An ERROR ack's `error.code` (NOWEB, from
+  Baileys' `messageStubParameters[0]`) is the failure's error_code; 463 also restricts the instance
+  (REACHOUT_TIMELOCK, until `error.until`). Older WAHA sends the ERROR ack without `error`: error_code "".
 - `message` (not fromMe) → MESSAGE_REPLIED when it quotes a message (`replyTo.id`), else MESSAGE_RECEIVED.
   `message.any` is ignored: it repeats `message` (and our own sends) under other event ids.
-- `session.status`: WORKING → CONNECTION_CONNECTED, plus REACHOUT_TIMELOCKED while
-  `me.reachoutTimelock.isActive` (end in unix seconds); SCAN_QR_CODE → QR_UPDATED; STOPPED →
-  CONNECTION_DISCONNECTED; FAILED → CONNECTION_ERROR (also how a blocked account shows: Reputation
-  decides); STARTING ignored.
-A 463 reported as an ERROR ack (NOWEB) is only MESSAGE_FAILED: the ack carries no error code.
+- `session.status`: WORKING → CONNECTION_CONNECTED, plus REACHOUT_TIMELOCKED while the status's
+  `data.reachoutTimelock` (or `me.reachoutTimelock`) is active (end in unix seconds), or
+  REACHOUT_TIMELOCK_LIFTED when it is there and not active (WAHA sends it only after an active one);
+  SCAN_QR_CODE → QR_UPDATED; STOPPED → CONNECTION_DISCONNECTED; FAILED → CONNECTION_ERROR (also how a
+  blocked account shows: Reputation decides); STARTING ignored.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
-from gateway.domain.events import ProviderEventKind
+from gateway.domain.events import ProviderEventKind, Restriction
 from gateway.domain.normalization.reading import (
+    ACK_ERROR_RESTRICTIONS,
     MalformedWebhook,
     NormalizedWebhook,
     Origin,
     epoch_millis,
     epoch_seconds,
+    error_code,
     flag,
     ignored,
     integer,
@@ -34,6 +39,7 @@ from gateway.domain.normalization.reading import (
     message_text,
     obj,
     parse_json_object,
+    rfc3339,
     text,
 )
 from libs.seedwork.shared_kernel import ConnectionState, Provider
@@ -82,6 +88,9 @@ def _ack(origin: Origin, envelope: dict[str, Any], payload: dict[str, Any], even
     if kind is None:
         return ignored(f"{event}:{text(payload, 'ackName') or ack}")
     chat = text(payload, "from")
+    code, restriction, until = (
+        _failure(payload) if kind is ProviderEventKind.MESSAGE_FAILED else ("", None, None)
+    )
     return NormalizedWebhook(
         events=(
             origin.event(
@@ -91,9 +100,26 @@ def _ack(origin: Origin, envelope: dict[str, Any], payload: dict[str, Any], even
                 remote_jid=jid(chat),
                 from_me=True,
                 is_group=event == "message.ack.group" or is_group_jid(chat),
+                error_code=code,
+                restriction=restriction,
+                timelock_until=until,
             ),
         )
     )
+
+
+def _failure(payload: dict[str, Any]) -> tuple[str, Restriction | None, datetime | None]:
+    """The error code of an ERROR ack, the restriction it means and until when.
+
+    WAHA NOWEB's `WAMessageAckError` `{code, blocked, reason, until, enforcementType}`
+    (devlikeapro/waha@cb6e7ad5e2459689aaaf10ad3d3e4df209c6988d src/core/engines/noweb/restriction.ts
+    `buildAckError`, src/structures/webhooks.dto.ts): code is Baileys' `messageStubParameters[0]` (null
+    when the ack had none); `until` (ISO 8601) only for 463."""
+    error = obj(payload, "error")
+    code = error_code(error.get("code"))
+    restriction = ACK_ERROR_RESTRICTIONS.get(code)
+    until = rfc3339(text(error, "until", limit=64)) if restriction is not None else None
+    return code, restriction, until
 
 
 def _incoming(origin: Origin, envelope: dict[str, Any], payload: dict[str, Any]) -> NormalizedWebhook:
@@ -145,6 +171,15 @@ def _session_status(origin: Origin, envelope: dict[str, Any], payload: dict[str,
                     timelock_until=epoch_seconds(integer(timelock, "timeEnforcementEnds")),
                 )
             )
+        elif timelock is not None:  # seen before and no longer active
+            events.append(
+                origin.event(
+                    ProviderEventKind.REACHOUT_TIMELOCK_LIFTED,
+                    at,
+                    connection_reason=text(timelock, "enforcementType") or "reachoutTimelock",
+                    connection_state=ConnectionState.CONNECTED,
+                )
+            )
         return NormalizedWebhook(events=tuple(events))
     if status == "SCAN_QR_CODE":
         kind, state = ProviderEventKind.QR_UPDATED, ConnectionState.QR_REQUIRED
@@ -160,8 +195,12 @@ def _session_status(origin: Origin, envelope: dict[str, Any], payload: dict[str,
 
 
 def _reachout_timelock(envelope: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any] | None:
-    """`me.reachoutTimelock` of the envelope (where WAHA puts `me`), or of the payload."""
-    for holder in (obj(envelope, "me"), obj(payload, "me")):
+    """The time-lock a WORKING status carries: `payload.data.reachoutTimelock` (WAHA re-issues WORKING with
+    it whenever the time-lock changes), else `me.reachoutTimelock` of the envelope or the payload. WAHA
+    keeps it null until an enforcement was seen, so an inactive one is a lifted one
+    (devlikeapro/waha@774072c78ccfae269692861e4f8d98061a81e8d0 src/core/abc/ReachoutTimelockTracker.ts,
+    session.abc.test.ts; `MeInfo.reachoutTimelock` in src/structures/sessions.dto.ts)."""
+    for holder in (obj(payload, "data"), obj(envelope, "me"), obj(payload, "me")):
         if isinstance(holder.get("reachoutTimelock"), dict):
             return obj(holder, "reachoutTimelock")
     return None

@@ -3,12 +3,14 @@ update of those that changed, their events in the outbox; a lost race saves noth
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator, Callable
 
 import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gate_service.application.record_execution import MessageFailedReport
 from gate_service.domain.intent import IntentStatus, MessageIntent
 from gate_service.domain.policies import WarmupPhase
 from gate_service.infrastructure.batching import GroupCommitWriter, WriteRequest
@@ -109,6 +111,33 @@ async def test_a_redelivered_batch_changes_nothing_more(engine, world, uow):
         b.id: (IntentStatus.FAILED.value, b.version + 1),
     }
     assert await outbox_types(engine) == [SENT, FAILED]
+
+
+async def test_a_sent_intent_whose_message_fails_afterwards_is_saved_failed_in_either_order(
+    engine, world, uow
+):
+    """The async 463: the job reported sent, then failed (or the reports arrive the other way round)."""
+    a, b = await approved(engine, world, 2)
+
+    def late_failure(intent: MessageIntent) -> MessageFailedReport:
+        assert intent.decided_by_instance_id is not None
+        return dataclasses.replace(
+            failed(world, intent.id), instance_id=intent.decided_by_instance_id, error_code="463"
+        )
+
+    async with uow() as batch:
+        changed = await record(batch, sent(world, a.id), late_failure(b), sent(world, b.id))
+        assert changed == [True, True, False]
+        await batch.commit()
+    async with uow() as later:
+        assert await record(later, late_failure(a), sent(world, a.id)) == [True, False]
+        await later.commit()
+
+    assert await stored(engine) == {
+        a.id: (IntentStatus.FAILED.value, a.version + 2),
+        b.id: (IntentStatus.FAILED.value, b.version + 1),
+    }
+    assert await outbox_types(engine) == [SENT, FAILED, FAILED]
 
 
 async def test_a_batch_with_an_intent_changed_concurrently_saves_nothing(engine, world, uow):

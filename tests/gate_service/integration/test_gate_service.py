@@ -23,6 +23,7 @@ from tests.gate_service.integration.harness import (
 )
 from whatlead.common.v1 import common_pb2
 from whatlead.events.v1 import executor_events_pb2, reputation_events_pb2
+from whatlead.executor.v1 import executor_pb2
 from whatlead.gate.v1 import gate_pb2
 from whatlead.reputation.v1 import reputation_pb2
 
@@ -149,7 +150,7 @@ async def test_a_reputation_event_marking_an_instance_unhealthy_stops_it_being_c
     assert excluded == {gate_pb2.DECISION_REASON_INSTANCE_UNHEALTHY: 1}
 
 
-async def test_a_sent_report_from_the_executor_marks_the_intent_sent(gate, jetstream, gate_root):
+async def test_executor_reports_mark_the_intent_sent_then_failed_if_refused_later(gate, jetstream, gate_root):
     organization = org()
     [instance_id] = await register_instances(jetstream, gate_root, gate, organization, 1)
     intent = (await gate.stub.SubmitIntent(text_request(organization, phone(5)))).intent
@@ -177,6 +178,35 @@ async def test_a_sent_report_from_the_executor_marks_the_intent_sent(gate, jetst
 
     await eventually(sent, timeout=10)
     await eventually(lambda: _has(jetstream, gate_root, "gate.intent.sent", intent.id), timeout=10)
+
+    # WhatsApp refuses it afterwards (a 463 in an ERROR ack): the same job reports the failure.
+    await publish(
+        jetstream,
+        gate_root,
+        executor_events_pb2.MessageFailed(
+            meta=meta(organization, job_id),
+            job_id=job_id,
+            intent_id=intent.id,
+            instance_id=instance_id,
+            provider=common_pb2.PROVIDER_SIMULATOR,
+            error=executor_pb2.JobError(
+                error_class=executor_pb2.ERROR_CLASS_RESTRICTED,
+                code="463",
+                restriction_kind=common_pb2.RESTRICTION_KIND_REACHOUT_TIMELOCK,
+            ),
+            attempts=1,
+            failed_at=to_timestamp(datetime.now(UTC)),
+        ),
+    )
+
+    async def failed() -> bool:
+        got = await gate.stub.GetIntent(
+            gate_pb2.GetIntentRequest(organization_id=organization, intent_id=intent.id)
+        )
+        return got.intent.status == gate_pb2.INTENT_STATUS_FAILED
+
+    await eventually(failed, timeout=10)
+    await eventually(lambda: _has(jetstream, gate_root, "gate.intent.failed", intent.id), timeout=10)
 
 
 async def _has(js, gate_root, suffix, intent_id) -> bool:

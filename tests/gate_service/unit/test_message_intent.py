@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from gate_service.domain.decision import DecisionOutcome, DecisionReason, DecisionRecord
-from gate_service.domain.events import IntentApproved, IntentCreated
+from gate_service.domain.events import IntentApproved, IntentCreated, IntentFailed
 from gate_service.domain.intent import (
     ApprovedInstance,
     AudioPayload,
@@ -126,8 +126,54 @@ def test_sent_and_failed_only_from_approved():
     assert failed.status is IntentStatus.FAILED
 
 
+def sent_then(intent, **failure):
+    """The job's late failure report (a 463 reported after the provider accepted the message)."""
+    report = {
+        "instance_id": "i-1",
+        "job_id": "j",
+        "error_class": "RESTRICTED",
+        "error_code": "463",
+        "error_message": "",
+        "failed_at": CLOCK.now(),
+    }
+    return intent.mark_failed(**(report | failure))
+
+
+def test_a_sent_intent_fails_when_its_job_reports_a_late_failure():
+    intent = approved()
+    intent.mark_sent(instance_id="i-1", job_id="j", provider_message_id="m", sent_at=CLOCK.now())
+    intent.pull_events()
+    version = intent.version
+
+    assert sent_then(intent)
+    assert intent.status is IntentStatus.FAILED and intent.version == version + 1
+    [failed] = intent.pull_events()
+    assert isinstance(failed, IntentFailed) and (failed.job_id, failed.error_code) == ("j", "463")
+
+    assert not sent_then(intent)  # a repeat changes nothing
+    assert intent.pull_events() == [] and intent.version == version + 1
+
+
+def test_a_sent_report_after_the_failure_never_brings_the_intent_back():
+    """Reports may arrive out of order: the failure first, then the sent report of the same job."""
+    intent = approved()
+    assert sent_then(intent)
+    intent.pull_events()
+
+    assert not intent.mark_sent(instance_id="i-1", job_id="j", provider_message_id="m", sent_at=CLOCK.now())
+    assert intent.status is IntentStatus.FAILED and intent.pull_events() == []
+
+
+def test_a_sent_intent_fails_only_by_a_report_from_the_instance_that_sent_it():
+    intent = approved()
+    intent.mark_sent(instance_id="i-1", job_id="j", provider_message_id="m", sent_at=CLOCK.now())
+    with pytest.raises(InvariantViolated):
+        sent_then(intent, instance_id="i-2")
+    assert intent.status is IntentStatus.SENT
+
+
 @pytest.mark.parametrize("terminal", ["BLOCKED", "DROPPED", "SENT", "FAILED"])
-def test_terminal_states_never_change(terminal):
+def test_finished_states_are_never_decided_again(terminal):
     intent = approved() if terminal in ("SENT", "FAILED") else new_intent(CLOCK)
     match terminal:
         case "BLOCKED":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Awaitable
 from datetime import timedelta
 from typing import Any
@@ -17,6 +18,7 @@ from gate_service.application.decide_awaiting_intents import (
 from gate_service.application.decide_intent import DecideIntent, DecideIntentHandler
 from gate_service.application.intent_creation import IdempotentIntentStore
 from gate_service.application.queries import GetIntent, GetIntentHandler, ListIntents, ListIntentsHandler
+from gate_service.application.record_execution import MessageFailedReport
 from gate_service.application.release_due_intents import ReleaseDueIntents, ReleaseDueIntentsHandler
 from gate_service.application.submit_intent import SubmitIntent, SubmitIntentHandler
 from gate_service.application.update_projections import ProjectionUpdater, RebuildProjectionsHandler
@@ -29,7 +31,7 @@ from gate_service.domain.events import (
     IntentQueued,
     IntentSent,
 )
-from gate_service.domain.intent import IntentStatus, TextPayload
+from gate_service.domain.intent import IntentStatus, MessageIntent, TextPayload
 from gate_service.domain.policies import HealthStatus, WarmupPhase
 from gate_service.domain.ports import IntentFilter
 from gate_service.domain.projection import Plan, Reputation
@@ -215,7 +217,7 @@ async def test_execution_reports_an_intent_cannot_take_are_logged_and_change_not
         await uow.commit()
     assert uow.intents.rows[pending.id].status is IntentStatus.PENDING
     assert [r.getMessage() for r in caplog.records] == [
-        "sent report for an intent that is not approved",
+        "sent report that its intent cannot take",
         "failure report for an unknown intent",
     ]
 
@@ -233,24 +235,54 @@ async def test_a_batch_of_reports_is_read_once_and_applied_in_order_as_one_by_on
             sent(w, a.id),
             failed(w, b.id),
             sent(w, a.id),  # a redelivered report: already SENT
-            failed(w, a.id),  # out of order: the intent is SENT, not approved any more
+            failed(w, a.id),  # from another instance than a's: no job of a's made it
+            sent(w, b.id),  # after b's failure: never brings it back
             sent(w, "unknown-intent"),
             sent(w, b.id, organization_id="org-other"),  # someone else's intent is unknown here
             sent(w, pending.id),
         )
         await uow.commit()
-    assert changed == [True, True, False, False, False, False, False]
+    assert changed == [True, True, False, False, False, False, False, False]
     assert uow.intents.reads_of_many == 1
     assert uow.intents.rows[a.id].status is IntentStatus.SENT
     assert uow.intents.rows[b.id].status is IntentStatus.FAILED
     assert uow.intents.rows[pending.id].status is IntentStatus.PENDING
     assert len(uow.events_of(IntentSent)) == 1 and len(uow.events_of(IntentFailed)) == 1
     assert [r.getMessage() for r in caplog.records] == [
-        "failure report for an intent that is not approved",
+        "failure report that its intent cannot take",
         "sent report for an unknown intent",
         "sent report for an unknown intent",
-        "sent report for an intent that is not approved",
+        "sent report that its intent cannot take",
     ]
+
+
+async def test_a_sent_message_that_fails_afterwards_fails_its_intent_whatever_the_order(w, uow, caplog):
+    """WhatsApp may refuse a message after the provider accepted it (a 463 in an ERROR ack): the Executor
+    then reports a failure for the job it had reported sent. Both orders end FAILED, without a warning."""
+    w.add(phase=WarmupPhase.STABLE)
+    submit = submitter(w, uow)
+    a = (await submit(submit_command(target_value="+5511900000001"))).intent
+    w.clock.advance(seconds=10)
+    b = (await submit(submit_command(target_value="+5511900000002"))).intent
+
+    def timelocked(intent: MessageIntent) -> MessageFailedReport:
+        """The failure report of the intent's own job, on the instance it was approved for."""
+        assert intent.decided_by_instance_id is not None
+        report = failed(w, intent.id)
+        return dataclasses.replace(
+            report, instance_id=intent.decided_by_instance_id, error_class="RESTRICTED", error_code="463"
+        )
+
+    async with uow:
+        in_order = await record(uow, sent(w, a.id), timelocked(a))
+        reversed_ = await record(uow, timelocked(b), sent(w, b.id))
+        again = await record(uow, timelocked(a), sent(w, a.id))
+        await uow.commit()
+    assert (in_order, reversed_, again) == ([True, True], [True, False], [False, False])
+    assert uow.intents.rows[a.id].status is uow.intents.rows[b.id].status is IntentStatus.FAILED
+    assert [e.error_code for e in uow.events_of(IntentFailed)] == ["463", "463"]
+    assert len(uow.events_of(IntentSent)) == 1
+    assert caplog.records == []
 
 
 async def test_projection_updates_reach_memory_and_the_durable_copy(w, uow):

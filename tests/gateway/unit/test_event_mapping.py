@@ -85,3 +85,45 @@ def test_a_ban_and_a_time_lock_carry_their_details_and_an_undated_event_its_arri
 
 def test_the_event_id_is_the_uuid5_of_the_dedup_key():
     assert event_id(READ) == str(uuid.uuid5(EVENT_ID_NAMESPACE, READ.dedup_key))
+
+
+def test_a_message_failed_by_a_463_carries_its_code_and_the_time_lock_it_means():
+    failed = dataclasses.replace(
+        READ,
+        kind=ProviderEventKind.MESSAGE_FAILED,
+        error_code="463",
+        restriction=Restriction.REACHOUT_TIMELOCK,
+        timelock_until=datetime(2026, 11, 21, 12, tzinfo=UTC),
+    )
+
+    event = to_proto(failed, received_at=RECEIVED)
+
+    assert event.type == provider_events_pb2.PROVIDER_EVENT_TYPE_MESSAGE_FAILED
+    assert event.error_code == "463"
+    assert event.restriction_kind == common_pb2.RESTRICTION_KIND_REACHOUT_TIMELOCK
+    assert event.timelock_until.ToDatetime(UTC) == datetime(2026, 11, 21, 12, tzinfo=UTC)
+    protovalidate.validate(event)
+
+
+def test_a_lifted_time_lock_has_its_own_type():
+    lifted = ProviderEvent(
+        kind=ProviderEventKind.REACHOUT_TIMELOCK_LIFTED,
+        provider=Provider.WAHA,
+        instance_id=INSTANCE,
+        provider_instance_ref="sales-03",
+        occurred_at=None,
+        provider_event_id="evt_01jd4r8a1b2c3d4e5f6g7h8j9k",
+        connection_state=ConnectionState.CONNECTED,
+    )
+
+    event = to_proto(lifted, received_at=RECEIVED)
+
+    assert event.type == provider_events_pb2.PROVIDER_EVENT_TYPE_REACHOUT_TIMELOCK_LIFTED
+    assert not event.error_code and not event.restriction_kind
+    protovalidate.validate(event)
+
+
+def test_every_event_the_gateway_publishes_came_by_webhook():
+    for kind in ProviderEventKind:
+        event = to_proto(dataclasses.replace(READ, kind=kind), received_at=RECEIVED)
+        assert event.origin == provider_events_pb2.PROVIDER_EVENT_ORIGIN_WEBHOOK
