@@ -213,7 +213,7 @@ class ProviderEventReceived(_message.Message):
 
     @_builtins.property
     def timelock_until(self) -> _timestamp_pb2.Timestamp:
-        """REACHOUT_TIMELOCKED, when the provider says"""
+        """REACHOUT_TIMELOCKED, and MESSAGE_FAILED with error_code 463: when the time-lock ends, as the provider says"""
 
     def __init__(
         self,
