@@ -683,6 +683,9 @@ def _propose(
     )
 
 
+_CONNECTION_SYMPTOMS = frozenset(
+    {ReputationAlert.FREQUENT_DISCONNECTS, ReputationAlert.SEND_DELAY_SPIKE, ReputationAlert.ACK_TIMEOUTS}
+)
 _RESTRICTION_REASON = {
     RestrictionKind.REACHOUT_TIMELOCK: CooldownReason.REACHOUT_TIMELOCK,
     RestrictionKind.TEMPORARY_BAN: CooldownReason.TEMPORARY_BAN,
@@ -734,11 +737,11 @@ def _window_cooldown(
         )
         combined = 0 < thresholds.pause_on_review_alerts <= len(fresh)
         if paused or combined:
-            reason = (
-                CooldownReason.CONNECTION_INSTABILITY
-                if ReputationAlert.FREQUENT_DISCONNECTS in paused
-                else CooldownReason.DEGRADATION
+            # Disconnects explain slow and missing acks too; a delivery drop or failures they do not.
+            instability = (
+                ReputationAlert.FREQUENT_DISCONNECTS in paused and set(paused) <= _CONNECTION_SYMPTOMS
             )
+            reason = CooldownReason.CONNECTION_INSTABILITY if instability else CooldownReason.DEGRADATION
             cause = (
                 "pause level: " + ", ".join(a.value for a in paused)
                 if paused
@@ -915,21 +918,24 @@ def restriction_cooldown(
         ongoing = _ongoing(history, reason, now)
         if ongoing is not None:
             if provider_until is not None and provider_until > ongoing.until:
-                started = CooldownDecision(
-                    reason=reason,
-                    started_at=now,
-                    until=provider_until,
-                    step=max(0, _escalation_step(history, reason) - 1),
-                    restriction=kind,
-                    alerts=(ReputationAlert.RESTRICTED,),
-                    cause=f"{kind.value} again during its cooldown; the provider's end is later",
-                    extended=True,
-                )
                 history = tuple(
                     replace(record, until=provider_until) if record is ongoing else record
                     for record in history
                 )
-                note = started.cause
+                note = f"{kind.value} again during its cooldown; the provider's end is later"
+                if cooldown_until is None or provider_until > cooldown_until:
+                    started = CooldownDecision(
+                        reason=reason,
+                        started_at=now,
+                        until=provider_until,
+                        step=max(0, _escalation_step(history, reason) - 1),
+                        restriction=kind,
+                        alerts=(ReputationAlert.RESTRICTED,),
+                        cause=note,
+                        extended=True,
+                    )
+                else:
+                    note += f"; the {cooldown_reason} cooldown in force lasts longer"
             else:
                 note = f"{kind.value} again during its cooldown: the same episode"
         else:

@@ -177,6 +177,17 @@ def test_the_same_inputs_give_the_same_evaluation():
     )
 
 
+def test_evaluating_the_same_windows_again_changes_nothing_the_second_time():
+    # A re-run after a restart, or a second trigger for the same signals: no second cooldown, no second step.
+    ws = windows(hour={**GOOD, "delivered": 10, "timelocks": 1}, day=scaled(GOOD, 5), week=scaled(GOOD, 20))
+    first = run(state(WarmupPhase.STABLE, score=90), ws)
+    assert first.changed and first.cooldown_started is not None
+    second = run(first.state, ws)
+    assert not second.changed and second.cooldown_started is None
+    assert second.state.cooldown_history == first.state.cooldown_history
+    assert second.state.phase is first.state.phase
+
+
 def test_every_result_names_its_rules_and_grows_the_version():
     previous = state(version=41)
     result = run(previous, good_windows())

@@ -3,6 +3,7 @@ one episode; bans; the windows' own cooldowns and how they escalate."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -190,3 +191,22 @@ def test_connection_instability_cools_the_number_but_keeps_its_phase():
     assert result.cooldown_started is not None
     assert result.cooldown_started.reason is CooldownReason.CONNECTION_INSTABILITY
     assert result.state.phase is WarmupPhase.INTERACTING
+
+
+def test_disconnects_with_a_delivery_drop_are_degradation_not_just_a_flaky_connection():
+    hour = {**GOOD, "disconnects": 6, "delivered": 10}
+    result = run(state(WarmupPhase.INTERACTING, since=2 * DAY), windows(hour=hour))
+    assert result.cooldown_started is not None
+    assert result.cooldown_started.reason is CooldownReason.DEGRADATION
+    assert result.state.phase is WarmupPhase.WARMING
+
+
+def test_a_later_provider_end_never_shortens_a_longer_cooldown_in_force():
+    first = timelock(state(score=90), provider_until=NOW + HOUR)
+    longer = replace(first.state, cooldown_until=NOW + 12 * HOUR, cooldown_reason=CooldownReason.DEGRADATION)
+    again = timelock(longer, NOW + MINUTE, provider_until=NOW + 2 * HOUR)
+    assert again.cooldown_started is None
+    assert (again.state.cooldown_until, again.state.cooldown_reason) == (
+        NOW + 12 * HOUR,
+        CooldownReason.DEGRADATION,
+    )
