@@ -18,6 +18,7 @@ waits out a cooldown (RECOVERABLE, COOLDOWN_ACTIVE), so a cooldown never makes a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from datetime import datetime, timedelta
 from enum import Enum, StrEnum
@@ -34,6 +35,8 @@ from reputation_service.domain.window_stats import Window, WindowSet, WindowStat
 
 # Bump on any change to the rules or defaults below: stored evaluations say which rules made them.
 EVALUATION_VERSION = 1
+# No evidence either way; the Gate assumes the same score for a number it has not heard about.
+BASELINE_SCORE = 70
 
 
 class HealthStatus(StrEnum):
@@ -102,36 +105,42 @@ _LOWER_IS_WORSE = frozenset(
 _ALERT_ORDER = {alert: index for index, alert in enumerate(ReputationAlert)}
 
 
+# Each metric: its value in a window (None: nothing to measure it on), and the count its minimum volume
+# applies to (its denominator).
+_MEASURE: dict[Metric, Callable[[WindowStats], float | None]] = {
+    Metric.DELIVERY_RATIO: lambda s: s.delivery_ratio,
+    Metric.READ_RATIO: lambda s: s.read_ratio,
+    Metric.REPLY_RATIO: lambda s: s.reply_ratio,
+    Metric.ENGAGEMENT_RATIO: lambda s: s.engagement_ratio,
+    Metric.FAILURE_RATIO: lambda s: s.failure_ratio,
+    Metric.ACK_TIMEOUT_RATIO: lambda s: s.ack_timeout_ratio,
+    Metric.ACK_LATENCY_P50_MS: lambda s: s.ack_latency_p50_ms,
+    Metric.ACK_LATENCY_P95_MS: lambda s: s.ack_latency_p95_ms,
+    Metric.CONNECTION_EVENTS: lambda s: float(s.connection_events),
+    Metric.RESTRICTIONS: lambda s: float(s.restrictions),
+}
+_VOLUME: dict[Metric, Callable[[WindowStats], int]] = {
+    Metric.DELIVERY_RATIO: lambda s: s.sent,
+    Metric.READ_RATIO: lambda s: s.delivered,
+    Metric.REPLY_RATIO: lambda s: s.delivered,
+    Metric.ENGAGEMENT_RATIO: lambda s: s.delivered,
+    Metric.FAILURE_RATIO: lambda s: s.attempts,
+    Metric.ACK_TIMEOUT_RATIO: lambda s: s.sent,
+    Metric.ACK_LATENCY_P50_MS: lambda s: s.delivered,
+    Metric.ACK_LATENCY_P95_MS: lambda s: s.delivered,
+    Metric.CONNECTION_EVENTS: lambda s: s.connection_events,
+    Metric.RESTRICTIONS: lambda s: s.restrictions,
+}
+
+
 def measure(metric: Metric, stats: WindowStats) -> float | None:
     """The metric's value in one window; None when the window has nothing to measure it on."""
-    if metric is Metric.ACK_LATENCY_P50_MS:
-        return stats.ack_latency_p50_ms
-    if metric is Metric.ACK_LATENCY_P95_MS:
-        return stats.ack_latency_p95_ms
-    values = {
-        Metric.DELIVERY_RATIO: stats.delivery_ratio,
-        Metric.READ_RATIO: stats.read_ratio,
-        Metric.REPLY_RATIO: stats.reply_ratio,
-        Metric.ENGAGEMENT_RATIO: stats.engagement_ratio,
-        Metric.FAILURE_RATIO: stats.failure_ratio,
-        Metric.ACK_TIMEOUT_RATIO: stats.ack_timeout_ratio,
-        Metric.CONNECTION_EVENTS: float(stats.connection_events),
-        Metric.RESTRICTIONS: float(stats.restrictions),
-    }
-    return values[metric]
+    return _MEASURE[metric](stats)
 
 
 def volume(metric: Metric, stats: WindowStats) -> int:
     """The count a metric's minimum volume applies to (its denominator)."""
-    if metric in (Metric.DELIVERY_RATIO, Metric.ACK_TIMEOUT_RATIO):
-        return stats.sent
-    if metric is Metric.FAILURE_RATIO:
-        return stats.attempts
-    if metric is Metric.CONNECTION_EVENTS:
-        return stats.connection_events
-    if metric is Metric.RESTRICTIONS:
-        return stats.restrictions
-    return stats.delivered  # read, reply, engagement, ack latency
+    return _VOLUME[metric](stats)
 
 
 # ---------------------------------------------------------------------------------------------- thresholds
@@ -207,9 +216,11 @@ class Limit:
     def validate(self, violations: Violations, name: str) -> None:
         violations.check(bool(self.windows), f"{name}.windows", "must name at least one window")
         violations.check(self.min_volume >= 0, f"{name}.min_volume", "must be >= 0")
-        violations.check(self.review >= 0, f"{name}.review", "must be >= 0")
         if self.lower_is_worse:
-            violations.check(self.review <= 1, f"{name}.review", "is a ratio: must be between 0 and 1")
+            violations.check(0 <= self.review <= 1, f"{name}.review", "is a ratio: must be between 0 and 1")
+        else:
+            # At or over 0 would fire on a perfectly quiet window.
+            violations.check(self.review > 0, f"{name}.review", "must be > 0")
         if self.pause is not None:
             violations.check(
                 self.pause_window in self.windows, f"{name}.pause_window", "must be one of its windows"
@@ -309,8 +320,10 @@ class Thresholds:
 
     def __post_init__(self) -> None:
         violations = Violations()
-        for name in _LIMIT_FIELDS:
-            getattr(self, name).validate(violations, name)
+        for name, alert in _LIMIT_FIELDS.items():
+            limit: Limit = getattr(self, name)
+            violations.check(limit.alert is alert, f"{name}.alert", f"must be {alert.value}")
+            limit.validate(violations, name)
         violations.check(self.pause_on_review_alerts >= 0, "pause_on_review_alerts", "must be >= 0")
         violations.check(
             0 <= self.unhealthy_below <= self.degraded_below <= 100,
@@ -345,16 +358,16 @@ class Thresholds:
         return ladder
 
 
-_LIMIT_FIELDS = (
-    "delivery_drop",
-    "send_delay_p50",
-    "send_delay_p95",
-    "frequent_disconnects",
-    "high_failure_rate",
-    "ack_timeouts",
-    "low_engagement",
-    "restricted",
-)
+_LIMIT_FIELDS = {
+    "delivery_drop": ReputationAlert.DELIVERY_DROP,
+    "send_delay_p50": ReputationAlert.SEND_DELAY_SPIKE,
+    "send_delay_p95": ReputationAlert.SEND_DELAY_SPIKE,
+    "frequent_disconnects": ReputationAlert.FREQUENT_DISCONNECTS,
+    "high_failure_rate": ReputationAlert.HIGH_FAILURE_RATE,
+    "ack_timeouts": ReputationAlert.ACK_TIMEOUTS,
+    "low_engagement": ReputationAlert.LOW_ENGAGEMENT,
+    "restricted": ReputationAlert.RESTRICTED,
+}
 _LADDER_FIELDS = {
     CooldownReason.REACHOUT_TIMELOCK: "timelock_cooldowns",
     CooldownReason.TEMPORARY_BAN: "temporary_ban_cooldowns",
@@ -486,7 +499,6 @@ class Evaluation:
 
 # -------------------------------------------------------------------------------------------- scoring
 
-BASELINE_SCORE = 70  # no evidence either way; the Gate assumes the same for a number not yet evaluated
 # The three windows are nested, so the last hour weighs in all three: recent evidence counts most.
 _RECENCY_WEIGHT = {Window.HOUR: 0.5, Window.DAY: 0.3, Window.WEEK: 0.2}
 _MIN_TERM_VOLUME = 10

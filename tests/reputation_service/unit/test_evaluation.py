@@ -332,6 +332,19 @@ def test_thresholds_refuse_a_pause_level_milder_than_its_review_level():
     assert [v.field for v in raised.value.violations] == ["delivery_drop.pause"]
 
 
+def test_thresholds_refuse_a_limit_filed_under_another_alert_and_one_that_fires_on_nothing():
+    disconnects = Thresholds().frequent_disconnects
+    with pytest.raises(InvalidArgument) as raised:
+        Thresholds(
+            delivery_drop=replace(disconnects, review=1),
+            frequent_disconnects=replace(disconnects, review=0),
+        )
+    assert [v.field for v in raised.value.violations] == [
+        "delivery_drop.alert",
+        "frequent_disconnects.review",
+    ]
+
+
 def test_thresholds_refuse_an_inferred_cooldown_shorter_than_the_hour_it_is_judged_on():
     with pytest.raises(InvalidArgument) as raised:
         Thresholds(degradation_cooldowns=CooldownLadder(steps=(timedelta(minutes=10),)))
