@@ -1042,7 +1042,7 @@ def restriction_cooldown(
     return Evaluation(previous=previous, state=state, explanation=explanation, cooldown_started=started)
 
 
-# ------------------------------------------------------------------------------------------- helpers
+# ----------------------------------------------------------------------------------------- internals
 
 
 def _next_state(
