@@ -11,7 +11,10 @@ The webhook bodies follow WAHA's own DTOs (devlikeapro/waha `src/structures/webh
 `WAHAWebhook`, `WAMessageAckBody`, `WASessionStatusBody`; `src/core/abc/session.abc.ts` for how
 `session.status` carries the reach-out time-lock).
 
-Control routes live under `/_sim/` (see `ProviderSimulator._routes`).
+Per-session quirk modes imitate the providers' oddities (ignored client ids, `@lid` filing, empty
+answers, a 500 after the message left, TurboZap's wrapped 500, NOWEB without its store; outcomes.py), and
+wuzapi's API is served on the same sessions (wuzapi.py). Control routes live under `/_sim/` (see
+`ProviderSimulator._routes`).
 """
 
 from __future__ import annotations
