@@ -137,7 +137,13 @@ class SimulatedSession:
     config: dict[str, Any] = field(default_factory=dict)
     webhooks: tuple[WebhookTarget, ...] | None = None
     statuses: list[dict[str, Any]] = field(default_factory=list)
-    messages: dict[str, dict[str, Any]] = field(default_factory=dict)
+    messages: dict[str, dict[str, Any]] = field(default_factory=dict)  # by serialized id
+    raw_ids: dict[str, str] = field(default_factory=dict)  # bare id -> serialized id
+
+    def find_message(self, message_id: str) -> dict[str, Any] | None:
+        """A sent message by its serialized or bare id, whatever chat it was filed under."""
+        serialized = self.raw_ids.get(_raw_id(message_id))
+        return None if serialized is None else self.messages.get(serialized)
 
     def set_status(self, status: str) -> None:
         self.status = status
@@ -577,7 +583,7 @@ class ProviderSimulator:
             "ack": 0 if timelocked else 1,
             "ackName": "PENDING" if timelocked else "SERVER",
         }
-        self._store(session, raw_id, message)
+        self._store(session, raw_id, message_id, message)
         # Recorded even when it fails later: the API accepted it, as a real provider's would. The
         # caller's id is kept even where the session ignored it: duplicates are counted by intent.
         self.ledger.record(
@@ -597,13 +603,18 @@ class ProviderSimulator:
             self._schedule_follow_ups(session, filed, message_id)
         return raw_id, message
 
-    def _store(self, session: SimulatedSession, raw_id: str, message: dict[str, Any]) -> None:
-        """Keep a sent message for lookups, by its bare id (WAHA engines look messages up by it)."""
-        if raw_id not in session.messages:
+    def _store(
+        self, session: SimulatedSession, raw_id: str, message_id: str, message: dict[str, Any]
+    ) -> None:
+        """Keep a sent message for lookups, by its serialized id and by its bare id (GOWS looks a
+        message up by the bare id alone)."""
+        if message_id not in session.messages:
             self._stored += 1
-        session.messages[raw_id] = message
+        session.messages[message_id] = message
+        session.raw_ids[raw_id] = message_id
         if self._stored > self.settings.max_messages and session.messages:
-            session.messages.pop(next(iter(session.messages)))
+            oldest = session.messages.pop(next(iter(session.messages)))
+            session.raw_ids.pop(_raw_id(oldest["id"]), None)
             self._stored -= 1
 
     def _schedule_follow_ups(self, session: SimulatedSession, chat: str, message_id: str) -> None:
@@ -624,7 +635,7 @@ class ProviderSimulator:
         self, session: SimulatedSession, chat: str, message_id: str, ack: int, name: str
     ) -> Callable[[], dict[str, Any]]:
         def build() -> dict[str, Any]:
-            stored = session.messages.get(_raw_id(message_id))
+            stored = session.messages.get(message_id)
             if stored is not None and stored["ack"] < ack:
                 stored["ack"], stored["ackName"] = ack, name
             group = chat.endswith("@g.us")
@@ -648,7 +659,7 @@ class ProviderSimulator:
     ) -> Callable[[], dict[str, Any]]:
         def build() -> dict[str, Any]:
             self._start_timelock(session)  # the session.status WORKING + reachoutTimelock follows
-            stored = session.messages.get(_raw_id(message_id))
+            stored = session.messages.get(message_id)
             if stored is not None:
                 stored["ack"], stored["ackName"] = -1, "ERROR"
             timelock = session.reachout_timelock or {}
@@ -879,7 +890,7 @@ class ProviderSimulator:
         if session.lookup_store_missing:
             return _waha_error(400, NOWEB_STORE_MISSING, "Bad Request")
         chat = request.match_info["chat_id"]
-        message = session.messages.get(_raw_id(request.match_info["message_id"]))
+        message = session.find_message(request.match_info["message_id"])
         if message is None or (chat != "all" and message["to"] != chat):
             return _waha_error(404, "Message not found", "Not Found")
         return web.json_response(message)
