@@ -1,4 +1,5 @@
-"""A WhatsApp provider simulator speaking WAHA's HTTP API, with a ledger of every accepted send.
+"""A WhatsApp provider simulator speaking WAHA's HTTP API (and wuzapi's), with a ledger of every accepted
+send and per-session modes that imitate each provider's quirks.
 
 `make run` starts it as a process (`python -m libs.provider_simulator`); tests and benchmarks run it in
 their own event loop with `run_simulator(...)`.

@@ -5,13 +5,16 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
 class LedgerEntry:
-    """One accepted send. `client_id` is the id the caller chose (WAHA's pre-generated `id`), if any."""
+    """One accepted send. `client_id` is the id the caller chose (WAHA's pre-generated `id`, wuzapi's
+    `Id`), if any, even where the session ignored it. `api` is the API it came through ("waha" or
+    "wuzapi"); `details` what the provider was given beyond the text (mimetype, filename, a reaction's
+    target), so tests can check media reached the provider in the shape it wants."""
 
     seq: int
     session: str
@@ -20,6 +23,8 @@ class LedgerEntry:
     client_id: str | None
     provider_id: str
     at: float  # epoch seconds
+    api: str = "waha"
+    details: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -30,6 +35,8 @@ class LedgerEntry:
             "client_id": self.client_id,
             "provider_id": self.provider_id,
             "at": self.at,
+            "api": self.api,
+            "details": dict(self.details),
         }
 
 
@@ -46,10 +53,20 @@ class Ledger:
         self._duplicates: set[str] = set()
 
     def record(
-        self, *, session: str, chat_id: str, kind: str, client_id: str | None, provider_id: str
+        self,
+        *,
+        session: str,
+        chat_id: str,
+        kind: str,
+        client_id: str | None,
+        provider_id: str,
+        api: str = "waha",
+        details: dict[str, str] | None = None,
     ) -> LedgerEntry:
         seq = len(self._entries) + 1
-        entry = LedgerEntry(seq, session, chat_id, kind, client_id, provider_id, time.time())
+        entry = LedgerEntry(
+            seq, session, chat_id, kind, client_id, provider_id, time.time(), api, dict(details or {})
+        )
         self._entries.append(entry)
         if client_id is not None:
             seen = self._per_client.get(client_id, 0) + 1
@@ -85,6 +102,7 @@ class Ledger:
             "count": len(self._entries),
             "by_session": dict(Counter(entry.session for entry in self._entries)),
             "by_kind": dict(Counter(entry.kind for entry in self._entries)),
+            "by_api": dict(Counter(entry.api for entry in self._entries)),
             "with_client_id": sum(self._per_client.values()),
             "duplicates": duplicates,
             "duplicate_sends": sum(count - 1 for count in duplicates.values()),

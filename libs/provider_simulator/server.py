@@ -11,7 +11,10 @@ The webhook bodies follow WAHA's own DTOs (devlikeapro/waha `src/structures/webh
 `WAHAWebhook`, `WAMessageAckBody`, `WASessionStatusBody`; `src/core/abc/session.abc.ts` for how
 `session.status` carries the reach-out time-lock).
 
-Control routes live under `/_sim/` (see `ProviderSimulator._routes`).
+Per-session quirk modes imitate the providers' oddities (ignored client ids, `@lid` filing, empty
+answers, a 500 after the message left, TurboZap's wrapped 500, NOWEB without its store; outcomes.py), and
+wuzapi's API is served on the same sessions (wuzapi.py). Control routes live under `/_sim/` (see
+`ProviderSimulator._routes`).
 """
 
 from __future__ import annotations
@@ -34,8 +37,16 @@ from typing import Any
 from aiohttp import web
 
 from libs.provider_simulator.ledger import Ledger
+from libs.provider_simulator.outcomes import (
+    NOWEB_STORE_MISSING,
+    Answer,
+    Refusal,
+    SendOutcome,
+    turbozap_500_body,
+)
 from libs.provider_simulator.settings import SimulatorSettings
 from libs.provider_simulator.webhooks import WebhookSender, WebhookTarget
+from libs.provider_simulator.wuzapi import WUZAPI_PREFIXES, WuzapiApi
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -60,6 +71,8 @@ _STATUS_POINTS = 3
 _TIMELOCK_S = 6 * 3600
 # The group member whose receipts the simulator reports for a message sent to a group.
 _GROUP_PARTICIPANT = "5511900000001@c.us"
+# WAHA's `MessageCappingStatus` (devlikeapro/waha 2026.8.1 `src/structures/sessions.dto.ts`).
+CAPPING_STATUSES = ("NONE", "FIRST_WARNING", "SECOND_WARNING", "CAPPED")
 
 
 def _now_iso() -> str:
@@ -75,6 +88,21 @@ def _event_id() -> str:
         value, index = divmod(value, 32)
         chars.append(_CROCKFORD[index])
     return "evt_" + "".join(reversed(chars)).lower()
+
+
+def _raw_id(message_id: str) -> str:
+    """The bare message id of a serialized one (`true_<chat>_<id>`); a bare id as it is (WAHA's
+    `parseMessageIdSerialized(id, soft=true)`)."""
+    match = _SERIALIZED.match(message_id)
+    return match.group(3) if match else message_id
+
+
+def _lid_of(chat: str) -> str:
+    """A stable fake `@lid` for a person's chat (groups and other ids stay as they are)."""
+    if not chat.endswith(("@c.us", "@s.whatsapp.net")):
+        return chat
+    digits = int(hashlib.sha256(chat.split("@", 1)[0].encode()).hexdigest()[:13], 16) % 10**15
+    return f"{digits:015d}@lid"
 
 
 def _me_id(session: str) -> str:
@@ -94,13 +122,28 @@ class SimulatedSession:
     fail_status: int = 500
     timelock_next: int = 0
     timelock_ack_next: int = 0
+    # Provider quirks (README "Quirk modes"): modes stay until changed, counters apply to the next N sends.
+    ignore_client_id: bool = False
+    lid_filing: bool = False
+    lookup_store_missing: bool = False
+    empty_body_next: int = 0
+    error_after_send_next: int = 0
+    wrapped_500_next: int = 0
     # WAHA's `ReachoutTimelockData` once a 463 was met (null until then, as WAHA's `me.reachoutTimelock`).
     reachout_timelock: dict[str, Any] | None = None
+    # WAHA's `MessageCappingData` once set or fetched (null until then, as WAHA's `me.messageCapping`).
+    capping: dict[str, Any] | None = None
     # WAHA's session `config` as last set, and the webhooks parsed from it (None: the global webhook).
     config: dict[str, Any] = field(default_factory=dict)
     webhooks: tuple[WebhookTarget, ...] | None = None
     statuses: list[dict[str, Any]] = field(default_factory=list)
-    messages: dict[str, dict[str, Any]] = field(default_factory=dict)
+    messages: dict[str, dict[str, Any]] = field(default_factory=dict)  # by serialized id
+    raw_ids: dict[str, str] = field(default_factory=dict)  # bare id -> serialized id
+
+    def find_message(self, message_id: str) -> dict[str, Any] | None:
+        """A sent message by its serialized or bare id, whatever chat it was filed under."""
+        serialized = self.raw_ids.get(_raw_id(message_id))
+        return None if serialized is None else self.messages.get(serialized)
 
     def set_status(self, status: str) -> None:
         self.status = status
@@ -108,10 +151,14 @@ class SimulatedSession:
         del self.statuses[:-_STATUS_POINTS]
 
     def me_json(self) -> dict[str, Any]:
-        me: dict[str, Any] = {"id": self.me, "pushName": f"Simulator {self.name}"}
-        if self.reachout_timelock is not None:
-            me["reachoutTimelock"] = dict(self.reachout_timelock)
-        return me
+        # GOWS/NOWEB `getSessionMeInfo` always carry both keys, null until known (devlikeapro/waha
+        # 2026.8.1 `src/structures/sessions.dto.ts` MeInfo; engines' `getSessionMeInfo`).
+        return {
+            "id": self.me,
+            "pushName": f"Simulator {self.name}",
+            "reachoutTimelock": None if self.reachout_timelock is None else dict(self.reachout_timelock),
+            "messageCapping": None if self.capping is None else dict(self.capping),
+        }
 
     def waha_json(self) -> dict[str, Any]:
         return {
@@ -132,6 +179,13 @@ class SimulatedSession:
             "fail_status": self.fail_status,
             "timelock_next": self.timelock_next,
             "timelock_ack_next": self.timelock_ack_next,
+            "ignore_client_id": self.ignore_client_id,
+            "lid_filing": self.lid_filing,
+            "lookup_store_missing": self.lookup_store_missing,
+            "empty_body_next": self.empty_body_next,
+            "error_after_send_next": self.error_after_send_next,
+            "wrapped_500_next": self.wrapped_500_next,
+            "capping": self.capping,
             "timelocked": bool(self.reachout_timelock and self.reachout_timelock["isActive"]),
             "webhooks": None if self.webhooks is None else [w.url for w in self.webhooks],
             "banned": self.status == "FAILED",
@@ -165,6 +219,8 @@ class ProviderSimulator:
         self.settings = settings or SimulatorSettings()
         self.ledger = Ledger()
         self.sessions: dict[str, SimulatedSession] = {}
+        # wuzapi `token` -> session name (a token not bound here names its session directly).
+        self.wuzapi_tokens: dict[str, str] = {}
         self.webhooks = self._new_sender()
         self._random = random.Random(self.settings.seed)
         self._ids = itertools.count(1)
@@ -230,41 +286,115 @@ class ProviderSimulator:
         *,
         latency_ms: int | None = None,
         fail_next: int | None = None,
+        error_before_send_next: int | None = None,
         fail_status: int | None = None,
         timelock_next: int | None = None,
         timelock_ack_next: int | None = None,
         banned: bool | None = None,
+        ignore_client_id: bool | None = None,
+        lid_filing: bool | None = None,
+        lookup_store_missing: bool | None = None,
+        empty_body_next: int | None = None,
+        error_after_send_next: int | None = None,
+        wrapped_500_next: int | None = None,
+        capping_status: str | None = None,
+        quota_used: int | None = None,
+        quota_total: int | None = None,
+        wuzapi_token: str | None = None,
     ) -> SimulatedSession:
-        """Set what the next sends of `name` meet: added latency, N transient failures (500, 503 or 429),
-        N answers of error 463 (GOWS: in the answer), N sends accepted and then failed by an ERROR ack
-        with error 463 (NOWEB: in a webhook), or a ban (status FAILED)."""
+        """Set what the next sends of `name` meet: added latency, N transient failures before the message
+        leaves (`fail_next`, alias `error_before_send_next`: 500, 503 or 429, not recorded), N answers of
+        error 463 (GOWS: in the answer), N sends accepted and then failed by an ERROR ack with error 463
+        (NOWEB: in a webhook), a ban (status FAILED), and the provider quirks: our id ignored, sent
+        messages filed under an `@lid` chat, lookups refused for want of a store, N accepted sends
+        answered with an empty body or with a 500, N sends refused with TurboZap's wrapped 500 (a 463 in
+        disguise), the capping level and quota, and a wuzapi token bound to the session."""
         if fail_status is not None and fail_status not in _TRANSIENT_STATUSES:
             raise BadRequest(f"fail_status must be one of {list(_TRANSIENT_STATUSES)}")
+        if capping_status is not None and capping_status not in CAPPING_STATUSES:
+            raise BadRequest(f"capping_status must be one of {list(CAPPING_STATUSES)}")
         counts = {
             "latency_ms": latency_ms,
             "fail_next": fail_next,
+            "error_before_send_next": error_before_send_next,
             "timelock_next": timelock_next,
             "timelock_ack_next": timelock_ack_next,
+            "empty_body_next": empty_body_next,
+            "error_after_send_next": error_after_send_next,
+            "wrapped_500_next": wrapped_500_next,
+            "quota_used": quota_used,
         }
-        for label, value in counts.items():
-            if value is not None and value < 0:
-                raise BadRequest(f"{label} must not be negative")
+        negative = sorted(key for key, value in counts.items() if value is not None and value < 0)
+        if negative:
+            raise BadRequest(f"must not be negative: {', '.join(negative)}")
+        if quota_total is not None and quota_total < -1:
+            raise BadRequest("quota_total must be -1 (no cap) or more")
+        if wuzapi_token is not None and not wuzapi_token:
+            raise BadRequest("wuzapi_token must not be empty")
         session = self.session(name)
         if latency_ms is not None:
             session.latency_ms = latency_ms
-        if fail_next is not None:
-            session.fail_next = fail_next
+        for pending in (fail_next, error_before_send_next):
+            if pending is not None:
+                session.fail_next = pending
         if fail_status is not None:
             session.fail_status = fail_status
         if timelock_next is not None:
             session.timelock_next = timelock_next
         if timelock_ack_next is not None:
             session.timelock_ack_next = timelock_ack_next
+        if ignore_client_id is not None:
+            session.ignore_client_id = ignore_client_id
+        if lid_filing is not None:
+            session.lid_filing = lid_filing
+        if lookup_store_missing is not None:
+            session.lookup_store_missing = lookup_store_missing
+        if empty_body_next is not None:
+            session.empty_body_next = empty_body_next
+        if error_after_send_next is not None:
+            session.error_after_send_next = error_after_send_next
+        if wrapped_500_next is not None:
+            session.wrapped_500_next = wrapped_500_next
+        if capping_status is not None or quota_used is not None or quota_total is not None:
+            capping = self.capping_of(session)
+            if capping_status is not None:
+                capping["cappingStatus"] = capping_status
+            if quota_used is not None:
+                capping["usedQuota"] = quota_used
+            if quota_total is not None:
+                capping["totalQuota"] = quota_total
+        if wuzapi_token is not None:
+            self.wuzapi_tokens[wuzapi_token] = name
         if banned is True:
             self.ban(name)
         elif banned is False and session.status != "WORKING":
             self._change_status(session, "WORKING")
         return session
+
+    @staticmethod
+    def capping_of(session: SimulatedSession) -> dict[str, Any]:
+        """The session's WAHA `MessageCappingData`, NONE with no cap (totalQuota -1) until set."""
+        if session.capping is None:
+            session.capping = {
+                "cappingStatus": "NONE",
+                "totalQuota": -1,
+                "usedQuota": 0,
+                "cycleStart": None,
+                "cycleEnd": None,
+                "mvStatus": None,
+                "oteStatus": None,
+            }
+        return session.capping
+
+    def session_of_token(self, token: str) -> SimulatedSession | None:
+        """The session a wuzapi `token` stands for: the one it was bound to (`wuzapi_token`), else the
+        session named like the token; None for a token that can name no session."""
+        name = self.wuzapi_tokens.get(token)
+        if name is None:
+            if not _SESSION_NAME.match(token):
+                return None
+            name = token
+        return self.session(name)
 
     def ban(self, name: str) -> SimulatedSession:
         """Ban `name`: its sends fail as WAHA fails them; a `session.status` FAILED webhook goes out."""
@@ -274,10 +404,11 @@ class ProviderSimulator:
         return session
 
     def reset_session(self, name: str) -> SimulatedSession:
-        """Back to WORKING with no latency, pending failures or active time-lock (stored messages and
-        the session's webhooks stay)."""
+        """Back to WORKING with no latency, pending failures or active time-lock (stored messages, the
+        session's webhooks, its quirk modes and its capping stay)."""
         session = self.session(name)
         session.latency_ms = session.fail_next = session.timelock_next = session.timelock_ack_next = 0
+        session.empty_body_next = session.error_after_send_next = session.wrapped_500_next = 0
         session.fail_status = 500
         if session.status != "WORKING":
             self._change_status(session, "WORKING")
@@ -328,8 +459,9 @@ class ProviderSimulator:
         return () if default is None else (default,)
 
     def reset(self) -> None:
-        """Forget every session, message and ledger entry."""
+        """Forget every session, token binding, message and ledger entry."""
         self.sessions.clear()
+        self.wuzapi_tokens.clear()
         self.ledger.clear()
         self._stored = 0
 
@@ -375,42 +507,68 @@ class ProviderSimulator:
     def _new_message_id(self) -> str:
         return f"3EB0{self._id_prefix}{next(self._ids):010X}"
 
-    async def _gate(self, session: SimulatedSession) -> web.Response | None:
-        """What stands between a send and acceptance, in WAHA's own error shapes."""
+    async def submit(
+        self,
+        session: SimulatedSession,
+        chat: str,
+        kind: str,
+        client_id: str | None,
+        content: str | None,
+        *,
+        api: str = "waha",
+        details: dict[str, str] | None = None,
+    ) -> SendOutcome:
+        """One send through any API: refused before it left, or accepted (stored, recorded in the
+        ledger, acks scheduled) and then answered as the session's quirks say."""
         if session.latency_ms:
             await asyncio.sleep(session.latency_ms / 1000)
+        refused = self._gate(session)
+        if refused is not None:
+            return refused
+        raw_id, message = self._accept(session, chat, kind, client_id, content, api=api, details=details)
+        answer = Answer.NORMAL
+        if session.error_after_send_next:
+            session.error_after_send_next -= 1
+            answer = Answer.ERROR_AFTER_SEND
+        elif session.empty_body_next:
+            session.empty_body_next -= 1
+            answer = Answer.EMPTY_BODY
+        return SendOutcome(message=message, raw_id=raw_id, answer=answer)
+
+    def _gate(self, session: SimulatedSession) -> SendOutcome | None:
+        """What refuses a send before it leaves (nothing is recorded)."""
         if session.status != "WORKING":
-            return web.json_response(
-                {
-                    "error": "Session status is not as expected. Try again later or restart the session",
-                    "session": session.name,
-                    "status": session.status,
-                    "expected": ["WORKING"],
-                },
-                status=422,
-            )
+            return SendOutcome(Refusal.NOT_WORKING, 422)
         if session.fail_next:
             session.fail_next -= 1
-            if session.fail_status == 429:
-                return web.json_response(
-                    {"statusCode": 429, "message": "ThrottlerException: Too Many Requests"},
-                    status=429,
-                    headers={"Retry-After": "1"},
-                )
-            if session.fail_status == 503:
-                return _waha_error(503, "Service Unavailable", "Service Unavailable")
-            return _exception_500("simulated transient failure")
+            return SendOutcome(Refusal.TRANSIENT, session.fail_status)
         if session.timelock_next:
             session.timelock_next -= 1
             self._start_timelock(session)
-            return _exception_500("2 UNKNOWN: server returned error 463", "server returned error 463")
+            return SendOutcome(Refusal.TIMELOCK)
+        if session.wrapped_500_next:
+            # TurboZap answers a 463 with its generic 500; the time-lock itself is just as real.
+            session.wrapped_500_next -= 1
+            self._start_timelock(session)
+            return SendOutcome(Refusal.WRAPPED_500)
         return None
 
     def _accept(
-        self, session: SimulatedSession, chat: str, kind: str, client_id: str | None, body: str | None
-    ) -> dict[str, Any]:
-        raw_id = client_id or self._new_message_id()
-        message_id = f"true_{chat}_{raw_id}"
+        self,
+        session: SimulatedSession,
+        chat: str,
+        kind: str,
+        client_id: str | None,
+        body: str | None,
+        *,
+        api: str,
+        details: dict[str, str] | None,
+    ) -> tuple[str, dict[str, Any]]:
+        # `ignore_client_id`: WEBJS and older releases drop the caller's id and pick their own.
+        raw_id = (None if session.ignore_client_id else client_id) or self._new_message_id()
+        # `lid_filing`: GOWS/NOWEB may file the chat under the contact's `@lid`, and say so in the id.
+        filed = _lid_of(chat) if session.lid_filing else chat
+        message_id = f"true_{filed}_{raw_id}"
         now = time.time()
         # A time-lock met after acceptance: the answer says PENDING, an ERROR ack follows (NOWEB).
         timelocked = kind != "reaction" and session.timelock_ack_next > 0
@@ -419,31 +577,44 @@ class ProviderSimulator:
             "timestamp": int(now),
             "from": session.me,
             "fromMe": True,
-            "to": chat,
+            "to": filed,
             "body": body or "",
             "hasMedia": kind not in ("text", "reaction"),
             "ack": 0 if timelocked else 1,
             "ackName": "PENDING" if timelocked else "SERVER",
         }
-        self._store(session, message_id, message)
-        # Recorded even when it fails later: the API accepted it, as a real provider's would.
+        self._store(session, raw_id, message_id, message)
+        # Recorded even when it fails later: the API accepted it, as a real provider's would. The
+        # caller's id is kept even where the session ignored it: duplicates are counted by intent.
         self.ledger.record(
-            session=session.name, chat_id=chat, kind=kind, client_id=client_id, provider_id=message_id
+            session=session.name,
+            chat_id=chat,
+            kind=kind,
+            client_id=client_id,
+            provider_id=message_id,
+            api=api,
+            details=details,
         )
         if timelocked:
             session.timelock_ack_next -= 1
-            error_ack = self._timelock_ack_builder(session, chat, message_id)
+            error_ack = self._timelock_ack_builder(session, filed, message_id)
             self._emit(max(self.settings.server_ack_ms, 0) / 1000, session, error_ack)
         elif kind != "reaction":
-            self._schedule_follow_ups(session, chat, message_id)
-        return message
+            self._schedule_follow_ups(session, filed, message_id)
+        return raw_id, message
 
-    def _store(self, session: SimulatedSession, message_id: str, message: dict[str, Any]) -> None:
+    def _store(
+        self, session: SimulatedSession, raw_id: str, message_id: str, message: dict[str, Any]
+    ) -> None:
+        """Keep a sent message for lookups, by its serialized id and by its bare id (GOWS looks a
+        message up by the bare id alone)."""
         if message_id not in session.messages:
             self._stored += 1
         session.messages[message_id] = message
+        session.raw_ids[raw_id] = message_id
         if self._stored > self.settings.max_messages and session.messages:
-            session.messages.pop(next(iter(session.messages)))
+            oldest = session.messages.pop(next(iter(session.messages)))
+            session.raw_ids.pop(_raw_id(oldest["id"]), None)
             self._stored -= 1
 
     def _schedule_follow_ups(self, session: SimulatedSession, chat: str, message_id: str) -> None:
@@ -556,6 +727,7 @@ class ProviderSimulator:
             web.get("/api/sessions", self._list_sessions),
             web.post("/api/sessions", self._create_session),
             web.get("/api/sessions/{session}", self._get_session),
+            web.get("/api/sessions/{session}/capping", self._get_capping),
             web.put("/api/sessions/{session}", self._update_session),
             web.post("/api/sessions/{session}/start", self._start_session),
             web.post("/api/sessions/{session}/stop", self._stop_session),
@@ -573,11 +745,15 @@ class ProviderSimulator:
             web.get("/_sim/ledger", self._sim_ledger),
             web.delete("/_sim/ledger", self._sim_clear_ledger),
             web.get("/_sim/webhooks", self._sim_webhooks),
+            # wuzapi mode: the same sessions behind wuzapi's API (token auth, see wuzapi.py).
+            *WuzapiApi(self).routes(),
         ]
 
     @web.middleware
     async def _errors_middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path != "/ping" and not self._authorized(request):
+        # /ping is open; wuzapi's routes check their own `token`.
+        open_path = request.path == "/ping" or request.path.startswith(WUZAPI_PREFIXES)
+        if not open_path and not self._authorized(request):
             return web.json_response({"message": "Unauthorized", "statusCode": 401}, status=401)
         try:
             return await handler(request)
@@ -637,10 +813,9 @@ class ProviderSimulator:
                 caption = body.get("caption")
                 content = caption if isinstance(caption, str) else None
             session = self._session_of(body)
-            refusal = await self._gate(session)
-            if refusal is not None:
-                return refusal
-            return web.json_response(self._accept(session, chat, kind, client_id, content), status=201)
+            details = {} if kind == "text" else _file_details(body["file"])
+            outcome = await self.submit(session, chat, kind, client_id, content, details=details)
+            return self._waha_answer(session, kind, outcome, status=201)
 
         return handle
 
@@ -655,21 +830,77 @@ class ProviderSimulator:
         session = self._session_of(body)
         match = _SERIALIZED.match(target)
         chat = match.group(2) if match else ""
-        refusal = await self._gate(session)
-        if refusal is not None:
-            return refusal
-        message = self._accept(session, chat, "reaction", None, reaction)
-        return web.json_response({"id": message["id"]})
+        details = {"target": target, "reaction": reaction}
+        outcome = await self.submit(session, chat, "reaction", None, reaction, details=details)
+        return self._waha_answer(session, "reaction", outcome, status=200)
+
+    @staticmethod
+    def _waha_answer(
+        session: SimulatedSession, kind: str, outcome: SendOutcome, *, status: int
+    ) -> web.Response:
+        """A send's outcome in WAHA's shapes (a reaction is answered `{id}`, other sends the message)."""
+        if outcome.refusal is Refusal.NOT_WORKING:
+            return web.json_response(
+                {
+                    "error": "Session status is not as expected. Try again later or restart the session",
+                    "session": session.name,
+                    "status": session.status,
+                    "expected": ["WORKING"],
+                },
+                status=422,
+            )
+        if outcome.refusal is Refusal.TRANSIENT:
+            if outcome.status == 429:
+                return web.json_response(
+                    {"statusCode": 429, "message": "ThrottlerException: Too Many Requests"},
+                    status=429,
+                    headers={"Retry-After": "1"},
+                )
+            if outcome.status == 503:
+                return _waha_error(503, "Service Unavailable", "Service Unavailable")
+            return _exception_500("simulated transient failure")
+        if outcome.refusal is Refusal.TIMELOCK:
+            return _exception_500("2 UNKNOWN: server returned error 463", "server returned error 463")
+        if outcome.refusal is Refusal.WRAPPED_500:
+            return web.json_response(turbozap_500_body(kind), status=500)
+        assert outcome.message is not None  # accepted
+        if outcome.answer is Answer.ERROR_AFTER_SEND:
+            return _exception_500("simulated failure after the message left")
+        if outcome.answer is Answer.EMPTY_BODY:
+            return web.Response(status=status)  # WEBJS 2025.6.5: 201 and nothing else
+        if kind == "reaction":
+            return web.json_response({"id": outcome.message["id"]}, status=status)
+        return web.json_response(outcome.message, status=status)
 
     async def _get_message(self, request: web.Request) -> web.Response:
+        """`GET /api/{session}/chats/{chatId}/messages/{messageId}`, `chatId` "all" included.
+
+        WAHA's controller answers 404 "Message not found" when the engine finds nothing (devlikeapro/waha
+        `src/api/chats.controller.ts` `getChatMessage`). With the chat "all" GOWS looks the bare id up
+        across every chat (`getChatMessage` soft-parses the id and searches by `key.id` alone); with a
+        chat, the message must be filed under that chat (NOWEB `store.loadMessage(jid, id)`), so a message
+        filed under an `@lid` is not found under `<digits>@c.us`. NOWEB without its store answers 400."""
         name = request.match_info["session"]
         session = self.sessions.get(name)
         if session is None:
             return _waha_error(404, f"We didn't find a session with name '{name}'", "Not Found")
-        message = session.messages.get(request.match_info["message_id"])
-        if message is None or message["to"] != request.match_info["chat_id"]:
+        if session.lookup_store_missing:
+            return _waha_error(400, NOWEB_STORE_MISSING, "Bad Request")
+        chat = request.match_info["chat_id"]
+        message = session.find_message(request.match_info["message_id"])
+        if message is None or (chat != "all" and message["to"] != chat):
             return _waha_error(404, "Message not found", "Not Found")
         return web.json_response(message)
+
+    async def _get_capping(self, request: web.Request) -> web.Response:
+        """WAHA GOWS `GET /api/sessions/{session}/capping`: the session's `MessageCappingData`
+        {cappingStatus, totalQuota (-1: no cap), usedQuota, cycleStart, cycleEnd, mvStatus, oteStatus}
+        (devlikeapro/waha 2026.8.1, release notes #2186; `src/structures/sessions.dto.ts`)."""
+        name = request.match_info["session"]
+        session = self.sessions.get(name)
+        if session is None:
+            return _waha_error(404, f"We didn't find a session with name '{name}'", "Not Found")
+        return web.json_response(self.capping_of(session))
 
     async def _ping(self, request: web.Request) -> web.Response:
         return web.json_response({"message": "pong"})
@@ -790,6 +1021,17 @@ _BEHAVIOUR_TYPES: dict[str, type] = {
     "timelock_next": int,
     "timelock_ack_next": int,
     "banned": bool,
+    "error_before_send_next": int,
+    "ignore_client_id": bool,
+    "lid_filing": bool,
+    "lookup_store_missing": bool,
+    "empty_body_next": int,
+    "error_after_send_next": int,
+    "wrapped_500_next": int,
+    "capping_status": str,
+    "quota_used": int,
+    "quota_total": int,
+    "wuzapi_token": str,
 }
 
 
@@ -803,6 +1045,14 @@ def _behaviour(body: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
             raise BadRequest(f"{key} must be {expected.__name__}")
     return body
+
+
+def _file_details(file: dict[str, Any]) -> dict[str, str]:
+    """What the ledger keeps of a WAHA `file`: its type and name (never the data)."""
+    details = {"mimetype": str(file["mimetype"])}
+    if isinstance(file.get("filename"), str):
+        details["filename"] = file["filename"]
+    return details
 
 
 def _public_config(config: dict[str, Any]) -> dict[str, Any]:
