@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
 
+from executor_service.application.instances import apply_restriction, instance_for
 from executor_service.application.ports import (
     CapabilitiesOf,
     InstanceDirectory,
@@ -15,7 +16,6 @@ from executor_service.application.ports import (
     MessageSender,
     can_look_up,
 )
-from executor_service.application.instances import apply_restriction, instance_for
 from executor_service.domain.events import MessageFailed
 from executor_service.domain.job import ExecutionStatus, MessageExecutionJob, Random
 from executor_service.domain.outcome import ErrorClass, SendFailed

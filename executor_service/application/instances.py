@@ -164,4 +164,3 @@ class RecordInstanceFactHandler:
                     fact.capping, used=fact.quota_used, total=fact.quota_total, at=at
                 )
         return False
-

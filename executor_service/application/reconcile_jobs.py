@@ -98,9 +98,7 @@ class ReconcileExpiredLeasesHandler:
             report.needs_review += 1
         else:
             try:
-                result = await self._sender.look_up(
-                    job, profile, sent_after=job.claimed_at or job.created_at
-                )
+                result = await self._sender.look_up(job, profile, sent_after=job.claimed_at or job.created_at)
             except SendFailed as failed:
                 # Leave the new lease to expire: the next pass asks again (bounded by max_reconciliations).
                 log.warning(

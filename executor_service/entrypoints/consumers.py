@@ -21,12 +21,12 @@ from executor_service.application.instances import (
     RecordInstanceFactHandler,
 )
 from executor_service.application.record_provider_event import (
+    TIMELOCK_CODE,
     RecordProviderReport,
     RecordProviderReportHandler,
     RecordSendFailure,
     RecordSendFailureHandler,
     ReportedStatus,
-    TIMELOCK_CODE,
 )
 from executor_service.domain.instance import CappingLevel
 from executor_service.domain.job import MessageExecutionJob
@@ -177,7 +177,9 @@ class ProviderEventConsumer:
         occurred = from_timestamp(event.occurred_at, present=event.HasField("occurred_at"))
         return occurred or from_timestamp(event.meta.occurred_at) or self._clock.now()
 
-    async def _report(self, event: provider_events_pb2.ProviderEventReceived, uow: ExecutorUnitOfWork) -> None:
+    async def _report(
+        self, event: provider_events_pb2.ProviderEventReceived, uow: ExecutorUnitOfWork
+    ) -> None:
         status = _REPORTED.get(event.type)
         if status is None or not event.provider_message_id or not event.from_me:
             return  # incoming messages, QR codes: not about our sends
@@ -191,7 +193,9 @@ class ProviderEventConsumer:
         if await self._record(uow, report) and status is not ReportedStatus.SERVER_ACK:
             metrics.DELIVERY_UPDATES.labels(status.value).inc()
 
-    async def _failure(self, event: provider_events_pb2.ProviderEventReceived, uow: ExecutorUnitOfWork) -> None:
+    async def _failure(
+        self, event: provider_events_pb2.ProviderEventReceived, uow: ExecutorUnitOfWork
+    ) -> None:
         if not event.provider_message_id or not event.from_me:
             return  # not one of the instance's own messages
         match = _CLIENT_ID.search(event.provider_message_id)

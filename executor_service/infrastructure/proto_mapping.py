@@ -158,7 +158,9 @@ def health_to_proto(event: ProviderHealthReported) -> provider_events_pb2.Provid
             proto.type = provider_events_pb2.PROVIDER_EVENT_TYPE_REACHOUT_TIMELOCK_LIFTED
         case HealthChange.CAPPING:
             proto.type = provider_events_pb2.PROVIDER_EVENT_TYPE_CAPPING_CHANGED
-            proto.capping_status = enum_to_proto(provider_events_pb2.CappingStatus, CappingLevel(event.capping))
+            proto.capping_status = enum_to_proto(
+                provider_events_pb2.CappingStatus, CappingLevel(event.capping)
+            )
             proto.quota_used = event.quota_used or 0
             proto.quota_total = event.quota_total or 0
     return proto

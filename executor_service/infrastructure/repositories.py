@@ -416,7 +416,9 @@ class SqlAlchemyInstanceRepository:
         query = select(instances).where(
             or_(
                 instances.c.timelocked.is_(True),
-                instances.c.connection_state.in_([s.value for s in (ConnectionState.LOGGED_OUT, ConnectionState.BANNED)]),
+                instances.c.connection_state.in_(
+                    [s.value for s in (ConnectionState.LOGGED_OUT, ConnectionState.BANNED)]
+                ),
             )
         )
         return [_to_instance(row) for row in await self._session.execute(query)]

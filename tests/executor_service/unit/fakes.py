@@ -1,14 +1,12 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Sequence
-from datetime import datetime
-from typing import Any
-
 import itertools
 from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from executor_service.application.ports import ProbeFailed, SendReceipt, profile_of
 from executor_service.domain.controls import Hold, hold_for
