@@ -47,7 +47,8 @@ class CreateExecutionJobHandler:
     ) -> MessageExecutionJob | None:
         if await uow.jobs.intent_has_job(command.intent_id):
             return None
-        return self._add(uow, command, await uow.instances.get(command.instance_id))
+        instances = await uow.instances.get_many([command.instance_id])
+        return self._add(uow, command, instances.get(command.instance_id))
 
     async def create_many(
         self, uow: ExecutorUnitOfWork, commands: Sequence[CreateExecutionJob]
