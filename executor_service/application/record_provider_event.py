@@ -67,6 +67,10 @@ class RecordSendFailure:
     occurred_at: datetime
 
 
+# WhatsApp's reach-out time-lock. It can arrive after the send was accepted: Baileys turns a bad ack into
+# `messages.update` with status ERROR and the code in `messageStubParameters` (WhiskeySockets/Baileys
+# src/Socket/messages-recv.ts, handleBadAck, @a7e39c18), which Evolution forwards; WAHA reports it as
+# `message.ack` with ack -1 (devlikeapro/waha src/structures/enums.dto.ts, WAMessageAck.ERROR, @c0a4b223).
 TIMELOCK_CODE = "463"
 
 
