@@ -2,7 +2,7 @@
 
 Statuses and what moves a job between them:
 
-    PENDING --claim--> PROCESSING --sent--> SENT (terminal)
+    PENDING --claim--> PROCESSING --sent--> SENT (terminal, unless the provider reports the send failed)
     RETRY   --claim--> PROCESSING --transient, attempts left--> RETRY
                                   --transient at max / permanent / restricted / expired--> FAILED
                                   --ambiguous, provider cannot be asked--> NEEDS_REVIEW
