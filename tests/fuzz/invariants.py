@@ -120,7 +120,7 @@ def executor_problems(executor_url: str, gate_url: str) -> list[str]:
         events = outbox_events(connection, executor_messaging)
         rows = connection.execute(select(jobs)).mappings().all()
         # A health probe's findings are the instance's events (ProviderEventReceived), not a job's.
-        probed = set(connection.execute(select(executor_instances.c.instance_id)).scalars())
+        probed: set[str] = set(connection.execute(select(executor_instances.c.instance_id)).scalars())
     with connected(gate_url) as connection:
         approved = {
             row.id: row
