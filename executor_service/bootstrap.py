@@ -13,19 +13,28 @@ from executor_service.application.apply_control import ApplyControlChangeHandler
 from executor_service.application.claim_jobs import ClaimJobsHandler, ClaimNewJobsHandler, ExtendLeasesHandler
 from executor_service.application.create_job import CreateExecutionJobHandler
 from executor_service.application.execute_job import ExecuteJobHandler, RecordOutcomesHandler
+from executor_service.application.instances import ProjectInstanceHandler, RecordInstanceFactHandler
+from executor_service.application.ports import CapabilitiesOf
+from executor_service.application.probe_health import ProbeInstancesHandler
 from executor_service.application.queries import GetJobHandler, ListJobsHandler
 from executor_service.application.reconcile_jobs import ReconcileExpiredLeasesHandler
-from executor_service.application.record_provider_event import RecordProviderReportHandler
+from executor_service.application.record_provider_event import (
+    RecordProviderReportHandler,
+    RecordSendFailureHandler,
+)
 from executor_service.application.retry_job import RetryJobHandler
 from executor_service.config import ExecutorSettings
 from executor_service.domain.retry_policy import RetryPolicy
 from executor_service.entrypoints.consumers import (
     ControlChangedConsumer,
+    InstanceConsumer,
     IntentApprovedConsumer,
     ProviderEventConsumer,
 )
 from executor_service.entrypoints.grpc_servicer import ExecutorServicer
-from executor_service.entrypoints.workers import ExecutionWorker, IdleWorkers, Reconciler
+from executor_service.entrypoints.workers import ExecutionWorker, HealthProbes, IdleWorkers, Reconciler
+from executor_service.infrastructure.health_prober import ProviderHealthProber
+from executor_service.infrastructure.instance_directory import ProjectedInstances
 from executor_service.infrastructure.kill_switch import ProjectedKillSwitch
 from executor_service.infrastructure.proto_mapping import event_to_proto
 from executor_service.infrastructure.provider_directory import ProviderDirectory
@@ -35,10 +44,11 @@ from executor_service.infrastructure.unit_of_work import SqlAlchemyExecutorUnitO
 from libs.bootstrap import Infrastructure, open_infrastructure
 from libs.messaging.consumer import DurableConsumer, Redelivery
 from libs.providers import create_client_session
+from libs.providers.capabilities import capabilities_of
 from libs.rpc.server import ServicerBinding
 from libs.runtime import ServiceParts, Worker
 from libs.seedwork.clock import Clock, SystemClock
-from whatlead.events.v1 import gate_events_pb2, ops_events_pb2, provider_events_pb2
+from whatlead.events.v1 import gate_events_pb2, ops_events_pb2, provider_events_pb2, reputation_events_pb2
 from whatlead.executor.v1 import executor_pb2, executor_pb2_grpc
 
 SERVICE = "executor"
@@ -65,8 +75,10 @@ class Executor:
     servicer: ExecutorServicer
     workers: list[ExecutionWorker]
     reconciler: Reconciler
+    probes: HealthProbes | None  # None: EXECUTOR_PROBE_INTERVAL_SECONDS=0
     consumers: list[DurableConsumer]
     kill_switch: ProjectedKillSwitch
+    instances: ProjectedInstances
     idle_workers: IdleWorkers
     create_job: CreateExecutionJobHandler
     unit_of_work: Callable[[], SqlAlchemyExecutorUnitOfWork]
@@ -78,6 +90,8 @@ class Executor:
             executor_pb2.DESCRIPTOR.services_by_name["ExecutorService"].full_name,
         )
         loops: list[Worker] = [self.infra.outages.watch, self.infra.relay.run, self.reconciler.run]
+        if self.probes is not None:
+            loops.append(self.probes.run)
         loops += [consumer.run for consumer in self.consumers]
         loops += [worker.run for worker in self.workers]
         return ServiceParts(bindings=[binding], workers=loops, close=self.close, outages=self.infra.outages)
@@ -87,7 +101,10 @@ class Executor:
         await self.infra.close()
 
 
-async def assemble(settings: ExecutorSettings, *, clock: Clock | None = None) -> Executor:
+async def assemble(
+    settings: ExecutorSettings, *, clock: Clock | None = None, capabilities: CapabilitiesOf = capabilities_of
+) -> Executor:
+    """`capabilities`: the capability table (tests may pass their own rows)."""
     clock = clock or SystemClock()
     infra = await open_infrastructure(SERVICE, settings, messaging, clock, database_holds="jobs")
     http = create_client_session(limit=settings.http_connections, limit_per_host=settings.http_connections)
@@ -99,6 +116,11 @@ async def assemble(settings: ExecutorSettings, *, clock: Clock | None = None) ->
     )
     sender = ProviderMessageSender(directory, clock)
     kill_switch = ProjectedKillSwitch(infra.sessions, refresh=settings.kill_switch_refresh_seconds)
+    instances = ProjectedInstances(
+        infra.sessions,
+        assumed_timelock=timedelta(seconds=settings.timelock_assumed_seconds),
+        refresh=settings.kill_switch_refresh_seconds,
+    )
     idle_workers = IdleWorkers()
     policy = retry_policy(settings)
     lease = timedelta(seconds=settings.lease_seconds)
@@ -116,7 +138,13 @@ async def assemble(settings: ExecutorSettings, *, clock: Clock | None = None) ->
 
     claim = ClaimJobsHandler(uow, clock, lease=lease)
     execute = ExecuteJobHandler(
-        sender=sender, kill_switch=kill_switch, policy=policy, clock=clock, settle=lease
+        sender=sender,
+        kill_switch=kill_switch,
+        instances=instances,
+        capabilities=capabilities,
+        policy=policy,
+        clock=clock,
+        settle=lease,
     )
     extend = ExtendLeasesHandler(uow, clock, lease=lease)
     record = RecordOutcomesHandler(uow)
@@ -136,10 +164,31 @@ async def assemble(settings: ExecutorSettings, *, clock: Clock | None = None) ->
         for n in range(settings.workers)
     ]
     reconciler = Reconciler(
-        ReconcileExpiredLeasesHandler(uow, sender=sender, policy=policy, clock=clock, lease=lease),
+        ReconcileExpiredLeasesHandler(
+            uow,
+            sender=sender,
+            instances=instances,
+            capabilities=capabilities,
+            policy=policy,
+            clock=clock,
+            lease=lease,
+        ),
         interval=settings.reconcile_interval_seconds,
         outages=infra.outages,
     )
+    probes = None
+    if settings.probe_interval_seconds > 0:
+        probes = HealthProbes(
+            ProbeInstancesHandler(
+                uow,
+                prober=ProviderHealthProber(directory, timeout_seconds=settings.provider_timeout_seconds),
+                clock=clock,
+                interval=timedelta(seconds=settings.probe_interval_seconds),
+                concurrency=settings.probe_concurrency,
+            ),
+            interval=settings.probe_interval_seconds,
+            outages=infra.outages,
+        )
 
     def consumer(
         context: str,
@@ -166,7 +215,7 @@ async def assemble(settings: ExecutorSettings, *, clock: Clock | None = None) ->
             outages=infra.outages,
         )
 
-    create_job = CreateExecutionJobHandler(sender, clock)
+    create_job = CreateExecutionJobHandler(capabilities, clock)
     consumers = [
         consumer(
             "gate",
@@ -196,12 +245,24 @@ async def assemble(settings: ExecutorSettings, *, clock: Clock | None = None) ->
             "executor-provider-events",
             {
                 provider_events_pb2.ProviderEventReceived: ProviderEventConsumer(
-                    RecordProviderReportHandler(clock), clock
+                    RecordProviderReportHandler(clock),
+                    clock,
+                    record_failure=RecordSendFailureHandler(clock),
+                    record_fact=RecordInstanceFactHandler(clock),
                 )
             },
-            None,
+            instances.invalidate,
             # Up to three reports per message sent, none on a message's path: a few per transaction.
             linger=PROVIDER_REPORTS_LINGER_SECONDS,
+        ),
+        consumer(
+            "reputation",
+            "executor-instances",
+            {
+                reputation_events_pb2.InstanceRegistered: InstanceConsumer(ProjectInstanceHandler()),
+                reputation_events_pb2.InstanceChanged: InstanceConsumer(ProjectInstanceHandler()),
+            },
+            None,
         ),
     ]
     servicer = ExecutorServicer(
@@ -210,7 +271,18 @@ async def assemble(settings: ExecutorSettings, *, clock: Clock | None = None) ->
         retry_job=RetryJobHandler(uow, clock),
     )
     return Executor(
-        infra, http, servicer, workers, reconciler, consumers, kill_switch, idle_workers, create_job, uow
+        infra,
+        http,
+        servicer,
+        workers,
+        reconciler,
+        probes,
+        consumers,
+        kill_switch,
+        instances,
+        idle_workers,
+        create_job,
+        uow,
     )
 
 

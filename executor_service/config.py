@@ -50,6 +50,12 @@ class ExecutorSettings(ConsumingServiceSettings):
     pause_recheck_seconds: float = Field(default=60.0, gt=0)
     reconcile_interval_seconds: float = Field(default=2.0, gt=0)
     kill_switch_refresh_seconds: float = Field(default=0.5, gt=0, le=60)
+    # Health probes of every projected instance whose provider offers one (0: off); at most
+    # `probe_concurrency` calls at once per replica, each bounded by the provider timeout.
+    probe_interval_seconds: float = Field(default=60.0, ge=0)
+    probe_concurrency: int = Field(default=8, ge=1, le=256)
+    # A reach-out time-lock (463) whose end nobody reported holds the instance's jobs this long.
+    timelock_assumed_seconds: float = Field(default=3600.0, gt=0)
 
     @model_validator(mode="after")
     def _coherent(self) -> ExecutorSettings:

@@ -8,7 +8,15 @@ from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
 
-from executor_service.application.ports import KillSwitch, MessageSender
+from executor_service.application.instances import apply_restriction, instance_for
+from executor_service.application.ports import (
+    CapabilitiesOf,
+    InstanceDirectory,
+    KillSwitch,
+    MessageSender,
+    can_look_up,
+)
+from executor_service.domain.events import MessageFailed
 from executor_service.domain.job import ExecutionStatus, MessageExecutionJob, Random
 from executor_service.domain.outcome import ErrorClass, SendFailed
 from executor_service.domain.ports import ExecutorUnitOfWork
@@ -28,6 +36,7 @@ class Outcome(StrEnum):
     NEEDS_REVIEW = "NEEDS_REVIEW"
     AMBIGUOUS = "AMBIGUOUS"  # kept PROCESSING until it settles, then reconciled
     PAUSED = "PAUSED"  # held by the kill-switch, no provider call
+    HELD = "HELD"  # held by a restriction of the instance (time-lock, logged out, banned), no provider call
     EXPIRED = "EXPIRED"
     LEASE_LOST = "LEASE_LOST"  # another worker took over meanwhile: our outcome was not written
     REFUSED = "REFUSED"  # the store refused the outcome's data: kept PROCESSING, the reconciler settles it
@@ -50,16 +59,20 @@ class ExecuteJob:
 
 
 class ExecuteJobHandler:
-    """Runs one claimed job: the intent's validity, then the kill-switch, right before the provider call;
-    then SENT, RETRY (backoff), FAILED (permanent, restricted, or out of attempts) or, when the request may
-    have left, a settle period before reconciliation. Never decides anything else. The outcome is applied
-    to the job, not written: RecordOutcomes writes a whole batch of them in one transaction."""
+    """Runs one claimed job: the intent's validity, the kill-switch, then the instance's restrictions (a
+    time-locked, logged-out or banned instance is not called), right before the provider call; then SENT,
+    RETRY (backoff), FAILED (permanent, restricted, or out of attempts) or, when the request may have
+    left, a settle period before reconciliation where the capability table says the provider can be asked
+    (NEEDS_REVIEW where it cannot). Never decides anything else. The outcome is applied to the job, not
+    written: RecordOutcomes writes a whole batch of them in one transaction."""
 
     def __init__(
         self,
         *,
         sender: MessageSender,
         kill_switch: KillSwitch,
+        instances: InstanceDirectory,
+        capabilities: CapabilitiesOf,
         policy: RetryPolicy,
         clock: Clock,
         settle: timedelta,
@@ -67,6 +80,8 @@ class ExecuteJobHandler:
     ) -> None:
         self._sender = sender
         self._kill_switch = kill_switch
+        self._instances = instances
+        self._capabilities = capabilities
         self._policy = policy
         self._clock = clock
         self._settle = settle
@@ -87,14 +102,20 @@ class ExecuteJobHandler:
         if hold is not None:
             job.hold(until=self._policy.paused_until(now, hold.until), now=now)
             return Outcome.PAUSED
+        restricted = await self._instances.hold_for(job.instance_id, now)
+        if restricted is not None:
+            # Like a pause: woken when the restriction lifts, else re-checked; the intent's expiry ends it.
+            job.hold(until=self._policy.paused_until(now, restricted.until), now=now)
+            return Outcome.HELD
         try:
             receipt = await self._sender.send(job)
         except SendFailed as failed:
             now = self._clock.now()
             if failed.error.error_class is ErrorClass.AMBIGUOUS:
+                capabilities = self._capabilities(await self._instances.profile_of(job))
                 job.record_ambiguous(
                     failed.error,
-                    reconcilable=self._sender.can_look_up(job.provider),
+                    reconcilable=can_look_up(capabilities, job),
                     settle=self._settle,
                     now=now,
                 )
@@ -167,4 +188,21 @@ class RecordOutcomesHandler:
             for job in jobs:
                 uow.jobs.save(job)
                 uow.track(job)
+                await _record_restriction(uow, job)
             await uow.commit()
+
+
+async def _record_restriction(uow: ExecutorUnitOfWork, job: MessageExecutionJob) -> None:
+    """A send refused for a restriction of the instance (a 463, logged out, banned) holds its other jobs
+    too: the fact goes into the instance projection in the same transaction as the job's failure."""
+    for event in job.pending_events:
+        if isinstance(event, MessageFailed) and event.error.restriction is not None:
+            instance = await instance_for(
+                uow,
+                instance_id=job.instance_id,
+                organization_id=job.organization_id,
+                provider=job.provider,
+                ref=job.provider_instance_ref,
+            )
+            if apply_restriction(instance, event.error):
+                uow.instances.save(instance)

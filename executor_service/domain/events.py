@@ -56,3 +56,20 @@ class MessageDeliveryStatusChanged(JobEvent):
     provider_message_id: str
     status: str  # DeliveryStatus value: DELIVERED or READ
     status_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProviderHealthReported(DomainEvent):
+    """A health probe found an instance's provider-side state changed since the last report. Published as
+    the gateway's ProviderEventReceived (origin PROBE), so every consumer applies it like a webhook."""
+
+    instance_id: str
+    provider: Provider
+    provider_instance_ref: str
+    change: str  # instance.HealthChange value: which fact changed
+    connection_state: str  # ConnectionState value, "" unknown
+    connection_reason: str
+    timelock_until: datetime | None
+    capping: str  # instance.CappingLevel value, "" unknown
+    quota_used: int | None
+    quota_total: int | None

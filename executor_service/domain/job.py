@@ -2,15 +2,18 @@
 
 Statuses and what moves a job between them:
 
-    PENDING --claim--> PROCESSING --sent--> SENT (terminal)
+    PENDING --claim--> PROCESSING --sent--> SENT (terminal, unless the provider reports the send failed)
     RETRY   --claim--> PROCESSING --transient, attempts left--> RETRY
                                   --transient at max / permanent / restricted / expired--> FAILED
                                   --ambiguous, provider cannot be asked--> NEEDS_REVIEW
-                                  --held by the kill-switch--> back to PENDING/RETRY, attempt not spent
+                                  --held by the kill-switch or a restricted instance--> back to
+                                    PENDING/RETRY, attempt not spent
     PROCESSING with an expired lease --rescue, reconcile--> SENT (found) | RETRY (provably absent)
-                                                             | NEEDS_REVIEW (cannot be asked)
+                                                             | NEEDS_REVIEW (cannot be asked, or the
+                                                               lookup proves nothing)
     FAILED / NEEDS_REVIEW --operator's retry--> PENDING (a new round of attempts)
     NEEDS_REVIEW --provider reports the message (delivery webhook)--> SENT
+    SENT / PROCESSING / NEEDS_REVIEW --provider reports the send failed (ERROR ack)--> FAILED
 """
 
 from __future__ import annotations
@@ -76,6 +79,11 @@ class DeliveryStatus(StrEnum):
     READ = "READ"
 
 
+# Where a send may have left: what a later ERROR ack about it can fail.
+_FAILS_AFTER_SEND = frozenset(
+    {ExecutionStatus.SENT, ExecutionStatus.PROCESSING, ExecutionStatus.NEEDS_REVIEW}
+)
+
 _DELIVERY_RANK = {DeliveryStatus.NONE: 0, DeliveryStatus.DELIVERED: 1, DeliveryStatus.READ: 2}
 
 
@@ -83,7 +91,8 @@ class Reconciliation(StrEnum):
     """What a worker learnt about a job whose outcome was unknown."""
 
     FOUND = "FOUND"  # the provider has the message: it was sent
-    ABSENT = "ABSENT"  # the provider says it never got it: safe to send again
+    ABSENT = "ABSENT"  # the provider proves it never got it: safe to send again
+    INCONCLUSIVE = "INCONCLUSIVE"  # asked, but the answer proves nothing (a miss is no proof there)
     UNSUPPORTED = "UNSUPPORTED"  # the provider cannot be asked
 
 
@@ -109,6 +118,7 @@ class MessageExecutionJob(AggregateRoot):
     delivery_status: DeliveryStatus
     held_by_pause: bool  # waiting for a kill-switch to lift: woken at once on resume
     lease_expirations: int  # how often a worker died (or hung) holding this job
+    claimed_at: datetime | None  # when the latest attempt was claimed: a lookup searches from there
     expires_at: datetime | None
     created_at: datetime
     updated_at: datetime
@@ -156,6 +166,7 @@ class MessageExecutionJob(AggregateRoot):
             delivery_status=DeliveryStatus.NONE,
             held_by_pause=False,
             lease_expirations=0,
+            claimed_at=None,
             expires_at=expires_at,
             created_at=now,
             updated_at=now,
@@ -189,6 +200,7 @@ class MessageExecutionJob(AggregateRoot):
         self.lease_until = now + lease
         self.lease_token = token
         self.held_by_pause = False
+        self.claimed_at = now
         self.updated_at = now
 
     def extend_lease(self, *, now: datetime, lease: timedelta) -> None:
@@ -214,8 +226,9 @@ class MessageExecutionJob(AggregateRoot):
     # --- outcomes of an attempt ----------------------------------------------------------------------
 
     def hold(self, *, until: datetime, now: datetime) -> None:
-        """The kill-switch holds the job: no provider call was made, so the claim's attempt is given back
-        and the job waits, runnable again at `until`."""
+        """The kill-switch (or a restriction of the instance) holds the job: no provider call was made, so
+        the claim's attempt is given back and the job waits, runnable again at `until` (or at once when the
+        pause or the restriction lifts)."""
         self._require(ExecutionStatus.PROCESSING, "hold")
         self.attempts -= 1
         self.status = ExecutionStatus.RETRY if self.last_error is not None else ExecutionStatus.PENDING
@@ -310,9 +323,11 @@ class MessageExecutionJob(AggregateRoot):
         policy: RetryPolicy,
         now: datetime,
         provider_message_id: str | None = None,
+        reason: str = "",
         random: Random = _random,
     ) -> ExecutionStatus:
-        """Settle a rescued job with what the provider says about it."""
+        """Settle a rescued job with what the provider says about it. Only a proven ABSENT sends again;
+        an INCONCLUSIVE lookup (`reason` says why) is never sent again by itself."""
         self._require(ExecutionStatus.PROCESSING, "reconcile")
         match finding:
             case Reconciliation.FOUND:
@@ -328,6 +343,16 @@ class MessageExecutionJob(AggregateRoot):
                     occurred_at=now,
                 )
                 self.record_failure(error, policy=policy, now=now, random=random)
+            case Reconciliation.INCONCLUSIVE:
+                self._needs_review(
+                    JobError(
+                        error_class=ErrorClass.AMBIGUOUS,
+                        code="lookup_inconclusive",
+                        message=f"the provider's answer does not prove the message never left: {reason}",
+                        occurred_at=now,
+                    ),
+                    now,
+                )
             case Reconciliation.UNSUPPORTED:
                 observed = self.last_error if self._last_error_is_ambiguous() else None
                 self._needs_review(
@@ -373,6 +398,19 @@ class MessageExecutionJob(AggregateRoot):
         if self.status is not ExecutionStatus.NEEDS_REVIEW:
             return False
         self._sent(provider_message_id, now)
+        return True
+
+    def fail_after_send(self, error: JobError, *, now: datetime) -> bool:
+        """The provider reported later that the send failed (an ERROR ack, e.g. WhatsApp 463 after a
+        201/PENDING answer): FAILED for good, never retried by itself. Applies to a job that was SENT, is
+        still PROCESSING (the answer not yet recorded) or under review; a repeat, a report about a job
+        waiting to be sent, or one about a message already delivered changes nothing. Returns whether the
+        job changed."""
+        if error.error_class not in (ErrorClass.RESTRICTED, ErrorClass.PERMANENT):
+            raise InvariantViolated("a failure reported after the send is RESTRICTED or PERMANENT")
+        if self.status not in _FAILS_AFTER_SEND or self.delivery_status is not DeliveryStatus.NONE:
+            return False
+        self._fail(error, now)
         return True
 
     # --- operators -----------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Storage ports of the executor context: its jobs and its kill-switch projection, in one transaction."""
+"""Storage ports of the executor context: its jobs, its kill-switch and instance projections, in one
+transaction."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from executor_service.domain.instance import InstanceProfile
 from executor_service.domain.job import ExecutionStatus, MessageExecutionJob
 from libs.seedwork.controls import ExecutionControl
 from libs.seedwork.unit_of_work import UnitOfWork
@@ -70,6 +72,33 @@ class JobRepository(Protocol):
         """Make jobs held by a pause of this scope runnable now (the pause was lifted)."""
         ...
 
+    async def wake_instance(self, instance_id: str, now: datetime) -> int:
+        """Make the held jobs of one instance runnable now (its restriction lifted)."""
+        ...
+
+
+class InstanceRepository(Protocol):
+    """The projection of instances: the registry's profile and the provider's facts about each."""
+
+    async def get(self, instance_id: str) -> InstanceProfile | None: ...
+
+    async def get_many(self, instance_ids: Sequence[str]) -> dict[str, InstanceProfile]: ...
+
+    async def find_by_ref(self, provider: str, provider_instance_ref: str) -> InstanceProfile | None:
+        """The instance a provider event names by the provider's own reference only."""
+        ...
+
+    def save(self, profile: InstanceProfile) -> None:
+        """Insert or update the row at commit (one row per instance id)."""
+        ...
+
+    async def claim_probes(
+        self, now: datetime, *, next_at: datetime, providers: Sequence[str], limit: int
+    ) -> list[InstanceProfile]:
+        """Up to `limit` instances of these providers whose probe is due, their next probe moved to
+        `next_at` in this transaction; rows another replica holds are skipped (one prober per instance)."""
+        ...
+
 
 class ControlRepository(Protocol):
     """The kill-switch projection: the newest control of each scope."""
@@ -89,6 +118,9 @@ class ExecutorUnitOfWork(UnitOfWork, Protocol):
 
     @property
     def controls(self) -> ControlRepository: ...
+
+    @property
+    def instances(self) -> InstanceRepository: ...
 
     def after_transaction(self, callback: Callable[[bool], None]) -> None:
         """Run `callback(committed)` once this transaction has ended, committed or not (for work that

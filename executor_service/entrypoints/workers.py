@@ -1,4 +1,5 @@
-"""The executor's background loops: workers that claim and send, and the reconciler of expired leases."""
+"""The executor's background loops: workers that claim and send, the reconciler of expired leases, and the
+health probes of instances."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from executor_service.application.execute_job import (
     RecordOutcomes,
     RecordOutcomesHandler,
 )
+from executor_service.application.probe_health import ProbeInstances, ProbeInstancesHandler
 from executor_service.application.reconcile_jobs import (
     ReconcileExpiredLeases,
     ReconcileExpiredLeasesHandler,
@@ -262,7 +264,7 @@ class Reconciler:
         report = await self._handler(ReconcileExpiredLeases(self._batch))
         if report.rescued or report.needs_review:
             metrics.LEASES_EXPIRED.inc(report.rescued)
-            for finding in ("found", "absent", "needs_review", "unanswered"):
+            for finding in ("found", "absent", "inconclusive", "unsupported", "needs_review", "unanswered"):
                 count = getattr(report, finding)
                 if count:
                     metrics.RECONCILED.labels(finding).inc(count)
@@ -272,6 +274,8 @@ class Reconciler:
                     "rescued": report.rescued,
                     "found": report.found,
                     "absent": report.absent,
+                    "inconclusive": report.inconclusive,
+                    "unsupported": report.unsupported,
                     "needs_review": report.needs_review,
                     "unanswered": report.unanswered,
                 },
@@ -291,3 +295,50 @@ class Reconciler:
             if handled < self._batch:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=self._interval)
+
+
+class HealthProbes:
+    """Every `interval`, probes the instances whose probe is due (each replica takes its own share, see
+    ProbeInstancesHandler). A pass that fails (database away) is logged once per outage; a probe that
+    fails is the handler's to count. Never crashes: the next pass tries again."""
+
+    def __init__(
+        self,
+        handler: ProbeInstancesHandler,
+        *,
+        interval: float,
+        batch: int = 100,
+        outages: StoreOutages | None = None,
+    ) -> None:
+        self._handler = handler
+        self._interval = interval
+        self._batch = batch
+        self._outages = outages or StoreOutages("executor")
+
+    async def run_once(self) -> int:
+        report = await self._handler(ProbeInstances(self._batch))
+        for result, count in (
+            ("answered", report.probed),
+            ("changed", report.changed),
+            ("failed", report.failed),
+            ("skipped", report.skipped),
+        ):
+            if count:
+                metrics.PROBES.labels(result).inc(count)
+        for code, count in report.failures.items():
+            metrics.PROBE_FAILURES.labels(code).inc(count)
+        return report.probed + report.failed + report.skipped
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            handled = 0
+            try:
+                handled = await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if self._outages.report(exc) is None:
+                    log.warning("health probe pass failed", extra={"error": type(exc).__name__})
+            if handled < self._batch:  # a full batch: more may be due now
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=min(self._interval, 5.0))

@@ -21,7 +21,9 @@ LEASES_EXPIRED = Counter(
 RECONCILED = Counter(
     "whatlead_executor_reconciled_total",
     "Reconciliations of jobs with an unknown outcome, by finding",
-    ["finding"],  # found, absent, needs_review, unanswered
+    # found, absent, inconclusive (lookup proved nothing), unsupported (cannot be asked), needs_review (all
+    # that went to review, inconclusive and unsupported included), unanswered (asked again later)
+    ["finding"],
 )
 LEASE_LOST = Counter(
     "whatlead_executor_lease_lost_total", "Outcomes not written because another worker took the job over"
@@ -30,4 +32,17 @@ IN_FLIGHT = Gauge("whatlead_executor_in_flight", "Jobs being executed by this pr
 JOBS_CREATED = Counter("whatlead_executor_jobs_created_total", "Jobs created from approved intents")
 DELIVERY_UPDATES = Counter(
     "whatlead_executor_delivery_updates_total", "Delivery progress published from provider events", ["status"]
+)
+FAILED_AFTER_SEND = Counter(
+    "whatlead_executor_failed_after_send_total",
+    "Jobs failed by the provider's later report that the send failed (an ERROR ack), by WhatsApp code",
+    ["kind"],  # reachout_timelock (WhatsApp 463) or other
+)
+PROBES = Counter(
+    "whatlead_executor_probes_total",
+    "Health probes of instances by result (answered, changed, failed, skipped)",
+    ["result"],
+)
+PROBE_FAILURES = Counter(
+    "whatlead_executor_probe_failures_total", "Health probes without a usable answer, by code", ["code"]
 )

@@ -7,23 +7,27 @@ from typing import TypedDict
 from google.protobuf.message import Message
 
 from executor_service.application.create_job import CreateExecutionJob
+from executor_service.application.instances import ProjectInstance
 from executor_service.domain.events import (
     MessageDeliveryStatusChanged,
     MessageFailed,
     MessageNeedsReview,
     MessageRetryScheduled,
     MessageSent,
+    ProviderHealthReported,
 )
+from executor_service.domain.instance import CappingLevel, HealthChange
 from executor_service.domain.job import DeliveryStatus, ExecutionStatus, MessageExecutionJob
 from executor_service.domain.message import OutboundMessage
 from executor_service.domain.outcome import JobError
 from libs.messaging.event_meta import event_meta
 from libs.rpc.convert import enum_from_proto, enum_to_proto, from_timestamp, to_timestamp
 from libs.seedwork.aggregate import DomainEvent
-from libs.seedwork.shared_kernel import MessageType, Provider, TargetKind
+from libs.seedwork.shared_kernel import ConnectionState, MessageType, Provider, ProviderEngine, TargetKind
 from whatlead.common.v1 import common_pb2
-from whatlead.events.v1 import executor_events_pb2, gate_events_pb2
+from whatlead.events.v1 import executor_events_pb2, gate_events_pb2, provider_events_pb2
 from whatlead.executor.v1 import executor_pb2
+from whatlead.reputation.v1 import reputation_pb2
 
 
 def error_to_proto(error: JobError | None) -> executor_pb2.JobError | None:
@@ -112,7 +116,54 @@ def event_to_proto(event: DomainEvent) -> Message:
                 status=enum_to_proto(executor_pb2.DeliveryStatus, DeliveryStatus(event.status)),
                 status_at=to_timestamp(event.status_at),
             )
+        case ProviderHealthReported():
+            return health_to_proto(event)
     raise TypeError(f"no protobuf contract for {type(event).__name__}")
+
+
+_PROBE_CONNECTION_TYPE = {
+    ConnectionState.CONNECTED: provider_events_pb2.PROVIDER_EVENT_TYPE_CONNECTION_CONNECTED,
+    # A probe cannot tell a temporary ban from a permanent one: an error with the state, not INSTANCE_BANNED.
+    ConnectionState.BANNED: provider_events_pb2.PROVIDER_EVENT_TYPE_CONNECTION_ERROR,
+    ConnectionState.UNKNOWN: provider_events_pb2.PROVIDER_EVENT_TYPE_CONNECTION_ERROR,
+}
+
+
+def health_to_proto(event: ProviderHealthReported) -> provider_events_pb2.ProviderEventReceived:
+    """A probe's finding as the gateway publishes a webhook's (meta: aggregate = the instance, the
+    organization from the projection), with origin PROBE."""
+    proto = provider_events_pb2.ProviderEventReceived(
+        meta=event_meta(event),
+        provider=enum_to_proto(common_pb2.Provider, event.provider),
+        instance_id=event.instance_id,
+        provider_instance_ref=event.provider_instance_ref,
+        occurred_at=to_timestamp(event.occurred_at),
+        origin=provider_events_pb2.PROVIDER_EVENT_ORIGIN_PROBE,
+    )
+    match HealthChange(event.change):
+        case HealthChange.CONNECTION:
+            state = ConnectionState(event.connection_state)
+            proto.type = _PROBE_CONNECTION_TYPE.get(
+                state, provider_events_pb2.PROVIDER_EVENT_TYPE_CONNECTION_DISCONNECTED
+            )
+            proto.connection_state = enum_to_proto(common_pb2.ConnectionState, state)
+            proto.connection_reason = event.connection_reason
+        case HealthChange.TIMELOCKED:
+            proto.type = provider_events_pb2.PROVIDER_EVENT_TYPE_REACHOUT_TIMELOCKED
+            proto.restriction_kind = common_pb2.RESTRICTION_KIND_REACHOUT_TIMELOCK
+            until = to_timestamp(event.timelock_until)
+            if until is not None:
+                proto.timelock_until.CopyFrom(until)
+        case HealthChange.TIMELOCK_LIFTED:
+            proto.type = provider_events_pb2.PROVIDER_EVENT_TYPE_REACHOUT_TIMELOCK_LIFTED
+        case HealthChange.CAPPING:
+            proto.type = provider_events_pb2.PROVIDER_EVENT_TYPE_CAPPING_CHANGED
+            proto.capping_status = enum_to_proto(
+                provider_events_pb2.CappingStatus, CappingLevel(event.capping)
+            )
+            proto.quota_used = event.quota_used or 0
+            proto.quota_total = event.quota_total or 0
+    return proto
 
 
 class _JobFields(TypedDict):
@@ -179,4 +230,21 @@ def create_job_command(event: gate_events_pb2.IntentApproved, provider: Provider
         message=message_from_proto(event.target, event.type, event.payload),
         not_before=from_timestamp(event.not_before, present=event.HasField("not_before")),
         expires_at=from_timestamp(event.expires_at, present=event.HasField("expires_at")),
+    )
+
+
+def project_instance_command(instance: reputation_pb2.Instance) -> ProjectInstance | None:
+    """The registry's instance as the projection keeps it; None when it names no provider we know."""
+    provider = enum_from_proto(common_pb2.Provider, instance.provider, Provider)
+    if provider is None or not instance.id:
+        return None
+    return ProjectInstance(
+        instance_id=instance.id,
+        organization_id=instance.organization_id,
+        provider=provider,
+        provider_instance_ref=instance.provider_instance_ref,
+        provider_version=instance.provider_version,
+        provider_engine=enum_from_proto(common_pb2.ProviderEngine, instance.provider_engine, ProviderEngine)
+        or ProviderEngine.UNSPECIFIED,
+        version=instance.version,
     )

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 import aiohttp
 
 from libs.providers import build_provider
-from libs.providers.port import ProviderCapabilities, WhatsAppProvider
+from libs.providers.port import WhatsAppProvider
 from libs.seedwork.shared_kernel import Provider
 
 
@@ -45,12 +45,6 @@ class ProviderDirectory:
 
     def adapter(self, provider: Provider, instance_ref: str) -> WhatsAppProvider | None:
         return self._per_instance.get((provider, instance_ref)) or self._adapters.get(provider)
-
-    def capabilities(self, provider: Provider) -> ProviderCapabilities | None:
-        adapter = self._adapters.get(provider) or next(
-            (a for (p, _), a in self._per_instance.items() if p is provider), None
-        )
-        return adapter.capabilities if adapter is not None else None
 
     def configured(self) -> list[Provider]:
         return sorted(set(self._adapters) | {p for p, _ in self._per_instance})

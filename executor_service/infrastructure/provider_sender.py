@@ -8,6 +8,7 @@ from executor_service.application.ports import SendReceipt
 from executor_service.domain.job import MessageExecutionJob
 from executor_service.domain.outcome import ErrorClass, JobError, RestrictionKind, SendFailed
 from executor_service.infrastructure.provider_directory import ProviderDirectory
+from libs.providers.capabilities import LookupRequest, LookupResult, ProviderProfile
 from libs.providers.port import (
     ErrorClass as ProviderErrorClass,
 )
@@ -20,10 +21,9 @@ from libs.providers.port import (
     SendTextRequest,
     SentMessage,
     WhatsAppProvider,
-    new_client_message_id,
 )
 from libs.seedwork.clock import Clock
-from libs.seedwork.shared_kernel import MessageType, Provider
+from libs.seedwork.shared_kernel import MessageType
 
 _ERROR_CLASS = {
     ProviderErrorClass.TRANSIENT: ErrorClass.TRANSIENT,
@@ -32,8 +32,8 @@ _ERROR_CLASS = {
     ProviderErrorClass.AMBIGUOUS: ErrorClass.AMBIGUOUS,
 }
 
-# Which sends carry the id we choose: WAHA and wuzapi accept one for texts only.
-_CLIENT_ID_TYPES = frozenset({MessageType.TEXT})
+# A lookup error that will not change by asking again: the lookup proves nothing (review), not "later".
+_FINAL_LOOKUP_ERRORS = frozenset({ProviderErrorClass.PERMANENT, ProviderErrorClass.RESTRICTED})
 _MAX_CODE = 64
 _MAX_MESSAGE = 200
 
@@ -60,21 +60,13 @@ def _media_kind(mime_type: str) -> MediaKind:
 
 
 class ProviderMessageSender:
-    """Sends through the adapter configured for the job's provider (and instance, for wuzapi tokens)."""
+    """Sends through the adapter configured for the job's provider (and instance, for wuzapi tokens). The
+    job's client message id (chosen at creation where the capability table says the provider keeps it)
+    goes with every kind of send."""
 
     def __init__(self, directory: ProviderDirectory, clock: Clock) -> None:
         self._directory = directory
         self._clock = clock
-
-    def client_message_id(self, *, provider: Provider, intent_id: str, message_type: str) -> str | None:
-        caps = self._directory.capabilities(provider)
-        if caps is None or not caps.supports_client_message_id or message_type not in _CLIENT_ID_TYPES:
-            return None
-        return new_client_message_id(intent_id)
-
-    def can_look_up(self, provider: Provider) -> bool:
-        caps = self._directory.capabilities(provider)
-        return bool(caps is not None and caps.supports_lookup)
 
     def _adapter(self, job: MessageExecutionJob) -> WhatsAppProvider:
         adapter = self._directory.adapter(job.provider, job.provider_instance_ref)
@@ -97,17 +89,24 @@ class ProviderMessageSender:
             raise SendFailed(job_error_from(error, self._clock.now())) from error
         return SendReceipt(sent.provider_message_id)
 
-    async def find_sent(self, job: MessageExecutionJob) -> SendReceipt | None:
-        if job.client_message_id is None:
-            return None  # nothing to look for: the provider never had an id of ours
+    async def look_up(
+        self, job: MessageExecutionJob, profile: ProviderProfile, *, sent_after: datetime
+    ) -> LookupResult:
         adapter = self._adapter(job)
+        request = LookupRequest(
+            profile=profile,
+            instance_ref=job.provider_instance_ref,
+            recipient=job.message.recipient,
+            message_type=job.message.type,
+            client_message_id=job.client_message_id,
+            sent_after=sent_after,
+        )
         try:
-            found = await adapter.find_sent_message(
-                job.provider_instance_ref, job.client_message_id, recipient=job.message.recipient
-            )
+            return await adapter.find_sent_message(request)
         except ProviderError as error:
+            if error.error_class in _FINAL_LOOKUP_ERRORS:
+                return LookupResult.inconclusive(error.code[:_MAX_CODE])
             raise SendFailed(job_error_from(error, self._clock.now())) from error
-        return SendReceipt(found.provider_message_id) if found is not None else None
 
 
 async def _dispatch(adapter: WhatsAppProvider, job: MessageExecutionJob) -> SentMessage:
@@ -133,11 +132,17 @@ async def _dispatch(adapter: WhatsAppProvider, job: MessageExecutionJob) -> Sent
                     mimetype=message.mime_type,
                     url=message.media_url,
                     caption=message.caption or None,
+                    client_message_id=job.client_message_id,
                 )
             )
         case MessageType.AUDIO:
             return await adapter.send_audio(
-                SendAudioRequest(instance_ref=ref, recipient=recipient, url=message.audio_url)
+                SendAudioRequest(
+                    instance_ref=ref,
+                    recipient=recipient,
+                    url=message.audio_url,
+                    client_message_id=job.client_message_id,
+                )
             )
         case MessageType.REACTION:
             return await adapter.send_reaction(
@@ -147,6 +152,7 @@ async def _dispatch(adapter: WhatsAppProvider, job: MessageExecutionJob) -> Sent
                     message_id=message.message_ref,
                     emoji=message.emoji,
                     target_from_me=False,
+                    client_message_id=job.client_message_id,
                 )
             )
     raise ProviderError.permanent("invalid_message", f"unknown message type {message.type}")

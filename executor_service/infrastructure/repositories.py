@@ -1,4 +1,4 @@
-"""Jobs as rows. Job writes are optimistic on `version`; claims lock with SKIP LOCKED."""
+"""Jobs and instances as rows. Job writes are optimistic on `version`; claims lock with SKIP LOCKED."""
 
 from __future__ import annotations
 
@@ -7,10 +7,12 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, insert, select, update
+from sqlalchemy import and_, bindparam, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from executor_service.domain.instance import CappingLevel, InstanceProfile
 from executor_service.domain.job import (
     RUNNABLE,
     DeliveryStatus,
@@ -20,9 +22,9 @@ from executor_service.domain.job import (
 from executor_service.domain.message import OutboundMessage
 from executor_service.domain.outcome import ErrorClass, JobError, RestrictionKind
 from executor_service.domain.ports import JobFilter
-from executor_service.infrastructure.tables import jobs
+from executor_service.infrastructure.tables import instances, jobs
 from libs.seedwork.errors import FailedPrecondition
-from libs.seedwork.shared_kernel import MessageType, Provider, TargetKind
+from libs.seedwork.shared_kernel import ConnectionState, MessageType, Provider, ProviderEngine, TargetKind
 
 _RUNNABLE = [status.value for status in RUNNABLE]
 _HOLD_COLUMNS = {"organization_id", "instance_id", "campaign_id"}
@@ -143,6 +145,20 @@ class SqlAlchemyJobRepository:
         self.made_runnable = self.made_runnable or woken > 0
         return woken
 
+    async def wake_instance(self, instance_id: str, now: datetime) -> int:
+        result = await self._write(
+            update(jobs)
+            .where(
+                jobs.c.instance_id == instance_id,
+                jobs.c.held_by_pause.is_(True),
+                jobs.c.status.in_(_RUNNABLE),
+            )
+            .values(next_attempt_at=now, held_by_pause=False, version=jobs.c.version + 1)
+        )
+        woken = int(result.rowcount or 0)
+        self.made_runnable = self.made_runnable or woken > 0
+        return woken
+
     async def _write(self, statement: Any, parameters: Any = None) -> CursorResult[Any]:
         """An UPDATE on the session's connection (same transaction): its result counts the rows matched."""
         connection = await self._session.connection()
@@ -198,6 +214,7 @@ _MUTABLE = (
     "delivery_status",
     "held_by_pause",
     "lease_expirations",
+    "claimed_at",
     "updated_at",
     "executed_at",
     "version",
@@ -282,6 +299,7 @@ def _to_row(job: MessageExecutionJob) -> dict[str, Any]:
         "delivery_status": job.delivery_status.value,
         "held_by_pause": job.held_by_pause,
         "lease_expirations": job.lease_expirations,
+        "claimed_at": job.claimed_at,
         "expires_at": job.expires_at,
         "created_at": job.created_at,
         "updated_at": job.updated_at,
@@ -312,9 +330,151 @@ def _to_job(row: Any) -> MessageExecutionJob:
         delivery_status=DeliveryStatus(row.delivery_status),
         held_by_pause=bool(row.held_by_pause),
         lease_expirations=row.lease_expirations,
+        claimed_at=row.claimed_at,
         expires_at=row.expires_at,
         created_at=row.created_at,
         updated_at=row.updated_at,
         executed_at=row.executed_at,
         version=row.version,
+    )
+
+
+# --- instances ----------------------------------------------------------------------------------------
+
+_MAX_REASON = 200
+
+
+class SqlAlchemyInstanceRepository:
+    """The instance projection. `get` locks the row for the transaction (its writers read, apply a fact,
+    write back); `get_many` only reads (job creation)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+        self._dirty: dict[str, InstanceProfile] = {}
+
+    async def get(self, instance_id: str) -> InstanceProfile | None:
+        if instance_id in self._dirty:
+            return self._dirty[instance_id]
+        query = select(instances).where(instances.c.instance_id == instance_id).with_for_update()
+        row = (await self._session.execute(query)).one_or_none()
+        return _to_instance(row) if row is not None else None
+
+    async def get_many(self, instance_ids: Sequence[str]) -> dict[str, InstanceProfile]:
+        found = {
+            row.instance_id: _to_instance(row)
+            for row in await self._session.execute(
+                select(instances).where(instances.c.instance_id.in_(list(instance_ids)))
+            )
+        }
+        found.update({i: self._dirty[i] for i in instance_ids if i in self._dirty})
+        return found
+
+    async def find_by_ref(self, provider: str, provider_instance_ref: str) -> InstanceProfile | None:
+        query = (
+            select(instances)
+            .where(
+                instances.c.provider == provider,
+                instances.c.provider_instance_ref == provider_instance_ref,
+            )
+            .order_by(instances.c.version.desc())
+            .limit(1)
+            .with_for_update()
+        )
+        row = (await self._session.execute(query)).one_or_none()
+        if row is None:
+            return None
+        return self._dirty.get(row.instance_id) or _to_instance(row)
+
+    def save(self, profile: InstanceProfile) -> None:
+        self._dirty[profile.instance_id] = profile
+
+    async def claim_probes(
+        self, now: datetime, *, next_at: datetime, providers: Sequence[str], limit: int
+    ) -> list[InstanceProfile]:
+        due = (
+            select(instances.c.instance_id)
+            .where(
+                instances.c.provider.in_(list(providers)),
+                instances.c.version > 0,  # the registry's: a row known only from facts has no organization
+                or_(instances.c.next_probe_at.is_(None), instances.c.next_probe_at <= now),
+            )
+            .order_by(instances.c.next_probe_at.nulls_first())
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+        rows = await self._session.execute(
+            update(instances)
+            .where(instances.c.instance_id.in_(due))
+            .values(next_probe_at=next_at)
+            .returning(*instances.c)
+        )
+        return [_to_instance(row) for row in rows]
+
+    async def restricted(self) -> list[InstanceProfile]:
+        """The instances a fact restricts (for the workers' in-memory view)."""
+        query = select(instances).where(
+            or_(
+                instances.c.timelocked.is_(True),
+                instances.c.connection_state.in_(
+                    [s.value for s in (ConnectionState.LOGGED_OUT, ConnectionState.BANNED)]
+                ),
+            )
+        )
+        return [_to_instance(row) for row in await self._session.execute(query)]
+
+    async def flush(self) -> None:
+        if not self._dirty:
+            return
+        rows = [_instance_row(profile) for profile in self._dirty.values()]
+        self._dirty.clear()
+        statement = pg_insert(instances)
+        statement = statement.on_conflict_do_update(
+            index_elements=[instances.c.instance_id],
+            set_={name: statement.excluded[name] for name in rows[0] if name != "instance_id"},
+        )
+        await self._session.execute(statement, rows)
+
+
+def _instance_row(profile: InstanceProfile) -> dict[str, Any]:
+    return {
+        "instance_id": profile.instance_id,
+        "organization_id": profile.organization_id,
+        "provider": profile.provider.value,
+        "provider_instance_ref": profile.provider_instance_ref,
+        "provider_version": profile.provider_version,
+        "provider_engine": profile.provider_engine.value,
+        "version": profile.version,
+        "connection_state": profile.connection.value if profile.connection else None,
+        "connection_reason": profile.connection_reason[:_MAX_REASON],
+        "connection_at": profile.connection_at,
+        "timelocked": profile.timelocked,
+        "timelock_until": profile.timelock_until,
+        "timelock_at": profile.timelock_at,
+        "capping": profile.capping.value if profile.capping else None,
+        "quota_used": profile.quota_used,
+        "quota_total": profile.quota_total,
+        "capping_at": profile.capping_at,
+    }
+
+
+def _to_instance(row: Any) -> InstanceProfile:
+    return InstanceProfile(
+        instance_id=row.instance_id,
+        organization_id=row.organization_id,
+        provider=Provider(row.provider),
+        provider_instance_ref=row.provider_instance_ref,
+        provider_version=row.provider_version,
+        provider_engine=ProviderEngine(row.provider_engine),
+        version=row.version,
+        connection=ConnectionState(row.connection_state) if row.connection_state else None,
+        connection_reason=row.connection_reason,
+        connection_at=row.connection_at,
+        timelocked=bool(row.timelocked),
+        timelock_until=row.timelock_until,
+        timelock_at=row.timelock_at,
+        capping=CappingLevel(row.capping) if row.capping else None,
+        quota_used=row.quota_used,
+        quota_total=row.quota_total,
+        capping_at=row.capping_at,
     )

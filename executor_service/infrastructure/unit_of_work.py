@@ -6,7 +6,7 @@ from typing import Any, Self
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from executor_service.infrastructure.repositories import SqlAlchemyJobRepository
+from executor_service.infrastructure.repositories import SqlAlchemyInstanceRepository, SqlAlchemyJobRepository
 from executor_service.infrastructure.tables import controls
 from libs.db.controls import SqlAlchemyExecutionControls
 from libs.db.unit_of_work import SqlAlchemyUnitOfWork
@@ -20,6 +20,7 @@ class SqlAlchemyExecutorUnitOfWork(SqlAlchemyUnitOfWork):
 
     jobs: SqlAlchemyJobRepository
     controls: SqlAlchemyExecutionControls
+    instances: SqlAlchemyInstanceRepository
 
     def __init__(
         self,
@@ -56,9 +57,11 @@ class SqlAlchemyExecutorUnitOfWork(SqlAlchemyUnitOfWork):
     def _open(self, session: AsyncSession) -> None:
         self.jobs = SqlAlchemyJobRepository(session)
         self.controls = SqlAlchemyExecutionControls(session, controls)
+        self.instances = SqlAlchemyInstanceRepository(session)
 
     async def _flush(self) -> None:
         await self.jobs.flush()
+        await self.instances.flush()
 
     async def commit(self) -> None:
         await super().commit()

@@ -17,6 +17,7 @@ from typing import Any, cast
 from sqlalchemy import Connection, create_engine, select
 from sqlalchemy.pool import NullPool
 
+from executor_service.infrastructure.tables import instances as executor_instances
 from executor_service.infrastructure.tables import jobs
 from executor_service.infrastructure.tables import messaging as executor_messaging
 from gate_service.infrastructure.tables import intents
@@ -119,6 +120,8 @@ def executor_problems(executor_url: str, gate_url: str) -> list[str]:
     with connected(executor_url) as connection:
         events = outbox_events(connection, executor_messaging)
         rows = connection.execute(select(jobs)).mappings().all()
+        # A health probe's findings are the instance's events (ProviderEventReceived), not a job's.
+        probed: set[str] = set(connection.execute(select(executor_instances.c.instance_id)).scalars())
     with connected(gate_url) as connection:
         approved = {
             row.id: row
@@ -156,7 +159,10 @@ def executor_problems(executor_url: str, gate_url: str) -> list[str]:
         ):
             problems.append(f"{where} is not on the organization and instance its intent was approved for")
     for aggregate in events.keys() - known:
-        problems.append(f"{', '.join(_names(events[aggregate]))} in the outbox for no job ({aggregate})")
+        names = _names(events[aggregate])
+        if aggregate in probed and set(names) == {"ProviderEventReceived"}:
+            continue
+        problems.append(f"{', '.join(names)} in the outbox for no job ({aggregate})")
     return problems
 
 

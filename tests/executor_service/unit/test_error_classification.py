@@ -62,7 +62,7 @@ CASES = [
         "FAILED",
     ),
     (EvolutionProvider, HttpFailure(status=401, text="unauthorized"), ErrorClass.RESTRICTED, "FAILED"),
-    (WuzapiProvider, HttpFailure(status=500, text="internal"), ErrorClass.TRANSIENT, "RETRY"),
+    (WuzapiProvider, HttpFailure(status=503, text="unavailable"), ErrorClass.TRANSIENT, "RETRY"),
     (TurboZapProvider, HttpFailure(status=404, text="not found"), ErrorClass.PERMANENT, "FAILED"),
 ]
 

@@ -403,3 +403,93 @@ def test_a_restriction_error_requires_its_restriction_kind():
         JobError(
             error_class=ErrorClass.PERMANENT, code="x", occurred_at=T0, restriction=RestrictionKind.LOGGED_OUT
         )
+
+
+# --- lookups that prove nothing, and failures reported after the send ----------------------------------
+
+
+def test_a_claim_records_when_the_attempt_started():
+    job = new_job()
+    job.claim(now=T0 + timedelta(seconds=3), lease=LEASE, token="t")
+    assert job.claimed_at == T0 + timedelta(seconds=3)
+
+
+def rescued():
+    job = claimed()
+    later = T0 + LEASE + timedelta(seconds=1)
+    assert job.rescue(now=later, lease=LEASE, token="rescue", policy=POLICY)
+    return job, later
+
+
+def test_an_inconclusive_lookup_needs_review_and_says_why():
+    job, later = rescued()
+    status = job.reconcile(Reconciliation.INCONCLUSIVE, policy=POLICY, now=later, reason="lid_chat")
+    assert status is ExecutionStatus.NEEDS_REVIEW
+    assert job.last_error is not None and job.last_error.code == "lookup_inconclusive"
+    assert "lid_chat" in job.last_error.message
+    [review] = job.pull_events()
+    assert isinstance(review, MessageNeedsReview)
+    assert not job.is_runnable(later + timedelta(days=1))  # never back to sending by itself
+
+
+def timelock_after_send(at=T0):
+    return JobError(
+        error_class=ErrorClass.RESTRICTED,
+        code="reachout_timelock",
+        restriction=RestrictionKind.REACHOUT_TIMELOCK,
+        occurred_at=at,
+    )
+
+
+@pytest.mark.parametrize("status", ["SENT", "PROCESSING", "NEEDS_REVIEW"])
+def test_a_send_reported_failed_afterwards_fails_for_good(status):
+    job = claimed()
+    if status == "SENT":
+        job.mark_sent(provider_message_id="pm-1", now=T0)
+    elif status == "NEEDS_REVIEW":
+        job.record_ambiguous(error(ErrorClass.AMBIGUOUS), reconcilable=False, settle=LEASE, now=T0)
+    job.pull_events()
+    assert job.fail_after_send(timelock_after_send(), now=T0)
+    assert job.status is ExecutionStatus.FAILED and job.lease_until is None
+    [failed] = job.pull_events()
+    assert isinstance(failed, MessageFailed)
+    assert failed.error.restriction is RestrictionKind.REACHOUT_TIMELOCK
+    assert not job.is_runnable(T0 + timedelta(days=1))
+
+
+def test_a_repeated_failure_report_changes_nothing():
+    job = sent_job()
+    assert job.fail_after_send(timelock_after_send(), now=T0)
+    job.pull_events()
+    assert not job.fail_after_send(timelock_after_send(), now=T0)
+    assert job.pull_events() == []
+
+
+def test_delivery_reports_after_a_failure_change_nothing():
+    job = sent_job()
+    job.fail_after_send(timelock_after_send(), now=T0)
+    job.pull_events()
+    assert not job.record_delivery(DeliveryStatus.DELIVERED, at=T0, now=T0)
+    assert not job.confirm_sent_by_evidence(provider_message_id="pm-1", now=T0)
+    assert job.status is ExecutionStatus.FAILED and job.pull_events() == []
+
+
+def test_a_failure_report_about_a_delivered_message_or_an_unsent_job_changes_nothing():
+    delivered = sent_job()
+    delivered.record_delivery(DeliveryStatus.DELIVERED, at=T0, now=T0)
+    assert not delivered.fail_after_send(timelock_after_send(), now=T0)
+    waiting = new_job()
+    assert not waiting.fail_after_send(timelock_after_send(), now=T0)
+    assert waiting.status is ExecutionStatus.PENDING
+
+
+def test_only_a_restricted_or_permanent_error_fails_a_job_after_its_send():
+    with pytest.raises(InvariantViolated):
+        sent_job().fail_after_send(error(ErrorClass.TRANSIENT), now=T0)
+
+
+def test_an_operator_may_retry_a_job_failed_after_its_send():
+    job = sent_job()
+    job.fail_after_send(timelock_after_send(), now=T0)
+    job.retry_manually(actor="ana", now=T0)
+    assert job.status is ExecutionStatus.PENDING

@@ -47,10 +47,8 @@ from executor_service.domain.job import ExecutionStatus, MessageExecutionJob
 from executor_service.domain.outcome import RestrictionKind
 from executor_service.domain.ports import JobFilter
 from executor_service.domain.retry_policy import RetryPolicy
-from executor_service.infrastructure.provider_directory import ProviderDirectory
-from executor_service.infrastructure.provider_sender import ProviderMessageSender
-from libs.providers.fake import FakeWhatsAppProvider
-from libs.providers.port import ProviderCapabilities, ProviderError, Restriction
+from libs.providers.capabilities import Capabilities, LookupMethod
+from libs.providers.port import ProviderError, Restriction
 from libs.seedwork.clock import FakeClock
 from libs.seedwork.controls import ExecutionControl
 from libs.seedwork.errors import FailedPrecondition, InvalidArgument, NotFound
@@ -58,49 +56,55 @@ from libs.seedwork.ids import new_id
 from libs.seedwork.pagination import page_request
 from libs.seedwork.shared_kernel import ControlScope, Provider
 from tests.executor_service.unit.builders import LEASE, ORG, T0, text_message
-from tests.executor_service.unit.fakes import FakeExecutorUnitOfWork, FakeKillSwitch
+from tests.executor_service.unit.fakes import (
+    FakeCapabilityTable,
+    FakeExecutorUnitOfWork,
+    FakeInstanceDirectory,
+    FakeKillSwitch,
+    FakeMessageSender,
+    capabilities,
+)
 
 POLICY = RetryPolicy(max_attempts=3, base_delay=timedelta(seconds=2), factor=2.0, jitter=0.0)
 
 
-NO_LOOKUP = ProviderCapabilities(supports_client_message_id=True, supports_lookup=False)
-NEITHER = ProviderCapabilities(supports_client_message_id=False, supports_lookup=False)
-
-
-def fake_provider(capabilities: ProviderCapabilities | None) -> FakeWhatsAppProvider:
-    """The fake provider, allowing less than it does by default when told."""
-    if capabilities is None:
-        return FakeWhatsAppProvider()
-
-    class LimitedFakeProvider(FakeWhatsAppProvider):
-        pass
-
-    LimitedFakeProvider.capabilities = capabilities
-    return LimitedFakeProvider()
+# Keeps our id on every type, but cannot be asked (wuzapi where its history is off).
+NO_LOOKUP = capabilities(lookup=LookupMethod.NONE, miss_proves_absence=False)
+NEITHER = capabilities(client_id_types=frozenset(), lookup=LookupMethod.NONE, miss_proves_absence=False)
+ASSUMED_TIMELOCK = timedelta(hours=1)
 
 
 class Executor:
     """The use cases wired over fakes, with a clock the test moves."""
 
-    def __init__(self, *, capabilities: ProviderCapabilities | None = None) -> None:
+    def __init__(self, *, capabilities: Capabilities | None = None) -> None:
         self.clock = FakeClock(T0)
         self.uow = FakeExecutorUnitOfWork()
-        self.provider = fake_provider(capabilities)
+        self.provider = FakeMessageSender(self.clock)
+        self.table = FakeCapabilityTable(capabilities)
         self.kill_switch = FakeKillSwitch()
-        self.sender = ProviderMessageSender(ProviderDirectory({Provider.WAHA: self.provider}), self.clock)
-        self.create = CreateExecutionJobHandler(self.sender, self.clock)
+        self.instances = FakeInstanceDirectory(self.uow, assumed_timelock=ASSUMED_TIMELOCK)
+        self.create = CreateExecutionJobHandler(self.table, self.clock)
         self.claim_jobs = ClaimJobsHandler(self.uow, self.clock, lease=LEASE)
         self.extend_leases = ExtendLeasesHandler(self.uow, self.clock, lease=LEASE)
         self.execute_job = ExecuteJobHandler(
-            sender=self.sender,
+            sender=self.provider,
             kill_switch=self.kill_switch,
+            instances=self.instances,
+            capabilities=self.table,
             policy=POLICY,
             clock=self.clock,
             settle=LEASE,
         )
         self.record_outcomes = RecordOutcomesHandler(self.uow)
         self.reconcile_leases = ReconcileExpiredLeasesHandler(
-            self.uow, sender=self.sender, policy=POLICY, clock=self.clock, lease=LEASE
+            self.uow,
+            sender=self.provider,
+            instances=self.instances,
+            capabilities=self.table,
+            policy=POLICY,
+            clock=self.clock,
+            lease=LEASE,
         )
 
     async def claim(self, limit: int) -> Claim:
@@ -170,7 +174,7 @@ async def test_a_due_job_is_claimed_committed_then_sent_once(ex):
     assert stored.status is ExecutionStatus.SENT and stored.attempts == 1
     assert stored.provider_message_id == stored.client_message_id
     assert len(ex.provider.sent) == 1
-    assert ex.provider.sent[0].request.client_message_id == stored.client_message_id
+    assert ex.provider.sent[0].client_message_id == stored.client_message_id
     assert [type(e) for e in ex.uow.committed_events] == [MessageSent]
     assert (await ex.claim(10)).jobs == []  # nothing left to claim
 
