@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 from libs.seedwork.shared_kernel import ConnectionState, Provider, Purpose
 from libs.seedwork.unit_of_work import UnitOfWork
 from reputation_service.domain.instance import Instance
+from reputation_service.domain.signals import BucketTotals, CounterDeltas, Signal, TrackedMessage, WindowPlan
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -39,9 +42,64 @@ class InstanceRepository(Protocol):
         (only for internal projection rebuilds, never for a client's call)."""
         ...
 
+    async def organizations_of(self, instance_ids: Collection[str]) -> dict[str, str]:
+        """instance id -> its organization, for those of the ids the registry knows (every organization:
+        for the signal consumers, whose events carry an instance id)."""
+        ...
+
+
+class SignalLog(Protocol):
+    """The raw log of signals, the messages it correlates and the per-instance bucket counters. Every write
+    happens in the caller's transaction."""
+
+    async def add(self, signal: Signal) -> bool:
+        """Record the fact; False, and nothing written, when its fact key is already there."""
+        ...
+
+    async def set_ack_latency(self, fact_key: str, latency_ms: int) -> None:
+        """A DELIVERED fact's latency, known once its send is known too."""
+        ...
+
+    async def message(self, instance_id: str, message_key: str) -> TrackedMessage | None: ...
+
+    async def message_of_job(self, instance_id: str, job_id: str) -> TrackedMessage | None:
+        """The message the Executor sent for this job, when its MessageSent was recorded."""
+        ...
+
+    async def save_message(self, message: TrackedMessage) -> None: ...
+
+    async def add_counts(self, deltas: CounterDeltas) -> None:
+        """Add to each bucket's counters (creating the bucket)."""
+        ...
+
+    async def totals(self, instance_id: str, plan: WindowPlan) -> BucketTotals:
+        """The window's buckets added up."""
+        ...
+
+    async def prune(self, retention: PruneBefore, *, limit: int) -> int:
+        """Delete up to `limit` rows of each kind older than its horizon; returns how many went in all."""
+        ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class PruneBefore:
+    """Horizons of the periodic pruning: raw signals and tracked messages by when they were recorded,
+    buckets by their start."""
+
+    signals: datetime
+    minute_buckets: datetime
+    hour_buckets: datetime
+
 
 class ReputationUnitOfWork(UnitOfWork, Protocol):
     """One transaction over the registry; its events reach the outbox on commit."""
 
     @property
     def instances(self) -> InstanceRepository: ...
+
+    @property
+    def signals(self) -> SignalLog: ...
+
+    def after_transaction(self, callback: Callable[[bool], None]) -> None:
+        """Run `callback(committed)` once this transaction has ended (metrics count what committed)."""
+        ...

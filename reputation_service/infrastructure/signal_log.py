@@ -1,0 +1,223 @@
+"""The signal log in PostgreSQL: facts inserted once (ON CONFLICT DO NOTHING on the fact key), bucket
+counters added with one upsert per batch, windows summed over a primary-key range scan."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import Delete, and_, case, delete, func, or_, select, tuple_, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from libs.seedwork.clock import Clock
+from reputation_service.domain.ports import PruneBefore
+from reputation_service.domain.signals import (
+    COUNTER_NAMES,
+    BucketTotals,
+    CounterDeltas,
+    Counts,
+    Granularity,
+    Signal,
+    TrackedMessage,
+    WindowPlan,
+)
+from reputation_service.infrastructure.tables import (
+    ACK_BIN_COLUMNS,
+    signal_buckets,
+    signal_messages,
+    signals,
+)
+
+_COLUMNS = (*COUNTER_NAMES, *ACK_BIN_COLUMNS)
+
+
+class SqlAlchemySignalLog:
+    def __init__(self, session: AsyncSession, clock: Clock) -> None:
+        self._session = session
+        self._clock = clock
+
+    async def add(self, signal: Signal) -> bool:
+        statement = (
+            pg_insert(signals)
+            .values(
+                fact_key=signal.fact_key,
+                kind=signal.kind.value,
+                instance_id=signal.instance_id,
+                organization_id=signal.organization_id,
+                occurred_at=signal.occurred_at,
+                recorded_at=self._clock.now(),
+                source=signal.source.value,
+                provider_message_id=signal.provider_message_id,
+                message_key=signal.message_key,
+                is_group=signal.is_group,
+                ack_latency_ms=signal.ack_latency_ms,
+            )
+            .on_conflict_do_nothing()
+            .returning(signals.c.fact_key)
+        )
+        return (await self._session.execute(statement)).first() is not None
+
+    async def set_ack_latency(self, fact_key: str, latency_ms: int) -> None:
+        await self._session.execute(
+            update(signals).where(signals.c.fact_key == fact_key).values(ack_latency_ms=latency_ms)
+        )
+
+    async def message(self, instance_id: str, message_key: str) -> TrackedMessage | None:
+        row = (
+            await self._session.execute(
+                select(signal_messages).where(
+                    signal_messages.c.instance_id == instance_id, signal_messages.c.message_key == message_key
+                )
+            )
+        ).one_or_none()
+        return _to_message(row) if row is not None else None
+
+    async def message_of_job(self, instance_id: str, job_id: str) -> TrackedMessage | None:
+        if not job_id:
+            return None
+        row = (
+            await self._session.execute(
+                select(signal_messages)
+                .where(
+                    signal_messages.c.instance_id == instance_id,
+                    signal_messages.c.job_id == job_id,
+                    signal_messages.c.job_id != "",
+                )
+                .order_by(signal_messages.c.attempts.desc())
+                .limit(1)
+            )
+        ).one_or_none()
+        return _to_message(row) if row is not None else None
+
+    async def save_message(self, message: TrackedMessage) -> None:
+        values = {
+            "instance_id": message.instance_id,
+            "message_key": message.message_key,
+            "job_id": message.job_id,
+            "attempts": message.attempts,
+            "first_seen_at": message.first_seen_at,
+            "sent_at": message.sent_at,
+            "delivered_at": message.delivered_at,
+            "answered": message.answered,
+            "latency_ms": message.latency_ms,
+        }
+        statement = pg_insert(signal_messages).values(values)
+        changing = {name: statement.excluded[name] for name in values if name not in _MESSAGE_KEY}
+        await self._session.execute(
+            statement.on_conflict_do_update(index_elements=list(_MESSAGE_KEY), set_=changing)
+        )
+
+    async def add_counts(self, deltas: CounterDeltas) -> None:
+        rows = [
+            {
+                "instance_id": key.instance_id,
+                "granularity": int(key.granularity),
+                "bucket_start": key.start,
+                **_counter_values(counts),
+            }
+            for key, counts in deltas.items()
+        ]
+        if not rows:
+            return
+        statement = pg_insert(signal_buckets)
+        statement = statement.on_conflict_do_update(
+            index_elements=["instance_id", "granularity", "bucket_start"],
+            set_={name: signal_buckets.c[name] + statement.excluded[name] for name in _COLUMNS},
+        )
+        await self._session.execute(statement, rows)
+
+    async def totals(self, instance_id: str, plan: WindowPlan) -> BucketTotals:
+        if not plan.ranges:
+            return BucketTotals(counts=Counts(), unanswered_timed_out=0)
+        in_window = or_(
+            *(
+                and_(
+                    signal_buckets.c.granularity == int(r.granularity),
+                    signal_buckets.c.bucket_start >= r.start,
+                    signal_buckets.c.bucket_start < r.end,
+                )
+                for r in plan.ranges
+            )
+        )
+        timed_out = or_(
+            *(
+                and_(
+                    signal_buckets.c.granularity == int(granularity),
+                    signal_buckets.c.bucket_start <= plan.timed_out_before - timedelta(seconds=granularity),
+                )
+                for granularity in Granularity
+            )
+        )
+        unanswered = func.sum(case((timed_out, signal_buckets.c.sent - signal_buckets.c.answered), else_=0))
+        row = (
+            await self._session.execute(
+                select(
+                    *(func.coalesce(func.sum(signal_buckets.c[name]), 0) for name in _COLUMNS),
+                    func.coalesce(unanswered, 0),
+                ).where(signal_buckets.c.instance_id == instance_id, in_window)
+            )
+        ).one()
+        values = [int(value) for value in row]
+        counters = dict(zip(COUNTER_NAMES, values, strict=False))
+        bins = tuple(values[len(COUNTER_NAMES) : len(_COLUMNS)])
+        return BucketTotals(counts=Counts(**counters, latency_bins=bins), unanswered_timed_out=values[-1])
+
+    async def prune(self, retention: PruneBefore, *, limit: int) -> int:
+        oldest_signals = select(signals.c.fact_key).where(signals.c.recorded_at < retention.signals)
+        deleted = await self._delete(
+            delete(signals).where(signals.c.fact_key.in_(oldest_signals.limit(limit).scalar_subquery()))
+        )
+        message = tuple_(signal_messages.c.instance_id, signal_messages.c.message_key)
+        oldest_messages = select(signal_messages.c.instance_id, signal_messages.c.message_key).where(
+            signal_messages.c.first_seen_at < retention.signals
+        )
+        deleted += await self._delete(
+            delete(signal_messages).where(message.in_(oldest_messages.limit(limit)))
+        )
+        bucket_columns = (
+            signal_buckets.c.instance_id,
+            signal_buckets.c.granularity,
+            signal_buckets.c.bucket_start,
+        )
+        for granularity, before in (
+            (Granularity.MINUTE, retention.minute_buckets),
+            (Granularity.HOUR, retention.hour_buckets),
+        ):
+            oldest = (
+                select(*bucket_columns)
+                .where(
+                    signal_buckets.c.granularity == int(granularity), signal_buckets.c.bucket_start < before
+                )
+                .limit(limit)
+            )
+            deleted += await self._delete(delete(signal_buckets).where(tuple_(*bucket_columns).in_(oldest)))
+        return deleted
+
+    async def _delete(self, statement: Delete) -> int:
+        # On the session's connection: its result is a CursorResult, with a rowcount.
+        connection = await self._session.connection()
+        return int((await connection.execute(statement)).rowcount or 0)
+
+
+_MESSAGE_KEY = ("instance_id", "message_key")
+
+
+def _counter_values(counts: Counts) -> dict[str, int]:
+    values = {name: getattr(counts, name) for name in COUNTER_NAMES}
+    values.update(zip(ACK_BIN_COLUMNS, counts.latency_bins, strict=True))
+    return values
+
+
+def _to_message(row: Any) -> TrackedMessage:
+    return TrackedMessage(
+        instance_id=row.instance_id,
+        message_key=row.message_key,
+        first_seen_at=row.first_seen_at,
+        job_id=row.job_id,
+        attempts=row.attempts,
+        sent_at=row.sent_at,
+        delivered_at=row.delivered_at,
+        answered=row.answered,
+        latency_ms=row.latency_ms,
+    )
