@@ -3,8 +3,8 @@
 A signal is one fact, recorded once however often and in whatever order it is reported: its **fact key**
 names the fact, not the report. Facts about one of the instance's own messages are keyed by the message
 (WhatsApp's id of it, the same in the Executor's send answer and the provider's webhooks); facts about the
-instance (connection changes, bans) by the report that carried them; a session-level reach-out time-lock
-by the time it ends, so a webhook and a probe reporting the same lock are one fact.
+instance (connection changes, bans) by when the provider says they happened and why; a session-level
+reach-out time-lock by the time it ends, so a webhook and a probe reporting the same lock are one fact.
 
 Counters: every new signal adds one to its kind's counter in a minute bucket and an hour bucket of its
 instance (at the fact's time), in the transaction that records it. A window is read from at most a few
@@ -70,7 +70,8 @@ def message_key(provider_message_id: str) -> str:
 
 def fact_key(kind: SignalKind, instance_id: str, identity: str) -> str:
     """`identity` is what makes it this fact: "msg:<message key>", "job:<job id>:<attempts>" (a failed send
-    with no message), "event:<event id>" (an instance-level report), "until:<time>" (a time-lock)."""
+    with no message), "at:<time>:<reason>" (a change of the instance, when the provider dated it), else
+    "event:<event id>", "until:<time>" (a session's time-lock)."""
     return f"{kind.value}:{instance_id}:{identity}"
 
 
@@ -173,19 +174,19 @@ def bucket_start(at: datetime, granularity: Granularity) -> datetime:
 # them up; a quantile read from them is within a bin's width (√2) of the true one, interpolated inside it.
 LATENCY_BINS = 32
 LATENCY_BASE_MS = 250.0
-_RATIO = math.sqrt(2)
 
 
-def latency_bin(latency_ms: int) -> int:
+def latency_bin(latency_ms: float) -> int:
     if latency_ms < LATENCY_BASE_MS:
         return 0
-    return min(LATENCY_BINS - 1, 1 + int(math.log(latency_ms / LATENCY_BASE_MS, _RATIO) + 1e-9))
+    # Half-octaves: 2·log2 is exact on the bounds themselves (1000 ms is the start of a bin, not its end).
+    return min(LATENCY_BINS - 1, 1 + int(2 * math.log2(latency_ms / LATENCY_BASE_MS) + 1e-9))
 
 
 def latency_bin_bounds(index: int) -> tuple[float, float | None]:
     """[low, high) of a bin in ms; high is None for the last, open bin."""
-    low = 0.0 if index == 0 else LATENCY_BASE_MS * _RATIO ** (index - 1)
-    high = None if index == LATENCY_BINS - 1 else LATENCY_BASE_MS * _RATIO**index
+    low = 0.0 if index == 0 else LATENCY_BASE_MS * 2 ** ((index - 1) / 2)
+    high = None if index == LATENCY_BINS - 1 else LATENCY_BASE_MS * 2 ** (index / 2)
     return low, high
 
 

@@ -149,7 +149,12 @@ class ProviderEventSignals(_Signals):
                 )
             ]
         if event.type in _INSTANCE:
-            return [observe(kind=_INSTANCE[event.type], identity=f"event:{event.meta.event_id}")]
+            # The same change reported twice (a provider re-sending its webhook under another id) is one
+            # fact: keyed by when the provider says it happened and why; by the report when it did not say.
+            stated = _time(event.occurred_at, present=event.HasField("occurred_at"))
+            reason = event.connection_reason or event.ban_code
+            identity = f"at:{stated.isoformat()}:{reason}" if stated else f"event:{event.meta.event_id}"
+            return [observe(kind=_INSTANCE[event.type], identity=identity)]
         if event.type == _T.PROVIDER_EVENT_TYPE_REACHOUT_TIMELOCKED:
             until = _time(event.timelock_until, present=event.HasField("timelock_until"))
             identity = f"until:{until.isoformat()}" if until else f"event:{event.meta.event_id}"
