@@ -71,23 +71,33 @@ class RecordSignalsHandler:
             return SignalsRecorded()
         organizations = await uow.instances.organizations_of({o.instance_id for o in observations})
         now = self._clock.now()
+        known: list[Observation] = []
+        unknown: list[Observation] = []
+        for o in observations:
+            organization = organizations.get(o.instance_id)
+            (
+                known if organization is not None and o.organization_id in ("", organization) else unknown
+            ).append(o)
+        # Every message the batch correlates, locked up front (see SignalLog.claim_messages).
+        messages = await uow.signals.claim_messages(
+            {(o.instance_id, o.message_key) for o in known if o.kind in TRACKED_KINDS and o.message_key},
+            first_seen_at=now,
+        )
         deltas = CounterDeltas()
         recorded: list[Signal] = []
-        unknown: list[Observation] = []
         duplicates: list[SignalKind] = []
-        for observation in observations:
-            organization = organizations.get(observation.instance_id)
-            if organization is None or observation.organization_id not in ("", organization):
-                unknown.append(observation)
-                continue
-            signal = await self._signal(uow, observation, organization, now)
+        for observation in known:
+            signal = await self._signal(uow, observation, organizations[observation.instance_id], now)
             if not await uow.signals.add(signal):
                 duplicates.append(signal.kind)
                 continue
             recorded.append(signal)
             deltas.add(signal.instance_id, signal.occurred_at, Counts.of_kind(signal.kind))
             if signal.kind in TRACKED_KINDS and signal.message_key:
-                await self._correlate(uow, signal, observation, deltas)
+                key = (signal.instance_id, signal.message_key)
+                if key not in messages:  # an Executor failure, keyed by the message its job sent
+                    messages |= await uow.signals.claim_messages({key}, first_seen_at=now)
+                await self._correlate(uow, messages[key], signal, observation, deltas)
         if deltas:
             await uow.signals.add_counts(deltas)
         return SignalsRecorded(tuple(recorded), tuple(duplicates), tuple(unknown))
@@ -118,15 +128,13 @@ class RecordSignalsHandler:
         )
 
     async def _correlate(
-        self, uow: ReputationUnitOfWork, signal: Signal, observation: Observation, deltas: CounterDeltas
+        self,
+        uow: ReputationUnitOfWork,
+        tracked: TrackedMessage,
+        signal: Signal,
+        observation: Observation,
+        deltas: CounterDeltas,
     ) -> None:
-        tracked = await uow.signals.message(signal.instance_id, signal.message_key)
-        if tracked is None:
-            tracked = TrackedMessage(
-                instance_id=signal.instance_id,
-                message_key=signal.message_key,
-                first_seen_at=self._clock.now(),
-            )
         correlation: Correlation
         match signal.kind:
             case SignalKind.MESSAGE_SENT:

@@ -60,10 +60,16 @@ class SignalLog(Protocol):
         """A DELIVERED fact's latency, known once its send is known too."""
         ...
 
-    async def message(self, instance_id: str, message_key: str) -> TrackedMessage | None: ...
+    async def claim_messages(
+        self, keys: Collection[tuple[str, str]], *, first_seen_at: datetime
+    ) -> dict[tuple[str, str], TrackedMessage]:
+        """The messages (instance id, message key), created when new, each locked until the transaction
+        ends: two consumers correlating facts of the same message take turns, neither overwrites the
+        other. Locked in one order, so two batches never wait on each other in a circle."""
+        ...
 
     async def message_of_job(self, instance_id: str, job_id: str) -> TrackedMessage | None:
-        """The message the Executor sent for this job, when its MessageSent was recorded."""
+        """The message the Executor sent for this job, when its MessageSent was recorded (not locked)."""
         ...
 
     async def save_message(self, message: TrackedMessage) -> None: ...

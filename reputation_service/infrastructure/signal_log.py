@@ -3,7 +3,8 @@ counters added with one upsert per batch, windows summed over a primary-key rang
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Collection
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Delete, and_, case, delete, func, or_, select, tuple_, update
@@ -63,15 +64,35 @@ class SqlAlchemySignalLog:
             update(signals).where(signals.c.fact_key == fact_key).values(ack_latency_ms=latency_ms)
         )
 
-    async def message(self, instance_id: str, message_key: str) -> TrackedMessage | None:
-        row = (
-            await self._session.execute(
-                select(signal_messages).where(
-                    signal_messages.c.instance_id == instance_id, signal_messages.c.message_key == message_key
-                )
-            )
-        ).one_or_none()
-        return _to_message(row) if row is not None else None
+    async def claim_messages(
+        self, keys: Collection[tuple[str, str]], *, first_seen_at: datetime
+    ) -> dict[tuple[str, str], TrackedMessage]:
+        if not keys:
+            return {}
+        ordered = sorted(keys)
+        # Created if missing (a concurrent creator makes this wait for its commit), then locked in order.
+        await self._session.execute(
+            pg_insert(signal_messages).on_conflict_do_nothing(),
+            [
+                {
+                    "instance_id": instance_id,
+                    "message_key": key,
+                    "job_id": "",
+                    "attempts": 0,
+                    "first_seen_at": first_seen_at,
+                    "answered": False,
+                }
+                for instance_id, key in ordered
+            ],
+        )
+        pair = tuple_(signal_messages.c.instance_id, signal_messages.c.message_key)
+        rows = await self._session.execute(
+            select(signal_messages)
+            .where(pair.in_(ordered))
+            .order_by(signal_messages.c.instance_id, signal_messages.c.message_key)
+            .with_for_update()
+        )
+        return {(row.instance_id, row.message_key): _to_message(row) for row in rows}
 
     async def message_of_job(self, instance_id: str, job_id: str) -> TrackedMessage | None:
         if not job_id:

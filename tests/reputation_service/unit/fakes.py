@@ -96,9 +96,15 @@ class FakeSignalLog:
                 self.state.signals[fact_key], ack_latency_ms=latency_ms
             )
 
-    async def message(self, instance_id: str, message_key: str) -> TrackedMessage | None:
-        found = self.state.messages.get((instance_id, message_key))
-        return copy.copy(found) if found is not None else None
+    async def claim_messages(
+        self, keys: Collection[tuple[str, str]], *, first_seen_at: datetime
+    ) -> dict[tuple[str, str], TrackedMessage]:
+        for instance_id, key in keys:
+            self.state.messages.setdefault(
+                (instance_id, key),
+                TrackedMessage(instance_id=instance_id, message_key=key, first_seen_at=first_seen_at),
+            )
+        return {key: copy.copy(self.state.messages[key]) for key in keys}
 
     async def message_of_job(self, instance_id: str, job_id: str) -> TrackedMessage | None:
         found = [
