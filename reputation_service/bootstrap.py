@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -49,7 +50,7 @@ class Reputation:
     consumers: list[DurableConsumer]
     pruner: SignalPruner
     window_counts: WindowCountsReader
-    unit_of_work: Any
+    unit_of_work: Callable[[], SqlAlchemyReputationUnitOfWork]
 
     def parts(self) -> ServiceParts:
         binding = ServicerBinding(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -60,7 +60,10 @@ class SignalsRecorded:
 class RecordSignalsHandler:
     """Inside the caller's transaction (the event consumer's, with its inbox rows): records each new fact,
     correlates it with what is known of its message (latency, answered sends) and adds it all to the
-    instance's buckets. Reports about instances the registry does not know are dropped."""
+    instance's buckets. Reports about instances the registry does not know are dropped.
+
+    A batch costs a fixed number of statements, whatever its size: the instances, the jobs' messages, the
+    messages locked, the new facts, the messages and latencies changed, the buckets."""
 
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
@@ -70,47 +73,76 @@ class RecordSignalsHandler:
         if not observations:
             return SignalsRecorded()
         organizations = await uow.instances.organizations_of({o.instance_id for o in observations})
-        now = self._clock.now()
         known: list[Observation] = []
         unknown: list[Observation] = []
         for o in observations:
             organization = organizations.get(o.instance_id)
-            (
-                known if organization is not None and o.organization_id in ("", organization) else unknown
-            ).append(o)
-        # Every message the batch correlates, locked up front (see SignalLog.claim_messages).
+            mine = organization is not None and o.organization_id in ("", organization)
+            (known if mine else unknown).append(o)
+        now = self._clock.now()
+        sent_by_job = await self._sent_by_job(uow, known)
+        signals = [self._signal(o, organizations[o.instance_id], sent_by_job, now) for o in known]
+        # Every message the batch correlates, locked before any of its facts (see SignalLog.claim_messages).
         messages = await uow.signals.claim_messages(
-            {(o.instance_id, o.message_key) for o in known if o.kind in TRACKED_KINDS and o.message_key},
+            {(s.instance_id, s.message_key) for s in signals if s.kind in TRACKED_KINDS and s.message_key},
             first_seen_at=now,
         )
+        new = await uow.signals.add_new(_first_of_each(signals))
         deltas = CounterDeltas()
         recorded: list[Signal] = []
         duplicates: list[SignalKind] = []
-        for observation in known:
-            signal = await self._signal(uow, observation, organizations[observation.instance_id], now)
-            if not await uow.signals.add(signal):
+        changed: dict[tuple[str, str], TrackedMessage] = {}
+        latencies: dict[str, int] = {}
+        for observation, signal in zip(known, signals, strict=True):
+            if signal.fact_key not in new:
                 duplicates.append(signal.kind)
                 continue
+            new.discard(signal.fact_key)  # the same fact twice in one batch: recorded once
             recorded.append(signal)
             deltas.add(signal.instance_id, signal.occurred_at, Counts.of_kind(signal.kind))
-            if signal.kind in TRACKED_KINDS and signal.message_key:
-                key = (signal.instance_id, signal.message_key)
-                if key not in messages:  # an Executor failure, keyed by the message its job sent
-                    messages |= await uow.signals.claim_messages({key}, first_seen_at=now)
-                await self._correlate(uow, messages[key], signal, observation, deltas)
-        if deltas:
-            await uow.signals.add_counts(deltas)
+            key = (signal.instance_id, signal.message_key)
+            if key in messages:
+                changed[key] = messages[key]
+                self._correlate(messages[key], signal, observation, deltas, latencies)
+            elif signal.kind is SignalKind.MESSAGE_SENT:
+                # A send whose provider named no message cannot meet its receipts: never a soft failure.
+                deltas.add(signal.instance_id, signal.occurred_at, Counts(answered=1))
+        await uow.signals.save_messages(list(changed.values()))
+        await uow.signals.set_ack_latencies(latencies)
+        await uow.signals.add_counts(deltas)
         return SignalsRecorded(tuple(recorded), tuple(duplicates), tuple(unknown))
 
-    async def _signal(
-        self, uow: ReputationUnitOfWork, observation: Observation, organization: str, now: datetime
+    @staticmethod
+    async def _sent_by_job(
+        uow: ReputationUnitOfWork, observations: Sequence[Observation]
+    ) -> dict[tuple[str, str], tuple[str, int]]:
+        """(instance, job) -> (message key, attempts) of the send recorded for each job an Executor failure
+        of the batch names; the batch's own sends included (they precede their failures in the stream)."""
+        jobs = {(o.instance_id, o.job_id) for o in observations if not o.identity and o.job_id}
+        if not jobs:
+            return {}
+        found = {
+            job: (message.message_key, message.attempts)
+            for job, message in (await uow.signals.messages_of_jobs(jobs)).items()
+        }
+        for o in observations:
+            if o.kind is SignalKind.MESSAGE_SENT and o.message_key and (o.instance_id, o.job_id) in jobs:
+                found[(o.instance_id, o.job_id)] = (o.message_key, o.attempts)
+        return found
+
+    @staticmethod
+    def _signal(
+        observation: Observation,
+        organization: str,
+        sent_by_job: Mapping[tuple[str, str], tuple[str, int]],
+        now: datetime,
     ) -> Signal:
         message = observation.message_key
         identity = observation.identity
         if not identity:  # an Executor failure: the message its job sent in this round, if recorded
-            sent = await uow.signals.message_of_job(observation.instance_id, observation.job_id)
-            if sent is not None and sent.attempts == observation.attempts:
-                message = sent.message_key
+            sent = sent_by_job.get((observation.instance_id, observation.job_id))
+            if sent is not None and sent[1] == observation.attempts:
+                message = sent[0]
                 identity = f"msg:{message}"
             else:
                 identity = f"job:{observation.job_id}:{observation.attempts}"
@@ -127,13 +159,13 @@ class RecordSignalsHandler:
             is_group=observation.is_group,
         )
 
-    async def _correlate(
-        self,
-        uow: ReputationUnitOfWork,
+    @staticmethod
+    def _correlate(
         tracked: TrackedMessage,
         signal: Signal,
         observation: Observation,
         deltas: CounterDeltas,
+        latencies: dict[str, int],
     ) -> None:
         correlation: Correlation
         match signal.kind:
@@ -145,14 +177,19 @@ class RecordSignalsHandler:
                 correlation = tracked.delivered(signal.occurred_at)
             case _:
                 correlation = tracked.read_or_failed()
-        await uow.signals.save_message(tracked)
         if correlation.answered_send_at is not None:
             deltas.add(signal.instance_id, correlation.answered_send_at, Counts(answered=1))
         if correlation.latency_ms is not None and correlation.delivered_at is not None:
             deltas.add(
                 signal.instance_id, correlation.delivered_at, Counts.of_latency(correlation.latency_ms)
             )
-            await uow.signals.set_ack_latency(
-                fact_key(SignalKind.DELIVERED, signal.instance_id, f"msg:{signal.message_key}"),
-                correlation.latency_ms,
-            )
+            delivered = fact_key(SignalKind.DELIVERED, signal.instance_id, f"msg:{signal.message_key}")
+            latencies[delivered] = correlation.latency_ms
+
+
+def _first_of_each(signals: Sequence[Signal]) -> list[Signal]:
+    """One signal per fact key, the first reported."""
+    seen: dict[str, Signal] = {}
+    for signal in signals:
+        seen.setdefault(signal.fact_key, signal)
+    return list(seen.values())

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -52,12 +52,13 @@ class SignalLog(Protocol):
     """The raw log of signals, the messages it correlates and the per-instance bucket counters. Every write
     happens in the caller's transaction."""
 
-    async def add(self, signal: Signal) -> bool:
-        """Record the fact; False, and nothing written, when its fact key is already there."""
+    async def add_new(self, signals: Sequence[Signal]) -> set[str]:
+        """Record the facts (one per fact key); returns the keys of those that were not there yet. A fact
+        key another transaction is recording waits for it, so a fact is new to one transaction only."""
         ...
 
-    async def set_ack_latency(self, fact_key: str, latency_ms: int) -> None:
-        """A DELIVERED fact's latency, known once its send is known too."""
+    async def set_ack_latencies(self, latencies: Mapping[str, int]) -> None:
+        """DELIVERED facts' latencies (by fact key), known once their sends are known too."""
         ...
 
     async def claim_messages(
@@ -68,11 +69,16 @@ class SignalLog(Protocol):
         other. Locked in one order, so two batches never wait on each other in a circle."""
         ...
 
-    async def message_of_job(self, instance_id: str, job_id: str) -> TrackedMessage | None:
-        """The message the Executor sent for this job, when its MessageSent was recorded (not locked)."""
+    async def messages_of_jobs(
+        self, jobs: Collection[tuple[str, str]]
+    ) -> dict[tuple[str, str], TrackedMessage]:
+        """(instance id, job id) -> the message the Executor last sent for that job, for the jobs whose
+        MessageSent was recorded (not locked)."""
         ...
 
-    async def save_message(self, message: TrackedMessage) -> None: ...
+    async def save_messages(self, messages: Sequence[TrackedMessage]) -> None:
+        """Store the claimed messages' new state."""
+        ...
 
     async def add_counts(self, deltas: CounterDeltas) -> None:
         """Add to each bucket's counters (creating the bucket)."""

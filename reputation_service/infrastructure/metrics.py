@@ -9,8 +9,9 @@ SIGNAL_DUPLICATES = Counter(
     ["kind"],
 )
 UNKNOWN_INSTANCE = Counter(
-    "whatlead_reputation_unknown_instance_events_total",
-    "Reports about an instance the registry does not know (or not of the organization they name), dropped",
+    "whatlead_reputation_unknown_instance_facts_total",
+    "Facts reported about an instance the registry does not know (or not of the organization the report "
+    "names), dropped; by who reported them",
     ["source"],
 )
 SIGNALS_PRUNED = Counter(

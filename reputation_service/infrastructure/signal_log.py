@@ -3,14 +3,15 @@ counters added with one upsert per batch, windows summed over a primary-key rang
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Delete, and_, case, delete, func, or_, select, tuple_, update
+from sqlalchemy import Delete, and_, bindparam, case, delete, func, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from libs.db.types import UtcDateTime
 from libs.seedwork.clock import Clock
 from reputation_service.domain.ports import PruneBefore
 from reputation_service.domain.signals import (
@@ -23,12 +24,8 @@ from reputation_service.domain.signals import (
     TrackedMessage,
     WindowPlan,
 )
-from reputation_service.infrastructure.tables import (
-    ACK_BIN_COLUMNS,
-    signal_buckets,
-    signal_messages,
-    signals,
-)
+from reputation_service.infrastructure.tables import ACK_BIN_COLUMNS, signal_buckets, signal_messages
+from reputation_service.infrastructure.tables import signals as signals_table
 
 _COLUMNS = (*COUNTER_NAMES, *ACK_BIN_COLUMNS)
 
@@ -38,30 +35,38 @@ class SqlAlchemySignalLog:
         self._session = session
         self._clock = clock
 
-    async def add(self, signal: Signal) -> bool:
-        statement = (
-            pg_insert(signals)
-            .values(
-                fact_key=signal.fact_key,
-                kind=signal.kind.value,
-                instance_id=signal.instance_id,
-                organization_id=signal.organization_id,
-                occurred_at=signal.occurred_at,
-                recorded_at=self._clock.now(),
-                source=signal.source.value,
-                provider_message_id=signal.provider_message_id,
-                message_key=signal.message_key,
-                is_group=signal.is_group,
-                ack_latency_ms=signal.ack_latency_ms,
-            )
-            .on_conflict_do_nothing()
-            .returning(signals.c.fact_key)
-        )
-        return (await self._session.execute(statement)).first() is not None
+    async def add_new(self, signals: Sequence[Signal]) -> set[str]:
+        if not signals:
+            return set()
+        recorded_at = self._clock.now()
+        rows = [
+            {
+                "fact_key": signal.fact_key,
+                "kind": signal.kind.value,
+                "instance_id": signal.instance_id,
+                "organization_id": signal.organization_id,
+                "occurred_at": signal.occurred_at,
+                "recorded_at": recorded_at,
+                "source": signal.source.value,
+                "provider_message_id": signal.provider_message_id,
+                "message_key": signal.message_key,
+                "is_group": signal.is_group,
+                "ack_latency_ms": signal.ack_latency_ms,
+            }
+            for signal in signals
+        ]
+        statement = pg_insert(signals_table).on_conflict_do_nothing().returning(signals_table.c.fact_key)
+        return set((await self._session.scalars(statement, rows)).all())
 
-    async def set_ack_latency(self, fact_key: str, latency_ms: int) -> None:
-        await self._session.execute(
-            update(signals).where(signals.c.fact_key == fact_key).values(ack_latency_ms=latency_ms)
+    async def set_ack_latencies(self, latencies: Mapping[str, int]) -> None:
+        if not latencies:
+            return
+        connection = await self._session.connection()
+        await connection.execute(
+            update(signals_table)
+            .where(signals_table.c.fact_key == bindparam("key"))
+            .values(ack_latency_ms=bindparam("latency")),
+            [{"key": key, "latency": latency} for key, latency in latencies.items()],
         )
 
     async def claim_messages(
@@ -94,39 +99,51 @@ class SqlAlchemySignalLog:
         )
         return {(row.instance_id, row.message_key): _to_message(row) for row in rows}
 
-    async def message_of_job(self, instance_id: str, job_id: str) -> TrackedMessage | None:
-        if not job_id:
-            return None
-        row = (
-            await self._session.execute(
-                select(signal_messages)
-                .where(
-                    signal_messages.c.instance_id == instance_id,
-                    signal_messages.c.job_id == job_id,
-                    signal_messages.c.job_id != "",
-                )
-                .order_by(signal_messages.c.attempts.desc())
-                .limit(1)
-            )
-        ).one_or_none()
-        return _to_message(row) if row is not None else None
+    async def messages_of_jobs(
+        self, jobs: Collection[tuple[str, str]]
+    ) -> dict[tuple[str, str], TrackedMessage]:
+        if not jobs:
+            return {}
+        job = tuple_(signal_messages.c.instance_id, signal_messages.c.job_id)
+        rows = await self._session.execute(
+            select(signal_messages)
+            .where(job.in_(sorted(jobs)), signal_messages.c.job_id != "")
+            .order_by(signal_messages.c.attempts)
+        )
+        return {(row.instance_id, row.job_id): _to_message(row) for row in rows}  # the last round wins
 
-    async def save_message(self, message: TrackedMessage) -> None:
-        values = {
-            "instance_id": message.instance_id,
-            "message_key": message.message_key,
-            "job_id": message.job_id,
-            "attempts": message.attempts,
-            "first_seen_at": message.first_seen_at,
-            "sent_at": message.sent_at,
-            "delivered_at": message.delivered_at,
-            "answered": message.answered,
-            "latency_ms": message.latency_ms,
-        }
-        statement = pg_insert(signal_messages).values(values)
-        changing = {name: statement.excluded[name] for name in values if name not in _MESSAGE_KEY}
-        await self._session.execute(
-            statement.on_conflict_do_update(index_elements=list(_MESSAGE_KEY), set_=changing)
+    async def save_messages(self, messages: Sequence[TrackedMessage]) -> None:
+        if not messages:
+            return
+        # The rows exist and are locked (claim_messages): an update each, in one round trip.
+        connection = await self._session.connection()
+        await connection.execute(
+            update(signal_messages)
+            .where(
+                signal_messages.c.instance_id == bindparam("b_instance_id"),
+                signal_messages.c.message_key == bindparam("b_message_key"),
+            )
+            .values(
+                job_id=bindparam("b_job_id"),
+                attempts=bindparam("b_attempts"),
+                sent_at=bindparam("b_sent_at", type_=UtcDateTime),
+                delivered_at=bindparam("b_delivered_at", type_=UtcDateTime),
+                answered=bindparam("b_answered"),
+                latency_ms=bindparam("b_latency_ms"),
+            ),
+            [
+                {
+                    "b_instance_id": m.instance_id,
+                    "b_message_key": m.message_key,
+                    "b_job_id": m.job_id,
+                    "b_attempts": m.attempts,
+                    "b_sent_at": m.sent_at,
+                    "b_delivered_at": m.delivered_at,
+                    "b_answered": m.answered,
+                    "b_latency_ms": m.latency_ms,
+                }
+                for m in messages
+            ],
         )
 
     async def add_counts(self, deltas: CounterDeltas) -> None:
@@ -185,10 +202,9 @@ class SqlAlchemySignalLog:
         return BucketTotals(counts=Counts(**counters, latency_bins=bins), unanswered_timed_out=values[-1])
 
     async def prune(self, retention: PruneBefore, *, limit: int) -> int:
-        oldest_signals = select(signals.c.fact_key).where(signals.c.recorded_at < retention.signals)
-        deleted = await self._delete(
-            delete(signals).where(signals.c.fact_key.in_(oldest_signals.limit(limit).scalar_subquery()))
-        )
+        log = signals_table
+        oldest_signals = select(log.c.fact_key).where(log.c.recorded_at < retention.signals).limit(limit)
+        deleted = await self._delete(delete(log).where(log.c.fact_key.in_(oldest_signals.scalar_subquery())))
         message = tuple_(signal_messages.c.instance_id, signal_messages.c.message_key)
         oldest_messages = select(signal_messages.c.instance_id, signal_messages.c.message_key).where(
             signal_messages.c.first_seen_at < retention.signals
@@ -219,9 +235,6 @@ class SqlAlchemySignalLog:
         # On the session's connection: its result is a CursorResult, with a rowcount.
         connection = await self._session.connection()
         return int((await connection.execute(statement)).rowcount or 0)
-
-
-_MESSAGE_KEY = ("instance_id", "message_key")
 
 
 def _counter_values(counts: Counts) -> dict[str, int]:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
 
@@ -83,18 +83,19 @@ class FakeSignalLog:
         self.state = SignalState()
         self._clock = clock
 
-    async def add(self, signal: Signal) -> bool:
-        if signal.fact_key in self.state.signals:
-            return False
-        self.state.signals[signal.fact_key] = signal
-        self.state.recorded_at[signal.fact_key] = self._clock.now()
-        return True
+    async def add_new(self, signals: Sequence[Signal]) -> set[str]:
+        new = set()
+        for signal in signals:
+            if signal.fact_key not in self.state.signals:
+                self.state.signals[signal.fact_key] = signal
+                self.state.recorded_at[signal.fact_key] = self._clock.now()
+                new.add(signal.fact_key)
+        return new
 
-    async def set_ack_latency(self, fact_key: str, latency_ms: int) -> None:
-        if fact_key in self.state.signals:
-            self.state.signals[fact_key] = dataclasses.replace(
-                self.state.signals[fact_key], ack_latency_ms=latency_ms
-            )
+    async def set_ack_latencies(self, latencies: Mapping[str, int]) -> None:
+        for key, latency in latencies.items():
+            if key in self.state.signals:
+                self.state.signals[key] = dataclasses.replace(self.state.signals[key], ack_latency_ms=latency)
 
     async def claim_messages(
         self, keys: Collection[tuple[str, str]], *, first_seen_at: datetime
@@ -106,16 +107,18 @@ class FakeSignalLog:
             )
         return {key: copy.copy(self.state.messages[key]) for key in keys}
 
-    async def message_of_job(self, instance_id: str, job_id: str) -> TrackedMessage | None:
-        found = [
-            m
-            for m in self.state.messages.values()
-            if m.instance_id == instance_id and job_id and m.job_id == job_id
-        ]
-        return copy.copy(max(found, key=lambda m: m.attempts)) if found else None
+    async def messages_of_jobs(
+        self, jobs: Collection[tuple[str, str]]
+    ) -> dict[tuple[str, str], TrackedMessage]:
+        found: dict[tuple[str, str], TrackedMessage] = {}
+        for message in sorted(self.state.messages.values(), key=lambda m: m.attempts):
+            if message.job_id and (message.instance_id, message.job_id) in jobs:
+                found[(message.instance_id, message.job_id)] = copy.copy(message)
+        return found
 
-    async def save_message(self, message: TrackedMessage) -> None:
-        self.state.messages[(message.instance_id, message.message_key)] = copy.copy(message)
+    async def save_messages(self, messages: Sequence[TrackedMessage]) -> None:
+        for message in messages:
+            self.state.messages[(message.instance_id, message.message_key)] = copy.copy(message)
 
     async def add_counts(self, deltas: CounterDeltas) -> None:
         for key, counts in deltas.items():

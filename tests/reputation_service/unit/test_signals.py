@@ -608,3 +608,32 @@ async def test_dropped_and_recorded_reports_are_counted_once_committed(h):
 
     assert metrics.SIGNALS.labels("CONNECTION_ERROR")._value.get() == recorded + 1
     assert metrics.UNKNOWN_INSTANCE.labels("WEBHOOK")._value.get() == dropped + 1
+
+
+async def test_a_send_whose_provider_named_no_message_is_never_a_soft_failure(h):
+    await h.ingest(sent(h, "", at=START))
+    h.clock.advance(hours=1)
+
+    counts = await h.window(DAY)
+    assert (counts.sent, counts.ack_timeouts) == (1, 0)
+
+
+async def test_a_send_and_its_failure_in_one_batch_meet_the_providers_report_of_it(h):
+    message, job = waha_id("5511@c.us", "3EB0B1"), new_id()
+    async with h.uow as uow:
+        await h.executor.handle_many([sent(h, message, at=START, job_id=job), failed(h, job, at=START)], uow)
+        await uow.commit()
+    await h.ingest(report(h, PT.PROVIDER_EVENT_TYPE_MESSAGE_FAILED, message_id=message, at=START))
+
+    counts = await h.window()
+    assert (counts.sent, counts.failed, counts.ack_timeouts) == (1, 1, 0)
+
+
+async def test_one_fact_twice_in_one_batch_is_recorded_once(h):
+    message = waha_id("5511@c.us", "3EB0B2")
+    delivered = report(h, PT.PROVIDER_EVENT_TYPE_MESSAGE_DELIVERED, message_id=message, at=START)
+    async with h.uow as uow:
+        await h.providers.handle_many([delivered, delivered], uow)
+        await uow.commit()
+
+    assert (await h.window()).delivered == 1
