@@ -25,8 +25,8 @@ class CountingPolicy:
 
 class WindowCountsReader:
     """Counts of one instance over windows ending now, inside the caller's transaction. The cost of a read
-    depends on the window's length only (at most 120 minute buckets plus one per hour), never on how many
-    signals the log holds."""
+    depends on the window's length only (two edges of minute buckets plus one bucket per hour), never on
+    how many signals the log holds."""
 
     def __init__(self, clock: Clock, policy: CountingPolicy) -> None:
         self._clock = clock
