@@ -170,6 +170,11 @@ class FakeReputationUnitOfWork(FakeUnitOfWork):
         self._endings: list[Callable[[bool], None]] = []
         self._committed = False
 
+    def seed(self, instance: Instance) -> None:
+        """An instance registered before the test, committed."""
+        self._committed_rows[instance.id] = instance
+        self.instances.rows[instance.id] = instance
+
     def after_transaction(self, callback: Callable[[bool], None]) -> None:
         self._endings.append(callback)
 

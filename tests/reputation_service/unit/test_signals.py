@@ -52,17 +52,19 @@ PT = provider_events_pb2
 class Harness:
     """The two consumers' handlers over one fake store, one transaction per event as a consumer applies it."""
 
-    def __init__(self) -> None:
+    def __init__(self, instance: Instance | None = None) -> None:
         self.clock = FakeClock(START + timedelta(minutes=5))  # the facts below happened a little earlier
         self.uow = FakeReputationUnitOfWork(self.clock)
         record = RecordSignalsHandler(self.clock)
         self.providers = ProviderEventSignals(record, self.clock)
         self.executor = ExecutorEventSignals(record, self.clock)
         self.reader = WindowCountsReader(self.clock, POLICY)
-        self.instance = self.register(ORG)
+        self.registered = instance or self.register(ORG)
+        self.uow.seed(self.registered)
+        self.instance = self.registered.id
 
-    def register(self, organization: str) -> str:
-        instance = Instance.register(
+    def register(self, organization: str) -> Instance:
+        return Instance.register(
             organization_id=organization,
             display_name="Sales",
             provider=Provider.WAHA,
@@ -72,9 +74,6 @@ class Harness:
             connection_state=ConnectionState.CONNECTED,
             now=self.clock.now(),
         )
-        self.uow.instances.rows[instance.id] = instance
-        self.uow._committed_rows[instance.id] = instance
-        return instance.id
 
     async def ingest(self, *events: Message) -> None:
         for event in events:
@@ -271,10 +270,7 @@ async def test_any_order_of_the_same_facts_gives_the_same_counts(h):
     ]
     results = []
     for order in ([0, 1, 2], [2, 1, 0], [1, 0, 2], [2, 0, 1]):
-        fresh = Harness()
-        fresh.uow.instances.rows = h.uow.instances.rows
-        fresh.uow._committed_rows = h.uow._committed_rows
-        fresh.instance = h.instance
+        fresh = Harness(h.registered)
         await fresh.ingest(*(events[i] for i in order))
         fresh.clock.advance(hours=1)
         results.append(await fresh.window(DAY))
