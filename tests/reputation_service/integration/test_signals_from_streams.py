@@ -4,6 +4,7 @@ restart that replays both streams from their start, every fact counts once."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -326,3 +327,55 @@ async def _registered(uow: SqlAlchemyReputationUnitOfWork, clock: FakeClock) -> 
     uow.track(instance)
     await uow.commit()
     return instance.id
+
+
+async def test_two_consumers_recording_facts_of_one_message_at_once_take_turns(
+    migrated_database: Callable[[str], str],
+):
+    engine = create_engine(migrated_database("reputation_service"))
+    clock = FakeClock(datetime.now(UTC).replace(microsecond=0))
+
+    def uow() -> SqlAlchemyReputationUnitOfWork:
+        return SqlAlchemyReputationUnitOfWork(
+            session_factory(engine), tables=messaging, to_message=event_to_proto, clock=clock
+        )
+
+    try:
+        async with uow() as registry:
+            instance_id = await _registered(registry, clock)
+        record = RecordSignalsHandler(clock)
+        executor, providers = ExecutorEventSignals(record, clock), ProviderEventSignals(record, clock)
+        message = "true_5511@c.us_3EB0RACE"
+        delivered_at, sent_at = clock.now() - timedelta(seconds=1), clock.now() - timedelta(seconds=4)
+
+        # The message is known already (its read receipt came first), so both find its row.
+        async with uow() as earlier:
+            await providers(
+                reported(instance_id, PT.PROVIDER_EVENT_TYPE_MESSAGE_READ, clock.now(), message), earlier
+            )
+            await earlier.commit()
+
+        async with uow() as first:
+            await providers(
+                reported(instance_id, PT.PROVIDER_EVENT_TYPE_MESSAGE_DELIVERED, delivered_at, message), first
+            )
+
+            async def second_consumer() -> None:
+                async with uow() as second:
+                    await executor(sent(instance_id, message, sent_at, new_id()), second)
+                    await second.commit()
+
+            racing = asyncio.create_task(second_consumer())
+            await asyncio.sleep(0.3)
+            assert not racing.done()  # it waits for the message the first one holds
+            await first.commit()
+        await asyncio.wait_for(racing, timeout=5)
+
+        reader = WindowCountsReader(
+            clock, CountingPolicy(minute_horizon=timedelta(days=8), ack_timeout=timedelta(minutes=15))
+        )
+        async with uow() as work:
+            [counts] = await reader(work, instance_id, [timedelta(hours=1)])
+        assert (counts.sent, counts.delivered, counts.read, counts.avg_send_latency_ms) == (1, 1, 1, 3000)
+    finally:
+        await engine.dispose()
