@@ -2,28 +2,70 @@
 
 from __future__ import annotations
 
-from libs.bootstrap import open_infrastructure
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from libs.bootstrap import Infrastructure, open_infrastructure
+from libs.messaging.consumer import DurableConsumer, Redelivery
 from libs.rpc.server import ServicerBinding
-from libs.runtime import ServiceParts
+from libs.runtime import ServiceParts, Worker
 from libs.seedwork.clock import Clock, SystemClock
+from reputation_service.application.prune_signals import PruneSignalsHandler, Retention
 from reputation_service.application.queries import (
     GetInstanceHandler,
     ListInstancesHandler,
     ListInstanceStatesHandler,
 )
+from reputation_service.application.record_signals import RecordSignalsHandler
 from reputation_service.application.register_instance import RegisterInstanceHandler
 from reputation_service.application.update_instance import UpdateInstanceHandler
+from reputation_service.application.window_counts import (
+    CountingPolicy,
+    GetWindowStatsHandler,
+    WindowCountsReader,
+)
 from reputation_service.config import ReputationSettings
+from reputation_service.entrypoints.consumers import ExecutorEventSignals, ProviderEventSignals
 from reputation_service.entrypoints.grpc_servicer import ReputationServicer
+from reputation_service.entrypoints.workers import SignalPruner
 from reputation_service.infrastructure.proto_mapping import event_to_proto
 from reputation_service.infrastructure.tables import messaging
 from reputation_service.infrastructure.unit_of_work import SqlAlchemyReputationUnitOfWork
+from whatlead.events.v1 import executor_events_pb2, provider_events_pb2
 from whatlead.reputation.v1 import reputation_pb2, reputation_pb2_grpc
 
 SERVICE = "reputation"
+# Up to three reports per message sent, none on a message's path: a few per transaction.
+SIGNALS_LINGER_SECONDS = 0.1
 
 
-async def build(settings: ReputationSettings, *, clock: Clock | None = None) -> ServiceParts:
+@dataclass
+class Reputation:
+    """Every part of a running reputation service, for the runtime and for tests that drive pieces."""
+
+    infra: Infrastructure
+    servicer: ReputationServicer
+    consumers: list[DurableConsumer]
+    pruner: SignalPruner
+    window_counts: WindowCountsReader
+    unit_of_work: Callable[[], SqlAlchemyReputationUnitOfWork]
+
+    def parts(self) -> ServiceParts:
+        binding = ServicerBinding(
+            self.servicer,
+            reputation_pb2_grpc.add_ReputationServiceServicer_to_server,
+            reputation_pb2.DESCRIPTOR.services_by_name["ReputationService"].full_name,
+        )
+        loops: list[Worker] = [self.infra.outages.watch, self.infra.relay.run, self.pruner.run]
+        loops += [consumer.run for consumer in self.consumers]
+        return ServiceParts(
+            bindings=[binding], workers=loops, close=self.infra.close, outages=self.infra.outages
+        )
+
+
+async def assemble(settings: ReputationSettings, *, clock: Clock | None = None) -> Reputation:
     clock = clock or SystemClock()
     infra = await open_infrastructure(SERVICE, settings, messaging, clock, database_holds="instances")
 
@@ -36,21 +78,66 @@ async def build(settings: ReputationSettings, *, clock: Clock | None = None) -> 
             on_commit=infra.relay.wake,
         )
 
+    window_counts = WindowCountsReader(
+        clock, CountingPolicy(minute_horizon=settings.minute_horizon, ack_timeout=settings.ack_timeout)
+    )
     servicer = ReputationServicer(
         register_instance=RegisterInstanceHandler(uow, clock),
         update_instance=UpdateInstanceHandler(uow, clock),
         get_instance=GetInstanceHandler(uow),
         list_instances=ListInstancesHandler(uow),
         list_instance_states=ListInstanceStatesHandler(uow),
+        get_window_stats=GetWindowStatsHandler(uow, window_counts),
     )
-    binding = ServicerBinding(
-        servicer,
-        reputation_pb2_grpc.add_ReputationServiceServicer_to_server,
-        reputation_pb2.DESCRIPTOR.services_by_name["ReputationService"].full_name,
+    record = RecordSignalsHandler(clock)
+
+    def consumer(context: str, durable: str, handlers: dict[type[Any], Any]) -> DurableConsumer:
+        return DurableConsumer(
+            service=SERVICE,
+            js=infra.js,
+            subject_root=settings.subject_root,
+            context=context,
+            durable=durable,
+            handlers=handlers,
+            uow_factory=uow,
+            batch_size=settings.signal_batch_size,
+            redelivery=Redelivery.of(settings, context),
+            # A batch's signals in one transaction, its bucket counters in one upsert (ADR 0044).
+            transaction_per_batch=True,
+            linger=SIGNALS_LINGER_SECONDS,
+            outages=infra.outages,
+        )
+
+    executor_signals = ExecutorEventSignals(record, clock)
+    consumers = [
+        consumer(
+            "gateway",
+            "reputation-provider-events",
+            {provider_events_pb2.ProviderEventReceived: ProviderEventSignals(record, clock)},
+        ),
+        consumer(
+            "executor",
+            "reputation-send-outcomes",
+            # One handler for both, so a batch's sends and failures are applied in stream order.
+            {
+                executor_events_pb2.MessageSent: executor_signals,
+                executor_events_pb2.MessageFailed: executor_signals,
+            },
+        ),
+    ]
+    retention = Retention(
+        signals=timedelta(days=settings.signal_retention_days),
+        minute_buckets=settings.minute_horizon,
+        hour_buckets=timedelta(days=settings.hour_bucket_retention_days),
     )
-    return ServiceParts(
-        bindings=[binding],
-        workers=[infra.outages.watch, infra.relay.run],
-        close=infra.close,
+    pruner = SignalPruner(
+        PruneSignalsHandler(uow, clock, retention),
+        interval=settings.prune_interval_seconds,
+        batch_size=settings.prune_batch_size,
         outages=infra.outages,
     )
+    return Reputation(infra, servicer, consumers, pruner, window_counts, uow)
+
+
+async def build(settings: ReputationSettings, *, clock: Clock | None = None) -> ServiceParts:
+    return (await assemble(settings, clock=clock)).parts()

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from datetime import timedelta
 
-from libs.config import Port, ServiceSettings, settings_config
+from pydantic import Field, SecretStr, model_validator
+
+from libs.config import ConsumingServiceSettings, Port, settings_config
 
 
-class ReputationSettings(ServiceSettings):
+class ReputationSettings(ConsumingServiceSettings):
     """Environment variables prefixed REPUTATION_ (e.g. REPUTATION_DATABASE_URL)."""
 
     model_config = settings_config("REPUTATION_")
@@ -20,3 +22,31 @@ class ReputationSettings(ServiceSettings):
     # no secrets are handed out.
     webhook_master_key: SecretStr = SecretStr("")
     webhook_previous_master_key: SecretStr = SecretStr("")
+
+    # Signals (docs/adr/0044-reputation-signals.md). The raw log is kept this long after a fact was
+    # recorded: longer than the streams keep events (7 days), so a late report of a fact is still known.
+    signal_retention_days: float = Field(default=8.0, ge=1, le=90)
+    # Minute buckets make windows exact to the minute; past this age windows start on the hour.
+    minute_bucket_retention_hours: float = Field(default=8 * 24, ge=2, le=31 * 24)
+    # Hour buckets serve windows up to 30 days.
+    hour_bucket_retention_days: float = Field(default=35.0, ge=31, le=400)
+    # A send with no delivery, read or failure this long after it is a soft failure (ack_timeouts).
+    ack_timeout_seconds: float = Field(default=900.0, gt=0, le=6 * 3600)
+    prune_interval_seconds: float = Field(default=300.0, gt=0, le=86400)
+    prune_batch_size: int = Field(default=5000, ge=100, le=100_000)
+    # Events fetched and applied per transaction by each signal consumer.
+    signal_batch_size: int = Field(default=256, ge=1, le=4096)
+
+    @model_validator(mode="after")
+    def _minute_buckets_outlive_the_ack_timeout(self) -> ReputationSettings:
+        if self.minute_horizon < self.ack_timeout + timedelta(hours=1):
+            raise ValueError("minute_bucket_retention_hours must exceed the ack timeout by an hour")
+        return self
+
+    @property
+    def minute_horizon(self) -> timedelta:
+        return timedelta(hours=self.minute_bucket_retention_hours)
+
+    @property
+    def ack_timeout(self) -> timedelta:
+        return timedelta(seconds=self.ack_timeout_seconds)

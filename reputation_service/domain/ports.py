@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 from libs.seedwork.shared_kernel import ConnectionState, Provider, Purpose
 from libs.seedwork.unit_of_work import UnitOfWork
 from reputation_service.domain.instance import Instance
+from reputation_service.domain.signals import BucketTotals, CounterDeltas, Signal, TrackedMessage, WindowPlan
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -39,9 +42,76 @@ class InstanceRepository(Protocol):
         (only for internal projection rebuilds, never for a client's call)."""
         ...
 
+    async def organizations_of(self, instance_ids: Collection[str]) -> dict[str, str]:
+        """instance id -> its organization, for those of the ids the registry knows (every organization:
+        for the signal consumers, whose events carry an instance id)."""
+        ...
+
+
+class SignalLog(Protocol):
+    """The raw log of signals, the messages it correlates and the per-instance bucket counters. Every write
+    happens in the caller's transaction."""
+
+    async def add_new(self, signals: Sequence[Signal]) -> set[str]:
+        """Record the facts (one per fact key); returns the keys of those that were not there yet. A fact
+        key another transaction is recording waits for it, so a fact is new to one transaction only."""
+        ...
+
+    async def set_ack_latencies(self, latencies: Mapping[str, int]) -> None:
+        """DELIVERED facts' latencies (by fact key), known once their sends are known too."""
+        ...
+
+    async def claim_messages(
+        self, keys: Collection[tuple[str, str]], *, first_seen_at: datetime
+    ) -> dict[tuple[str, str], TrackedMessage]:
+        """The messages (instance id, message key), created when new, each locked until the transaction
+        ends: two consumers correlating facts of the same message take turns, neither overwrites the
+        other. Locked in one order, so two batches never wait on each other in a circle."""
+        ...
+
+    async def messages_of_jobs(
+        self, jobs: Collection[tuple[str, str]]
+    ) -> dict[tuple[str, str], TrackedMessage]:
+        """(instance id, job id) -> the message the Executor last sent for that job, for the jobs whose
+        MessageSent was recorded (not locked)."""
+        ...
+
+    async def save_messages(self, messages: Sequence[TrackedMessage]) -> None:
+        """Store the claimed messages' new state."""
+        ...
+
+    async def add_counts(self, deltas: CounterDeltas) -> None:
+        """Add to each bucket's counters (creating the bucket)."""
+        ...
+
+    async def totals(self, instance_id: str, plan: WindowPlan) -> BucketTotals:
+        """The window's buckets added up."""
+        ...
+
+    async def prune(self, retention: PruneBefore, *, limit: int) -> int:
+        """Delete up to `limit` rows of each kind older than its horizon; returns how many went in all."""
+        ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class PruneBefore:
+    """Horizons of the periodic pruning: raw signals and tracked messages by when they were recorded,
+    buckets by their start."""
+
+    signals: datetime
+    minute_buckets: datetime
+    hour_buckets: datetime
+
 
 class ReputationUnitOfWork(UnitOfWork, Protocol):
     """One transaction over the registry; its events reach the outbox on commit."""
 
     @property
     def instances(self) -> InstanceRepository: ...
+
+    @property
+    def signals(self) -> SignalLog: ...
+
+    def after_transaction(self, callback: Callable[[bool], None]) -> None:
+        """Run `callback(committed)` once this transaction has ended (metrics count what committed)."""
+        ...

@@ -18,13 +18,14 @@ from reputation_service.application.queries import (
 )
 from reputation_service.application.register_instance import RegisterInstance, RegisterInstanceHandler
 from reputation_service.application.update_instance import UpdateInstance, UpdateInstanceHandler
+from reputation_service.application.window_counts import GetWindowStats, GetWindowStatsHandler
 from reputation_service.domain.instance import InstanceChanges
 from reputation_service.domain.ports import InstanceFilter
-from reputation_service.infrastructure.proto_mapping import instance_to_proto
+from reputation_service.infrastructure.proto_mapping import instance_to_proto, window_counts_to_proto
 from whatlead.common.v1 import common_pb2
 from whatlead.reputation.v1 import reputation_pb2, reputation_pb2_grpc
 
-NOT_YET = "reputation scoring is not served yet: only the instance registry is"
+NOT_YET = "reputation scoring is not served yet: only the instance registry and window statistics are"
 UPDATABLE = (
     "display_name",
     "provider",
@@ -62,12 +63,14 @@ class ReputationServicer(reputation_pb2_grpc.ReputationServiceServicer):
         get_instance: GetInstanceHandler,
         list_instances: ListInstancesHandler,
         list_instance_states: ListInstanceStatesHandler,
+        get_window_stats: GetWindowStatsHandler,
     ) -> None:
         self._register = register_instance
         self._update = update_instance
         self._get = get_instance
         self._list = list_instances
         self._list_states = list_instance_states
+        self._window_stats = get_window_stats
 
     async def RegisterInstance(
         self, request: reputation_pb2.RegisterInstanceRequest, context: grpc.aio.ServicerContext
@@ -163,7 +166,7 @@ class ReputationServicer(reputation_pb2_grpc.ReputationServiceServicer):
             instances=[instance_to_proto(i) for i in page.items], next_page_token=page.next_page_token
         )
 
-    # Scores, windows and warm-up phases arrive with the reputation issue; until then these say so.
+    # Scores and warm-up phases arrive with the evaluation; until then these say so.
     async def GetReputation(
         self, request: reputation_pb2.GetReputationRequest, context: grpc.aio.ServicerContext
     ) -> reputation_pb2.GetReputationResponse:
@@ -177,7 +180,14 @@ class ReputationServicer(reputation_pb2_grpc.ReputationServiceServicer):
     async def GetWindowStats(
         self, request: reputation_pb2.GetWindowStatsRequest, context: grpc.aio.ServicerContext
     ) -> reputation_pb2.GetWindowStatsResponse:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, NOT_YET)
+        counts = await self._window_stats(
+            GetWindowStats(
+                organization_id=request.organization_id,
+                instance_id=request.instance_id,
+                window=request.window.ToTimedelta() if request.HasField("window") else None,
+            )
+        )
+        return reputation_pb2.GetWindowStatsResponse(stats=window_counts_to_proto(counts))
 
     async def ListInstanceStates(
         self, request: reputation_pb2.ListInstanceStatesRequest, context: grpc.aio.ServicerContext

@@ -9,6 +9,7 @@ from libs.rpc.convert import enum_to_proto, to_timestamp
 from libs.seedwork.aggregate import DomainEvent
 from reputation_service.domain.events import InstanceChanged, InstanceRegistered
 from reputation_service.domain.instance import Instance
+from reputation_service.domain.signals import WindowCounts
 from whatlead.common.v1 import common_pb2
 from whatlead.events.v1 import reputation_events_pb2
 from whatlead.reputation.v1 import reputation_pb2
@@ -29,6 +30,28 @@ def instance_to_proto(instance: Instance) -> reputation_pb2.Instance:
         version=instance.version,
         provider_version=instance.provider_version,
         provider_engine=enum_to_proto(common_pb2.ProviderEngine, instance.provider_engine),
+    )
+
+
+def window_counts_to_proto(counts: WindowCounts) -> reputation_pb2.WindowStats:
+    return reputation_pb2.WindowStats(
+        instance_id=counts.instance_id,
+        window_start=to_timestamp(counts.window_start),
+        window_end=to_timestamp(counts.window_end),
+        sent=counts.sent,
+        delivered=counts.delivered,
+        read=counts.read,
+        replied=counts.replied,
+        received=counts.received,
+        failed=counts.failed,
+        ack_timeouts=counts.ack_timeouts,
+        disconnects=counts.disconnects,
+        connection_errors=counts.connection_errors,
+        delivery_rate=counts.delivery_rate,
+        read_rate=counts.read_rate,
+        reply_rate=counts.reply_rate,
+        avg_send_latency_ms=counts.avg_send_latency_ms,
+        p95_send_latency_ms=counts.p95_send_latency_ms,
     )
 
 

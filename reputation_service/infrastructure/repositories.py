@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from sqlalchemy import select
@@ -62,6 +63,14 @@ class SqlAlchemyInstanceRepository:
             query = query.where(instances.c.purposes.contains(where.purpose.value))
         rows = (await self._session.execute(query.order_by(instances.c.id).limit(limit))).all()
         return [_to_instance(row) for row in rows]
+
+    async def organizations_of(self, instance_ids: Collection[str]) -> dict[str, str]:
+        if not instance_ids:
+            return {}
+        rows = await self._session.execute(
+            select(instances.c.id, instances.c.organization_id).where(instances.c.id.in_(list(instance_ids)))
+        )
+        return {row.id: row.organization_id for row in rows}
 
     async def flush(self) -> None:
         """Write what changed; called by the unit of work right before it commits."""

@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Index, Integer, MetaData, String, Table, UniqueConstraint, text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
 
 from libs.db.types import UtcDateTime
 from libs.messaging.tables import messaging_tables
+from reputation_service.domain.signals import COUNTER_NAMES, LATENCY_BINS
 
 metadata = MetaData()
 messaging = messaging_tables(metadata)
@@ -32,3 +46,58 @@ instances = Table(
     ),
 )
 Index("ix_instances_org_id", instances.c.organization_id, instances.c.id)
+
+# The raw log: one row per fact (its fact key), pruned by `recorded_at` after the retention period.
+signals = Table(
+    "signals",
+    metadata,
+    Column("fact_key", Text, primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("instance_id", String(36), nullable=False),
+    Column("organization_id", String(64), nullable=False),
+    Column("occurred_at", UtcDateTime, nullable=False),
+    Column("recorded_at", UtcDateTime, nullable=False),
+    Column("source", String(10), nullable=False),
+    Column("provider_message_id", Text, nullable=False),
+    Column("message_key", String(200), nullable=False),
+    Column("is_group", Boolean, nullable=True),
+    Column("ack_latency_ms", BigInteger, nullable=True),
+)
+Index("ix_signals_recorded_at", signals.c.recorded_at)
+
+# The instance's own messages as the facts about them arrived: what latency and soft failures need.
+signal_messages = Table(
+    "signal_messages",
+    metadata,
+    Column("instance_id", String(36), primary_key=True),
+    Column("message_key", String(200), primary_key=True),
+    Column("job_id", String(36), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("first_seen_at", UtcDateTime, nullable=False),
+    Column("sent_at", UtcDateTime, nullable=True),
+    Column("delivered_at", UtcDateTime, nullable=True),
+    Column("answered", Boolean, nullable=False),
+    Column("latency_ms", BigInteger, nullable=True),
+)
+Index(
+    "ix_signal_messages_job",
+    signal_messages.c.instance_id,
+    signal_messages.c.job_id,
+    postgresql_where=text("job_id <> ''"),
+)
+Index("ix_signal_messages_first_seen_at", signal_messages.c.first_seen_at)
+
+# Counters per instance and bucket (60 s or 3600 s), and the ack latency histogram as one column per bin.
+ACK_BIN_COLUMNS = tuple(f"ack_bin_{index:02d}" for index in range(LATENCY_BINS))
+signal_buckets = Table(
+    "signal_buckets",
+    metadata,
+    Column("instance_id", String(36), primary_key=True),
+    Column("granularity", SmallInteger, primary_key=True),
+    Column("bucket_start", UtcDateTime, primary_key=True),
+    *(
+        Column(name, BigInteger, nullable=False, server_default=text("0"))
+        for name in (*COUNTER_NAMES, *ACK_BIN_COLUMNS)
+    ),
+)
+Index("ix_signal_buckets_age", signal_buckets.c.granularity, signal_buckets.c.bucket_start)

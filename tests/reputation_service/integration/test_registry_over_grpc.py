@@ -371,9 +371,6 @@ async def test_reputation_reads_not_served_yet_say_so_instead_of_failing(stub):
     for call in (
         stub.GetReputation(reputation_pb2.GetReputationRequest(organization_id=ORG, instance_id=instance_id)),
         stub.ListReputations(reputation_pb2.ListReputationsRequest(organization_id=ORG)),
-        stub.GetWindowStats(
-            reputation_pb2.GetWindowStatsRequest(organization_id=ORG, instance_id=instance_id)
-        ),
     ):
         with pytest.raises(grpc.aio.AioRpcError) as raised:
             await call

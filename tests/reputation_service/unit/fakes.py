@@ -1,11 +1,26 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
+from collections.abc import Callable, Collection, Mapping, Sequence
+from datetime import datetime, timedelta
+from types import TracebackType
 
+from libs.seedwork.clock import Clock, FakeClock
 from libs.seedwork.shared_kernel import Provider
 from libs.testing.fakes import FakeUnitOfWork
 from reputation_service.domain.instance import Instance
-from reputation_service.domain.ports import InstanceFilter
+from reputation_service.domain.ports import InstanceFilter, PruneBefore
+from reputation_service.domain.signals import (
+    BucketTotals,
+    CounterDeltas,
+    Counts,
+    Granularity,
+    Signal,
+    TrackedMessage,
+    WindowPlan,
+    add_up,
+)
 
 
 class FakeInstanceRepository:
@@ -49,18 +64,141 @@ class FakeInstanceRepository:
         )
         return chosen[:limit]
 
+    async def organizations_of(self, instance_ids: Collection[str]) -> dict[str, str]:
+        return {i: self.rows[i].organization_id for i in instance_ids if i in self.rows}
+
+
+@dataclasses.dataclass
+class SignalState:
+    signals: dict[str, Signal] = dataclasses.field(default_factory=dict)
+    recorded_at: dict[str, datetime] = dataclasses.field(default_factory=dict)
+    messages: dict[tuple[str, str], TrackedMessage] = dataclasses.field(default_factory=dict)
+    buckets: dict[tuple[str, Granularity, datetime], Counts] = dataclasses.field(default_factory=dict)
+
+
+class FakeSignalLog:
+    """The signal log's semantics in memory: a fact key once, buckets summed as the SQL does."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.state = SignalState()
+        self._clock = clock
+
+    async def add_new(self, signals: Sequence[Signal]) -> set[str]:
+        new = set()
+        for signal in signals:
+            if signal.fact_key not in self.state.signals:
+                self.state.signals[signal.fact_key] = signal
+                self.state.recorded_at[signal.fact_key] = self._clock.now()
+                new.add(signal.fact_key)
+        return new
+
+    async def set_ack_latencies(self, latencies: Mapping[str, int]) -> None:
+        for key, latency in latencies.items():
+            if key in self.state.signals:
+                self.state.signals[key] = dataclasses.replace(self.state.signals[key], ack_latency_ms=latency)
+
+    async def claim_messages(
+        self, keys: Collection[tuple[str, str]], *, first_seen_at: datetime
+    ) -> dict[tuple[str, str], TrackedMessage]:
+        for instance_id, key in keys:
+            self.state.messages.setdefault(
+                (instance_id, key),
+                TrackedMessage(instance_id=instance_id, message_key=key, first_seen_at=first_seen_at),
+            )
+        return {key: copy.copy(self.state.messages[key]) for key in keys}
+
+    async def messages_of_jobs(
+        self, jobs: Collection[tuple[str, str]]
+    ) -> dict[tuple[str, str], TrackedMessage]:
+        found: dict[tuple[str, str], TrackedMessage] = {}
+        for message in sorted(self.state.messages.values(), key=lambda m: m.attempts):
+            if message.job_id and (message.instance_id, message.job_id) in jobs:
+                found[(message.instance_id, message.job_id)] = copy.copy(message)
+        return found
+
+    async def save_messages(self, messages: Sequence[TrackedMessage]) -> None:
+        for message in messages:
+            self.state.messages[(message.instance_id, message.message_key)] = copy.copy(message)
+
+    async def add_counts(self, deltas: CounterDeltas) -> None:
+        for key, counts in deltas.items():
+            bucket = (key.instance_id, key.granularity, key.start)
+            self.state.buckets[bucket] = self.state.buckets.get(bucket, Counts()) + counts
+
+    async def totals(self, instance_id: str, plan: WindowPlan) -> BucketTotals:
+        chosen = [
+            (granularity, start, counts)
+            for (instance, granularity, start), counts in self.state.buckets.items()
+            if instance == instance_id
+            and any(r.granularity == granularity and r.start <= start < r.end for r in plan.ranges)
+        ]
+        unanswered = sum(
+            counts.sent - counts.answered
+            for granularity, start, counts in chosen
+            if start + timedelta(seconds=granularity) <= plan.timed_out_before
+        )
+        return BucketTotals(counts=add_up(c for _, _, c in chosen), unanswered_timed_out=unanswered)
+
+    async def prune(self, retention: PruneBefore, *, limit: int) -> int:
+        old_signals = [k for k, at in self.state.recorded_at.items() if at < retention.signals][:limit]
+        for key in old_signals:
+            del self.state.signals[key], self.state.recorded_at[key]
+        old_messages = [k for k, m in self.state.messages.items() if m.first_seen_at < retention.signals][
+            :limit
+        ]
+        for message in old_messages:
+            del self.state.messages[message]
+        deleted = len(old_signals) + len(old_messages)
+        for granularity, before in (
+            (Granularity.MINUTE, retention.minute_buckets),
+            (Granularity.HOUR, retention.hour_buckets),
+        ):
+            old = [k for k in self.state.buckets if k[1] == granularity and k[2] < before][:limit]
+            for bucket in old:
+                del self.state.buckets[bucket]
+            deleted += len(old)
+        return deleted
+
 
 class FakeReputationUnitOfWork(FakeUnitOfWork):
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock | None = None) -> None:
         super().__init__()
         self.instances = FakeInstanceRepository()
+        self.signals = FakeSignalLog(clock or FakeClock())
         self._committed_rows: dict[str, Instance] = {}
+        self._committed_signals = SignalState()
+        self._endings: list[Callable[[bool], None]] = []
+        self._committed = False
+
+    def seed(self, instance: Instance) -> None:
+        """An instance registered before the test, committed."""
+        self._committed_rows[instance.id] = instance
+        self.instances.rows[instance.id] = instance
+
+    def after_transaction(self, callback: Callable[[bool], None]) -> None:
+        self._endings.append(callback)
+
+    async def commit(self) -> None:
+        await super().commit()
+        self._committed = True
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await super().__aexit__(exc_type, exc, tb)
+        endings, self._endings = self._endings, []
+        for ending in endings:
+            ending(self._committed)
+        self._committed = False
 
     def _begin(self) -> None:
         self.instances.rows = copy.deepcopy(self._committed_rows)
+        self.signals.state = copy.deepcopy(self._committed_signals)
 
     def _keep(self) -> None:
         self._committed_rows = copy.deepcopy(self.instances.rows)
+        self._committed_signals = copy.deepcopy(self.signals.state)
 
     def _discard(self) -> None:
         self.instances.rows = copy.deepcopy(self._committed_rows)
+        self.signals.state = copy.deepcopy(self._committed_signals)
