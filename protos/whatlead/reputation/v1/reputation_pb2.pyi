@@ -305,8 +305,9 @@ class WindowStats(_message.Message):
     reply_rate: _builtins.float
     """replied / delivered, 0..1"""
     avg_send_latency_ms: _builtins.float
-    """send to server ack"""
+    """sent to delivered (the provider's delivery receipt), milliseconds"""
     p95_send_latency_ms: _builtins.float
+    """sent to delivered, 95th percentile, milliseconds"""
     @_builtins.property
     def window_start(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
