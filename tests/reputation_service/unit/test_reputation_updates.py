@@ -157,7 +157,7 @@ def executor_463(instance_id: str, job_id: str | None = None) -> executor_events
 
 
 def provider_event(
-    instance_id: str, kind: int, message_id: str = "", **fields: Any
+    instance_id: str, kind: PT.ProviderEventType.ValueType, message_id: str = "", **fields: Any
 ) -> PT.ProviderEventReceived:
     return PT.ProviderEventReceived(
         meta=_meta(),
