@@ -54,7 +54,7 @@ PT = provider_events_pb2
 
 
 class Client:
-    def __init__(self, gate_stub: gate_pb2_grpc.GateServiceStub) -> None:
+    def __init__(self, gate_stub: gate_pb2_grpc.GateServiceAsyncStub) -> None:
         self._gate = gate_stub
         self._n = 0
 

@@ -384,15 +384,17 @@ async def test_a_new_numbers_reputation_is_read_in_its_organization_only_and_lis
         )
     assert elsewhere.value.code() is grpc.StatusCode.NOT_FOUND
 
-    async def listed(**filters: int) -> set[str]:
-        page = await stub.ListReputations(
-            reputation_pb2.ListReputationsRequest(organization_id=ORG, page_size=500, **filters)
-        )
+    async def listed(request: reputation_pb2.ListReputationsRequest) -> set[str]:
+        request.organization_id, request.page_size = ORG, 500
+        page = await stub.ListReputations(request)
         return {r.instance_id for r in page.reputations}
 
-    assert instance.id in await listed(phase=reputation_pb2.WARMUP_PHASE_NEWBORN)
-    assert instance.id not in await listed(phase=reputation_pb2.WARMUP_PHASE_STABLE)
-    assert instance.id not in await listed(health=reputation_pb2.HEALTH_STATUS_UNHEALTHY)
+    newborn = reputation_pb2.ListReputationsRequest(phase=reputation_pb2.WARMUP_PHASE_NEWBORN)
+    stable = reputation_pb2.ListReputationsRequest(phase=reputation_pb2.WARMUP_PHASE_STABLE)
+    unhealthy = reputation_pb2.ListReputationsRequest(health=reputation_pb2.HEALTH_STATUS_UNHEALTHY)
+    assert instance.id in await listed(newborn)
+    assert instance.id not in await listed(stable)
+    assert instance.id not in await listed(unhealthy)
 
     states = await stub.ListInstanceStates(reputation_pb2.ListInstanceStatesRequest(organization_id=ORG))
     [state] = [s for s in states.states if s.instance.id == instance.id]

@@ -85,6 +85,14 @@ def webhook_463(instance_id: str) -> PT.ProviderEventReceived:
     )
 
 
+def with_new_event_id(
+    event: executor_events_pb2.MessageFailed | PT.ProviderEventReceived,
+) -> executor_events_pb2.MessageFailed | PT.ProviderEventReceived:
+    again = type(event).FromString(event.SerializeToString())
+    again.meta.event_id = new_id()
+    return again
+
+
 async def reputation_events(js: Any, root: str, instance_id: str) -> list[Any]:
     events = await stored_events(js, root, "reputation", wait=0.3)
     return [
@@ -113,7 +121,10 @@ async def test_a_463_from_both_streams_cools_the_number_once_and_the_cooldown_en
                 )
             )
         ).instance
-        history = [executor_463(instance.id), webhook_463(instance.id)]
+        history: list[executor_events_pb2.MessageFailed | PT.ProviderEventReceived] = [
+            executor_463(instance.id),
+            webhook_463(instance.id),
+        ]
         published_at = asyncio.get_running_loop().time()
         await publish(jetstream, subject_root, history[0])
         await publish(jetstream, subject_root, history[1])
@@ -160,9 +171,6 @@ async def test_a_463_from_both_streams_cools_the_number_once_and_the_cooldown_en
     async with running_service(build, settings):
         for event in history:
             await publish(jetstream, subject_root, event, message_id=new_id())
-            again = type(event)()
-            again.CopyFrom(event)
-            again.meta.event_id = new_id()
-            await publish(jetstream, subject_root, again)
+            await publish(jetstream, subject_root, with_new_event_id(event))
         await asyncio.sleep(2)
     assert await reputation_events(jetstream, subject_root, instance.id) == before
