@@ -4,6 +4,7 @@
     whatlead instances update <instance_id> --provider-version 2026.4.3 --provider-engine gows
     whatlead instances list
     whatlead instances webhook <instance_id>
+    whatlead reputation <instance_id>
     whatlead jobs <intent_id>
     whatlead events --context reputation
 
@@ -19,11 +20,11 @@ import sys
 
 import grpc
 
-from libs.cli import events, instances, intents, jobs
+from libs.cli import events, instances, intents, jobs, reputation
 from libs.rpc.errors import field_violations
 
 # Each module adds its own sub-commands; a new context adds its module here.
-COMMAND_MODULES = [instances, intents, jobs, events]
+COMMAND_MODULES = [instances, reputation, intents, jobs, events]
 
 
 def parser() -> argparse.ArgumentParser:
