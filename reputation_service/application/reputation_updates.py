@@ -101,25 +101,26 @@ class ReputationUpdater:
         """Restrictions cool their numbers now; every instance with a new fact is due for its windows."""
         if not recorded.recorded:
             return
+        # Every instance the batch touches, locked in one order: the two consumers never wait on each
+        # other in a circle, and the evaluator (which skips locked rows) never overwrites what they do.
+        reputations = await uow.reputations.lock({s.instance_id for s in recorded.recorded})
         outcomes: list[Outcome] = []
-        if recorded.restrictions:
-            now = self._clock.now()
-            reputations = await uow.reputations.lock({r.instance_id for r in recorded.restrictions})
-            for restriction in recorded.restrictions:
-                reputation = reputations.get(restriction.instance_id)
-                if reputation is None:
-                    continue
-                evaluation = restriction_cooldown(
-                    reputation.state,
-                    restriction.kind,
-                    self._policies.of(reputation.organization_id).thresholds,
-                    now=now,
-                    provider_until=restriction.until,
-                )
-                reputations[reputation.instance_id] = await self._apply(uow, reputation, evaluation, now)
-                outcomes.append(Outcome(trigger="restriction", evaluation=evaluation))
+        now = self._clock.now()
+        for restriction in recorded.restrictions:
+            reputation = reputations.get(restriction.instance_id)
+            if reputation is None:
+                continue
+            evaluation = restriction_cooldown(
+                reputation.state,
+                restriction.kind,
+                self._policies.of(reputation.organization_id).thresholds,
+                now=now,
+                provider_until=restriction.until,
+            )
+            reputations[reputation.instance_id] = await self._apply(uow, reputation, evaluation, now)
+            outcomes.append(Outcome(trigger="restriction", evaluation=evaluation))
         # After the restrictions: saving a state clears the mark, and their facts are in the windows too.
-        await uow.reputations.mark_dirty({s.instance_id for s in recorded.recorded}, at=self._clock.now())
+        await uow.reputations.mark_dirty(set(reputations), at=now)
         self._after(uow, outcomes)
 
     async def evaluate(self, uow: ReputationUnitOfWork, reputation: InstanceReputation) -> Evaluation:
@@ -167,9 +168,7 @@ class ReputationUpdater:
                     cooldown=evaluation.cooldown_started,
                 )
             )
-        return replace(
-            reputation, state=evaluation.state, explanation=explanation or reputation.explanation
-        )
+        return replace(reputation, state=evaluation.state, explanation=explanation or reputation.explanation)
 
     def _after(self, uow: ReputationUnitOfWork, outcomes: Sequence[Outcome]) -> None:
         if outcomes and self._on_outcomes is not None:
