@@ -258,6 +258,23 @@ async def test_the_same_463_reported_again_twice_or_by_the_webhook_too_starts_no
     assert h.state(instance).cooldown_until == before.cooldown_until
 
 
+@pytest.mark.parametrize("webhook_first", [True, False])
+async def test_one_463_reported_by_the_webhook_and_the_executor_in_either_order_cools_once(
+    h: Harness, webhook_first: bool
+):
+    instance = await h.register()
+    reports = [
+        provider_event(instance, PT.PROVIDER_EVENT_TYPE_MESSAGE_FAILED, "true_55@c.us_XYZ", error_code="463"),
+        executor_463(instance),
+    ]
+    for report in reports if webhook_first else reversed(reports):
+        await h.ingest(report)
+
+    [started] = h.events(CooldownStarted)
+    assert started.cooldown.step == 0 and started.cooldown.until == START + timedelta(minutes=30)
+    assert len(h.events(ReputationEvaluated)) == 2  # the registration's, and the cooldown's
+
+
 async def test_a_463_after_the_cooldown_ended_cools_for_longer(h: Harness):
     instance = await h.register()
     await h.ingest(executor_463(instance))
