@@ -79,7 +79,9 @@ def warmup_settings(args: argparse.Namespace) -> int:
     start, end = current.sending_hours_start, current.sending_hours_end
     if args.hours is not None:
         start, _, end = args.hours.partition("-")
-    friendly = current.friendly_numbers if args.friendly is None else [p for p in args.friendly.split(",") if p]
+    friendly = (
+        current.friendly_numbers if args.friendly is None else [p for p in args.friendly.split(",") if p]
+    )
     changed = stub.SetWarmupSettings(
         reputation_pb2.SetWarmupSettingsRequest(
             organization_id=args.org,

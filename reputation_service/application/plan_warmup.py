@@ -259,4 +259,3 @@ def _status_after(answer: GateAnswer) -> MessageStatus | None:
         GateOutcome.REFUSED: MessageStatus.FAILED,
         GateOutcome.RETRY: None,
     }[answer.outcome]
-

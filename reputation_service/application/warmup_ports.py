@@ -54,7 +54,9 @@ class WarmupStore(Protocol):
         """The message's new status; PLANNED with `retry_at` puts it back for a later pass."""
         ...
 
-    async def awaiting_outcome(self, now: datetime, *, older_than: timedelta, limit: int) -> list[PlannedMessage]:
+    async def awaiting_outcome(
+        self, now: datetime, *, older_than: timedelta, limit: int
+    ) -> list[PlannedMessage]:
         """SUBMITTED messages not looked at for `older_than`, the longest-unchecked first."""
         ...
 

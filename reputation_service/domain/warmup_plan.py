@@ -103,7 +103,9 @@ class WarmupSchedule:
         """Checked and normalized: phones to E.164 digits, without duplicates, in the order given."""
         violations = Violations()
         violations.check(start < end, "sending_hours", "must start before it ends (within one day)")
-        violations.check(is_time_zone(time_zone), "time_zone", "must be an IANA time zone, e.g. America/Sao_Paulo")
+        violations.check(
+            is_time_zone(time_zone), "time_zone", "must be an IANA time zone, e.g. America/Sao_Paulo"
+        )
         violations.check(
             len(friendly_numbers) <= MAX_FRIENDLY_NUMBERS,
             "friendly_numbers",

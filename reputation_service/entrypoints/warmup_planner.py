@@ -16,7 +16,9 @@ from reputation_service.application.plan_warmup import PlanningResult, Submissio
 
 log = logging.getLogger(__name__)
 
-PLANNED = Counter("whatlead_warmup_messages_planned_total", "Warm-up messages planned, to be submitted when due")
+PLANNED = Counter(
+    "whatlead_warmup_messages_planned_total", "Warm-up messages planned, to be submitted when due"
+)
 SUBMITTED = Counter(
     "whatlead_warmup_messages_submitted_total", "Warm-up messages the Gate took (approved, queued or sent)"
 )
@@ -26,7 +28,8 @@ REFUSED = Counter(
     ["reason"],
 )
 SKIPPED = Counter(
-    "whatlead_warmup_messages_skipped_total", "Warm-up messages skipped: their time passed before they were submitted"
+    "whatlead_warmup_messages_skipped_total",
+    "Warm-up messages skipped: their time passed before they were submitted",
 )
 SENT = Counter("whatlead_warmup_messages_sent_total", "Warm-up messages the Gate reports sent")
 FAILED = Counter("whatlead_warmup_messages_failed_total", "Warm-up messages whose send failed after approval")

@@ -28,7 +28,9 @@ class WarmupRpcs:
     get_settings: GetWarmupSettingsHandler
     set_settings: SetWarmupSettingsHandler
 
-    async def GetWarmupPlan(self, request: reputation_pb2.GetWarmupPlanRequest) -> reputation_pb2.GetWarmupPlanResponse:
+    async def GetWarmupPlan(
+        self, request: reputation_pb2.GetWarmupPlanRequest
+    ) -> reputation_pb2.GetWarmupPlanResponse:
         plan = await self.get_plan(
             GetWarmupPlan(
                 organization_id=request.organization_id,
@@ -48,6 +50,8 @@ class WarmupRpcs:
         self, request: reputation_pb2.SetWarmupSettingsRequest
     ) -> reputation_pb2.SetWarmupSettingsResponse:
         schedule = await self.set_settings(
-            SetWarmupSettings(organization_id=request.organization_id, schedule=settings_from_proto(request.settings))
+            SetWarmupSettings(
+                organization_id=request.organization_id, schedule=settings_from_proto(request.settings)
+            )
         )
         return reputation_pb2.SetWarmupSettingsResponse(settings=settings_to_proto(schedule))

@@ -50,12 +50,16 @@ class GrpcWarmupGate:
         return _answer(response.intent)
 
     async def outcome(self, message: PlannedMessage) -> GateAnswer:
-        request = gate_pb2.GetIntentRequest(organization_id=message.organization_id, intent_id=message.intent_id)
+        request = gate_pb2.GetIntentRequest(
+            organization_id=message.organization_id, intent_id=message.intent_id
+        )
         try:
             response = await self._stub.GetIntent(request, timeout=self._deadline)
         except grpc.aio.AioRpcError as error:
             if error.code() == grpc.StatusCode.NOT_FOUND:
-                return GateAnswer(outcome=GateOutcome.REFUSED, intent_id=message.intent_id, reason="NOT_FOUND")
+                return GateAnswer(
+                    outcome=GateOutcome.REFUSED, intent_id=message.intent_id, reason="NOT_FOUND"
+                )
             return _error_answer(error)
         return _answer(response.intent)
 

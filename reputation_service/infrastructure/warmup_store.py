@@ -53,7 +53,9 @@ class SqlAlchemyWarmupStore:
         statement = insert(warmup_settings).values(organization_id=organization_id, **values)
         async with self._sessions.begin() as session:
             await session.execute(
-                statement.on_conflict_do_update(index_elements=[warmup_settings.c.organization_id], set_=values)
+                statement.on_conflict_do_update(
+                    index_elements=[warmup_settings.c.organization_id], set_=values
+                )
             )
 
     async def has_plan(self, instance_id: str, day: date) -> bool:
@@ -69,7 +71,9 @@ class SqlAlchemyWarmupStore:
         async with self._sessions() as session:
             row = (
                 await session.execute(
-                    select(warmup_plans).where(warmup_plans.c.instance_id == instance_id, warmup_plans.c.day == day)
+                    select(warmup_plans).where(
+                        warmup_plans.c.instance_id == instance_id, warmup_plans.c.day == day
+                    )
                 )
             ).one_or_none()
             if row is None:

@@ -3,6 +3,7 @@ its messages are submitted with. Pure: no clock, no I/O."""
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
@@ -123,7 +124,9 @@ def test_partners_take_turns_and_a_friendly_number_gets_only_the_opener() -> Non
     by_partner = {p.phone: sum(1 for m in openers if m.partner.phone == p.phone) for p in [*OTHERS, FRIEND]}
     assert max(by_partner.values()) - min(by_partner.values()) <= 1
     friendly = {m.conversation for m in openers if m.partner.friendly}
-    assert friendly and not any(m.role is MessageRole.REPLY and m.conversation in friendly for m in made.messages)
+    assert friendly and not any(
+        m.role is MessageRole.REPLY and m.conversation in friendly for m in made.messages
+    )
 
 
 def test_messages_keep_to_the_sending_hours_with_uneven_gaps_never_under_the_minimum() -> None:
@@ -136,7 +139,7 @@ def test_messages_keep_to_the_sending_hours_with_uneven_gaps_never_under_the_min
         local = message.due_at.astimezone(zone)
         assert local.date() == date(2026, 12, 20) and time(8, 0) <= local.time() < time(20, 0)
     openers = sorted(m.due_at for m in made.messages if m.role is MessageRole.OPENER)
-    gaps = [later - earlier for earlier, later in zip(openers, openers[1:], strict=False)]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(openers)]
     assert min(gaps) >= ramp.min_gap
     assert len(set(gaps)) > len(gaps) // 2  # human-like: not a metronome
     for reply in (m for m in made.messages if m.role is MessageRole.REPLY):
@@ -152,7 +155,9 @@ def test_the_window_follows_the_organizations_time_zone_across_the_utc_day_bound
     start, end = tokyo.window(date(2026, 12, 5))
 
     # 08:00 in Tokyo is 23:00 UTC the day before.
-    assert start == datetime(2026, 12, 4, 23, 0, tzinfo=UTC) and end == datetime(2026, 12, 5, 11, 0, tzinfo=UTC)
+    assert start == datetime(2026, 12, 4, 23, 0, tzinfo=UTC) and end == datetime(
+        2026, 12, 5, 11, 0, tzinfo=UTC
+    )
     made = plan(day=date(2026, 12, 5), schedule=tokyo)
     assert all(start <= m.due_at < end for m in made.messages)
     # 23:30 UTC on Dec 4 is already Dec 5 in Tokyo, still Dec 4 in São Paulo.
@@ -162,7 +167,9 @@ def test_the_window_follows_the_organizations_time_zone_across_the_utc_day_bound
 
 
 def test_a_short_window_plans_what_fits_and_says_so() -> None:
-    hour = WarmupSchedule.of(start=time(9, 0), end=time(10, 0), time_zone="America/Sao_Paulo", friendly_numbers=[])
+    hour = WarmupSchedule.of(
+        start=time(9, 0), end=time(10, 0), time_zone="America/Sao_Paulo", friendly_numbers=[]
+    )
 
     made = plan(day=date(2026, 12, 20), phase=WarmupPhase.WARMING, schedule=hour)
 
@@ -176,7 +183,11 @@ def test_idempotency_keys_name_the_instance_the_day_and_the_message_and_fit_the_
 
     keys = [m.idempotency_key for m in made.messages]
     assert len(set(keys)) == len(keys)
-    assert keys[0] == idempotency_key(ME, date(2026, 12, 3), 0, MessageRole.OPENER) == f"warmup:{ME}:2026-12-03:0:o"
+    assert (
+        keys[0]
+        == idempotency_key(ME, date(2026, 12, 3), 0, MessageRole.OPENER)
+        == f"warmup:{ME}:2026-12-03:0:o"
+    )
     assert all(len(key) <= 128 for key in keys)
     assert not set(keys) & {m.idempotency_key for m in plan(day=date(2026, 12, 4)).messages}
 
@@ -193,19 +204,33 @@ def test_the_same_inputs_give_the_same_plan_so_a_restart_plans_nothing_new() -> 
 
 def test_settings_are_checked_and_phones_normalized() -> None:
     settings = WarmupSchedule.of(
-        start=time(9, 0), end=time(18, 0), time_zone="America/Manaus", friendly_numbers=["+55 21 98888-7777", "5521988887777"]
+        start=time(9, 0),
+        end=time(18, 0),
+        time_zone="America/Manaus",
+        friendly_numbers=["+55 21 98888-7777", "5521988887777"],
     )
     assert settings.friendly_numbers == ("5521988887777",)
 
     with pytest.raises(InvalidArgument) as refused:
-        WarmupSchedule.of(start=time(20, 0), end=time(8, 0), time_zone="Mars/Olympus", friendly_numbers=["12"])
-    assert {v.field for v in refused.value.violations} == {"sending_hours", "time_zone", "friendly_numbers[0]"}
+        WarmupSchedule.of(
+            start=time(20, 0), end=time(8, 0), time_zone="Mars/Olympus", friendly_numbers=["12"]
+        )
+    assert {v.field for v in refused.value.violations} == {
+        "sending_hours",
+        "time_zone",
+        "friendly_numbers[0]",
+    }
     with pytest.raises(InvalidArgument):
-        WarmupSchedule.of(start=time(8, 0), end=time(20, 0), time_zone="../../etc/passwd", friendly_numbers=[])
+        WarmupSchedule.of(
+            start=time(8, 0), end=time(20, 0), time_zone="../../etc/passwd", friendly_numbers=[]
+        )
 
 
 def test_defaults_are_eight_to_eight_in_sao_paulo() -> None:
     start, end = WarmupSchedule().window(date(2026, 12, 1))
 
-    assert (start, end) == (datetime(2026, 12, 1, 11, 0, tzinfo=UTC), datetime(2026, 12, 1, 23, 0, tzinfo=UTC))
+    assert (start, end) == (
+        datetime(2026, 12, 1, 11, 0, tzinfo=UTC),
+        datetime(2026, 12, 1, 23, 0, tzinfo=UTC),
+    )
     assert end - start == timedelta(hours=12)

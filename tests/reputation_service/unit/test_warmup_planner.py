@@ -94,13 +94,17 @@ async def test_connected_warming_numbers_get_todays_plan_once(uow, store, clock)
     assert set(store.plans) == {(a.id, DAY), (b.id, DAY)}
     assert first.plans == 2 and first.messages == len(store.messages) and again.plans == 0
     # Day 2: 6 conversations each, an opener and a reply from the other number.
-    assert store.plans[(a.id, DAY)].conversations == 6 and store.plans[(b.id, DAY)].phase is WarmupPhase.WARMING
+    assert (
+        store.plans[(a.id, DAY)].conversations == 6 and store.plans[(b.id, DAY)].phase is WarmupPhase.WARMING
+    )
     partners = {m.partner.instance_id for m in store.messages.values() if m.instance_id == a.id}
     # An established number is a good partner; the disconnected and the dispatch-only ones are nobody's.
     assert partners == {b.id, stable.id}
 
 
-async def test_numbers_pair_only_within_their_organization_plus_its_friendly_numbers(uow, store, clock) -> None:
+async def test_numbers_pair_only_within_their_organization_plus_its_friendly_numbers(
+    uow, store, clock
+) -> None:
     a = number(uow, "5511900000001")
     number(uow, "5511900000002", org="org-other")
     store.settings[ORG] = WarmupSchedule(friendly_numbers=("5521988887777",))
@@ -140,7 +144,11 @@ async def test_each_message_goes_to_the_gate_when_its_time_comes_as_a_warmup_int
         m.idempotency_key for m in store.messages.values() if m.due_at == first_due
     ]
     sent = store.messages[gate.submitted[0].idempotency_key]
-    assert sent.status is MessageStatus.SUBMITTED and sent.intent_id == "intent-1" and sent.submitted_at == first_due
+    assert (
+        sent.status is MessageStatus.SUBMITTED
+        and sent.intent_id == "intent-1"
+        and sent.submitted_at == first_due
+    )
     assert (await submit()).submitted == 0  # once
 
 
@@ -154,7 +162,11 @@ async def test_a_gate_refusal_fails_the_message_with_the_gates_reason(uow, store
 
     assert sum(result.refused.values()) == len(gate.submitted) and set(result.refused) == {"RATE_LIMIT"}
     refused = store.messages[gate.submitted[0].idempotency_key]
-    assert (refused.status, refused.reason, refused.intent_id) == (MessageStatus.FAILED, "RATE_LIMIT", "intent-9")
+    assert (refused.status, refused.reason, refused.intent_id) == (
+        MessageStatus.FAILED,
+        "RATE_LIMIT",
+        "intent-9",
+    )
 
 
 async def test_a_gate_that_cannot_be_asked_gets_the_same_key_again_later(uow, store, clock, gate) -> None:
@@ -196,9 +208,13 @@ async def test_the_gates_later_answer_completes_the_progress(uow, store, clock, 
     clock.set(min(m.due_at for m in store.messages.values()))
     await SubmitDueWarmupHandler(store, gate, clock)()
     first, *others = gate.submitted
-    gate.outcomes["intent-1"] = GateAnswer(outcome=GateOutcome.SENT, intent_id="intent-1", instance_id="inst-x")
+    gate.outcomes["intent-1"] = GateAnswer(
+        outcome=GateOutcome.SENT, intent_id="intent-1", instance_id="inst-x"
+    )
     if others:
-        gate.outcomes["intent-2"] = GateAnswer(outcome=GateOutcome.REFUSED, intent_id="intent-2", reason="EXPIRED")
+        gate.outcomes["intent-2"] = GateAnswer(
+            outcome=GateOutcome.REFUSED, intent_id="intent-2", reason="EXPIRED"
+        )
     track = TrackSubmittedWarmupHandler(store, gate, clock, recheck=timedelta(seconds=30))
 
     assert (await track()).sent == 0  # not looked at again this soon

@@ -84,7 +84,9 @@ class FakeWarmupStore:
             self.leases.pop(key, None)
         self.touched[key] = now
 
-    async def awaiting_outcome(self, now: datetime, *, older_than: timedelta, limit: int) -> list[PlannedMessage]:
+    async def awaiting_outcome(
+        self, now: datetime, *, older_than: timedelta, limit: int
+    ) -> list[PlannedMessage]:
         waiting = [
             m
             for m in self.messages.values()
