@@ -5,6 +5,7 @@
     whatlead instances list
     whatlead instances webhook <instance_id>
     whatlead jobs <intent_id>
+    whatlead reputation plan <instance_id>
     whatlead events --context reputation
 
 Addresses default to what `make run` starts; override with WHATLEAD_<SERVICE>_ADDR (e.g.
@@ -19,11 +20,11 @@ import sys
 
 import grpc
 
-from libs.cli import events, instances, intents, jobs
+from libs.cli import events, instances, intents, jobs, reputation
 from libs.rpc.errors import field_violations
 
 # Each module adds its own sub-commands; a new context adds its module here.
-COMMAND_MODULES = [instances, intents, jobs, events]
+COMMAND_MODULES = [instances, intents, jobs, events, reputation]
 
 
 def parser() -> argparse.ArgumentParser:

@@ -21,6 +21,7 @@ from reputation_service.application.update_instance import UpdateInstance, Updat
 from reputation_service.application.window_counts import GetWindowStats, GetWindowStatsHandler
 from reputation_service.domain.instance import InstanceChanges
 from reputation_service.domain.ports import InstanceFilter
+from reputation_service.entrypoints.warmup_rpcs import WarmupRpcs
 from reputation_service.infrastructure.proto_mapping import instance_to_proto, window_counts_to_proto
 from whatlead.common.v1 import common_pb2
 from whatlead.reputation.v1 import reputation_pb2, reputation_pb2_grpc
@@ -64,7 +65,9 @@ class ReputationServicer(reputation_pb2_grpc.ReputationServiceServicer):
         list_instances: ListInstancesHandler,
         list_instance_states: ListInstanceStatesHandler,
         get_window_stats: GetWindowStatsHandler,
+        warmup: WarmupRpcs,
     ) -> None:
+        self._warmup = warmup
         self._register = register_instance
         self._update = update_instance
         self._get = get_instance
@@ -203,3 +206,18 @@ class ReputationServicer(reputation_pb2_grpc.ReputationServiceServicer):
             states=[reputation_pb2.InstanceState(instance=instance_to_proto(i)) for i in page.items],
             next_page_token=page.next_page_token,
         )
+
+    async def GetWarmupPlan(
+        self, request: reputation_pb2.GetWarmupPlanRequest, context: grpc.aio.ServicerContext
+    ) -> reputation_pb2.GetWarmupPlanResponse:
+        return await self._warmup.GetWarmupPlan(request)
+
+    async def GetWarmupSettings(
+        self, request: reputation_pb2.GetWarmupSettingsRequest, context: grpc.aio.ServicerContext
+    ) -> reputation_pb2.GetWarmupSettingsResponse:
+        return await self._warmup.GetWarmupSettings(request)
+
+    async def SetWarmupSettings(
+        self, request: reputation_pb2.SetWarmupSettingsRequest, context: grpc.aio.ServicerContext
+    ) -> reputation_pb2.SetWarmupSettingsResponse:
+        return await self._warmup.SetWarmupSettings(request)
