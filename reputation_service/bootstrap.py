@@ -7,11 +7,19 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+import grpc
+
 from libs.bootstrap import Infrastructure, open_infrastructure
 from libs.messaging.consumer import DurableConsumer, Redelivery
+from libs.rpc.client import open_channel
 from libs.rpc.server import ServicerBinding
 from libs.runtime import ServiceParts, Worker
 from libs.seedwork.clock import Clock, SystemClock
+from reputation_service.application.plan_warmup import (
+    PlanWarmupHandler,
+    SubmitDueWarmupHandler,
+    TrackSubmittedWarmupHandler,
+)
 from reputation_service.application.prune_signals import PruneSignalsHandler, Retention
 from reputation_service.application.queries import (
     GetInstanceHandler,
@@ -32,6 +40,11 @@ from reputation_service.application.reputation_updates import (
     ReputationUpdater,
 )
 from reputation_service.application.update_instance import UpdateInstanceHandler
+from reputation_service.application.warmup_plans import (
+    GetWarmupPlanHandler,
+    GetWarmupSettingsHandler,
+    SetWarmupSettingsHandler,
+)
 from reputation_service.application.window_counts import (
     CountingPolicy,
     GetWindowStatsHandler,
@@ -40,10 +53,16 @@ from reputation_service.application.window_counts import (
 from reputation_service.config import ReputationSettings
 from reputation_service.entrypoints.consumers import ExecutorEventSignals, ProviderEventSignals
 from reputation_service.entrypoints.grpc_servicer import ReputationServicer
+from reputation_service.entrypoints.warmup_planner import WarmupPlanner
+from reputation_service.entrypoints.warmup_rpcs import WarmupRpcs
 from reputation_service.entrypoints.workers import ReputationEvaluator, SignalPruner, count_outcomes
+from reputation_service.infrastructure.age_phase_source import AgePhaseSource
+from reputation_service.infrastructure.gate_client import GrpcWarmupGate
 from reputation_service.infrastructure.proto_mapping import event_to_proto
+from reputation_service.infrastructure.stored_phase_source import StoredPhaseSource
 from reputation_service.infrastructure.tables import messaging
 from reputation_service.infrastructure.unit_of_work import SqlAlchemyReputationUnitOfWork
+from reputation_service.infrastructure.warmup_store import SqlAlchemyWarmupStore
 from whatlead.events.v1 import executor_events_pb2, provider_events_pb2
 from whatlead.reputation.v1 import reputation_pb2, reputation_pb2_grpc
 
@@ -63,6 +82,9 @@ class Reputation:
     evaluator: ReputationEvaluator
     window_counts: WindowCountsReader
     unit_of_work: Callable[[], SqlAlchemyReputationUnitOfWork]
+    # The warm-up planner and its channel to the Gate: None without REPUTATION_GATE_ADDRESS.
+    warmup_planner: WarmupPlanner | None = None
+    gate_channel: grpc.aio.Channel | None = None
 
     def parts(self) -> ServiceParts:
         binding = ServicerBinding(
@@ -73,9 +95,14 @@ class Reputation:
         loops: list[Worker] = [self.infra.outages.watch, self.infra.relay.run, self.pruner.run]
         loops += [self.evaluator.run_debounced, self.evaluator.run_periodic]
         loops += [consumer.run for consumer in self.consumers]
-        return ServiceParts(
-            bindings=[binding], workers=loops, close=self.infra.close, outages=self.infra.outages
-        )
+        if self.warmup_planner is not None:
+            loops.append(self.warmup_planner.run)
+        return ServiceParts(bindings=[binding], workers=loops, close=self.close, outages=self.infra.outages)
+
+    async def close(self) -> None:
+        if self.gate_channel is not None:
+            await self.gate_channel.close()
+        await self.infra.close()
 
 
 async def assemble(settings: ReputationSettings, *, clock: Clock | None = None) -> Reputation:
@@ -96,6 +123,9 @@ async def assemble(settings: ReputationSettings, *, clock: Clock | None = None) 
     )
     policies = OrganizationPolicies.from_overrides(settings.thresholds, settings.organization_thresholds)
     updater = ReputationUpdater(clock, policies, window_counts, on_outcomes=count_outcomes)
+    warmup_store = SqlAlchemyWarmupStore(infra.sessions)
+    # The evaluated phase (reputation_states); the age-based stand-in only for a number without a state.
+    phases = StoredPhaseSource(infra.sessions, AgePhaseSource(settings.warmup_newborn_days))
     servicer = ReputationServicer(
         register_instance=RegisterInstanceHandler(uow, clock, updater),
         update_instance=UpdateInstanceHandler(uow, clock),
@@ -105,6 +135,11 @@ async def assemble(settings: ReputationSettings, *, clock: Clock | None = None) 
         get_window_stats=GetWindowStatsHandler(uow, window_counts),
         get_reputation=GetReputationHandler(uow),
         list_reputations=ListReputationsHandler(uow),
+        warmup=WarmupRpcs(
+            get_plan=GetWarmupPlanHandler(uow, warmup_store, phases, clock),
+            get_settings=GetWarmupSettingsHandler(warmup_store),
+            set_settings=SetWarmupSettingsHandler(warmup_store, clock),
+        ),
     )
     record = RecordSignalsHandler(clock)
 
@@ -166,7 +201,20 @@ async def assemble(settings: ReputationSettings, *, clock: Clock | None = None) 
         batch_size=settings.evaluation_batch_size,
         outages=infra.outages,
     )
-    return Reputation(infra, servicer, consumers, pruner, evaluator, window_counts, uow)
+    reputation = Reputation(infra, servicer, consumers, pruner, evaluator, window_counts, uow)
+    if settings.gate_address:
+        channel = open_channel(settings.gate_address, default_deadline=settings.gate_deadline_seconds)
+        gate = GrpcWarmupGate(channel, deadline_seconds=settings.gate_deadline_seconds)
+        reputation.gate_channel = channel
+        reputation.warmup_planner = WarmupPlanner(
+            PlanWarmupHandler(uow, warmup_store, phases, clock),
+            SubmitDueWarmupHandler(warmup_store, gate, clock),
+            TrackSubmittedWarmupHandler(warmup_store, gate, clock),
+            interval=settings.warmup_interval_seconds,
+            plan_interval=settings.warmup_plan_interval_seconds,
+            outages=infra.outages,
+        )
+    return reputation
 
 
 async def build(settings: ReputationSettings, *, clock: Clock | None = None) -> ServiceParts:

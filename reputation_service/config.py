@@ -65,3 +65,12 @@ class ReputationSettings(ConsumingServiceSettings):
     @property
     def ack_timeout(self) -> timedelta:
         return timedelta(seconds=self.ack_timeout_seconds)
+
+    # The warm-up planner submits each planned message to the Gate at this address (host:port); empty: the
+    # planner does not run (GetWarmupPlan still answers, with no plan).
+    gate_address: str = ""
+    gate_deadline_seconds: float = Field(default=5.0, gt=0, le=60)
+    warmup_interval_seconds: float = Field(default=15.0, gt=0, le=3600)  # due messages are submitted
+    warmup_plan_interval_seconds: float = Field(default=300.0, gt=0, le=86400)  # the day's plans are made
+    # Until the planner reads the evaluated phase: a number is NEWBORN this many days after registration.
+    warmup_newborn_days: int = Field(default=7, ge=0, le=365)

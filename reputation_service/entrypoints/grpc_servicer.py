@@ -29,6 +29,7 @@ from reputation_service.domain.evaluation import HealthStatus
 from reputation_service.domain.instance import InstanceChanges
 from reputation_service.domain.ports import InstanceFilter, ReputationFilter
 from reputation_service.domain.warmup import WarmupPhase
+from reputation_service.entrypoints.warmup_rpcs import WarmupRpcs
 from reputation_service.infrastructure.proto_mapping import (
     explanation_to_proto,
     instance_to_proto,
@@ -78,7 +79,9 @@ class ReputationServicer(reputation_pb2_grpc.ReputationServiceServicer):
         get_window_stats: GetWindowStatsHandler,
         get_reputation: GetReputationHandler,
         list_reputations: ListReputationsHandler,
+        warmup: WarmupRpcs,
     ) -> None:
+        self._warmup = warmup
         self._register = register_instance
         self._update = update_instance
         self._get = get_instance
@@ -243,3 +246,18 @@ class ReputationServicer(reputation_pb2_grpc.ReputationServiceServicer):
             ],
             next_page_token=page.next_page_token,
         )
+
+    async def GetWarmupPlan(
+        self, request: reputation_pb2.GetWarmupPlanRequest, context: grpc.aio.ServicerContext
+    ) -> reputation_pb2.GetWarmupPlanResponse:
+        return await self._warmup.GetWarmupPlan(request)
+
+    async def GetWarmupSettings(
+        self, request: reputation_pb2.GetWarmupSettingsRequest, context: grpc.aio.ServicerContext
+    ) -> reputation_pb2.GetWarmupSettingsResponse:
+        return await self._warmup.GetWarmupSettings(request)
+
+    async def SetWarmupSettings(
+        self, request: reputation_pb2.SetWarmupSettingsRequest, context: grpc.aio.ServicerContext
+    ) -> reputation_pb2.SetWarmupSettingsResponse:
+        return await self._warmup.SetWarmupSettings(request)

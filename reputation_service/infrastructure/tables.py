@@ -6,6 +6,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Date,
     Index,
     Integer,
     MetaData,
@@ -139,3 +140,58 @@ Index(
     postgresql_where=text("cooldown_until IS NOT NULL"),
 )
 Index("ix_reputation_states_evaluated_at", reputation_states.c.evaluated_at)
+# --- Warm-up planner (reputation_service/domain/warmup_plan.py) -------------------------------------------
+
+warmup_settings = Table(
+    "warmup_settings",
+    metadata,
+    Column("organization_id", String(64), primary_key=True),
+    Column("start_minute", Integer, nullable=False),  # minutes after local midnight
+    Column("end_minute", Integer, nullable=False),
+    Column("time_zone", String(64), nullable=False),
+    Column("friendly_numbers", String(1000), nullable=False),  # comma-separated E.164 digits, in order
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+warmup_plans = Table(
+    "warmup_plans",
+    metadata,
+    Column("instance_id", String(36), primary_key=True),
+    Column("day", Date, primary_key=True),  # the organization's local date
+    Column("organization_id", String(64), nullable=False),
+    Column("day_number", Integer, nullable=False),
+    Column("phase", String(20), nullable=False),
+    Column("window_start", UtcDateTime, nullable=False),
+    Column("window_end", UtcDateTime, nullable=False),
+    Column("time_zone", String(64), nullable=False),
+    Column("note", String(200), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+warmup_messages = Table(
+    "warmup_messages",
+    metadata,
+    Column("idempotency_key", String(128), primary_key=True),
+    Column("organization_id", String(64), nullable=False),
+    Column("instance_id", String(36), nullable=False),
+    Column("day", Date, nullable=False),
+    Column("conversation", Integer, nullable=False),
+    Column("role", String(10), nullable=False),
+    Column("due_at", UtcDateTime, nullable=False),
+    Column("sender_instance_id", String(36), nullable=False),
+    Column("partner_instance_id", String(36), nullable=False),  # "" for a friendly number
+    Column("partner_phone", String(15), nullable=False),
+    Column("target_phone", String(15), nullable=False),
+    Column("text", String(200), nullable=False),
+    Column("status", String(10), nullable=False),
+    Column("lease_until", UtcDateTime, nullable=True),  # PLANNED: not before (claimed, or retry later)
+    Column("intent_id", String(36), nullable=False),
+    Column("gate_instance_id", String(36), nullable=False),
+    Column("reason", String(200), nullable=False),
+    Column("submitted_at", UtcDateTime, nullable=True),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+Index("ix_warmup_messages_plan", warmup_messages.c.instance_id, warmup_messages.c.day)
+# The passes' scans: due PLANNED messages, SUBMITTED ones waiting for their outcome.
+Index("ix_warmup_messages_status_due", warmup_messages.c.status, warmup_messages.c.due_at)
+Index("ix_warmup_messages_status_updated", warmup_messages.c.status, warmup_messages.c.updated_at)

@@ -403,4 +403,17 @@ def hints(seeds: Seeds) -> dict[str, st.SearchStrategy[Any]]:
             organizations,
             st.sampled_from(seeds.instance_ids),
         ),
+        reputation_pb2.SetWarmupSettingsRequest.DESCRIPTOR.full_name: st.builds(
+            lambda o, z: reputation_pb2.SetWarmupSettingsRequest(
+                organization_id=o,
+                settings=reputation_pb2.WarmupSettings(
+                    sending_hours_start="08:00",
+                    sending_hours_end="20:00",
+                    time_zone=z,
+                    friendly_numbers=[PHONE],
+                ),
+            ),
+            organizations,
+            st.sampled_from(["America/Sao_Paulo", "Asia/Tokyo", "Pacific/Kiritimati"]),
+        ),
     }

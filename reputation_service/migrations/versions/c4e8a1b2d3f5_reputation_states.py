@@ -1,7 +1,7 @@
 """reputation_states: score, health, phase, cooldowns and the last explanation per instance (issue 12)
 
 Revision ID: c4e8a1b2d3f5
-Revises: a3d5e7f90b12
+Revises: d5e6f7a8b9c0
 Create Date: 2026-12-01 18:20:00
 """
 from alembic import op
@@ -11,7 +11,7 @@ import libs.db.types
 
 
 revision = 'c4e8a1b2d3f5'
-down_revision = 'a3d5e7f90b12'
+down_revision = 'd5e6f7a8b9c0'
 branch_labels = None
 depends_on = None
 

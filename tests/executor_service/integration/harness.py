@@ -7,22 +7,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import func, select
+from sqlalchemy import Row, func, select
 
 from executor_service.bootstrap import Executor, assemble
 from executor_service.config import ExecutorSettings
-from executor_service.infrastructure.tables import jobs
+from executor_service.infrastructure.tables import instances, jobs
 from libs.messaging.streams import delete_streams, ensure_streams
 from libs.rpc.convert import to_timestamp
 from libs.seedwork.ids import new_id
-from libs.testing.jetstream import meta
+from libs.testing.jetstream import meta, simulator_instance_registered
+from libs.testing.waiting import eventually
 from tests.conftest import NATS_URL
 from whatlead.common.v1 import common_pb2
-from whatlead.events.v1 import gate_events_pb2, ops_events_pb2, provider_events_pb2
+from whatlead.events.v1 import gate_events_pb2, ops_events_pb2, provider_events_pb2, reputation_events_pb2
 from whatlead.ops.v1 import ops_pb2
 
 _roots = itertools.count(1)
@@ -94,17 +96,21 @@ def approved(
     campaign_id: str = "",
     intent_id: str | None = None,
     event_id: str | None = None,
+    provider: common_pb2.Provider.ValueType = common_pb2.PROVIDER_SIMULATOR,
+    message_type: common_pb2.MessageType.ValueType = common_pb2.MESSAGE_TYPE_TEXT,
+    payload: common_pb2.MessagePayload | None = None,
 ) -> gate_events_pb2.IntentApproved:
+    """An approval as the gate publishes it: a text unless `message_type` and `payload` say otherwise."""
     intent_id = intent_id or new_id()
     return gate_events_pb2.IntentApproved(
         meta=meta(organization_id, intent_id, event_id=event_id),
         intent_id=intent_id,
         target=common_pb2.Target(kind=common_pb2.TARGET_KIND_PHONE, value=phone),
-        type=common_pb2.MESSAGE_TYPE_TEXT,
-        payload=common_pb2.MessagePayload(text=common_pb2.TextPayload(text=text)),
+        type=message_type,
+        payload=payload or common_pb2.MessagePayload(text=common_pb2.TextPayload(text=text)),
         purpose=common_pb2.PURPOSE_DISPATCH,
         instance_id=instance_id or new_id(),
-        provider=common_pb2.PROVIDER_SIMULATOR,
+        provider=provider,
         provider_instance_ref=session,
         campaign_id=campaign_id,
     )
@@ -147,6 +153,47 @@ def provider_event(
         from_me=True,
         occurred_at=to_timestamp(datetime.now(UTC)),
     )
+
+
+def instance_registered(
+    organization_id: str,
+    instance_id: str,
+    *,
+    session: str,
+    provider: common_pb2.Provider.ValueType,
+    version: str = "",
+    engine: common_pb2.ProviderEngine.ValueType = common_pb2.PROVIDER_ENGINE_UNSPECIFIED,
+) -> reputation_events_pb2.InstanceRegistered:
+    """A connected instance on `provider` at that release and engine, as the registry announces it."""
+    registered = simulator_instance_registered(organization_id, instance_id, provider_instance_ref=session)
+    registered.instance.provider = provider
+    registered.instance.provider_version = version
+    registered.instance.provider_engine = engine
+    return registered
+
+
+async def projected(executor: Executor, instance_id: str, *, version: int = 1, timeout: float = 15) -> None:
+    """Wait until the executor's instance projection holds the registry's `version` of the instance: jobs
+    created before it would get the provider's most cautious row."""
+
+    async def landed() -> bool:
+        async with executor.infra.sessions() as session:
+            found = await session.scalar(
+                select(instances.c.version).where(instances.c.instance_id == instance_id)
+            )
+        return found is not None and found >= version
+
+    await eventually(landed, timeout=timeout)
+
+
+async def job_row(executor: Executor, intent_id: str) -> Row[Any]:
+    """The job of an intent as stored (status, attempts, ids, last error...)."""
+    async with executor.infra.sessions() as session:
+        return (await session.execute(select(jobs).where(jobs.c.intent_id == intent_id))).one()
+
+
+def last_error(row: Row[Any]) -> dict[str, Any]:
+    return cast(dict[str, Any], json.loads(row.last_error)) if row.last_error else {}
 
 
 async def status_counts(executor: Executor, organization_id: str) -> dict[str, int]:

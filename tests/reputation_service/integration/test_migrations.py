@@ -18,7 +18,7 @@ from tests.conftest import ROOT
 MIGRATIONS = ROOT / "reputation_service" / "migrations"
 PODS = 4
 BEFORE_PROVIDER_PROFILE = "7b2e3c4d5f60"  # the revision before instances kept provider version and engine
-BEFORE_REPUTATION_STATES = "a3d5e7f90b12"  # the revision before reputations were kept per instance
+BEFORE_REPUTATION_STATES = "d5e6f7a8b9c0"  # the revision before reputations were kept per instance
 
 
 def test_the_migrations_build_the_declared_schema_and_take_it_away(

@@ -191,6 +191,62 @@ PHASE_CHANGE_RESET: PhaseChange.ValueType  # 4
 """back to NEWBORN after a ban"""
 Global___PhaseChange: _TypeAlias = PhaseChange  # noqa: Y015
 
+class _WarmupMessageStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _WarmupMessageStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_WarmupMessageStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    WARMUP_MESSAGE_STATUS_UNSPECIFIED: _WarmupMessageStatus.ValueType  # 0
+    WARMUP_MESSAGE_STATUS_PLANNED: _WarmupMessageStatus.ValueType  # 1
+    """not yet due, or due and about to be submitted"""
+    WARMUP_MESSAGE_STATUS_SUBMITTED: _WarmupMessageStatus.ValueType  # 2
+    """the Gate took it (approved or queued)"""
+    WARMUP_MESSAGE_STATUS_SENT: _WarmupMessageStatus.ValueType  # 3
+    WARMUP_MESSAGE_STATUS_FAILED: _WarmupMessageStatus.ValueType  # 4
+    """the Gate refused it, or its send failed (`reason` says which)"""
+    WARMUP_MESSAGE_STATUS_SKIPPED: _WarmupMessageStatus.ValueType  # 5
+    """its time passed before it could be submitted (`reason`)"""
+
+class WarmupMessageStatus(_WarmupMessageStatus, metaclass=_WarmupMessageStatusEnumTypeWrapper):
+    """--- Warm-up plans ---------------------------------------------------------------------------------------
+
+    Where one planned warm-up message stands. Each is one SubmitIntent (purpose WARMUP) to the Gate.
+    """
+
+WARMUP_MESSAGE_STATUS_UNSPECIFIED: WarmupMessageStatus.ValueType  # 0
+WARMUP_MESSAGE_STATUS_PLANNED: WarmupMessageStatus.ValueType  # 1
+"""not yet due, or due and about to be submitted"""
+WARMUP_MESSAGE_STATUS_SUBMITTED: WarmupMessageStatus.ValueType  # 2
+"""the Gate took it (approved or queued)"""
+WARMUP_MESSAGE_STATUS_SENT: WarmupMessageStatus.ValueType  # 3
+WARMUP_MESSAGE_STATUS_FAILED: WarmupMessageStatus.ValueType  # 4
+"""the Gate refused it, or its send failed (`reason` says which)"""
+WARMUP_MESSAGE_STATUS_SKIPPED: WarmupMessageStatus.ValueType  # 5
+"""its time passed before it could be submitted (`reason`)"""
+Global___WarmupMessageStatus: _TypeAlias = WarmupMessageStatus  # noqa: Y015
+
+class _WarmupMessageRole:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _WarmupMessageRoleEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_WarmupMessageRole.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    WARMUP_MESSAGE_ROLE_UNSPECIFIED: _WarmupMessageRole.ValueType  # 0
+    WARMUP_MESSAGE_ROLE_OPENER: _WarmupMessageRole.ValueType  # 1
+    """the warming number writes to its partner"""
+    WARMUP_MESSAGE_ROLE_REPLY: _WarmupMessageRole.ValueType  # 2
+    """the partner (one of the organization's numbers) answers"""
+
+class WarmupMessageRole(_WarmupMessageRole, metaclass=_WarmupMessageRoleEnumTypeWrapper): ...
+
+WARMUP_MESSAGE_ROLE_UNSPECIFIED: WarmupMessageRole.ValueType  # 0
+WARMUP_MESSAGE_ROLE_OPENER: WarmupMessageRole.ValueType  # 1
+"""the warming number writes to its partner"""
+WARMUP_MESSAGE_ROLE_REPLY: WarmupMessageRole.ValueType  # 2
+"""the partner (one of the organization's numbers) answers"""
+Global___WarmupMessageRole: _TypeAlias = WarmupMessageRole  # noqa: Y015
+
 @_typing.final
 class Instance(_message.Message):
     """A WhatsApp number connected through one provider."""
@@ -1117,3 +1173,369 @@ class GetWindowStatsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetWindowStatsResponse: _TypeAlias = GetWindowStatsResponse  # noqa: Y015
+
+@_typing.final
+class WarmupMessage(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    ROLE_FIELD_NUMBER: _builtins.int
+    DUE_AT_FIELD_NUMBER: _builtins.int
+    SENDER_INSTANCE_ID_FIELD_NUMBER: _builtins.int
+    TARGET_PHONE_FIELD_NUMBER: _builtins.int
+    TEXT_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    INTENT_ID_FIELD_NUMBER: _builtins.int
+    GATE_INSTANCE_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    SUBMITTED_AT_FIELD_NUMBER: _builtins.int
+    idempotency_key: _builtins.str
+    """the SubmitIntent's: one intent per planned message, whatever retries"""
+    role: Global___WarmupMessageRole.ValueType
+    sender_instance_id: _builtins.str
+    """The number meant to send it: the warming one (OPENER) or the partner (REPLY). The Gate chooses the
+    sending instance; `gate_instance_id` is the one it chose.
+    """
+    target_phone: _builtins.str
+    """E.164 digits"""
+    text: _builtins.str
+    status: Global___WarmupMessageStatus.ValueType
+    intent_id: _builtins.str
+    """once submitted"""
+    gate_instance_id: _builtins.str
+    reason: _builtins.str
+    """FAILED: the Gate's reason (e.g. RATE_LIMIT); SKIPPED: why"""
+    @_builtins.property
+    def due_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def submitted_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        idempotency_key: _builtins.str = ...,
+        role: Global___WarmupMessageRole.ValueType = ...,
+        due_at: _timestamp_pb2.Timestamp | None = ...,
+        sender_instance_id: _builtins.str = ...,
+        target_phone: _builtins.str = ...,
+        text: _builtins.str = ...,
+        status: Global___WarmupMessageStatus.ValueType = ...,
+        intent_id: _builtins.str = ...,
+        gate_instance_id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        submitted_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["due_at", b"due_at", "submitted_at", b"submitted_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["due_at", b"due_at", "gate_instance_id", b"gate_instance_id", "idempotency_key", b"idempotency_key", "intent_id", b"intent_id", "reason", b"reason", "role", b"role", "sender_instance_id", b"sender_instance_id", "status", b"status", "submitted_at", b"submitted_at", "target_phone", b"target_phone", "text", b"text"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WarmupMessage: _TypeAlias = WarmupMessage  # noqa: Y015
+
+@_typing.final
+class WarmupConversation(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INDEX_FIELD_NUMBER: _builtins.int
+    AT_FIELD_NUMBER: _builtins.int
+    PARTNER_PHONE_FIELD_NUMBER: _builtins.int
+    PARTNER_INSTANCE_ID_FIELD_NUMBER: _builtins.int
+    FRIENDLY_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    MESSAGES_FIELD_NUMBER: _builtins.int
+    index: _builtins.int
+    """0-based, in time order"""
+    partner_phone: _builtins.str
+    partner_instance_id: _builtins.str
+    """"" for a friendly number"""
+    friendly: _builtins.bool
+    """a friendly number: only the opener is planned (a person answers)"""
+    status: Global___WarmupMessageStatus.ValueType
+    """FAILED or SKIPPED if a message is, else the least advanced"""
+    @_builtins.property
+    def at(self) -> _timestamp_pb2.Timestamp:
+        """the opener's time"""
+
+    @_builtins.property
+    def messages(self) -> _containers.RepeatedCompositeFieldContainer[Global___WarmupMessage]: ...
+    def __init__(
+        self,
+        *,
+        index: _builtins.int = ...,
+        at: _timestamp_pb2.Timestamp | None = ...,
+        partner_phone: _builtins.str = ...,
+        partner_instance_id: _builtins.str = ...,
+        friendly: _builtins.bool = ...,
+        status: Global___WarmupMessageStatus.ValueType = ...,
+        messages: _abc.Iterable[Global___WarmupMessage] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["at", b"at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "friendly", b"friendly", "index", b"index", "messages", b"messages", "partner_instance_id", b"partner_instance_id", "partner_phone", b"partner_phone", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WarmupConversation: _TypeAlias = WarmupConversation  # noqa: Y015
+
+@_typing.final
+class WarmupProgress(_message.Message):
+    """Messages of a plan by status."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TOTAL_FIELD_NUMBER: _builtins.int
+    PLANNED_FIELD_NUMBER: _builtins.int
+    SUBMITTED_FIELD_NUMBER: _builtins.int
+    SENT_FIELD_NUMBER: _builtins.int
+    FAILED_FIELD_NUMBER: _builtins.int
+    SKIPPED_FIELD_NUMBER: _builtins.int
+    total: _builtins.int
+    planned: _builtins.int
+    submitted: _builtins.int
+    sent: _builtins.int
+    failed: _builtins.int
+    skipped: _builtins.int
+    def __init__(
+        self,
+        *,
+        total: _builtins.int = ...,
+        planned: _builtins.int = ...,
+        submitted: _builtins.int = ...,
+        sent: _builtins.int = ...,
+        failed: _builtins.int = ...,
+        skipped: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["failed", b"failed", "planned", b"planned", "sent", b"sent", "skipped", b"skipped", "submitted", b"submitted", "total", b"total"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WarmupProgress: _TypeAlias = WarmupProgress  # noqa: Y015
+
+@_typing.final
+class WarmupPlan(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    INSTANCE_ID_FIELD_NUMBER: _builtins.int
+    DAY_FIELD_NUMBER: _builtins.int
+    DAY_NUMBER_FIELD_NUMBER: _builtins.int
+    PHASE_FIELD_NUMBER: _builtins.int
+    WINDOW_START_FIELD_NUMBER: _builtins.int
+    WINDOW_END_FIELD_NUMBER: _builtins.int
+    TIME_ZONE_FIELD_NUMBER: _builtins.int
+    CONVERSATIONS_FIELD_NUMBER: _builtins.int
+    PROGRESS_FIELD_NUMBER: _builtins.int
+    PLANNED_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    organization_id: _builtins.str
+    instance_id: _builtins.str
+    day: _builtins.str
+    """the organization's local date, YYYY-MM-DD"""
+    day_number: _builtins.int
+    """1 on the day the number was registered"""
+    phase: Global___WarmupPhase.ValueType
+    """when the plan was made (now, for a day without a plan)"""
+    time_zone: _builtins.str
+    planned: _builtins.bool
+    """false: no plan for that day (`note` says why)"""
+    note: _builtins.str
+    @_builtins.property
+    def window_start(self) -> _timestamp_pb2.Timestamp:
+        """the day's sending hours"""
+
+    @_builtins.property
+    def window_end(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def conversations(self) -> _containers.RepeatedCompositeFieldContainer[Global___WarmupConversation]: ...
+    @_builtins.property
+    def progress(self) -> Global___WarmupProgress: ...
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        organization_id: _builtins.str = ...,
+        instance_id: _builtins.str = ...,
+        day: _builtins.str = ...,
+        day_number: _builtins.int = ...,
+        phase: Global___WarmupPhase.ValueType = ...,
+        window_start: _timestamp_pb2.Timestamp | None = ...,
+        window_end: _timestamp_pb2.Timestamp | None = ...,
+        time_zone: _builtins.str = ...,
+        conversations: _abc.Iterable[Global___WarmupConversation] | None = ...,
+        progress: Global___WarmupProgress | None = ...,
+        planned: _builtins.bool = ...,
+        note: _builtins.str = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "progress", b"progress", "window_end", b"window_end", "window_start", b"window_start"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversations", b"conversations", "created_at", b"created_at", "day", b"day", "day_number", b"day_number", "instance_id", b"instance_id", "note", b"note", "organization_id", b"organization_id", "phase", b"phase", "planned", b"planned", "progress", b"progress", "time_zone", b"time_zone", "window_end", b"window_end", "window_start", b"window_start"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WarmupPlan: _TypeAlias = WarmupPlan  # noqa: Y015
+
+@_typing.final
+class GetWarmupPlanRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    INSTANCE_ID_FIELD_NUMBER: _builtins.int
+    DAY_FIELD_NUMBER: _builtins.int
+    organization_id: _builtins.str
+    instance_id: _builtins.str
+    day: _builtins.str
+    """The organization's local date, YYYY-MM-DD; "" = today there"""
+    def __init__(
+        self,
+        *,
+        organization_id: _builtins.str = ...,
+        instance_id: _builtins.str = ...,
+        day: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["day", b"day", "instance_id", b"instance_id", "organization_id", b"organization_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetWarmupPlanRequest: _TypeAlias = GetWarmupPlanRequest  # noqa: Y015
+
+@_typing.final
+class GetWarmupPlanResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PLAN_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def plan(self) -> Global___WarmupPlan: ...
+    def __init__(
+        self,
+        *,
+        plan: Global___WarmupPlan | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["plan", b"plan"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["plan", b"plan"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetWarmupPlanResponse: _TypeAlias = GetWarmupPlanResponse  # noqa: Y015
+
+@_typing.final
+class WarmupSettings(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SENDING_HOURS_START_FIELD_NUMBER: _builtins.int
+    SENDING_HOURS_END_FIELD_NUMBER: _builtins.int
+    TIME_ZONE_FIELD_NUMBER: _builtins.int
+    FRIENDLY_NUMBERS_FIELD_NUMBER: _builtins.int
+    sending_hours_start: _builtins.str
+    """Sending hours, local time HH:MM, start before end (within one day)"""
+    sending_hours_end: _builtins.str
+    time_zone: _builtins.str
+    """IANA time zone, e.g. America/Sao_Paulo"""
+    @_builtins.property
+    def friendly_numbers(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """People outside the organization who agreed to chat with its new numbers; E.164"""
+
+    def __init__(
+        self,
+        *,
+        sending_hours_start: _builtins.str = ...,
+        sending_hours_end: _builtins.str = ...,
+        time_zone: _builtins.str = ...,
+        friendly_numbers: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["friendly_numbers", b"friendly_numbers", "sending_hours_end", b"sending_hours_end", "sending_hours_start", b"sending_hours_start", "time_zone", b"time_zone"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WarmupSettings: _TypeAlias = WarmupSettings  # noqa: Y015
+
+@_typing.final
+class GetWarmupSettingsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    organization_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        organization_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["organization_id", b"organization_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetWarmupSettingsRequest: _TypeAlias = GetWarmupSettingsRequest  # noqa: Y015
+
+@_typing.final
+class GetWarmupSettingsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SETTINGS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def settings(self) -> Global___WarmupSettings: ...
+    def __init__(
+        self,
+        *,
+        settings: Global___WarmupSettings | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["settings", b"settings"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["settings", b"settings"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetWarmupSettingsResponse: _TypeAlias = GetWarmupSettingsResponse  # noqa: Y015
+
+@_typing.final
+class SetWarmupSettingsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    SETTINGS_FIELD_NUMBER: _builtins.int
+    organization_id: _builtins.str
+    @_builtins.property
+    def settings(self) -> Global___WarmupSettings: ...
+    def __init__(
+        self,
+        *,
+        organization_id: _builtins.str = ...,
+        settings: Global___WarmupSettings | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["settings", b"settings"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["organization_id", b"organization_id", "settings", b"settings"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetWarmupSettingsRequest: _TypeAlias = SetWarmupSettingsRequest  # noqa: Y015
+
+@_typing.final
+class SetWarmupSettingsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SETTINGS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def settings(self) -> Global___WarmupSettings: ...
+    def __init__(
+        self,
+        *,
+        settings: Global___WarmupSettings | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["settings", b"settings"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["settings", b"settings"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetWarmupSettingsResponse: _TypeAlias = SetWarmupSettingsResponse  # noqa: Y015

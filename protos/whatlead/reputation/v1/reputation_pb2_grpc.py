@@ -74,6 +74,21 @@ class ReputationServiceStub:
                 request_serializer=whatlead_dot_reputation_dot_v1_dot_reputation__pb2.GetWindowStatsRequest.SerializeToString,
                 response_deserializer=whatlead_dot_reputation_dot_v1_dot_reputation__pb2.GetWindowStatsResponse.FromString,
                 _registered_method=True)
+        self.GetWarmupPlan = channel.unary_unary(
+                '/whatlead.reputation.v1.ReputationService/GetWarmupPlan',
+                request_serializer=whatlead_dot_reputation_dot_v1_dot_reputation__pb2.GetWarmupPlanRequest.SerializeToString,
+                response_deserializer=whatlead_dot_reputation_dot_v1_dot_reputation__pb2.GetWarmupPlanResponse.FromString,
+                _registered_method=True)
+        self.GetWarmupSettings = channel.unary_unary(
+                '/whatlead.reputation.v1.ReputationService/GetWarmupSettings',
+                request_serializer=whatlead_dot_reputation_dot_v1_dot_reputation__pb2.GetWarmupSettingsRequest.SerializeToString,
+                response_deserializer=whatlead_dot_reputation_dot_v1_dot_reputation__pb2.GetWarmupSettingsResponse.FromString,
+                _registered_method=True)
+        self.SetWarmupSettings = channel.unary_unary(
+                '/whatlead.reputation.v1.ReputationService/SetWarmupSettings',
+                request_serializer=whatlead_dot_reputation_dot_v1_dot_reputation__pb2.SetWarmupSettingsRequest.SerializeToString,
+                response_deserializer=whatlead_dot_reputation_dot_v1_dot_reputation__pb2.SetWarmupSettingsResponse.FromString,
+                _registered_method=True)
 
 
 class ReputationServiceServicer:
@@ -134,6 +149,30 @@ class ReputationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetWarmupPlan(self, request, context):
+        """One number's warm-up plan for one day (its organization's local date) and how far it got: the
+        conversations planned for it, each message's time, partner and status. Another organization's
+        instance is NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetWarmupSettings(self, request, context):
+        """The organization's warm-up settings: sending hours, time zone, friendly numbers (defaults when never
+        set: 08:00-20:00 America/Sao_Paulo, none).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetWarmupSettings(self, request, context):
+        """Replaces them; plans already made keep the settings they were made with.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ReputationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -176,6 +215,21 @@ def add_ReputationServiceServicer_to_server(servicer, server):
                     servicer.GetWindowStats,
                     request_deserializer=whatlead_dot_reputation_dot_v1_dot_reputation__pb2.GetWindowStatsRequest.FromString,
                     response_serializer=whatlead_dot_reputation_dot_v1_dot_reputation__pb2.GetWindowStatsResponse.SerializeToString,
+            ),
+            'GetWarmupPlan': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetWarmupPlan,
+                    request_deserializer=whatlead_dot_reputation_dot_v1_dot_reputation__pb2.GetWarmupPlanRequest.FromString,
+                    response_serializer=whatlead_dot_reputation_dot_v1_dot_reputation__pb2.GetWarmupPlanResponse.SerializeToString,
+            ),
+            'GetWarmupSettings': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetWarmupSettings,
+                    request_deserializer=whatlead_dot_reputation_dot_v1_dot_reputation__pb2.GetWarmupSettingsRequest.FromString,
+                    response_serializer=whatlead_dot_reputation_dot_v1_dot_reputation__pb2.GetWarmupSettingsResponse.SerializeToString,
+            ),
+            'SetWarmupSettings': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetWarmupSettings,
+                    request_deserializer=whatlead_dot_reputation_dot_v1_dot_reputation__pb2.SetWarmupSettingsRequest.FromString,
+                    response_serializer=whatlead_dot_reputation_dot_v1_dot_reputation__pb2.SetWarmupSettingsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -394,6 +448,87 @@ class ReputationService:
             '/whatlead.reputation.v1.ReputationService/GetWindowStats',
             whatlead_dot_reputation_dot_v1_dot_reputation__pb2.GetWindowStatsRequest.SerializeToString,
             whatlead_dot_reputation_dot_v1_dot_reputation__pb2.GetWindowStatsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetWarmupPlan(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/whatlead.reputation.v1.ReputationService/GetWarmupPlan',
+            whatlead_dot_reputation_dot_v1_dot_reputation__pb2.GetWarmupPlanRequest.SerializeToString,
+            whatlead_dot_reputation_dot_v1_dot_reputation__pb2.GetWarmupPlanResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetWarmupSettings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/whatlead.reputation.v1.ReputationService/GetWarmupSettings',
+            whatlead_dot_reputation_dot_v1_dot_reputation__pb2.GetWarmupSettingsRequest.SerializeToString,
+            whatlead_dot_reputation_dot_v1_dot_reputation__pb2.GetWarmupSettingsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetWarmupSettings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/whatlead.reputation.v1.ReputationService/SetWarmupSettings',
+            whatlead_dot_reputation_dot_v1_dot_reputation__pb2.SetWarmupSettingsRequest.SerializeToString,
+            whatlead_dot_reputation_dot_v1_dot_reputation__pb2.SetWarmupSettingsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -50,6 +50,17 @@ class ReputationServiceStub:
     exposed to tenants.
     """
     GetWindowStats: _grpc.UnaryUnaryMultiCallable[_reputation_pb2.GetWindowStatsRequest, _reputation_pb2.GetWindowStatsResponse]
+    GetWarmupPlan: _grpc.UnaryUnaryMultiCallable[_reputation_pb2.GetWarmupPlanRequest, _reputation_pb2.GetWarmupPlanResponse]
+    """One number's warm-up plan for one day (its organization's local date) and how far it got: the
+    conversations planned for it, each message's time, partner and status. Another organization's
+    instance is NOT_FOUND.
+    """
+    GetWarmupSettings: _grpc.UnaryUnaryMultiCallable[_reputation_pb2.GetWarmupSettingsRequest, _reputation_pb2.GetWarmupSettingsResponse]
+    """The organization's warm-up settings: sending hours, time zone, friendly numbers (defaults when never
+    set: 08:00-20:00 America/Sao_Paulo, none).
+    """
+    SetWarmupSettings: _grpc.UnaryUnaryMultiCallable[_reputation_pb2.SetWarmupSettingsRequest, _reputation_pb2.SetWarmupSettingsResponse]
+    """Replaces them; plans already made keep the settings they were made with."""
 
 @_typing.type_check_only
 class ReputationServiceAsyncStub(ReputationServiceStub):
@@ -71,6 +82,17 @@ class ReputationServiceAsyncStub(ReputationServiceStub):
     exposed to tenants.
     """
     GetWindowStats: _aio.UnaryUnaryMultiCallable[_reputation_pb2.GetWindowStatsRequest, _reputation_pb2.GetWindowStatsResponse]  # type: ignore[assignment]
+    GetWarmupPlan: _aio.UnaryUnaryMultiCallable[_reputation_pb2.GetWarmupPlanRequest, _reputation_pb2.GetWarmupPlanResponse]  # type: ignore[assignment]
+    """One number's warm-up plan for one day (its organization's local date) and how far it got: the
+    conversations planned for it, each message's time, partner and status. Another organization's
+    instance is NOT_FOUND.
+    """
+    GetWarmupSettings: _aio.UnaryUnaryMultiCallable[_reputation_pb2.GetWarmupSettingsRequest, _reputation_pb2.GetWarmupSettingsResponse]  # type: ignore[assignment]
+    """The organization's warm-up settings: sending hours, time zone, friendly numbers (defaults when never
+    set: 08:00-20:00 America/Sao_Paulo, none).
+    """
+    SetWarmupSettings: _aio.UnaryUnaryMultiCallable[_reputation_pb2.SetWarmupSettingsRequest, _reputation_pb2.SetWarmupSettingsResponse]  # type: ignore[assignment]
+    """Replaces them; plans already made keep the settings they were made with."""
 
 class ReputationServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -137,5 +159,34 @@ class ReputationServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _reputation_pb2.GetWindowStatsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_reputation_pb2.GetWindowStatsResponse, _abc.Awaitable[_reputation_pb2.GetWindowStatsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def GetWarmupPlan(
+        self,
+        request: _reputation_pb2.GetWarmupPlanRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_reputation_pb2.GetWarmupPlanResponse, _abc.Awaitable[_reputation_pb2.GetWarmupPlanResponse]]:
+        """One number's warm-up plan for one day (its organization's local date) and how far it got: the
+        conversations planned for it, each message's time, partner and status. Another organization's
+        instance is NOT_FOUND.
+        """
+
+    @_abc_1.abstractmethod
+    def GetWarmupSettings(
+        self,
+        request: _reputation_pb2.GetWarmupSettingsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_reputation_pb2.GetWarmupSettingsResponse, _abc.Awaitable[_reputation_pb2.GetWarmupSettingsResponse]]:
+        """The organization's warm-up settings: sending hours, time zone, friendly numbers (defaults when never
+        set: 08:00-20:00 America/Sao_Paulo, none).
+        """
+
+    @_abc_1.abstractmethod
+    def SetWarmupSettings(
+        self,
+        request: _reputation_pb2.SetWarmupSettingsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_reputation_pb2.SetWarmupSettingsResponse, _abc.Awaitable[_reputation_pb2.SetWarmupSettingsResponse]]:
+        """Replaces them; plans already made keep the settings they were made with."""
 
 def add_ReputationServiceServicer_to_server(servicer: ReputationServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
