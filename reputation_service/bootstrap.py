@@ -28,6 +28,17 @@ from reputation_service.application.queries import (
 )
 from reputation_service.application.record_signals import RecordSignalsHandler
 from reputation_service.application.register_instance import RegisterInstanceHandler
+from reputation_service.application.reputation_policy import OrganizationPolicies
+from reputation_service.application.reputation_queries import (
+    GetReputationHandler,
+    ListReputationsHandler,
+    ReputationCensusHandler,
+)
+from reputation_service.application.reputation_updates import (
+    EvaluateDueHandler,
+    EvaluationSchedule,
+    ReputationUpdater,
+)
 from reputation_service.application.update_instance import UpdateInstanceHandler
 from reputation_service.application.warmup_plans import (
     GetWarmupPlanHandler,
@@ -44,10 +55,11 @@ from reputation_service.entrypoints.consumers import ExecutorEventSignals, Provi
 from reputation_service.entrypoints.grpc_servicer import ReputationServicer
 from reputation_service.entrypoints.warmup_planner import WarmupPlanner
 from reputation_service.entrypoints.warmup_rpcs import WarmupRpcs
-from reputation_service.entrypoints.workers import SignalPruner
+from reputation_service.entrypoints.workers import ReputationEvaluator, SignalPruner, count_outcomes
 from reputation_service.infrastructure.age_phase_source import AgePhaseSource
 from reputation_service.infrastructure.gate_client import GrpcWarmupGate
 from reputation_service.infrastructure.proto_mapping import event_to_proto
+from reputation_service.infrastructure.stored_phase_source import StoredPhaseSource
 from reputation_service.infrastructure.tables import messaging
 from reputation_service.infrastructure.unit_of_work import SqlAlchemyReputationUnitOfWork
 from reputation_service.infrastructure.warmup_store import SqlAlchemyWarmupStore
@@ -67,6 +79,7 @@ class Reputation:
     servicer: ReputationServicer
     consumers: list[DurableConsumer]
     pruner: SignalPruner
+    evaluator: ReputationEvaluator
     window_counts: WindowCountsReader
     unit_of_work: Callable[[], SqlAlchemyReputationUnitOfWork]
     # The warm-up planner and its channel to the Gate: None without REPUTATION_GATE_ADDRESS.
@@ -80,6 +93,7 @@ class Reputation:
             reputation_pb2.DESCRIPTOR.services_by_name["ReputationService"].full_name,
         )
         loops: list[Worker] = [self.infra.outages.watch, self.infra.relay.run, self.pruner.run]
+        loops += [self.evaluator.run_debounced, self.evaluator.run_periodic]
         loops += [consumer.run for consumer in self.consumers]
         if self.warmup_planner is not None:
             loops.append(self.warmup_planner.run)
@@ -107,16 +121,20 @@ async def assemble(settings: ReputationSettings, *, clock: Clock | None = None) 
     window_counts = WindowCountsReader(
         clock, CountingPolicy(minute_horizon=settings.minute_horizon, ack_timeout=settings.ack_timeout)
     )
+    policies = OrganizationPolicies.from_overrides(settings.thresholds, settings.organization_thresholds)
+    updater = ReputationUpdater(clock, policies, window_counts, on_outcomes=count_outcomes)
     warmup_store = SqlAlchemyWarmupStore(infra.sessions)
-    # Stand-in until the reputation state is kept: replace with a source that reads the evaluated phase.
-    phases = AgePhaseSource(settings.warmup_newborn_days)
+    # The evaluated phase (reputation_states); the age-based stand-in only for a number without a state.
+    phases = StoredPhaseSource(infra.sessions, AgePhaseSource(settings.warmup_newborn_days))
     servicer = ReputationServicer(
-        register_instance=RegisterInstanceHandler(uow, clock),
+        register_instance=RegisterInstanceHandler(uow, clock, updater),
         update_instance=UpdateInstanceHandler(uow, clock),
         get_instance=GetInstanceHandler(uow),
         list_instances=ListInstancesHandler(uow),
         list_instance_states=ListInstanceStatesHandler(uow),
         get_window_stats=GetWindowStatsHandler(uow, window_counts),
+        get_reputation=GetReputationHandler(uow),
+        list_reputations=ListReputationsHandler(uow),
         warmup=WarmupRpcs(
             get_plan=GetWarmupPlanHandler(uow, warmup_store, phases, clock),
             get_settings=GetWarmupSettingsHandler(warmup_store),
@@ -142,12 +160,12 @@ async def assemble(settings: ReputationSettings, *, clock: Clock | None = None) 
             outages=infra.outages,
         )
 
-    executor_signals = ExecutorEventSignals(record, clock)
+    executor_signals = ExecutorEventSignals(record, clock, updater)
     consumers = [
         consumer(
             "gateway",
             "reputation-provider-events",
-            {provider_events_pb2.ProviderEventReceived: ProviderEventSignals(record, clock)},
+            {provider_events_pb2.ProviderEventReceived: ProviderEventSignals(record, clock, updater)},
         ),
         consumer(
             "executor",
@@ -170,7 +188,20 @@ async def assemble(settings: ReputationSettings, *, clock: Clock | None = None) 
         batch_size=settings.prune_batch_size,
         outages=infra.outages,
     )
-    reputation = Reputation(infra, servicer, consumers, pruner, window_counts, uow)
+    schedule = EvaluationSchedule(
+        debounce=timedelta(seconds=settings.evaluation_debounce_seconds),
+        aging=timedelta(seconds=settings.aging_interval_seconds),
+        batch_size=settings.evaluation_batch_size,
+    )
+    evaluator = ReputationEvaluator(
+        EvaluateDueHandler(uow, clock, updater, schedule),
+        ReputationCensusHandler(uow),
+        poll=settings.evaluation_poll_seconds,
+        interval=settings.reputation_pass_interval_seconds,
+        batch_size=settings.evaluation_batch_size,
+        outages=infra.outages,
+    )
+    reputation = Reputation(infra, servicer, consumers, pruner, evaluator, window_counts, uow)
     if settings.gate_address:
         channel = open_channel(settings.gate_address, default_deadline=settings.gate_deadline_seconds)
         gate = GrpcWarmupGate(channel, deadline_seconds=settings.gate_deadline_seconds)

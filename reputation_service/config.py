@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from pydantic import Field, SecretStr, model_validator
 
@@ -36,6 +37,20 @@ class ReputationSettings(ConsumingServiceSettings):
     prune_batch_size: int = Field(default=5000, ge=100, le=100_000)
     # Events fetched and applied per transaction by each signal consumer.
     signal_batch_size: int = Field(default=256, ge=1, le=4096)
+
+    # Reputation (docs/adr/0044-reputation-signals.md, "Evaluation"). An instance with new signals is
+    # evaluated at most once per debounce; the evaluator looks for due instances every poll.
+    evaluation_debounce_seconds: float = Field(default=10.0, ge=0, le=3600)
+    evaluation_poll_seconds: float = Field(default=1.0, gt=0, le=60)
+    # The periodic pass: ends cooldowns, and evaluates numbers not evaluated for `aging_interval_seconds`.
+    reputation_pass_interval_seconds: float = Field(default=60.0, gt=0, le=3600)
+    aging_interval_seconds: float = Field(default=3600.0, ge=1, le=7 * 86400)
+    evaluation_batch_size: int = Field(default=100, ge=1, le=5000)
+    # Thresholds (reputation_service/application/reputation_policy.py): overrides of the evaluation's
+    # defaults for every organization, and per organization on top of those, e.g.
+    # REPUTATION_ORGANIZATION_THRESHOLDS='{"org-1": {"timelock_cooldowns": [600, 3600]}}'.
+    thresholds: dict[str, Any] = Field(default_factory=dict)
+    organization_thresholds: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _minute_buckets_outlive_the_ack_timeout(self) -> ReputationSettings:

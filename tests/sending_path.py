@@ -138,7 +138,9 @@ def gate(
     return ServiceProcess("gate_service", env, port, log)
 
 
-def executor(*, database_url: str, nats_url: str, root: str, simulator_url: str, log: Path) -> ServiceProcess:
+def executor(
+    *, database_url: str, nats_url: str, root: str, simulator_url: str, log: Path, **settings: str
+) -> ServiceProcess:
     """An Executor sending through the simulator, with short leases and retries (it is not the one
     killed here, but the broker may be)."""
     port = free_port()
@@ -160,8 +162,25 @@ def executor(*, database_url: str, nats_url: str, root: str, simulator_url: str,
         "EXECUTOR_BACKOFF_BASE_SECONDS": "0.1",
         "EXECUTOR_BACKOFF_MAX_SECONDS": "0.5",
         "EXECUTOR_LOG_LEVEL": "WARNING",
+        **{f"EXECUTOR_{name.upper()}": value for name, value in settings.items()},
     }
     return ServiceProcess("executor_service", env, port, log)
+
+
+def reputation(*, database_url: str, nats_url: str, root: str, log: Path, **settings: str) -> ServiceProcess:
+    """The registry and reputation on their own database and subject root."""
+    port = free_port()
+    env = {
+        "REPUTATION_DATABASE_URL": database_url,
+        "REPUTATION_NATS_URL": nats_url,
+        "REPUTATION_SUBJECT_ROOT": root,
+        "REPUTATION_GRPC_PORT": str(port),
+        "REPUTATION_METRICS_PORT": "0",
+        "REPUTATION_MIGRATE_ON_START": "false",
+        "REPUTATION_LOG_LEVEL": "WARNING",
+        **{f"REPUTATION_{name.upper()}": value for name, value in settings.items()},
+    }
+    return ServiceProcess("reputation_service", env, port, log)
 
 
 class OwnNatsServer:

@@ -11,6 +11,7 @@ not started.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import signal
@@ -144,9 +145,19 @@ def stages() -> list[list[Component]]:
     importing and migrating, so starting them one by one would add those seconds up) and is awaited, and
     printed, in its order; a stage starts once the one before is ready."""
     services = [
-        # Reputation hands each instance its webhook secret (`whatlead instances webhook <id>`).
+        # Reputation hands each instance its webhook secret (`whatlead instances webhook <id>`). The local
+        # stack's numbers are simulated: they start INTERACTING (where the Gate puts a number it knows no
+        # reputation of), so `whatlead send` dispatches at once; export REPUTATION_THRESHOLDS to see a
+        # real number's warm-up from NEWBORN.
         with_webhook_master_key(
-            service("reputation", "REPUTATION_", 50053, 9103), "REPUTATION_WEBHOOK_MASTER_KEY"
+            service(
+                "reputation",
+                "REPUTATION_",
+                50053,
+                9103,
+                REPUTATION_THRESHOLDS=json.dumps({"initial_phase": "INTERACTING"}),
+            ),
+            "REPUTATION_WEBHOOK_MASTER_KEY",
         ),
         # Starts even while reputation is not serving yet: it rebuilds from it in the background.
         service(

@@ -4,8 +4,9 @@
     whatlead instances update <instance_id> --provider-version 2026.4.3 --provider-engine gows
     whatlead instances list
     whatlead instances webhook <instance_id>
-    whatlead jobs <intent_id>
+    whatlead reputation <instance_id>
     whatlead reputation plan <instance_id>
+    whatlead jobs <intent_id>
     whatlead events --context reputation
 
 Addresses default to what `make run` starts; override with WHATLEAD_<SERVICE>_ADDR (e.g.
@@ -24,7 +25,7 @@ from libs.cli import events, instances, intents, jobs, reputation
 from libs.rpc.errors import field_violations
 
 # Each module adds its own sub-commands; a new context adds its module here.
-COMMAND_MODULES = [instances, intents, jobs, events, reputation]
+COMMAND_MODULES = [instances, reputation, intents, jobs, events]
 
 
 def parser() -> argparse.ArgumentParser:
@@ -38,8 +39,23 @@ def parser() -> argparse.ArgumentParser:
     return root
 
 
+def with_default_actions(argv: list[str]) -> list[str]:
+    """`whatlead reputation <instance_id>` is `whatlead reputation show <instance_id>`."""
+    i = 0
+    while i < len(argv) and argv[i].startswith("-"):
+        i += 1 if "=" in argv[i] or argv[i] in ("-h", "--help") else 2  # --org takes a value
+    if (
+        i + 1 < len(argv)
+        and argv[i] == "reputation"
+        and not argv[i + 1].startswith("-")
+        and argv[i + 1] not in reputation.ACTIONS
+    ):
+        return [*argv[: i + 1], reputation.DEFAULT_ACTION, *argv[i + 1 :]]
+    return argv
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    args = parser().parse_args(with_default_actions(list(sys.argv[1:] if argv is None else argv)))
     try:
         return int(args.run(args))
     except grpc.RpcError as error:

@@ -10,7 +10,7 @@ from libs.seedwork.ids import is_valid_id
 from libs.seedwork.organizations import require_organization
 from libs.seedwork.pagination import Page, PageRequest
 from reputation_service.domain.instance import Instance
-from reputation_service.domain.ports import InstanceFilter, ReputationUnitOfWork
+from reputation_service.domain.ports import InstanceFilter, InstanceReputation, ReputationUnitOfWork
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -66,14 +66,20 @@ class ListInstanceStates:
     page: PageRequest
 
 
+@dataclass(frozen=True)
+class InstanceWithReputation:
+    instance: Instance
+    reputation: InstanceReputation | None  # None: registered before reputations were kept, not yet read
+
+
 class ListInstanceStatesHandler:
-    """Every organization's instances, for other contexts rebuilding their projections at start-up.
-    Internal: the gateway never exposes it to clients."""
+    """Every organization's instances with their reputation, for other contexts rebuilding their
+    projections at start-up. Internal: the gateway never exposes it to clients."""
 
     def __init__(self, uow: Callable[[], ReputationUnitOfWork]) -> None:
         self._uow = uow
 
-    async def __call__(self, query: ListInstanceStates) -> Page[Instance]:
+    async def __call__(self, query: ListInstanceStates) -> Page[InstanceWithReputation]:
         async with self._uow() as uow:
             instances = await uow.instances.list(
                 query.organization_id or None,
@@ -81,4 +87,9 @@ class ListInstanceStatesHandler:
                 limit=query.page.size,
                 where=InstanceFilter(),
             )
-        return Page.of(instances, query.page, id_of=lambda instance: instance.id)
+            reputations = await uow.reputations.of_instances([i.id for i in instances])
+        return Page.of(
+            [InstanceWithReputation(i, reputations.get(i.id)) for i in instances],
+            query.page,
+            id_of=lambda item: item.instance.id,
+        )

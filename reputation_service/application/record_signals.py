@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from libs.seedwork.clock import Clock
+from reputation_service.domain.evaluation import RestrictionKind
 from reputation_service.domain.ports import ReputationUnitOfWork
 from reputation_service.domain.signals import (
     TRACKED_KINDS,
@@ -41,6 +42,18 @@ class Observation:
     job_id: str = ""
     attempts: int = 0
     is_group: bool | None = None
+    # REACHOUT_TIMELOCKED and BANNED: which restriction, and its end when the provider said it.
+    restriction: RestrictionKind | None = None
+    restriction_until: datetime | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Restriction:
+    """A restriction reported for the first time (a new fact): it cools the number at once."""
+
+    instance_id: str
+    kind: RestrictionKind
+    until: datetime | None
 
 
 @dataclass(frozen=True)
@@ -55,6 +68,7 @@ class SignalsRecorded:
     recorded: tuple[Signal, ...] = ()
     duplicates: tuple[SignalKind, ...] = ()  # facts already recorded (another report of the same fact)
     unknown_instance: tuple[Observation, ...] = field(default=())  # dropped: not in the registry
+    restrictions: tuple[Restriction, ...] = ()  # of the recorded facts, in the order they arrived
 
 
 class RecordSignalsHandler:
@@ -91,6 +105,7 @@ class RecordSignalsHandler:
         deltas = CounterDeltas()
         recorded: list[Signal] = []
         duplicates: list[SignalKind] = []
+        restrictions: list[Restriction] = []
         changed: dict[tuple[str, str], TrackedMessage] = {}
         latencies: dict[str, int] = {}
         for observation, signal in zip(known, signals, strict=True):
@@ -99,6 +114,14 @@ class RecordSignalsHandler:
                 continue
             new.discard(signal.fact_key)  # the same fact twice in one batch: recorded once
             recorded.append(signal)
+            if observation.restriction is not None:
+                restrictions.append(
+                    Restriction(
+                        instance_id=signal.instance_id,
+                        kind=observation.restriction,
+                        until=observation.restriction_until,
+                    )
+                )
             deltas.add(signal.instance_id, signal.occurred_at, Counts.of_kind(signal.kind))
             key = (signal.instance_id, signal.message_key)
             if key in messages:
@@ -110,7 +133,7 @@ class RecordSignalsHandler:
         await uow.signals.save_messages(list(changed.values()))
         await uow.signals.set_ack_latencies(latencies)
         await uow.signals.add_counts(deltas)
-        return SignalsRecorded(tuple(recorded), tuple(duplicates), tuple(unknown))
+        return SignalsRecorded(tuple(recorded), tuple(duplicates), tuple(unknown), tuple(restrictions))
 
     @staticmethod
     async def _sent_by_job(

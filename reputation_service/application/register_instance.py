@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from libs.seedwork.clock import Clock
 from libs.seedwork.errors import AlreadyExists
 from libs.seedwork.shared_kernel import ConnectionState, Provider, ProviderEngine, Purpose
+from reputation_service.application.reputation_updates import ReputationUpdater
 from reputation_service.domain.instance import Instance
 from reputation_service.domain.ports import ReputationUnitOfWork
 
@@ -24,11 +25,18 @@ class RegisterInstance:
 
 
 class RegisterInstanceHandler:
-    """Adds a number to an organization's registry and announces it (InstanceRegistered)."""
+    """Adds a number to an organization's registry and announces it (InstanceRegistered), with its first
+    reputation (ReputationEvaluated: its organization's initial phase) in the same transaction."""
 
-    def __init__(self, uow: Callable[[], ReputationUnitOfWork], clock: Clock) -> None:
+    def __init__(
+        self,
+        uow: Callable[[], ReputationUnitOfWork],
+        clock: Clock,
+        reputation: ReputationUpdater | None = None,
+    ) -> None:
         self._uow = uow
         self._clock = clock
+        self._reputation = reputation
 
     async def __call__(self, command: RegisterInstance) -> Instance:
         instance = Instance.register(
@@ -54,5 +62,7 @@ class RegisterInstanceHandler:
                 )
             uow.instances.add(instance)
             uow.track(instance)
+            if self._reputation is not None:
+                await uow.reputations.add(self._reputation.registered(uow, instance))
             await uow.commit()
         return instance

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from libs.seedwork.shared_kernel import ConnectionState, Provider, Purpose
 from libs.seedwork.unit_of_work import UnitOfWork
+from reputation_service.domain.evaluation import HealthStatus, ReputationState
 from reputation_service.domain.instance import Instance
 from reputation_service.domain.signals import BucketTotals, CounterDeltas, Signal, TrackedMessage, WindowPlan
+from reputation_service.domain.warmup import WarmupPhase
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -103,6 +105,74 @@ class PruneBefore:
     hour_buckets: datetime
 
 
+@dataclass(frozen=True, kw_only=True)
+class InstanceReputation:
+    """One instance's stored reputation: the state evaluations carry forward, and the explanation of the
+    last evaluation that changed something (None until one did)."""
+
+    instance_id: str
+    organization_id: str
+    registered_at: datetime  # the instance's, for its age
+    state: ReputationState
+    explanation: Mapping[str, object] | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReputationFilter:
+    health: HealthStatus | None = None
+    phase: WarmupPhase | None = None
+
+
+class ReputationStore(Protocol):
+    """Reputation per instance. Writes happen in the caller's transaction."""
+
+    async def add(self, reputation: InstanceReputation) -> None:
+        """The first state of a newly registered instance."""
+        ...
+
+    async def lock(self, instance_ids: Collection[str]) -> dict[str, InstanceReputation]:
+        """The reputations of these instances (those that have one), locked until the transaction ends,
+        in one order: a restriction and the evaluator never overwrite each other's state."""
+        ...
+
+    async def save(
+        self, instance_id: str, state: ReputationState, *, explanation: Mapping[str, object] | None
+    ) -> None:
+        """Store the state after an evaluation and clear the instance's pending re-evaluation;
+        `explanation` None keeps the one stored (nothing changed, nothing new to explain)."""
+        ...
+
+    async def mark_dirty(self, instance_ids: Collection[str], *, at: datetime) -> None:
+        """New signals arrived: evaluate these instances again (debounced). The first mark is kept."""
+        ...
+
+    async def due(
+        self, now: datetime, *, debounce: timedelta, aging: timedelta, limit: int, dirty_only: bool
+    ) -> list[InstanceReputation]:
+        """Up to `limit` reputations to evaluate now, locked (others' locked rows skipped): marked dirty
+        and not evaluated within `debounce`; unless `dirty_only`, also those whose cooldown has ended and
+        those not evaluated within `aging` (silent numbers age)."""
+        ...
+
+    async def get(self, organization_id: str, instance_id: str) -> InstanceReputation | None:
+        """Only if the instance belongs to this organization."""
+        ...
+
+    async def list(
+        self, organization_id: str, *, after_id: str | None, limit: int, where: ReputationFilter
+    ) -> list[InstanceReputation]:
+        """In instance id order, strictly after `after_id`."""
+        ...
+
+    async def of_instances(self, instance_ids: Collection[str]) -> dict[str, InstanceReputation]:
+        """Not locked: for reads that join instances with their reputation."""
+        ...
+
+    async def census(self) -> dict[tuple[HealthStatus, WarmupPhase], int]:
+        """How many instances there are per (health, phase), for the gauges."""
+        ...
+
+
 class ReputationUnitOfWork(UnitOfWork, Protocol):
     """One transaction over the registry; its events reach the outbox on commit."""
 
@@ -111,6 +181,9 @@ class ReputationUnitOfWork(UnitOfWork, Protocol):
 
     @property
     def signals(self) -> SignalLog: ...
+
+    @property
+    def reputations(self) -> ReputationStore: ...
 
     def after_transaction(self, callback: Callable[[bool], None]) -> None:
         """Run `callback(committed)` once this transaction has ended (metrics count what committed)."""

@@ -32,6 +32,8 @@ from reputation_service.application.record_signals import (
     RecordSignalsHandler,
     SignalsRecorded,
 )
+from reputation_service.application.reputation_updates import ReputationUpdater
+from reputation_service.domain.evaluation import RestrictionKind
 from reputation_service.domain.ports import ReputationUnitOfWork
 from reputation_service.domain.signals import SignalKind, SignalSource, message_key
 from reputation_service.infrastructure import metrics
@@ -60,7 +62,16 @@ _INSTANCE = {
     _T.PROVIDER_EVENT_TYPE_CONNECTION_ERROR: SignalKind.CONNECTION_ERROR,
     _T.PROVIDER_EVENT_TYPE_INSTANCE_BANNED: SignalKind.BANNED,
 }
-_BANS = frozenset({common_pb2.RESTRICTION_KIND_TEMPORARY_BAN, common_pb2.RESTRICTION_KIND_PERMANENT_BAN})
+_BANS = {
+    common_pb2.RESTRICTION_KIND_TEMPORARY_BAN: RestrictionKind.TEMPORARY_BAN,
+    common_pb2.RESTRICTION_KIND_PERMANENT_BAN: RestrictionKind.PERMANENT_BAN,
+}
+
+
+def _ban(restriction_kind: common_pb2.RestrictionKind.ValueType) -> RestrictionKind:
+    # A ban the provider did not say was temporary is taken as permanent: a number that might be banned
+    # for good is not worth the next send.
+    return _BANS.get(restriction_kind, RestrictionKind.PERMANENT_BAN)
 
 
 def _time(stamp: Timestamp, *, present: bool = True) -> datetime | None:
@@ -71,11 +82,16 @@ def _time(stamp: Timestamp, *, present: bool = True) -> datetime | None:
 
 
 class _Signals:
-    """Records a batch of events' observations and counts, once the transaction committed, what it did."""
+    """Records a batch of events' observations and, in the same transaction, what they mean for the
+    instances' reputation (a restriction cools the number at once, anything else makes it due for the
+    debounced evaluation); counts, once the transaction committed, what it did."""
 
-    def __init__(self, record: RecordSignalsHandler, clock: Clock) -> None:
+    def __init__(
+        self, record: RecordSignalsHandler, clock: Clock, reputation: ReputationUpdater | None = None
+    ) -> None:
         self._record = record
         self._clock = clock
+        self._reputation = reputation
 
     async def __call__(self, event: Message, uow: ReputationUnitOfWork) -> None:
         await self.handle_many([event], uow)
@@ -84,6 +100,8 @@ class _Signals:
         observations = [o for event in events for o in self.observations(event)]
         result = await self._record(uow, RecordSignals(observations))
         uow.after_transaction(partial(_count, result))
+        if self._reputation is not None:
+            await self._reputation.signals_recorded(uow, result)
 
     def observations(self, event: Message) -> list[Observation]:
         raise NotImplementedError
@@ -135,7 +153,11 @@ class ProviderEventSignals(_Signals):
                 event.error_code == TIMELOCK_CODE
                 or event.restriction_kind == common_pb2.RESTRICTION_KIND_REACHOUT_TIMELOCK
             ):
-                found.append(about_message(kind=SignalKind.REACHOUT_TIMELOCKED))
+                found.append(
+                    about_message(
+                        kind=SignalKind.REACHOUT_TIMELOCKED, restriction=RestrictionKind.REACHOUT_TIMELOCK
+                    )
+                )
             return found
         if event.type in _INCOMING:
             if not event.provider_message_id:
@@ -154,11 +176,20 @@ class ProviderEventSignals(_Signals):
             stated = _time(event.occurred_at, present=event.HasField("occurred_at"))
             reason = event.connection_reason or event.ban_code
             identity = f"at:{stated.isoformat()}:{reason}" if stated else f"event:{event.meta.event_id}"
-            return [observe(kind=_INSTANCE[event.type], identity=identity)]
+            kind = _INSTANCE[event.type]
+            restriction = _ban(event.restriction_kind) if kind is SignalKind.BANNED else None
+            return [observe(kind=kind, identity=identity, restriction=restriction)]
         if event.type == _T.PROVIDER_EVENT_TYPE_REACHOUT_TIMELOCKED:
             until = _time(event.timelock_until, present=event.HasField("timelock_until"))
             identity = f"until:{until.isoformat()}" if until else f"event:{event.meta.event_id}"
-            return [observe(kind=SignalKind.REACHOUT_TIMELOCKED, identity=identity)]
+            return [
+                observe(
+                    kind=SignalKind.REACHOUT_TIMELOCKED,
+                    identity=identity,
+                    restriction=RestrictionKind.REACHOUT_TIMELOCK,
+                    restriction_until=until,
+                )
+            ]
         return []
 
 
@@ -199,7 +230,9 @@ class ExecutorEventSignals(_Signals):
         found = [observe(kind=SignalKind.FAILED)]
         restriction = event.error.restriction_kind
         if restriction == common_pb2.RESTRICTION_KIND_REACHOUT_TIMELOCK or event.error.code == TIMELOCK_CODE:
-            found.append(observe(kind=SignalKind.REACHOUT_TIMELOCKED))
+            found.append(
+                observe(kind=SignalKind.REACHOUT_TIMELOCKED, restriction=RestrictionKind.REACHOUT_TIMELOCK)
+            )
         elif restriction in _BANS:
-            found.append(observe(kind=SignalKind.BANNED))
+            found.append(observe(kind=SignalKind.BANNED, restriction=_ban(restriction)))
         return found

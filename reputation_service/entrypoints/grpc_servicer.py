@@ -17,16 +17,28 @@ from reputation_service.application.queries import (
     ListInstanceStatesHandler,
 )
 from reputation_service.application.register_instance import RegisterInstance, RegisterInstanceHandler
+from reputation_service.application.reputation_queries import (
+    GetReputation,
+    GetReputationHandler,
+    ListReputations,
+    ListReputationsHandler,
+)
 from reputation_service.application.update_instance import UpdateInstance, UpdateInstanceHandler
 from reputation_service.application.window_counts import GetWindowStats, GetWindowStatsHandler
+from reputation_service.domain.evaluation import HealthStatus
 from reputation_service.domain.instance import InstanceChanges
-from reputation_service.domain.ports import InstanceFilter
+from reputation_service.domain.ports import InstanceFilter, ReputationFilter
+from reputation_service.domain.warmup import WarmupPhase
 from reputation_service.entrypoints.warmup_rpcs import WarmupRpcs
-from reputation_service.infrastructure.proto_mapping import instance_to_proto, window_counts_to_proto
+from reputation_service.infrastructure.proto_mapping import (
+    explanation_to_proto,
+    instance_to_proto,
+    reputation_to_proto,
+    window_counts_to_proto,
+)
 from whatlead.common.v1 import common_pb2
 from whatlead.reputation.v1 import reputation_pb2, reputation_pb2_grpc
 
-NOT_YET = "reputation scoring is not served yet: only the instance registry and window statistics are"
 UPDATABLE = (
     "display_name",
     "provider",
@@ -65,6 +77,8 @@ class ReputationServicer(reputation_pb2_grpc.ReputationServiceServicer):
         list_instances: ListInstancesHandler,
         list_instance_states: ListInstanceStatesHandler,
         get_window_stats: GetWindowStatsHandler,
+        get_reputation: GetReputationHandler,
+        list_reputations: ListReputationsHandler,
         warmup: WarmupRpcs,
     ) -> None:
         self._warmup = warmup
@@ -74,6 +88,8 @@ class ReputationServicer(reputation_pb2_grpc.ReputationServiceServicer):
         self._list = list_instances
         self._list_states = list_instance_states
         self._window_stats = get_window_stats
+        self._get_reputation = get_reputation
+        self._list_reputations = list_reputations
 
     async def RegisterInstance(
         self, request: reputation_pb2.RegisterInstanceRequest, context: grpc.aio.ServicerContext
@@ -169,16 +185,33 @@ class ReputationServicer(reputation_pb2_grpc.ReputationServiceServicer):
             instances=[instance_to_proto(i) for i in page.items], next_page_token=page.next_page_token
         )
 
-    # Scores and warm-up phases arrive with the evaluation; until then these say so.
     async def GetReputation(
         self, request: reputation_pb2.GetReputationRequest, context: grpc.aio.ServicerContext
     ) -> reputation_pb2.GetReputationResponse:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, NOT_YET)
+        reputation = await self._get_reputation(
+            GetReputation(organization_id=request.organization_id, instance_id=request.instance_id)
+        )
+        return reputation_pb2.GetReputationResponse(
+            reputation=reputation_to_proto(reputation),
+            explanation=explanation_to_proto(reputation.explanation) if reputation.explanation else None,
+        )
 
     async def ListReputations(
         self, request: reputation_pb2.ListReputationsRequest, context: grpc.aio.ServicerContext
     ) -> reputation_pb2.ListReputationsResponse:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, NOT_YET)
+        page = await self._list_reputations(
+            ListReputations(
+                organization_id=request.organization_id,
+                page=page_request(request.page_size, request.page_token),
+                where=ReputationFilter(
+                    health=enum_from_proto(reputation_pb2.HealthStatus, request.health, HealthStatus),
+                    phase=enum_from_proto(reputation_pb2.WarmupPhase, request.phase, WarmupPhase),
+                ),
+            )
+        )
+        return reputation_pb2.ListReputationsResponse(
+            reputations=[reputation_to_proto(r) for r in page.items], next_page_token=page.next_page_token
+        )
 
     async def GetWindowStats(
         self, request: reputation_pb2.GetWindowStatsRequest, context: grpc.aio.ServicerContext
@@ -195,7 +228,8 @@ class ReputationServicer(reputation_pb2_grpc.ReputationServiceServicer):
     async def ListInstanceStates(
         self, request: reputation_pb2.ListInstanceStatesRequest, context: grpc.aio.ServicerContext
     ) -> reputation_pb2.ListInstanceStatesResponse:
-        # Reputation stays unset until this context evaluates instances; readers apply their defaults.
+        # Reputation is unset for a number registered before reputations were kept and not evaluated
+        # since (version 0 too): readers apply their defaults.
         page = await self._list_states(
             ListInstanceStates(
                 organization_id=request.organization_id,
@@ -203,7 +237,13 @@ class ReputationServicer(reputation_pb2_grpc.ReputationServiceServicer):
             )
         )
         return reputation_pb2.ListInstanceStatesResponse(
-            states=[reputation_pb2.InstanceState(instance=instance_to_proto(i)) for i in page.items],
+            states=[
+                reputation_pb2.InstanceState(
+                    instance=instance_to_proto(item.instance),
+                    reputation=reputation_to_proto(item.reputation) if item.reputation else None,
+                )
+                for item in page.items
+            ],
             next_page_token=page.next_page_token,
         )
 

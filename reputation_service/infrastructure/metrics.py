@@ -1,6 +1,6 @@
 """Prometheus series of the reputation context (labels never carry ids: bounded cardinality)."""
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 
 SIGNALS = Counter("whatlead_reputation_signals_total", "Signals recorded (each fact once), by kind", ["kind"])
 SIGNAL_DUPLICATES = Counter(
@@ -17,4 +17,26 @@ UNKNOWN_INSTANCE = Counter(
 SIGNALS_PRUNED = Counter(
     "whatlead_reputation_signals_pruned_total",
     "Rows of the raw signal log, its tracked messages and expired buckets deleted by the periodic pruning",
+)
+EVALUATIONS = Counter(
+    "whatlead_reputation_evaluations_total",
+    "Evaluations of an instance's reputation, by trigger (windows: the debounced or periodic pass; "
+    "restriction: a 463 or a ban applied at once; registered: a new number's first state) and whether "
+    "anything another context sees changed (announced with ReputationEvaluated)",
+    ["trigger", "changed"],
+)
+COOLDOWNS_STARTED = Counter(
+    "whatlead_reputation_cooldowns_started_total",
+    "Cooldowns started (or extended to the provider's later end), by reason",
+    ["reason"],
+)
+INSTANCES_BY_HEALTH = Gauge(
+    "whatlead_reputation_instances_by_health",
+    "Instances per health, as of the last periodic pass",
+    ["health"],
+)
+INSTANCES_BY_PHASE = Gauge(
+    "whatlead_reputation_instances_by_phase",
+    "Instances per warm-up phase, as of the last periodic pass",
+    ["phase"],
 )

@@ -17,6 +17,7 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 
 from libs.db.types import UtcDateTime
 from libs.messaging.tables import messaging_tables
@@ -102,6 +103,43 @@ signal_buckets = Table(
     ),
 )
 Index("ix_signal_buckets_age", signal_buckets.c.granularity, signal_buckets.c.bucket_start)
+
+# Reputation per instance (ReputationState), with the explanation of the last evaluation that changed
+# something, and `dirty_since`: signals arrived since the last evaluation (the debounced evaluator's queue).
+reputation_states = Table(
+    "reputation_states",
+    metadata,
+    Column("instance_id", String(36), primary_key=True),
+    Column("organization_id", String(64), nullable=False),
+    Column("score", SmallInteger, nullable=False),
+    Column("health", String(16), nullable=False),
+    Column("phase", String(16), nullable=False),
+    Column("phase_since", UtcDateTime, nullable=False),
+    Column("regressed_at", UtcDateTime, nullable=True),
+    Column("cooldown_until", UtcDateTime, nullable=True),
+    Column("cooldown_reason", String(32), nullable=True),
+    Column("cooldown_history", JSONB, nullable=False),
+    Column("alerts", String(200), nullable=False),  # comma-separated, in the contract's order
+    Column("banned_at", UtcDateTime, nullable=True),
+    Column("evaluated_at", UtcDateTime, nullable=True),
+    Column("version", BigInteger, nullable=False),
+    Column("evaluation_version", Integer, nullable=False),
+    Column("explanation", JSONB, nullable=True),
+    Column("dirty_since", UtcDateTime, nullable=True),
+)
+Index("ix_reputation_states_org_id", reputation_states.c.organization_id, reputation_states.c.instance_id)
+# The evaluator's queues: partial indexes stay as small as what is waiting.
+Index(
+    "ix_reputation_states_dirty",
+    reputation_states.c.evaluated_at,
+    postgresql_where=text("dirty_since IS NOT NULL"),
+)
+Index(
+    "ix_reputation_states_cooldown",
+    reputation_states.c.cooldown_until,
+    postgresql_where=text("cooldown_until IS NOT NULL"),
+)
+Index("ix_reputation_states_evaluated_at", reputation_states.c.evaluated_at)
 # --- Warm-up planner (reputation_service/domain/warmup_plan.py) -------------------------------------------
 
 warmup_settings = Table(

@@ -8,14 +8,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.db.unit_of_work import SqlAlchemyUnitOfWork
 from reputation_service.infrastructure.repositories import SqlAlchemyInstanceRepository
+from reputation_service.infrastructure.reputation_store import SqlAlchemyReputationStore
 from reputation_service.infrastructure.signal_log import SqlAlchemySignalLog
 
 
 class SqlAlchemyReputationUnitOfWork(SqlAlchemyUnitOfWork):
-    """The reputation context's transaction: the registry and the signal log."""
+    """The reputation context's transaction: the registry, the signal log and the reputations."""
 
     instances: SqlAlchemyInstanceRepository
     signals: SqlAlchemySignalLog
+    reputations: SqlAlchemyReputationStore
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -44,6 +46,7 @@ class SqlAlchemyReputationUnitOfWork(SqlAlchemyUnitOfWork):
     def _open(self, session: AsyncSession) -> None:
         self.instances = SqlAlchemyInstanceRepository(session)
         self.signals = SqlAlchemySignalLog(session, self._clock)
+        self.reputations = SqlAlchemyReputationStore(session)
 
     async def _flush(self) -> None:
         await self.instances.flush()

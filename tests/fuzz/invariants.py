@@ -176,10 +176,16 @@ def reputation_problems(reputation_url: str) -> list[str]:
     for row in rows:
         where = f"instance {row['id']} (version {row['version']})"
         # One event per version: InstanceRegistered at 1, an InstanceChanged for each change since.
-        versions = sorted(event.instance.version for event in events.get(row["id"], []))
-        registered = _names(events.get(row["id"], [])).count("InstanceRegistered")
+        of_instance = events.get(row["id"], [])
+        registry = [e for e in of_instance if type(e).__name__ in ("InstanceRegistered", "InstanceChanged")]
+        versions = sorted(event.instance.version for event in registry)
+        registered = _names(registry).count("InstanceRegistered")
         if versions != list(range(1, row["version"] + 1)) or registered != 1:
             problems.append(f"{where} has events for versions {versions} ({registered} InstanceRegistered)")
+        # Its reputation: each version announced at most once.
+        announced = [e.reputation.version for e in of_instance if type(e).__name__ == "ReputationEvaluated"]
+        if len(announced) != len(set(announced)):
+            problems.append(f"{where} has its reputation announced at versions {sorted(announced)}")
         if row["phone"] and normalize_phone(row["phone"]) != row["phone"]:
             problems.append(f"{where} has phone {row['phone']!r}")
         names = row["display_name"]

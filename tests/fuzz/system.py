@@ -203,7 +203,12 @@ async def fuzzed_system(
         reputation = await serve(
             "reputation",
             build_reputation,
-            ReputationSettings(database_url=database_urls["reputation"], **common),
+            # The Gate's open policies are INTERACTING's and STABLE's: the numbers start there.
+            ReputationSettings(
+                database_url=database_urls["reputation"],
+                thresholds={"initial_phase": "INTERACTING"},
+                **common,
+            ),
         )
         gate = await serve(
             "gate",

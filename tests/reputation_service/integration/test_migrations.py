@@ -18,6 +18,7 @@ from tests.conftest import ROOT
 MIGRATIONS = ROOT / "reputation_service" / "migrations"
 PODS = 4
 BEFORE_PROVIDER_PROFILE = "7b2e3c4d5f60"  # the revision before instances kept provider version and engine
+BEFORE_REPUTATION_STATES = "d5e6f7a8b9c0"  # the revision before reputations were kept per instance
 
 
 def test_the_migrations_build_the_declared_schema_and_take_it_away(
@@ -62,6 +63,38 @@ def test_instances_registered_before_the_provider_profile_read_as_unknown(
         assert not {"provider_version", "provider_engine"} & columns
         with engine.connect() as connection:
             assert connection.execute(text("SELECT count(*) FROM instances")).scalar() == 1
+    finally:
+        engine.dispose()
+
+
+def test_instances_registered_before_reputations_were_kept_start_where_the_gate_placed_them(
+    postgres_databases: Callable[[str], str],
+) -> None:
+    url = postgres_databases("reputation_states")
+    upgrade(url, MIGRATIONS, BEFORE_REPUTATION_STATES)
+    engine = create_engine(url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO instances (id, organization_id, display_name, provider,"
+                    " provider_instance_ref, phone, purposes, connection_state, created_at, updated_at,"
+                    " version) VALUES ('i-1', 'org', 'Sales', 'WAHA', 'sales-1', '5511987654321', 'DISPATCH',"
+                    " 'CONNECTED', now(), now(), 3)"
+                )
+            )
+
+        upgrade(url, MIGRATIONS)
+        with engine.connect() as connection:
+            state = connection.execute(
+                text(
+                    "SELECT organization_id, score, health, phase, version, evaluated_at,"
+                    " dirty_since IS NOT NULL AS due FROM reputation_states WHERE instance_id = 'i-1'"
+                )
+            ).one()
+        # The Gate's defaults for a number it knows no reputation of; version 0 (announced by nobody) and due
+        # for a first evaluation.
+        assert tuple(state) == ("org", 70, "HEALTHY", "INTERACTING", 0, None, True)
     finally:
         engine.dispose()
 

@@ -14,7 +14,6 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from libs.messaging import envelope
 from libs.rpc.client import health_check
 from libs.rpc.errors import field_violations
-from libs.seedwork.ids import new_id
 from libs.testing.waiting import eventually
 from whatlead.common.v1 import common_pb2
 from whatlead.events.v1 import reputation_events_pb2
@@ -366,13 +365,37 @@ async def test_the_service_reports_serving_and_lists_itself_by_reflection(regist
     assert reply.status == health_pb2.HealthCheckResponse.SERVING
 
 
-async def test_reputation_reads_not_served_yet_say_so_instead_of_failing(stub):
-    instance_id = new_id()
-    for call in (
-        stub.GetReputation(reputation_pb2.GetReputationRequest(organization_id=ORG, instance_id=instance_id)),
-        stub.ListReputations(reputation_pb2.ListReputationsRequest(organization_id=ORG)),
-    ):
-        with pytest.raises(grpc.aio.AioRpcError) as raised:
-            await call
-        assert raised.value.code() is grpc.StatusCode.UNIMPLEMENTED
-        assert "not served yet" in (raised.value.details() or "")
+async def test_a_new_numbers_reputation_is_read_in_its_organization_only_and_listed_by_health_and_phase(stub):
+    instance = (await stub.RegisterInstance(registration(ref="reputation-1"))).instance
+
+    got = await stub.GetReputation(
+        reputation_pb2.GetReputationRequest(organization_id=ORG, instance_id=instance.id)
+    )
+    assert got.reputation.phase == reputation_pb2.WARMUP_PHASE_NEWBORN
+    assert (got.reputation.health, got.reputation.score, got.reputation.version) == (
+        reputation_pb2.HEALTH_STATUS_HEALTHY,
+        70,
+        1,
+    )
+    assert not got.HasField("explanation")  # nothing evaluated yet: nothing to explain
+    with pytest.raises(grpc.aio.AioRpcError) as elsewhere:
+        await stub.GetReputation(
+            reputation_pb2.GetReputationRequest(organization_id=OTHER_ORG, instance_id=instance.id)
+        )
+    assert elsewhere.value.code() is grpc.StatusCode.NOT_FOUND
+
+    async def listed(request: reputation_pb2.ListReputationsRequest) -> set[str]:
+        request.organization_id, request.page_size = ORG, 500
+        page = await stub.ListReputations(request)
+        return {r.instance_id for r in page.reputations}
+
+    newborn = reputation_pb2.ListReputationsRequest(phase=reputation_pb2.WARMUP_PHASE_NEWBORN)
+    stable = reputation_pb2.ListReputationsRequest(phase=reputation_pb2.WARMUP_PHASE_STABLE)
+    unhealthy = reputation_pb2.ListReputationsRequest(health=reputation_pb2.HEALTH_STATUS_UNHEALTHY)
+    assert instance.id in await listed(newborn)
+    assert instance.id not in await listed(stable)
+    assert instance.id not in await listed(unhealthy)
+
+    states = await stub.ListInstanceStates(reputation_pb2.ListInstanceStatesRequest(organization_id=ORG))
+    [state] = [s for s in states.states if s.instance.id == instance.id]
+    assert state.reputation.phase == reputation_pb2.WARMUP_PHASE_NEWBORN and state.reputation.version == 1

@@ -9,8 +9,9 @@ from types import TracebackType
 from libs.seedwork.clock import Clock, FakeClock
 from libs.seedwork.shared_kernel import Provider
 from libs.testing.fakes import FakeUnitOfWork
+from reputation_service.domain.evaluation import HealthStatus, ReputationState
 from reputation_service.domain.instance import Instance
-from reputation_service.domain.ports import InstanceFilter, PruneBefore
+from reputation_service.domain.ports import InstanceFilter, InstanceReputation, PruneBefore, ReputationFilter
 from reputation_service.domain.signals import (
     BucketTotals,
     CounterDeltas,
@@ -21,6 +22,7 @@ from reputation_service.domain.signals import (
     WindowPlan,
     add_up,
 )
+from reputation_service.domain.warmup import WarmupPhase
 
 
 class FakeInstanceRepository:
@@ -160,13 +162,92 @@ class FakeSignalLog:
         return deleted
 
 
+@dataclasses.dataclass
+class StoredReputation:
+    reputation: InstanceReputation
+    dirty_since: datetime | None = None
+
+
+class FakeReputationStore:
+    """Reputations in memory, with the same due-for-evaluation rules as the SQL."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, StoredReputation] = {}
+
+    async def add(self, reputation: InstanceReputation) -> None:
+        self.rows[reputation.instance_id] = StoredReputation(reputation)
+
+    async def lock(self, instance_ids: Collection[str]) -> dict[str, InstanceReputation]:
+        return {i: self.rows[i].reputation for i in sorted(instance_ids) if i in self.rows}
+
+    async def save(
+        self, instance_id: str, state: ReputationState, *, explanation: Mapping[str, object] | None
+    ) -> None:
+        row = self.rows[instance_id]
+        kept = explanation if explanation is not None else row.reputation.explanation
+        row.reputation = dataclasses.replace(row.reputation, state=state, explanation=kept)
+        row.dirty_since = None
+
+    async def mark_dirty(self, instance_ids: Collection[str], *, at: datetime) -> None:
+        for instance_id in instance_ids:
+            row = self.rows.get(instance_id)
+            if row is not None and row.dirty_since is None:
+                row.dirty_since = at
+
+    async def due(
+        self, now: datetime, *, debounce: timedelta, aging: timedelta, limit: int, dirty_only: bool
+    ) -> list[InstanceReputation]:
+        def is_due(row: StoredReputation) -> bool:
+            state = row.reputation.state
+            dirty = row.dirty_since is not None and (
+                state.evaluated_at is None or state.evaluated_at <= now - debounce
+            )
+            if dirty or dirty_only:
+                return dirty
+            return (
+                (state.cooldown_until is not None and state.cooldown_until <= now)
+                or state.evaluated_at is None
+                or state.evaluated_at <= now - aging
+            )
+
+        return [row.reputation for _, row in sorted(self.rows.items()) if is_due(row)][:limit]
+
+    async def get(self, organization_id: str, instance_id: str) -> InstanceReputation | None:
+        row = self.rows.get(instance_id)
+        return row.reputation if row and row.reputation.organization_id == organization_id else None
+
+    async def list(
+        self, organization_id: str, *, after_id: str | None, limit: int, where: ReputationFilter
+    ) -> list[InstanceReputation]:
+        return [
+            row.reputation
+            for instance_id, row in sorted(self.rows.items())
+            if row.reputation.organization_id == organization_id
+            and (after_id is None or instance_id > after_id)
+            and (where.health is None or row.reputation.state.health is where.health)
+            and (where.phase is None or row.reputation.state.phase is where.phase)
+        ][:limit]
+
+    async def of_instances(self, instance_ids: Collection[str]) -> dict[str, InstanceReputation]:
+        return {i: self.rows[i].reputation for i in instance_ids if i in self.rows}
+
+    async def census(self) -> dict[tuple[HealthStatus, WarmupPhase], int]:
+        counts: dict[tuple[HealthStatus, WarmupPhase], int] = {}
+        for row in self.rows.values():
+            key = (row.reputation.state.health, row.reputation.state.phase)
+            counts[key] = counts.get(key, 0) + 1
+        return counts
+
+
 class FakeReputationUnitOfWork(FakeUnitOfWork):
     def __init__(self, clock: Clock | None = None) -> None:
         super().__init__()
         self.instances = FakeInstanceRepository()
         self.signals = FakeSignalLog(clock or FakeClock())
+        self.reputations = FakeReputationStore()
         self._committed_rows: dict[str, Instance] = {}
         self._committed_signals = SignalState()
+        self._committed_reputations: dict[str, StoredReputation] = {}
         self._endings: list[Callable[[bool], None]] = []
         self._committed = False
 
@@ -191,14 +272,22 @@ class FakeReputationUnitOfWork(FakeUnitOfWork):
             ending(self._committed)
         self._committed = False
 
+    def seed_reputation(self, reputation: InstanceReputation) -> None:
+        """A reputation stored before the test, committed."""
+        self._committed_reputations[reputation.instance_id] = StoredReputation(reputation)
+        self.reputations.rows[reputation.instance_id] = StoredReputation(reputation)
+
     def _begin(self) -> None:
         self.instances.rows = copy.deepcopy(self._committed_rows)
         self.signals.state = copy.deepcopy(self._committed_signals)
+        self.reputations.rows = copy.deepcopy(self._committed_reputations)
 
     def _keep(self) -> None:
         self._committed_rows = copy.deepcopy(self.instances.rows)
         self._committed_signals = copy.deepcopy(self.signals.state)
+        self._committed_reputations = copy.deepcopy(self.reputations.rows)
 
     def _discard(self) -> None:
         self.instances.rows = copy.deepcopy(self._committed_rows)
         self.signals.state = copy.deepcopy(self._committed_signals)
+        self.reputations.rows = copy.deepcopy(self._committed_reputations)

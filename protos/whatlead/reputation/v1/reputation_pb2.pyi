@@ -141,6 +141,56 @@ COOLDOWN_REASON_DEGRADATION: CooldownReason.ValueType  # 3
 COOLDOWN_REASON_CONNECTION_INSTABILITY: CooldownReason.ValueType  # 4
 Global___CooldownReason: _TypeAlias = CooldownReason  # noqa: Y015
 
+class _AlertLevel:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _AlertLevelEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AlertLevel.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ALERT_LEVEL_UNSPECIFIED: _AlertLevel.ValueType  # 0
+    ALERT_LEVEL_CLEAR: _AlertLevel.ValueType  # 1
+    ALERT_LEVEL_REVIEW: _AlertLevel.ValueType  # 2
+    """the number is DEGRADED: the Gate lowers its caps"""
+    ALERT_LEVEL_PAUSE: _AlertLevel.ValueType  # 3
+    """an automatic cooldown"""
+    ALERT_LEVEL_INSUFFICIENT_DATA: _AlertLevel.ValueType  # 4
+    """under the minimum volume, or nothing to measure"""
+
+class AlertLevel(_AlertLevel, metaclass=_AlertLevelEnumTypeWrapper): ...
+
+ALERT_LEVEL_UNSPECIFIED: AlertLevel.ValueType  # 0
+ALERT_LEVEL_CLEAR: AlertLevel.ValueType  # 1
+ALERT_LEVEL_REVIEW: AlertLevel.ValueType  # 2
+"""the number is DEGRADED: the Gate lowers its caps"""
+ALERT_LEVEL_PAUSE: AlertLevel.ValueType  # 3
+"""an automatic cooldown"""
+ALERT_LEVEL_INSUFFICIENT_DATA: AlertLevel.ValueType  # 4
+"""under the minimum volume, or nothing to measure"""
+Global___AlertLevel: _TypeAlias = AlertLevel  # noqa: Y015
+
+class _PhaseChange:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _PhaseChangeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_PhaseChange.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    PHASE_CHANGE_UNSPECIFIED: _PhaseChange.ValueType  # 0
+    PHASE_CHANGE_HELD: _PhaseChange.ValueType  # 1
+    PHASE_CHANGE_ADVANCED: _PhaseChange.ValueType  # 2
+    PHASE_CHANGE_REGRESSED: _PhaseChange.ValueType  # 3
+    PHASE_CHANGE_RESET: _PhaseChange.ValueType  # 4
+    """back to NEWBORN after a ban"""
+
+class PhaseChange(_PhaseChange, metaclass=_PhaseChangeEnumTypeWrapper): ...
+
+PHASE_CHANGE_UNSPECIFIED: PhaseChange.ValueType  # 0
+PHASE_CHANGE_HELD: PhaseChange.ValueType  # 1
+PHASE_CHANGE_ADVANCED: PhaseChange.ValueType  # 2
+PHASE_CHANGE_REGRESSED: PhaseChange.ValueType  # 3
+PHASE_CHANGE_RESET: PhaseChange.ValueType  # 4
+"""back to NEWBORN after a ban"""
+Global___PhaseChange: _TypeAlias = PhaseChange  # noqa: Y015
+
 class _WarmupMessageStatus:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -646,20 +696,304 @@ class GetReputationResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     REPUTATION_FIELD_NUMBER: _builtins.int
+    EXPLANATION_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def reputation(self) -> Global___InstanceReputation: ...
+    @_builtins.property
+    def explanation(self) -> Global___ReputationExplanation:
+        """Why: the last evaluation that changed something. Absent until one did (a new number's first state)."""
+
     def __init__(
         self,
         *,
         reputation: Global___InstanceReputation | None = ...,
+        explanation: Global___ReputationExplanation | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["reputation", b"reputation"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["explanation", b"explanation", "reputation", b"reputation"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["reputation", b"reputation"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["explanation", b"explanation", "reputation", b"reputation"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetReputationResponse: _TypeAlias = GetReputationResponse  # noqa: Y015
+
+@_typing.final
+class ReputationExplanation(_message.Message):
+    """One evaluation, explained: every term of the score, every alert check against its two levels, and why
+    the health, phase and cooldown are what they are.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVALUATION_VERSION_FIELD_NUMBER: _builtins.int
+    EVALUATED_AT_FIELD_NUMBER: _builtins.int
+    TRIGGER_FIELD_NUMBER: _builtins.int
+    PREVIOUS_SCORE_FIELD_NUMBER: _builtins.int
+    SCORE_FIELD_NUMBER: _builtins.int
+    TERMS_FIELD_NUMBER: _builtins.int
+    ALERT_CHECKS_FIELD_NUMBER: _builtins.int
+    HEALTH_FIELD_NUMBER: _builtins.int
+    HEALTH_REASON_FIELD_NUMBER: _builtins.int
+    PHASE_FIELD_NUMBER: _builtins.int
+    COOLDOWN_FIELD_NUMBER: _builtins.int
+    COOLDOWN_NOTE_FIELD_NUMBER: _builtins.int
+    evaluation_version: _builtins.int
+    """the version of the rules that made it"""
+    trigger: _builtins.str
+    """"windows" (an evaluation of the last hour, day and week) or "restriction:<kind>" (a 463 or a ban
+    reported by the provider, applied at once)
+    """
+    previous_score: _builtins.int
+    score: _builtins.int
+    health: Global___HealthStatus.ValueType
+    health_reason: _builtins.str
+    cooldown_note: _builtins.str
+    """why a cooldown started, or why none did"""
+    @_builtins.property
+    def evaluated_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def terms(self) -> _containers.RepeatedCompositeFieldContainer[Global___ScoreTerm]:
+        """their contributions add up to `score` exactly"""
+
+    @_builtins.property
+    def alert_checks(self) -> _containers.RepeatedCompositeFieldContainer[Global___AlertCheck]:
+        """empty for a restriction (it reads no window)"""
+
+    @_builtins.property
+    def phase(self) -> Global___PhaseDecision: ...
+    @_builtins.property
+    def cooldown(self) -> Global___CooldownDecision:
+        """The cooldown this evaluation started or extended; absent when none."""
+
+    def __init__(
+        self,
+        *,
+        evaluation_version: _builtins.int = ...,
+        evaluated_at: _timestamp_pb2.Timestamp | None = ...,
+        trigger: _builtins.str = ...,
+        previous_score: _builtins.int = ...,
+        score: _builtins.int = ...,
+        terms: _abc.Iterable[Global___ScoreTerm] | None = ...,
+        alert_checks: _abc.Iterable[Global___AlertCheck] | None = ...,
+        health: Global___HealthStatus.ValueType = ...,
+        health_reason: _builtins.str = ...,
+        phase: Global___PhaseDecision | None = ...,
+        cooldown: Global___CooldownDecision | None = ...,
+        cooldown_note: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["cooldown", b"cooldown", "evaluated_at", b"evaluated_at", "phase", b"phase"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alert_checks", b"alert_checks", "cooldown", b"cooldown", "cooldown_note", b"cooldown_note", "evaluated_at", b"evaluated_at", "evaluation_version", b"evaluation_version", "health", b"health", "health_reason", b"health_reason", "phase", b"phase", "previous_score", b"previous_score", "score", b"score", "terms", b"terms", "trigger", b"trigger"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReputationExplanation: _TypeAlias = ReputationExplanation  # noqa: Y015
+
+@_typing.final
+class ScoreTerm(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    CONTRIBUTION_FIELD_NUMBER: _builtins.int
+    MEASURED_FIELD_NUMBER: _builtins.int
+    DETAIL_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """"baseline", "delivery", "reads", "replies", "failures", "restrictions", ..."""
+    contribution: _builtins.int
+    """points added (or taken) by this term"""
+    measured: _builtins.float
+    """the value it read, weighted across the windows; absent when none"""
+    detail: _builtins.str
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        contribution: _builtins.int = ...,
+        measured: _builtins.float | None = ...,
+        detail: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_measured", b"_measured", "measured", b"measured"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_measured", b"_measured", "contribution", b"contribution", "detail", b"detail", "measured", b"measured", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__measured: _TypeAlias = _typing.Literal["measured"]  # noqa: Y015
+    _WhichOneofArgType__measured: _TypeAlias = _typing.Literal["_measured", b"_measured"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__measured) -> _WhichOneofReturnType__measured | None: ...
+
+Global___ScoreTerm: _TypeAlias = ScoreTerm  # noqa: Y015
+
+@_typing.final
+class AlertCheck(_message.Message):
+    """One alert's limit measured on one window."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ALERT_FIELD_NUMBER: _builtins.int
+    METRIC_FIELD_NUMBER: _builtins.int
+    WINDOW_FIELD_NUMBER: _builtins.int
+    MEASURED_FIELD_NUMBER: _builtins.int
+    VOLUME_FIELD_NUMBER: _builtins.int
+    MIN_VOLUME_FIELD_NUMBER: _builtins.int
+    REVIEW_FIELD_NUMBER: _builtins.int
+    PAUSE_FIELD_NUMBER: _builtins.int
+    LOWER_IS_WORSE_FIELD_NUMBER: _builtins.int
+    LEVEL_FIELD_NUMBER: _builtins.int
+    alert: Global___ReputationAlert.ValueType
+    metric: _builtins.str
+    """DELIVERY_RATIO, ACK_LATENCY_P95_MS, CONNECTION_EVENTS, ..."""
+    window: _builtins.str
+    """HOUR, DAY or WEEK"""
+    measured: _builtins.float
+    """absent: nothing in the window to measure it on"""
+    volume: _builtins.int
+    """the count the minimum volume applies to"""
+    min_volume: _builtins.int
+    review: _builtins.float
+    """the review level"""
+    pause: _builtins.float
+    """the pause level, when judged on this window"""
+    lower_is_worse: _builtins.bool
+    """ratios fire under their levels, everything else at or over them"""
+    level: Global___AlertLevel.ValueType
+    def __init__(
+        self,
+        *,
+        alert: Global___ReputationAlert.ValueType = ...,
+        metric: _builtins.str = ...,
+        window: _builtins.str = ...,
+        measured: _builtins.float | None = ...,
+        volume: _builtins.int = ...,
+        min_volume: _builtins.int = ...,
+        review: _builtins.float = ...,
+        pause: _builtins.float | None = ...,
+        lower_is_worse: _builtins.bool = ...,
+        level: Global___AlertLevel.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_measured", b"_measured", "_pause", b"_pause", "measured", b"measured", "pause", b"pause"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_measured", b"_measured", "_pause", b"_pause", "alert", b"alert", "level", b"level", "lower_is_worse", b"lower_is_worse", "measured", b"measured", "metric", b"metric", "min_volume", b"min_volume", "pause", b"pause", "review", b"review", "volume", b"volume", "window", b"window"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__measured: _TypeAlias = _typing.Literal["measured"]  # noqa: Y015
+    _WhichOneofArgType__measured: _TypeAlias = _typing.Literal["_measured", b"_measured"]  # noqa: Y015
+    _WhichOneofReturnType__pause: _TypeAlias = _typing.Literal["pause"]  # noqa: Y015
+    _WhichOneofArgType__pause: _TypeAlias = _typing.Literal["_pause", b"_pause"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__measured) -> _WhichOneofReturnType__measured | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__pause) -> _WhichOneofReturnType__pause | None: ...
+
+Global___AlertCheck: _TypeAlias = AlertCheck  # noqa: Y015
+
+@_typing.final
+class PhaseDecision(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PREVIOUS_FIELD_NUMBER: _builtins.int
+    PHASE_FIELD_NUMBER: _builtins.int
+    CHANGE_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    CRITERIA_FIELD_NUMBER: _builtins.int
+    previous: Global___WarmupPhase.ValueType
+    phase: Global___WarmupPhase.ValueType
+    change: Global___PhaseChange.ValueType
+    reason: _builtins.str
+    @_builtins.property
+    def criteria(self) -> _containers.RepeatedCompositeFieldContainer[Global___PhaseCriterion]:
+        """The next phase's entry criteria as measured: what "why not further?" is answered with."""
+
+    def __init__(
+        self,
+        *,
+        previous: Global___WarmupPhase.ValueType = ...,
+        phase: Global___WarmupPhase.ValueType = ...,
+        change: Global___PhaseChange.ValueType = ...,
+        reason: _builtins.str = ...,
+        criteria: _abc.Iterable[Global___PhaseCriterion] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["change", b"change", "criteria", b"criteria", "phase", b"phase", "previous", b"previous", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PhaseDecision: _TypeAlias = PhaseDecision  # noqa: Y015
+
+@_typing.final
+class PhaseCriterion(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    MEASURED_FIELD_NUMBER: _builtins.int
+    REQUIRED_FIELD_NUMBER: _builtins.int
+    MET_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """clean, age_days, days_in_phase, sent_week, delivery_ratio_week, reply_ratio_week, score"""
+    measured: _builtins.float
+    required: _builtins.float
+    met: _builtins.bool
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        measured: _builtins.float = ...,
+        required: _builtins.float = ...,
+        met: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["measured", b"measured", "met", b"met", "name", b"name", "required", b"required"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PhaseCriterion: _TypeAlias = PhaseCriterion  # noqa: Y015
+
+@_typing.final
+class CooldownDecision(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REASON_FIELD_NUMBER: _builtins.int
+    STARTED_AT_FIELD_NUMBER: _builtins.int
+    UNTIL_FIELD_NUMBER: _builtins.int
+    STEP_FIELD_NUMBER: _builtins.int
+    RESTRICTION_KIND_FIELD_NUMBER: _builtins.int
+    ALERTS_FIELD_NUMBER: _builtins.int
+    CAUSE_FIELD_NUMBER: _builtins.int
+    EXTENDED_FIELD_NUMBER: _builtins.int
+    reason: Global___CooldownReason.ValueType
+    step: _builtins.int
+    """0: the first of its reason within the escalation memory; 1: the first repeat; ..."""
+    restriction_kind: _common_pb2.RestrictionKind.ValueType
+    """when a provider restriction caused it"""
+    cause: _builtins.str
+    extended: _builtins.bool
+    """the same episode reported again with a later end: no escalation"""
+    @_builtins.property
+    def started_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def until(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def alerts(self) -> _containers.RepeatedScalarFieldContainer[Global___ReputationAlert.ValueType]:
+        """when inferred from alerts at pause level"""
+
+    def __init__(
+        self,
+        *,
+        reason: Global___CooldownReason.ValueType = ...,
+        started_at: _timestamp_pb2.Timestamp | None = ...,
+        until: _timestamp_pb2.Timestamp | None = ...,
+        step: _builtins.int = ...,
+        restriction_kind: _common_pb2.RestrictionKind.ValueType = ...,
+        alerts: _abc.Iterable[Global___ReputationAlert.ValueType] | None = ...,
+        cause: _builtins.str = ...,
+        extended: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["started_at", b"started_at", "until", b"until"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alerts", b"alerts", "cause", b"cause", "extended", b"extended", "reason", b"reason", "restriction_kind", b"restriction_kind", "started_at", b"started_at", "step", b"step", "until", b"until"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CooldownDecision: _TypeAlias = CooldownDecision  # noqa: Y015
 
 @_typing.final
 class ListReputationsRequest(_message.Message):

@@ -120,13 +120,16 @@ class ReputationServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetReputation(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """One instance's reputation with the explanation of its last change; another organization's instance
+        is NOT_FOUND.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListReputations(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """The organization's reputations in instance order, optionally filtered by health and phase.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')

@@ -39,7 +39,11 @@ class ReputationServiceStub:
     GetInstance: _grpc.UnaryUnaryMultiCallable[_reputation_pb2.GetInstanceRequest, _reputation_pb2.GetInstanceResponse]
     ListInstances: _grpc.UnaryUnaryMultiCallable[_reputation_pb2.ListInstancesRequest, _reputation_pb2.ListInstancesResponse]
     GetReputation: _grpc.UnaryUnaryMultiCallable[_reputation_pb2.GetReputationRequest, _reputation_pb2.GetReputationResponse]
+    """One instance's reputation with the explanation of its last change; another organization's instance
+    is NOT_FOUND.
+    """
     ListReputations: _grpc.UnaryUnaryMultiCallable[_reputation_pb2.ListReputationsRequest, _reputation_pb2.ListReputationsResponse]
+    """The organization's reputations in instance order, optionally filtered by health and phase."""
     ListInstanceStates: _grpc.UnaryUnaryMultiCallable[_reputation_pb2.ListInstanceStatesRequest, _reputation_pb2.ListInstanceStatesResponse]
     """Internal, for projection rebuilds at start-up (the Gate): instances with their current reputation.
     The one ReputationService call where organization_id may be "" (= every organization); never
@@ -67,7 +71,11 @@ class ReputationServiceAsyncStub(ReputationServiceStub):
     GetInstance: _aio.UnaryUnaryMultiCallable[_reputation_pb2.GetInstanceRequest, _reputation_pb2.GetInstanceResponse]  # type: ignore[assignment]
     ListInstances: _aio.UnaryUnaryMultiCallable[_reputation_pb2.ListInstancesRequest, _reputation_pb2.ListInstancesResponse]  # type: ignore[assignment]
     GetReputation: _aio.UnaryUnaryMultiCallable[_reputation_pb2.GetReputationRequest, _reputation_pb2.GetReputationResponse]  # type: ignore[assignment]
+    """One instance's reputation with the explanation of its last change; another organization's instance
+    is NOT_FOUND.
+    """
     ListReputations: _aio.UnaryUnaryMultiCallable[_reputation_pb2.ListReputationsRequest, _reputation_pb2.ListReputationsResponse]  # type: ignore[assignment]
+    """The organization's reputations in instance order, optionally filtered by health and phase."""
     ListInstanceStates: _aio.UnaryUnaryMultiCallable[_reputation_pb2.ListInstanceStatesRequest, _reputation_pb2.ListInstanceStatesResponse]  # type: ignore[assignment]
     """Internal, for projection rebuilds at start-up (the Gate): instances with their current reputation.
     The one ReputationService call where organization_id may be "" (= every organization); never
@@ -121,14 +129,18 @@ class ReputationServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _reputation_pb2.GetReputationRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_reputation_pb2.GetReputationResponse, _abc.Awaitable[_reputation_pb2.GetReputationResponse]]: ...
+    ) -> _typing.Union[_reputation_pb2.GetReputationResponse, _abc.Awaitable[_reputation_pb2.GetReputationResponse]]:
+        """One instance's reputation with the explanation of its last change; another organization's instance
+        is NOT_FOUND.
+        """
 
     @_abc_1.abstractmethod
     def ListReputations(
         self,
         request: _reputation_pb2.ListReputationsRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_reputation_pb2.ListReputationsResponse, _abc.Awaitable[_reputation_pb2.ListReputationsResponse]]: ...
+    ) -> _typing.Union[_reputation_pb2.ListReputationsResponse, _abc.Awaitable[_reputation_pb2.ListReputationsResponse]]:
+        """The organization's reputations in instance order, optionally filtered by health and phase."""
 
     @_abc_1.abstractmethod
     def ListInstanceStates(
