@@ -41,7 +41,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -60,6 +60,7 @@ from libs.seedwork.clock import SystemClock
 from libs.seedwork.ids import new_id
 from libs.seedwork.shared_kernel import ConnectionState, Provider, Purpose
 from reputation_service.application.register_instance import RegisterInstance, RegisterInstanceHandler
+from reputation_service.application.window_counts import GetWindowStats, GetWindowStatsHandler
 from reputation_service.bootstrap import Reputation, assemble
 from reputation_service.config import ReputationSettings
 from reputation_service.domain.signals import Granularity, SignalKind, SignalSource, fact_key, latency_bin
@@ -357,26 +358,38 @@ async def same_counts(
     raise AssertionError(f"the two logs answer different counts: {answers[0]} vs {answers[1]}")
 
 
-async def reads(stubs: dict[int, tuple[Any, str]]) -> dict[tuple[int, str], list[float]]:
-    """Latencies (s) of GetWindowStats per (log size, window): warm-up, then ROUNDS rounds alternating
-    between the logs in mirrored order."""
-    latencies: dict[tuple[int, str], list[float]] = {
-        (size, name): [] for size in stubs for name, _ in WINDOWS
-    }
+Read = Callable[[timedelta], Awaitable[Any]]
+Latencies = dict[tuple[int, str], list[float]]
+
+
+async def reads(calls: dict[int, Read]) -> Latencies:
+    """Latencies (s) of one window read per (log size, window), one at a time: a warm-up, then ROUNDS
+    rounds alternating between the logs in mirrored order."""
+    latencies: Latencies = {(size, name): [] for size in calls for name, _ in WINDOWS}
     per_round = max(1, READS // ROUNDS)
-    sizes = list(stubs)
+    sizes = list(calls)
     for warmup in (True, *([False] * ROUNDS)):
         for size in sizes:
-            stub, instance_id = stubs[size]
             for name, length in WINDOWS:
-                request = window_request(instance_id, length)
                 for _ in range(WARMUP_READS if warmup else per_round):
                     started = time.perf_counter()
-                    await stub.GetWindowStats(request)
+                    await calls[size](length)
                     if not warmup:
                         latencies[(size, name)].append(time.perf_counter() - started)
         sizes.reverse()
     return latencies
+
+
+def over_grpc(stub: Any, instance_id: str) -> Read:  # grpc.aio's stubs are typed as blocking ones
+    return lambda length: stub.GetWindowStats(window_request(instance_id, length))
+
+
+def in_process(log: Log) -> Read:
+    """The product's GetWindowStatsHandler (the instance looked up, then its buckets summed), no gRPC."""
+    handler = GetWindowStatsHandler(log.reputation.unit_of_work, log.reputation.window_counts)
+    return lambda length: handler(
+        GetWindowStats(organization_id=ORG, instance_id=log.measured, window=length)
+    )
 
 
 # --- 4. ingest ------------------------------------------------------------------------------------------
@@ -513,6 +526,20 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1000:.2f}"
 
 
+def print_reads(title: str, latencies: Latencies) -> float:
+    """The table of one kind of read; returns the worst p50 ratio, large log to small."""
+    print(title)
+    print(_row("window", f"{SMALL_LOG:,}: p50", "p99", f"{LARGE_LOG:,}: p50", "p99", "x p50", "x p99"))
+    worst = 0.0
+    for name, _ in WINDOWS:
+        small, large = latencies[(SMALL_LOG, name)], latencies[(LARGE_LOG, name)]
+        p50a, p99a = percentile(small, 50), percentile(small, 99)
+        p50b, p99b = percentile(large, 50), percentile(large, 99)
+        worst = max(worst, p50b / p50a)
+        print(_row(name, ms(p50a), ms(p99a), ms(p50b), ms(p99b), f"{p50b / p50a:.2f}", f"{p99b / p99a:.2f}"))
+    return worst
+
+
 def _row(*cells: str) -> str:
     widths = (10, 16, 8, 18, 8, 8, 8)
     return "".join(
@@ -526,8 +553,9 @@ def percentile(values: list[float], q: int) -> float:
 
 async def reputation_runs(
     js: Any,
-) -> tuple[dict[tuple[int, str], list[float]], list[tuple[int, int, int, int]], dict[int, float]]:
-    """(GetWindowStats latencies, the measured instance's window counts, ingest rates) on both logs."""
+) -> tuple[Latencies, Latencies, list[tuple[int, int, int, int]], dict[int, float]]:
+    """(GetWindowStats latencies over gRPC and in this process, the measured instance's window counts, ingest
+    rates) on both logs."""
     anchor = time.time()
     measured = measured_traffic(anchor)
     async with contextlib.AsyncExitStack() as stack:
@@ -552,7 +580,8 @@ async def reputation_runs(
                 stub = await servers.enter_async_context(reputation_process(log.url, root))
                 stubs[log.size] = (stub, log.measured)
             windows = await same_counts(stubs[SMALL_LOG], stubs[LARGE_LOG], len(measured))
-            latencies = await reads(stubs)
+            latencies = await reads({size: over_grpc(*stub) for size, stub in stubs.items()})
+        handler_latencies = await reads({log.size: in_process(log) for log in logs})
 
         ingest_rates = {}
         for log in logs:
@@ -561,7 +590,7 @@ async def reputation_runs(
                 f"  ingest with {log.size:,} signals in the log: {ingest_rates[log.size]:.0f} signals/s",
                 flush=True,
             )
-    return latencies, windows, ingest_rates
+    return latencies, handler_latencies, windows, ingest_rates
 
 
 async def run() -> None:
@@ -587,7 +616,7 @@ async def run() -> None:
 
             # Before and after, the best kept: a busy box lowers the bar only if it slowed both runs.
             await executor_round()
-            latencies, windows, ingest_rates = await reputation_runs(js)
+            latencies, handler_latencies, windows, ingest_rates = await reputation_runs(js)
             await executor_round()
         best = {workers: max(found) for workers, found in rates.items()}
         needed = SIGNALS_PER_MESSAGE * max(best.values())
@@ -602,23 +631,9 @@ async def run() -> None:
             print(f"{f'{size:,} signals':<24}{rate:18.0f}{rate / needed:10.2f}")
         print(f"(target: x needed >= 1.00, {SIGNALS_PER_MESSAGE} x the best Executor rate)")
 
-        print(
-            f"\nGetWindowStats, ms ({len(latencies[(SMALL_LOG, WINDOWS[0][0])])} calls each, one at a time)"
-        )
-        print(_row("window", f"{SMALL_LOG:,}: p50", "p99", f"{LARGE_LOG:,}: p50", "p99", "x p50", "x p99"))
-        worst = 0.0
-        for name, _ in WINDOWS:
-            a, b = latencies[(SMALL_LOG, name)], latencies[(LARGE_LOG, name)]
-            p50a, p99a, p50b, p99b = (
-                percentile(a, 50),
-                percentile(a, 99),
-                percentile(b, 50),
-                percentile(b, 99),
-            )
-            worst = max(worst, p50b / p50a)
-            print(
-                _row(name, ms(p50a), ms(p99a), ms(p50b), ms(p99b), f"{p50b / p50a:.2f}", f"{p99b / p99a:.2f}")
-            )
+        calls = len(latencies[(SMALL_LOG, WINDOWS[0][0])])
+        worst = print_reads(f"\nGetWindowStats over gRPC, ms ({calls} calls each, one at a time)", latencies)
+        print_reads("GetWindowStatsHandler in this process (no gRPC), ms", handler_latencies)
         print(
             "the instance read answers alike in both logs: "
             + "; ".join(
