@@ -11,9 +11,10 @@
    COPYs the rows the handler would have written for those messages (sent, delivered, read) into the
    product's own tables, created by its migrations with their indexes: `signals` (fact keys from
    domain.signals.fact_key), `signal_messages`, and the minute and hour `signal_buckets` with their
-   counters and latency bins (domain.signals.latency_bin), then ANALYZE, as autovacuum would after such a
-   load. The read is the product's unchanged: gRPC → GetWindowStatsHandler → SignalLog.totals on those
-   tables and indexes; the bench checks that both logs answer the same counts, equal to what was filled.
+   counters and latency bins (domain.signals.latency_bin), then VACUUM ANALYZE, as autovacuum would after
+   such a load (here before the reads, not during them). The read is the product's unchanged: gRPC →
+   GetWindowStatsHandler → SignalLog.totals on those tables and indexes; the bench checks that both logs
+   answer the same counts, and that the instance read holds every message filled for it.
 3. GetWindowStats over gRPC, one call at a time, against `python -m reputation_service` on each database
    (both running, rounds alternating between them in mirrored order: the box is shared, its load drifts):
    the hour, day and week of one instance whose own traffic is the same in both logs (a message a minute
@@ -190,7 +191,7 @@ def _at(epoch: float) -> datetime:
 
 def fill(url: str, instance_ids: list[str], traffic: list[Sent], anchor: float) -> Filled:
     """COPY the rows RecordSignalsHandler writes for each message's sent, delivered and read (recorded
-    as they happened, none after `anchor`), then ANALYZE."""
+    as they happened, none after `anchor`), then VACUUM ANALYZE."""
     began = time.perf_counter()
     buckets: dict[tuple[str, int, float], Bucket] = {}
 
@@ -271,7 +272,7 @@ def fill(url: str, instance_ids: list[str], traffic: list[Sent], anchor: float) 
         connection.commit()
         connection.autocommit = True
         for table in (signals, signal_messages, signal_buckets):
-            cursor.execute(f"ANALYZE {table.name}")
+            cursor.execute(f"VACUUM (ANALYZE) {table.name}")
     return Filled(len(traffic) * SIGNALS_PER_MESSAGE, len(buckets), time.perf_counter() - began)
 
 
