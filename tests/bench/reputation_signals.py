@@ -50,7 +50,7 @@ from typing import Any
 import grpc
 import psycopg
 from google.protobuf import duration_pb2
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from libs.db.migrations import upgrade
 from libs.messaging import envelope
@@ -361,6 +361,7 @@ async def same_counts(
 
 Read = Callable[[timedelta], Awaitable[Any]]
 Latencies = dict[tuple[int, str], list[float]]
+Plans = dict[tuple[int, str], tuple[float, int]]  # (execution ms, buffers) per (log size, window)
 
 
 async def reads(calls: dict[int, Read]) -> Latencies:
@@ -391,6 +392,32 @@ def in_process(log: Log) -> Read:
     return lambda length: handler(
         GetWindowStats(organization_id=ORG, instance_id=log.measured, window=length)
     )
+
+
+async def planned(log: Log, length: timedelta) -> tuple[float, int]:
+    """PostgreSQL's own side of a window read: the execution time (ms, median of 20) and the buffers
+    touched by the bucket query exactly as the handler sends it (captured, then EXPLAIN ANALYZE'd)."""
+    engine = log.reputation.infra.engine.sync_engine
+    captured: list[tuple[str, Any]] = []
+
+    def capture(connection: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if "signal_buckets" in statement:
+            captured.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        await in_process(log)(length)
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
+    statement, parameters = captured[-1]
+    times, buffers = [], 0
+    async with log.reputation.infra.engine.connect() as connection:
+        for _ in range(20):
+            explain = "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + statement
+            [plan] = (await connection.exec_driver_sql(explain, parameters)).scalar_one()
+            times.append(plan["Execution Time"])
+            buffers = plan["Plan"].get("Shared Hit Blocks", 0) + plan["Plan"].get("Shared Read Blocks", 0)
+    return statistics.median(times), buffers
 
 
 # --- 4. ingest ------------------------------------------------------------------------------------------
@@ -448,8 +475,8 @@ async def publish_all(js: Any, root: str, events: list[Any]) -> None:
     """As the relays publish them (acks awaited 500 at a time)."""
     for chunk in range(0, len(events), 500):
         acks = []
-        for event in events[chunk : chunk + 500]:
-            encoded = envelope.encode(event)
+        for message in events[chunk : chunk + 500]:
+            encoded = envelope.encode(message)
             acks.append(
                 js.publish(
                     envelope.full_subject(root, encoded.subject_suffix),
@@ -554,9 +581,9 @@ def percentile(values: list[float], q: int) -> float:
 
 async def reputation_runs(
     js: Any,
-) -> tuple[Latencies, Latencies, list[tuple[int, int, int, int]], dict[int, float]]:
-    """(GetWindowStats latencies over gRPC and in this process, the measured instance's window counts, ingest
-    rates) on both logs."""
+) -> tuple[Latencies, Latencies, Plans, list[tuple[int, int, int, int]], dict[int, float]]:
+    """(GetWindowStats latencies over gRPC and in this process, PostgreSQL's side of them, the measured
+    instance's window counts, ingest rates) on both logs."""
     anchor = time.time()
     measured = measured_traffic(anchor)
     async with contextlib.AsyncExitStack() as stack:
@@ -583,6 +610,7 @@ async def reputation_runs(
             windows = await same_counts(stubs[SMALL_LOG], stubs[LARGE_LOG], len(measured))
             latencies = await reads({size: over_grpc(*stub) for size, stub in stubs.items()})
         handler_latencies = await reads({log.size: in_process(log) for log in logs})
+        plans = {(log.size, name): await planned(log, length) for log in logs for name, length in WINDOWS}
 
         ingest_rates = {}
         for log in logs:
@@ -591,7 +619,7 @@ async def reputation_runs(
                 f"  ingest with {log.size:,} signals in the log: {ingest_rates[log.size]:.0f} signals/s",
                 flush=True,
             )
-    return latencies, handler_latencies, windows, ingest_rates
+    return latencies, handler_latencies, plans, windows, ingest_rates
 
 
 async def run() -> None:
@@ -617,7 +645,7 @@ async def run() -> None:
 
             # Before and after, the best kept: a busy box lowers the bar only if it slowed both runs.
             await executor_round()
-            latencies, handler_latencies, windows, ingest_rates = await reputation_runs(js)
+            latencies, handler_latencies, plans, windows, ingest_rates = await reputation_runs(js)
             await executor_round()
         best = {workers: max(found) for workers, found in rates.items()}
         needed = SIGNALS_PER_MESSAGE * max(best.values())
@@ -635,6 +663,14 @@ async def run() -> None:
         calls = len(latencies[(SMALL_LOG, WINDOWS[0][0])])
         worst = print_reads(f"\nGetWindowStats over gRPC, ms ({calls} calls each, one at a time)", latencies)
         print_reads("GetWindowStatsHandler in this process (no gRPC), ms", handler_latencies)
+        print(
+            "PostgreSQL alone: the bucket query as sent, EXPLAIN ANALYZE (median of 20 ms; buffers touched)"
+        )
+        print(_row("window", f"{SMALL_LOG:,}: ms", "buffers", f"{LARGE_LOG:,}: ms", "buffers", "x ms", ""))
+        for name, _ in WINDOWS:
+            (ms_a, buffers_a), (ms_b, buffers_b) = plans[(SMALL_LOG, name)], plans[(LARGE_LOG, name)]
+            cells = (f"{ms_a:.2f}", str(buffers_a), f"{ms_b:.2f}", str(buffers_b), f"{ms_b / ms_a:.2f}", "")
+            print(_row(name, *cells))
         print(
             "the instance read answers alike in both logs: "
             + "; ".join(
