@@ -23,8 +23,9 @@
    read depends on the window, not on the size of the log.
 4. Ingest end to end on each database: MessageSent on the executor stream, delivered and read on the
    gateway stream, for BENCH_REPUTATION_MESSAGES messages over 10 new instances, already in JetStream;
-   then the service's two consumers (bootstrap.assemble, in this process, as executor_throughput runs the
-   Executor) run until every counter is committed (polled every 100 ms in the hour buckets).
+   then the service's loops (bootstrap.assemble, in this process, as executor_throughput runs the
+   Executor: the two consumers, and beside them the evaluator, the relay and the pruner) run until every
+   counter is committed (polled every 100 ms in the hour buckets).
 
 Quick run: BENCH_REPUTATION_LOG=100000 BENCH_REPUTATION_MESSAGES=2000 BENCH_EXECUTOR_JOBS=1000. Every
 run uses its own databases and stream roots and removes them.
@@ -57,10 +58,7 @@ from libs.messaging import envelope
 from libs.messaging.nats_connection import connect_nats
 from libs.messaging.streams import delete_streams, ensure_streams
 from libs.rpc.convert import to_timestamp
-from libs.seedwork.clock import SystemClock
 from libs.seedwork.ids import new_id
-from libs.seedwork.shared_kernel import ConnectionState, Provider, Purpose
-from reputation_service.application.register_instance import RegisterInstance, RegisterInstanceHandler
 from reputation_service.application.window_counts import GetWindowStats, GetWindowStatsHandler
 from reputation_service.bootstrap import Reputation, assemble
 from reputation_service.config import ReputationSettings
@@ -277,22 +275,22 @@ def fill(url: str, instance_ids: list[str], traffic: list[Sent], anchor: float) 
 
 
 async def register(reputation: Reputation, count: int, label: str) -> list[str]:
-    """`count` connected instances of the bench's organization, through the product's handler."""
-    handler = RegisterInstanceHandler(reputation.unit_of_work, SystemClock())
+    """`count` connected instances of the bench's organization, registered as a client registers them
+    (the servicer's own RegisterInstance, which reads nothing from its context): with their first
+    reputation."""
     found = []
     for n in range(count):
-        instance = await handler(
-            RegisterInstance(
-                organization_id=ORG,
-                display_name=f"{label} {n}",
-                provider=Provider.SIMULATOR,
-                provider_instance_ref=f"bench-{label}-{n}",
-                phone=f"55119{len(label)}{n:07d}",
-                purposes=frozenset({Purpose.DISPATCH}),
-                connection_state=ConnectionState.CONNECTED,
-            )
+        request = reputation_pb2.RegisterInstanceRequest(
+            organization_id=ORG,
+            display_name=f"{label} {n}",
+            provider=common_pb2.PROVIDER_SIMULATOR,
+            provider_instance_ref=f"bench-{label}-{n}",
+            phone=f"55119{len(label)}{n:07d}",
+            purposes=[common_pb2.PURPOSE_DISPATCH],
+            connection_state=common_pb2.CONNECTION_STATE_CONNECTED,
         )
-        found.append(instance.id)
+        context: Any = None
+        found.append((await reputation.servicer.RegisterInstance(request, context)).instance.id)
     return found
 
 
@@ -511,7 +509,8 @@ async def ingest(reputation: Reputation, js: Any, root: str) -> float:
     await publish_all(js, root, provider_events)
     total = MESSAGES * SIGNALS_PER_MESSAGE
     started = time.perf_counter()
-    async with executor_bench.running([c.run for c in reputation.consumers]):
+    # Every loop of the service's process (consumers, evaluator, relay, pruner), as it runs in production.
+    async with executor_bench.running(reputation.parts().workers):
         while await committed(reputation, instance_ids) < total:
             if time.perf_counter() - started > 300:
                 raise TimeoutError("the consumers did not commit every signal in 5 minutes")
