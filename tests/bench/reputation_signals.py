@@ -20,7 +20,9 @@
    the hour, day and week of one instance whose own traffic is the same in both logs (a message a minute
    for the last 26 hours, one an hour for the week before). What grows is the rest of the log: 50 other
    instances over the last 8 days (the raw log's retention). The claim measured is the design's: the
-   read depends on the window, not on the size of the log.
+   read depends on the window, not on the size of the log. Then the same reads through the handler in
+   this process (no gRPC), and PostgreSQL's side alone: the bucket query as the handler sends it, EXPLAIN
+   ANALYZE'd (its time and the buffers it touched).
 4. Ingest end to end on each database: MessageSent on the executor stream, delivered and read on the
    gateway stream, for BENCH_REPUTATION_MESSAGES messages over 10 new instances, already in JetStream;
    then the service's loops (bootstrap.assemble, in this process, as executor_throughput runs the
