@@ -1,8 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -32,27 +31,6 @@ class SqlAlchemyExecutorUnitOfWork(SqlAlchemyUnitOfWork):
         super().__init__(*args, **kwargs)
         self._on_runnable = on_runnable
         self._after_commit = after_commit
-        self._endings: list[Callable[[bool], None]] = []
-        self._committed = False
-
-    async def __aenter__(self) -> Self:
-        self._endings = []
-        self._committed = False
-        return await super().__aenter__()
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        try:
-            await super().__aexit__(exc_type, exc, tb)
-        finally:
-            endings, self._endings = self._endings, []
-            for ending in endings:
-                ending(self._committed)
-
-    def after_transaction(self, callback: Callable[[bool], None]) -> None:
-        """Run `callback(committed)` once this transaction has ended, committed or not."""
-        self._endings.append(callback)
 
     def _open(self, session: AsyncSession) -> None:
         self.jobs = SqlAlchemyJobRepository(session)
@@ -65,7 +43,6 @@ class SqlAlchemyExecutorUnitOfWork(SqlAlchemyUnitOfWork):
 
     async def commit(self) -> None:
         await super().commit()
-        self._committed = True
         if self.jobs.made_runnable and self._on_runnable is not None:
             self._on_runnable()
         if self._after_commit is not None:

@@ -23,7 +23,8 @@ EventMapper = Callable[[DomainEvent], Message]
 
 
 class SqlAlchemyUnitOfWork:
-    """Base for each service's unit of work; subclasses build their repositories in `_open`."""
+    """Base for each service's unit of work; subclasses build their repositories in `_open`. Callbacks
+    registered with `after_transaction` run once the transaction has ended, told whether it committed."""
 
     def __init__(
         self,
@@ -45,6 +46,8 @@ class SqlAlchemyUnitOfWork:
         self.session = self._sessions()
         self._tracked: list[AggregateRoot] = []
         self._emitted: list[DomainEvent] = []
+        self._endings: list[Callable[[bool], None]] = []
+        self._committed = False
         self._open(self.session)
         return self
 
@@ -58,9 +61,18 @@ class SqlAlchemyUnitOfWork:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         try:
-            await self.session.rollback()  # no-op after a commit
+            try:
+                await self.session.rollback()  # no-op after a commit
+            finally:
+                await self.session.close()
         finally:
-            await self.session.close()
+            endings, self._endings = self._endings, []
+            for ending in endings:
+                ending(self._committed)
+
+    def after_transaction(self, callback: Callable[[bool], None]) -> None:
+        """Run `callback(committed)` once this transaction has ended, committed or not."""
+        self._endings.append(callback)
 
     def track(self, aggregate: AggregateRoot) -> None:
         if all(aggregate is not seen for seen in self._tracked):
@@ -107,6 +119,7 @@ class SqlAlchemyUnitOfWork:
             if is_unique_violation(exc):
                 raise AlreadyExists("a concurrent write got there first") from exc
             raise refusal(exc) from exc
+        self._committed = True
         if events and self._on_commit is not None:
             self._on_commit()
 
