@@ -49,7 +49,11 @@ class DecisionService:
             record = self.gate.conclude(plan)
             apply_decision(intent, record, None)
             return Decision(record)
-        shortlist = self.projection.shortlist(intent.organization_id, intent.purpose, now)
+        shortlist = (
+            self.projection.pinned(intent.organization_id, intent.pinned_instance_id)
+            if intent.pinned_instance_id
+            else self.projection.shortlist(intent.organization_id, intent.purpose, now)
+        )
         snapshot = await self.rates.snapshot(
             intent.organization_id, intent.target.value, [s.instance_id for s in shortlist.ready], now
         )

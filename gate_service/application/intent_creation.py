@@ -31,6 +31,7 @@ class IntentRequest:
     payload: Payload | None
     not_before: datetime | None = None
     expires_at: datetime | None = None
+    pinned_instance_id: str = ""  # "" or the only instance that may send it
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,7 @@ class IdempotentIntentStore:
             now=self._clock.now(),
             default_validity=self._default_validity,
             max_validity=self._max_validity,
+            pinned_instance_id=request.pinned_instance_id,
         )
 
     async def store(

@@ -24,6 +24,8 @@ class DecisionReason(StrEnum):
     TYPE_NOT_ALLOWED_IN_PHASE = "TYPE_NOT_ALLOWED_IN_PHASE"
     MIN_INTERVAL = "MIN_INTERVAL"
     NOT_BEFORE = "NOT_BEFORE"
+    # The instance's own phone is the target: a number never sends to itself, whatever the purpose.
+    SELF_TARGET = "SELF_TARGET"
 
 
 # When several final reasons tie, the one an operator must act on first wins.
@@ -33,6 +35,7 @@ SEVERITY = [
     DecisionReason.INSTANCE_DISCONNECTED,
     DecisionReason.PURPOSE_NOT_ALLOWED,
     DecisionReason.TYPE_NOT_ALLOWED_IN_PHASE,
+    DecisionReason.SELF_TARGET,
     DecisionReason.COOLDOWN_ACTIVE,
     DecisionReason.RATE_LIMIT,
     DecisionReason.MIN_INTERVAL,
@@ -81,3 +84,5 @@ class DecisionRecord:
     queued_until: datetime | None = None
     candidates: tuple[CandidateVerdict, ...] = ()
     excluded: dict[DecisionReason, int] = field(default_factory=dict)
+    # The intent was pinned to this instance: it was the only candidate, whatever the others' state.
+    pinned_instance_id: str | None = None

@@ -1,8 +1,9 @@
 """DispatchGate: decides IF, WHEN and THROUGH WHICH instance an intent may go. Deterministic and pure:
 the application layer feeds it the projection, the rate snapshot and the clock, and reserves the slot.
 
-Order: expiry -> not_before -> plan limit -> kill-switch -> per-contact protection -> candidates
-(per-candidate rules) -> best ALLOW by InstanceDispatchScoreService -> (reservation) -> APPROVED;
+Order: expiry -> not_before -> plan limit -> kill-switch -> per-contact protection -> candidates (the
+pinned instance alone when the intent names one; per-candidate rules) -> best ALLOW by
+InstanceDispatchScoreService -> (reservation) -> APPROVED;
 only recoverable refusals -> QUEUED at the earliest time (DROPPED if that is past the validity);
 no instance at all while the projection may still be behind the registry -> QUEUED for the grace;
 otherwise BLOCKED with the dominant reason.
@@ -41,6 +42,7 @@ from gate_service.domain.rules import (
     evaluate_candidate,
 )
 from gate_service.domain.scoring import InstanceDispatchScoreService, ScoreInput
+from libs.seedwork.shared_kernel import TargetKind
 
 
 class RankedCandidate(NamedTuple):
@@ -112,12 +114,18 @@ class DispatchGate:
         if settled is not None:
             return DecisionPlan(intent=intent, now=now, attempt=attempt, settled=settled)
         org = intent.organization_id
-        # Candidates: the shortlist, plus the sticky sender wherever it stands.
-        candidates = list(shortlist.ready)
+        pinned = intent.pinned_instance_id
+        # Candidates: the shortlist, plus the sticky sender wherever it stands; a pinned intent has only
+        # its instance, and only if it is the organization's (the caller's shortlist may say otherwise).
+        candidates = [
+            c for c in shortlist.ready if not pinned or (c.instance_id == pinned and c.organization_id == org)
+        ]
         sticky_id = snapshot.sticky_instance_id
         sticky = projection.instances.get(sticky_id) if sticky_id else None
+        target_phone = intent.target.value if intent.target.kind is TargetKind.PHONE else ""
         if (
-            sticky is not None
+            not pinned
+            and sticky is not None
             and sticky.organization_id == org
             and intent.purpose in sticky.purposes
             and all(c.instance_id != sticky.instance_id for c in candidates)
@@ -134,6 +142,7 @@ class DispatchGate:
                 policies=self.policies,
                 pause=projection.instance_pause(instance.instance_id, org, now),
                 now=now,
+                target_phone=target_phone,
             )
             outcome = evaluate_candidate(ctx, self.rules)
             is_sticky = instance.instance_id == sticky_id
@@ -163,7 +172,7 @@ class DispatchGate:
                 rate_pressure=round(outcome.rate_pressure, 4),
                 sticky=is_sticky,
             )
-        for parked in shortlist.parked:
+        for parked in () if pinned else shortlist.parked:
             if parked.state.instance_id in verdicts:
                 continue
             verdicts[parked.state.instance_id] = CandidateVerdict(
@@ -183,7 +192,7 @@ class DispatchGate:
             attempt=attempt,
             verdicts=tuple(verdicts.values()),
             ranked=tuple(ranked),
-            excluded=shortlist.excluded,
+            excluded={} if pinned else shortlist.excluded,
         )
 
     def _settle_for_every_candidate(
@@ -266,6 +275,7 @@ class DispatchGate:
             queued_until=until,
             candidates=verdicts,
             excluded=dict(plan.excluded),
+            pinned_instance_id=plan.intent.pinned_instance_id,
         )
 
     def _from_candidates(self, plan: DecisionPlan, verdicts: tuple[CandidateVerdict, ...]) -> Settlement:

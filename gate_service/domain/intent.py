@@ -150,6 +150,8 @@ class MessageIntent(AggregateRoot):
     created_at: datetime
     decided_at: datetime | None
     decision: DecisionRecord | None = None
+    # The client asked for this instance only (a warm-up pairing): no other is ever chosen for it.
+    pinned_instance_id: str | None = None
     attempts: int = 0
     version: int = 1
 
@@ -171,6 +173,7 @@ class MessageIntent(AggregateRoot):
         now: datetime,
         default_validity: timedelta = DEFAULT_VALIDITY,
         max_validity: timedelta = MAX_VALIDITY,
+        pinned_instance_id: str = "",
     ) -> MessageIntent:
         """A PENDING intent, or InvalidArgument listing every problem of the request."""
         v = Violations()
@@ -225,6 +228,7 @@ class MessageIntent(AggregateRoot):
             expires_at=expires_at,
             created_at=now,
             decided_at=None,
+            pinned_instance_id=pinned_instance_id or None,
         )
         intent.request_hash = request_fingerprint(intent, explicit_expiry=expires_at)
         intent.record(IntentCreated(**intent._meta(now), intent=intent.snapshot()))
@@ -389,6 +393,7 @@ _FIELDS = (
     "created_at",
     "decided_at",
     "decision",
+    "pinned_instance_id",
     "attempts",
     "version",
 )
@@ -405,6 +410,8 @@ def request_fingerprint(intent: MessageIntent, *, explicit_expiry: datetime | No
         "payload": sorted(vars(intent.payload).items()),
         "not_before": intent.not_before.isoformat() if intent.not_before else None,
     }
+    if intent.pinned_instance_id:  # only when set: the fingerprints of unpinned intents stay as they were
+        body["pinned"] = intent.pinned_instance_id
     return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
 

@@ -40,6 +40,7 @@ class InstanceState:
     phase: WarmupPhase | None = None
     cooldown_until: datetime | None = None
     reputation_version: int = 0
+    phone: str = ""  # E.164 digits; "" until the registry knows it
 
     def effective_health(self) -> HealthStatus:
         return self.health or HealthStatus.HEALTHY
@@ -330,6 +331,15 @@ class GateProjection:
                 assert placement is not None and placement.until and placement.reason
                 parked.append(Parked(self.instances[instance_id], placement.reason, placement.until))
         return Shortlist(ready, parked, pool.excluded_counts(), len(pool))
+
+    def pinned(self, organization_id: str, instance_id: str) -> Shortlist:
+        """The one candidate of an intent pinned to `instance_id`: it, whatever its standing (the decision
+        applies every rule to it), or nobody when it is unknown or of another organization — the same
+        answer either way, so a client learns nothing of other organizations' instances."""
+        state = self.instances.get(instance_id)
+        if state is None or state.organization_id != organization_id:
+            return Shortlist([], [], {}, 0)
+        return Shortlist([state], [], {}, 1)
 
     def pool_size(self, organization_id: str, purpose: Purpose) -> int:
         pool = self._pools.get((organization_id, purpose))

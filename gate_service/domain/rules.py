@@ -46,11 +46,13 @@ class InstanceStanding:
 
 @dataclass(slots=True, kw_only=True)
 class CandidateContext(InstanceStanding):
-    """One instance as a candidate for one intent: its standing, the message type and its rate windows."""
+    """One instance as a candidate for one intent: its standing, the message type, the target phone ("" for
+    a group) and its rate windows."""
 
     type: MessageType
     usage: InstanceUsage
     caps: RateCaps
+    target_phone: str = ""
 
 
 class CandidateRule(Protocol):
@@ -105,6 +107,15 @@ class PhaseAllowsType:
         return None
 
 
+class NotSelfTarget:
+    """A number never sends to its own phone (a warm-up pairing or a typo would otherwise do it)."""
+
+    def check(self, ctx: CandidateContext) -> Refusal | None:
+        if ctx.target_phone and ctx.target_phone == ctx.instance.phone:
+            return Refusal(Verdict.FINAL, DecisionReason.SELF_TARGET)
+        return None
+
+
 class MinimumInterval:
     """The phase's minimum gap between two sends of one instance."""
 
@@ -145,6 +156,7 @@ STANDING_RULES: tuple[StandingRule, ...] = (
 DEFAULT_RULES: tuple[CandidateRule, ...] = (
     *STANDING_RULES,
     PhaseAllowsType(),
+    NotSelfTarget(),
     MinimumInterval(),
     RateWindow("day"),
     RateWindow("hour"),
@@ -238,6 +250,7 @@ def context_for(
     policies: GatePolicies,
     pause: ExecutionControl | None,
     now: datetime,
+    target_phone: str = "",
 ) -> CandidateContext:
     phase = instance.effective_phase(policies)
     health = instance.effective_health()
@@ -251,6 +264,7 @@ def context_for(
         caps=policies.caps_for(phase, health),
         pause=pause,
         now=now,
+        target_phone=target_phone,
     )
 
 

@@ -50,6 +50,7 @@ def _command(command: type[C], request: gate_pb2.SubmitIntentRequest | gate_pb2.
         payload=payload_from_proto(request.payload),
         not_before=timestamp_or_none(request, "not_before"),
         expires_at=timestamp_or_none(request, "expires_at"),
+        pinned_instance_id=request.instance_id,
     )
 
 

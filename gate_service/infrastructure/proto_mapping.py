@@ -40,6 +40,7 @@ from gate_service.domain.projection import InstanceState, Plan, Reputation
 from libs.messaging.event_meta import event_meta
 from libs.rpc.convert import enum_from_proto, from_timestamp, to_timestamp
 from libs.seedwork.aggregate import DomainEvent
+from libs.seedwork.phone import normalize_phone
 from libs.seedwork.shared_kernel import (
     ConnectionState,
     MessageType,
@@ -159,6 +160,7 @@ def _decision_to_proto(record: DecisionRecord) -> gate_pb2.DecisionRecord:
             gate_pb2.ExcludedCount(reason=_e(gate_pb2.DecisionReason, reason), instances=count)
             for reason, count in sorted(record.excluded.items())
         ],
+        pinned_instance_id=record.pinned_instance_id or "",
     )
 
 
@@ -181,6 +183,7 @@ def intent_to_proto(intent: MessageIntent) -> gate_pb2.MessageIntent:
         expires_at=to_timestamp(intent.expires_at),
         created_at=to_timestamp(intent.created_at),
         decided_at=to_timestamp(intent.decided_at),
+        pinned_instance_id=intent.pinned_instance_id or "",
     )
 
 
@@ -280,6 +283,7 @@ def instance_state_from_proto(instance: reputation_pb2.Instance) -> InstanceStat
         )
         or ConnectionState.UNKNOWN,
         instance_version=instance.version,
+        phone=normalize_phone(instance.phone) or "",
     )
 
 

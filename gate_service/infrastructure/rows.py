@@ -70,6 +70,7 @@ def intent_record(intent: MessageIntent, now: datetime) -> dict[str, Any]:
         "attempts": intent.attempts,
         "decision": decision_document(intent.decision) if intent.decision else None,
         "version": intent.version,
+        "pinned_instance_id": intent.pinned_instance_id,
     }
 
 
@@ -106,6 +107,7 @@ def row_intent(row: Any) -> MessageIntent:
         decision=decision_from_json(row.decision) if row.decision else None,
         attempts=row.attempts,
         version=row.version,
+        pinned_instance_id=row.pinned_instance_id,
     )
 
 
@@ -142,6 +144,7 @@ def decision_document(record: DecisionRecord) -> dict[str, Any]:
             for c in record.candidates
         ],
         "id": record.intent_id,
+        "p": record.pinned_instance_id,
     }
 
 
@@ -156,6 +159,7 @@ def decision_from_json(text: str) -> DecisionRecord:
         chosen_instance_id=data["i"],
         queued_until=_dt(data["q"]),
         excluded={DecisionReason(k): v for k, v in data["x"].items()},
+        pinned_instance_id=data.get("p"),  # absent from the records written before pins existed
         candidates=tuple(
             CandidateVerdict(
                 instance_id=c[0],
@@ -189,6 +193,7 @@ def instance_row(state: InstanceState, changed_at: datetime) -> dict[str, Any]:
         "cooldown_until": state.cooldown_until,
         "reputation_version": state.reputation_version,
         "changed_at": changed_at,
+        "phone": state.phone,
     }
 
 
@@ -206,6 +211,7 @@ def row_instance(row: Any) -> InstanceState:
         phase=WarmupPhase(row.phase) if row.phase else None,
         cooldown_until=row.cooldown_until,
         reputation_version=row.reputation_version,
+        phone=row.phone,
     )
 
 

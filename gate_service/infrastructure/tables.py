@@ -48,6 +48,8 @@ intents = Table(
     Column("attempts", Integer, nullable=False),
     Column("decision", Text, nullable=True),  # JSON of the latest DecisionRecord
     Column("version", Integer, nullable=False),
+    # The client's pin: every decision of the intent, re-decisions included, has this instance only.
+    Column("pinned_instance_id", String(36), nullable=True),
     UniqueConstraint("organization_id", "idempotency_key", name="uq_intents_idempotency_key"),
 )
 # Listing is by (organization, id); each filter of ListIntents has its own narrow index.
@@ -79,6 +81,8 @@ projected_instances = Table(
     Column("cooldown_until", UtcDateTime, nullable=True),
     Column("reputation_version", BigInteger, nullable=False),
     Column("changed_at", UtcDateTime, nullable=False),
+    # E.164 digits, "" until known: an instance is never a candidate to send to its own phone.
+    Column("phone", String(32), nullable=False, server_default=""),
 )
 Index("ix_projected_instances_changed", projected_instances.c.changed_at)
 

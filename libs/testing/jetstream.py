@@ -48,8 +48,10 @@ def simulator_instance_registered(
     *,
     provider_instance_ref: str,
     purposes: tuple[common_pb2.Purpose.ValueType, ...] = (common_pb2.PURPOSE_DISPATCH,),
+    phone: str = "447700900000",
 ) -> reputation_events_pb2.InstanceRegistered:
-    """A connected instance on the provider simulator, as the reputation context announces it."""
+    """A connected instance on the provider simulator, as the reputation context announces it. Its phone is
+    by default a UK drama number no test sends to (the Gate never lets a number send to its own phone)."""
     return reputation_events_pb2.InstanceRegistered(
         meta=meta(organization_id, instance_id),
         instance=reputation_pb2.Instance(
@@ -58,7 +60,7 @@ def simulator_instance_registered(
             display_name="test",
             provider=common_pb2.PROVIDER_SIMULATOR,
             provider_instance_ref=provider_instance_ref,
-            phone="5511900000000",
+            phone=phone,
             purposes=list(purposes),
             connection_state=common_pb2.CONNECTION_STATE_CONNECTED,
             version=1,

@@ -81,7 +81,7 @@ class WarmupGate(Protocol):
     """The Gate, as the planner uses it: every planned message is an intent the Gate decides."""
 
     async def submit(self, message: PlannedMessage) -> GateAnswer:
-        """SubmitIntent with purpose WARMUP and the message's idempotency key."""
+        """SubmitIntent with purpose WARMUP, the message's idempotency key, pinned to its sender."""
         ...
 
     async def outcome(self, message: PlannedMessage) -> GateAnswer:

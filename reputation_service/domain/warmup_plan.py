@@ -9,9 +9,11 @@ organization's own numbers, a REPLY from the partner back: two-way traffic is wh
 (and what the phase criteria measure as replies). Friendly numbers are people who answer by hand, so only
 the opener is planned for them.
 
-Each planned message becomes one `SubmitIntent` with purpose WARMUP when its time comes; the planner never
-sends by itself. Its idempotency key is derived from the instance, the day and its place in the plan, so a
-message submitted twice (a crash between the Gate's answer and our write) is one intent at the Gate.
+Each planned message becomes one `SubmitIntent` with purpose WARMUP when its time comes, pinned to its
+sender (`instance_id`): the Gate decides only that number, and queues or refuses the message rather than
+send it from another; the planner never sends by itself. Its idempotency key is derived from the
+instance, the day and its place in the plan, so a message submitted twice (a crash between the Gate's
+answer and our write) is one intent at the Gate.
 
     PLANNED --due--> SUBMITTED --> SENT
        |                 +-------> FAILED (the Gate refused it, or the send failed)
@@ -192,7 +194,7 @@ class PlannedMessage:
     conversation: int  # 0-based, in time order
     role: MessageRole
     due_at: datetime
-    sender_instance_id: str  # the number meant to send it (the Gate chooses; see the module docstring)
+    sender_instance_id: str  # the number that sends it: the intent is pinned to it at the Gate
     partner: Partner
     target_phone: str
     text: str

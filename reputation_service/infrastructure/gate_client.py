@@ -1,5 +1,6 @@
-"""The Gate over gRPC, as the warm-up planner uses it: SubmitIntent with purpose WARMUP and the planned
-message's idempotency key, GetIntent to learn what became of it. Every call carries a deadline."""
+"""The Gate over gRPC, as the warm-up planner uses it: SubmitIntent with purpose WARMUP, the planned
+message's idempotency key and its sender as `instance_id` (the Gate's pin: that number sends it or nobody
+does), GetIntent to learn what became of it. Every call carries a deadline."""
 
 from __future__ import annotations
 
@@ -42,6 +43,8 @@ class GrpcWarmupGate:
             purpose=common_pb2.PURPOSE_WARMUP,
             origin=gate_pb2.INTENT_ORIGIN_WARMUP,
             payload=common_pb2.MessagePayload(text=common_pb2.TextPayload(text=message.text)),
+            # The pairing is the point of warm-up: another number sending it would warm the wrong one.
+            instance_id=message.sender_instance_id,
         )
         try:
             response = await self._stub.SubmitIntent(request, timeout=self._deadline)

@@ -48,6 +48,8 @@ FAILING_ORGANIZATION = "org-fuzz-failing"  # its one instance is banned at the p
 SIMULATOR_KEY = "fuzz-simulator-key"
 BANNED_REF = "fuzz-banned"
 PHONE = "5511987654321"
+# The seeded instances' own number: not PHONE, the intents' target (a number never sends to itself).
+INSTANCE_PHONE = "5511987650000"
 # No caps worth hitting: the fuzz looks for wrong answers, not for the rate rules.
 OPEN_POLICIES = json.dumps(
     {
@@ -323,7 +325,7 @@ def valid_registration(organization: str, ref: str) -> reputation_pb2.RegisterIn
         display_name="Fuzz",
         provider=common_pb2.PROVIDER_SIMULATOR,
         provider_instance_ref=ref,
-        phone=PHONE,
+        phone=INSTANCE_PHONE,
         purposes=[common_pb2.PURPOSE_DISPATCH, common_pb2.PURPOSE_SCHEDULE, common_pb2.PURPOSE_WARMUP],
         connection_state=common_pb2.CONNECTION_STATE_CONNECTED,
     )

@@ -95,13 +95,14 @@ ALL_PURPOSES = (common_pb2.PURPOSE_DISPATCH, common_pb2.PURPOSE_WARMUP, common_p
 
 
 async def register_instances(
-    js: Any, subject_root: str, gate: RunningGate, organization_id: str, n: int
+    js: Any, subject_root: str, gate: RunningGate, organization_id: str, n: int, phones: tuple[str, ...] = ()
 ) -> list[str]:
-    """Announce connected instances as the reputation service does; wait until the Gate knows them."""
+    """Announce connected instances as the reputation service does (with `phones`, one each, in order);
+    wait until the Gate knows them."""
     from libs.testing.waiting import eventually
 
     ids = [new_id() for _ in range(n)]
-    for instance_id in ids:
+    for i, instance_id in enumerate(ids):
         await publish(
             js,
             subject_root,
@@ -110,6 +111,7 @@ async def register_instances(
                 instance_id,
                 provider_instance_ref=f"sim-{instance_id[-8:]}",
                 purposes=ALL_PURPOSES,
+                **({"phone": phones[i]} if i < len(phones) else {}),
             ),
         )
 

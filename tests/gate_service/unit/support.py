@@ -54,6 +54,7 @@ def instance(
     connection: ConnectionState = ConnectionState.CONNECTED,
     instance_id: str | None = None,
     version: int = 1,
+    phone: str = "",
 ) -> InstanceState:
     return InstanceState(
         instance_id=instance_id or new_id(),
@@ -63,6 +64,7 @@ def instance(
         purposes=purposes,
         connection_state=connection,
         instance_version=version,
+        phone=phone,
     )
 
 

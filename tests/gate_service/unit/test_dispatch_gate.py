@@ -129,6 +129,7 @@ async def test_not_before_queues_until_then():
         ("plan_limit", DecisionReason.PLAN_LIMIT),
         ("newborn_dispatch", DecisionReason.PURPOSE_NOT_ALLOWED),
         ("newborn_audio", DecisionReason.TYPE_NOT_ALLOWED_IN_PHASE),
+        ("own_phone", DecisionReason.SELF_TARGET),
     ],
 )
 async def test_blocked_with_the_dominant_reason(setup, reason):
@@ -168,6 +169,8 @@ async def test_blocked_with_the_dominant_reason(setup, reason):
             w.projection.upsert_plan(Plan(organization_id=ORG, daily_cap=1, monthly_cap=0, version=1))
             await w.decide(w.intent(target_value="+5511900000009"))
             w.clock.advance(minutes=1)
+        case "own_phone":  # its only instance is the target's own number
+            w.add(instance(phone="5511987654321"), phase=WarmupPhase.STABLE)
         case "newborn_dispatch":
             w.add(phase=WarmupPhase.NEWBORN)
         case "newborn_audio":

@@ -30,8 +30,9 @@ START = datetime(2026, 12, 2, 10, 0, tzinfo=UTC)
 
 @dataclass
 class StandInGate(gate_pb2_grpc.GateServiceServicer):
-    """Answers SubmitIntent APPROVED, one intent per idempotency key (a repeat is replayed); `stall` makes
-    it take the request and answer too late for the caller's deadline."""
+    """Answers SubmitIntent APPROVED through the pinned instance (as the Gate does), one intent per
+    idempotency key (a repeat is replayed); `stall` makes it take the request and answer too late for the
+    caller's deadline."""
 
     calls: list[gate_pb2.SubmitIntentRequest] = field(default_factory=list)
     intents: dict[str, gate_pb2.MessageIntent] = field(default_factory=dict)
@@ -48,7 +49,7 @@ class StandInGate(gate_pb2_grpc.GateServiceServicer):
                 organization_id=request.organization_id,
                 idempotency_key=request.idempotency_key,
                 status=gate_pb2.INTENT_STATUS_APPROVED,
-                decided_by_instance_id="0193b000-0000-7000-8000-ffffffffffff",
+                decided_by_instance_id=request.instance_id or "0193b000-0000-7000-8000-ffffffffffff",
             )
         if self.stall:
             await asyncio.sleep(self.stall)
@@ -210,12 +211,16 @@ async def test_due_messages_reach_the_gate_as_warmup_intents_and_the_plan_shows_
         mine = [r for r in stand_in.calls if r.idempotency_key.startswith(f"warmup:{first}:2026-12-02:")]
         assert len(mine) == len({r.idempotency_key for r in mine}) == 8
         assert {r.target.value for r in mine} == {"5511900000001", "5511900000002"}
+        # Each message is pinned to its planned sender, and no number writes to its own phone: the opener
+        # leaves from the warming number to its partner, the reply from the partner back.
+        sender_of = {"5511900000002": first, "5511900000001": second}
+        assert all(r.instance_id == sender_of[r.target.value] for r in stand_in.calls)
 
         plan = await plan_of(stub, first)
         assert plan.progress.submitted == 8 and plan.progress.planned == 0
         message = plan.conversations[0].messages[0]
         assert message.status == reputation_pb2.WARMUP_MESSAGE_STATUS_SUBMITTED and message.intent_id
-        assert message.gate_instance_id == "0193b000-0000-7000-8000-ffffffffffff"
+        assert message.gate_instance_id == message.sender_instance_id == first
 
 
 async def test_a_restart_neither_plans_again_nor_submits_twice(settings, gate, clock) -> None:

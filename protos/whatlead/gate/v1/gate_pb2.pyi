@@ -140,6 +140,10 @@ class _DecisionReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Decisi
     """less than the phase's minimum interval since the instance's last send"""
     DECISION_REASON_NOT_BEFORE: _DecisionReason.ValueType  # 14
     """scheduled for later (not_before in the future)"""
+    DECISION_REASON_SELF_TARGET: _DecisionReason.ValueType  # 15
+    """The instance's own phone is the target: a number never sends to itself (a final refusal of that
+    candidate, whatever the purpose)
+    """
 
 class DecisionReason(_DecisionReason, metaclass=_DecisionReasonEnumTypeWrapper):
     """Why an intent (or one candidate instance) was not approved."""
@@ -170,6 +174,10 @@ DECISION_REASON_MIN_INTERVAL: DecisionReason.ValueType  # 13
 """less than the phase's minimum interval since the instance's last send"""
 DECISION_REASON_NOT_BEFORE: DecisionReason.ValueType  # 14
 """scheduled for later (not_before in the future)"""
+DECISION_REASON_SELF_TARGET: DecisionReason.ValueType  # 15
+"""The instance's own phone is the target: a number never sends to itself (a final refusal of that
+candidate, whatever the purpose)
+"""
 Global___DecisionReason: _TypeAlias = DecisionReason  # noqa: Y015
 
 class _Verdict:
@@ -217,6 +225,7 @@ class MessageIntent(_message.Message):
     EXPIRES_AT_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
     DECIDED_AT_FIELD_NUMBER: _builtins.int
+    PINNED_INSTANCE_ID_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     organization_id: _builtins.str
     type: _common_pb2.MessageType.ValueType
@@ -233,6 +242,8 @@ class MessageIntent(_message.Message):
     """Why it is not (yet) approved: BLOCKED: the dominant reason; QUEUED: what it waits for;
     DROPPED: EXPIRED. UNSPECIFIED otherwise. (Field 12 was named blocked_reason.)
     """
+    pinned_instance_id: _builtins.str
+    """the instance the client asked for (instance_id); "" when none"""
     @_builtins.property
     def target(self) -> _common_pb2.Target: ...
     @_builtins.property
@@ -275,10 +286,11 @@ class MessageIntent(_message.Message):
         expires_at: _timestamp_pb2.Timestamp | None = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
         decided_at: _timestamp_pb2.Timestamp | None = ...,
+        pinned_instance_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "decided_at", b"decided_at", "expires_at", b"expires_at", "not_before", b"not_before", "payload", b"payload", "queued_until", b"queued_until", "target", b"target"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["campaign_id", b"campaign_id", "created_at", b"created_at", "decided_at", b"decided_at", "decided_by_instance_id", b"decided_by_instance_id", "expires_at", b"expires_at", "id", b"id", "idempotency_key", b"idempotency_key", "not_before", b"not_before", "organization_id", b"organization_id", "origin", b"origin", "payload", b"payload", "purpose", b"purpose", "queued_until", b"queued_until", "status", b"status", "status_reason", b"status_reason", "target", b"target", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["campaign_id", b"campaign_id", "created_at", b"created_at", "decided_at", b"decided_at", "decided_by_instance_id", b"decided_by_instance_id", "expires_at", b"expires_at", "id", b"id", "idempotency_key", b"idempotency_key", "not_before", b"not_before", "organization_id", b"organization_id", "origin", b"origin", "payload", b"payload", "pinned_instance_id", b"pinned_instance_id", "purpose", b"purpose", "queued_until", b"queued_until", "status", b"status", "status_reason", b"status_reason", "target", b"target", "type", b"type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -353,6 +365,7 @@ class DecisionRecord(_message.Message):
     CANDIDATES_FIELD_NUMBER: _builtins.int
     ATTEMPT_FIELD_NUMBER: _builtins.int
     EXCLUDED_FIELD_NUMBER: _builtins.int
+    PINNED_INSTANCE_ID_FIELD_NUMBER: _builtins.int
     intent_id: _builtins.str
     outcome: Global___DecisionOutcome.ValueType
     reason: Global___DecisionReason.ValueType
@@ -361,6 +374,8 @@ class DecisionRecord(_message.Message):
     """APPROVED only"""
     attempt: _builtins.int
     """1 for the first decision, +1 for each re-decision of a QUEUED intent"""
+    pinned_instance_id: _builtins.str
+    """Set when the intent was pinned to this instance: it was the only candidate (excluded stays empty)"""
     @_builtins.property
     def decided_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -389,10 +404,11 @@ class DecisionRecord(_message.Message):
         candidates: _abc.Iterable[Global___CandidateVerdict] | None = ...,
         attempt: _builtins.int = ...,
         excluded: _abc.Iterable[Global___ExcludedCount] | None = ...,
+        pinned_instance_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["decided_at", b"decided_at", "queued_until", b"queued_until"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "candidates", b"candidates", "chosen_instance_id", b"chosen_instance_id", "decided_at", b"decided_at", "excluded", b"excluded", "intent_id", b"intent_id", "outcome", b"outcome", "queued_until", b"queued_until", "reason", b"reason"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "candidates", b"candidates", "chosen_instance_id", b"chosen_instance_id", "decided_at", b"decided_at", "excluded", b"excluded", "intent_id", b"intent_id", "outcome", b"outcome", "pinned_instance_id", b"pinned_instance_id", "queued_until", b"queued_until", "reason", b"reason"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -434,6 +450,7 @@ class SubmitIntentRequest(_message.Message):
     PAYLOAD_FIELD_NUMBER: _builtins.int
     NOT_BEFORE_FIELD_NUMBER: _builtins.int
     EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    INSTANCE_ID_FIELD_NUMBER: _builtins.int
     organization_id: _builtins.str
     idempotency_key: _builtins.str
     """Strongly recommended: makes retries safe"""
@@ -441,6 +458,11 @@ class SubmitIntentRequest(_message.Message):
     purpose: _common_pb2.Purpose.ValueType
     origin: Global___IntentOrigin.ValueType
     campaign_id: _builtins.str
+    instance_id: _builtins.str
+    """Optional pin: when set, only this instance is a candidate: the decision still applies every rule to
+    it — phase, caps, cooldown, health, pause — and QUEUEs or BLOCKs rather than choosing another. An
+    instance unknown to the organization is refused as NO_ELIGIBLE_INSTANCE.
+    """
     @_builtins.property
     def target(self) -> _common_pb2.Target: ...
     @_builtins.property
@@ -464,10 +486,11 @@ class SubmitIntentRequest(_message.Message):
         payload: _common_pb2.MessagePayload | None = ...,
         not_before: _timestamp_pb2.Timestamp | None = ...,
         expires_at: _timestamp_pb2.Timestamp | None = ...,
+        instance_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at", "not_before", b"not_before", "payload", b"payload", "target", b"target"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["campaign_id", b"campaign_id", "expires_at", b"expires_at", "idempotency_key", b"idempotency_key", "not_before", b"not_before", "organization_id", b"organization_id", "origin", b"origin", "payload", b"payload", "purpose", b"purpose", "target", b"target", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["campaign_id", b"campaign_id", "expires_at", b"expires_at", "idempotency_key", b"idempotency_key", "instance_id", b"instance_id", "not_before", b"not_before", "organization_id", b"organization_id", "origin", b"origin", "payload", b"payload", "purpose", b"purpose", "target", b"target", "type", b"type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -515,12 +538,18 @@ class CreateIntentRequest(_message.Message):
     PAYLOAD_FIELD_NUMBER: _builtins.int
     NOT_BEFORE_FIELD_NUMBER: _builtins.int
     EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    INSTANCE_ID_FIELD_NUMBER: _builtins.int
     organization_id: _builtins.str
     idempotency_key: _builtins.str
     type: _common_pb2.MessageType.ValueType
     purpose: _common_pb2.Purpose.ValueType
     origin: Global___IntentOrigin.ValueType
     campaign_id: _builtins.str
+    instance_id: _builtins.str
+    """Optional pin: when set, only this instance is a candidate: the decision still applies every rule to
+    it — phase, caps, cooldown, health, pause — and QUEUEs or BLOCKs rather than choosing another. An
+    instance unknown to the organization is refused as NO_ELIGIBLE_INSTANCE.
+    """
     @_builtins.property
     def target(self) -> _common_pb2.Target: ...
     @_builtins.property
@@ -542,10 +571,11 @@ class CreateIntentRequest(_message.Message):
         payload: _common_pb2.MessagePayload | None = ...,
         not_before: _timestamp_pb2.Timestamp | None = ...,
         expires_at: _timestamp_pb2.Timestamp | None = ...,
+        instance_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at", "not_before", b"not_before", "payload", b"payload", "target", b"target"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["campaign_id", b"campaign_id", "expires_at", b"expires_at", "idempotency_key", b"idempotency_key", "not_before", b"not_before", "organization_id", b"organization_id", "origin", b"origin", "payload", b"payload", "purpose", b"purpose", "target", b"target", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["campaign_id", b"campaign_id", "expires_at", b"expires_at", "idempotency_key", b"idempotency_key", "instance_id", b"instance_id", "not_before", b"not_before", "organization_id", b"organization_id", "origin", b"origin", "payload", b"payload", "purpose", b"purpose", "target", b"target", "type", b"type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

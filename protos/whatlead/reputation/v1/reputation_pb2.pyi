@@ -1193,8 +1193,8 @@ class WarmupMessage(_message.Message):
     """the SubmitIntent's: one intent per planned message, whatever retries"""
     role: Global___WarmupMessageRole.ValueType
     sender_instance_id: _builtins.str
-    """The number meant to send it: the warming one (OPENER) or the partner (REPLY). The Gate chooses the
-    sending instance; `gate_instance_id` is the one it chose.
+    """The number that sends it: the warming one (OPENER) or the partner (REPLY). The intent is pinned to it
+    at the Gate (SubmitIntentRequest.instance_id), so `gate_instance_id`, once approved, is this one.
     """
     target_phone: _builtins.str
     """E.164 digits"""
