@@ -7,7 +7,8 @@ from types import TracebackType
 from typing import Self
 
 from google.protobuf.message import Message
-from sqlalchemy import insert
+from sqlalchemy import String, bindparam, func, insert, literal, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -97,9 +98,19 @@ class SqlAlchemyUnitOfWork:
             return set()
         inbox = self._tables.inbox
         now = self._clock.now()
-        statement = pg_insert(inbox).on_conflict_do_nothing().returning(inbox.c.event_id)
-        rows = [{"consumer": consumer, "event_id": event_id, "processed_at": now} for event_id in event_ids]
-        return set((await self.session.scalars(statement, rows)).all())
+        # The ids as one array parameter, not a row of parameters each: a large batch stays one short
+        # statement for the driver to build and the server to parse.
+        ids = func.unnest(bindparam("event_ids", list(event_ids), type_=ARRAY(String)))
+        statement = (
+            pg_insert(inbox)
+            .from_select(
+                ["consumer", "event_id", "processed_at"],
+                select(literal(consumer, String), ids, literal(now, inbox.c.processed_at.type)),
+            )
+            .on_conflict_do_nothing()
+            .returning(inbox.c.event_id)
+        )
+        return set((await self.session.scalars(statement)).all())
 
     def collect_events(self) -> list[DomainEvent]:
         events = [event for aggregate in self._tracked for event in aggregate.pull_events()]

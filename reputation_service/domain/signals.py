@@ -285,15 +285,34 @@ class CounterDeltas:
     """What a batch of signals adds to the buckets, summed per bucket so each is written once."""
 
     def __init__(self) -> None:
-        self._deltas: dict[BucketKey, Counts] = {}
+        # Summed in place, one flat list of counters then bins per bucket: a batch adds thousands of
+        # signals, and a new frozen Counts per addition was a tenth of the ingest's time.
+        self._deltas: dict[BucketKey, list[int]] = {}
 
     def add(self, instance_id: str, at: datetime, counts: Counts) -> None:
+        values = [getattr(counts, name) for name in COUNTER_NAMES]
+        values.extend(counts.latency_bins)
+        added = [(index, value) for index, value in enumerate(values) if value]
         for granularity in Granularity:
             key = BucketKey(instance_id, granularity, bucket_start(at, granularity))
-            self._deltas[key] = self._deltas[key] + counts if key in self._deltas else counts
+            sums = self._deltas.get(key)
+            if sums is None:
+                self._deltas[key] = list(values)
+                continue
+            for index, value in added:
+                sums[index] += value
 
     def items(self) -> Iterator[tuple[BucketKey, Counts]]:
-        return iter(sorted(self._deltas.items(), key=lambda item: _sort_key(item[0])))
+        named = len(COUNTER_NAMES)
+        for key, sums in self.sums():
+            counters = dict(zip(COUNTER_NAMES, sums[:named], strict=True))
+            yield key, Counts(**counters, latency_bins=tuple(sums[named:]))
+
+    def sums(self) -> Iterator[tuple[BucketKey, tuple[int, ...]]]:
+        """Each bucket's counters (COUNTER_NAMES) then its latency bins, in the one order every writer
+        uses."""
+        for key, sums in sorted(self._deltas.items(), key=lambda item: _sort_key(item[0])):
+            yield key, tuple(sums)
 
     def __bool__(self) -> bool:
         return bool(self._deltas)

@@ -4,18 +4,29 @@ counters added with one upsert per batch, windows summed over a primary-key rang
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Delete, and_, bindparam, case, delete, func, or_, select, tuple_, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import (
+    DateTime,
+    Delete,
+    and_,
+    bindparam,
+    case,
+    delete,
+    func,
+    or_,
+    select,
+    text,
+    tuple_,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from libs.db.types import UtcDateTime
 from libs.seedwork.clock import Clock
 from reputation_service.domain.ports import PruneBefore
 from reputation_service.domain.signals import (
     COUNTER_NAMES,
+    BucketKey,
     BucketTotals,
     CounterDeltas,
     Counts,
@@ -39,34 +50,31 @@ class SqlAlchemySignalLog:
         if not signals:
             return set()
         recorded_at = self._clock.now()
-        rows = [
+        # One array per column, not a bind parameter per value: building and parsing a multi-row VALUES of
+        # thousands of parameters was most of what a batch cost the database driver.
+        result = await self._session.execute(
+            _INSERT_SIGNALS,
             {
-                "fact_key": signal.fact_key,
-                "kind": signal.kind.value,
-                "instance_id": signal.instance_id,
-                "organization_id": signal.organization_id,
-                "occurred_at": signal.occurred_at,
-                "recorded_at": recorded_at,
-                "source": signal.source.value,
-                "provider_message_id": signal.provider_message_id,
-                "message_key": signal.message_key,
-                "is_group": signal.is_group,
-                "ack_latency_ms": signal.ack_latency_ms,
-            }
-            for signal in signals
-        ]
-        statement = pg_insert(signals_table).on_conflict_do_nothing().returning(signals_table.c.fact_key)
-        return set((await self._session.scalars(statement, rows)).all())
+                "fact_key": [s.fact_key for s in signals],
+                "kind": [s.kind.value for s in signals],
+                "instance_id": [s.instance_id for s in signals],
+                "organization_id": [s.organization_id for s in signals],
+                "occurred_at": [_utc(s.occurred_at) for s in signals],
+                "recorded_at": _utc(recorded_at),
+                "source": [s.source.value for s in signals],
+                "provider_message_id": [s.provider_message_id for s in signals],
+                "message_key": [s.message_key for s in signals],
+                "is_group": [s.is_group for s in signals],
+                "ack_latency_ms": [s.ack_latency_ms for s in signals],
+            },
+        )
+        return set(result.scalars().all())
 
     async def set_ack_latencies(self, latencies: Mapping[str, int]) -> None:
         if not latencies:
             return
-        connection = await self._session.connection()
-        await connection.execute(
-            update(signals_table)
-            .where(signals_table.c.fact_key == bindparam("key"))
-            .values(ack_latency_ms=bindparam("latency")),
-            [{"key": key, "latency": latency} for key, latency in latencies.items()],
+        await self._session.execute(
+            _SET_LATENCIES, {"fact_key": list(latencies), "latency": list(latencies.values())}
         )
 
     async def claim_messages(
@@ -77,18 +85,12 @@ class SqlAlchemySignalLog:
         ordered = sorted(keys)
         # Created if missing (a concurrent creator makes this wait for its commit), then locked in order.
         await self._session.execute(
-            pg_insert(signal_messages).on_conflict_do_nothing(),
-            [
-                {
-                    "instance_id": instance_id,
-                    "message_key": key,
-                    "job_id": "",
-                    "attempts": 0,
-                    "first_seen_at": first_seen_at,
-                    "answered": False,
-                }
-                for instance_id, key in ordered
-            ],
+            _CLAIM_MESSAGES,
+            {
+                "instance_id": [instance_id for instance_id, _ in ordered],
+                "message_key": [key for _, key in ordered],
+                "first_seen_at": _utc(first_seen_at),
+            },
         )
         pair = tuple_(signal_messages.c.instance_id, signal_messages.c.message_key)
         rows = await self._session.execute(
@@ -115,55 +117,39 @@ class SqlAlchemySignalLog:
     async def save_messages(self, messages: Sequence[TrackedMessage]) -> None:
         if not messages:
             return
-        # The rows exist and are locked (claim_messages): an update each, in one round trip.
-        connection = await self._session.connection()
-        await connection.execute(
-            update(signal_messages)
-            .where(
-                signal_messages.c.instance_id == bindparam("b_instance_id"),
-                signal_messages.c.message_key == bindparam("b_message_key"),
-            )
-            .values(
-                job_id=bindparam("b_job_id"),
-                attempts=bindparam("b_attempts"),
-                sent_at=bindparam("b_sent_at", type_=UtcDateTime),
-                delivered_at=bindparam("b_delivered_at", type_=UtcDateTime),
-                answered=bindparam("b_answered"),
-                latency_ms=bindparam("b_latency_ms"),
-            ),
-            [
-                {
-                    "b_instance_id": m.instance_id,
-                    "b_message_key": m.message_key,
-                    "b_job_id": m.job_id,
-                    "b_attempts": m.attempts,
-                    "b_sent_at": m.sent_at,
-                    "b_delivered_at": m.delivered_at,
-                    "b_answered": m.answered,
-                    "b_latency_ms": m.latency_ms,
-                }
-                for m in messages
-            ],
+        # The rows exist and are locked (claim_messages): one update from arrays, in the locks' order.
+        ordered = sorted(messages, key=lambda m: (m.instance_id, m.message_key))
+        await self._session.execute(
+            _SAVE_MESSAGES,
+            {
+                "instance_id": [m.instance_id for m in ordered],
+                "message_key": [m.message_key for m in ordered],
+                "job_id": [m.job_id for m in ordered],
+                "attempts": [m.attempts for m in ordered],
+                "sent_at": [_utc_or_none(m.sent_at) for m in ordered],
+                "delivered_at": [_utc_or_none(m.delivered_at) for m in ordered],
+                "answered": [m.answered for m in ordered],
+                "latency_ms": [m.latency_ms for m in ordered],
+            },
         )
 
     async def add_counts(self, deltas: CounterDeltas) -> None:
-        rows = [
-            {
-                "instance_id": key.instance_id,
-                "granularity": int(key.granularity),
-                "bucket_start": key.start,
-                **_counter_values(counts),
-            }
-            for key, counts in deltas.items()
-        ]
-        if not rows:
+        keys: list[BucketKey] = []
+        sums: list[tuple[int, ...]] = []
+        for key, values in deltas.sums():  # in the one order every writer locks buckets in
+            keys.append(key)
+            sums.append(values)
+        if not keys:
             return
-        statement = pg_insert(signal_buckets)
-        statement = statement.on_conflict_do_update(
-            index_elements=["instance_id", "granularity", "bucket_start"],
-            set_={name: signal_buckets.c[name] + statement.excluded[name] for name in _COLUMNS},
-        )
-        await self._session.execute(statement, rows)
+        parameters: dict[str, Any] = {
+            "instance_id": [key.instance_id for key in keys],
+            "granularity": [int(key.granularity) for key in keys],
+            "bucket_start": [_utc(key.start) for key in keys],
+        }
+        # One array per column (see add_new); the rows are upserted in the arrays' order.
+        for index, name in enumerate(_COLUMNS):
+            parameters[name] = [values[index] for values in sums]
+        await self._session.execute(_UPSERT_BUCKETS, parameters)
 
     async def totals(self, instance_id: str, plan: WindowPlan) -> BucketTotals:
         if not plan.ranges:
@@ -237,10 +223,81 @@ class SqlAlchemySignalLog:
         return int((await connection.execute(statement)).rowcount or 0)
 
 
-def _counter_values(counts: Counts) -> dict[str, int]:
-    values = {name: getattr(counts, name) for name in COUNTER_NAMES}
-    values.update(zip(ACK_BIN_COLUMNS, counts.latency_bins, strict=True))
-    return values
+def _utc(at: datetime) -> datetime:
+    # What UtcDateTime does for a bound column, for the values sent as arrays.
+    if at.tzinfo is None:
+        raise ValueError("naive datetime given to a UTC column")
+    return at.astimezone(UTC)
+
+
+def _utc_or_none(at: datetime | None) -> datetime | None:
+    return None if at is None else _utc(at)
+
+
+_SIGNAL_ARRAYS = (
+    ("fact_key", "text"),
+    ("kind", "text"),
+    ("instance_id", "text"),
+    ("organization_id", "text"),
+    ("occurred_at", "timestamptz"),
+    ("source", "text"),
+    ("provider_message_id", "text"),
+    ("message_key", "text"),
+    ("is_group", "boolean"),
+    ("ack_latency_ms", "bigint"),
+)
+_INSERT_SIGNALS = text(
+    "INSERT INTO signals (fact_key, kind, instance_id, organization_id, occurred_at, recorded_at, source,"
+    " provider_message_id, message_key, is_group, ack_latency_ms)"
+    " SELECT fact_key, kind, instance_id, organization_id, occurred_at, :recorded_at, source,"
+    " provider_message_id, message_key, is_group, ack_latency_ms FROM unnest("
+    + ", ".join(f"CAST(:{name} AS {sql_type}[])" for name, sql_type in _SIGNAL_ARRAYS)
+    + ") AS s("
+    + ", ".join(name for name, _ in _SIGNAL_ARRAYS)
+    + ") ON CONFLICT DO NOTHING RETURNING fact_key"
+).bindparams(bindparam("recorded_at", type_=DateTime(timezone=True)))
+
+_SET_LATENCIES = text(
+    "UPDATE signals SET ack_latency_ms = l.latency"
+    " FROM unnest(CAST(:fact_key AS text[]), CAST(:latency AS bigint[])) AS l(fact_key, latency)"
+    " WHERE signals.fact_key = l.fact_key"
+)
+_CLAIM_MESSAGES = text(
+    "INSERT INTO signal_messages (instance_id, message_key, job_id, attempts, first_seen_at, answered)"
+    " SELECT instance_id, message_key, '', 0, :first_seen_at, false"
+    " FROM unnest(CAST(:instance_id AS text[]), CAST(:message_key AS text[])) WITH ORDINALITY"
+    " AS m(instance_id, message_key, position) ORDER BY position ON CONFLICT DO NOTHING"
+).bindparams(bindparam("first_seen_at", type_=DateTime(timezone=True)))
+_MESSAGE_ARRAYS = (
+    ("instance_id", "text"),
+    ("message_key", "text"),
+    ("job_id", "text"),
+    ("attempts", "integer"),
+    ("sent_at", "timestamptz"),
+    ("delivered_at", "timestamptz"),
+    ("answered", "boolean"),
+    ("latency_ms", "bigint"),
+)
+_SAVE_MESSAGES = text(
+    "UPDATE signal_messages SET job_id = m.job_id, attempts = m.attempts, sent_at = m.sent_at,"
+    " delivered_at = m.delivered_at, answered = m.answered, latency_ms = m.latency_ms FROM unnest("
+    + ", ".join(f"CAST(:{name} AS {sql_type}[])" for name, sql_type in _MESSAGE_ARRAYS)
+    + ") AS m("
+    + ", ".join(name for name, _ in _MESSAGE_ARRAYS)
+    + ") WHERE signal_messages.instance_id = m.instance_id AND signal_messages.message_key = m.message_key"
+)
+
+_BUCKET_KEYS = (("instance_id", "text"), ("granularity", "smallint"), ("bucket_start", "timestamptz"))
+_BUCKET_ARRAYS = (*_BUCKET_KEYS, *((name, "bigint") for name in _COLUMNS))
+_UPSERT_BUCKETS = text(
+    f"INSERT INTO signal_buckets ({', '.join(name for name, _ in _BUCKET_ARRAYS)})"
+    f" SELECT {', '.join(name for name, _ in _BUCKET_ARRAYS)} FROM unnest("
+    + ", ".join(f"CAST(:{name} AS {sql_type}[])" for name, sql_type in _BUCKET_ARRAYS)
+    + f") WITH ORDINALITY AS b({', '.join(name for name, _ in _BUCKET_ARRAYS)}, position)"
+    " ORDER BY position"
+    " ON CONFLICT (instance_id, granularity, bucket_start) DO UPDATE SET "
+    + ", ".join(f"{name} = signal_buckets.{name} + excluded.{name}" for name in _COLUMNS)
+)
 
 
 def _to_message(row: Any) -> TrackedMessage:
