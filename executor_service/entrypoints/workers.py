@@ -31,6 +31,7 @@ from executor_service.application.reconcile_jobs import (
 )
 from executor_service.domain.job import MessageExecutionJob
 from executor_service.infrastructure import metrics
+from libs.periodic import run_periodically
 from libs.stores import StoreOutages
 
 log = logging.getLogger(__name__)
@@ -283,18 +284,15 @@ class Reconciler:
         return report.rescued + report.needs_review
 
     async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            handled = 0
-            try:
-                handled = await self.run_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                if self._outages.report(exc) is None:
-                    log.warning("reconciliation pass failed", extra={"error": type(exc).__name__})
-            if handled < self._batch:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=self._interval)
+        await run_periodically(
+            stop,
+            self.run_once,
+            every=self._interval,
+            name="reconciliation pass",
+            outages=self._outages,
+            log=log,
+            more_now=lambda handled: handled >= self._batch,
+        )
 
 
 class HealthProbes:
@@ -330,15 +328,12 @@ class HealthProbes:
         return report.probed + report.failed + report.skipped
 
     async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            handled = 0
-            try:
-                handled = await self.run_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                if self._outages.report(exc) is None:
-                    log.warning("health probe pass failed", extra={"error": type(exc).__name__})
-            if handled < self._batch:  # a full batch: more may be due now
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=min(self._interval, 5.0))
+        await run_periodically(
+            stop,
+            self.run_once,
+            every=min(self._interval, 5.0),
+            name="health probe pass",
+            outages=self._outages,
+            log=log,
+            more_now=lambda handled: handled >= self._batch,  # a full batch: more may be due now
+        )

@@ -4,13 +4,13 @@ submitted; every `plan_interval`, make the day's plans for the numbers that have
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
 
 from prometheus_client import Counter
 
+from libs.periodic import run_periodically
 from libs.stores import StoreOutages
 from reputation_service.application.plan_warmup import PlanningResult, SubmissionResult, TrackingResult
 
@@ -51,24 +51,22 @@ class WarmupPlanner:
         self._track = track
         self._interval = interval
         self._plan_interval = plan_interval
+        self._planned_at: float | None = None
         self._outages = outages or StoreOutages("reputation")
 
     async def run(self, stop: asyncio.Event) -> None:
-        planned_at: float | None = None
-        while not stop.is_set():
-            try:
-                if planned_at is None or time.monotonic() - planned_at >= self._plan_interval:
-                    self.count_planning(await self._plan())
-                    planned_at = time.monotonic()
-                self.count_submission(await self._submit())
-                self.count_tracking(await self._track())
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # the database away: the next pass tries again
-                if self._outages.report(exc) is None:
-                    log.warning("warm-up pass failed", extra={"error": type(exc).__name__})
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=self._interval)
+        self._planned_at = None
+        await run_periodically(
+            stop, self.run_once, every=self._interval, name="warm-up pass", outages=self._outages, log=log
+        )
+
+    async def run_once(self) -> None:
+        """Plans the days (every `plan_interval`), submits what is due, and tracks what was submitted."""
+        if self._planned_at is None or time.monotonic() - self._planned_at >= self._plan_interval:
+            self.count_planning(await self._plan())
+            self._planned_at = time.monotonic()
+        self.count_submission(await self._submit())
+        self.count_tracking(await self._track())
 
     @staticmethod
     def count_planning(result: PlanningResult) -> None:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
+from libs.periodic import run_periodically
 from libs.stores import StoreOutages
 from reputation_service.application.prune_signals import PruneSignals, PruneSignalsHandler
 from reputation_service.application.reputation_queries import ReputationCensusHandler
@@ -39,16 +39,9 @@ class SignalPruner:
         return pruned
 
     async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                await self.run_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                if self._outages.report(exc) is None:
-                    log.warning("signal pruning failed", extra={"error": type(exc).__name__})
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=self._interval)
+        await run_periodically(
+            stop, self.run_once, every=self._interval, name="signal pruning", outages=self._outages, log=log
+        )
 
 
 def count_outcomes(outcomes: Sequence[Outcome], committed: bool) -> None:
@@ -114,13 +107,4 @@ class ReputationEvaluator:
     async def _loop(
         self, stop: asyncio.Event, every: float, name: str, work: Callable[[], Awaitable[int]]
     ) -> None:
-        while not stop.is_set():
-            try:
-                await work()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                if self._outages.report(exc) is None:
-                    log.warning(f"{name} failed", extra={"error": type(exc).__name__})
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=every)
+        await run_periodically(stop, work, every=every, name=name, outages=self._outages, log=log)
