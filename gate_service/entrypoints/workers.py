@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from gate_service.application.decide_awaiting_intents import DecideAwaitingIntents
 from gate_service.application.release_due_intents import ReleaseDueIntents
+from libs.periodic import pause
 from libs.stores import StoreOutages
 
 log = logging.getLogger(__name__)
-
-
-async def _pause(stop: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), timeout=seconds)
 
 
 class QueuedIntentScheduler:
@@ -56,7 +51,7 @@ class QueuedIntentScheduler:
             except Exception as exc:  # database or Redis away: try again later
                 if self._outages.report(exc) is None:  # an outage is logged once, not once a pass
                     log.warning("scheduler pass failed", extra={"error": type(exc).__name__})
-                await _pause(stop, self._interval * 4)
+                await pause(stop, self._interval * 4)
                 continue
             if not busy:
                 await self._sleep(stop)
@@ -104,7 +99,7 @@ class ProjectionRefresher:
     async def run(self, stop: asyncio.Event) -> None:
         since = self._now()
         while not stop.is_set():
-            await _pause(stop, self._interval)
+            await pause(stop, self._interval)
             started = self._now()
             try:
                 await self._load(since)
@@ -147,7 +142,7 @@ class StartupRebuild:
                         "projection rebuild failed; retrying",
                         extra={"source": self._name, "error": type(exc).__name__},
                     )
-                await _pause(stop, backoff)
+                await pause(stop, backoff)
                 backoff = min(backoff * 2, self._max_backoff)
                 continue
             log.info("projection rebuilt", extra={"source": self._name, "items": count})

@@ -16,7 +16,6 @@ counts nothing, so an outage never parks a row.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Sequence
 from datetime import timedelta
@@ -38,6 +37,7 @@ from libs.messaging.metrics import (
 )
 from libs.messaging.publisher import EventPublisher, OutgoingEvent
 from libs.messaging.streams import MAX_AGE_SECONDS
+from libs.periodic import pause
 from libs.seedwork.clock import Clock
 from libs.stores import StoreOutages
 
@@ -234,15 +234,10 @@ class OutboxRelay:
                 OUTBOX_PUBLISH_ERRORS.labels(self._service).inc()
                 if self._outages.report(exc) is None:  # an outage is logged once, not once a pass
                     log.warning("outbox relay pass failed, retrying", extra={"error": type(exc).__name__})
-                await _sleep_or_stop(stop, backoff)
+                await pause(stop, backoff)
                 backoff = min(backoff * 2, self._max_backoff)
                 continue
             await _wait_any(stop, self._wakeup, self._idle_interval)
-
-
-async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), timeout=seconds)
 
 
 async def _wait_any(stop: asyncio.Event, wakeup: asyncio.Event, timeout: float) -> None:
