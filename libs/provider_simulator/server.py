@@ -332,29 +332,25 @@ class ProviderSimulator:
         if wuzapi_token is not None and not wuzapi_token:
             raise BadRequest("wuzapi_token must not be empty")
         session = self.session(name)
-        if latency_ms is not None:
-            session.latency_ms = latency_ms
-        for pending in (fail_next, error_before_send_next):
-            if pending is not None:
-                session.fail_next = pending
-        if fail_status is not None:
-            session.fail_status = fail_status
-        if timelock_next is not None:
-            session.timelock_next = timelock_next
-        if timelock_ack_next is not None:
-            session.timelock_ack_next = timelock_ack_next
-        if ignore_client_id is not None:
-            session.ignore_client_id = ignore_client_id
-        if lid_filing is not None:
-            session.lid_filing = lid_filing
-        if lookup_store_missing is not None:
-            session.lookup_store_missing = lookup_store_missing
-        if empty_body_next is not None:
-            session.empty_body_next = empty_body_next
-        if error_after_send_next is not None:
-            session.error_after_send_next = error_after_send_next
-        if wrapped_500_next is not None:
-            session.wrapped_500_next = wrapped_500_next
+        # Each given value replaces the session's field of that name; None leaves it as it is.
+        fields = {
+            "latency_ms": latency_ms,
+            "fail_next": fail_next,
+            "fail_status": fail_status,
+            "timelock_next": timelock_next,
+            "timelock_ack_next": timelock_ack_next,
+            "ignore_client_id": ignore_client_id,
+            "lid_filing": lid_filing,
+            "lookup_store_missing": lookup_store_missing,
+            "empty_body_next": empty_body_next,
+            "error_after_send_next": error_after_send_next,
+            "wrapped_500_next": wrapped_500_next,
+        }
+        if error_before_send_next is not None:  # an alias of fail_next, which it follows (the last one wins)
+            fields["fail_next"] = error_before_send_next
+        for field_name, value in fields.items():
+            if value is not None:
+                setattr(session, field_name, value)
         if capping_status is not None or quota_used is not None or quota_total is not None:
             capping = self.capping_of(session)
             if capping_status is not None:
