@@ -28,7 +28,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from whatlead.common.v1 import rules_pb2 as whatlead_dot_common_dot_v1_dot_rules__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fwhatlead/common/v1/common.proto\x12\x12whatlead.common.v1\x1a\x1b\x62uf/validate/validate.proto\x1a google/protobuf/descriptor.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1ewhatlead/common/v1/rules.proto\"\xf8\x01\n\tEventMeta\x12\x1d\n\x08\x65vent_id\x18\x01 \x01(\tB\x0b\xbaH\x08r\x06\x18@\xa0\xbb\x18\x01\x12$\n\x0forganization_id\x18\x02 \x01(\tB\x0b\xbaH\x08r\x06\x18@\xa0\xbb\x18\x01\x12!\n\x0c\x61ggregate_id\x18\x03 \x01(\tB\x0b\xbaH\x08r\x06\x18@\xa0\xbb\x18\x01\x12#\n\x0e\x63orrelation_id\x18\x04 \x01(\tB\x0b\xbaH\x08r\x06\x18@\xa0\xbb\x18\x01\x12;\n\x0boccurred_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\n\xbaH\x07\xb2\x01\x04\xa8\xbb\x18\x01\x12!\n\x0c\x63\x61usation_id\x18\x06 \x01(\tB\x0b\xbaH\x08r\x06\x18@\xa0\xbb\x18\x01\"\\\n\x06Target\x12\x36\n\x04kind\x18\x01 \x01(\x0e\x32\x1e.whatlead.common.v1.TargetKindB\x08\xbaH\x05\x82\x01\x02\x10\x01\x12\x1a\n\x05value\x18\x02 \x01(\tB\x0b\xbaH\x08r\x06\x18@\xa0\xbb\x18\x01\")\n\x0bTextPayload\x12\x1a\n\x04text\x18\x01 \x01(\tB\x0c\xbaH\tr\x07\x18\x80 \xa0\xbb\x18\x01\"/\n\x0c\x41udioPayload\x12\x1f\n\taudio_url\x18\x01 \x01(\tB\x0c\xbaH\tr\x07\x18\x80\x10\xa0\xbb\x18\x01\"n\n\x0cMediaPayload\x12\x1f\n\tmedia_url\x18\x01 \x01(\tB\x0c\xbaH\tr\x07\x18\x80\x10\xa0\xbb\x18\x01\x12\x1e\n\tmime_type\x18\x02 \x01(\tB\x0b\xbaH\x08r\x06\x18\x64\xa0\xbb\x18\x01\x12\x1d\n\x07\x63\x61ption\x18\x03 \x01(\tB\x0c\xbaH\tr\x07\x18\x80\x08\xa0\xbb\x18\x01\"P\n\x0fReactionPayload\x12\x1a\n\x05\x65moji\x18\x01 \x01(\tB\x0b\xbaH\x08r\x06\x18\x10\xa0\xbb\x18\x01\x12!\n\x0bmessage_ref\x18\x02 \x01(\tB\x0c\xbaH\tr\x07\x18\xc8\x01\xa0\xbb\x18\x01\"\xeb\x01\n\x0eMessagePayload\x12/\n\x04text\x18\x01 \x01(\x0b\x32\x1f.whatlead.common.v1.TextPayloadH\x00\x12\x31\n\x05\x61udio\x18\x02 \x01(\x0b\x32 .whatlead.common.v1.AudioPayloadH\x00\x12\x31\n\x05media\x18\x03 \x01(\x0b\x32 .whatlead.common.v1.MediaPayloadH\x00\x12\x37\n\x08reaction\x18\x04 \x01(\x0b\x32#.whatlead.common.v1.ReactionPayloadH\x00\x42\t\n\x07\x63ontent*\x93\x01\n\x08Provider\x12\x18\n\x14PROVIDER_UNSPECIFIED\x10\x00\x12\x16\n\x12PROVIDER_EVOLUTION\x10\x01\x12\x11\n\rPROVIDER_WAHA\x10\x02\x12\x13\n\x0fPROVIDER_WUZAPI\x10\x03\x12\x15\n\x11PROVIDER_TURBOZAP\x10\x04\x12\x16\n\x12PROVIDER_SIMULATOR\x10\x05*b\n\x07Purpose\x12\x17\n\x13PURPOSE_UNSPECIFIED\x10\x00\x12\x12\n\x0ePURPOSE_WARMUP\x10\x01\x12\x14\n\x10PURPOSE_DISPATCH\x10\x02\x12\x14\n\x10PURPOSE_SCHEDULE\x10\x03*\x8d\x01\n\x0bMessageType\x12\x1c\n\x18MESSAGE_TYPE_UNSPECIFIED\x10\x00\x12\x15\n\x11MESSAGE_TYPE_TEXT\x10\x01\x12\x16\n\x12MESSAGE_TYPE_AUDIO\x10\x02\x12\x16\n\x12MESSAGE_TYPE_MEDIA\x10\x03\x12\x19\n\x15MESSAGE_TYPE_REACTION\x10\x04*\x95\x02\n\x0f\x43onnectionState\x12 \n\x1c\x43ONNECTION_STATE_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x43ONNECTION_STATE_UNKNOWN\x10\x01\x12\x1f\n\x1b\x43ONNECTION_STATE_CONNECTING\x10\x02\x12\x1e\n\x1a\x43ONNECTION_STATE_CONNECTED\x10\x03\x12!\n\x1d\x43ONNECTION_STATE_DISCONNECTED\x10\x04\x12 \n\x1c\x43ONNECTION_STATE_QR_REQUIRED\x10\x05\x12\x1f\n\x1b\x43ONNECTION_STATE_LOGGED_OUT\x10\x06\x12\x1b\n\x17\x43ONNECTION_STATE_BANNED\x10\x07*\x81\x01\n\x0eProviderEngine\x12\x1f\n\x1bPROVIDER_ENGINE_UNSPECIFIED\x10\x00\x12\x19\n\x15PROVIDER_ENGINE_WEBJS\x10\x01\x12\x19\n\x15PROVIDER_ENGINE_NOWEB\x10\x02\x12\x18\n\x14PROVIDER_ENGINE_GOWS\x10\x03*\x8a\x02\n\x0fRestrictionKind\x12 \n\x1cRESTRICTION_KIND_UNSPECIFIED\x10\x00\x12&\n\"RESTRICTION_KIND_REACHOUT_TIMELOCK\x10\x01\x12\"\n\x1eRESTRICTION_KIND_TEMPORARY_BAN\x10\x02\x12\"\n\x1eRESTRICTION_KIND_PERMANENT_BAN\x10\x03\x12\x1f\n\x1bRESTRICTION_KIND_LOGGED_OUT\x10\x04\x12!\n\x1dRESTRICTION_KIND_DISCONNECTED\x10\x05\x12!\n\x1dRESTRICTION_KIND_UNAUTHORIZED\x10\x06*W\n\nTargetKind\x12\x1b\n\x17TARGET_KIND_UNSPECIFIED\x10\x00\x12\x15\n\x11TARGET_KIND_PHONE\x10\x01\x12\x15\n\x11TARGET_KIND_GROUP\x10\x02:8\n\revent_subject\x12\x1f.google.protobuf.MessageOptions\x18\xd1\x86\x03 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fwhatlead/common/v1/common.proto\x12\x12whatlead.common.v1\x1a\x1b\x62uf/validate/validate.proto\x1a google/protobuf/descriptor.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1ewhatlead/common/v1/rules.proto\"R\n\x0cMethodAccess\x12\x31\n\x08min_role\x18\x01 \x01(\x0e\x32\x1f.whatlead.common.v1.MinimumRole\x12\x0f\n\x07service\x18\x02 \x01(\x08\"\x95\x02\n\tEventMeta\x12\x1d\n\x08\x65vent_id\x18\x01 \x01(\tB\x0b\xbaH\x08r\x06\x18@\xa0\xbb\x18\x01\x12$\n\x0forganization_id\x18\x02 \x01(\tB\x0b\xbaH\x08r\x06\x18@\xa0\xbb\x18\x01\x12!\n\x0c\x61ggregate_id\x18\x03 \x01(\tB\x0b\xbaH\x08r\x06\x18@\xa0\xbb\x18\x01\x12#\n\x0e\x63orrelation_id\x18\x04 \x01(\tB\x0b\xbaH\x08r\x06\x18@\xa0\xbb\x18\x01\x12;\n\x0boccurred_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\n\xbaH\x07\xb2\x01\x04\xa8\xbb\x18\x01\x12!\n\x0c\x63\x61usation_id\x18\x06 \x01(\tB\x0b\xbaH\x08r\x06\x18@\xa0\xbb\x18\x01\x12\x1b\n\x05\x61\x63tor\x18\x07 \x01(\tB\x0c\xbaH\tr\x07\x18\xc8\x01\xa0\xbb\x18\x01\"\\\n\x06Target\x12\x36\n\x04kind\x18\x01 \x01(\x0e\x32\x1e.whatlead.common.v1.TargetKindB\x08\xbaH\x05\x82\x01\x02\x10\x01\x12\x1a\n\x05value\x18\x02 \x01(\tB\x0b\xbaH\x08r\x06\x18@\xa0\xbb\x18\x01\")\n\x0bTextPayload\x12\x1a\n\x04text\x18\x01 \x01(\tB\x0c\xbaH\tr\x07\x18\x80 \xa0\xbb\x18\x01\"/\n\x0c\x41udioPayload\x12\x1f\n\taudio_url\x18\x01 \x01(\tB\x0c\xbaH\tr\x07\x18\x80\x10\xa0\xbb\x18\x01\"n\n\x0cMediaPayload\x12\x1f\n\tmedia_url\x18\x01 \x01(\tB\x0c\xbaH\tr\x07\x18\x80\x10\xa0\xbb\x18\x01\x12\x1e\n\tmime_type\x18\x02 \x01(\tB\x0b\xbaH\x08r\x06\x18\x64\xa0\xbb\x18\x01\x12\x1d\n\x07\x63\x61ption\x18\x03 \x01(\tB\x0c\xbaH\tr\x07\x18\x80\x08\xa0\xbb\x18\x01\"P\n\x0fReactionPayload\x12\x1a\n\x05\x65moji\x18\x01 \x01(\tB\x0b\xbaH\x08r\x06\x18\x10\xa0\xbb\x18\x01\x12!\n\x0bmessage_ref\x18\x02 \x01(\tB\x0c\xbaH\tr\x07\x18\xc8\x01\xa0\xbb\x18\x01\"\xeb\x01\n\x0eMessagePayload\x12/\n\x04text\x18\x01 \x01(\x0b\x32\x1f.whatlead.common.v1.TextPayloadH\x00\x12\x31\n\x05\x61udio\x18\x02 \x01(\x0b\x32 .whatlead.common.v1.AudioPayloadH\x00\x12\x31\n\x05media\x18\x03 \x01(\x0b\x32 .whatlead.common.v1.MediaPayloadH\x00\x12\x37\n\x08reaction\x18\x04 \x01(\x0b\x32#.whatlead.common.v1.ReactionPayloadH\x00\x42\t\n\x07\x63ontent*t\n\x0bMinimumRole\x12\x1c\n\x18MINIMUM_ROLE_UNSPECIFIED\x10\x00\x12\x17\n\x13MINIMUM_ROLE_MEMBER\x10\x01\x12\x16\n\x12MINIMUM_ROLE_ADMIN\x10\x02\x12\x16\n\x12MINIMUM_ROLE_OWNER\x10\x03*\x93\x01\n\x08Provider\x12\x18\n\x14PROVIDER_UNSPECIFIED\x10\x00\x12\x16\n\x12PROVIDER_EVOLUTION\x10\x01\x12\x11\n\rPROVIDER_WAHA\x10\x02\x12\x13\n\x0fPROVIDER_WUZAPI\x10\x03\x12\x15\n\x11PROVIDER_TURBOZAP\x10\x04\x12\x16\n\x12PROVIDER_SIMULATOR\x10\x05*b\n\x07Purpose\x12\x17\n\x13PURPOSE_UNSPECIFIED\x10\x00\x12\x12\n\x0ePURPOSE_WARMUP\x10\x01\x12\x14\n\x10PURPOSE_DISPATCH\x10\x02\x12\x14\n\x10PURPOSE_SCHEDULE\x10\x03*\x8d\x01\n\x0bMessageType\x12\x1c\n\x18MESSAGE_TYPE_UNSPECIFIED\x10\x00\x12\x15\n\x11MESSAGE_TYPE_TEXT\x10\x01\x12\x16\n\x12MESSAGE_TYPE_AUDIO\x10\x02\x12\x16\n\x12MESSAGE_TYPE_MEDIA\x10\x03\x12\x19\n\x15MESSAGE_TYPE_REACTION\x10\x04*\x95\x02\n\x0f\x43onnectionState\x12 \n\x1c\x43ONNECTION_STATE_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x43ONNECTION_STATE_UNKNOWN\x10\x01\x12\x1f\n\x1b\x43ONNECTION_STATE_CONNECTING\x10\x02\x12\x1e\n\x1a\x43ONNECTION_STATE_CONNECTED\x10\x03\x12!\n\x1d\x43ONNECTION_STATE_DISCONNECTED\x10\x04\x12 \n\x1c\x43ONNECTION_STATE_QR_REQUIRED\x10\x05\x12\x1f\n\x1b\x43ONNECTION_STATE_LOGGED_OUT\x10\x06\x12\x1b\n\x17\x43ONNECTION_STATE_BANNED\x10\x07*\x81\x01\n\x0eProviderEngine\x12\x1f\n\x1bPROVIDER_ENGINE_UNSPECIFIED\x10\x00\x12\x19\n\x15PROVIDER_ENGINE_WEBJS\x10\x01\x12\x19\n\x15PROVIDER_ENGINE_NOWEB\x10\x02\x12\x18\n\x14PROVIDER_ENGINE_GOWS\x10\x03*\x8a\x02\n\x0fRestrictionKind\x12 \n\x1cRESTRICTION_KIND_UNSPECIFIED\x10\x00\x12&\n\"RESTRICTION_KIND_REACHOUT_TIMELOCK\x10\x01\x12\"\n\x1eRESTRICTION_KIND_TEMPORARY_BAN\x10\x02\x12\"\n\x1eRESTRICTION_KIND_PERMANENT_BAN\x10\x03\x12\x1f\n\x1bRESTRICTION_KIND_LOGGED_OUT\x10\x04\x12!\n\x1dRESTRICTION_KIND_DISCONNECTED\x10\x05\x12!\n\x1dRESTRICTION_KIND_UNAUTHORIZED\x10\x06*W\n\nTargetKind\x12\x1b\n\x17TARGET_KIND_UNSPECIFIED\x10\x00\x12\x15\n\x11TARGET_KIND_PHONE\x10\x01\x12\x15\n\x11TARGET_KIND_GROUP\x10\x02:8\n\revent_subject\x12\x1f.google.protobuf.MessageOptions\x18\xd1\x86\x03 \x01(\t:R\n\x06\x61\x63\x63\x65ss\x12\x1e.google.protobuf.MethodOptions\x18\xd2\x86\x03 \x01(\x0b\x32 .whatlead.common.v1.MethodAccessb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -47,6 +47,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_EVENTMETA'].fields_by_name['occurred_at']._serialized_options = b'\272H\007\262\001\004\250\273\030\001'
   _globals['_EVENTMETA'].fields_by_name['causation_id']._loaded_options = None
   _globals['_EVENTMETA'].fields_by_name['causation_id']._serialized_options = b'\272H\010r\006\030@\240\273\030\001'
+  _globals['_EVENTMETA'].fields_by_name['actor']._loaded_options = None
+  _globals['_EVENTMETA'].fields_by_name['actor']._serialized_options = b'\272H\tr\007\030\310\001\240\273\030\001'
   _globals['_TARGET'].fields_by_name['kind']._loaded_options = None
   _globals['_TARGET'].fields_by_name['kind']._serialized_options = b'\272H\005\202\001\002\020\001'
   _globals['_TARGET'].fields_by_name['value']._loaded_options = None
@@ -65,32 +67,36 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REACTIONPAYLOAD'].fields_by_name['emoji']._serialized_options = b'\272H\010r\006\030\020\240\273\030\001'
   _globals['_REACTIONPAYLOAD'].fields_by_name['message_ref']._loaded_options = None
   _globals['_REACTIONPAYLOAD'].fields_by_name['message_ref']._serialized_options = b'\272H\tr\007\030\310\001\240\273\030\001'
-  _globals['_PROVIDER']._serialized_start=1053
-  _globals['_PROVIDER']._serialized_end=1200
-  _globals['_PURPOSE']._serialized_start=1202
-  _globals['_PURPOSE']._serialized_end=1300
-  _globals['_MESSAGETYPE']._serialized_start=1303
-  _globals['_MESSAGETYPE']._serialized_end=1444
-  _globals['_CONNECTIONSTATE']._serialized_start=1447
-  _globals['_CONNECTIONSTATE']._serialized_end=1724
-  _globals['_PROVIDERENGINE']._serialized_start=1727
-  _globals['_PROVIDERENGINE']._serialized_end=1856
-  _globals['_RESTRICTIONKIND']._serialized_start=1859
-  _globals['_RESTRICTIONKIND']._serialized_end=2125
-  _globals['_TARGETKIND']._serialized_start=2127
-  _globals['_TARGETKIND']._serialized_end=2214
-  _globals['_EVENTMETA']._serialized_start=184
-  _globals['_EVENTMETA']._serialized_end=432
-  _globals['_TARGET']._serialized_start=434
-  _globals['_TARGET']._serialized_end=526
-  _globals['_TEXTPAYLOAD']._serialized_start=528
-  _globals['_TEXTPAYLOAD']._serialized_end=569
-  _globals['_AUDIOPAYLOAD']._serialized_start=571
-  _globals['_AUDIOPAYLOAD']._serialized_end=618
-  _globals['_MEDIAPAYLOAD']._serialized_start=620
-  _globals['_MEDIAPAYLOAD']._serialized_end=730
-  _globals['_REACTIONPAYLOAD']._serialized_start=732
-  _globals['_REACTIONPAYLOAD']._serialized_end=812
-  _globals['_MESSAGEPAYLOAD']._serialized_start=815
-  _globals['_MESSAGEPAYLOAD']._serialized_end=1050
+  _globals['_MINIMUMROLE']._serialized_start=1165
+  _globals['_MINIMUMROLE']._serialized_end=1281
+  _globals['_PROVIDER']._serialized_start=1284
+  _globals['_PROVIDER']._serialized_end=1431
+  _globals['_PURPOSE']._serialized_start=1433
+  _globals['_PURPOSE']._serialized_end=1531
+  _globals['_MESSAGETYPE']._serialized_start=1534
+  _globals['_MESSAGETYPE']._serialized_end=1675
+  _globals['_CONNECTIONSTATE']._serialized_start=1678
+  _globals['_CONNECTIONSTATE']._serialized_end=1955
+  _globals['_PROVIDERENGINE']._serialized_start=1958
+  _globals['_PROVIDERENGINE']._serialized_end=2087
+  _globals['_RESTRICTIONKIND']._serialized_start=2090
+  _globals['_RESTRICTIONKIND']._serialized_end=2356
+  _globals['_TARGETKIND']._serialized_start=2358
+  _globals['_TARGETKIND']._serialized_end=2445
+  _globals['_METHODACCESS']._serialized_start=183
+  _globals['_METHODACCESS']._serialized_end=265
+  _globals['_EVENTMETA']._serialized_start=268
+  _globals['_EVENTMETA']._serialized_end=545
+  _globals['_TARGET']._serialized_start=547
+  _globals['_TARGET']._serialized_end=639
+  _globals['_TEXTPAYLOAD']._serialized_start=641
+  _globals['_TEXTPAYLOAD']._serialized_end=682
+  _globals['_AUDIOPAYLOAD']._serialized_start=684
+  _globals['_AUDIOPAYLOAD']._serialized_end=731
+  _globals['_MEDIAPAYLOAD']._serialized_start=733
+  _globals['_MEDIAPAYLOAD']._serialized_end=843
+  _globals['_REACTIONPAYLOAD']._serialized_start=845
+  _globals['_REACTIONPAYLOAD']._serialized_end=925
+  _globals['_MESSAGEPAYLOAD']._serialized_start=928
+  _globals['_MESSAGEPAYLOAD']._serialized_end=1163
 # @@protoc_insertion_point(module_scope)

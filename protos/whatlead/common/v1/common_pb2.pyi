@@ -31,6 +31,25 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _MinimumRole:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _MinimumRoleEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_MinimumRole.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    MINIMUM_ROLE_UNSPECIFIED: _MinimumRole.ValueType  # 0
+    MINIMUM_ROLE_MEMBER: _MinimumRole.ValueType  # 1
+    MINIMUM_ROLE_ADMIN: _MinimumRole.ValueType  # 2
+    MINIMUM_ROLE_OWNER: _MinimumRole.ValueType  # 3
+
+class MinimumRole(_MinimumRole, metaclass=_MinimumRoleEnumTypeWrapper): ...
+
+MINIMUM_ROLE_UNSPECIFIED: MinimumRole.ValueType  # 0
+MINIMUM_ROLE_MEMBER: MinimumRole.ValueType  # 1
+MINIMUM_ROLE_ADMIN: MinimumRole.ValueType  # 2
+MINIMUM_ROLE_OWNER: MinimumRole.ValueType  # 3
+Global___MinimumRole: _TypeAlias = MinimumRole  # noqa: Y015
+
 class _Provider:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -213,6 +232,36 @@ TARGET_KIND_GROUP: TargetKind.ValueType  # 2
 Global___TargetKind: _TypeAlias = TargetKind  # noqa: Y015
 
 @_typing.final
+class MethodAccess(_message.Message):
+    """The callers an RPC admits. An organization's API key carries a role; roles are ordered
+    (OWNER > ADMIN > MEMBER), so a key admits every RPC whose `min_role` is at or below its own.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MIN_ROLE_FIELD_NUMBER: _builtins.int
+    SERVICE_FIELD_NUMBER: _builtins.int
+    min_role: Global___MinimumRole.ValueType
+    """The lowest role an organization's key needs; UNSPECIFIED: no organization key may call it."""
+    service: _builtins.bool
+    """The deployment's service credential may call it (start-up projection rebuilds, the warm-up
+    planner's SubmitIntent, creating organizations). Such a call names its organization itself.
+    """
+    def __init__(
+        self,
+        *,
+        min_role: Global___MinimumRole.ValueType = ...,
+        service: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["min_role", b"min_role", "service", b"service"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MethodAccess: _TypeAlias = MethodAccess  # noqa: Y015
+
+@_typing.final
 class EventMeta(_message.Message):
     """First field (`meta = 1`) of every event message."""
 
@@ -224,6 +273,7 @@ class EventMeta(_message.Message):
     CORRELATION_ID_FIELD_NUMBER: _builtins.int
     OCCURRED_AT_FIELD_NUMBER: _builtins.int
     CAUSATION_ID_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     """Unique per event; also the JetStream `Nats-Msg-Id` (de-duplication)"""
     organization_id: _builtins.str
@@ -235,6 +285,10 @@ class EventMeta(_message.Message):
     """
     causation_id: _builtins.str
     """event_id of the event that caused this one, when any"""
+    actor: _builtins.str
+    """Who caused it, when a caller did: "key:<api key id>", "service", or an operator's name given with
+    the call; "" for the system's own decisions (a worker, a timer, a provider's report).
+    """
     @_builtins.property
     def occurred_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -246,10 +300,11 @@ class EventMeta(_message.Message):
         correlation_id: _builtins.str = ...,
         occurred_at: _timestamp_pb2.Timestamp | None = ...,
         causation_id: _builtins.str = ...,
+        actor: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["occurred_at", b"occurred_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["aggregate_id", b"aggregate_id", "causation_id", b"causation_id", "correlation_id", b"correlation_id", "event_id", b"event_id", "occurred_at", b"occurred_at", "organization_id", b"organization_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "aggregate_id", b"aggregate_id", "causation_id", b"causation_id", "correlation_id", b"correlation_id", "event_id", b"event_id", "occurred_at", b"occurred_at", "organization_id", b"organization_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -406,7 +461,12 @@ class MessagePayload(_message.Message):
 Global___MessagePayload: _TypeAlias = MessagePayload  # noqa: Y015
 
 EVENT_SUBJECT_FIELD_NUMBER: _builtins.int
+ACCESS_FIELD_NUMBER: _builtins.int
 event_subject: _extension_dict._ExtensionFieldDescriptor[_descriptor_pb2.MessageOptions, _builtins.str]
 """NATS subject of an event message WITHOUT the root token, e.g. "reputation.instance.registered" is
 published on "whatlead.reputation.instance.registered" (tests swap the root to isolate runs).
+"""
+access: _extension_dict._ExtensionFieldDescriptor[_descriptor_pb2.MethodOptions, Global___MethodAccess]
+"""Who may call this RPC. Every service's authorization interceptor reads it from the descriptor, and
+docs/security.md lists it; an RPC without it refuses every caller.
 """

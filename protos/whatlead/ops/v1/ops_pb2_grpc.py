@@ -124,6 +124,11 @@ class OpsServiceStub:
                 request_serializer=whatlead_dot_ops_dot_v1_dot_ops__pb2.ResolveApiKeyRequest.SerializeToString,
                 response_deserializer=whatlead_dot_ops_dot_v1_dot_ops__pb2.ResolveApiKeyResponse.FromString,
                 _registered_method=True)
+        self.ListAuditEntries = channel.unary_unary(
+                '/whatlead.ops.v1.OpsService/ListAuditEntries',
+                request_serializer=whatlead_dot_ops_dot_v1_dot_ops__pb2.ListAuditEntriesRequest.SerializeToString,
+                response_deserializer=whatlead_dot_ops_dot_v1_dot_ops__pb2.ListAuditEntriesResponse.FromString,
+                _registered_method=True)
 
 
 class OpsServiceServicer:
@@ -247,6 +252,13 @@ class OpsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListAuditEntries(self, request, context):
+        """Operator actions (pauses and resumes, plan changes, keys, members), newest first, with their actor.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OpsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -339,6 +351,11 @@ def add_OpsServiceServicer_to_server(servicer, server):
                     servicer.ResolveApiKey,
                     request_deserializer=whatlead_dot_ops_dot_v1_dot_ops__pb2.ResolveApiKeyRequest.FromString,
                     response_serializer=whatlead_dot_ops_dot_v1_dot_ops__pb2.ResolveApiKeyResponse.SerializeToString,
+            ),
+            'ListAuditEntries': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAuditEntries,
+                    request_deserializer=whatlead_dot_ops_dot_v1_dot_ops__pb2.ListAuditEntriesRequest.FromString,
+                    response_serializer=whatlead_dot_ops_dot_v1_dot_ops__pb2.ListAuditEntriesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -827,6 +844,33 @@ class OpsService:
             '/whatlead.ops.v1.OpsService/ResolveApiKey',
             whatlead_dot_ops_dot_v1_dot_ops__pb2.ResolveApiKeyRequest.SerializeToString,
             whatlead_dot_ops_dot_v1_dot_ops__pb2.ResolveApiKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAuditEntries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/whatlead.ops.v1.OpsService/ListAuditEntries',
+            whatlead_dot_ops_dot_v1_dot_ops__pb2.ListAuditEntriesRequest.SerializeToString,
+            whatlead_dot_ops_dot_v1_dot_ops__pb2.ListAuditEntriesResponse.FromString,
             options,
             channel_credentials,
             insecure,

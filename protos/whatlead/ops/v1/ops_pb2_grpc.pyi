@@ -64,6 +64,8 @@ class OpsServiceStub:
     """Which organization (and role) a presented API key belongs to. Carries no organization_id: that is
     what it finds out. NOT_FOUND for an unknown or revoked key.
     """
+    ListAuditEntries: _grpc.UnaryUnaryMultiCallable[_ops_pb2.ListAuditEntriesRequest, _ops_pb2.ListAuditEntriesResponse]
+    """Operator actions (pauses and resumes, plan changes, keys, members), newest first, with their actor."""
 
 @_typing.type_check_only
 class OpsServiceAsyncStub(OpsServiceStub):
@@ -99,6 +101,8 @@ class OpsServiceAsyncStub(OpsServiceStub):
     """Which organization (and role) a presented API key belongs to. Carries no organization_id: that is
     what it finds out. NOT_FOUND for an unknown or revoked key.
     """
+    ListAuditEntries: _aio.UnaryUnaryMultiCallable[_ops_pb2.ListAuditEntriesRequest, _ops_pb2.ListAuditEntriesResponse]  # type: ignore[assignment]
+    """Operator actions (pauses and resumes, plan changes, keys, members), newest first, with their actor."""
 
 class OpsServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -239,5 +243,13 @@ class OpsServiceServicer(metaclass=_abc_1.ABCMeta):
         """Which organization (and role) a presented API key belongs to. Carries no organization_id: that is
         what it finds out. NOT_FOUND for an unknown or revoked key.
         """
+
+    @_abc_1.abstractmethod
+    def ListAuditEntries(
+        self,
+        request: _ops_pb2.ListAuditEntriesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ops_pb2.ListAuditEntriesResponse, _abc.Awaitable[_ops_pb2.ListAuditEntriesResponse]]:
+        """Operator actions (pauses and resumes, plan changes, keys, members), newest first, with their actor."""
 
 def add_OpsServiceServicer_to_server(servicer: OpsServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
