@@ -47,7 +47,12 @@ class PauseExecutionHandler:
                 control = ExecutionControl.active(scope, now)
                 uow.controls.add(control)
             control.pause(
-                reason=reason, note=command.note, paused_until=command.paused_until, actor=actor, now=now
+                reason=reason,
+                note=command.note,
+                paused_until=command.paused_until,
+                actor=actor,
+                caused_by=command.principal.actor,
+                now=now,
             )
             uow.track(control)
             until = f" until {command.paused_until.isoformat()}" if command.paused_until else ""
@@ -96,7 +101,9 @@ class ResumeExecutionHandler:
             control = await uow.controls.get(scope)
             if control is None:
                 return Resumed(ExecutionControl.active(scope, now), changed=False)
-            if not control.resume(reason=reason, note=command.note, actor=actor, now=now):
+            if not control.resume(
+                reason=reason, note=command.note, actor=actor, caused_by=command.principal.actor, now=now
+            ):
                 return Resumed(control, changed=False)
             uow.track(control)
             uow.audit.add(

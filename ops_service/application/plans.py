@@ -55,7 +55,7 @@ class SetPlanHandler:
             if plan is None:
                 plan = Plan.default(command.organization_id)
                 uow.plans.add(plan)
-            plan.set(name=command.name, limits=command.limits, actor=actor, now=now)
+            plan.set(name=command.name, limits=command.limits, caused_by=command.principal.actor, now=now)
             uow.track(plan)
             limits = plan.limits
             uow.audit.add(

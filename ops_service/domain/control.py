@@ -101,18 +101,27 @@ class ExecutionControl(AggregateRoot):
         return self.status is ControlStatus.PAUSED
 
     def pause(
-        self, *, reason: ControlReason, note: str, paused_until: datetime | None, actor: str, now: datetime
+        self,
+        *,
+        reason: ControlReason,
+        note: str,
+        paused_until: datetime | None,
+        actor: str,
+        caused_by: str,
+        now: datetime,
     ) -> None:
-        """Pausing a paused scope again is a change too (a new reason, note or end)."""
+        """Pausing a paused scope again is a change too (a new reason, note or end). `actor` is shown on the
+        control (the operator's name beside the credential); `caused_by` is the credential alone, for the
+        event's meta."""
         if paused_until is not None and paused_until <= now:
             raise InvalidArgument.of("paused_until", "must be in the future")
-        self._change(ControlStatus.PAUSED, reason, note, paused_until, actor, now)
+        self._change(ControlStatus.PAUSED, reason, note, paused_until, actor, caused_by, now)
 
-    def resume(self, *, reason: ControlReason, note: str, actor: str, now: datetime) -> bool:
+    def resume(self, *, reason: ControlReason, note: str, actor: str, caused_by: str, now: datetime) -> bool:
         """False, and nothing changes, when the scope is active already."""
         if not self.paused:
             return False
-        self._change(ControlStatus.ACTIVE, reason, note, None, actor, now)
+        self._change(ControlStatus.ACTIVE, reason, note, None, actor, caused_by, now)
         return True
 
     def expired(self, now: datetime) -> bool:
@@ -122,7 +131,7 @@ class ExecutionControl(AggregateRoot):
         """A timed pause that reached its end resumes, by ops itself (no actor)."""
         if not self.expired(now):
             return False
-        self._change(ControlStatus.ACTIVE, ControlReason.EXPIRED, "", None, "", now)
+        self._change(ControlStatus.ACTIVE, ControlReason.EXPIRED, "", None, "", "", now)
         return True
 
     def _change(
@@ -132,6 +141,7 @@ class ExecutionControl(AggregateRoot):
         note: str,
         paused_until: datetime | None,
         actor: str,
+        caused_by: str,
         now: datetime,
     ) -> None:
         previous = self.status
@@ -143,7 +153,7 @@ class ExecutionControl(AggregateRoot):
                 organization_id=self.organization_id,
                 aggregate_id=self.scope_id,
                 occurred_at=now,
-                actor=actor,
+                actor=caused_by,
                 control=dataclasses.replace(self, pending_events=[]),
                 previous_status=previous,
             )

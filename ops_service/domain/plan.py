@@ -48,8 +48,8 @@ class Plan(AggregateRoot):
             version=0,
         )
 
-    def set(self, *, name: str, limits: PlanLimits, actor: str, now: datetime) -> None:
-        """A blank name keeps the current one."""
+    def set(self, *, name: str, limits: PlanLimits, caused_by: str, now: datetime) -> None:
+        """A blank name keeps the current one. `caused_by`: the credential, for the event's meta."""
         limits.validate()
         self.name = name.strip() or self.name
         self.limits, self.updated_at, self.version = limits, now, self.version + 1
@@ -59,7 +59,7 @@ class Plan(AggregateRoot):
                 organization_id=self.organization_id,
                 aggregate_id=self.organization_id,
                 occurred_at=now,
-                actor=actor,
+                actor=caused_by,
                 plan=dataclasses.replace(self, pending_events=[]),
             )
         )

@@ -9,13 +9,13 @@ from libs.seedwork.api_keys import IssuedKey, digest
 from libs.testing.fakes import FakeUnitOfWork
 from ops_service.domain.api_key import ApiKey
 from ops_service.domain.audit import AuditEntry
-from ops_service.domain.control import ControlStatus, ExecutionControl, Scope
+from ops_service.domain.control import ExecutionControl, Scope
 from ops_service.domain.organization import Member, Organization
 from ops_service.domain.plan import Plan
 from ops_service.domain.ports import ControlFilter
 
 
-def _page(rows: list, after_id: str | None, limit: int) -> list:  # type: ignore[type-arg]
+def _page(rows: list, after_id: str | None, limit: int) -> list:
     return sorted((r for r in rows if after_id is None or r.id > after_id), key=lambda r: r.id)[:limit]
 
 
@@ -39,7 +39,8 @@ class FakeMembers:
 
     async def get(self, organization_id: str, user_id: str) -> Member | None:
         return next(
-            (m for m in self.rows.values() if (m.organization_id, m.user_id) == (organization_id, user_id)), None
+            (m for m in self.rows.values() if (m.organization_id, m.user_id) == (organization_id, user_id)),
+            None,
         )
 
     async def list(self, organization_id: str, *, after_id: str | None, limit: int) -> list[Member]:
@@ -79,7 +80,8 @@ class FakeControls:
             (
                 c
                 for c in self.rows.values()
-                if (c.organization_id, c.scope, c.scope_id) == (scope.organization_id, scope.scope, scope.scope_id)
+                if (c.organization_id, c.scope, c.scope_id)
+                == (scope.organization_id, scope.scope, scope.scope_id)
             ),
             None,
         )
@@ -133,7 +135,11 @@ class FakeAuditLog:
         self.rows.append(entry)
 
     async def list(self, organization_id: str, *, before_id: str | None, limit: int) -> list[AuditEntry]:
-        chosen = [e for e in self.rows if e.organization_id == organization_id and (before_id is None or e.id < before_id)]
+        chosen = [
+            e
+            for e in self.rows
+            if e.organization_id == organization_id and (before_id is None or e.id < before_id)
+        ]
         return sorted(chosen, key=lambda e: e.id, reverse=True)[:limit]
 
 

@@ -67,7 +67,7 @@ async def test_a_new_organization_has_its_owner_and_says_so_with_the_creator_as_
     assert [(m.user_id, m.role) for m in members.items] == [("olga", Role.OWNER)]
     created, added = uow.events_of(events.OrganizationCreated), uow.events_of(events.MemberAdded)
     assert len(created) == 1 and len(added) == 1
-    assert {e.actor for e in created + added} == {"service"}  # type: ignore[attr-defined]
+    assert {e.actor for e in created + added} == {"service"}
     assert [e.action for e in uow.audit.rows] == ["organization.created"]
 
 
@@ -118,7 +118,7 @@ async def test_a_key_keeps_only_its_prefix_and_hash_and_resolves_from_its_secret
     resolved = await ResolveApiKeyHandler(uow)(ResolveApiKey(secret=issued.secret))
     assert (resolved.id, resolved.organization_id, resolved.role) == (issued.key.id, org, Role.ADMIN)
     [created] = uow.events_of(events.ApiKeyCreated)
-    assert created.api_key.secret_sha256 == digest(issued.secret)  # type: ignore[attr-defined]
+    assert created.api_key.secret_sha256 == digest(issued.secret)
 
 
 async def test_a_key_above_the_callers_role_is_refused_and_nothing_is_issued(uow, clock, keys) -> None:
@@ -131,7 +131,9 @@ async def test_a_key_above_the_callers_role_is_refused_and_nothing_is_issued(uow
     assert uow.events_of(events.ApiKeyCreated) == []
 
 
-async def test_the_service_credential_may_issue_an_owner_key_of_an_existing_organization(uow, clock, keys) -> None:
+async def test_the_service_credential_may_issue_an_owner_key_of_an_existing_organization(
+    uow, clock, keys
+) -> None:
     org = await new_organization(uow, clock)
     create = CreateApiKeyHandler(uow, clock, keys)
     issued = await create(CreateApiKey(organization_id=org, name="demo", role=Role.OWNER, principal=SERVICE))
