@@ -1,7 +1,8 @@
 """The ops service as its clients reach it: in-process, on a free port, over real PostgreSQL and JetStream.
 
 Authentication is not this service's (the server's interceptor finds the caller); here a stand-in names
-the caller of each call in the `x-test-caller` metadata: "service", or "<organization>|<ROLE>|<key id>"."""
+the caller of each call in the `x-test-caller` metadata: "service", or "<organization>|<ROLE>|<key id>"; a
+call with `authorization: Bearer <SERVICE_TOKEN>` is the service's, as the real interceptor decides."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from tests.conftest import NATS_URL
 from whatlead.ops.v1 import ops_pb2_grpc
 
 CALLER = "x-test-caller"
+SERVICE_TOKEN = "test-service-token"
 Metadata = tuple[tuple[str, str], ...]
 
 
@@ -36,8 +38,9 @@ def as_key(
 
 
 def _caller(metadata: Any) -> Principal:
-    value = dict(metadata or ()).get(CALLER, "")
-    if value == "service":
+    metadata = dict(metadata or ())
+    value = metadata.get(CALLER, "")
+    if value == "service" or metadata.get("authorization") == f"Bearer {SERVICE_TOKEN}":
         return Principal.service()
     organization_id, role, key_id = value.split("|")
     return Principal(organization_id, Role[role], key_id)
