@@ -4,7 +4,9 @@ Beside the services it starts, from wheels of the `local` extra, nats-server (Je
 PostgreSQL 18 (.data/postgres, one database per service) and Redis (the Gate's rate windows), each on a
 port of its own so servers already running on the default ports are left alone. Each process writes its
 logs to .data/logs/<name>.log. The gateway takes provider webhooks on port 8080; the key their secrets
-are derived from is made once in .data/webhook-master-key. What the operator exports wins: with
+are derived from is made once in .data/webhook-master-key, the deployment's service token in
+.data/service-token, and the first organization's OWNER key in .data/credentials.json (ADR 0046). What the
+operator exports wins: with
 REPUTATION_DATABASE_URL=... set, reputation uses that server, and an embedded server no service uses is
 not started.
 """
@@ -148,10 +150,14 @@ def ops() -> Component:
         try:
             kept = ensure_credentials(address, component.env[SERVICE_TOKEN_VARIABLE], CREDENTIALS_FILE)
         except grpc.RpcError as error:
-            print(f"{'credentials':<20}not written: ops answered {error.code().name}", flush=True)
+            # The stack serves without them; the CLI then needs WHATLEAD_API_KEY.
+            print(
+                f"{'credentials':<20}  not written: ops answered {error.code().name} (see {LOGS}/ops.log)",
+                flush=True,
+            )
             return
         made = "" if kept else ' (new organization "Demo", OWNER key)'
-        print(f"{'credentials':<20}{CREDENTIALS_FILE}{made}: the CLI reads it from there", flush=True)
+        print(f"{'credentials':<20}  {CREDENTIALS_FILE}{made}: the CLI reads it from there", flush=True)
 
     component.provision = provision
     return component

@@ -1,6 +1,15 @@
 """The kill-switch as ops owns it: one control per scope (an instance, a campaign, a whole organization),
 paused or active, numbered so every projection keeps the newest (libs.seedwork.controls is how the Gate and
-the Executor see it)."""
+the Executor see it).
+
+              pause (reason, note, until?)              pause again (new reason, note or end)
+    ACTIVE ─────────────────────────────────▶ PAUSED ◀────────┐
+      ▲  (no control = ACTIVE, version 0)       │  └──────────┘
+      └─────────────────────────────────────────┘
+         resume (operator)  ·  expire (paused_until passed: reason EXPIRED, no actor)
+
+Every arrow is a new version and one `ExecutionControlChanged` carrying the status before it; resuming an
+ACTIVE scope is no arrow at all (no version, no event)."""
 
 from __future__ import annotations
 

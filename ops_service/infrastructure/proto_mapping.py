@@ -20,7 +20,7 @@ from whatlead.ops.v1 import ops_pb2
 
 # MemberRole numbers OWNER first; Role orders by power. Names match.
 _ROLES = {role: ops_pb2.MemberRole.Value(f"MEMBER_ROLE_{role.name}") for role in Role}
-_FROM_ROLES = {number: role for role, number in _ROLES.items()}
+_FROM_ROLES: dict[int, Role] = {int(number): role for role, number in _ROLES.items()}
 
 
 def role_to_proto(role: Role) -> ops_pb2.MemberRole.ValueType:
@@ -29,7 +29,7 @@ def role_to_proto(role: Role) -> ops_pb2.MemberRole.ValueType:
 
 def role_from_proto(number: int) -> Role | None:
     """None for UNSPECIFIED or a number this build does not know."""
-    return _FROM_ROLES.get(number)  # type: ignore[call-overload]
+    return _FROM_ROLES.get(number)
 
 
 def organization_to_proto(organization: Organization) -> ops_pb2.Organization:
