@@ -14,6 +14,7 @@ from libs.seedwork.clock import Clock
 from libs.seedwork.organizations import require_organization
 from libs.seedwork.pagination import Page, PageRequest
 from libs.seedwork.shared_kernel import ControlScope
+from ops_service.application.races import settled
 from ops_service.domain.audit import AuditEntry, operator_actor
 from ops_service.domain.control import ControlReason, ExecutionControl, Scope, operator_reason
 from ops_service.domain.ports import ControlFilter, OpsUnitOfWork
@@ -39,6 +40,9 @@ class PauseExecutionHandler:
     async def __call__(self, command: PauseExecution) -> ExecutionControl:
         scope = Scope.of(command.organization_id, command.scope, command.scope_id)
         reason = operator_reason(command.reason)
+        return await settled(lambda: self._pause(command, scope, reason))
+
+    async def _pause(self, command: PauseExecution, scope: Scope, reason: ControlReason) -> ExecutionControl:
         actor = operator_actor(command.principal, command.operator)
         now = self._clock.now()
         async with self._uow() as uow:

@@ -9,6 +9,7 @@ from libs.seedwork.access import Principal
 from libs.seedwork.clock import Clock
 from libs.seedwork.organizations import require_organization
 from libs.seedwork.pagination import Page, PageRequest
+from ops_service.application.races import settled
 from ops_service.domain.audit import AuditEntry, operator_actor
 from ops_service.domain.plan import Plan, PlanLimits
 from ops_service.domain.ports import OpsUnitOfWork
@@ -48,6 +49,10 @@ class SetPlanHandler:
 
     async def __call__(self, command: SetPlan) -> Plan:
         require_organization(command.organization_id)
+        command.limits.validate()
+        return await settled(lambda: self._set(command))
+
+    async def _set(self, command: SetPlan) -> Plan:
         actor = operator_actor(command.principal, command.operator)
         now = self._clock.now()
         async with self._uow() as uow:

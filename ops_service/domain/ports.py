@@ -77,7 +77,9 @@ class ControlRepository(Protocol):
 class PlanRepository(Protocol):
     def add(self, plan: Plan) -> None: ...
 
-    async def get(self, organization_id: str) -> Plan | None: ...
+    async def get(self, organization_id: str) -> Plan | None:
+        """The organization's plan, locked until the transaction ends (two changes take turns)."""
+        ...
 
     async def list(self, organization_id: str | None, *, after_id: str | None, limit: int) -> list[Plan]:
         """None: every organization's (internal projection rebuilds only)."""

@@ -288,7 +288,9 @@ class SqlAlchemyPlanRepository:
 
     async def get(self, organization_id: str) -> Plan | None:
         row = (
-            await self._session.execute(select(plans).where(plans.c.organization_id == organization_id))
+            await self._session.execute(
+                select(plans).where(plans.c.organization_id == organization_id).with_for_update()
+            )
         ).one_or_none()
         return None if row is None else self._writes.loaded(_plan(row))
 

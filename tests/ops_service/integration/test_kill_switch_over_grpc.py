@@ -208,3 +208,24 @@ async def test_plans_default_to_unlimited_and_every_change_is_audited(stub) -> N
         )
     assert refused.value.code() is grpc.StatusCode.INVALID_ARGUMENT
     assert "limits.daily_message_cap" in field_violations(refused.value)
+
+
+async def test_concurrent_first_changes_of_a_scope_and_a_plan_all_land_one_version_each(stub) -> None:
+    org = "org-race"
+    admin = as_key(org, Role.OWNER)
+    pauses = await asyncio.gather(
+        *(stub.PauseExecution(pause_request(org, "inst-1", note=f"n{n}"), metadata=admin) for n in range(5))
+    )
+    plans = await asyncio.gather(
+        *(
+            stub.SetPlan(
+                ops_pb2.SetPlanRequest(organization_id=org, limits=ops_pb2.PlanLimits(daily_message_cap=n)),
+                metadata=admin,
+            )
+            for n in range(5)
+        )
+    )
+    assert sorted(p.control.version for p in pauses) == [1, 2, 3, 4, 5]
+    assert sorted(p.plan.version for p in plans) == [1, 2, 3, 4, 5]
+    listed = await stub.ListControls(ops_pb2.ListControlsRequest(organization_id=org), metadata=admin)
+    assert [c.version for c in listed.controls] == [5]
