@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import grpc
 import nats
 import pytest
+from prometheus_client import REGISTRY
 
 from libs.messaging import envelope
 from libs.rpc.convert import to_timestamp
@@ -63,9 +64,15 @@ async def test_a_pause_is_on_the_stream_well_within_a_second_of_the_answer(
         await client.close()
 
 
+def counted(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
 async def test_pause_and_resume_are_versioned_events_with_their_actor(stub, subject_root, jetstream) -> None:
     org = "org-versions"
     admin = as_key(org, Role.ADMIN, ADMIN_KEY)
+    pauses_before = counted("whatlead_ops_pauses_total", scope="INSTANCE")
+    resumes_before = counted("whatlead_ops_resumes_total", scope="INSTANCE", reason="MANUAL")
     paused = await stub.PauseExecution(
         pause_request(org, "inst-1", note="flapping", actor="alice"), metadata=admin
     )
@@ -79,6 +86,8 @@ async def test_pause_and_resume_are_versioned_events_with_their_actor(stub, subj
     assert paused.control.actor == f"alice (key:{ADMIN_KEY})"
     assert (resumed.control.version, resumed.control.status) == (2, ops_pb2.CONTROL_STATUS_ACTIVE)
     assert again.control.version == 2  # active already: nothing changed
+    assert counted("whatlead_ops_pauses_total", scope="INSTANCE") == pauses_before + 1
+    assert counted("whatlead_ops_resumes_total", scope="INSTANCE", reason="MANUAL") == resumes_before + 1
 
     async def both_published() -> bool:
         return len(await mine()) == 2
