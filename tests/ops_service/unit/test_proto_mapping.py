@@ -3,6 +3,9 @@ keep their names across the two numberings."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+from libs.messaging.controls import control_from_proto
 from libs.seedwork.access import Principal, Role
 from libs.seedwork.api_keys import issue_key
 from libs.seedwork.clock import FakeClock
@@ -68,3 +71,25 @@ def test_a_control_change_names_the_credential_and_the_status_before_it() -> Non
     assert message.control.scope == ops_pb2.CONTROL_SCOPE_CAMPAIGN
     assert message.control.reason == ops_pb2.CONTROL_REASON_COMPLIANCE
     assert message.previous_status == ops_pb2.CONTROL_STATUS_ACTIVE
+
+
+def test_the_gate_and_the_executor_read_a_timed_pause_as_ops_means_it() -> None:
+    control = ExecutionControl.active(Scope.of("org-1", ControlScope.ORGANIZATION, ""), NOW)
+    until = NOW + timedelta(minutes=5)
+    control.pause(
+        reason=ControlReason.INCIDENT,
+        note="",
+        paused_until=until,
+        actor="service",
+        caused_by="service",
+        now=NOW,
+    )
+    [event] = control.pull_events()
+    message = event_to_proto(event)
+    assert isinstance(message, ops_events_pb2.ExecutionControlChanged)
+
+    projected = control_from_proto(message.control)
+
+    assert projected is not None
+    assert projected.key == ("org-1", ControlScope.ORGANIZATION, "org-1") and projected.version == 1
+    assert projected.holds(NOW + timedelta(minutes=4)) and not projected.holds(until)
