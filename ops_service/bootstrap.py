@@ -1,0 +1,149 @@
+"""Builds the ops service from its settings: the only place that knows every concrete class."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from libs.bootstrap import Infrastructure, open_infrastructure
+from libs.messaging.consumer import DurableConsumer, Redelivery
+from libs.messaging.key_directory import ensure_key_directory
+from libs.rpc.server import ServicerBinding
+from libs.runtime import ServiceParts, Worker
+from libs.seedwork.api_keys import issue_key
+from libs.seedwork.clock import Clock, SystemClock
+from ops_service.application.api_keys import (
+    CreateApiKeyHandler,
+    ListApiKeysHandler,
+    PublishKeyRecordHandler,
+    ResolveApiKeyHandler,
+    RevokeApiKeyHandler,
+)
+from ops_service.application.audit import ListAuditEntriesHandler
+from ops_service.application.controls import (
+    ExpirePausesHandler,
+    ListControlsHandler,
+    ListPausedControlsHandler,
+    PauseExecutionHandler,
+    ResumeExecutionHandler,
+)
+from ops_service.application.organizations import (
+    AddMemberHandler,
+    CreateOrganizationHandler,
+    GetOrganizationHandler,
+    ListMembersHandler,
+)
+from ops_service.application.plans import GetPlanHandler, ListPlansHandler, SetPlanHandler
+from ops_service.application.ports import KeyIssuer
+from ops_service.config import OpsSettings
+from ops_service.entrypoints.consumers import KeyDirectoryWriter
+from ops_service.entrypoints.grpc_servicer import OpsHandlers, OpsServicer
+from ops_service.entrypoints.workers import PauseExpirer
+from ops_service.infrastructure.key_directory import JetStreamKeyDirectory
+from ops_service.infrastructure.proto_mapping import event_to_proto
+from ops_service.infrastructure.tables import messaging
+from ops_service.infrastructure.unit_of_work import SqlAlchemyOpsUnitOfWork
+from whatlead.events.v1 import ops_events_pb2
+from whatlead.ops.v1 import ops_pb2, ops_pb2_grpc
+
+SERVICE = "ops"
+
+
+@dataclass
+class Ops:
+    """Every part of a running ops service, for the runtime and for tests that drive pieces."""
+
+    infra: Infrastructure
+    servicer: OpsServicer
+    unit_of_work: Callable[[], SqlAlchemyOpsUnitOfWork]
+    # Event consumers and periodic passes: each part of the service adds its own.
+    consumers: list[DurableConsumer] = field(default_factory=list)
+    workers: list[Worker] = field(default_factory=list)
+
+    def parts(self) -> ServiceParts:
+        binding = ServicerBinding(
+            self.servicer,
+            ops_pb2_grpc.add_OpsServiceServicer_to_server,
+            ops_pb2.DESCRIPTOR.services_by_name["OpsService"].full_name,
+        )
+        loops: list[Worker] = [self.infra.outages.watch, self.infra.relay.run]
+        loops += [consumer.run for consumer in self.consumers]
+        loops += self.workers
+        return ServiceParts(
+            bindings=[binding], workers=loops, close=self.infra.close, outages=self.infra.outages
+        )
+
+
+async def assemble(settings: OpsSettings, *, clock: Clock | None = None, issue: KeyIssuer = issue_key) -> Ops:
+    clock = clock or SystemClock()
+    infra = await open_infrastructure(SERVICE, settings, messaging, clock, database_holds="operations")
+
+    def uow() -> SqlAlchemyOpsUnitOfWork:
+        # Every commit with events wakes the relay: a pause is on its way within milliseconds.
+        return SqlAlchemyOpsUnitOfWork(
+            infra.sessions,
+            tables=messaging,
+            to_message=event_to_proto,
+            clock=clock,
+            on_commit=infra.relay.wake,
+        )
+
+    servicer = OpsServicer(
+        OpsHandlers(
+            create_organization=CreateOrganizationHandler(uow, clock),
+            get_organization=GetOrganizationHandler(uow),
+            add_member=AddMemberHandler(uow, clock),
+            list_members=ListMembersHandler(uow),
+            create_api_key=CreateApiKeyHandler(uow, clock, issue),
+            revoke_api_key=RevokeApiKeyHandler(uow, clock),
+            list_api_keys=ListApiKeysHandler(uow),
+            resolve_api_key=ResolveApiKeyHandler(uow),
+            pause=PauseExecutionHandler(uow, clock),
+            resume=ResumeExecutionHandler(uow, clock),
+            list_controls=ListControlsHandler(uow),
+            list_paused_controls=ListPausedControlsHandler(uow),
+            get_plan=GetPlanHandler(uow),
+            set_plan=SetPlanHandler(uow, clock),
+            list_plans=ListPlansHandler(uow),
+            list_audit_entries=ListAuditEntriesHandler(uow),
+        )
+    )
+    ops = Ops(infra, servicer, uow)
+
+    def consumer(context: str, durable: str, handlers: dict[type[Any], Any]) -> DurableConsumer:
+        return DurableConsumer(
+            service=SERVICE,
+            js=infra.js,
+            subject_root=settings.subject_root,
+            context=context,
+            durable=durable,
+            handlers=handlers,
+            uow_factory=uow,
+            redelivery=Redelivery.of(settings, context),
+            outages=infra.outages,
+        )
+
+    directory = JetStreamKeyDirectory(await ensure_key_directory(infra.js, settings.subject_root))
+    writer = KeyDirectoryWriter(PublishKeyRecordHandler(directory))
+    ops.consumers.append(
+        consumer(
+            "ops",
+            "ops-key-directory",
+            {ops_events_pb2.ApiKeyCreated: writer, ops_events_pb2.ApiKeyRevoked: writer},
+        )
+    )
+    expirer = PauseExpirer(
+        ExpirePausesHandler(uow, clock),
+        interval=settings.expiry_interval_seconds,
+        batch_size=settings.expiry_batch_size,
+        outages=infra.outages,
+    )
+    ops.workers.append(expirer.run)
+    return ops
+
+
+async def build(
+    settings: OpsSettings, *, clock: Clock | None = None, issue: KeyIssuer = issue_key
+) -> ServiceParts:
+    return (await assemble(settings, clock=clock, issue=issue)).parts()
