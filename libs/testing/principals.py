@@ -17,7 +17,9 @@ HEADER = "x-test-principal"
 
 def as_metadata(principal: Principal) -> tuple[tuple[str, str], ...]:
     role = "" if principal.role is None else principal.role.name
-    value = "service" if principal.is_service else f"{principal.organization_id}/{role}/{principal.api_key_id}"
+    value = (
+        "service" if principal.is_service else f"{principal.organization_id}/{role}/{principal.api_key_id}"
+    )
     return ((HEADER, value),)
 
 

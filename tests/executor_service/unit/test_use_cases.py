@@ -47,8 +47,12 @@ from executor_service.domain.job import ExecutionStatus, MessageExecutionJob
 from executor_service.domain.outcome import RestrictionKind
 from executor_service.domain.ports import JobFilter
 from executor_service.domain.retry_policy import RetryPolicy
+from executor_service.entrypoints.grpc_servicer import ExecutorServicer
+from executor_service.infrastructure.proto_mapping import event_to_proto
 from libs.providers.capabilities import Capabilities, LookupMethod
 from libs.providers.port import ProviderError, Restriction
+from libs.rpc.principal import reset_principal, set_principal
+from libs.seedwork.access import Principal, Role
 from libs.seedwork.clock import FakeClock
 from libs.seedwork.controls import ExecutionControl
 from libs.seedwork.errors import FailedPrecondition, InvalidArgument, NotFound
@@ -64,6 +68,7 @@ from tests.executor_service.unit.fakes import (
     FakeMessageSender,
     capabilities,
 )
+from whatlead.executor.v1 import executor_pb2
 
 POLICY = RetryPolicy(max_attempts=3, base_delay=timedelta(seconds=2), factor=2.0, jitter=0.0)
 
@@ -418,6 +423,45 @@ async def test_an_operator_retries_a_failed_job_and_it_is_sent(ex):
     assert await ex.run_due() == [Outcome.SENT]
     with pytest.raises(FailedPrecondition):
         await retry(RetryJob(organization_id=ORG, job_id=job_id, actor="ana"))
+
+
+async def test_an_operators_retry_names_the_operator_and_the_key_that_acted(ex):
+    job_id = await ex.approve()
+    ex.provider.fail_next(ProviderError.permanent("http_400"))
+    await ex.run_due()
+    servicer = ExecutorServicer(
+        get_job=GetJobHandler(ex.uow),
+        list_jobs=ListJobsHandler(ex.uow),
+        retry_job=RetryJobHandler(ex.uow, ex.clock),
+    )
+    token = set_principal(Principal(ORG, Role.ADMIN, "0193-key"))
+    try:
+        await servicer.RetryJob(
+            executor_pb2.RetryJobRequest(organization_id=ORG, job_id=job_id, actor="alice"), context=None
+        )
+    finally:
+        reset_principal(token)
+
+    [scheduled] = [e for e in ex.uow.committed_events if isinstance(e, MessageRetryScheduled) and e.actor]
+    published = event_to_proto(scheduled)
+    assert (published.actor, published.meta.actor) == ("alice (key:0193-key)", "alice (key:0193-key)")
+
+
+@pytest.mark.parametrize(
+    ("caller", "name", "recorded"),
+    [("key:k-1", "", "key:k-1"), ("service", "", "service"), ("", "ana", "ana"), ("", "", "")],
+)
+async def test_a_retry_records_whichever_of_caller_and_name_there_is(ex, caller, name, recorded):
+    job_id = await ex.approve()
+    ex.provider.fail_next(ProviderError.permanent("http_400"))
+    await ex.run_due()
+
+    await RetryJobHandler(ex.uow, ex.clock)(
+        RetryJob(organization_id=ORG, job_id=job_id, actor=name, caller=caller)
+    )
+
+    scheduled = [e for e in ex.uow.committed_events if isinstance(e, MessageRetryScheduled)][-1]
+    assert scheduled.actor == recorded and event_to_proto(scheduled).meta.actor == recorded
 
 
 async def test_reads_and_retries_are_scoped_to_one_organization(ex):

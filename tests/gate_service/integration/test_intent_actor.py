@@ -27,7 +27,9 @@ async def gate_root(subject_root, jetstream):
 
 
 @pytest.fixture
-async def gate(migrated_database, gate_root, redis_prefix, jetstream, redis_client) -> AsyncIterator[RunningGate]:
+async def gate(
+    migrated_database, gate_root, redis_prefix, jetstream, redis_client
+) -> AsyncIterator[RunningGate]:
     async with running_gate(migrated_database("gate_service"), gate_root, redis_prefix) as running:
         yield running
 
@@ -62,7 +64,9 @@ async def test_each_intent_created_names_its_own_caller_even_when_committed_toge
     expected = {r.intent.id: caller.actor for r, caller in zip(responses, callers, strict=True)}
 
     async def all_published() -> bool:
-        return len(await gate_events(jetstream, gate_root, "gate.intent.created", set(expected))) == len(expected)
+        return len(await gate_events(jetstream, gate_root, "gate.intent.created", set(expected))) == len(
+            expected
+        )
 
     await eventually(all_published, timeout=10)
     created = await gate_events(jetstream, gate_root, "gate.intent.created", set(expected))
