@@ -5,11 +5,12 @@ as the real interceptor sets the authenticated one. Never wired into a service."
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 import grpc
 
 from libs.rpc.principal import reset_principal, set_principal
+from libs.rpc.server import AsyncUnaryBehaviour
 from libs.seedwork.access import Principal, Role
 
 HEADER = "x-test-principal"
@@ -42,7 +43,7 @@ class TestPrincipalInterceptor(grpc.aio.ServerInterceptor):
         if handler is None or handler.unary_unary is None:
             return handler
         named = dict(handler_call_details.invocation_metadata or ()).get(HEADER)
-        behaviour = handler.unary_unary
+        behaviour = cast("AsyncUnaryBehaviour[Any, Any]", handler.unary_unary)
 
         async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             token = set_principal(None if named is None else _parse(str(named)))

@@ -36,7 +36,7 @@ class SqlAlchemyInstanceAllowances:
             version=allowance.version,
             updated_at=self._clock.now(),
         )
-        statement = statement.on_conflict_do_update(
+        upsert = statement.on_conflict_do_update(
             index_elements=[instance_allowances.c.organization_id],
             set_={
                 "max_instances": statement.excluded.max_instances,
@@ -45,7 +45,7 @@ class SqlAlchemyInstanceAllowances:
             },
             where=instance_allowances.c.version < statement.excluded.version,
         ).returning(instance_allowances.c.organization_id)
-        return (await self._session.execute(statement)).first() is not None
+        return (await self._session.execute(upsert)).first() is not None
 
 
 def _allowance(row: Any) -> InstanceAllowance:

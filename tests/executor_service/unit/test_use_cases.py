@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
+from typing import Any, cast
 
+import grpc
 import pytest
 
 from executor_service.application.apply_control import ApplyControlChange, ApplyControlChangeHandler
@@ -68,6 +70,7 @@ from tests.executor_service.unit.fakes import (
     FakeMessageSender,
     capabilities,
 )
+from whatlead.events.v1 import executor_events_pb2
 from whatlead.executor.v1 import executor_pb2
 
 POLICY = RetryPolicy(max_attempts=3, base_delay=timedelta(seconds=2), factor=2.0, jitter=0.0)
@@ -437,13 +440,15 @@ async def test_an_operators_retry_names_the_operator_and_the_key_that_acted(ex):
     token = set_principal(Principal(ORG, Role.ADMIN, "0193-key"))
     try:
         await servicer.RetryJob(
-            executor_pb2.RetryJobRequest(organization_id=ORG, job_id=job_id, actor="alice"), context=None
+            executor_pb2.RetryJobRequest(organization_id=ORG, job_id=job_id, actor="alice"),
+            cast("grpc.aio.ServicerContext[Any, Any]", None),  # the servicer never touches it
         )
     finally:
         reset_principal(token)
 
     [scheduled] = [e for e in ex.uow.committed_events if isinstance(e, MessageRetryScheduled) and e.actor]
     published = event_to_proto(scheduled)
+    assert isinstance(published, executor_events_pb2.MessageRetryScheduled)
     assert (published.actor, published.meta.actor) == ("alice (key:0193-key)", "alice (key:0193-key)")
 
 
@@ -461,7 +466,9 @@ async def test_a_retry_records_whichever_of_caller_and_name_there_is(ex, caller,
     )
 
     scheduled = [e for e in ex.uow.committed_events if isinstance(e, MessageRetryScheduled)][-1]
-    assert scheduled.actor == recorded and event_to_proto(scheduled).meta.actor == recorded
+    published = event_to_proto(scheduled)
+    assert isinstance(published, executor_events_pb2.MessageRetryScheduled)
+    assert scheduled.actor == recorded and published.meta.actor == recorded
 
 
 async def test_reads_and_retries_are_scoped_to_one_organization(ex):
