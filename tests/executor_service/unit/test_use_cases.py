@@ -289,6 +289,53 @@ async def test_resuming_wakes_held_jobs_at_once(ex):
     assert await ex.run_due() == [Outcome.SENT]
 
 
+@pytest.mark.parametrize("scope", [ControlScope.INSTANCE, ControlScope.ORGANIZATION, ControlScope.CAMPAIGN])
+async def test_each_paused_scope_holds_approved_jobs_never_failing_or_sending_and_resume_sends_once(
+    ex, scope
+):
+    instance_id = new_id()
+    job_id = await ex.approve(instance_id=instance_id, campaign_id="camp-1")
+    other_job = await ex.approve(campaign_id="camp-2")  # another instance, another campaign
+    scope_id = {ControlScope.INSTANCE: instance_id, ControlScope.ORGANIZATION: ORG}.get(scope, "camp-1")
+    apply = ApplyControlChangeHandler(ex.clock)
+
+    async def control(paused: bool, version: int) -> None:
+        change = ExecutionControl(
+            organization_id=ORG,
+            scope=scope,
+            scope_id=scope_id,
+            paused=paused,
+            paused_until=None,
+            version=version,
+            updated_at=ex.clock.now(),
+        )
+        async with ex.uow as uow:
+            assert await apply(uow, ApplyControlChange(change))
+            await uow.commit()
+        ex.kill_switch.controls = list(ex.uow.controls.rows.values())
+
+    await control(paused=True, version=1)
+    # Held at every re-check, more times than a job may be attempted: still PENDING, nothing spent.
+    for _ in range(POLICY.max_attempts + 2):
+        outcomes = await ex.run_due()
+        assert Outcome.PAUSED in outcomes
+        ex.clock.advance(POLICY.pause_recheck)
+    held = ex.job(job_id)
+    assert (held.status, held.attempts, held.held_by_pause) == (ExecutionStatus.PENDING, 0, True)
+    if scope is ControlScope.ORGANIZATION:
+        assert ex.provider.sent == []
+    else:  # only the paused scope is held
+        assert ex.job(other_job).status is ExecutionStatus.SENT and len(ex.provider.sent) == 1
+
+    await control(paused=False, version=2)
+    # Runnable at once (not at the next re-check); the organization's pause held the other job too.
+    held_jobs = 2 if scope is ControlScope.ORGANIZATION else 1
+    assert await ex.run_due() == [Outcome.SENT] * held_jobs
+    assert ex.job(job_id).status is ExecutionStatus.SENT and ex.job(job_id).attempts == 1
+    assert len(ex.provider.sent) == 2  # each job once
+    assert ex.uow.events_of(MessageFailed) == []
+
+
 async def test_an_expired_intent_is_failed_without_a_call(ex):
     job_id = await ex.approve(expires_at=T0 + timedelta(seconds=5))
     ex.clock.advance(seconds=5)
