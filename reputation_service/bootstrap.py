@@ -15,6 +15,7 @@ from libs.rpc.client import open_channel
 from libs.rpc.server import ServicerBinding
 from libs.runtime import ServiceParts, Worker
 from libs.seedwork.clock import Clock, SystemClock
+from reputation_service.application.apply_plan import ApplyPlanChangeHandler
 from reputation_service.application.plan_warmup import (
     PlanWarmupHandler,
     SubmitDueWarmupHandler,
@@ -51,7 +52,7 @@ from reputation_service.application.window_counts import (
     WindowCountsReader,
 )
 from reputation_service.config import ReputationSettings
-from reputation_service.entrypoints.consumers import ExecutorEventSignals, ProviderEventSignals
+from reputation_service.entrypoints.consumers import ExecutorEventSignals, PlanChanges, ProviderEventSignals
 from reputation_service.entrypoints.grpc_servicer import ReputationServicer
 from reputation_service.entrypoints.warmup_planner import WarmupPlanner
 from reputation_service.entrypoints.warmup_rpcs import WarmupRpcs
@@ -63,7 +64,7 @@ from reputation_service.infrastructure.stored_phase_source import StoredPhaseSou
 from reputation_service.infrastructure.tables import messaging
 from reputation_service.infrastructure.unit_of_work import SqlAlchemyReputationUnitOfWork
 from reputation_service.infrastructure.warmup_store import SqlAlchemyWarmupStore
-from whatlead.events.v1 import executor_events_pb2, provider_events_pb2
+from whatlead.events.v1 import executor_events_pb2, ops_events_pb2, provider_events_pb2
 from whatlead.reputation.v1 import reputation_pb2, reputation_pb2_grpc
 
 SERVICE = "reputation"
@@ -175,6 +176,17 @@ async def assemble(settings: ReputationSettings, *, clock: Clock | None = None) 
                 executor_events_pb2.MessageSent: executor_signals,
                 executor_events_pb2.MessageFailed: executor_signals,
             },
+        ),
+        DurableConsumer(
+            service=SERVICE,
+            js=infra.js,
+            subject_root=settings.subject_root,
+            context="ops",
+            durable="reputation-plans",
+            handlers={ops_events_pb2.PlanChanged: PlanChanges(ApplyPlanChangeHandler())},
+            uow_factory=uow,
+            redelivery=Redelivery.of(settings, "ops"),
+            outages=infra.outages,
         ),
     ]
     retention = Retention(

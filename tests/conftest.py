@@ -160,3 +160,17 @@ async def redis_client(redis_prefix: str) -> AsyncIterator[object]:
     async for key in client.scan_iter(match=redis_prefix + "*", count=1000):
         await client.delete(key)
     await client.aclose()
+
+
+# --- the CLI ------------------------------------------------------------------------------------------
+
+# The key `whatlead` presents in tests that run it against in-process services.
+CLI_API_KEY = "wl_clitest0_" + "t" * 43
+
+
+@pytest.fixture
+def cli_credentials(monkeypatch: pytest.MonkeyPatch) -> str:
+    """Gives `whatlead` its API key (every call carries one) and no other source of credentials."""
+    monkeypatch.setenv("WHATLEAD_API_KEY", CLI_API_KEY)
+    monkeypatch.delenv("WHATLEAD_CREDENTIALS", raising=False)
+    return CLI_API_KEY

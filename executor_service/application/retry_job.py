@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from executor_service.application.queries import check_scope
 from executor_service.domain.job import MessageExecutionJob
 from executor_service.domain.ports import ExecutorUnitOfWork
+from libs.seedwork.access import named_actor
 from libs.seedwork.clock import Clock
 from libs.seedwork.errors import NotFound, Violations
 from libs.seedwork.ids import is_valid_id
@@ -19,12 +20,14 @@ MAX_ACTOR = 200
 class RetryJob:
     organization_id: str
     job_id: str
-    actor: str
+    actor: str  # the name the operator gave, if any (free text)
+    caller: str = ""  # the authenticated caller ("key:<id>", "service"); "" outside a request
 
 
 class RetryJobHandler:
     """Puts the job back to PENDING for a new round of attempts and announces it (MessageRetryScheduled
-    with the actor). Anything but FAILED or NEEDS_REVIEW, or an expired intent: FailedPrecondition."""
+    with the actor: the operator's name with the caller that acted, e.g. "alice (key:0193…)"). Anything
+    but FAILED or NEEDS_REVIEW, or an expired intent: FailedPrecondition."""
 
     def __init__(self, uow: Callable[[], ExecutorUnitOfWork], clock: Clock) -> None:
         self._uow = uow
@@ -40,7 +43,7 @@ class RetryJobHandler:
             job = await uow.jobs.get(command.organization_id, command.job_id)
             if job is None:
                 raise NotFound(f"job {command.job_id} not found")
-            job.retry_manually(actor=command.actor, now=self._clock.now())
+            job.retry_manually(actor=named_actor(command.caller, command.actor), now=self._clock.now())
             uow.jobs.save(job)
             uow.track(job)
             await uow.commit()

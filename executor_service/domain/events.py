@@ -42,7 +42,7 @@ class MessageRetryScheduled(JobEvent):
     attempt: int
     next_attempt_at: datetime
     error: JobError | None
-    actor: str  # "" for an automatic retry; who asked, for an operator's retry
+    # `actor` (DomainEvent's, also meta.actor): "" for an automatic retry; who asked, for an operator's
 
 
 @dataclass(frozen=True, kw_only=True)

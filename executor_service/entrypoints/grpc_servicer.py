@@ -10,6 +10,7 @@ from executor_service.domain.job import ExecutionStatus
 from executor_service.domain.ports import JobFilter
 from executor_service.infrastructure.proto_mapping import job_to_proto
 from libs.rpc.convert import enum_from_proto
+from libs.rpc.principal import current_actor
 from libs.seedwork.errors import InvalidArgument
 from libs.seedwork.pagination import page_request
 from whatlead.executor.v1 import executor_pb2, executor_pb2_grpc
@@ -54,6 +55,11 @@ class ExecutorServicer(executor_pb2_grpc.ExecutorServiceServicer):
         self, request: executor_pb2.RetryJobRequest, context: grpc.aio.ServicerContext
     ) -> executor_pb2.RetryJobResponse:
         job = await self._retry(
-            RetryJob(organization_id=request.organization_id, job_id=request.job_id, actor=request.actor)
+            RetryJob(
+                organization_id=request.organization_id,
+                job_id=request.job_id,
+                actor=request.actor,
+                caller=current_actor(),
+            )
         )
         return executor_pb2.RetryJobResponse(job=job_to_proto(job))

@@ -32,6 +32,7 @@ class IntentRequest:
     not_before: datetime | None = None
     expires_at: datetime | None = None
     pinned_instance_id: str = ""  # "" or the only instance that may send it
+    actor: str = ""  # who asks ("key:<id>", "service"); recorded on IntentCreated, not part of the request
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,7 @@ class IdempotentIntentStore:
             default_validity=self._default_validity,
             max_validity=self._max_validity,
             pinned_instance_id=request.pinned_instance_id,
+            actor=request.actor,
         )
 
     async def store(

@@ -174,8 +174,10 @@ class MessageIntent(AggregateRoot):
         default_validity: timedelta = DEFAULT_VALIDITY,
         max_validity: timedelta = MAX_VALIDITY,
         pinned_instance_id: str = "",
+        actor: str = "",
     ) -> MessageIntent:
-        """A PENDING intent, or InvalidArgument listing every problem of the request."""
+        """A PENDING intent, or InvalidArgument listing every problem of the request. `actor` (who asked
+        for it) goes on IntentCreated only: the decisions that follow are the Gate's own."""
         v = Violations()
         v.check(bool(organization_id.strip()), "organization_id", "must not be empty")
         target = _target(v, target_kind, target_value)
@@ -231,7 +233,7 @@ class MessageIntent(AggregateRoot):
             pinned_instance_id=pinned_instance_id or None,
         )
         intent.request_hash = request_fingerprint(intent, explicit_expiry=expires_at)
-        intent.record(IntentCreated(**intent._meta(now), intent=intent.snapshot()))
+        intent.record(IntentCreated(**intent._meta(now), actor=actor, intent=intent.snapshot()))
         return intent
 
     # --- decisions ------------------------------------------------------------------------------------

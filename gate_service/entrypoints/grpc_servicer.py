@@ -23,6 +23,7 @@ from gate_service.infrastructure.proto_mapping import (
     timestamp_or_none,
     type_from_proto,
 )
+from libs.rpc.principal import current_actor
 from libs.seedwork.errors import Violations
 from libs.seedwork.pagination import page_request
 from libs.seedwork.phone import normalize_phone
@@ -51,6 +52,7 @@ def _command(command: type[C], request: gate_pb2.SubmitIntentRequest | gate_pb2.
         not_before=timestamp_or_none(request, "not_before"),
         expires_at=timestamp_or_none(request, "expires_at"),
         pinned_instance_id=request.instance_id,
+        actor=current_actor(),
     )
 
 

@@ -1,13 +1,20 @@
-"""What every CLI command module shares: addresses, deadlines, enum parsing, output."""
+"""What every CLI command module shares: addresses, credentials, deadlines, enum parsing, output."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
-from typing import Protocol, TypeVar
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
 
+import grpc
 from google.protobuf import json_format
 from google.protobuf.message import Message
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from libs.rpc.convert import ProtoEnum, enum_prefix
 
@@ -33,6 +40,81 @@ def address(service: str) -> str:
     return os.environ.get(f"WHATLEAD_{service.upper()}_ADDR", DEFAULT_ADDRESSES[service])
 
 
+# Where the API key comes from, first found wins: the key itself, a credentials file named by the
+# environment, the file `make run` writes under the working directory.
+API_KEY_ENV = "WHATLEAD_API_KEY"
+CREDENTIALS_ENV = "WHATLEAD_CREDENTIALS"
+DEFAULT_CREDENTIALS = Path(".data") / "credentials.json"
+
+
+@dataclass(frozen=True)
+class Credentials:
+    api_key: str
+    source: str  # where it was found, for error messages (never the key itself)
+    organization_id: str = ""
+    role: str = ""
+
+
+class NoCredentials(SystemExit):
+    """No usable API key: one line for the user, exit status 1."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"error: {reason}")
+
+
+def credentials() -> Credentials:
+    key = os.environ.get(API_KEY_ENV, "").strip()
+    if key:
+        return Credentials(key, API_KEY_ENV)
+    named = os.environ.get(CREDENTIALS_ENV, "").strip()
+    if named:
+        return _read_credentials(Path(named), f"{CREDENTIALS_ENV}={named}", must_exist=True)
+    return _read_credentials(Path.cwd() / DEFAULT_CREDENTIALS, str(DEFAULT_CREDENTIALS), must_exist=False)
+
+
+def _read_credentials(path: Path, source: str, *, must_exist: bool) -> Credentials:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        if must_exist:
+            raise NoCredentials(f"credentials file not found ({source})") from None
+        raise NoCredentials(
+            f"no API key: set {API_KEY_ENV}, or {CREDENTIALS_ENV} to a credentials file "
+            f"(`make run` writes {DEFAULT_CREDENTIALS})"
+        ) from None
+    except OSError as error:
+        raise NoCredentials(f"cannot read the credentials file ({source}): {error.strerror}") from None
+    try:
+        found = json.loads(text)
+    except ValueError:
+        found = None
+    key = found.get("api_key") if isinstance(found, dict) else None
+    if not isinstance(key, str) or not key.strip():
+        raise NoCredentials(f'the credentials file has no "api_key" ({source})')
+    return Credentials(
+        key.strip(), source, str(found.get("organization_id") or ""), str(found.get("role") or "")
+    )
+
+
+class _Bearer(grpc.UnaryUnaryClientInterceptor):
+    """Adds `authorization: Bearer <key>` to every call of the channel."""
+
+    def __init__(self, api_key: str) -> None:
+        self._metadata = ("authorization", f"Bearer {api_key}")
+
+    def intercept_unary_unary(
+        self, continuation: Callable[[Any, Any], Any], client_call_details: Any, request: Any
+    ) -> Any:
+        metadata = [*(client_call_details.metadata or ()), self._metadata]
+        return continuation(client_call_details._replace(metadata=metadata), request)
+
+
+def channel(service: str) -> grpc.Channel:
+    """A channel to `service` whose calls carry the caller's API key; no key is a one-line error."""
+    key = credentials().api_key
+    return grpc.intercept_channel(grpc.insecure_channel(address(service)), _Bearer(key))
+
+
 def show(message: Message) -> None:
     print(json_format.MessageToJson(message, indent=2, preserving_proto_field_name=True))
 
@@ -50,3 +132,34 @@ def enum_value(proto_enum: ProtoEnum[V], text: str) -> V:
 def enum_label(proto_enum: ProtoEnum[V], number: V) -> str:
     """PROVIDER_WAHA -> "WAHA": a proto enum number as the CLI prints it."""
     return proto_enum.Name(number).removeprefix(enum_prefix(proto_enum))
+
+
+def when(moment: Timestamp) -> str:
+    """A proto timestamp as the CLI prints it (UTC, to the second); "-" when unset."""
+    if not moment.seconds and not moment.nanos:
+        return "-"
+    return f"{moment.ToDatetime(tzinfo=UTC):%Y-%m-%d %H:%M:%S}"
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def duration(text: str) -> timedelta:
+    """ "90s", "30m", "1h", "7d" -> a timedelta; anything else is a one-line error."""
+    text = text.strip().lower()
+    try:
+        amount, unit = float(text[:-1]), _UNITS[text[-1:]]
+    except (ValueError, KeyError):
+        raise SystemExit(f"error: bad duration {text!r}; e.g. 30m, 1h, 7d") from None
+    if amount <= 0:
+        raise SystemExit(f"error: bad duration {text!r}; it must be positive")
+    return timedelta(seconds=amount * unit)
+
+
+def moment(text: str, now: datetime | None = None) -> datetime:
+    """An ISO time (UTC unless it says otherwise) or a duration from now ("2h")."""
+    try:
+        found = datetime.fromisoformat(text)
+    except ValueError:
+        return (now or datetime.now(UTC)) + duration(text)
+    return found if found.tzinfo else found.replace(tzinfo=UTC)

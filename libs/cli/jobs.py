@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-import grpc
-
-from libs.cli.common import DEADLINE_SECONDS, Commands, address, show
+from libs.cli.common import DEADLINE_SECONDS, Commands, channel, show
 from whatlead.executor.v1 import executor_pb2, executor_pb2_grpc
 
 
 def executor() -> executor_pb2_grpc.ExecutorServiceStub:
-    return executor_pb2_grpc.ExecutorServiceStub(grpc.insecure_channel(address("executor")))
+    return executor_pb2_grpc.ExecutorServiceStub(channel("executor"))
 
 
 def show_jobs(args: argparse.Namespace) -> int:
@@ -40,7 +38,7 @@ def register(commands: Commands) -> None:
     jobs = commands.add_parser("jobs", help="the execution job of an intent (status, attempts, last error)")
     jobs.add_argument("intent_id", nargs="?", help="the intent whose job to show")
     jobs.add_argument("--retry", dest="job_id", default="", help="retry this FAILED or NEEDS_REVIEW job")
-    jobs.add_argument("--actor", default="cli", help="who asks for the retry (audit)")
+    jobs.add_argument("--actor", default="", help="your name, recorded with your key (audit)")
     jobs.set_defaults(run=_dispatch)
 
 

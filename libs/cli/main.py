@@ -8,9 +8,20 @@
     whatlead reputation plan <instance_id>
     whatlead jobs <intent_id>
     whatlead events --context reputation
+    whatlead pause instance <instance_id> --note "provider outage" --until 2h
+    whatlead resume instance <instance_id>
+    whatlead controls --status paused
+    whatlead timeline <intent_id>
+    whatlead metrics --window 1h
+    whatlead keys create --name ci --role member
+    whatlead members add <user> --role admin
+    whatlead plan set --daily 1000 --max-instances 5
+    whatlead audit
 
 Addresses default to what `make run` starts; override with WHATLEAD_<SERVICE>_ADDR (e.g.
-WHATLEAD_REPUTATION_ADDR=10.0.0.5:50053). The organization comes from --org or WHATLEAD_ORG.
+WHATLEAD_REPUTATION_ADDR=10.0.0.5:50053). Every call carries an API key: WHATLEAD_API_KEY, else the JSON
+file named by WHATLEAD_CREDENTIALS, else .data/credentials.json (which `make run` writes). The
+organization is the key's; --org or WHATLEAD_ORG names one explicitly.
 """
 
 from __future__ import annotations
@@ -21,18 +32,26 @@ import sys
 
 import grpc
 
-from libs.cli import events, instances, intents, jobs, reputation
+from libs.cli import access, controls, events, instances, intents, jobs, reputation, timeline
+from libs.cli.common import credentials
 from libs.rpc.errors import field_violations
 
 # Each module adds its own sub-commands; a new context adds its module here.
-COMMAND_MODULES = [instances, reputation, intents, jobs, events]
+COMMAND_MODULES = [instances, reputation, intents, jobs, events, controls, timeline, access]
+# What a refused credential means for the user, after the server's own words.
+_CREDENTIAL_HINTS = {
+    grpc.StatusCode.UNAUTHENTICATED: "the API key was not accepted",
+    grpc.StatusCode.PERMISSION_DENIED: "the API key's role does not allow this",
+}
 
 
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(
         prog="whatlead", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    root.add_argument("--org", default=os.environ.get("WHATLEAD_ORG", "demo"), help="organization id")
+    root.add_argument(
+        "--org", default=os.environ.get("WHATLEAD_ORG", ""), help="organization id (default: the API key's)"
+    )
     commands = root.add_subparsers(dest="command", required=True)
     for module in COMMAND_MODULES:
         module.register(commands)
@@ -59,6 +78,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.run(args))
     except grpc.RpcError as error:
+        hint = _CREDENTIAL_HINTS.get(error.code())
+        if hint is not None:
+            # One line: what the server said, and which key it was (where it came from, never the key).
+            print(
+                f"error: {error.code().name}: {error.details()} ({hint}; key from {_key_source()})",
+                file=sys.stderr,
+            )
+            return 1
         violations = field_violations(error)
         summary = "invalid fields:" if violations else error.details()
         print(f"error: {error.code().name}: {summary}", file=sys.stderr)
@@ -67,6 +94,13 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+
+
+def _key_source() -> str:
+    try:
+        return credentials().source
+    except SystemExit:
+        return "nowhere"
 
 
 if __name__ == "__main__":

@@ -15,4 +15,5 @@ def event_meta(event: DomainEvent) -> common_pb2.EventMeta:
         aggregate_id=event.aggregate_id,
         correlation_id=event.correlation_id or event.aggregate_id,
         occurred_at=to_timestamp(event.occurred_at),
+        actor=event.actor,
     )

@@ -22,6 +22,13 @@ def current_principal() -> Principal:
     return principal
 
 
+def current_actor() -> str:
+    """How events and audit entries name the caller of this request ("key:<id>", "service"), or "" when no
+    caller is set (the system's own work: workers, consumers, tests driving a use case directly)."""
+    principal = _current.get()
+    return "" if principal is None else principal.actor
+
+
 def set_principal(principal: Principal | None) -> object:
     """For the interceptor (and tests driving a servicer directly); returns the token to reset with."""
     return _current.set(principal)

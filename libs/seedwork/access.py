@@ -11,6 +11,15 @@ from enum import IntEnum
 SERVICE_ACTOR = "service"
 
 
+def named_actor(caller: str, name: str) -> str:
+    """An operator's own name with the credential that acted for it: "alice (key:0193…)". Either alone
+    when the other is empty. The name is what the operator typed; the credential is what was proven."""
+    name = name.strip()
+    if name and caller:
+        return f"{name} ({caller})"
+    return name or caller
+
+
 class Role(IntEnum):
     MEMBER = 1
     ADMIN = 2

@@ -15,6 +15,7 @@ class DomainEvent:
     aggregate_id: str
     occurred_at: datetime
     correlation_id: str = ""
+    actor: str = ""  # who caused it: "key:<api key id>", "service", or "" for the system itself
 
 
 @dataclass(kw_only=True, eq=False)

@@ -8,6 +8,7 @@ from libs.seedwork.errors import AlreadyExists
 from libs.seedwork.shared_kernel import ConnectionState, Provider, ProviderEngine, Purpose
 from reputation_service.application.reputation_updates import ReputationUpdater
 from reputation_service.domain.instance import Instance
+from reputation_service.domain.plan_allowance import WithinInstanceCap
 from reputation_service.domain.ports import ReputationUnitOfWork
 
 
@@ -26,7 +27,9 @@ class RegisterInstance:
 
 class RegisterInstanceHandler:
     """Adds a number to an organization's registry and announces it (InstanceRegistered), with its first
-    reputation (ReputationEvaluated: its organization's initial phase) in the same transaction."""
+    reputation (ReputationEvaluated: its organization's initial phase) in the same transaction. Refused
+    (FailedPrecondition) once the organization has as many instances as its plan allows; the count and
+    the insert happen under the organization's allowance lock, so concurrent registrations take turns."""
 
     def __init__(
         self,
@@ -60,6 +63,9 @@ class RegisterInstanceHandler:
                     f"instance {existing.id} already uses {instance.provider.value} ref "
                     f"{instance.provider_instance_ref!r}"
                 )
+            allowance = await uow.allowances.lock(instance.organization_id)
+            if allowance.is_limited:
+                WithinInstanceCap.check(allowance, await uow.instances.count(instance.organization_id))
             uow.instances.add(instance)
             uow.track(instance)
             if self._reputation is not None:

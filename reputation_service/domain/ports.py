@@ -11,6 +11,7 @@ from libs.seedwork.shared_kernel import ConnectionState, Provider, Purpose
 from libs.seedwork.unit_of_work import UnitOfWork
 from reputation_service.domain.evaluation import HealthStatus, ReputationState
 from reputation_service.domain.instance import Instance
+from reputation_service.domain.plan_allowance import InstanceAllowance
 from reputation_service.domain.signals import BucketTotals, CounterDeltas, Signal, TrackedMessage, WindowPlan
 from reputation_service.domain.warmup import WarmupPhase
 
@@ -47,6 +48,24 @@ class InstanceRepository(Protocol):
     async def organizations_of(self, instance_ids: Collection[str]) -> dict[str, str]:
         """instance id -> its organization, for those of the ids the registry knows (every organization:
         for the signal consumers, whose events carry an instance id)."""
+        ...
+
+    async def count(self, organization_id: str) -> int:
+        """How many instances the organization has registered."""
+        ...
+
+
+class InstanceAllowances(Protocol):
+    """Each organization's instance cap, projected from ops' plans."""
+
+    async def lock(self, organization_id: str) -> InstanceAllowance:
+        """The organization's allowance (unlimited when no plan arrived), its row locked until the
+        transaction ends: registrations of one organization counting against a cap take turns, so two
+        cannot both take the last slot."""
+        ...
+
+    async def save_if_newer(self, allowance: InstanceAllowance) -> bool:
+        """Keep it unless a newer (or the same) version is kept already; True when kept."""
         ...
 
 
@@ -184,6 +203,9 @@ class ReputationUnitOfWork(UnitOfWork, Protocol):
 
     @property
     def reputations(self) -> ReputationStore: ...
+
+    @property
+    def allowances(self) -> InstanceAllowances: ...
 
     def after_transaction(self, callback: Callable[[bool], None]) -> None:
         """Run `callback(committed)` once this transaction has ended (metrics count what committed)."""

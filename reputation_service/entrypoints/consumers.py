@@ -12,6 +12,8 @@ Which report is which fact (docs/adr/0044-reputation-signals.md):
   time-lock once per lock (its end).
 - banned: the provider's INSTANCE_BANNED, and an Executor failure with a ban restriction (once per
   message).
+
+And ops' PlanChanged: the organization's instance cap, which RegisterInstance enforces.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from libs.rpc.convert import from_timestamp
 from libs.seedwork.clock import Clock
 from libs.seedwork.errors import InvalidArgument
+from reputation_service.application.apply_plan import ApplyPlanChange, ApplyPlanChangeHandler
 from reputation_service.application.record_signals import (
     Observation,
     RecordSignals,
@@ -38,7 +41,7 @@ from reputation_service.domain.ports import ReputationUnitOfWork
 from reputation_service.domain.signals import SignalKind, SignalSource, message_key
 from reputation_service.infrastructure import metrics
 from whatlead.common.v1 import common_pb2
-from whatlead.events.v1 import executor_events_pb2, provider_events_pb2
+from whatlead.events.v1 import executor_events_pb2, ops_events_pb2, provider_events_pb2
 from whatlead.executor.v1 import executor_pb2
 
 _T = provider_events_pb2
@@ -236,3 +239,21 @@ class ExecutorEventSignals(_Signals):
         elif restriction in _BANS:
             found.append(observe(kind=SignalKind.BANNED, restriction=_ban(restriction)))
         return found
+
+
+class PlanChanges:
+    """Ops' PlanChanged: keeps the organization's instance cap (plan.limits.max_instances, by version)."""
+
+    def __init__(self, apply: ApplyPlanChangeHandler) -> None:
+        self._apply = apply
+
+    async def __call__(self, event: ops_events_pb2.PlanChanged, uow: ReputationUnitOfWork) -> None:
+        plan = event.plan
+        await self._apply(
+            uow,
+            ApplyPlanChange(
+                organization_id=plan.organization_id or event.meta.organization_id,
+                max_instances=plan.limits.max_instances,
+                version=plan.version,
+            ),
+        )

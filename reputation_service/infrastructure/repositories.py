@@ -3,7 +3,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.db.optimistic import OptimisticWrites
@@ -71,6 +71,12 @@ class SqlAlchemyInstanceRepository:
             select(instances.c.id, instances.c.organization_id).where(instances.c.id.in_(list(instance_ids)))
         )
         return {row.id: row.organization_id for row in rows}
+
+    async def count(self, organization_id: str) -> int:
+        query = (
+            select(func.count()).select_from(instances).where(instances.c.organization_id == organization_id)
+        )
+        return int((await self._session.execute(query)).scalar_one())
 
     async def flush(self) -> None:
         """Write what changed; called by the unit of work right before it commits."""

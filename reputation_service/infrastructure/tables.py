@@ -195,3 +195,14 @@ Index("ix_warmup_messages_plan", warmup_messages.c.instance_id, warmup_messages.
 # The passes' scans: due PLANNED messages, SUBMITTED ones waiting for their outcome.
 Index("ix_warmup_messages_status_due", warmup_messages.c.status, warmup_messages.c.due_at)
 Index("ix_warmup_messages_status_updated", warmup_messages.c.status, warmup_messages.c.updated_at)
+
+# Each organization's instance cap, from ops' PlanChanged (its version: older plans are dropped). A
+# registration locks its organization's row, so counting and inserting under a cap take turns.
+instance_allowances = Table(
+    "instance_allowances",
+    metadata,
+    Column("organization_id", String(64), primary_key=True),
+    Column("max_instances", Integer, nullable=False),  # 0: unlimited
+    Column("version", BigInteger, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)

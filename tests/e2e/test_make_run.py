@@ -48,7 +48,15 @@ class Stack:
             "WHATLEAD_PROVIDER_URL": f"http://127.0.0.1:{self.port(8090)}",
             "WHATLEAD_LOCAL_DATA": str(self.data),
             "WHATLEAD_ORG": "org-e2e",
+            **self.cli_key(),
         }
+
+    def cli_key(self) -> dict[str, str]:
+        """The key `make run` writes for the CLI, once it does; until then any key (nothing checks it)."""
+        written = self.data / "credentials.json"
+        if written.exists():
+            return {"WHATLEAD_CREDENTIALS": str(written)}
+        return {"WHATLEAD_API_KEY": "wl_e2etest0_" + "e" * 43}
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
+from typing import Any, cast
 
+import grpc
 import pytest
 
 from executor_service.application.apply_control import ApplyControlChange, ApplyControlChangeHandler
@@ -47,8 +49,12 @@ from executor_service.domain.job import ExecutionStatus, MessageExecutionJob
 from executor_service.domain.outcome import RestrictionKind
 from executor_service.domain.ports import JobFilter
 from executor_service.domain.retry_policy import RetryPolicy
+from executor_service.entrypoints.grpc_servicer import ExecutorServicer
+from executor_service.infrastructure.proto_mapping import event_to_proto
 from libs.providers.capabilities import Capabilities, LookupMethod
 from libs.providers.port import ProviderError, Restriction
+from libs.rpc.principal import reset_principal, set_principal
+from libs.seedwork.access import Principal, Role
 from libs.seedwork.clock import FakeClock
 from libs.seedwork.controls import ExecutionControl
 from libs.seedwork.errors import FailedPrecondition, InvalidArgument, NotFound
@@ -64,6 +70,8 @@ from tests.executor_service.unit.fakes import (
     FakeMessageSender,
     capabilities,
 )
+from whatlead.events.v1 import executor_events_pb2
+from whatlead.executor.v1 import executor_pb2
 
 POLICY = RetryPolicy(max_attempts=3, base_delay=timedelta(seconds=2), factor=2.0, jitter=0.0)
 
@@ -281,6 +289,53 @@ async def test_resuming_wakes_held_jobs_at_once(ex):
     assert await ex.run_due() == [Outcome.SENT]
 
 
+@pytest.mark.parametrize("scope", [ControlScope.INSTANCE, ControlScope.ORGANIZATION, ControlScope.CAMPAIGN])
+async def test_each_paused_scope_holds_approved_jobs_never_failing_or_sending_and_resume_sends_once(
+    ex, scope
+):
+    instance_id = new_id()
+    job_id = await ex.approve(instance_id=instance_id, campaign_id="camp-1")
+    other_job = await ex.approve(campaign_id="camp-2")  # another instance, another campaign
+    scope_id = {ControlScope.INSTANCE: instance_id, ControlScope.ORGANIZATION: ORG}.get(scope, "camp-1")
+    apply = ApplyControlChangeHandler(ex.clock)
+
+    async def control(paused: bool, version: int) -> None:
+        change = ExecutionControl(
+            organization_id=ORG,
+            scope=scope,
+            scope_id=scope_id,
+            paused=paused,
+            paused_until=None,
+            version=version,
+            updated_at=ex.clock.now(),
+        )
+        async with ex.uow as uow:
+            assert await apply(uow, ApplyControlChange(change))
+            await uow.commit()
+        ex.kill_switch.controls = list(ex.uow.controls.rows.values())
+
+    await control(paused=True, version=1)
+    # Held at every re-check, more times than a job may be attempted: still PENDING, nothing spent.
+    for _ in range(POLICY.max_attempts + 2):
+        outcomes = await ex.run_due()
+        assert Outcome.PAUSED in outcomes
+        ex.clock.advance(POLICY.pause_recheck)
+    held = ex.job(job_id)
+    assert (held.status, held.attempts, held.held_by_pause) == (ExecutionStatus.PENDING, 0, True)
+    if scope is ControlScope.ORGANIZATION:
+        assert ex.provider.sent == []
+    else:  # only the paused scope is held
+        assert ex.job(other_job).status is ExecutionStatus.SENT and len(ex.provider.sent) == 1
+
+    await control(paused=False, version=2)
+    # Runnable at once (not at the next re-check); the organization's pause held the other job too.
+    held_jobs = 2 if scope is ControlScope.ORGANIZATION else 1
+    assert await ex.run_due() == [Outcome.SENT] * held_jobs
+    assert ex.job(job_id).status is ExecutionStatus.SENT and ex.job(job_id).attempts == 1
+    assert len(ex.provider.sent) == 2  # each job once
+    assert ex.uow.events_of(MessageFailed) == []
+
+
 async def test_an_expired_intent_is_failed_without_a_call(ex):
     job_id = await ex.approve(expires_at=T0 + timedelta(seconds=5))
     ex.clock.advance(seconds=5)
@@ -418,6 +473,49 @@ async def test_an_operator_retries_a_failed_job_and_it_is_sent(ex):
     assert await ex.run_due() == [Outcome.SENT]
     with pytest.raises(FailedPrecondition):
         await retry(RetryJob(organization_id=ORG, job_id=job_id, actor="ana"))
+
+
+async def test_an_operators_retry_names_the_operator_and_the_key_that_acted(ex):
+    job_id = await ex.approve()
+    ex.provider.fail_next(ProviderError.permanent("http_400"))
+    await ex.run_due()
+    servicer = ExecutorServicer(
+        get_job=GetJobHandler(ex.uow),
+        list_jobs=ListJobsHandler(ex.uow),
+        retry_job=RetryJobHandler(ex.uow, ex.clock),
+    )
+    token = set_principal(Principal(ORG, Role.ADMIN, "0193-key"))
+    try:
+        await servicer.RetryJob(
+            executor_pb2.RetryJobRequest(organization_id=ORG, job_id=job_id, actor="alice"),
+            cast("grpc.aio.ServicerContext[Any, Any]", None),  # the servicer never touches it
+        )
+    finally:
+        reset_principal(token)
+
+    [scheduled] = [e for e in ex.uow.committed_events if isinstance(e, MessageRetryScheduled) and e.actor]
+    published = event_to_proto(scheduled)
+    assert isinstance(published, executor_events_pb2.MessageRetryScheduled)
+    assert (published.actor, published.meta.actor) == ("alice (key:0193-key)", "alice (key:0193-key)")
+
+
+@pytest.mark.parametrize(
+    ("caller", "name", "recorded"),
+    [("key:k-1", "", "key:k-1"), ("service", "", "service"), ("", "ana", "ana"), ("", "", "")],
+)
+async def test_a_retry_records_whichever_of_caller_and_name_there_is(ex, caller, name, recorded):
+    job_id = await ex.approve()
+    ex.provider.fail_next(ProviderError.permanent("http_400"))
+    await ex.run_due()
+
+    await RetryJobHandler(ex.uow, ex.clock)(
+        RetryJob(organization_id=ORG, job_id=job_id, actor=name, caller=caller)
+    )
+
+    scheduled = [e for e in ex.uow.committed_events if isinstance(e, MessageRetryScheduled)][-1]
+    published = event_to_proto(scheduled)
+    assert isinstance(published, executor_events_pb2.MessageRetryScheduled)
+    assert scheduled.actor == recorded and published.meta.actor == recorded
 
 
 async def test_reads_and_retries_are_scoped_to_one_organization(ex):

@@ -412,3 +412,50 @@ def test_group_targets_are_accepted():
 
 def test_usage_defaults_to_empty():
     assert InstanceUsage().minute == 0
+
+
+def _control(scope: ControlScope, scope_id: str, *, paused: bool, version: int, w: World) -> ExecutionControl:
+    return ExecutionControl(
+        organization_id=ORG,
+        scope=scope,
+        scope_id=scope_id,
+        paused=paused,
+        paused_until=None,
+        version=version,
+        updated_at=w.clock.now(),
+    )
+
+
+@pytest.mark.parametrize("scope", [ControlScope.INSTANCE, ControlScope.ORGANIZATION, ControlScope.CAMPAIGN])
+async def test_each_paused_scope_blocks_its_new_intents_and_a_resume_lets_the_next_ones_through(scope):
+    w = world()
+    only = w.add(phase=WarmupPhase.STABLE)
+    scope_id = {ControlScope.INSTANCE: only.instance_id, ControlScope.ORGANIZATION: ORG}.get(scope, "camp-1")
+    w.projection.upsert_control(_control(scope, scope_id, paused=True, version=1, w=w), w.clock.now())
+
+    blocked = w.intent(campaign_id="camp-1", target_value="+5511900000701")
+    record = await w.decide(blocked)
+    assert (record.outcome, blocked.status_reason) == (DecisionOutcome.BLOCKED, DecisionReason.OPS_PAUSED)
+
+    w.projection.upsert_control(_control(scope, scope_id, paused=False, version=2, w=w), w.clock.now())
+    resumed = w.intent(campaign_id="camp-1", target_value="+5511900000702")
+    assert (await w.decide(resumed)).outcome is DecisionOutcome.APPROVED
+    assert resumed.decided_by_instance_id == only.instance_id
+
+
+async def test_a_paused_campaign_or_instance_leaves_the_rest_of_the_organization_sending():
+    w = world()
+    paused = w.add(phase=WarmupPhase.STABLE)
+    other = w.add(instance(), phase=WarmupPhase.STABLE)
+    now = w.clock.now()
+    w.projection.upsert_control(_control(ControlScope.CAMPAIGN, "camp-1", paused=True, version=1, w=w), now)
+    w.projection.upsert_control(
+        _control(ControlScope.INSTANCE, paused.instance_id, paused=True, version=1, w=w), now
+    )
+
+    elsewhere = w.intent(campaign_id="camp-2", target_value="+5511900000711")
+    assert (await w.decide(elsewhere)).outcome is DecisionOutcome.APPROVED
+    assert elsewhere.decided_by_instance_id == other.instance_id
+    in_campaign = w.intent(campaign_id="camp-1", target_value="+5511900000712")
+    await w.decide(in_campaign)
+    assert in_campaign.status_reason is DecisionReason.OPS_PAUSED

@@ -14,7 +14,7 @@ ORG = "org-cli"
 
 
 @pytest.fixture
-def whatlead(registry, monkeypatch, capsys):
+def whatlead(registry, monkeypatch, capsys, cli_credentials):
     """Runs `whatlead` in a thread (its gRPC calls block; this loop serves them): code, stdout, stderr."""
     monkeypatch.setenv("WHATLEAD_REPUTATION_ADDR", registry.address)
 

@@ -330,7 +330,7 @@ async def test_get_warmup_plan_is_scoped_to_the_organization_and_settings_are_ch
         )
 
 
-async def test_the_cli_prints_the_plan(settings, clock, monkeypatch, capsys) -> None:
+async def test_the_cli_prints_the_plan(settings, clock, monkeypatch, capsys, cli_credentials) -> None:
     async with running_service(build, settings, clock=clock) as service:
         stub = reputation_pb2_grpc.ReputationServiceStub(service.channel)
         first = await register(stub, "warm-1", "+5511900000001")

@@ -11,6 +11,7 @@ from libs.seedwork.shared_kernel import Provider
 from libs.testing.fakes import FakeUnitOfWork
 from reputation_service.domain.evaluation import HealthStatus, ReputationState
 from reputation_service.domain.instance import Instance
+from reputation_service.domain.plan_allowance import InstanceAllowance
 from reputation_service.domain.ports import InstanceFilter, InstanceReputation, PruneBefore, ReputationFilter
 from reputation_service.domain.signals import (
     BucketTotals,
@@ -68,6 +69,25 @@ class FakeInstanceRepository:
 
     async def organizations_of(self, instance_ids: Collection[str]) -> dict[str, str]:
         return {i: self.rows[i].organization_id for i in instance_ids if i in self.rows}
+
+    async def count(self, organization_id: str) -> int:
+        return sum(i.organization_id == organization_id for i in self.rows.values())
+
+
+class FakeInstanceAllowances:
+    """One transaction at a time in the fakes, so the lock is only the read."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, InstanceAllowance] = {}
+
+    async def lock(self, organization_id: str) -> InstanceAllowance:
+        return self.rows.get(organization_id) or InstanceAllowance.unlimited(organization_id)
+
+    async def save_if_newer(self, allowance: InstanceAllowance) -> bool:
+        if not allowance.supersedes(self.rows.get(allowance.organization_id)):
+            return False
+        self.rows[allowance.organization_id] = allowance
+        return True
 
 
 @dataclasses.dataclass
@@ -245,6 +265,8 @@ class FakeReputationUnitOfWork(FakeUnitOfWork):
         self.instances = FakeInstanceRepository()
         self.signals = FakeSignalLog(clock or FakeClock())
         self.reputations = FakeReputationStore()
+        self.allowances = FakeInstanceAllowances()
+        self._committed_allowances: dict[str, InstanceAllowance] = {}
         self._committed_rows: dict[str, Instance] = {}
         self._committed_signals = SignalState()
         self._committed_reputations: dict[str, StoredReputation] = {}
@@ -278,16 +300,19 @@ class FakeReputationUnitOfWork(FakeUnitOfWork):
         self.reputations.rows[reputation.instance_id] = StoredReputation(reputation)
 
     def _begin(self) -> None:
+        self.allowances.rows = dict(self._committed_allowances)
         self.instances.rows = copy.deepcopy(self._committed_rows)
         self.signals.state = copy.deepcopy(self._committed_signals)
         self.reputations.rows = copy.deepcopy(self._committed_reputations)
 
     def _keep(self) -> None:
+        self._committed_allowances = dict(self.allowances.rows)
         self._committed_rows = copy.deepcopy(self.instances.rows)
         self._committed_signals = copy.deepcopy(self.signals.state)
         self._committed_reputations = copy.deepcopy(self.reputations.rows)
 
     def _discard(self) -> None:
+        self.allowances.rows = dict(self._committed_allowances)
         self.instances.rows = copy.deepcopy(self._committed_rows)
         self.signals.state = copy.deepcopy(self._committed_signals)
         self.reputations.rows = copy.deepcopy(self._committed_reputations)

@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+
+from libs.cli.main import main
+from tests.libs.cli.fake_ops import FakeOpsService, running_fake_ops
+
+API_KEY = "wl_abcd1234_" + "k" * 43
+
+Whatlead = Callable[..., Awaitable[tuple[int, str, str]]]
+
+
+@pytest.fixture
+def no_credentials(monkeypatch, tmp_path):
+    """No key anywhere: not in the environment, no credentials file in the working directory."""
+    for name in ("WHATLEAD_API_KEY", "WHATLEAD_CREDENTIALS", "WHATLEAD_ORG"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
+async def ops(no_credentials, monkeypatch) -> AsyncIterator[FakeOpsService]:
+    async with running_fake_ops() as (fake, address):
+        monkeypatch.setenv("WHATLEAD_OPS_ADDR", address)
+        yield fake
+
+
+@pytest.fixture
+def whatlead(capsys) -> Whatlead:
+    """Runs `whatlead` in a thread (its gRPC calls block; this loop serves the fake): code, stdout, stderr.
+    A one-line error the CLI exits with (SystemExit with a message) comes back as code 1 and stderr."""
+
+    async def run(*args: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        try:
+            code = await asyncio.to_thread(main, list(args))
+        except SystemExit as exit:
+            if isinstance(exit.code, str):
+                print(exit.code, file=sys.stderr)
+                code = 1
+            else:
+                code = int(exit.code or 0)
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
