@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import grpc
+from google.protobuf import message_factory
 from pydantic import SecretStr
 
 from libs.config import ServiceSettings
@@ -65,9 +66,9 @@ class ActAsOwners(grpc.aio.UnaryUnaryClientInterceptor):
     key of the organization the request names ("" included: the server then fills in ""). One key per
     organization, installed in the served process's table when first needed."""
 
-    def __init__(self, keys: KeyTable, service_credential: str) -> None:
+    def __init__(self, keys: KeyTable, service_credential: str | None) -> None:
         self._keys = keys
-        self._service = (("authorization", f"Bearer {service_credential}"),)
+        self._service = (("authorization", f"Bearer {service_credential}"),) if service_credential else ()
         self._by_organization: dict[str, tuple[tuple[str, str], ...]] = {}
         self._rules: dict[str, MethodRule] = {}
 
@@ -82,8 +83,7 @@ class ActAsOwners(grpc.aio.UnaryUnaryClientInterceptor):
         rule = self._rule(method)
         if rule is not None and rule.min_role is None and rule.service:
             return self._service
-        organization = getattr(request, "organization_id", "")
-        organization = organization if isinstance(organization, str) else ""
+        organization = _organization_named(method, request)
         if organization not in self._by_organization:
             secret = install_key(self._keys, organization, Role.OWNER)
             self._by_organization[organization] = (("authorization", f"Bearer {secret}"),)
@@ -103,8 +103,27 @@ class ActAsOwners(grpc.aio.UnaryUnaryClientInterceptor):
         return await continuation(details, request)
 
 
-def acting_channel(address: str, authenticator: Authenticator, service_credential: str) -> grpc.aio.Channel:
-    """A channel to a served process acting as owners of every organization (ActAsOwners)."""
+def _organization_named(method: str, request: object) -> str:
+    """The request's organization_id; for a raw body, as the server will decode it ("" if it does not)."""
+    if isinstance(request, bytes):
+        service_name, _, method_name = method.strip("/").partition("/")
+        service = find_service(service_name)
+        found = service.methods_by_name.get(method_name) if service is not None else None
+        if found is None:
+            return ""
+        try:
+            request = message_factory.GetMessageClass(found.input_type).FromString(request)
+        except Exception:
+            return ""
+    organization = getattr(request, "organization_id", "")
+    return organization if isinstance(organization, str) else ""
+
+
+def acting_channel(
+    address: str, authenticator: Authenticator, service_credential: str | None
+) -> grpc.aio.Channel:
+    """A channel to a served process acting as owners of every organization (ActAsOwners); without a
+    service credential, the service-only RPCs are called with none."""
     return grpc.aio.insecure_channel(
         address, interceptors=[DefaultDeadline(5.0), ActAsOwners(authenticator.keys, service_credential)]
     )
