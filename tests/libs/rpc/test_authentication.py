@@ -4,6 +4,8 @@ servicer that records what reached it and who it saw as the caller; no other ser
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import grpc
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -13,6 +15,7 @@ from pydantic import ValidationError
 from gate_service.config import GateSettings
 from libs.messaging.key_directory import key_record
 from libs.rpc.access import MethodRule, find_service, has_access_option, method_rule
+from libs.rpc import access_table
 from libs.rpc.access_table import SERVICES
 from libs.rpc.auth import SERVICE, Authenticator
 from libs.rpc.client import health_check, open_channel
@@ -128,6 +131,11 @@ def test_every_rpc_of_every_service_says_who_may_call_it():
     assert {service.full_name for service in SERVICES} >= set(SERVED)
     for service in SERVICES:
         assert [m.name for m in service.methods if not has_access_option(m)] == []
+
+
+def test_the_documented_table_is_the_one_the_descriptors_give():
+    document = (Path(__file__).resolve().parents[3] / "docs" / "security.md").read_text()
+    assert access_table.markdown() in document
 
 
 def test_roles_are_ordered_and_the_service_admitted_only_where_the_rule_says():
