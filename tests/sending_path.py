@@ -266,7 +266,9 @@ class RetryingClient:
         ]
         slots = asyncio.Semaphore(concurrency)
         credential = [PresentCredential(SERVICE_TOKEN)]
-        async with grpc.aio.insecure_channel(self.address, options=options, interceptors=credential) as channel:
+        async with grpc.aio.insecure_channel(
+            self.address, options=options, interceptors=credential
+        ) as channel:
             stub = gate_pb2_grpc.GateServiceStub(channel)
 
             async def one(n: int) -> None:

@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
+from typing import cast
 
 import nats.errors
 from nats.aio.client import Client
@@ -97,7 +99,7 @@ class KeyDirectoryWatcher:
         """Fill the table with the directory's current keys, or fail saying what was not reached."""
         try:
             await asyncio.wait_for(self._watch(), timeout)
-        except (TimeoutError, asyncio.TimeoutError, nats.errors.Error) as exc:
+        except (TimeoutError, nats.errors.Error) as exc:
             raise RuntimeError(
                 f"the API key directory ({bucket_name(self._root)}) did not load within {timeout:g} s: "
                 f"is NATS JetStream reachable? ({type(exc).__name__})"
@@ -110,7 +112,7 @@ class KeyDirectoryWatcher:
         directory = await ensure_key_directory(self._js, self._root)
         watcher = await directory.watchall()
         records: dict[str, KeyRecord] = {}
-        while (entry := await watcher.updates(timeout=None)) is not None:
+        while (entry := await _updates(watcher)(timeout=None)) is not None:
             if (record := _entry_record(entry)) is not None:
                 records[entry.key] = record
             else:
@@ -126,7 +128,7 @@ class KeyDirectoryWatcher:
                     await asyncio.wait_for(self._watch(), LOAD_TIMEOUT_SECONDS)
                 assert self._watcher is not None
                 try:
-                    entry = await self._watcher.updates(timeout=_CHECK_SECONDS)
+                    entry = await _updates(self._watcher)(timeout=_CHECK_SECONDS)
                 except nats.errors.TimeoutError:
                     continue
                 if entry is not None:
@@ -147,7 +149,12 @@ class KeyDirectoryWatcher:
         watcher, self._watcher = self._watcher, None
         if watcher is not None:
             with contextlib.suppress(Exception):
-                await watcher.stop()
+                await cast("Callable[[], Awaitable[None]]", watcher.stop)()
+
+
+def _updates(watcher: KeyValue.KeyWatcher) -> Callable[..., Awaitable[KeyValue.Entry | None]]:
+    """The watcher's next entry (None: the initial entries are over), typed: nats-py leaves it untyped."""
+    return cast("Callable[..., Awaitable[KeyValue.Entry | None]]", watcher.updates)
 
 
 def _entry_record(entry: KeyValue.Entry) -> KeyRecord | None:

@@ -21,7 +21,14 @@ class KeyRecord:
 
     @classmethod
     def of(
-        cls, *, prefix: str, sha256: bytes, organization_id: str, role: Role, api_key_id: str, revoked: bool = False
+        cls,
+        *,
+        prefix: str,
+        sha256: bytes,
+        organization_id: str,
+        role: Role,
+        api_key_id: str,
+        revoked: bool = False,
     ) -> KeyRecord:
         return cls(prefix, sha256, revoked, Principal(organization_id, role, api_key_id))
 

@@ -81,8 +81,8 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
         services: Iterable[str] = (),
     ) -> None:
         """`services`: the server's own services (full names); the access rule of each of their methods
-        comes from its descriptor, and a method without one admits nobody. `authenticator` None: no call is authenticated (only
-        benches measuring what authentication costs build such a server)."""
+        comes from its descriptor, and a method without one admits nobody. `authenticator` None: no call
+        is authenticated (see GrpcServer)."""
         # One wrapped handler per method, built on its first call: the hot path reuses it.
         self._guarded: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
         self._outage = outage

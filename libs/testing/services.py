@@ -45,7 +45,9 @@ def with_service_token(settings: S) -> S:
     return settings.model_copy(update={"service_token": SecretStr(new_service_token())})
 
 
-def install_key(keys: KeyTable, organization_id: str, role: Role = Role.OWNER, *, revoked: bool = False) -> str:
+def install_key(
+    keys: KeyTable, organization_id: str, role: Role = Role.OWNER, *, revoked: bool = False
+) -> str:
     """A new API key of `organization_id` with `role`, known to the service at once; its secret."""
     issued = issue_key()
     keys.put(

@@ -14,10 +14,10 @@ import grpc
 from gate_service.bootstrap import Gate, assemble
 from gate_service.config import GateSettings
 from libs.rpc.server import GrpcServer
-from libs.testing.services import acting_channel, new_service_token
 from libs.seedwork.clock import Clock
 from libs.seedwork.ids import new_id
 from libs.testing.jetstream import publish, simulator_instance_registered, stored_events
+from libs.testing.services import acting_channel, new_service_token
 from tests.conftest import NATS_URL, REDIS_URL
 from whatlead.common.v1 import common_pb2
 from whatlead.gate.v1 import gate_pb2, gate_pb2_grpc

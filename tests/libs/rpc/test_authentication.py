@@ -5,6 +5,7 @@ servicer that records what reached it and who it saw as the caller; no other ser
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -14,8 +15,8 @@ from pydantic import ValidationError
 
 from gate_service.config import GateSettings
 from libs.messaging.key_directory import key_record
-from libs.rpc.access import MethodRule, find_service, has_access_option, method_rule
 from libs.rpc import access_table
+from libs.rpc.access import MethodRule, find_service, has_access_option, method_rule
 from libs.rpc.access_table import SERVICES
 from libs.rpc.auth import SERVICE, Authenticator
 from libs.rpc.client import health_check, open_channel
@@ -70,7 +71,17 @@ def test_a_key_of_the_table_authenticates_as_its_organization_role_and_id():
         metadata(TOKEN[:-1] + "t"),
         metadata(issue_key().secret),  # well formed, unknown prefix
     ],
-    ids=["none", "empty", "basic", "empty-bearer", "lowercase-scheme", "malformed", "other", "near-token", "unknown"],
+    ids=[
+        "none",
+        "empty",
+        "basic",
+        "empty-bearer",
+        "lowercase-scheme",
+        "malformed",
+        "other",
+        "near-token",
+        "unknown",
+    ],
 )
 def test_anything_but_a_known_key_or_the_token_authenticates_nobody(presented):
     keys = KeyTable()
@@ -81,7 +92,7 @@ def test_anything_but_a_known_key_or_the_token_authenticates_nobody(presented):
 def test_a_known_prefix_with_another_secret_or_a_revoked_key_authenticates_nobody():
     keys = KeyTable()
     secret = install_key(keys, ORG)
-    forged = secret[: -4] + ("AAAA" if not secret.endswith("AAAA") else "BBBB")
+    forged = secret[:-4] + ("AAAA" if not secret.endswith("AAAA") else "BBBB")
     revoked = install_key(keys, ORG, revoked=True)
     authenticator = Authenticator(keys, TOKEN)
     assert authenticator.authenticate(metadata(forged)) is None
@@ -177,13 +188,24 @@ class RecordingGate(gate_pb2_grpc.GateServiceServicer):
         self.seen.append((request.organization_id, current_principal()))
         return gate_pb2.GetIntentResponse()
 
+    async def CreateIntent(self, request, context):
+        raise NotImplementedError
+
+    async def DecideIntent(self, request, context):
+        raise NotImplementedError
+
+    async def ListIntents(self, request, context):
+        raise NotImplementedError
+
 
 @pytest.fixture
 async def served():
     servicer = RecordingGate()
     keys = KeyTable()
-    bindings = [
-        ServicerBinding(servicer, gate_pb2_grpc.add_GateServiceServicer_to_server, "whatlead.gate.v1.GateService"),
+    bindings: list[ServicerBinding[Any]] = [
+        ServicerBinding(
+            servicer, gate_pb2_grpc.add_GateServiceServicer_to_server, "whatlead.gate.v1.GateService"
+        ),
         ServicerBinding(object(), add_failing_service, FAILING),  # no descriptor, so no access option
     ]
     server = GrpcServer(bindings, host="127.0.0.1", port=0, authenticator=Authenticator(keys, TOKEN))
@@ -283,4 +305,3 @@ async def test_a_method_without_an_access_option_refuses_everyone_and_health_sta
         )
     reply = await health_check(channels[-1])(health_pb2.HealthCheckRequest(), timeout=5)
     assert reply.status == health_pb2.HealthCheckResponse.SERVING
-
