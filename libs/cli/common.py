@@ -1,11 +1,15 @@
-"""What every CLI command module shares: addresses, deadlines, enum parsing, output."""
+"""What every CLI command module shares: addresses, the caller's API key, deadlines, enum parsing, output."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
-from typing import Protocol, TypeVar
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NamedTuple, Protocol, TypeVar
 
+import grpc
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
@@ -31,6 +35,62 @@ DEADLINE_SECONDS = 10.0
 
 def address(service: str) -> str:
     return os.environ.get(f"WHATLEAD_{service.upper()}_ADDR", DEFAULT_ADDRESSES[service])
+
+
+# Where `make run` writes the first organization's OWNER key, relative to the working directory.
+DEFAULT_CREDENTIALS = Path(".data") / "credentials.json"
+
+
+def api_key() -> str | None:
+    """The caller's API key: WHATLEAD_API_KEY, else `api_key` of the JSON file named by
+    WHATLEAD_CREDENTIALS, else of `.data/credentials.json` (what `make run` writes); None without any."""
+    if key := os.environ.get("WHATLEAD_API_KEY"):
+        return key
+    named = os.environ.get("WHATLEAD_CREDENTIALS")
+    path = Path(named) if named else DEFAULT_CREDENTIALS
+    try:
+        key = json.loads(path.read_text()).get("api_key")
+    except FileNotFoundError:
+        if named:
+            raise SystemExit(f"WHATLEAD_CREDENTIALS names {named}, which does not exist") from None
+        return None
+    except (OSError, ValueError, AttributeError) as exc:
+        raise SystemExit(f"cannot read the API key from {path}: {type(exc).__name__}") from None
+    return key if isinstance(key, str) and key else None
+
+
+class _CallDetails(NamedTuple):
+    method: str
+    timeout: float | None
+    metadata: Any
+    credentials: Any
+    wait_for_ready: bool | None
+    compression: Any
+
+
+class _PresentKey(grpc.UnaryUnaryClientInterceptor):
+    def __init__(self, key: str) -> None:
+        self._metadata = [("authorization", f"Bearer {key}")]
+
+    def intercept_unary_unary(
+        self, continuation: Callable[[Any, Any], Any], client_call_details: Any, request: Any
+    ) -> Any:
+        details = _CallDetails(
+            client_call_details.method,
+            client_call_details.timeout,
+            [*(client_call_details.metadata or ()), *self._metadata],
+            client_call_details.credentials,
+            client_call_details.wait_for_ready,
+            getattr(client_call_details, "compression", None),
+        )
+        return continuation(details, request)
+
+
+def channel(service: str) -> grpc.Channel:
+    """A channel to `service` whose every call presents the caller's API key (api_key), if any."""
+    opened = grpc.insecure_channel(address(service))
+    key = api_key()
+    return grpc.intercept_channel(opened, _PresentKey(key)) if key else opened
 
 
 def show(message: Message) -> None:

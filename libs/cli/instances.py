@@ -6,11 +6,10 @@ import argparse
 from collections.abc import Callable
 from typing import TypeVar
 
-import grpc
 from google.protobuf import field_mask_pb2
 
 from libs.cli import webhooks
-from libs.cli.common import DEADLINE_SECONDS, Commands, address, enum_label, enum_value, show
+from libs.cli.common import DEADLINE_SECONDS, Commands, channel, enum_label, enum_value, show
 from whatlead.common.v1 import common_pb2
 from whatlead.reputation.v1 import reputation_pb2, reputation_pb2_grpc
 
@@ -19,7 +18,7 @@ ENGINES = "webjs | noweb | gows"
 
 
 def reputation() -> reputation_pb2_grpc.ReputationServiceStub:
-    return reputation_pb2_grpc.ReputationServiceStub(grpc.insecure_channel(address("reputation")))
+    return reputation_pb2_grpc.ReputationServiceStub(channel("reputation"))
 
 
 def register_instance(args: argparse.Namespace) -> int:

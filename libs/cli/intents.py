@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from libs.cli.common import DEADLINE_SECONDS, Commands, address, enum_label, enum_value, show
+from libs.cli.common import DEADLINE_SECONDS, Commands, channel, enum_label, enum_value, show
 from libs.cli.jobs import executor
 from libs.rpc.convert import to_timestamp
 from whatlead.common.v1 import common_pb2
@@ -18,7 +18,7 @@ from whatlead.gate.v1 import gate_pb2, gate_pb2_grpc
 
 
 def gate() -> gate_pb2_grpc.GateServiceStub:
-    return gate_pb2_grpc.GateServiceStub(grpc.insecure_channel(address("gate")))
+    return gate_pb2_grpc.GateServiceStub(channel("gate"))
 
 
 def _target(value: str) -> common_pb2.Target:

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-import grpc
-
-from libs.cli.common import DEADLINE_SECONDS, Commands, address, show
+from libs.cli.common import DEADLINE_SECONDS, Commands, channel, show
 from whatlead.executor.v1 import executor_pb2, executor_pb2_grpc
 
 
 def executor() -> executor_pb2_grpc.ExecutorServiceStub:
-    return executor_pb2_grpc.ExecutorServiceStub(grpc.insecure_channel(address("executor")))
+    return executor_pb2_grpc.ExecutorServiceStub(channel("executor"))
 
 
 def show_jobs(args: argparse.Namespace) -> int:

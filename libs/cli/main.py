@@ -10,7 +10,9 @@
     whatlead events --context reputation
 
 Addresses default to what `make run` starts; override with WHATLEAD_<SERVICE>_ADDR (e.g.
-WHATLEAD_REPUTATION_ADDR=10.0.0.5:50053). The organization comes from --org or WHATLEAD_ORG.
+WHATLEAD_REPUTATION_ADDR=10.0.0.5:50053). Calls present an API key: WHATLEAD_API_KEY, else the
+"api_key" of the JSON file WHATLEAD_CREDENTIALS names, else of .data/credentials.json (what `make run`
+writes). The organization comes from --org or WHATLEAD_ORG; by default, the key's own.
 """
 
 from __future__ import annotations
@@ -32,7 +34,9 @@ def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(
         prog="whatlead", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    root.add_argument("--org", default=os.environ.get("WHATLEAD_ORG", "demo"), help="organization id")
+    root.add_argument(
+        "--org", default=os.environ.get("WHATLEAD_ORG", ""), help="organization id (default: the API key's)"
+    )
     commands = root.add_subparsers(dest="command", required=True)
     for module in COMMAND_MODULES:
         module.register(commands)

@@ -11,10 +11,9 @@ import argparse
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from libs.cli.common import DEADLINE_SECONDS, Commands, address, enum_label, show
+from libs.cli.common import DEADLINE_SECONDS, Commands, channel, enum_label, show
 from whatlead.common.v1 import common_pb2
 from whatlead.reputation.v1 import reputation_pb2, reputation_pb2_grpc
 
@@ -26,7 +25,7 @@ DEFAULT_ACTION = "show"
 
 
 def reputation() -> reputation_pb2_grpc.ReputationServiceStub:
-    return reputation_pb2_grpc.ReputationServiceStub(grpc.insecure_channel(address("reputation")))
+    return reputation_pb2_grpc.ReputationServiceStub(channel("reputation"))
 
 
 def _when(stamp: Timestamp, now: datetime) -> str:

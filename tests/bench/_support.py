@@ -20,6 +20,8 @@ import aiohttp
 import grpc
 import psycopg
 
+from libs.testing.jetstream import directory_key  # noqa: F401 (the benches' import of it)
+
 ROOT = Path(__file__).resolve().parents[2]
 POSTGRES_ADMIN_URL = os.environ.get("WHATLEAD_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 NATS_URL = os.environ.get("WHATLEAD_TEST_NATS", "nats://127.0.0.1:4222")
@@ -34,26 +36,6 @@ NO_LIMITS = json.dumps(
         for phase in ("NEWBORN", "WARMING", "INTERACTING", "STABLE")
     }
 )
-
-
-async def directory_key(js: Any, root: str, organization: str) -> str:
-    """A new OWNER key of `organization`, put in the run's key directory as ops does; its secret. A
-    service started on `root` knows it once loaded (or a moment after, while running)."""
-    from libs.messaging.key_directory import ensure_key_directory, put_key
-    from libs.seedwork.api_keys import issue_key
-    from libs.seedwork.ids import new_id
-    from whatlead.events.v1 import ops_events_pb2
-    from whatlead.ops.v1 import ops_pb2
-
-    issued = issue_key()
-    record = ops_events_pb2.ApiKeyCreated(
-        api_key=ops_pb2.ApiKey(
-            id=new_id(), organization_id=organization, role=ops_pb2.MEMBER_ROLE_OWNER, prefix=issued.prefix
-        ),
-        secret_sha256=issued.sha256,
-    )
-    await put_key(await ensure_key_directory(js, root), record)
-    return issued.secret
 
 
 def credential_channel(address: str, credential: str, **kwargs: Any) -> grpc.aio.Channel:

@@ -30,7 +30,6 @@ import grpc
 import psycopg
 import uvloop
 
-from libs.messaging.key_directory import delete_key_directory
 from tests.bench._support import (
     NATS_URL,
     REDIS_URL,
@@ -349,7 +348,6 @@ async def run() -> None:
                     js, database, root, f"wl:bench:{token}:", durable_prefix, keys[SIZES[0]]
                 )
         finally:
-            await delete_key_directory(js, root)
             await delete_streams(js, root)
             await client.close()
         print_authentication(authenticated, open_)
@@ -397,7 +395,6 @@ async def run() -> None:
                 js, database, root, f"wl:bench:{token}:", durable_prefix, keys[SIZES[0]]
             )
     finally:
-        await delete_key_directory(js, root)
         await delete_streams(js, root)
         await client.close()
 

@@ -56,7 +56,6 @@ from sqlalchemy import event, func, select
 
 from libs.db.migrations import upgrade
 from libs.messaging import envelope
-from libs.messaging.key_directory import delete_key_directory
 from libs.messaging.nats_connection import connect_nats
 from libs.messaging.streams import delete_streams, ensure_streams
 from libs.rpc.convert import to_timestamp
@@ -619,7 +618,6 @@ async def reputation_runs(
                 root = f"brep{RUN}r{log.size}"
                 servers.push_async_callback(delete_streams, js, root)  # once the process has stopped
                 key = await directory_key(js, root, ORG)
-                servers.push_async_callback(delete_key_directory, js, root)
                 stub = await servers.enter_async_context(reputation_process(log.url, root, key))
                 stubs[log.size] = (stub, log.measured)
             windows = await same_counts(stubs[SMALL_LOG], stubs[LARGE_LOG], len(measured))

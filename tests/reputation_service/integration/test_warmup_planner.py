@@ -337,6 +337,7 @@ async def test_the_cli_prints_the_plan(settings, clock, monkeypatch, capsys) -> 
         await register(stub, "warm-2", "+5511900000002")
         await planned(stub, first)
         monkeypatch.setenv("WHATLEAD_REPUTATION_ADDR", service.address)
+        monkeypatch.setenv("WHATLEAD_API_KEY", service.key(ORG))
         capsys.readouterr()
 
         code = await asyncio.to_thread(main, ["--org", ORG, "reputation", "plan", first])
