@@ -104,10 +104,12 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
         if guarded is not None:
             return guarded
         handler = await continuation(handler_call_details)
+        ours = method.startswith(self._own_services)
         if handler is None or handler.unary_unary is None:
-            return handler
+            # Only unary methods are guarded: one of ours that is not would go unchecked, so it is not served.
+            return None if ours and self._authenticator is not None else handler
         authenticator = self._authenticator
-        if authenticator is None or not method.startswith(self._own_services):
+        if authenticator is None or not ours:
             guarded = self._guard(method, handler, self._outage)
         else:
             rule = self._rules.get(method, NOBODY)

@@ -4,6 +4,7 @@ servicer that records what reached it and who it saw as the caller; no other ser
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from grpc_health.v1 import health_pb2
 from pydantic import ValidationError
 
 from gate_service.config import GateSettings
-from libs.messaging.key_directory import key_record
+from libs.messaging.key_directory import KeyDirectoryWatcher, key_record
 from libs.rpc import access_table
 from libs.rpc.access import MethodRule, find_service, has_access_option, method_rule
 from libs.rpc.access_table import SERVICES
@@ -305,3 +306,24 @@ async def test_a_method_without_an_access_option_refuses_everyone_and_health_sta
         )
     reply = await health_check(channels[-1])(health_pb2.HealthCheckRequest(), timeout=5)
     assert reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+# --- The directory's load --------------------------------------------------------------------------------
+
+
+class UnreachableJetStream:
+    """A JetStream whose every request waits forever, as one behind a partition does."""
+
+    async def key_value(self, bucket: str) -> object:
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+
+class QuietClient:
+    stats = {"reconnects": 0}
+
+
+async def test_a_directory_that_cannot_be_read_fails_the_start_saying_so():
+    watcher = KeyDirectoryWatcher(QuietClient(), UnreachableJetStream(), "root", KeyTable())  # type: ignore[arg-type]
+    with pytest.raises(RuntimeError, match=r"API key directory \(ROOT_API_KEYS\) did not load within 0.1 s"):
+        await watcher.load(timeout=0.1)
