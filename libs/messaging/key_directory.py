@@ -112,11 +112,16 @@ class KeyDirectoryWatcher:
         directory = await ensure_key_directory(self._js, self._root)
         watcher = await directory.watchall()
         records: dict[str, KeyRecord] = {}
-        while (entry := await _updates(watcher)(timeout=None)) is not None:
-            if (record := _entry_record(entry)) is not None:
-                records[entry.key] = record
-            else:
-                records.pop(entry.key, None)
+        try:
+            while (entry := await _updates(watcher)(timeout=None)) is not None:
+                if (record := _entry_record(entry)) is not None:
+                    records[entry.key] = record
+                else:
+                    records.pop(entry.key, None)
+        except BaseException:  # timed out or cancelled half-way: this watch is dropped, not left running
+            self._watcher = watcher
+            await self._stop_watch()
+            raise
         self.table.replace(records.values())
         self._watcher = watcher
         log.info("api key directory loaded", extra={"keys": len(records)})
