@@ -37,11 +37,11 @@ class Authenticator:
         if credential is None:
             return None
         presented = parse_key(credential)
-        if presented is not None:
-            record = self.keys.get(presented.prefix)
-            if record is not None and not record.revoked and same_hash(presented.sha256, record.sha256):
+        if presented is not None and (record := self.keys.get(presented.prefix)) is not None:
+            if not record.revoked and same_hash(presented.sha256, record.sha256):
                 return record.principal
             return None
+        # Not a key of the table (a service credential may look like one): the service credential, or no one.
         if self._service_digest is not None and hmac.compare_digest(
             hashlib.sha256(credential.encode()).digest(), self._service_digest
         ):
