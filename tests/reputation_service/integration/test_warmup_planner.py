@@ -43,7 +43,7 @@ class StandInGate(gate_pb2_grpc.GateServiceServicer):
         self, request: gate_pb2.SubmitIntentRequest, context: grpc.aio.ServicerContext
     ) -> gate_pb2.SubmitIntentResponse:
         self.calls.append(request)
-        self.credentials.add(dict(context.invocation_metadata() or ()).get("authorization", ""))
+        self.credentials.add(str(dict(context.invocation_metadata() or ()).get("authorization", "")))
         replayed = request.idempotency_key in self.intents
         if not replayed:
             self.intents[request.idempotency_key] = gate_pb2.MessageIntent(
