@@ -9,9 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import nats.errors
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_health.v1 import health_pb2
+from nats.js.kv import KeyValue
 from pydantic import ValidationError
 
 from gate_service.config import GateSettings
@@ -27,6 +29,7 @@ from libs.rpc.server import GrpcServer, ServicerBinding
 from libs.seedwork.access import Principal, Role
 from libs.seedwork.api_keys import issue_key
 from libs.testing.services import install_key
+from libs.testing.waiting import eventually
 from tests.libs.rpc.test_grpc_server import FAILING, add_failing_service, failing
 from whatlead.common.v1 import common_pb2
 from whatlead.events.v1 import ops_events_pb2
@@ -327,3 +330,103 @@ async def test_a_directory_that_cannot_be_read_fails_the_start_saying_so():
     watcher = KeyDirectoryWatcher(QuietClient(), UnreachableJetStream(), "root", KeyTable())  # type: ignore[arg-type]
     with pytest.raises(RuntimeError, match=r"API key directory \(ROOT_API_KEYS\) did not load within 0.1 s"):
         await watcher.load(timeout=0.1)
+
+
+class FakeWatch:
+    """nats-py's KeyWatcher over a list of entries: the current ones, the end marker, then live ones."""
+
+    def __init__(self, entries: list[KeyValue.Entry]) -> None:
+        self.queue: asyncio.Queue[KeyValue.Entry | None] = asyncio.Queue()
+        for entry in entries:
+            self.queue.put_nowait(entry)
+        self.queue.put_nowait(None)
+        self.stopped = False
+
+    async def updates(self, timeout: float | None = 5.0) -> KeyValue.Entry | None:
+        try:
+            return await asyncio.wait_for(self.queue.get(), timeout)
+        except TimeoutError:
+            raise nats.errors.TimeoutError from None
+
+    async def stop(self) -> None:
+        self.stopped = True
+
+
+class FakeBucket:
+    """The directory as a dict of entries; each watch starts from its current state."""
+
+    def __init__(self) -> None:
+        self.entries: dict[str, KeyValue.Entry] = {}
+        self.watches: list[FakeWatch] = []
+
+    def put(self, record: ops_events_pb2.ApiKeyCreated) -> None:
+        prefix = record.api_key.prefix
+        entry = KeyValue.Entry("b", prefix, record.SerializeToString(), None, None, None, None)
+        self.entries[prefix] = entry
+        if self.watches:
+            self.watches[-1].queue.put_nowait(entry)
+
+    async def watchall(self) -> FakeWatch:
+        self.watches.append(FakeWatch(list(self.entries.values())))
+        return self.watches[-1]
+
+
+class FakeJetStream:
+    def __init__(self, bucket: FakeBucket) -> None:
+        self.bucket = bucket
+
+    async def key_value(self, name: str) -> FakeBucket:
+        return self.bucket
+
+
+class FakeClient:
+    def __init__(self) -> None:
+        self.stats = {"reconnects": 0}
+
+
+def directory_record(organization: str) -> tuple[str, ops_events_pb2.ApiKeyCreated]:
+    issued = issue_key()
+    return issued.secret, ops_events_pb2.ApiKeyCreated(
+        api_key=ops_pb2.ApiKey(
+            id="k", organization_id=organization, role=ops_pb2.MEMBER_ROLE_ADMIN, prefix=issued.prefix
+        ),
+        secret_sha256=issued.sha256,
+    )
+
+
+async def test_the_watch_loads_the_directory_follows_it_and_reads_it_again_after_a_reconnection():
+    bucket, client = FakeBucket(), FakeClient()
+    kept, kept_record = directory_record(ORG)
+    bucket.put(kept_record)
+    watcher = KeyDirectoryWatcher(client, FakeJetStream(bucket), "root", KeyTable())  # type: ignore[arg-type]
+    authenticator = Authenticator(watcher.table, None)
+    await watcher.load()
+    assert authenticator.authenticate(metadata(kept)) == Principal(ORG, Role.ADMIN, "k")
+
+    stop = asyncio.Event()
+    running = asyncio.create_task(watcher.run(stop))
+    try:
+        kept_record.api_key.revoked_at.CopyFrom(Timestamp(seconds=1))
+        bucket.put(kept_record)  # revoked, live
+        await eventually(lambda: _refused(authenticator, kept), timeout=2)
+
+        # Away from NATS: a key created meanwhile reaches this process only through a new watch.
+        later, later_record = directory_record("org-b")
+        bucket.entries[later_record.api_key.prefix] = KeyValue.Entry(
+            "b", later_record.api_key.prefix, later_record.SerializeToString(), None, None, None, None
+        )
+        client.stats["reconnects"] += 1
+        await eventually(lambda: _accepted(authenticator, later), timeout=3)
+        assert len(bucket.watches) == 2 and bucket.watches[0].stopped
+        assert authenticator.authenticate(metadata(kept)) is None  # still revoked after the re-read
+    finally:
+        stop.set()
+        await asyncio.wait_for(running, 3)
+
+
+async def _refused(authenticator: Authenticator, secret: str) -> bool:
+    return authenticator.authenticate(metadata(secret)) is None
+
+
+async def _accepted(authenticator: Authenticator, secret: str) -> bool:
+    return authenticator.authenticate(metadata(secret)) is not None
