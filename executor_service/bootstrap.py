@@ -89,12 +89,12 @@ class Executor:
             executor_pb2_grpc.add_ExecutorServiceServicer_to_server,
             executor_pb2.DESCRIPTOR.services_by_name["ExecutorService"].full_name,
         )
-        loops: list[Worker] = [self.infra.outages.watch, self.infra.relay.run, self.reconciler.run]
+        loops: list[Worker] = [self.reconciler.run]
         if self.probes is not None:
             loops.append(self.probes.run)
         loops += [consumer.run for consumer in self.consumers]
         loops += [worker.run for worker in self.workers]
-        return ServiceParts(bindings=[binding], workers=loops, close=self.close, outages=self.infra.outages)
+        return self.infra.parts([binding], loops, self.close)
 
     async def close(self) -> None:
         await self.http.close()

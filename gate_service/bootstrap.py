@@ -72,18 +72,15 @@ class Gate:
             gate_pb2_grpc.add_GateServiceServicer_to_server,
             gate_pb2.DESCRIPTOR.services_by_name["GateService"].full_name,
         )
-        return ServiceParts(
-            bindings=[binding],
-            workers=[
-                self.infra.outages.watch,
-                self.infra.relay.run,
+        return self.infra.parts(
+            [binding],
+            [
                 self.scheduler.run,
                 self.refresher.run,
                 *(consumer.run for consumer in self.consumers),
                 *(rebuild.run for rebuild in self.rebuilds),
             ],
-            close=self.close,
-            outages=self.infra.outages,
+            self.close,
         )
 
     async def close(self) -> None:
@@ -200,14 +197,22 @@ async def assemble(settings: GateSettings, *, clock: Clock | None = None) -> Gat
     rebuild = RebuildProjectionsHandler(uow, updater)
     gate = Gate(infra, redis, writer, servicer, projection, decider, scheduler, refresher, consumers, [])
     if settings.reputation_addr:
-        channel = open_channel(settings.reputation_addr, default_deadline=settings.rebuild_deadline_seconds)
+        channel = open_channel(
+            settings.reputation_addr,
+            default_deadline=settings.rebuild_deadline_seconds,
+            credential=settings.service_credential(),
+        )
         gate.channels.append(channel)
         source = GrpcInstanceStateSource(channel)
         gate.rebuilds.append(
             StartupRebuild("reputation", lambda: rebuild.from_instances(source), outages=infra.outages)
         )
     if settings.ops_addr:
-        ops_channel = open_channel(settings.ops_addr, default_deadline=settings.rebuild_deadline_seconds)
+        ops_channel = open_channel(
+            settings.ops_addr,
+            default_deadline=settings.rebuild_deadline_seconds,
+            credential=settings.service_credential(),
+        )
         gate.channels.append(ops_channel)
         ops_source = GrpcControlSource(ops_channel)
         gate.rebuilds.append(

@@ -1,8 +1,11 @@
-"""The infrastructure every service opens the same way: database, NATS, streams and the outbox relay."""
+"""The infrastructure every service opens the same way: database, NATS, streams, the outbox relay, and the
+API key directory its gRPC server authenticates from."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from nats.aio.client import Client
 from nats.js import JetStreamContext
@@ -10,11 +13,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from libs.config import ServiceSettings
 from libs.db.engine import create_engine, session_factory
+from libs.messaging.key_directory import KeyDirectoryWatcher
 from libs.messaging.nats_connection import connect_nats
 from libs.messaging.publisher import JetStreamPublisher
 from libs.messaging.relay import OutboxRelay
 from libs.messaging.streams import ensure_streams
 from libs.messaging.tables import MessagingTables
+from libs.rpc.auth import Authenticator
+from libs.rpc.keys import KeyTable
+from libs.rpc.server import ServicerBinding
+from libs.runtime import ServiceParts, Worker
 from libs.seedwork.clock import Clock
 from libs.stores import Store, StoreKind, StoreOutages, jetstream_probe, postgres_probe
 
@@ -28,6 +36,24 @@ class Infrastructure:
     js: JetStreamContext
     relay: OutboxRelay
     outages: StoreOutages
+    keys: KeyDirectoryWatcher
+    authenticator: Authenticator
+
+    def parts(
+        self,
+        bindings: Sequence[ServicerBinding[Any]],
+        workers: Sequence[Worker],
+        close: Callable[[], Awaitable[None]],
+    ) -> ServiceParts:
+        """What the runtime serves: the service's bindings and workers, with the infrastructure's own
+        workers (store probes, outbox relay, key directory watch) and its authenticator."""
+        return ServiceParts(
+            bindings=bindings,
+            workers=[self.outages.watch, self.relay.run, self.keys.run, *workers],
+            close=close,
+            outages=self.outages,
+            authenticator=self.authenticator,
+        )
 
     async def close(self) -> None:
         await self.nats.drain()
@@ -59,4 +85,8 @@ async def open_infrastructure(
         clock=clock,
         outages=outages,
     )
-    return Infrastructure(service, engine, sessions, nats, js, relay, outages)
+    # Calls are answered only once the current keys are known: a key issued before this start must work.
+    keys = KeyDirectoryWatcher(nats, js, settings.subject_root, KeyTable())
+    await keys.load()
+    authenticator = Authenticator(keys.table, settings.service_credential())
+    return Infrastructure(service, engine, sessions, nats, js, relay, outages, keys, authenticator)

@@ -5,8 +5,11 @@ from __future__ import annotations
 import sys
 from typing import Annotated, Self
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SERVICE_TOKEN_ENV = "WHATLEAD_SERVICE_TOKEN"
+MIN_SERVICE_TOKEN_LENGTH = 32
 
 # Use these in subclasses too: a plain `int` default there would drop the range check.
 Port = Annotated[int, Field(ge=0, le=65535)]
@@ -19,13 +22,28 @@ class ProcessSettings(BaseSettings):
     Defaults suit a developer's machine; `make run` (deploy/local) and production set what differs.
     """
 
-    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(extra="ignore", frozen=True, populate_by_name=True)
 
     nats_url: str = "nats://127.0.0.1:4222"
     # First token of every subject and stream name; tests use their own to stay isolated.
     subject_root: str = Field(default="whatlead", pattern=r"^[a-z][a-z0-9_]{0,31}$")
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)
+    # The deployment's service credential (docs/security.md), one for every process, so no prefix: what
+    # this process presents to the others, and accepts from them. Unset: it refuses service-only calls.
+    service_token: SecretStr | None = Field(default=None, validation_alias=SERVICE_TOKEN_ENV)
+
+    @field_validator("service_token")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        if len(value.get_secret_value()) < MIN_SERVICE_TOKEN_LENGTH:
+            raise ValueError(f"must be at least {MIN_SERVICE_TOKEN_LENGTH} characters (a random secret)")
+        return value
+
+    def service_credential(self) -> str | None:
+        return self.service_token.get_secret_value() if self.service_token is not None else None
 
     @field_validator("nats_url")
     @classmethod
@@ -43,7 +61,8 @@ class ProcessSettings(BaseSettings):
             prefix = cls.model_config.get("env_prefix", "")
             lines = [f"invalid configuration for {cls.__name__}:"]
             for error in exc.errors():
-                name = prefix + "_".join(str(part) for part in error["loc"]).upper()
+                name = "_".join(str(part) for part in error["loc"]).upper()
+                name = name if name == SERVICE_TOKEN_ENV else prefix + name
                 lines.append(f"  {name}: {error['msg']}")
             print("\n".join(lines), file=sys.stderr)
             raise SystemExit(2) from None

@@ -16,6 +16,7 @@ from prometheus_client import start_http_server
 from libs.config import ServiceSettings
 from libs.db.migrations import upgrade
 from libs.logs import configure_logging
+from libs.rpc.auth import Authenticator
 from libs.rpc.server import GrpcServer, ServicerBinding
 from libs.stores import StoreOutages
 
@@ -35,6 +36,8 @@ class ServiceParts:
     close: Callable[[], Awaitable[None]] | None = None
     # The stores it needs: UNAVAILABLE answers and NOT_SERVING health during their outages (ADR 0009).
     outages: StoreOutages | None = None
+    # Who may call (libs.rpc.auth): every service's server authenticates; libs.bootstrap gives it.
+    authenticator: Authenticator | None = field(kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,7 @@ async def serve(definition: ServiceDefinition[S], settings: S, *, ready: asyncio
         acceptors=settings.grpc_acceptors,
         max_receive_message_bytes=settings.grpc_max_receive_bytes,
         outages=parts.outages,
+        authenticator=parts.authenticator,
     )
     port = await server.start()
     tasks = [

@@ -93,12 +93,12 @@ class Reputation:
             reputation_pb2_grpc.add_ReputationServiceServicer_to_server,
             reputation_pb2.DESCRIPTOR.services_by_name["ReputationService"].full_name,
         )
-        loops: list[Worker] = [self.infra.outages.watch, self.infra.relay.run, self.pruner.run]
+        loops: list[Worker] = [self.pruner.run]
         loops += [self.evaluator.run_debounced, self.evaluator.run_periodic]
         loops += [consumer.run for consumer in self.consumers]
         if self.warmup_planner is not None:
             loops.append(self.warmup_planner.run)
-        return ServiceParts(bindings=[binding], workers=loops, close=self.close, outages=self.infra.outages)
+        return self.infra.parts([binding], loops, self.close)
 
     async def close(self) -> None:
         if self.gate_channel is not None:
@@ -215,7 +215,11 @@ async def assemble(settings: ReputationSettings, *, clock: Clock | None = None) 
     )
     reputation = Reputation(infra, servicer, consumers, pruner, evaluator, window_counts, uow)
     if settings.gate_address:
-        channel = open_channel(settings.gate_address, default_deadline=settings.gate_deadline_seconds)
+        channel = open_channel(
+            settings.gate_address,
+            default_deadline=settings.gate_deadline_seconds,
+            credential=settings.service_credential(),
+        )
         gate = GrpcWarmupGate(channel, deadline_seconds=settings.gate_deadline_seconds)
         reputation.gate_channel = channel
         reputation.warmup_planner = WarmupPlanner(

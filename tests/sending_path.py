@@ -26,11 +26,14 @@ import grpc
 from sqlalchemy import select
 
 from gate_service.infrastructure.tables import intents
+from libs.config import SERVICE_TOKEN_ENV
 from libs.db.engine import create_engine, session_factory
 from libs.provider_simulator.ledger import LedgerEntry
 from libs.providers.port import new_client_message_id
+from libs.rpc.client import PresentCredential
 from libs.seedwork.ids import new_id
 from libs.testing.jetstream import publish, simulator_instance_registered
+from libs.testing.services import new_service_token
 from whatlead.common.v1 import common_pb2
 from whatlead.gate.v1 import gate_pb2, gate_pb2_grpc
 
@@ -44,6 +47,9 @@ NO_LIMITS = json.dumps(
     }
 )
 FINAL = frozenset({"SENT", "FAILED", "BLOCKED", "DROPPED"})
+# The deployment's service credential these processes share; the client submits with it, naming its
+# organization (as the warm-up planner does).
+SERVICE_TOKEN = new_service_token()
 
 
 def free_port() -> int:
@@ -57,7 +63,7 @@ class ServiceProcess:
 
     def __init__(self, module: str, env: dict[str, str], grpc_port: int, log: Path) -> None:
         self.module = module
-        self.env = {**os.environ, **env}
+        self.env = {**os.environ, SERVICE_TOKEN_ENV: SERVICE_TOKEN, **env}
         self.grpc_port = grpc_port
         self.log = log
         self.process: subprocess.Popen[bytes] | None = None
@@ -259,7 +265,10 @@ class RetryingClient:
             ("grpc.max_reconnect_backoff_ms", 300),
         ]
         slots = asyncio.Semaphore(concurrency)
-        async with grpc.aio.insecure_channel(self.address, options=options) as channel:
+        credential = [PresentCredential(SERVICE_TOKEN)]
+        async with grpc.aio.insecure_channel(
+            self.address, options=options, interceptors=credential
+        ) as channel:
             stub = gate_pb2_grpc.GateServiceStub(channel)
 
             async def one(n: int) -> None:

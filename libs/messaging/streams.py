@@ -9,6 +9,7 @@ from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfi
 from nats.js.errors import NotFoundError
 
 from libs.messaging.envelope import context_subjects, stream_name
+from libs.messaging.key_directory import bucket_name
 
 CONTEXTS = ("gate", "executor", "reputation", "ops", "gateway")
 DUPLICATE_WINDOW_SECONDS = 120.0
@@ -39,6 +40,10 @@ async def ensure_streams(js: JetStreamContext, root: str, contexts: tuple[str, .
 
 
 async def delete_streams(js: JetStreamContext, root: str, contexts: tuple[str, ...] = CONTEXTS) -> None:
+    """For tests and benches: remove a root's streams, and its API key directory (every service on the root
+    made it)."""
     for context in contexts:
         with contextlib.suppress(NotFoundError):
             await js.delete_stream(stream_name(root, context))
+    with contextlib.suppress(NotFoundError):
+        await js.delete_stream(f"KV_{bucket_name(root)}")

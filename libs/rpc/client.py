@@ -1,4 +1,5 @@
-"""Client side of gRPC: channels where no call can go without a deadline, and a typed health check."""
+"""Client side of gRPC: channels where no call can go without a deadline, calls that present their caller's
+credential, and a typed health check."""
 
 from __future__ import annotations
 
@@ -37,8 +38,44 @@ class DefaultDeadline(grpc.aio.UnaryUnaryClientInterceptor):
         return await continuation(client_call_details, request)
 
 
-def open_channel(target: str, *, default_deadline: float = 5.0) -> grpc.aio.Channel:
-    return grpc.aio.insecure_channel(target, interceptors=[DefaultDeadline(default_deadline)])
+class PresentCredential(grpc.aio.UnaryUnaryClientInterceptor):
+    """Adds `authorization: Bearer <credential>` (an API key or the service credential) to every call."""
+
+    def __init__(self, credential: str) -> None:
+        self._metadata = (("authorization", f"Bearer {credential}"),)
+
+    async def intercept_unary_unary(
+        self,
+        continuation: Callable[
+            [grpc.aio.ClientCallDetails, Request], Awaitable[grpc.aio.UnaryUnaryCall[Request, Response]]
+        ],
+        client_call_details: grpc.aio.ClientCallDetails,
+        request: Request,
+    ) -> grpc.aio.UnaryUnaryCall[Request, Response]:
+        return await continuation(with_metadata(client_call_details, self._metadata), request)
+
+
+def with_metadata(
+    details: grpc.aio.ClientCallDetails, metadata: tuple[tuple[str, str], ...]
+) -> grpc.aio.ClientCallDetails:
+    """`details` with `metadata` added to what the call already carries."""
+    return grpc.aio.ClientCallDetails(
+        details.method,
+        details.timeout,
+        grpc.aio.Metadata(*(details.metadata or ()), *metadata),
+        details.credentials,
+        details.wait_for_ready,
+    )
+
+
+def open_channel(
+    target: str, *, default_deadline: float = 5.0, credential: str | None = None
+) -> grpc.aio.Channel:
+    """`credential`: presented on every call (the service credential, for a service's calls to another)."""
+    interceptors: list[grpc.aio.ClientInterceptor] = [DefaultDeadline(default_deadline)]
+    if credential is not None:
+        interceptors.append(PresentCredential(credential))
+    return grpc.aio.insecure_channel(target, interceptors=interceptors)
 
 
 HEALTH_CHECK = "/grpc.health.v1.Health/Check"

@@ -10,7 +10,7 @@ import socket
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, Generic, Protocol, TypeVar, cast
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -18,8 +18,11 @@ from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import Counter, Histogram
 
+from libs.rpc.access import NOBODY, MethodRule, service_rules
+from libs.rpc.auth import Authenticator
 from libs.rpc.errors import status_for
-from libs.rpc.validation import refuse_invalid, tolerant
+from libs.rpc.principal import reset_principal, set_principal
+from libs.rpc.validation import UndecodableRequest, refuse_invalid, tolerant
 from libs.seedwork.errors import DomainError
 from libs.stores import StoreOutages
 
@@ -53,14 +56,41 @@ def _no_outages(exc: Exception) -> str | None:
     return None
 
 
-class ServiceInterceptor(grpc.aio.ServerInterceptor):
-    """Refuses requests that break their contract before any use case runs, maps domain errors to status
-    codes (never leaking internals) and records per-method metrics."""
+class _OrganizationScoped(Protocol):
+    """A request of an RPC whose descriptor has `organization_id` (MethodRule.scoped)."""
 
-    def __init__(self, outage: OutageCheck = _no_outages) -> None:
+    organization_id: str
+
+
+# Refusals of authentication and authorization: the same words whatever the reason, so they help no guess.
+UNAUTHENTICATED = "a valid API key or service credential is required (authorization: Bearer <key>)"
+PERMISSION_DENIED = "the caller may not do this"
+FOREIGN_ORGANIZATION = "the caller may not act on this organization"
+
+
+class ServiceInterceptor(grpc.aio.ServerInterceptor):
+    """Authenticates and authorizes every call of the server's own services (docs/security.md), refuses
+    requests that break their contract before any use case runs, maps domain errors to status codes (never
+    leaking internals) and records per-method metrics. Health and reflection are not ours: left open."""
+
+    def __init__(
+        self,
+        outage: OutageCheck = _no_outages,
+        *,
+        authenticator: Authenticator | None = None,
+        services: Iterable[str] = (),
+    ) -> None:
+        """`services`: the server's own services (full names); the access rule of each of their methods
+        comes from its descriptor, and a method without one admits nobody. `authenticator` None: no call
+        is authenticated (see GrpcServer)."""
         # One wrapped handler per method, built on its first call: the hot path reuses it.
         self._guarded: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
         self._outage = outage
+        self._authenticator = authenticator
+        self._own_services = tuple(f"/{name}/" for name in services)
+        self._rules: dict[str, MethodRule] = {}
+        for name in services:
+            self._rules.update(service_rules(name))
 
     async def intercept_service(
         self,
@@ -74,23 +104,56 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
         if guarded is not None:
             return guarded
         handler = await continuation(handler_call_details)
+        ours = method.startswith(self._own_services)
         if handler is None or handler.unary_unary is None:
-            return handler
-        guarded = self._guarded[method] = self._guard(method, handler, self._outage)
+            # Only unary methods are guarded: one of ours that is not would go unchecked, so it is not served.
+            return None if ours and self._authenticator is not None else handler
+        authenticator = self._authenticator
+        if authenticator is None or not ours:
+            guarded = self._guard(method, handler, self._outage)
+        else:
+            rule = self._rules.get(method, NOBODY)
+            guarded = self._guard(method, handler, self._outage, authenticator, rule)
+        self._guarded[method] = guarded
         return guarded
 
     @staticmethod
     def _guard(
-        method: str, handler: grpc.RpcMethodHandler[Request, Response], outage: OutageCheck
+        method: str,
+        handler: grpc.RpcMethodHandler[Request, Response],
+        outage: OutageCheck,
+        authenticator: Authenticator | None = None,
+        rule: MethodRule = NOBODY,
     ) -> grpc.RpcMethodHandler[Request, Response]:
         inner = cast("AsyncUnaryBehaviour[Request, Response]", handler.unary_unary)
         latency = RPC_LATENCY.labels(method)
         handled_ok = RPC_HANDLED.labels(method, grpc.StatusCode.OK.name)
+        authenticate = authenticator.authenticate if authenticator is not None else None
+        admits = rule.admits
+        scoped = rule.scoped
 
         async def guarded(request: Request, context: grpc.aio.ServicerContext[Request, Response]) -> Response:
             started = time.perf_counter()
             code = grpc.StatusCode.OK
+            principal_token = None
             try:
+                if authenticate is not None:
+                    principal = authenticate(context.invocation_metadata())
+                    if principal is None:
+                        code = grpc.StatusCode.UNAUTHENTICATED
+                        await context.abort(code, UNAUTHENTICATED)
+                    if not admits(principal):
+                        code = grpc.StatusCode.PERMISSION_DENIED
+                        await context.abort(code, PERMISSION_DENIED)
+                    # An organization's key acts on its own organization: named, or filled in when left out.
+                    if scoped and not principal.is_service and not isinstance(request, UndecodableRequest):
+                        scoped_request = cast("_OrganizationScoped", request)
+                        if not scoped_request.organization_id:
+                            scoped_request.organization_id = principal.organization_id
+                        elif scoped_request.organization_id != principal.organization_id:
+                            code = grpc.StatusCode.PERMISSION_DENIED
+                            await context.abort(code, FOREIGN_ORGANIZATION)
+                    principal_token = set_principal(principal)
                 refuse_invalid(method, request)
                 return await inner(request, context)
             except DomainError as exc:
@@ -108,6 +171,8 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
                 log.exception("unhandled error in rpc", extra={"method": method})
                 await context.abort(grpc.StatusCode.INTERNAL, "internal error")
             finally:
+                if principal_token is not None:
+                    reset_principal(principal_token)
                 latency.observe(time.perf_counter() - started)
                 (handled_ok if code is grpc.StatusCode.OK else RPC_HANDLED.labels(method, code.name)).inc()
 
@@ -153,6 +218,7 @@ class GrpcServer:
         acceptors: int = 1,
         max_receive_message_bytes: int = DEFAULT_MAX_RECEIVE_MESSAGE_BYTES,
         outages: StoreOutages | None = None,
+        authenticator: Authenticator | None,
     ) -> None:
         """`reuse_port`: share the port with sibling processes (SO_REUSEPORT; the kernel spreads new
         connections among them). Off unless asked, so a second server on a taken port fails loudly.
@@ -167,6 +233,10 @@ class GrpcServer:
         RESOURCE_EXHAUSTED before it is read into memory. Each service sizes it to its largest legitimate
         request (its settings, docs/contracts.md).
 
+        `authenticator`: who calls (docs/security.md); every call of the bound services is authenticated and
+        authorized by its method's access option. None only for benches that measure what that costs, and
+        tests of the server's other duties.
+
         `outages`: the service's stores. A call failing on a store outage is answered UNAVAILABLE, and
         health is NOT_SERVING while a store the service cannot work without is down (ADR 0009)."""
         if reuse_port is None:
@@ -180,8 +250,12 @@ class GrpcServer:
             ("grpc.max_receive_message_length", max_receive_message_bytes),
         ]
         outage = outages.unavailable if outages is not None else _no_outages
+        services = [binding.service_name for binding in self._bindings]
         self._servers = [
-            grpc.aio.server(interceptors=[ServiceInterceptor(outage)], options=options)
+            grpc.aio.server(
+                interceptors=[ServiceInterceptor(outage, authenticator=authenticator, services=services)],
+                options=options,
+            )
             for _ in range(acceptors)
         ]
         self._health = HealthServicer()

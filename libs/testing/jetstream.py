@@ -95,3 +95,22 @@ async def stored_events(
     finally:
         await sub.unsubscribe()
     return found
+
+
+async def directory_key(js: Any, subject_root: str, organization_id: str) -> str:
+    """A new OWNER key of the organization, put in the run's key directory as ops puts one (services on
+    `subject_root` know it once loaded, or a moment later while running); its secret."""
+    from libs.messaging.key_directory import ensure_key_directory, put_key
+    from libs.seedwork.api_keys import issue_key
+    from whatlead.events.v1 import ops_events_pb2
+    from whatlead.ops.v1 import ops_pb2
+
+    issued = issue_key()
+    record = ops_events_pb2.ApiKeyCreated(
+        api_key=ops_pb2.ApiKey(
+            id=new_id(), organization_id=organization_id, role=ops_pb2.MEMBER_ROLE_OWNER, prefix=issued.prefix
+        ),
+        secret_sha256=issued.sha256,
+    )
+    await put_key(await ensure_key_directory(js, subject_root), record)
+    return issued.secret

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -19,11 +20,15 @@ import aiohttp
 import grpc
 import psycopg
 
+from libs.testing.jetstream import directory_key  # noqa: F401 (the benches' import of it)
+
 ROOT = Path(__file__).resolve().parents[2]
 POSTGRES_ADMIN_URL = os.environ.get("WHATLEAD_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 NATS_URL = os.environ.get("WHATLEAD_TEST_NATS", "nats://127.0.0.1:4222")
 REDIS_URL = os.environ.get("WHATLEAD_TEST_REDIS", "redis://127.0.0.1:6379/0")
 SIMULATOR_API_KEY = "bench-key"
+# The service credential of the processes a bench starts (each run its own).
+SERVICE_TOKEN = secrets.token_urlsafe(32)
 # Phase caps lifted (no caps, no minimum interval): every decision takes the full path and approves.
 NO_LIMITS = json.dumps(
     {
@@ -31,6 +36,13 @@ NO_LIMITS = json.dumps(
         for phase in ("NEWBORN", "WARMING", "INTERACTING", "STABLE")
     }
 )
+
+
+def credential_channel(address: str, credential: str, **kwargs: Any) -> grpc.aio.Channel:
+    """A channel presenting `credential` (an API key, or SERVICE_TOKEN) on every call."""
+    from libs.rpc.client import PresentCredential
+
+    return grpc.aio.insecure_channel(address, interceptors=[PresentCredential(credential)], **kwargs)
 
 
 def free_port() -> int:
@@ -139,15 +151,17 @@ async def gate_process(
     *,
     processes: int = 1,
     extra_env: dict[str, str] | None = None,
+    module: str = "gate_service",
 ):
     """`python -m gate_service` (`processes` of them sharing the port) on its own database, stream root and
     Redis prefix, rate caps lifted; yields its port and pid once it serves. Its Redis keys are removed on
-    exit."""
+    exit. `module`: what runs it (a bench's own variant of `gate_service`)."""
     from redis.asyncio import Redis
 
     port = free_port()
     env = {
         **os.environ,
+        "WHATLEAD_SERVICE_TOKEN": SERVICE_TOKEN,
         "GATE_DATABASE_URL": sqlalchemy_url(database_url),
         "GATE_NATS_URL": NATS_URL,
         "GATE_SUBJECT_ROOT": subject_root,
@@ -163,7 +177,7 @@ async def gate_process(
         "GATE_PROCESSES": str(processes),
         **(extra_env or {}),
     }
-    gate = subprocess.Popen([sys.executable, "-m", "gate_service"], env=env, cwd=ROOT)  # noqa: ASYNC220
+    gate = subprocess.Popen([sys.executable, "-m", module], env=env, cwd=ROOT)  # noqa: ASYNC220
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             await asyncio.wait_for(channel.channel_ready(), timeout=30)
@@ -184,6 +198,7 @@ async def executor_process(database_url: str, subject_root: str, simulator_url: 
     port = free_port()
     env = {
         **os.environ,
+        "WHATLEAD_SERVICE_TOKEN": SERVICE_TOKEN,
         "EXECUTOR_DATABASE_URL": sqlalchemy_url(database_url),
         "EXECUTOR_NATS_URL": NATS_URL,
         "EXECUTOR_SUBJECT_ROOT": subject_root,

@@ -24,6 +24,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import grpc
 import psycopg
@@ -33,6 +34,8 @@ from tests.bench._support import (
     NATS_URL,
     REDIS_URL,
     consumed,
+    credential_channel,
+    directory_key,
     free_port,
     fresh_database,
     gate_process,
@@ -116,11 +119,15 @@ def box_cpu(server_pid: int) -> dict[str, float]:
 
 
 @asynccontextmanager
-async def connections(port: int) -> AsyncIterator[list[grpc.aio.Channel]]:
+async def connections(port: int, credential: str | None = None) -> AsyncIterator[list[grpc.aio.Channel]]:
     """CONNECTIONS channels, each on its own TCP connection (a local subchannel pool: channels with equal
-    arguments would otherwise share one), as several clients would; the echo and the Gate alike."""
+    arguments would otherwise share one), as several clients would; the echo and the Gate alike. With
+    `credential`, every call presents it."""
+    options = [("grpc.use_local_subchannel_pool", 1)]
     channels = [
-        grpc.aio.insecure_channel(f"127.0.0.1:{port}", options=[("grpc.use_local_subchannel_pool", 1)])
+        credential_channel(f"127.0.0.1:{port}", credential, options=options)
+        if credential is not None
+        else grpc.aio.insecure_channel(f"127.0.0.1:{port}", options=options)
         for _ in range(CONNECTIONS)
     ]
     try:
@@ -186,7 +193,8 @@ async def serve_bench_method(
 
     binding = ServicerBinding(None, add, service)
     acceptors = GateSettings.model_fields["grpc_acceptors"].default
-    server = GrpcServer([binding], host="127.0.0.1", port=port, acceptors=acceptors)
+    # No authenticator: these methods are the bench's own (no access option), and the echo is the ceiling.
+    server = GrpcServer([binding], host="127.0.0.1", port=port, acceptors=acceptors, authenticator=None)
     await server.start()
     await asyncio.Event().wait()
 
@@ -286,13 +294,16 @@ async def measure_naive(database_url: str, redis_prefix: str) -> Result:
 # --- the Gate -------------------------------------------------------------------------------------------
 
 
-async def measure_gate(port: int, pid: int, organization: str, name: str) -> tuple[Result, dict[str, int]]:
+async def measure_gate(
+    port: int, pid: int, organization: str, name: str, key: str | None
+) -> tuple[Result, dict[str, int]]:
+    """`key`: the organization's API key every call presents (None: a Gate that authenticates nobody)."""
     from whatlead.common.v1 import common_pb2
     from whatlead.gate.v1 import gate_pb2, gate_pb2_grpc
 
     outcomes: dict[str, int] = {}
     run = secrets.token_hex(3)
-    async with connections(port) as channels:
+    async with connections(port, key) as channels:
         stubs = [gate_pb2_grpc.GateServiceStub(channel) for channel in channels]
 
         async def call(n: int, i: int) -> None:
@@ -328,6 +339,19 @@ async def run() -> None:
     await ensure_streams(js, root)
     refresh = {"GATE_PROJECTION_REFRESH_SECONDS": str(REFRESH_SECONDS)}
     results: dict[int, list[tuple[Result, dict[str, int]]]] = {}
+    keys = {size: await directory_key(js, root, f"bench-org-{size}") for size in SIZES}
+    if os.environ.get("BENCH_GATE_AUTH_ONLY") == "1":
+        try:
+            with fresh_database(f"wl_bench_{token}_auth") as database:
+                await register(js, root, f"bench-org-{SIZES[0]}", SIZES[0])
+                authenticated, open_ = await measure_authentication(
+                    js, database, root, f"wl:bench:{token}:", durable_prefix, keys[SIZES[0]]
+                )
+        finally:
+            await delete_streams(js, root)
+            await client.close()
+        print_authentication(authenticated, open_)
+        return
     try:
         echo = await measure_echo()
         with fresh_database(f"wl_bench_{token}_naive") as database:
@@ -359,6 +383,7 @@ async def run() -> None:
                             gate.pid,
                             f"bench-org-{size}",
                             f"SubmitIntent, {size} instances{suffix}",
+                            keys[size],
                         )
                         if size in measured:
                             first, first_outcomes = measured[size]
@@ -366,6 +391,9 @@ async def run() -> None:
                             outcomes = dict(Counter(first_outcomes) + Counter(outcomes))
                         measured[size] = (result, outcomes)
                     results[processes] = [measured[size] for size in SIZES]
+            authenticated, open_ = await measure_authentication(
+                js, database, root, f"wl:bench:{token}:", durable_prefix, keys[SIZES[0]]
+            )
     finally:
         await delete_streams(js, root)
         await client.close()
@@ -393,6 +421,7 @@ async def run() -> None:
                 f"{result.cpu_per_call_us:11.0f} us   {outcomes}"
             )
     print_box(echo, naive, [result for rows in results.values() for result, _ in rows])
+    print_authentication(authenticated, open_)
     for processes, rows in results.items():
         worst = min(r.rate for r, _ in rows) / echo.rate
         spread = (1 / rows[-1][0].rate) / (1 / rows[0][0].rate)
@@ -403,6 +432,50 @@ async def run() -> None:
             f"{spread:.2f}x by throughput, {cpu_spread:.2f}x by server CPU per call "
             f"{'OK' if min(spread, cpu_spread) <= 1.25 else 'MISSED'}"
         )
+
+
+async def measure_authentication(
+    js: Any, database: str, root: str, redis_prefix: str, durable_prefix: str, key: str
+) -> tuple[Result, Result]:
+    """SubmitIntent for the organization of SIZES[0] instances, on one Gate process that authenticates
+    every call (an API key, as clients call) and on one built without an authenticator, in mirrored
+    order (on, off, off, on), same database and instances: what authentication costs."""
+    organization = f"bench-org-{SIZES[0]}"
+    runs: dict[bool, list[Result]] = {True: [], False: []}
+    for authenticate, rounds in ((True, 1), (False, 2), (True, 1)):
+        module = "gate_service" if authenticate else "tests.bench._gate_without_auth"
+        async with gate_process(
+            database,
+            root,
+            redis_prefix,
+            durable_prefix,
+            extra_env={"GATE_PROJECTION_REFRESH_SECONDS": str(REFRESH_SECONDS)},
+            module=module,
+        ) as gate:
+            await consumed(js, root, f"{durable_prefix}-reputation")
+            await asyncio.sleep(2 * REFRESH_SECONDS)  # the instances are loaded
+            for _ in range(rounds):
+                name = f"SubmitIntent, authentication {'on' if authenticate else 'off'}"
+                result, _ = await measure_gate(
+                    gate.port, gate.pid, organization, name, key if authenticate else None
+                )
+                runs[authenticate].append(result)
+    on, off = (runs[flag][0].merged(runs[flag][1]) for flag in (True, False))
+    return on, off
+
+
+def print_authentication(on: Result, off: Result) -> None:
+    ratio = on.rate / off.rate
+    print(f"authentication, {SIZES[0]} instances, 1 process (mirrored runs: on, off, off, on):")
+    for result in (off, on):
+        print(
+            f"  {result.name:40}{result.rate:10.0f} calls/s{result.percentile(0.5):9.2f} ms p50"
+            f"{result.cpu_per_call_us:9.0f} us server CPU/call"
+        )
+    print(
+        f"target: on >= 0.95x off -> {ratio:.3f}x ({(1 - ratio) * 100:+.1f} % fewer calls/s) "
+        f"{'OK' if ratio >= 0.95 else 'MISSED'}"
+    )
 
 
 BOX_COLUMNS = ("client", "server", "postgres", "redis", "nats", "kernel", "other")

@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
-import grpc
 import psycopg
 
 from executor_service.infrastructure.tables import jobs
@@ -37,8 +36,10 @@ from libs.messaging.streams import delete_streams, ensure_streams
 from libs.rpc.convert import from_timestamp
 from tests.bench._support import (
     NATS_URL,
+    SERVICE_TOKEN,
     Ledger,
     consumed,
+    credential_channel,
     executor_process,
     fresh_database,
     gate_process,
@@ -152,7 +153,7 @@ async def measure(js: Any, simulator_url: str) -> LightLoad:
             async with (
                 gate_process(gate_url, root, f"wl:bench:{RUN}:", durable_prefix) as gate,
                 executor_process(url, root, simulator_url, EXECUTOR_WORKERS) as executor_pid,
-                grpc.aio.insecure_channel(f"127.0.0.1:{gate.port}") as channel,
+                credential_channel(f"127.0.0.1:{gate.port}", SERVICE_TOKEN) as channel,
             ):
                 await register(js, root, organization, INSTANCES)
                 await consumed(js, root, f"{durable_prefix}-reputation")

@@ -50,7 +50,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import grpc
 import psycopg
 from google.protobuf import duration_pb2
 from sqlalchemy import event, func, select
@@ -67,7 +66,17 @@ from reputation_service.config import ReputationSettings
 from reputation_service.domain.signals import Granularity, SignalKind, SignalSource, fact_key, latency_bin
 from reputation_service.infrastructure.tables import ACK_BIN_COLUMNS, signal_buckets, signal_messages, signals
 from tests.bench import executor_throughput as executor_bench
-from tests.bench._support import NATS_URL, ROOT, free_port, fresh_database, simulator_process, sqlalchemy_url
+from tests.bench._support import (
+    NATS_URL,
+    ROOT,
+    SERVICE_TOKEN,
+    credential_channel,
+    directory_key,
+    free_port,
+    fresh_database,
+    simulator_process,
+    sqlalchemy_url,
+)
 from whatlead.common.v1 import common_pb2
 from whatlead.events.v1 import executor_events_pb2, provider_events_pb2
 from whatlead.reputation.v1 import reputation_pb2, reputation_pb2_grpc
@@ -301,9 +310,10 @@ async def register(reputation: Reputation, count: int, label: str) -> list[str]:
 
 @contextlib.asynccontextmanager
 async def reputation_process(
-    database_url: str, root: str
+    database_url: str, root: str, key: str
 ) -> AsyncIterator[reputation_pb2_grpc.ReputationServiceStub]:
-    """`python -m reputation_service` on `database_url` and its own stream root; yields a stub to it."""
+    """`python -m reputation_service` on `database_url` and its own stream root; yields a stub to it that
+    calls with `key`."""
     port = free_port()
     env = {
         **os.environ,
@@ -314,10 +324,11 @@ async def reputation_process(
         "REPUTATION_GRPC_PORT": str(port),
         "REPUTATION_METRICS_PORT": str(free_port()),
         "REPUTATION_LOG_LEVEL": "WARNING",
+        "WHATLEAD_SERVICE_TOKEN": SERVICE_TOKEN,
     }
     process = subprocess.Popen([sys.executable, "-m", "reputation_service"], env=env, cwd=ROOT)  # noqa: ASYNC220
     try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        async with credential_channel(f"127.0.0.1:{port}", key) as channel:
             await asyncio.wait_for(channel.channel_ready(), timeout=60)
             yield reputation_pb2_grpc.ReputationServiceStub(channel)
     finally:
@@ -606,7 +617,8 @@ async def reputation_runs(
             for log in logs:
                 root = f"brep{RUN}r{log.size}"
                 servers.push_async_callback(delete_streams, js, root)  # once the process has stopped
-                stub = await servers.enter_async_context(reputation_process(log.url, root))
+                key = await directory_key(js, root, ORG)
+                stub = await servers.enter_async_context(reputation_process(log.url, root, key))
                 stubs[log.size] = (stub, log.measured)
             windows = await same_counts(stubs[SMALL_LOG], stubs[LARGE_LOG], len(measured))
             latencies = await reads({size: over_grpc(*stub) for size, stub in stubs.items()})

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import grpc
 import pytest
 
 from deploy.local import stack as launcher
@@ -47,33 +48,52 @@ class Stack:
             "WHATLEAD_GATEWAY_URL": f"http://127.0.0.1:{self.port(8080)}",
             "WHATLEAD_PROVIDER_URL": f"http://127.0.0.1:{self.port(8090)}",
             "WHATLEAD_LOCAL_DATA": str(self.data),
-            "WHATLEAD_ORG": "org-e2e",
-            **self.cli_key(),
+            # The Demo organization's OWNER key `make run` wrote; the CLI acts for its organization.
+            "WHATLEAD_CREDENTIALS": str(self.data / "credentials.json"),
         }
 
-    def cli_key(self) -> dict[str, str]:
-        """The key `make run` writes for the CLI, once it does; until then any key (nothing checks it)."""
-        written = self.data / "credentials.json"
-        if written.exists():
-            return {"WHATLEAD_CREDENTIALS": str(written)}
-        return {"WHATLEAD_API_KEY": "wl_e2etest0_" + "e" * 43}
-
-    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+    def cli(self, *args: str, key: str | None = None) -> subprocess.CompletedProcess[str]:
+        """`whatlead *args` with the Demo organization's key, or `key` (another organization's)."""
         return subprocess.run(
             [sys.executable, "-m", "libs.cli.main", *args],
-            env=self.env(),
+            env={**self.env(), **({"WHATLEAD_API_KEY": key} if key else {})},
             capture_output=True,
             text=True,
             timeout=60,
             cwd=ROOT,
         )
 
+    def new_organization_key(self, name: str) -> str:
+        """An OWNER key of a new organization, made through ops with the stack's service credential, as
+        `make run` made the Demo one."""
+        from whatlead.ops.v1 import ops_pb2, ops_pb2_grpc
 
-def eventually_shows(stack: Stack, expected: str, *args: str, timeout: float = 30) -> str:
+        token = (self.data / "service-token").read_text().strip()
+        metadata = (("authorization", f"Bearer {token}"),)
+        with grpc.insecure_channel(f"127.0.0.1:{self.port(50054)}") as channel:
+            ops = ops_pb2_grpc.OpsServiceStub(channel)
+            organization = ops.CreateOrganization(
+                ops_pb2.CreateOrganizationRequest(name=name, owner_user_id="e2e"),
+                metadata=metadata,
+                timeout=10,
+            ).organization
+            created = ops.CreateApiKey(
+                ops_pb2.CreateApiKeyRequest(
+                    organization_id=organization.id, name="e2e", role=ops_pb2.MEMBER_ROLE_OWNER
+                ),
+                metadata=metadata,
+                timeout=10,
+            )
+        return created.secret
+
+
+def eventually_shows(
+    stack: Stack, expected: str, *args: str, timeout: float = 30, key: str | None = None
+) -> str:
     """Repeat a CLI command until its output contains `expected` (events cross the broker meanwhile)."""
     deadline = time.monotonic() + timeout
     while True:
-        result = stack.cli(*args)
+        result = stack.cli(*args, key=key)
         if expected in result.stdout or time.monotonic() > deadline:
             assert expected in result.stdout, result.stdout + result.stderr
             return result.stdout
@@ -242,10 +262,10 @@ def test_make_run_serves_the_registry_publishes_typed_events_and_stops_cleanly(s
 
     # One message's life: the Gate learns of the instance from the reputation stream, approves the intent
     # through it, the Executor sends it through the simulator, and the Gate hears it was sent. Its own
-    # organization, so the WAHA instance above (the stack has no WAHA endpoint) is not a candidate.
-    org = ("--org", "org-e2e-send")
+    # organization (its key made through ops), so the WAHA instance above (the stack has no WAHA endpoint)
+    # is not a candidate.
+    other = stack.new_organization_key("e2e-send")
     simulated = stack.cli(
-        *org,
         "instances",
         "register",
         "--provider",
@@ -256,24 +276,27 @@ def test_make_run_serves_the_registry_publishes_typed_events_and_stops_cleanly(s
         "+5511955554444",
         "--state",
         "connected",
+        key=other,
     )
     assert simulated.returncode == 0, simulated.stderr
     sender = json.loads(simulated.stdout)["id"]
     # What to give the provider: the instance's URL at the gateway and its secret...
-    told = stack.cli(*org, "instances", "webhook", sender, "--master-key-file", str(master_key))
+    told = stack.cli("instances", "webhook", sender, "--master-key-file", str(master_key), key=other)
     assert told.returncode == 0, told.stderr
     given = dict(line.split(maxsplit=1) for line in told.stdout.splitlines()[:4] if line.strip())
     assert given["url"] == f"{gateway_url}/webhooks/simulator/{sender}"
     # ...which `--apply` sets on its simulator session, the key taken from the stack's data folder as a
     # newcomer runs it: the session's webhooks now go to the gateway, signed with the instance's secret.
-    applied = stack.cli(*org, "instances", "webhook", sender, "--apply")
+    applied = stack.cli("instances", "webhook", sender, "--apply", key=other)
     assert applied.returncode == 0, applied.stderr
     assert given["url"] in applied.stdout and given["secret"] not in applied.stdout
-    approved = eventually_shows(stack, "APPROVED", *org, "send", "--to", "+5511988887777", "--text", "hello")
+    approved = eventually_shows(
+        stack, "APPROVED", "send", "--to", "+5511988887777", "--text", "hello", key=other
+    )
     intent_id = approved.split()[0]
     assert sender in approved
-    eventually_shows(stack, "INTENT_STATUS_SENT", *org, "intent", intent_id)
-    job = eventually_shows(stack, "JOB_STATUS_SENT", *org, "jobs", intent_id)
+    eventually_shows(stack, "INTENT_STATUS_SENT", "intent", intent_id, key=other)
+    job = eventually_shows(stack, "JOB_STATUS_SENT", "jobs", intent_id, key=other)
     assert '"attempts": 1' in job and '"provider_message_id"' in job
     # The simulator's receipts came back through the gateway: verified, normalized, stored, answered 200.
     read_through_gateway = (
@@ -285,8 +308,8 @@ def test_make_run_serves_the_registry_publishes_typed_events_and_stops_cleanly(s
         time.sleep(0.3)
     assert "whatlead_gateway_verification_failures_total{" not in metrics
     # ...and the Executor heard them from the gateway's stream (the only way a job learns of a receipt).
-    eventually_shows(stack, "DELIVERY_STATUS_READ", *org, "jobs", intent_id)
-    eventually_shows(stack, "delivery: READ", *org, "intent", intent_id)
+    eventually_shows(stack, "DELIVERY_STATUS_READ", "jobs", intent_id, key=other)
+    eventually_shows(stack, "delivery: READ", "intent", intent_id, key=other)
 
     # Ctrl-C: the launcher stops every child, PostgreSQL's backends included, and leaves no port behind.
     stack.process.send_signal(signal.SIGINT)

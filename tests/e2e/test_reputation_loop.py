@@ -23,13 +23,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
-import grpc
 
 from libs.provider_simulator import run_simulator
 from libs.provider_simulator.session_webhook import apply_session_webhook
+from libs.rpc.client import open_channel
 from libs.rpc.convert import to_timestamp
 from libs.seedwork.ids import new_id
-from libs.testing.jetstream import publish
+from libs.testing.jetstream import directory_key, publish
 from libs.webhooks import webhook_secret
 from tests.conftest import NATS_URL, REDIS_URL
 from tests.executor_service.integration.harness import own_streams
@@ -92,6 +92,7 @@ async def test_a_463_cools_one_of_two_numbers_until_its_cooldown_ends_and_a_ban_
 ):
     logs = Path(tempfile.mkdtemp(prefix="wl-reputation-loop-"))
     async with own_streams(jetstream, subject_root) as root, run_simulator(api_key=SIMULATOR_API_KEY) as sim:
+        key = await directory_key(jetstream, root, ORG)  # the organization's key, as ops would put it
         registry = reputation(
             database_url=migrated_database("reputation_service"),
             nats_url=NATS_URL,
@@ -136,7 +137,7 @@ async def test_a_463_cools_one_of_two_numbers_until_its_cooldown_ends_and_a_ban_
         processes = (registry, the_gate, the_executor, the_gateway)
         try:
             await asyncio.gather(the_gate.ready(), the_executor.ready(), gateway_ready(the_gateway))
-            await run_the_loop(sim, root, jetstream, registry.grpc_port, the_gate, the_gateway)
+            await run_the_loop(sim, root, jetstream, key, registry.grpc_port, the_gate, the_gateway)
         except BaseException:
             print("\n".join(f"--- {p.module}\n{p.tail()}" for p in processes))
             raise
@@ -178,10 +179,10 @@ async def gateway_ready(process: ServiceProcess, timeout: float = 30) -> None:
             await asyncio.sleep(0.1)
 
 
-async def run_the_loop(sim, root: str, js, registry_port: int, the_gate, the_gateway) -> None:
+async def run_the_loop(sim, root: str, js, key: str, registry_port: int, the_gate, the_gateway) -> None:
     async with (
-        grpc.aio.insecure_channel(f"127.0.0.1:{registry_port}") as registry_channel,
-        grpc.aio.insecure_channel(f"127.0.0.1:{the_gate.grpc_port}") as gate_channel,
+        open_channel(f"127.0.0.1:{registry_port}", credential=key) as registry_channel,
+        open_channel(f"127.0.0.1:{the_gate.grpc_port}", credential=key) as gate_channel,
     ):
         registry = reputation_pb2_grpc.ReputationServiceStub(registry_channel)
         client = Client(gate_pb2_grpc.GateServiceStub(gate_channel))

@@ -30,7 +30,7 @@ from gate_service.config import GateSettings
 from libs.messaging.streams import delete_streams, ensure_streams
 from libs.provider_simulator import run_simulator
 from libs.rpc.convert import to_timestamp
-from libs.testing.services import RunningService, running_service
+from libs.testing.services import RunningService, new_service_token, running_service
 from libs.testing.waiting import eventually
 from reputation_service.bootstrap import build as build_reputation
 from reputation_service.config import ReputationSettings
@@ -199,8 +199,13 @@ async def fuzzed_system(
             running = await stack.enter_async_context(running_service(build, settings))
             return ServedService(name, running, database_urls[name], settings.grpc_max_receive_bytes)
 
+        # One service credential for the three, as a deployment has: the Gate's rebuild calls reputation.
         common: dict[str, Any] = dict(
-            nats_url=NATS_URL, subject_root=subject_root, migrate_on_start=False, grpc_port=0
+            nats_url=NATS_URL,
+            subject_root=subject_root,
+            migrate_on_start=False,
+            grpc_port=0,
+            service_token=new_service_token(),
         )
         reputation = await serve(
             "reputation",
@@ -240,6 +245,7 @@ async def fuzzed_system(
                 simulator_api_key=SIMULATOR_KEY,
                 migrate_on_start=False,
                 grpc_port=0,
+                service_token=common["service_token"],
             ),
         )
         system = FuzzedSystem({s.name: s for s in (reputation, gate, executor)}, Seeds(), simulator)

@@ -8,11 +8,11 @@ import pytest
 from executor_service.bootstrap import Executor
 from executor_service.infrastructure.proto_mapping import create_job_command
 from libs.provider_simulator import run_simulator
-from libs.rpc.client import open_channel
 from libs.rpc.errors import field_violations
 from libs.rpc.server import GrpcServer
 from libs.seedwork.ids import new_id
 from libs.seedwork.shared_kernel import Provider
+from libs.testing.services import acting_channel
 from tests.executor_service.integration.harness import API_KEY, approved, own_streams, running, settings
 from whatlead.executor.v1 import executor_pb2, executor_pb2_grpc
 
@@ -26,9 +26,11 @@ async def service(migrated_database, jetstream, subject_root):
         run_simulator(api_key=API_KEY) as simulator,
         running(settings(migrated_database("executor_service"), root, simulator.base_url), loops=False) as ex,
     ):
-        server = GrpcServer([ex.parts().bindings[0]], host="127.0.0.1", port=0)
+        parts = ex.parts()
+        assert parts.authenticator is not None
+        server = GrpcServer(parts.bindings, host="127.0.0.1", port=0, authenticator=parts.authenticator)
         port = await server.start()
-        channel = open_channel(f"127.0.0.1:{port}")
+        channel = acting_channel(f"127.0.0.1:{port}", parts.authenticator, None)
         yield ex, executor_pb2_grpc.ExecutorServiceStub(channel)
         await channel.close()
         await server.stop(0)

@@ -17,6 +17,7 @@ from libs.rpc.server import GrpcServer
 from libs.seedwork.clock import Clock
 from libs.seedwork.ids import new_id
 from libs.testing.jetstream import publish, simulator_instance_registered, stored_events
+from libs.testing.services import acting_channel, new_service_token
 from tests.conftest import NATS_URL, REDIS_URL
 from whatlead.common.v1 import common_pb2
 from whatlead.gate.v1 import gate_pb2, gate_pb2_grpc
@@ -61,6 +62,7 @@ async def running_gate(
             "contact_hourly_cap": 0,
             "consumer_durable_prefix": f"gate-{new_id()[-12:]}",
             "scheduler_interval_seconds": 0.05,
+            "service_token": new_service_token(),
             **overrides,
         }
     )
@@ -74,11 +76,13 @@ async def running_gate(
         port=0,
         max_receive_message_bytes=settings.grpc_max_receive_bytes,
         outages=parts.outages,
+        authenticator=parts.authenticator,
     )
     port = await server.start()
     stop = asyncio.Event()
     tasks = [asyncio.ensure_future(worker(stop)) for worker in parts.workers]
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    assert parts.authenticator is not None
+    channel = acting_channel(f"127.0.0.1:{port}", parts.authenticator, settings.service_credential())
     try:
         yield RunningGate(app, gate_pb2_grpc.GateServiceStub(channel), settings, channel)
     finally:

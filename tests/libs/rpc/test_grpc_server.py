@@ -18,7 +18,7 @@ from libs.testing.waiting import eventually
 
 
 async def test_several_acceptors_serve_one_port_and_stop_together():
-    server = GrpcServer([], host="127.0.0.1", port=0, acceptors=3)
+    server = GrpcServer([], host="127.0.0.1", port=0, acceptors=3, authenticator=None)
     port = await server.start()
     try:
         # Connections land on whichever acceptor the kernel picks; each must answer.
@@ -40,10 +40,10 @@ async def test_several_acceptors_serve_one_port_and_stop_together():
 
 
 async def test_acceptors_refuse_a_port_another_server_already_serves():
-    first = GrpcServer([], host="127.0.0.1", port=0, acceptors=2)
+    first = GrpcServer([], host="127.0.0.1", port=0, acceptors=2, authenticator=None)
     port = await first.start()
     try:
-        second = GrpcServer([], host="127.0.0.1", port=port, acceptors=2)
+        second = GrpcServer([], host="127.0.0.1", port=port, acceptors=2, authenticator=None)
         with pytest.raises(OSError, match="already in use"):
             await second.start()
     finally:
@@ -84,7 +84,7 @@ async def test_a_store_outage_answers_unavailable_and_turns_health_not_serving_u
     outages = StoreOutages("rpc-test", probe_interval=0.01)
     outages.add(Store(StoreKind.REDIS, holds="rate windows", probe=probe))
     binding = ServicerBinding(object(), add_failing_service, FAILING)
-    server = GrpcServer([binding], host="127.0.0.1", port=0, outages=outages)
+    server = GrpcServer([binding], host="127.0.0.1", port=0, outages=outages, authenticator=None)
     port = await server.start()
     stop = asyncio.Event()
     watcher = asyncio.create_task(outages.watch(stop))

@@ -55,7 +55,9 @@ async def served():
     binding = ServicerBinding(
         servicer, gate_pb2_grpc.add_GateServiceServicer_to_server, "whatlead.gate.v1.GateService"
     )
-    server = GrpcServer([binding], host="127.0.0.1", port=0, max_receive_message_bytes=8 * 1024)
+    server = GrpcServer(
+        [binding], host="127.0.0.1", port=0, max_receive_message_bytes=8 * 1024, authenticator=None
+    )
     port = await server.start()
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
     try:
@@ -249,7 +251,7 @@ async def test_a_thousand_violations_still_reach_the_client_as_invalid_argument(
     binding = ServicerBinding(
         RefusingEveryItem(), gate_pb2_grpc.add_GateServiceServicer_to_server, "whatlead.gate.v1.GateService"
     )
-    server = GrpcServer([binding], host="127.0.0.1", port=0)
+    server = GrpcServer([binding], host="127.0.0.1", port=0, authenticator=None)
     port = await server.start()
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
     try:

@@ -17,6 +17,7 @@ ORG = "org-cli"
 def whatlead(registry, monkeypatch, capsys, cli_credentials):
     """Runs `whatlead` in a thread (its gRPC calls block; this loop serves them): code, stdout, stderr."""
     monkeypatch.setenv("WHATLEAD_REPUTATION_ADDR", registry.address)
+    monkeypatch.setenv("WHATLEAD_API_KEY", registry.key(ORG))
 
     async def run(*args: str) -> tuple[int, str, str]:
         capsys.readouterr()

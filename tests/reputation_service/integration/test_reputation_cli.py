@@ -27,6 +27,7 @@ def whatlead(registry, monkeypatch, capsys, cli_credentials):
     monkeypatch.setenv("WHATLEAD_REPUTATION_ADDR", registry.address)
 
     async def run(*args: str, org: str = ORG) -> tuple[int, str, str]:
+        monkeypatch.setenv("WHATLEAD_API_KEY", registry.key(org))  # a key of the organization named
         capsys.readouterr()
         code = await asyncio.to_thread(main, ["--org", org, *args])
         out, err = capsys.readouterr()

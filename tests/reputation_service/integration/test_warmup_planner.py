@@ -35,6 +35,7 @@ class StandInGate(gate_pb2_grpc.GateServiceServicer):
     caller's deadline."""
 
     calls: list[gate_pb2.SubmitIntentRequest] = field(default_factory=list)
+    credentials: set[str] = field(default_factory=set)  # the `authorization` of every call
     intents: dict[str, gate_pb2.MessageIntent] = field(default_factory=dict)
     stall: float = 0.0
 
@@ -42,6 +43,7 @@ class StandInGate(gate_pb2_grpc.GateServiceServicer):
         self, request: gate_pb2.SubmitIntentRequest, context: grpc.aio.ServicerContext
     ) -> gate_pb2.SubmitIntentResponse:
         self.calls.append(request)
+        self.credentials.add(str(dict(context.invocation_metadata() or ()).get("authorization", "")))
         replayed = request.idempotency_key in self.intents
         if not replayed:
             self.intents[request.idempotency_key] = gate_pb2.MessageIntent(
@@ -200,6 +202,8 @@ async def test_due_messages_reach_the_gate_as_warmup_intents_and_the_plan_shows_
             clock.advance(minutes=10)
             await caught_up(stub, [first, second], clock.now())
         await eventually(lambda: len(stand_in.intents) == 16)  # both numbers' plans
+        # The planner calls the Gate as the service, naming the organization.
+        assert stand_in.credentials == {f"Bearer {service.service_credential}"}
 
         for request in stand_in.calls:
             assert (
@@ -337,6 +341,7 @@ async def test_the_cli_prints_the_plan(settings, clock, monkeypatch, capsys, cli
         await register(stub, "warm-2", "+5511900000002")
         await planned(stub, first)
         monkeypatch.setenv("WHATLEAD_REPUTATION_ADDR", service.address)
+        monkeypatch.setenv("WHATLEAD_API_KEY", service.key(ORG))
         capsys.readouterr()
 
         code = await asyncio.to_thread(main, ["--org", ORG, "reputation", "plan", first])
