@@ -67,12 +67,9 @@ class Ops:
             ops_pb2_grpc.add_OpsServiceServicer_to_server,
             ops_pb2.DESCRIPTOR.services_by_name["OpsService"].full_name,
         )
-        loops: list[Worker] = [self.infra.outages.watch, self.infra.relay.run]
-        loops += [consumer.run for consumer in self.consumers]
+        loops: list[Worker] = [consumer.run for consumer in self.consumers]
         loops += self.workers
-        return ServiceParts(
-            bindings=[binding], workers=loops, close=self.infra.close, outages=self.infra.outages
-        )
+        return self.infra.parts([binding], loops, self.infra.close)
 
 
 async def assemble(settings: OpsSettings, *, clock: Clock | None = None, issue: KeyIssuer = issue_key) -> Ops:

@@ -46,9 +46,15 @@ def with_service_token(settings: S) -> S:
 
 
 def install_key(
-    keys: KeyTable, organization_id: str, role: Role = Role.OWNER, *, revoked: bool = False
+    keys: KeyTable,
+    organization_id: str,
+    role: Role = Role.OWNER,
+    *,
+    revoked: bool = False,
+    api_key_id: str | None = None,
 ) -> str:
-    """A new API key of `organization_id` with `role`, known to the service at once; its secret."""
+    """A new API key of `organization_id` with `role` (and, when given, that key id), known to the service
+    at once; its secret."""
     issued = issue_key()
     keys.put(
         KeyRecord.of(
@@ -56,7 +62,7 @@ def install_key(
             sha256=issued.sha256,
             organization_id=organization_id,
             role=role,
-            api_key_id=new_id(),
+            api_key_id=api_key_id or new_id(),
             revoked=revoked,
         )
     )
@@ -143,9 +149,16 @@ class RunningService:
         assert self.parts.authenticator is not None
         return self.parts.authenticator.keys
 
-    def key(self, organization_id: str, role: Role = Role.OWNER, *, revoked: bool = False) -> str:
+    def key(
+        self,
+        organization_id: str,
+        role: Role = Role.OWNER,
+        *,
+        revoked: bool = False,
+        api_key_id: str | None = None,
+    ) -> str:
         """A new key of the organization, known to this service at once."""
-        return install_key(self.keys, organization_id, role, revoked=revoked)
+        return install_key(self.keys, organization_id, role, revoked=revoked, api_key_id=api_key_id)
 
     def channel_with(self, credential: str | None) -> grpc.aio.Channel:
         """A channel presenting `credential` (a key, the service credential) on every call, or nothing."""

@@ -136,6 +136,29 @@ async def executor_subject(migrated_database, subject_root, **_: object) -> Asyn
             yield Subject(service, organization, {"job_id": job.id, "intent_id": job.intent_id})
 
 
+@asynccontextmanager
+async def ops_subject(migrated_database, subject_root, **_: object) -> AsyncIterator[Subject]:
+    from ops_service.bootstrap import build
+    from ops_service.config import OpsSettings
+    from whatlead.ops.v1 import ops_pb2, ops_pb2_grpc
+
+    settings = OpsSettings(
+        database_url=migrated_database("ops_service"), nats_url=NATS_URL, subject_root=subject_root
+    )
+    async with running_service(build, settings) as service:
+        ops = ops_pb2_grpc.OpsServiceStub(service.channel)
+        created = await ops.CreateOrganization(
+            ops_pb2.CreateOrganizationRequest(name="Acme", owner_user_id="olga")
+        )
+        organization = created.organization.id
+        key = await ops.CreateApiKey(
+            ops_pb2.CreateApiKeyRequest(
+                organization_id=organization, name="ci", role=ops_pb2.MEMBER_ROLE_MEMBER
+            )
+        )
+        yield Subject(service, organization, {"api_key_id": key.api_key.id, "instance_id": new_id()})
+
+
 # One entry per service: its start, and a row for each of its RPCs.
 SUBJECTS: dict[str, tuple[SubjectFactory, dict[str, Row]]] = {
     "whatlead.gate.v1.GateService": (
@@ -151,6 +174,30 @@ SUBJECTS: dict[str, tuple[SubjectFactory, dict[str, Row]]] = {
     "whatlead.executor.v1.ExecutorService": (
         executor_subject,
         {"GetJob": Row(foreign_id=True), "ListJobs": Row(), "RetryJob": Row(foreign_id=True)},
+    ),
+    "whatlead.ops.v1.OpsService": (
+        ops_subject,
+        {
+            "PauseExecution": Row(),
+            "ResumeExecution": Row(),
+            "ListControls": Row(),
+            "ListPausedControls": Row(),
+            "GetIntentTimeline": Row(),
+            "GetExecutionMetrics": Row(),
+            "GetInstanceMetrics": Row(),
+            "GetPlan": Row(),
+            "SetPlan": Row(),
+            "ListPlans": Row(),
+            "CreateOrganization": Row(),
+            "GetOrganization": Row(),
+            "AddMember": Row(),
+            "ListMembers": Row(),
+            "CreateApiKey": Row(),
+            "RevokeApiKey": Row(foreign_id=True),
+            "ListApiKeys": Row(),
+            "ResolveApiKey": Row(),
+            "ListAuditEntries": Row(),
+        },
     ),
     "whatlead.reputation.v1.ReputationService": (
         reputation_subject,
@@ -329,4 +376,36 @@ async def test_a_key_revoked_in_the_directory_is_refused_within_5_seconds(
         # ...and is refused within 5 s of its revocation.
         record.api_key.revoked_at.CopyFrom(Timestamp(seconds=1_800_000_000))
         await put_key(directory, record)
+        await eventually(lambda: answered(grpc.StatusCode.UNAUTHENTICATED), timeout=5, every=0.02)
+
+
+async def test_a_key_revoked_through_ops_is_refused_by_another_service_within_5_seconds(
+    migrated_database, subject_root, jetstream
+):
+    """The whole path: ops creates and revokes the key; the reputation service, watching the directory ops
+    writes, first accepts it, then refuses it within 5 s."""
+    from whatlead.ops.v1 import ops_pb2, ops_pb2_grpc
+
+    async with (
+        ops_subject(migrated_database, subject_root) as ops,
+        reputation_subject(migrated_database, subject_root) as reputation,
+    ):
+        stub = ops_pb2_grpc.OpsServiceStub(ops.service.channel)
+        created = await stub.CreateApiKey(
+            ops_pb2.CreateApiKeyRequest(
+                organization_id=ops.organization, name="ci", role=ops_pb2.MEMBER_ROLE_MEMBER
+            )
+        )
+        method = reputation_pb2.DESCRIPTOR.services_by_name["ReputationService"].methods_by_name[
+            "ListInstances"
+        ]
+        request = request_for(method, "", {})  # the key's own organization
+
+        async def answered(expected: grpc.StatusCode) -> bool:
+            return (await call(reputation, method, request, created.secret))[0] is expected
+
+        await eventually(lambda: answered(grpc.StatusCode.OK), timeout=5, every=0.02)
+        await stub.RevokeApiKey(
+            ops_pb2.RevokeApiKeyRequest(organization_id=ops.organization, api_key_id=created.api_key.id)
+        )
         await eventually(lambda: answered(grpc.StatusCode.UNAUTHENTICATED), timeout=5, every=0.02)

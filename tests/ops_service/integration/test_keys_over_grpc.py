@@ -83,7 +83,8 @@ async def test_the_directory_holds_each_keys_current_record_within_seconds(stub,
     assert not record.api_key.HasField("revoked_at")
 
     await stub.RevokeApiKey(
-        ops_pb2.RevokeApiKeyRequest(organization_id=org, api_key_id=created.api_key.id), metadata=as_service()
+        ops_pb2.RevokeApiKeyRequest(organization_id=org, api_key_id=created.api_key.id),
+        metadata=as_key(org, Role.ADMIN),
     )
 
     async def revoked() -> bool:
@@ -147,7 +148,7 @@ async def test_an_organization_is_read_back_and_an_unknown_one_is_not_found(stub
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await stub.GetOrganization(
             ops_pb2.GetOrganizationRequest(organization_id="0193eeee-0000-7000-8000-000000000005"),
-            metadata=as_service(),
+            metadata=as_key("0193eeee-0000-7000-8000-000000000005", Role.MEMBER),
         )
     assert refused.value.code() is grpc.StatusCode.NOT_FOUND
 
@@ -177,6 +178,6 @@ async def test_an_organization_is_read_back_and_an_unknown_one_is_not_found(stub
 )
 async def test_bad_input_is_refused_with_the_field_named(stub, method, request_, field) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as refused:
-        await getattr(stub, method)(request_, metadata=as_service())
+        await getattr(stub, method)(request_)  # as an owner of the named organization, or the service
     assert refused.value.code() is grpc.StatusCode.INVALID_ARGUMENT
     assert field in field_violations(refused.value)

@@ -8,16 +8,17 @@ import json
 import stat
 
 from deploy.local.credentials import ensure_credentials, service_token
-from tests.ops_service.integration.conftest import SERVICE_TOKEN, as_service
+from libs.seedwork.access import Role
+from tests.ops_service.integration.conftest import as_key, as_service
 from whatlead.ops.v1 import ops_pb2
 
 
 async def test_the_first_start_writes_an_owner_key_and_later_starts_keep_it(ops, stub, tmp_path) -> None:
     path = tmp_path / "credentials.json"
 
-    kept_first = await asyncio.to_thread(ensure_credentials, ops.address, SERVICE_TOKEN, path)
+    kept_first = await asyncio.to_thread(ensure_credentials, ops.address, ops.service_credential, path)
     written = json.loads(path.read_text())
-    kept_then = await asyncio.to_thread(ensure_credentials, ops.address, SERVICE_TOKEN, path)
+    kept_then = await asyncio.to_thread(ensure_credentials, ops.address, ops.service_credential, path)
 
     assert (kept_first, kept_then) == (False, True)
     assert json.loads(path.read_text()) == written
@@ -29,26 +30,28 @@ async def test_the_first_start_writes_an_owner_key_and_later_starts_keep_it(ops,
     assert resolved.organization_id == written["organization_id"]
     assert resolved.role == ops_pb2.MEMBER_ROLE_OWNER
     organization = await stub.GetOrganization(
-        ops_pb2.GetOrganizationRequest(organization_id=written["organization_id"]), metadata=as_service()
+        ops_pb2.GetOrganizationRequest(organization_id=written["organization_id"]),
+        metadata=as_key(written["organization_id"], Role.MEMBER),
     )
     assert organization.organization.name == "Demo"
 
 
 async def test_a_key_that_no_longer_resolves_is_replaced(ops, stub, tmp_path) -> None:
     path = tmp_path / "credentials.json"
-    await asyncio.to_thread(ensure_credentials, ops.address, SERVICE_TOKEN, path)
+    await asyncio.to_thread(ensure_credentials, ops.address, ops.service_credential, path)
     first = json.loads(path.read_text())
+    owner = as_key(first["organization_id"], Role.OWNER)
     listed = await stub.ListApiKeys(
-        ops_pb2.ListApiKeysRequest(organization_id=first["organization_id"]), metadata=as_service()
+        ops_pb2.ListApiKeysRequest(organization_id=first["organization_id"]), metadata=owner
     )
     await stub.RevokeApiKey(
         ops_pb2.RevokeApiKeyRequest(
             organization_id=first["organization_id"], api_key_id=listed.api_keys[0].id
         ),
-        metadata=as_service(),
+        metadata=owner,
     )
 
-    kept = await asyncio.to_thread(ensure_credentials, ops.address, SERVICE_TOKEN, path)
+    kept = await asyncio.to_thread(ensure_credentials, ops.address, ops.service_credential, path)
 
     assert not kept and json.loads(path.read_text())["api_key"] != first["api_key"]
 
