@@ -230,6 +230,11 @@ def test_make_run_serves_the_registry_publishes_typed_events_and_stops_cleanly(s
     )
     service_token = stack.data / "service-token"
     assert len(service_token.read_text()) >= 40 and service_token.stat().st_mode & 0o077 == 0
+    # ...and the first organization's OWNER key, for the CLI, where the launcher said.
+    credentials = stack.data / "credentials.json"
+    assert credentials.stat().st_mode & 0o077 == 0
+    assert json.loads(credentials.read_text())["role"] == "OWNER"
+    assert any(str(credentials) in line for line in stack.output)
     started = descendants(stack.process.pid)
     assert {"nats-server", "postgres", "redis-server"} <= {process.name for process in started}
 
