@@ -48,6 +48,9 @@ from whatlead.events.v1 import ops_events_pb2
 from whatlead.ops.v1 import ops_pb2, ops_pb2_grpc
 
 SERVICE = "ops"
+# How long a pause or resume waits to be on the bus before answering anyway (NATS away: the outbox
+# relay delivers it when NATS is back).
+PUBLISH_WAIT_SECONDS = 1.0
 
 
 @dataclass
@@ -104,7 +107,9 @@ async def assemble(settings: OpsSettings, *, clock: Clock | None = None, issue: 
             set_plan=SetPlanHandler(uow, clock),
             list_plans=ListPlansHandler(uow),
             list_audit_entries=ListAuditEntriesHandler(uow),
-        )
+        ),
+        # A pause answers once it is on the bus: every Executor hears it as the operator gets the answer.
+        published=lambda: infra.relay.flushed(timeout=PUBLISH_WAIT_SECONDS),
     )
     ops = Ops(infra, servicer, uow)
 
