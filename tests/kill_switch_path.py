@@ -21,6 +21,7 @@ from executor_service.bootstrap import Executor, assemble
 from executor_service.config import ExecutorSettings
 from gate_service.bootstrap import build as build_gate
 from gate_service.config import GateSettings
+from libs.messaging.key_directory import delete_key_directory
 from libs.provider_simulator import LedgerEntry, run_simulator
 from libs.providers.port import new_client_message_id
 from libs.seedwork.access import Role
@@ -205,6 +206,7 @@ async def kill_switch_path(
     simulator answering; the Executor is started by `executor_running`."""
     organization = f"org-{new_id()[-12:]}"
     async with AsyncExitStack() as stack:
+        stack.push_async_callback(delete_key_directory, js, root)  # ops creates the root's key directory
         simulator = await stack.enter_async_context(run_simulator(api_key=SIMULATOR_API_KEY))
         names = [f"ks-{n}-{new_id()[-8:]}" for n in range(sessions)]
         for name in names:
