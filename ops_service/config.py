@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+from pydantic import Field
+
+from libs.config import ConsumingServiceSettings, Port, settings_config
+
+
+class OpsSettings(ConsumingServiceSettings):
+    """Environment variables prefixed OPS_ (e.g. OPS_DATABASE_URL)."""
+
+    model_config = settings_config("OPS_")
+
+    database_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/ops"
+    grpc_port: Port = 50054
+    metrics_port: Port = 9104
+    # The largest legitimate request, a PauseExecution with a 1,000-character note, is under 2 KiB.
+    grpc_max_receive_bytes: int = Field(default=16 * 1024, ge=1024, le=4 * 1024 * 1024)
+    # Timed pauses end by themselves (every projection already treats a passed `paused_until` as active);
+    # this pass records the resume, with its version and event, this often.
+    expiry_interval_seconds: float = Field(default=5.0, gt=0, le=3600)
+    expiry_batch_size: int = Field(default=100, ge=1, le=5000)
