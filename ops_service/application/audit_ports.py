@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol, Self
+from typing import Protocol
 
+from libs.seedwork.unit_of_work import UnitOfWork
 from ops_service.domain.audit import AuditRecord
 from ops_service.domain.execution_counts import CounterDelta, CounterRow
 
@@ -81,11 +82,6 @@ class AuditStore(Protocol):
     async def hours(self, organization_id: str, instance_id: str, since: datetime) -> list[HourRow]: ...
 
 
-class AuditUnitOfWork(Protocol):
-    audit: AuditStore
-
-    async def __aenter__(self) -> Self: ...
-
-    async def __aexit__(self, *exc: object) -> None: ...
-
-    async def commit(self) -> None: ...
+class AuditUnitOfWork(UnitOfWork, Protocol):
+    @property
+    def audit(self) -> AuditStore: ...

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import grpc
 
+from ops_service.entrypoints.audit_rpcs import AuditRpcs
 from whatlead.ops.v1 import ops_pb2, ops_pb2_grpc
 
 
 class OpsServicer(ops_pb2_grpc.OpsServiceServicer):
+    def __init__(self, *, audit: AuditRpcs) -> None:
+        self._audit = audit
+
     async def PauseExecution(
         self, request: ops_pb2.PauseExecutionRequest, context: grpc.aio.ServicerContext
     ) -> ops_pb2.PauseExecutionResponse:
@@ -31,17 +35,17 @@ class OpsServicer(ops_pb2_grpc.OpsServiceServicer):
     async def GetIntentTimeline(
         self, request: ops_pb2.GetIntentTimelineRequest, context: grpc.aio.ServicerContext
     ) -> ops_pb2.GetIntentTimelineResponse:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not built yet")
+        return await self._audit.GetIntentTimeline(request)
 
     async def GetExecutionMetrics(
         self, request: ops_pb2.GetExecutionMetricsRequest, context: grpc.aio.ServicerContext
     ) -> ops_pb2.GetExecutionMetricsResponse:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not built yet")
+        return await self._audit.GetExecutionMetrics(request)
 
     async def GetInstanceMetrics(
         self, request: ops_pb2.GetInstanceMetricsRequest, context: grpc.aio.ServicerContext
     ) -> ops_pb2.GetInstanceMetricsResponse:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not built yet")
+        return await self._audit.GetInstanceMetrics(request)
 
     async def GetPlan(
         self, request: ops_pb2.GetPlanRequest, context: grpc.aio.ServicerContext

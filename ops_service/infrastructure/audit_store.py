@@ -13,10 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ops_service.application.audit_ports import HourRow, Related, StoredFact
 from ops_service.domain.audit import AuditRecord
 from ops_service.domain.execution_counts import HOUR, MINUTE, CounterDelta, CounterRow, merged
-from ops_service.infrastructure.audit_tables import audit_events, execution_counters
+from ops_service.infrastructure.tables import audit
 
-_E = audit_events
-_C = execution_counters
+_E = audit.events
+_C = audit.counters
 INTENT_CREATED = "whatlead.events.v1.IntentCreated"
 COOLDOWN_STARTED = "whatlead.events.v1.CooldownStarted"
 CONTROL_CHANGED = "whatlead.events.v1.ExecutionControlChanged"
@@ -93,7 +93,7 @@ class SqlAlchemyAuditStore:
             _E.c.correlation_id.in_(list(set(intent_ids))), _E.c.type_name == INTENT_CREATED
         )
         rows = await self._session.execute(statement.group_by(_E.c.correlation_id))
-        return {intent_id: created for intent_id, created in rows.all()}
+        return {str(row[0]): row[1] for row in rows.all()}
 
     async def add_counters(self, deltas: Sequence[CounterDelta]) -> None:
         rows = []
@@ -209,7 +209,9 @@ class SqlAlchemyAuditStore:
         if instance_id is not None:
             statement = statement.where(_C.c.instance_id == instance_id)
         rows = await self._session.execute(statement.group_by(_C.c.instance_id, _C.c.metric, _C.c.label))
-        return [CounterRow(i, m, lab, int(c), int(t), int(p)) for i, m, lab, c, t, p in rows.all()]
+        return [
+            CounterRow(str(r[0]), str(r[1]), str(r[2]), int(r[3]), int(r[4]), int(r[5])) for r in rows.all()
+        ]
 
     async def hours(self, organization_id: str, instance_id: str, since: datetime) -> list[HourRow]:
         statement = select(_C.c.bucket_start, _C.c.metric, func.sum(_C.c.count)).where(
@@ -219,4 +221,4 @@ class SqlAlchemyAuditStore:
             _C.c.bucket_start >= since,
         )
         rows = await self._session.execute(statement.group_by(_C.c.bucket_start, _C.c.metric))
-        return [HourRow(hour, metric, int(count)) for hour, metric, count in rows.all()]
+        return [HourRow(row[0], str(row[1]), int(row[2])) for row in rows.all()]

@@ -7,6 +7,8 @@ metrics as per-minute and per-hour buckets (resolution 1 or 60 minutes).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -23,71 +25,78 @@ from sqlalchemy import (
 
 from libs.db.types import UtcDateTime
 
-metadata = MetaData()
 
-audit_events = Table(
-    "audit_events",
-    metadata,
-    Column("event_id", String(64), primary_key=True),
-    # The order facts were recorded in: keeps ties of occurred_at in stream order.
-    Column("sequence", BigInteger, Identity(always=False), nullable=False),
-    Column("type_name", String(200), nullable=False),
-    Column("subject", String(200), nullable=False),
-    Column("organization_id", String(64), nullable=False),
-    Column("aggregate_id", String(64), nullable=False),
-    Column("correlation_id", String(64), nullable=False),
-    Column("occurred_at", UtcDateTime, nullable=False),
-    Column("actor", Text, nullable=False),
-    Column("instance_id", String(64), nullable=False),
-    Column("campaign_id", String(64), nullable=False),
-    Column("scope", String(16), nullable=False),  # control changes: INSTANCE, ORGANIZATION, CAMPAIGN
-    Column("remote_phone", String(64), nullable=False),  # an intent's target; a reply's sender
-    Column("provider_message_id", String(200), nullable=False),  # our message it is about
-    Column("summary", Text, nullable=False),
-    Column("payload", LargeBinary, nullable=False),
-)
-# An intent's own facts.
-Index("ix_audit_events_correlation", audit_events.c.correlation_id, audit_events.c.occurred_at)
-# Cooldowns (and anything else) of an instance over an intent's life.
-Index(
-    "ix_audit_events_instance",
-    audit_events.c.instance_id,
-    audit_events.c.type_name,
-    audit_events.c.occurred_at,
-    postgresql_where=text("instance_id <> ''"),
-)
-# Replies: a contact's messages on an instance.
-Index(
-    "ix_audit_events_remote_phone",
-    audit_events.c.instance_id,
-    audit_events.c.remote_phone,
-    audit_events.c.occurred_at,
-    postgresql_where=text("remote_phone <> '' AND instance_id <> ''"),
-)
-# Provider acks and quoting replies of one of our messages.
-Index(
-    "ix_audit_events_provider_message",
-    audit_events.c.provider_message_id,
-    postgresql_where=text("provider_message_id <> ''"),
-)
-# Pauses and resumes of an organization's scopes.
-Index(
-    "ix_audit_events_controls",
-    audit_events.c.organization_id,
-    audit_events.c.occurred_at,
-    postgresql_where=text("scope <> ''"),
-)
+@dataclass(frozen=True)
+class AuditTables:
+    events: Table
+    counters: Table
 
-execution_counters = Table(
-    "execution_counters",
-    metadata,
-    Column("organization_id", String(64), primary_key=True),
-    Column("resolution", SmallInteger, primary_key=True),  # minutes per bucket: 1 or 60
-    Column("bucket_start", UtcDateTime, primary_key=True),
-    Column("instance_id", String(64), primary_key=True),  # "" for what belongs to no instance
-    Column("metric", String(32), primary_key=True),
-    Column("label", String(64), primary_key=True),
-    Column("count", BigInteger, nullable=False),
-    Column("total", BigInteger, nullable=False),
-    Column("peak", BigInteger, nullable=False),
-)
+
+def audit_tables(metadata: MetaData) -> AuditTables:
+    audit_events = Table(
+        "audit_events",
+        metadata,
+        Column("event_id", String(64), primary_key=True),
+        # The order facts were recorded in: keeps ties of occurred_at in stream order.
+        Column("sequence", BigInteger, Identity(always=False), nullable=False),
+        Column("type_name", String(200), nullable=False),
+        Column("subject", String(200), nullable=False),
+        Column("organization_id", String(64), nullable=False),
+        Column("aggregate_id", String(64), nullable=False),
+        Column("correlation_id", String(64), nullable=False),
+        Column("occurred_at", UtcDateTime, nullable=False),
+        Column("actor", Text, nullable=False),
+        Column("instance_id", String(64), nullable=False),
+        Column("campaign_id", String(64), nullable=False),
+        Column("scope", String(16), nullable=False),  # control changes: INSTANCE, ORGANIZATION, CAMPAIGN
+        Column("remote_phone", String(64), nullable=False),  # an intent's target; a reply's sender
+        Column("provider_message_id", String(200), nullable=False),  # our message it is about
+        Column("summary", Text, nullable=False),
+        Column("payload", LargeBinary, nullable=False),
+    )
+    # An intent's own facts.
+    Index("ix_audit_events_correlation", audit_events.c.correlation_id, audit_events.c.occurred_at)
+    # Cooldowns (and anything else) of an instance over an intent's life.
+    Index(
+        "ix_audit_events_instance",
+        audit_events.c.instance_id,
+        audit_events.c.type_name,
+        audit_events.c.occurred_at,
+        postgresql_where=text("instance_id <> ''"),
+    )
+    # Replies: a contact's messages on an instance.
+    Index(
+        "ix_audit_events_remote_phone",
+        audit_events.c.instance_id,
+        audit_events.c.remote_phone,
+        audit_events.c.occurred_at,
+        postgresql_where=text("remote_phone <> '' AND instance_id <> ''"),
+    )
+    # Provider acks and quoting replies of one of our messages.
+    Index(
+        "ix_audit_events_provider_message",
+        audit_events.c.provider_message_id,
+        postgresql_where=text("provider_message_id <> ''"),
+    )
+    # Pauses and resumes of an organization's scopes.
+    Index(
+        "ix_audit_events_controls",
+        audit_events.c.organization_id,
+        audit_events.c.occurred_at,
+        postgresql_where=text("scope <> ''"),
+    )
+
+    execution_counters = Table(
+        "execution_counters",
+        metadata,
+        Column("organization_id", String(64), primary_key=True),
+        Column("resolution", SmallInteger, primary_key=True),  # minutes per bucket: 1 or 60
+        Column("bucket_start", UtcDateTime, primary_key=True),
+        Column("instance_id", String(64), primary_key=True),  # "" for what belongs to no instance
+        Column("metric", String(32), primary_key=True),
+        Column("label", String(64), primary_key=True),
+        Column("count", BigInteger, nullable=False),
+        Column("total", BigInteger, nullable=False),
+        Column("peak", BigInteger, nullable=False),
+    )
+    return AuditTables(events=audit_events, counters=execution_counters)
