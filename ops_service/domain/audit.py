@@ -213,8 +213,9 @@ def record_of(recorded: Recorded, fact: Fact) -> AuditRecord:
 
 
 def short(identifier: str) -> str:
-    """An id shortened for a line (the entry carries it whole)."""
-    return identifier[:8] + "…" if len(identifier) > 9 else identifier
+    """Ids are written whole: UUIDv7s made within a minute share their first characters, and a line's id is
+    what a reader copies into the next command."""
+    return identifier
 
 
 def _when(moment: datetime | None) -> str:
