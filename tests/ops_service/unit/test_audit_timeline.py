@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from libs.seedwork.errors import InvalidArgument, NotFound
 from libs.seedwork.ids import new_id
@@ -94,7 +95,7 @@ async def test_another_organizations_intent_is_not_found_like_an_unknown_one():
 def _reply(jid: str, *, quoted: str = "") -> p.ProviderEventReceived:
     return p.ProviderEventReceived(
         meta=common_pb2.EventMeta(
-            event_id=new_id(), organization_id="o", occurred_at={"seconds": 1_800_000_000}
+            event_id=new_id(), organization_id="o", occurred_at=Timestamp(seconds=1_800_000_000)
         ),
         type=p.PROVIDER_EVENT_TYPE_MESSAGE_REPLIED,
         instance_id=new_id(),
