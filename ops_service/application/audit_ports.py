@@ -45,8 +45,12 @@ class Related:
     target_phone: str  # replies come from it
     since: datetime  # the intent's life: its first and last correlated facts
     until: datetime
-    replies_since: datetime | None  # its first send; None: never sent, no reply can be about it
+    # A contact's messages on the chosen instance from its first send on, until the next intent to the same
+    # phone is approved on that instance (after `approved_at`, this intent's last approval), and at most
+    # `replies_until`; None: never sent, no reply can be about it.
+    replies_since: datetime | None
     replies_until: datetime | None
+    approved_at: datetime | None
     max_replies: int
 
 

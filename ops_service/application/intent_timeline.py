@@ -12,6 +12,7 @@ from libs.seedwork.organizations import require_organization
 from ops_service.application.audit_ports import AuditUnitOfWork, Related, StoredFact
 
 INTENT_CREATED = "whatlead.events.v1.IntentCreated"
+INTENT_APPROVED = "whatlead.events.v1.IntentApproved"
 # Facts that name the instance an intent went through (a decision, the executor's outcomes).
 _CHOOSING = {
     "whatlead.events.v1.IntentApproved",
@@ -21,7 +22,8 @@ _CHOOSING = {
     "whatlead.events.v1.MessageNeedsReview",
 }
 _SENT = {"whatlead.events.v1.MessageSent", "whatlead.events.v1.IntentSent"}
-# A contact's message on the chosen number within this long after the send is shown as a reply to it.
+# A contact's message on the chosen number within this long after the send (and before the next intent to
+# that contact on that number) is shown as a reply to it.
 REPLY_HORIZON = timedelta(hours=24)
 MAX_REPLIES = 20
 
@@ -63,6 +65,7 @@ def related_to(organization_id: str, own: list[StoredFact]) -> Related:
     sends = [f for f in own if f.type_name in _SENT]
     first_send = min((f.occurred_at for f in sends), default=None)
     created = next((f for f in own if f.type_name == INTENT_CREATED), None)
+    approved_at = max((f.occurred_at for f in own if f.type_name == INTENT_APPROVED), default=None)
     return Related(
         organization_id=organization_id,
         instance_ids=instances,
@@ -73,5 +76,6 @@ def related_to(organization_id: str, own: list[StoredFact]) -> Related:
         until=max(f.occurred_at for f in own),
         replies_since=first_send,
         replies_until=first_send + REPLY_HORIZON if first_send is not None else None,
+        approved_at=approved_at,
         max_replies=MAX_REPLIES,
     )

@@ -62,6 +62,7 @@ class IntentDecided:
     campaign_id: str
     queued_until: datetime | None
     candidates: tuple[CandidateVerdict, ...] = ()
+    target: str = ""  # APPROVED: the phone digits (or group id) it goes to
 
     @property
     def chosen(self) -> CandidateVerdict | None:
@@ -175,7 +176,8 @@ class AuditRecord:
     instance_id: str = ""
     campaign_id: str = ""
     scope: str = ""  # control changes: the scope they pause or resume
-    remote_phone: str = ""  # an intent's target; an incoming message's sender
+    # An intent's target (its creation, and its approval on the chosen instance); an incoming message's sender
+    remote_phone: str = ""
     provider_message_id: str = ""  # our message the fact is about (a send, an ack, a reply quoting it)
     summary: Line = field(default="")
 
@@ -186,7 +188,7 @@ def record_of(recorded: Recorded, fact: Fact) -> AuditRecord:
     campaign_id = getattr(fact, "campaign_id", "") or ""
     scope = remote_phone = ""
     message = getattr(fact, "provider_message_id", "") or ""
-    if isinstance(fact, IntentSubmitted):
+    if isinstance(fact, IntentSubmitted) or (isinstance(fact, IntentDecided) and fact.outcome == "APPROVED"):
         remote_phone = fact.target
     if isinstance(fact, ControlChanged):
         scope = fact.scope

@@ -100,6 +100,7 @@ def _decision(
     provider: int = 0,
     campaign_id: str = "",
     instance_id: str = "",
+    target: str = "",
 ) -> IntentDecided:
     return IntentDecided(
         intent_id=intent_id,
@@ -110,6 +111,7 @@ def _decision(
         provider=_provider(provider),
         campaign_id=campaign_id,
         queued_until=_time(decision.queued_until, decision.HasField("queued_until")),
+        target=target,
         candidates=tuple(
             CandidateVerdict(
                 instance_id=c.instance_id,
@@ -150,6 +152,7 @@ def fact_of(event: Message, occurred_at: datetime) -> Fact:
                 provider=event.provider,
                 campaign_id=event.campaign_id,
                 instance_id=event.instance_id,
+                target=event.target.value,
             )
         case g.IntentQueued():
             return _decision(event.intent_id, "QUEUED", event.decision, reason=event.reason)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, union_all
+from sqlalchemy import ColumnElement, and_, func, literal, or_, select, union_all
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -18,6 +18,7 @@ from ops_service.infrastructure.tables import audit
 _E = audit.events
 _C = audit.counters
 INTENT_CREATED = "whatlead.events.v1.IntentCreated"
+INTENT_APPROVED = "whatlead.events.v1.IntentApproved"
 COOLDOWN_STARTED = "whatlead.events.v1.CooldownStarted"
 CONTROL_CHANGED = "whatlead.events.v1.ExecutionControlChanged"
 PROVIDER_EVENT = "whatlead.events.v1.ProviderEventReceived"
@@ -173,16 +174,34 @@ class SqlAlchemyAuditStore:
                 )
             )
         if related.target_phone and related.instance_ids and related.replies_since and related.replies_until:
+            replies_until = related.replies_until
+            same_chat = and_(
+                _E.c.instance_id.in_(list(related.instance_ids)),
+                _E.c.remote_phone == related.target_phone,
+                _E.c.instance_id != "",
+                _E.c.remote_phone != "",
+            )
+            if related.approved_at is not None:
+                # The next intent to the same contact on the same number: its replies are its own.
+                following = (
+                    select(func.min(_E.c.occurred_at))
+                    .where(
+                        same_chat, _E.c.type_name == INTENT_APPROVED, _E.c.occurred_at > related.approved_at
+                    )
+                    .scalar_subquery()
+                )
+                bound: ColumnElement[datetime] = func.least(
+                    func.coalesce(following, replies_until), replies_until
+                )
+            else:
+                bound = literal(replies_until, _E.c.occurred_at.type)
             parts.append(
                 select(*_COLUMNS)
                 .where(
-                    _E.c.instance_id.in_(list(related.instance_ids)),
-                    _E.c.remote_phone == related.target_phone,
-                    _E.c.instance_id != "",
-                    _E.c.remote_phone != "",
+                    same_chat,
                     _E.c.type_name == PROVIDER_EVENT,
                     _E.c.occurred_at >= related.replies_since,
-                    _E.c.occurred_at <= related.replies_until,
+                    _E.c.occurred_at <= bound,
                 )
                 .order_by(_E.c.occurred_at)
                 .limit(related.max_replies)

@@ -101,6 +101,7 @@ def _approved(s: Story, seconds: float, intent: str, *, org: str = "") -> g.Inte
     return g.IntentApproved(
         meta=s.meta(seconds, aggregate=intent, org=org),
         intent_id=intent,
+        target=common_pb2.Target(kind=common_pb2.TARGET_KIND_PHONE, value=PHONE),
         instance_id=s.chosen,
         provider=common_pb2.PROVIDER_WAHA,
         campaign_id=s.campaign,
@@ -194,8 +195,9 @@ def _cooldown(s: Story, seconds: float, instance: str, *, org: str = "") -> r.Co
     )
 
 
-def build_story(t0: datetime) -> Story:
-    s = Story(t0)
+def build_story(t0: datetime, **ids: str) -> Story:
+    """`ids`: Story's ids to use instead of new ones (org, chosen, ...)."""
+    s = Story(t0, **ids)  # type: ignore[arg-type]
     message, other_message = "true_5511988887777@c.us_3EB0A1", "true_5511988887777@c.us_3EB0B2"
     job = f"job-{s.intent[-12:]}"
     # Before the intent: a cooldown of the chosen number (not in its life).
@@ -277,6 +279,13 @@ def build_story(t0: datetime) -> Story:
     s.add(_approved(s, 66, s.other_intent), in_timeline=False)
     s.add(_sent(s, 66.7, s.other_intent, other_message, attempts=1, started=66.2), in_timeline=False)
     s.add(_intent_sent(s, 66.9, s.other_intent, other_message), in_timeline=False)
+    # The contact answers again after the next intent to it: that reply is the next intent's.
+    s.add(
+        _provider(
+            s, 70, p.PROVIDER_EVENT_TYPE_MESSAGE_RECEIVED, message="3EB0E5", from_me=False, text="and again"
+        ),
+        in_timeline=False,
+    )
     s.add(
         x.MessageFailed(
             meta=s.meta(67, aggregate=other_job, correlation=s.other_intent),

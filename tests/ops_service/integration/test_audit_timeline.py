@@ -19,7 +19,7 @@ from ops_service.bootstrap import build
 from ops_service.config import OpsSettings
 from ops_service.entrypoints.audit_consumers import DURABLE_PREFIX, contexts
 from tests.conftest import NATS_URL
-from tests.ops_service.story import Story, build_story
+from tests.ops_service.story import PHONE, Story, build_story
 from whatlead.events.v1 import gate_events_pb2
 from whatlead.executor.v1 import executor_pb2
 from whatlead.gate.v1 import gate_pb2
@@ -84,6 +84,12 @@ async def test_the_timeline_of_an_intent_is_every_fact_of_its_life_in_order_once
     decided = gate_events_pb2.IntentApproved()
     assert approved.event.Unpack(decided) and decided.decision.chosen_instance_id == story.chosen
     assert [entry.summary.split(" ")[0] for entry in entries[-3:]] == ["DELIVERED", "READ", "Reply"]
+    following = await stub.GetIntentTimeline(
+        ops_pb2.GetIntentTimelineRequest(organization_id=story.org, intent_id=story.other_intent)
+    )
+    assert [e.summary for e in following.entries if e.summary.startswith("Reply")] == [
+        f'Reply from {PHONE} on instance {story.chosen}: "and again"'
+    ]
 
     # Everything again (a relay's re-send, a consumer's redelivery): not one entry more.
     await _published(jetstream, subject_root, story, again=True)
@@ -146,5 +152,5 @@ async def test_another_organizations_intent_is_as_unknown_as_one_that_never_was(
             await stub.GetIntentTimeline(
                 ops_pb2.GetIntentTimelineRequest(organization_id=org, intent_id=intent)
             )
-        errors.append((raised.value.code(), raised.value.details().replace(intent, "?")))
+        errors.append((raised.value.code(), (raised.value.details() or "").replace(intent, "?")))
     assert errors[0] == errors[1] and errors[0][0] == grpc.StatusCode.NOT_FOUND

@@ -16,14 +16,21 @@ def _acks(f: StoredFact, related: Related) -> bool:
     return bool(f.provider_message_id) and f.provider_message_id in related.provider_message_ids
 
 
-def _replies(f: StoredFact, related: Related) -> bool:
-    return (
-        bool(f.remote_phone)
-        and f.remote_phone == related.target_phone
-        and related.replies_since is not None
-        and related.replies_until is not None
-        and related.replies_since <= f.occurred_at <= related.replies_until
-    )
+def _replies(f: StoredFact, related: Related, facts: list[StoredFact]) -> bool:
+    if not f.remote_phone or f.remote_phone != related.target_phone:
+        return False
+    if related.replies_since is None or related.replies_until is None:
+        return False
+    following = [
+        other.occurred_at
+        for other in facts
+        if other.type_name.endswith(".IntentApproved")
+        and other.instance_id in related.instance_ids
+        and other.remote_phone == related.target_phone
+        and related.approved_at is not None
+        and other.occurred_at > related.approved_at
+    ]
+    return related.replies_since <= f.occurred_at <= min([related.replies_until, *following])
 
 
 class FakeAuditStore:
@@ -89,7 +96,11 @@ class FakeAuditStore:
                     or (f.scope == "CAMPAIGN" and f.campaign_id == related.campaign_id != "")
                 ):
                     found.append(f)
-            elif f.type_name == PROVIDER_EVENT and mine and (_acks(f, related) or _replies(f, related)):
+            elif (
+                f.type_name == PROVIDER_EVENT
+                and mine
+                and (_acks(f, related) or _replies(f, related, list(self.facts.values())))
+            ):
                 found.append(f)
         return found
 

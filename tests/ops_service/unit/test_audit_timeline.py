@@ -33,6 +33,12 @@ async def test_the_timeline_is_the_intents_life_in_order_and_nothing_else():
         GetIntentTimeline(organization_id=story.org, intent_id=story.intent)
     )
     assert [fact.event_id for fact in timeline] == story.timeline
+    following = await GetIntentTimelineHandler(lambda: FakeAuditUnitOfWork(store))(
+        GetIntentTimeline(organization_id=story.org, intent_id=story.other_intent)
+    )
+    assert [fact.summary for fact in following if fact.summary.startswith("Reply")] == [
+        f'Reply from {PHONE} on instance {story.chosen}: "and again"'
+    ]
 
 
 async def test_it_reads_as_a_story():
