@@ -223,9 +223,11 @@ async def main() -> None:
 
     for story in measured:
         if story.intent in answers[SMALL] and story.intent in answers[LARGE]:
-            assert answers[SMALL][story.intent] == answers[LARGE][story.intent] == story.timeline, (
-                story.intent
-            )
+            got = (answers[SMALL][story.intent], answers[LARGE][story.intent])
+            if not got[0] == got[1] == story.timeline:
+                kinds = {e.meta.event_id: type(e).__name__ for e in story.events}  # type: ignore[attr-defined]
+                described = [[kinds.get(i, i) for i in ids] for ids in (*got, story.timeline)]
+                raise AssertionError(f"intent {story.intent}: small, large, expected: {described}")
     small, large = latencies[SMALL], latencies[LARGE]
     p50a, p99a, p50b, p99b = (
         percentile(small, 50),

@@ -198,7 +198,11 @@ def _cooldown(s: Story, seconds: float, instance: str, *, org: str = "") -> r.Co
 def build_story(t0: datetime, **ids: str) -> Story:
     """`ids`: Story's ids to use instead of new ones (org, chosen, ...)."""
     s = Story(t0, **ids)  # type: ignore[arg-type]
-    message, other_message = "true_5511988887777@c.us_3EB0A1", "true_5511988887777@c.us_3EB0B2"
+    # What the provider calls each message: unique, as WhatsApp's ids are.
+    message, other_message = (
+        f"true_{PHONE}@c.us_{s.intent[-12:]}",
+        f"true_{PHONE}@c.us_{s.other_intent[-12:]}",
+    )
     job = f"job-{s.intent[-12:]}"
     # Before the intent: a cooldown of the chosen number (not in its life).
     s.add(_cooldown(s, -600, s.chosen), in_timeline=False)

@@ -67,9 +67,10 @@ async def test_it_reads_as_a_story():
         "Sent by WAHA on attempt 2 (started 14:00:01, ended 14:00:02) through instance"
     )
     assert lines[6] == f"Intent SENT through instance {chosen}"
-    assert lines[7] == "Provider WAHA reported the message sent (true_5511988887777@c.us_3EB0A1)"
+    message = f"true_{PHONE}@c.us_{story.intent[-12:]}"
+    assert lines[7] == f"Provider WAHA reported the message sent ({message})"
     assert lines[8] == f"Instance {chosen} cooling down until 15:00:02: REACHOUT_TIMELOCK"
-    assert lines[9] == "Provider WAHA reported the message delivered (true_5511988887777@c.us_3EB0A1)"
+    assert lines[9] == f"Provider WAHA reported the message delivered ({message})"
     assert lines[10:12] == ["DELIVERED at 14:00:03", "READ at 14:00:04"]
     assert lines[12] == f'Reply from {PHONE} on instance {chosen}: "yes please"'
 
