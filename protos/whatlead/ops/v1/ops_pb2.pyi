@@ -492,6 +492,11 @@ class ExecutionCounts(_message.Message):
     """---- Metrics ----
 
     Counts over a window. "time to send" runs from intent creation to the provider's acceptance.
+    Ops counts from its own read model (every context's events), in minute buckets for a window up to 6
+    hours (exact to the minute) and hour buckets beyond (the start rounded down to the hour). Decisions are
+    counted as decisions: an intent QUEUED then APPROVED counts once in each. Time-to-send percentiles are
+    read from a histogram (bins 100 ms, 250 ms, 500 ms, 1 s, 2 s, 5 s, 10 s, 30 s, 1 min, 5 min, 15 min,
+    1 h, 6 h), interpolated inside a bin.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
