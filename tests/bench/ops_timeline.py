@@ -221,9 +221,14 @@ async def main() -> None:
             await delete_streams(js, root)
         await nc.close()
 
+    # The filler's own cooldowns and pauses of the measured intents' number may fall inside an intent's life:
+    # they belong in its timeline, so the check is on the measured facts.
     for story in measured:
         if story.intent in answers[SMALL] and story.intent in answers[LARGE]:
-            got = (answers[SMALL][story.intent], answers[LARGE][story.intent])
+            got = [
+                [i for i in answers[size][story.intent] if not i.startswith("fill-")]
+                for size in (SMALL, LARGE)
+            ]
             if not got[0] == got[1] == story.timeline:
                 kinds = {e.meta.event_id: type(e).__name__ for e in story.events}  # type: ignore[attr-defined]
                 described = [[kinds.get(i, i) for i in ids] for ids in (*got, story.timeline)]
