@@ -4,28 +4,58 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from libs.bootstrap import Infrastructure, open_infrastructure
 from libs.messaging.consumer import DurableConsumer, Redelivery
+from libs.messaging.key_directory import ensure_key_directory
 from libs.rpc.server import ServicerBinding
 from libs.runtime import ServiceParts, Worker
+from libs.seedwork.api_keys import issue_key
 from libs.seedwork.clock import Clock, SystemClock
+from ops_service.application.api_keys import (
+    CreateApiKeyHandler,
+    ListApiKeysHandler,
+    PublishKeyRecordHandler,
+    ResolveApiKeyHandler,
+    RevokeApiKeyHandler,
+)
+from ops_service.application.audit import ListAuditEntriesHandler
+from ops_service.application.controls import (
+    ExpirePausesHandler,
+    ListControlsHandler,
+    ListPausedControlsHandler,
+    PauseExecutionHandler,
+    ResumeExecutionHandler,
+)
 from ops_service.application.execution_metrics import GetExecutionMetricsHandler, GetInstanceMetricsHandler
 from ops_service.application.intent_timeline import GetIntentTimelineHandler
+from ops_service.application.organizations import (
+    AddMemberHandler,
+    CreateOrganizationHandler,
+    GetOrganizationHandler,
+    ListMembersHandler,
+)
+from ops_service.application.plans import GetPlanHandler, ListPlansHandler, SetPlanHandler
+from ops_service.application.ports import KeyIssuer
 from ops_service.application.record_facts import RecordFactsHandler
 from ops_service.config import OpsSettings
-from ops_service.entrypoints import audit_consumers
-from ops_service.entrypoints.audit_rpcs import AuditRpcs
-from ops_service.entrypoints.grpc_servicer import OpsServicer
-from ops_service.infrastructure.audit_unit_of_work import SqlAlchemyAuditUnitOfWork
+from ops_service.entrypoints import timeline_consumers
+from ops_service.entrypoints.consumers import KeyDirectoryWriter
+from ops_service.entrypoints.grpc_servicer import OpsHandlers, OpsServicer
+from ops_service.entrypoints.timeline_rpcs import TimelineRpcs
+from ops_service.entrypoints.workers import PauseExpirer
+from ops_service.infrastructure.key_directory import JetStreamKeyDirectory
 from ops_service.infrastructure.proto_mapping import event_to_proto
 from ops_service.infrastructure.tables import messaging
+from ops_service.infrastructure.timeline_unit_of_work import SqlAlchemyTimelineUnitOfWork
 from ops_service.infrastructure.unit_of_work import SqlAlchemyOpsUnitOfWork
+from whatlead.events.v1 import ops_events_pb2
 from whatlead.ops.v1 import ops_pb2, ops_pb2_grpc
 
 SERVICE = "ops"
-# Nothing waits on the audit log: a few events per transaction on a quiet stream.
-AUDIT_LINGER_SECONDS = 0.1
+# Nothing waits on the timeline: a few events per transaction on a quiet stream.
+TIMELINE_LINGER_SECONDS = 0.1
 
 
 @dataclass
@@ -53,11 +83,12 @@ class Ops:
         )
 
 
-async def assemble(settings: OpsSettings, *, clock: Clock | None = None) -> Ops:
+async def assemble(settings: OpsSettings, *, clock: Clock | None = None, issue: KeyIssuer = issue_key) -> Ops:
     clock = clock or SystemClock()
     infra = await open_infrastructure(SERVICE, settings, messaging, clock, database_holds="operations")
 
     def uow() -> SqlAlchemyOpsUnitOfWork:
+        # Every commit with events wakes the relay: a pause is on its way within milliseconds.
         return SqlAlchemyOpsUnitOfWork(
             infra.sessions,
             tables=messaging,
@@ -66,40 +97,90 @@ async def assemble(settings: OpsSettings, *, clock: Clock | None = None) -> Ops:
             on_commit=infra.relay.wake,
         )
 
-    def audit_uow() -> SqlAlchemyAuditUnitOfWork:
-        return SqlAlchemyAuditUnitOfWork(
+    def timeline_uow() -> SqlAlchemyTimelineUnitOfWork:
+        return SqlAlchemyTimelineUnitOfWork(
             infra.sessions, tables=messaging, to_message=event_to_proto, clock=clock
         )
 
     servicer = OpsServicer(
-        audit=AuditRpcs(
-            get_intent_timeline=GetIntentTimelineHandler(audit_uow),
-            get_execution_metrics=GetExecutionMetricsHandler(audit_uow, clock),
-            get_instance_metrics=GetInstanceMetricsHandler(audit_uow, clock),
-        )
+        OpsHandlers(
+            create_organization=CreateOrganizationHandler(uow, clock),
+            get_organization=GetOrganizationHandler(uow),
+            add_member=AddMemberHandler(uow, clock),
+            list_members=ListMembersHandler(uow),
+            create_api_key=CreateApiKeyHandler(uow, clock, issue),
+            revoke_api_key=RevokeApiKeyHandler(uow, clock),
+            list_api_keys=ListApiKeysHandler(uow),
+            resolve_api_key=ResolveApiKeyHandler(uow),
+            pause=PauseExecutionHandler(uow, clock),
+            resume=ResumeExecutionHandler(uow, clock),
+            list_controls=ListControlsHandler(uow),
+            list_paused_controls=ListPausedControlsHandler(uow),
+            get_plan=GetPlanHandler(uow),
+            set_plan=SetPlanHandler(uow, clock),
+            list_plans=ListPlansHandler(uow),
+            list_audit_entries=ListAuditEntriesHandler(uow),
+        ),
+        TimelineRpcs(
+            get_intent_timeline=GetIntentTimelineHandler(timeline_uow),
+            get_execution_metrics=GetExecutionMetricsHandler(timeline_uow, clock),
+            get_instance_metrics=GetInstanceMetricsHandler(timeline_uow, clock),
+        ),
     )
     ops = Ops(infra, servicer, uow)
-    # The audit timeline and the metrics: every event of every context, a batch per transaction.
-    facts = audit_consumers.AuditFacts(RecordFactsHandler())
-    for context in audit_consumers.contexts():
+    # The intent timeline and the execution metrics: every event of every context, a batch per transaction.
+    facts = timeline_consumers.TimelineFacts(RecordFactsHandler())
+    for context in timeline_consumers.contexts():
         ops.consumers.append(
             DurableConsumer(
                 service=SERVICE,
                 js=infra.js,
                 subject_root=settings.subject_root,
                 context=context,
-                durable=audit_consumers.DURABLE_PREFIX + context,
-                handlers=audit_consumers.handlers(context, facts),
-                uow_factory=audit_uow,
-                batch_size=settings.audit_batch_size,
+                durable=timeline_consumers.DURABLE_PREFIX + context,
+                handlers=timeline_consumers.handlers(context, facts),
+                uow_factory=timeline_uow,
+                batch_size=settings.timeline_batch_size,
                 redelivery=Redelivery.of(settings, context),
                 transaction_per_batch=True,
-                linger=AUDIT_LINGER_SECONDS,
+                linger=TIMELINE_LINGER_SECONDS,
                 outages=infra.outages,
             )
         )
+
+    def consumer(context: str, durable: str, handlers: dict[type[Any], Any]) -> DurableConsumer:
+        return DurableConsumer(
+            service=SERVICE,
+            js=infra.js,
+            subject_root=settings.subject_root,
+            context=context,
+            durable=durable,
+            handlers=handlers,
+            uow_factory=uow,
+            redelivery=Redelivery.of(settings, context),
+            outages=infra.outages,
+        )
+
+    directory = JetStreamKeyDirectory(await ensure_key_directory(infra.js, settings.subject_root))
+    writer = KeyDirectoryWriter(PublishKeyRecordHandler(directory))
+    ops.consumers.append(
+        consumer(
+            "ops",
+            "ops-key-directory",
+            {ops_events_pb2.ApiKeyCreated: writer, ops_events_pb2.ApiKeyRevoked: writer},
+        )
+    )
+    expirer = PauseExpirer(
+        ExpirePausesHandler(uow, clock),
+        interval=settings.expiry_interval_seconds,
+        batch_size=settings.expiry_batch_size,
+        outages=infra.outages,
+    )
+    ops.workers.append(expirer.run)
     return ops
 
 
-async def build(settings: OpsSettings, *, clock: Clock | None = None) -> ServiceParts:
-    return (await assemble(settings, clock=clock)).parts()
+async def build(
+    settings: OpsSettings, *, clock: Clock | None = None, issue: KeyIssuer = issue_key
+) -> ServiceParts:
+    return (await assemble(settings, clock=clock, issue=issue)).parts()

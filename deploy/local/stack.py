@@ -4,7 +4,9 @@ Beside the services it starts, from wheels of the `local` extra, nats-server (Je
 PostgreSQL 18 (.data/postgres, one database per service) and Redis (the Gate's rate windows), each on a
 port of its own so servers already running on the default ports are left alone. Each process writes its
 logs to .data/logs/<name>.log. The gateway takes provider webhooks on port 8080; the key their secrets
-are derived from is made once in .data/webhook-master-key. What the operator exports wins: with
+are derived from is made once in .data/webhook-master-key, the deployment's service token in
+.data/service-token, and the first organization's OWNER key in .data/credentials.json (ADR 0046). What the
+operator exports wins: with
 REPUTATION_DATABASE_URL=... set, reputation uses that server, and an embedded server no service uses is
 not started.
 """
@@ -22,6 +24,9 @@ import urllib.request
 from itertools import chain
 from pathlib import Path
 
+import grpc
+
+from deploy.local.credentials import SERVICE_TOKEN_VARIABLE, ensure_credentials, service_token
 from deploy.local.process import Component, port_in_use
 from deploy.local.servers import EmbeddedPostgres, nats_server, redis_server
 
@@ -132,6 +137,39 @@ def gateway() -> Component:
     return with_webhook_master_key(component, "GATEWAY_WEBHOOK_MASTER_KEY")
 
 
+CREDENTIALS_FILE = DATA / "credentials.json"
+
+
+def ops() -> Component:
+    """Organizations, keys, the kill-switch, plans. Once it serves, the first organization and its OWNER key
+    are made (or the kept ones checked) and written where the CLI finds them."""
+    component = service("ops", "OPS_", 50054, 9104)
+
+    def provision() -> None:
+        address = f"127.0.0.1:{component.grpc_port}"
+        try:
+            kept = ensure_credentials(address, component.env[SERVICE_TOKEN_VARIABLE], CREDENTIALS_FILE)
+        except grpc.RpcError as error:
+            # The stack serves without them; the CLI then needs WHATLEAD_API_KEY.
+            print(
+                f"{'credentials':<20}  not written: ops answered {error.code().name} (see {LOGS}/ops.log)",
+                flush=True,
+            )
+            return
+        made = "" if kept else ' (new organization "Demo", OWNER key)'
+        print(f"{'credentials':<20}  {CREDENTIALS_FILE}{made}: the CLI reads it from there", flush=True)
+
+    component.provision = provision
+    return component
+
+
+def with_service_token(components: list[Component]) -> None:
+    """Every WhatLead process gets the deployment's service credential (made once for the data folder)."""
+    token = service_token(DATA)
+    for component in components:
+        component.env.setdefault(SERVICE_TOKEN_VARIABLE, token)
+
+
 def answers_ok(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=1) as response:
@@ -159,13 +197,15 @@ def stages() -> list[list[Component]]:
             ),
             "REPUTATION_WEBHOOK_MASTER_KEY",
         ),
-        # Starts even while reputation is not serving yet: it rebuilds from it in the background.
+        ops(),
+        # Starts even while reputation and ops are not serving yet: it rebuilds from them in the background.
         service(
             "gate",
             "GATE_",
             50051,
             9101,
             GATE_REPUTATION_ADDR=f"127.0.0.1:{port(50053)}",
+            GATE_OPS_ADDR=f"127.0.0.1:{port(50054)}",
             GATE_REDIS_URL=REDIS_URL,
         ),
         simulator(),
@@ -195,6 +235,7 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 def main() -> None:
     parts = stages()
+    with_service_token(parts[-1])
     busy = [f"{c.name} {number}" for c in chain(*parts) for number in c.ports if port_in_use(number)]
     if busy:
         raise SystemExit(f"ports already in use: {', '.join(busy)}; is another `make run` still up?")
@@ -235,9 +276,9 @@ def bring_up(stage: list[Component], started: list[Component]) -> None:
     for component in stage:
         if not component.wait_ready(STARTUP_TIMEOUT_SECONDS):
             raise SystemExit(f"{component.name} did not become ready; see {LOGS}/{component.name}.log")
+        print(component.describe(), flush=True)
         if component.provision is not None:
             component.provision()
-        print(component.describe(), flush=True)
 
 
 def watch(started: list[Component]) -> None:

@@ -20,12 +20,14 @@ from libs.seedwork.errors import (
     InvalidArgument,
     InvariantViolated,
     NotFound,
+    PermissionDenied,
 )
 
 _CODES: list[tuple[type[DomainError], Code]] = [
     (InvalidArgument, Code.INVALID_ARGUMENT),
     (NotFound, Code.NOT_FOUND),
     (AlreadyExists, Code.ALREADY_EXISTS),
+    (PermissionDenied, Code.PERMISSION_DENIED),
     (FailedPrecondition, Code.FAILED_PRECONDITION),
     (InvariantViolated, Code.FAILED_PRECONDITION),
 ]

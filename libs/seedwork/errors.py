@@ -41,6 +41,10 @@ class NotFound(DomainError):
     """The thing does not exist, or belongs to another organization (callers cannot tell which)."""
 
 
+class PermissionDenied(DomainError):
+    """The caller is known but may not do this (e.g. hand out a role above its own)."""
+
+
 class AlreadyExists(DomainError):
     """A unique thing was created twice."""
 

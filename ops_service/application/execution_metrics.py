@@ -11,7 +11,7 @@ from libs.seedwork.clock import Clock
 from libs.seedwork.errors import InvalidArgument
 from libs.seedwork.ids import is_valid_id
 from libs.seedwork.organizations import require_organization
-from ops_service.application.audit_ports import AuditUnitOfWork
+from ops_service.application.timeline_ports import TimelineUnitOfWork
 from ops_service.domain.execution_counts import (
     APPROVED,
     FAILED,
@@ -53,7 +53,7 @@ class ExecutionMetricsResult:
 
 
 class GetExecutionMetricsHandler:
-    def __init__(self, uow: Callable[[], AuditUnitOfWork], clock: Clock) -> None:
+    def __init__(self, uow: Callable[[], TimelineUnitOfWork], clock: Clock) -> None:
         self._uow = uow
         self._clock = clock
 
@@ -64,7 +64,7 @@ class GetExecutionMetricsHandler:
         resolution = resolution_for(length)
         start = bucket_start(end - length, resolution)
         async with self._uow() as uow:
-            rows = await uow.audit.counters(query.organization_id, start, resolution)
+            rows = await uow.timeline.counters(query.organization_id, start, resolution)
         figures = organization_figures(rows, query.max_instances or DEFAULT_MAX_INSTANCES)
         return ExecutionMetricsResult(figures, start, end)
 
@@ -93,7 +93,7 @@ class InstanceMetricsResult:
 class GetInstanceMetricsHandler:
     """An instance ops never saw has zero counts (its share of sends is against its organization's)."""
 
-    def __init__(self, uow: Callable[[], AuditUnitOfWork], clock: Clock) -> None:
+    def __init__(self, uow: Callable[[], TimelineUnitOfWork], clock: Clock) -> None:
         self._uow = uow
         self._clock = clock
 
@@ -106,13 +106,13 @@ class GetInstanceMetricsHandler:
         resolution = resolution_for(length)
         start = bucket_start(end - length, resolution)
         async with self._uow() as uow:
-            rows = await uow.audit.counters(query.organization_id, start, resolution, query.instance_id)
+            rows = await uow.timeline.counters(query.organization_id, start, resolution, query.instance_id)
             sent_by_all = sum(
                 row.count
-                for row in await uow.audit.counters(query.organization_id, start, resolution)
+                for row in await uow.timeline.counters(query.organization_id, start, resolution)
                 if row.metric == SENT
             )
-            hour_rows = await uow.audit.hours(
+            hour_rows = await uow.timeline.hours(
                 query.organization_id, query.instance_id, bucket_start(start, HOUR)
             )
         figures = instance_figures(query.instance_id, rows)

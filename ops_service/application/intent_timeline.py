@@ -9,7 +9,7 @@ from datetime import timedelta
 from libs.seedwork.errors import InvalidArgument, NotFound
 from libs.seedwork.ids import is_valid_id
 from libs.seedwork.organizations import require_organization
-from ops_service.application.audit_ports import AuditUnitOfWork, Related, StoredFact
+from ops_service.application.timeline_ports import Related, StoredFact, TimelineUnitOfWork
 
 INTENT_CREATED = "whatlead.events.v1.IntentCreated"
 INTENT_APPROVED = "whatlead.events.v1.IntentApproved"
@@ -37,7 +37,7 @@ class GetIntentTimeline:
 class GetIntentTimelineHandler:
     """NotFound for an unknown intent and for another organization's (the caller cannot tell which)."""
 
-    def __init__(self, uow: Callable[[], AuditUnitOfWork]) -> None:
+    def __init__(self, uow: Callable[[], TimelineUnitOfWork]) -> None:
         self._uow = uow
 
     async def __call__(self, query: GetIntentTimeline) -> list[StoredFact]:
@@ -45,11 +45,11 @@ class GetIntentTimelineHandler:
         if not is_valid_id(query.intent_id):
             raise InvalidArgument.of("intent_id", "must be a UUID")
         async with self._uow() as uow:
-            own = await uow.audit.correlated(query.intent_id)
+            own = await uow.timeline.correlated(query.intent_id)
             own = [fact for fact in own if fact.organization_id == query.organization_id]
             if not own:
                 raise NotFound(f"intent {query.intent_id} not found")
-            related = await uow.audit.related(related_to(query.organization_id, own))
+            related = await uow.timeline.related(related_to(query.organization_id, own))
         seen: set[str] = set()
         entries = []
         for fact in sorted(own + related, key=lambda fact: (fact.occurred_at, fact.sequence)):

@@ -17,14 +17,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from ops_service.domain.audit import (
+from ops_service.domain.timeline import (
     AttemptEnded,
-    AuditRecord,
     CooldownStarted,
     DeliveryChanged,
     IntentClosed,
     IntentDecided,
     IntentSubmitted,
+    TimelineRecord,
 )
 
 MINUTE = timedelta(minutes=1)
@@ -66,7 +66,7 @@ def time_bin(milliseconds: float) -> int:
     return bisect_left(TIME_TO_SEND_BOUNDS_MS, milliseconds)
 
 
-def deltas(record: AuditRecord, submitted_at: datetime | None = None) -> list[CounterDelta]:
+def deltas(record: TimelineRecord, submitted_at: datetime | None = None) -> list[CounterDelta]:
     """What one fact adds to the counters. `submitted_at`: when its intent was created, for the Gate's
     IntentSent (time to send); None when not known (its IntentCreated was never seen)."""
     org = record.recorded.organization_id

@@ -45,7 +45,7 @@ from libs.db.migrations import upgrade
 from libs.messaging.nats_connection import connect_nats
 from libs.messaging.streams import delete_streams
 from libs.seedwork.ids import new_id
-from ops_service.infrastructure.audit_mapping import record_from_event
+from ops_service.infrastructure.timeline_mapping import record_from_event
 from tests.bench._support import NATS_URL, ROOT, free_port, fresh_database, sqlalchemy_url
 from tests.ops_service.story import Story, build_story
 from whatlead.ops.v1 import ops_pb2, ops_pb2_grpc
@@ -66,7 +66,7 @@ _COLUMNS = (
 # Filler: lives of ten facts (position k of a life is the k-th type), like the gate's, executor's,
 # gateway's, reputation's and ops' events of an intent, with the columns the product fills for them.
 _FILL = f"""
-INSERT INTO audit_events ({_COLUMNS})
+INSERT INTO timeline_events ({_COLUMNS})
 SELECT 'fill-' || g,
        'whatlead.events.v1.' || (ARRAY['IntentCreated','IntentApproved','MessageSent','IntentSent',
          'ProviderEventReceived','ProviderEventReceived','MessageDeliveryStatusChanged',
@@ -122,7 +122,10 @@ def fill(
                 )
             )  # fmt: skip
     with psycopg.connect(url, autocommit=True) as connection:
-        with connection.cursor() as cursor, cursor.copy(f"COPY audit_events ({_COLUMNS}) FROM STDIN") as copy:
+        with (
+            connection.cursor() as cursor,
+            cursor.copy(f"COPY timeline_events ({_COLUMNS}) FROM STDIN") as copy,
+        ):
             for row in rows:
                 copy.write_row(row)
         rest = max(0, size - len(rows))
@@ -136,8 +139,8 @@ def fill(
                 "instances": instances,
             },
         )
-        connection.execute("VACUUM ANALYZE audit_events")
-        total = connection.execute("SELECT count(*) FROM audit_events").fetchone()
+        connection.execute("VACUUM ANALYZE timeline_events")
+        total = connection.execute("SELECT count(*) FROM timeline_events").fetchone()
     assert total is not None and total[0] == max(size, len(rows)), total
     return time.perf_counter() - began
 

@@ -184,7 +184,7 @@ def test_make_run_serves_the_registry_publishes_typed_events_and_stops_cleanly(s
     assert any(
         line.startswith("postgres")
         and f"postgresql://127.0.0.1:{stack.port(5433)}" in line
-        and "reputation, gate, executor" in line
+        and "reputation, ops, gate, executor" in line
         for line in stack.output
     )
     assert any(line.startswith("redis") and f"127.0.0.1:{stack.port(6380)}" in line for line in stack.output)
@@ -196,6 +196,12 @@ def test_make_run_serves_the_registry_publishes_typed_events_and_stops_cleanly(s
         assert ready.status == 200 and json.load(ready) == {"status": "ready"}
     master_key = stack.data / "webhook-master-key"
     assert len(master_key.read_text()) == 64 and master_key.stat().st_mode & 0o077 == 0
+    # Ops serves, and the deployment's service token was made once, readable by its owner only.
+    assert any(
+        line.startswith("ops") and f"grpc 127.0.0.1:{stack.port(50054)}" in line for line in stack.output
+    )
+    service_token = stack.data / "service-token"
+    assert len(service_token.read_text()) >= 40 and service_token.stat().st_mode & 0o077 == 0
     started = descendants(stack.process.pid)
     assert {"nats-server", "postgres", "redis-server"} <= {process.name for process in started}
 
@@ -280,13 +286,18 @@ def test_make_run_serves_the_registry_publishes_typed_events_and_stops_cleanly(s
     assert stack.process.returncode == 0
     assert "stopped" in remaining
     assert still_running(started) == set()
-    for server_port in (4322, 5433, 6380, 50053, 8080):
+    for server_port in (4322, 5433, 6380, 50053, 50054, 8080):
         assert not port_open(stack.port(server_port)), server_port
     # PostgreSQL shut down cleanly (a fast shutdown, not a crash to recover from next time).
     assert "database system is shut down" in (stack.data / "logs" / "postgres.log").read_text()
 
 
-SERVICE_DATABASES = ("REPUTATION_DATABASE_URL", "GATE_DATABASE_URL", "EXECUTOR_DATABASE_URL")
+SERVICE_DATABASES = (
+    "REPUTATION_DATABASE_URL",
+    "OPS_DATABASE_URL",
+    "GATE_DATABASE_URL",
+    "EXECUTOR_DATABASE_URL",
+)
 
 
 def test_exported_urls_win_and_the_servers_they_replace_are_not_started(monkeypatch: pytest.MonkeyPatch):
@@ -313,6 +324,7 @@ def test_services_left_to_the_embedded_servers_get_a_database_each_and_redis(mon
     databases = {s.name: s.env[f"{s.name.upper()}_DATABASE_URL"] for s in services if s.grpc_port}
     assert databases == {
         "reputation": "postgresql+psycopg://app@db.internal/reputation",
+        "ops": launcher.postgres_url("ops"),
         "gate": launcher.postgres_url("gate"),
         "executor": launcher.postgres_url("executor"),
     }

@@ -7,7 +7,14 @@ from google.rpc import error_details_pb2, status_pb2
 from libs.messaging import envelope
 from libs.rpc.convert import enum_from_proto, enum_to_proto
 from libs.rpc.errors import status_for
-from libs.seedwork.errors import AlreadyExists, FailedPrecondition, FieldViolation, InvalidArgument, NotFound
+from libs.seedwork.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    FieldViolation,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+)
 from libs.seedwork.ids import is_valid_id, new_id
 from libs.seedwork.organizations import require_organization
 from libs.seedwork.pagination import MAX_PAGE_SIZE, Page, page_request
@@ -76,6 +83,7 @@ def _details(status: grpc.Status) -> list[error_details_pb2.BadRequest]:
         (NotFound("x"), grpc.StatusCode.NOT_FOUND),
         (AlreadyExists("x"), grpc.StatusCode.ALREADY_EXISTS),
         (FailedPrecondition("x"), grpc.StatusCode.FAILED_PRECONDITION),
+        (PermissionDenied("x"), grpc.StatusCode.PERMISSION_DENIED),
     ],
 )
 def test_domain_errors_map_to_their_status_codes(error, code):

@@ -1,4 +1,4 @@
-"""Execution metrics from the counters the audit consumers keep."""
+"""Execution metrics from the counters the timeline consumers keep."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ from ops_service.application.execution_metrics import (
 )
 from ops_service.application.record_facts import RecordFactsHandler
 from ops_service.domain.execution_counts import TimeToSend, time_bin
-from ops_service.infrastructure.audit_mapping import record_from_event
+from ops_service.infrastructure.timeline_mapping import record_from_event
 from tests.ops_service.story import build_story
-from tests.ops_service.unit.audit_fakes import FakeAuditStore, FakeAuditUnitOfWork
+from tests.ops_service.unit.timeline_fakes import FakeTimelineStore, FakeTimelineUnitOfWork
 
 T0 = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)
 NOW = T0 + timedelta(minutes=5)
@@ -26,14 +26,14 @@ NOW = T0 + timedelta(minutes=5)
 
 async def _story_store():
     story = build_story(T0)
-    store = FakeAuditStore()
-    await RecordFactsHandler()(FakeAuditUnitOfWork(store), [record_from_event(e) for e in story.events])
+    store = FakeTimelineStore()
+    await RecordFactsHandler()(FakeTimelineUnitOfWork(store), [record_from_event(e) for e in story.events])
     return story, store
 
 
 async def test_the_organizations_numbers_over_the_last_hour():
     story, store = await _story_store()
-    result = await GetExecutionMetricsHandler(lambda: FakeAuditUnitOfWork(store), FakeClock(NOW))(
+    result = await GetExecutionMetricsHandler(lambda: FakeTimelineUnitOfWork(store), FakeClock(NOW))(
         GetExecutionMetrics(organization_id=story.org)
     )
     figures = result.figures
@@ -63,7 +63,7 @@ async def test_the_organizations_numbers_over_the_last_hour():
 async def test_another_organization_and_an_earlier_window_see_none_of_it():
     story, store = await _story_store()
     handler = GetExecutionMetricsHandler(
-        lambda: FakeAuditUnitOfWork(store), FakeClock(NOW + timedelta(hours=2))
+        lambda: FakeTimelineUnitOfWork(store), FakeClock(NOW + timedelta(hours=2))
     )
     assert (await handler(GetExecutionMetrics(organization_id=story.org))).figures.counts.submitted == 0
     other = await handler(GetExecutionMetrics(organization_id=story.other_org, window=timedelta(hours=3)))
@@ -72,7 +72,7 @@ async def test_another_organization_and_an_earlier_window_see_none_of_it():
 
 async def test_an_instances_numbers_and_its_hours():
     story, store = await _story_store()
-    result = await GetInstanceMetricsHandler(lambda: FakeAuditUnitOfWork(store), FakeClock(NOW))(
+    result = await GetInstanceMetricsHandler(lambda: FakeTimelineUnitOfWork(store), FakeClock(NOW))(
         GetInstanceMetrics(organization_id=story.org, instance_id=story.chosen, window=timedelta(hours=2))
     )
     assert (result.figures.counts.approved, result.figures.counts.sent, result.figures.counts.failed) == (
@@ -85,7 +85,7 @@ async def test_an_instances_numbers_and_its_hours():
         (T0.replace(minute=0), {"approved": 2, "sent": 2, "retries": 1, "failed": 1})
     ]
     with pytest.raises(InvalidArgument):
-        await GetInstanceMetricsHandler(lambda: FakeAuditUnitOfWork(store), FakeClock(NOW))(
+        await GetInstanceMetricsHandler(lambda: FakeTimelineUnitOfWork(store), FakeClock(NOW))(
             GetInstanceMetrics(organization_id=story.org, instance_id=story.chosen, window=timedelta(days=31))
         )
 

@@ -1,4 +1,4 @@
-"""The audit timeline read as a story: what each fact says, which facts belong to an intent, and that
+"""The timeline read as a story: what each fact says, which facts belong to an intent, and that
 nobody learns of another organization's intent."""
 
 from __future__ import annotations
@@ -12,28 +12,28 @@ from libs.seedwork.errors import InvalidArgument, NotFound
 from libs.seedwork.ids import new_id
 from ops_service.application.intent_timeline import GetIntentTimeline, GetIntentTimelineHandler
 from ops_service.application.record_facts import RecordFactsHandler
-from ops_service.infrastructure.audit_mapping import record_from_event
+from ops_service.infrastructure.timeline_mapping import record_from_event
 from tests.ops_service.story import PHONE, build_story
-from tests.ops_service.unit.audit_fakes import FakeAuditStore, FakeAuditUnitOfWork
+from tests.ops_service.unit.timeline_fakes import FakeTimelineStore, FakeTimelineUnitOfWork
 from whatlead.common.v1 import common_pb2
 from whatlead.events.v1 import provider_events_pb2 as p
 
 T0 = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)
 
 
-async def _recorded(store: FakeAuditStore, events: list) -> None:
-    await RecordFactsHandler()(FakeAuditUnitOfWork(store), [record_from_event(e) for e in events])
+async def _recorded(store: FakeTimelineStore, events: list) -> None:
+    await RecordFactsHandler()(FakeTimelineUnitOfWork(store), [record_from_event(e) for e in events])
 
 
 async def test_the_timeline_is_the_intents_life_in_order_and_nothing_else():
     story = build_story(T0)
-    store = FakeAuditStore()
+    store = FakeTimelineStore()
     await _recorded(store, story.events)
-    timeline = await GetIntentTimelineHandler(lambda: FakeAuditUnitOfWork(store))(
+    timeline = await GetIntentTimelineHandler(lambda: FakeTimelineUnitOfWork(store))(
         GetIntentTimeline(organization_id=story.org, intent_id=story.intent)
     )
     assert [fact.event_id for fact in timeline] == story.timeline
-    following = await GetIntentTimelineHandler(lambda: FakeAuditUnitOfWork(store))(
+    following = await GetIntentTimelineHandler(lambda: FakeTimelineUnitOfWork(store))(
         GetIntentTimeline(organization_id=story.org, intent_id=story.other_intent)
     )
     assert [fact.summary for fact in following if fact.summary.startswith("Reply")] == [
@@ -43,11 +43,11 @@ async def test_the_timeline_is_the_intents_life_in_order_and_nothing_else():
 
 async def test_it_reads_as_a_story():
     story = build_story(T0)
-    store = FakeAuditStore()
+    store = FakeTimelineStore()
     await _recorded(store, story.events)
     lines = [
         fact.summary
-        for fact in await GetIntentTimelineHandler(lambda: FakeAuditUnitOfWork(store))(
+        for fact in await GetIntentTimelineHandler(lambda: FakeTimelineUnitOfWork(store))(
             GetIntentTimeline(organization_id=story.org, intent_id=story.intent)
         )
     ]
@@ -77,7 +77,7 @@ async def test_it_reads_as_a_story():
 
 async def test_a_redelivered_fact_is_recorded_and_counted_once():
     story = build_story(T0)
-    store = FakeAuditStore()
+    store = FakeTimelineStore()
     await _recorded(store, story.events)
     counted = len(store.deltas)
     await _recorded(store, story.events[:5])
@@ -86,9 +86,9 @@ async def test_a_redelivered_fact_is_recorded_and_counted_once():
 
 async def test_another_organizations_intent_is_not_found_like_an_unknown_one():
     story = build_story(T0)
-    store = FakeAuditStore()
+    store = FakeTimelineStore()
     await _recorded(store, story.events)
-    handler = GetIntentTimelineHandler(lambda: FakeAuditUnitOfWork(store))
+    handler = GetIntentTimelineHandler(lambda: FakeTimelineUnitOfWork(store))
     with pytest.raises(NotFound) as other_org:
         await handler(GetIntentTimeline(organization_id=story.other_org, intent_id=story.intent))
     unknown_id = new_id()

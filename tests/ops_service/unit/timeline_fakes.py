@@ -5,9 +5,9 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from libs.testing.fakes import FakeUnitOfWork
-from ops_service.application.audit_ports import HourRow, Related, StoredFact
-from ops_service.domain.audit import AuditRecord
+from ops_service.application.timeline_ports import HourRow, Related, StoredFact
 from ops_service.domain.execution_counts import HOUR, CounterDelta, CounterRow, bucket_start
+from ops_service.domain.timeline import TimelineRecord
 
 PROVIDER_EVENT = "whatlead.events.v1.ProviderEventReceived"
 
@@ -33,14 +33,14 @@ def _replies(f: StoredFact, related: Related, facts: list[StoredFact]) -> bool:
     return related.replies_since <= f.occurred_at <= min([related.replies_until, *following])
 
 
-class FakeAuditStore:
+class FakeTimelineStore:
     """In memory, with the lookups the SQL store makes (tests/ops_service/integration checks the SQL)."""
 
     def __init__(self) -> None:
         self.facts: dict[str, StoredFact] = {}
         self.deltas: list[CounterDelta] = []
 
-    async def record(self, records: Sequence[AuditRecord]) -> list[AuditRecord]:
+    async def record(self, records: Sequence[TimelineRecord]) -> list[TimelineRecord]:
         fresh = []
         for record in records:
             r = record.recorded
@@ -129,10 +129,10 @@ class FakeAuditStore:
         return [HourRow(hour, metric, count) for (hour, metric), count in rows.items()]
 
 
-class FakeAuditUnitOfWork(FakeUnitOfWork):
-    def __init__(self, store: FakeAuditStore | None = None) -> None:
+class FakeTimelineUnitOfWork(FakeUnitOfWork):
+    def __init__(self, store: FakeTimelineStore | None = None) -> None:
         super().__init__()
-        self.audit = store or FakeAuditStore()
+        self.timeline = store or FakeTimelineStore()
         self.endings: list[object] = []
 
     def after_transaction(self, callback: object) -> None:

@@ -1,4 +1,4 @@
-"""Every context's events -> the audit facts ops records (protobuf stays here; the domain reads facts)."""
+"""Every context's events -> the timeline facts ops records (protobuf stays here; the domain reads facts)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from libs.messaging import envelope
 from libs.rpc.convert import from_timestamp
 from libs.seedwork.errors import InvalidArgument
-from ops_service.domain.audit import (
+from ops_service.domain.timeline import (
     AttemptEnded,
-    AuditRecord,
     CandidateVerdict,
     ControlChanged,
     CooldownStarted,
@@ -24,6 +23,7 @@ from ops_service.domain.audit import (
     OtherFact,
     ProviderReported,
     Recorded,
+    TimelineRecord,
     record_of,
 )
 from whatlead.common.v1 import common_pb2
@@ -284,7 +284,7 @@ def _other_line(event: Message) -> str:
     return words[:1].upper() + words[1:]
 
 
-def record_from_event(event: Message) -> AuditRecord:
+def record_from_event(event: Message) -> TimelineRecord:
     """The stored row of any context's event."""
     meta = envelope.meta_of(event) or common_pb2.EventMeta()
     occurred_at = _time(meta.occurred_at, meta.HasField("occurred_at"))

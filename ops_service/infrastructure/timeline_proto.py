@@ -5,8 +5,8 @@ from __future__ import annotations
 from google.protobuf.any_pb2 import Any as AnyProto
 
 from libs.rpc.convert import to_timestamp
-from ops_service.application.audit_ports import StoredFact
 from ops_service.application.execution_metrics import ExecutionMetricsResult, InstanceMetricsResult
+from ops_service.application.timeline_ports import StoredFact
 from ops_service.domain.execution_counts import Counts, InstanceFigures
 from whatlead.executor.v1 import executor_pb2
 from whatlead.gate.v1 import gate_pb2

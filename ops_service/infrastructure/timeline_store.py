@@ -1,4 +1,4 @@
-"""PostgreSQL storage of the audit facts and the execution counters."""
+"""PostgreSQL storage of the timeline facts and the execution counters."""
 
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ from sqlalchemy import ColumnElement, and_, func, literal, or_, select, union_al
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ops_service.application.audit_ports import HourRow, Related, StoredFact
-from ops_service.domain.audit import AuditRecord
+from ops_service.application.timeline_ports import HourRow, Related, StoredFact
 from ops_service.domain.execution_counts import HOUR, MINUTE, CounterDelta, CounterRow, merged
-from ops_service.infrastructure.tables import audit
+from ops_service.domain.timeline import TimelineRecord
+from ops_service.infrastructure.tables import timeline
 
-_E = audit.events
-_C = audit.counters
+_E = timeline.events
+_C = timeline.counters
 INTENT_CREATED = "whatlead.events.v1.IntentCreated"
 INTENT_APPROVED = "whatlead.events.v1.IntentApproved"
 COOLDOWN_STARTED = "whatlead.events.v1.CooldownStarted"
@@ -43,7 +43,7 @@ _COLUMNS = [
 ]
 
 
-def _row(record: AuditRecord) -> dict[str, Any]:
+def _row(record: TimelineRecord) -> dict[str, Any]:
     r = record.recorded
     return {
         "event_id": r.event_id,
@@ -68,11 +68,11 @@ def _fact(row: Any) -> StoredFact:
     return StoredFact(**row._mapping)
 
 
-class SqlAlchemyAuditStore:
+class SqlAlchemyTimelineStore:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
-    async def record(self, records: Sequence[AuditRecord]) -> list[AuditRecord]:
+    async def record(self, records: Sequence[TimelineRecord]) -> list[TimelineRecord]:
         if not records:
             return []
         statement = (

@@ -1,4 +1,4 @@
-"""The audit and metrics RPCs of OpsService: proto -> query -> use case -> proto. `OpsServicer` delegates
+"""The timeline and metrics RPCs of OpsService: proto -> query -> use case -> proto. `OpsServicer` delegates
 to them."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from ops_service.application.execution_metrics import (
     GetInstanceMetricsHandler,
 )
 from ops_service.application.intent_timeline import GetIntentTimeline, GetIntentTimelineHandler
-from ops_service.infrastructure.audit_proto import (
+from ops_service.infrastructure.timeline_proto import (
     entry_to_proto,
     execution_metrics_to_proto,
     instance_metrics_to_proto,
@@ -21,7 +21,7 @@ from whatlead.ops.v1 import ops_pb2
 
 
 @dataclass(frozen=True, kw_only=True)
-class AuditRpcs:
+class TimelineRpcs:
     get_intent_timeline: GetIntentTimelineHandler
     get_execution_metrics: GetExecutionMetricsHandler
     get_instance_metrics: GetInstanceMetricsHandler

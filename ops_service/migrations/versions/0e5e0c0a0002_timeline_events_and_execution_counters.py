@@ -1,4 +1,4 @@
-"""audit timeline (every context's events) and execution counters
+"""timeline (every context's events) and execution counters
 
 Revision ID: 0e5e0c0a0002
 Revises: 0e5e0c0a0001
@@ -16,7 +16,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.create_table('audit_events',
+    op.create_table('timeline_events',
     sa.Column('event_id', sa.String(length=64), nullable=False),
     sa.Column('sequence', sa.BigInteger(), sa.Identity(always=False), nullable=False),
     sa.Column('type_name', sa.String(length=200), nullable=False),
@@ -35,11 +35,11 @@ def upgrade() -> None:
     sa.Column('payload', sa.LargeBinary(), nullable=False),
     sa.PrimaryKeyConstraint('event_id')
     )
-    op.create_index('ix_audit_events_correlation', 'audit_events', ['correlation_id', 'occurred_at'], unique=False)
-    op.create_index('ix_audit_events_instance', 'audit_events', ['instance_id', 'type_name', 'occurred_at'], unique=False, postgresql_where=sa.text("instance_id <> ''"))
-    op.create_index('ix_audit_events_remote_phone', 'audit_events', ['instance_id', 'remote_phone', 'occurred_at'], unique=False, postgresql_where=sa.text("remote_phone <> '' AND instance_id <> ''"))
-    op.create_index('ix_audit_events_provider_message', 'audit_events', ['provider_message_id'], unique=False, postgresql_where=sa.text("provider_message_id <> ''"))
-    op.create_index('ix_audit_events_controls', 'audit_events', ['organization_id', 'occurred_at'], unique=False, postgresql_where=sa.text("scope <> ''"))
+    op.create_index('ix_timeline_events_correlation', 'timeline_events', ['correlation_id', 'occurred_at'], unique=False)
+    op.create_index('ix_timeline_events_instance', 'timeline_events', ['instance_id', 'type_name', 'occurred_at'], unique=False, postgresql_where=sa.text("instance_id <> ''"))
+    op.create_index('ix_timeline_events_remote_phone', 'timeline_events', ['instance_id', 'remote_phone', 'occurred_at'], unique=False, postgresql_where=sa.text("remote_phone <> '' AND instance_id <> ''"))
+    op.create_index('ix_timeline_events_provider_message', 'timeline_events', ['provider_message_id'], unique=False, postgresql_where=sa.text("provider_message_id <> ''"))
+    op.create_index('ix_timeline_events_controls', 'timeline_events', ['organization_id', 'occurred_at'], unique=False, postgresql_where=sa.text("scope <> ''"))
     op.create_table('execution_counters',
     sa.Column('organization_id', sa.String(length=64), nullable=False),
     sa.Column('resolution', sa.SmallInteger(), nullable=False),
@@ -56,9 +56,9 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table('execution_counters')
-    op.drop_index('ix_audit_events_controls', table_name='audit_events')
-    op.drop_index('ix_audit_events_provider_message', table_name='audit_events')
-    op.drop_index('ix_audit_events_remote_phone', table_name='audit_events')
-    op.drop_index('ix_audit_events_instance', table_name='audit_events')
-    op.drop_index('ix_audit_events_correlation', table_name='audit_events')
-    op.drop_table('audit_events')
+    op.drop_index('ix_timeline_events_controls', table_name='timeline_events')
+    op.drop_index('ix_timeline_events_provider_message', table_name='timeline_events')
+    op.drop_index('ix_timeline_events_remote_phone', table_name='timeline_events')
+    op.drop_index('ix_timeline_events_instance', table_name='timeline_events')
+    op.drop_index('ix_timeline_events_correlation', table_name='timeline_events')
+    op.drop_table('timeline_events')

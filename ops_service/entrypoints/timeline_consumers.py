@@ -1,4 +1,4 @@
-"""Ops' audit consumers: one durable consumer per context's stream, every event type, each batch recorded
+"""Ops' timeline consumers: one durable consumer per context's stream, every event type, each batch recorded
 in one transaction (the facts, then their counters), and the Prometheus series once it committed."""
 
 from __future__ import annotations
@@ -9,22 +9,22 @@ from typing import Any
 
 from google.protobuf.message import Message
 
-from ops_service.application.audit_ports import AuditUnitOfWork
 from ops_service.application.record_facts import FactsRecorded, RecordFactsHandler
+from ops_service.application.timeline_ports import TimelineUnitOfWork
 from ops_service.domain import execution_counts as counts
-from ops_service.infrastructure import audit_metrics as metrics
-from ops_service.infrastructure.audit_mapping import EVENT_MODULES, event_types, record_from_event
+from ops_service.infrastructure import timeline_metrics as metrics
+from ops_service.infrastructure.timeline_mapping import EVENT_MODULES, event_types, record_from_event
 
-DURABLE_PREFIX = "ops-audit-"
+DURABLE_PREFIX = "ops-timeline-"
 
 
-class AuditFacts:
+class TimelineFacts:
     """The handler of every event type of one context (so a batch is applied in stream order)."""
 
     def __init__(self, record: RecordFactsHandler) -> None:
         self._record = record
 
-    async def __call__(self, event: Message, uow: AuditUnitOfWork) -> None:
+    async def __call__(self, event: Message, uow: TimelineUnitOfWork) -> None:
         await self.handle_many([event], uow)
 
     async def handle_many(self, events: Sequence[Message], uow: Any) -> None:
@@ -32,7 +32,7 @@ class AuditFacts:
         uow.after_transaction(partial(_count, result))
 
 
-def handlers(context: str, facts: AuditFacts) -> dict[type[Message], AuditFacts]:
+def handlers(context: str, facts: TimelineFacts) -> dict[type[Message], TimelineFacts]:
     return dict.fromkeys(event_types(context), facts)
 
 
@@ -44,7 +44,7 @@ def _count(result: FactsRecorded, committed: bool) -> None:
     if not committed:
         return
     for record in result.recorded:
-        metrics.AUDIT_FACTS.labels(record.recorded.subject.split(".", 1)[0]).inc()
+        metrics.TIMELINE_FACTS.labels(record.recorded.subject.split(".", 1)[0]).inc()
     for delta in result.counted:
         if delta.metric == counts.SUBMITTED or delta.metric == counts.APPROVED:
             metrics.INTENTS.labels(delta.metric).inc(delta.count)

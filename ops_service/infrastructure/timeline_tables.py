@@ -1,6 +1,6 @@
-"""Ops' read model of every context: the audit log of facts and the execution counters.
+"""Ops' read model of every context: the timeline of facts and the execution counters.
 
-`audit_events` holds each event once (its event id is the key, so a redelivery adds nothing: it is also
+`timeline_events` holds each event once (its event id is the key, so a redelivery adds nothing: it is also
 the consumers' inbox), with the columns that find it from an intent. `execution_counters` holds the
 metrics as per-minute and per-hour buckets (resolution 1 or 60 minutes).
 """
@@ -27,14 +27,14 @@ from libs.db.types import UtcDateTime
 
 
 @dataclass(frozen=True)
-class AuditTables:
+class TimelineTables:
     events: Table
     counters: Table
 
 
-def audit_tables(metadata: MetaData) -> AuditTables:
-    audit_events = Table(
-        "audit_events",
+def timeline_tables(metadata: MetaData) -> TimelineTables:
+    timeline_events = Table(
+        "timeline_events",
         metadata,
         Column("event_id", String(64), primary_key=True),
         # The order facts were recorded in: keeps ties of occurred_at in stream order.
@@ -55,34 +55,34 @@ def audit_tables(metadata: MetaData) -> AuditTables:
         Column("payload", LargeBinary, nullable=False),
     )
     # An intent's own facts.
-    Index("ix_audit_events_correlation", audit_events.c.correlation_id, audit_events.c.occurred_at)
+    Index("ix_timeline_events_correlation", timeline_events.c.correlation_id, timeline_events.c.occurred_at)
     # Cooldowns (and anything else) of an instance over an intent's life.
     Index(
-        "ix_audit_events_instance",
-        audit_events.c.instance_id,
-        audit_events.c.type_name,
-        audit_events.c.occurred_at,
+        "ix_timeline_events_instance",
+        timeline_events.c.instance_id,
+        timeline_events.c.type_name,
+        timeline_events.c.occurred_at,
         postgresql_where=text("instance_id <> ''"),
     )
     # Replies: a contact's messages on an instance.
     Index(
-        "ix_audit_events_remote_phone",
-        audit_events.c.instance_id,
-        audit_events.c.remote_phone,
-        audit_events.c.occurred_at,
+        "ix_timeline_events_remote_phone",
+        timeline_events.c.instance_id,
+        timeline_events.c.remote_phone,
+        timeline_events.c.occurred_at,
         postgresql_where=text("remote_phone <> '' AND instance_id <> ''"),
     )
     # Provider acks and quoting replies of one of our messages.
     Index(
-        "ix_audit_events_provider_message",
-        audit_events.c.provider_message_id,
+        "ix_timeline_events_provider_message",
+        timeline_events.c.provider_message_id,
         postgresql_where=text("provider_message_id <> ''"),
     )
     # Pauses and resumes of an organization's scopes.
     Index(
-        "ix_audit_events_controls",
-        audit_events.c.organization_id,
-        audit_events.c.occurred_at,
+        "ix_timeline_events_controls",
+        timeline_events.c.organization_id,
+        timeline_events.c.occurred_at,
         postgresql_where=text("scope <> ''"),
     )
 
@@ -99,4 +99,4 @@ def audit_tables(metadata: MetaData) -> AuditTables:
         Column("total", BigInteger, nullable=False),
         Column("peak", BigInteger, nullable=False),
     )
-    return AuditTables(events=audit_events, counters=execution_counters)
+    return TimelineTables(events=timeline_events, counters=execution_counters)

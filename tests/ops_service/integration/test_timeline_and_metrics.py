@@ -1,4 +1,4 @@
-"""The audit timeline and the execution metrics as the running ops service builds them: one intent's life
+"""The timeline and the execution metrics as the running ops service builds them: one intent's life
 published on every context's stream (with the facts around it that are not its own), real PostgreSQL and
 JetStream, read over gRPC."""
 
@@ -17,7 +17,7 @@ from libs.testing.services import running_service
 from libs.testing.waiting import eventually
 from ops_service.bootstrap import build
 from ops_service.config import OpsSettings
-from ops_service.entrypoints.audit_consumers import DURABLE_PREFIX, contexts
+from ops_service.entrypoints.timeline_consumers import DURABLE_PREFIX, contexts
 from tests.conftest import NATS_URL
 from tests.ops_service.story import PHONE, Story, build_story
 from whatlead.events.v1 import gate_events_pb2

@@ -1,4 +1,4 @@
-"""Prometheus series of ops' audit consumers: the execution numbers of every organization together
+"""Prometheus series of ops' timeline consumers: the execution numbers of every organization together
 (labels never carry an organization or instance id: bounded cardinality; per-organization and per-instance
 numbers are GetExecutionMetrics and GetInstanceMetrics)."""
 
@@ -6,9 +6,9 @@ from prometheus_client import Counter, Histogram
 
 from ops_service.domain.execution_counts import TIME_TO_SEND_BOUNDS_MS
 
-AUDIT_FACTS = Counter(
-    "whatlead_ops_audit_facts_total",
-    "Events recorded in the audit log (each once: a redelivery is not counted), by the context publishing",
+TIMELINE_FACTS = Counter(
+    "whatlead_ops_timeline_facts_total",
+    "Events recorded in the timeline (each once: a redelivery is not counted), by the context publishing",
     ["context"],
 )
 INTENTS = Counter(

@@ -1,4 +1,4 @@
-"""Storage ports of the audit timeline and the execution metrics (ops' read model of every context)."""
+"""Storage ports of the timeline and the execution metrics (ops' read model of every context)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from libs.seedwork.unit_of_work import UnitOfWork
-from ops_service.domain.audit import AuditRecord
 from ops_service.domain.execution_counts import CounterDelta, CounterRow
+from ops_service.domain.timeline import TimelineRecord
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -61,8 +61,8 @@ class HourRow:
     count: int
 
 
-class AuditStore(Protocol):
-    async def record(self, records: Sequence[AuditRecord]) -> list[AuditRecord]:
+class TimelineStore(Protocol):
+    async def record(self, records: Sequence[TimelineRecord]) -> list[TimelineRecord]:
         """Store the facts not stored yet (by event id); returns those, in order."""
         ...
 
@@ -86,6 +86,6 @@ class AuditStore(Protocol):
     async def hours(self, organization_id: str, instance_id: str, since: datetime) -> list[HourRow]: ...
 
 
-class AuditUnitOfWork(UnitOfWork, Protocol):
+class TimelineUnitOfWork(UnitOfWork, Protocol):
     @property
-    def audit(self) -> AuditStore: ...
+    def timeline(self) -> TimelineStore: ...
