@@ -287,8 +287,8 @@ def summarize(fact: Fact, actor: str) -> Line:
             return f"Failed for good after {tried}: {_error(fact.error_class, fact.error_code)}"
         case IntentClosed():
             if fact.sent:
-                return f"Intent SENT through instance {short(fact.instance_id)}"
-            return f"Intent FAILED: {_error(fact.error_class, fact.error_code)}"
+                return f"The Gate marked the intent SENT through instance {short(fact.instance_id)}"
+            return f"The Gate marked the intent FAILED: {_error(fact.error_class, fact.error_code)}"
         case DeliveryChanged():
             return f"{fact.status} at {_when(fact.at)}"
         case ProviderReported():

@@ -66,7 +66,7 @@ async def test_it_reads_as_a_story():
     assert lines[5].startswith(
         "Sent by WAHA on attempt 2 (started 14:00:01, ended 14:00:02) through instance"
     )
-    assert lines[6] == f"Intent SENT through instance {chosen}"
+    assert lines[6] == f"The Gate marked the intent SENT through instance {chosen}"
     message = f"true_{PHONE}@c.us_{story.intent[-12:]}"
     assert lines[7] == f"Provider WAHA reported the message sent ({message})"
     assert lines[8] == f"Instance {chosen} cooling down until 15:00:02: REACHOUT_TIMELOCK"
