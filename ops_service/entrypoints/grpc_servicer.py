@@ -55,6 +55,7 @@ from ops_service.application.plans import (
 from ops_service.domain.control import ControlReason, ControlStatus
 from ops_service.domain.plan import PlanLimits
 from ops_service.domain.ports import ControlFilter
+from ops_service.entrypoints.timeline_rpcs import TimelineRpcs
 from ops_service.infrastructure import metrics
 from ops_service.infrastructure.proto_mapping import (
     api_key_to_proto,
@@ -107,8 +108,9 @@ def _reason(number: int) -> ControlReason | None:
 
 
 class OpsServicer(ops_pb2_grpc.OpsServiceServicer):
-    def __init__(self, handlers: OpsHandlers) -> None:
+    def __init__(self, handlers: OpsHandlers, timeline: TimelineRpcs) -> None:
         self._h = handlers
+        self._timeline = timeline  # the intent timeline and the execution metrics (timeline_rpcs.py)
 
     # ---- Kill-switch ----
 
@@ -185,17 +187,17 @@ class OpsServicer(ops_pb2_grpc.OpsServiceServicer):
     async def GetIntentTimeline(
         self, request: ops_pb2.GetIntentTimelineRequest, context: grpc.aio.ServicerContext
     ) -> ops_pb2.GetIntentTimelineResponse:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not built yet")
+        return await self._timeline.GetIntentTimeline(request)
 
     async def GetExecutionMetrics(
         self, request: ops_pb2.GetExecutionMetricsRequest, context: grpc.aio.ServicerContext
     ) -> ops_pb2.GetExecutionMetricsResponse:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not built yet")
+        return await self._timeline.GetExecutionMetrics(request)
 
     async def GetInstanceMetrics(
         self, request: ops_pb2.GetInstanceMetricsRequest, context: grpc.aio.ServicerContext
     ) -> ops_pb2.GetInstanceMetricsResponse:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not built yet")
+        return await self._timeline.GetInstanceMetrics(request)
 
     # ---- Plans ----
 
