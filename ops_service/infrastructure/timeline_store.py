@@ -14,6 +14,8 @@ from ops_service.application.timeline_ports import HourRow, Related, StoredFact
 from ops_service.domain.execution_counts import HOUR, MINUTE, CounterDelta, CounterRow, merged
 from ops_service.domain.timeline import TimelineRecord
 from ops_service.infrastructure.tables import timeline
+from whatlead.events.v1 import ops_events_pb2
+from whatlead.ops.v1 import ops_pb2
 
 _E = timeline.events
 _C = timeline.counters
@@ -66,6 +68,12 @@ def _row(record: TimelineRecord) -> dict[str, Any]:
 
 def _fact(row: Any) -> StoredFact:
     return StoredFact(**row._mapping)
+
+
+def _paused(fact: StoredFact) -> bool:
+    """A kill-switch change that paused its scope."""
+    changed = ops_events_pb2.ExecutionControlChanged.FromString(fact.payload)
+    return changed.control.status == ops_pb2.CONTROL_STATUS_PAUSED
 
 
 class SqlAlchemyTimelineStore:
@@ -164,6 +172,20 @@ class SqlAlchemyTimelineStore:
                 _E.c.organization_id == related.organization_id, _E.c.scope != "", life, or_(*scopes)
             )
         )
+        # The pause in force when the intent came (the one that blocked or held it) touched it too: the
+        # last change of each of its scopes before its life, kept below only if it paused.
+        parts += [
+            select(*_COLUMNS)
+            .where(
+                _E.c.organization_id == related.organization_id,
+                _E.c.scope != "",
+                _E.c.occurred_at < related.since,
+                scope,
+            )
+            .order_by(_E.c.occurred_at.desc())
+            .limit(1)
+            for scope in scopes
+        ]
         if related.provider_message_ids and related.instance_ids:
             parts.append(
                 select(*_COLUMNS).where(
@@ -208,7 +230,8 @@ class SqlAlchemyTimelineStore:
             )
         statement = union_all(*(part.subquery().select() for part in parts)) if len(parts) > 1 else parts[0]
         rows = await self._session.execute(statement)
-        return [_fact(row) for row in rows]
+        facts = [_fact(row) for row in rows]
+        return [f for f in facts if f.occurred_at >= related.since or _paused(f)]
 
     async def counters(
         self, organization_id: str, since: datetime, resolution: timedelta, instance_id: str | None = None

@@ -206,7 +206,13 @@ def build_story(t0: datetime, **ids: str) -> Story:
     job = f"job-{s.intent[-12:]}"
     # Before the intent: a cooldown of the chosen number (not in its life).
     s.add(_cooldown(s, -600, s.chosen), in_timeline=False)
+    # A pause of the organization over before the intent came: not in its life.
+    s.add(_control(s, -300, ops_pb2.CONTROL_SCOPE_ORGANIZATION, s.org, paused=True), in_timeline=False)
+    s.add(_control(s, -200, ops_pb2.CONTROL_SCOPE_ORGANIZATION, s.org, paused=False), in_timeline=False)
+    # Its campaign's pause, in force when it came and lifted before it was decided: it held the intent.
+    s.add(_control(s, -50, ops_pb2.CONTROL_SCOPE_CAMPAIGN, s.campaign, paused=True), in_timeline=True)
     s.add(_created(s, 0, s.intent, actor=f"key:{s.key}"), in_timeline=True)
+    s.add(_control(s, 0.05, ops_pb2.CONTROL_SCOPE_CAMPAIGN, s.campaign, paused=False), in_timeline=True)
     s.add(_approved(s, 0.1, s.intent), in_timeline=True)
     s.add(_control(s, 0.2, ops_pb2.CONTROL_SCOPE_INSTANCE, s.chosen, paused=True), in_timeline=True)
     s.add(_control(s, 0.25, ops_pb2.CONTROL_SCOPE_CAMPAIGN, new_id(), paused=True), in_timeline=False)

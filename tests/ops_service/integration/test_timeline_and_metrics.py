@@ -73,7 +73,9 @@ async def test_the_timeline_of_an_intent_is_every_fact_of_its_life_in_order_once
 
     entries = await _timeline(stub, story)
     assert [entry.event_id for entry in entries] == story.timeline
-    created, approved = entries[0], entries[1]
+    held, created, lifted, approved = entries[:4]
+    # The campaign's pause in force when the intent came, and its end: they held it.
+    assert [held.event_type, lifted.event_type] == ["whatlead.events.v1.ExecutionControlChanged"] * 2
     assert (
         created.event_type == "whatlead.events.v1.IntentCreated" and created.subject == "gate.intent.created"
     )

@@ -52,27 +52,30 @@ async def test_it_reads_as_a_story():
         )
     ]
     chosen, refused, key = story.chosen, story.refused, story.key
-    assert lines[0] == f"Submitted by API key {key}: TEXT to {PHONE} for DISPATCH, campaign {story.campaign}"
-    assert lines[1] == (
+    # The campaign's pause in force when it came, then lifted: it held the intent.
+    assert lines[0] == f"API key {key} paused the campaign {story.campaign}: MANUAL (checking the number)"
+    assert lines[1] == f"Submitted by API key {key}: TEXT to {PHONE} for DISPATCH, campaign {story.campaign}"
+    assert lines[2] == f"API key {key} resumed the campaign {story.campaign}: MANUAL"
+    assert lines[3] == (
         f"APPROVED through instance {chosen} (WAHA); candidates: {chosen} ALLOW score 0.82 (chosen); "
         f"{refused} RECOVERABLE RATE_LIMIT"
     )
-    assert lines[2] == f"API key {key} paused the instance {chosen}: MANUAL (checking the number)"
-    assert lines[3] == f"API key {key} resumed the instance {chosen}: MANUAL"
+    assert lines[4] == f"API key {key} paused the instance {chosen}: MANUAL (checking the number)"
+    assert lines[5] == f"API key {key} resumed the instance {chosen}: MANUAL"
     assert (
-        lines[4]
+        lines[6]
         == "attempt 1 (started 14:00:00, ended 14:00:00) failed: TRANSIENT http_503; next attempt at 14:00:01"
     )
-    assert lines[5].startswith(
+    assert lines[7].startswith(
         "Sent by WAHA on attempt 2 (started 14:00:01, ended 14:00:02) through instance"
     )
-    assert lines[6] == f"The Gate marked the intent SENT through instance {chosen}"
+    assert lines[8] == f"The Gate marked the intent SENT through instance {chosen}"
     message = f"true_{PHONE}@c.us_{story.intent[-12:]}"
-    assert lines[7] == f"Provider WAHA reported the message sent ({message})"
-    assert lines[8] == f"Instance {chosen} cooling down until 15:00:02: REACHOUT_TIMELOCK"
-    assert lines[9] == f"Provider WAHA reported the message delivered ({message})"
-    assert lines[10:12] == ["DELIVERED at 14:00:03", "READ at 14:00:04"]
-    assert lines[12] == f'Reply from {PHONE} on instance {chosen}: "yes please"'
+    assert lines[9] == f"Provider WAHA reported the message sent ({message})"
+    assert lines[10] == f"Instance {chosen} cooling down until 15:00:02: REACHOUT_TIMELOCK"
+    assert lines[11] == f"Provider WAHA reported the message delivered ({message})"
+    assert lines[12:14] == ["DELIVERED at 14:00:03", "READ at 14:00:04"]
+    assert lines[14] == f'Reply from {PHONE} on instance {chosen}: "yes please"'
 
 
 async def test_a_redelivered_fact_is_recorded_and_counted_once():

@@ -8,6 +8,8 @@ from libs.testing.fakes import FakeUnitOfWork
 from ops_service.application.timeline_ports import HourRow, Related, StoredFact
 from ops_service.domain.execution_counts import HOUR, CounterDelta, CounterRow, bucket_start
 from ops_service.domain.timeline import TimelineRecord
+from whatlead.events.v1 import ops_events_pb2
+from whatlead.ops.v1 import ops_pb2
 
 PROVIDER_EVENT = "whatlead.events.v1.ProviderEventReceived"
 
@@ -102,7 +104,21 @@ class FakeTimelineStore:
                 and (_acks(f, related) or _replies(f, related, list(self.facts.values())))
             ):
                 found.append(f)
-        return found
+        return found + self._in_force(related)
+
+    def _in_force(self, related: Related) -> list[StoredFact]:
+        """The last change of each of the intent's scopes before its life, when it paused that scope."""
+        last: dict[tuple[str, str], StoredFact] = {}
+        for f in sorted(self.facts.values(), key=lambda f: f.occurred_at):
+            if f.organization_id != related.organization_id or f.occurred_at >= related.since:
+                continue
+            if f.scope == "ORGANIZATION":
+                last[(f.scope, f.organization_id)] = f
+            elif f.scope == "INSTANCE" and f.instance_id in related.instance_ids:
+                last[(f.scope, f.instance_id)] = f
+            elif f.scope == "CAMPAIGN" and f.campaign_id == related.campaign_id != "":
+                last[(f.scope, f.campaign_id)] = f
+        return [f for f in last.values() if _paused(f)]
 
     async def counters(
         self, organization_id: str, since: datetime, resolution: timedelta, instance_id: str | None = None
@@ -137,3 +153,8 @@ class FakeTimelineUnitOfWork(FakeUnitOfWork):
 
     def after_transaction(self, callback: object) -> None:
         self.endings.append(callback)
+
+
+def _paused(fact: StoredFact) -> bool:
+    changed = ops_events_pb2.ExecutionControlChanged.FromString(fact.payload)
+    return changed.control.status == ops_pb2.CONTROL_STATUS_PAUSED
