@@ -28,6 +28,8 @@ from ops_service.application.controls import (
     PauseExecutionHandler,
     ResumeExecutionHandler,
 )
+from ops_service.application.execution_metrics import GetExecutionMetricsHandler, GetInstanceMetricsHandler
+from ops_service.application.intent_timeline import GetIntentTimelineHandler
 from ops_service.application.organizations import (
     AddMemberHandler,
     CreateOrganizationHandler,
@@ -36,13 +38,17 @@ from ops_service.application.organizations import (
 )
 from ops_service.application.plans import GetPlanHandler, ListPlansHandler, SetPlanHandler
 from ops_service.application.ports import KeyIssuer
+from ops_service.application.record_facts import RecordFactsHandler
 from ops_service.config import OpsSettings
+from ops_service.entrypoints import timeline_consumers
 from ops_service.entrypoints.consumers import KeyDirectoryWriter
 from ops_service.entrypoints.grpc_servicer import OpsHandlers, OpsServicer
+from ops_service.entrypoints.timeline_rpcs import TimelineRpcs
 from ops_service.entrypoints.workers import PauseExpirer
 from ops_service.infrastructure.key_directory import JetStreamKeyDirectory
 from ops_service.infrastructure.proto_mapping import event_to_proto
 from ops_service.infrastructure.tables import messaging
+from ops_service.infrastructure.timeline_unit_of_work import SqlAlchemyTimelineUnitOfWork
 from ops_service.infrastructure.unit_of_work import SqlAlchemyOpsUnitOfWork
 from whatlead.events.v1 import ops_events_pb2
 from whatlead.ops.v1 import ops_pb2, ops_pb2_grpc
@@ -51,6 +57,8 @@ SERVICE = "ops"
 # How long a pause or resume waits to be on the bus before answering anyway (NATS away: the outbox
 # relay delivers it when NATS is back).
 PUBLISH_WAIT_SECONDS = 1.0
+# Nothing waits on the timeline: a few events per transaction on a quiet stream.
+TIMELINE_LINGER_SECONDS = 0.1
 
 
 @dataclass
@@ -89,6 +97,11 @@ async def assemble(settings: OpsSettings, *, clock: Clock | None = None, issue: 
             on_commit=infra.relay.wake,
         )
 
+    def timeline_uow() -> SqlAlchemyTimelineUnitOfWork:
+        return SqlAlchemyTimelineUnitOfWork(
+            infra.sessions, tables=messaging, to_message=event_to_proto, clock=clock
+        )
+
     servicer = OpsServicer(
         OpsHandlers(
             create_organization=CreateOrganizationHandler(uow, clock),
@@ -108,10 +121,34 @@ async def assemble(settings: OpsSettings, *, clock: Clock | None = None, issue: 
             list_plans=ListPlansHandler(uow),
             list_audit_entries=ListAuditEntriesHandler(uow),
         ),
+        TimelineRpcs(
+            get_intent_timeline=GetIntentTimelineHandler(timeline_uow),
+            get_execution_metrics=GetExecutionMetricsHandler(timeline_uow, clock),
+            get_instance_metrics=GetInstanceMetricsHandler(timeline_uow, clock),
+        ),
         # A pause answers once it is on the bus: every Executor hears it as the operator gets the answer.
         published=lambda: infra.relay.flushed(timeout=PUBLISH_WAIT_SECONDS),
     )
     ops = Ops(infra, servicer, uow)
+    # The intent timeline and the execution metrics: every event of every context, a batch per transaction.
+    facts = timeline_consumers.TimelineFacts(RecordFactsHandler())
+    for context in timeline_consumers.contexts():
+        ops.consumers.append(
+            DurableConsumer(
+                service=SERVICE,
+                js=infra.js,
+                subject_root=settings.subject_root,
+                context=context,
+                durable=timeline_consumers.DURABLE_PREFIX + context,
+                handlers=timeline_consumers.handlers(context, facts),
+                uow_factory=timeline_uow,
+                batch_size=settings.timeline_batch_size,
+                redelivery=Redelivery.of(settings, context),
+                transaction_per_batch=True,
+                linger=TIMELINE_LINGER_SECONDS,
+                outages=infra.outages,
+            )
+        )
 
     def consumer(context: str, durable: str, handlers: dict[type[Any], Any]) -> DurableConsumer:
         return DurableConsumer(

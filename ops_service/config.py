@@ -19,3 +19,5 @@ class OpsSettings(ConsumingServiceSettings):
     # this pass records the resume, with its version and event, this often.
     expiry_interval_seconds: float = Field(default=5.0, gt=0, le=3600)
     expiry_batch_size: int = Field(default=100, ge=1, le=5000)
+    # Events the timeline consumers record per transaction (each context's stream has its own consumer).
+    timeline_batch_size: int = Field(default=256, ge=1, le=5000)

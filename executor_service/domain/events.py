@@ -24,6 +24,7 @@ class MessageSent(JobEvent):
     attempts: int
     sent_at: datetime
     campaign_id: str
+    attempt_started_at: datetime | None = None  # the claim of the attempt that ended here
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -35,6 +36,7 @@ class MessageFailed(JobEvent):
     attempts: int
     failed_at: datetime
     campaign_id: str
+    attempt_started_at: datetime | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -43,12 +45,15 @@ class MessageRetryScheduled(JobEvent):
     next_attempt_at: datetime
     error: JobError | None
     # `actor` (DomainEvent's, also meta.actor): "" for an automatic retry; who asked, for an operator's
+    # retry.
+    attempt_started_at: datetime | None = None  # None for an operator's retry (no attempt ran)
 
 
 @dataclass(frozen=True, kw_only=True)
 class MessageNeedsReview(JobEvent):
     attempts: int
     error: JobError
+    attempt_started_at: datetime | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -462,6 +462,7 @@ class MessageExecutionJob(AggregateRoot):
                 attempts=self.attempts,
                 sent_at=now,
                 campaign_id=self.campaign_id,
+                attempt_started_at=self.claimed_at,
             )
         )
 
@@ -476,6 +477,7 @@ class MessageExecutionJob(AggregateRoot):
                 attempts=self.attempts,
                 failed_at=now,
                 campaign_id=self.campaign_id,
+                attempt_started_at=self.claimed_at,
             )
         )
 
@@ -483,7 +485,14 @@ class MessageExecutionJob(AggregateRoot):
         self.status = ExecutionStatus.NEEDS_REVIEW
         self.last_error = error
         self._release(now)
-        self.record(MessageNeedsReview(**self._event_fields(now), attempts=self.attempts, error=error))
+        self.record(
+            MessageNeedsReview(
+                **self._event_fields(now),
+                attempts=self.attempts,
+                error=error,
+                attempt_started_at=self.claimed_at,
+            )
+        )
 
     def _schedule_retry(self, error: JobError, policy: RetryPolicy, now: datetime, random: Random) -> None:
         delay = policy.delay(
@@ -502,6 +511,7 @@ class MessageExecutionJob(AggregateRoot):
                 next_attempt_at=self.next_attempt_at,
                 error=error,
                 actor="",
+                attempt_started_at=self.claimed_at,
             )
         )
 

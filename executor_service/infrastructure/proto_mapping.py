@@ -82,6 +82,7 @@ def event_to_proto(event: DomainEvent) -> Message:
                 attempts=event.attempts,
                 sent_at=to_timestamp(event.sent_at),
                 campaign_id=event.campaign_id,
+                attempt_started_at=to_timestamp(event.attempt_started_at),
             )
         case MessageFailed():
             return executor_events_pb2.MessageFailed(
@@ -91,6 +92,7 @@ def event_to_proto(event: DomainEvent) -> Message:
                 attempts=event.attempts,
                 failed_at=to_timestamp(event.failed_at),
                 campaign_id=event.campaign_id,
+                attempt_started_at=to_timestamp(event.attempt_started_at),
             )
         case MessageRetryScheduled():
             return executor_events_pb2.MessageRetryScheduled(
@@ -100,6 +102,7 @@ def event_to_proto(event: DomainEvent) -> Message:
                 next_attempt_at=to_timestamp(event.next_attempt_at),
                 error=error_to_proto(event.error),
                 actor=event.actor,
+                attempt_started_at=to_timestamp(event.attempt_started_at),
             )
         case MessageNeedsReview():
             return executor_events_pb2.MessageNeedsReview(
@@ -107,6 +110,7 @@ def event_to_proto(event: DomainEvent) -> Message:
                 **_job_fields(event),
                 attempts=event.attempts,
                 error=error_to_proto(event.error),
+                attempt_started_at=to_timestamp(event.attempt_started_at),
             )
         case MessageDeliveryStatusChanged():
             return executor_events_pb2.MessageDeliveryStatusChanged(

@@ -56,6 +56,7 @@ from ops_service.application.plans import (
 from ops_service.domain.control import ControlReason, ControlStatus
 from ops_service.domain.plan import PlanLimits
 from ops_service.domain.ports import ControlFilter
+from ops_service.entrypoints.timeline_rpcs import TimelineRpcs
 from ops_service.infrastructure import metrics
 from ops_service.infrastructure.proto_mapping import (
     api_key_to_proto,
@@ -108,14 +109,20 @@ def _reason(number: int) -> ControlReason | None:
 
 
 class OpsServicer(ops_pb2_grpc.OpsServiceServicer):
-    """`published`: waits until the events committed so far have left (the outbox relay's `flushed`), so
-    PauseExecution and ResumeExecution answer once every service can hear the change, not only once it is
-    stored; None answers at once (the relay still publishes it within milliseconds)."""
+    """`timeline`: the intent timeline and the execution metrics (timeline_rpcs.py). `published`: waits
+    until the events committed so far have left (the outbox relay's `flushed`), so PauseExecution and
+    ResumeExecution answer once every service can hear the change, not only once it is stored; None
+    answers at once (the relay still publishes it within milliseconds)."""
 
     def __init__(
-        self, handlers: OpsHandlers, *, published: Callable[[], Awaitable[object]] | None = None
+        self,
+        handlers: OpsHandlers,
+        timeline: TimelineRpcs,
+        *,
+        published: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
         self._h = handlers
+        self._timeline = timeline
         self._published = published
 
     async def _control_published(self) -> None:
@@ -199,17 +206,17 @@ class OpsServicer(ops_pb2_grpc.OpsServiceServicer):
     async def GetIntentTimeline(
         self, request: ops_pb2.GetIntentTimelineRequest, context: grpc.aio.ServicerContext
     ) -> ops_pb2.GetIntentTimelineResponse:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not built yet")
+        return await self._timeline.GetIntentTimeline(request)
 
     async def GetExecutionMetrics(
         self, request: ops_pb2.GetExecutionMetricsRequest, context: grpc.aio.ServicerContext
     ) -> ops_pb2.GetExecutionMetricsResponse:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not built yet")
+        return await self._timeline.GetExecutionMetrics(request)
 
     async def GetInstanceMetrics(
         self, request: ops_pb2.GetInstanceMetricsRequest, context: grpc.aio.ServicerContext
     ) -> ops_pb2.GetInstanceMetricsResponse:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not built yet")
+        return await self._timeline.GetInstanceMetrics(request)
 
     # ---- Plans ----
 

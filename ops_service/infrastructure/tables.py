@@ -19,9 +19,11 @@ from sqlalchemy import (
 
 from libs.db.types import UtcDateTime
 from libs.messaging.tables import messaging_tables
+from ops_service.infrastructure.timeline_tables import timeline_tables
 
 metadata = MetaData()
 messaging = messaging_tables(metadata)
+timeline = timeline_tables(metadata)  # the timeline's facts and the execution counters (timeline_tables.py)
 
 ID = 36  # UUIDv7 ids this service makes
 ORGANIZATION_ID = 64  # organization ids as every service stores them (this service makes UUIDs)

@@ -105,6 +105,24 @@ def test_sent_sets_executed_at_and_the_provider_message_id():
     assert sent.correlation_id == job.intent_id and sent.aggregate_id == job.id and sent.attempts == 1
 
 
+def test_each_attempts_outcome_says_when_that_attempt_was_claimed():
+    job = claimed()
+    job.record_failure(error(ErrorClass.TRANSIENT, "http_503"), policy=POLICY, now=T0, random=HALF)
+    [retry] = job.pull_events()
+    assert isinstance(retry, MessageRetryScheduled) and retry.attempt_started_at == T0
+    second_claim = job.next_attempt_at
+    job.claim(now=second_claim, lease=LEASE, token="claim-2")
+    job.mark_sent(provider_message_id="true_x_3EB0", now=second_claim + timedelta(seconds=2))
+    [sent] = job.pull_events()
+    assert isinstance(sent, MessageSent) and sent.attempt_started_at == second_claim
+
+
+def test_a_failure_before_any_attempt_has_no_attempt_start():
+    bad = OutboundMessage(target_kind=TargetKind.PHONE, recipient="12", type=MessageType.TEXT, text="")
+    [failed] = new_job(message=bad).pull_events()
+    assert isinstance(failed, MessageFailed) and failed.attempt_started_at is None
+
+
 def test_executed_at_is_only_ever_set_by_sending():
     job = claimed()
     job.record_failure(error(ErrorClass.PERMANENT), policy=POLICY, now=T0)

@@ -48,3 +48,15 @@ def test_events_name_a_key_caller_by_its_key_and_the_service_as_service() -> Non
     assert Principal("org-1", Role.MEMBER, "0193").actor == "key:0193"
     assert Principal.service().actor == "service"
     assert Principal.service().is_service and not Principal("org-1", Role.OWNER, "k").is_service
+
+
+def test_the_actor_of_a_call_is_its_principals_and_empty_outside_one() -> None:
+    from libs.rpc.principal import current_actor, reset_principal, set_principal
+
+    assert current_actor() == ""  # the system's own work (a worker, a timer) names no caller
+    token = set_principal(Principal("org-1", Role.ADMIN, "0193"))
+    try:
+        assert current_actor() == "key:0193"
+    finally:
+        reset_principal(token)
+    assert current_actor() == ""

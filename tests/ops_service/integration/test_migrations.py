@@ -21,6 +21,7 @@ def test_the_migrations_build_the_declared_schema_and_take_it_away(
     upgrade(url, MIGRATIONS)
     assert {"organizations", "members", "api_keys", "controls", "plans", "audit_entries"} <= tables_of(url)
     assert {"outbox", "inbox"} <= tables_of(url)
+    assert {"timeline_events", "execution_counters"} <= tables_of(url)
     assert schema_drift(url, metadata) == []
 
     downgrade(url, MIGRATIONS, "base")

@@ -43,6 +43,7 @@ class MessageSent(_message.Message):
     ATTEMPTS_FIELD_NUMBER: _builtins.int
     SENT_AT_FIELD_NUMBER: _builtins.int
     CAMPAIGN_ID_FIELD_NUMBER: _builtins.int
+    ATTEMPT_STARTED_AT_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
     intent_id: _builtins.str
     instance_id: _builtins.str
@@ -55,6 +56,10 @@ class MessageSent(_message.Message):
     def meta(self) -> _common_pb2.EventMeta: ...
     @_builtins.property
     def sent_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def attempt_started_at(self) -> _timestamp_pb2.Timestamp:
+        """When the attempt that ended here was claimed (the job's claim time); absent when no attempt ran"""
+
     def __init__(
         self,
         *,
@@ -67,10 +72,11 @@ class MessageSent(_message.Message):
         attempts: _builtins.int = ...,
         sent_at: _timestamp_pb2.Timestamp | None = ...,
         campaign_id: _builtins.str = ...,
+        attempt_started_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["meta", b"meta", "sent_at", b"sent_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["attempt_started_at", b"attempt_started_at", "meta", b"meta", "sent_at", b"sent_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "campaign_id", b"campaign_id", "instance_id", b"instance_id", "intent_id", b"intent_id", "job_id", b"job_id", "meta", b"meta", "provider", b"provider", "provider_message_id", b"provider_message_id", "sent_at", b"sent_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt_started_at", b"attempt_started_at", "attempts", b"attempts", "campaign_id", b"campaign_id", "instance_id", b"instance_id", "intent_id", b"intent_id", "job_id", b"job_id", "meta", b"meta", "provider", b"provider", "provider_message_id", b"provider_message_id", "sent_at", b"sent_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -91,6 +97,7 @@ class MessageFailed(_message.Message):
     ATTEMPTS_FIELD_NUMBER: _builtins.int
     FAILED_AT_FIELD_NUMBER: _builtins.int
     CAMPAIGN_ID_FIELD_NUMBER: _builtins.int
+    ATTEMPT_STARTED_AT_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
     intent_id: _builtins.str
     instance_id: _builtins.str
@@ -105,6 +112,10 @@ class MessageFailed(_message.Message):
 
     @_builtins.property
     def failed_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def attempt_started_at(self) -> _timestamp_pb2.Timestamp:
+        """When the attempt that ended here was claimed (the job's claim time); absent when no attempt ran"""
+
     def __init__(
         self,
         *,
@@ -117,10 +128,11 @@ class MessageFailed(_message.Message):
         attempts: _builtins.int = ...,
         failed_at: _timestamp_pb2.Timestamp | None = ...,
         campaign_id: _builtins.str = ...,
+        attempt_started_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "failed_at", b"failed_at", "meta", b"meta"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["attempt_started_at", b"attempt_started_at", "error", b"error", "failed_at", b"failed_at", "meta", b"meta"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "campaign_id", b"campaign_id", "error", b"error", "failed_at", b"failed_at", "instance_id", b"instance_id", "intent_id", b"intent_id", "job_id", b"job_id", "meta", b"meta", "provider", b"provider"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt_started_at", b"attempt_started_at", "attempts", b"attempts", "campaign_id", b"campaign_id", "error", b"error", "failed_at", b"failed_at", "instance_id", b"instance_id", "intent_id", b"intent_id", "job_id", b"job_id", "meta", b"meta", "provider", b"provider"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -139,6 +151,7 @@ class MessageRetryScheduled(_message.Message):
     NEXT_ATTEMPT_AT_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
     ACTOR_FIELD_NUMBER: _builtins.int
+    ATTEMPT_STARTED_AT_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
     intent_id: _builtins.str
     instance_id: _builtins.str
@@ -155,6 +168,10 @@ class MessageRetryScheduled(_message.Message):
     def error(self) -> _executor_pb2.JobError:
         """absent for an operator's retry of a job without one"""
 
+    @_builtins.property
+    def attempt_started_at(self) -> _timestamp_pb2.Timestamp:
+        """When the attempt that ended here was claimed (the job's claim time); absent when no attempt ran"""
+
     def __init__(
         self,
         *,
@@ -167,10 +184,11 @@ class MessageRetryScheduled(_message.Message):
         next_attempt_at: _timestamp_pb2.Timestamp | None = ...,
         error: _executor_pb2.JobError | None = ...,
         actor: _builtins.str = ...,
+        attempt_started_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "meta", b"meta", "next_attempt_at", b"next_attempt_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["attempt_started_at", b"attempt_started_at", "error", b"error", "meta", b"meta", "next_attempt_at", b"next_attempt_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "attempt", b"attempt", "error", b"error", "instance_id", b"instance_id", "intent_id", b"intent_id", "job_id", b"job_id", "meta", b"meta", "next_attempt_at", b"next_attempt_at", "provider", b"provider"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "attempt", b"attempt", "attempt_started_at", b"attempt_started_at", "error", b"error", "instance_id", b"instance_id", "intent_id", b"intent_id", "job_id", b"job_id", "meta", b"meta", "next_attempt_at", b"next_attempt_at", "provider", b"provider"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -237,6 +255,7 @@ class MessageNeedsReview(_message.Message):
     PROVIDER_FIELD_NUMBER: _builtins.int
     ATTEMPTS_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
+    ATTEMPT_STARTED_AT_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
     intent_id: _builtins.str
     instance_id: _builtins.str
@@ -248,6 +267,10 @@ class MessageNeedsReview(_message.Message):
     def error(self) -> _executor_pb2.JobError:
         """AMBIGUOUS, with what was observed"""
 
+    @_builtins.property
+    def attempt_started_at(self) -> _timestamp_pb2.Timestamp:
+        """When the attempt that ended here was claimed (the job's claim time); absent when no attempt ran"""
+
     def __init__(
         self,
         *,
@@ -258,10 +281,11 @@ class MessageNeedsReview(_message.Message):
         provider: _common_pb2.Provider.ValueType = ...,
         attempts: _builtins.int = ...,
         error: _executor_pb2.JobError | None = ...,
+        attempt_started_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "meta", b"meta"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["attempt_started_at", b"attempt_started_at", "error", b"error", "meta", b"meta"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "error", b"error", "instance_id", b"instance_id", "intent_id", b"intent_id", "job_id", b"job_id", "meta", b"meta", "provider", b"provider"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt_started_at", b"attempt_started_at", "attempts", b"attempts", "error", b"error", "instance_id", b"instance_id", "intent_id", b"intent_id", "job_id", b"job_id", "meta", b"meta", "provider", b"provider"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -13,6 +13,7 @@ from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from whatlead.executor.v1 import executor_pb2 as _executor_pb2
 from whatlead.gate.v1 import gate_pb2 as _gate_pb2
 import builtins as _builtins
 import sys
@@ -491,6 +492,11 @@ class ExecutionCounts(_message.Message):
     """---- Metrics ----
 
     Counts over a window. "time to send" runs from intent creation to the provider's acceptance.
+    Ops counts from its own read model (every context's events), in minute buckets for a window up to 6
+    hours (exact to the minute) and hour buckets beyond (the start rounded down to the hour). Decisions are
+    counted as decisions: an intent QUEUED then APPROVED counts once in each. Time-to-send percentiles are
+    read from a histogram (bins 100 ms, 250 ms, 500 ms, 1 s, 2 s, 5 s, 10 s, 30 s, 1 min, 5 min, 15 min,
+    1 h, 6 h), interpolated inside a bin.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -572,14 +578,26 @@ class InstanceMetrics(_message.Message):
     P95_TIME_TO_SEND_MS_FIELD_NUMBER: _builtins.int
     COOLDOWNS_STARTED_FIELD_NUMBER: _builtins.int
     SHARE_OF_SENT_FIELD_NUMBER: _builtins.int
+    P50_TIME_TO_SEND_MS_FIELD_NUMBER: _builtins.int
+    PEAK_RATE_PRESSURE_FIELD_NUMBER: _builtins.int
+    AVG_RATE_PRESSURE_FIELD_NUMBER: _builtins.int
+    FAILURES_BY_CLASS_FIELD_NUMBER: _builtins.int
     instance_id: _builtins.str
     avg_time_to_send_ms: _builtins.float
     p95_time_to_send_ms: _builtins.float
     cooldowns_started: _builtins.int
     share_of_sent: _builtins.float
     """this instance's part of the organization's sends in the window, 0..1"""
+    p50_time_to_send_ms: _builtins.float
+    peak_rate_pressure: _builtins.float
+    """Capacity used vs allowed: the chosen candidate's rate_pressure (used / cap of its tightest rate
+    window, as the Gate's decision records it) at its approvals in the window, highest and average, 0..1
+    """
+    avg_rate_pressure: _builtins.float
     @_builtins.property
     def counts(self) -> Global___ExecutionCounts: ...
+    @_builtins.property
+    def failures_by_class(self) -> _containers.RepeatedCompositeFieldContainer[Global___FailureCount]: ...
     def __init__(
         self,
         *,
@@ -589,14 +607,74 @@ class InstanceMetrics(_message.Message):
         p95_time_to_send_ms: _builtins.float = ...,
         cooldowns_started: _builtins.int = ...,
         share_of_sent: _builtins.float = ...,
+        p50_time_to_send_ms: _builtins.float = ...,
+        peak_rate_pressure: _builtins.float = ...,
+        avg_rate_pressure: _builtins.float = ...,
+        failures_by_class: _abc.Iterable[Global___FailureCount] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["counts", b"counts"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["avg_time_to_send_ms", b"avg_time_to_send_ms", "cooldowns_started", b"cooldowns_started", "counts", b"counts", "instance_id", b"instance_id", "p95_time_to_send_ms", b"p95_time_to_send_ms", "share_of_sent", b"share_of_sent"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["avg_rate_pressure", b"avg_rate_pressure", "avg_time_to_send_ms", b"avg_time_to_send_ms", "cooldowns_started", b"cooldowns_started", "counts", b"counts", "failures_by_class", b"failures_by_class", "instance_id", b"instance_id", "p50_time_to_send_ms", b"p50_time_to_send_ms", "p95_time_to_send_ms", b"p95_time_to_send_ms", "peak_rate_pressure", b"peak_rate_pressure", "share_of_sent", b"share_of_sent"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___InstanceMetrics: _TypeAlias = InstanceMetrics  # noqa: Y015
+
+@_typing.final
+class FailureCount(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ERROR_CLASS_FIELD_NUMBER: _builtins.int
+    COUNT_FIELD_NUMBER: _builtins.int
+    error_class: _executor_pb2.ErrorClass.ValueType
+    count: _builtins.int
+    def __init__(
+        self,
+        *,
+        error_class: _executor_pb2.ErrorClass.ValueType = ...,
+        count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["count", b"count", "error_class", b"error_class"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FailureCount: _TypeAlias = FailureCount  # noqa: Y015
+
+@_typing.final
+class HourCounts(_message.Message):
+    """One hour of an instance's work (GetInstanceMetrics), oldest first."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HOUR_START_FIELD_NUMBER: _builtins.int
+    APPROVED_FIELD_NUMBER: _builtins.int
+    SENT_FIELD_NUMBER: _builtins.int
+    FAILED_FIELD_NUMBER: _builtins.int
+    RETRIES_FIELD_NUMBER: _builtins.int
+    approved: _builtins.int
+    sent: _builtins.int
+    failed: _builtins.int
+    retries: _builtins.int
+    @_builtins.property
+    def hour_start(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        hour_start: _timestamp_pb2.Timestamp | None = ...,
+        approved: _builtins.int = ...,
+        sent: _builtins.int = ...,
+        failed: _builtins.int = ...,
+        retries: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["hour_start", b"hour_start"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["approved", b"approved", "failed", b"failed", "hour_start", b"hour_start", "retries", b"retries", "sent", b"sent"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___HourCounts: _TypeAlias = HourCounts  # noqa: Y015
 
 @_typing.final
 class ExecutionMetrics(_message.Message):
@@ -607,8 +685,17 @@ class ExecutionMetrics(_message.Message):
     P95_TIME_TO_SEND_MS_FIELD_NUMBER: _builtins.int
     NOT_APPROVED_BY_REASON_FIELD_NUMBER: _builtins.int
     INSTANCES_FIELD_NUMBER: _builtins.int
+    P50_TIME_TO_SEND_MS_FIELD_NUMBER: _builtins.int
+    DELIVERED_RATIO_FIELD_NUMBER: _builtins.int
+    READ_RATIO_FIELD_NUMBER: _builtins.int
+    FAILURES_BY_CLASS_FIELD_NUMBER: _builtins.int
     avg_time_to_send_ms: _builtins.float
     p95_time_to_send_ms: _builtins.float
+    p50_time_to_send_ms: _builtins.float
+    delivered_ratio: _builtins.float
+    """delivered / sent in the window (0 when nothing was sent)"""
+    read_ratio: _builtins.float
+    """read / sent in the window"""
     @_builtins.property
     def totals(self) -> Global___ExecutionCounts: ...
     @_builtins.property
@@ -619,6 +706,8 @@ class ExecutionMetrics(_message.Message):
     def instances(self) -> _containers.RepeatedCompositeFieldContainer[Global___InstanceMetrics]:
         """by sends, highest first; at most max_instances"""
 
+    @_builtins.property
+    def failures_by_class(self) -> _containers.RepeatedCompositeFieldContainer[Global___FailureCount]: ...
     def __init__(
         self,
         *,
@@ -627,10 +716,14 @@ class ExecutionMetrics(_message.Message):
         p95_time_to_send_ms: _builtins.float = ...,
         not_approved_by_reason: _abc.Iterable[Global___ReasonCount] | None = ...,
         instances: _abc.Iterable[Global___InstanceMetrics] | None = ...,
+        p50_time_to_send_ms: _builtins.float = ...,
+        delivered_ratio: _builtins.float = ...,
+        read_ratio: _builtins.float = ...,
+        failures_by_class: _abc.Iterable[Global___FailureCount] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["totals", b"totals"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["avg_time_to_send_ms", b"avg_time_to_send_ms", "instances", b"instances", "not_approved_by_reason", b"not_approved_by_reason", "p95_time_to_send_ms", b"p95_time_to_send_ms", "totals", b"totals"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["avg_time_to_send_ms", b"avg_time_to_send_ms", "delivered_ratio", b"delivered_ratio", "failures_by_class", b"failures_by_class", "instances", b"instances", "not_approved_by_reason", b"not_approved_by_reason", "p50_time_to_send_ms", b"p50_time_to_send_ms", "p95_time_to_send_ms", b"p95_time_to_send_ms", "read_ratio", b"read_ratio", "totals", b"totals"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -728,22 +821,28 @@ class GetInstanceMetricsResponse(_message.Message):
     METRICS_FIELD_NUMBER: _builtins.int
     WINDOW_START_FIELD_NUMBER: _builtins.int
     WINDOW_END_FIELD_NUMBER: _builtins.int
+    HOURS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def metrics(self) -> Global___InstanceMetrics: ...
     @_builtins.property
     def window_start(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def window_end(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def hours(self) -> _containers.RepeatedCompositeFieldContainer[Global___HourCounts]:
+        """per hour of the window, oldest first"""
+
     def __init__(
         self,
         *,
         metrics: Global___InstanceMetrics | None = ...,
         window_start: _timestamp_pb2.Timestamp | None = ...,
         window_end: _timestamp_pb2.Timestamp | None = ...,
+        hours: _abc.Iterable[Global___HourCounts] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["metrics", b"metrics", "window_end", b"window_end", "window_start", b"window_start"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["metrics", b"metrics", "window_end", b"window_end", "window_start", b"window_start"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["hours", b"hours", "metrics", b"metrics", "window_end", b"window_end", "window_start", b"window_start"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
