@@ -43,6 +43,7 @@ from executor_service.infrastructure.tables import messaging
 from executor_service.infrastructure.unit_of_work import SqlAlchemyExecutorUnitOfWork
 from libs.bootstrap import Infrastructure, open_infrastructure
 from libs.messaging.consumer import DurableConsumer, Redelivery
+from libs.messaging.controls import HeardControls
 from libs.providers import create_client_session
 from libs.providers.capabilities import capabilities_of
 from libs.rpc.server import ServicerBinding
@@ -82,6 +83,7 @@ class Executor:
     idle_workers: IdleWorkers
     create_job: CreateExecutionJobHandler
     unit_of_work: Callable[[], SqlAlchemyExecutorUnitOfWork]
+    heard_controls: HeardControls  # ops' changes as published, straight into this process's kill-switch
 
     def parts(self) -> ServiceParts:
         binding = ServicerBinding(
@@ -89,7 +91,7 @@ class Executor:
             executor_pb2_grpc.add_ExecutorServiceServicer_to_server,
             executor_pb2.DESCRIPTOR.services_by_name["ExecutorService"].full_name,
         )
-        loops: list[Worker] = [self.reconciler.run]
+        loops: list[Worker] = [self.reconciler.run, self.heard_controls.run]
         if self.probes is not None:
             loops.append(self.probes.run)
         loops += [consumer.run for consumer in self.consumers]
@@ -283,6 +285,7 @@ async def assemble(
         idle_workers,
         create_job,
         uow,
+        HeardControls(infra.nats, settings.subject_root, kill_switch.heard),
     )
 
 

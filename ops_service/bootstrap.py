@@ -54,6 +54,9 @@ from whatlead.events.v1 import ops_events_pb2
 from whatlead.ops.v1 import ops_pb2, ops_pb2_grpc
 
 SERVICE = "ops"
+# How long a pause or resume waits to be on the bus before answering anyway (NATS away: the outbox
+# relay delivers it when NATS is back).
+PUBLISH_WAIT_SECONDS = 1.0
 # Nothing waits on the timeline: a few events per transaction on a quiet stream.
 TIMELINE_LINGER_SECONDS = 0.1
 
@@ -123,6 +126,8 @@ async def assemble(settings: OpsSettings, *, clock: Clock | None = None, issue: 
             get_execution_metrics=GetExecutionMetricsHandler(timeline_uow, clock),
             get_instance_metrics=GetInstanceMetricsHandler(timeline_uow, clock),
         ),
+        # A pause answers once it is on the bus: every Executor hears it as the operator gets the answer.
+        published=lambda: infra.relay.flushed(timeout=PUBLISH_WAIT_SECONDS),
     )
     ops = Ops(infra, servicer, uow)
     # The intent timeline and the execution metrics: every event of every context, a batch per transaction.

@@ -2,7 +2,9 @@
 
 The projection lives in the database (kept by the ops-event consumer of any replica); each process keeps
 the currently paused controls in memory and re-reads them at most `refresh` seconds apart, so the check
-costs no query per send. A pause therefore reaches every worker within `refresh` of its projection.
+costs no query per send. Every process also hears each change on the bus as ops publishes it
+(`HeardControls`) and applies it to its view at once: a pause stops the sends of every replica within
+milliseconds of its publication, not `refresh` after the replica that consumed it stored it.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from executor_service.domain.controls import Hold, hold_for
 from executor_service.infrastructure.tables import controls
 from libs.db.controls import SqlAlchemyExecutionControls
-from libs.seedwork.controls import ExecutionControl
+from libs.seedwork.controls import ControlKey, ExecutionControl
 
 
 class ProjectedKillSwitch:
@@ -27,13 +29,36 @@ class ProjectedKillSwitch:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], *, refresh: float = 0.5) -> None:
         self._sessions = sessions
         self._refresh = refresh
-        self._paused: dict[str, list[ExecutionControl]] = {}
-        self._loaded_from: float | None = None  # when the read behind `_paused` started
+        self._stored: dict[ControlKey, ExecutionControl] = {}  # the last read: paused scopes, heard ones
+        # Changes heard on the bus that the last read did not have yet (newer than its version of them).
+        self._heard: dict[ControlKey, ExecutionControl] = {}
+        self._paused: dict[str, list[ExecutionControl]] = {}  # the two together, by organization
+        self._loaded_from: float | None = None  # when the read behind `_stored` started
         self._lock = asyncio.Lock()
 
     def invalidate(self) -> None:
         """The local consumer just changed the projection: read it again before the next check."""
         self._loaded_from = None
+
+    def heard(self, control: ExecutionControl) -> None:
+        """Ops changed a scope (heard on the bus): the view has it from now on, until the projection, read
+        again, holds this version or a newer one."""
+        if control.supersedes(self._heard.get(control.key)) and control.supersedes(
+            self._stored.get(control.key)
+        ):
+            self._heard[control.key] = control
+            self._paused = self._merged()
+
+    def _merged(self) -> dict[str, list[ExecutionControl]]:
+        current = {**self._stored}
+        for key, control in self._heard.items():
+            if control.supersedes(current.get(key)):
+                current[key] = control
+        by_org: dict[str, list[ExecutionControl]] = {}
+        for control in current.values():
+            if control.paused:
+                by_org.setdefault(control.organization_id, []).append(control)
+        return by_org
 
     async def _view(self, not_before: float) -> dict[str, list[ExecutionControl]]:
         """The paused controls from a read started at or after `not_before` (monotonic seconds)."""
@@ -43,11 +68,16 @@ class ProjectedKillSwitch:
             if self._loaded_from is None or self._loaded_from < not_before:
                 started = time.monotonic()
                 async with self._sessions() as session:
-                    paused = await SqlAlchemyExecutionControls(session, controls).paused()
-                by_org: dict[str, list[ExecutionControl]] = {}
-                for control in paused:
-                    by_org.setdefault(control.organization_id, []).append(control)
-                self._paused, self._loaded_from = by_org, started
+                    store = SqlAlchemyExecutionControls(session, controls)
+                    paused = await store.paused()
+                    # The heard scopes' stored versions, paused or not: which changes the projection has.
+                    heard = await store.of_scopes(list(self._heard))
+                stored = {control.key: control for control in [*paused, *heard]}
+                for key, control in stored.items():
+                    if key in self._heard and not self._heard[key].supersedes(control):
+                        del self._heard[key]  # stored: the projection has it from now on
+                self._stored = {key: control for key, control in stored.items() if control.paused}
+                self._paused, self._loaded_from = self._merged(), started
         return self._paused
 
     async def hold_for(

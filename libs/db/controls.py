@@ -7,15 +7,16 @@ each service's first revision; the migration tests compare the two.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, Column, Index, MetaData, String, Table, select, text
+from sqlalchemy import BigInteger, Boolean, Column, Index, MetaData, String, Table, select, text, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.db.types import UtcDateTime
-from libs.seedwork.controls import ExecutionControl
+from libs.seedwork.controls import ControlKey, ExecutionControl
 from libs.seedwork.shared_kernel import ControlScope
 
 # Ids are UUIDs (36) or an organization's or a campaign's own id, at most 64 everywhere they are stored.
@@ -69,6 +70,15 @@ class SqlAlchemyExecutionControls:
         """Every control that was paused when ops last changed it (a timed pause may have ended since:
         `ExecutionControl.holds` tells)."""
         query = select(self._table).where(self._table.c.paused.is_(True))
+        return [_control(row) for row in await self._session.execute(query)]
+
+    async def of_scopes(self, keys: Sequence[ControlKey]) -> list[ExecutionControl]:
+        """The stored controls of these scopes, paused or not (a scope never changed has none)."""
+        if not keys:
+            return []
+        table = self._table
+        scope = tuple_(table.c.organization_id, table.c.scope, table.c.scope_id)
+        query = select(table).where(scope.in_([(org, kind.value, scope_id) for org, kind, scope_id in keys]))
         return [_control(row) for row in await self._session.execute(query)]
 
     async def projected_since(self, since: datetime | None) -> list[ExecutionControl]:

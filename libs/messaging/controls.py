@@ -3,15 +3,27 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 
+from google.protobuf.message import DecodeError
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+
+from libs.messaging import envelope
 from libs.rpc.convert import enum_from_proto, from_timestamp
 from libs.seedwork.controls import ExecutionControl
 from libs.seedwork.shared_kernel import ControlScope
 from whatlead.events.v1 import ops_events_pb2
 from whatlead.ops.v1 import ops_pb2
 
+log = logging.getLogger(__name__)
+
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_CHANGED = ops_events_pb2.ExecutionControlChanged
 
 
 def control_from_proto(
@@ -48,3 +60,38 @@ def control_from_event(event: ops_events_pb2.ExecutionControlChanged) -> Executi
         organization_id=event.meta.organization_id,
         updated_at=from_timestamp(event.meta.occurred_at, present=event.meta.HasField("occurred_at")),
     )
+
+
+class HeardControls:
+    """Every `ExecutionControlChanged` as ops publishes it, handed to `on_control` in this process.
+
+    A plain NATS subscription beside the service's durable consumer: every replica hears every change
+    within milliseconds of its publication, not only the replica the durable consumer delivers it to, and
+    before any projection has stored it. At most once: a change missed while disconnected still reaches
+    the process through its projection, which stays the reference."""
+
+    def __init__(
+        self, nats: Client, subject_root: str, on_control: Callable[[ExecutionControl], None]
+    ) -> None:
+        self._nats = nats
+        self._subject = envelope.full_subject(subject_root, envelope.subject_suffix(_CHANGED))
+        self._on_control = on_control
+
+    async def run(self, stop: asyncio.Event) -> None:
+        subscription = await self._nats.subscribe(self._subject, cb=self._heard)
+        try:
+            await stop.wait()
+        finally:
+            with contextlib.suppress(Exception):  # closing, or NATS away: nothing left to stop
+                await subscription.unsubscribe()
+
+    async def _heard(self, msg: Msg) -> None:
+        if (msg.headers or {}).get(envelope.TYPE_HEADER) != _CHANGED.DESCRIPTOR.full_name:
+            return
+        try:
+            control = control_from_event(_CHANGED.FromString(msg.data))
+        except DecodeError:
+            log.warning("undecodable ExecutionControlChanged heard; the projection will have it")
+            return
+        if control is not None:
+            self._on_control(control)

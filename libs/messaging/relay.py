@@ -84,6 +84,7 @@ class OutboxRelay:
         self._inbox_retention = inbox_retention
         self._max_attempts = max_attempts
         self._wakeup = asyncio.Event()
+        self._flush_waiters: list[asyncio.Future[None]] = []  # see `flushed`
         self._held = HeldConnections(sessions.kw["bind"])
         # SKIP LOCKED: relays of other replicas take the rows after these rather than wait for them.
         self._lock = (
@@ -101,6 +102,23 @@ class OutboxRelay:
     def wake(self) -> None:
         """Called after a commit that wrote events, so they leave now rather than at the next poll."""
         self._wakeup.set()
+
+    async def flushed(self, timeout: float) -> bool:
+        """Wait, after a commit, until the events committed so far have left: a pass of this relay that
+        started after the call ended with nothing left to take (rows another replica's relay holds are in
+        its hands). At most `timeout` seconds (NATS or the database away: the relay keeps trying on its
+        own). True when they left."""
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._flush_waiters.append(waiter)
+        self.wake()
+        try:
+            await asyncio.wait_for(asyncio.shield(waiter), timeout)
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            if waiter in self._flush_waiters:
+                self._flush_waiters.remove(waiter)
 
     async def publish_pending(self) -> int:
         """One pass: publish up to a batch of unpublished rows in order; returns how many."""
@@ -219,25 +237,38 @@ class OutboxRelay:
             # Cleared before the pass, not after: a commit that lands while the pass runs (after its
             # SELECT) keeps the flag set, so its events leave at once instead of after `idle_interval`.
             self._wakeup.clear()
+            # Their commits came before this pass's SELECT: once it leaves nothing behind, they left.
+            flushing, self._flush_waiters = self._flush_waiters, []
             try:
                 published = await self.publish_pending()
+                if published < self._batch_size:
+                    _release(flushing)
+                    flushing = []
                 backoff = 0.1
                 passes += 1
                 if passes % 1000 == 1:
                     OUTBOX_PENDING.labels(self._service).set(await self.pending_count())
                     await self.purge()
                 if published == self._batch_size:
-                    continue  # more waiting: no sleep
+                    self._flush_waiters[:0] = flushing  # more waiting: the next pass settles them
+                    continue  # no sleep
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # NATS down, timeouts, database hiccups: keep trying
                 OUTBOX_PUBLISH_ERRORS.labels(self._service).inc()
+                self._flush_waiters[:0] = [waiter for waiter in flushing if not waiter.done()]
                 if self._outages.report(exc) is None:  # an outage is logged once, not once a pass
                     log.warning("outbox relay pass failed, retrying", extra={"error": type(exc).__name__})
                 await pause(stop, backoff)
                 backoff = min(backoff * 2, self._max_backoff)
                 continue
             await _wait_any(stop, self._wakeup, self._idle_interval)
+
+
+def _release(waiters: Sequence[asyncio.Future[None]]) -> None:
+    for waiter in waiters:
+        if not waiter.done():
+            waiter.set_result(None)
 
 
 async def _wait_any(stop: asyncio.Event, wakeup: asyncio.Event, timeout: float) -> None:

@@ -3,6 +3,7 @@ the authorization interceptor found (libs.rpc.principal); events and the audit l
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import grpc
@@ -108,9 +109,25 @@ def _reason(number: int) -> ControlReason | None:
 
 
 class OpsServicer(ops_pb2_grpc.OpsServiceServicer):
-    def __init__(self, handlers: OpsHandlers, timeline: TimelineRpcs) -> None:
+    """`timeline`: the intent timeline and the execution metrics (timeline_rpcs.py). `published`: waits
+    until the events committed so far have left (the outbox relay's `flushed`), so PauseExecution and
+    ResumeExecution answer once every service can hear the change, not only once it is stored; None
+    answers at once (the relay still publishes it within milliseconds)."""
+
+    def __init__(
+        self,
+        handlers: OpsHandlers,
+        timeline: TimelineRpcs,
+        *,
+        published: Callable[[], Awaitable[object]] | None = None,
+    ) -> None:
         self._h = handlers
-        self._timeline = timeline  # the intent timeline and the execution metrics (timeline_rpcs.py)
+        self._timeline = timeline
+        self._published = published
+
+    async def _control_published(self) -> None:
+        if self._published is not None:
+            await self._published()
 
     # ---- Kill-switch ----
 
@@ -131,6 +148,7 @@ class OpsServicer(ops_pb2_grpc.OpsServiceServicer):
                 principal=current_principal(),
             )
         )
+        await self._control_published()
         metrics.PAUSES.labels(control.scope.value).inc()
         return ops_pb2.PauseExecutionResponse(control=control_to_proto(control))
 
@@ -149,6 +167,7 @@ class OpsServicer(ops_pb2_grpc.OpsServiceServicer):
             )
         )
         if resumed.changed:
+            await self._control_published()
             metrics.RESUMES.labels(resumed.control.scope.value, resumed.control.reason.value).inc()
         return ops_pb2.ResumeExecutionResponse(control=control_to_proto(resumed.control))
 

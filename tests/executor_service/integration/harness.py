@@ -73,7 +73,7 @@ async def running(
     stop = asyncio.Event()
     tasks: list[asyncio.Task[None]] = []
     if loops:
-        runners = [executor.infra.relay.run, executor.reconciler.run]
+        runners = [executor.infra.relay.run, executor.reconciler.run, executor.heard_controls.run]
         runners += [c.run for c in executor.consumers]
         if workers:
             runners += [w.run for w in executor.workers]

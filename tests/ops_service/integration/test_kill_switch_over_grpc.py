@@ -64,6 +64,31 @@ async def test_a_pause_is_on_the_stream_well_within_a_second_of_the_answer(
         await client.close()
 
 
+async def test_pause_and_resume_answer_once_the_change_is_on_the_stream(
+    stub, subject_root, jetstream
+) -> None:
+    org = "org-published"
+    admin = as_key(org, Role.ADMIN, ADMIN_KEY)
+    stream = envelope.stream_name(subject_root, "ops")
+    subject = envelope.full_subject(subject_root, "ops.control.changed")
+
+    async def last_published() -> tuple[str, int]:
+        stored = await jetstream.get_last_msg(stream, subject)
+        event = ops_events_pb2.ExecutionControlChanged.FromString(stored.data)
+        return event.control.scope_id, event.control.status
+
+    for n in range(5):
+        await stub.PauseExecution(pause_request(org, f"inst-{n}"), metadata=admin)
+        assert await last_published() == (f"inst-{n}", ops_pb2.CONTROL_STATUS_PAUSED)
+        await stub.ResumeExecution(
+            ops_pb2.ResumeExecutionRequest(
+                organization_id=org, scope=ops_pb2.CONTROL_SCOPE_INSTANCE, scope_id=f"inst-{n}"
+            ),
+            metadata=admin,
+        )
+        assert await last_published() == (f"inst-{n}", ops_pb2.CONTROL_STATUS_ACTIVE)
+
+
 def counted(name: str, **labels: str) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
 

@@ -173,6 +173,34 @@ async def test_the_relay_publishes_a_commit_as_soon_as_it_happens(
         await task
 
 
+async def test_flushed_returns_once_what_was_committed_is_on_the_stream(
+    sessions: Sessions, notes_stream: Any, subject_root: str
+) -> None:
+    jetstream = notes_stream
+    # Polls every 30 s and is not woken by the commit: only `flushed` makes it publish now.
+    relay = relay_for(sessions, JetStreamPublisher(jetstream), subject_root, idle_interval=30.0)
+    await relay.publish_pending()
+    stop = asyncio.Event()
+    task = asyncio.create_task(relay.run(stop))
+    try:
+        await asyncio.sleep(0.2)  # its first pass is over: it sleeps
+        notes = [await write_note(sessions) for _ in range(3)]
+        assert await relay.flushed(timeout=3)
+        events = await notes_written(jetstream, subject_root, {note.id for note in notes})
+        assert len(events) == 3
+    finally:
+        stop.set()
+        await task
+
+
+async def test_flushed_gives_up_after_its_timeout_when_no_relay_runs(
+    sessions: Sessions, notes_stream: Any, subject_root: str
+) -> None:
+    relay = relay_for(sessions, JetStreamPublisher(notes_stream), subject_root)
+    await write_note(sessions)
+    assert not await relay.flushed(timeout=0.2)
+
+
 def decoded(msg: Any) -> NoteWrittenMessage:
     return note_written(envelope.decode(msg.headers[envelope.TYPE_HEADER], msg.data))
 
