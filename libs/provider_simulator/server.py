@@ -13,8 +13,9 @@ The webhook bodies follow WAHA's own DTOs (devlikeapro/waha `src/structures/webh
 
 Per-session quirk modes imitate the providers' oddities (ignored client ids, `@lid` filing, empty
 answers, a 500 after the message left, TurboZap's wrapped 500, NOWEB without its store; outcomes.py), and
-wuzapi's API is served on the same sessions (wuzapi.py). Control routes live under `/_sim/` (see
-`ProviderSimulator._routes`).
+wuzapi's API is served on the same sessions (wuzapi.py). It also plays the phone: a session created
+through `POST /api/sessions` shows rotating QR codes until a control route "scans" one (pairing.py,
+README "Linking a number"). Control routes live under `/_sim/` (see `ProviderSimulator._routes`).
 """
 
 from __future__ import annotations
