@@ -13,13 +13,15 @@ The webhook bodies follow WAHA's own DTOs (devlikeapro/waha `src/structures/webh
 
 Per-session quirk modes imitate the providers' oddities (ignored client ids, `@lid` filing, empty
 answers, a 500 after the message left, TurboZap's wrapped 500, NOWEB without its store; outcomes.py), and
-wuzapi's API is served on the same sessions (wuzapi.py). Control routes live under `/_sim/` (see
-`ProviderSimulator._routes`).
+wuzapi's API is served on the same sessions (wuzapi.py). It also plays the phone: a session created
+through `POST /api/sessions` shows rotating QR codes until a control route "scans" one (pairing.py,
+README "Linking a number"). Control routes live under `/_sim/` (see `ProviderSimulator._routes`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import hmac
 import itertools
@@ -44,6 +46,7 @@ from libs.provider_simulator.outcomes import (
     SendOutcome,
     turbozap_500_body,
 )
+from libs.provider_simulator.pairing import new_pairing_code, new_qr_text, qr_png
 from libs.provider_simulator.settings import SimulatorSettings
 from libs.provider_simulator.webhooks import WebhookSender, WebhookTarget
 from libs.provider_simulator.wuzapi import WUZAPI_PREFIXES, WuzapiApi
@@ -52,6 +55,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 _SESSION_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 _CHAT_ID = re.compile(r"^(\d{6,20}@(c\.us|s\.whatsapp\.net)|\d{5,30}(-\d{5,20})?@g\.us)$")
+_PHONE = re.compile(r"^\d{8,15}$")
 _CLIENT_ID = re.compile(r"^[0-9A-Za-z]{8,64}$")
 _SERIALIZED = re.compile(r"^(true|false)_(.+)_([0-9A-Za-z]+)$")
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -117,6 +121,14 @@ class SimulatedSession:
     name: str
     me: str
     status: str = "WORKING"
+    # Linking (README "Linking a number"): a session that is not paired shows a new QR code every
+    # `qr_rotate_s` until it is scanned; `banned` tells a ban from a phone-side logout (both FAILED).
+    paired: bool = True
+    banned: bool = False
+    qr: str | None = None
+    qr_count: int = 0
+    pairing_code: str | None = None
+    qr_timer: asyncio.TimerHandle | None = field(default=None, repr=False)
     latency_ms: int = 0
     fail_next: int = 0
     fail_status: int = 500
@@ -165,7 +177,7 @@ class SimulatedSession:
             "name": self.name,
             "status": self.status,
             "config": _public_config(self.config),
-            "me": self.me_json(),
+            "me": self.me_json() if self.paired else None,  # WAHA knows no account before the scan
             "engine": {"engine": _ENGINE},
         }
 
@@ -188,9 +200,21 @@ class SimulatedSession:
             "capping": self.capping,
             "timelocked": bool(self.reachout_timelock and self.reachout_timelock["isActive"]),
             "webhooks": None if self.webhooks is None else [w.url for w in self.webhooks],
-            "banned": self.status == "FAILED",
+            "banned": self.banned,
+            "paired": self.paired,
+            "qr": self.qr,
+            "qr_count": self.qr_count,
+            "pairing_code": self.pairing_code,
             "messages": len(self.messages),
         }
+
+
+class NotFound(Exception):
+    """An unknown session on a route that does not create sessions (404, NestJS shape)."""
+
+
+class Conflict(Exception):
+    """A control action the session's state does not allow (409), e.g. a scan with no QR showing."""
 
 
 class BadRequest(Exception):
@@ -251,6 +275,8 @@ class ProviderSimulator:
         self._base_url = f"http://{self.settings.host}:{port}"
 
     async def stop(self) -> None:
+        for session in self.sessions.values():
+            self._stop_qr(session)
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -364,6 +390,8 @@ class ProviderSimulator:
         if banned is True:
             self.ban(name)
         elif banned is False and session.status != "WORKING":
+            self._stop_qr(session)
+            session.paired, session.banned = True, False
             self._change_status(session, "WORKING")
         return session
 
@@ -395,14 +423,99 @@ class ProviderSimulator:
     def ban(self, name: str) -> SimulatedSession:
         """Ban `name`: its sends fail as WAHA fails them; a `session.status` FAILED webhook goes out."""
         session = self.session(name)
+        self._stop_qr(session)
+        session.banned = True
         if session.status != "FAILED":
             self._change_status(session, "FAILED")
         return session
+
+    # --- linking a number: QR codes, pairing codes, the scan, the phone's logout ---------------------------
+
+    def _new_session(self, name: str) -> SimulatedSession:
+        """A session created through WAHA's `POST /api/sessions`: STOPPED, no account linked yet."""
+        session = SimulatedSession(name=name, me=_me_id(name), paired=False)
+        session.set_status("STOPPED")
+        self.sessions[name] = session
+        return session
+
+    def start_pairing(self, name: str) -> SimulatedSession:
+        """Start an unpaired session as WAHA starts one: STARTING, then SCAN_QR_CODE with a QR code that
+        changes every `qr_rotate_s`, each announced by a `session.status` SCAN_QR_CODE webhook (WAHA
+        2024.10.8 re-assigns the status, which emits the event, on every QR)."""
+        session = self.session(name)
+        self._stop_qr(session)
+        session.paired = False
+        self._change_status(session, "STARTING")
+        self._show_qr(session)
+        return session
+
+    def _show_qr(self, session: SimulatedSession) -> None:
+        session.qr = new_qr_text()
+        session.qr_count += 1
+        self._change_status(session, "SCAN_QR_CODE")
+        loop = asyncio.get_running_loop()
+        session.qr_timer = loop.call_later(self.settings.qr_rotate_s, self._rotate_qr, session)
+
+    def _rotate_qr(self, session: SimulatedSession) -> None:
+        session.qr_timer = None
+        if self.sessions.get(session.name) is session and session.status == "SCAN_QR_CODE":
+            self._show_qr(session)
+
+    @staticmethod
+    def _stop_qr(session: SimulatedSession) -> None:
+        if session.qr_timer is not None:
+            session.qr_timer.cancel()
+            session.qr_timer = None
+        session.qr = None
+        session.pairing_code = None
+
+    def scan(self, name: str, code: str | None = None) -> SimulatedSession:
+        """The phone scans the QR code (or types the pairing code): the session connects, WORKING.
+
+        `code`, when given, must be the QR text showing now or the last pairing code: a stale code is
+        refused (409), as WhatsApp refuses an expired QR."""
+        session = self.sessions.get(name)
+        if session is None:
+            raise NotFound(f"We didn't find a session with name '{name}'")
+        if session.status != "SCAN_QR_CODE" or session.qr is None:
+            raise Conflict(f"session '{name}' is {session.status}, not showing a QR code")
+        if code is not None and code not in (session.qr, session.pairing_code):
+            raise Conflict("that code is not the one showing now (expired?)")
+        self._stop_qr(session)
+        session.paired = True
+        self._change_status(session, "WORKING")
+        return session
+
+    def unlink(self, name: str) -> SimulatedSession:
+        """The phone removes the linked device (Settings → Linked devices → Log out). WAHA NOWEB 2024.10.8
+        then marks the session FAILED and does not reconnect (`session.noweb.core.ts`, `connection.update`
+        close with `loggedOut`): the same status as a ban, which WAHA cannot tell apart either."""
+        session = self.sessions.get(name)
+        if session is None:
+            raise NotFound(f"We didn't find a session with name '{name}'")
+        self._stop_qr(session)
+        session.paired = False
+        if session.status != "FAILED":
+            self._change_status(session, "FAILED")
+        return session
+
+    def delete_session(self, name: str) -> None:
+        """WAHA's `DELETE /api/sessions/{name}`: stop (STOPPED webhook if it ran), log out, forget it."""
+        session = self.sessions.pop(name, None)
+        if session is None:
+            return
+        self._stop_qr(session)
+        if session.status != "STOPPED":
+            self._change_status(session, "STOPPED")
+        for token in [t for t, bound in self.wuzapi_tokens.items() if bound == name]:
+            del self.wuzapi_tokens[token]
 
     def reset_session(self, name: str) -> SimulatedSession:
         """Back to WORKING with no latency, pending failures or active time-lock (stored messages, the
         session's webhooks, its quirk modes and its capping stay)."""
         session = self.session(name)
+        self._stop_qr(session)
+        session.paired, session.banned = True, False
         session.latency_ms = session.fail_next = session.timelock_next = session.timelock_ack_next = 0
         session.empty_body_next = session.error_after_send_next = session.wrapped_500_next = 0
         session.fail_status = 500
@@ -456,6 +569,8 @@ class ProviderSimulator:
 
     def reset(self) -> None:
         """Forget every session, token binding, message and ledger entry."""
+        for session in self.sessions.values():
+            self._stop_qr(session)
         self.sessions.clear()
         self.wuzapi_tokens.clear()
         self.ledger.clear()
@@ -706,7 +821,7 @@ class ProviderSimulator:
             "event": event,
             "session": session.name,
             "metadata": _metadata(session.config),
-            "me": session.me_json(),
+            "me": session.me_json() if session.paired else None,
             "payload": payload,
             "engine": _ENGINE,
             "environment": {"version": "simulator", "engine": _ENGINE, "tier": "CORE", "browser": None},
@@ -727,6 +842,11 @@ class ProviderSimulator:
             web.put("/api/sessions/{session}", self._update_session),
             web.post("/api/sessions/{session}/start", self._start_session),
             web.post("/api/sessions/{session}/stop", self._stop_session),
+            web.post("/api/sessions/{session}/restart", self._restart_session),
+            web.post("/api/sessions/{session}/logout", self._logout_session),
+            web.delete("/api/sessions/{session}", self._delete_session),
+            web.get("/api/{session}/auth/qr", self._get_qr),
+            web.post("/api/{session}/auth/request-code", self._request_code),
             web.get("/api/{session}/chats/{chat_id}/messages/{message_id}", self._get_message),
             # Control routes: tests, launchers and benchmarks only.
             web.get("/_sim/health", self._sim_health),
@@ -734,6 +854,8 @@ class ProviderSimulator:
             web.post("/_sim/sessions", self._sim_create_session),
             web.put("/_sim/sessions/{session}", self._sim_configure_session),
             web.post("/_sim/sessions/{session}/ban", self._sim_ban),
+            web.post("/_sim/sessions/{session}/scan", self._sim_scan),
+            web.post("/_sim/sessions/{session}/logout", self._sim_logout),
             web.post("/_sim/sessions/{session}/reset", self._sim_reset_session),
             web.post("/_sim/reset", self._sim_reset),
             web.get("/_sim/settings", self._sim_get_settings),
@@ -755,6 +877,10 @@ class ProviderSimulator:
             return await handler(request)
         except BadRequest as exc:
             return _waha_error(400, exc.messages, "Bad Request")
+        except NotFound as exc:
+            return _waha_error(404, str(exc), "Not Found")
+        except Conflict as exc:
+            return _waha_error(409, str(exc), "Conflict")
 
     def _authorized(self, request: web.Request) -> bool:
         expected = self.settings.api_key
@@ -905,18 +1031,27 @@ class ProviderSimulator:
         return web.json_response([session.waha_json() for session in self.sessions.values()])
 
     async def _create_session(self, request: web.Request) -> web.Response:
-        """WAHA's `POST /api/sessions` `{name, config?, start?}` (sessions.controller.ts `create`)."""
+        """WAHA's `POST /api/sessions` `{name, config?, start?}` (sessions.controller.ts `create`): a new
+        session, STOPPED with no account linked (started at once with `start: true`, then showing QR
+        codes); an existing name is 422, as WAHA (a config goes to an existing session with PUT)."""
         body = await self._json_object(request)
         name = body.get("name")
         if not isinstance(name, str) or not _SESSION_NAME.match(name):
             raise BadRequest("name must be a session name")
+        if name in self.sessions:
+            return _waha_error(
+                422, f"Session '{name}' already exists. Use PUT to update it.", "Unprocessable Entity"
+            )
+        session = self._new_session(name)
         if "config" in body:
-            if name in self.sessions:  # as WAHA: a config goes to an existing session with PUT
-                return _waha_error(
-                    422, f"Session '{name}' already exists. Use PUT to update it.", "Unprocessable Entity"
-                )
-            return web.json_response(self.set_session_config(name, body["config"]).waha_json(), status=201)
-        return web.json_response(self.session(name).waha_json(), status=201)
+            try:
+                self.set_session_config(name, body["config"])
+            except BadRequest:
+                del self.sessions[name]  # a refused config creates nothing
+                raise
+        if body.get("start") is True:
+            self.start_pairing(name)
+        return web.json_response(session.waha_json(), status=201)
 
     async def _update_session(self, request: web.Request) -> web.Response:
         """WAHA's `PUT /api/sessions/{session}` `{config}`: replaces the session's config.
@@ -934,16 +1069,115 @@ class ProviderSimulator:
         return web.json_response(session.waha_json())
 
     async def _start_session(self, request: web.Request) -> web.Response:
+        """Start a stopped session: WORKING when an account is linked, else QR codes until a scan (a
+        session unlinked by the phone, FAILED, starts over the same way; a banned one stays FAILED)."""
         session = self.session(request.match_info["session"])
-        if session.status == "STOPPED":
-            self._change_status(session, "WORKING")
+        if session.status in ("STOPPED", "FAILED") and not session.banned:
+            if session.paired:
+                self._change_status(session, "WORKING")
+            else:
+                self.start_pairing(session.name)
         return web.json_response(session.waha_json(), status=201)
 
     async def _stop_session(self, request: web.Request) -> web.Response:
         session = self.session(request.match_info["session"])
-        if session.status == "WORKING":
+        if session.status in ("WORKING", "STARTING", "SCAN_QR_CODE"):
+            self._stop_qr(session)
             self._change_status(session, "STOPPED")
         return web.json_response(session.waha_json(), status=201)
+
+    async def _restart_session(self, request: web.Request) -> web.Response:
+        """WAHA's `POST /api/sessions/{session}/restart`: stop and start again (404 for an unknown one)."""
+        session = self._known_session(request)
+        if not session.banned:
+            if not session.paired:
+                self.start_pairing(session.name)
+            elif session.status != "WORKING":
+                self._change_status(session, "WORKING")
+        return web.json_response(session.waha_json(), status=201)
+
+    async def _logout_session(self, request: web.Request) -> web.Response:
+        """WAHA's `POST /api/sessions/{session}/logout`: stop, log the account out, and start a session
+        that was running again, which then shows QR codes (sessions.controller.ts `logout`)."""
+        session = self._known_session(request)
+        running = session.status != "STOPPED"
+        self._stop_qr(session)
+        session.paired = False
+        if running:
+            self._change_status(session, "STOPPED")
+            if not session.banned:
+                self.start_pairing(session.name)
+        return web.json_response(session.waha_json(), status=201)
+
+    async def _delete_session(self, request: web.Request) -> web.Response:
+        """WAHA's `DELETE /api/sessions/{session}` (idempotent: an unknown session is fine)."""
+        self.delete_session(request.match_info["session"])
+        return web.Response(status=200)
+
+    def _known_session(self, request: web.Request) -> SimulatedSession:
+        session = self.sessions.get(request.match_info["session"])
+        if session is None:
+            raise NotFound("Session not found")
+        return session
+
+    def _showing_qr(self, request: web.Request) -> SimulatedSession | web.Response:
+        """The session of an auth route, or WAHA's answer when it has none to show: 404 for an unknown
+        session (manager.core.ts `getSession`), 422 `{error, session, status, expected}` for one that is
+        not SCAN_QR_CODE (SessionPipe `QRCodeSessionPipe`, manager.abc.ts `waitUntilStatus`)."""
+        name = request.match_info["session"]
+        session = self.sessions.get(name)
+        if session is None:
+            raise NotFound(
+                f"We didn't find a session with name '{name}'.\n"
+                f"Please start it first by using POST /api/sessions/{name}/start request"
+            )
+        if session.status != "SCAN_QR_CODE" or session.qr is None:
+            return web.json_response(
+                {
+                    "error": "Session status is not as expected. Try again later or restart the session",
+                    "session": name,
+                    "status": session.status,
+                    "expected": ["SCAN_QR_CODE"],
+                },
+                status=422,
+            )
+        return session
+
+    async def _get_qr(self, request: web.Request) -> web.StreamResponse:
+        """WAHA's `GET /api/{session}/auth/qr?format=image|raw` (auth.controller.ts `getQR`): `{value}`
+        for raw; the PNG itself for image, or `{mimetype, data}` when asked `Accept: application/json`
+        (BufferResponseInterceptor)."""
+        session = self._showing_qr(request)
+        if isinstance(session, web.Response):
+            return session
+        assert session.qr is not None  # _showing_qr checked it
+        form = request.query.get("format", "image")
+        if form == "raw":
+            return web.json_response({"value": session.qr})
+        if form != "image":
+            raise BadRequest("format must be one of the following values: image, raw")
+        png = qr_png(session.qr)
+        if request.headers.get("Accept") == "application/json":
+            return web.json_response({"mimetype": "image/png", "data": base64.b64encode(png).decode()})
+        return web.Response(body=png, content_type="image/png")
+
+    async def _request_code(self, request: web.Request) -> web.Response:
+        """WAHA's `POST /api/{session}/auth/request-code {phoneNumber}` → `{code: "ABCD-EFGH"}`, only while
+        SCAN_QR_CODE (NOWEB `requestCode`: 422 otherwise)."""
+        body = await self._json_object(request)
+        phone = body.get("phoneNumber")
+        if not isinstance(phone, str) or not _PHONE.match(phone):
+            raise BadRequest("phoneNumber must be the phone number in international format, digits only")
+        name = request.match_info["session"]
+        session = self.sessions.get(name)
+        if session is not None and session.status != "SCAN_QR_CODE":
+            message = f"Can request code only in SCAN_QR_CODE status. The current status is {session.status}"
+            return _waha_error(422, message, "Unprocessable Entity")
+        showing = self._showing_qr(request)
+        if isinstance(showing, web.Response):
+            return showing
+        showing.pairing_code = new_pairing_code()
+        return web.json_response({"code": showing.pairing_code}, status=201)
 
     # --- /_sim ----------------------------------------------------------------------------------------
 
@@ -967,6 +1201,18 @@ class ProviderSimulator:
 
     async def _sim_ban(self, request: web.Request) -> web.Response:
         return web.json_response(self.ban(request.match_info["session"]).control_json())
+
+    async def _sim_scan(self, request: web.Request) -> web.Response:
+        """The phone scans the QR code showing now (`{code?}`: refuse a stale one); see `scan`."""
+        body = await self._json_object(request)
+        code = body.get("code")
+        if code is not None and not isinstance(code, str):
+            raise BadRequest("code must be a string")
+        return web.json_response(self.scan(request.match_info["session"], code).control_json())
+
+    async def _sim_logout(self, request: web.Request) -> web.Response:
+        """The phone removes the linked device; see `unlink`."""
+        return web.json_response(self.unlink(request.match_info["session"]).control_json())
 
     async def _sim_reset_session(self, request: web.Request) -> web.Response:
         return web.json_response(self.reset_session(request.match_info["session"]).control_json())
@@ -1001,6 +1247,7 @@ class ProviderSimulator:
 
 
 _RUNTIME_SETTINGS = {
+    "qr_rotate_s",
     "webhook_url",
     "webhook_secret",
     "server_ack_ms",

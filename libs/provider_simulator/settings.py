@@ -36,6 +36,7 @@ class SimulatorSettings:
     webhook_concurrency: int = 16
     webhook_timeout_s: float = 5.0
     webhook_queue_size: int = 200_000
+    qr_rotate_s: float = 20.0  # a session waiting for a scan shows a new QR this often, as WhatsApp does
     max_messages: int = 2_000_000  # stored for lookups; the oldest go first (the ledger keeps everything)
     seed: int | None = None
     log_level: str = "INFO"
@@ -50,6 +51,8 @@ class SimulatorSettings:
         for name in ("webhook_attempts", "webhook_concurrency", "webhook_queue_size", "max_messages"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be at least 1")
+        if self.qr_rotate_s <= 0:
+            problems.append("qr_rotate_s must be positive")
         if self.webhook_timeout_s <= 0 or self.webhook_retry_base_ms < 0 or self.reply_delay_ms < 0:
             problems.append("webhook timeout, retry base and reply delay must be positive")
         if self.webhook_url is not None and not self.webhook_url.startswith(("http://", "https://")):
@@ -82,6 +85,7 @@ _CONVERTERS: dict[str, Callable[[str], Any]] = {
     "read_probability": float,
     "reply_probability": float,
     "webhook_timeout_s": float,
+    "qr_rotate_s": float,
     "seed": _optional_int,
     "webhook_url": _optional_str,
     "log_level": str.upper,

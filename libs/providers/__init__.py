@@ -1,5 +1,6 @@
-"""Provider port (send text/media/audio/reaction, look a lost send up, classified errors), the capability
-table per provider version and engine, and the WhatsApp HTTP API adapters."""
+"""Provider port (send text/media/audio/reaction, look a lost send up, classified errors), the session port
+(connect a number by QR or pairing code, webhooks, status, logout, delete), the capability table per
+provider version and engine, and the WhatsApp HTTP API adapters."""
 
 from libs.providers.base import DEFAULT_TIMEOUT, create_client_session
 from libs.providers.capabilities import (
@@ -13,7 +14,7 @@ from libs.providers.capabilities import (
     capabilities_of,
 )
 from libs.providers.evolution import EvolutionProvider
-from libs.providers.factory import build_provider
+from libs.providers.factory import build_provider, build_sessions
 from libs.providers.port import (
     ErrorClass,
     MediaKind,
@@ -27,12 +28,22 @@ from libs.providers.port import (
     WhatsAppProvider,
     new_client_message_id,
 )
+from libs.providers.sessions import (
+    SESSION_NOT_FOUND,
+    PairingCode,
+    ProviderSessions,
+    QrCode,
+    SessionStatus,
+    SessionWebhook,
+    is_session_not_found,
+)
 from libs.providers.turbozap import TurboZapProvider
 from libs.providers.waha import WahaProvider
 from libs.providers.wuzapi import WuzapiProvider
 
 __all__ = [
     "DEFAULT_TIMEOUT",
+    "SESSION_NOT_FOUND",
     "Capabilities",
     "ErrorClass",
     "EvolutionProvider",
@@ -41,21 +52,28 @@ __all__ = [
     "LookupResult",
     "LookupVerdict",
     "MediaKind",
+    "PairingCode",
     "ProviderError",
     "ProviderProfile",
+    "ProviderSessions",
+    "QrCode",
     "Restriction",
     "SendAudioRequest",
     "SendMediaRequest",
     "SendReactionRequest",
     "SendTextRequest",
     "SentMessage",
+    "SessionStatus",
+    "SessionWebhook",
     "TimelockSurface",
     "TurboZapProvider",
     "WahaProvider",
     "WhatsAppProvider",
     "WuzapiProvider",
     "build_provider",
+    "build_sessions",
     "capabilities_of",
     "create_client_session",
+    "is_session_not_found",
     "new_client_message_id",
 ]

@@ -274,10 +274,15 @@ class HttpProvider(WhatsAppProvider):
         body: dict[str, Any] | None,
         params: Mapping[str, str] | None,
         idempotent: bool,
+        headers: Mapping[str, str] | None = None,
     ) -> tuple[int, bytes, CIMultiDict[str]]:
         """One HTTP exchange: status, raw body and headers; socket failures become classified errors."""
         progress = _RequestProgress()
-        options: dict[str, Any] = {"json": body, "params": params, "headers": self.auth_headers()}
+        options: dict[str, Any] = {
+            "json": body,
+            "params": params,
+            "headers": {**(headers or {}), **self.auth_headers()},
+        }
         if self._timeout is not None:  # otherwise the session's own timeout applies
             options["timeout"] = self._timeout
         try:
@@ -311,17 +316,24 @@ class HttpProvider(WhatsAppProvider):
         body: dict[str, Any] | None = None,
         params: Mapping[str, str] | None = None,
         idempotent: bool = False,
+        headers: Mapping[str, str] | None = None,
+        accept: Callable[[HttpFailure], bool] | None = None,
     ) -> Any:
         """Call the provider and return the parsed JSON of a 2xx answer; raise a classified ProviderError.
 
-        `idempotent` calls are never AMBIGUOUS: repeating them is harmless.
+        `idempotent` calls are never AMBIGUOUS: repeating them is harmless. `headers` are sent besides the
+        auth header (an `Accept`, say). A non-2xx answer `accept` returns True for is returned as its
+        `HttpFailure` instead of raised (an answer that means "already done").
         """
-        status, raw, headers = await self._exchange(
-            method, url, body=body, params=params, idempotent=idempotent
+        status, raw, answer_headers = await self._exchange(
+            method, url, body=body, params=params, idempotent=idempotent, headers=headers
         )
         if 200 <= status < 300:
             return self._parse_success(raw, idempotent=idempotent)
-        raise self.classify(self._failure(status, raw, headers, idempotent=idempotent))
+        failure = self._failure(status, raw, answer_headers, idempotent=idempotent)
+        if accept is not None and accept(failure):
+            return failure
+        raise self.classify(failure)
 
     async def lookup(
         self,

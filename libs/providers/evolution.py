@@ -39,7 +39,23 @@ from libs.providers.port import (
     SentMessage,
     is_group,
 )
-from libs.seedwork.shared_kernel import MessageType
+from libs.providers.sessions import (
+    PairingCode,
+    ProviderSessions,
+    QrCode,
+    SessionStatus,
+    SessionWebhook,
+    check_ref,
+    is_session_not_found,
+    pairing_phone,
+    png_of,
+    says,
+    session_call,
+    status_via_probe,
+    unexpected,
+    unless_unknown,
+)
+from libs.seedwork.shared_kernel import ConnectionState, MessageType
 
 # Refusals Evolution raises before it sends anything, as plain strings (2.3.6 `textMessage`,
 # `audioWhatsapp`); any other single string is the send's own catch-all.
@@ -96,7 +112,64 @@ def _remote_jid(recipient: str) -> str:
     return recipient if is_group(recipient) else f"{recipient}@s.whatsapp.net"
 
 
-class EvolutionProvider(HttpProvider):
+def _oldest_match(records: list[Any], request: LookupRequest, since: int) -> str | None:
+    """The id of our oldest message of the request's kind (a reaction or not) in `records`."""
+    want_reaction = request.message_type is MessageType.REACTION
+    matches: list[tuple[int, str]] = []
+    for record in records:
+        key = dig(record, "key")
+        message_id = non_empty_str(dig(key, "id"))
+        if message_id is None or dig(key, "fromMe") is not True:
+            continue
+        if (dig(record, "messageType") == _REACTION_TYPE) != want_reaction:
+            continue
+        stamp = dig(record, "messageTimestamp")
+        stamp = int(stamp) if isinstance(stamp, int | float) else since
+        if stamp >= since:
+            matches.append((stamp, message_id))
+    return min(matches)[1] if matches else None
+
+
+# --- sessions (ProviderSessions) ----------------------------------------------------------------------
+#
+# EvolutionAPI/evolution-api at 2.3.6 (3454bec7): src/api/routes/instance.router.ts,
+# src/api/controllers/instance.controller.ts (createInstance, connectToWhatsapp, logout, deleteInstance),
+# src/api/guards/instance.guard.ts (404 unknown instance, 403 name in use),
+# src/api/integrations/event/webhook/ (webhook/set, `jwt_key` header), whatsapp.baileys.service.ts
+# (`qrCode` {pairingCode, code, base64 data URL, count}; the pairing code is asked on the next QR).
+
+# The events the gateway reads (gateway/domain/normalization/evolution.py).
+EVOLUTION_WEBHOOK_EVENTS = ("MESSAGES_UPSERT", "MESSAGES_UPDATE", "CONNECTION_UPDATE", "QRCODE_UPDATED")
+_BAILEYS = "WHATSAPP-BAILEYS"
+# Evolution reads `headers.jwt_key` as the key of an HS256 JWT it sends as `Authorization: Bearer`.
+_JWT_KEY = "jwt_key"
+_PAIRING_RETRY_AFTER = 20.0  # the next QR, when Evolution asks WhatsApp for the pairing code
+
+
+_EVOLUTION_CONNECT_STATES = {
+    "open": ConnectionState.CONNECTED,
+    "connecting": ConnectionState.CONNECTING,
+    "close": ConnectionState.DISCONNECTED,
+}
+
+
+def _connect_status(answer: Any, provider: str) -> SessionStatus:
+    """Read `connect`'s two answers: `{instance: {instanceName, state}}` or a `qrCode`."""
+    state = dig(answer, "instance", "state")
+    if isinstance(state, str):
+        return SessionStatus(
+            state=_EVOLUTION_CONNECT_STATES.get(state, ConnectionState.UNKNOWN), reason=state
+        )
+    if not isinstance(answer, dict):
+        raise unexpected(provider, "connect answered something else than an object")
+    code, image = non_empty_str(answer.get("code")), non_empty_str(answer.get("base64"))
+    if code is None and image is None:
+        return SessionStatus(state=ConnectionState.CONNECTING, reason="connecting")  # no QR yet
+    qr = QrCode(raw=code or "", png=png_of(image, provider) if image else b"")
+    return SessionStatus(state=ConnectionState.QR_REQUIRED, reason="qrcode", qr=qr)
+
+
+class EvolutionProvider(HttpProvider, ProviderSessions):
     """Evolution API adapter (one instance of Evolution, many WhatsApp instances behind it)."""
 
     name = "EVOLUTION"
@@ -178,20 +251,92 @@ class EvolutionProvider(HttpProvider):
             return LookupResult.absent()
         return LookupResult.inconclusive("not_found")
 
+    # --- sessions (ProviderSessions; sources above the class) -----------------------------------------
 
-def _oldest_match(records: list[Any], request: LookupRequest, since: int) -> str | None:
-    """The id of our oldest message of the request's kind (a reaction or not) in `records`."""
-    want_reaction = request.message_type is MessageType.REACTION
-    matches: list[tuple[int, str]] = []
-    for record in records:
-        key = dig(record, "key")
-        message_id = non_empty_str(dig(key, "id"))
-        if message_id is None or dig(key, "fromMe") is not True:
-            continue
-        if (dig(record, "messageType") == _REACTION_TYPE) != want_reaction:
-            continue
-        stamp = dig(record, "messageTimestamp")
-        stamp = int(stamp) if isinstance(stamp, int | float) else since
-        if stamp >= since:
-            matches.append((stamp, message_id))
-    return min(matches)[1] if matches else None
+    offers_pairing_code: ClassVar[bool] = True
+
+    async def _create(self, instance_ref: str) -> None:
+        """`POST /instance/create {instanceName, integration, qrcode: false}` (no connection yet); a name
+        in use (403 `This name "…" is already in use.`) is the instance we want."""
+        body = {"instanceName": instance_ref, "integration": _BAILEYS, "qrcode": False}
+        in_use = says("already in use", status=403)
+        await session_call(self, "POST", self.url("instance", "create"), body=body, done_if=in_use)
+
+    async def _connect(self, instance_ref: str, number: str | None = None) -> Any:
+        params = {"number": number} if number else None
+        answer = await session_call(self, "GET", self.url("instance", "connect", instance_ref), params=params)
+        if isinstance(answer, dict) and answer.get("error") is True:
+            # connectToWhatsapp answers its own failures 200 {error: true, message}.
+            raise ProviderError.transient(
+                "connect_failed", safe_hint(answer.get("message", "")), provider=self.name
+            )
+        return answer
+
+    async def start_session(self, instance_ref: str) -> SessionStatus:
+        """Create the instance if needed, then `GET /instance/connect/{instance}`: an open instance
+        answers `{instance: {state: "open"}}`, a connecting one its current `qrCode`, a closed one is
+        reconnected and answers the `qrCode` it has two seconds later (possibly none yet)."""
+        check_ref(instance_ref)
+        await self._create(instance_ref)
+        return _connect_status(await self._connect(instance_ref), self.name)
+
+    async def set_webhook(self, instance_ref: str, webhook: SessionWebhook) -> None:
+        """`POST /webhook/set/{instance} {webhook: {enabled, url, headers: {jwt_key}, byEvents, base64,
+        events}}`; an unknown instance is created first."""
+        check_ref(instance_ref)
+        body = {
+            "webhook": {
+                "enabled": True,
+                "url": webhook.url,
+                "headers": {**webhook.headers, _JWT_KEY: webhook.secret},
+                "byEvents": False,
+                "base64": False,
+                "events": list(webhook.events or EVOLUTION_WEBHOOK_EVENTS),
+            }
+        }
+        url = self.url("webhook", "set", instance_ref)
+        try:
+            await session_call(self, "POST", url, body=body)
+        except ProviderError as error:
+            if not is_session_not_found(error):
+                raise
+            await self._create(instance_ref)
+            await session_call(self, "POST", url, body=body)
+
+    async def get_qr(self, instance_ref: str) -> QrCode | None:
+        """The `qrCode` of `GET /instance/connect/{instance}` (a closed instance is reconnected by it)."""
+        check_ref(instance_ref)
+        return _connect_status(await self._connect(instance_ref), self.name).qr
+
+    async def request_pairing_code(self, instance_ref: str, phone: str) -> PairingCode:
+        """`GET /instance/connect/{instance}?number=<digits>` → `pairingCode`. Evolution asks WhatsApp
+        for it on the next QR of a connection started with the number, so an instance already showing
+        QR codes answers without one: TRANSIENT "pairing_code_pending", ask again after the next QR."""
+        check_ref(instance_ref)
+        answer = await self._connect(instance_ref, pairing_phone(phone))
+        code = non_empty_str(dig(answer, "pairingCode"))
+        if code is None:
+            raise ProviderError.transient(
+                "pairing_code_pending",
+                "Evolution gives the pairing code with the next QR",
+                retry_after=_PAIRING_RETRY_AFTER,
+                provider=self.name,
+            )
+        return PairingCode(code)
+
+    async def session_status(self, instance_ref: str) -> SessionStatus:
+        """`GET /instance/connectionState/{instance}`, and the close code of a closed one (health.py)."""
+        check_ref(instance_ref)
+        return await status_via_probe(self, instance_ref)
+
+    async def logout_session(self, instance_ref: str) -> None:
+        """`DELETE /instance/logout/{instance}`; a closed instance (400 "is not connected") is done."""
+        check_ref(instance_ref)
+        closed = says("is not connected", status=400)
+        url = self.url("instance", "logout", instance_ref)
+        await unless_unknown(session_call(self, "DELETE", url, done_if=closed))
+
+    async def delete_session(self, instance_ref: str) -> None:
+        """`DELETE /instance/delete/{instance}` (Evolution logs an open instance out first)."""
+        check_ref(instance_ref)
+        await unless_unknown(session_call(self, "DELETE", self.url("instance", "delete", instance_ref)))

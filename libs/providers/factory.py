@@ -8,6 +8,7 @@ from libs.providers.base import HttpProvider
 from libs.providers.evolution import EvolutionProvider
 from libs.providers.media import DEFAULT_MAX_MEDIA_BYTES
 from libs.providers.port import WhatsAppProvider
+from libs.providers.sessions import ProviderSessions
 from libs.providers.turbozap import TurboZapProvider
 from libs.providers.waha import WahaProvider
 from libs.providers.wuzapi import WuzapiProvider
@@ -58,3 +59,18 @@ def build_provider(
             media_timeout=media_timeout,
         )
     return _ADAPTERS[kind](base_url=base_url, api_key=api_key, session=session, timeout=timeout)
+
+
+def build_sessions(
+    provider: str,
+    base_url: str,
+    api_key: str,
+    *,
+    session: aiohttp.ClientSession,
+    timeout: aiohttp.ClientTimeout | float | None = None,
+) -> ProviderSessions:
+    """The session port of `provider`'s adapter (the same adapter classes as `build_provider`; the
+    simulator's is WAHA's). For wuzapi, `api_key` is the instance's user token, which is its session."""
+    adapter = build_provider(provider, base_url, api_key, session=session, timeout=timeout)
+    assert isinstance(adapter, ProviderSessions)  # every adapter implements both ports
+    return adapter

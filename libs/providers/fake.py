@@ -1,4 +1,5 @@
-"""An in-memory `WhatsAppProvider` for unit tests of the code that sends (no HTTP at all)."""
+"""In-memory fakes of the provider ports for unit tests (no HTTP at all): `FakeWhatsAppProvider` for the
+code that sends, `FakeProviderSessions` for the code that connects numbers."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from dataclasses import dataclass
 from libs.providers.capabilities import LookupRequest, LookupResult
 from libs.providers.port import (
     ProviderError,
+    Restriction,
     SendAudioRequest,
     SendMediaRequest,
     SendReactionRequest,
@@ -16,6 +18,15 @@ from libs.providers.port import (
     SentMessage,
     WhatsAppProvider,
 )
+from libs.providers.sessions import (
+    SESSION_NOT_FOUND,
+    PairingCode,
+    ProviderSessions,
+    QrCode,
+    SessionStatus,
+    SessionWebhook,
+)
+from libs.seedwork.shared_kernel import ConnectionState
 
 SendRequest = SendTextRequest | SendMediaRequest | SendAudioRequest | SendReactionRequest
 
@@ -98,3 +109,94 @@ class FakeWhatsAppProvider(WhatsAppProvider):
             ):
                 return LookupResult.found(send.provider_message_id)
         return LookupResult.absent() if self.miss_proves_absence else LookupResult.inconclusive("not_found")
+
+
+class FakeProviderSessions(ProviderSessions):
+    """An in-memory `ProviderSessions` for unit tests of the code that connects numbers.
+
+    `start_session` puts a session in QR_REQUIRED with a QR code; `scan(ref)` connects it, `unlink(ref)`
+    logs it out as a phone would, `ban(ref)` bans it, `rotate_qr(ref)` shows a new code. `fail_next(error)`
+    queues errors raised by the next calls, in order. `webhooks` keeps what `set_webhook` was given and
+    `calls` every call's name and ref.
+    """
+
+    name = "FAKE"
+    offers_pairing_code = True
+
+    def __init__(self) -> None:
+        self.states: dict[str, ConnectionState] = {}
+        self.qr_codes: dict[str, QrCode] = {}
+        self.webhooks: dict[str, SessionWebhook] = {}
+        self.calls: list[tuple[str, str]] = []
+        self._failures: deque[ProviderError] = deque()
+        self._serial = itertools.count(1)
+
+    def fail_next(self, error: ProviderError) -> None:
+        self._failures.append(error)
+
+    def _call(self, call: str, instance_ref: str) -> None:
+        self.calls.append((call, instance_ref))
+        if self._failures:
+            raise self._failures.popleft()
+
+    def _known(self, instance_ref: str) -> ConnectionState:
+        state = self.states.get(instance_ref)
+        if state is None:
+            raise ProviderError.restricted(Restriction.DISCONNECTED, SESSION_NOT_FOUND, provider=self.name)
+        return state
+
+    def rotate_qr(self, instance_ref: str) -> QrCode:
+        serial = next(self._serial)
+        qr = QrCode(raw=f"2@fake-{instance_ref}-{serial}", png=b"\x89PNG\r\n\x1a\nfake")
+        self.qr_codes[instance_ref] = qr
+        return qr
+
+    def scan(self, instance_ref: str) -> None:
+        self.states[instance_ref] = ConnectionState.CONNECTED
+        self.qr_codes.pop(instance_ref, None)
+
+    def unlink(self, instance_ref: str) -> None:
+        self.states[instance_ref] = ConnectionState.LOGGED_OUT
+        self.qr_codes.pop(instance_ref, None)
+
+    def ban(self, instance_ref: str) -> None:
+        self.states[instance_ref] = ConnectionState.BANNED
+        self.qr_codes.pop(instance_ref, None)
+
+    async def start_session(self, instance_ref: str) -> SessionStatus:
+        self._call("start_session", instance_ref)
+        if self.states.get(instance_ref) is not ConnectionState.CONNECTED:
+            self.states[instance_ref] = ConnectionState.QR_REQUIRED
+            self.rotate_qr(instance_ref)
+        return SessionStatus(self.states[instance_ref], qr=self.qr_codes.get(instance_ref))
+
+    async def set_webhook(self, instance_ref: str, webhook: SessionWebhook) -> None:
+        self._call("set_webhook", instance_ref)
+        self.states.setdefault(instance_ref, ConnectionState.DISCONNECTED)
+        self.webhooks[instance_ref] = webhook
+
+    async def get_qr(self, instance_ref: str) -> QrCode | None:
+        self._call("get_qr", instance_ref)
+        self._known(instance_ref)
+        return self.qr_codes.get(instance_ref)
+
+    async def request_pairing_code(self, instance_ref: str, phone: str) -> PairingCode:
+        self._call("request_pairing_code", instance_ref)
+        if self._known(instance_ref) is not ConnectionState.QR_REQUIRED:
+            raise ProviderError.permanent("http_422", "no pairing while not waiting for a scan")
+        return PairingCode("FAKE-CODE")
+
+    async def session_status(self, instance_ref: str) -> SessionStatus:
+        self._call("session_status", instance_ref)
+        return SessionStatus(self._known(instance_ref))
+
+    async def logout_session(self, instance_ref: str) -> None:
+        self._call("logout_session", instance_ref)
+        if instance_ref in self.states:
+            self.unlink(instance_ref)
+
+    async def delete_session(self, instance_ref: str) -> None:
+        self._call("delete_session", instance_ref)
+        self.states.pop(instance_ref, None)
+        self.qr_codes.pop(instance_ref, None)
+        self.webhooks.pop(instance_ref, None)

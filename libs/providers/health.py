@@ -116,10 +116,25 @@ async def probe_health(
     return await _PROBES[profile.provider](adapter, profile, instance_ref)
 
 
+async def probe_connection(adapter: HttpProvider, instance_ref: str) -> ProviderHealth:
+    """Only the connection of the instance (what the session port's status check needs): the status call
+    and, for Evolution, the close code; none of the extras (WAHA's capping). Raises like `probe_health`."""
+    kind = next((p for p, name in _ADAPTER_NAME.items() if name == adapter.name), None)
+    if kind is None:
+        raise ProviderError.permanent("probe_unsupported", f"no status call for {adapter.name}")
+    if not instance_ref:
+        raise ProviderError.permanent("invalid_request", "instance_ref is required", provider=adapter.name)
+    if kind is Provider.WAHA:
+        session = _json_object(adapter, await _get(adapter, adapter.url("api", "sessions", instance_ref)))
+        status = session.get("status")
+        return ProviderHealth(connection=_state(status, WAHA_STATES), connection_reason=_word(status))
+    return await _PROBES[kind](adapter, ProviderProfile(kind), instance_ref)
+
+
 # --- WAHA ----------------------------------------------------------------------------------------------
 
 # devlikeapro/waha src/structures/enums.dto.ts `WAHASessionStatus`.
-_WAHA_STATES = {
+WAHA_STATES = {
     "WORKING": ConnectionState.CONNECTED,
     "SCAN_QR_CODE": ConnectionState.QR_REQUIRED,
     "STARTING": ConnectionState.CONNECTING,
@@ -138,7 +153,7 @@ async def _probe_waha(adapter: HttpProvider, profile: ProviderProfile, instance_
         capping = await _waha_fresh_capping(adapter, instance_ref) or capping
     level, used, total = _waha_capping(capping)
     return ProviderHealth(
-        connection=_state(status, _WAHA_STATES),
+        connection=_state(status, WAHA_STATES),
         connection_reason=_word(status),
         timelocked=timelocked,
         timelock_until=timelock_until,

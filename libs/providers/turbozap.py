@@ -32,6 +32,24 @@ from libs.providers.port import (
     SendTextRequest,
     SentMessage,
 )
+from libs.providers.sessions import (
+    PairingCode,
+    ProviderSessions,
+    QrCode,
+    SessionStatus,
+    SessionWebhook,
+    check_ref,
+    is_session_not_found,
+    pairing_unsupported,
+    png_of,
+    says,
+    session_call,
+    status_via_probe,
+    unexpected,
+    unless_unknown,
+)
+from libs.seedwork.shared_kernel import ConnectionState
+from libs.webhooks import STATIC_SECRET_HEADER
 
 
 def turbozap_rule(failure: HttpFailure) -> ProviderError | None:
@@ -64,7 +82,7 @@ def turbozap_rule(failure: HttpFailure) -> ProviderError | None:
     return None
 
 
-class TurboZapProvider(HttpProvider):
+class TurboZapProvider(HttpProvider, ProviderSessions):
     """TurboZap adapter (one TurboZap server, many named instances)."""
 
     name = "TURBOZAP"
@@ -108,3 +126,86 @@ class TurboZapProvider(HttpProvider):
     async def send_reaction(self, request: SendReactionRequest) -> SentMessage:
         body = {"to": request.recipient, "message_id": request.message_id, "emoji": request.emoji}
         return await self._send(request.instance_ref, "reaction", body)
+
+    # --- sessions (ProviderSessions) ------------------------------------------------------------------
+    #
+    # jonadableite/TurboZap-api at 7c79ca25: internal/interface/http/router.go (the instance routes
+    # without the /api prefix, as the sends use; the webhook routes only under /api),
+    # handler/instance_handler.go (Create: 409 name taken; GetQRCode: status connected / pending /
+    # qrcode with `qr_code` a PNG data URL and `code` its text), handler/webhook_handler.go and
+    # dto/webhook_dto.go (`{url, events?, headers, enabled}`). TurboZap has no pairing code.
+
+    async def _create(self, instance_ref: str) -> None:
+        """`POST /instance/create {name}`; a name taken (409) is the instance we want."""
+        taken = says("already exists", status=409)
+        await session_call(
+            self, "POST", self.url("instance", "create"), body={"name": instance_ref}, done_if=taken
+        )
+
+    async def start_session(self, instance_ref: str) -> SessionStatus:
+        """Create the instance if needed, then `POST /instance/{name}/connect` (`{name, status:
+        "connecting"}`); the QR follows at `GET /instance/{name}/qrcode`."""
+        check_ref(instance_ref)
+        await self._create(instance_ref)
+        answer = await session_call(self, "POST", self.url("instance", instance_ref, "connect"))
+        status = dig(answer, "data", "status")
+        if not isinstance(status, str):
+            raise unexpected(self.name, "no status in the connect answer")
+        return SessionStatus(state=_TURBOZAP_CONNECT.get(status, ConnectionState.UNKNOWN), reason=status)
+
+    async def set_webhook(self, instance_ref: str, webhook: SessionWebhook) -> None:
+        """`POST /api/webhook/{name}/set {url, headers, enabled, events?}` with the secret as the static
+        header the gateway checks; no `events` means all of them. An unknown instance is created first."""
+        check_ref(instance_ref)
+        body: dict[str, Any] = {
+            "url": webhook.url,
+            "headers": {**webhook.headers, STATIC_SECRET_HEADER: webhook.secret},
+            "enabled": True,
+        }
+        if webhook.events:
+            body["events"] = list(webhook.events)
+        url = self.url("api", "webhook", instance_ref, "set")
+        try:
+            await session_call(self, "POST", url, body=body)
+        except ProviderError as error:
+            if not is_session_not_found(error):
+                raise
+            await self._create(instance_ref)
+            await session_call(self, "POST", url, body=body)
+
+    async def get_qr(self, instance_ref: str) -> QrCode | None:
+        """`GET /instance/{name}/qrcode` → `{name, status, qr_code, code}`; "connected" and "pending"
+        (no QR yet) carry none. TurboZap connects a disconnected instance to answer it."""
+        check_ref(instance_ref)
+        data = dig(await session_call(self, "GET", self.url("instance", instance_ref, "qrcode")), "data")
+        code, image = non_empty_str(dig(data, "code")), non_empty_str(dig(data, "qr_code"))
+        if dig(data, "status") != "qrcode" or (code is None and image is None):
+            return None
+        return QrCode(raw=code or "", png=png_of(image, self.name) if image else b"")
+
+    async def request_pairing_code(self, instance_ref: str, phone: str) -> PairingCode:
+        raise pairing_unsupported(self.name)
+
+    async def session_status(self, instance_ref: str) -> SessionStatus:
+        """`GET /instance/{name}/status` (health.py)."""
+        check_ref(instance_ref)
+        return await status_via_probe(self, instance_ref)
+
+    async def logout_session(self, instance_ref: str) -> None:
+        """`POST /instance/{name}/logout`."""
+        check_ref(instance_ref)
+        await unless_unknown(session_call(self, "POST", self.url("instance", instance_ref, "logout")))
+
+    async def delete_session(self, instance_ref: str) -> None:
+        """`DELETE /instance/{name}` (TurboZap drops its WhatsApp client, then the row)."""
+        check_ref(instance_ref)
+        await unless_unknown(session_call(self, "DELETE", self.url("instance", instance_ref)))
+
+
+# internal/domain/entity/instance.go `InstanceStatus`, as Connect answers it.
+_TURBOZAP_CONNECT = {
+    "connected": ConnectionState.CONNECTED,
+    "connecting": ConnectionState.CONNECTING,
+    "qrcode": ConnectionState.QR_REQUIRED,
+    "disconnected": ConnectionState.DISCONNECTED,
+}

@@ -31,6 +31,7 @@ from libs.providers.capabilities import (
     LookupResult,
     capabilities_of,
 )
+from libs.providers.health import WAHA_STATES
 from libs.providers.port import (
     MediaKind,
     ProviderError,
@@ -43,6 +44,23 @@ from libs.providers.port import (
     check_recipient,
     is_group,
 )
+from libs.providers.sessions import (
+    PairingCode,
+    ProviderSessions,
+    QrCode,
+    SessionStatus,
+    SessionWebhook,
+    check_ref,
+    is_session_not_found,
+    pairing_phone,
+    png_of,
+    says,
+    session_call,
+    status_via_probe,
+    unexpected,
+    unless_unknown,
+)
+from libs.seedwork.shared_kernel import ConnectionState
 
 VOICE_MIMETYPE = "audio/ogg; codecs=opus"
 _MEDIA_ENDPOINT = {MediaKind.IMAGE: "sendImage", MediaKind.VIDEO: "sendVideo", MediaKind.DOCUMENT: "sendFile"}
@@ -153,7 +171,7 @@ def _read_lookup(answer: LookupAnswer, chat: str, client_id: str, miss_is_proof:
     return LookupResult.inconclusive(f"http_{answer.status}")
 
 
-class WahaProvider(HttpProvider):
+class WahaProvider(HttpProvider, ProviderSessions):
     """WAHA adapter; also the adapter for the built-in provider simulator, which speaks WAHA."""
 
     name = "WAHA"
@@ -258,3 +276,108 @@ class WahaProvider(HttpProvider):
         config["webhooks"] = [{"url": url, "events": list(events), "hmac": {"key": hmac_key}}]
         # Setting the same config twice is harmless: a lost answer may be retried.
         await self.request_json("PUT", session_url, body={"config": config}, idempotent=True)
+
+    # --- sessions (ProviderSessions) ------------------------------------------------------------------
+    #
+    # devlikeapro/waha at 2024.10.8 (55fc6a42): src/api/sessions.controller.ts (create, start, restart,
+    # logout, delete), src/api/auth.controller.ts (qr, request-code), src/nestjs/pipes/SessionPipe.ts
+    # (the QR waits for SCAN_QR_CODE, else 422 {error, session, status, expected}),
+    # src/structures/webhooks.config.dto.ts (WebhookConfig: url, events, hmac.key, customHeaders).
+
+    offers_pairing_code: ClassVar[bool] = True
+
+    async def start_session(self, instance_ref: str) -> SessionStatus:
+        """`POST /api/sessions {name, start: true}`; an existing session (422 "already exists") is
+        started with `POST /api/sessions/{name}/start`, and restarted when it is STOPPED or FAILED."""
+        check_ref(instance_ref)
+        body = {"name": instance_ref, "start": True}
+        info = await session_call(
+            self, "POST", self.url("api", "sessions"), body=body, done_if=says("already exists", status=422)
+        )
+        if info is None:  # it exists: start it (idempotent in WAHA), restart it when stopped or failed
+            info = await session_call(self, "POST", self.url("api", "sessions", instance_ref, "start"))
+            if dig(info, "status") in ("STOPPED", "FAILED"):
+                info = await session_call(self, "POST", self.url("api", "sessions", instance_ref, "restart"))
+        return _waha_status(info)
+
+    async def set_webhook(self, instance_ref: str, webhook: SessionWebhook) -> None:
+        """`PUT /api/sessions/{name} {config}` keeping the rest of the config (WAHA restarts a running
+        session to apply it); an unknown session is created with it, not started (`POST /api/sessions
+        {name, config}`)."""
+        check_ref(instance_ref)
+        entry: dict[str, Any] = {
+            "url": webhook.url,
+            "events": list(webhook.events or WEBHOOK_EVENTS),
+            "hmac": {"key": webhook.secret},
+        }
+        if webhook.headers:
+            entry["customHeaders"] = [{"name": k, "value": v} for k, v in webhook.headers.items()]
+        session_url = self.url("api", "sessions", instance_ref)
+        try:
+            current = await session_call(self, "GET", session_url)
+        except ProviderError as error:
+            if not is_session_not_found(error):
+                raise
+            body = {"name": instance_ref, "config": {"webhooks": [entry]}}
+            await session_call(self, "POST", self.url("api", "sessions"), body=body)
+            return
+        config = dig(current, "config")
+        config = dict(config) if isinstance(config, dict) else {}
+        config["webhooks"] = [entry]
+        await session_call(self, "PUT", session_url, body={"config": config})
+
+    async def get_qr(self, instance_ref: str) -> QrCode | None:
+        """`GET /api/{session}/auth/qr?format=raw` → `{value}`, then the image as JSON
+        (`Accept: application/json` → `{mimetype, data}`). WAHA answers 422 unless the session is
+        SCAN_QR_CODE: WORKING or STARTING mean no QR to show."""
+        check_ref(instance_ref)
+        qr_url = self.url("api", instance_ref, "auth", "qr")
+        try:
+            raw = await session_call(self, "GET", qr_url, params={"format": "raw"})
+            image = await session_call(
+                self, "GET", qr_url, params={"format": "image"}, headers={"Accept": "application/json"}
+            )
+        except ProviderError as error:
+            if error.status == 422 and error.code in ("session_starting", "session_not_working"):
+                return None  # WORKING (nothing to scan) or STARTING (the QR is on its way)
+            raise
+        value = dig(raw, "value")
+        if not isinstance(value, str):
+            raise unexpected(self.name, "no QR value in the answer")
+        return QrCode(raw=value, png=png_of(dig(image, "data"), self.name))
+
+    async def request_pairing_code(self, instance_ref: str, phone: str) -> PairingCode:
+        """`POST /api/{session}/auth/request-code {phoneNumber}` → `{code: "ABCD-ABCD"}` (only while
+        SCAN_QR_CODE, else 422)."""
+        check_ref(instance_ref)
+        body = {"phoneNumber": pairing_phone(phone)}
+        answer = await session_call(
+            self, "POST", self.url("api", instance_ref, "auth", "request-code"), body=body
+        )
+        code = non_empty_str(dig(answer, "code"))
+        if code is None:
+            raise unexpected(self.name, "no pairing code in the answer")
+        return PairingCode(code)
+
+    async def session_status(self, instance_ref: str) -> SessionStatus:
+        """`GET /api/sessions/{session}` `status` (libs/providers/health.py reads it)."""
+        check_ref(instance_ref)
+        return await status_via_probe(self, instance_ref)
+
+    async def logout_session(self, instance_ref: str) -> None:
+        """`POST /api/sessions/{session}/logout`: WAHA stops, logs out and starts a running session
+        again, which then shows a new QR."""
+        check_ref(instance_ref)
+        await unless_unknown(session_call(self, "POST", self.url("api", "sessions", instance_ref, "logout")))
+
+    async def delete_session(self, instance_ref: str) -> None:
+        """`DELETE /api/sessions/{session}`: stop, log out, delete (idempotent in WAHA too)."""
+        check_ref(instance_ref)
+        await unless_unknown(session_call(self, "DELETE", self.url("api", "sessions", instance_ref)))
+
+
+def _waha_status(info: Any) -> SessionStatus:
+    status = dig(info, "status")
+    if not isinstance(status, str):
+        raise unexpected(WahaProvider.name, "no session status in the answer")
+    return SessionStatus(state=WAHA_STATES.get(status, ConnectionState.UNKNOWN), reason=status)

@@ -41,6 +41,20 @@ from libs.providers.port import (
     SendTextRequest,
     SentMessage,
 )
+from libs.providers.sessions import (
+    PairingCode,
+    ProviderSessions,
+    QrCode,
+    SessionStatus,
+    SessionWebhook,
+    check_ref,
+    pairing_phone,
+    png_of,
+    says,
+    session_call,
+    status_via_probe,
+    unexpected,
+)
 
 # kind -> (endpoint, body field, the media family wuzapi's data-URL check wants; None = any type).
 _MEDIA = {
@@ -53,6 +67,8 @@ _DOCUMENT_PREFIX = "application/octet-stream"
 _GENERIC_TYPES = frozenset({"", "application/octet-stream", "binary/octet-stream"})
 _OGG_MAGIC = b"OggS"
 _REMOVE_REACTION = "remove"
+# The events a session subscribes to: every one (the gateway ignores what it does not read).
+_WUZAPI_EVENTS = ("All",)
 # handlers.go (79ee4cd): 500s answered before the message is built and sent.
 _PRE_SEND_500 = (
     "failed to upload file",
@@ -97,7 +113,7 @@ def _filename_of(url: str | None) -> str:
     return name or "document"
 
 
-class WuzapiProvider(HttpProvider):
+class WuzapiProvider(HttpProvider, ProviderSessions):
     """wuzapi adapter for one wuzapi user (= one WhatsApp instance); `api_key` is that user's token.
 
     Media given by URL are downloaded on the shared session (at most `max_media_bytes`, within
@@ -192,3 +208,89 @@ class WuzapiProvider(HttpProvider):
         # wuzapi answers with the *target's* id (the reaction is sent under it), not a new message id:
         # recording it would map the target's later receipts onto this job.
         return SentMessage("")
+
+    # --- sessions (ProviderSessions) ------------------------------------------------------------------
+    #
+    # asternic/wuzapi at 79ee4cd8: routes.go, handlers.go (Connect, Disconnect, Logout, GetQR,
+    # PairPhone, GetStatus, SetWebhook), wmiau.go (the QR is kept as a PNG data URL; its text is not
+    # served). The adapter's token is the wuzapi user, which is the session: `instance_ref` only names it.
+    # `POST /session/hmac/config {hmac_key}` (the webhook signature) comes from later wuzapi releases.
+
+    offers_pairing_code: ClassVar[bool] = True
+
+    async def start_session(self, instance_ref: str) -> SessionStatus:
+        """`POST /session/connect {Subscribe: ["All"], Immediate: true}` (without `Immediate` wuzapi
+        holds the answer 10 s); a running client (500 "Already Connected") is left as it is."""
+        check_ref(instance_ref)
+        body = {"Subscribe": list(_WUZAPI_EVENTS), "Immediate": True}
+        await session_call(
+            self, "POST", self.url("session", "connect"), body=body, done_if=says("already connected")
+        )
+        return await status_via_probe(self, instance_ref)
+
+    async def set_webhook(self, instance_ref: str, webhook: SessionWebhook) -> None:
+        """`POST /webhook {webhookURL, events}`, then `POST /session/hmac/config {hmac_key}` so wuzapi
+        signs every webhook (`x-hmac-signature`). A wuzapi without that route (404) would post unsigned
+        webhooks the gateway refuses: PERMANENT "webhook_signing_unsupported"."""
+        check_ref(instance_ref)
+        if webhook.headers:
+            raise ProviderError.permanent(
+                "webhook_headers_unsupported", "wuzapi sends no custom webhook headers", provider=self.name
+            )
+        body = {"webhookURL": webhook.url, "events": list(webhook.events or _WUZAPI_EVENTS)}
+        await session_call(self, "POST", self.url("webhook"), body=body)
+        try:
+            await session_call(
+                self, "POST", self.url("session", "hmac", "config"), body={"hmac_key": webhook.secret}
+            )
+        except ProviderError as error:
+            if error.status != 404:
+                raise
+            raise ProviderError.permanent(
+                "webhook_signing_unsupported",
+                "this wuzapi cannot sign webhooks (no /session/hmac/config)",
+                status=404,
+                provider=self.name,
+            ) from error
+
+    async def get_qr(self, instance_ref: str) -> QrCode | None:
+        """`GET /session/qr` → `{QRCode: "data:image/png;base64,…"}` (empty before the first QR and after
+        a QR timeout); 500 "Already Loggedin" when there is nothing to scan."""
+        check_ref(instance_ref)
+        answer = await session_call(self, "GET", self.url("session", "qr"), done_if=says("already loggedin"))
+        image = dig(answer, "data", "QRCode")
+        if answer is None or image == "":
+            return None
+        return QrCode(raw="", png=png_of(image, self.name))
+
+    async def request_pairing_code(self, instance_ref: str, phone: str) -> PairingCode:
+        """`POST /session/pairphone {Phone}` → `{LinkingCode}` (400 "Already paired" once logged in)."""
+        check_ref(instance_ref)
+        answer = await session_call(
+            self, "POST", self.url("session", "pairphone"), body={"Phone": pairing_phone(phone)}
+        )
+        code = non_empty_str(dig(answer, "data", "LinkingCode"))
+        if code is None:
+            raise unexpected(self.name, "no linking code in the answer")
+        return PairingCode(code)
+
+    async def session_status(self, instance_ref: str) -> SessionStatus:
+        """`GET /session/status` {Connected, LoggedIn}; "No session" reads DISCONNECTED (health.py)."""
+        check_ref(instance_ref)
+        return await status_via_probe(self, instance_ref)
+
+    async def logout_session(self, instance_ref: str) -> None:
+        """`POST /session/logout`; a client that is not logged in has nothing to log out. Without a
+        running client (500 "No session") wuzapi cannot log the device out: RESTRICTED DISCONNECTED,
+        start the session first."""
+        check_ref(instance_ref)
+        not_in = says("not logged in", "not connected")
+        await session_call(self, "POST", self.url("session", "logout"), done_if=not_in)
+
+    async def delete_session(self, instance_ref: str) -> None:
+        """Log out, then `POST /session/disconnect`. The wuzapi user (the token) stays: only wuzapi's
+        admin token can delete users."""
+        check_ref(instance_ref)
+        nothing_to_undo = says("no session", "not logged in", "not connected")
+        for path in (("session", "logout"), ("session", "disconnect")):
+            await session_call(self, "POST", self.url(*path), done_if=nothing_to_undo)

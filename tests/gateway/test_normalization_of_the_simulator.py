@@ -111,3 +111,18 @@ async def test_a_banned_session_is_a_connection_error_as_waha_reports_it(
     await wait_until(lambda: bool(receiver.events("session.status")))
     # WAHA names no ban: a blocked account is a FAILED session, and Reputation infers the rest.
     assert [kind for kind, _ in kinds(receiver)] == [ProviderEventKind.CONNECTION_ERROR]
+
+
+async def test_linking_a_number_is_qr_updates_then_connected(
+    simulator: ProviderSimulator,  # noqa: F811
+    waha: WahaProvider,  # noqa: F811
+    receiver: WebhookReceiver,  # noqa: F811
+) -> None:
+    simulator.update_settings(qr_rotate_s=0.1)
+    await waha.start_session("phone-01")
+    await wait_until(lambda: len(receiver.events("session.status")) >= 3)  # STARTING and two QR codes
+    simulator.scan("phone-01")
+    await wait_until(lambda: receiver.events("session.status")[-1]["payload"]["status"] == "WORKING")
+    found = [event.kind for event in events(receiver)]
+    assert found[-1] is ProviderEventKind.CONNECTION_CONNECTED
+    assert set(found[:-1]) == {ProviderEventKind.QR_UPDATED} and len(found) >= 3  # STARTING is ignored

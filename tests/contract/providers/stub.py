@@ -74,6 +74,11 @@ class ProviderStub(LocalHttpServer):
     ) -> None:
         self._answers.append(Scripted(status, json, text, headers or {}, delay))
 
+    def reset(self) -> None:
+        """Forget the requests so far and the answers still scripted (the last one would repeat)."""
+        self.requests.clear()
+        self._answers.clear()
+
     @property
     def last(self) -> Recorded:
         assert self.requests, "the stub received no request"

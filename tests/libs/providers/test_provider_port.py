@@ -9,6 +9,7 @@ import aiohttp
 import pytest
 
 from libs.providers import (
+    SESSION_NOT_FOUND,
     ErrorClass,
     EvolutionProvider,
     MediaKind,
@@ -18,6 +19,7 @@ from libs.providers import (
     SendReactionRequest,
     SendTextRequest,
     SentMessage,
+    SessionWebhook,
     TurboZapProvider,
     WahaProvider,
     WuzapiProvider,
@@ -26,8 +28,8 @@ from libs.providers import (
     new_client_message_id,
 )
 from libs.providers.capabilities import LookupRequest, LookupResult, ProviderProfile
-from libs.providers.fake import FakeWhatsAppProvider
-from libs.seedwork.shared_kernel import MessageType, Provider
+from libs.providers.fake import FakeProviderSessions, FakeWhatsAppProvider
+from libs.seedwork.shared_kernel import ConnectionState, MessageType, Provider
 
 PHONE = "5511987654321"
 
@@ -176,3 +178,27 @@ async def test_fake_provider_that_ignores_our_id_cannot_prove_a_miss() -> None:
         "not_found"
     )
     assert await fake.find_sent_message(lookup(None)) == LookupResult.inconclusive("no_client_id")
+
+
+async def test_the_fake_sessions_link_a_number_like_a_provider() -> None:
+    sessions = FakeProviderSessions()
+    with pytest.raises(ProviderError) as unknown:
+        await sessions.session_status("sales-03")
+    assert unknown.value.code == SESSION_NOT_FOUND
+    await sessions.set_webhook("sales-03", SessionWebhook(url="https://gw/hook", secret="s" * 32))
+    started = await sessions.start_session("sales-03")
+    assert started.state is ConnectionState.QR_REQUIRED and started.qr == await sessions.get_qr("sales-03")
+    rotated = sessions.rotate_qr("sales-03")
+    assert rotated != started.qr and await sessions.get_qr("sales-03") == rotated
+    assert (await sessions.request_pairing_code("sales-03", "5511987650000")).code
+    sessions.scan("sales-03")
+    assert (await sessions.session_status("sales-03")).state is ConnectionState.CONNECTED
+    assert await sessions.get_qr("sales-03") is None
+    sessions.fail_next(ProviderError.transient("http_503"))
+    with pytest.raises(ProviderError):
+        await sessions.logout_session("sales-03")
+    await sessions.logout_session("sales-03")
+    assert (await sessions.session_status("sales-03")).state is ConnectionState.LOGGED_OUT
+    await sessions.delete_session("sales-03")
+    await sessions.delete_session("sales-03")  # unknown: done
+    assert sessions.calls[0] == ("session_status", "sales-03")
