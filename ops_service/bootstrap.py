@@ -102,14 +102,15 @@ async def assemble(settings: OpsSettings, *, clock: Clock | None = None, issue: 
             infra.sessions, tables=messaging, to_message=event_to_proto, clock=clock
         )
 
+    directory = JetStreamKeyDirectory(await ensure_key_directory(infra.js, settings.subject_root))
     servicer = OpsServicer(
         OpsHandlers(
             create_organization=CreateOrganizationHandler(uow, clock),
             get_organization=GetOrganizationHandler(uow),
             add_member=AddMemberHandler(uow, clock),
             list_members=ListMembersHandler(uow),
-            create_api_key=CreateApiKeyHandler(uow, clock, issue),
-            revoke_api_key=RevokeApiKeyHandler(uow, clock),
+            create_api_key=CreateApiKeyHandler(uow, clock, issue, directory),
+            revoke_api_key=RevokeApiKeyHandler(uow, clock, directory),
             list_api_keys=ListApiKeysHandler(uow),
             resolve_api_key=ResolveApiKeyHandler(uow),
             pause=PauseExecutionHandler(uow, clock),
@@ -163,7 +164,6 @@ async def assemble(settings: OpsSettings, *, clock: Clock | None = None, issue: 
             outages=infra.outages,
         )
 
-    directory = JetStreamKeyDirectory(await ensure_key_directory(infra.js, settings.subject_root))
     writer = KeyDirectoryWriter(PublishKeyRecordHandler(directory))
     ops.consumers.append(
         consumer(

@@ -3,6 +3,7 @@ service authenticates from (docs/adr/0046-api-keys.md)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -17,6 +18,8 @@ from ops_service.application.ports import KeyDirectory, KeyIssuer
 from ops_service.domain.api_key import ApiKey
 from ops_service.domain.audit import AuditEntry
 from ops_service.domain.ports import OpsUnitOfWork
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -36,10 +39,17 @@ class IssuedApiKey:
 class CreateApiKeyHandler:
     """A new key of an existing organization, at most the caller's role (ApiKeyCreated)."""
 
-    def __init__(self, uow: Callable[[], OpsUnitOfWork], clock: Clock, issue: KeyIssuer) -> None:
+    def __init__(
+        self,
+        uow: Callable[[], OpsUnitOfWork],
+        clock: Clock,
+        issue: KeyIssuer,
+        directory: KeyDirectory | None = None,
+    ) -> None:
         self._uow = uow
         self._clock = clock
         self._issue = issue
+        self._directory = directory
 
     async def __call__(self, command: CreateApiKey) -> IssuedApiKey:
         require_organization(command.organization_id)
@@ -69,6 +79,7 @@ class CreateApiKeyHandler:
                 )
             )
             await uow.commit()
+        await announce(self._directory, key)
         return IssuedApiKey(key, issued.secret)
 
 
@@ -82,9 +93,12 @@ class RevokeApiKey:
 class RevokeApiKeyHandler:
     """Idempotent: revoking a revoked key answers it as it is (no new event, no audit entry)."""
 
-    def __init__(self, uow: Callable[[], OpsUnitOfWork], clock: Clock) -> None:
+    def __init__(
+        self, uow: Callable[[], OpsUnitOfWork], clock: Clock, directory: KeyDirectory | None = None
+    ) -> None:
         self._uow = uow
         self._clock = clock
+        self._directory = directory
 
     async def __call__(self, command: RevokeApiKey) -> tuple[ApiKey, bool]:
         """The key, and whether this call revoked it."""
@@ -109,7 +123,20 @@ class RevokeApiKeyHandler:
                 )
             )
             await uow.commit()
+        await announce(self._directory, key)
         return key, True
+
+
+async def announce(directory: KeyDirectory | None, key: ApiKey) -> None:
+    """Puts the key's new state in the directory before the call answers, so a key works (or stops
+    working) everywhere as soon as its creator hears back. Best effort: the directory's consumer of the
+    key's event (PublishKeyRecordHandler) is what guarantees it, so a failure here only delays it."""
+    if directory is None:
+        return
+    try:
+        await directory.put(key)
+    except Exception:
+        log.warning("key directory not updated at once; its consumer will", extra={"api_key_id": key.id})
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -156,7 +156,8 @@ async def ops_subject(migrated_database, subject_root, **_: object) -> AsyncIter
                 organization_id=organization, name="ci", role=ops_pb2.MEMBER_ROLE_MEMBER
             )
         )
-        yield Subject(service, organization, {"api_key_id": key.api_key.id, "instance_id": new_id()})
+        # No instance id: ops keeps none of its own (GetInstanceMetrics answers the id it was asked about).
+        yield Subject(service, organization, {"api_key_id": key.api_key.id})
 
 
 # One entry per service: its start, and a row for each of its RPCs.

@@ -205,3 +205,35 @@ async def test_the_directory_gets_the_keys_current_record_whichever_event_arrive
     entry = directory.entries[issued.key.prefix]
     assert entry.revoked_at is not None and entry.secret_sha256 == digest(issued.secret)
     assert await PublishKeyRecordHandler(directory)(uow, "not-an-id") is None
+
+
+async def test_a_key_is_in_the_directory_when_its_creation_and_its_revocation_answer(
+    uow, clock, keys
+) -> None:
+    org = await new_organization(uow, clock)
+    directory = FakeKeyDirectory()
+
+    issued = await CreateApiKeyHandler(uow, clock, keys, directory)(
+        CreateApiKey(organization_id=org, name="ci", role=Role.MEMBER, principal=SERVICE)
+    )
+    assert directory.entries[issued.key.prefix].revoked_at is None
+
+    await RevokeApiKeyHandler(uow, clock, directory)(
+        RevokeApiKey(organization_id=org, api_key_id=issued.key.id, principal=SERVICE)
+    )
+    assert directory.entries[issued.key.prefix].revoked_at is not None
+
+
+class UnreachableDirectory:
+    async def put(self, key: object) -> None:
+        raise ConnectionError("NATS is down")
+
+
+async def test_a_directory_out_of_reach_delays_a_key_but_never_fails_its_creation(uow, clock, keys) -> None:
+    org = await new_organization(uow, clock)
+    issued = await CreateApiKeyHandler(uow, clock, keys, UnreachableDirectory())(
+        CreateApiKey(organization_id=org, name="ci", role=Role.MEMBER, principal=SERVICE)
+    )
+    # Committed with its event: the directory's consumer puts it there once it can.
+    assert issued.key.id in uow.api_keys.rows
+    assert len(uow.events_of(events.ApiKeyCreated)) == 1
