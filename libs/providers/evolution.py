@@ -46,7 +46,7 @@ from libs.providers.sessions import (
     SessionStatus,
     SessionWebhook,
     check_ref,
-    is_session_not_found,
+    creating_if_unknown,
     pairing_phone,
     png_of,
     says,
@@ -295,13 +295,9 @@ class EvolutionProvider(HttpProvider, ProviderSessions):
             }
         }
         url = self.url("webhook", "set", instance_ref)
-        try:
-            await session_call(self, "POST", url, body=body)
-        except ProviderError as error:
-            if not is_session_not_found(error):
-                raise
-            await self._create(instance_ref)
-            await session_call(self, "POST", url, body=body)
+        await creating_if_unknown(
+            lambda: session_call(self, "POST", url, body=body), lambda: self._create(instance_ref)
+        )
 
     async def get_qr(self, instance_ref: str) -> QrCode | None:
         """The `qrCode` of `GET /instance/connect/{instance}` (a closed instance is reconnected by it)."""

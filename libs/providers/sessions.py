@@ -254,6 +254,20 @@ async def status_via_probe(adapter: HttpProvider, instance_ref: str) -> SessionS
     return SessionStatus(state=health.connection or ConnectionState.UNKNOWN, reason=health.connection_reason)
 
 
+async def creating_if_unknown(
+    call: Callable[[], Awaitable[Any]], create: Callable[[], Awaitable[None]]
+) -> None:
+    """Make a call on a session, and where the provider does not know the session yet, `create` it and
+    make the call again (a webhook set before the first start)."""
+    try:
+        await call()
+    except ProviderError as error:
+        if not is_session_not_found(error):
+            raise
+        await create()
+        await call()
+
+
 async def unless_unknown(call: Awaitable[Any]) -> None:
     """Await a call that undoes something; a session the provider does not know has nothing to undo."""
     try:

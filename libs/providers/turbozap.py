@@ -39,7 +39,7 @@ from libs.providers.sessions import (
     SessionStatus,
     SessionWebhook,
     check_ref,
-    is_session_not_found,
+    creating_if_unknown,
     pairing_unsupported,
     png_of,
     says,
@@ -165,13 +165,9 @@ class TurboZapProvider(HttpProvider, ProviderSessions):
         if webhook.events:
             body["events"] = list(webhook.events)
         url = self.url("api", "webhook", instance_ref, "set")
-        try:
-            await session_call(self, "POST", url, body=body)
-        except ProviderError as error:
-            if not is_session_not_found(error):
-                raise
-            await self._create(instance_ref)
-            await session_call(self, "POST", url, body=body)
+        await creating_if_unknown(
+            lambda: session_call(self, "POST", url, body=body), lambda: self._create(instance_ref)
+        )
 
     async def get_qr(self, instance_ref: str) -> QrCode | None:
         """`GET /instance/{name}/qrcode` → `{name, status, qr_code, code}`; "connected" and "pending"
