@@ -21,7 +21,6 @@ from typing import Any, ClassVar
 
 from libs.providers.base import (
     HttpFailure,
-    HttpProvider,
     SpecificRule,
     dig,
     non_empty_str,
@@ -40,8 +39,8 @@ from libs.providers.port import (
     is_group,
 )
 from libs.providers.sessions import (
+    HttpSessions,
     PairingCode,
-    ProviderSessions,
     QrCode,
     SessionStatus,
     SessionWebhook,
@@ -51,7 +50,6 @@ from libs.providers.sessions import (
     png_of,
     says,
     session_call,
-    status_via_probe,
     unexpected,
     unless_unknown,
 )
@@ -169,7 +167,7 @@ def _connect_status(answer: Any, provider: str) -> SessionStatus:
     return SessionStatus(state=ConnectionState.QR_REQUIRED, reason="qrcode", qr=qr)
 
 
-class EvolutionProvider(HttpProvider, ProviderSessions):
+class EvolutionProvider(HttpSessions):
     """Evolution API adapter (one instance of Evolution, many WhatsApp instances behind it)."""
 
     name = "EVOLUTION"
@@ -319,11 +317,6 @@ class EvolutionProvider(HttpProvider, ProviderSessions):
                 provider=self.name,
             )
         return PairingCode(code)
-
-    async def session_status(self, instance_ref: str) -> SessionStatus:
-        """`GET /instance/connectionState/{instance}`, and the close code of a closed one (health.py)."""
-        check_ref(instance_ref)
-        return await status_via_probe(self, instance_ref)
 
     async def logout_session(self, instance_ref: str) -> None:
         """`DELETE /instance/logout/{instance}`; a closed instance (400 "is not connected") is done."""

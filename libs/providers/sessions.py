@@ -153,6 +153,15 @@ class ProviderSessions(ABC):
 # --- for the adapters ---------------------------------------------------------------------------------
 
 
+class HttpSessions(HttpProvider, ProviderSessions):
+    """The base of an adapter that implements both ports over HTTP. Its session status comes from the
+    status call the health probes make (libs/providers/health.py names each provider's)."""
+
+    async def session_status(self, instance_ref: str) -> SessionStatus:
+        check_ref(instance_ref)
+        return await status_via_probe(self, instance_ref)
+
+
 def is_session_not_found(error: ProviderError) -> bool:
     return error.code in _NOT_FOUND_CODES
 

@@ -17,7 +17,6 @@ from typing import Any, ClassVar
 
 from libs.providers.base import (
     HttpFailure,
-    HttpProvider,
     SpecificRule,
     dig,
     non_empty_str,
@@ -33,8 +32,8 @@ from libs.providers.port import (
     SentMessage,
 )
 from libs.providers.sessions import (
+    HttpSessions,
     PairingCode,
-    ProviderSessions,
     QrCode,
     SessionStatus,
     SessionWebhook,
@@ -44,7 +43,6 @@ from libs.providers.sessions import (
     png_of,
     says,
     session_call,
-    status_via_probe,
     unexpected,
     unless_unknown,
 )
@@ -82,7 +80,7 @@ def turbozap_rule(failure: HttpFailure) -> ProviderError | None:
     return None
 
 
-class TurboZapProvider(HttpProvider, ProviderSessions):
+class TurboZapProvider(HttpSessions):
     """TurboZap adapter (one TurboZap server, many named instances)."""
 
     name = "TURBOZAP"
@@ -181,11 +179,6 @@ class TurboZapProvider(HttpProvider, ProviderSessions):
 
     async def request_pairing_code(self, instance_ref: str, phone: str) -> PairingCode:
         raise pairing_unsupported(self.name)
-
-    async def session_status(self, instance_ref: str) -> SessionStatus:
-        """`GET /instance/{name}/status` (health.py)."""
-        check_ref(instance_ref)
-        return await status_via_probe(self, instance_ref)
 
     async def logout_session(self, instance_ref: str) -> None:
         """`POST /instance/{name}/logout`."""

@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from libs.providers.base import HttpFailure, HttpProvider, LookupAnswer, SpecificRule, dig, non_empty_str
+from libs.providers.base import HttpFailure, LookupAnswer, SpecificRule, dig, non_empty_str
 from libs.providers.capabilities import (
     Capabilities,
     LookupMethod,
@@ -45,8 +45,8 @@ from libs.providers.port import (
     is_group,
 )
 from libs.providers.sessions import (
+    HttpSessions,
     PairingCode,
-    ProviderSessions,
     QrCode,
     SessionStatus,
     SessionWebhook,
@@ -56,7 +56,6 @@ from libs.providers.sessions import (
     png_of,
     says,
     session_call,
-    status_via_probe,
     unexpected,
     unless_unknown,
 )
@@ -171,7 +170,7 @@ def _read_lookup(answer: LookupAnswer, chat: str, client_id: str, miss_is_proof:
     return LookupResult.inconclusive(f"http_{answer.status}")
 
 
-class WahaProvider(HttpProvider, ProviderSessions):
+class WahaProvider(HttpSessions):
     """WAHA adapter; also the adapter for the built-in provider simulator, which speaks WAHA."""
 
     name = "WAHA"
@@ -358,11 +357,6 @@ class WahaProvider(HttpProvider, ProviderSessions):
         if code is None:
             raise unexpected(self.name, "no pairing code in the answer")
         return PairingCode(code)
-
-    async def session_status(self, instance_ref: str) -> SessionStatus:
-        """`GET /api/sessions/{session}` `status` (libs/providers/health.py reads it)."""
-        check_ref(instance_ref)
-        return await status_via_probe(self, instance_ref)
 
     async def logout_session(self, instance_ref: str) -> None:
         """`POST /api/sessions/{session}/logout`: WAHA stops, logs out and starts a running session

@@ -24,7 +24,6 @@ from yarl import URL
 
 from libs.providers.base import (
     HttpFailure,
-    HttpProvider,
     SpecificRule,
     dig,
     error_message_of,
@@ -42,8 +41,8 @@ from libs.providers.port import (
     SentMessage,
 )
 from libs.providers.sessions import (
+    HttpSessions,
     PairingCode,
-    ProviderSessions,
     QrCode,
     SessionStatus,
     SessionWebhook,
@@ -113,7 +112,7 @@ def _filename_of(url: str | None) -> str:
     return name or "document"
 
 
-class WuzapiProvider(HttpProvider, ProviderSessions):
+class WuzapiProvider(HttpSessions):
     """wuzapi adapter for one wuzapi user (= one WhatsApp instance); `api_key` is that user's token.
 
     Media given by URL are downloaded on the shared session (at most `max_media_bytes`, within
@@ -273,11 +272,6 @@ class WuzapiProvider(HttpProvider, ProviderSessions):
         if code is None:
             raise unexpected(self.name, "no linking code in the answer")
         return PairingCode(code)
-
-    async def session_status(self, instance_ref: str) -> SessionStatus:
-        """`GET /session/status` {Connected, LoggedIn}; "No session" reads DISCONNECTED (health.py)."""
-        check_ref(instance_ref)
-        return await status_via_probe(self, instance_ref)
 
     async def logout_session(self, instance_ref: str) -> None:
         """`POST /session/logout`; a client that is not logged in has nothing to log out. Without a
