@@ -8,7 +8,6 @@ from datetime import timedelta
 import pytest
 
 from libs.seedwork.access import Principal, Role
-from libs.seedwork.clock import FakeClock
 from libs.seedwork.errors import InvalidArgument
 from libs.seedwork.pagination import page_request
 from libs.seedwork.shared_kernel import ControlScope
@@ -27,20 +26,9 @@ from ops_service.application.controls import (
 from ops_service.domain import events
 from ops_service.domain.control import ControlReason, ControlStatus
 from ops_service.domain.ports import ControlFilter
-from tests.ops_service.unit.fakes import FakeOpsUnitOfWork
 
 ORG = "org-1"
 KEY = Principal(ORG, Role.ADMIN, "0193bbbb-0000-7000-8000-000000000002")
-
-
-@pytest.fixture
-def uow() -> FakeOpsUnitOfWork:
-    return FakeOpsUnitOfWork()
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
 
 
 def pause(scope=ControlScope.INSTANCE, scope_id="inst-1", **overrides) -> PauseExecution:

@@ -39,16 +39,6 @@ def admin_of(organization_id: str) -> Principal:
 
 
 @pytest.fixture
-def uow() -> FakeOpsUnitOfWork:
-    return FakeOpsUnitOfWork()
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
 def keys() -> PredictableKeys:
     return PredictableKeys()
 

@@ -7,7 +7,6 @@ from typing import Any
 import pytest
 
 from libs.seedwork.access import Principal, Role
-from libs.seedwork.clock import FakeClock
 from libs.seedwork.errors import InvalidArgument
 from libs.seedwork.pagination import page_request
 from libs.seedwork.shared_kernel import ControlScope
@@ -24,19 +23,8 @@ from ops_service.application.plans import (
 from ops_service.domain import events
 from ops_service.domain.control import ControlReason
 from ops_service.domain.plan import PlanLimits
-from tests.ops_service.unit.fakes import FakeOpsUnitOfWork
 
 OWNER = Principal("org-1", Role.OWNER, "0193cccc-0000-7000-8000-000000000003")
-
-
-@pytest.fixture
-def uow() -> FakeOpsUnitOfWork:
-    return FakeOpsUnitOfWork()
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
 
 
 def set_plan(organization_id: str = "org-1", **overrides: Any) -> SetPlan:
