@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from libs.bootstrap import Infrastructure, open_infrastructure
@@ -38,13 +39,14 @@ from ops_service.application.organizations import (
 )
 from ops_service.application.plans import GetPlanHandler, ListPlansHandler, SetPlanHandler
 from ops_service.application.ports import KeyIssuer
+from ops_service.application.prune_timeline import PruneTimelineHandler, Retention
 from ops_service.application.record_facts import RecordFactsHandler
 from ops_service.config import OpsSettings
 from ops_service.entrypoints import timeline_consumers
 from ops_service.entrypoints.consumers import KeyDirectoryWriter
 from ops_service.entrypoints.grpc_servicer import OpsHandlers, OpsServicer
 from ops_service.entrypoints.timeline_rpcs import TimelineRpcs
-from ops_service.entrypoints.workers import PauseExpirer
+from ops_service.entrypoints.workers import PauseExpirer, TimelinePruner
 from ops_service.infrastructure.key_directory import JetStreamKeyDirectory
 from ops_service.infrastructure.proto_mapping import event_to_proto
 from ops_service.infrastructure.tables import messaging
@@ -179,6 +181,18 @@ async def assemble(settings: OpsSettings, *, clock: Clock | None = None, issue: 
         outages=infra.outages,
     )
     ops.workers.append(expirer.run)
+    retention = Retention(
+        events=timedelta(days=settings.timeline_retention_days),
+        minute_buckets=timedelta(hours=settings.minute_counters_retention_hours),
+        hour_buckets=timedelta(days=settings.hour_counters_retention_days),
+    )
+    pruner = TimelinePruner(
+        PruneTimelineHandler(timeline_uow, clock, retention),
+        interval=settings.prune_interval_seconds,
+        batch_size=settings.prune_batch_size,
+        outages=infra.outages,
+    )
+    ops.workers.append(pruner.run)
     return ops
 
 

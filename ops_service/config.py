@@ -21,3 +21,13 @@ class OpsSettings(ConsumingServiceSettings):
     expiry_batch_size: int = Field(default=100, ge=1, le=5000)
     # Events the timeline consumers record per transaction (each context's stream has its own consumer).
     timeline_batch_size: int = Field(default=256, ge=1, le=5000)
+    # Retention of the timeline and the counters: a periodic pass deletes what is older, in batches.
+    # Timeline facts, by when they occurred. At least 8 days: a fact's row is also the timeline consumers'
+    # inbox entry, and the streams keep an event 7 days, so no redelivery can come after its row is gone.
+    timeline_retention_days: float = Field(default=30.0, ge=8, le=3650)
+    # Minute buckets serve metrics windows up to 6 hours (longer ones read hour buckets).
+    minute_counters_retention_hours: float = Field(default=48.0, ge=6, le=31 * 24)
+    # Hour buckets serve windows up to 30 days.
+    hour_counters_retention_days: float = Field(default=400.0, ge=30, le=3650)
+    prune_interval_seconds: float = Field(default=300.0, gt=0, le=86400)
+    prune_batch_size: int = Field(default=5000, ge=100, le=100_000)

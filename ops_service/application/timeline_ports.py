@@ -85,6 +85,14 @@ class TimelineStore(Protocol):
 
     async def hours(self, organization_id: str, instance_id: str, since: datetime) -> list[HourRow]: ...
 
+    async def prune_events(self, before: datetime, *, limit: int) -> int:
+        """Delete up to `limit` facts that occurred before `before`; returns how many went."""
+        ...
+
+    async def prune_counters(self, resolution: timedelta, before: datetime, *, limit: int) -> int:
+        """Delete up to `limit` buckets of `resolution` that start before `before`; returns how many went."""
+        ...
+
 
 class TimelineUnitOfWork(UnitOfWork, Protocol):
     @property

@@ -40,3 +40,9 @@ RATE_PRESSURE = Histogram(
     "The chosen instance's rate pressure (used / cap of its tightest window) at each approval",
     buckets=[0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 1.0],
 )
+TIMELINE_PRUNED = Counter(
+    "whatlead_ops_timeline_rows_pruned_total",
+    "Rows past their retention deleted by the periodic pruning, by table (timeline_events, "
+    "execution_counters)",
+    ["table"],
+)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, literal, or_, select, union_all
+from sqlalchemy import ColumnElement, Delete, and_, delete, func, literal, or_, select, tuple_, union_all
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -264,3 +264,36 @@ class SqlAlchemyTimelineStore:
         )
         rows = await self._session.execute(statement.group_by(_C.c.bucket_start, _C.c.metric))
         return [HourRow(row[0], str(row[1]), int(row[2])) for row in rows.all()]
+
+    async def prune_events(self, before: datetime, *, limit: int) -> int:
+        # Rows another pruner holds are skipped, not waited for: replicas never queue behind each other.
+        oldest = (
+            select(_E.c.event_id)
+            .where(_E.c.occurred_at < before)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return await self._delete(delete(_E).where(_E.c.event_id.in_(oldest.scalar_subquery())))
+
+    async def prune_counters(self, resolution: timedelta, before: datetime, *, limit: int) -> int:
+        key = (
+            _C.c.organization_id,
+            _C.c.resolution,
+            _C.c.bucket_start,
+            _C.c.instance_id,
+            _C.c.metric,
+            _C.c.label,
+        )
+        # Skipping locked rows also keeps clear of a consumer adding a late fact to an old bucket.
+        oldest = (
+            select(*key)
+            .where(_C.c.resolution == _RESOLUTIONS[resolution], _C.c.bucket_start < before)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return await self._delete(delete(_C).where(tuple_(*key).in_(oldest)))
+
+    async def _delete(self, statement: Delete) -> int:
+        # On the session's connection: its result is a CursorResult, with a rowcount.
+        connection = await self._session.connection()
+        return int((await connection.execute(statement)).rowcount or 0)

@@ -85,6 +85,8 @@ def timeline_tables(metadata: MetaData) -> TimelineTables:
         timeline_events.c.occurred_at,
         postgresql_where=text("scope <> ''"),
     )
+    # Retention: the oldest facts first.
+    Index("ix_timeline_events_occurred_at", timeline_events.c.occurred_at)
 
     execution_counters = Table(
         "execution_counters",
@@ -99,4 +101,6 @@ def timeline_tables(metadata: MetaData) -> TimelineTables:
         Column("total", BigInteger, nullable=False),
         Column("peak", BigInteger, nullable=False),
     )
+    # Retention: the oldest buckets of a resolution first (the key leads with the organization).
+    Index("ix_execution_counters_bucket", execution_counters.c.resolution, execution_counters.c.bucket_start)
     return TimelineTables(events=timeline_events, counters=execution_counters)

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 
 from libs.testing.fakes import FakeUnitOfWork
 from ops_service.application.timeline_ports import HourRow, Related, StoredFact
-from ops_service.domain.execution_counts import HOUR, CounterDelta, CounterRow, bucket_start
+from ops_service.domain.execution_counts import HOUR, MINUTE, CounterDelta, CounterRow, bucket_start
 from ops_service.domain.timeline import TimelineRecord
 from whatlead.events.v1 import ops_events_pb2
 from whatlead.ops.v1 import ops_pb2
@@ -40,7 +40,9 @@ class FakeTimelineStore:
 
     def __init__(self) -> None:
         self.facts: dict[str, StoredFact] = {}
-        self.deltas: list[CounterDelta] = []
+        self.deltas: list[CounterDelta] = []  # every delta added
+        # The deltas each resolution's buckets still hold (pruning drops whole buckets of one resolution).
+        self.kept: dict[timedelta, list[CounterDelta]] = {MINUTE: [], HOUR: []}
 
     async def record(self, records: Sequence[TimelineRecord]) -> list[TimelineRecord]:
         fresh = []
@@ -78,6 +80,8 @@ class FakeTimelineStore:
 
     async def add_counters(self, deltas: Sequence[CounterDelta]) -> None:
         self.deltas.extend(deltas)
+        for kept in self.kept.values():
+            kept.extend(deltas)
 
     async def correlated(self, correlation_id: str) -> list[StoredFact]:
         return [f for f in self.facts.values() if f.correlation_id == correlation_id]
@@ -124,7 +128,7 @@ class FakeTimelineStore:
         self, organization_id: str, since: datetime, resolution: timedelta, instance_id: str | None = None
     ) -> list[CounterRow]:
         rows: dict[tuple[str, str, str], CounterRow] = {}
-        for d in self.deltas:
+        for d in self.kept[resolution]:
             if d.organization_id != organization_id or bucket_start(d.at, resolution) < since:
                 continue
             if instance_id is not None and d.instance_id != instance_id:
@@ -138,11 +142,27 @@ class FakeTimelineStore:
 
     async def hours(self, organization_id: str, instance_id: str, since: datetime) -> list[HourRow]:
         rows: dict[tuple[datetime, str], int] = {}
-        for d in self.deltas:
+        for d in self.kept[HOUR]:
             hour = bucket_start(d.at, HOUR)
             if d.organization_id == organization_id and d.instance_id == instance_id and hour >= since:
                 rows[(hour, d.metric)] = rows.get((hour, d.metric), 0) + d.count
         return [HourRow(hour, metric, count) for (hour, metric), count in rows.items()]
+
+    async def prune_events(self, before: datetime, *, limit: int) -> int:
+        oldest = [f.event_id for f in self.facts.values() if f.occurred_at < before][:limit]
+        for event_id in oldest:
+            del self.facts[event_id]
+        return len(oldest)
+
+    async def prune_counters(self, resolution: timedelta, before: datetime, *, limit: int) -> int:
+        def bucket(d: CounterDelta) -> tuple[str, str, datetime, str, str]:
+            return (d.organization_id, d.instance_id, bucket_start(d.at, resolution), d.metric, d.label)
+
+        kept = self.kept[resolution]
+        oldest = list(dict.fromkeys(bucket(d) for d in kept if bucket_start(d.at, resolution) < before))
+        gone = set(oldest[:limit])
+        self.kept[resolution] = [d for d in kept if bucket(d) not in gone]
+        return len(gone)
 
 
 class FakeTimelineUnitOfWork(FakeUnitOfWork):
