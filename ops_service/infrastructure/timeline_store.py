@@ -6,7 +6,19 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Delete, and_, delete, func, literal, or_, select, tuple_, union_all
+from sqlalchemy import (
+    ColumnElement,
+    Delete,
+    Table,
+    and_,
+    delete,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    union_all,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -266,32 +278,21 @@ class SqlAlchemyTimelineStore:
         return [HourRow(row[0], str(row[1]), int(row[2])) for row in rows.all()]
 
     async def prune_events(self, before: datetime, *, limit: int) -> int:
-        # Rows another pruner holds are skipped, not waited for: replicas never queue behind each other.
-        oldest = (
-            select(_E.c.event_id)
-            .where(_E.c.occurred_at < before)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-        return await self._delete(delete(_E).where(_E.c.event_id.in_(oldest.scalar_subquery())))
+        return await self._prune(_E, _E.c.occurred_at < before, limit)
 
     async def prune_counters(self, resolution: timedelta, before: datetime, *, limit: int) -> int:
-        key = (
-            _C.c.organization_id,
-            _C.c.resolution,
-            _C.c.bucket_start,
-            _C.c.instance_id,
-            _C.c.metric,
-            _C.c.label,
+        return await self._prune(
+            _C, and_(_C.c.resolution == _RESOLUTIONS[resolution], _C.c.bucket_start < before), limit
         )
-        # Skipping locked rows also keeps clear of a consumer adding a late fact to an old bucket.
-        oldest = (
-            select(*key)
-            .where(_C.c.resolution == _RESOLUTIONS[resolution], _C.c.bucket_start < before)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-        return await self._delete(delete(_C).where(tuple_(*key).in_(oldest)))
+
+    async def _prune(self, table: Table, old: ColumnElement[bool], limit: int) -> int:
+        """Delete up to `limit` rows matching `old`. The rows are found through the index on their time and
+        deleted by their physical address (a TID scan: the cost is the batch, not the table). Rows
+        another transaction holds (another replica pruning, a consumer adding a late fact to an old
+        bucket) are skipped, not waited for; locking the rest keeps their addresses until the delete."""
+        ctid: ColumnElement[Any] = literal_column("ctid")
+        oldest = select(ctid).select_from(table).where(old).limit(limit).with_for_update(skip_locked=True)
+        return await self._delete(delete(table).where(ctid == func.any(func.array(oldest.scalar_subquery()))))
 
     async def _delete(self, statement: Delete) -> int:
         # On the session's connection: its result is a CursorResult, with a rowcount.
