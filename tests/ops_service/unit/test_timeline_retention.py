@@ -81,10 +81,10 @@ async def test_old_facts_and_minute_buckets_go_in_batches_and_a_recent_intent_ke
         GetExecutionMetrics(organization_id=recent.org)
     )
     assert metrics.figures.counts.submitted == 2 and metrics.figures.counts.sent == 2
-    month = await GetInstanceMetricsHandler(
+    old_hours = await GetInstanceMetricsHandler(
         lambda: FakeTimelineUnitOfWork(store), FakeClock(NOW - timedelta(days=30))
     )(GetInstanceMetrics(organization_id=old.org, instance_id=old.chosen, window=timedelta(days=2)))
-    assert month.figures.counts.sent == 2 and month.hours
+    assert old_hours.figures.counts.sent == 2 and old_hours.hours
 
 
 # Off the minute and off the hour: a window starts at its first bucket, before now minus its length.
