@@ -23,9 +23,8 @@ from nats.js.errors import BucketNotFoundError
 from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 
 from libs.rpc.keys import KeyRecord, KeyTable
-from libs.seedwork.access import Role
+from libs.rpc.roles import role_from_proto
 from whatlead.events.v1 import ops_events_pb2
-from whatlead.ops.v1 import ops_pb2
 
 log = logging.getLogger(__name__)
 
@@ -69,14 +68,14 @@ def key_record(value: bytes) -> KeyRecord | None:
     """The table's record of a directory entry; None for an entry that names no usable key."""
     created = decode_key(value)
     key = created.api_key
-    role_name = ops_pb2.MemberRole.Name(key.role).removeprefix("MEMBER_ROLE_")
-    if not key.prefix or not key.organization_id or role_name not in Role.__members__:
+    role = role_from_proto(key.role)
+    if not key.prefix or not key.organization_id or role is None:
         return None
     return KeyRecord.of(
         prefix=key.prefix,
         sha256=created.secret_sha256,
         organization_id=key.organization_id,
-        role=Role[role_name],  # by name: MemberRole numbers its roles the other way round
+        role=role,
         api_key_id=key.id,
         revoked=key.HasField("revoked_at"),
     )

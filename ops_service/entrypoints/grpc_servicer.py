@@ -10,6 +10,7 @@ import grpc
 
 from libs.rpc.convert import enum_from_proto, from_timestamp
 from libs.rpc.principal import current_principal
+from libs.rpc.roles import role_from_proto, role_to_proto
 from libs.seedwork.access import Role
 from libs.seedwork.errors import InvalidArgument
 from libs.seedwork.pagination import page_request
@@ -65,8 +66,6 @@ from ops_service.infrastructure.proto_mapping import (
     member_to_proto,
     organization_to_proto,
     plan_to_proto,
-    role_from_proto,
-    role_to_proto,
 )
 from whatlead.ops.v1 import ops_pb2, ops_pb2_grpc
 

@@ -6,7 +6,7 @@ from google.protobuf.message import Message
 
 from libs.messaging.event_meta import event_meta
 from libs.rpc.convert import enum_to_proto, to_timestamp
-from libs.seedwork.access import Role
+from libs.rpc.roles import role_to_proto
 from libs.seedwork.aggregate import DomainEvent
 from ops_service.domain import events
 from ops_service.domain.api_key import ApiKey
@@ -17,19 +17,6 @@ from ops_service.domain.plan import Plan
 from whatlead.common.v1 import common_pb2
 from whatlead.events.v1 import ops_events_pb2
 from whatlead.ops.v1 import ops_pb2
-
-# MemberRole numbers OWNER first; Role orders by power. Names match.
-_ROLES = {role: ops_pb2.MemberRole.Value(f"MEMBER_ROLE_{role.name}") for role in Role}
-_FROM_ROLES: dict[int, Role] = {int(number): role for role, number in _ROLES.items()}
-
-
-def role_to_proto(role: Role) -> ops_pb2.MemberRole.ValueType:
-    return _ROLES[role]
-
-
-def role_from_proto(number: int) -> Role | None:
-    """None for UNSPECIFIED or a number this build does not know."""
-    return _FROM_ROLES.get(number)
 
 
 def organization_to_proto(organization: Organization) -> ops_pb2.Organization:

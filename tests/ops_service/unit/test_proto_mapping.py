@@ -6,18 +6,14 @@ from __future__ import annotations
 from datetime import timedelta
 
 from libs.messaging.controls import control_from_proto
+from libs.rpc.roles import role_from_proto, role_to_proto
 from libs.seedwork.access import Principal, Role
 from libs.seedwork.api_keys import issue_key
 from libs.seedwork.clock import FakeClock
 from libs.seedwork.shared_kernel import ControlScope
 from ops_service.domain.api_key import ApiKey
 from ops_service.domain.control import ControlReason, ExecutionControl, Scope
-from ops_service.infrastructure.proto_mapping import (
-    api_key_to_proto,
-    event_to_proto,
-    role_from_proto,
-    role_to_proto,
-)
+from ops_service.infrastructure.proto_mapping import api_key_to_proto, event_to_proto
 from whatlead.events.v1 import ops_events_pb2
 from whatlead.ops.v1 import ops_pb2
 
