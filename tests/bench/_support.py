@@ -11,7 +11,7 @@ import secrets
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ import aiohttp
 import grpc
 import psycopg
 
+from libs.messaging import envelope
 from libs.testing.jetstream import directory_key  # noqa: F401 (the benches' import of it)
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -244,3 +245,22 @@ async def consumed(js, root: str, durable: str) -> None:
             pass
         await asyncio.sleep(0.05)
     raise RuntimeError("the gate did not consume the instances in time")
+
+
+async def publish_all(js: Any, root: str, events: Iterable[Any], *, chunk: int = 500) -> None:
+    """Events into JetStream as the relays publish them (type and id headers), acks awaited `chunk` at a
+    time: what the service under bench finds waiting."""
+    pending: list[Any] = []
+    for message in events:
+        encoded = envelope.encode(message)
+        pending.append(
+            js.publish(
+                envelope.full_subject(root, encoded.subject_suffix),
+                encoded.payload,
+                headers={envelope.MSG_ID_HEADER: encoded.event_id, envelope.TYPE_HEADER: encoded.type_name},
+            )
+        )
+        if len(pending) == chunk:
+            await asyncio.gather(*pending)
+            pending = []
+    await asyncio.gather(*pending)

@@ -37,7 +37,6 @@ from executor_service.config import ExecutorSettings
 from executor_service.infrastructure.proto_mapping import create_job_command
 from executor_service.infrastructure.tables import jobs
 from libs.db.migrations import upgrade
-from libs.messaging import envelope
 from libs.messaging.nats_connection import connect_nats
 from libs.messaging.streams import delete_streams, ensure_streams
 from libs.providers import SendTextRequest, build_provider, create_client_session, new_client_message_id
@@ -51,6 +50,7 @@ from tests.bench._support import (
     SIMULATOR_API_KEY,
     Ledger,
     fresh_database,
+    publish_all,
     simulator_process,
     sqlalchemy_url,
 )
@@ -91,22 +91,8 @@ def approved(session: str, n: int) -> gate_events_pb2.IntentApproved:
 
 
 async def publish_approvals(js: Any, root: str, session: str, count: int) -> None:
-    """Approved intents waiting in JetStream, as the Gate leaves them (acks awaited 500 at a time)."""
-    for chunk in range(0, count, 500):
-        acks = []
-        for n in range(chunk, min(chunk + 500, count)):
-            encoded = envelope.encode(approved(session, n))
-            acks.append(
-                js.publish(
-                    envelope.full_subject(root, encoded.subject_suffix),
-                    encoded.payload,
-                    headers={
-                        envelope.MSG_ID_HEADER: encoded.event_id,
-                        envelope.TYPE_HEADER: encoded.type_name,
-                    },
-                )
-            )
-        await asyncio.gather(*acks)
+    """Approved intents waiting in JetStream, as the Gate leaves them."""
+    await publish_all(js, root, (approved(session, n) for n in range(count)))
 
 
 @contextlib.asynccontextmanager

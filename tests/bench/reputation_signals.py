@@ -55,7 +55,6 @@ from google.protobuf import duration_pb2
 from sqlalchemy import event, func, select
 
 from libs.db.migrations import upgrade
-from libs.messaging import envelope
 from libs.messaging.nats_connection import connect_nats
 from libs.messaging.streams import delete_streams, ensure_streams
 from libs.rpc.convert import to_timestamp
@@ -74,6 +73,7 @@ from tests.bench._support import (
     directory_key,
     free_port,
     fresh_database,
+    publish_all,
     simulator_process,
     sqlalchemy_url,
 )
@@ -480,25 +480,6 @@ def ingest_events(instance_ids: list[str], count: int) -> tuple[list[Any], list[
                 )
             )
     return executor_events, provider_events
-
-
-async def publish_all(js: Any, root: str, events: list[Any]) -> None:
-    """As the relays publish them (acks awaited 500 at a time)."""
-    for chunk in range(0, len(events), 500):
-        acks = []
-        for message in events[chunk : chunk + 500]:
-            encoded = envelope.encode(message)
-            acks.append(
-                js.publish(
-                    envelope.full_subject(root, encoded.subject_suffix),
-                    encoded.payload,
-                    headers={
-                        envelope.MSG_ID_HEADER: encoded.event_id,
-                        envelope.TYPE_HEADER: encoded.type_name,
-                    },
-                )
-            )
-        await asyncio.gather(*acks)
 
 
 async def committed(reputation: Reputation, instance_ids: list[str]) -> int:
