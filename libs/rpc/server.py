@@ -45,6 +45,8 @@ Servicer = TypeVar("Servicer")
 # What grpc.aio calls for a unary method. Its stubs type a handler's behaviour as synchronous (grpc's
 # thread-pool server); under grpc.aio the behaviour is this coroutine function.
 AsyncUnaryBehaviour = Callable[[Request, grpc.aio.ServicerContext[Request, Response]], Awaitable[Response]]
+# A server-streaming behaviour: a coroutine function that writes its responses with `context.write`.
+AsyncStreamBehaviour = Callable[[Request, grpc.aio.ServicerContext[Request, Response]], Awaitable[None]]
 
 
 # Given an unexpected exception: the message of an UNAVAILABLE answer when it is a store outage, else None
@@ -105,8 +107,9 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
             return guarded
         handler = await continuation(handler_call_details)
         ours = method.startswith(self._own_services)
-        if handler is None or handler.unary_unary is None:
-            # Only unary methods are guarded: one of ours that is not would go unchecked, so it is not served.
+        if handler is None or (handler.unary_unary is None and handler.unary_stream is None):
+            # Unary and server-streaming methods are guarded; one of ours of another kind would go unchecked,
+            # so it is not served.
             return None if ours and self._authenticator is not None else handler
         authenticator = self._authenticator
         if authenticator is None or not ours:
@@ -125,51 +128,27 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
         authenticator: Authenticator | None = None,
         rule: MethodRule = NOBODY,
     ) -> grpc.RpcMethodHandler[Request, Response]:
+        if handler.unary_stream is not None:
+            return _guard_stream(method, handler, outage, authenticator, rule)
         inner = cast("AsyncUnaryBehaviour[Request, Response]", handler.unary_unary)
         latency = RPC_LATENCY.labels(method)
         handled_ok = RPC_HANDLED.labels(method, grpc.StatusCode.OK.name)
-        authenticate = authenticator.authenticate if authenticator is not None else None
-        admits = rule.admits
-        scoped = rule.scoped
+        admit = _admission(authenticator, rule)
 
         async def guarded(request: Request, context: grpc.aio.ServicerContext[Request, Response]) -> Response:
             started = time.perf_counter()
             code = grpc.StatusCode.OK
             principal_token = None
             try:
-                if authenticate is not None:
-                    principal = authenticate(context.invocation_metadata())
-                    if principal is None:
-                        code = grpc.StatusCode.UNAUTHENTICATED
-                        await context.abort(code, UNAUTHENTICATED)
-                    if not admits(principal):
-                        code = grpc.StatusCode.PERMISSION_DENIED
-                        await context.abort(code, PERMISSION_DENIED)
-                    # An organization's key acts on its own organization: named, or filled in when left out.
-                    if scoped and not principal.is_service and not isinstance(request, UndecodableRequest):
-                        scoped_request = cast("_OrganizationScoped", request)
-                        if not scoped_request.organization_id:
-                            scoped_request.organization_id = principal.organization_id
-                        elif scoped_request.organization_id != principal.organization_id:
-                            code = grpc.StatusCode.PERMISSION_DENIED
-                            await context.abort(code, FOREIGN_ORGANIZATION)
-                    principal_token = set_principal(principal)
+                principal_token = await admit(request, context)
                 refuse_invalid(method, request)
                 return await inner(request, context)
-            except DomainError as exc:
-                status = status_for(exc)
-                code = status.code
-                await context.abort(status.code, status.details, status.trailing_metadata)
             except grpc.aio.AbortError:
                 code = context.code() or grpc.StatusCode.UNKNOWN
                 raise
             except Exception as exc:
-                if (unavailable := outage(exc)) is not None:  # logged once per outage, not per call
-                    code = grpc.StatusCode.UNAVAILABLE
-                    await context.abort(code, unavailable)
-                code = grpc.StatusCode.INTERNAL
-                log.exception("unhandled error in rpc", extra={"method": method})
-                await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+                code, details, trailing = _failure_status(exc, method, outage)
+                await context.abort(code, details, trailing)
             finally:
                 if principal_token is not None:
                     reset_principal(principal_token)
@@ -182,6 +161,96 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
             request_deserializer=tolerant(handler.request_deserializer),
             response_serializer=handler.response_serializer,
         )
+
+
+# Admits a call (authentication, authorization, organization scope) or aborts it; returns the token that
+# resets the principal it set, None when no call is authenticated.
+Admission = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[object | None]]
+
+
+def _admission(authenticator: Authenticator | None, rule: MethodRule) -> Admission:
+    authenticate = authenticator.authenticate if authenticator is not None else None
+    admits = rule.admits
+    scoped = rule.scoped
+
+    async def admit(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> object | None:
+        if authenticate is None:
+            return None
+        principal = authenticate(context.invocation_metadata())
+        if principal is None:
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, UNAUTHENTICATED)
+        if not admits(principal):
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, PERMISSION_DENIED)
+        # An organization's key acts on its own organization: named, or filled in when left out.
+        if scoped and not principal.is_service and not isinstance(request, UndecodableRequest):
+            scoped_request = cast("_OrganizationScoped", request)
+            if not scoped_request.organization_id:
+                scoped_request.organization_id = principal.organization_id
+            elif scoped_request.organization_id != principal.organization_id:
+                await context.abort(grpc.StatusCode.PERMISSION_DENIED, FOREIGN_ORGANIZATION)
+        return set_principal(principal)
+
+    return admit
+
+
+def _failure_status(exc: Exception, method: str, outage: OutageCheck) -> tuple[grpc.StatusCode, str, Any]:
+    """What a call that raised `exc` ends with: a domain error by its mapping, a store outage UNAVAILABLE,
+    anything else INTERNAL without a word of what it was (logged here)."""
+    if isinstance(exc, DomainError):
+        status = status_for(exc)
+        return status.code, status.details, status.trailing_metadata
+    if (unavailable := outage(exc)) is not None:  # logged once per outage, not per call
+        return grpc.StatusCode.UNAVAILABLE, unavailable, ()
+    log.exception("unhandled error in rpc", extra={"method": method})
+    return grpc.StatusCode.INTERNAL, "internal error", ()
+
+
+def _guard_stream(
+    method: str,
+    handler: grpc.RpcMethodHandler[Request, Response],
+    outage: OutageCheck,
+    authenticator: Authenticator | None,
+    rule: MethodRule,
+) -> grpc.RpcMethodHandler[Request, Response]:
+    """The same guard for a server-streaming method, whose behaviour writes with `context.write` (nothing
+    per message passes through here). It may write bytes already serialized: a stream fanning one event
+    out to many watchers encodes it once. Counted once when the stream ends, with its status code; its
+    duration is not a handling time, so it stays out of the latency histogram."""
+    inner = cast("AsyncStreamBehaviour[Request, Response]", handler.unary_stream)
+    admit = _admission(authenticator, rule)
+    serialize = handler.response_serializer
+
+    async def guarded(request: Request, context: grpc.aio.ServicerContext[Request, Response]) -> None:
+        code = grpc.StatusCode.OK
+        principal_token = None
+        try:
+            principal_token = await admit(request, context)
+            refuse_invalid(method, request)
+            await inner(request, context)
+        except asyncio.CancelledError:
+            code = grpc.StatusCode.CANCELLED  # the client left
+            raise
+        except grpc.aio.AbortError:
+            code = context.code() or grpc.StatusCode.UNKNOWN
+            raise
+        except Exception as exc:
+            code, details, trailing = _failure_status(exc, method, outage)
+            await context.abort(code, details, trailing)
+        finally:
+            if principal_token is not None:
+                reset_principal(principal_token)
+            RPC_HANDLED.labels(method, code.name).inc()
+
+    def serialize_once(response: Response | bytes) -> bytes:
+        if isinstance(response, bytes):
+            return response
+        return serialize(response) if serialize is not None else cast(bytes, response)
+
+    return grpc.unary_stream_rpc_method_handler(
+        guarded,
+        request_deserializer=tolerant(handler.request_deserializer),
+        response_serializer=serialize_once,
+    )
 
 
 @dataclass(frozen=True)

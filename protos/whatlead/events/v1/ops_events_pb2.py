@@ -26,7 +26,7 @@ from whatlead.common.v1 import common_pb2 as whatlead_dot_common_dot_v1_dot_comm
 from whatlead.ops.v1 import ops_pb2 as whatlead_dot_ops_dot_v1_dot_ops__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#whatlead/events/v1/ops_events.proto\x12\x12whatlead.events.v1\x1a\x1fwhatlead/common/v1/common.proto\x1a\x19whatlead/ops/v1/ops.proto\"\xcc\x01\n\x17\x45xecutionControlChanged\x12+\n\x04meta\x18\x01 \x01(\x0b\x32\x1d.whatlead.common.v1.EventMeta\x12\x32\n\x07\x63ontrol\x18\x02 \x01(\x0b\x32!.whatlead.ops.v1.ExecutionControl\x12\x37\n\x0fprevious_status\x18\x03 \x01(\x0e\x32\x1e.whatlead.ops.v1.ControlStatus:\x17\x8a\xb5\x18\x13ops.control.changed\"u\n\x0bPlanChanged\x12+\n\x04meta\x18\x01 \x01(\x0b\x32\x1d.whatlead.common.v1.EventMeta\x12#\n\x04plan\x18\x02 \x01(\x0b\x32\x15.whatlead.ops.v1.Plan:\x14\x8a\xb5\x18\x10ops.plan.changed\"\x95\x01\n\x13OrganizationCreated\x12+\n\x04meta\x18\x01 \x01(\x0b\x32\x1d.whatlead.common.v1.EventMeta\x12\x33\n\x0corganization\x18\x02 \x01(\x0b\x32\x1d.whatlead.ops.v1.Organization:\x1c\x8a\xb5\x18\x18ops.organization.created\"y\n\x0bMemberAdded\x12+\n\x04meta\x18\x01 \x01(\x0b\x32\x1d.whatlead.common.v1.EventMeta\x12\'\n\x06member\x18\x02 \x01(\x0b\x32\x17.whatlead.ops.v1.Member:\x14\x8a\xb5\x18\x10ops.member.added\"\x96\x01\n\rApiKeyCreated\x12+\n\x04meta\x18\x01 \x01(\x0b\x32\x1d.whatlead.common.v1.EventMeta\x12(\n\x07\x61pi_key\x18\x02 \x01(\x0b\x32\x17.whatlead.ops.v1.ApiKey\x12\x15\n\rsecret_sha256\x18\x03 \x01(\x0c:\x17\x8a\xb5\x18\x13ops.api_key.created\"\x7f\n\rApiKeyRevoked\x12+\n\x04meta\x18\x01 \x01(\x0b\x32\x1d.whatlead.common.v1.EventMeta\x12(\n\x07\x61pi_key\x18\x02 \x01(\x0b\x32\x17.whatlead.ops.v1.ApiKey:\x17\x8a\xb5\x18\x13ops.api_key.revokedb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#whatlead/events/v1/ops_events.proto\x12\x12whatlead.events.v1\x1a\x1fwhatlead/common/v1/common.proto\x1a\x19whatlead/ops/v1/ops.proto\"\xcc\x01\n\x17\x45xecutionControlChanged\x12+\n\x04meta\x18\x01 \x01(\x0b\x32\x1d.whatlead.common.v1.EventMeta\x12\x32\n\x07\x63ontrol\x18\x02 \x01(\x0b\x32!.whatlead.ops.v1.ExecutionControl\x12\x37\n\x0fprevious_status\x18\x03 \x01(\x0e\x32\x1e.whatlead.ops.v1.ControlStatus:\x17\x8a\xb5\x18\x13ops.control.changed\"u\n\x0bPlanChanged\x12+\n\x04meta\x18\x01 \x01(\x0b\x32\x1d.whatlead.common.v1.EventMeta\x12#\n\x04plan\x18\x02 \x01(\x0b\x32\x15.whatlead.ops.v1.Plan:\x14\x8a\xb5\x18\x10ops.plan.changed\"\x95\x01\n\x13OrganizationCreated\x12+\n\x04meta\x18\x01 \x01(\x0b\x32\x1d.whatlead.common.v1.EventMeta\x12\x33\n\x0corganization\x18\x02 \x01(\x0b\x32\x1d.whatlead.ops.v1.Organization:\x1c\x8a\xb5\x18\x18ops.organization.created\"y\n\x0bMemberAdded\x12+\n\x04meta\x18\x01 \x01(\x0b\x32\x1d.whatlead.common.v1.EventMeta\x12\'\n\x06member\x18\x02 \x01(\x0b\x32\x17.whatlead.ops.v1.Member:\x14\x8a\xb5\x18\x10ops.member.added\"\x96\x01\n\rApiKeyCreated\x12+\n\x04meta\x18\x01 \x01(\x0b\x32\x1d.whatlead.common.v1.EventMeta\x12(\n\x07\x61pi_key\x18\x02 \x01(\x0b\x32\x17.whatlead.ops.v1.ApiKey\x12\x15\n\rsecret_sha256\x18\x03 \x01(\x0c:\x17\x8a\xb5\x18\x13ops.api_key.created\"\x7f\n\rApiKeyRevoked\x12+\n\x04meta\x18\x01 \x01(\x0b\x32\x1d.whatlead.common.v1.EventMeta\x12(\n\x07\x61pi_key\x18\x02 \x01(\x0b\x32\x17.whatlead.ops.v1.ApiKey:\x17\x8a\xb5\x18\x13ops.api_key.revoked\"\x83\x01\n\rIntentChanged\x12+\n\x04meta\x18\x01 \x01(\x0b\x32\x1d.whatlead.common.v1.EventMeta\x12-\n\x06\x63hange\x18\x02 \x01(\x0b\x32\x1d.whatlead.ops.v1.IntentChange:\x16\x8a\xb5\x18\x12ops.intent.changedb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -45,6 +45,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_APIKEYCREATED']._serialized_options = b'\212\265\030\023ops.api_key.created'
   _globals['_APIKEYREVOKED']._loaded_options = None
   _globals['_APIKEYREVOKED']._serialized_options = b'\212\265\030\023ops.api_key.revoked'
+  _globals['_INTENTCHANGED']._loaded_options = None
+  _globals['_INTENTCHANGED']._serialized_options = b'\212\265\030\022ops.intent.changed'
   _globals['_EXECUTIONCONTROLCHANGED']._serialized_start=120
   _globals['_EXECUTIONCONTROLCHANGED']._serialized_end=324
   _globals['_PLANCHANGED']._serialized_start=326
@@ -57,4 +59,6 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_APIKEYCREATED']._serialized_end=871
   _globals['_APIKEYREVOKED']._serialized_start=873
   _globals['_APIKEYREVOKED']._serialized_end=1000
+  _globals['_INTENTCHANGED']._serialized_start=1003
+  _globals['_INTENTCHANGED']._serialized_end=1134
 # @@protoc_insertion_point(module_scope)

@@ -10,6 +10,10 @@ Facts published by ops_service.
   MemberAdded              whatlead.ops.member.added      (aggregate: the organization id)
   ApiKeyCreated            whatlead.ops.api_key.created   (aggregate: the key id)
   ApiKeyRevoked            whatlead.ops.api_key.revoked   (aggregate: the key id)
+  IntentChanged            whatlead.ops.intent.changed.<organization token>   (aggregate: the intent id)
+
+IntentChanged's subject ends with a token of the organization (libs/messaging/subjects.py) so a watcher
+of one organization reads only its own changes.
 
 Every service builds its table of API keys from ApiKeyCreated and ApiKeyRevoked (replayed from the
 stream's start), so it authenticates a call without asking ops.
@@ -189,3 +193,31 @@ class ApiKeyRevoked(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ApiKeyRevoked: _TypeAlias = ApiKeyRevoked  # noqa: Y015
+
+@_typing.final
+class IntentChanged(_message.Message):
+    """One change of an intent's life, as ops' timeline recorded it: what WatchIntents streams. Published once
+    per change, in the order the timeline recorded them (for one intent: the order they happened).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    META_FIELD_NUMBER: _builtins.int
+    CHANGE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def meta(self) -> _common_pb2.EventMeta: ...
+    @_builtins.property
+    def change(self) -> _ops_pb2.IntentChange: ...
+    def __init__(
+        self,
+        *,
+        meta: _common_pb2.EventMeta | None = ...,
+        change: _ops_pb2.IntentChange | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["change", b"change", "meta", b"meta"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["change", b"change", "meta", b"meta"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___IntentChanged: _TypeAlias = IntentChanged  # noqa: Y015

@@ -94,6 +94,71 @@ CONTROL_REASON_EXPIRED: ControlReason.ValueType  # 5
 """a timed pause reached paused_until (resume only)"""
 Global___ControlReason: _TypeAlias = ControlReason  # noqa: Y015
 
+class _IntentChangeKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _IntentChangeKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_IntentChangeKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    INTENT_CHANGE_KIND_UNSPECIFIED: _IntentChangeKind.ValueType  # 0
+    INTENT_CHANGE_KIND_CREATED: _IntentChangeKind.ValueType  # 1
+    """accepted by the Gate, not decided yet"""
+    INTENT_CHANGE_KIND_QUEUED: _IntentChangeKind.ValueType  # 2
+    """decided: waits for capacity or a window (reason says which)"""
+    INTENT_CHANGE_KIND_APPROVED: _IntentChangeKind.ValueType  # 3
+    """decided: goes out through `instance_id`"""
+    INTENT_CHANGE_KIND_BLOCKED: _IntentChangeKind.ValueType  # 4
+    """decided, terminal: will never be sent (reason says why)"""
+    INTENT_CHANGE_KIND_DROPPED: _IntentChangeKind.ValueType  # 5
+    """terminal: expired before it could be approved"""
+    INTENT_CHANGE_KIND_SENT: _IntentChangeKind.ValueType  # 6
+    """the provider accepted it"""
+    INTENT_CHANGE_KIND_DELIVERED: _IntentChangeKind.ValueType  # 7
+    """reached the recipient's phone"""
+    INTENT_CHANGE_KIND_READ: _IntentChangeKind.ValueType  # 8
+    """read (or played) by the recipient"""
+    INTENT_CHANGE_KIND_REPLIED: _IntentChangeKind.ValueType  # 9
+    """the recipient answered it"""
+    INTENT_CHANGE_KIND_FAILED: _IntentChangeKind.ValueType  # 10
+    """terminal: the send failed for good"""
+    INTENT_CHANGE_KIND_RETRY_SCHEDULED: _IntentChangeKind.ValueType  # 11
+    """an attempt failed and another one is scheduled"""
+    INTENT_CHANGE_KIND_NEEDS_REVIEW: _IntentChangeKind.ValueType  # 12
+    """the outcome of a send cannot be known: an operator must look"""
+
+class IntentChangeKind(_IntentChangeKind, metaclass=_IntentChangeKindEnumTypeWrapper):
+    """---- Live intent changes ----
+
+    What happened to an intent. A decision is one of QUEUED, APPROVED, BLOCKED, DROPPED (see `reason`).
+    """
+
+INTENT_CHANGE_KIND_UNSPECIFIED: IntentChangeKind.ValueType  # 0
+INTENT_CHANGE_KIND_CREATED: IntentChangeKind.ValueType  # 1
+"""accepted by the Gate, not decided yet"""
+INTENT_CHANGE_KIND_QUEUED: IntentChangeKind.ValueType  # 2
+"""decided: waits for capacity or a window (reason says which)"""
+INTENT_CHANGE_KIND_APPROVED: IntentChangeKind.ValueType  # 3
+"""decided: goes out through `instance_id`"""
+INTENT_CHANGE_KIND_BLOCKED: IntentChangeKind.ValueType  # 4
+"""decided, terminal: will never be sent (reason says why)"""
+INTENT_CHANGE_KIND_DROPPED: IntentChangeKind.ValueType  # 5
+"""terminal: expired before it could be approved"""
+INTENT_CHANGE_KIND_SENT: IntentChangeKind.ValueType  # 6
+"""the provider accepted it"""
+INTENT_CHANGE_KIND_DELIVERED: IntentChangeKind.ValueType  # 7
+"""reached the recipient's phone"""
+INTENT_CHANGE_KIND_READ: IntentChangeKind.ValueType  # 8
+"""read (or played) by the recipient"""
+INTENT_CHANGE_KIND_REPLIED: IntentChangeKind.ValueType  # 9
+"""the recipient answered it"""
+INTENT_CHANGE_KIND_FAILED: IntentChangeKind.ValueType  # 10
+"""terminal: the send failed for good"""
+INTENT_CHANGE_KIND_RETRY_SCHEDULED: IntentChangeKind.ValueType  # 11
+"""an attempt failed and another one is scheduled"""
+INTENT_CHANGE_KIND_NEEDS_REVIEW: IntentChangeKind.ValueType  # 12
+"""the outcome of a send cannot be known: an operator must look"""
+Global___IntentChangeKind: _TypeAlias = IntentChangeKind  # noqa: Y015
+
 class _MemberRole:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -464,6 +529,124 @@ class GetIntentTimelineRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetIntentTimelineRequest: _TypeAlias = GetIntentTimelineRequest  # noqa: Y015
+
+@_typing.final
+class IntentChange(_message.Message):
+    """One change of one intent."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    INTENT_ID_FIELD_NUMBER: _builtins.int
+    CAMPAIGN_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    OCCURRED_AT_FIELD_NUMBER: _builtins.int
+    INSTANCE_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    SUMMARY_FIELD_NUMBER: _builtins.int
+    EVENT_ID_FIELD_NUMBER: _builtins.int
+    EVENT_TYPE_FIELD_NUMBER: _builtins.int
+    PROVIDER_MESSAGE_ID_FIELD_NUMBER: _builtins.int
+    organization_id: _builtins.str
+    intent_id: _builtins.str
+    campaign_id: _builtins.str
+    """"" when the intent belongs to no campaign"""
+    kind: Global___IntentChangeKind.ValueType
+    instance_id: _builtins.str
+    """the instance involved, when one is (APPROVED and after)"""
+    reason: _gate_pb2.DecisionReason.ValueType
+    """QUEUED, BLOCKED, DROPPED: the Gate's dominant reason"""
+    summary: _builtins.str
+    """one human-readable line, as in the timeline"""
+    event_id: _builtins.str
+    """the event it comes from: the timeline entry with the whole story"""
+    event_type: _builtins.str
+    """that event's full protobuf name"""
+    provider_message_id: _builtins.str
+    """SENT and after, when known"""
+    @_builtins.property
+    def occurred_at(self) -> _timestamp_pb2.Timestamp:
+        """when it happened, as the reporting context says"""
+
+    def __init__(
+        self,
+        *,
+        organization_id: _builtins.str = ...,
+        intent_id: _builtins.str = ...,
+        campaign_id: _builtins.str = ...,
+        kind: Global___IntentChangeKind.ValueType = ...,
+        occurred_at: _timestamp_pb2.Timestamp | None = ...,
+        instance_id: _builtins.str = ...,
+        reason: _gate_pb2.DecisionReason.ValueType = ...,
+        summary: _builtins.str = ...,
+        event_id: _builtins.str = ...,
+        event_type: _builtins.str = ...,
+        provider_message_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["occurred_at", b"occurred_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["campaign_id", b"campaign_id", "event_id", b"event_id", "event_type", b"event_type", "instance_id", b"instance_id", "intent_id", b"intent_id", "kind", b"kind", "occurred_at", b"occurred_at", "organization_id", b"organization_id", "provider_message_id", b"provider_message_id", "reason", b"reason", "summary", b"summary"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___IntentChange: _TypeAlias = IntentChange  # noqa: Y015
+
+@_typing.final
+class WatchIntentsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    INTENT_ID_FIELD_NUMBER: _builtins.int
+    CAMPAIGN_ID_FIELD_NUMBER: _builtins.int
+    AFTER_POSITION_FIELD_NUMBER: _builtins.int
+    organization_id: _builtins.str
+    intent_id: _builtins.str
+    """Only this intent's changes ("" = every intent of the organization)"""
+    campaign_id: _builtins.str
+    """Only this campaign's intents ("" = any)"""
+    after_position: _builtins.str
+    """Resume right after this position (WatchIntentsResponse.position); "" = only changes from now on"""
+    def __init__(
+        self,
+        *,
+        organization_id: _builtins.str = ...,
+        intent_id: _builtins.str = ...,
+        campaign_id: _builtins.str = ...,
+        after_position: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_position", b"after_position", "campaign_id", b"campaign_id", "intent_id", b"intent_id", "organization_id", b"organization_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchIntentsRequest: _TypeAlias = WatchIntentsRequest  # noqa: Y015
+
+@_typing.final
+class WatchIntentsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHANGE_FIELD_NUMBER: _builtins.int
+    POSITION_FIELD_NUMBER: _builtins.int
+    position: _builtins.str
+    """Where this change sits in the organization's stream of changes: give it back as after_position to
+    resume right after it (nothing lost, nothing twice). Positions grow; they are not contiguous.
+    """
+    @_builtins.property
+    def change(self) -> Global___IntentChange: ...
+    def __init__(
+        self,
+        *,
+        change: Global___IntentChange | None = ...,
+        position: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["change", b"change"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["change", b"change", "position", b"position"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchIntentsResponse: _TypeAlias = WatchIntentsResponse  # noqa: Y015
 
 @_typing.final
 class GetIntentTimelineResponse(_message.Message):

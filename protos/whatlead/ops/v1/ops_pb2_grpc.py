@@ -54,6 +54,11 @@ class OpsServiceStub:
                 request_serializer=whatlead_dot_ops_dot_v1_dot_ops__pb2.ListPausedControlsRequest.SerializeToString,
                 response_deserializer=whatlead_dot_ops_dot_v1_dot_ops__pb2.ListPausedControlsResponse.FromString,
                 _registered_method=True)
+        self.WatchIntents = channel.unary_stream(
+                '/whatlead.ops.v1.OpsService/WatchIntents',
+                request_serializer=whatlead_dot_ops_dot_v1_dot_ops__pb2.WatchIntentsRequest.SerializeToString,
+                response_deserializer=whatlead_dot_ops_dot_v1_dot_ops__pb2.WatchIntentsResponse.FromString,
+                _registered_method=True)
         self.GetIntentTimeline = channel.unary_unary(
                 '/whatlead.ops.v1.OpsService/GetIntentTimeline',
                 request_serializer=whatlead_dot_ops_dot_v1_dot_ops__pb2.GetIntentTimelineRequest.SerializeToString,
@@ -161,9 +166,20 @@ class OpsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def GetIntentTimeline(self, request, context):
+    def WatchIntents(self, request, context):
         """Audit and metrics.
+        Live: each change of the organization's intents (optionally one intent or one campaign) as ops'
+        timeline records it, in one order every watcher shares. Starts after `after_position` (a position a
+        previous stream gave; empty: from now). A watcher that falls more than the server's buffer behind is
+        ended with RESOURCE_EXHAUSTED and resumes with the last position it received; a position older than
+        what the stream keeps is OUT_OF_RANGE. Backed by JetStream, never by polling (ADR 0048).
         """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetIntentTimeline(self, request, context):
+        """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -281,6 +297,11 @@ def add_OpsServiceServicer_to_server(servicer, server):
                     servicer.ListPausedControls,
                     request_deserializer=whatlead_dot_ops_dot_v1_dot_ops__pb2.ListPausedControlsRequest.FromString,
                     response_serializer=whatlead_dot_ops_dot_v1_dot_ops__pb2.ListPausedControlsResponse.SerializeToString,
+            ),
+            'WatchIntents': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchIntents,
+                    request_deserializer=whatlead_dot_ops_dot_v1_dot_ops__pb2.WatchIntentsRequest.FromString,
+                    response_serializer=whatlead_dot_ops_dot_v1_dot_ops__pb2.WatchIntentsResponse.SerializeToString,
             ),
             'GetIntentTimeline': grpc.unary_unary_rpc_method_handler(
                     servicer.GetIntentTimeline,
@@ -466,6 +487,33 @@ class OpsService:
             '/whatlead.ops.v1.OpsService/ListPausedControls',
             whatlead_dot_ops_dot_v1_dot_ops__pb2.ListPausedControlsRequest.SerializeToString,
             whatlead_dot_ops_dot_v1_dot_ops__pb2.ListPausedControlsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchIntents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/whatlead.ops.v1.OpsService/WatchIntents',
+            whatlead_dot_ops_dot_v1_dot_ops__pb2.WatchIntentsRequest.SerializeToString,
+            whatlead_dot_ops_dot_v1_dot_ops__pb2.WatchIntentsResponse.FromString,
             options,
             channel_credentials,
             insecure,

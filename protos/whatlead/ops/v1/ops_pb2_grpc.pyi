@@ -41,8 +41,15 @@ class OpsServiceStub:
     """Internal, for projection rebuilds (Gate, Executor): every PAUSED control; organization_id may be ""
     (= every organization). Never exposed to tenants.
     """
+    WatchIntents: _grpc.UnaryStreamMultiCallable[_ops_pb2.WatchIntentsRequest, _ops_pb2.WatchIntentsResponse]
+    """Audit and metrics.
+    Live: each change of the organization's intents (optionally one intent or one campaign) as ops'
+    timeline records it, in one order every watcher shares. Starts after `after_position` (a position a
+    previous stream gave; empty: from now). A watcher that falls more than the server's buffer behind is
+    ended with RESOURCE_EXHAUSTED and resumes with the last position it received; a position older than
+    what the stream keeps is OUT_OF_RANGE. Backed by JetStream, never by polling (ADR 0048).
+    """
     GetIntentTimeline: _grpc.UnaryUnaryMultiCallable[_ops_pb2.GetIntentTimelineRequest, _ops_pb2.GetIntentTimelineResponse]
-    """Audit and metrics."""
     GetExecutionMetrics: _grpc.UnaryUnaryMultiCallable[_ops_pb2.GetExecutionMetricsRequest, _ops_pb2.GetExecutionMetricsResponse]
     GetInstanceMetrics: _grpc.UnaryUnaryMultiCallable[_ops_pb2.GetInstanceMetricsRequest, _ops_pb2.GetInstanceMetricsResponse]
     GetPlan: _grpc.UnaryUnaryMultiCallable[_ops_pb2.GetPlanRequest, _ops_pb2.GetPlanResponse]
@@ -78,8 +85,15 @@ class OpsServiceAsyncStub(OpsServiceStub):
     """Internal, for projection rebuilds (Gate, Executor): every PAUSED control; organization_id may be ""
     (= every organization). Never exposed to tenants.
     """
+    WatchIntents: _aio.UnaryStreamMultiCallable[_ops_pb2.WatchIntentsRequest, _ops_pb2.WatchIntentsResponse]  # type: ignore[assignment]
+    """Audit and metrics.
+    Live: each change of the organization's intents (optionally one intent or one campaign) as ops'
+    timeline records it, in one order every watcher shares. Starts after `after_position` (a position a
+    previous stream gave; empty: from now). A watcher that falls more than the server's buffer behind is
+    ended with RESOURCE_EXHAUSTED and resumes with the last position it received; a position older than
+    what the stream keeps is OUT_OF_RANGE. Backed by JetStream, never by polling (ADR 0048).
+    """
     GetIntentTimeline: _aio.UnaryUnaryMultiCallable[_ops_pb2.GetIntentTimelineRequest, _ops_pb2.GetIntentTimelineResponse]  # type: ignore[assignment]
-    """Audit and metrics."""
     GetExecutionMetrics: _aio.UnaryUnaryMultiCallable[_ops_pb2.GetExecutionMetricsRequest, _ops_pb2.GetExecutionMetricsResponse]  # type: ignore[assignment]
     GetInstanceMetrics: _aio.UnaryUnaryMultiCallable[_ops_pb2.GetInstanceMetricsRequest, _ops_pb2.GetInstanceMetricsResponse]  # type: ignore[assignment]
     GetPlan: _aio.UnaryUnaryMultiCallable[_ops_pb2.GetPlanRequest, _ops_pb2.GetPlanResponse]  # type: ignore[assignment]
@@ -138,12 +152,25 @@ class OpsServiceServicer(metaclass=_abc_1.ABCMeta):
         """
 
     @_abc_1.abstractmethod
+    def WatchIntents(
+        self,
+        request: _ops_pb2.WatchIntentsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_ops_pb2.WatchIntentsResponse], _abc.AsyncIterator[_ops_pb2.WatchIntentsResponse]]:
+        """Audit and metrics.
+        Live: each change of the organization's intents (optionally one intent or one campaign) as ops'
+        timeline records it, in one order every watcher shares. Starts after `after_position` (a position a
+        previous stream gave; empty: from now). A watcher that falls more than the server's buffer behind is
+        ended with RESOURCE_EXHAUSTED and resumes with the last position it received; a position older than
+        what the stream keeps is OUT_OF_RANGE. Backed by JetStream, never by polling (ADR 0048).
+        """
+
+    @_abc_1.abstractmethod
     def GetIntentTimeline(
         self,
         request: _ops_pb2.GetIntentTimelineRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_ops_pb2.GetIntentTimelineResponse, _abc.Awaitable[_ops_pb2.GetIntentTimelineResponse]]:
-        """Audit and metrics."""
+    ) -> _typing.Union[_ops_pb2.GetIntentTimelineResponse, _abc.Awaitable[_ops_pb2.GetIntentTimelineResponse]]: ...
 
     @_abc_1.abstractmethod
     def GetExecutionMetrics(

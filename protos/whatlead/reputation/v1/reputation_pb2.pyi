@@ -612,6 +612,256 @@ class GetInstanceResponse(_message.Message):
 Global___GetInstanceResponse: _TypeAlias = GetInstanceResponse  # noqa: Y015
 
 @_typing.final
+class QrCode(_message.Message):
+    """A QR code to scan with WhatsApp (Linked devices) on the phone of the number. Short-lived: providers
+    rotate it every 20 to 60 seconds, and WatchInstance sends each new one.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CODE_FIELD_NUMBER: _builtins.int
+    PNG_FIELD_NUMBER: _builtins.int
+    code: _builtins.str
+    """the text the QR encodes: draw it yourself, or use `png`"""
+    png: _builtins.bytes
+    """the provider's picture of it (PNG); empty when the provider gives only the text"""
+    def __init__(
+        self,
+        *,
+        code: _builtins.str = ...,
+        png: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "png", b"png"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___QrCode: _TypeAlias = QrCode  # noqa: Y015
+
+@_typing.final
+class InstanceConnection(_message.Message):
+    """Where the instance's connection stands at its provider."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INSTANCE_ID_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    QR_FIELD_NUMBER: _builtins.int
+    PAIRING_CODE_FIELD_NUMBER: _builtins.int
+    OBSERVED_AT_FIELD_NUMBER: _builtins.int
+    instance_id: _builtins.str
+    state: _common_pb2.ConnectionState.ValueType
+    reason: _builtins.str
+    """the provider's words for the last change ("401", "logged_out"), when it gave any"""
+    pairing_code: _builtins.str
+    """With ConnectInstance.pairing_phone, where the provider offers it: the code to type on that phone
+    (WhatsApp > Linked devices > Link with phone number), e.g. "ABCD-EFGH"
+    """
+    @_builtins.property
+    def qr(self) -> Global___QrCode:
+        """QR_REQUIRED: the code to scan now; absent otherwise"""
+
+    @_builtins.property
+    def observed_at(self) -> _timestamp_pb2.Timestamp:
+        """when this state was reported"""
+
+    def __init__(
+        self,
+        *,
+        instance_id: _builtins.str = ...,
+        state: _common_pb2.ConnectionState.ValueType = ...,
+        reason: _builtins.str = ...,
+        qr: Global___QrCode | None = ...,
+        pairing_code: _builtins.str = ...,
+        observed_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["observed_at", b"observed_at", "qr", b"qr"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["instance_id", b"instance_id", "observed_at", b"observed_at", "pairing_code", b"pairing_code", "qr", b"qr", "reason", b"reason", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___InstanceConnection: _TypeAlias = InstanceConnection  # noqa: Y015
+
+@_typing.final
+class ConnectInstanceRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    INSTANCE_ID_FIELD_NUMBER: _builtins.int
+    PAIRING_PHONE_FIELD_NUMBER: _builtins.int
+    organization_id: _builtins.str
+    instance_id: _builtins.str
+    pairing_phone: _builtins.str
+    """E.164 digits of the number to link by pairing code instead of a QR scan ("" = QR only)"""
+    def __init__(
+        self,
+        *,
+        organization_id: _builtins.str = ...,
+        instance_id: _builtins.str = ...,
+        pairing_phone: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["instance_id", b"instance_id", "organization_id", b"organization_id", "pairing_phone", b"pairing_phone"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConnectInstanceRequest: _TypeAlias = ConnectInstanceRequest  # noqa: Y015
+
+@_typing.final
+class ConnectInstanceResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INSTANCE_FIELD_NUMBER: _builtins.int
+    CONNECTION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def instance(self) -> Global___Instance: ...
+    @_builtins.property
+    def connection(self) -> Global___InstanceConnection: ...
+    def __init__(
+        self,
+        *,
+        instance: Global___Instance | None = ...,
+        connection: Global___InstanceConnection | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["connection", b"connection", "instance", b"instance"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["connection", b"connection", "instance", b"instance"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConnectInstanceResponse: _TypeAlias = ConnectInstanceResponse  # noqa: Y015
+
+@_typing.final
+class LogoutInstanceRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    INSTANCE_ID_FIELD_NUMBER: _builtins.int
+    organization_id: _builtins.str
+    instance_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        organization_id: _builtins.str = ...,
+        instance_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["instance_id", b"instance_id", "organization_id", b"organization_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LogoutInstanceRequest: _TypeAlias = LogoutInstanceRequest  # noqa: Y015
+
+@_typing.final
+class LogoutInstanceResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INSTANCE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def instance(self) -> Global___Instance: ...
+    def __init__(
+        self,
+        *,
+        instance: Global___Instance | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["instance", b"instance"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["instance", b"instance"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LogoutInstanceResponse: _TypeAlias = LogoutInstanceResponse  # noqa: Y015
+
+@_typing.final
+class DeleteInstanceRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    INSTANCE_ID_FIELD_NUMBER: _builtins.int
+    organization_id: _builtins.str
+    instance_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        organization_id: _builtins.str = ...,
+        instance_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["instance_id", b"instance_id", "organization_id", b"organization_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteInstanceRequest: _TypeAlias = DeleteInstanceRequest  # noqa: Y015
+
+@_typing.final
+class DeleteInstanceResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INSTANCE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def instance(self) -> Global___Instance: ...
+    def __init__(
+        self,
+        *,
+        instance: Global___Instance | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["instance", b"instance"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["instance", b"instance"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteInstanceResponse: _TypeAlias = DeleteInstanceResponse  # noqa: Y015
+
+@_typing.final
+class WatchInstanceRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    INSTANCE_ID_FIELD_NUMBER: _builtins.int
+    organization_id: _builtins.str
+    instance_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        organization_id: _builtins.str = ...,
+        instance_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["instance_id", b"instance_id", "organization_id", b"organization_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchInstanceRequest: _TypeAlias = WatchInstanceRequest  # noqa: Y015
+
+@_typing.final
+class WatchInstanceResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONNECTION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def connection(self) -> Global___InstanceConnection: ...
+    def __init__(
+        self,
+        *,
+        connection: Global___InstanceConnection | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["connection", b"connection"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["connection", b"connection"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchInstanceResponse: _TypeAlias = WatchInstanceResponse  # noqa: Y015
+
+@_typing.final
 class ListInstancesRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

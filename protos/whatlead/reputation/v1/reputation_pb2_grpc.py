@@ -44,6 +44,26 @@ class ReputationServiceStub:
                 request_serializer=whatlead_dot_reputation_dot_v1_dot_reputation__pb2.UpdateInstanceRequest.SerializeToString,
                 response_deserializer=whatlead_dot_reputation_dot_v1_dot_reputation__pb2.UpdateInstanceResponse.FromString,
                 _registered_method=True)
+        self.ConnectInstance = channel.unary_unary(
+                '/whatlead.reputation.v1.ReputationService/ConnectInstance',
+                request_serializer=whatlead_dot_reputation_dot_v1_dot_reputation__pb2.ConnectInstanceRequest.SerializeToString,
+                response_deserializer=whatlead_dot_reputation_dot_v1_dot_reputation__pb2.ConnectInstanceResponse.FromString,
+                _registered_method=True)
+        self.LogoutInstance = channel.unary_unary(
+                '/whatlead.reputation.v1.ReputationService/LogoutInstance',
+                request_serializer=whatlead_dot_reputation_dot_v1_dot_reputation__pb2.LogoutInstanceRequest.SerializeToString,
+                response_deserializer=whatlead_dot_reputation_dot_v1_dot_reputation__pb2.LogoutInstanceResponse.FromString,
+                _registered_method=True)
+        self.DeleteInstance = channel.unary_unary(
+                '/whatlead.reputation.v1.ReputationService/DeleteInstance',
+                request_serializer=whatlead_dot_reputation_dot_v1_dot_reputation__pb2.DeleteInstanceRequest.SerializeToString,
+                response_deserializer=whatlead_dot_reputation_dot_v1_dot_reputation__pb2.DeleteInstanceResponse.FromString,
+                _registered_method=True)
+        self.WatchInstance = channel.unary_stream(
+                '/whatlead.reputation.v1.ReputationService/WatchInstance',
+                request_serializer=whatlead_dot_reputation_dot_v1_dot_reputation__pb2.WatchInstanceRequest.SerializeToString,
+                response_deserializer=whatlead_dot_reputation_dot_v1_dot_reputation__pb2.WatchInstanceResponse.FromString,
+                _registered_method=True)
         self.GetInstance = channel.unary_unary(
                 '/whatlead.reputation.v1.ReputationService/GetInstance',
                 request_serializer=whatlead_dot_reputation_dot_v1_dot_reputation__pb2.GetInstanceRequest.SerializeToString,
@@ -102,6 +122,40 @@ class ReputationServiceServicer:
 
     def UpdateInstance(self, request, context):
         """Partial update: only the fields named in `update_mask` change.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ConnectInstance(self, request, context):
+        """Onboarding through the provider: creates (or restarts) the instance's session there, points the
+        session's webhook at the gateway with the instance's webhook credentials, and answers the connection
+        as it stands: the QR code to scan, or with `pairing_phone` a code to type on that phone where the
+        provider offers one. The state then follows the provider's webhooks (WatchInstance streams it).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def LogoutInstance(self, request, context):
+        """Logs the number out at its provider (the session stays, ready for a new QR code); LOGGED_OUT.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteInstance(self, request, context):
+        """Deletes the instance's session at its provider. The registry keeps the instance (LOGGED_OUT, never
+        chosen) so every message it sent stays explainable; ConnectInstance creates a new session.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchInstance(self, request, context):
+        """Live: the instance's connection state and each new QR code as they happen, starting with the
+        current one, until it is CONNECTED or BANNED (sent, then the stream ends OK) or the client leaves.
+        Carries login credentials (QR and pairing codes): admins only.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -185,6 +239,26 @@ def add_ReputationServiceServicer_to_server(servicer, server):
                     servicer.UpdateInstance,
                     request_deserializer=whatlead_dot_reputation_dot_v1_dot_reputation__pb2.UpdateInstanceRequest.FromString,
                     response_serializer=whatlead_dot_reputation_dot_v1_dot_reputation__pb2.UpdateInstanceResponse.SerializeToString,
+            ),
+            'ConnectInstance': grpc.unary_unary_rpc_method_handler(
+                    servicer.ConnectInstance,
+                    request_deserializer=whatlead_dot_reputation_dot_v1_dot_reputation__pb2.ConnectInstanceRequest.FromString,
+                    response_serializer=whatlead_dot_reputation_dot_v1_dot_reputation__pb2.ConnectInstanceResponse.SerializeToString,
+            ),
+            'LogoutInstance': grpc.unary_unary_rpc_method_handler(
+                    servicer.LogoutInstance,
+                    request_deserializer=whatlead_dot_reputation_dot_v1_dot_reputation__pb2.LogoutInstanceRequest.FromString,
+                    response_serializer=whatlead_dot_reputation_dot_v1_dot_reputation__pb2.LogoutInstanceResponse.SerializeToString,
+            ),
+            'DeleteInstance': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteInstance,
+                    request_deserializer=whatlead_dot_reputation_dot_v1_dot_reputation__pb2.DeleteInstanceRequest.FromString,
+                    response_serializer=whatlead_dot_reputation_dot_v1_dot_reputation__pb2.DeleteInstanceResponse.SerializeToString,
+            ),
+            'WatchInstance': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchInstance,
+                    request_deserializer=whatlead_dot_reputation_dot_v1_dot_reputation__pb2.WatchInstanceRequest.FromString,
+                    response_serializer=whatlead_dot_reputation_dot_v1_dot_reputation__pb2.WatchInstanceResponse.SerializeToString,
             ),
             'GetInstance': grpc.unary_unary_rpc_method_handler(
                     servicer.GetInstance,
@@ -286,6 +360,114 @@ class ReputationService:
             '/whatlead.reputation.v1.ReputationService/UpdateInstance',
             whatlead_dot_reputation_dot_v1_dot_reputation__pb2.UpdateInstanceRequest.SerializeToString,
             whatlead_dot_reputation_dot_v1_dot_reputation__pb2.UpdateInstanceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ConnectInstance(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/whatlead.reputation.v1.ReputationService/ConnectInstance',
+            whatlead_dot_reputation_dot_v1_dot_reputation__pb2.ConnectInstanceRequest.SerializeToString,
+            whatlead_dot_reputation_dot_v1_dot_reputation__pb2.ConnectInstanceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LogoutInstance(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/whatlead.reputation.v1.ReputationService/LogoutInstance',
+            whatlead_dot_reputation_dot_v1_dot_reputation__pb2.LogoutInstanceRequest.SerializeToString,
+            whatlead_dot_reputation_dot_v1_dot_reputation__pb2.LogoutInstanceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteInstance(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/whatlead.reputation.v1.ReputationService/DeleteInstance',
+            whatlead_dot_reputation_dot_v1_dot_reputation__pb2.DeleteInstanceRequest.SerializeToString,
+            whatlead_dot_reputation_dot_v1_dot_reputation__pb2.DeleteInstanceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchInstance(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/whatlead.reputation.v1.ReputationService/WatchInstance',
+            whatlead_dot_reputation_dot_v1_dot_reputation__pb2.WatchInstanceRequest.SerializeToString,
+            whatlead_dot_reputation_dot_v1_dot_reputation__pb2.WatchInstanceResponse.FromString,
             options,
             channel_credentials,
             insecure,

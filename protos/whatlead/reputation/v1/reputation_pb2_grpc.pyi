@@ -36,6 +36,23 @@ class ReputationServiceStub:
     RegisterInstance: _grpc.UnaryUnaryMultiCallable[_reputation_pb2.RegisterInstanceRequest, _reputation_pb2.RegisterInstanceResponse]
     UpdateInstance: _grpc.UnaryUnaryMultiCallable[_reputation_pb2.UpdateInstanceRequest, _reputation_pb2.UpdateInstanceResponse]
     """Partial update: only the fields named in `update_mask` change."""
+    ConnectInstance: _grpc.UnaryUnaryMultiCallable[_reputation_pb2.ConnectInstanceRequest, _reputation_pb2.ConnectInstanceResponse]
+    """Onboarding through the provider: creates (or restarts) the instance's session there, points the
+    session's webhook at the gateway with the instance's webhook credentials, and answers the connection
+    as it stands: the QR code to scan, or with `pairing_phone` a code to type on that phone where the
+    provider offers one. The state then follows the provider's webhooks (WatchInstance streams it).
+    """
+    LogoutInstance: _grpc.UnaryUnaryMultiCallable[_reputation_pb2.LogoutInstanceRequest, _reputation_pb2.LogoutInstanceResponse]
+    """Logs the number out at its provider (the session stays, ready for a new QR code); LOGGED_OUT."""
+    DeleteInstance: _grpc.UnaryUnaryMultiCallable[_reputation_pb2.DeleteInstanceRequest, _reputation_pb2.DeleteInstanceResponse]
+    """Deletes the instance's session at its provider. The registry keeps the instance (LOGGED_OUT, never
+    chosen) so every message it sent stays explainable; ConnectInstance creates a new session.
+    """
+    WatchInstance: _grpc.UnaryStreamMultiCallable[_reputation_pb2.WatchInstanceRequest, _reputation_pb2.WatchInstanceResponse]
+    """Live: the instance's connection state and each new QR code as they happen, starting with the
+    current one, until it is CONNECTED or BANNED (sent, then the stream ends OK) or the client leaves.
+    Carries login credentials (QR and pairing codes): admins only.
+    """
     GetInstance: _grpc.UnaryUnaryMultiCallable[_reputation_pb2.GetInstanceRequest, _reputation_pb2.GetInstanceResponse]
     ListInstances: _grpc.UnaryUnaryMultiCallable[_reputation_pb2.ListInstancesRequest, _reputation_pb2.ListInstancesResponse]
     GetReputation: _grpc.UnaryUnaryMultiCallable[_reputation_pb2.GetReputationRequest, _reputation_pb2.GetReputationResponse]
@@ -68,6 +85,23 @@ class ReputationServiceAsyncStub(ReputationServiceStub):
     RegisterInstance: _aio.UnaryUnaryMultiCallable[_reputation_pb2.RegisterInstanceRequest, _reputation_pb2.RegisterInstanceResponse]  # type: ignore[assignment]
     UpdateInstance: _aio.UnaryUnaryMultiCallable[_reputation_pb2.UpdateInstanceRequest, _reputation_pb2.UpdateInstanceResponse]  # type: ignore[assignment]
     """Partial update: only the fields named in `update_mask` change."""
+    ConnectInstance: _aio.UnaryUnaryMultiCallable[_reputation_pb2.ConnectInstanceRequest, _reputation_pb2.ConnectInstanceResponse]  # type: ignore[assignment]
+    """Onboarding through the provider: creates (or restarts) the instance's session there, points the
+    session's webhook at the gateway with the instance's webhook credentials, and answers the connection
+    as it stands: the QR code to scan, or with `pairing_phone` a code to type on that phone where the
+    provider offers one. The state then follows the provider's webhooks (WatchInstance streams it).
+    """
+    LogoutInstance: _aio.UnaryUnaryMultiCallable[_reputation_pb2.LogoutInstanceRequest, _reputation_pb2.LogoutInstanceResponse]  # type: ignore[assignment]
+    """Logs the number out at its provider (the session stays, ready for a new QR code); LOGGED_OUT."""
+    DeleteInstance: _aio.UnaryUnaryMultiCallable[_reputation_pb2.DeleteInstanceRequest, _reputation_pb2.DeleteInstanceResponse]  # type: ignore[assignment]
+    """Deletes the instance's session at its provider. The registry keeps the instance (LOGGED_OUT, never
+    chosen) so every message it sent stays explainable; ConnectInstance creates a new session.
+    """
+    WatchInstance: _aio.UnaryStreamMultiCallable[_reputation_pb2.WatchInstanceRequest, _reputation_pb2.WatchInstanceResponse]  # type: ignore[assignment]
+    """Live: the instance's connection state and each new QR code as they happen, starting with the
+    current one, until it is CONNECTED or BANNED (sent, then the stream ends OK) or the client leaves.
+    Carries login credentials (QR and pairing codes): admins only.
+    """
     GetInstance: _aio.UnaryUnaryMultiCallable[_reputation_pb2.GetInstanceRequest, _reputation_pb2.GetInstanceResponse]  # type: ignore[assignment]
     ListInstances: _aio.UnaryUnaryMultiCallable[_reputation_pb2.ListInstancesRequest, _reputation_pb2.ListInstancesResponse]  # type: ignore[assignment]
     GetReputation: _aio.UnaryUnaryMultiCallable[_reputation_pb2.GetReputationRequest, _reputation_pb2.GetReputationResponse]  # type: ignore[assignment]
@@ -109,6 +143,47 @@ class ReputationServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_reputation_pb2.UpdateInstanceResponse, _abc.Awaitable[_reputation_pb2.UpdateInstanceResponse]]:
         """Partial update: only the fields named in `update_mask` change."""
+
+    @_abc_1.abstractmethod
+    def ConnectInstance(
+        self,
+        request: _reputation_pb2.ConnectInstanceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_reputation_pb2.ConnectInstanceResponse, _abc.Awaitable[_reputation_pb2.ConnectInstanceResponse]]:
+        """Onboarding through the provider: creates (or restarts) the instance's session there, points the
+        session's webhook at the gateway with the instance's webhook credentials, and answers the connection
+        as it stands: the QR code to scan, or with `pairing_phone` a code to type on that phone where the
+        provider offers one. The state then follows the provider's webhooks (WatchInstance streams it).
+        """
+
+    @_abc_1.abstractmethod
+    def LogoutInstance(
+        self,
+        request: _reputation_pb2.LogoutInstanceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_reputation_pb2.LogoutInstanceResponse, _abc.Awaitable[_reputation_pb2.LogoutInstanceResponse]]:
+        """Logs the number out at its provider (the session stays, ready for a new QR code); LOGGED_OUT."""
+
+    @_abc_1.abstractmethod
+    def DeleteInstance(
+        self,
+        request: _reputation_pb2.DeleteInstanceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_reputation_pb2.DeleteInstanceResponse, _abc.Awaitable[_reputation_pb2.DeleteInstanceResponse]]:
+        """Deletes the instance's session at its provider. The registry keeps the instance (LOGGED_OUT, never
+        chosen) so every message it sent stays explainable; ConnectInstance creates a new session.
+        """
+
+    @_abc_1.abstractmethod
+    def WatchInstance(
+        self,
+        request: _reputation_pb2.WatchInstanceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_reputation_pb2.WatchInstanceResponse], _abc.AsyncIterator[_reputation_pb2.WatchInstanceResponse]]:
+        """Live: the instance's connection state and each new QR code as they happen, starting with the
+        current one, until it is CONNECTED or BANNED (sent, then the stream ends OK) or the client leaves.
+        Carries login credentials (QR and pairing codes): admins only.
+        """
 
     @_abc_1.abstractmethod
     def GetInstance(
