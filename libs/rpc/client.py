@@ -38,8 +38,9 @@ class DefaultDeadline(grpc.aio.UnaryUnaryClientInterceptor):
         return await continuation(client_call_details, request)
 
 
-class PresentCredential(grpc.aio.UnaryUnaryClientInterceptor):
-    """Adds `authorization: Bearer <credential>` (an API key or the service credential) to every call."""
+class PresentCredential(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.UnaryStreamClientInterceptor):
+    """Adds `authorization: Bearer <credential>` (an API key or the service credential) to every call,
+    streams included."""
 
     def __init__(self, credential: str) -> None:
         self._metadata = (("authorization", f"Bearer {credential}"),)
@@ -52,6 +53,16 @@ class PresentCredential(grpc.aio.UnaryUnaryClientInterceptor):
         client_call_details: grpc.aio.ClientCallDetails,
         request: Request,
     ) -> grpc.aio.UnaryUnaryCall[Request, Response]:
+        return await continuation(with_metadata(client_call_details, self._metadata), request)
+
+    async def intercept_unary_stream(
+        self,
+        continuation: Callable[
+            [grpc.aio.ClientCallDetails, Request], Awaitable[grpc.aio.UnaryStreamCall[Request, Response]]
+        ],
+        client_call_details: grpc.aio.ClientCallDetails,
+        request: Request,
+    ) -> grpc.aio.UnaryStreamCall[Request, Response]:
         return await continuation(with_metadata(client_call_details, self._metadata), request)
 
 

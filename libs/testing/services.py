@@ -69,7 +69,7 @@ def install_key(
     return issued.secret
 
 
-class ActAsOwners(grpc.aio.UnaryUnaryClientInterceptor):
+class ActAsOwners(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.UnaryStreamClientInterceptor):
     """Presents, on each call that names no caller of its own, the service credential if only the service
     may call the RPC, else an OWNER key of the organization the request names ("" included: the server then
     fills in ""). One key per organization, installed in the served process's table when first needed."""
@@ -97,6 +97,15 @@ class ActAsOwners(grpc.aio.UnaryUnaryClientInterceptor):
             self._by_organization[organization] = (("authorization", f"Bearer {secret}"),)
         return self._by_organization[organization]
 
+    def _with_caller(
+        self, details: grpc.aio.ClientCallDetails, request: object
+    ) -> grpc.aio.ClientCallDetails:
+        if any(key == "authorization" for key, _ in details.metadata or ()):
+            return details  # the test names its own caller
+        method = details.method
+        method = method.decode() if isinstance(method, bytes) else method
+        return with_metadata(details, self._credential(method, request))
+
     async def intercept_unary_unary(
         self,
         continuation: Callable[
@@ -105,12 +114,17 @@ class ActAsOwners(grpc.aio.UnaryUnaryClientInterceptor):
         client_call_details: grpc.aio.ClientCallDetails,
         request: Request,
     ) -> grpc.aio.UnaryUnaryCall[Request, Response]:
-        if any(key == "authorization" for key, _ in client_call_details.metadata or ()):
-            return await continuation(client_call_details, request)  # the test names its own caller
-        method = client_call_details.method
-        method = method.decode() if isinstance(method, bytes) else method
-        details = with_metadata(client_call_details, self._credential(method, request))
-        return await continuation(details, request)
+        return await continuation(self._with_caller(client_call_details, request), request)
+
+    async def intercept_unary_stream(
+        self,
+        continuation: Callable[
+            [grpc.aio.ClientCallDetails, Request], Awaitable[grpc.aio.UnaryStreamCall[Request, Response]]
+        ],
+        client_call_details: grpc.aio.ClientCallDetails,
+        request: Request,
+    ) -> grpc.aio.UnaryStreamCall[Request, Response]:
+        return await continuation(self._with_caller(client_call_details, request), request)
 
 
 def _organization_named(method: str, request: object) -> str:
