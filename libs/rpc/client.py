@@ -38,9 +38,9 @@ class DefaultDeadline(grpc.aio.UnaryUnaryClientInterceptor):
         return await continuation(client_call_details, request)
 
 
-class PresentCredential(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.UnaryStreamClientInterceptor):
-    """Adds `authorization: Bearer <credential>` (an API key or the service credential) to every call,
-    streams included."""
+class PresentCredential(grpc.aio.UnaryUnaryClientInterceptor):
+    """Adds `authorization: Bearer <credential>` (an API key or the service credential) to every unary call;
+    `streams()` is the same for server-streaming calls (grpc.aio files an interceptor under one kind only)."""
 
     def __init__(self, credential: str) -> None:
         self._metadata = (("authorization", f"Bearer {credential}"),)
@@ -55,6 +55,18 @@ class PresentCredential(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.UnaryStre
     ) -> grpc.aio.UnaryUnaryCall[Request, Response]:
         return await continuation(with_metadata(client_call_details, self._metadata), request)
 
+    def streams(self) -> OnStreams:
+        return OnStreams(lambda details, request: with_metadata(details, self._metadata))
+
+
+class OnStreams(grpc.aio.UnaryStreamClientInterceptor):
+    """What a unary interceptor does to a call's details, done to server-streaming calls."""
+
+    def __init__(
+        self, amend: Callable[[grpc.aio.ClientCallDetails, object], grpc.aio.ClientCallDetails]
+    ) -> None:
+        self._amend = amend
+
     async def intercept_unary_stream(
         self,
         continuation: Callable[
@@ -63,7 +75,7 @@ class PresentCredential(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.UnaryStre
         client_call_details: grpc.aio.ClientCallDetails,
         request: Request,
     ) -> grpc.aio.UnaryStreamCall[Request, Response]:
-        return await continuation(with_metadata(client_call_details, self._metadata), request)
+        return await continuation(self._amend(client_call_details, request), request)
 
 
 def with_metadata(
@@ -85,7 +97,8 @@ def open_channel(
     """`credential`: presented on every call (the service credential, for a service's calls to another)."""
     interceptors: list[grpc.aio.ClientInterceptor] = [DefaultDeadline(default_deadline)]
     if credential is not None:
-        interceptors.append(PresentCredential(credential))
+        present = PresentCredential(credential)
+        interceptors += [present, present.streams()]
     return grpc.aio.insecure_channel(target, interceptors=interceptors)
 
 
