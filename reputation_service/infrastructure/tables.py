@@ -43,6 +43,10 @@ instances = Table(
     # Defaults for the rows registered before the registry kept them: unknown, the most cautious.
     Column("provider_version", String(32), nullable=False, server_default=text("''")),
     Column("provider_engine", String(20), nullable=False, server_default=text("'UNSPECIFIED'")),
+    # What the provider last said about the connection, and when that report was observed (reports older
+    # than it are ignored: domain/instance.py).
+    Column("connection_reason", String(200), nullable=False, server_default=text("''")),
+    Column("connection_observed_at", UtcDateTime, nullable=True),
     UniqueConstraint(
         "organization_id", "provider", "provider_instance_ref", name="uq_instances_provider_ref"
     ),
