@@ -50,6 +50,18 @@ class InstanceRepository(Protocol):
         for the signal consumers, whose events carry an instance id)."""
         ...
 
+    async def due_for_status_check(
+        self,
+        states: Collection[ConnectionState],
+        providers: Collection[Provider],
+        *,
+        observed_before: datetime,
+        limit: int,
+    ) -> list[Instance]:
+        """Every organization's instances in `states` at `providers` whose last connection report was
+        observed before `observed_before` (or never), the longest unheard first."""
+        ...
+
     async def count(self, organization_id: str) -> int:
         """How many instances the organization has registered."""
         ...

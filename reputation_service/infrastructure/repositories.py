@@ -1,9 +1,10 @@
 from __future__ import annotations
 
 from collections.abc import Collection
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.db.optimistic import OptimisticWrites
@@ -71,6 +72,29 @@ class SqlAlchemyInstanceRepository:
             select(instances.c.id, instances.c.organization_id).where(instances.c.id.in_(list(instance_ids)))
         )
         return {row.id: row.organization_id for row in rows}
+
+    async def due_for_status_check(
+        self,
+        states: Collection[ConnectionState],
+        providers: Collection[Provider],
+        *,
+        observed_before: datetime,
+        limit: int,
+    ) -> list[Instance]:
+        if not states or not providers:
+            return []
+        observed = instances.c.connection_observed_at
+        query = (
+            select(instances)
+            .where(
+                instances.c.connection_state.in_([s.value for s in states]),
+                instances.c.provider.in_([p.value for p in providers]),
+                or_(observed.is_(None), observed < observed_before),
+            )
+            .order_by(observed.asc().nulls_first(), instances.c.id)
+            .limit(limit)
+        )
+        return [_to_instance(row) for row in (await self._session.execute(query)).all()]
 
     async def count(self, organization_id: str) -> int:
         query = (

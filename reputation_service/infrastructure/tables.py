@@ -52,6 +52,8 @@ instances = Table(
     ),
 )
 Index("ix_instances_org_id", instances.c.organization_id, instances.c.id)
+# The status check's scan: instances of a state, the longest unheard first.
+Index("ix_instances_connection_check", instances.c.connection_state, instances.c.connection_observed_at)
 
 # The raw log: one row per fact (its fact key), pruned by `recorded_at` after the retention period.
 signals = Table(

@@ -23,9 +23,13 @@ def upgrade() -> None:
             sa.Column('connection_reason', sa.String(length=200), server_default=sa.text("''"), nullable=False)
         )
         batch_op.add_column(sa.Column('connection_observed_at', UtcDateTime(), nullable=True))
+        batch_op.create_index(
+            'ix_instances_connection_check', ['connection_state', 'connection_observed_at'], unique=False
+        )
 
 
 def downgrade() -> None:
     with op.batch_alter_table('instances', schema=None) as batch_op:
+        batch_op.drop_index('ix_instances_connection_check')
         batch_op.drop_column('connection_observed_at')
         batch_op.drop_column('connection_reason')

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from types import TracebackType
 
 from libs.seedwork.clock import Clock, FakeClock
-from libs.seedwork.shared_kernel import Provider
+from libs.seedwork.shared_kernel import ConnectionState, Provider
 from libs.testing.fakes import FakeUnitOfWork
 from reputation_service.domain.evaluation import HealthStatus, ReputationState
 from reputation_service.domain.instance import Instance
@@ -69,6 +69,25 @@ class FakeInstanceRepository:
 
     async def organizations_of(self, instance_ids: Collection[str]) -> dict[str, str]:
         return {i: self.rows[i].organization_id for i in instance_ids if i in self.rows}
+
+    async def due_for_status_check(
+        self,
+        states: Collection[ConnectionState],
+        providers: Collection[Provider],
+        *,
+        observed_before: datetime,
+        limit: int,
+    ) -> list[Instance]:
+        due = [
+            i
+            for i in self.rows.values()
+            if i.connection_state in states
+            and i.provider in providers
+            and (i.connection_observed_at is None or i.connection_observed_at < observed_before)
+        ]
+        return sorted(due, key=lambda i: (i.connection_observed_at is not None, i.connection_observed_at, i.id))[
+            :limit
+        ]
 
     async def count(self, organization_id: str) -> int:
         return sum(i.organization_id == organization_id for i in self.rows.values())
