@@ -155,4 +155,3 @@ class InstanceConnectionReader(_Onboarding):
 
     async def qr(self, instance: Instance) -> QrImage | None:
         return await self._sessions.qr(instance)
-

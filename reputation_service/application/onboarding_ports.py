@@ -42,8 +42,8 @@ class InstanceSessions(Protocol):
 
     async def connect(self, instance: Instance, *, pairing_phone: str) -> SessionView:
         """Point the session's webhook at the gateway's URL for the instance, with the instance's webhook
-        secret; create or restart the session; and answer where it stands: with the QR code to scan, and a pairing code when
-        `pairing_phone` is given."""
+        secret; create or restart the session; and answer where it stands: with the QR code to scan, and
+        a pairing code when `pairing_phone` is given."""
         ...
 
     async def qr(self, instance: Instance) -> QrImage | None:
@@ -63,7 +63,7 @@ class InstanceChangeFeed(Protocol):
     """Every InstanceChanged the registry publishes, fanned out by instance id to the watchers of this
     process from one shared subscription."""
 
-    def watch(self, instance_id: str, *, capacity: int) -> InstanceWatch:
+    async def watch(self, instance_id: str, *, capacity: int) -> InstanceWatch:
         """Start receiving the instance's changes (the caller closes it)."""
         ...
 

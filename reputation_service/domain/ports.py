@@ -38,18 +38,6 @@ class InstanceRepository(Protocol):
         """The organization's instance behind this provider reference, if any (references are unique)."""
         ...
 
-    async def list(
-        self, organization_id: str | None, *, after_id: str | None, limit: int, where: InstanceFilter
-    ) -> list[Instance]:
-        """Instances in id (creation) order, strictly after `after_id`; None: of every organization
-        (only for internal projection rebuilds, never for a client's call)."""
-        ...
-
-    async def organizations_of(self, instance_ids: Collection[str]) -> dict[str, str]:
-        """instance id -> its organization, for those of the ids the registry knows (every organization:
-        for the signal consumers, whose events carry an instance id)."""
-        ...
-
     async def due_for_status_check(
         self,
         states: Collection[ConnectionState],
@@ -60,6 +48,18 @@ class InstanceRepository(Protocol):
     ) -> list[Instance]:
         """Every organization's instances in `states` at `providers` whose last connection report was
         observed before `observed_before` (or never), the longest unheard first."""
+        ...
+
+    async def list(
+        self, organization_id: str | None, *, after_id: str | None, limit: int, where: InstanceFilter
+    ) -> list[Instance]:
+        """Instances in id (creation) order, strictly after `after_id`; None: of every organization
+        (only for internal projection rebuilds, never for a client's call)."""
+        ...
+
+    async def organizations_of(self, instance_ids: Collection[str]) -> dict[str, str]:
+        """instance id -> its organization, for those of the ids the registry knows (every organization:
+        for the signal consumers, whose events carry an instance id)."""
         ...
 
     async def count(self, organization_id: str) -> int:

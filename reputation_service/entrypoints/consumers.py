@@ -287,7 +287,8 @@ class ConnectionStates:
             return None
         if event.type not in _TYPE_DECIDES and event.connection_state:
             named = enum_from_proto(common_pb2.ConnectionState, event.connection_state, ConnectionState)
-            state = named if named not in (None, ConnectionState.UNKNOWN) else state
+            if named is not None and named is not ConnectionState.UNKNOWN:
+                state = named
         return ConnectionReport(
             organization_id=event.meta.organization_id,
             instance_id=event.instance_id,

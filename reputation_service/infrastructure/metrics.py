@@ -56,6 +56,6 @@ CONNECTS = Counter(
 WATCHERS = Gauge("whatlead_reputation_instance_watchers", "WatchInstance streams open in this process")
 STATUS_CHECKS = Counter(
     "whatlead_reputation_status_checks_total",
-    "Session status checks at the provider, by outcome (ok, unavailable, not_configured, failed)",
+    "Session status checks at the provider, by outcome (ok, unavailable, not_configured)",
     ["outcome"],
 )

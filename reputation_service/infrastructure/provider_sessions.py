@@ -103,7 +103,9 @@ class ProviderInstanceSessions:
         finally:
             metrics.CONNECTS.labels(instance.provider.value, outcome).inc()
 
-    async def _connect(self, adapter: ProviderSessions, instance: Instance, pairing_phone: str) -> SessionView:
+    async def _connect(
+        self, adapter: ProviderSessions, instance: Instance, pairing_phone: str
+    ) -> SessionView:
         ref = instance.provider_instance_ref
         webhook = SessionWebhook(
             url=webhook_url(self._gateway_url, instance.provider.value.lower(), instance.id),
@@ -162,5 +164,3 @@ async def _translated(call: Awaitable[T], *, known: bool = True) -> T:
         if is_session_not_found(error):
             raise FailedPrecondition("the provider has no session for this instance: connect it") from error
         raise FailedPrecondition(f"the provider refused ({error.code})") from error
-
-

@@ -48,6 +48,29 @@ class SqlAlchemyInstanceRepository:
         ).one_or_none()
         return self._remember(row)
 
+    async def due_for_status_check(
+        self,
+        states: Collection[ConnectionState],
+        providers: Collection[Provider],
+        *,
+        observed_before: datetime,
+        limit: int,
+    ) -> list[Instance]:
+        if not states or not providers:
+            return []
+        observed = instances.c.connection_observed_at
+        query = (
+            select(instances)
+            .where(
+                instances.c.connection_state.in_([s.value for s in states]),
+                instances.c.provider.in_([p.value for p in providers]),
+                or_(observed.is_(None), observed < observed_before),
+            )
+            .order_by(observed.asc().nulls_first(), instances.c.id)
+            .limit(limit)
+        )
+        return [_to_instance(row) for row in (await self._session.execute(query)).all()]
+
     async def list(
         self, organization_id: str | None, *, after_id: str | None, limit: int, where: InstanceFilter
     ) -> list[Instance]:
@@ -72,29 +95,6 @@ class SqlAlchemyInstanceRepository:
             select(instances.c.id, instances.c.organization_id).where(instances.c.id.in_(list(instance_ids)))
         )
         return {row.id: row.organization_id for row in rows}
-
-    async def due_for_status_check(
-        self,
-        states: Collection[ConnectionState],
-        providers: Collection[Provider],
-        *,
-        observed_before: datetime,
-        limit: int,
-    ) -> list[Instance]:
-        if not states or not providers:
-            return []
-        observed = instances.c.connection_observed_at
-        query = (
-            select(instances)
-            .where(
-                instances.c.connection_state.in_([s.value for s in states]),
-                instances.c.provider.in_([p.value for p in providers]),
-                or_(observed.is_(None), observed < observed_before),
-            )
-            .order_by(observed.asc().nulls_first(), instances.c.id)
-            .limit(limit)
-        )
-        return [_to_instance(row) for row in (await self._session.execute(query)).all()]
 
     async def count(self, organization_id: str) -> int:
         query = (

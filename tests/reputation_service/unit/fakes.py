@@ -50,6 +50,25 @@ class FakeInstanceRepository:
             None,
         )
 
+    async def due_for_status_check(
+        self,
+        states: Collection[ConnectionState],
+        providers: Collection[Provider],
+        *,
+        observed_before: datetime,
+        limit: int,
+    ) -> list[Instance]:
+        due = [
+            i
+            for i in self.rows.values()
+            if i.connection_state in states
+            and i.provider in providers
+            and (i.connection_observed_at is None or i.connection_observed_at < observed_before)
+        ]
+        return sorted(
+            due, key=lambda i: (i.connection_observed_at is not None, i.connection_observed_at, i.id)
+        )[:limit]
+
     async def list(
         self, organization_id: str | None, *, after_id: str | None, limit: int, where: InstanceFilter
     ) -> list[Instance]:
@@ -69,25 +88,6 @@ class FakeInstanceRepository:
 
     async def organizations_of(self, instance_ids: Collection[str]) -> dict[str, str]:
         return {i: self.rows[i].organization_id for i in instance_ids if i in self.rows}
-
-    async def due_for_status_check(
-        self,
-        states: Collection[ConnectionState],
-        providers: Collection[Provider],
-        *,
-        observed_before: datetime,
-        limit: int,
-    ) -> list[Instance]:
-        due = [
-            i
-            for i in self.rows.values()
-            if i.connection_state in states
-            and i.provider in providers
-            and (i.connection_observed_at is None or i.connection_observed_at < observed_before)
-        ]
-        return sorted(due, key=lambda i: (i.connection_observed_at is not None, i.connection_observed_at, i.id))[
-            :limit
-        ]
 
     async def count(self, organization_id: str) -> int:
         return sum(i.organization_id == organization_id for i in self.rows.values())
