@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import Any
 
 import aiohttp
 import grpc
@@ -60,7 +61,7 @@ def settings_for(
     )
 
 
-async def register(stub: reputation_pb2_grpc.ReputationServiceStub, ref: str) -> str:
+async def register(stub: Any, ref: str) -> str:
     reply = await stub.RegisterInstance(
         reputation_pb2.RegisterInstanceRequest(
             organization_id=ORG,
@@ -75,13 +76,22 @@ async def register(stub: reputation_pb2_grpc.ReputationServiceStub, ref: str) ->
 
 
 async def scan(simulator: ProviderSimulator, ref: str, code: str) -> None:
-    async with aiohttp.ClientSession() as http:
-        async with http.post(
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
             f"{simulator.base_url}/_sim/sessions/{ref}/scan",
             json={"code": code},
             headers={"X-Api-Key": SIM_KEY},
-        ) as answer:
-            assert answer.status == 200, await answer.text()
+        ) as answer,
+    ):
+        assert answer.status == 200, await answer.text()
+
+
+async def next_connection(watch: Any) -> reputation_pb2.InstanceConnection:
+    """The stream's next message (generously waited for)."""
+    answer = await asyncio.wait_for(watch.read(), 10)
+    assert isinstance(answer, reputation_pb2.WatchInstanceResponse), answer
+    return answer.connection
 
 
 def connected_event(instance_id: str, ref: str) -> pe.ProviderEventReceived:
@@ -121,16 +131,16 @@ async def test_register_connect_scan_and_the_watch_ends_on_connected(
         watch = stub.WatchInstance(
             reputation_pb2.WatchInstanceRequest(organization_id=ORG, instance_id=instance_id)
         )
-        first = await asyncio.wait_for(watch.read(), 10)
-        assert first.connection.state == QR_REQUIRED
-        assert first.connection.qr.code == connected.connection.qr.code
+        first = await next_connection(watch)
+        assert first.state == QR_REQUIRED
+        assert first.qr.code == connected.connection.qr.code
 
-        await scan(simulator, ref, first.connection.qr.code)
+        await scan(simulator, ref, first.qr.code)
         await publish(jetstream, subject_root, connected_event(instance_id, ref))
 
-        following = await asyncio.wait_for(watch.read(), 10)
-        assert following.connection.state == CONNECTED
-        assert following.connection.reason == "WORKING"
+        following = await next_connection(watch)
+        assert following.state == CONNECTED
+        assert following.reason == "WORKING"
         assert await asyncio.wait_for(watch.read(), 10) is grpc.aio.EOF
         assert await watch.code() == grpc.StatusCode.OK
 
@@ -156,11 +166,11 @@ async def test_the_status_check_catches_a_scan_whose_webhook_never_came(
         watch = stub.WatchInstance(
             reputation_pb2.WatchInstanceRequest(organization_id=ORG, instance_id=instance_id)
         )
-        assert (await asyncio.wait_for(watch.read(), 10)).connection.state == QR_REQUIRED
+        assert (await next_connection(watch)).state == QR_REQUIRED
 
         await scan(simulator, ref, connected.connection.qr.code)
 
-        assert (await asyncio.wait_for(watch.read(), 10)).connection.state == CONNECTED
+        assert (await next_connection(watch)).state == CONNECTED
         assert await asyncio.wait_for(watch.read(), 10) is grpc.aio.EOF
 
 
