@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import NoReturn, Protocol
 
 import grpc
 
@@ -38,6 +38,14 @@ from reputation_service.infrastructure.proto_mapping import connection_to_proto,
 from whatlead.reputation.v1 import reputation_pb2
 
 SLOW_WATCHER = "the watcher fell behind the instance's changes; watch again"
+
+
+class StreamContext(Protocol):
+    """What the stream uses of grpc.aio's ServicerContext."""
+
+    async def write(self, message: reputation_pb2.WatchInstanceResponse) -> None: ...
+
+    async def abort(self, code: grpc.StatusCode, details: str = "") -> NoReturn: ...
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -77,7 +85,7 @@ class OnboardingRpcs:
         return reputation_pb2.DeleteInstanceResponse(instance=instance_to_proto(instance))
 
     async def WatchInstance(
-        self, request: reputation_pb2.WatchInstanceRequest, context: grpc.aio.ServicerContext[Any, Any]
+        self, request: reputation_pb2.WatchInstanceRequest, context: StreamContext
     ) -> None:
         watch = await self.changes.watch(request.instance_id, capacity=self.watch_buffer)
         metrics.WATCHERS.inc()
