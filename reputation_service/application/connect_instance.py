@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from libs.seedwork.clock import Clock
-from libs.seedwork.errors import InvalidArgument, NotFound
+from libs.seedwork.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from libs.seedwork.ids import is_valid_id
 from libs.seedwork.organizations import require_organization
 from libs.seedwork.phone import normalize_phone
@@ -154,4 +154,9 @@ class InstanceConnectionReader(_Onboarding):
         return InstanceConnection(instance=instance, qr=await self.qr(instance))
 
     async def qr(self, instance: Instance) -> QrImage | None:
-        return await self._sessions.qr(instance)
+        """None also when the provider cannot say now: the state still goes out, the code with the next
+        refresh."""
+        try:
+            return await self._sessions.qr(instance)
+        except (Unavailable, FailedPrecondition):
+            return None

@@ -16,7 +16,6 @@ from typing import NoReturn, Protocol
 
 import grpc
 
-from libs.seedwork.errors import FailedPrecondition, Unavailable
 from libs.seedwork.shared_kernel import ConnectionState
 from reputation_service.application.connect_instance import (
     FINAL_STATES,
@@ -123,10 +122,7 @@ class OnboardingRpcs:
     async def _fresh_qr(self, sent: InstanceConnection) -> QrImage | None:
         """The code the provider shows now; the one sent when the provider cannot say (asked again at the
         next refresh)."""
-        try:
-            return await self.reader.qr(sent.instance) or sent.qr
-        except (Unavailable, FailedPrecondition):
-            return sent.qr
+        return await self.reader.qr(sent.instance) or sent.qr
 
 
 def _differs(now: InstanceConnection, sent: InstanceConnection) -> bool:
