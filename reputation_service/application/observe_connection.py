@@ -16,7 +16,7 @@ from reputation_service.domain.ports import ReputationUnitOfWork
 
 @dataclass(frozen=True, kw_only=True)
 class ConnectionReport:
-    organization_id: str
+    organization_id: str  # "": not said (webhooks); otherwise it must be the instance's
     instance_id: str
     state: ConnectionState
     reason: str
@@ -43,13 +43,20 @@ class ObserveConnectionsHandler:
     ) -> ConnectionsObserved:
         applied = stale = unknown = 0
         now = self._clock.now()
+        # A webhook names no organization (the gateway knows only the instance): the instance's own.
+        organizations = await uow.instances.organizations_of(
+            {r.instance_id for r in reports if r.instance_id}
+        )
         # Read once per instance: a second read would forget the first report's change.
-        loaded: dict[tuple[str, str], Instance | None] = {}
+        loaded: dict[str, Instance | None] = {}
         for report in sorted(reports, key=lambda r: r.observed_at):
-            key = (report.organization_id, report.instance_id)
-            if key not in loaded:
-                loaded[key] = await uow.instances.get(*key) if report.instance_id else None
-            instance = loaded[key]
+            organization = organizations.get(report.instance_id)
+            if organization is None or report.organization_id not in ("", organization):
+                unknown += 1
+                continue
+            if report.instance_id not in loaded:
+                loaded[report.instance_id] = await uow.instances.get(organization, report.instance_id)
+            instance = loaded[report.instance_id]
             if instance is None:
                 unknown += 1
                 continue

@@ -97,7 +97,8 @@ async def next_connection(watch: Any) -> reputation_pb2.InstanceConnection:
 def connected_event(instance_id: str, ref: str) -> pe.ProviderEventReceived:
     now = datetime.now(UTC)
     return pe.ProviderEventReceived(
-        meta=common_pb2.EventMeta(event_id=new_id(), organization_id=ORG, occurred_at=to_timestamp(now)),
+        # As the gateway publishes a webhook: it knows the instance, not its organization.
+        meta=common_pb2.EventMeta(event_id=new_id(), occurred_at=to_timestamp(now)),
         type=pe.PROVIDER_EVENT_TYPE_CONNECTION_CONNECTED,
         provider=common_pb2.PROVIDER_SIMULATOR,
         instance_id=instance_id,

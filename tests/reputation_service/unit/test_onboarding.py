@@ -23,7 +23,11 @@ from reputation_service.application.connect_instance import (
     InstanceAtProvider,
     LogoutInstanceHandler,
 )
-from reputation_service.application.observe_connection import ConnectionReport, ObserveConnectionsHandler
+from reputation_service.application.observe_connection import (
+    ConnectionReport,
+    ConnectionsObserved,
+    ObserveConnectionsHandler,
+)
 from reputation_service.domain.events import InstanceChanged
 from reputation_service.domain.instance import Instance
 from reputation_service.entrypoints.consumers import ConnectionStates
@@ -154,6 +158,30 @@ async def test_a_batch_out_of_order_ends_where_the_newest_report_says(uow, insta
     stored = await uow.instances.get(ORG, instance.id)
     assert stored is not None and stored.connection_state is ConnectionState.CONNECTED
     assert (result.applied, result.stale, result.unknown_instance) == (3, 1, 0)
+
+
+async def test_a_webhook_names_no_organization_and_a_report_naming_another_one_is_dropped(
+    uow, instance, clock
+):
+    at = clock.now()
+
+    async def observe(organization: str, seconds: int) -> ConnectionsObserved:
+        async with uow:
+            report = ConnectionReport(
+                organization_id=organization,
+                instance_id=instance.id,
+                state=ConnectionState.CONNECTED,
+                reason="",
+                observed_at=at + timedelta(seconds=seconds),
+            )
+            result = await ObserveConnectionsHandler(clock)(uow, [report])
+            await uow.commit()
+        return result
+
+    assert (await observe("org-other", 1)).unknown_instance == 1
+    assert (await observe("", 2)).applied == 1
+    stored = await uow.instances.get(ORG, instance.id)
+    assert stored is not None and stored.connection_state is ConnectionState.CONNECTED
 
 
 # --- the gateway's events as reports -------------------------------------------------------------------
