@@ -36,7 +36,7 @@ class StatusChecked:
 
 
 class CheckSessionsHandler:
-    """One pass: the instances whose last report is older than their state's interval, a batch of each."""
+    """One pass: the instances not asked about for their state's interval, a batch of each."""
 
     def __init__(
         self,
@@ -61,10 +61,10 @@ class CheckSessionsHandler:
         batch = self._schedule.batch_size
         async with self._uow() as uow:
             due = await uow.instances.due_for_status_check(
-                WAITING_STATES, providers, observed_before=now - self._schedule.waiting_every, limit=batch
+                WAITING_STATES, providers, checked_before=now - self._schedule.waiting_every, limit=batch
             )
             due += await uow.instances.due_for_status_check(
-                others, providers, observed_before=now - self._schedule.others_every, limit=batch
+                others, providers, checked_before=now - self._schedule.others_every, limit=batch
             )
         reports: list[ConnectionReport] = []
         unavailable = not_configured = 0
@@ -88,9 +88,12 @@ class CheckSessionsHandler:
                     observed_at=self._clock.now(),
                 )
             )
-        if not reports:
-            return StatusChecked(len(due), 0, unavailable, not_configured)
+        if not due:
+            return StatusChecked()
         async with self._uow() as uow:
+            # Every one asked, whatever it answered, waits its interval again: an answer that says
+            # nothing (or a provider down) is not asked about at every pass.
+            await uow.instances.mark_status_checked([i.id for i in due], at=now)
             result = await self._observe(uow, reports)
             await uow.commit()
         return StatusChecked(len(due), result.applied, unavailable, not_configured)

@@ -43,11 +43,15 @@ class InstanceRepository(Protocol):
         states: Collection[ConnectionState],
         providers: Collection[Provider],
         *,
-        observed_before: datetime,
+        checked_before: datetime,
         limit: int,
     ) -> list[Instance]:
-        """Every organization's instances in `states` at `providers` whose last connection report was
-        observed before `observed_before` (or never), the longest unheard first."""
+        """Every organization's instances in `states` at `providers` that the status check last asked
+        about before `checked_before` (or never), the longest unasked first."""
+        ...
+
+    async def mark_status_checked(self, instance_ids: Collection[str], *, at: datetime) -> None:
+        """Note that the status check asked about them now (its own bookkeeping: no version, no event)."""
         ...
 
     async def list(

@@ -133,7 +133,9 @@ class ProviderInstanceSessions:
         try:
             status = await _translated(adapter.session_status(instance.provider_instance_ref), known=False)
         except _SessionNotFound:
-            return SessionView(state=ConnectionState.LOGGED_OUT, reason="session not found at the provider")
+            # Not one the registry can judge: a number registered by hand whose session the provider
+            # makes on first use (the simulator), or one set up elsewhere. The sends will say.
+            return SessionView(state=ConnectionState.UNKNOWN, reason="session not found at the provider")
         return SessionView(state=status.state, reason=status.reason, qr=_image(status.qr))
 
     async def logout(self, instance: Instance) -> None:

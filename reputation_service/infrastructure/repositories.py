@@ -4,7 +4,7 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.db.optimistic import OptimisticWrites
@@ -53,23 +53,31 @@ class SqlAlchemyInstanceRepository:
         states: Collection[ConnectionState],
         providers: Collection[Provider],
         *,
-        observed_before: datetime,
+        checked_before: datetime,
         limit: int,
     ) -> list[Instance]:
         if not states or not providers:
             return []
-        observed = instances.c.connection_observed_at
+        checked = instances.c.connection_checked_at
         query = (
             select(instances)
             .where(
                 instances.c.connection_state.in_([s.value for s in states]),
                 instances.c.provider.in_([p.value for p in providers]),
-                or_(observed.is_(None), observed < observed_before),
+                or_(checked.is_(None), checked < checked_before),
             )
-            .order_by(observed.asc().nulls_first(), instances.c.id)
+            .order_by(checked.asc().nulls_first(), instances.c.id)
             .limit(limit)
         )
         return [_to_instance(row) for row in (await self._session.execute(query)).all()]
+
+    async def mark_status_checked(self, instance_ids: Collection[str], *, at: datetime) -> None:
+        if instance_ids:
+            await self._session.execute(
+                update(instances)
+                .where(instances.c.id.in_(list(instance_ids)))
+                .values(connection_checked_at=at)
+            )
 
     async def list(
         self, organization_id: str | None, *, after_id: str | None, limit: int, where: InstanceFilter

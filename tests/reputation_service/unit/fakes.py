@@ -3,7 +3,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 from collections.abc import Callable, Collection, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
 
 from libs.seedwork.clock import Clock, FakeClock
@@ -29,6 +29,7 @@ from reputation_service.domain.warmup import WarmupPhase
 class FakeInstanceRepository:
     def __init__(self) -> None:
         self.rows: dict[str, Instance] = {}
+        self.checked_at: dict[str, datetime] = {}  # the status check's bookkeeping
 
     def add(self, instance: Instance) -> None:
         self.rows[instance.id] = instance
@@ -55,19 +56,22 @@ class FakeInstanceRepository:
         states: Collection[ConnectionState],
         providers: Collection[Provider],
         *,
-        observed_before: datetime,
+        checked_before: datetime,
         limit: int,
     ) -> list[Instance]:
+        never = datetime.min.replace(tzinfo=UTC)
         due = [
             i
             for i in self.rows.values()
             if i.connection_state in states
             and i.provider in providers
-            and (i.connection_observed_at is None or i.connection_observed_at < observed_before)
+            and self.checked_at.get(i.id, never) < checked_before
         ]
-        return sorted(
-            due, key=lambda i: (i.connection_observed_at is not None, i.connection_observed_at, i.id)
-        )[:limit]
+        return sorted(due, key=lambda i: (self.checked_at.get(i.id, never), i.id))[:limit]
+
+    async def mark_status_checked(self, instance_ids: Collection[str], *, at: datetime) -> None:
+        for instance_id in instance_ids:
+            self.checked_at[instance_id] = at
 
     async def list(
         self, organization_id: str | None, *, after_id: str | None, limit: int, where: InstanceFilter

@@ -359,6 +359,7 @@ async def test_the_status_check_catches_a_connection_whose_webhook_never_came(uo
     await ConnectInstanceHandler(lambda: uow, sessions(provider), ObserveConnectionsHandler(clock), clock)(
         ConnectInstance(organization_id=ORG, instance_id=instance.id)
     )
+    assert (await checker(uow, clock, provider)()).checked == 1  # still waiting for the scan
     provider.scan("sales-1")  # no webhook
 
     assert (await checker(uow, clock, provider)()).checked == 0  # asked just now: not due yet
@@ -387,3 +388,20 @@ async def test_the_status_check_leaves_an_instance_alone_when_the_provider_does_
     assert (checked.checked, checked.applied, checked.unavailable) == (1, 0, 1)
     stored = await uow.instances.get(ORG, instance.id)
     assert stored is not None and stored.connection_state is ConnectionState.QR_REQUIRED
+    # Asked again after its interval, not at every pass.
+    assert (await checker(uow, clock, provider)()).checked == 0
+    clock.advance(seconds=16)
+    assert (await checker(uow, clock, provider)()).checked == 1
+
+
+async def test_a_session_the_provider_does_not_know_changes_nothing(uow, instance, clock, provider):
+    # Registered by hand as connected, its session made by the provider on its first send (the simulator).
+    instance.observe_connection(
+        ConnectionState.CONNECTED, reason="", observed_at=clock.now(), now=clock.now()
+    )
+
+    checked = await checker(uow, clock, provider)()
+
+    assert (checked.checked, checked.applied) == (1, 0)
+    stored = await uow.instances.get(ORG, instance.id)
+    assert stored is not None and stored.connection_state is ConnectionState.CONNECTED
