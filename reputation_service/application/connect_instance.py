@@ -16,7 +16,7 @@ from libs.seedwork.organizations import require_organization
 from libs.seedwork.phone import normalize_phone
 from libs.seedwork.shared_kernel import ConnectionState
 from reputation_service.application.observe_connection import ConnectionReport, ObserveConnectionsHandler
-from reputation_service.application.onboarding_ports import InstanceSessions, QrImage
+from reputation_service.application.onboarding_ports import InstanceChange, InstanceSessions, QrImage
 from reputation_service.domain.instance import Instance
 from reputation_service.domain.ports import ReputationUnitOfWork
 
@@ -145,8 +145,17 @@ class InstanceConnectionReader(_Onboarding):
     async def current(self, command: InstanceAtProvider) -> InstanceConnection:
         return await self.with_qr(await self._instance(command.organization_id, command.instance_id))
 
-    async def reload(self, instance: Instance) -> InstanceConnection:
-        return await self.with_qr(await self._instance(instance.organization_id, instance.id))
+    async def at_change(self, instance: Instance, change: InstanceChange) -> InstanceConnection:
+        """The connection as `change` left it: the stored instance when nothing changed since (with its
+        reason and, while required, the QR code), else the change's own state, so a state that did not
+        last (CONNECTED, then DISCONNECTED) is still told."""
+        current = await self._instance(instance.organization_id, instance.id)
+        if current.version == change.version:
+            return await self.with_qr(current)
+        then = current.snapshot()
+        then.version, then.connection_state = change.version, change.state
+        then.connection_reason, then.connection_observed_at = "", change.changed_at
+        return await self.with_qr(then)
 
     async def with_qr(self, instance: Instance) -> InstanceConnection:
         if instance.connection_state is not ConnectionState.QR_REQUIRED:

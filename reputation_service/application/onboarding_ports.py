@@ -7,6 +7,7 @@ errors (`infrastructure/provider_sessions.py`) and the bus (`infrastructure/inst
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol
 
 from libs.seedwork.shared_kernel import ConnectionState, Provider
@@ -68,12 +69,21 @@ class InstanceChangeFeed(Protocol):
         ...
 
 
+@dataclass(frozen=True, kw_only=True)
+class InstanceChange:
+    """One InstanceChanged as a watcher needs it: which version, its connection state, when."""
+
+    version: int
+    state: ConnectionState
+    changed_at: datetime | None
+
+
 class InstanceWatch(Protocol):
     """One watcher's bounded queue of the changes of one instance."""
 
-    async def next_change(self) -> int:
-        """The version of the instance's next change; raises WatcherOverflowed once the queue overflowed
-        (the watcher was too slow)."""
+    async def next_change(self) -> InstanceChange:
+        """The instance's next change; raises WatcherOverflowed once the queue overflowed (the watcher
+        was too slow)."""
         ...
 
     def close(self) -> None: ...

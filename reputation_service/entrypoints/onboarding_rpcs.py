@@ -28,6 +28,7 @@ from reputation_service.application.connect_instance import (
     LogoutInstanceHandler,
 )
 from reputation_service.application.onboarding_ports import (
+    InstanceChange,
     InstanceChangeFeed,
     QrImage,
     WatcherOverflowed,
@@ -88,7 +89,7 @@ class OnboardingRpcs:
     ) -> None:
         watch = await self.changes.watch(request.instance_id, capacity=self.watch_buffer)
         metrics.WATCHERS.inc()
-        next_change: asyncio.Future[int] | None = None
+        next_change: asyncio.Future[InstanceChange] | None = None
         try:
             connection = await self.reader.current(_at_provider(request))
             await context.write(_response(connection))
@@ -101,9 +102,11 @@ class OnboardingRpcs:
                     {next_change}, timeout=self.qr_refresh_seconds if waiting_for_scan else None
                 )
                 if next_change in done:
-                    next_change.result()  # WatcherOverflowed: cut off below
+                    change = next_change.result()  # WatcherOverflowed: cut off below
                     next_change = None
-                    connection = await self.reader.reload(sent.instance)
+                    if change.version <= sent.instance.version:
+                        continue  # already in what was sent (it came between registering and reading)
+                    connection = await self.reader.at_change(sent.instance, change)
                 else:
                     connection = replace(sent, qr=await self._fresh_qr(sent))
                 if _differs(connection, sent):
@@ -114,7 +117,7 @@ class OnboardingRpcs:
         finally:
             if next_change is not None:
                 next_change.cancel()
-                with contextlib.suppress(BaseException):
+                with contextlib.suppress(asyncio.CancelledError, WatcherOverflowed):
                     await next_change
             watch.close()
             metrics.WATCHERS.dec()

@@ -6,13 +6,19 @@ A watcher whose buffer fills is cut off (WatcherOverflowed) rather than buffered
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 
+from google.protobuf.timestamp_pb2 import Timestamp
 from nats.js import JetStreamContext
 
 from libs.messaging import envelope, fanout
 from libs.messaging.fanout import FanoutHub, StreamMessage
 from libs.messaging.ordered_source import JetStreamMessageSource
-from reputation_service.application.onboarding_ports import WatcherOverflowed
+from libs.rpc.convert import enum_from_proto, from_timestamp
+from libs.seedwork.errors import InvalidArgument
+from libs.seedwork.shared_kernel import ConnectionState
+from reputation_service.application.onboarding_ports import InstanceChange, WatcherOverflowed
+from whatlead.common.v1 import common_pb2
 from whatlead.events.v1 import reputation_events_pb2
 
 _CHANGED = envelope.subject_suffix(reputation_events_pb2.InstanceChanged)
@@ -34,12 +40,19 @@ class _Decoded:
         return self._last[1]
 
 
-class _Watch:
-    def __init__(self, watcher: fanout.Watcher[int]) -> None:
-        self._watcher = watcher
-        self._ready: list[int] = []
+def _time(stamp: Timestamp) -> datetime | None:
+    try:
+        return from_timestamp(stamp)
+    except InvalidArgument:  # a malformed time is no time: the state still counts
+        return None
 
-    async def next_change(self) -> int:
+
+class _Watch:
+    def __init__(self, watcher: fanout.Watcher[InstanceChange]) -> None:
+        self._watcher = watcher
+        self._ready: list[InstanceChange] = []
+
+    async def next_change(self) -> InstanceChange:
         if not self._ready:
             try:
                 self._ready = [delivery.item for delivery in await self._watcher.take()]
@@ -62,16 +75,24 @@ class JetStreamInstanceChanges:
             event = decoded(message)
             return event.instance.id if event is not None else None
 
-        def version_of(message: StreamMessage) -> int | None:
+        def change_of(message: StreamMessage) -> InstanceChange | None:
             event = decoded(message)
-            return event.instance.version if event is not None else None
+            if event is None:
+                return None
+            instance = event.instance
+            return InstanceChange(
+                version=instance.version,
+                state=enum_from_proto(common_pb2.ConnectionState, instance.connection_state, ConnectionState)
+                or ConnectionState.UNKNOWN,
+                changed_at=_time(instance.updated_at),
+            )
 
-        self._hub: FanoutHub[int] = FanoutHub(
+        self._hub: FanoutHub[InstanceChange] = FanoutHub(
             JetStreamMessageSource(
                 js, stream=envelope.stream_name(subject_root, "reputation"), subject_filter=subject
             ),
             key_of=key_of,
-            decode=version_of,
+            decode=change_of,
             subject_of=lambda _key: subject,
             ring_size=1024,
         )

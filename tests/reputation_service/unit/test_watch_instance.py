@@ -22,7 +22,7 @@ from reputation_service.application.connect_instance import (
     LogoutInstanceHandler,
 )
 from reputation_service.application.observe_connection import ConnectionReport, ObserveConnectionsHandler
-from reputation_service.application.onboarding_ports import WatcherOverflowed
+from reputation_service.application.onboarding_ports import InstanceChange, WatcherOverflowed
 from reputation_service.domain.instance import Instance
 from reputation_service.entrypoints.onboarding_rpcs import OnboardingRpcs
 from reputation_service.infrastructure.provider_sessions import ProviderInstanceSessions
@@ -35,14 +35,14 @@ ORG = "org-watch"
 
 class FakeWatch:
     def __init__(self) -> None:
-        self.changes: asyncio.Queue[int | None] = asyncio.Queue()
+        self.changes: asyncio.Queue[InstanceChange | None] = asyncio.Queue()
         self.closed = False
 
-    async def next_change(self) -> int:
-        version = await self.changes.get()
-        if version is None:
+    async def next_change(self) -> InstanceChange:
+        change = await self.changes.get()
+        if change is None:
             raise WatcherOverflowed("behind")
-        return version
+        return change
 
     def close(self) -> None:
         self.closed = True
@@ -163,11 +163,44 @@ async def test_the_watch_sends_the_qr_each_new_code_once_then_connected_and_ends
 
     provider.scan("watched-1")
     await report(uow, clock, instance, ConnectionState.CONNECTED)
-    await feed.watches[0].changes.put(3)
+    connected = await uow.instances.get(ORG, instance.id)
+    assert connected is not None
+    await feed.watches[0].changes.put(
+        InstanceChange(version=connected.version, state=ConnectionState.CONNECTED, changed_at=clock.now())
+    )
 
     await asyncio.wait_for(watching, 5)
     assert context.written[-1].state == common_pb2.CONNECTION_STATE_CONNECTED
     assert len(context.written) == 3 and feed.watches[0].closed
+
+
+async def test_a_state_that_did_not_last_is_still_sent_and_ends_the_watch(
+    uow, clock, provider, feed, instance
+):
+    service = rpcs(uow, clock, provider, feed)
+    await service.connect(ConnectInstance(organization_id=ORG, instance_id=instance.id))
+    context = FakeStreamContext()
+    request = reputation_pb2.WatchInstanceRequest(organization_id=ORG, instance_id=instance.id)
+    watching = asyncio.ensure_future(service.WatchInstance(request, context))
+    await eventually(lambda: _written(context, 1))
+    stale = await uow.instances.get(ORG, instance.id)
+    assert stale is not None
+    at = clock.now()
+
+    # Connected, then disconnected before the watcher read the first change.
+    await report(uow, clock, instance, ConnectionState.CONNECTED)
+    await report(uow, clock, instance, ConnectionState.DISCONNECTED)
+    watch = feed.watches[0]
+    await watch.changes.put(
+        InstanceChange(version=stale.version, state=ConnectionState.QR_REQUIRED, changed_at=at)
+    )
+    await watch.changes.put(
+        InstanceChange(version=stale.version + 1, state=ConnectionState.CONNECTED, changed_at=at)
+    )
+
+    await asyncio.wait_for(watching, 5)
+    states = [c.state for c in context.written]
+    assert states == [common_pb2.CONNECTION_STATE_QR_REQUIRED, common_pb2.CONNECTION_STATE_CONNECTED]
 
 
 async def test_a_watcher_that_fell_behind_is_cut_off(uow, clock, provider, feed, instance):
