@@ -1,18 +1,16 @@
 from __future__ import annotations
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, model_validator
 
 from libs.config import ConsumingServiceSettings, Port, settings_config
-from libs.seedwork.shared_kernel import Provider
+from libs.providers.settings import ProviderEndpointSettings
 
 
-class ExecutorSettings(ConsumingServiceSettings):
+class ExecutorSettings(ConsumingServiceSettings, ProviderEndpointSettings):
     """Environment variables prefixed EXECUTOR_ (e.g. EXECUTOR_DATABASE_URL, EXECUTOR_WAHA_URL).
 
-    Each provider the executor may send through needs its base URL and key: EXECUTOR_<PROVIDER>_URL and
-    EXECUTOR_<PROVIDER>_API_KEY for EVOLUTION, WAHA, TURBOZAP and SIMULATOR (the built-in simulator).
-    wuzapi authenticates each instance with its own user token: EXECUTOR_WUZAPI_URL plus
-    EXECUTOR_WUZAPI_TOKENS='{"<instance ref>": "<token>", ...}'. Keys are secrets: never printed.
+    Each provider the executor may send through needs its base URL and key (libs/providers/settings.py):
+    EXECUTOR_<PROVIDER>_URL and EXECUTOR_<PROVIDER>_API_KEY, EXECUTOR_WUZAPI_URL plus EXECUTOR_WUZAPI_TOKENS.
     """
 
     model_config = settings_config("EXECUTOR_")
@@ -22,17 +20,6 @@ class ExecutorSettings(ConsumingServiceSettings):
     metrics_port: Port = 9102
     # Its requests are ids, a page token and an actor: under 2 KiB at their limits.
     grpc_max_receive_bytes: int = Field(default=16 * 1024, ge=1024, le=4 * 1024 * 1024)
-
-    evolution_url: str = ""
-    evolution_api_key: SecretStr = SecretStr("")
-    waha_url: str = ""
-    waha_api_key: SecretStr = SecretStr("")
-    turbozap_url: str = ""
-    turbozap_api_key: SecretStr = SecretStr("")
-    simulator_url: str = ""
-    simulator_api_key: SecretStr = SecretStr("")
-    wuzapi_url: str = ""
-    wuzapi_tokens: dict[str, SecretStr] = Field(default_factory=dict)
 
     workers: int = Field(default=4, ge=1, le=256)  # claim loops in this process
     batch_size: int = Field(default=32, ge=1, le=1000)  # jobs one worker claims and sends concurrently
@@ -61,38 +48,4 @@ class ExecutorSettings(ConsumingServiceSettings):
     def _coherent(self) -> ExecutorSettings:
         if self.provider_timeout_seconds >= self.lease_seconds:
             raise ValueError("provider_timeout_seconds must be below lease_seconds")
-        for name, url in self.endpoint_urls().items():
-            if url and not url.startswith(("http://", "https://")):
-                raise ValueError(f"{name.lower()}_url must start with http:// or https://")
-        if self.wuzapi_tokens and not self.wuzapi_url:
-            raise ValueError("wuzapi_tokens needs wuzapi_url")
         return self
-
-    def endpoint_urls(self) -> dict[Provider, str]:
-        return {
-            Provider.EVOLUTION: self.evolution_url,
-            Provider.WAHA: self.waha_url,
-            Provider.TURBOZAP: self.turbozap_url,
-            Provider.SIMULATOR: self.simulator_url,
-            Provider.WUZAPI: self.wuzapi_url,
-        }
-
-    def endpoints(self) -> dict[Provider, tuple[str, str]]:
-        """provider -> (base URL, key) for every configured provider keyed per process."""
-        keys = {
-            Provider.EVOLUTION: self.evolution_api_key,
-            Provider.WAHA: self.waha_api_key,
-            Provider.TURBOZAP: self.turbozap_api_key,
-            Provider.SIMULATOR: self.simulator_api_key,
-        }
-        return {
-            provider: (url, keys[provider].get_secret_value())
-            for provider, url in self.endpoint_urls().items()
-            if url and provider in keys
-        }
-
-    def instance_tokens(self) -> dict[tuple[Provider, str], tuple[str, str]]:
-        return {
-            (Provider.WUZAPI, ref): (self.wuzapi_url, token.get_secret_value())
-            for ref, token in self.wuzapi_tokens.items()
-        }

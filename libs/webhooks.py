@@ -32,3 +32,9 @@ def webhook_secret(master_key: bytes, instance_id: str) -> str:
     if not master_key:
         raise ValueError("the webhook master key is empty")
     return hmac.new(master_key, _CONTEXT + instance_id.encode(), hashlib.sha256).hexdigest()
+
+
+def webhook_url(gateway_url: str, provider: str, instance_id: str) -> str:
+    """Where a provider posts an instance's webhooks: the gateway's route for it (`provider` lower case:
+    waha, wuzapi, evolution, turbozap, simulator)."""
+    return f"{gateway_url.rstrip('/')}/webhooks/{provider}/{instance_id}"

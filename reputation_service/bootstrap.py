@@ -7,15 +7,25 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+import aiohttp
 import grpc
 
 from libs.bootstrap import Infrastructure, open_infrastructure
 from libs.messaging.consumer import DurableConsumer, Redelivery
+from libs.providers import create_client_session
 from libs.rpc.client import open_channel
 from libs.rpc.server import ServicerBinding
 from libs.runtime import ServiceParts, Worker
 from libs.seedwork.clock import Clock, SystemClock
 from reputation_service.application.apply_plan import ApplyPlanChangeHandler
+from reputation_service.application.check_sessions import CheckSessionsHandler, StatusCheckSchedule
+from reputation_service.application.connect_instance import (
+    ConnectInstanceHandler,
+    DeleteInstanceHandler,
+    InstanceConnectionReader,
+    LogoutInstanceHandler,
+)
+from reputation_service.application.observe_connection import ObserveConnectionsHandler
 from reputation_service.application.plan_warmup import (
     PlanWarmupHandler,
     SubmitDueWarmupHandler,
@@ -52,14 +62,27 @@ from reputation_service.application.window_counts import (
     WindowCountsReader,
 )
 from reputation_service.config import ReputationSettings
-from reputation_service.entrypoints.consumers import ExecutorEventSignals, PlanChanges, ProviderEventSignals
+from reputation_service.entrypoints.consumers import (
+    ConnectionStates,
+    ExecutorEventSignals,
+    PlanChanges,
+    ProviderEventSignals,
+)
 from reputation_service.entrypoints.grpc_servicer import ReputationServicer
+from reputation_service.entrypoints.onboarding_rpcs import OnboardingRpcs
 from reputation_service.entrypoints.warmup_planner import WarmupPlanner
 from reputation_service.entrypoints.warmup_rpcs import WarmupRpcs
-from reputation_service.entrypoints.workers import ReputationEvaluator, SignalPruner, count_outcomes
+from reputation_service.entrypoints.workers import (
+    ReputationEvaluator,
+    SessionStatusChecker,
+    SignalPruner,
+    count_outcomes,
+)
 from reputation_service.infrastructure.age_phase_source import AgePhaseSource
 from reputation_service.infrastructure.gate_client import GrpcWarmupGate
+from reputation_service.infrastructure.instance_changes import JetStreamInstanceChanges
 from reputation_service.infrastructure.proto_mapping import event_to_proto
+from reputation_service.infrastructure.provider_sessions import ProviderInstanceSessions
 from reputation_service.infrastructure.stored_phase_source import StoredPhaseSource
 from reputation_service.infrastructure.tables import messaging
 from reputation_service.infrastructure.unit_of_work import SqlAlchemyReputationUnitOfWork
@@ -83,6 +106,10 @@ class Reputation:
     evaluator: ReputationEvaluator
     window_counts: WindowCountsReader
     unit_of_work: Callable[[], SqlAlchemyReputationUnitOfWork]
+    # Onboarding: the providers' HTTP session, the live feed behind WatchInstance, the status check.
+    http: aiohttp.ClientSession
+    instance_changes: JetStreamInstanceChanges
+    status_checker: SessionStatusChecker
     # The warm-up planner and its channel to the Gate: None without REPUTATION_GATE_ADDRESS.
     warmup_planner: WarmupPlanner | None = None
     gate_channel: grpc.aio.Channel | None = None
@@ -96,6 +123,7 @@ class Reputation:
         loops: list[Worker] = [self.pruner.run]
         loops += [self.evaluator.run_debounced, self.evaluator.run_periodic]
         loops += [consumer.run for consumer in self.consumers]
+        loops += [self.instance_changes.run, self.status_checker.run]
         if self.warmup_planner is not None:
             loops.append(self.warmup_planner.run)
         return self.infra.parts([binding], loops, self.close)
@@ -103,6 +131,7 @@ class Reputation:
     async def close(self) -> None:
         if self.gate_channel is not None:
             await self.gate_channel.close()
+        await self.http.close()
         await self.infra.close()
 
 
@@ -127,6 +156,26 @@ async def assemble(settings: ReputationSettings, *, clock: Clock | None = None) 
     warmup_store = SqlAlchemyWarmupStore(infra.sessions)
     # The evaluated phase (reputation_states); the age-based stand-in only for a number without a state.
     phases = StoredPhaseSource(infra.sessions, AgePhaseSource(settings.warmup_newborn_days))
+    http = create_client_session(limit=settings.http_connections, limit_per_host=settings.http_connections)
+    sessions = ProviderInstanceSessions.from_endpoints(
+        settings.endpoints(),
+        instance_tokens=settings.instance_tokens(),
+        session=http,
+        timeout_seconds=settings.provider_timeout_seconds,
+        gateway_url=settings.gateway_public_url,
+        master_key=settings.webhook_master_key.get_secret_value().encode(),
+    )
+    observe = ObserveConnectionsHandler(clock)
+    instance_changes = JetStreamInstanceChanges(infra.js, settings.subject_root)
+    onboarding = OnboardingRpcs(
+        connect=ConnectInstanceHandler(uow, sessions, observe, clock),
+        logout=LogoutInstanceHandler(uow, sessions, observe, clock),
+        delete=DeleteInstanceHandler(uow, sessions, observe, clock),
+        reader=InstanceConnectionReader(uow, sessions, observe, clock),
+        changes=instance_changes,
+        qr_refresh_seconds=settings.watch_qr_refresh_seconds,
+        watch_buffer=settings.watch_buffer,
+    )
     servicer = ReputationServicer(
         register_instance=RegisterInstanceHandler(uow, clock, updater),
         update_instance=UpdateInstanceHandler(uow, clock),
@@ -141,6 +190,7 @@ async def assemble(settings: ReputationSettings, *, clock: Clock | None = None) 
             get_settings=GetWarmupSettingsHandler(warmup_store),
             set_settings=SetWarmupSettingsHandler(warmup_store, clock),
         ),
+        onboarding=onboarding,
     )
     record = RecordSignalsHandler(clock)
 
@@ -167,6 +217,13 @@ async def assemble(settings: ReputationSettings, *, clock: Clock | None = None) 
             "gateway",
             "reputation-provider-events",
             {provider_events_pb2.ProviderEventReceived: ProviderEventSignals(record, clock, updater)},
+        ),
+        # The registry's connection state from the same events, on its own durable consumer: the signals
+        # path above never waits on it (ADR 0049).
+        consumer(
+            "gateway",
+            "reputation-connection-states",
+            {provider_events_pb2.ProviderEventReceived: ConnectionStates(observe, clock)},
         ),
         consumer(
             "executor",
@@ -213,7 +270,33 @@ async def assemble(settings: ReputationSettings, *, clock: Clock | None = None) 
         batch_size=settings.evaluation_batch_size,
         outages=infra.outages,
     )
-    reputation = Reputation(infra, servicer, consumers, pruner, evaluator, window_counts, uow)
+    status_checker = SessionStatusChecker(
+        CheckSessionsHandler(
+            uow,
+            sessions,
+            observe,
+            clock,
+            StatusCheckSchedule(
+                waiting_every=timedelta(seconds=settings.status_check_interval_seconds),
+                others_every=timedelta(seconds=settings.status_check_idle_interval_seconds),
+                batch_size=settings.status_check_batch_size,
+            ),
+        ),
+        interval=settings.status_check_interval_seconds,
+        outages=infra.outages,
+    )
+    reputation = Reputation(
+        infra,
+        servicer,
+        consumers,
+        pruner,
+        evaluator,
+        window_counts,
+        uow,
+        http=http,
+        instance_changes=instance_changes,
+        status_checker=status_checker,
+    )
     if settings.gate_address:
         channel = open_channel(
             settings.gate_address,

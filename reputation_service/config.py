@@ -6,10 +6,15 @@ from typing import Any
 from pydantic import Field, SecretStr, model_validator
 
 from libs.config import ConsumingServiceSettings, Port, settings_config
+from libs.providers.settings import ProviderEndpointSettings
 
 
-class ReputationSettings(ConsumingServiceSettings):
-    """Environment variables prefixed REPUTATION_ (e.g. REPUTATION_DATABASE_URL)."""
+class ReputationSettings(ConsumingServiceSettings, ProviderEndpointSettings):
+    """Environment variables prefixed REPUTATION_ (e.g. REPUTATION_DATABASE_URL).
+
+    Onboarding (ConnectInstance) calls each instance's provider at REPUTATION_<PROVIDER>_URL with
+    REPUTATION_<PROVIDER>_API_KEY (wuzapi: REPUTATION_WUZAPI_URL and REPUTATION_WUZAPI_TOKENS), as the
+    Executor does (libs/providers/settings.py)."""
 
     model_config = settings_config("REPUTATION_")
 
@@ -52,10 +57,27 @@ class ReputationSettings(ConsumingServiceSettings):
     thresholds: dict[str, Any] = Field(default_factory=dict)
     organization_thresholds: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
+    # Onboarding (ADR 0049). Where providers reach the gateway's webhooks, as they see it (a public URL in
+    # production); empty: ConnectInstance is FAILED_PRECONDITION.
+    gateway_public_url: str = ""
+    provider_timeout_seconds: float = Field(default=15.0, gt=0, le=120)
+    http_connections: int = Field(default=50, ge=1, le=1000)
+    # The status check: sessions waiting for a scan are asked this often, the others (connected,
+    # disconnected) at the slower interval; at most a batch of each per pass.
+    status_check_interval_seconds: float = Field(default=15.0, gt=0, le=3600)
+    status_check_idle_interval_seconds: float = Field(default=900.0, gt=0, le=86400)
+    status_check_batch_size: int = Field(default=50, ge=1, le=1000)
+    # WatchInstance: while a QR code is required, the provider is asked for the current one this often
+    # (wuzapi sends no QR webhook); a watcher further behind than its buffer is cut off.
+    watch_qr_refresh_seconds: float = Field(default=3.0, gt=0, le=60)
+    watch_buffer: int = Field(default=32, ge=1, le=4096)
+
     @model_validator(mode="after")
     def _minute_buckets_outlive_the_ack_timeout(self) -> ReputationSettings:
         if self.minute_horizon < self.ack_timeout + timedelta(hours=1):
             raise ValueError("minute_bucket_retention_hours must exceed the ack timeout by an hour")
+        if self.gateway_public_url and not self.gateway_public_url.startswith(("http://", "https://")):
+            raise ValueError("gateway_public_url must start with http:// or https://")
         return self
 
     @property

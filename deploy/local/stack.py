@@ -194,6 +194,10 @@ def stages() -> list[list[Component]]:
                 50053,
                 9103,
                 REPUTATION_THRESHOLDS=json.dumps({"initial_phase": "INTERACTING"}),
+                # ConnectInstance: sessions at the simulator, their webhooks to this gateway.
+                REPUTATION_SIMULATOR_URL=f"http://127.0.0.1:{port(SIMULATOR_PORT)}",
+                REPUTATION_SIMULATOR_API_KEY=SIMULATOR_API_KEY,
+                REPUTATION_GATEWAY_PUBLIC_URL=f"http://127.0.0.1:{port(GATEWAY_PORT)}",
             ),
             "REPUTATION_WEBHOOK_MASTER_KEY",
         ),

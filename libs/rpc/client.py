@@ -3,7 +3,7 @@ credential, and a typed health check."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar, overload
 
 import grpc
@@ -38,9 +38,9 @@ class DefaultDeadline(grpc.aio.UnaryUnaryClientInterceptor):
         return await continuation(client_call_details, request)
 
 
-class PresentCredential(grpc.aio.UnaryUnaryClientInterceptor):
-    """Adds `authorization: Bearer <credential>` (an API key or the service credential) to every unary call;
-    `streams()` is the same for server-streaming calls (grpc.aio files an interceptor under one kind only)."""
+class PresentCredential(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.UnaryStreamClientInterceptor):
+    """Adds `authorization: Bearer <credential>` (an API key or the service credential) to every call,
+    streams included."""
 
     def __init__(self, credential: str) -> None:
         self._metadata = (("authorization", f"Bearer {credential}"),)
@@ -55,18 +55,6 @@ class PresentCredential(grpc.aio.UnaryUnaryClientInterceptor):
     ) -> grpc.aio.UnaryUnaryCall[Request, Response]:
         return await continuation(with_metadata(client_call_details, self._metadata), request)
 
-    def streams(self) -> OnStreams:
-        return OnStreams(lambda details, request: with_metadata(details, self._metadata))
-
-
-class OnStreams(grpc.aio.UnaryStreamClientInterceptor):
-    """What a unary interceptor does to a call's details, done to server-streaming calls."""
-
-    def __init__(
-        self, amend: Callable[[grpc.aio.ClientCallDetails, object], grpc.aio.ClientCallDetails]
-    ) -> None:
-        self._amend = amend
-
     async def intercept_unary_stream(
         self,
         continuation: Callable[
@@ -75,7 +63,32 @@ class OnStreams(grpc.aio.UnaryStreamClientInterceptor):
         client_call_details: grpc.aio.ClientCallDetails,
         request: Request,
     ) -> grpc.aio.UnaryStreamCall[Request, Response]:
-        return await continuation(self._amend(client_call_details, request), request)
+        return await continuation(with_metadata(client_call_details, self._metadata), request)
+
+
+class StreamSide(grpc.aio.UnaryStreamClientInterceptor):
+    """The stream side of an interceptor that handles both kinds of call. grpc.aio files each interceptor
+    under its first kind only (unary-unary before unary-stream), so such an interceptor is given to the
+    channel twice: itself, and this view of it (`for_every_call`)."""
+
+    def __init__(self, interceptor: grpc.aio.UnaryStreamClientInterceptor) -> None:
+        self._interceptor = interceptor
+
+    async def intercept_unary_stream(
+        self,
+        continuation: Callable[
+            [grpc.aio.ClientCallDetails, Request], Awaitable[grpc.aio.UnaryStreamCall[Request, Response]]
+        ],
+        client_call_details: grpc.aio.ClientCallDetails,
+        request: Request,
+    ) -> AsyncIterator[Response] | grpc.aio.UnaryStreamCall[Request, Response]:
+        return await self._interceptor.intercept_unary_stream(continuation, client_call_details, request)
+
+
+def for_every_call(interceptor: grpc.aio.UnaryStreamClientInterceptor) -> list[grpc.aio.ClientInterceptor]:
+    """An interceptor of unary and server-streaming calls (a subclass of both), as grpc.aio applies it to
+    both."""
+    return [interceptor, StreamSide(interceptor)]
 
 
 def with_metadata(
@@ -97,8 +110,7 @@ def open_channel(
     """`credential`: presented on every call (the service credential, for a service's calls to another)."""
     interceptors: list[grpc.aio.ClientInterceptor] = [DefaultDeadline(default_deadline)]
     if credential is not None:
-        present = PresentCredential(credential)
-        interceptors += [present, present.streams()]
+        interceptors += for_every_call(PresentCredential(credential))
     return grpc.aio.insecure_channel(target, interceptors=interceptors)
 
 

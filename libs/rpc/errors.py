@@ -21,6 +21,7 @@ from libs.seedwork.errors import (
     InvariantViolated,
     NotFound,
     PermissionDenied,
+    Unavailable,
 )
 
 _CODES: list[tuple[type[DomainError], Code]] = [
@@ -30,6 +31,7 @@ _CODES: list[tuple[type[DomainError], Code]] = [
     (PermissionDenied, Code.PERMISSION_DENIED),
     (FailedPrecondition, Code.FAILED_PRECONDITION),
     (InvariantViolated, Code.FAILED_PRECONDITION),
+    (Unavailable, Code.UNAVAILABLE),
 ]
 
 

@@ -53,6 +53,10 @@ class FailedPrecondition(DomainError):
     """The request is well formed but the current state does not allow it."""
 
 
+class Unavailable(DomainError):
+    """Something the call depends on outside this service (a provider) did not answer; try again later."""
+
+
 class InvariantViolated(DomainError):
     """An aggregate refused a transition that would break one of its rules (a bug in the caller)."""
 

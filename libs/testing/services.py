@@ -21,7 +21,7 @@ from pydantic import SecretStr
 from libs.config import ServiceSettings
 from libs.rpc.access import MethodRule, find_service, service_rules
 from libs.rpc.auth import Authenticator
-from libs.rpc.client import DefaultDeadline, OnStreams, open_channel, with_metadata
+from libs.rpc.client import DefaultDeadline, for_every_call, open_channel, with_metadata
 from libs.rpc.keys import KeyRecord, KeyTable
 from libs.rpc.server import GrpcServer
 from libs.runtime import ServiceParts
@@ -69,7 +69,7 @@ def install_key(
     return issued.secret
 
 
-class ActAsOwners(grpc.aio.UnaryUnaryClientInterceptor):
+class ActAsOwners(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.UnaryStreamClientInterceptor):
     """Presents, on each call that names no caller of its own, the service credential if only the service
     may call the RPC, else an OWNER key of the organization the request names ("" included: the server then
     fills in ""). One key per organization, installed in the served process's table when first needed."""
@@ -116,8 +116,15 @@ class ActAsOwners(grpc.aio.UnaryUnaryClientInterceptor):
     ) -> grpc.aio.UnaryUnaryCall[Request, Response]:
         return await continuation(self._with_caller(client_call_details, request), request)
 
-    def streams(self) -> OnStreams:
-        return OnStreams(self._with_caller)
+    async def intercept_unary_stream(
+        self,
+        continuation: Callable[
+            [grpc.aio.ClientCallDetails, Request], Awaitable[grpc.aio.UnaryStreamCall[Request, Response]]
+        ],
+        client_call_details: grpc.aio.ClientCallDetails,
+        request: Request,
+    ) -> grpc.aio.UnaryStreamCall[Request, Response]:
+        return await continuation(self._with_caller(client_call_details, request), request)
 
 
 def _organization_named(method: str, request: object) -> str:
@@ -141,8 +148,13 @@ def acting_channel(
 ) -> grpc.aio.Channel:
     """A channel to a served process acting as owners of every organization (ActAsOwners); without a
     service credential, the service-only RPCs are called with none."""
-    acting = ActAsOwners(authenticator.keys, service_credential)
-    return grpc.aio.insecure_channel(address, interceptors=[DefaultDeadline(5.0), acting, acting.streams()])
+    return grpc.aio.insecure_channel(
+        address,
+        interceptors=[
+            DefaultDeadline(5.0),
+            *for_every_call(ActAsOwners(authenticator.keys, service_credential)),
+        ],
+    )
 
 
 @dataclass

@@ -4,6 +4,16 @@ The provider's version and engine say which row of the capability table (`libs/p
 the adapters read: "" and UNSPECIFIED mean unknown, so the provider's most cautious row applies. Both
 describe a release of one provider, so a change of provider resets them to unknown unless the same change
 names the new ones; only WAHA runs several engines.
+
+The connection state follows what the provider reports (webhooks through the gateway, the Executor's
+probes, the registry's own status checks). Reports arrive late, out of order and twice, so each carries
+the time it was observed and one older than the last applied changes nothing:
+
+    report(state, observed_at) ──observed_at <= connection_observed_at──▶ ignored
+              │ newer
+              ▼
+    another state ──▶ applied with its reason, InstanceChanged (connection_state)
+    the same      ──▶ its reason and observed time kept, no event (nothing a projection reads changed)
 """
 
 from __future__ import annotations
@@ -24,6 +34,7 @@ MAX_DISPLAY_NAME = 100
 # The contract's rule for provider_version (reputation.proto): "2026.4.3", "2.3.6-rc.1", or "" (unknown).
 _PROVIDER_VERSION = re.compile(r"([0-9]+([.][0-9]+){0,3}([-+][0-9A-Za-z.]{1,20})?)?")
 MAX_PROVIDER_VERSION = 32
+MAX_CONNECTION_REASON = 200
 # The only provider that runs several engines (WEBJS, NOWEB, GOWS).
 ENGINE_PROVIDERS = frozenset({Provider.WAHA})
 
@@ -57,6 +68,9 @@ class Instance(AggregateRoot):
     version: int = 1
     provider_version: str = ""
     provider_engine: ProviderEngine = ProviderEngine.UNSPECIFIED
+    # The provider's words for the last connection change, and when the last report applied was observed.
+    connection_reason: str = ""
+    connection_observed_at: datetime | None = None
 
     @classmethod
     def register(
@@ -163,6 +177,33 @@ class Instance(AggregateRoot):
         )
         return changed
 
+    def observe_connection(
+        self, state: ConnectionState, *, reason: str, observed_at: datetime, now: datetime
+    ) -> bool:
+        """Apply a connection state the provider reported as observed at `observed_at`. A report not newer
+        than the last one applied is ignored (False); a newer one is kept with its reason, and a change of
+        state is announced as InstanceChanged. True when applied."""
+        if self.connection_observed_at is not None and observed_at <= self.connection_observed_at:
+            return False
+        reason = reason[:MAX_CONNECTION_REASON]
+        changed = state is not self.connection_state
+        self.connection_state, self.connection_reason = state, reason
+        self.connection_observed_at = observed_at
+        self.version += 1  # the stored row changes either way: the write stays optimistic
+        if changed:
+            self.updated_at = now
+            self.record(
+                InstanceChanged(
+                    event_id=new_id(),
+                    organization_id=self.organization_id,
+                    aggregate_id=self.id,
+                    occurred_at=now,
+                    instance=self.snapshot(),
+                    changed_fields=("connection_state",),
+                )
+            )
+        return True
+
     def snapshot(self) -> Instance:
         """A copy without pending events, safe to put inside an event."""
         return Instance(**{name: getattr(self, name) for name in _FIELDS})
@@ -179,6 +220,8 @@ _FIELDS = (
     "connection_state",
     "provider_version",
     "provider_engine",
+    "connection_reason",
+    "connection_observed_at",
     "created_at",
     "updated_at",
     "version",

@@ -38,6 +38,22 @@ class InstanceRepository(Protocol):
         """The organization's instance behind this provider reference, if any (references are unique)."""
         ...
 
+    async def due_for_status_check(
+        self,
+        states: Collection[ConnectionState],
+        providers: Collection[Provider],
+        *,
+        checked_before: datetime,
+        limit: int,
+    ) -> list[Instance]:
+        """Every organization's instances in `states` at `providers` that the status check last asked
+        about before `checked_before` (or never), the longest unasked first."""
+        ...
+
+    async def mark_status_checked(self, instance_ids: Collection[str], *, at: datetime) -> None:
+        """Note that the status check asked about them now (its own bookkeeping: no version, no event)."""
+        ...
+
     async def list(
         self, organization_id: str | None, *, after_id: str | None, limit: int, where: InstanceFilter
     ) -> list[Instance]:

@@ -13,7 +13,9 @@ Which report is which fact (docs/adr/0044-reputation-signals.md):
 - banned: the provider's INSTANCE_BANNED, and an Executor failure with a ban restriction (once per
   message).
 
-And ops' PlanChanged: the organization's instance cap, which RegisterInstance enforces.
+The same ProviderEventReceived also moves the registry's connection state (ConnectionStates): connected,
+disconnected, errors, bans and new QR codes, by its own durable consumer so the signals path never waits on
+it. And ops' PlanChanged: the organization's instance cap, which RegisterInstance enforces.
 """
 
 from __future__ import annotations
@@ -25,10 +27,16 @@ from functools import partial
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from libs.rpc.convert import from_timestamp
+from libs.rpc.convert import enum_from_proto, from_timestamp
 from libs.seedwork.clock import Clock
 from libs.seedwork.errors import InvalidArgument
+from libs.seedwork.shared_kernel import ConnectionState
 from reputation_service.application.apply_plan import ApplyPlanChange, ApplyPlanChangeHandler
+from reputation_service.application.observe_connection import (
+    ConnectionReport,
+    ConnectionsObserved,
+    ObserveConnectionsHandler,
+)
 from reputation_service.application.record_signals import (
     Observation,
     RecordSignals,
@@ -239,6 +247,64 @@ class ExecutorEventSignals(_Signals):
         elif restriction in _BANS:
             found.append(observe(kind=SignalKind.BANNED, restriction=_ban(restriction)))
         return found
+
+
+# What each connection report means when the event does not name the state itself.
+_CONNECTION_STATES = {
+    _T.PROVIDER_EVENT_TYPE_CONNECTION_CONNECTED: ConnectionState.CONNECTED,
+    _T.PROVIDER_EVENT_TYPE_CONNECTION_DISCONNECTED: ConnectionState.DISCONNECTED,
+    _T.PROVIDER_EVENT_TYPE_CONNECTION_ERROR: ConnectionState.DISCONNECTED,
+    _T.PROVIDER_EVENT_TYPE_INSTANCE_BANNED: ConnectionState.BANNED,
+    _T.PROVIDER_EVENT_TYPE_QR_UPDATED: ConnectionState.QR_REQUIRED,
+}
+# The event's own state wins where it names one (a disconnect that is a logout), except for a ban and a
+# new QR code, whose meaning is the type.
+_TYPE_DECIDES = frozenset({_T.PROVIDER_EVENT_TYPE_INSTANCE_BANNED, _T.PROVIDER_EVENT_TYPE_QR_UPDATED})
+
+
+class ConnectionStates:
+    """The gateway's connection reports (webhooks and the Executor's probes alike) applied to the
+    registry's instances, newest observed wins (ObserveConnectionsHandler). Every other provider event is
+    acknowledged and ignored."""
+
+    def __init__(self, observe: ObserveConnectionsHandler, clock: Clock) -> None:
+        self._observe = observe
+        self._clock = clock
+
+    async def __call__(self, event: Message, uow: ReputationUnitOfWork) -> None:
+        await self.handle_many([event], uow)
+
+    async def handle_many(self, events: Sequence[Message], uow: ReputationUnitOfWork) -> None:
+        reports = [report for event in events if (report := self.report(event)) is not None]
+        if reports:
+            result = await self._observe(uow, reports)
+            uow.after_transaction(partial(_count_connections, result))
+
+    def report(self, event: Message) -> ConnectionReport | None:
+        assert isinstance(event, provider_events_pb2.ProviderEventReceived)
+        state = _CONNECTION_STATES.get(event.type)
+        if state is None:
+            return None
+        if event.type not in _TYPE_DECIDES and event.connection_state:
+            named = enum_from_proto(common_pb2.ConnectionState, event.connection_state, ConnectionState)
+            if named is not None and named is not ConnectionState.UNKNOWN:
+                state = named
+        return ConnectionReport(
+            organization_id=event.meta.organization_id,
+            instance_id=event.instance_id,
+            state=state,
+            reason=event.connection_reason or event.ban_code,
+            observed_at=_time(event.occurred_at, present=event.HasField("occurred_at"))
+            or _time(event.meta.occurred_at)
+            or self._clock.now(),
+        )
+
+
+def _count_connections(result: ConnectionsObserved, committed: bool) -> None:
+    if committed:
+        metrics.CONNECTION_REPORTS.labels("applied").inc(result.applied)
+        metrics.CONNECTION_REPORTS.labels("stale").inc(result.stale)
+        metrics.CONNECTION_REPORTS.labels("unknown_instance").inc(result.unknown_instance)
 
 
 class PlanChanges:

@@ -29,6 +29,7 @@ from reputation_service.domain.evaluation import HealthStatus
 from reputation_service.domain.instance import InstanceChanges
 from reputation_service.domain.ports import InstanceFilter, ReputationFilter
 from reputation_service.domain.warmup import WarmupPhase
+from reputation_service.entrypoints.onboarding_rpcs import OnboardingRpcs
 from reputation_service.entrypoints.warmup_rpcs import WarmupRpcs
 from reputation_service.infrastructure.proto_mapping import (
     explanation_to_proto,
@@ -80,8 +81,10 @@ class ReputationServicer(reputation_pb2_grpc.ReputationServiceServicer):
         get_reputation: GetReputationHandler,
         list_reputations: ListReputationsHandler,
         warmup: WarmupRpcs,
+        onboarding: OnboardingRpcs,
     ) -> None:
         self._warmup = warmup
+        self._onboarding = onboarding
         self._register = register_instance
         self._update = update_instance
         self._get = get_instance
@@ -156,6 +159,28 @@ class ReputationServicer(reputation_pb2_grpc.ReputationServiceServicer):
             )
         )
         return reputation_pb2.UpdateInstanceResponse(instance=instance_to_proto(instance))
+
+    async def ConnectInstance(
+        self, request: reputation_pb2.ConnectInstanceRequest, context: grpc.aio.ServicerContext
+    ) -> reputation_pb2.ConnectInstanceResponse:
+        return await self._onboarding.ConnectInstance(request)
+
+    async def LogoutInstance(
+        self, request: reputation_pb2.LogoutInstanceRequest, context: grpc.aio.ServicerContext
+    ) -> reputation_pb2.LogoutInstanceResponse:
+        return await self._onboarding.LogoutInstance(request)
+
+    async def DeleteInstance(
+        self, request: reputation_pb2.DeleteInstanceRequest, context: grpc.aio.ServicerContext
+    ) -> reputation_pb2.DeleteInstanceResponse:
+        return await self._onboarding.DeleteInstance(request)
+
+    # The generated stub types a streaming behaviour as an iterator; under grpc.aio and the server's guard
+    # (libs/rpc/server.py, AsyncStreamBehaviour) it is a coroutine that writes with `context.write`.
+    async def WatchInstance(  # type: ignore[override]
+        self, request: reputation_pb2.WatchInstanceRequest, context: grpc.aio.ServicerContext
+    ) -> None:
+        await self._onboarding.WatchInstance(request, context)
 
     async def GetInstance(
         self, request: reputation_pb2.GetInstanceRequest, context: grpc.aio.ServicerContext

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from libs.periodic import run_periodically
 from libs.stores import StoreOutages
+from reputation_service.application.check_sessions import CheckSessionsHandler, StatusChecked
 from reputation_service.application.prune_signals import PruneSignals, PruneSignalsHandler
 from reputation_service.application.reputation_queries import ReputationCensusHandler
 from reputation_service.application.reputation_updates import EvaluateDue, EvaluateDueHandler, Outcome
@@ -108,3 +109,31 @@ class ReputationEvaluator:
         self, stop: asyncio.Event, every: float, name: str, work: Callable[[], Awaitable[int]]
     ) -> None:
         await run_periodically(stop, work, every=every, name=name, outages=self._outages, log=log)
+
+
+class SessionStatusChecker:
+    """Every `interval` seconds, a status check pass (CheckSessionsHandler): asks the provider about the
+    sessions whose last report is due and applies the answers as reports, so a webhook that never came
+    is caught. Replicas may all run it: a report older than the one applied is ignored."""
+
+    def __init__(self, handler: CheckSessionsHandler, *, interval: float, outages: StoreOutages) -> None:
+        self._handler = handler
+        self._interval = interval
+        self._outages = outages
+
+    async def run_once(self) -> StatusChecked:
+        checked = await self._handler()
+        metrics.STATUS_CHECKS.labels("ok").inc(checked.checked - checked.unavailable - checked.not_configured)
+        metrics.STATUS_CHECKS.labels("unavailable").inc(checked.unavailable)
+        metrics.STATUS_CHECKS.labels("not_configured").inc(checked.not_configured)
+        return checked
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await run_periodically(
+            stop,
+            self.run_once,
+            every=self._interval,
+            name="session status check",
+            outages=self._outages,
+            log=log,
+        )

@@ -40,3 +40,22 @@ INSTANCES_BY_PHASE = Gauge(
     "Instances per warm-up phase, as of the last periodic pass",
     ["phase"],
 )
+
+# Onboarding (ADR 0049).
+CONNECTION_REPORTS = Counter(
+    "whatlead_reputation_connection_reports_total",
+    "Connection reports (webhooks, probes, status checks), by outcome: applied, stale (not newer than the "
+    "last applied), unknown_instance",
+    ["outcome"],
+)
+CONNECTS = Counter(
+    "whatlead_reputation_connects_total",
+    "ConnectInstance calls that reached a provider, by provider and outcome (ok, or the gRPC status name)",
+    ["provider", "outcome"],
+)
+WATCHERS = Gauge("whatlead_reputation_instance_watchers", "WatchInstance streams open in this process")
+STATUS_CHECKS = Counter(
+    "whatlead_reputation_status_checks_total",
+    "Session status checks at the provider, by outcome (ok, unavailable, not_configured)",
+    ["outcome"],
+)

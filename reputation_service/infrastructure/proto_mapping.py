@@ -11,6 +11,7 @@ from google.protobuf.message import Message
 from libs.messaging.event_meta import event_meta
 from libs.rpc.convert import enum_prefix, enum_to_proto, to_timestamp
 from libs.seedwork.aggregate import DomainEvent
+from reputation_service.application.connect_instance import InstanceConnection
 from reputation_service.domain.evaluation import ReputationState
 from reputation_service.domain.events import (
     CooldownStarted,
@@ -207,3 +208,15 @@ def event_to_proto(event: DomainEvent) -> Message:
                 alerts=[enum_to_proto(reputation_pb2.ReputationAlert, alert) for alert in cooldown.alerts],
             )
     raise TypeError(f"no protobuf contract for {type(event).__name__}")
+
+
+def connection_to_proto(connection: InstanceConnection) -> reputation_pb2.InstanceConnection:
+    qr = connection.qr
+    return reputation_pb2.InstanceConnection(
+        instance_id=connection.instance.id,
+        state=enum_to_proto(common_pb2.ConnectionState, connection.state),
+        reason=connection.reason,
+        qr=reputation_pb2.QrCode(code=qr.code, png=qr.png) if qr is not None else None,
+        pairing_code=connection.pairing_code,
+        observed_at=to_timestamp(connection.observed_at),
+    )

@@ -1,9 +1,10 @@
 from __future__ import annotations
 
 from collections.abc import Collection
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.db.optimistic import OptimisticWrites
@@ -46,6 +47,37 @@ class SqlAlchemyInstanceRepository:
             )
         ).one_or_none()
         return self._remember(row)
+
+    async def due_for_status_check(
+        self,
+        states: Collection[ConnectionState],
+        providers: Collection[Provider],
+        *,
+        checked_before: datetime,
+        limit: int,
+    ) -> list[Instance]:
+        if not states or not providers:
+            return []
+        checked = instances.c.connection_checked_at
+        query = (
+            select(instances)
+            .where(
+                instances.c.connection_state.in_([s.value for s in states]),
+                instances.c.provider.in_([p.value for p in providers]),
+                or_(checked.is_(None), checked < checked_before),
+            )
+            .order_by(checked.asc().nulls_first(), instances.c.id)
+            .limit(limit)
+        )
+        return [_to_instance(row) for row in (await self._session.execute(query)).all()]
+
+    async def mark_status_checked(self, instance_ids: Collection[str], *, at: datetime) -> None:
+        if instance_ids:
+            await self._session.execute(
+                update(instances)
+                .where(instances.c.id.in_(list(instance_ids)))
+                .values(connection_checked_at=at)
+            )
 
     async def list(
         self, organization_id: str | None, *, after_id: str | None, limit: int, where: InstanceFilter
@@ -98,6 +130,8 @@ def _to_row(instance: Instance) -> dict[str, Any]:
         "connection_state": instance.connection_state.value,
         "provider_version": instance.provider_version,
         "provider_engine": instance.provider_engine.value,
+        "connection_reason": instance.connection_reason,
+        "connection_observed_at": instance.connection_observed_at,
         "created_at": instance.created_at,
         "updated_at": instance.updated_at,
         "version": instance.version,
@@ -116,6 +150,8 @@ def _to_instance(row: Any) -> Instance:
         connection_state=ConnectionState(row.connection_state),
         provider_version=row.provider_version,
         provider_engine=ProviderEngine(row.provider_engine),
+        connection_reason=row.connection_reason,
+        connection_observed_at=row.connection_observed_at,
         created_at=row.created_at,
         updated_at=row.updated_at,
         version=row.version,

@@ -43,11 +43,19 @@ instances = Table(
     # Defaults for the rows registered before the registry kept them: unknown, the most cautious.
     Column("provider_version", String(32), nullable=False, server_default=text("''")),
     Column("provider_engine", String(20), nullable=False, server_default=text("'UNSPECIFIED'")),
+    # What the provider last said about the connection, and when that report was observed (reports older
+    # than it are ignored: domain/instance.py).
+    Column("connection_reason", String(200), nullable=False, server_default=text("''")),
+    Column("connection_observed_at", UtcDateTime, nullable=True),
+    # When the status check last asked the provider (its bookkeeping, not the aggregate's).
+    Column("connection_checked_at", UtcDateTime, nullable=True),
     UniqueConstraint(
         "organization_id", "provider", "provider_instance_ref", name="uq_instances_provider_ref"
     ),
 )
 Index("ix_instances_org_id", instances.c.organization_id, instances.c.id)
+# The status check's scan: instances of a state, the longest unasked first.
+Index("ix_instances_connection_check", instances.c.connection_state, instances.c.connection_checked_at)
 
 # The raw log: one row per fact (its fact key), pruned by `recorded_at` after the retention period.
 signals = Table(

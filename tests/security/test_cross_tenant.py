@@ -205,6 +205,10 @@ SUBJECTS: dict[str, tuple[SubjectFactory, dict[str, Row]]] = {
         {
             "RegisterInstance": Row(),
             "UpdateInstance": Row(),
+            "ConnectInstance": Row(foreign_id=True),
+            "LogoutInstance": Row(foreign_id=True),
+            "DeleteInstance": Row(foreign_id=True),
+            "WatchInstance": Row(foreign_id=True),
             "GetInstance": Row(foreign_id=True),
             "ListInstances": Row(),
             "GetReputation": Row(foreign_id=True),
@@ -264,6 +268,16 @@ async def call(
     response_type = message_factory.GetMessageClass(method.output_type)
     channel = subject.service.channel_with(credential)
     try:
+        if method.server_streaming:
+            # A stream's answer is its first message (or how it ended); the caller then leaves.
+            stream = channel.unary_stream(
+                f"/{service}/{method.name}",
+                request_serializer=type(request).SerializeToString,
+                response_deserializer=response_type.FromString,
+            )(request, timeout=10)
+            first = await stream.read()
+            stream.cancel()
+            return grpc.StatusCode.OK, first.SerializeToString() if isinstance(first, Message) else b""
         invoke = channel.unary_unary(
             f"/{service}/{method.name}",
             request_serializer=type(request).SerializeToString,

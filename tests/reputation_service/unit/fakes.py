@@ -3,11 +3,11 @@ from __future__ import annotations
 import copy
 import dataclasses
 from collections.abc import Callable, Collection, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
 
 from libs.seedwork.clock import Clock, FakeClock
-from libs.seedwork.shared_kernel import Provider
+from libs.seedwork.shared_kernel import ConnectionState, Provider
 from libs.testing.fakes import FakeUnitOfWork
 from reputation_service.domain.evaluation import HealthStatus, ReputationState
 from reputation_service.domain.instance import Instance
@@ -29,6 +29,7 @@ from reputation_service.domain.warmup import WarmupPhase
 class FakeInstanceRepository:
     def __init__(self) -> None:
         self.rows: dict[str, Instance] = {}
+        self.checked_at: dict[str, datetime] = {}  # the status check's bookkeeping
 
     def add(self, instance: Instance) -> None:
         self.rows[instance.id] = instance
@@ -49,6 +50,28 @@ class FakeInstanceRepository:
             ),
             None,
         )
+
+    async def due_for_status_check(
+        self,
+        states: Collection[ConnectionState],
+        providers: Collection[Provider],
+        *,
+        checked_before: datetime,
+        limit: int,
+    ) -> list[Instance]:
+        never = datetime.min.replace(tzinfo=UTC)
+        due = [
+            i
+            for i in self.rows.values()
+            if i.connection_state in states
+            and i.provider in providers
+            and self.checked_at.get(i.id, never) < checked_before
+        ]
+        return sorted(due, key=lambda i: (self.checked_at.get(i.id, never), i.id))[:limit]
+
+    async def mark_status_checked(self, instance_ids: Collection[str], *, at: datetime) -> None:
+        for instance_id in instance_ids:
+            self.checked_at[instance_id] = at
 
     async def list(
         self, organization_id: str | None, *, after_id: str | None, limit: int, where: InstanceFilter
