@@ -100,8 +100,13 @@ async def assemble(settings: OpsSettings, *, clock: Clock | None = None, issue: 
         )
 
     def timeline_uow() -> SqlAlchemyTimelineUnitOfWork:
+        # A batch that made intent changes wakes the relay: watchers see them within milliseconds.
         return SqlAlchemyTimelineUnitOfWork(
-            infra.sessions, tables=messaging, to_message=event_to_proto, clock=clock
+            infra.sessions,
+            tables=messaging,
+            to_message=event_to_proto,
+            clock=clock,
+            on_commit=infra.relay.wake,
         )
 
     directory = JetStreamKeyDirectory(await ensure_key_directory(infra.js, settings.subject_root))
