@@ -10,7 +10,9 @@ SAFE = re.compile(r"[A-Za-z0-9_-]+")
 
 
 def test_a_uuid_is_its_own_token() -> None:
-    assert organization_token("0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b") == "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"
+    assert (
+        organization_token("0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b") == "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"
+    )
 
 
 def test_any_other_id_becomes_a_safe_token_unlike_any_plain_one() -> None:

@@ -4,6 +4,7 @@ reply for the send it quotes)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from google.protobuf.message import Message
@@ -20,7 +21,7 @@ T0 = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)
 K = ChangeKind
 
 
-async def recorded(store: FakeTimelineStore, events: list[Message]) -> list[IntentChanged]:
+async def recorded(store: FakeTimelineStore, events: Sequence[Message]) -> list[IntentChanged]:
     uow = FakeTimelineUnitOfWork(store)
     async with uow:
         result = await RecordFactsHandler()(uow, [record_from_event(e) for e in events])
