@@ -54,6 +54,12 @@ def context_subjects(root: str, context: str) -> str:
     return f"{root}.{context}.>"
 
 
+def context_events(root: str, context: str) -> str:
+    """The context's events a durable consumer reads: every subject `<context>.<aggregate>.<event>`, not the
+    per-organization feeds one token longer (PER_ORGANIZATION), which only their live watchers read."""
+    return f"{root}.{context}.*.*"
+
+
 @dataclass(frozen=True)
 class EncodedEvent:
     event_id: str
