@@ -35,7 +35,7 @@ async def main(port: int, url: str, stream: str, subject: str) -> None:
 
     handler = grpc.method_handlers_generic_handler(
         "bench.Bare",
-        {"Watch": grpc.unary_stream_rpc_method_handler(watch)},  # type: ignore[arg-type]
+        {"Watch": grpc.unary_stream_rpc_method_handler(watch)},
     )
     server = grpc.aio.server()
     server.add_generic_rpc_handlers((handler,))

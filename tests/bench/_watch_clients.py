@@ -44,9 +44,11 @@ async def main(address: str, method: str, organization: str, watchers: int, chan
 
     async def watch(index: int) -> None:
         channel = channels[index // STREAMS_PER_CHANNEL]
-        call = channel.unary_stream(method, request_serializer=None, response_deserializer=None)(
-            request, timeout=600
+        # Raw bytes both ways: no (de)serializing but where a delay is read.
+        raw: grpc.aio.UnaryStreamMultiCallable[bytes, bytes] = channel.unary_stream(
+            method, request_serializer=None, response_deserializer=None
         )
+        call = raw(request, timeout=600)
         sampled = index % 10 == 0
         seen = 0
         async for data in call:
@@ -72,7 +74,7 @@ async def main(address: str, method: str, organization: str, watchers: int, chan
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    while (line := (await reader.readline()).strip()) == b"warm?":
+    while (await reader.readline()).strip() == b"warm?":
         print(json.dumps({"warm": sum(warm)}), flush=True)
     failed = 0
     for task in asyncio.as_completed(tasks):
