@@ -283,3 +283,20 @@ async def test_a_position_that_is_not_one_is_an_invalid_argument(
         await call.read()
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "after_position" in (refused.value.details() or "")
+
+
+async def test_no_durable_consumer_reads_the_per_organization_feed(
+    stub: ops_pb2_grpc.OpsServiceStub, jetstream: Any, subject_root: str
+) -> None:
+    stream = envelope.stream_name(subject_root, "ops")
+    durables = ["ops-timeline-ops", "ops-key-directory"]  # ops' consumers of its own stream
+
+    async def started() -> bool:
+        return set(durables) <= {info.name for info in await jetstream.consumers_info(stream)}
+
+    await eventually(started, timeout=20)
+    before = {name: (await jetstream.consumer_info(stream, name)).delivered.stream_seq for name in durables}
+    await published(jetstream, subject_root, [change(new_id(), new_id(), LIFE[0]) for _ in range(20)])
+    await asyncio.sleep(0.5)  # what a consumer of the whole stream would have been given by now
+    after = {name: (await jetstream.consumer_info(stream, name)).delivered.stream_seq for name in durables}
+    assert after == before
