@@ -11,10 +11,11 @@ The changes are IntentChanged events published to JetStream as ops' outbox relay
 the relay would (acks awaited in chunks); each carries its publication time. The watchers run in a process
 of their own (tests/bench/_watch_clients.py), one HTTP/2 connection per 100 streams.
 
-Per size, ours then the bare loop: deliveries per second = changes x watchers / (last arrival - first
-publication); CPU seconds of the server process per delivery; p99 delay (publication -> arrival, read by
-every tenth watcher) beside the publication rate that produced it. Targets: ours/bare >= 0.7 at every
-size; ours' cost per delivery at 1,000 watchers <= 1.2 x its cost at 100.
+Per size, ours then the bare loop, a burst: deliveries per second = changes x watchers / (last arrival -
+first publication), and CPU seconds of the server process per delivery. Then both paced for 5 s at half the
+bare loop's burst deliveries per second: the delay (publication -> arrival, read by every tenth watcher),
+p50 and p99, beside that event rate (a burst's own delays are queueing, printed too). Targets: ours/bare
+>= 0.7 at every size; ours' cost per delivery at 1,000 watchers <= 1.2 x its cost at 100.
 
 BENCH_WATCH_DELIVERIES (default 200,000 per measurement): changes per size = that / watchers (at least
 BENCH_WATCH_MIN_CHANGES, 2,000). Every run uses its own database, stream root and key, and removes them.
@@ -62,6 +63,8 @@ DELIVERIES = int(os.environ.get("BENCH_WATCH_DELIVERIES", "200000"))
 MIN_CHANGES = int(os.environ.get("BENCH_WATCH_MIN_CHANGES", "2000"))
 OURS_METHOD = "/whatlead.ops.v1.OpsService/WatchIntents"
 CHUNK = 256  # the relay's batch
+PACED_SECONDS = 5.0
+PACED_SHARE = 0.5  # the paced run's deliveries per second, as a share of what the bare loop delivered
 
 
 def _env() -> dict[str, str]:
@@ -144,11 +147,18 @@ def change(org: str, summary: str) -> ops_events_pb2.IntentChanged:
     )
 
 
-async def publish(js: Any, root: str, events: list[ops_events_pb2.IntentChanged]) -> None:
-    """As the relay publishes: back to back, acks awaited a chunk at a time."""
+async def publish(
+    js: Any, root: str, events: list[ops_events_pb2.IntentChanged], *, rate: float | None = None
+) -> None:
+    """As the relay publishes: back to back, acks awaited a chunk at a time; or, given a `rate`, each
+    event at its time (events per second)."""
+    loop = asyncio.get_running_loop()
+    began = loop.time()
     for start in range(0, len(events), CHUNK):
         acks = []
-        for event in events[start : start + CHUNK]:
+        for number, event in enumerate(events[start : start + CHUNK], start):
+            if rate is not None and (wait := began + number / rate - loop.time()) > 0:
+                await asyncio.sleep(wait)
             if event.change.summary.startswith("t="):
                 event.change.summary = f"t={time.time_ns()}"
             encoded = envelope.encode(event)
@@ -176,9 +186,20 @@ class Measured:
 
 
 async def measure(
-    js: Any, root: str, address: str, pid: int, method: str, org: str, watchers: int, key: str
+    js: Any,
+    root: str,
+    address: str,
+    pid: int,
+    method: str,
+    org: str,
+    watchers: int,
+    key: str,
+    *,
+    rate: float | None = None,
 ) -> Measured:
-    changes = max(MIN_CHANGES, DELIVERIES // watchers)
+    """A burst (`rate` None: deliveries per second, cost) or a paced run of PACED_SECONDS (the delay at a
+    rate the server keeps up with)."""
+    changes = max(MIN_CHANGES, DELIVERIES // watchers) if rate is None else max(20, int(rate * PACED_SECONDS))
     clients = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -212,7 +233,7 @@ async def measure(
         events = [change(org, "t=0") for _ in range(changes)]
         cpu_before = process_tree_cpu_seconds(pid)
         first = time.time()
-        await publish(js, root, events)
+        await publish(js, root, events, rate=rate)
         published = time.time()
         result = json.loads(await asyncio.wait_for(clients.stdout.readline(), 600))
         cpu = process_tree_cpu_seconds(pid) - cpu_before
@@ -231,6 +252,16 @@ async def measure(
     )
 
 
+def report(what: str, measured: Measured) -> None:
+    print(
+        f"  {what}: {measured.deliveries_per_second:,.0f} deliveries/s, "
+        f"{measured.cpu_per_delivery_us:.1f} us CPU/delivery, delay p50 {measured.p50_delay_ms:.1f} / p99 {measured.p99_delay_ms:.1f} ms at "
+        f"{measured.events_per_second:,.0f} events/s"
+        + (f", {measured.failed} streams failed" if measured.failed else ""),
+        flush=True,
+    )
+
+
 async def main() -> None:
     began = time.perf_counter()
     run = secrets.token_hex(4)
@@ -242,6 +273,7 @@ async def main() -> None:
     key = await directory_key(js, root, org)
     subject = envelope.full_subject(root, f"{envelope.subject_suffix(ops_events_pb2.IntentChanged)}.*")
     results: dict[tuple[str, int], Measured] = {}
+    paced: dict[tuple[str, int], Measured] = {}
     try:
         with fresh_database(f"bench_watch_{run}") as url:
             await asyncio.to_thread(upgrade, sqlalchemy_url(url), ROOT / "ops_service" / "migrations")
@@ -253,32 +285,44 @@ async def main() -> None:
                     ):
                         measured = await measure(js, root, address, pid, method, org, watchers, credential)
                         results[(name, watchers)] = measured
-                        print(
-                            f"  {name} x{watchers}: {measured.deliveries_per_second:,.0f} deliveries/s, "
-                            f"{measured.cpu_per_delivery_us:.1f} us CPU/delivery, p99 "
-                            f"{measured.p99_delay_ms:.1f} ms at {measured.events_per_second:,.0f} events/s"
-                            + (f", {measured.failed} streams failed" if measured.failed else ""),
-                            flush=True,
+                        report(f"{name} x{watchers} burst", measured)
+                    # The delay at one rate for both: half of what the bare loop delivered in its burst.
+                    rate = PACED_SHARE * results[("bare", watchers)].deliveries_per_second / watchers
+                    for name, (address, pid), method, credential in (
+                        ("ours", ours, OURS_METHOD, key),
+                        ("bare", bare, BARE_METHOD, ""),
+                    ):
+                        measured = await measure(
+                            js, root, address, pid, method, org, watchers, credential, rate=rate
                         )
+                        paced[(name, watchers)] = measured
+                        report(f"{name} x{watchers} paced", measured)
     finally:
         with contextlib.suppress(Exception):
             await delete_streams(js, root)
         await nc.close()
 
-    print("\nWatchIntents fan-out (deliveries = changes x watchers; delay = publication -> arrival)")
-    header = (
+    print("\nWatchIntents fan-out, a burst (deliveries = changes x watchers; CPU of the server process)")
+    print(
         f"{'watchers':>8}{'ours/s':>12}{'bare/s':>12}{'ours/bare':>11}{'ours us/dl':>12}{'bare us/dl':>12}"
-        f"{'p50 ms':>8}{'p99 ms':>8}{'bare p99':>10}{'events/s':>10}"
+        f"{'events/s':>10}"
     )
-    print(header)
     for watchers in SIZES:
         o, b = results[("ours", watchers)], results[("bare", watchers)]
         print(
             f"{watchers:>8}{o.deliveries_per_second:>12,.0f}{b.deliveries_per_second:>12,.0f}"
             f"{o.deliveries_per_second / b.deliveries_per_second:>11.2f}{o.cpu_per_delivery_us:>12.1f}"
-            f"{b.cpu_per_delivery_us:>12.1f}{o.p50_delay_ms:>8.1f}{o.p99_delay_ms:>8.1f}"
-            f"{b.p99_delay_ms:>10.1f}{o.events_per_second:>10,.0f}"
+            f"{b.cpu_per_delivery_us:>12.1f}{o.events_per_second:>10,.0f}"
         )
+    print(f"\nDelay, publication -> arrival, paced at {PACED_SHARE:.0%} of the bare loop's burst rate (ms)")
+    print(f"{'watchers':>8}{'events/s':>10}{'ours p50':>10}{'ours p99':>10}{'bare p50':>10}{'bare p99':>10}")
+    for watchers in SIZES:
+        o, b = paced[("ours", watchers)], paced[("bare", watchers)]
+        print(
+            f"{watchers:>8}{o.events_per_second:>10,.0f}{o.p50_delay_ms:>10.1f}{o.p99_delay_ms:>10.1f}"
+            f"{b.p50_delay_ms:>10.1f}{b.p99_delay_ms:>10.1f}"
+        )
+    print("(a burst's delays are queueing: the last change of a burst waits for all before it)")
     cost = results[("ours", 1000)].cpu_per_delivery_us / results[("ours", 100)].cpu_per_delivery_us
     print(f"cost per delivery at 1,000 / at 100 watchers (ours): {cost:.2f}")
     print("(targets: ours/bare >= 0.70 at every size; cost at 1,000 / at 100 <= 1.20)")
