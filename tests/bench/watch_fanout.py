@@ -255,8 +255,8 @@ async def measure(
 def report(what: str, measured: Measured) -> None:
     print(
         f"  {what}: {measured.deliveries_per_second:,.0f} deliveries/s, "
-        f"{measured.cpu_per_delivery_us:.1f} us CPU/delivery, delay p50 {measured.p50_delay_ms:.1f} / p99 {measured.p99_delay_ms:.1f} ms at "
-        f"{measured.events_per_second:,.0f} events/s"
+        f"{measured.cpu_per_delivery_us:.1f} us CPU/delivery, delay p50 {measured.p50_delay_ms:.1f} / p99 "
+        f"{measured.p99_delay_ms:.1f} ms at {measured.events_per_second:,.0f} events/s"
         + (f", {measured.failed} streams failed" if measured.failed else ""),
         flush=True,
     )
