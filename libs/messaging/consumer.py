@@ -161,7 +161,7 @@ class DurableConsumer:
         self._service = service
         self._js = js
         self._stream = envelope.stream_name(subject_root, context)
-        self._filter = envelope.context_subjects(subject_root, context)
+        self._filter = envelope.context_events(subject_root, context)
         self._durable = durable
         self._handlers = {cls.DESCRIPTOR.full_name: handler for cls, handler in handlers.items()}
         self._uow_factory = uow_factory

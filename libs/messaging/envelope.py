@@ -11,6 +11,7 @@ from google.protobuf import descriptor_pool, message_factory
 from google.protobuf.message import Message
 
 import whatlead.events.v1 as events_v1
+from libs.messaging.subjects import organization_token
 from whatlead.common.v1 import common_pb2
 
 MSG_ID_HEADER = "Nats-Msg-Id"  # JetStream de-duplicates on it within the stream's window
@@ -25,6 +26,22 @@ def subject_suffix(message: Message | type[Message]) -> str:
     return suffix
 
 
+# Events published on their organization's own subject, `<suffix>.<organization token>`, so a watcher of one
+# organization reads only its own (their contracts say so).
+PER_ORGANIZATION = frozenset({"whatlead.events.v1.IntentChanged"})
+
+
+def event_subject(message: Message) -> str:
+    """The subject (without the root) an event is published on."""
+    suffix = subject_suffix(message)
+    if message.DESCRIPTOR.full_name in PER_ORGANIZATION:
+        meta = meta_of(message)
+        if meta is None or not meta.organization_id:
+            raise ValueError(f"{message.DESCRIPTOR.full_name} is published per organization: it needs one")
+        return f"{suffix}.{organization_token(meta.organization_id)}"
+    return suffix
+
+
 def full_subject(root: str, suffix: str) -> str:
     return f"{root}.{suffix}"
 
@@ -35,6 +52,12 @@ def stream_name(root: str, context: str) -> str:
 
 def context_subjects(root: str, context: str) -> str:
     return f"{root}.{context}.>"
+
+
+def context_events(root: str, context: str) -> str:
+    """The context's events a durable consumer reads: every subject `<context>.<aggregate>.<event>`, not the
+    per-organization feeds one token longer (PER_ORGANIZATION), which only their live watchers read."""
+    return f"{root}.{context}.*.*"
 
 
 @dataclass(frozen=True)
@@ -57,7 +80,7 @@ def encode(message: Message) -> EncodedEvent:
         raise ValueError(f"{message.DESCRIPTOR.full_name} has no meta.event_id")
     return EncodedEvent(
         event_id=meta.event_id,
-        subject_suffix=subject_suffix(message),
+        subject_suffix=event_subject(message),
         type_name=message.DESCRIPTOR.full_name,
         payload=message.SerializeToString(deterministic=True),
     )

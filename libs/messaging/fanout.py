@@ -96,13 +96,16 @@ class Watcher(Generic[Item]):
     def __init__(self, hub: FanoutHub[Item], key: str, capacity: int, after: int) -> None:
         self._hub = hub
         self.key = key
-        self._capacity = capacity
+        self.capacity = capacity
         self._buffer: deque[Delivery[Item]] = deque()
         self._waiter: asyncio.Future[None] | None = None
         self.overflowed = False
+        self._cut = (
+            asyncio.Event()
+        )  # set with `overflowed`: a reader blocked elsewhere (a slow write) hears it
         self.closed = False
         self.last_sequence = after  # the last position handed to the reader; anything at or below is skipped
-        # Registered behind what the hub covers: the messages up to this sequence come from `catch_up`.
+        # Behind what the hub covers: `catch_up` has read the stream up to this sequence, not joined yet.
         self.behind_until: int | None = None
 
     # --- the hub's side (never awaits) ---
@@ -111,8 +114,9 @@ class Watcher(Generic[Item]):
         """Buffer a delivery; False (and overflowed) when the buffer is full."""
         if self.overflowed:
             return False
-        if len(self._buffer) >= self._capacity:
+        if len(self._buffer) >= self.capacity:
             self.overflowed = True
+            self._cut.set()
             self._wake()
             return False
         self._buffer.append(delivery)
@@ -147,6 +151,12 @@ class Watcher(Generic[Item]):
                 await self._waiter
             finally:
                 self._waiter = None
+
+    async def cut_off(self) -> WatcherOverflowed:
+        """Wait until the buffer overflows (a reader stuck on writing what it took still gets cut off);
+        returns the error to end with."""
+        await self._cut.wait()
+        return WatcherOverflowed(self.last_sequence)
 
     def accept(self, delivery: Delivery[Item]) -> bool:
         """For a catch-up: whether `delivery` is new to this watcher (then it counts as delivered)."""
@@ -268,49 +278,65 @@ class FanoutHub(Generic[Item]):
     async def watch(self, key: str, *, after: int | None, capacity: int) -> Watcher[Item]:
         """A watcher of `key`'s messages after position `after` (None: from now on), buffering at most
         `capacity` of them. From a position the ring covers, it starts with the ring's messages; from an
-        older one, the caller catches up first (`catch_up`). Raises PositionExpired for a position older
-        than the stream's first message."""
+        older one, it joins the hub once `catch_up` has read up to what the ring covers (the reader calls
+        it first, whatever the position). Raises PositionExpired for a position older than the stream's
+        first message."""
         if capacity < 1:
             raise ValueError("capacity must be at least 1")
         await self.started()
-        if after is not None and after < self.start_sequence - 1:
+        watcher = Watcher(self, key, capacity, self.last_sequence if after is None else after)
+        if after is not None and not self.covers(after):
             first, _ = await self._source.bounds()
             if after < first - 1:
                 raise PositionExpired(after, first)
-        return self._register(key, after, capacity)
+            if not self.covers(after):  # (the bounds were read meanwhile: the feed may have moved on)
+                watcher.behind_until = after
+                return watcher
+        self._register(watcher, after)
+        return watcher
 
-    def _register(self, key: str, after: int | None, capacity: int) -> Watcher[Item]:
-        # No await from reading the ring to registering: no message of the feed can fall between them.
-        watcher = Watcher(self, key, capacity, self.last_sequence if after is None else after)
-        if after is not None and not self.covers(after):
-            watcher.behind_until = self.last_sequence
+    def _register(self, watcher: Watcher[Item], after: int | None) -> None:
+        """Join the hub, first given the ring's messages after `after`. No await from reading the ring to
+        joining: no message of the feed can fall between them."""
         if after is not None and after < self.last_sequence:
             for ring_key, delivery in self._ring:
-                if ring_key == key and delivery.sequence > after and not watcher.offer(delivery):
+                if ring_key == watcher.key and delivery.sequence > after and not watcher.offer(delivery):
                     break  # more than it can hold: it overflows at its first read, with its position
-        self._watchers.setdefault(key, []).append(watcher)
-        return watcher
+        self._watchers.setdefault(watcher.key, []).append(watcher)
 
     def covers(self, after: int) -> bool:
         """Whether the hub has seen every message after `after` (the ring serves it)."""
         return after >= self.start_sequence - 1
 
     async def catch_up(self, watcher: Watcher[Item]) -> AsyncIterator[Delivery[Item]]:
-        """What `watcher` missed before the hub covered it (nothing for a watcher it covered): its key's
-        messages after its position up to the hub's last sequence when it registered, read from the stream,
-        decoded, each once. The hub buffers the live ones meanwhile; the watcher then reads on from its
-        buffer, skipping what the catch-up already gave."""
+        """What `watcher` missed before the hub covers it (nothing for a watcher it covered): its key's
+        messages after its position, read from the stream (rounds up to the feed's last sequence, while the
+        feed moves on), decoded, each once; then it joins the hub from where the last round ended, served
+        from the ring. Live messages are not buffered meanwhile: the watcher's buffer stays for a slow
+        reader, not for the catch-up."""
         if watcher.behind_until is None:
             return
         subject = self._subject_of(watcher.key)
-        until, watcher.behind_until = watcher.behind_until, None
-        async for message in self._source.replay(subject, watcher.last_sequence + 1, until):
-            item = self._decode(message)
-            if item is None:
-                continue
-            delivery = Delivery(message.sequence, item)
-            if watcher.accept(delivery):
-                yield delivery
+        while watcher.behind_until is not None:
+            checked, until = watcher.behind_until, self.last_sequence
+            async for message in self._source.replay(subject, checked + 1, until):
+                item = self._decode(message)
+                if item is None:
+                    continue
+                delivery = Delivery(message.sequence, item)
+                if watcher.accept(delivery):
+                    yield delivery
+            # Everything of the key up to `until` was read: from there, the hub if its ring still has it
+            # and what came meanwhile fits in the buffer; else another round.
+            if self.covers(until) and self._waiting(watcher.key, until) < watcher.capacity:
+                watcher.behind_until = None
+                if not watcher.closed:
+                    self._register(watcher, until)
+            else:
+                watcher.behind_until = until
+
+    def _waiting(self, key: str, after: int) -> int:
+        return sum(1 for ring_key, delivery in self._ring if ring_key == key and delivery.sequence > after)
 
     def _remove(self, watcher: Watcher[Item]) -> None:
         group = self._watchers.get(watcher.key)

@@ -235,3 +235,15 @@ async def test_a_closed_watcher_leaves_the_hub(running: FanoutHub[str]) -> None:
 def test_a_hub_needs_a_ring() -> None:
     with pytest.raises(ValueError):
         FanoutHub(FakeMessageSource(), key_of=key_of, decode=decode, subject_of=str, ring_size=0)
+
+
+async def test_a_reader_stuck_elsewhere_hears_that_it_was_cut_off(
+    running: FanoutHub[str], source: FakeMessageSource
+) -> None:
+    stuck = await running.watch("a", after=None, capacity=2)
+    cut = asyncio.create_task(stuck.cut_off())
+    last = await source.append("a", "m0")
+    assert texts(await read(stuck, 1)) == ["m0"]
+    for i in range(1, 5):
+        await source.append("a", f"m{i}")
+    assert (await asyncio.wait_for(cut, 5)).last_sequence == last
