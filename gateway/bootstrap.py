@@ -9,14 +9,18 @@ from starlette.applications import Starlette
 
 from gateway.application.ports import WebhookNormalizer, WebhookVerifier
 from gateway.application.receive_webhook import ReceiveWebhookHandler
+from gateway.application.relay_intent_changes import RelayIntentChanges
 from gateway.config import GatewaySettings
 from gateway.domain.normalization import ProviderNormalizer
 from gateway.entrypoints.http import WebhookEndpoint, create_app
+from gateway.entrypoints.realtime import RealtimeEndpoint
+from gateway.infrastructure.ops_changes import GrpcIntentChangeFeed
 from gateway.infrastructure.publisher import JetStreamEventSink, JetStreamReadiness
 from gateway.infrastructure.verification import SecretVerifier
 from libs.messaging.nats_connection import connect_nats
 from libs.messaging.publisher import JetStreamPublisher
 from libs.messaging.streams import ensure_streams
+from libs.rpc.client import open_channel
 from libs.seedwork.clock import Clock, SystemClock
 from libs.stores import Store, StoreKind, StoreOutages, jetstream_probe
 
@@ -28,6 +32,7 @@ class GatewayParts:
     app: Starlette
     outages: StoreOutages
     close: Callable[[], Awaitable[None]]
+    realtime: RealtimeEndpoint
 
 
 async def build(
@@ -48,8 +53,33 @@ async def build(
     sink = JetStreamEventSink(nats, publisher, subject_root=settings.subject_root, clock=clock)
     receive = ReceiveWebhookHandler(verifier, normalizer, sink, clock)
     endpoint = WebhookEndpoint(receive, outages, max_body_bytes=settings.max_body_bytes)
-    app = create_app(endpoint, JetStreamReadiness(nats, subject_root=settings.subject_root))
-    return GatewayParts(app, outages, nats.drain)
+    realtime, close_realtime = realtime_endpoint(settings)
+    app = create_app(endpoint, JetStreamReadiness(nats, subject_root=settings.subject_root), realtime)
+
+    async def close() -> None:
+        await close_realtime()
+        await nats.drain()
+
+    return GatewayParts(app, outages, close, realtime)
+
+
+def realtime_endpoint(settings: GatewaySettings) -> tuple[RealtimeEndpoint, Callable[[], Awaitable[None]]]:
+    """/v1/realtime and what closes it: ops' WatchIntents through one channel (no credential of its own:
+    each call carries its socket's key), or, with no ops address, an endpoint that closes every socket."""
+    if not settings.ops_address:
+        return RealtimeEndpoint(None, allowed_origins=settings.realtime_allowed_origins), _nothing_to_close
+    channel = open_channel(settings.ops_address)
+    relay = RelayIntentChanges(
+        GrpcIntentChangeFeed(channel, max_stream_seconds=settings.realtime_max_stream_seconds),
+        queue_frames=settings.realtime_queue_frames,
+        stall_seconds=settings.realtime_stall_seconds,
+    )
+    endpoint = RealtimeEndpoint(relay, allowed_origins=settings.realtime_allowed_origins)
+    return endpoint, lambda: channel.close()
+
+
+async def _nothing_to_close() -> None:
+    return None
 
 
 # --- Each provider's verifier and normalizer ------------------------------------------------------------
