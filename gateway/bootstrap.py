@@ -68,7 +68,9 @@ def realtime_endpoint(settings: GatewaySettings) -> tuple[RealtimeEndpoint, Call
     each call carries its socket's key), or, with no ops address, an endpoint that closes every socket."""
     if not settings.ops_address:
         return RealtimeEndpoint(None, allowed_origins=settings.realtime_allowed_origins), _nothing_to_close
-    channel = open_channel(settings.ops_address)
+    # No BDP probing: it grows each stream's receive window to megabytes, which a stalled socket's stream
+    # would fill; at the default 64 KiB, ops (in the same cluster) is still read faster than sockets drain.
+    channel = open_channel(settings.ops_address, options=[("grpc.http2.bdp_probe", 0)])
     relay = RelayIntentChanges(
         GrpcIntentChangeFeed(channel, max_stream_seconds=settings.realtime_max_stream_seconds),
         queue_frames=settings.realtime_queue_frames,

@@ -37,7 +37,12 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
     the socket's watcher is not reading: uvicorn would wait for it to read first, forever if it never
     does. Here the close frame goes behind the frames it has not read (a watcher cut off for being too
     slow learns why, and where to resume, once it catches up), and the connection is aborted if the close
-    is not answered within the close timeout, so a watcher that never reads again holds nothing."""
+    is not answered within the close timeout, so a watcher that never reads again holds nothing. And the
+    websockets library's debug lines stay off: they print every header, a browser's key among them."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.conn.debug = False
 
     async def send(self, message: Any) -> None:
         if message["type"] != "websocket.close" or self.writable.is_set() or not self.handshake_complete:
