@@ -1,7 +1,7 @@
 """/v1/realtime as a browser or a program reaches it: a real WebSocket client (the `websockets` library)
-against the gateway served by uvicorn as production serves it (`serve`, its WebSocket protocol, its
-shutdown), bridged to a hand-written OpsService behind the real gRPC server wrapper (tests/gateway/
-fake_ops.py). No database, no NATS: the webhook side is faked."""
+against the gateway served by uvicorn as production serves it (tests/gateway/realtime_client.py), bridged
+to a hand-written OpsService behind the real gRPC server wrapper (tests/gateway/fake_ops.py). No database,
+no NATS: the webhook side is faked."""
 
 from __future__ import annotations
 
@@ -9,8 +9,6 @@ import asyncio
 import json
 import logging
 import secrets
-import urllib.error
-import urllib.request
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -19,24 +17,15 @@ from typing import Any
 import grpc
 import pytest
 from prometheus_client import REGISTRY
-from pydantic import SecretStr
-from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from gateway.application.receive_webhook import ReceiveWebhookHandler
-from gateway.bootstrap import GatewayParts, realtime_endpoint
-from gateway.config import GatewaySettings
-from gateway.entrypoints.http import WebhookEndpoint, create_app
-from gateway.entrypoints.server import serve, server_config
 from gateway.infrastructure.ops_changes import change_json
 from libs.seedwork.access import Role
-from libs.seedwork.clock import FakeClock
 from libs.seedwork.ids import new_id
-from libs.stores import StoreOutages
 from libs.testing.waiting import eventually
 from tests.gateway.fake_ops import Context, ServedOps, WatchCall, change, served_fake_ops
-from tests.gateway.fakes import FakeEventSink, FakeNormalizer, FakeVerifier
-from tests.sending_path import free_port
+from tests.gateway.realtime_client import RealtimeGateway, closed, frames, http_status
+from tests.gateway.realtime_client import running_gateway as serving_gateway
 from whatlead.ops.v1 import ops_pb2
 
 SENT, DELIVERED, READ = (
@@ -47,49 +36,20 @@ SENT, DELIVERED, READ = (
 
 
 @dataclass
-class Gateway:
-    url: str
+class Gateway(RealtimeGateway):
     ops: ServedOps
-    settings: GatewaySettings
-
-    def connect(self, query: str = "", **options: Any) -> Any:
-        return connect(f"{self.url}/v1/realtime{query}", **options)
-
-    def as_key(self, key: str, query: str = "", **options: Any) -> Any:
-        return self.connect(query, additional_headers={"Authorization": f"Bearer {key}"}, **options)
-
-    def as_browser(self, key: str, query: str = "", **options: Any) -> Any:
-        return self.connect(query, subprotocols=["whatlead.v1", f"bearer.{key}"], **options)
 
 
 @asynccontextmanager
 async def running_gateway(
     ops: ServedOps | None = None, stop: asyncio.Event | None = None, **settings: Any
 ) -> AsyncIterator[Gateway]:
-    """The gateway's HTTP server with its real /v1/realtime wiring (bootstrap.realtime_endpoint) pointed at
-    `ops` (a fake one of its own when not given), until the block ends or `stop` is set."""
-    async with served_fake_ops() if ops is None else _as_is(ops) as served:
-        port = free_port()
-        config = GatewaySettings(
-            webhook_master_key=SecretStr(secrets.token_hex(32)),
-            http_port=port,
-            ops_address=served.address,
-            shutdown_grace_seconds=4,
-            **settings,
-        )
-        realtime, close_realtime = realtime_endpoint(config)
-        handler = ReceiveWebhookHandler(FakeVerifier(), FakeNormalizer(), FakeEventSink(), FakeClock())
-        endpoint = WebhookEndpoint(handler, StoreOutages("gateway-test"), max_body_bytes=1024)
-        app = create_app(endpoint, _ready, realtime)
-        parts = GatewayParts(app, StoreOutages("gateway-test"), close_realtime, realtime)
-        stop = stop or asyncio.Event()
-        serving = asyncio.create_task(serve(config, parts, config=server_config(config, parts), stop=stop))
-        await eventually(lambda: _answers(f"http://127.0.0.1:{port}/healthz"))
-        try:
-            yield Gateway(f"ws://127.0.0.1:{port}", served, config)
-        finally:
-            stop.set()
-            await serving
+    """The gateway bridged to `ops` (a fake one of its own when not given)."""
+    async with (
+        served_fake_ops() if ops is None else _as_is(ops) as served,
+        serving_gateway(served.address, stop=stop, **settings) as running,
+    ):
+        yield Gateway(running.url, running.settings, served)
 
 
 @asynccontextmanager
@@ -97,42 +57,10 @@ async def _as_is(ops: ServedOps) -> AsyncIterator[ServedOps]:
     yield ops
 
 
-async def _ready() -> bool:
-    return True
-
-
-async def _answers(url: str) -> bool:
-    return await asyncio.to_thread(_status, url) == 200
-
-
-def _status(url: str) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as error:
-        return error.code
-    except OSError:
-        return 0
-
-
 @pytest.fixture
 async def gateway() -> AsyncIterator[Gateway]:
     async with running_gateway() as running:
         yield running
-
-
-async def frames(socket: ClientConnection, count: int) -> list[dict[str, Any]]:
-    return [json.loads(await asyncio.wait_for(socket.recv(), 10)) for _ in range(count)]
-
-
-async def closed(socket: ClientConnection) -> tuple[int, str]:
-    """The close code and reason the gateway ended the socket with (frames before it are read and dropped)."""
-    try:
-        while True:
-            await asyncio.wait_for(socket.recv(), 10)
-    except ConnectionClosed as close:
-        assert close.rcvd is not None, "the connection ended without a close frame"
-        return close.rcvd.code, close.rcvd.reason
 
 
 def sample(name: str, **labels: str) -> float:
@@ -442,7 +370,7 @@ async def test_only_the_allowed_origins_may_open_a_socket():
 
 async def test_a_plain_get_is_told_to_upgrade(gateway: Gateway):
     url = gateway.url.replace("ws://", "http://") + "/v1/realtime"
-    assert await asyncio.to_thread(_status, url) == 426
+    assert await asyncio.to_thread(http_status, url) == 426
 
 
 async def test_sockets_closes_and_frames_are_counted(gateway: Gateway):
