@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from starlette.applications import Starlette
 
@@ -32,7 +32,8 @@ class GatewayParts:
     app: Starlette
     outages: StoreOutages
     close: Callable[[], Awaitable[None]]
-    realtime: RealtimeEndpoint
+    # Closed first on shutdown (1001); a server without one (the bench's bare app) has no sockets to close.
+    realtime: RealtimeEndpoint = field(default_factory=lambda: RealtimeEndpoint(None))
 
 
 async def build(
