@@ -33,7 +33,6 @@ from tests.sending_path import free_port
 @dataclass
 class RealtimeGateway:
     url: str  # ws://host:port
-    settings: GatewaySettings
 
     def connect(self, query: str = "", **options: Any) -> Any:
         """`websockets` connect(): `async with` it for the socket."""
@@ -70,7 +69,7 @@ async def running_gateway(
     serving = asyncio.create_task(serve(config, parts, config=server_config(config, parts), stop=stop))
     await eventually(lambda: _answers(f"http://127.0.0.1:{port}/healthz"))
     try:
-        yield RealtimeGateway(f"ws://127.0.0.1:{port}", config)
+        yield RealtimeGateway(f"ws://127.0.0.1:{port}")
     finally:
         stop.set()
         await serving

@@ -49,7 +49,7 @@ async def running_gateway(
         served_fake_ops() if ops is None else _as_is(ops) as served,
         serving_gateway(served.address, stop=stop, **settings) as running,
     ):
-        yield Gateway(running.url, running.settings, served)
+        yield Gateway(running.url, served)
 
 
 @asynccontextmanager
