@@ -46,7 +46,9 @@ from ops_service.entrypoints import timeline_consumers
 from ops_service.entrypoints.consumers import KeyDirectoryWriter
 from ops_service.entrypoints.grpc_servicer import OpsHandlers, OpsServicer
 from ops_service.entrypoints.timeline_rpcs import TimelineRpcs
+from ops_service.entrypoints.watch_intents import IntentWatch
 from ops_service.entrypoints.workers import PauseExpirer, TimelinePruner
+from ops_service.infrastructure.intent_stream import intent_hub
 from ops_service.infrastructure.key_directory import JetStreamKeyDirectory
 from ops_service.infrastructure.proto_mapping import event_to_proto
 from ops_service.infrastructure.tables import messaging
@@ -100,10 +102,17 @@ async def assemble(settings: OpsSettings, *, clock: Clock | None = None, issue: 
         )
 
     def timeline_uow() -> SqlAlchemyTimelineUnitOfWork:
+        # A batch that made intent changes wakes the relay: watchers see them within milliseconds.
         return SqlAlchemyTimelineUnitOfWork(
-            infra.sessions, tables=messaging, to_message=event_to_proto, clock=clock
+            infra.sessions,
+            tables=messaging,
+            to_message=event_to_proto,
+            clock=clock,
+            on_commit=infra.relay.wake,
         )
 
+    # The live stream of intent changes: one ordered consumer of every organization's changes per process.
+    hub = intent_hub(infra.js, settings.subject_root, ring_size=settings.watch_ring)
     directory = JetStreamKeyDirectory(await ensure_key_directory(infra.js, settings.subject_root))
     servicer = OpsServicer(
         OpsHandlers(
@@ -129,10 +138,12 @@ async def assemble(settings: OpsSettings, *, clock: Clock | None = None, issue: 
             get_execution_metrics=GetExecutionMetricsHandler(timeline_uow, clock),
             get_instance_metrics=GetInstanceMetricsHandler(timeline_uow, clock),
         ),
+        IntentWatch(hub, buffer=settings.watch_buffer),
         # A pause answers once it is on the bus: every Executor hears it as the operator gets the answer.
         published=lambda: infra.relay.flushed(timeout=PUBLISH_WAIT_SECONDS),
     )
     ops = Ops(infra, servicer, uow)
+    ops.workers.append(hub.run)
     # The intent timeline and the execution metrics: every event of every context, a batch per transaction.
     facts = timeline_consumers.TimelineFacts(RecordFactsHandler())
     for context in timeline_consumers.contexts():

@@ -31,3 +31,8 @@ class OpsSettings(ConsumingServiceSettings):
     hour_counters_retention_days: float = Field(default=400.0, ge=30, le=3650)
     prune_interval_seconds: float = Field(default=300.0, gt=0, le=86400)
     prune_batch_size: int = Field(default=5000, ge=100, le=100_000)
+    # WatchIntents: changes buffered per watcher before a watcher that does not keep up is cut off (it
+    # resumes from the position it was told), and recent changes the process keeps to resume from without
+    # reading the stream.
+    watch_buffer: int = Field(default=1024, ge=1, le=1_000_000)
+    watch_ring: int = Field(default=10_000, ge=1, le=10_000_000)

@@ -11,6 +11,7 @@ from google.protobuf import descriptor_pool, message_factory
 from google.protobuf.message import Message
 
 import whatlead.events.v1 as events_v1
+from libs.messaging.subjects import organization_token
 from whatlead.common.v1 import common_pb2
 
 MSG_ID_HEADER = "Nats-Msg-Id"  # JetStream de-duplicates on it within the stream's window
@@ -22,6 +23,22 @@ def subject_suffix(message: Message | type[Message]) -> str:
     suffix = message.DESCRIPTOR.GetOptions().Extensions[common_pb2.event_subject]
     if not suffix:
         raise ValueError(f"{message.DESCRIPTOR.full_name} declares no event_subject option")
+    return suffix
+
+
+# Events published on their organization's own subject, `<suffix>.<organization token>`, so a watcher of one
+# organization reads only its own (their contracts say so).
+PER_ORGANIZATION = frozenset({"whatlead.events.v1.IntentChanged"})
+
+
+def event_subject(message: Message) -> str:
+    """The subject (without the root) an event is published on."""
+    suffix = subject_suffix(message)
+    if message.DESCRIPTOR.full_name in PER_ORGANIZATION:
+        meta = meta_of(message)
+        if meta is None or not meta.organization_id:
+            raise ValueError(f"{message.DESCRIPTOR.full_name} is published per organization: it needs one")
+        return f"{suffix}.{organization_token(meta.organization_id)}"
     return suffix
 
 
@@ -57,7 +74,7 @@ def encode(message: Message) -> EncodedEvent:
         raise ValueError(f"{message.DESCRIPTOR.full_name} has no meta.event_id")
     return EncodedEvent(
         event_id=meta.event_id,
-        subject_suffix=subject_suffix(message),
+        subject_suffix=event_subject(message),
         type_name=message.DESCRIPTOR.full_name,
         payload=message.SerializeToString(deterministic=True),
     )

@@ -3,7 +3,7 @@ credential, and a typed health check."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar, overload
 
 import grpc
@@ -66,6 +66,31 @@ class PresentCredential(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.UnaryStre
         return await continuation(with_metadata(client_call_details, self._metadata), request)
 
 
+class StreamSide(grpc.aio.UnaryStreamClientInterceptor):
+    """The stream side of an interceptor that handles both kinds of call. grpc.aio files each interceptor
+    under its first kind only (unary-unary before unary-stream), so such an interceptor is given to the
+    channel twice: itself, and this view of it (`for_every_call`)."""
+
+    def __init__(self, interceptor: grpc.aio.UnaryStreamClientInterceptor) -> None:
+        self._interceptor = interceptor
+
+    async def intercept_unary_stream(
+        self,
+        continuation: Callable[
+            [grpc.aio.ClientCallDetails, Request], Awaitable[grpc.aio.UnaryStreamCall[Request, Response]]
+        ],
+        client_call_details: grpc.aio.ClientCallDetails,
+        request: Request,
+    ) -> AsyncIterator[Response] | grpc.aio.UnaryStreamCall[Request, Response]:
+        return await self._interceptor.intercept_unary_stream(continuation, client_call_details, request)
+
+
+def for_every_call(interceptor: grpc.aio.UnaryStreamClientInterceptor) -> list[grpc.aio.ClientInterceptor]:
+    """An interceptor of unary and server-streaming calls (a subclass of both), as grpc.aio applies it to
+    both."""
+    return [interceptor, StreamSide(interceptor)]
+
+
 def with_metadata(
     details: grpc.aio.ClientCallDetails, metadata: tuple[tuple[str, str], ...]
 ) -> grpc.aio.ClientCallDetails:
@@ -90,7 +115,7 @@ def open_channel(
     `options`: gRPC channel arguments."""
     interceptors: list[grpc.aio.ClientInterceptor] = [DefaultDeadline(default_deadline)]
     if credential is not None:
-        interceptors.append(PresentCredential(credential))
+        interceptors += for_every_call(PresentCredential(credential))
     return grpc.aio.insecure_channel(target, options=list(options), interceptors=interceptors)
 
 

@@ -21,7 +21,7 @@ from pydantic import SecretStr
 from libs.config import ServiceSettings
 from libs.rpc.access import MethodRule, find_service, service_rules
 from libs.rpc.auth import Authenticator
-from libs.rpc.client import DefaultDeadline, open_channel, with_metadata
+from libs.rpc.client import DefaultDeadline, for_every_call, open_channel, with_metadata
 from libs.rpc.keys import KeyRecord, KeyTable
 from libs.rpc.server import GrpcServer
 from libs.runtime import ServiceParts
@@ -149,7 +149,11 @@ def acting_channel(
     """A channel to a served process acting as owners of every organization (ActAsOwners); without a
     service credential, the service-only RPCs are called with none."""
     return grpc.aio.insecure_channel(
-        address, interceptors=[DefaultDeadline(5.0), ActAsOwners(authenticator.keys, service_credential)]
+        address,
+        interceptors=[
+            DefaultDeadline(5.0),
+            *for_every_call(ActAsOwners(authenticator.keys, service_credential)),
+        ],
     )
 
 

@@ -61,7 +61,40 @@ class HourRow:
     count: int
 
 
-class TimelineStore(Protocol):
+SentMessage = tuple[str, str]
+"""(instance id, provider message id): one of our messages as the provider knows it."""
+
+
+class IntentChangeLookups(Protocol):
+    """What emitting an intent's changes in causal order reads (ops_service.domain.intent_changes)."""
+
+    async def serialize(self, keys: Sequence[str]) -> None:
+        """Wait until no other transaction holds any of `keys`, then hold them until this one ends: two
+        consumers' facts about one intent (or one message) are recorded one after the other."""
+        ...
+
+    async def approved(self, intent_ids: Sequence[str]) -> set[str]:
+        """Those of these intents whose approval is recorded."""
+        ...
+
+    async def campaigns(self, intent_ids: Sequence[str]) -> dict[str, str]:
+        """Each intent's campaign ("" for none), for those whose creation is recorded."""
+        ...
+
+    async def executor_facts(self, intent_ids: Sequence[str]) -> list[TimelineRecord]:
+        """These intents' recorded attempt outcomes and delivery statuses, in the order recorded."""
+        ...
+
+    async def sent_by(self, messages: Sequence[SentMessage]) -> dict[SentMessage, str]:
+        """The intent each of these messages was sent for, when its send is recorded."""
+        ...
+
+    async def replies_to(self, messages: Sequence[SentMessage]) -> list[TimelineRecord]:
+        """The recorded replies quoting these messages, in the order recorded."""
+        ...
+
+
+class TimelineStore(IntentChangeLookups, Protocol):
     async def record(self, records: Sequence[TimelineRecord]) -> list[TimelineRecord]:
         """Store the facts not stored yet (by event id); returns those, in order."""
         ...

@@ -58,6 +58,7 @@ from ops_service.domain.control import ControlReason, ControlStatus
 from ops_service.domain.plan import PlanLimits
 from ops_service.domain.ports import ControlFilter
 from ops_service.entrypoints.timeline_rpcs import TimelineRpcs
+from ops_service.entrypoints.watch_intents import IntentWatch
 from ops_service.infrastructure import metrics
 from ops_service.infrastructure.proto_mapping import (
     api_key_to_proto,
@@ -108,7 +109,8 @@ def _reason(number: int) -> ControlReason | None:
 
 
 class OpsServicer(ops_pb2_grpc.OpsServiceServicer):
-    """`timeline`: the intent timeline and the execution metrics (timeline_rpcs.py). `published`: waits
+    """`timeline`: the intent timeline and the execution metrics (timeline_rpcs.py); `watch`: the live
+    stream of intent changes (watch_intents.py). `published`: waits
     until the events committed so far have left (the outbox relay's `flushed`), so PauseExecution and
     ResumeExecution answer once every service can hear the change, not only once it is stored; None
     answers at once (the relay still publishes it within milliseconds)."""
@@ -117,11 +119,13 @@ class OpsServicer(ops_pb2_grpc.OpsServiceServicer):
         self,
         handlers: OpsHandlers,
         timeline: TimelineRpcs,
+        watch: IntentWatch,
         *,
         published: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
         self._h = handlers
         self._timeline = timeline
+        self._watch = watch
         self._published = published
 
     async def _control_published(self) -> None:
@@ -201,6 +205,15 @@ class OpsServicer(ops_pb2_grpc.OpsServiceServicer):
         )
 
     # ---- Timeline and metrics: built on another branch ----
+
+    # The generated stub types a streaming behaviour as an iterator; under grpc.aio and the server's guard
+    # (libs/rpc/server.py, AsyncStreamBehaviour) it is a coroutine that writes with `context.write`.
+    async def WatchIntents(  # type: ignore[override]
+        self,
+        request: ops_pb2.WatchIntentsRequest,
+        context: grpc.aio.ServicerContext[ops_pb2.WatchIntentsRequest, ops_pb2.WatchIntentsResponse],
+    ) -> None:
+        await self._watch.WatchIntents(request, context)
 
     async def GetIntentTimeline(
         self, request: ops_pb2.GetIntentTimelineRequest, context: grpc.aio.ServicerContext

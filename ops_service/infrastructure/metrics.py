@@ -1,6 +1,6 @@
 """Prometheus series of the ops context (labels never carry ids: bounded cardinality)."""
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 
 PAUSES = Counter("whatlead_ops_pauses_total", "Scopes paused (or paused again), by scope", ["scope"])
 RESUMES = Counter(
@@ -10,3 +10,11 @@ RESUMES = Counter(
 )
 API_KEYS_CREATED = Counter("whatlead_ops_api_keys_created_total", "API keys issued, by role", ["role"])
 API_KEYS_REVOKED = Counter("whatlead_ops_api_keys_revoked_total", "API keys revoked, by role", ["role"])
+WATCHERS = Gauge("whatlead_ops_intent_watchers", "WatchIntents streams open on this process")
+WATCH_DELIVERIES = Counter(
+    "whatlead_ops_intent_watch_deliveries_total", "Intent changes written to WatchIntents streams"
+)
+WATCH_CUT_OFFS = Counter(
+    "whatlead_ops_intent_watch_cut_offs_total",
+    "WatchIntents streams ended RESOURCE_EXHAUSTED: the watcher fell a whole buffer behind",
+)

@@ -8,7 +8,7 @@ from libs.messaging.event_meta import event_meta
 from libs.rpc.convert import enum_to_proto, to_timestamp
 from libs.rpc.roles import role_to_proto
 from libs.seedwork.aggregate import DomainEvent
-from ops_service.domain import events
+from ops_service.domain import events, intent_changes
 from ops_service.domain.api_key import ApiKey
 from ops_service.domain.audit import AuditEntry
 from ops_service.domain.control import ExecutionControl
@@ -16,6 +16,7 @@ from ops_service.domain.organization import Member, Organization
 from ops_service.domain.plan import Plan
 from whatlead.common.v1 import common_pb2
 from whatlead.events.v1 import ops_events_pb2
+from whatlead.gate.v1 import gate_pb2
 from whatlead.ops.v1 import ops_pb2
 
 
@@ -124,4 +125,34 @@ def event_to_proto(event: DomainEvent) -> Message:
             )
         case events.ApiKeyRevoked():
             return ops_events_pb2.ApiKeyRevoked(meta=_meta(event), api_key=api_key_to_proto(event.api_key))
+        case intent_changes.IntentChanged():
+            meta = event_meta(event)
+            meta.causation_id = event.source_event_id
+            return ops_events_pb2.IntentChanged(meta=meta, change=intent_change_to_proto(event))
     raise TypeError(f"no protobuf mapping for {type(event).__name__}")
+
+
+def intent_change_to_proto(change: intent_changes.IntentChanged) -> ops_pb2.IntentChange:
+    return ops_pb2.IntentChange(
+        organization_id=change.organization_id,
+        intent_id=change.intent_id,
+        campaign_id=change.campaign_id,
+        kind=enum_to_proto(ops_pb2.IntentChangeKind, change.kind),
+        occurred_at=to_timestamp(change.occurred_at),
+        instance_id=change.instance_id,
+        reason=_reason(change.reason),
+        summary=change.summary,
+        event_id=change.source_event_id,
+        event_type=change.source_event_type,
+        provider_message_id=change.provider_message_id,
+    )
+
+
+def _reason(name: str) -> gate_pb2.DecisionReason.ValueType:
+    """The Gate's reason by its name as the timeline keeps it; UNSPECIFIED for none (or one unknown)."""
+    if not name:
+        return gate_pb2.DECISION_REASON_UNSPECIFIED
+    try:
+        return gate_pb2.DecisionReason.Value(f"DECISION_REASON_{name}")
+    except ValueError:
+        return gate_pb2.DECISION_REASON_UNSPECIFIED

@@ -49,12 +49,16 @@ EVENT_MODULES = {
 }
 
 
+# Ops' own account of the facts, not a fact: recording it would repeat each change in the intent's timeline.
+NOT_FACTS = frozenset({ops_events_pb2.IntentChanged.DESCRIPTOR.full_name})
+
+
 def event_types(context: str) -> list[type[Message]]:
     module = EVENT_MODULES[context]
     return [
         getattr(module, name)
         for name, descriptor in module.DESCRIPTOR.message_types_by_name.items()
-        if "meta" in descriptor.fields_by_name
+        if "meta" in descriptor.fields_by_name and descriptor.full_name not in NOT_FACTS
     ]
 
 

@@ -17,15 +17,18 @@ from sqlalchemy import (
     literal_column,
     or_,
     select,
+    text,
     union_all,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ops_service.application.timeline_ports import HourRow, Related, StoredFact
+from libs.messaging import envelope
+from ops_service.application.timeline_ports import HourRow, Related, SentMessage, StoredFact
 from ops_service.domain.execution_counts import HOUR, MINUTE, CounterDelta, CounterRow, merged
 from ops_service.domain.timeline import TimelineRecord
 from ops_service.infrastructure.tables import timeline
+from ops_service.infrastructure.timeline_mapping import record_from_event
 from whatlead.events.v1 import ops_events_pb2
 from whatlead.ops.v1 import ops_pb2
 
@@ -36,6 +39,20 @@ INTENT_APPROVED = "whatlead.events.v1.IntentApproved"
 COOLDOWN_STARTED = "whatlead.events.v1.CooldownStarted"
 CONTROL_CHANGED = "whatlead.events.v1.ExecutionControlChanged"
 PROVIDER_EVENT = "whatlead.events.v1.ProviderEventReceived"
+MESSAGE_SENT = "whatlead.events.v1.MessageSent"
+# The Executor's facts about an intent that make a change (ops_service.domain.intent_changes).
+EXECUTOR_CHANGES = (
+    MESSAGE_SENT,
+    "whatlead.events.v1.MessageFailed",
+    "whatlead.events.v1.MessageRetryScheduled",
+    "whatlead.events.v1.MessageNeedsReview",
+    "whatlead.events.v1.MessageDeliveryStatusChanged",
+)
+# Transaction-level advisory locks, taken in one statement in the order of their keys' hashes.
+_SERIALIZE = text(
+    "SELECT pg_advisory_xact_lock(h) FROM "
+    "(SELECT DISTINCT hashtextextended(k, 0) AS h FROM unnest(CAST(:keys AS text[])) AS k) AS keys ORDER BY h"
+)
 _RESOLUTIONS = {MINUTE: 1, HOUR: 60}
 _COLUMNS = [
     _E.c.event_id,
@@ -80,6 +97,11 @@ def _row(record: TimelineRecord) -> dict[str, Any]:
 
 def _fact(row: Any) -> StoredFact:
     return StoredFact(**row._mapping)
+
+
+def _decoded(row: Any) -> TimelineRecord:
+    """A stored fact as it was recorded, read back from its event."""
+    return record_from_event(envelope.decode(str(row[0]), bytes(row[1])))
 
 
 def _paused(fact: StoredFact) -> bool:
@@ -159,6 +181,58 @@ class SqlAlchemyTimelineStore:
             },
         )
         await self._session.execute(statement)
+
+    # ---- intent changes (ops_service.application.intent_changes) ----
+
+    async def serialize(self, keys: Sequence[str]) -> None:
+        await self._session.execute(_SERIALIZE, {"keys": list(keys)})
+
+    async def approved(self, intent_ids: Sequence[str]) -> set[str]:
+        statement = select(_E.c.correlation_id).where(
+            _E.c.correlation_id.in_(list(intent_ids)), _E.c.type_name == INTENT_APPROVED
+        )
+        rows = (await self._session.execute(statement.distinct())).all()
+        return {str(row[0]) for row in rows}
+
+    async def campaigns(self, intent_ids: Sequence[str]) -> dict[str, str]:
+        if not intent_ids:
+            return {}
+        statement = select(_E.c.correlation_id, _E.c.campaign_id).where(
+            _E.c.correlation_id.in_(list(intent_ids)), _E.c.type_name == INTENT_CREATED
+        )
+        return {str(row[0]): str(row[1]) for row in (await self._session.execute(statement)).all()}
+
+    async def executor_facts(self, intent_ids: Sequence[str]) -> list[TimelineRecord]:
+        statement = (
+            select(_E.c.type_name, _E.c.payload)
+            .where(_E.c.correlation_id.in_(list(intent_ids)), _E.c.type_name.in_(EXECUTOR_CHANGES))
+            .order_by(_E.c.sequence)
+        )
+        return [_decoded(row) for row in (await self._session.execute(statement)).all()]
+
+    async def sent_by(self, messages: Sequence[SentMessage]) -> dict[SentMessage, str]:
+        wanted = set(messages)
+        statement = select(_E.c.instance_id, _E.c.provider_message_id, _E.c.correlation_id).where(
+            _E.c.provider_message_id.in_(sorted({m for _, m in wanted})),
+            _E.c.provider_message_id != "",
+            _E.c.type_name == MESSAGE_SENT,
+        )
+        rows = (await self._session.execute(statement)).all()
+        return {(str(r[0]), str(r[1])): str(r[2]) for r in rows if (str(r[0]), str(r[1])) in wanted}
+
+    async def replies_to(self, messages: Sequence[SentMessage]) -> list[TimelineRecord]:
+        wanted = set(messages)
+        statement = (
+            select(_E.c.type_name, _E.c.payload, _E.c.instance_id, _E.c.provider_message_id)
+            .where(
+                _E.c.provider_message_id.in_(sorted({m for _, m in wanted})),
+                _E.c.provider_message_id != "",
+                _E.c.type_name == PROVIDER_EVENT,
+            )
+            .order_by(_E.c.sequence)
+        )
+        rows = (await self._session.execute(statement)).all()
+        return [_decoded(row) for row in rows if (str(row[2]), str(row[3])) in wanted]
 
     async def correlated(self, correlation_id: str) -> list[StoredFact]:
         rows = await self._session.execute(select(*_COLUMNS).where(_E.c.correlation_id == correlation_id))

@@ -9,7 +9,8 @@ from ops_service.infrastructure.timeline_store import SqlAlchemyTimelineStore
 
 
 class SqlAlchemyTimelineUnitOfWork(SqlAlchemyUnitOfWork):
-    """The timeline consumers' transaction. They publish nothing, and the timeline is their inbox: each event
+    """The timeline consumers' transaction: the facts, their counters and the intent changes they make
+    (outbox). The timeline is their inbox: each event
     is stored under its id once (`SqlAlchemyTimelineStore.record`), so no inbox row is written per event."""
 
     timeline: SqlAlchemyTimelineStore

@@ -47,6 +47,8 @@ class Subject:
     service: RunningService
     organization: str
     ids: dict[str, str] = field(default_factory=dict)
+    # Other request fields the calls carry, by name: not ids, so not looked for in another's answers.
+    fields: dict[str, str] = field(default_factory=dict)
 
 
 SubjectFactory = Callable[..., AbstractAsyncContextManager[Subject]]
@@ -156,8 +158,43 @@ async def ops_subject(migrated_database, subject_root, **_: object) -> AsyncIter
                 organization_id=organization, name="ci", role=ops_pb2.MEMBER_ROLE_MEMBER
             )
         )
+        # One change of an intent of the organization, and the position just before it: WatchIntents from
+        # there answers with it at once.
+        position = await _intent_changed(subject_root, organization)
         # No instance id: ops keeps none of its own (GetInstanceMetrics answers the id it was asked about).
-        yield Subject(service, organization, {"api_key_id": key.api_key.id})
+        yield Subject(
+            service, organization, {"api_key_id": key.api_key.id}, {"after_position": str(position - 1)}
+        )
+
+
+async def _intent_changed(subject_root: str, organization: str) -> int:
+    """An IntentChanged of `organization` on the ops stream, as ops' relay publishes it; its position."""
+    import nats
+
+    from libs.messaging import envelope
+    from libs.testing.jetstream import meta
+    from whatlead.events.v1 import ops_events_pb2
+    from whatlead.ops.v1 import ops_pb2
+
+    intent = new_id()
+    encoded = envelope.encode(
+        ops_events_pb2.IntentChanged(
+            meta=meta(organization, intent),
+            change=ops_pb2.IntentChange(
+                organization_id=organization, intent_id=intent, kind=ops_pb2.INTENT_CHANGE_KIND_CREATED
+            ),
+        )
+    )
+    client = await nats.connect(NATS_URL)
+    try:
+        ack = await client.jetstream().publish(
+            envelope.full_subject(subject_root, encoded.subject_suffix),
+            encoded.payload,
+            headers={envelope.MSG_ID_HEADER: encoded.event_id, envelope.TYPE_HEADER: encoded.type_name},
+        )
+    finally:
+        await client.close()
+    return int(ack.seq)
 
 
 # One entry per service: its start, and a row for each of its RPCs.
@@ -183,6 +220,7 @@ SUBJECTS: dict[str, tuple[SubjectFactory, dict[str, Row]]] = {
             "ResumeExecution": Row(),
             "ListControls": Row(),
             "ListPausedControls": Row(),
+            "WatchIntents": Row(),
             "GetIntentTimeline": Row(),
             "GetExecutionMetrics": Row(),
             "GetInstanceMetrics": Row(),
@@ -264,6 +302,16 @@ async def call(
     response_type = message_factory.GetMessageClass(method.output_type)
     channel = subject.service.channel_with(credential)
     try:
+        if method.server_streaming:
+            # A stream's answer is its first message (or how it ended); the caller then leaves.
+            stream = channel.unary_stream(
+                f"/{service}/{method.name}",
+                request_serializer=type(request).SerializeToString,
+                response_deserializer=response_type.FromString,
+            )(request, timeout=10)
+            first = await stream.read()
+            stream.cancel()
+            return grpc.StatusCode.OK, first.SerializeToString() if isinstance(first, Message) else b""
         invoke = channel.unary_unary(
             f"/{service}/{method.name}",
             request_serializer=type(request).SerializeToString,
@@ -304,7 +352,7 @@ async def test_every_rpc_answers_every_caller_as_the_table_says(subject):
     for name in served:
         method = descriptor.methods_by_name[name]
         rule = method_rule(method)
-        own = request_for(method, s.organization, s.ids)
+        own = request_for(method, s.organization, s.ids | s.fields)
 
         async def answer(credential: str | None, request: Message = own) -> str:
             code, _ = await call(s, method, request, credential)  # noqa: B023 (awaited in this iteration)
@@ -327,7 +375,7 @@ async def test_every_rpc_answers_every_caller_as_the_table_says(subject):
             if rule.min_role is not None:
                 # Its own organization named, this organization's ids: they do not exist for it, and
                 # nothing of this organization comes back.
-                code, body = await call(s, method, request_for(method, other, s.ids), foreign)
+                code, body = await call(s, method, request_for(method, other, s.ids | s.fields), foreign)
                 if rows[name].foreign_id:
                     checks.append(("another organization on our ids", "NOT_FOUND", code.name))
                 leaked = [value for value in leaks if value in body]

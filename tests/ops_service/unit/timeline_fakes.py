@@ -5,13 +5,21 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from libs.testing.fakes import FakeUnitOfWork
-from ops_service.application.timeline_ports import HourRow, Related, StoredFact
+from ops_service.application.timeline_ports import HourRow, Related, SentMessage, StoredFact
 from ops_service.domain.execution_counts import HOUR, MINUTE, CounterDelta, CounterRow, bucket_start
 from ops_service.domain.timeline import TimelineRecord
 from whatlead.events.v1 import ops_events_pb2
 from whatlead.ops.v1 import ops_pb2
 
 PROVIDER_EVENT = "whatlead.events.v1.ProviderEventReceived"
+MESSAGE_SENT = "whatlead.events.v1.MessageSent"
+EXECUTOR_CHANGES = (
+    MESSAGE_SENT,
+    "whatlead.events.v1.MessageFailed",
+    "whatlead.events.v1.MessageRetryScheduled",
+    "whatlead.events.v1.MessageNeedsReview",
+    "whatlead.events.v1.MessageDeliveryStatusChanged",
+)
 
 
 def _acks(f: StoredFact, related: Related) -> bool:
@@ -40,6 +48,8 @@ class FakeTimelineStore:
 
     def __init__(self) -> None:
         self.facts: dict[str, StoredFact] = {}
+        self.records: dict[str, TimelineRecord] = {}  # the same facts, as recorded (in order)
+        self.serialized: list[list[str]] = []  # the keys of each `serialize`, in order
         self.deltas: list[CounterDelta] = []  # every delta added
         # The deltas each resolution's buckets still hold (pruning drops whole buckets of one resolution).
         self.kept: dict[timedelta, list[CounterDelta]] = {MINUTE: [], HOUR: []}
@@ -68,6 +78,7 @@ class FakeTimelineStore:
                 payload=r.payload,
                 sequence=len(self.facts) + 1,
             )
+            self.records[r.event_id] = record
             fresh.append(record)
         return fresh
 
@@ -82,6 +93,44 @@ class FakeTimelineStore:
         self.deltas.extend(deltas)
         for kept in self.kept.values():
             kept.extend(deltas)
+
+    async def serialize(self, keys: Sequence[str]) -> None:
+        self.serialized.append(list(keys))
+
+    async def approved(self, intent_ids: Sequence[str]) -> set[str]:
+        return {
+            f.correlation_id
+            for f in self.facts.values()
+            if f.correlation_id in intent_ids and f.type_name.endswith(".IntentApproved")
+        }
+
+    async def campaigns(self, intent_ids: Sequence[str]) -> dict[str, str]:
+        return {
+            f.correlation_id: f.campaign_id
+            for f in self.facts.values()
+            if f.correlation_id in intent_ids and f.type_name.endswith(".IntentCreated")
+        }
+
+    async def executor_facts(self, intent_ids: Sequence[str]) -> list[TimelineRecord]:
+        return [
+            self.records[f.event_id]
+            for f in self.facts.values()
+            if f.correlation_id in intent_ids and f.type_name in EXECUTOR_CHANGES
+        ]
+
+    async def sent_by(self, messages: Sequence[SentMessage]) -> dict[SentMessage, str]:
+        return {
+            (f.instance_id, f.provider_message_id): f.correlation_id
+            for f in self.facts.values()
+            if f.type_name == MESSAGE_SENT and (f.instance_id, f.provider_message_id) in messages
+        }
+
+    async def replies_to(self, messages: Sequence[SentMessage]) -> list[TimelineRecord]:
+        return [
+            self.records[f.event_id]
+            for f in self.facts.values()
+            if f.type_name == PROVIDER_EVENT and (f.instance_id, f.provider_message_id) in messages
+        ]
 
     async def correlated(self, correlation_id: str) -> list[StoredFact]:
         return [f for f in self.facts.values() if f.correlation_id == correlation_id]

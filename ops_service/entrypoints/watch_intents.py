@@ -1,0 +1,118 @@
+"""WatchIntents: an organization's intent changes as they happen (ADR 0048). The server's guard has
+authenticated the caller, scoped the organization and validated the request.
+
+A watcher reads from the process's hub (one ordered consumer of every organization's changes): from now
+on, or after a position. A position the hub's ring covers is served from memory; an older one is caught up
+from the ops stream (an ordered consumer on the organization's subject) and then handed to the hub, each
+change once, in stream order. A watcher that falls `buffer` changes behind is cut off with
+RESOURCE_EXHAUSTED, naming the position to resume from; the others never wait for it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+from typing import cast
+
+import grpc
+
+from libs.messaging.fanout import Delivery, PositionExpired, Watcher, WatcherOverflowed
+from libs.seedwork.errors import InvalidArgument
+from ops_service.infrastructure import metrics
+from ops_service.infrastructure.intent_stream import IntentHub, WatchedChange, organization_key
+from whatlead.ops.v1 import ops_pb2
+
+# The stream's context as the server's guard makes it: it writes responses serialized already as they are.
+_Writer = grpc.aio.ServicerContext[ops_pb2.WatchIntentsRequest, bytes]
+# Positions are JetStream stream sequences (uint64).
+_MAX_POSITION = 2**64 - 1
+
+
+@dataclass(frozen=True, slots=True)
+class _Filter:
+    intent_id: str
+    campaign_id: str
+
+    def wants(self, change: WatchedChange) -> bool:
+        return (not self.intent_id or change.intent_id == self.intent_id) and (
+            not self.campaign_id or change.campaign_id == self.campaign_id
+        )
+
+
+def _position(text: str) -> int | None:
+    if not text:
+        return None
+    position = int(text)  # digits only: the request's own rule
+    if position > _MAX_POSITION:
+        raise InvalidArgument.of("after_position", "is not a position this stream gave")
+    return position
+
+
+class IntentWatch:
+    def __init__(self, hub: IntentHub, *, buffer: int) -> None:
+        self._hub = hub
+        self._buffer = buffer
+
+    async def WatchIntents(
+        self,
+        request: ops_pb2.WatchIntentsRequest,
+        context: grpc.aio.ServicerContext[ops_pb2.WatchIntentsRequest, ops_pb2.WatchIntentsResponse],
+    ) -> None:
+        after = _position(request.after_position)
+        wanted = _Filter(request.intent_id, request.campaign_id)
+        try:
+            watcher = await self._hub.watch(
+                organization_key(request.organization_id), after=after, capacity=self._buffer
+            )
+        except PositionExpired as expired:
+            await context.abort(
+                grpc.StatusCode.OUT_OF_RANGE,
+                f"after_position {expired.position} is older than the changes kept (the oldest position is "
+                f"{expired.first_sequence}); watch from now (no after_position) or from a later position",
+            )
+        metrics.WATCHERS.inc()
+        writing = asyncio.ensure_future(self._deliver(watcher, wanted, cast(_Writer, context)))
+        cut = asyncio.ensure_future(watcher.cut_off())
+        try:
+            await asyncio.wait((writing, cut), return_when=asyncio.FIRST_COMPLETED)
+            if writing.done():
+                writing.result()  # its error, if any (WatcherOverflowed from `take`)
+                return
+            raise cut.result()  # cut off while a write waited on the client
+        except WatcherOverflowed as overflowed:
+            metrics.WATCH_CUT_OFFS.inc()
+            await context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"this watcher fell {self._buffer} changes behind and was cut off; resume with "
+                f"after_position={overflowed.last_sequence}",
+            )
+        finally:
+            watcher.close()
+            metrics.WATCHERS.dec()
+            for task in (writing, cut):
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+
+    async def _deliver(
+        self,
+        watcher: Watcher[WatchedChange],
+        wanted: _Filter,
+        context: _Writer,
+    ) -> None:
+        async for delivery in self._hub.catch_up(watcher):
+            await self._write(delivery, wanted, context)
+        while True:
+            for delivery in await watcher.take():
+                await self._write(delivery, wanted, context)
+
+    @staticmethod
+    async def _write(
+        delivery: Delivery[WatchedChange],
+        wanted: _Filter,
+        context: _Writer,
+    ) -> None:
+        if wanted.wants(delivery.item):
+            # Already serialized, once for every watcher (the server's guard writes bytes as they are).
+            await context.write(delivery.item.response)
+            metrics.WATCH_DELIVERIES.inc()
