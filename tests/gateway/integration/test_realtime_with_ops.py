@@ -21,21 +21,14 @@ from libs.testing.jetstream import publish
 from libs.testing.services import RunningService, running_service
 from ops_service.bootstrap import build
 from ops_service.config import OpsSettings
-from ops_service.entrypoints.grpc_servicer import OpsServicer
 from tests.conftest import NATS_URL
 from tests.gateway.realtime_client import frames, running_gateway
 from tests.ops_service.story import build_story
 from whatlead.common.v1 import common_pb2
 from whatlead.events.v1 import gate_events_pb2
 from whatlead.gate.v1 import gate_pb2
-from whatlead.ops.v1 import ops_pb2_grpc
 
 DELIVERED, READ = "INTENT_CHANGE_KIND_DELIVERED", "INTENT_CHANGE_KIND_READ"
-
-pytestmark = pytest.mark.skipif(
-    OpsServicer.WatchIntents is ops_pb2_grpc.OpsServiceServicer.WatchIntents,
-    reason="ops does not serve WatchIntents on this tree yet",
-)
 
 
 @pytest.fixture
