@@ -31,6 +31,20 @@ class GatewaySettings(ProcessSettings):
     # uvicorn's in-flight and keep-alive limits.
     http_limit_concurrency: int | None = Field(default=None, ge=1)
     http_keep_alive_seconds: int = Field(default=5, ge=1, le=300)
+    # /v1/realtime: ops' WatchIntents at this address (host:port), called with each socket's own key (the
+    # gateway holds no credential). Empty: every socket is closed 1011 (no live stream on this gateway).
+    ops_address: str = ""
+    # Frames read from ops ahead of the socket; past them ops is read only as fast as the socket drains.
+    realtime_queue_frames: int = Field(default=32, ge=1, le=1024)
+    # A socket that has not taken a frame for this long is closed 4429 with the position to resume from.
+    realtime_stall_seconds: float = Field(default=10.0, gt=0, le=300)
+    # A socket lives at most this long (the WatchIntents call's deadline), then is closed 1000 with the
+    # position to resume from: no call is without a deadline, and long-lived sockets spread over replicas.
+    realtime_max_stream_seconds: float = Field(default=3600.0, ge=1, le=86400)
+    # The pages (Origin header, e.g. ["https://app.example.com"]) whose scripts may open a socket: JSON;
+    # empty: any. Keys, not cookies, authenticate a socket, so a foreign page cannot act for a visitor;
+    # list your own pages anyway where a proxy in front adds cookies or other ambient credentials.
+    realtime_allowed_origins: frozenset[str] = frozenset()
 
     @field_validator("webhook_previous_master_key")
     @classmethod

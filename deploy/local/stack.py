@@ -122,9 +122,13 @@ def with_webhook_master_key(component: Component, variable: str) -> Component:
 
 
 def gateway() -> Component:
-    """Provider webhooks in, canonical events out; no database."""
+    """Provider webhooks in, canonical events out, live intent changes out (/v1/realtime); no database."""
     http_port = port(GATEWAY_PORT)
-    env = {"GATEWAY_NATS_URL": NATS_URL, "GATEWAY_HTTP_PORT": str(http_port)}
+    env = {
+        "GATEWAY_NATS_URL": NATS_URL,
+        "GATEWAY_HTTP_PORT": str(http_port),
+        "GATEWAY_OPS_ADDRESS": f"127.0.0.1:{port(50054)}",  # /v1/realtime streams ops' WatchIntents
+    }
     env.update({key: value for key, value in os.environ.items() if key.startswith("GATEWAY_")})
     component = Component(
         "gateway",

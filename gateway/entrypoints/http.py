@@ -1,4 +1,5 @@
-"""The gateway's HTTP surface (Starlette): webhooks in, health and metrics out.
+"""The gateway's HTTP surface (Starlette): webhooks in, health and metrics out, live intent changes out
+(the /v1/realtime WebSocket, entrypoints/realtime.py).
 
 `POST /webhooks/{provider}/{instance_id}` translates the request into a ReceiveWebhook and the outcome
 into a status, and nothing else. Every refusal is an RFC 9457 problem (application/problem+json) that
@@ -9,7 +10,6 @@ content type the provider does not send, 503 when the events could not be stored
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from http import HTTPStatus
@@ -20,10 +20,14 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 
 from gateway.application.ports import MalformedWebhook, SignatureRejected
 from gateway.application.receive_webhook import ReceiveWebhook, ReceiveWebhookHandler, WebhookReceived
+from gateway.entrypoints.problems import PROBLEM as PROBLEM  # what the tests and tools know it by
+from gateway.entrypoints.problems import problem
+from gateway.entrypoints.realtime import PATH as REALTIME
+from gateway.entrypoints.realtime import RealtimeEndpoint, upgrade_required
 from libs.seedwork.ids import is_valid_id
 from libs.seedwork.shared_kernel import Provider
 from libs.stores import StoreOutages, outage_of
@@ -43,7 +47,6 @@ FORM = "application/x-www-form-urlencoded"  # wuzapi's default webhook format
 CONTENT_TYPES = {provider: frozenset({JSON}) for provider in Provider} | {
     Provider.WUZAPI: frozenset({JSON, FORM})
 }
-PROBLEM = "application/problem+json"
 NO_EVENT = "none"  # the kind label of a webhook that carried no canonical event (or was refused)
 MANY_KINDS = "mixed"
 # The routes below, described for providers and tools (a test keeps the two in step).
@@ -68,11 +71,6 @@ IGNORED_EVENTS = Counter(
 
 class BodyTooLarge(Exception):
     pass
-
-
-def problem(status: int, detail: str, headers: dict[str, str] | None = None) -> Response:
-    body = {"type": "about:blank", "title": HTTPStatus(status).phrase, "status": status, "detail": detail}
-    return Response(json.dumps(body), status, headers=headers, media_type=PROBLEM)
 
 
 async def read_body(request: Request, headers: Mapping[str, str], limit: int) -> bytes:
@@ -182,7 +180,12 @@ async def unexpected(_: Request, exc: Exception) -> Response:
     return problem(500, "internal error; retry")
 
 
-def create_app(endpoint: WebhookEndpoint, ready: Callable[[], Awaitable[bool]]) -> Starlette:
+def create_app(
+    endpoint: WebhookEndpoint,
+    ready: Callable[[], Awaitable[bool]],
+    realtime: RealtimeEndpoint | None = None,
+) -> Starlette:
+    """`realtime`: the /v1/realtime WebSocket (a gateway given no ops address closes each socket 1011)."""
     document = OPENAPI_DOCUMENT.read_bytes()
 
     async def openapi(_: Request) -> Response:
@@ -195,6 +198,9 @@ def create_app(endpoint: WebhookEndpoint, ready: Callable[[], Awaitable[bool]]) 
             Route("/readyz", readiness(ready), methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
             Route("/openapi.json", openapi, methods=["GET"]),
+            # One path, two routes: the WebSocket, and a plain GET told to upgrade (openapi.json's GET).
+            WebSocketRoute(REALTIME, (realtime or RealtimeEndpoint(None)).connect),
+            Route(REALTIME, upgrade_required, methods=["GET"]),
         ],
         exception_handlers={HTTPException: http_problem, Exception: unexpected},
     )

@@ -3,8 +3,8 @@ credential, and a typed health check."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TypeVar, overload
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, TypeVar, overload
 
 import grpc
 from grpc_health.v1.health_pb2 import HealthCheckRequest, HealthCheckResponse
@@ -105,13 +105,18 @@ def with_metadata(
 
 
 def open_channel(
-    target: str, *, default_deadline: float = 5.0, credential: str | None = None
+    target: str,
+    *,
+    default_deadline: float = 5.0,
+    credential: str | None = None,
+    options: Sequence[tuple[str, Any]] = (),
 ) -> grpc.aio.Channel:
-    """`credential`: presented on every call (the service credential, for a service's calls to another)."""
+    """`credential`: presented on every call (the service credential, for a service's calls to another).
+    `options`: gRPC channel arguments."""
     interceptors: list[grpc.aio.ClientInterceptor] = [DefaultDeadline(default_deadline)]
     if credential is not None:
         interceptors += for_every_call(PresentCredential(credential))
-    return grpc.aio.insecure_channel(target, interceptors=interceptors)
+    return grpc.aio.insecure_channel(target, options=list(options), interceptors=interceptors)
 
 
 HEALTH_CHECK = "/grpc.health.v1.Health/Check"

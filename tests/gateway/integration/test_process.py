@@ -1,8 +1,9 @@
 """`python -m gateway` as it is deployed: settings from GATEWAY_, JSON logs, ready once NATS and its stream
-are, and SIGTERM stops it cleanly (exit 0)."""
+are, and SIGTERM stops it cleanly (exit 0), its live sockets closed 1001."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import secrets
@@ -19,8 +20,12 @@ from nats.js import JetStreamContext
 
 from libs.messaging.streams import delete_streams
 from libs.seedwork.ids import new_id
+from libs.testing.waiting import eventually
 from tests.conftest import NATS_URL, ROOT
+from tests.gateway.fake_ops import ServedOps, change, served_fake_ops
+from tests.gateway.realtime_client import RealtimeGateway, closed, frames
 from tests.sending_path import free_port
+from whatlead.ops.v1 import ops_pb2
 
 
 @pytest.fixture
@@ -89,3 +94,48 @@ def test_without_a_master_key_it_refuses_to_start_and_says_which_variable():
 
     assert result.returncode == 2
     assert b"GATEWAY_WEBHOOK_MASTER_KEY" in result.stderr
+
+
+async def test_sigterm_closes_each_live_socket_1001_with_its_resume_position(own_root: str):
+    """The deployed process (uvloop, its WebSocket protocol, its signal handling) bridged to an OpsService
+    of the test's: a socket open when SIGTERM comes is closed 1001, naming the last position it got."""
+    port = free_port()
+    async with served_fake_ops() as ops:
+        org = new_id()
+        key = ops.key(org)
+        env = environment(
+            nats_url=NATS_URL,
+            subject_root=own_root,
+            http_port=str(port),
+            webhook_master_key=secrets.token_hex(32),
+            ops_address=ops.address,
+        )
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "gateway", cwd=ROOT, env=env, stdout=asyncio.subprocess.DEVNULL
+        )
+        try:
+            base = f"http://127.0.0.1:{port}"
+            await eventually(lambda: _ready(base), timeout=30)
+            gateway = RealtimeGateway(f"ws://127.0.0.1:{port}")
+            async with gateway.as_browser(key) as socket:
+                await eventually(lambda: _watching(ops))
+                await ops.service.publish(change(org, new_id(), ops_pb2.INTENT_CHANGE_KIND_SENT, 31))
+                [frame] = await frames(socket, 1)
+                process.send_signal(signal.SIGTERM)
+                code, reason = await closed(socket)
+            assert await asyncio.wait_for(process.wait(), 30) == 0
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+
+    assert frame["position"] == "31"
+    assert (code, reason) == (1001, "going away: resume with after_position=31")
+
+
+async def _ready(base: str) -> bool:
+    return await asyncio.to_thread(status, base + "/readyz") == 200
+
+
+async def _watching(ops: ServedOps) -> bool:
+    return bool(ops.service.calls)

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 from openapi_spec_validator import validate
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 
 from gateway.application.receive_webhook import ReceiveWebhookHandler
 from gateway.entrypoints.http import (
@@ -20,6 +20,7 @@ from gateway.entrypoints.http import (
     WebhookEndpoint,
     create_app,
 )
+from gateway.entrypoints.realtime import QUERY
 from libs.seedwork.clock import FakeClock
 from libs.stores import StoreOutages
 from tests.gateway.fakes import FakeEventSink, FakeNormalizer, FakeVerifier
@@ -38,9 +39,13 @@ def app() -> Any:
 
 
 def served_operations() -> set[tuple[str, str]]:
-    """(method, path) of every route of the app, the webhook route once per provider it knows."""
+    """(method, path) of every route of the app, the webhook route once per provider it knows. A WebSocket
+    opens with a GET (answered 101): documented as that GET, beside the plain GET told to upgrade."""
     operations = set()
     for route in app().routes:
+        if isinstance(route, WebSocketRoute):
+            operations.add(("GET", route.path))
+            continue
         assert isinstance(route, Route)
         paths = (
             [route.path.replace("{provider}", p) for p in PROVIDERS]
@@ -70,6 +75,12 @@ def test_each_provider_s_webhook_takes_the_content_types_the_endpoint_accepts():
     for name, provider in PROVIDERS.items():
         operation = DOCUMENT["paths"][f"/webhooks/{name}/{{instance_id}}"]["post"]
         assert set(operation["requestBody"]["content"]) == CONTENT_TYPES[provider], name
+
+
+def test_the_websocket_s_handshake_is_documented_as_a_get_answered_101_or_426():
+    operation = DOCUMENT["paths"]["/v1/realtime"]["get"]
+    assert set(operation["responses"]) == {"101", "403", "426"}
+    assert {p["name"] for p in operation["parameters"] if p["in"] == "query"} == set(QUERY)
 
 
 def test_every_refusal_in_the_document_is_a_problem():
