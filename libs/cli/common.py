@@ -96,8 +96,8 @@ def _read_credentials(path: Path, source: str, *, must_exist: bool) -> Credentia
     )
 
 
-class _Bearer(grpc.UnaryUnaryClientInterceptor):
-    """Adds `authorization: Bearer <key>` to every call of the channel."""
+class _Bearer(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):
+    """Adds `authorization: Bearer <key>` to every call of the channel, streams included."""
 
     def __init__(self, api_key: str) -> None:
         self._metadata = ("authorization", f"Bearer {api_key}")
@@ -105,8 +105,15 @@ class _Bearer(grpc.UnaryUnaryClientInterceptor):
     def intercept_unary_unary(
         self, continuation: Callable[[Any, Any], Any], client_call_details: Any, request: Any
     ) -> Any:
-        metadata = [*(client_call_details.metadata or ()), self._metadata]
-        return continuation(client_call_details._replace(metadata=metadata), request)
+        return continuation(self._with_key(client_call_details), request)
+
+    def intercept_unary_stream(
+        self, continuation: Callable[[Any, Any], Any], client_call_details: Any, request: Any
+    ) -> Any:
+        return continuation(self._with_key(client_call_details), request)
+
+    def _with_key(self, client_call_details: Any) -> Any:
+        return client_call_details._replace(metadata=[*(client_call_details.metadata or ()), self._metadata])
 
 
 def channel(service: str) -> grpc.Channel:
@@ -134,10 +141,12 @@ def enum_label(proto_enum: ProtoEnum[V], number: V) -> str:
     return proto_enum.Name(number).removeprefix(enum_prefix(proto_enum))
 
 
-def when(moment: Timestamp) -> str:
-    """A proto timestamp as the CLI prints it (UTC, to the second); "-" when unset."""
+def when(moment: Timestamp, *, milliseconds: bool = False) -> str:
+    """A proto timestamp as the CLI prints it (UTC, to the second or the millisecond); "-" when unset."""
     if not moment.seconds and not moment.nanos:
         return "-"
+    if milliseconds:
+        return f"{moment.ToDatetime(tzinfo=UTC):%Y-%m-%d %H:%M:%S.%f}"[:-3]
     return f"{moment.ToDatetime(tzinfo=UTC):%Y-%m-%d %H:%M:%S}"
 
 

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 
 from libs.cli.main import main
-from tests.libs.cli.fake_ops import FakeOpsService, running_fake_ops
+from tests.libs.cli.fake_services import FakeService, running_fake_ops, running_fake_reputation
 
 API_KEY = "wl_abcd1234_" + "k" * 43
 
@@ -24,9 +24,17 @@ def no_credentials(monkeypatch, tmp_path):
 
 
 @pytest.fixture
-async def ops(no_credentials, monkeypatch) -> AsyncIterator[FakeOpsService]:
+async def ops(no_credentials, monkeypatch) -> AsyncIterator[FakeService]:
     async with running_fake_ops() as (fake, address):
         monkeypatch.setenv("WHATLEAD_OPS_ADDR", address)
+        yield fake
+
+
+@pytest.fixture
+async def registry(no_credentials, monkeypatch) -> AsyncIterator[FakeService]:
+    """A fake ReputationService (the instance registry) where the CLI looks for it."""
+    async with running_fake_reputation() as (fake, address):
+        monkeypatch.setenv("WHATLEAD_REPUTATION_ADDR", address)
         yield fake
 
 
