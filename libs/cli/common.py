@@ -172,3 +172,24 @@ def moment(text: str, now: datetime | None = None) -> datetime:
     except ValueError:
         return (now or datetime.now(UTC)) + duration(text)
     return found if found.tzinfo else found.replace(tzinfo=UTC)
+
+
+@dataclass
+class Backoff:
+    """Pauses between resumes of a stream: growing from `first` to at most `maximum` seconds, and no more
+    than `attempts` resumes in a row with nothing received in between (then the command gives up)."""
+
+    first: float = 0.2
+    maximum: float = 3.0
+    attempts: int = 8
+    failures: int = 0
+
+    def received(self) -> None:
+        self.failures = 0
+
+    def next_delay(self) -> float | None:
+        """How long to wait before the next resume; None: give up."""
+        self.failures += 1
+        if self.failures > self.attempts:
+            return None
+        return min(self.maximum, self.first * 2.0 ** (self.failures - 1))

@@ -4,13 +4,24 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Callable
 from typing import TextIO, TypeVar
 
+import grpc
 from google.protobuf import field_mask_pb2
 
 from libs.cli import webhooks
-from libs.cli.common import DEADLINE_SECONDS, Commands, channel, enum_label, enum_value, show, when
+from libs.cli.common import (
+    DEADLINE_SECONDS,
+    Backoff,
+    Commands,
+    channel,
+    enum_label,
+    enum_value,
+    show,
+    when,
+)
 from libs.cli.qr import print_qr
 from whatlead.common.v1 import common_pb2
 from whatlead.reputation.v1 import reputation_pb2, reputation_pb2_grpc
@@ -156,18 +167,28 @@ def connect_instance(args: argparse.Namespace) -> int:
     follower = ConnectionFollower(instance, sys.stdout)
     if (outcome := follower.show(response.connection)) is not None:
         return outcome
-    # The stream starts with the current state, so nothing that happened since the answer above is lost.
-    # No deadline: it lasts as long as the phone takes to scan; Ctrl-C ends it.
-    updates = stub.WatchInstance(
-        reputation_pb2.WatchInstanceRequest(organization_id=args.org, instance_id=args.id)
-    )
-    try:
-        for update in updates:
-            if (outcome := follower.show(update.connection)) is not None:
-                return outcome
-    finally:
-        updates.cancel()
-    raise SystemExit("error: the server ended the instance's stream before it connected; run connect again")
+    # The stream starts with the current state, so nothing that happened since the answer above is lost,
+    # and a watcher the server cut off for falling behind just watches again. No deadline: it lasts as
+    # long as the phone takes to scan; Ctrl-C ends it.
+    backoff = Backoff()
+    while True:
+        updates = stub.WatchInstance(
+            reputation_pb2.WatchInstanceRequest(organization_id=args.org, instance_id=args.id)
+        )
+        try:
+            for update in updates:
+                backoff.received()
+                if (outcome := follower.show(update.connection)) is not None:
+                    return outcome
+            raise SystemExit(
+                "error: the server ended the instance's stream before it connected; run connect again"
+            )
+        except grpc.RpcError as error:
+            if error.code() != grpc.StatusCode.RESOURCE_EXHAUSTED or (delay := backoff.next_delay()) is None:
+                raise
+            time.sleep(delay)
+        finally:
+            updates.cancel()
 
 
 class ConnectionFollower:

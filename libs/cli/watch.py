@@ -14,7 +14,7 @@ import time
 
 import grpc
 
-from libs.cli.common import Commands, enum_label, when
+from libs.cli.common import Backoff, Commands, enum_label, when
 from libs.cli.controls import ops
 from whatlead.gate.v1 import gate_pb2
 from whatlead.ops.v1 import ops_pb2
@@ -25,15 +25,12 @@ RESUMABLE = {
     grpc.StatusCode.UNAVAILABLE: "the server is unavailable",
 }
 FIRST_DELAY_SECONDS = 0.2
-MAX_DELAY_SECONDS = 3.0
-# Resumes in a row with no change printed in between (~15 s of trying), then the watch gives up.
-MAX_ATTEMPTS = 8
 
 
 def watch_intents(args: argparse.Namespace) -> int:
     stub = ops()
     after = args.after
-    failures = 0
+    backoff = Backoff(first=args.retry_delay)
     while True:
         # No deadline: a watch lasts until the user leaves (Ctrl-C).
         stream = stub.WatchIntents(
@@ -47,7 +44,8 @@ def watch_intents(args: argparse.Namespace) -> int:
         try:
             for response in stream:
                 print(line(response), flush=True)
-                after, failures = response.position, 0
+                after = response.position
+                backoff.received()
             return 0  # the server ended the stream: nothing more will come
         except grpc.RpcError as error:
             code = error.code()
@@ -59,14 +57,13 @@ def watch_intents(args: argparse.Namespace) -> int:
                 ) from None
             if code not in RESUMABLE:
                 raise
-            failures += 1
             resume = f"--after {after}" if after else "no --after"
-            if failures > MAX_ATTEMPTS:
+            delay = backoff.next_delay()
+            if delay is None:
                 raise SystemExit(
                     f"error: {code.name}: {error.details()} ({RESUMABLE[code]}; gave up after "
-                    f"{MAX_ATTEMPTS} attempts; watch again with {resume})"
+                    f"{backoff.attempts} attempts; watch again with {resume})"
                 ) from None
-            delay = min(MAX_DELAY_SECONDS, args.retry_delay * 2 ** (failures - 1))
             print(
                 f"# {RESUMABLE[code]}: resuming with {resume} in {delay:.1f} s",
                 file=sys.stderr,

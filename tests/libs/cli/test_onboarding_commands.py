@@ -149,6 +149,25 @@ async def test_a_stream_that_fails_or_ends_before_connected_is_a_clear_error(
     assert drawn(out, FIRST_CODE) == 1
 
 
+async def test_a_watcher_cut_off_for_falling_behind_watches_again_and_redraws_nothing_it_drew(
+    registry, whatlead
+):
+    answers_connect(registry)
+    registry.stream(
+        "WatchInstance",
+        Script(
+            [update(QR, FIRST_CODE)], end=(grpc.StatusCode.RESOURCE_EXHAUSTED, "fell behind; watch again")
+        ),
+        Script([update(QR, FIRST_CODE), update(CONNECTED)]),  # again from the current state
+    )
+
+    code, out, err = await whatlead("instances", "connect", INSTANCE_ID)
+
+    assert code == 0, err
+    assert len(registry.requests("WatchInstance")) == 2
+    assert drawn(out, FIRST_CODE) == 1 and out.count("QR_REQUIRED") == 1
+
+
 async def test_ctrl_c_leaves_connect_cleanly_and_closes_the_stream(registry):
     answers_connect(registry)
     registry.stream("WatchInstance", Script([update(QR, FIRST_CODE)], stay_open=True))

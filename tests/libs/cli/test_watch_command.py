@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import grpc
 import pytest
 
-from libs.cli import watch
+from libs.cli.common import Backoff
 from libs.rpc.convert import to_timestamp
 from tests.libs.cli.conftest import API_KEY
 from tests.libs.cli.fake_services import Script
@@ -20,6 +20,7 @@ INTENT = "0193a1b2-0000-7000-8000-0000000000aa"
 INSTANCE = "0193a1b2-0000-7000-8000-000000000001"
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 FAST = ("--retry-delay", "0.001")  # the backoff, shortened for the test
+ATTEMPTS = Backoff().attempts
 
 
 @pytest.fixture(autouse=True)
@@ -110,15 +111,15 @@ async def test_a_server_that_stays_away_ends_the_watch_after_a_bounded_number_of
     ops.stream(
         "WatchIntents",
         Script([change(4)], end=(grpc.StatusCode.UNAVAILABLE, "down")),
-        *[Script([], end=(grpc.StatusCode.UNAVAILABLE, "down"))] * (watch.MAX_ATTEMPTS + 5),
+        *[Script([], end=(grpc.StatusCode.UNAVAILABLE, "down"))] * (ATTEMPTS + 5),
     )
 
     code, out, err = await whatlead("watch", *FAST)
 
     assert code == 1 and positions(out) == ["4"]
-    assert len(ops.requests("WatchIntents")) == 1 + watch.MAX_ATTEMPTS
+    assert len(ops.requests("WatchIntents")) == 1 + ATTEMPTS
     assert err.splitlines()[-1] == (
-        f"error: UNAVAILABLE: down (the server is unavailable; gave up after {watch.MAX_ATTEMPTS} attempts; "
+        f"error: UNAVAILABLE: down (the server is unavailable; gave up after {ATTEMPTS} attempts; "
         "watch again with --after 4)"
     )
 
