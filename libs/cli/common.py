@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from collections.abc import Callable
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -193,3 +196,50 @@ class Backoff:
         if self.failures > self.attempts:
             return None
         return min(self.maximum, self.first * 2.0 ** (self.failures - 1))
+
+
+class Cancellable(Protocol):
+    def cancel(self) -> bool: ...
+
+
+C = TypeVar("C", bound=Cancellable)
+
+
+@contextmanager
+def cancelled_on_ctrl_c() -> Iterator[Callable[[C], C]]:
+    """For following a stream: `with cancelled_on_ctrl_c() as follow: for x in follow(stub.Watch(...))`.
+
+    Ctrl-C cancels the followed calls instead of raising KeyboardInterrupt inside gRPC's own code, which
+    can leave the channel unable to close and the exit hanging; the stream then ends, and KeyboardInterrupt
+    is raised here, outside gRPC. The calls are cancelled on leaving the block too (a command that has
+    what it waited for leaves the stream). Signals reach only the main thread: elsewhere (tests) Ctrl-C is
+    not handled here."""
+    calls: list[Cancellable] = []
+    interrupted = threading.Event()
+
+    def follow(call: C) -> C:
+        calls.append(call)
+        if interrupted.is_set():
+            call.cancel()
+        return call
+
+    def on_ctrl_c(signum: int, frame: object) -> None:
+        interrupted.set()
+        for call in calls:
+            call.cancel()
+
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, on_ctrl_c) if in_main_thread else None
+    try:
+        yield follow
+    except grpc.RpcError as error:
+        if interrupted.is_set() and error.code() == grpc.StatusCode.CANCELLED:
+            raise KeyboardInterrupt from None
+        raise
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGINT, previous)
+        for call in calls:
+            call.cancel()
+    if interrupted.is_set():
+        raise KeyboardInterrupt

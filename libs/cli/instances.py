@@ -16,6 +16,7 @@ from libs.cli.common import (
     DEADLINE_SECONDS,
     Backoff,
     Commands,
+    cancelled_on_ctrl_c,
     channel,
     enum_label,
     enum_value,
@@ -172,14 +173,17 @@ def connect_instance(args: argparse.Namespace) -> int:
     # long as the phone takes to scan; Ctrl-C ends it.
     backoff = Backoff()
     while True:
-        updates = stub.WatchInstance(
-            reputation_pb2.WatchInstanceRequest(organization_id=args.org, instance_id=args.id)
-        )
         try:
-            for update in updates:
-                backoff.received()
-                if (outcome := follower.show(update.connection)) is not None:
-                    return outcome
+            with cancelled_on_ctrl_c() as follow:
+                updates = follow(
+                    stub.WatchInstance(
+                        reputation_pb2.WatchInstanceRequest(organization_id=args.org, instance_id=args.id)
+                    )
+                )
+                for update in updates:
+                    backoff.received()
+                    if (outcome := follower.show(update.connection)) is not None:
+                        return outcome
             raise SystemExit(
                 "error: the server ended the instance's stream before it connected; run connect again"
             )
@@ -187,8 +191,6 @@ def connect_instance(args: argparse.Namespace) -> int:
             if error.code() != grpc.StatusCode.RESOURCE_EXHAUSTED or (delay := backoff.next_delay()) is None:
                 raise
             time.sleep(delay)
-        finally:
-            updates.cancel()
 
 
 class ConnectionFollower:

@@ -14,7 +14,7 @@ import time
 
 import grpc
 
-from libs.cli.common import Backoff, Commands, enum_label, when
+from libs.cli.common import Backoff, Commands, cancelled_on_ctrl_c, enum_label, when
 from libs.cli.controls import ops
 from whatlead.gate.v1 import gate_pb2
 from whatlead.ops.v1 import ops_pb2
@@ -32,20 +32,23 @@ def watch_intents(args: argparse.Namespace) -> int:
     after = args.after
     backoff = Backoff(first=args.retry_delay)
     while True:
-        # No deadline: a watch lasts until the user leaves (Ctrl-C).
-        stream = stub.WatchIntents(
-            ops_pb2.WatchIntentsRequest(
-                organization_id=args.org,
-                intent_id=args.intent,
-                campaign_id=args.campaign,
-                after_position=after,
-            )
-        )
         try:
-            for response in stream:
-                print(line(response), flush=True)
-                after = response.position
-                backoff.received()
+            # No deadline: a watch lasts until the user leaves (Ctrl-C).
+            with cancelled_on_ctrl_c() as follow:
+                stream = follow(
+                    stub.WatchIntents(
+                        ops_pb2.WatchIntentsRequest(
+                            organization_id=args.org,
+                            intent_id=args.intent,
+                            campaign_id=args.campaign,
+                            after_position=after,
+                        )
+                    )
+                )
+                for response in stream:
+                    print(line(response), flush=True)
+                    after = response.position
+                    backoff.received()
             return 0  # the server ended the stream: nothing more will come
         except grpc.RpcError as error:
             code = error.code()
@@ -70,8 +73,6 @@ def watch_intents(args: argparse.Namespace) -> int:
                 flush=True,
             )
             time.sleep(delay)
-        finally:
-            stream.cancel()
 
 
 def line(response: ops_pb2.WatchIntentsResponse) -> str:

@@ -1,8 +1,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import pytest
 
@@ -10,6 +13,7 @@ from libs.cli.main import main
 from tests.libs.cli.fake_services import FakeService, running_fake_ops, running_fake_reputation
 
 API_KEY = "wl_abcd1234_" + "k" * 43
+ROOT = Path(__file__).resolve().parents[3]
 
 Whatlead = Callable[..., Awaitable[tuple[int, str, str]]]
 
@@ -57,3 +61,30 @@ def whatlead(capsys) -> Whatlead:
         return code, out, err
 
     return run
+
+
+async def interrupted(fake: FakeService, *args: str, once_printed: str) -> tuple[int, str, str]:
+    """`whatlead *args` as its own process (Ctrl-C reaches only a main thread), given Ctrl-C once it follows
+    a stream of `fake` and has printed a line holding `once_printed`: its exit status, stdout, stderr."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "libs.cli.main",
+        *args,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    printed: list[str] = []
+    async with asyncio.timeout(30):
+        await fake.opened.wait()
+        while not printed or once_printed not in printed[-1]:
+            line = await process.stdout.readline()
+            assert line, f"ended before printing {once_printed!r}: {''.join(printed)!r}"
+            printed.append(line.decode())
+        process.send_signal(signal.SIGINT)
+        out, err = await process.communicate()
+    assert process.returncode is not None
+    return process.returncode, "".join(printed) + out.decode(), err.decode()

@@ -4,9 +4,6 @@ code they draw from the raw code, how they follow WatchInstance, and how they en
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import sys
 from pathlib import Path
 from typing import TypeAlias
 
@@ -15,7 +12,7 @@ import pytest
 import segno
 
 from libs.cli import qr
-from tests.libs.cli.conftest import API_KEY
+from tests.libs.cli.conftest import API_KEY, interrupted
 from tests.libs.cli.fake_services import Script
 from whatlead.common.v1 import common_pb2
 from whatlead.reputation.v1 import reputation_pb2
@@ -171,27 +168,14 @@ async def test_a_watcher_cut_off_for_falling_behind_watches_again_and_redraws_no
 async def test_ctrl_c_leaves_connect_cleanly_and_closes_the_stream(registry):
     answers_connect(registry)
     registry.stream("WatchInstance", Script([update(QR, FIRST_CODE)], stay_open=True))
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "libs.cli.main",
-        "instances",
-        "connect",
-        INSTANCE_ID,
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    assert process.stdout is not None
-    async with asyncio.timeout(30):
-        await registry.opened.wait()  # following the stream now
-        process.send_signal(signal.SIGINT)
-        out, err = await process.communicate()
-        await registry.left.wait()
 
-    assert process.returncode == 130
-    assert err == b"" and drawn(out.decode(), FIRST_CODE) == 1
+    code, out, err = await interrupted(
+        registry, "instances", "connect", INSTANCE_ID, once_printed="Scan with WhatsApp"
+    )
+
+    assert (code, err) == (130, "")
+    assert drawn(out, FIRST_CODE) == 1
+    await asyncio.wait_for(registry.left.wait(), 5)
 
 
 async def test_logout_and_delete_print_what_became_of_the_instance(registry, whatlead):

@@ -4,6 +4,7 @@ the user never loses or repeats a line; what cannot be resumed ends it with a cl
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import grpc
@@ -11,7 +12,7 @@ import pytest
 
 from libs.cli.common import Backoff
 from libs.rpc.convert import to_timestamp
-from tests.libs.cli.conftest import API_KEY
+from tests.libs.cli.conftest import API_KEY, interrupted
 from tests.libs.cli.fake_services import Script
 from whatlead.gate.v1 import gate_pb2
 from whatlead.ops.v1 import ops_pb2
@@ -122,6 +123,16 @@ async def test_a_server_that_stays_away_ends_the_watch_after_a_bounded_number_of
         f"error: UNAVAILABLE: down (the server is unavailable; gave up after {ATTEMPTS} attempts; "
         "watch again with --after 4)"
     )
+
+
+async def test_ctrl_c_ends_the_watch_cleanly_and_closes_the_stream(ops):
+    ops.stream("WatchIntents", Script([change(5)], stay_open=True))
+
+    code, out, err = await interrupted(ops, "watch", once_printed=INTENT)
+
+    assert (code, err) == (130, "")
+    assert positions(out) == ["5"]
+    await asyncio.wait_for(ops.left.wait(), 5)
 
 
 async def test_a_position_too_old_ends_the_watch_with_what_to_do(ops, whatlead):
