@@ -26,7 +26,8 @@
 Addresses default to what `make run` starts; override with WHATLEAD_<SERVICE>_ADDR (e.g.
 WHATLEAD_REPUTATION_ADDR=10.0.0.5:50053). Every call carries an API key: WHATLEAD_API_KEY, else the JSON
 file named by WHATLEAD_CREDENTIALS, else .data/credentials.json (which `make run` writes). The
-organization is the key's; --org or WHATLEAD_ORG names one explicitly.
+organization is the key's; --org or WHATLEAD_ORG names one explicitly. `whatlead sim` talks to the
+provider simulator at WHATLEAD_SIMULATOR_URL (default: `make run`'s, http://127.0.0.1:8090).
 """
 
 from __future__ import annotations
