@@ -78,13 +78,18 @@ async def interrupted(fake: FakeService, *args: str, once_printed: str) -> tuple
     )
     assert process.stdout is not None
     printed: list[str] = []
-    async with asyncio.timeout(30):
-        await fake.opened.wait()
-        while not printed or once_printed not in printed[-1]:
-            line = await process.stdout.readline()
-            assert line, f"ended before printing {once_printed!r}: {''.join(printed)!r}"
-            printed.append(line.decode())
-        process.send_signal(signal.SIGINT)
-        out, err = await process.communicate()
+    try:
+        async with asyncio.timeout(30):
+            await fake.opened.wait()
+            while not printed or once_printed not in printed[-1]:
+                line = await process.stdout.readline()
+                assert line, f"ended before printing {once_printed!r}: {''.join(printed)!r}"
+                printed.append(line.decode())
+            process.send_signal(signal.SIGINT)
+            out, err = await process.communicate()
+    finally:
+        if process.returncode is None:  # it did not stop: leave nothing behind
+            process.kill()
+            await process.wait()
     assert process.returncode is not None
     return process.returncode, "".join(printed) + out.decode(), err.decode()
