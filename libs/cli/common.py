@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from collections.abc import Callable
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -96,8 +99,8 @@ def _read_credentials(path: Path, source: str, *, must_exist: bool) -> Credentia
     )
 
 
-class _Bearer(grpc.UnaryUnaryClientInterceptor):
-    """Adds `authorization: Bearer <key>` to every call of the channel."""
+class _Bearer(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):
+    """Adds `authorization: Bearer <key>` to every call of the channel, streams included."""
 
     def __init__(self, api_key: str) -> None:
         self._metadata = ("authorization", f"Bearer {api_key}")
@@ -105,8 +108,15 @@ class _Bearer(grpc.UnaryUnaryClientInterceptor):
     def intercept_unary_unary(
         self, continuation: Callable[[Any, Any], Any], client_call_details: Any, request: Any
     ) -> Any:
-        metadata = [*(client_call_details.metadata or ()), self._metadata]
-        return continuation(client_call_details._replace(metadata=metadata), request)
+        return continuation(self._with_key(client_call_details), request)
+
+    def intercept_unary_stream(
+        self, continuation: Callable[[Any, Any], Any], client_call_details: Any, request: Any
+    ) -> Any:
+        return continuation(self._with_key(client_call_details), request)
+
+    def _with_key(self, client_call_details: Any) -> Any:
+        return client_call_details._replace(metadata=[*(client_call_details.metadata or ()), self._metadata])
 
 
 def channel(service: str) -> grpc.Channel:
@@ -134,10 +144,12 @@ def enum_label(proto_enum: ProtoEnum[V], number: V) -> str:
     return proto_enum.Name(number).removeprefix(enum_prefix(proto_enum))
 
 
-def when(moment: Timestamp) -> str:
-    """A proto timestamp as the CLI prints it (UTC, to the second); "-" when unset."""
+def when(moment: Timestamp, *, milliseconds: bool = False) -> str:
+    """A proto timestamp as the CLI prints it (UTC, to the second or the millisecond); "-" when unset."""
     if not moment.seconds and not moment.nanos:
         return "-"
+    if milliseconds:
+        return f"{moment.ToDatetime(tzinfo=UTC):%Y-%m-%d %H:%M:%S.%f}"[:-3]
     return f"{moment.ToDatetime(tzinfo=UTC):%Y-%m-%d %H:%M:%S}"
 
 
@@ -163,3 +175,71 @@ def moment(text: str, now: datetime | None = None) -> datetime:
     except ValueError:
         return (now or datetime.now(UTC)) + duration(text)
     return found if found.tzinfo else found.replace(tzinfo=UTC)
+
+
+@dataclass
+class Backoff:
+    """Pauses between resumes of a stream: growing from `first` to at most `maximum` seconds, and no more
+    than `attempts` resumes in a row with nothing received in between (then the command gives up)."""
+
+    first: float = 0.2
+    maximum: float = 3.0
+    attempts: int = 8
+    failures: int = 0
+
+    def received(self) -> None:
+        self.failures = 0
+
+    def next_delay(self) -> float | None:
+        """How long to wait before the next resume; None: give up."""
+        self.failures += 1
+        if self.failures > self.attempts:
+            return None
+        return min(self.maximum, self.first * 2.0 ** (self.failures - 1))
+
+
+class Cancellable(Protocol):
+    def cancel(self) -> bool: ...
+
+
+C = TypeVar("C", bound=Cancellable)
+
+
+@contextmanager
+def cancelled_on_ctrl_c() -> Iterator[Callable[[C], C]]:
+    """For following a stream: `with cancelled_on_ctrl_c() as follow: for x in follow(stub.Watch(...))`.
+
+    Ctrl-C cancels the followed calls instead of raising KeyboardInterrupt inside gRPC's own code, which
+    can leave the channel unable to close and the exit hanging; the stream then ends, and KeyboardInterrupt
+    is raised here, outside gRPC. The calls are cancelled on leaving the block too (a command that has
+    what it waited for leaves the stream). Signals reach only the main thread: elsewhere (tests) Ctrl-C is
+    not handled here."""
+    calls: list[Cancellable] = []
+    interrupted = threading.Event()
+
+    def follow(call: C) -> C:
+        calls.append(call)
+        if interrupted.is_set():
+            call.cancel()
+        return call
+
+    def on_ctrl_c(signum: int, frame: object) -> None:
+        interrupted.set()
+        for call in calls:
+            call.cancel()
+
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, on_ctrl_c) if in_main_thread else None
+    try:
+        yield follow
+    except grpc.RpcError as error:
+        if interrupted.is_set() and error.code() == grpc.StatusCode.CANCELLED:
+            raise KeyboardInterrupt from None
+        raise
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGINT, previous)
+        for call in calls:
+            call.cancel()
+    if interrupted.is_set():
+        raise KeyboardInterrupt

@@ -3,13 +3,27 @@
 from __future__ import annotations
 
 import argparse
+import sys
+import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TextIO, TypeVar
 
+import grpc
 from google.protobuf import field_mask_pb2
 
 from libs.cli import webhooks
-from libs.cli.common import DEADLINE_SECONDS, Commands, channel, enum_label, enum_value, show
+from libs.cli.common import (
+    DEADLINE_SECONDS,
+    Backoff,
+    Commands,
+    cancelled_on_ctrl_c,
+    channel,
+    enum_label,
+    enum_value,
+    show,
+    when,
+)
+from libs.cli.qr import print_qr
 from whatlead.common.v1 import common_pb2
 from whatlead.reputation.v1 import reputation_pb2, reputation_pb2_grpc
 
@@ -138,6 +152,135 @@ def instance_webhook(args: argparse.Namespace) -> int:
     return 0
 
 
+def connect_instance(args: argparse.Namespace) -> int:
+    """Starts the session at the provider, draws its QR code, and follows the connection until the phone
+    has linked the number (0) or WhatsApp refused it (1). Ctrl-C leaves the session waiting for a scan."""
+    stub = reputation()
+    response = stub.ConnectInstance(
+        reputation_pb2.ConnectInstanceRequest(
+            organization_id=args.org, instance_id=args.id, pairing_phone=_phone_digits(args.pairing_phone)
+        ),
+        timeout=DEADLINE_SECONDS,
+    )
+    instance = response.instance
+    label = f"{provider_label(instance)} {instance.provider_instance_ref}"
+    print(f"instance {instance.id}  {label}  +{instance.phone}", flush=True)
+    follower = ConnectionFollower(instance, sys.stdout)
+    if (outcome := follower.show(response.connection)) is not None:
+        return outcome
+    # The stream starts with the current state, so nothing that happened since the answer above is lost,
+    # and a watcher the server cut off for falling behind just watches again. No deadline: it lasts as
+    # long as the phone takes to scan; Ctrl-C ends it.
+    backoff = Backoff()
+    while True:
+        try:
+            with cancelled_on_ctrl_c() as follow:
+                updates = follow(
+                    stub.WatchInstance(
+                        reputation_pb2.WatchInstanceRequest(organization_id=args.org, instance_id=args.id)
+                    )
+                )
+                for update in updates:
+                    backoff.received()
+                    if (outcome := follower.show(update.connection)) is not None:
+                        return outcome
+            raise SystemExit(
+                "error: the server ended the instance's stream before it connected; run connect again"
+            )
+        except grpc.RpcError as error:
+            if error.code() != grpc.StatusCode.RESOURCE_EXHAUSTED or (delay := backoff.next_delay()) is None:
+                raise
+            time.sleep(delay)
+
+
+class ConnectionFollower:
+    """Prints what changes in an instance's connection: each new state, each new QR code (drawn), each new
+    pairing code. `show` answers the exit status once the connection is settled (None: keep following)."""
+
+    def __init__(self, instance: reputation_pb2.Instance, out: TextIO) -> None:
+        self._instance = instance
+        self._out = out
+        self._state: tuple[int, str] | None = None
+        self._qr = ""
+        self._pairing_code = ""
+
+    def show(self, connection: reputation_pb2.InstanceConnection) -> int | None:
+        state = enum_label(common_pb2.ConnectionState, connection.state)
+        if (connection.state, connection.reason) != self._state:
+            self._state = (connection.state, connection.reason)
+            reason = f"  ({connection.reason})" if connection.reason else ""
+            self._print(f"{when(connection.observed_at)}  {state}{reason}")
+        code = connection.qr.code if connection.state == common_pb2.CONNECTION_STATE_QR_REQUIRED else ""
+        if code and code != self._qr:
+            self._print(
+                f"Scan with WhatsApp on the phone of +{self._instance.phone}: "
+                "Settings > Linked devices > Link a device"
+                if not self._qr
+                else "A new QR code (the last one expired):"
+            )
+            self._qr = code
+            print_qr(code, self._out)
+        if connection.pairing_code and connection.pairing_code != self._pairing_code:
+            self._pairing_code = connection.pairing_code
+            self._print(
+                f"Or type the pairing code {connection.pairing_code} on that phone: "
+                "WhatsApp > Linked devices > Link with phone number"
+            )
+        if connection.state == common_pb2.CONNECTION_STATE_CONNECTED:
+            self._print(f"connected: instance {self._instance.id} is linked to +{self._instance.phone}")
+            return 0
+        if connection.state == common_pb2.CONNECTION_STATE_BANNED:
+            print(
+                f"error: WhatsApp banned +{self._instance.phone} (instance {self._instance.id}); "
+                "it will not connect",
+                file=sys.stderr,
+            )
+            return 1
+        return None
+
+    def _print(self, line: str) -> None:
+        print(line, file=self._out, flush=True)
+
+
+def _phone_digits(text: str) -> str:
+    """ "+55 (11) 98765-4321" -> "5511987654321": E.164 as typed, without its punctuation."""
+    return "".join(ch for ch in text if ch not in "+-(). ")
+
+
+def logout_instance(args: argparse.Namespace) -> int:
+    instance = (
+        reputation()
+        .LogoutInstance(
+            reputation_pb2.LogoutInstanceRequest(organization_id=args.org, instance_id=args.id),
+            timeout=DEADLINE_SECONDS,
+        )
+        .instance
+    )
+    print(
+        f"logged out: {instance.id}  {provider_label(instance)} {instance.provider_instance_ref}  "
+        f"{enum_label(common_pb2.ConnectionState, instance.connection_state)}; "
+        f"`whatlead instances connect {instance.id}` links it again"
+    )
+    return 0
+
+
+def delete_instance(args: argparse.Namespace) -> int:
+    instance = (
+        reputation()
+        .DeleteInstance(
+            reputation_pb2.DeleteInstanceRequest(organization_id=args.org, instance_id=args.id),
+            timeout=DEADLINE_SECONDS,
+        )
+        .instance
+    )
+    print(
+        f"deleted the session: {instance.id}  {provider_label(instance)} {instance.provider_instance_ref}  "
+        f"{enum_label(common_pb2.ConnectionState, instance.connection_state)}; the registry keeps the "
+        f"instance and its history; `whatlead instances connect {instance.id}` starts a new session"
+    )
+    return 0
+
+
 def register(commands: Commands) -> None:
     instances = commands.add_parser("instances", help="the instance registry").add_subparsers(
         dest="action", required=True
@@ -178,3 +321,24 @@ def register(commands: Commands) -> None:
     )
     webhooks.add_arguments(webhook)
     webhook.set_defaults(run=instance_webhook)
+    connect = instances.add_parser(
+        "connect",
+        help="link the number: start its session at the provider, draw the QR code, wait for the scan",
+    )
+    connect.add_argument("id", help="the instance id")
+    connect.add_argument(
+        "--pairing-phone",
+        default="",
+        help="E.164 number to link by a pairing code typed on the phone, where the provider offers it",
+    )
+    connect.set_defaults(run=connect_instance)
+    logout = instances.add_parser(
+        "logout", help="log the number out at its provider (the session stays, ready for a new QR code)"
+    )
+    logout.add_argument("id", help="the instance id")
+    logout.set_defaults(run=logout_instance)
+    delete = instances.add_parser(
+        "delete", help="delete the instance's session at its provider (the registry keeps its history)"
+    )
+    delete.add_argument("id", help="the instance id")
+    delete.set_defaults(run=delete_instance)

@@ -3,11 +3,16 @@
     whatlead instances register --provider waha --ref sales-1 --phone +5511987654321
     whatlead instances update <instance_id> --provider-version 2026.4.3 --provider-engine gows
     whatlead instances list
+    whatlead instances connect <instance_id>      # draws the QR code, waits for the scan
+    whatlead instances logout <instance_id>
+    whatlead instances delete <instance_id>
     whatlead instances webhook <instance_id>
     whatlead reputation <instance_id>
     whatlead reputation plan <instance_id>
     whatlead jobs <intent_id>
     whatlead events --context reputation
+    whatlead watch --campaign black-friday        # every change of the intents, live
+    whatlead sim scan <instance_id>               # the simulator's phone scans the QR code
     whatlead pause instance <instance_id> --note "provider outage" --until 2h
     whatlead resume instance <instance_id>
     whatlead controls --status paused
@@ -21,7 +26,8 @@
 Addresses default to what `make run` starts; override with WHATLEAD_<SERVICE>_ADDR (e.g.
 WHATLEAD_REPUTATION_ADDR=10.0.0.5:50053). Every call carries an API key: WHATLEAD_API_KEY, else the JSON
 file named by WHATLEAD_CREDENTIALS, else .data/credentials.json (which `make run` writes). The
-organization is the key's; --org or WHATLEAD_ORG names one explicitly.
+organization is the key's; --org or WHATLEAD_ORG names one explicitly. `whatlead sim` talks to the
+provider simulator at WHATLEAD_SIMULATOR_URL (default: `make run`'s, http://127.0.0.1:8090).
 """
 
 from __future__ import annotations
@@ -32,12 +38,12 @@ import sys
 
 import grpc
 
-from libs.cli import access, controls, events, instances, intents, jobs, reputation, timeline
+from libs.cli import access, controls, events, instances, intents, jobs, reputation, sim, timeline, watch
 from libs.cli.common import credentials
 from libs.rpc.errors import field_violations
 
 # Each module adds its own sub-commands; a new context adds its module here.
-COMMAND_MODULES = [instances, reputation, intents, jobs, events, controls, timeline, access]
+COMMAND_MODULES = [instances, reputation, intents, jobs, events, watch, controls, timeline, access, sim]
 # What a refused credential means for the user, after the server's own words.
 _CREDENTIAL_HINTS = {
     grpc.StatusCode.UNAUTHENTICATED: "the API key was not accepted",

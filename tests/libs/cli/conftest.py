@@ -1,15 +1,19 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import pytest
 
 from libs.cli.main import main
-from tests.libs.cli.fake_ops import FakeOpsService, running_fake_ops
+from tests.libs.cli.fake_services import FakeService, running_fake_ops, running_fake_reputation
 
 API_KEY = "wl_abcd1234_" + "k" * 43
+ROOT = Path(__file__).resolve().parents[3]
 
 Whatlead = Callable[..., Awaitable[tuple[int, str, str]]]
 
@@ -24,9 +28,17 @@ def no_credentials(monkeypatch, tmp_path):
 
 
 @pytest.fixture
-async def ops(no_credentials, monkeypatch) -> AsyncIterator[FakeOpsService]:
+async def ops(no_credentials, monkeypatch) -> AsyncIterator[FakeService]:
     async with running_fake_ops() as (fake, address):
         monkeypatch.setenv("WHATLEAD_OPS_ADDR", address)
+        yield fake
+
+
+@pytest.fixture
+async def registry(no_credentials, monkeypatch) -> AsyncIterator[FakeService]:
+    """A fake ReputationService (the instance registry) where the CLI looks for it."""
+    async with running_fake_reputation() as (fake, address):
+        monkeypatch.setenv("WHATLEAD_REPUTATION_ADDR", address)
         yield fake
 
 
@@ -49,3 +61,35 @@ def whatlead(capsys) -> Whatlead:
         return code, out, err
 
     return run
+
+
+async def interrupted(fake: FakeService, *args: str, once_printed: str) -> tuple[int, str, str]:
+    """`whatlead *args` as its own process (Ctrl-C reaches only a main thread), given Ctrl-C once it follows
+    a stream of `fake` and has printed a line holding `once_printed`: its exit status, stdout, stderr."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "libs.cli.main",
+        *args,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    printed: list[str] = []
+    try:
+        async with asyncio.timeout(30):
+            await fake.opened.wait()
+            while not printed or once_printed not in printed[-1]:
+                line = await process.stdout.readline()
+                assert line, f"ended before printing {once_printed!r}: {''.join(printed)!r}"
+                printed.append(line.decode())
+            process.send_signal(signal.SIGINT)
+            out, err = await process.communicate()
+    finally:
+        if process.returncode is None:  # it did not stop: leave nothing behind
+            process.kill()
+            await process.wait()
+    assert process.returncode is not None
+    return process.returncode, "".join(printed) + out.decode(), err.decode()
