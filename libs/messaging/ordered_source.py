@@ -46,7 +46,9 @@ class JetStreamMessageSource:
             return
         subscription = await self._subscribe(subject, start_sequence)
         try:
-            if (await subscription.consumer_info()).num_pending == 0:
+            # Nothing left on the server is not nothing to read: what it already pushed waits in the client.
+            info = await subscription.consumer_info()
+            if info.num_pending == 0 and (info.delivered is None or not info.delivered.consumer_seq):
                 return
             while True:
                 try:

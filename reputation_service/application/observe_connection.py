@@ -60,11 +60,15 @@ class ObserveConnectionsHandler:
             if instance is None:
                 unknown += 1
                 continue
+            version = instance.version
             if instance.observe_connection(
                 report.state, reason=report.reason, observed_at=report.observed_at, now=now
             ):
                 applied += 1
-                uow.track(instance)
+                if instance.version != version:
+                    uow.track(instance)
+                else:  # the same state, heard later: no new version, but later reports compare with it
+                    await uow.instances.confirm_connection(instance)
             else:
                 stale += 1
         return ConnectionsObserved(applied, stale, unknown)

@@ -182,15 +182,17 @@ class Instance(AggregateRoot):
     ) -> bool:
         """Apply a connection state the provider reported as observed at `observed_at`. A report not newer
         than the last one applied is ignored (False); a newer one is kept with its reason, and a change of
-        state is announced as InstanceChanged. True when applied."""
+        state is a new version announced as InstanceChanged. True when applied."""
         if self.connection_observed_at is not None and observed_at <= self.connection_observed_at:
             return False
         reason = reason[:MAX_CONNECTION_REASON]
         changed = state is not self.connection_state
         self.connection_state, self.connection_reason = state, reason
         self.connection_observed_at = observed_at
-        self.version += 1  # the stored row changes either way: the write stays optimistic
+        # Only a change of state is a new version (with its event): projections count on one event per
+        # version. The same state confirmed later is kept by the repository's confirm_connection.
         if changed:
+            self.version += 1
             self.updated_at = now
             self.record(
                 InstanceChanged(

@@ -50,6 +50,11 @@ class InstanceRepository(Protocol):
         about before `checked_before` (or never), the longest unasked first."""
         ...
 
+    async def confirm_connection(self, instance: Instance) -> None:
+        """Store the instance's connection reason and observed time, without a new version, unless its
+        stored state changed meanwhile or already has a later observation."""
+        ...
+
     async def mark_status_checked(self, instance_ids: Collection[str], *, at: datetime) -> None:
         """Note that the status check asked about them now (its own bookkeeping: no version, no event)."""
         ...

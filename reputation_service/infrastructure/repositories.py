@@ -71,6 +71,21 @@ class SqlAlchemyInstanceRepository:
         )
         return [_to_instance(row) for row in (await self._session.execute(query)).all()]
 
+    async def confirm_connection(self, instance: Instance) -> None:
+        observed = instances.c.connection_observed_at
+        await self._session.execute(
+            update(instances)
+            .where(
+                instances.c.id == instance.id,
+                instances.c.connection_state == instance.connection_state.value,
+                or_(observed.is_(None), observed < instance.connection_observed_at),
+            )
+            .values(
+                connection_observed_at=instance.connection_observed_at,
+                connection_reason=instance.connection_reason,
+            )
+        )
+
     async def mark_status_checked(self, instance_ids: Collection[str], *, at: datetime) -> None:
         if instance_ids:
             await self._session.execute(

@@ -291,12 +291,17 @@ async def test_no_durable_consumer_reads_the_per_organization_feed(
     stream = envelope.stream_name(subject_root, "ops")
     durables = ["ops-timeline-ops", "ops-key-directory"]  # ops' consumers of its own stream
 
-    async def started() -> bool:
-        return set(durables) <= {info.name for info in await jetstream.consumers_info(stream)}
+    async def idle() -> bool:  # started, and done with what the stream held before
+        infos = {info.name: info for info in await jetstream.consumers_info(stream)}
+        return all(
+            name in infos and infos[name].num_pending == 0 and infos[name].num_ack_pending == 0
+            for name in durables
+        )
 
-    await eventually(started, timeout=20)
-    before = {name: (await jetstream.consumer_info(stream, name)).delivered.stream_seq for name in durables}
+    await eventually(idle, timeout=20)
+    before = {name: (await jetstream.consumer_info(stream, name)).delivered.consumer_seq for name in durables}
     await published(jetstream, subject_root, [change(new_id(), new_id(), LIFE[0]) for _ in range(20)])
     await asyncio.sleep(0.5)  # what a consumer of the whole stream would have been given by now
-    after = {name: (await jetstream.consumer_info(stream, name)).delivered.stream_seq for name in durables}
+    assert await idle()
+    after = {name: (await jetstream.consumer_info(stream, name)).delivered.consumer_seq for name in durables}
     assert after == before

@@ -30,6 +30,7 @@ class FakeInstanceRepository:
     def __init__(self) -> None:
         self.rows: dict[str, Instance] = {}
         self.checked_at: dict[str, datetime] = {}  # the status check's bookkeeping
+        self.confirmed: list[tuple[str, datetime | None]] = []  # same state heard later: (id, observed at)
 
     def add(self, instance: Instance) -> None:
         self.rows[instance.id] = instance
@@ -68,6 +69,9 @@ class FakeInstanceRepository:
             and self.checked_at.get(i.id, never) < checked_before
         ]
         return sorted(due, key=lambda i: (self.checked_at.get(i.id, never), i.id))[:limit]
+
+    async def confirm_connection(self, instance: Instance) -> None:
+        self.confirmed.append((instance.id, instance.connection_observed_at))
 
     async def mark_status_checked(self, instance_ids: Collection[str], *, at: datetime) -> None:
         for instance_id in instance_ids:

@@ -124,6 +124,7 @@ def test_the_same_state_reported_later_moves_the_observed_time_without_an_event(
     assert instance.observe_connection(ConnectionState.QR_REQUIRED, reason="", observed_at=later, now=later)
 
     assert instance.connection_observed_at == later and instance.pull_events() == []
+    assert instance.version == 2  # registered, then one change of state: one event per version
     # So a report from between the two is older than what was applied.
     between = first + timedelta(seconds=10)
     assert not instance.observe_connection(
@@ -158,6 +159,28 @@ async def test_a_batch_out_of_order_ends_where_the_newest_report_says(uow, insta
     stored = await uow.instances.get(ORG, instance.id)
     assert stored is not None and stored.connection_state is ConnectionState.CONNECTED
     assert (result.applied, result.stale, result.unknown_instance) == (3, 1, 0)
+
+
+async def test_the_same_state_heard_later_is_stored_as_confirmed_without_a_new_version(uow, instance, clock):
+    t0 = clock.now()
+
+    def report(seconds: int) -> ConnectionReport:
+        return ConnectionReport(
+            organization_id=ORG,
+            instance_id=instance.id,
+            state=ConnectionState.CONNECTED,
+            reason="WORKING",
+            observed_at=t0 + timedelta(seconds=seconds),
+        )
+
+    for seconds in (10, 40):
+        async with uow:
+            await ObserveConnectionsHandler(clock)(uow, [report(seconds)])
+            await uow.commit()
+
+    stored = await uow.instances.get(ORG, instance.id)
+    assert stored is not None and stored.version == 2  # registered, then connected
+    assert uow.instances.confirmed == [(instance.id, t0 + timedelta(seconds=40))]
 
 
 async def test_a_webhook_names_no_organization_and_a_report_naming_another_one_is_dropped(
