@@ -37,7 +37,7 @@ from executor_service.infrastructure.health_prober import ProviderHealthProber
 from executor_service.infrastructure.instance_directory import ProjectedInstances
 from executor_service.infrastructure.kill_switch import ProjectedKillSwitch
 from executor_service.infrastructure.proto_mapping import event_to_proto
-from executor_service.infrastructure.provider_directory import ProviderDirectory
+from executor_service.infrastructure.provider_directory import provider_directory
 from executor_service.infrastructure.provider_sender import ProviderMessageSender
 from executor_service.infrastructure.tables import messaging
 from executor_service.infrastructure.unit_of_work import SqlAlchemyExecutorUnitOfWork
@@ -110,7 +110,7 @@ async def assemble(
     clock = clock or SystemClock()
     infra = await open_infrastructure(SERVICE, settings, messaging, clock, database_holds="jobs")
     http = create_client_session(limit=settings.http_connections, limit_per_host=settings.http_connections)
-    directory = ProviderDirectory.from_endpoints(
+    directory = provider_directory(
         settings.endpoints(),
         session=http,
         timeout_seconds=settings.provider_timeout_seconds,

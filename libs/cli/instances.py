@@ -35,6 +35,12 @@ def reputation() -> reputation_pb2_grpc.ReputationServiceStub:
     return reputation_pb2_grpc.ReputationServiceStub(channel("reputation"))
 
 
+def fetch_instance(args: argparse.Namespace) -> reputation_pb2.Instance:
+    """The instance `args.id` of `args.org`."""
+    request = reputation_pb2.GetInstanceRequest(organization_id=args.org, instance_id=args.id)
+    return reputation().GetInstance(request, timeout=DEADLINE_SECONDS).instance
+
+
 def register_instance(args: argparse.Namespace) -> int:
     response = reputation().RegisterInstance(
         reputation_pb2.RegisterInstanceRequest(
@@ -119,27 +125,13 @@ def list_instances(args: argparse.Namespace) -> int:
 
 
 def get_instance(args: argparse.Namespace) -> int:
-    show(
-        reputation()
-        .GetInstance(
-            reputation_pb2.GetInstanceRequest(organization_id=args.org, instance_id=args.id),
-            timeout=DEADLINE_SECONDS,
-        )
-        .instance
-    )
+    show(fetch_instance(args))
     return 0
 
 
 def instance_webhook(args: argparse.Namespace) -> int:
     key = webhooks.master_key(args.master_key_file)  # before any call: a missing key needs no server
-    instance = (
-        reputation()
-        .GetInstance(
-            reputation_pb2.GetInstanceRequest(organization_id=args.org, instance_id=args.id),
-            timeout=DEADLINE_SECONDS,
-        )
-        .instance
-    )
+    instance = fetch_instance(args)
     provider = enum_label(common_pb2.Provider, instance.provider).lower()
     if args.apply:
         print(webhooks.apply(instance.id, provider, instance.provider_instance_ref, args, key))
@@ -248,37 +240,29 @@ def _phone_digits(text: str) -> str:
 
 
 def logout_instance(args: argparse.Namespace) -> int:
-    instance = (
-        reputation()
-        .LogoutInstance(
-            reputation_pb2.LogoutInstanceRequest(organization_id=args.org, instance_id=args.id),
-            timeout=DEADLINE_SECONDS,
-        )
-        .instance
-    )
-    print(
-        f"logged out: {instance.id}  {provider_label(instance)} {instance.provider_instance_ref}  "
-        f"{enum_label(common_pb2.ConnectionState, instance.connection_state)}; "
-        f"`whatlead instances connect {instance.id}` links it again"
-    )
+    request = reputation_pb2.LogoutInstanceRequest(organization_id=args.org, instance_id=args.id)
+    instance = reputation().LogoutInstance(request, timeout=DEADLINE_SECONDS).instance
+    _print_undone("logged out", instance, f"`whatlead instances connect {instance.id}` links it again")
     return 0
 
 
 def delete_instance(args: argparse.Namespace) -> int:
-    instance = (
-        reputation()
-        .DeleteInstance(
-            reputation_pb2.DeleteInstanceRequest(organization_id=args.org, instance_id=args.id),
-            timeout=DEADLINE_SECONDS,
-        )
-        .instance
-    )
-    print(
-        f"deleted the session: {instance.id}  {provider_label(instance)} {instance.provider_instance_ref}  "
-        f"{enum_label(common_pb2.ConnectionState, instance.connection_state)}; the registry keeps the "
-        f"instance and its history; `whatlead instances connect {instance.id}` starts a new session"
+    request = reputation_pb2.DeleteInstanceRequest(organization_id=args.org, instance_id=args.id)
+    instance = reputation().DeleteInstance(request, timeout=DEADLINE_SECONDS).instance
+    _print_undone(
+        "deleted the session",
+        instance,
+        f"the registry keeps the instance and its history; `whatlead instances connect {instance.id}` "
+        "starts a new session",
     )
     return 0
+
+
+def _print_undone(what: str, instance: reputation_pb2.Instance, then: str) -> None:
+    state = enum_label(common_pb2.ConnectionState, instance.connection_state)
+    print(
+        f"{what}: {instance.id}  {provider_label(instance)} {instance.provider_instance_ref}  {state}; {then}"
+    )
 
 
 def register(commands: Commands) -> None:

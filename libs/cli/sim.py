@@ -17,10 +17,9 @@ import urllib.request
 from typing import Any
 
 from libs.cli.common import DEADLINE_SECONDS, Commands, enum_label
-from libs.cli.instances import reputation
+from libs.cli.instances import fetch_instance
 from libs.cli.webhooks import LOCAL_SIMULATOR_API_KEY, LOCAL_SIMULATOR_URL
 from whatlead.common.v1 import common_pb2
-from whatlead.reputation.v1 import reputation_pb2
 
 SIMULATOR_URL_ENV = "WHATLEAD_SIMULATOR_URL"
 SIMULATOR_API_KEY_ENV = "WHATLEAD_SIMULATOR_API_KEY"
@@ -33,14 +32,7 @@ ACTIONS = {
 
 
 def act(args: argparse.Namespace) -> int:
-    instance = (
-        reputation()
-        .GetInstance(
-            reputation_pb2.GetInstanceRequest(organization_id=args.org, instance_id=args.id),
-            timeout=DEADLINE_SECONDS,
-        )
-        .instance
-    )
+    instance = fetch_instance(args)
     if instance.provider != common_pb2.PROVIDER_SIMULATOR:
         provider = enum_label(common_pb2.Provider, instance.provider)
         raise SystemExit(

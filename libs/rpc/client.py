@@ -38,12 +38,12 @@ class DefaultDeadline(grpc.aio.UnaryUnaryClientInterceptor):
         return await continuation(client_call_details, request)
 
 
-class PresentCredential(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.UnaryStreamClientInterceptor):
-    """Adds `authorization: Bearer <credential>` (an API key or the service credential) to every call,
-    streams included."""
+class AmendingInterceptor(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.UnaryStreamClientInterceptor):
+    """Changes the details of every unary and server-streaming call the same way (`amend`); give it to a
+    channel with `for_every_call`."""
 
-    def __init__(self, credential: str) -> None:
-        self._metadata = (("authorization", f"Bearer {credential}"),)
+    def amend(self, details: grpc.aio.ClientCallDetails, request: object) -> grpc.aio.ClientCallDetails:
+        raise NotImplementedError
 
     async def intercept_unary_unary(
         self,
@@ -53,7 +53,7 @@ class PresentCredential(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.UnaryStre
         client_call_details: grpc.aio.ClientCallDetails,
         request: Request,
     ) -> grpc.aio.UnaryUnaryCall[Request, Response]:
-        return await continuation(with_metadata(client_call_details, self._metadata), request)
+        return await continuation(self.amend(client_call_details, request), request)
 
     async def intercept_unary_stream(
         self,
@@ -63,7 +63,18 @@ class PresentCredential(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.UnaryStre
         client_call_details: grpc.aio.ClientCallDetails,
         request: Request,
     ) -> grpc.aio.UnaryStreamCall[Request, Response]:
-        return await continuation(with_metadata(client_call_details, self._metadata), request)
+        return await continuation(self.amend(client_call_details, request), request)
+
+
+class PresentCredential(AmendingInterceptor):
+    """Adds `authorization: Bearer <credential>` (an API key or the service credential) to every call,
+    streams included."""
+
+    def __init__(self, credential: str) -> None:
+        self._metadata = (("authorization", f"Bearer {credential}"),)
+
+    def amend(self, details: grpc.aio.ClientCallDetails, request: object) -> grpc.aio.ClientCallDetails:
+        return with_metadata(details, self._metadata)
 
 
 class StreamSide(grpc.aio.UnaryStreamClientInterceptor):

@@ -13,7 +13,8 @@ from libs.messaging import envelope
 from libs.rpc.convert import to_timestamp
 from libs.seedwork.ids import new_id
 from whatlead.common.v1 import common_pb2
-from whatlead.events.v1 import reputation_events_pb2
+from whatlead.events.v1 import ops_events_pb2, reputation_events_pb2
+from whatlead.ops.v1 import ops_pb2
 from whatlead.reputation.v1 import reputation_pb2
 
 
@@ -39,6 +40,24 @@ def meta(organization_id: str, aggregate_id: str, *, event_id: str | None = None
         aggregate_id=aggregate_id,
         correlation_id=aggregate_id,
         occurred_at=to_timestamp(datetime.now(UTC)),
+    )
+
+
+def intent_changed(
+    organization_id: str, intent_id: str, kind: ops_pb2.IntentChangeKind.ValueType, **change: Any
+) -> ops_events_pb2.IntentChanged:
+    """A change of an intent as ops publishes it for the live streams, happening now; `change`: the
+    IntentChange's other fields."""
+    event_meta = meta(organization_id, intent_id)
+    return ops_events_pb2.IntentChanged(
+        meta=event_meta,
+        change=ops_pb2.IntentChange(
+            organization_id=organization_id,
+            intent_id=intent_id,
+            kind=kind,
+            occurred_at=event_meta.occurred_at,
+            **change,
+        ),
     )
 
 

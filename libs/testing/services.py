@@ -21,7 +21,7 @@ from pydantic import SecretStr
 from libs.config import ServiceSettings
 from libs.rpc.access import MethodRule, find_service, service_rules
 from libs.rpc.auth import Authenticator
-from libs.rpc.client import DefaultDeadline, for_every_call, open_channel, with_metadata
+from libs.rpc.client import AmendingInterceptor, DefaultDeadline, for_every_call, open_channel, with_metadata
 from libs.rpc.keys import KeyRecord, KeyTable
 from libs.rpc.server import GrpcServer
 from libs.runtime import ServiceParts
@@ -29,8 +29,6 @@ from libs.seedwork.access import Role
 from libs.seedwork.api_keys import issue_key
 from libs.seedwork.ids import new_id
 
-Request = TypeVar("Request")
-Response = TypeVar("Response")
 S = TypeVar("S", bound=ServiceSettings)
 
 
@@ -69,7 +67,7 @@ def install_key(
     return issued.secret
 
 
-class ActAsOwners(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.UnaryStreamClientInterceptor):
+class ActAsOwners(AmendingInterceptor):
     """Presents, on each call that names no caller of its own, the service credential if only the service
     may call the RPC, else an OWNER key of the organization the request names ("" included: the server then
     fills in ""). One key per organization, installed in the served process's table when first needed."""
@@ -97,34 +95,12 @@ class ActAsOwners(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.UnaryStreamClie
             self._by_organization[organization] = (("authorization", f"Bearer {secret}"),)
         return self._by_organization[organization]
 
-    def _with_caller(
-        self, details: grpc.aio.ClientCallDetails, request: object
-    ) -> grpc.aio.ClientCallDetails:
+    def amend(self, details: grpc.aio.ClientCallDetails, request: object) -> grpc.aio.ClientCallDetails:
         if any(key == "authorization" for key, _ in details.metadata or ()):
             return details  # the test names its own caller
         method = details.method
         method = method.decode() if isinstance(method, bytes) else method
         return with_metadata(details, self._credential(method, request))
-
-    async def intercept_unary_unary(
-        self,
-        continuation: Callable[
-            [grpc.aio.ClientCallDetails, Request], Awaitable[grpc.aio.UnaryUnaryCall[Request, Response]]
-        ],
-        client_call_details: grpc.aio.ClientCallDetails,
-        request: Request,
-    ) -> grpc.aio.UnaryUnaryCall[Request, Response]:
-        return await continuation(self._with_caller(client_call_details, request), request)
-
-    async def intercept_unary_stream(
-        self,
-        continuation: Callable[
-            [grpc.aio.ClientCallDetails, Request], Awaitable[grpc.aio.UnaryStreamCall[Request, Response]]
-        ],
-        client_call_details: grpc.aio.ClientCallDetails,
-        request: Request,
-    ) -> grpc.aio.UnaryStreamCall[Request, Response]:
-        return await continuation(self._with_caller(client_call_details, request), request)
 
 
 def _organization_named(method: str, request: object) -> str:

@@ -163,18 +163,7 @@ class Instance(AggregateRoot):
             return ()
         for name in changed:
             setattr(self, name, wanted[name])
-        self.updated_at = now
-        self.version += 1
-        self.record(
-            InstanceChanged(
-                event_id=new_id(),
-                organization_id=self.organization_id,
-                aggregate_id=self.id,
-                occurred_at=now,
-                instance=self.snapshot(),
-                changed_fields=changed,
-            )
-        )
+        self._changed(changed, now)
         return changed
 
     def observe_connection(
@@ -192,19 +181,23 @@ class Instance(AggregateRoot):
         # Only a change of state is a new version (with its event): projections count on one event per
         # version. The same state confirmed later is kept by the repository's confirm_connection.
         if changed:
-            self.version += 1
-            self.updated_at = now
-            self.record(
-                InstanceChanged(
-                    event_id=new_id(),
-                    organization_id=self.organization_id,
-                    aggregate_id=self.id,
-                    occurred_at=now,
-                    instance=self.snapshot(),
-                    changed_fields=("connection_state",),
-                )
-            )
+            self._changed(("connection_state",), now)
         return True
+
+    def _changed(self, fields: tuple[str, ...], now: datetime) -> None:
+        """A new version, announced with the whole instance and the fields that changed."""
+        self.version += 1
+        self.updated_at = now
+        self.record(
+            InstanceChanged(
+                event_id=new_id(),
+                organization_id=self.organization_id,
+                aggregate_id=self.id,
+                occurred_at=now,
+                instance=self.snapshot(),
+                changed_fields=fields,
+            )
+        )
 
     def snapshot(self) -> Instance:
         """A copy without pending events, safe to put inside an event."""

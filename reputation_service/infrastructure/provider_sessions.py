@@ -3,12 +3,13 @@ the order of the calls, the webhook's URL and secret, and the provider's errors 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable
 from typing import TypeVar
 
 import aiohttp
 
 from libs.providers import build_sessions
+from libs.providers.directory import AdapterDirectory, Endpoints, InstanceTokens
 from libs.providers.port import ErrorClass, ProviderError
 from libs.providers.sessions import (
     ProviderSessions,
@@ -32,50 +33,37 @@ class ProviderInstanceSessions:
     the instance's secret derived from the webhook master key, exactly what the gateway checks."""
 
     def __init__(
-        self,
-        adapters: Mapping[Provider, ProviderSessions],
-        *,
-        gateway_url: str,
-        master_key: bytes,
-        per_instance: Mapping[tuple[Provider, str], ProviderSessions] | None = None,
+        self, adapters: AdapterDirectory[ProviderSessions], *, gateway_url: str, master_key: bytes
     ) -> None:
-        self._adapters = dict(adapters)
-        self._per_instance = dict(per_instance or {})
+        self._adapters = adapters
         self._gateway_url = gateway_url
         self._master_key = master_key
 
     @classmethod
     def from_endpoints(
         cls,
-        endpoints: Mapping[Provider, tuple[str, str]],
+        endpoints: Endpoints,
         *,
         session: aiohttp.ClientSession,
         timeout_seconds: float,
         gateway_url: str,
         master_key: bytes,
-        instance_tokens: Mapping[tuple[Provider, str], tuple[str, str]] | None = None,
+        instance_tokens: InstanceTokens | None = None,
     ) -> ProviderInstanceSessions:
-        """`endpoints`: provider -> (base URL, API key); `instance_tokens`: (provider, instance ref) ->
-        (base URL, token) for providers keyed per instance (libs/providers/settings.py)."""
-
-        def build(provider: Provider, url: str, key: str) -> ProviderSessions:
-            return build_sessions(provider.value, url, key, session=session, timeout=timeout_seconds)
-
-        return cls(
-            {provider: build(provider, url, key) for provider, (url, key) in endpoints.items()},
-            per_instance={
-                ref: build(ref[0], url, token) for ref, (url, token) in (instance_tokens or {}).items()
-            },
-            gateway_url=gateway_url,
-            master_key=master_key,
+        adapters = AdapterDirectory.built(
+            lambda provider, url, key: build_sessions(
+                provider.value, url, key, session=session, timeout=timeout_seconds
+            ),
+            endpoints,
+            instance_tokens,
         )
+        return cls(adapters, gateway_url=gateway_url, master_key=master_key)
 
     def configured(self) -> frozenset[Provider]:
-        return frozenset(self._adapters) | {provider for provider, _ in self._per_instance}
+        return frozenset(self._adapters.configured())
 
     def _adapter(self, instance: Instance) -> ProviderSessions:
-        adapter = self._per_instance.get((instance.provider, instance.provider_instance_ref))
-        adapter = adapter or self._adapters.get(instance.provider)
+        adapter = self._adapters.adapter(instance.provider, instance.provider_instance_ref)
         if adapter is None:
             raise FailedPrecondition(
                 f"no {instance.provider.value} endpoint is configured for the registry "

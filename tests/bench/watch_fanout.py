@@ -33,7 +33,6 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import grpc
@@ -42,9 +41,8 @@ from libs.db.migrations import upgrade
 from libs.messaging import envelope
 from libs.messaging.nats_connection import connect_nats
 from libs.messaging.streams import delete_streams, ensure_streams
-from libs.rpc.convert import to_timestamp
 from libs.seedwork.ids import new_id
-from libs.testing.jetstream import directory_key
+from libs.testing.jetstream import directory_key, intent_changed
 from tests.bench._bare_fanout import METHOD as BARE_METHOD
 from tests.bench._support import (
     NATS_URL,
@@ -54,7 +52,6 @@ from tests.bench._support import (
     process_tree_cpu_seconds,
     sqlalchemy_url,
 )
-from whatlead.common.v1 import common_pb2
 from whatlead.events.v1 import ops_events_pb2
 from whatlead.ops.v1 import ops_pb2
 
@@ -124,26 +121,15 @@ async def bare_process(root: str, subject: str) -> AsyncIterator[tuple[str, int]
 
 def change(org: str, summary: str) -> ops_events_pb2.IntentChanged:
     intent = new_id()
-    now = to_timestamp(datetime.now(UTC))
-    return ops_events_pb2.IntentChanged(
-        meta=common_pb2.EventMeta(
-            event_id=new_id(),
-            organization_id=org,
-            aggregate_id=intent,
-            correlation_id=intent,
-            occurred_at=now,
-        ),
-        change=ops_pb2.IntentChange(
-            organization_id=org,
-            intent_id=intent,
-            kind=ops_pb2.INTENT_CHANGE_KIND_SENT,
-            occurred_at=now,
-            instance_id=new_id(),
-            summary=summary,
-            event_id=new_id(),
-            event_type="whatlead.events.v1.MessageSent",
-            provider_message_id=f"true_5511988887777@c.us_{intent[-12:]}",
-        ),
+    return intent_changed(
+        org,
+        intent,
+        ops_pb2.INTENT_CHANGE_KIND_SENT,
+        instance_id=new_id(),
+        summary=summary,
+        event_id=new_id(),
+        event_type="whatlead.events.v1.MessageSent",
+        provider_message_id=f"true_5511988887777@c.us_{intent[-12:]}",
     )
 
 

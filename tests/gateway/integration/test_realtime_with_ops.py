@@ -14,10 +14,9 @@ from typing import Any
 import pytest
 from websockets.asyncio.client import ClientConnection
 
-from libs.rpc.convert import to_timestamp
 from libs.seedwork.access import Role
 from libs.seedwork.ids import new_id
-from libs.testing.jetstream import publish
+from libs.testing.jetstream import meta, publish
 from libs.testing.services import RunningService, running_service
 from ops_service.bootstrap import build
 from ops_service.config import OpsSettings
@@ -41,22 +40,16 @@ async def ops(migrated_database: Any, subject_root: str, jetstream: Any) -> Asyn
 
 
 def _created(org: str, intent: str) -> gate_events_pb2.IntentCreated:
-    now = to_timestamp(datetime.now(UTC))
+    event_meta = meta(org, intent)
     return gate_events_pb2.IntentCreated(
-        meta=common_pb2.EventMeta(
-            event_id=new_id(),
-            organization_id=org,
-            aggregate_id=intent,
-            correlation_id=intent,
-            occurred_at=now,
-        ),
+        meta=event_meta,
         intent=gate_pb2.MessageIntent(
             id=intent,
             organization_id=org,
             target=common_pb2.Target(kind=common_pb2.TARGET_KIND_PHONE, value="5511900000000"),
             type=common_pb2.MESSAGE_TYPE_TEXT,
             purpose=common_pb2.PURPOSE_DISPATCH,
-            created_at=now,
+            created_at=event_meta.occurred_at,
         ),
     )
 

@@ -14,16 +14,14 @@ import pytest
 from prometheus_client import REGISTRY
 
 from libs.messaging import envelope
-from libs.rpc.convert import to_timestamp
 from libs.seedwork.ids import new_id
-from libs.testing.jetstream import publish
+from libs.testing.jetstream import intent_changed, publish
 from libs.testing.services import RunningService, running_service
 from libs.testing.waiting import eventually
 from ops_service.bootstrap import build
 from ops_service.config import OpsSettings
 from tests.conftest import NATS_URL
 from tests.ops_service.story import build_story
-from whatlead.common.v1 import common_pb2
 from whatlead.events.v1 import ops_events_pb2
 from whatlead.ops.v1 import ops_pb2, ops_pb2_grpc
 
@@ -65,23 +63,7 @@ def stub(ops: RunningService) -> ops_pb2_grpc.OpsServiceStub:
 
 
 def change(org: str, intent: str, kind: int, *, campaign: str = "") -> ops_events_pb2.IntentChanged:
-    now = to_timestamp(datetime.now(UTC))
-    return ops_events_pb2.IntentChanged(
-        meta=common_pb2.EventMeta(
-            event_id=new_id(),
-            organization_id=org,
-            aggregate_id=intent,
-            correlation_id=intent,
-            occurred_at=now,
-        ),
-        change=ops_pb2.IntentChange(
-            organization_id=org,
-            intent_id=intent,
-            campaign_id=campaign,
-            kind=kind,  # type: ignore[arg-type]
-            occurred_at=now,
-        ),
-    )
+    return intent_changed(org, intent, kind, campaign_id=campaign)  # type: ignore[arg-type]
 
 
 async def published(js: Any, root: str, changes: list[ops_events_pb2.IntentChanged]) -> list[int]:

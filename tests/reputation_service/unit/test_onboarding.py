@@ -13,7 +13,7 @@ from libs.providers.fake import FakeProviderSessions
 from libs.providers.port import ProviderError
 from libs.seedwork.clock import FakeClock
 from libs.seedwork.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
-from libs.seedwork.shared_kernel import ConnectionState, Provider, Purpose
+from libs.seedwork.shared_kernel import ConnectionState, Provider
 from libs.webhooks import webhook_secret
 from reputation_service.application.check_sessions import CheckSessionsHandler, StatusCheckSchedule
 from reputation_service.application.connect_instance import (
@@ -33,12 +33,16 @@ from reputation_service.domain.instance import Instance
 from reputation_service.entrypoints.consumers import ConnectionStates
 from reputation_service.infrastructure.provider_sessions import ProviderInstanceSessions
 from tests.reputation_service.unit.fakes import FakeReputationUnitOfWork
+from tests.reputation_service.unit.onboarding_support import (
+    GATEWAY,
+    MASTER_KEY,
+    registered_instance,
+    sessions_at,
+)
 from whatlead.common.v1 import common_pb2
 from whatlead.events.v1 import provider_events_pb2 as pe
 
 ORG = "org-acme"
-MASTER_KEY = b"k" * 32
-GATEWAY = "https://hooks.example.test"
 
 
 @pytest.fixture
@@ -53,19 +57,7 @@ def uow(clock: FakeClock) -> FakeReputationUnitOfWork:
 
 @pytest.fixture
 def instance(uow: FakeReputationUnitOfWork, clock: FakeClock) -> Instance:
-    registered = Instance.register(
-        organization_id=ORG,
-        display_name="Sales 1",
-        provider=Provider.WAHA,
-        provider_instance_ref="sales-1",
-        phone="5511987654321",
-        purposes=frozenset({Purpose.DISPATCH}),
-        connection_state=None,
-        now=clock.now(),
-    )
-    registered.pull_events()
-    uow.seed(registered)
-    return registered
+    return registered_instance(uow, clock, organization_id=ORG, ref="sales-1")
 
 
 @pytest.fixture
@@ -74,7 +66,7 @@ def provider() -> FakeProviderSessions:
 
 
 def sessions(provider: FakeProviderSessions, *, gateway: str = GATEWAY) -> ProviderInstanceSessions:
-    return ProviderInstanceSessions({Provider.WAHA: provider}, gateway_url=gateway, master_key=MASTER_KEY)
+    return sessions_at(provider, gateway=gateway)
 
 
 # --- the state follows the newest report -------------------------------------------------------------
@@ -321,9 +313,7 @@ async def test_a_provider_that_does_not_answer_is_unavailable_and_one_not_config
     with pytest.raises(Unavailable):
         await connect(ConnectInstance(organization_id=ORG, instance_id=instance.id))
 
-    elsewhere = ProviderInstanceSessions(
-        {Provider.EVOLUTION: provider}, gateway_url=GATEWAY, master_key=MASTER_KEY
-    )
+    elsewhere = sessions_at(provider, at=Provider.EVOLUTION)
     with pytest.raises(FailedPrecondition, match="REPUTATION_WAHA_URL"):
         await ConnectInstanceHandler(lambda: uow, elsewhere, ObserveConnectionsHandler(clock), clock)(
             ConnectInstance(organization_id=ORG, instance_id=instance.id)

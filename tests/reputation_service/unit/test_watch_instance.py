@@ -12,7 +12,7 @@ import pytest
 
 from libs.providers.fake import FakeProviderSessions
 from libs.seedwork.clock import FakeClock
-from libs.seedwork.shared_kernel import ConnectionState, Provider, Purpose
+from libs.seedwork.shared_kernel import ConnectionState
 from libs.testing.waiting import eventually
 from reputation_service.application.connect_instance import (
     ConnectInstance,
@@ -25,8 +25,8 @@ from reputation_service.application.observe_connection import ConnectionReport, 
 from reputation_service.application.onboarding_ports import InstanceChange, WatcherOverflowed
 from reputation_service.domain.instance import Instance
 from reputation_service.entrypoints.onboarding_rpcs import OnboardingRpcs
-from reputation_service.infrastructure.provider_sessions import ProviderInstanceSessions
 from tests.reputation_service.unit.fakes import FakeReputationUnitOfWork
+from tests.reputation_service.unit.onboarding_support import registered_instance, sessions_at
 from whatlead.common.v1 import common_pb2
 from whatlead.reputation.v1 import reputation_pb2
 
@@ -93,25 +93,11 @@ def feed() -> FakeChangeFeed:
 
 @pytest.fixture
 async def instance(uow, clock, provider) -> Instance:
-    registered = Instance.register(
-        organization_id=ORG,
-        display_name="Watched",
-        provider=Provider.WAHA,
-        provider_instance_ref="watched-1",
-        phone="5511987654321",
-        purposes=frozenset({Purpose.DISPATCH}),
-        connection_state=None,
-        now=clock.now(),
-    )
-    registered.pull_events()
-    uow.seed(registered)
-    return registered
+    return registered_instance(uow, clock, organization_id=ORG, ref="watched-1")
 
 
 def rpcs(uow, clock, provider, feed) -> OnboardingRpcs:
-    sessions = ProviderInstanceSessions(
-        {Provider.WAHA: provider}, gateway_url="https://hooks.example.test", master_key=b"k" * 32
-    )
+    sessions = sessions_at(provider)
     observe = ObserveConnectionsHandler(clock)
     return OnboardingRpcs(
         connect=ConnectInstanceHandler(lambda: uow, sessions, observe, clock),
