@@ -21,6 +21,7 @@ from libs.webhooks import (
     WAHA_SIGNATURE_HEADER,
     WUZAPI_SIGNATURE_HEADER,
     webhook_secret,
+    webhook_url,
 )
 
 MASTER_KEY_ENV = "WHATLEAD_WEBHOOK_MASTER_KEY"
@@ -53,10 +54,6 @@ def master_key(key_file: str | None) -> bytes:
     if not text:
         raise SystemExit(f"no webhook master key: set {MASTER_KEY_ENV} or pass --master-key-file")
     return text.encode()
-
-
-def webhook_url(gateway_url: str, provider: str, instance_id: str) -> str:
-    return f"{gateway_url.rstrip('/')}/webhooks/{provider}/{instance_id}"
 
 
 def instructions(
