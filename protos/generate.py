@@ -8,9 +8,11 @@ For each `whatlead/<context>/v1/<name>.proto` it writes `<name>_pb2.py` and `<na
 `<name>_pb2_grpc.pyi`; plus an empty `__init__.py` in every package directory. The output depends only on
 the .proto files and the pinned tool versions, so CI can compare it byte for byte.
 
-The protovalidate rules (`buf/validate/validate.proto`) are not kept in protos/: the pinned `protovalidate`
-package carries that file's descriptor, which protoc reads through `--descriptor_set_in`, and its
-`validate_pb2` stubs are generated next to ours so that our stubs can import them.
+protos/ also ships the third-party files our protos import, so that any client (and buf) can build them:
+`google/api/field_behavior.proto` and protovalidate's rules, `buf/validate/validate.proto`. The rules'
+stubs are generated from the pinned `protovalidate` package's own descriptor (read by protoc through
+`--descriptor_set_in`, the copy in protos/ hidden from it), so that they match what the validator reads;
+`--check` also fails when the copy in protos/ declares other rules than that descriptor.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ import sys
 import tempfile
 from importlib import resources
 from pathlib import Path
+
+from google.protobuf.descriptor_pb2 import FileDescriptorProto, FileDescriptorSet
 
 PROTO_ROOT = Path(__file__).resolve().parent
 PACKAGE = "whatlead"
@@ -54,7 +58,6 @@ def validate_descriptor_set() -> bytes:
     """A FileDescriptorSet of buf/validate/validate.proto and its google/protobuf imports, as the installed
     protovalidate package declares them (its message classes carry their file's descriptor)."""
     import protovalidate
-    from google.protobuf.descriptor_pb2 import FileDescriptorSet
     from protobuf import DescFile
 
     files = FileDescriptorSet()
@@ -75,18 +78,23 @@ def validate_descriptor_set() -> bytes:
     return files.SerializeToString(deterministic=True)
 
 
-def _protoc(args: list[str], descriptor_set: Path) -> None:
+def _sources_without_validate(into: Path) -> Path:
+    """A view of protos/ without its copy of buf/validate, so protoc takes those rules from the descriptor
+    set (a .proto on the include path would win over it)."""
+    into.mkdir()
+    for entry in PROTO_ROOT.iterdir():
+        if entry.is_dir() and entry.name != VALIDATE_PROTO.split("/")[0]:
+            (into / entry.name).symlink_to(entry, target_is_directory=True)
+    return into
+
+
+def _protoc(args: list[str], descriptor_set: Path | None, sources: Path = PROTO_ROOT) -> None:
     include = resources.files("grpc_tools") / "_proto"
-    command = [
-        sys.executable,
-        "-m",
-        "grpc_tools.protoc",
-        f"-I{PROTO_ROOT}",
-        f"-I{include}",
-        f"--descriptor_set_in={descriptor_set}",
-        *args,
-    ]
-    result = subprocess.run(command, cwd=PROTO_ROOT, capture_output=True, text=True)
+    command = [sys.executable, "-m", "grpc_tools.protoc", f"-I{sources}", f"-I{include}"]
+    if descriptor_set is not None:
+        command.append(f"--descriptor_set_in={descriptor_set}")
+    command += args
+    result = subprocess.run(command, cwd=sources, capture_output=True, text=True)
     if result.returncode != 0:
         sys.exit(f"protoc failed:\n{result.stderr}")
     # mypy-protobuf reports each file it writes on stderr; anything else (unused imports, ...) is an error
@@ -106,6 +114,7 @@ def generate(out: Path) -> None:
     with tempfile.TemporaryDirectory(prefix="whatlead-protovalidate-") as tmp:
         descriptor_set = Path(tmp) / "validate.binpb"
         descriptor_set.write_bytes(validate_descriptor_set())
+        sources = _sources_without_validate(Path(tmp) / "sources")
         _protoc(
             [
                 f"--plugin=protoc-gen-mypy={_plugin('protoc-gen-mypy')}",
@@ -114,6 +123,7 @@ def generate(out: Path) -> None:
                 *names,
             ],
             descriptor_set,
+            sources,
         )
         with_services = [str(p) for p in protos if _SERVICE.search((PROTO_ROOT / p).read_text())]
         if with_services:
@@ -125,6 +135,7 @@ def generate(out: Path) -> None:
                     *with_services,
                 ],
                 descriptor_set,
+                sources,
             )
     for package_dir in sorted({d for name in names for d in _package_dirs(Path(name))}):
         (out / package_dir / "__init__.py").write_text("")
@@ -163,7 +174,44 @@ def remove_stale(root: Path) -> None:
             directory.rmdir()
 
 
+def _rules_only(file: FileDescriptorProto) -> FileDescriptorProto:
+    """The file without what differs between builds of the same rules: its file options (languages'
+    packages) and the fields' derived JSON names."""
+    stripped = FileDescriptorProto.FromString(file.SerializeToString())
+    stripped.ClearField("options")
+    stripped.ClearField("source_code_info")
+    messages = list(stripped.message_type)
+    while messages:
+        message = messages.pop()
+        for field in [*message.field, *message.extension]:
+            field.ClearField("json_name")
+        messages.extend(message.nested_type)
+    for field in stripped.extension:
+        field.ClearField("json_name")
+    return stripped
+
+
+def vendored_validate_problem() -> str | None:
+    """Why protos/buf/validate/validate.proto does not declare the pinned protovalidate's rules, or None."""
+    with tempfile.TemporaryDirectory(prefix="whatlead-validate-") as tmp:
+        built = Path(tmp) / "vendored.binpb"
+        _protoc([f"--descriptor_set_out={built}", VALIDATE_PROTO], None)
+        vendored = FileDescriptorSet.FromString(built.read_bytes()).file[0]
+    pinned = FileDescriptorSet.FromString(validate_descriptor_set())
+    expected = next(f for f in pinned.file if f.name == VALIDATE_PROTO)
+    if _rules_only(vendored) != _rules_only(expected):
+        return (
+            f"protos/{VALIDATE_PROTO} is not the version the pinned protovalidate package declares: "
+            "copy that release's file from github.com/bufbuild/protovalidate"
+        )
+    return None
+
+
 def check() -> int:
+    problem = vendored_validate_problem()
+    if problem is not None:
+        print(problem, file=sys.stderr)
+        return 1
     with tempfile.TemporaryDirectory(prefix="whatlead-proto-") as tmp:
         fresh = Path(tmp)
         generate(fresh)

@@ -38,16 +38,25 @@ class _MinimumRole:
 class _MinimumRoleEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_MinimumRole.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     MINIMUM_ROLE_UNSPECIFIED: _MinimumRole.ValueType  # 0
+    """No organization key is admitted (service-only RPCs)."""
     MINIMUM_ROLE_MEMBER: _MinimumRole.ValueType  # 1
+    """Any key of the organization: reads and sends."""
     MINIMUM_ROLE_ADMIN: _MinimumRole.ValueType  # 2
+    """ADMIN and OWNER keys: configuration (instances, pauses, retries)."""
     MINIMUM_ROLE_OWNER: _MinimumRole.ValueType  # 3
+    """OWNER keys only: members, keys and the organization itself."""
 
-class MinimumRole(_MinimumRole, metaclass=_MinimumRoleEnumTypeWrapper): ...
+class MinimumRole(_MinimumRole, metaclass=_MinimumRoleEnumTypeWrapper):
+    """The roles of an organization's members and keys, as a threshold: each admits the ones above it."""
 
 MINIMUM_ROLE_UNSPECIFIED: MinimumRole.ValueType  # 0
+"""No organization key is admitted (service-only RPCs)."""
 MINIMUM_ROLE_MEMBER: MinimumRole.ValueType  # 1
+"""Any key of the organization: reads and sends."""
 MINIMUM_ROLE_ADMIN: MinimumRole.ValueType  # 2
+"""ADMIN and OWNER keys: configuration (instances, pauses, retries)."""
 MINIMUM_ROLE_OWNER: MinimumRole.ValueType  # 3
+"""OWNER keys only: members, keys and the organization itself."""
 Global___MinimumRole: _TypeAlias = MinimumRole  # noqa: Y015
 
 class _Provider:
@@ -57,24 +66,33 @@ class _Provider:
 class _ProviderEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Provider.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     PROVIDER_UNSPECIFIED: _Provider.ValueType  # 0
+    """Not set; refused where a provider is required."""
     PROVIDER_EVOLUTION: _Provider.ValueType  # 1
-    """Evolution API"""
+    """Evolution API."""
     PROVIDER_WAHA: _Provider.ValueType  # 2
+    """WAHA (WhatsApp HTTP API); see ProviderEngine for its engines."""
     PROVIDER_WUZAPI: _Provider.ValueType  # 3
+    """WuzAPI."""
     PROVIDER_TURBOZAP: _Provider.ValueType  # 4
+    """TurboZap."""
     PROVIDER_SIMULATOR: _Provider.ValueType  # 5
-    """built-in provider simulator (local runs, tests, benchmarks)"""
+    """The built-in provider simulator (local runs, tests, benchmarks); sends reach no phone."""
 
-class Provider(_Provider, metaclass=_ProviderEnumTypeWrapper): ...
+class Provider(_Provider, metaclass=_ProviderEnumTypeWrapper):
+    """The WhatsApp gateway an instance runs on (docs/providers.md)."""
 
 PROVIDER_UNSPECIFIED: Provider.ValueType  # 0
+"""Not set; refused where a provider is required."""
 PROVIDER_EVOLUTION: Provider.ValueType  # 1
-"""Evolution API"""
+"""Evolution API."""
 PROVIDER_WAHA: Provider.ValueType  # 2
+"""WAHA (WhatsApp HTTP API); see ProviderEngine for its engines."""
 PROVIDER_WUZAPI: Provider.ValueType  # 3
+"""WuzAPI."""
 PROVIDER_TURBOZAP: Provider.ValueType  # 4
+"""TurboZap."""
 PROVIDER_SIMULATOR: Provider.ValueType  # 5
-"""built-in provider simulator (local runs, tests, benchmarks)"""
+"""The built-in provider simulator (local runs, tests, benchmarks); sends reach no phone."""
 Global___Provider: _TypeAlias = Provider  # noqa: Y015
 
 class _Purpose:
@@ -84,19 +102,29 @@ class _Purpose:
 class _PurposeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Purpose.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     PURPOSE_UNSPECIFIED: _Purpose.ValueType  # 0
+    """Not set; refused where a purpose is required, no filter in a list."""
     PURPOSE_WARMUP: _Purpose.ValueType  # 1
+    """Warm-up traffic that builds a number's reputation (the warm-up planner); never scheduled (an intent
+    with not_before in the future is refused).
+    """
     PURPOSE_DISPATCH: _Purpose.ValueType  # 2
+    """A send to a contact, as soon as the rules allow."""
     PURPOSE_SCHEDULE: _Purpose.ValueType  # 3
-    """scheduled send, honours the intent's not_before"""
+    """A scheduled send to a contact: not before the intent's not_before."""
 
 class Purpose(_Purpose, metaclass=_PurposeEnumTypeWrapper):
     """Why a message is sent; instances declare which purposes they accept."""
 
 PURPOSE_UNSPECIFIED: Purpose.ValueType  # 0
+"""Not set; refused where a purpose is required, no filter in a list."""
 PURPOSE_WARMUP: Purpose.ValueType  # 1
+"""Warm-up traffic that builds a number's reputation (the warm-up planner); never scheduled (an intent
+with not_before in the future is refused).
+"""
 PURPOSE_DISPATCH: Purpose.ValueType  # 2
+"""A send to a contact, as soon as the rules allow."""
 PURPOSE_SCHEDULE: Purpose.ValueType  # 3
-"""scheduled send, honours the intent's not_before"""
+"""A scheduled send to a contact: not before the intent's not_before."""
 Global___Purpose: _TypeAlias = Purpose  # noqa: Y015
 
 class _MessageType:
@@ -106,18 +134,29 @@ class _MessageType:
 class _MessageTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_MessageType.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     MESSAGE_TYPE_UNSPECIFIED: _MessageType.ValueType  # 0
+    """Not set; refused in a request."""
     MESSAGE_TYPE_TEXT: _MessageType.ValueType  # 1
+    """Text; payload `text`."""
     MESSAGE_TYPE_AUDIO: _MessageType.ValueType  # 2
+    """A voice note; payload `audio`."""
     MESSAGE_TYPE_MEDIA: _MessageType.ValueType  # 3
+    """An image, video or document; payload `media`."""
     MESSAGE_TYPE_REACTION: _MessageType.ValueType  # 4
+    """A reaction to an earlier message; payload `reaction`."""
 
-class MessageType(_MessageType, metaclass=_MessageTypeEnumTypeWrapper): ...
+class MessageType(_MessageType, metaclass=_MessageTypeEnumTypeWrapper):
+    """The kind of a message; it decides which MessagePayload case is required."""
 
 MESSAGE_TYPE_UNSPECIFIED: MessageType.ValueType  # 0
+"""Not set; refused in a request."""
 MESSAGE_TYPE_TEXT: MessageType.ValueType  # 1
+"""Text; payload `text`."""
 MESSAGE_TYPE_AUDIO: MessageType.ValueType  # 2
+"""A voice note; payload `audio`."""
 MESSAGE_TYPE_MEDIA: MessageType.ValueType  # 3
+"""An image, video or document; payload `media`."""
 MESSAGE_TYPE_REACTION: MessageType.ValueType  # 4
+"""A reaction to an earlier message; payload `reaction`."""
 Global___MessageType: _TypeAlias = MessageType  # noqa: Y015
 
 class _ConnectionState:
@@ -127,28 +166,43 @@ class _ConnectionState:
 class _ConnectionStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ConnectionState.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     CONNECTION_STATE_UNSPECIFIED: _ConnectionState.ValueType  # 0
+    """Not set (a message that does not carry a state)."""
     CONNECTION_STATE_UNKNOWN: _ConnectionState.ValueType  # 1
-    """never reported by the provider yet"""
+    """Never reported by the provider yet."""
     CONNECTION_STATE_CONNECTING: _ConnectionState.ValueType  # 2
+    """The session is starting or reconnecting."""
     CONNECTION_STATE_CONNECTED: _ConnectionState.ValueType  # 3
+    """Linked and online: it can send."""
     CONNECTION_STATE_DISCONNECTED: _ConnectionState.ValueType  # 4
+    """Linked but not online (stopped, failed, network lost)."""
     CONNECTION_STATE_QR_REQUIRED: _ConnectionState.ValueType  # 5
-    """waiting for a QR scan / pairing"""
+    """Waiting for a QR scan or pairing code to link a phone."""
     CONNECTION_STATE_LOGGED_OUT: _ConnectionState.ValueType  # 6
+    """The phone unlinked the device: it needs a new pairing."""
     CONNECTION_STATE_BANNED: _ConnectionState.ValueType  # 7
+    """WhatsApp banned the number."""
 
-class ConnectionState(_ConnectionState, metaclass=_ConnectionStateEnumTypeWrapper): ...
+class ConnectionState(_ConnectionState, metaclass=_ConnectionStateEnumTypeWrapper):
+    """An instance's WhatsApp session at its provider, as last reported (webhook or probe). Only CONNECTED
+    can send.
+    """
 
 CONNECTION_STATE_UNSPECIFIED: ConnectionState.ValueType  # 0
+"""Not set (a message that does not carry a state)."""
 CONNECTION_STATE_UNKNOWN: ConnectionState.ValueType  # 1
-"""never reported by the provider yet"""
+"""Never reported by the provider yet."""
 CONNECTION_STATE_CONNECTING: ConnectionState.ValueType  # 2
+"""The session is starting or reconnecting."""
 CONNECTION_STATE_CONNECTED: ConnectionState.ValueType  # 3
+"""Linked and online: it can send."""
 CONNECTION_STATE_DISCONNECTED: ConnectionState.ValueType  # 4
+"""Linked but not online (stopped, failed, network lost)."""
 CONNECTION_STATE_QR_REQUIRED: ConnectionState.ValueType  # 5
-"""waiting for a QR scan / pairing"""
+"""Waiting for a QR scan or pairing code to link a phone."""
 CONNECTION_STATE_LOGGED_OUT: ConnectionState.ValueType  # 6
+"""The phone unlinked the device: it needs a new pairing."""
 CONNECTION_STATE_BANNED: ConnectionState.ValueType  # 7
+"""WhatsApp banned the number."""
 Global___ConnectionState: _TypeAlias = ConnectionState  # noqa: Y015
 
 class _ProviderEngine:
@@ -158,12 +212,13 @@ class _ProviderEngine:
 class _ProviderEngineEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ProviderEngine.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     PROVIDER_ENGINE_UNSPECIFIED: _ProviderEngine.ValueType  # 0
+    """One engine, or not known."""
     PROVIDER_ENGINE_WEBJS: _ProviderEngine.ValueType  # 1
-    """WAHA WEBJS (a browser running WhatsApp Web)"""
+    """WAHA WEBJS (a browser running WhatsApp Web)."""
     PROVIDER_ENGINE_NOWEB: _ProviderEngine.ValueType  # 2
-    """WAHA NOWEB (Baileys, websocket)"""
+    """WAHA NOWEB (Baileys, websocket)."""
     PROVIDER_ENGINE_GOWS: _ProviderEngine.ValueType  # 3
-    """WAHA GOWS (whatsmeow, websocket)"""
+    """WAHA GOWS (whatsmeow, websocket)."""
 
 class ProviderEngine(_ProviderEngine, metaclass=_ProviderEngineEnumTypeWrapper):
     """The engine behind a provider that runs several; what the engine keeps decides how a lost answer can
@@ -172,12 +227,13 @@ class ProviderEngine(_ProviderEngine, metaclass=_ProviderEngineEnumTypeWrapper):
     """
 
 PROVIDER_ENGINE_UNSPECIFIED: ProviderEngine.ValueType  # 0
+"""One engine, or not known."""
 PROVIDER_ENGINE_WEBJS: ProviderEngine.ValueType  # 1
-"""WAHA WEBJS (a browser running WhatsApp Web)"""
+"""WAHA WEBJS (a browser running WhatsApp Web)."""
 PROVIDER_ENGINE_NOWEB: ProviderEngine.ValueType  # 2
-"""WAHA NOWEB (Baileys, websocket)"""
+"""WAHA NOWEB (Baileys, websocket)."""
 PROVIDER_ENGINE_GOWS: ProviderEngine.ValueType  # 3
-"""WAHA GOWS (whatsmeow, websocket)"""
+"""WAHA GOWS (whatsmeow, websocket)."""
 Global___ProviderEngine: _TypeAlias = ProviderEngine  # noqa: Y015
 
 class _RestrictionKind:
@@ -187,31 +243,37 @@ class _RestrictionKind:
 class _RestrictionKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RestrictionKind.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     RESTRICTION_KIND_UNSPECIFIED: _RestrictionKind.ValueType  # 0
+    """No restriction (or not one of these)."""
     RESTRICTION_KIND_REACHOUT_TIMELOCK: _RestrictionKind.ValueType  # 1
-    """WhatsApp error 463: messaging cold contacts; cool down at once"""
+    """WhatsApp error 463: too many messages to cold contacts; the instance cools down at once."""
     RESTRICTION_KIND_TEMPORARY_BAN: _RestrictionKind.ValueType  # 2
+    """A temporary ban (e.g. Evolution 402); it lifts by itself."""
     RESTRICTION_KIND_PERMANENT_BAN: _RestrictionKind.ValueType  # 3
+    """A permanent ban (e.g. Evolution 406): the number cannot send again."""
     RESTRICTION_KIND_LOGGED_OUT: _RestrictionKind.ValueType  # 4
-    """device unlinked: needs a new QR pairing"""
+    """The device was unlinked: it needs a new QR pairing."""
     RESTRICTION_KIND_DISCONNECTED: _RestrictionKind.ValueType  # 5
-    """session not connected/working (stopped, failed, missing)"""
+    """The session is not connected or working (stopped, failed, missing)."""
     RESTRICTION_KIND_UNAUTHORIZED: _RestrictionKind.ValueType  # 6
-    """the provider rejected our credentials for this instance"""
+    """The provider rejected our credentials for this instance."""
 
 class RestrictionKind(_RestrictionKind, metaclass=_RestrictionKindEnumTypeWrapper):
     """Why an instance cannot send right now (provider send errors, provider events, cooldowns)."""
 
 RESTRICTION_KIND_UNSPECIFIED: RestrictionKind.ValueType  # 0
+"""No restriction (or not one of these)."""
 RESTRICTION_KIND_REACHOUT_TIMELOCK: RestrictionKind.ValueType  # 1
-"""WhatsApp error 463: messaging cold contacts; cool down at once"""
+"""WhatsApp error 463: too many messages to cold contacts; the instance cools down at once."""
 RESTRICTION_KIND_TEMPORARY_BAN: RestrictionKind.ValueType  # 2
+"""A temporary ban (e.g. Evolution 402); it lifts by itself."""
 RESTRICTION_KIND_PERMANENT_BAN: RestrictionKind.ValueType  # 3
+"""A permanent ban (e.g. Evolution 406): the number cannot send again."""
 RESTRICTION_KIND_LOGGED_OUT: RestrictionKind.ValueType  # 4
-"""device unlinked: needs a new QR pairing"""
+"""The device was unlinked: it needs a new QR pairing."""
 RESTRICTION_KIND_DISCONNECTED: RestrictionKind.ValueType  # 5
-"""session not connected/working (stopped, failed, missing)"""
+"""The session is not connected or working (stopped, failed, missing)."""
 RESTRICTION_KIND_UNAUTHORIZED: RestrictionKind.ValueType  # 6
-"""the provider rejected our credentials for this instance"""
+"""The provider rejected our credentials for this instance."""
 Global___RestrictionKind: _TypeAlias = RestrictionKind  # noqa: Y015
 
 class _TargetKind:
@@ -221,14 +283,21 @@ class _TargetKind:
 class _TargetKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_TargetKind.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     TARGET_KIND_UNSPECIFIED: _TargetKind.ValueType  # 0
+    """Not set; refused in a request's target, no filter in a list."""
     TARGET_KIND_PHONE: _TargetKind.ValueType  # 1
+    """A phone number (a one-to-one chat)."""
     TARGET_KIND_GROUP: _TargetKind.ValueType  # 2
+    """A WhatsApp group."""
 
-class TargetKind(_TargetKind, metaclass=_TargetKindEnumTypeWrapper): ...
+class TargetKind(_TargetKind, metaclass=_TargetKindEnumTypeWrapper):
+    """What a Target's value names."""
 
 TARGET_KIND_UNSPECIFIED: TargetKind.ValueType  # 0
+"""Not set; refused in a request's target, no filter in a list."""
 TARGET_KIND_PHONE: TargetKind.ValueType  # 1
+"""A phone number (a one-to-one chat)."""
 TARGET_KIND_GROUP: TargetKind.ValueType  # 2
+"""A WhatsApp group."""
 Global___TargetKind: _TypeAlias = TargetKind  # noqa: Y015
 
 @_typing.final
@@ -275,22 +344,27 @@ class EventMeta(_message.Message):
     CAUSATION_ID_FIELD_NUMBER: _builtins.int
     ACTOR_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
-    """Unique per event; also the JetStream `Nats-Msg-Id` (de-duplication)"""
+    """Unique per event (at most 64 characters); also its JetStream `Nats-Msg-Id`, so a publish repeated
+    within the stream's duplicate window is stored once, and consumers skip an id they already handled.
+    """
     organization_id: _builtins.str
+    """The organization the event belongs to."""
     aggregate_id: _builtins.str
-    """Id of the aggregate that changed (intent, job, instance, control, ...)"""
+    """Id of the aggregate that changed (intent, job, instance, control, ...); each event file says which."""
     correlation_id: _builtins.str
     """Joins a timeline without lookups: the intent id for every intent/message event, otherwise the
     aggregate id unless a causing flow says otherwise.
     """
     causation_id: _builtins.str
-    """event_id of the event that caused this one, when any"""
+    """event_id of the event that caused this one; "" when a call or a timer caused it."""
     actor: _builtins.str
     """Who caused it, when a caller did: "key:<api key id>", "service", or an operator's name given with
     the call; "" for the system's own decisions (a worker, a timer, a provider's report).
     """
     @_builtins.property
-    def occurred_at(self) -> _timestamp_pb2.Timestamp: ...
+    def occurred_at(self) -> _timestamp_pb2.Timestamp:
+        """When the change happened (the deciding service's clock), not when it was published."""
+
     def __init__(
         self,
         *,
@@ -319,8 +393,12 @@ class Target(_message.Message):
     KIND_FIELD_NUMBER: _builtins.int
     VALUE_FIELD_NUMBER: _builtins.int
     kind: Global___TargetKind.ValueType
+    """PHONE or GROUP; required when the target is (a send), optional in a list filter."""
     value: _builtins.str
-    """PHONE: E.164 digits without "+" (e.g. "5511999998888"); GROUP: the group JID ("<id>@g.us")."""
+    """PHONE: an E.164 number, 8 to 15 digits with the country code; "+", spaces, dashes, dots and
+    parentheses are accepted and stored as digits only (e.g. "5511999998888"). GROUP: the group JID
+    ("<id>@g.us"). At most 64 characters.
+    """
     def __init__(
         self,
         *,
@@ -337,10 +415,13 @@ Global___Target: _TypeAlias = Target  # noqa: Y015
 
 @_typing.final
 class TextPayload(_message.Message):
+    """A text message."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     TEXT_FIELD_NUMBER: _builtins.int
     text: _builtins.str
+    """The text, required, not blank; at most 4096 characters (WhatsApp's limit)."""
     def __init__(
         self,
         *,
@@ -356,11 +437,15 @@ Global___TextPayload: _TypeAlias = TextPayload  # noqa: Y015
 
 @_typing.final
 class AudioPayload(_message.Message):
+    """A voice note."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     AUDIO_URL_FIELD_NUMBER: _builtins.int
     audio_url: _builtins.str
-    """Sent as a voice note"""
+    """Required: an http(s) URL of the audio file the provider downloads, at most 2048 characters, no
+    spaces. Sent as a voice note.
+    """
     def __init__(
         self,
         *,
@@ -376,15 +461,19 @@ Global___AudioPayload: _TypeAlias = AudioPayload  # noqa: Y015
 
 @_typing.final
 class MediaPayload(_message.Message):
+    """An image, video or document."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     MEDIA_URL_FIELD_NUMBER: _builtins.int
     MIME_TYPE_FIELD_NUMBER: _builtins.int
     CAPTION_FIELD_NUMBER: _builtins.int
     media_url: _builtins.str
+    """Required: an http(s) URL of the file the provider downloads, at most 2048 characters, no spaces."""
     mime_type: _builtins.str
+    """Required: the file's MIME type, such as "image/jpeg"; at most 100 characters."""
     caption: _builtins.str
-    """Optional"""
+    """Optional text shown under the media; at most 1024 characters; "" for none."""
     def __init__(
         self,
         *,
@@ -402,14 +491,16 @@ Global___MediaPayload: _TypeAlias = MediaPayload  # noqa: Y015
 
 @_typing.final
 class ReactionPayload(_message.Message):
+    """A reaction to an earlier message."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     EMOJI_FIELD_NUMBER: _builtins.int
     MESSAGE_REF_FIELD_NUMBER: _builtins.int
     emoji: _builtins.str
-    """"" removes an earlier reaction"""
+    """One emoji (at most 16 characters); "" removes an earlier reaction."""
     message_ref: _builtins.str
-    """Provider message id of the message reacted to"""
+    """Required: the provider's message id of the message reacted to; at most 200 characters."""
     def __init__(
         self,
         *,
@@ -435,13 +526,21 @@ class MessagePayload(_message.Message):
     MEDIA_FIELD_NUMBER: _builtins.int
     REACTION_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def text(self) -> Global___TextPayload: ...
+    def text(self) -> Global___TextPayload:
+        """For MESSAGE_TYPE_TEXT."""
+
     @_builtins.property
-    def audio(self) -> Global___AudioPayload: ...
+    def audio(self) -> Global___AudioPayload:
+        """For MESSAGE_TYPE_AUDIO."""
+
     @_builtins.property
-    def media(self) -> Global___MediaPayload: ...
+    def media(self) -> Global___MediaPayload:
+        """For MESSAGE_TYPE_MEDIA."""
+
     @_builtins.property
-    def reaction(self) -> Global___ReactionPayload: ...
+    def reaction(self) -> Global___ReactionPayload:
+        """For MESSAGE_TYPE_REACTION."""
+
     def __init__(
         self,
         *,

@@ -25,13 +25,14 @@ _sym_db = _symbol_database.Default()
 from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ewhatlead/common/v1/rules.proto\x12\x12whatlead.common.v1\x1a\x1b\x62uf/validate/validate.proto:\x86\x01\n\x06no_nul\x12\x19.buf.validate.StringRules\x18\xb4\x87\x03 \x01(\x08\x42Y\xc2HV\nT\n\rstring.no_nul\x12 must not contain a NUL character\x1a!!rule || !this.contains(\'\\u0000\'):\xe6\x01\n\x08in_range\x12\x1c.buf.validate.TimestampRules\x18\xb5\x87\x03 \x01(\x08\x42\xb3\x01\xc2H\xaf\x01\n\xac\x01\n\x12timestamp.in_range\x12)must be between 0001-01-01 and 9999-12-31\x1ak!rule || (this >= timestamp(\'0001-01-01T00:00:00Z\') && this <= timestamp(\'9999-12-31T23:59:59.999999999Z\'))')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ewhatlead/common/v1/rules.proto\x12\x12whatlead.common.v1\x1a\x1b\x62uf/validate/validate.proto:\x86\x01\n\x06no_nul\x12\x19.buf.validate.StringRules\x18\xb4\x87\x03 \x01(\x08\x42Y\xc2HV\nT\n\rstring.no_nul\x12 must not contain a NUL character\x1a!!rule || !this.contains(\'\\u0000\'):\xe6\x01\n\x08in_range\x12\x1c.buf.validate.TimestampRules\x18\xb5\x87\x03 \x01(\x08\x42\xb3\x01\xc2H\xaf\x01\n\xac\x01\n\x12timestamp.in_range\x12)must be between 0001-01-01 and 9999-12-31\x1ak!rule || (this >= timestamp(\'0001-01-01T00:00:00Z\') && this <= timestamp(\'9999-12-31T23:59:59.999999999Z\'))B\x9b\x01\n\x15io.whatlead.common.v1P\x01Z?github.com/whatlead/whatlead/gen/go/whatlead/common/v1;commonv1\xaa\x02\x12Whatlead.Common.V1\xca\x02\x12Whatlead\\Common\\V1\xea\x02\x14Whatlead::Common::V1')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'whatlead.common.v1.rules_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
-  DESCRIPTOR._loaded_options = None
+  _globals['DESCRIPTOR']._loaded_options = None
+  _globals['DESCRIPTOR']._serialized_options = b'\n\025io.whatlead.common.v1P\001Z?github.com/whatlead/whatlead/gen/go/whatlead/common/v1;commonv1\252\002\022Whatlead.Common.V1\312\002\022Whatlead\\Common\\V1\352\002\024Whatlead::Common::V1'
   _globals['no_nul']._loaded_options = None
   _globals['no_nul']._serialized_options = b'\302HV\nT\n\rstring.no_nul\022 must not contain a NUL character\032!!rule || !this.contains(\'\\u0000\')'
   _globals['in_range']._loaded_options = None

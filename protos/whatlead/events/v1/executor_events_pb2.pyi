@@ -45,20 +45,30 @@ class MessageSent(_message.Message):
     CAMPAIGN_ID_FIELD_NUMBER: _builtins.int
     ATTEMPT_STARTED_AT_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
+    """The send job (the Executor's unit of work for one approved intent)."""
     intent_id: _builtins.str
+    """The intent it sends."""
     instance_id: _builtins.str
+    """The instance that sends it."""
     provider: _common_pb2.Provider.ValueType
+    """The instance's provider."""
     provider_message_id: _builtins.str
+    """The provider's id of the message; delivery and read reports refer to it."""
     attempts: _builtins.int
+    """How many attempts it took, this one included (1 = first try)."""
     campaign_id: _builtins.str
-    """"" when none"""
+    """The intent's campaign; "" when none."""
     @_builtins.property
-    def meta(self) -> _common_pb2.EventMeta: ...
+    def meta(self) -> _common_pb2.EventMeta:
+        """Envelope: ids, organization, time, causation."""
+
     @_builtins.property
-    def sent_at(self) -> _timestamp_pb2.Timestamp: ...
+    def sent_at(self) -> _timestamp_pb2.Timestamp:
+        """When the provider accepted it."""
+
     @_builtins.property
     def attempt_started_at(self) -> _timestamp_pb2.Timestamp:
-        """When the attempt that ended here was claimed (the job's claim time); absent when no attempt ran"""
+        """When the attempt that ended here was claimed (the job's claim time); absent when no attempt ran."""
 
     def __init__(
         self,
@@ -99,22 +109,32 @@ class MessageFailed(_message.Message):
     CAMPAIGN_ID_FIELD_NUMBER: _builtins.int
     ATTEMPT_STARTED_AT_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
+    """The send job (the Executor's unit of work for one approved intent)."""
     intent_id: _builtins.str
+    """The intent it sends."""
     instance_id: _builtins.str
+    """The instance that sends it."""
     provider: _common_pb2.Provider.ValueType
+    """The instance's provider."""
     attempts: _builtins.int
+    """How many attempts were made."""
     campaign_id: _builtins.str
+    """The intent's campaign; "" when none."""
     @_builtins.property
-    def meta(self) -> _common_pb2.EventMeta: ...
-    @_builtins.property
-    def error(self) -> _executor_pb2.JobError:
-        """class, code and, for RESTRICTED, the restriction kind"""
+    def meta(self) -> _common_pb2.EventMeta:
+        """Envelope: ids, organization, time, causation."""
 
     @_builtins.property
-    def failed_at(self) -> _timestamp_pb2.Timestamp: ...
+    def error(self) -> _executor_pb2.JobError:
+        """Why: class, code and, for RESTRICTED, the restriction kind."""
+
+    @_builtins.property
+    def failed_at(self) -> _timestamp_pb2.Timestamp:
+        """When it failed for good."""
+
     @_builtins.property
     def attempt_started_at(self) -> _timestamp_pb2.Timestamp:
-        """When the attempt that ended here was claimed (the job's claim time); absent when no attempt ran"""
+        """When the attempt that ended here was claimed (the job's claim time); absent when no attempt ran."""
 
     def __init__(
         self,
@@ -140,6 +160,10 @@ Global___MessageFailed: _TypeAlias = MessageFailed  # noqa: Y015
 
 @_typing.final
 class MessageRetryScheduled(_message.Message):
+    """An attempt failed in a way worth retrying (or an operator asked for a retry): the job runs again at
+    next_attempt_at.
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     META_FIELD_NUMBER: _builtins.int
@@ -153,24 +177,32 @@ class MessageRetryScheduled(_message.Message):
     ACTOR_FIELD_NUMBER: _builtins.int
     ATTEMPT_STARTED_AT_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
+    """The send job (the Executor's unit of work for one approved intent)."""
     intent_id: _builtins.str
+    """The intent it sends."""
     instance_id: _builtins.str
+    """The instance that sends it."""
     provider: _common_pb2.Provider.ValueType
+    """The instance's provider."""
     attempt: _builtins.int
-    """the attempt that just failed"""
+    """The number of the attempt that just failed (1 = first try)."""
     actor: _builtins.str
-    """"" for an automatic retry; the operator (user or API key id) for RetryJob"""
+    """"" for an automatic retry; the operator (user or API key id) for RetryJob."""
     @_builtins.property
-    def meta(self) -> _common_pb2.EventMeta: ...
+    def meta(self) -> _common_pb2.EventMeta:
+        """Envelope: ids, organization, time, causation."""
+
     @_builtins.property
-    def next_attempt_at(self) -> _timestamp_pb2.Timestamp: ...
+    def next_attempt_at(self) -> _timestamp_pb2.Timestamp:
+        """When the job runs again."""
+
     @_builtins.property
     def error(self) -> _executor_pb2.JobError:
-        """absent for an operator's retry of a job without one"""
+        """Why the attempt failed; absent for an operator's retry of a job without one."""
 
     @_builtins.property
     def attempt_started_at(self) -> _timestamp_pb2.Timestamp:
-        """When the attempt that ended here was claimed (the job's claim time); absent when no attempt ran"""
+        """When the attempt that ended here was claimed (the job's claim time); absent when no attempt ran."""
 
     def __init__(
         self,
@@ -209,16 +241,24 @@ class MessageDeliveryStatusChanged(_message.Message):
     STATUS_FIELD_NUMBER: _builtins.int
     STATUS_AT_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
+    """The send job (the Executor's unit of work for one approved intent)."""
     intent_id: _builtins.str
+    """The intent it sends."""
     instance_id: _builtins.str
+    """The instance that sends it."""
     provider: _common_pb2.Provider.ValueType
+    """The instance's provider."""
     provider_message_id: _builtins.str
+    """The provider's id of the message."""
     status: _executor_pb2.DeliveryStatus.ValueType
+    """The new status (delivered, read, ...)."""
     @_builtins.property
-    def meta(self) -> _common_pb2.EventMeta: ...
+    def meta(self) -> _common_pb2.EventMeta:
+        """Envelope: ids, organization, time, causation."""
+
     @_builtins.property
     def status_at(self) -> _timestamp_pb2.Timestamp:
-        """when the provider says it happened"""
+        """When the provider says it happened."""
 
     def __init__(
         self,
@@ -257,19 +297,26 @@ class MessageNeedsReview(_message.Message):
     ERROR_FIELD_NUMBER: _builtins.int
     ATTEMPT_STARTED_AT_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
+    """The send job (the Executor's unit of work for one approved intent)."""
     intent_id: _builtins.str
+    """The intent it sends."""
     instance_id: _builtins.str
+    """The instance that sends it."""
     provider: _common_pb2.Provider.ValueType
+    """The instance's provider."""
     attempts: _builtins.int
+    """How many attempts were made."""
     @_builtins.property
-    def meta(self) -> _common_pb2.EventMeta: ...
+    def meta(self) -> _common_pb2.EventMeta:
+        """Envelope: ids, organization, time, causation."""
+
     @_builtins.property
     def error(self) -> _executor_pb2.JobError:
-        """AMBIGUOUS, with what was observed"""
+        """Class AMBIGUOUS, with what was observed."""
 
     @_builtins.property
     def attempt_started_at(self) -> _timestamp_pb2.Timestamp:
-        """When the attempt that ended here was claimed (the job's claim time); absent when no attempt ran"""
+        """When the attempt that ended here was claimed (the job's claim time); absent when no attempt ran."""
 
     def __init__(
         self,

@@ -33,15 +33,19 @@ DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
 class IntentCreated(_message.Message):
+    """An intent was created (SubmitIntent or CreateIntent)."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     META_FIELD_NUMBER: _builtins.int
     INTENT_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def meta(self) -> _common_pb2.EventMeta: ...
+    def meta(self) -> _common_pb2.EventMeta:
+        """Envelope: ids, organization, time, causation."""
+
     @_builtins.property
     def intent(self) -> _gate_pb2.MessageIntent:
-        """as created (PENDING)"""
+        """The intent as created (PENDING)."""
 
     def __init__(
         self,
@@ -78,28 +82,45 @@ class IntentApproved(_message.Message):
     ORIGIN_FIELD_NUMBER: _builtins.int
     DECISION_FIELD_NUMBER: _builtins.int
     intent_id: _builtins.str
+    """The intent approved."""
     type: _common_pb2.MessageType.ValueType
+    """The message's type."""
     purpose: _common_pb2.Purpose.ValueType
+    """Why it is sent."""
     instance_id: _builtins.str
+    """The instance chosen to send it."""
     provider: _common_pb2.Provider.ValueType
+    """That instance's provider."""
     provider_instance_ref: _builtins.str
+    """That instance's name at its provider (session or instance name)."""
     campaign_id: _builtins.str
-    """for the campaign kill-switch; "" when none"""
+    """For the campaign kill-switch; "" when none."""
     origin: _gate_pb2.IntentOrigin.ValueType
+    """Who asked for it."""
     @_builtins.property
-    def meta(self) -> _common_pb2.EventMeta: ...
-    @_builtins.property
-    def target(self) -> _common_pb2.Target: ...
-    @_builtins.property
-    def payload(self) -> _common_pb2.MessagePayload: ...
-    @_builtins.property
-    def expires_at(self) -> _timestamp_pb2.Timestamp: ...
-    @_builtins.property
-    def not_before(self) -> _timestamp_pb2.Timestamp:
-        """absent: at once"""
+    def meta(self) -> _common_pb2.EventMeta:
+        """Envelope: ids, organization, time, causation."""
 
     @_builtins.property
-    def decision(self) -> _gate_pb2.DecisionRecord: ...
+    def target(self) -> _common_pb2.Target:
+        """Who receives it."""
+
+    @_builtins.property
+    def payload(self) -> _common_pb2.MessagePayload:
+        """The content."""
+
+    @_builtins.property
+    def expires_at(self) -> _timestamp_pb2.Timestamp:
+        """Not sent after this time."""
+
+    @_builtins.property
+    def not_before(self) -> _timestamp_pb2.Timestamp:
+        """Not sent before this time; absent: at once."""
+
+    @_builtins.property
+    def decision(self) -> _gate_pb2.DecisionRecord:
+        """The decision that approved it."""
+
     def __init__(
         self,
         *,
@@ -128,6 +149,8 @@ Global___IntentApproved: _TypeAlias = IntentApproved  # noqa: Y015
 
 @_typing.final
 class IntentQueued(_message.Message):
+    """An intent must wait: it is decided again at queued_until."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     META_FIELD_NUMBER: _builtins.int
@@ -136,13 +159,21 @@ class IntentQueued(_message.Message):
     REASON_FIELD_NUMBER: _builtins.int
     DECISION_FIELD_NUMBER: _builtins.int
     intent_id: _builtins.str
+    """The intent."""
     reason: _gate_pb2.DecisionReason.ValueType
+    """What it waits for (the dominant reason)."""
     @_builtins.property
-    def meta(self) -> _common_pb2.EventMeta: ...
+    def meta(self) -> _common_pb2.EventMeta:
+        """Envelope: ids, organization, time, causation."""
+
     @_builtins.property
-    def queued_until(self) -> _timestamp_pb2.Timestamp: ...
+    def queued_until(self) -> _timestamp_pb2.Timestamp:
+        """When it is decided again."""
+
     @_builtins.property
-    def decision(self) -> _gate_pb2.DecisionRecord: ...
+    def decision(self) -> _gate_pb2.DecisionRecord:
+        """The decision that queued it."""
+
     def __init__(
         self,
         *,
@@ -162,6 +193,8 @@ Global___IntentQueued: _TypeAlias = IntentQueued  # noqa: Y015
 
 @_typing.final
 class IntentBlocked(_message.Message):
+    """An intent was refused for good (terminal)."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     META_FIELD_NUMBER: _builtins.int
@@ -169,11 +202,17 @@ class IntentBlocked(_message.Message):
     REASON_FIELD_NUMBER: _builtins.int
     DECISION_FIELD_NUMBER: _builtins.int
     intent_id: _builtins.str
+    """The intent."""
     reason: _gate_pb2.DecisionReason.ValueType
+    """The dominant reason."""
     @_builtins.property
-    def meta(self) -> _common_pb2.EventMeta: ...
+    def meta(self) -> _common_pb2.EventMeta:
+        """Envelope: ids, organization, time, causation."""
+
     @_builtins.property
-    def decision(self) -> _gate_pb2.DecisionRecord: ...
+    def decision(self) -> _gate_pb2.DecisionRecord:
+        """The decision that blocked it."""
+
     def __init__(
         self,
         *,
@@ -192,6 +231,8 @@ Global___IntentBlocked: _TypeAlias = IntentBlocked  # noqa: Y015
 
 @_typing.final
 class IntentDropped(_message.Message):
+    """An intent expired before it could be approved (terminal)."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     META_FIELD_NUMBER: _builtins.int
@@ -199,12 +240,17 @@ class IntentDropped(_message.Message):
     REASON_FIELD_NUMBER: _builtins.int
     DECISION_FIELD_NUMBER: _builtins.int
     intent_id: _builtins.str
+    """The intent."""
     reason: _gate_pb2.DecisionReason.ValueType
-    """EXPIRED"""
+    """Always EXPIRED."""
     @_builtins.property
-    def meta(self) -> _common_pb2.EventMeta: ...
+    def meta(self) -> _common_pb2.EventMeta:
+        """Envelope: ids, organization, time, causation."""
+
     @_builtins.property
-    def decision(self) -> _gate_pb2.DecisionRecord: ...
+    def decision(self) -> _gate_pb2.DecisionRecord:
+        """The decision that dropped it."""
+
     def __init__(
         self,
         *,
@@ -223,6 +269,8 @@ Global___IntentDropped: _TypeAlias = IntentDropped  # noqa: Y015
 
 @_typing.final
 class IntentSent(_message.Message):
+    """The Executor sent an approved intent: it is SENT (terminal)."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     META_FIELD_NUMBER: _builtins.int
@@ -232,13 +280,21 @@ class IntentSent(_message.Message):
     PROVIDER_MESSAGE_ID_FIELD_NUMBER: _builtins.int
     SENT_AT_FIELD_NUMBER: _builtins.int
     intent_id: _builtins.str
+    """The intent."""
     instance_id: _builtins.str
+    """The instance that sent it."""
     job_id: _builtins.str
+    """The Executor's send job."""
     provider_message_id: _builtins.str
+    """The provider's id of the message."""
     @_builtins.property
-    def meta(self) -> _common_pb2.EventMeta: ...
+    def meta(self) -> _common_pb2.EventMeta:
+        """Envelope: ids, organization, time, causation."""
+
     @_builtins.property
-    def sent_at(self) -> _timestamp_pb2.Timestamp: ...
+    def sent_at(self) -> _timestamp_pb2.Timestamp:
+        """When the provider accepted it."""
+
     def __init__(
         self,
         *,
@@ -259,6 +315,8 @@ Global___IntentSent: _TypeAlias = IntentSent  # noqa: Y015
 
 @_typing.final
 class IntentFailed(_message.Message):
+    """The Executor failed to send an approved intent for good: it is FAILED (terminal)."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     META_FIELD_NUMBER: _builtins.int
@@ -268,14 +326,23 @@ class IntentFailed(_message.Message):
     ERROR_FIELD_NUMBER: _builtins.int
     FAILED_AT_FIELD_NUMBER: _builtins.int
     intent_id: _builtins.str
+    """The intent."""
     instance_id: _builtins.str
+    """The instance that tried to send it."""
     job_id: _builtins.str
+    """The Executor's send job."""
     @_builtins.property
-    def meta(self) -> _common_pb2.EventMeta: ...
+    def meta(self) -> _common_pb2.EventMeta:
+        """Envelope: ids, organization, time, causation."""
+
     @_builtins.property
-    def error(self) -> _executor_pb2.JobError: ...
+    def error(self) -> _executor_pb2.JobError:
+        """Why it failed."""
+
     @_builtins.property
-    def failed_at(self) -> _timestamp_pb2.Timestamp: ...
+    def failed_at(self) -> _timestamp_pb2.Timestamp:
+        """When it failed for good."""
+
     def __init__(
         self,
         *,

@@ -44,11 +44,14 @@ class ExecutionControlChanged(_message.Message):
     CONTROL_FIELD_NUMBER: _builtins.int
     PREVIOUS_STATUS_FIELD_NUMBER: _builtins.int
     previous_status: _ops_pb2.ControlStatus.ValueType
+    """The status before the change."""
     @_builtins.property
-    def meta(self) -> _common_pb2.EventMeta: ...
+    def meta(self) -> _common_pb2.EventMeta:
+        """Envelope: ids, organization, time, causation."""
+
     @_builtins.property
     def control(self) -> _ops_pb2.ExecutionControl:
-        """scope, scope_id, status, reason, paused_until, actor"""
+        """The control after the change: scope, scope_id, status, reason, paused_until, actor."""
 
     def __init__(
         self,
@@ -67,14 +70,20 @@ Global___ExecutionControlChanged: _TypeAlias = ExecutionControlChanged  # noqa: 
 
 @_typing.final
 class PlanChanged(_message.Message):
+    """An organization's plan (its caps) was set or changed."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     META_FIELD_NUMBER: _builtins.int
     PLAN_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def meta(self) -> _common_pb2.EventMeta: ...
+    def meta(self) -> _common_pb2.EventMeta:
+        """Envelope: ids, organization, time, causation."""
+
     @_builtins.property
-    def plan(self) -> _ops_pb2.Plan: ...
+    def plan(self) -> _ops_pb2.Plan:
+        """The plan after the change."""
+
     def __init__(
         self,
         *,
@@ -91,14 +100,20 @@ Global___PlanChanged: _TypeAlias = PlanChanged  # noqa: Y015
 
 @_typing.final
 class OrganizationCreated(_message.Message):
+    """An organization was created."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     META_FIELD_NUMBER: _builtins.int
     ORGANIZATION_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def meta(self) -> _common_pb2.EventMeta: ...
+    def meta(self) -> _common_pb2.EventMeta:
+        """Envelope: ids, organization, time, causation."""
+
     @_builtins.property
-    def organization(self) -> _ops_pb2.Organization: ...
+    def organization(self) -> _ops_pb2.Organization:
+        """The organization as created."""
+
     def __init__(
         self,
         *,
@@ -115,14 +130,20 @@ Global___OrganizationCreated: _TypeAlias = OrganizationCreated  # noqa: Y015
 
 @_typing.final
 class MemberAdded(_message.Message):
+    """A member joined an organization."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     META_FIELD_NUMBER: _builtins.int
     MEMBER_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def meta(self) -> _common_pb2.EventMeta: ...
+    def meta(self) -> _common_pb2.EventMeta:
+        """Envelope: ids, organization, time, causation."""
+
     @_builtins.property
-    def member(self) -> _ops_pb2.Member: ...
+    def member(self) -> _ops_pb2.Member:
+        """The member as added (with its role)."""
+
     def __init__(
         self,
         *,
@@ -149,10 +170,15 @@ class ApiKeyCreated(_message.Message):
     API_KEY_FIELD_NUMBER: _builtins.int
     SECRET_SHA256_FIELD_NUMBER: _builtins.int
     secret_sha256: _builtins.bytes
+    """SHA-256 of the key's secret, 32 bytes."""
     @_builtins.property
-    def meta(self) -> _common_pb2.EventMeta: ...
+    def meta(self) -> _common_pb2.EventMeta:
+        """Envelope: ids, organization, time, causation."""
+
     @_builtins.property
-    def api_key(self) -> _ops_pb2.ApiKey: ...
+    def api_key(self) -> _ops_pb2.ApiKey:
+        """The key (id, organization, role); never its secret."""
+
     def __init__(
         self,
         *,
@@ -177,9 +203,13 @@ class ApiKeyRevoked(_message.Message):
     META_FIELD_NUMBER: _builtins.int
     API_KEY_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def meta(self) -> _common_pb2.EventMeta: ...
+    def meta(self) -> _common_pb2.EventMeta:
+        """Envelope: ids, organization, time, causation."""
+
     @_builtins.property
-    def api_key(self) -> _ops_pb2.ApiKey: ...
+    def api_key(self) -> _ops_pb2.ApiKey:
+        """The key as revoked."""
+
     def __init__(
         self,
         *,
@@ -205,9 +235,13 @@ class IntentChanged(_message.Message):
     META_FIELD_NUMBER: _builtins.int
     CHANGE_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def meta(self) -> _common_pb2.EventMeta: ...
+    def meta(self) -> _common_pb2.EventMeta:
+        """Envelope: ids, organization, time, causation."""
+
     @_builtins.property
-    def change(self) -> _ops_pb2.IntentChange: ...
+    def change(self) -> _ops_pb2.IntentChange:
+        """The change."""
+
     def __init__(
         self,
         *,

@@ -31,57 +31,69 @@ class _ProviderEventType:
 class _ProviderEventTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ProviderEventType.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     PROVIDER_EVENT_TYPE_UNSPECIFIED: _ProviderEventType.ValueType  # 0
+    """Not set."""
     PROVIDER_EVENT_TYPE_MESSAGE_SENT: _ProviderEventType.ValueType  # 1
-    """server ack"""
+    """WhatsApp's server acknowledged our message."""
     PROVIDER_EVENT_TYPE_MESSAGE_DELIVERED: _ProviderEventType.ValueType  # 2
+    """Our message reached the recipient's phone."""
     PROVIDER_EVENT_TYPE_MESSAGE_READ: _ProviderEventType.ValueType  # 3
-    """read or played"""
+    """Our message was read (or a voice note played)."""
     PROVIDER_EVENT_TYPE_MESSAGE_REPLIED: _ProviderEventType.ValueType  # 4
-    """incoming from a target we wrote to"""
+    """An incoming message from a target we wrote to."""
     PROVIDER_EVENT_TYPE_MESSAGE_RECEIVED: _ProviderEventType.ValueType  # 5
-    """any other incoming message"""
+    """Any other incoming message."""
     PROVIDER_EVENT_TYPE_MESSAGE_FAILED: _ProviderEventType.ValueType  # 6
+    """Our message failed at the provider or WhatsApp (see error_code)."""
     PROVIDER_EVENT_TYPE_CONNECTION_CONNECTED: _ProviderEventType.ValueType  # 7
+    """The session connected."""
     PROVIDER_EVENT_TYPE_CONNECTION_DISCONNECTED: _ProviderEventType.ValueType  # 8
+    """The session disconnected (see connection_reason, connection_state)."""
     PROVIDER_EVENT_TYPE_CONNECTION_ERROR: _ProviderEventType.ValueType  # 9
+    """The session reported an error (see connection_reason)."""
     PROVIDER_EVENT_TYPE_INSTANCE_BANNED: _ProviderEventType.ValueType  # 10
-    """temporary or permanent: see restriction_kind, ban_code"""
+    """The number was banned, temporarily or permanently: see restriction_kind, ban_code."""
     PROVIDER_EVENT_TYPE_REACHOUT_TIMELOCKED: _ProviderEventType.ValueType  # 11
-    """see timelock_until"""
+    """WhatsApp time-locked reaching out to new contacts: see timelock_until."""
     PROVIDER_EVENT_TYPE_QR_UPDATED: _ProviderEventType.ValueType  # 12
-    """a new QR is waiting to be scanned"""
+    """A new QR is waiting to be scanned (the QR itself is not carried)."""
     PROVIDER_EVENT_TYPE_CAPPING_CHANGED: _ProviderEventType.ValueType  # 13
     """The provider's messaging cap for the number changed (WAHA GOWS capping): see capping_status, quota_*."""
     PROVIDER_EVENT_TYPE_REACHOUT_TIMELOCK_LIFTED: _ProviderEventType.ValueType  # 14
-    """a reach-out time-lock ended"""
+    """A reach-out time-lock ended."""
 
 class ProviderEventType(_ProviderEventType, metaclass=_ProviderEventTypeEnumTypeWrapper):
     """Canonical provider event type, the same for every provider."""
 
 PROVIDER_EVENT_TYPE_UNSPECIFIED: ProviderEventType.ValueType  # 0
+"""Not set."""
 PROVIDER_EVENT_TYPE_MESSAGE_SENT: ProviderEventType.ValueType  # 1
-"""server ack"""
+"""WhatsApp's server acknowledged our message."""
 PROVIDER_EVENT_TYPE_MESSAGE_DELIVERED: ProviderEventType.ValueType  # 2
+"""Our message reached the recipient's phone."""
 PROVIDER_EVENT_TYPE_MESSAGE_READ: ProviderEventType.ValueType  # 3
-"""read or played"""
+"""Our message was read (or a voice note played)."""
 PROVIDER_EVENT_TYPE_MESSAGE_REPLIED: ProviderEventType.ValueType  # 4
-"""incoming from a target we wrote to"""
+"""An incoming message from a target we wrote to."""
 PROVIDER_EVENT_TYPE_MESSAGE_RECEIVED: ProviderEventType.ValueType  # 5
-"""any other incoming message"""
+"""Any other incoming message."""
 PROVIDER_EVENT_TYPE_MESSAGE_FAILED: ProviderEventType.ValueType  # 6
+"""Our message failed at the provider or WhatsApp (see error_code)."""
 PROVIDER_EVENT_TYPE_CONNECTION_CONNECTED: ProviderEventType.ValueType  # 7
+"""The session connected."""
 PROVIDER_EVENT_TYPE_CONNECTION_DISCONNECTED: ProviderEventType.ValueType  # 8
+"""The session disconnected (see connection_reason, connection_state)."""
 PROVIDER_EVENT_TYPE_CONNECTION_ERROR: ProviderEventType.ValueType  # 9
+"""The session reported an error (see connection_reason)."""
 PROVIDER_EVENT_TYPE_INSTANCE_BANNED: ProviderEventType.ValueType  # 10
-"""temporary or permanent: see restriction_kind, ban_code"""
+"""The number was banned, temporarily or permanently: see restriction_kind, ban_code."""
 PROVIDER_EVENT_TYPE_REACHOUT_TIMELOCKED: ProviderEventType.ValueType  # 11
-"""see timelock_until"""
+"""WhatsApp time-locked reaching out to new contacts: see timelock_until."""
 PROVIDER_EVENT_TYPE_QR_UPDATED: ProviderEventType.ValueType  # 12
-"""a new QR is waiting to be scanned"""
+"""A new QR is waiting to be scanned (the QR itself is not carried)."""
 PROVIDER_EVENT_TYPE_CAPPING_CHANGED: ProviderEventType.ValueType  # 13
 """The provider's messaging cap for the number changed (WAHA GOWS capping): see capping_status, quota_*."""
 PROVIDER_EVENT_TYPE_REACHOUT_TIMELOCK_LIFTED: ProviderEventType.ValueType  # 14
-"""a reach-out time-lock ended"""
+"""A reach-out time-lock ended."""
 Global___ProviderEventType: _TypeAlias = ProviderEventType  # noqa: Y015
 
 class _ProviderEventOrigin:
@@ -91,19 +103,21 @@ class _ProviderEventOrigin:
 class _ProviderEventOriginEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ProviderEventOrigin.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     PROVIDER_EVENT_ORIGIN_UNSPECIFIED: _ProviderEventOrigin.ValueType  # 0
+    """Not set; consumers read it as WEBHOOK."""
     PROVIDER_EVENT_ORIGIN_WEBHOOK: _ProviderEventOrigin.ValueType  # 1
-    """the provider's webhook, through the gateway"""
+    """The provider's webhook, through the gateway."""
     PROVIDER_EVENT_ORIGIN_PROBE: _ProviderEventOrigin.ValueType  # 2
-    """the Executor's periodic health check of the instance at its provider"""
+    """The Executor's periodic health check of the instance at its provider."""
 
 class ProviderEventOrigin(_ProviderEventOrigin, metaclass=_ProviderEventOriginEnumTypeWrapper):
     """How the fact reached WhatLead."""
 
 PROVIDER_EVENT_ORIGIN_UNSPECIFIED: ProviderEventOrigin.ValueType  # 0
+"""Not set; consumers read it as WEBHOOK."""
 PROVIDER_EVENT_ORIGIN_WEBHOOK: ProviderEventOrigin.ValueType  # 1
-"""the provider's webhook, through the gateway"""
+"""The provider's webhook, through the gateway."""
 PROVIDER_EVENT_ORIGIN_PROBE: ProviderEventOrigin.ValueType  # 2
-"""the Executor's periodic health check of the instance at its provider"""
+"""The Executor's periodic health check of the instance at its provider."""
 Global___ProviderEventOrigin: _TypeAlias = ProviderEventOrigin  # noqa: Y015
 
 class _CappingStatus:
@@ -113,26 +127,36 @@ class _CappingStatus:
 class _CappingStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CappingStatus.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     CAPPING_STATUS_UNSPECIFIED: _CappingStatus.ValueType  # 0
+    """Not set (the event is not a CAPPING_CHANGED)."""
     CAPPING_STATUS_NONE: _CappingStatus.ValueType  # 1
+    """No cap applies."""
     CAPPING_STATUS_FIRST_WARNING: _CappingStatus.ValueType  # 2
+    """WhatsApp's first warning: the number is close to its cap."""
     CAPPING_STATUS_SECOND_WARNING: _CappingStatus.ValueType  # 3
+    """WhatsApp's second warning."""
     CAPPING_STATUS_CAPPED: _CappingStatus.ValueType  # 4
-    """new conversations refused until the quota resets"""
+    """New conversations are refused until the quota resets."""
 
 class CappingStatus(_CappingStatus, metaclass=_CappingStatusEnumTypeWrapper):
     """WhatsApp's messaging cap of a number, as WAHA GOWS reports it (GET /api/sessions/{session}/capping)."""
 
 CAPPING_STATUS_UNSPECIFIED: CappingStatus.ValueType  # 0
+"""Not set (the event is not a CAPPING_CHANGED)."""
 CAPPING_STATUS_NONE: CappingStatus.ValueType  # 1
+"""No cap applies."""
 CAPPING_STATUS_FIRST_WARNING: CappingStatus.ValueType  # 2
+"""WhatsApp's first warning: the number is close to its cap."""
 CAPPING_STATUS_SECOND_WARNING: CappingStatus.ValueType  # 3
+"""WhatsApp's second warning."""
 CAPPING_STATUS_CAPPED: CappingStatus.ValueType  # 4
-"""new conversations refused until the quota resets"""
+"""New conversations are refused until the quota resets."""
 Global___CappingStatus: _TypeAlias = CappingStatus  # noqa: Y015
 
 @_typing.final
 class ProviderEventReceived(_message.Message):
-    """meta.aggregate_id = instance_id when resolved, else provider_instance_ref;
+    """One fact a provider reported about an instance or one of its messages, the same shape for every
+    provider. Fields that do not apply to the type are empty.
+    meta.aggregate_id = instance_id when resolved, else provider_instance_ref;
     meta.correlation_id = provider_message_id for message events (consumers map it to the intent),
     else the aggregate id. meta.event_id is derived from provider_event_id (or provider + instance +
     message id + type) so a webhook delivered twice publishes the same event id.
@@ -165,55 +189,65 @@ class ProviderEventReceived(_message.Message):
     QUOTA_USED_FIELD_NUMBER: _builtins.int
     QUOTA_TOTAL_FIELD_NUMBER: _builtins.int
     type: Global___ProviderEventType.ValueType
+    """What happened."""
     provider: _common_pb2.Provider.ValueType
+    """The provider that reported it."""
     instance_id: _builtins.str
-    """our instance id when the gateway could resolve it, else "" """
+    """Our instance id when the gateway could resolve it, else ""."""
     provider_instance_ref: _builtins.str
-    """the provider's instance/session name, always set"""
+    """The provider's instance/session name, always set."""
     provider_message_id: _builtins.str
-    """message events only"""
+    """The provider's message id; message events only, "" otherwise."""
     remote_jid: _builtins.str
-    """the other party ("<digits>@s.whatsapp.net" or "<id>@g.us")"""
+    """The other party ("<digits>@s.whatsapp.net" or "<id>@g.us"); "" when none."""
     provider_event_id: _builtins.str
-    """the provider's own event id, when it has one"""
+    """The provider's own event id, when it has one; "" otherwise."""
     from_me: _builtins.bool
-    """the message was sent by the instance itself"""
+    """The message was sent by the instance itself."""
     is_group: _builtins.bool
+    """The other party is a group."""
     reply_to_provider_message_id: _builtins.str
-    """incoming replies that quote one of our messages"""
+    """Incoming replies that quote one of our messages: that message's provider id; "" otherwise."""
     ban_code: _builtins.str
     """INSTANCE_BANNED: the provider's code (e.g. Evolution 402 temporary / 406 permanent) and its meaning."""
     restriction_kind: _common_pb2.RestrictionKind.ValueType
+    """INSTANCE_BANNED, REACHOUT_TIMELOCKED, and MESSAGE_FAILED with a restricting code: the restriction;
+    UNSPECIFIED otherwise.
+    """
     connection_reason: _builtins.str
     """CONNECTION_*: the provider's reason, e.g. "401", "logged_out", "KeepAliveTimeout"."""
     connection_state: _common_pb2.ConnectionState.ValueType
-    """CONNECTION_* and QR_UPDATED: the new state"""
+    """CONNECTION_* and QR_UPDATED: the new state; UNSPECIFIED otherwise."""
     text: _builtins.str
     """MESSAGE_RECEIVED / MESSAGE_REPLIED: the message's text (or a media caption) and the provider's reference
     to its media (a URL or media id to fetch from the provider), for the conversations built on them.
     """
     media_url: _builtins.str
+    """MESSAGE_RECEIVED / MESSAGE_REPLIED: the provider's reference to the message's media; "" without media."""
     error_code: _builtins.str
     """QR codes are login credentials: never carried on the bus; fetch them from the provider.
     MESSAGE_FAILED: WhatsApp's error code when the provider reports one ("463": reach-out time-lock),
     with restriction_kind set when the code restricts the instance.
     """
     origin: Global___ProviderEventOrigin.ValueType
+    """How the fact reached WhatLead."""
     capping_status: Global___CappingStatus.ValueType
-    """CAPPING_CHANGED"""
+    """CAPPING_CHANGED: the number's cap; UNSPECIFIED otherwise."""
     quota_used: _builtins.int
-    """CAPPING_CHANGED: new conversations used in the current quota period"""
+    """CAPPING_CHANGED: new conversations used in the current quota period."""
     quota_total: _builtins.int
-    """CAPPING_CHANGED: the period's quota; 0 unknown"""
+    """CAPPING_CHANGED: the period's quota; 0 unknown."""
     @_builtins.property
-    def meta(self) -> _common_pb2.EventMeta: ...
+    def meta(self) -> _common_pb2.EventMeta:
+        """Envelope: ids, organization, time, causation."""
+
     @_builtins.property
     def occurred_at(self) -> _timestamp_pb2.Timestamp:
-        """when the provider says it happened"""
+        """When the provider says it happened."""
 
     @_builtins.property
     def timelock_until(self) -> _timestamp_pb2.Timestamp:
-        """REACHOUT_TIMELOCKED, and MESSAGE_FAILED with error_code 463: when the time-lock ends, as the provider says"""
+        """REACHOUT_TIMELOCKED, and MESSAGE_FAILED with error_code 463: when the time-lock ends, as the provider says."""
 
     def __init__(
         self,

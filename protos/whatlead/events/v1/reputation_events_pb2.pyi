@@ -31,14 +31,20 @@ DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
 class InstanceRegistered(_message.Message):
+    """An instance was registered."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     META_FIELD_NUMBER: _builtins.int
     INSTANCE_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def meta(self) -> _common_pb2.EventMeta: ...
+    def meta(self) -> _common_pb2.EventMeta:
+        """Envelope: ids, organization, time, causation."""
+
     @_builtins.property
-    def instance(self) -> _reputation_pb2.Instance: ...
+    def instance(self) -> _reputation_pb2.Instance:
+        """The instance as registered."""
+
     def __init__(
         self,
         *,
@@ -55,20 +61,24 @@ Global___InstanceRegistered: _TypeAlias = InstanceRegistered  # noqa: Y015
 
 @_typing.final
 class InstanceChanged(_message.Message):
+    """An instance changed (connection state, purposes, settings, ...)."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     META_FIELD_NUMBER: _builtins.int
     INSTANCE_FIELD_NUMBER: _builtins.int
     CHANGED_FIELDS_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def meta(self) -> _common_pb2.EventMeta: ...
+    def meta(self) -> _common_pb2.EventMeta:
+        """Envelope: ids, organization, time, causation."""
+
     @_builtins.property
     def instance(self) -> _reputation_pb2.Instance:
-        """the whole instance after the change"""
+        """The whole instance after the change."""
 
     @_builtins.property
     def changed_fields(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Instance field names, e.g. "connection_state", "purposes" """
+        """The names of the Instance fields that changed, e.g. "connection_state", "purposes"."""
 
     def __init__(
         self,
@@ -87,6 +97,8 @@ Global___InstanceChanged: _TypeAlias = InstanceChanged  # noqa: Y015
 
 @_typing.final
 class ReputationEvaluated(_message.Message):
+    """An instance's reputation was evaluated (score, health, warm-up phase)."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     META_FIELD_NUMBER: _builtins.int
@@ -95,14 +107,18 @@ class ReputationEvaluated(_message.Message):
     PREVIOUS_HEALTH_FIELD_NUMBER: _builtins.int
     PREVIOUS_PHASE_FIELD_NUMBER: _builtins.int
     previous_score: _builtins.int
-    """Before the evaluation, so consumers see a change without keeping state."""
+    """The score before the evaluation (0..100), so consumers see a change without keeping state."""
     previous_health: _reputation_pb2.HealthStatus.ValueType
+    """The health before the evaluation."""
     previous_phase: _reputation_pb2.WarmupPhase.ValueType
+    """The warm-up phase before the evaluation."""
     @_builtins.property
-    def meta(self) -> _common_pb2.EventMeta: ...
+    def meta(self) -> _common_pb2.EventMeta:
+        """Envelope: ids, organization, time, causation."""
+
     @_builtins.property
     def reputation(self) -> _reputation_pb2.InstanceReputation:
-        """after the evaluation"""
+        """The reputation after the evaluation."""
 
     def __init__(
         self,
@@ -123,6 +139,8 @@ Global___ReputationEvaluated: _TypeAlias = ReputationEvaluated  # noqa: Y015
 
 @_typing.final
 class CooldownStarted(_message.Message):
+    """An instance started a cooldown: the Gate refuses it (COOLDOWN_ACTIVE) until cooldown_until."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     META_FIELD_NUMBER: _builtins.int
@@ -132,16 +150,22 @@ class CooldownStarted(_message.Message):
     RESTRICTION_KIND_FIELD_NUMBER: _builtins.int
     ALERTS_FIELD_NUMBER: _builtins.int
     instance_id: _builtins.str
+    """The instance cooling down."""
     reason: _reputation_pb2.CooldownReason.ValueType
+    """Why it started."""
     restriction_kind: _common_pb2.RestrictionKind.ValueType
-    """when caused by a provider restriction"""
+    """When caused by a provider restriction: which one; UNSPECIFIED otherwise."""
     @_builtins.property
-    def meta(self) -> _common_pb2.EventMeta: ...
+    def meta(self) -> _common_pb2.EventMeta:
+        """Envelope: ids, organization, time, causation."""
+
     @_builtins.property
-    def cooldown_until(self) -> _timestamp_pb2.Timestamp: ...
+    def cooldown_until(self) -> _timestamp_pb2.Timestamp:
+        """When the cooldown ends."""
+
     @_builtins.property
     def alerts(self) -> _containers.RepeatedScalarFieldContainer[_reputation_pb2.ReputationAlert.ValueType]:
-        """when inferred from degradation"""
+        """When inferred from degradation: the alerts that caused it; empty otherwise."""
 
     def __init__(
         self,

@@ -23,89 +23,93 @@ _sym_db = _symbol_database.Default()
 
 
 from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
+from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from whatlead.common.v1 import common_pb2 as whatlead_dot_common_dot_v1_dot_common__pb2
 from whatlead.common.v1 import rules_pb2 as whatlead_dot_common_dot_v1_dot_rules__pb2
 from whatlead.reputation.v1 import reputation_pb2 as whatlead_dot_reputation_dot_v1_dot_reputation__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bwhatlead/gate/v1/gate.proto\x12\x10whatlead.gate.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fwhatlead/common/v1/common.proto\x1a\x1ewhatlead/common/v1/rules.proto\x1a\'whatlead/reputation/v1/reputation.proto\"\xe7\x05\n\rMessageIntent\x12\n\n\x02id\x18\x01 \x01(\t\x12\x17\n\x0forganization_id\x18\x02 \x01(\t\x12*\n\x06target\x18\x03 \x01(\x0b\x32\x1a.whatlead.common.v1.Target\x12-\n\x04type\x18\x04 \x01(\x0e\x32\x1f.whatlead.common.v1.MessageType\x12,\n\x07purpose\x18\x05 \x01(\x0e\x32\x1b.whatlead.common.v1.Purpose\x12.\n\x06origin\x18\x06 \x01(\x0e\x32\x1e.whatlead.gate.v1.IntentOrigin\x12\x13\n\x0b\x63\x61mpaign_id\x18\x07 \x01(\t\x12\x33\n\x07payload\x18\x08 \x01(\x0b\x32\".whatlead.common.v1.MessagePayload\x12\x17\n\x0fidempotency_key\x18\t \x01(\t\x12.\n\x06status\x18\n \x01(\x0e\x32\x1e.whatlead.gate.v1.IntentStatus\x12\x1e\n\x16\x64\x65\x63ided_by_instance_id\x18\x0b \x01(\t\x12\x37\n\rstatus_reason\x18\x0c \x01(\x0e\x32 .whatlead.gate.v1.DecisionReason\x12\x30\n\x0cqueued_until\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nnot_before\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\ncreated_at\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\ndecided_at\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1a\n\x12pinned_instance_id\x18\x12 \x01(\t\"\xed\x02\n\x10\x43\x61ndidateVerdict\x12\x13\n\x0binstance_id\x18\x01 \x01(\t\x12*\n\x07verdict\x18\x02 \x01(\x0e\x32\x19.whatlead.gate.v1.Verdict\x12\x30\n\x06reason\x18\x03 \x01(\x0e\x32 .whatlead.gate.v1.DecisionReason\x12,\n\x08retry_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05score\x18\x05 \x01(\x01\x12\x18\n\x10reputation_score\x18\x06 \x01(\x05\x12\x34\n\x06health\x18\x07 \x01(\x0e\x32$.whatlead.reputation.v1.HealthStatus\x12\x32\n\x05phase\x18\x08 \x01(\x0e\x32#.whatlead.reputation.v1.WarmupPhase\x12\x15\n\rrate_pressure\x18\t \x01(\x01\x12\x0e\n\x06sticky\x18\n \x01(\x08\"\x9f\x03\n\x0e\x44\x65\x63isionRecord\x12\x11\n\tintent_id\x18\x01 \x01(\t\x12\x32\n\x07outcome\x18\x02 \x01(\x0e\x32!.whatlead.gate.v1.DecisionOutcome\x12\x30\n\x06reason\x18\x03 \x01(\x0e\x32 .whatlead.gate.v1.DecisionReason\x12\x1a\n\x12\x63hosen_instance_id\x18\x04 \x01(\t\x12.\n\ndecided_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0cqueued_until\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x36\n\ncandidates\x18\x07 \x03(\x0b\x32\".whatlead.gate.v1.CandidateVerdict\x12\x0f\n\x07\x61ttempt\x18\x08 \x01(\x05\x12\x31\n\x08\x65xcluded\x18\t \x03(\x0b\x32\x1f.whatlead.gate.v1.ExcludedCount\x12\x1a\n\x12pinned_instance_id\x18\n \x01(\t\"T\n\rExcludedCount\x12\x30\n\x06reason\x18\x01 \x01(\x0e\x32 .whatlead.gate.v1.DecisionReason\x12\x11\n\tinstances\x18\x02 \x01(\x05\"\x9d\x05\n\x13SubmitIntentRequest\x12\'\n\x0forganization_id\x18\x01 \x01(\tB\x0e\xbaH\x0br\x06\x18@\xa0\xbb\x18\x01\xc8\x01\x01\x12%\n\x0fidempotency_key\x18\x02 \x01(\tB\x0c\xbaH\tr\x07\x18\x80\x01\xa0\xbb\x18\x01\x12\x32\n\x06target\x18\x03 \x01(\x0b\x32\x1a.whatlead.common.v1.TargetB\x06\xbaH\x03\xc8\x01\x01\x12:\n\x04type\x18\x04 \x01(\x0e\x32\x1f.whatlead.common.v1.MessageTypeB\x0b\xbaH\x08\x82\x01\x02\x10\x01\xc8\x01\x01\x12\x39\n\x07purpose\x18\x05 \x01(\x0e\x32\x1b.whatlead.common.v1.PurposeB\x0b\xbaH\x08\x82\x01\x02\x10\x01\xc8\x01\x01\x12\x38\n\x06origin\x18\x06 \x01(\x0e\x32\x1e.whatlead.gate.v1.IntentOriginB\x08\xbaH\x05\x82\x01\x02\x10\x01\x12 \n\x0b\x63\x61mpaign_id\x18\x07 \x01(\tB\x0b\xbaH\x08r\x06\x18@\xa0\xbb\x18\x01\x12;\n\x07payload\x18\x08 \x01(\x0b\x32\".whatlead.common.v1.MessagePayloadB\x06\xbaH\x03\xc8\x01\x01\x12\x93\x01\n\nnot_before\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampBc\xbaH`\xb2\x01\x04\xa8\xbb\x18\x01\xba\x01V\n\x12not_before.horizon\x12!must be at most 72 hours from now\x1a\x1dthis <= now + duration(\'72h\')\x12:\n\nexpires_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampB\n\xbaH\x07\xb2\x01\x04\xa8\xbb\x18\x01\x12 \n\x0binstance_id\x18\x0b \x01(\tB\x0b\xbaH\x08r\x03\xb0\x01\x01\xd8\x01\x01\"\x8d\x01\n\x14SubmitIntentResponse\x12/\n\x06intent\x18\x01 \x01(\x0b\x32\x1f.whatlead.gate.v1.MessageIntent\x12\x32\n\x08\x64\x65\x63ision\x18\x02 \x01(\x0b\x32 .whatlead.gate.v1.DecisionRecord\x12\x10\n\x08replayed\x18\x03 \x01(\x08\"\x9d\x05\n\x13\x43reateIntentRequest\x12\'\n\x0forganization_id\x18\x01 \x01(\tB\x0e\xbaH\x0br\x06\x18@\xa0\xbb\x18\x01\xc8\x01\x01\x12%\n\x0fidempotency_key\x18\x02 \x01(\tB\x0c\xbaH\tr\x07\x18\x80\x01\xa0\xbb\x18\x01\x12\x32\n\x06target\x18\x03 \x01(\x0b\x32\x1a.whatlead.common.v1.TargetB\x06\xbaH\x03\xc8\x01\x01\x12:\n\x04type\x18\x04 \x01(\x0e\x32\x1f.whatlead.common.v1.MessageTypeB\x0b\xbaH\x08\x82\x01\x02\x10\x01\xc8\x01\x01\x12\x39\n\x07purpose\x18\x05 \x01(\x0e\x32\x1b.whatlead.common.v1.PurposeB\x0b\xbaH\x08\x82\x01\x02\x10\x01\xc8\x01\x01\x12\x38\n\x06origin\x18\x06 \x01(\x0e\x32\x1e.whatlead.gate.v1.IntentOriginB\x08\xbaH\x05\x82\x01\x02\x10\x01\x12 \n\x0b\x63\x61mpaign_id\x18\x07 \x01(\tB\x0b\xbaH\x08r\x06\x18@\xa0\xbb\x18\x01\x12;\n\x07payload\x18\x08 \x01(\x0b\x32\".whatlead.common.v1.MessagePayloadB\x06\xbaH\x03\xc8\x01\x01\x12\x93\x01\n\nnot_before\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampBc\xbaH`\xb2\x01\x04\xa8\xbb\x18\x01\xba\x01V\n\x12not_before.horizon\x12!must be at most 72 hours from now\x1a\x1dthis <= now + duration(\'72h\')\x12:\n\nexpires_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampB\n\xbaH\x07\xb2\x01\x04\xa8\xbb\x18\x01\x12 \n\x0binstance_id\x18\x0b \x01(\tB\x0b\xbaH\x08r\x03\xb0\x01\x01\xd8\x01\x01\"Y\n\x14\x43reateIntentResponse\x12/\n\x06intent\x18\x01 \x01(\x0b\x32\x1f.whatlead.gate.v1.MessageIntent\x12\x10\n\x08replayed\x18\x02 \x01(\x08\"^\n\x13\x44\x65\x63ideIntentRequest\x12\'\n\x0forganization_id\x18\x01 \x01(\tB\x0e\xbaH\x0br\x06\x18@\xa0\xbb\x18\x01\xc8\x01\x01\x12\x1e\n\tintent_id\x18\x02 \x01(\tB\x0b\xbaH\x08r\x03\xb0\x01\x01\xc8\x01\x01\"{\n\x14\x44\x65\x63ideIntentResponse\x12/\n\x06intent\x18\x01 \x01(\x0b\x32\x1f.whatlead.gate.v1.MessageIntent\x12\x32\n\x08\x64\x65\x63ision\x18\x02 \x01(\x0b\x32 .whatlead.gate.v1.DecisionRecord\"[\n\x10GetIntentRequest\x12\'\n\x0forganization_id\x18\x01 \x01(\tB\x0e\xbaH\x0br\x06\x18@\xa0\xbb\x18\x01\xc8\x01\x01\x12\x1e\n\tintent_id\x18\x02 \x01(\tB\x0b\xbaH\x08r\x03\xb0\x01\x01\xc8\x01\x01\"x\n\x11GetIntentResponse\x12/\n\x06intent\x18\x01 \x01(\x0b\x32\x1f.whatlead.gate.v1.MessageIntent\x12\x32\n\x08\x64\x65\x63ision\x18\x02 \x01(\x0b\x32 .whatlead.gate.v1.DecisionRecord\"\xdf\x03\n\x12ListIntentsRequest\x12\'\n\x0forganization_id\x18\x01 \x01(\tB\x0e\xbaH\x0br\x06\x18@\xa0\xbb\x18\x01\xc8\x01\x01\x12\x1d\n\tpage_size\x18\x02 \x01(\x05\x42\n\xbaH\x07\x1a\x05\x18\xf4\x03(\x00\x12 \n\npage_token\x18\x03 \x01(\tB\x0c\xbaH\tr\x07\x18\x80\x01\xa0\xbb\x18\x01\x12\x38\n\x06status\x18\x04 \x01(\x0e\x32\x1e.whatlead.gate.v1.IntentStatusB\x08\xbaH\x05\x82\x01\x02\x10\x01\x12\x36\n\x07purpose\x18\x05 \x01(\x0e\x32\x1b.whatlead.common.v1.PurposeB\x08\xbaH\x05\x82\x01\x02\x10\x01\x12 \n\x0binstance_id\x18\x06 \x01(\tB\x0b\xbaH\x08r\x03\xb0\x01\x01\xd8\x01\x01\x12*\n\x06target\x18\x07 \x01(\x0b\x32\x1a.whatlead.common.v1.Target\x12 \n\x0b\x63\x61mpaign_id\x18\x08 \x01(\tB\x0b\xbaH\x08r\x06\x18@\xa0\xbb\x18\x01\x12=\n\rcreated_after\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampB\n\xbaH\x07\xb2\x01\x04\xa8\xbb\x18\x01\x12>\n\x0e\x63reated_before\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampB\n\xbaH\x07\xb2\x01\x04\xa8\xbb\x18\x01\"`\n\x13ListIntentsResponse\x12\x30\n\x07intents\x18\x01 \x03(\x0b\x32\x1f.whatlead.gate.v1.MessageIntent\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*\xe6\x01\n\x0cIntentStatus\x12\x1d\n\x19INTENT_STATUS_UNSPECIFIED\x10\x00\x12\x19\n\x15INTENT_STATUS_PENDING\x10\x01\x12\x1a\n\x16INTENT_STATUS_APPROVED\x10\x02\x12\x18\n\x14INTENT_STATUS_QUEUED\x10\x03\x12\x19\n\x15INTENT_STATUS_BLOCKED\x10\x04\x12\x19\n\x15INTENT_STATUS_DROPPED\x10\x05\x12\x16\n\x12INTENT_STATUS_SENT\x10\x06\x12\x18\n\x14INTENT_STATUS_FAILED\x10\x07*\xb6\x01\n\x0cIntentOrigin\x12\x1d\n\x19INTENT_ORIGIN_UNSPECIFIED\x10\x00\x12\x15\n\x11INTENT_ORIGIN_API\x10\x01\x12\x1a\n\x16INTENT_ORIGIN_CAMPAIGN\x10\x02\x12\x1d\n\x19INTENT_ORIGIN_CHAT_MANUAL\x10\x03\x12\x18\n\x14INTENT_ORIGIN_WARMUP\x10\x04\x12\x1b\n\x17INTENT_ORIGIN_SCHEDULER\x10\x05*\xab\x01\n\x0f\x44\x65\x63isionOutcome\x12 \n\x1c\x44\x45\x43ISION_OUTCOME_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x44\x45\x43ISION_OUTCOME_APPROVED\x10\x01\x12\x1b\n\x17\x44\x45\x43ISION_OUTCOME_QUEUED\x10\x02\x12\x1c\n\x18\x44\x45\x43ISION_OUTCOME_BLOCKED\x10\x03\x12\x1c\n\x18\x44\x45\x43ISION_OUTCOME_DROPPED\x10\x04*\xdd\x04\n\x0e\x44\x65\x63isionReason\x12\x1f\n\x1b\x44\x45\x43ISION_REASON_UNSPECIFIED\x10\x00\x12#\n\x1f\x44\x45\x43ISION_REASON_COOLDOWN_ACTIVE\x10\x01\x12\x1e\n\x1a\x44\x45\x43ISION_REASON_RATE_LIMIT\x10\x02\x12\x1e\n\x1a\x44\x45\x43ISION_REASON_PLAN_LIMIT\x10\x03\x12&\n\"DECISION_REASON_INSTANCE_UNHEALTHY\x10\x04\x12)\n%DECISION_REASON_INSTANCE_DISCONNECTED\x10\x05\x12(\n$DECISION_REASON_NO_ELIGIBLE_INSTANCE\x10\x06\x12\x1e\n\x1a\x44\x45\x43ISION_REASON_OPS_PAUSED\x10\x07\x12\x1b\n\x17\x44\x45\x43ISION_REASON_EXPIRED\x10\x08\x12&\n\"DECISION_REASON_CONTACT_RATE_LIMIT\x10\t\x12(\n$DECISION_REASON_CONTACT_MIN_INTERVAL\x10\n\x12\'\n#DECISION_REASON_PURPOSE_NOT_ALLOWED\x10\x0b\x12-\n)DECISION_REASON_TYPE_NOT_ALLOWED_IN_PHASE\x10\x0c\x12 \n\x1c\x44\x45\x43ISION_REASON_MIN_INTERVAL\x10\r\x12\x1e\n\x1a\x44\x45\x43ISION_REASON_NOT_BEFORE\x10\x0e\x12\x1f\n\x1b\x44\x45\x43ISION_REASON_SELF_TARGET\x10\x0f*a\n\x07Verdict\x12\x17\n\x13VERDICT_UNSPECIFIED\x10\x00\x12\x11\n\rVERDICT_ALLOW\x10\x01\x12\x17\n\x13VERDICT_RECOVERABLE\x10\x02\x12\x11\n\rVERDICT_FINAL\x10\x03\x32\x8a\x04\n\x0bGateService\x12g\n\x0cSubmitIntent\x12%.whatlead.gate.v1.SubmitIntentRequest\x1a&.whatlead.gate.v1.SubmitIntentResponse\"\x08\x92\xb5\x18\x04\x08\x01\x10\x01\x12g\n\x0c\x43reateIntent\x12%.whatlead.gate.v1.CreateIntentRequest\x1a&.whatlead.gate.v1.CreateIntentResponse\"\x08\x92\xb5\x18\x04\x08\x01\x10\x01\x12g\n\x0c\x44\x65\x63ideIntent\x12%.whatlead.gate.v1.DecideIntentRequest\x1a&.whatlead.gate.v1.DecideIntentResponse\"\x08\x92\xb5\x18\x04\x08\x01\x10\x01\x12\\\n\tGetIntent\x12\".whatlead.gate.v1.GetIntentRequest\x1a#.whatlead.gate.v1.GetIntentResponse\"\x06\x92\xb5\x18\x02\x08\x01\x12\x62\n\x0bListIntents\x12$.whatlead.gate.v1.ListIntentsRequest\x1a%.whatlead.gate.v1.ListIntentsResponse\"\x06\x92\xb5\x18\x02\x08\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bwhatlead/gate/v1/gate.proto\x12\x10whatlead.gate.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fwhatlead/common/v1/common.proto\x1a\x1ewhatlead/common/v1/rules.proto\x1a\'whatlead/reputation/v1/reputation.proto\"\xe7\x05\n\rMessageIntent\x12\n\n\x02id\x18\x01 \x01(\t\x12\x17\n\x0forganization_id\x18\x02 \x01(\t\x12*\n\x06target\x18\x03 \x01(\x0b\x32\x1a.whatlead.common.v1.Target\x12-\n\x04type\x18\x04 \x01(\x0e\x32\x1f.whatlead.common.v1.MessageType\x12,\n\x07purpose\x18\x05 \x01(\x0e\x32\x1b.whatlead.common.v1.Purpose\x12.\n\x06origin\x18\x06 \x01(\x0e\x32\x1e.whatlead.gate.v1.IntentOrigin\x12\x13\n\x0b\x63\x61mpaign_id\x18\x07 \x01(\t\x12\x33\n\x07payload\x18\x08 \x01(\x0b\x32\".whatlead.common.v1.MessagePayload\x12\x17\n\x0fidempotency_key\x18\t \x01(\t\x12.\n\x06status\x18\n \x01(\x0e\x32\x1e.whatlead.gate.v1.IntentStatus\x12\x1e\n\x16\x64\x65\x63ided_by_instance_id\x18\x0b \x01(\t\x12\x37\n\rstatus_reason\x18\x0c \x01(\x0e\x32 .whatlead.gate.v1.DecisionReason\x12\x30\n\x0cqueued_until\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nnot_before\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\ncreated_at\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\ndecided_at\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1a\n\x12pinned_instance_id\x18\x12 \x01(\t\"\xed\x02\n\x10\x43\x61ndidateVerdict\x12\x13\n\x0binstance_id\x18\x01 \x01(\t\x12*\n\x07verdict\x18\x02 \x01(\x0e\x32\x19.whatlead.gate.v1.Verdict\x12\x30\n\x06reason\x18\x03 \x01(\x0e\x32 .whatlead.gate.v1.DecisionReason\x12,\n\x08retry_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05score\x18\x05 \x01(\x01\x12\x18\n\x10reputation_score\x18\x06 \x01(\x05\x12\x34\n\x06health\x18\x07 \x01(\x0e\x32$.whatlead.reputation.v1.HealthStatus\x12\x32\n\x05phase\x18\x08 \x01(\x0e\x32#.whatlead.reputation.v1.WarmupPhase\x12\x15\n\rrate_pressure\x18\t \x01(\x01\x12\x0e\n\x06sticky\x18\n \x01(\x08\"\x9f\x03\n\x0e\x44\x65\x63isionRecord\x12\x11\n\tintent_id\x18\x01 \x01(\t\x12\x32\n\x07outcome\x18\x02 \x01(\x0e\x32!.whatlead.gate.v1.DecisionOutcome\x12\x30\n\x06reason\x18\x03 \x01(\x0e\x32 .whatlead.gate.v1.DecisionReason\x12\x1a\n\x12\x63hosen_instance_id\x18\x04 \x01(\t\x12.\n\ndecided_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0cqueued_until\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x36\n\ncandidates\x18\x07 \x03(\x0b\x32\".whatlead.gate.v1.CandidateVerdict\x12\x0f\n\x07\x61ttempt\x18\x08 \x01(\x05\x12\x31\n\x08\x65xcluded\x18\t \x03(\x0b\x32\x1f.whatlead.gate.v1.ExcludedCount\x12\x1a\n\x12pinned_instance_id\x18\n \x01(\t\"T\n\rExcludedCount\x12\x30\n\x06reason\x18\x01 \x01(\x0e\x32 .whatlead.gate.v1.DecisionReason\x12\x11\n\tinstances\x18\x02 \x01(\x05\"\xc9\x05\n\x13SubmitIntentRequest\x12+\n\x0forganization_id\x18\x01 \x01(\tB\x12\xe2\x41\x01\x02\xbaH\x0br\x06\x18@\xa0\xbb\x18\x01\xc8\x01\x01\x12)\n\x0fidempotency_key\x18\x02 \x01(\tB\x10\xe2\x41\x01\x01\xbaH\tr\x07\x18\x80\x01\xa0\xbb\x18\x01\x12\x36\n\x06target\x18\x03 \x01(\x0b\x32\x1a.whatlead.common.v1.TargetB\n\xe2\x41\x01\x02\xbaH\x03\xc8\x01\x01\x12>\n\x04type\x18\x04 \x01(\x0e\x32\x1f.whatlead.common.v1.MessageTypeB\x0f\xe2\x41\x01\x02\xbaH\x08\x82\x01\x02\x10\x01\xc8\x01\x01\x12=\n\x07purpose\x18\x05 \x01(\x0e\x32\x1b.whatlead.common.v1.PurposeB\x0f\xe2\x41\x01\x02\xbaH\x08\x82\x01\x02\x10\x01\xc8\x01\x01\x12<\n\x06origin\x18\x06 \x01(\x0e\x32\x1e.whatlead.gate.v1.IntentOriginB\x0c\xe2\x41\x01\x01\xbaH\x05\x82\x01\x02\x10\x01\x12$\n\x0b\x63\x61mpaign_id\x18\x07 \x01(\tB\x0f\xe2\x41\x01\x01\xbaH\x08r\x06\x18@\xa0\xbb\x18\x01\x12?\n\x07payload\x18\x08 \x01(\x0b\x32\".whatlead.common.v1.MessagePayloadB\n\xe2\x41\x01\x02\xbaH\x03\xc8\x01\x01\x12\x97\x01\n\nnot_before\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampBg\xe2\x41\x01\x01\xbaH`\xb2\x01\x04\xa8\xbb\x18\x01\xba\x01V\n\x12not_before.horizon\x12!must be at most 72 hours from now\x1a\x1dthis <= now + duration(\'72h\')\x12>\n\nexpires_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x0e\xe2\x41\x01\x01\xbaH\x07\xb2\x01\x04\xa8\xbb\x18\x01\x12$\n\x0binstance_id\x18\x0b \x01(\tB\x0f\xe2\x41\x01\x01\xbaH\x08r\x03\xb0\x01\x01\xd8\x01\x01\"\x8d\x01\n\x14SubmitIntentResponse\x12/\n\x06intent\x18\x01 \x01(\x0b\x32\x1f.whatlead.gate.v1.MessageIntent\x12\x32\n\x08\x64\x65\x63ision\x18\x02 \x01(\x0b\x32 .whatlead.gate.v1.DecisionRecord\x12\x10\n\x08replayed\x18\x03 \x01(\x08\"\xc9\x05\n\x13\x43reateIntentRequest\x12+\n\x0forganization_id\x18\x01 \x01(\tB\x12\xe2\x41\x01\x02\xbaH\x0br\x06\x18@\xa0\xbb\x18\x01\xc8\x01\x01\x12)\n\x0fidempotency_key\x18\x02 \x01(\tB\x10\xe2\x41\x01\x01\xbaH\tr\x07\x18\x80\x01\xa0\xbb\x18\x01\x12\x36\n\x06target\x18\x03 \x01(\x0b\x32\x1a.whatlead.common.v1.TargetB\n\xe2\x41\x01\x02\xbaH\x03\xc8\x01\x01\x12>\n\x04type\x18\x04 \x01(\x0e\x32\x1f.whatlead.common.v1.MessageTypeB\x0f\xe2\x41\x01\x02\xbaH\x08\x82\x01\x02\x10\x01\xc8\x01\x01\x12=\n\x07purpose\x18\x05 \x01(\x0e\x32\x1b.whatlead.common.v1.PurposeB\x0f\xe2\x41\x01\x02\xbaH\x08\x82\x01\x02\x10\x01\xc8\x01\x01\x12<\n\x06origin\x18\x06 \x01(\x0e\x32\x1e.whatlead.gate.v1.IntentOriginB\x0c\xe2\x41\x01\x01\xbaH\x05\x82\x01\x02\x10\x01\x12$\n\x0b\x63\x61mpaign_id\x18\x07 \x01(\tB\x0f\xe2\x41\x01\x01\xbaH\x08r\x06\x18@\xa0\xbb\x18\x01\x12?\n\x07payload\x18\x08 \x01(\x0b\x32\".whatlead.common.v1.MessagePayloadB\n\xe2\x41\x01\x02\xbaH\x03\xc8\x01\x01\x12\x97\x01\n\nnot_before\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampBg\xe2\x41\x01\x01\xbaH`\xb2\x01\x04\xa8\xbb\x18\x01\xba\x01V\n\x12not_before.horizon\x12!must be at most 72 hours from now\x1a\x1dthis <= now + duration(\'72h\')\x12>\n\nexpires_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x0e\xe2\x41\x01\x01\xbaH\x07\xb2\x01\x04\xa8\xbb\x18\x01\x12$\n\x0binstance_id\x18\x0b \x01(\tB\x0f\xe2\x41\x01\x01\xbaH\x08r\x03\xb0\x01\x01\xd8\x01\x01\"Y\n\x14\x43reateIntentResponse\x12/\n\x06intent\x18\x01 \x01(\x0b\x32\x1f.whatlead.gate.v1.MessageIntent\x12\x10\n\x08replayed\x18\x02 \x01(\x08\"f\n\x13\x44\x65\x63ideIntentRequest\x12+\n\x0forganization_id\x18\x01 \x01(\tB\x12\xe2\x41\x01\x02\xbaH\x0br\x06\x18@\xa0\xbb\x18\x01\xc8\x01\x01\x12\"\n\tintent_id\x18\x02 \x01(\tB\x0f\xe2\x41\x01\x02\xbaH\x08r\x03\xb0\x01\x01\xc8\x01\x01\"{\n\x14\x44\x65\x63ideIntentResponse\x12/\n\x06intent\x18\x01 \x01(\x0b\x32\x1f.whatlead.gate.v1.MessageIntent\x12\x32\n\x08\x64\x65\x63ision\x18\x02 \x01(\x0b\x32 .whatlead.gate.v1.DecisionRecord\"c\n\x10GetIntentRequest\x12+\n\x0forganization_id\x18\x01 \x01(\tB\x12\xe2\x41\x01\x02\xbaH\x0br\x06\x18@\xa0\xbb\x18\x01\xc8\x01\x01\x12\"\n\tintent_id\x18\x02 \x01(\tB\x0f\xe2\x41\x01\x02\xbaH\x08r\x03\xb0\x01\x01\xc8\x01\x01\"x\n\x11GetIntentResponse\x12/\n\x06intent\x18\x01 \x01(\x0b\x32\x1f.whatlead.gate.v1.MessageIntent\x12\x32\n\x08\x64\x65\x63ision\x18\x02 \x01(\x0b\x32 .whatlead.gate.v1.DecisionRecord\"\x89\x04\n\x12ListIntentsRequest\x12+\n\x0forganization_id\x18\x01 \x01(\tB\x12\xe2\x41\x01\x02\xbaH\x0br\x06\x18@\xa0\xbb\x18\x01\xc8\x01\x01\x12!\n\tpage_size\x18\x02 \x01(\x05\x42\x0e\xe2\x41\x01\x01\xbaH\x07\x1a\x05\x18\xf4\x03(\x00\x12$\n\npage_token\x18\x03 \x01(\tB\x10\xe2\x41\x01\x01\xbaH\tr\x07\x18\x80\x01\xa0\xbb\x18\x01\x12<\n\x06status\x18\x04 \x01(\x0e\x32\x1e.whatlead.gate.v1.IntentStatusB\x0c\xe2\x41\x01\x01\xbaH\x05\x82\x01\x02\x10\x01\x12:\n\x07purpose\x18\x05 \x01(\x0e\x32\x1b.whatlead.common.v1.PurposeB\x0c\xe2\x41\x01\x01\xbaH\x05\x82\x01\x02\x10\x01\x12$\n\x0binstance_id\x18\x06 \x01(\tB\x0f\xe2\x41\x01\x01\xbaH\x08r\x03\xb0\x01\x01\xd8\x01\x01\x12\x30\n\x06target\x18\x07 \x01(\x0b\x32\x1a.whatlead.common.v1.TargetB\x04\xe2\x41\x01\x01\x12$\n\x0b\x63\x61mpaign_id\x18\x08 \x01(\tB\x0f\xe2\x41\x01\x01\xbaH\x08r\x06\x18@\xa0\xbb\x18\x01\x12\x41\n\rcreated_after\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x0e\xe2\x41\x01\x01\xbaH\x07\xb2\x01\x04\xa8\xbb\x18\x01\x12\x42\n\x0e\x63reated_before\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x0e\xe2\x41\x01\x01\xbaH\x07\xb2\x01\x04\xa8\xbb\x18\x01\"`\n\x13ListIntentsResponse\x12\x30\n\x07intents\x18\x01 \x03(\x0b\x32\x1f.whatlead.gate.v1.MessageIntent\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*\xe6\x01\n\x0cIntentStatus\x12\x1d\n\x19INTENT_STATUS_UNSPECIFIED\x10\x00\x12\x19\n\x15INTENT_STATUS_PENDING\x10\x01\x12\x1a\n\x16INTENT_STATUS_APPROVED\x10\x02\x12\x18\n\x14INTENT_STATUS_QUEUED\x10\x03\x12\x19\n\x15INTENT_STATUS_BLOCKED\x10\x04\x12\x19\n\x15INTENT_STATUS_DROPPED\x10\x05\x12\x16\n\x12INTENT_STATUS_SENT\x10\x06\x12\x18\n\x14INTENT_STATUS_FAILED\x10\x07*\xb6\x01\n\x0cIntentOrigin\x12\x1d\n\x19INTENT_ORIGIN_UNSPECIFIED\x10\x00\x12\x15\n\x11INTENT_ORIGIN_API\x10\x01\x12\x1a\n\x16INTENT_ORIGIN_CAMPAIGN\x10\x02\x12\x1d\n\x19INTENT_ORIGIN_CHAT_MANUAL\x10\x03\x12\x18\n\x14INTENT_ORIGIN_WARMUP\x10\x04\x12\x1b\n\x17INTENT_ORIGIN_SCHEDULER\x10\x05*\xab\x01\n\x0f\x44\x65\x63isionOutcome\x12 \n\x1c\x44\x45\x43ISION_OUTCOME_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x44\x45\x43ISION_OUTCOME_APPROVED\x10\x01\x12\x1b\n\x17\x44\x45\x43ISION_OUTCOME_QUEUED\x10\x02\x12\x1c\n\x18\x44\x45\x43ISION_OUTCOME_BLOCKED\x10\x03\x12\x1c\n\x18\x44\x45\x43ISION_OUTCOME_DROPPED\x10\x04*\xdd\x04\n\x0e\x44\x65\x63isionReason\x12\x1f\n\x1b\x44\x45\x43ISION_REASON_UNSPECIFIED\x10\x00\x12#\n\x1f\x44\x45\x43ISION_REASON_COOLDOWN_ACTIVE\x10\x01\x12\x1e\n\x1a\x44\x45\x43ISION_REASON_RATE_LIMIT\x10\x02\x12\x1e\n\x1a\x44\x45\x43ISION_REASON_PLAN_LIMIT\x10\x03\x12&\n\"DECISION_REASON_INSTANCE_UNHEALTHY\x10\x04\x12)\n%DECISION_REASON_INSTANCE_DISCONNECTED\x10\x05\x12(\n$DECISION_REASON_NO_ELIGIBLE_INSTANCE\x10\x06\x12\x1e\n\x1a\x44\x45\x43ISION_REASON_OPS_PAUSED\x10\x07\x12\x1b\n\x17\x44\x45\x43ISION_REASON_EXPIRED\x10\x08\x12&\n\"DECISION_REASON_CONTACT_RATE_LIMIT\x10\t\x12(\n$DECISION_REASON_CONTACT_MIN_INTERVAL\x10\n\x12\'\n#DECISION_REASON_PURPOSE_NOT_ALLOWED\x10\x0b\x12-\n)DECISION_REASON_TYPE_NOT_ALLOWED_IN_PHASE\x10\x0c\x12 \n\x1c\x44\x45\x43ISION_REASON_MIN_INTERVAL\x10\r\x12\x1e\n\x1a\x44\x45\x43ISION_REASON_NOT_BEFORE\x10\x0e\x12\x1f\n\x1b\x44\x45\x43ISION_REASON_SELF_TARGET\x10\x0f*a\n\x07Verdict\x12\x17\n\x13VERDICT_UNSPECIFIED\x10\x00\x12\x11\n\rVERDICT_ALLOW\x10\x01\x12\x17\n\x13VERDICT_RECOVERABLE\x10\x02\x12\x11\n\rVERDICT_FINAL\x10\x03\x32\x8a\x04\n\x0bGateService\x12g\n\x0cSubmitIntent\x12%.whatlead.gate.v1.SubmitIntentRequest\x1a&.whatlead.gate.v1.SubmitIntentResponse\"\x08\x92\xb5\x18\x04\x08\x01\x10\x01\x12g\n\x0c\x43reateIntent\x12%.whatlead.gate.v1.CreateIntentRequest\x1a&.whatlead.gate.v1.CreateIntentResponse\"\x08\x92\xb5\x18\x04\x08\x01\x10\x01\x12g\n\x0c\x44\x65\x63ideIntent\x12%.whatlead.gate.v1.DecideIntentRequest\x1a&.whatlead.gate.v1.DecideIntentResponse\"\x08\x92\xb5\x18\x04\x08\x01\x10\x01\x12\\\n\tGetIntent\x12\".whatlead.gate.v1.GetIntentRequest\x1a#.whatlead.gate.v1.GetIntentResponse\"\x06\x92\xb5\x18\x02\x08\x01\x12\x62\n\x0bListIntents\x12$.whatlead.gate.v1.ListIntentsRequest\x1a%.whatlead.gate.v1.ListIntentsResponse\"\x06\x92\xb5\x18\x02\x08\x01\x42\x8f\x01\n\x13io.whatlead.gate.v1P\x01Z;github.com/whatlead/whatlead/gen/go/whatlead/gate/v1;gatev1\xaa\x02\x10Whatlead.Gate.V1\xca\x02\x10Whatlead\\Gate\\V1\xea\x02\x12Whatlead::Gate::V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'whatlead.gate.v1.gate_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
-  DESCRIPTOR._loaded_options = None
+  _globals['DESCRIPTOR']._loaded_options = None
+  _globals['DESCRIPTOR']._serialized_options = b'\n\023io.whatlead.gate.v1P\001Z;github.com/whatlead/whatlead/gen/go/whatlead/gate/v1;gatev1\252\002\020Whatlead.Gate.V1\312\002\020Whatlead\\Gate\\V1\352\002\022Whatlead::Gate::V1'
   _globals['_SUBMITINTENTREQUEST'].fields_by_name['organization_id']._loaded_options = None
-  _globals['_SUBMITINTENTREQUEST'].fields_by_name['organization_id']._serialized_options = b'\272H\013r\006\030@\240\273\030\001\310\001\001'
+  _globals['_SUBMITINTENTREQUEST'].fields_by_name['organization_id']._serialized_options = b'\342A\001\002\272H\013r\006\030@\240\273\030\001\310\001\001'
   _globals['_SUBMITINTENTREQUEST'].fields_by_name['idempotency_key']._loaded_options = None
-  _globals['_SUBMITINTENTREQUEST'].fields_by_name['idempotency_key']._serialized_options = b'\272H\tr\007\030\200\001\240\273\030\001'
+  _globals['_SUBMITINTENTREQUEST'].fields_by_name['idempotency_key']._serialized_options = b'\342A\001\001\272H\tr\007\030\200\001\240\273\030\001'
   _globals['_SUBMITINTENTREQUEST'].fields_by_name['target']._loaded_options = None
-  _globals['_SUBMITINTENTREQUEST'].fields_by_name['target']._serialized_options = b'\272H\003\310\001\001'
+  _globals['_SUBMITINTENTREQUEST'].fields_by_name['target']._serialized_options = b'\342A\001\002\272H\003\310\001\001'
   _globals['_SUBMITINTENTREQUEST'].fields_by_name['type']._loaded_options = None
-  _globals['_SUBMITINTENTREQUEST'].fields_by_name['type']._serialized_options = b'\272H\010\202\001\002\020\001\310\001\001'
+  _globals['_SUBMITINTENTREQUEST'].fields_by_name['type']._serialized_options = b'\342A\001\002\272H\010\202\001\002\020\001\310\001\001'
   _globals['_SUBMITINTENTREQUEST'].fields_by_name['purpose']._loaded_options = None
-  _globals['_SUBMITINTENTREQUEST'].fields_by_name['purpose']._serialized_options = b'\272H\010\202\001\002\020\001\310\001\001'
+  _globals['_SUBMITINTENTREQUEST'].fields_by_name['purpose']._serialized_options = b'\342A\001\002\272H\010\202\001\002\020\001\310\001\001'
   _globals['_SUBMITINTENTREQUEST'].fields_by_name['origin']._loaded_options = None
-  _globals['_SUBMITINTENTREQUEST'].fields_by_name['origin']._serialized_options = b'\272H\005\202\001\002\020\001'
+  _globals['_SUBMITINTENTREQUEST'].fields_by_name['origin']._serialized_options = b'\342A\001\001\272H\005\202\001\002\020\001'
   _globals['_SUBMITINTENTREQUEST'].fields_by_name['campaign_id']._loaded_options = None
-  _globals['_SUBMITINTENTREQUEST'].fields_by_name['campaign_id']._serialized_options = b'\272H\010r\006\030@\240\273\030\001'
+  _globals['_SUBMITINTENTREQUEST'].fields_by_name['campaign_id']._serialized_options = b'\342A\001\001\272H\010r\006\030@\240\273\030\001'
   _globals['_SUBMITINTENTREQUEST'].fields_by_name['payload']._loaded_options = None
-  _globals['_SUBMITINTENTREQUEST'].fields_by_name['payload']._serialized_options = b'\272H\003\310\001\001'
+  _globals['_SUBMITINTENTREQUEST'].fields_by_name['payload']._serialized_options = b'\342A\001\002\272H\003\310\001\001'
   _globals['_SUBMITINTENTREQUEST'].fields_by_name['not_before']._loaded_options = None
-  _globals['_SUBMITINTENTREQUEST'].fields_by_name['not_before']._serialized_options = b'\272H`\262\001\004\250\273\030\001\272\001V\n\022not_before.horizon\022!must be at most 72 hours from now\032\035this <= now + duration(\'72h\')'
+  _globals['_SUBMITINTENTREQUEST'].fields_by_name['not_before']._serialized_options = b'\342A\001\001\272H`\262\001\004\250\273\030\001\272\001V\n\022not_before.horizon\022!must be at most 72 hours from now\032\035this <= now + duration(\'72h\')'
   _globals['_SUBMITINTENTREQUEST'].fields_by_name['expires_at']._loaded_options = None
-  _globals['_SUBMITINTENTREQUEST'].fields_by_name['expires_at']._serialized_options = b'\272H\007\262\001\004\250\273\030\001'
+  _globals['_SUBMITINTENTREQUEST'].fields_by_name['expires_at']._serialized_options = b'\342A\001\001\272H\007\262\001\004\250\273\030\001'
   _globals['_SUBMITINTENTREQUEST'].fields_by_name['instance_id']._loaded_options = None
-  _globals['_SUBMITINTENTREQUEST'].fields_by_name['instance_id']._serialized_options = b'\272H\010r\003\260\001\001\330\001\001'
+  _globals['_SUBMITINTENTREQUEST'].fields_by_name['instance_id']._serialized_options = b'\342A\001\001\272H\010r\003\260\001\001\330\001\001'
   _globals['_CREATEINTENTREQUEST'].fields_by_name['organization_id']._loaded_options = None
-  _globals['_CREATEINTENTREQUEST'].fields_by_name['organization_id']._serialized_options = b'\272H\013r\006\030@\240\273\030\001\310\001\001'
+  _globals['_CREATEINTENTREQUEST'].fields_by_name['organization_id']._serialized_options = b'\342A\001\002\272H\013r\006\030@\240\273\030\001\310\001\001'
   _globals['_CREATEINTENTREQUEST'].fields_by_name['idempotency_key']._loaded_options = None
-  _globals['_CREATEINTENTREQUEST'].fields_by_name['idempotency_key']._serialized_options = b'\272H\tr\007\030\200\001\240\273\030\001'
+  _globals['_CREATEINTENTREQUEST'].fields_by_name['idempotency_key']._serialized_options = b'\342A\001\001\272H\tr\007\030\200\001\240\273\030\001'
   _globals['_CREATEINTENTREQUEST'].fields_by_name['target']._loaded_options = None
-  _globals['_CREATEINTENTREQUEST'].fields_by_name['target']._serialized_options = b'\272H\003\310\001\001'
+  _globals['_CREATEINTENTREQUEST'].fields_by_name['target']._serialized_options = b'\342A\001\002\272H\003\310\001\001'
   _globals['_CREATEINTENTREQUEST'].fields_by_name['type']._loaded_options = None
-  _globals['_CREATEINTENTREQUEST'].fields_by_name['type']._serialized_options = b'\272H\010\202\001\002\020\001\310\001\001'
+  _globals['_CREATEINTENTREQUEST'].fields_by_name['type']._serialized_options = b'\342A\001\002\272H\010\202\001\002\020\001\310\001\001'
   _globals['_CREATEINTENTREQUEST'].fields_by_name['purpose']._loaded_options = None
-  _globals['_CREATEINTENTREQUEST'].fields_by_name['purpose']._serialized_options = b'\272H\010\202\001\002\020\001\310\001\001'
+  _globals['_CREATEINTENTREQUEST'].fields_by_name['purpose']._serialized_options = b'\342A\001\002\272H\010\202\001\002\020\001\310\001\001'
   _globals['_CREATEINTENTREQUEST'].fields_by_name['origin']._loaded_options = None
-  _globals['_CREATEINTENTREQUEST'].fields_by_name['origin']._serialized_options = b'\272H\005\202\001\002\020\001'
+  _globals['_CREATEINTENTREQUEST'].fields_by_name['origin']._serialized_options = b'\342A\001\001\272H\005\202\001\002\020\001'
   _globals['_CREATEINTENTREQUEST'].fields_by_name['campaign_id']._loaded_options = None
-  _globals['_CREATEINTENTREQUEST'].fields_by_name['campaign_id']._serialized_options = b'\272H\010r\006\030@\240\273\030\001'
+  _globals['_CREATEINTENTREQUEST'].fields_by_name['campaign_id']._serialized_options = b'\342A\001\001\272H\010r\006\030@\240\273\030\001'
   _globals['_CREATEINTENTREQUEST'].fields_by_name['payload']._loaded_options = None
-  _globals['_CREATEINTENTREQUEST'].fields_by_name['payload']._serialized_options = b'\272H\003\310\001\001'
+  _globals['_CREATEINTENTREQUEST'].fields_by_name['payload']._serialized_options = b'\342A\001\002\272H\003\310\001\001'
   _globals['_CREATEINTENTREQUEST'].fields_by_name['not_before']._loaded_options = None
-  _globals['_CREATEINTENTREQUEST'].fields_by_name['not_before']._serialized_options = b'\272H`\262\001\004\250\273\030\001\272\001V\n\022not_before.horizon\022!must be at most 72 hours from now\032\035this <= now + duration(\'72h\')'
+  _globals['_CREATEINTENTREQUEST'].fields_by_name['not_before']._serialized_options = b'\342A\001\001\272H`\262\001\004\250\273\030\001\272\001V\n\022not_before.horizon\022!must be at most 72 hours from now\032\035this <= now + duration(\'72h\')'
   _globals['_CREATEINTENTREQUEST'].fields_by_name['expires_at']._loaded_options = None
-  _globals['_CREATEINTENTREQUEST'].fields_by_name['expires_at']._serialized_options = b'\272H\007\262\001\004\250\273\030\001'
+  _globals['_CREATEINTENTREQUEST'].fields_by_name['expires_at']._serialized_options = b'\342A\001\001\272H\007\262\001\004\250\273\030\001'
   _globals['_CREATEINTENTREQUEST'].fields_by_name['instance_id']._loaded_options = None
-  _globals['_CREATEINTENTREQUEST'].fields_by_name['instance_id']._serialized_options = b'\272H\010r\003\260\001\001\330\001\001'
+  _globals['_CREATEINTENTREQUEST'].fields_by_name['instance_id']._serialized_options = b'\342A\001\001\272H\010r\003\260\001\001\330\001\001'
   _globals['_DECIDEINTENTREQUEST'].fields_by_name['organization_id']._loaded_options = None
-  _globals['_DECIDEINTENTREQUEST'].fields_by_name['organization_id']._serialized_options = b'\272H\013r\006\030@\240\273\030\001\310\001\001'
+  _globals['_DECIDEINTENTREQUEST'].fields_by_name['organization_id']._serialized_options = b'\342A\001\002\272H\013r\006\030@\240\273\030\001\310\001\001'
   _globals['_DECIDEINTENTREQUEST'].fields_by_name['intent_id']._loaded_options = None
-  _globals['_DECIDEINTENTREQUEST'].fields_by_name['intent_id']._serialized_options = b'\272H\010r\003\260\001\001\310\001\001'
+  _globals['_DECIDEINTENTREQUEST'].fields_by_name['intent_id']._serialized_options = b'\342A\001\002\272H\010r\003\260\001\001\310\001\001'
   _globals['_GETINTENTREQUEST'].fields_by_name['organization_id']._loaded_options = None
-  _globals['_GETINTENTREQUEST'].fields_by_name['organization_id']._serialized_options = b'\272H\013r\006\030@\240\273\030\001\310\001\001'
+  _globals['_GETINTENTREQUEST'].fields_by_name['organization_id']._serialized_options = b'\342A\001\002\272H\013r\006\030@\240\273\030\001\310\001\001'
   _globals['_GETINTENTREQUEST'].fields_by_name['intent_id']._loaded_options = None
-  _globals['_GETINTENTREQUEST'].fields_by_name['intent_id']._serialized_options = b'\272H\010r\003\260\001\001\310\001\001'
+  _globals['_GETINTENTREQUEST'].fields_by_name['intent_id']._serialized_options = b'\342A\001\002\272H\010r\003\260\001\001\310\001\001'
   _globals['_LISTINTENTSREQUEST'].fields_by_name['organization_id']._loaded_options = None
-  _globals['_LISTINTENTSREQUEST'].fields_by_name['organization_id']._serialized_options = b'\272H\013r\006\030@\240\273\030\001\310\001\001'
+  _globals['_LISTINTENTSREQUEST'].fields_by_name['organization_id']._serialized_options = b'\342A\001\002\272H\013r\006\030@\240\273\030\001\310\001\001'
   _globals['_LISTINTENTSREQUEST'].fields_by_name['page_size']._loaded_options = None
-  _globals['_LISTINTENTSREQUEST'].fields_by_name['page_size']._serialized_options = b'\272H\007\032\005\030\364\003(\000'
+  _globals['_LISTINTENTSREQUEST'].fields_by_name['page_size']._serialized_options = b'\342A\001\001\272H\007\032\005\030\364\003(\000'
   _globals['_LISTINTENTSREQUEST'].fields_by_name['page_token']._loaded_options = None
-  _globals['_LISTINTENTSREQUEST'].fields_by_name['page_token']._serialized_options = b'\272H\tr\007\030\200\001\240\273\030\001'
+  _globals['_LISTINTENTSREQUEST'].fields_by_name['page_token']._serialized_options = b'\342A\001\001\272H\tr\007\030\200\001\240\273\030\001'
   _globals['_LISTINTENTSREQUEST'].fields_by_name['status']._loaded_options = None
-  _globals['_LISTINTENTSREQUEST'].fields_by_name['status']._serialized_options = b'\272H\005\202\001\002\020\001'
+  _globals['_LISTINTENTSREQUEST'].fields_by_name['status']._serialized_options = b'\342A\001\001\272H\005\202\001\002\020\001'
   _globals['_LISTINTENTSREQUEST'].fields_by_name['purpose']._loaded_options = None
-  _globals['_LISTINTENTSREQUEST'].fields_by_name['purpose']._serialized_options = b'\272H\005\202\001\002\020\001'
+  _globals['_LISTINTENTSREQUEST'].fields_by_name['purpose']._serialized_options = b'\342A\001\001\272H\005\202\001\002\020\001'
   _globals['_LISTINTENTSREQUEST'].fields_by_name['instance_id']._loaded_options = None
-  _globals['_LISTINTENTSREQUEST'].fields_by_name['instance_id']._serialized_options = b'\272H\010r\003\260\001\001\330\001\001'
+  _globals['_LISTINTENTSREQUEST'].fields_by_name['instance_id']._serialized_options = b'\342A\001\001\272H\010r\003\260\001\001\330\001\001'
+  _globals['_LISTINTENTSREQUEST'].fields_by_name['target']._loaded_options = None
+  _globals['_LISTINTENTSREQUEST'].fields_by_name['target']._serialized_options = b'\342A\001\001'
   _globals['_LISTINTENTSREQUEST'].fields_by_name['campaign_id']._loaded_options = None
-  _globals['_LISTINTENTSREQUEST'].fields_by_name['campaign_id']._serialized_options = b'\272H\010r\006\030@\240\273\030\001'
+  _globals['_LISTINTENTSREQUEST'].fields_by_name['campaign_id']._serialized_options = b'\342A\001\001\272H\010r\006\030@\240\273\030\001'
   _globals['_LISTINTENTSREQUEST'].fields_by_name['created_after']._loaded_options = None
-  _globals['_LISTINTENTSREQUEST'].fields_by_name['created_after']._serialized_options = b'\272H\007\262\001\004\250\273\030\001'
+  _globals['_LISTINTENTSREQUEST'].fields_by_name['created_after']._serialized_options = b'\342A\001\001\272H\007\262\001\004\250\273\030\001'
   _globals['_LISTINTENTSREQUEST'].fields_by_name['created_before']._loaded_options = None
-  _globals['_LISTINTENTSREQUEST'].fields_by_name['created_before']._serialized_options = b'\272H\007\262\001\004\250\273\030\001'
+  _globals['_LISTINTENTSREQUEST'].fields_by_name['created_before']._serialized_options = b'\342A\001\001\272H\007\262\001\004\250\273\030\001'
   _globals['_GATESERVICE'].methods_by_name['SubmitIntent']._loaded_options = None
   _globals['_GATESERVICE'].methods_by_name['SubmitIntent']._serialized_options = b'\222\265\030\004\010\001\020\001'
   _globals['_GATESERVICE'].methods_by_name['CreateIntent']._loaded_options = None
@@ -116,44 +120,44 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GATESERVICE'].methods_by_name['GetIntent']._serialized_options = b'\222\265\030\002\010\001'
   _globals['_GATESERVICE'].methods_by_name['ListIntents']._loaded_options = None
   _globals['_GATESERVICE'].methods_by_name['ListIntents']._serialized_options = b'\222\265\030\002\010\001'
-  _globals['_INTENTSTATUS']._serialized_start=4431
-  _globals['_INTENTSTATUS']._serialized_end=4661
-  _globals['_INTENTORIGIN']._serialized_start=4664
-  _globals['_INTENTORIGIN']._serialized_end=4846
-  _globals['_DECISIONOUTCOME']._serialized_start=4849
-  _globals['_DECISIONOUTCOME']._serialized_end=5020
-  _globals['_DECISIONREASON']._serialized_start=5023
-  _globals['_DECISIONREASON']._serialized_end=5628
-  _globals['_VERDICT']._serialized_start=5630
-  _globals['_VERDICT']._serialized_end=5727
-  _globals['_MESSAGEINTENT']._serialized_start=218
-  _globals['_MESSAGEINTENT']._serialized_end=961
-  _globals['_CANDIDATEVERDICT']._serialized_start=964
-  _globals['_CANDIDATEVERDICT']._serialized_end=1329
-  _globals['_DECISIONRECORD']._serialized_start=1332
-  _globals['_DECISIONRECORD']._serialized_end=1747
-  _globals['_EXCLUDEDCOUNT']._serialized_start=1749
-  _globals['_EXCLUDEDCOUNT']._serialized_end=1833
-  _globals['_SUBMITINTENTREQUEST']._serialized_start=1836
-  _globals['_SUBMITINTENTREQUEST']._serialized_end=2505
-  _globals['_SUBMITINTENTRESPONSE']._serialized_start=2508
-  _globals['_SUBMITINTENTRESPONSE']._serialized_end=2649
-  _globals['_CREATEINTENTREQUEST']._serialized_start=2652
-  _globals['_CREATEINTENTREQUEST']._serialized_end=3321
-  _globals['_CREATEINTENTRESPONSE']._serialized_start=3323
-  _globals['_CREATEINTENTRESPONSE']._serialized_end=3412
-  _globals['_DECIDEINTENTREQUEST']._serialized_start=3414
-  _globals['_DECIDEINTENTREQUEST']._serialized_end=3508
-  _globals['_DECIDEINTENTRESPONSE']._serialized_start=3510
-  _globals['_DECIDEINTENTRESPONSE']._serialized_end=3633
-  _globals['_GETINTENTREQUEST']._serialized_start=3635
-  _globals['_GETINTENTREQUEST']._serialized_end=3726
-  _globals['_GETINTENTRESPONSE']._serialized_start=3728
-  _globals['_GETINTENTRESPONSE']._serialized_end=3848
-  _globals['_LISTINTENTSREQUEST']._serialized_start=3851
-  _globals['_LISTINTENTSREQUEST']._serialized_end=4330
-  _globals['_LISTINTENTSRESPONSE']._serialized_start=4332
-  _globals['_LISTINTENTSRESPONSE']._serialized_end=4428
-  _globals['_GATESERVICE']._serialized_start=5730
-  _globals['_GATESERVICE']._serialized_end=6252
+  _globals['_INTENTSTATUS']._serialized_start=4610
+  _globals['_INTENTSTATUS']._serialized_end=4840
+  _globals['_INTENTORIGIN']._serialized_start=4843
+  _globals['_INTENTORIGIN']._serialized_end=5025
+  _globals['_DECISIONOUTCOME']._serialized_start=5028
+  _globals['_DECISIONOUTCOME']._serialized_end=5199
+  _globals['_DECISIONREASON']._serialized_start=5202
+  _globals['_DECISIONREASON']._serialized_end=5807
+  _globals['_VERDICT']._serialized_start=5809
+  _globals['_VERDICT']._serialized_end=5906
+  _globals['_MESSAGEINTENT']._serialized_start=251
+  _globals['_MESSAGEINTENT']._serialized_end=994
+  _globals['_CANDIDATEVERDICT']._serialized_start=997
+  _globals['_CANDIDATEVERDICT']._serialized_end=1362
+  _globals['_DECISIONRECORD']._serialized_start=1365
+  _globals['_DECISIONRECORD']._serialized_end=1780
+  _globals['_EXCLUDEDCOUNT']._serialized_start=1782
+  _globals['_EXCLUDEDCOUNT']._serialized_end=1866
+  _globals['_SUBMITINTENTREQUEST']._serialized_start=1869
+  _globals['_SUBMITINTENTREQUEST']._serialized_end=2582
+  _globals['_SUBMITINTENTRESPONSE']._serialized_start=2585
+  _globals['_SUBMITINTENTRESPONSE']._serialized_end=2726
+  _globals['_CREATEINTENTREQUEST']._serialized_start=2729
+  _globals['_CREATEINTENTREQUEST']._serialized_end=3442
+  _globals['_CREATEINTENTRESPONSE']._serialized_start=3444
+  _globals['_CREATEINTENTRESPONSE']._serialized_end=3533
+  _globals['_DECIDEINTENTREQUEST']._serialized_start=3535
+  _globals['_DECIDEINTENTREQUEST']._serialized_end=3637
+  _globals['_DECIDEINTENTRESPONSE']._serialized_start=3639
+  _globals['_DECIDEINTENTRESPONSE']._serialized_end=3762
+  _globals['_GETINTENTREQUEST']._serialized_start=3764
+  _globals['_GETINTENTREQUEST']._serialized_end=3863
+  _globals['_GETINTENTRESPONSE']._serialized_start=3865
+  _globals['_GETINTENTRESPONSE']._serialized_end=3985
+  _globals['_LISTINTENTSREQUEST']._serialized_start=3988
+  _globals['_LISTINTENTSREQUEST']._serialized_end=4509
+  _globals['_LISTINTENTSRESPONSE']._serialized_start=4511
+  _globals['_LISTINTENTSRESPONSE']._serialized_end=4607
+  _globals['_GATESERVICE']._serialized_start=5909
+  _globals['_GATESERVICE']._serialized_end=6431
 # @@protoc_insertion_point(module_scope)

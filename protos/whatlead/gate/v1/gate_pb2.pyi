@@ -31,32 +31,43 @@ class _IntentStatus:
 class _IntentStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_IntentStatus.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     INTENT_STATUS_UNSPECIFIED: _IntentStatus.ValueType  # 0
+    """Not set; no filter in ListIntents."""
     INTENT_STATUS_PENDING: _IntentStatus.ValueType  # 1
+    """Created, not decided yet (CreateIntent)."""
     INTENT_STATUS_APPROVED: _IntentStatus.ValueType  # 2
+    """Approved for decided_by_instance_id; the Executor is sending it."""
     INTENT_STATUS_QUEUED: _IntentStatus.ValueType  # 3
+    """Waiting: decided again at queued_until (status_reason says why)."""
     INTENT_STATUS_BLOCKED: _IntentStatus.ValueType  # 4
-    """terminal"""
+    """Terminal: refused for good (status_reason says why)."""
     INTENT_STATUS_DROPPED: _IntentStatus.ValueType  # 5
-    """terminal: expired before it could be approved"""
+    """Terminal: it expired before it could be approved."""
     INTENT_STATUS_SENT: _IntentStatus.ValueType  # 6
-    """terminal"""
+    """Terminal: the provider accepted the message."""
     INTENT_STATUS_FAILED: _IntentStatus.ValueType  # 7
-    """terminal"""
+    """Terminal: the send failed for good."""
 
-class IntentStatus(_IntentStatus, metaclass=_IntentStatusEnumTypeWrapper): ...
+class IntentStatus(_IntentStatus, metaclass=_IntentStatusEnumTypeWrapper):
+    """Where an intent is in its life: PENDING -> APPROVED | QUEUED | BLOCKED | DROPPED; QUEUED -> decided
+    again at queued_until; APPROVED -> SENT | FAILED (the Executor's outcome).
+    """
 
 INTENT_STATUS_UNSPECIFIED: IntentStatus.ValueType  # 0
+"""Not set; no filter in ListIntents."""
 INTENT_STATUS_PENDING: IntentStatus.ValueType  # 1
+"""Created, not decided yet (CreateIntent)."""
 INTENT_STATUS_APPROVED: IntentStatus.ValueType  # 2
+"""Approved for decided_by_instance_id; the Executor is sending it."""
 INTENT_STATUS_QUEUED: IntentStatus.ValueType  # 3
+"""Waiting: decided again at queued_until (status_reason says why)."""
 INTENT_STATUS_BLOCKED: IntentStatus.ValueType  # 4
-"""terminal"""
+"""Terminal: refused for good (status_reason says why)."""
 INTENT_STATUS_DROPPED: IntentStatus.ValueType  # 5
-"""terminal: expired before it could be approved"""
+"""Terminal: it expired before it could be approved."""
 INTENT_STATUS_SENT: IntentStatus.ValueType  # 6
-"""terminal"""
+"""Terminal: the provider accepted the message."""
 INTENT_STATUS_FAILED: IntentStatus.ValueType  # 7
-"""terminal"""
+"""Terminal: the send failed for good."""
 Global___IntentStatus: _TypeAlias = IntentStatus  # noqa: Y015
 
 class _IntentOrigin:
@@ -66,25 +77,33 @@ class _IntentOrigin:
 class _IntentOriginEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_IntentOrigin.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     INTENT_ORIGIN_UNSPECIFIED: _IntentOrigin.ValueType  # 0
+    """Not set; a request without it is stored as API."""
     INTENT_ORIGIN_API: _IntentOrigin.ValueType  # 1
+    """A client of the API."""
     INTENT_ORIGIN_CAMPAIGN: _IntentOrigin.ValueType  # 2
+    """A campaign run."""
     INTENT_ORIGIN_CHAT_MANUAL: _IntentOrigin.ValueType  # 3
-    """an operator typing in a chat"""
+    """An operator typing in a chat."""
     INTENT_ORIGIN_WARMUP: _IntentOrigin.ValueType  # 4
-    """the warm-up planner"""
+    """The warm-up planner."""
     INTENT_ORIGIN_SCHEDULER: _IntentOrigin.ValueType  # 5
+    """A scheduler."""
 
 class IntentOrigin(_IntentOrigin, metaclass=_IntentOriginEnumTypeWrapper):
     """Who asked for the message."""
 
 INTENT_ORIGIN_UNSPECIFIED: IntentOrigin.ValueType  # 0
+"""Not set; a request without it is stored as API."""
 INTENT_ORIGIN_API: IntentOrigin.ValueType  # 1
+"""A client of the API."""
 INTENT_ORIGIN_CAMPAIGN: IntentOrigin.ValueType  # 2
+"""A campaign run."""
 INTENT_ORIGIN_CHAT_MANUAL: IntentOrigin.ValueType  # 3
-"""an operator typing in a chat"""
+"""An operator typing in a chat."""
 INTENT_ORIGIN_WARMUP: IntentOrigin.ValueType  # 4
-"""the warm-up planner"""
+"""The warm-up planner."""
 INTENT_ORIGIN_SCHEDULER: IntentOrigin.ValueType  # 5
+"""A scheduler."""
 Global___IntentOrigin: _TypeAlias = IntentOrigin  # noqa: Y015
 
 class _DecisionOutcome:
@@ -94,18 +113,29 @@ class _DecisionOutcome:
 class _DecisionOutcomeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DecisionOutcome.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     DECISION_OUTCOME_UNSPECIFIED: _DecisionOutcome.ValueType  # 0
+    """Not set."""
     DECISION_OUTCOME_APPROVED: _DecisionOutcome.ValueType  # 1
+    """Approved for chosen_instance_id."""
     DECISION_OUTCOME_QUEUED: _DecisionOutcome.ValueType  # 2
+    """Every refusal can pass later: decided again at queued_until."""
     DECISION_OUTCOME_BLOCKED: _DecisionOutcome.ValueType  # 3
+    """Refused for good."""
     DECISION_OUTCOME_DROPPED: _DecisionOutcome.ValueType  # 4
+    """Expired, or could not pass before it expires."""
 
-class DecisionOutcome(_DecisionOutcome, metaclass=_DecisionOutcomeEnumTypeWrapper): ...
+class DecisionOutcome(_DecisionOutcome, metaclass=_DecisionOutcomeEnumTypeWrapper):
+    """The result of one decision."""
 
 DECISION_OUTCOME_UNSPECIFIED: DecisionOutcome.ValueType  # 0
+"""Not set."""
 DECISION_OUTCOME_APPROVED: DecisionOutcome.ValueType  # 1
+"""Approved for chosen_instance_id."""
 DECISION_OUTCOME_QUEUED: DecisionOutcome.ValueType  # 2
+"""Every refusal can pass later: decided again at queued_until."""
 DECISION_OUTCOME_BLOCKED: DecisionOutcome.ValueType  # 3
+"""Refused for good."""
 DECISION_OUTCOME_DROPPED: DecisionOutcome.ValueType  # 4
+"""Expired, or could not pass before it expires."""
 Global___DecisionOutcome: _TypeAlias = DecisionOutcome  # noqa: Y015
 
 class _DecisionReason:
@@ -115,68 +145,76 @@ class _DecisionReason:
 class _DecisionReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DecisionReason.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     DECISION_REASON_UNSPECIFIED: _DecisionReason.ValueType  # 0
+    """No reason (approved, or not decided)."""
     DECISION_REASON_COOLDOWN_ACTIVE: _DecisionReason.ValueType  # 1
+    """The instance is cooling down (after a restriction or a degradation)."""
     DECISION_REASON_RATE_LIMIT: _DecisionReason.ValueType  # 2
-    """a per-instance window (minute/hour/day cap of its phase) is full"""
+    """A per-instance window (minute/hour/day cap of its phase) is full."""
     DECISION_REASON_PLAN_LIMIT: _DecisionReason.ValueType  # 3
-    """the organization's plan cap is reached"""
+    """The organization's plan cap is reached."""
     DECISION_REASON_INSTANCE_UNHEALTHY: _DecisionReason.ValueType  # 4
+    """The instance's health does not allow sending."""
     DECISION_REASON_INSTANCE_DISCONNECTED: _DecisionReason.ValueType  # 5
+    """The instance is not connected to its provider."""
     DECISION_REASON_NO_ELIGIBLE_INSTANCE: _DecisionReason.ValueType  # 6
-    """no instance of the organization allows this purpose"""
+    """No instance of the organization allows this purpose (or the pinned instance is unknown)."""
     DECISION_REASON_OPS_PAUSED: _DecisionReason.ValueType  # 7
-    """kill-switch on the organization, campaign or instance"""
+    """A kill-switch (ops) pauses the organization, the campaign or the instance."""
     DECISION_REASON_EXPIRED: _DecisionReason.ValueType  # 8
-    """past expires_at"""
+    """Past expires_at."""
     DECISION_REASON_CONTACT_RATE_LIMIT: _DecisionReason.ValueType  # 9
-    """per-contact hourly cap reached"""
+    """The per-contact hourly cap is reached."""
     DECISION_REASON_CONTACT_MIN_INTERVAL: _DecisionReason.ValueType  # 10
-    """less than the minimum gap (~6 s) since the last message to this target"""
+    """Less than the minimum gap (~6 s) since the last message to this target."""
     DECISION_REASON_PURPOSE_NOT_ALLOWED: _DecisionReason.ValueType  # 11
-    """the instance's phase policy does not allow this purpose"""
+    """The instance's phase policy does not allow this purpose."""
     DECISION_REASON_TYPE_NOT_ALLOWED_IN_PHASE: _DecisionReason.ValueType  # 12
-    """the instance's phase policy does not allow this type"""
+    """The instance's phase policy does not allow this message type."""
     DECISION_REASON_MIN_INTERVAL: _DecisionReason.ValueType  # 13
-    """less than the phase's minimum interval since the instance's last send"""
+    """Less than the phase's minimum interval since the instance's last send."""
     DECISION_REASON_NOT_BEFORE: _DecisionReason.ValueType  # 14
-    """scheduled for later (not_before in the future)"""
+    """Scheduled for later (not_before in the future)."""
     DECISION_REASON_SELF_TARGET: _DecisionReason.ValueType  # 15
     """The instance's own phone is the target: a number never sends to itself (a final refusal of that
-    candidate, whatever the purpose)
+    candidate, whatever the purpose).
     """
 
 class DecisionReason(_DecisionReason, metaclass=_DecisionReasonEnumTypeWrapper):
     """Why an intent (or one candidate instance) was not approved."""
 
 DECISION_REASON_UNSPECIFIED: DecisionReason.ValueType  # 0
+"""No reason (approved, or not decided)."""
 DECISION_REASON_COOLDOWN_ACTIVE: DecisionReason.ValueType  # 1
+"""The instance is cooling down (after a restriction or a degradation)."""
 DECISION_REASON_RATE_LIMIT: DecisionReason.ValueType  # 2
-"""a per-instance window (minute/hour/day cap of its phase) is full"""
+"""A per-instance window (minute/hour/day cap of its phase) is full."""
 DECISION_REASON_PLAN_LIMIT: DecisionReason.ValueType  # 3
-"""the organization's plan cap is reached"""
+"""The organization's plan cap is reached."""
 DECISION_REASON_INSTANCE_UNHEALTHY: DecisionReason.ValueType  # 4
+"""The instance's health does not allow sending."""
 DECISION_REASON_INSTANCE_DISCONNECTED: DecisionReason.ValueType  # 5
+"""The instance is not connected to its provider."""
 DECISION_REASON_NO_ELIGIBLE_INSTANCE: DecisionReason.ValueType  # 6
-"""no instance of the organization allows this purpose"""
+"""No instance of the organization allows this purpose (or the pinned instance is unknown)."""
 DECISION_REASON_OPS_PAUSED: DecisionReason.ValueType  # 7
-"""kill-switch on the organization, campaign or instance"""
+"""A kill-switch (ops) pauses the organization, the campaign or the instance."""
 DECISION_REASON_EXPIRED: DecisionReason.ValueType  # 8
-"""past expires_at"""
+"""Past expires_at."""
 DECISION_REASON_CONTACT_RATE_LIMIT: DecisionReason.ValueType  # 9
-"""per-contact hourly cap reached"""
+"""The per-contact hourly cap is reached."""
 DECISION_REASON_CONTACT_MIN_INTERVAL: DecisionReason.ValueType  # 10
-"""less than the minimum gap (~6 s) since the last message to this target"""
+"""Less than the minimum gap (~6 s) since the last message to this target."""
 DECISION_REASON_PURPOSE_NOT_ALLOWED: DecisionReason.ValueType  # 11
-"""the instance's phase policy does not allow this purpose"""
+"""The instance's phase policy does not allow this purpose."""
 DECISION_REASON_TYPE_NOT_ALLOWED_IN_PHASE: DecisionReason.ValueType  # 12
-"""the instance's phase policy does not allow this type"""
+"""The instance's phase policy does not allow this message type."""
 DECISION_REASON_MIN_INTERVAL: DecisionReason.ValueType  # 13
-"""less than the phase's minimum interval since the instance's last send"""
+"""Less than the phase's minimum interval since the instance's last send."""
 DECISION_REASON_NOT_BEFORE: DecisionReason.ValueType  # 14
-"""scheduled for later (not_before in the future)"""
+"""Scheduled for later (not_before in the future)."""
 DECISION_REASON_SELF_TARGET: DecisionReason.ValueType  # 15
 """The instance's own phone is the target: a number never sends to itself (a final refusal of that
-candidate, whatever the purpose)
+candidate, whatever the purpose).
 """
 Global___DecisionReason: _TypeAlias = DecisionReason  # noqa: Y015
 
@@ -187,25 +225,33 @@ class _Verdict:
 class _VerdictEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Verdict.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     VERDICT_UNSPECIFIED: _Verdict.ValueType  # 0
+    """Not set."""
     VERDICT_ALLOW: _Verdict.ValueType  # 1
+    """It may send the intent now."""
     VERDICT_RECOVERABLE: _Verdict.ValueType  # 2
-    """refused until retry_at (cooldown end, window reset, ...)"""
+    """Refused until retry_at (cooldown end, window reset, ...)."""
     VERDICT_FINAL: _Verdict.ValueType  # 3
-    """refused, waiting would not help"""
+    """Refused; waiting would not help."""
 
 class Verdict(_Verdict, metaclass=_VerdictEnumTypeWrapper):
     """One candidate's verdict in a decision."""
 
 VERDICT_UNSPECIFIED: Verdict.ValueType  # 0
+"""Not set."""
 VERDICT_ALLOW: Verdict.ValueType  # 1
+"""It may send the intent now."""
 VERDICT_RECOVERABLE: Verdict.ValueType  # 2
-"""refused until retry_at (cooldown end, window reset, ...)"""
+"""Refused until retry_at (cooldown end, window reset, ...)."""
 VERDICT_FINAL: Verdict.ValueType  # 3
-"""refused, waiting would not help"""
+"""Refused; waiting would not help."""
 Global___Verdict: _TypeAlias = Verdict  # noqa: Y015
 
 @_typing.final
 class MessageIntent(_message.Message):
+    """One outbound message and where it is in its life. Every field is set by the Gate; the request's fields
+    are kept as given (a phone target as its digits).
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
@@ -227,44 +273,56 @@ class MessageIntent(_message.Message):
     DECIDED_AT_FIELD_NUMBER: _builtins.int
     PINNED_INSTANCE_ID_FIELD_NUMBER: _builtins.int
     id: _builtins.str
+    """The intent's id (a UUID, time-ordered)."""
     organization_id: _builtins.str
+    """The organization it belongs to."""
     type: _common_pb2.MessageType.ValueType
+    """The message's type."""
     purpose: _common_pb2.Purpose.ValueType
+    """Why it is sent."""
     origin: Global___IntentOrigin.ValueType
+    """Who asked for it (API when the request did not say)."""
     campaign_id: _builtins.str
-    """optional"""
+    """The campaign it belongs to; "" for none."""
     idempotency_key: _builtins.str
-    """the client's; "" when none was given"""
+    """The client's idempotency key; "" when none was given."""
     status: Global___IntentStatus.ValueType
+    """Where it is in its life."""
     decided_by_instance_id: _builtins.str
-    """set once APPROVED"""
+    """The instance that sends it; set once APPROVED, "" before."""
     status_reason: Global___DecisionReason.ValueType
     """Why it is not (yet) approved: BLOCKED: the dominant reason; QUEUED: what it waits for;
     DROPPED: EXPIRED. UNSPECIFIED otherwise. (Field 12 was named blocked_reason.)
     """
     pinned_instance_id: _builtins.str
-    """the instance the client asked for (instance_id); "" when none"""
+    """The instance the client pinned it to (the request's instance_id); "" when none."""
     @_builtins.property
-    def target(self) -> _common_pb2.Target: ...
+    def target(self) -> _common_pb2.Target:
+        """Who receives it."""
+
     @_builtins.property
-    def payload(self) -> _common_pb2.MessagePayload: ...
+    def payload(self) -> _common_pb2.MessagePayload:
+        """The content."""
+
     @_builtins.property
     def queued_until(self) -> _timestamp_pb2.Timestamp:
-        """set while QUEUED: when it is decided again"""
+        """Set while QUEUED: when it is decided again; absent otherwise."""
 
     @_builtins.property
     def not_before(self) -> _timestamp_pb2.Timestamp:
-        """optional: do not send before (SCHEDULE)"""
+        """Not sent before this time (SCHEDULE); absent: as soon as allowed."""
 
     @_builtins.property
     def expires_at(self) -> _timestamp_pb2.Timestamp:
-        """validity: DROPPED if not approved by then"""
+        """The end of its validity: DROPPED if not approved by then. Always set."""
 
     @_builtins.property
-    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    def created_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was created."""
+
     @_builtins.property
     def decided_at(self) -> _timestamp_pb2.Timestamp:
-        """last decision"""
+        """When it was last decided; absent while PENDING."""
 
     def __init__(
         self,
@@ -298,6 +356,8 @@ Global___MessageIntent: _TypeAlias = MessageIntent  # noqa: Y015
 
 @_typing.final
 class CandidateVerdict(_message.Message):
+    """One candidate instance in a decision: its verdict and what the verdict was made of."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     INSTANCE_ID_FIELD_NUMBER: _builtins.int
@@ -311,24 +371,26 @@ class CandidateVerdict(_message.Message):
     RATE_PRESSURE_FIELD_NUMBER: _builtins.int
     STICKY_FIELD_NUMBER: _builtins.int
     instance_id: _builtins.str
+    """The candidate instance."""
     verdict: Global___Verdict.ValueType
+    """Whether it may send the intent."""
     reason: Global___DecisionReason.ValueType
-    """UNSPECIFIED when ALLOW"""
+    """Why it was refused; UNSPECIFIED when ALLOW."""
     score: _builtins.float
-    """ranking among ALLOW candidates, higher wins; 0 when refused"""
+    """Ranking among ALLOW candidates, higher wins; 0 when refused."""
     reputation_score: _builtins.int
-    """What the verdict and the score were made of.
-    0..100 at decision time
-    """
+    """Its reputation score at decision time, 0..100."""
     health: _reputation_pb2.HealthStatus.ValueType
+    """Its health at decision time."""
     phase: _reputation_pb2.WarmupPhase.ValueType
+    """Its warm-up phase at decision time (its caps and allowed purposes and types)."""
     rate_pressure: _builtins.float
-    """used / cap of its tightest rate window, 0..1"""
+    """Used / cap of its tightest rate window, 0..1."""
     sticky: _builtins.bool
-    """this instance already talks to the target"""
+    """True when this instance already talks to the target (it is preferred)."""
     @_builtins.property
     def retry_at(self) -> _timestamp_pb2.Timestamp:
-        """RECOVERABLE: earliest time it could pass"""
+        """RECOVERABLE: the earliest time it could pass; absent otherwise."""
 
     def __init__(
         self,
@@ -354,6 +416,8 @@ Global___CandidateVerdict: _TypeAlias = CandidateVerdict  # noqa: Y015
 
 @_typing.final
 class DecisionRecord(_message.Message):
+    """One decision of an intent, with every candidate's verdict."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     INTENT_ID_FIELD_NUMBER: _builtins.int
@@ -367,24 +431,30 @@ class DecisionRecord(_message.Message):
     EXCLUDED_FIELD_NUMBER: _builtins.int
     PINNED_INSTANCE_ID_FIELD_NUMBER: _builtins.int
     intent_id: _builtins.str
+    """The intent decided."""
     outcome: Global___DecisionOutcome.ValueType
+    """The result."""
     reason: Global___DecisionReason.ValueType
-    """dominant reason when not APPROVED"""
+    """The dominant reason when not APPROVED; UNSPECIFIED when APPROVED."""
     chosen_instance_id: _builtins.str
-    """APPROVED only"""
+    """The instance chosen; APPROVED only, "" otherwise."""
     attempt: _builtins.int
-    """1 for the first decision, +1 for each re-decision of a QUEUED intent"""
+    """1 for the first decision, +1 for each re-decision of a QUEUED intent."""
     pinned_instance_id: _builtins.str
-    """Set when the intent was pinned to this instance: it was the only candidate (excluded stays empty)"""
+    """Set when the intent was pinned to this instance: it was the only candidate (excluded stays empty);
+    "" otherwise.
+    """
     @_builtins.property
-    def decided_at(self) -> _timestamp_pb2.Timestamp: ...
+    def decided_at(self) -> _timestamp_pb2.Timestamp:
+        """When the decision was made."""
+
     @_builtins.property
     def queued_until(self) -> _timestamp_pb2.Timestamp:
-        """QUEUED only"""
+        """QUEUED only: when the intent is decided again."""
 
     @_builtins.property
     def candidates(self) -> _containers.RepeatedCompositeFieldContainer[Global___CandidateVerdict]:
-        """every candidate evaluated, chosen one included"""
+        """Every candidate evaluated, the chosen one included."""
 
     @_builtins.property
     def excluded(self) -> _containers.RepeatedCompositeFieldContainer[Global___ExcludedCount]:
@@ -416,12 +486,16 @@ Global___DecisionRecord: _TypeAlias = DecisionRecord  # noqa: Y015
 
 @_typing.final
 class ExcludedCount(_message.Message):
+    """How many instances a decision left out for one reason."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     REASON_FIELD_NUMBER: _builtins.int
     INSTANCES_FIELD_NUMBER: _builtins.int
     reason: Global___DecisionReason.ValueType
+    """Why they were left out."""
     instances: _builtins.int
+    """How many instances."""
     def __init__(
         self,
         *,
@@ -438,6 +512,8 @@ Global___ExcludedCount: _TypeAlias = ExcludedCount  # noqa: Y015
 
 @_typing.final
 class SubmitIntentRequest(_message.Message):
+    """Create an intent and decide it."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
@@ -452,26 +528,49 @@ class SubmitIntentRequest(_message.Message):
     EXPIRES_AT_FIELD_NUMBER: _builtins.int
     INSTANCE_ID_FIELD_NUMBER: _builtins.int
     organization_id: _builtins.str
+    """Required: the caller's organization (at most 64 characters)."""
     idempotency_key: _builtins.str
-    """Strongly recommended: makes retries safe"""
+    """Optional but strongly recommended: makes retries safe. Unique per organization, at most 128
+    characters; a repeated call with the same key and the same body returns the first intent (and its
+    decision) with replayed = true; the same key with a different body is ALREADY_EXISTS. "": every call
+    creates a new intent.
+    """
     type: _common_pb2.MessageType.ValueType
+    """Required: the message's type; `payload` must hold the matching case."""
     purpose: _common_pb2.Purpose.ValueType
+    """Required: why it is sent; only instances that accept this purpose are candidates."""
     origin: Global___IntentOrigin.ValueType
+    """Optional: who asked for it; UNSPECIFIED: API."""
     campaign_id: _builtins.str
+    """Optional: the campaign it belongs to (a client's id, at most 64 characters), which a campaign pause
+    (ops) stops; "" for none.
+    """
     instance_id: _builtins.str
-    """Optional pin: when set, only this instance is a candidate: the decision still applies every rule to
-    it — phase, caps, cooldown, health, pause — and QUEUEs or BLOCKs rather than choosing another. An
-    instance unknown to the organization is refused as NO_ELIGIBLE_INSTANCE.
+    """Optional pin (an instance id, a UUID): when set, only this instance is a candidate: the decision still
+    applies every rule to it — phase, caps, cooldown, health, pause — and QUEUEs or BLOCKs rather than
+    choosing another. An instance unknown to the organization is refused as NO_ELIGIBLE_INSTANCE. "": any
+    eligible instance.
     """
     @_builtins.property
-    def target(self) -> _common_pb2.Target: ...
+    def target(self) -> _common_pb2.Target:
+        """Required: who receives the message (kind and value)."""
+
     @_builtins.property
-    def payload(self) -> _common_pb2.MessagePayload: ...
+    def payload(self) -> _common_pb2.MessagePayload:
+        """Required: the content, the case of `type`."""
+
     @_builtins.property
-    def not_before(self) -> _timestamp_pb2.Timestamp: ...
+    def not_before(self) -> _timestamp_pb2.Timestamp:
+        """Optional: not sent before this time (queued until then); at most 72 hours from now, before
+        expires_at, and refused for WARMUP. Absent or past: as soon as the rules allow.
+        """
+
     @_builtins.property
     def expires_at(self) -> _timestamp_pb2.Timestamp:
-        """Absent: the default validity"""
+        """Optional: when the intent stops being valid (DROPPED if it could not be approved by then). Must be in
+        the future and at most 72 hours after the intent may be sent. Absent: the default validity, 4 hours
+        after now (or after not_before).
+        """
 
     def __init__(
         self,
@@ -498,17 +597,23 @@ Global___SubmitIntentRequest: _TypeAlias = SubmitIntentRequest  # noqa: Y015
 
 @_typing.final
 class SubmitIntentResponse(_message.Message):
+    """The intent and its decision."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     INTENT_FIELD_NUMBER: _builtins.int
     DECISION_FIELD_NUMBER: _builtins.int
     REPLAYED_FIELD_NUMBER: _builtins.int
     replayed: _builtins.bool
-    """true when the idempotency key matched an earlier identical submit"""
+    """True when the idempotency key matched an earlier identical submit: nothing new was created."""
     @_builtins.property
-    def intent(self) -> Global___MessageIntent: ...
+    def intent(self) -> Global___MessageIntent:
+        """The intent, as decided (APPROVED, QUEUED, BLOCKED or DROPPED)."""
+
     @_builtins.property
-    def decision(self) -> Global___DecisionRecord: ...
+    def decision(self) -> Global___DecisionRecord:
+        """The decision made by this call (or, when replayed, the intent's latest decision)."""
+
     def __init__(
         self,
         *,
@@ -526,6 +631,8 @@ Global___SubmitIntentResponse: _TypeAlias = SubmitIntentResponse  # noqa: Y015
 
 @_typing.final
 class CreateIntentRequest(_message.Message):
+    """Create a PENDING intent."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
@@ -540,24 +647,50 @@ class CreateIntentRequest(_message.Message):
     EXPIRES_AT_FIELD_NUMBER: _builtins.int
     INSTANCE_ID_FIELD_NUMBER: _builtins.int
     organization_id: _builtins.str
+    """Required: the caller's organization (at most 64 characters)."""
     idempotency_key: _builtins.str
+    """Optional but strongly recommended: makes retries safe. Unique per organization, at most 128
+    characters; a repeated call with the same key and the same body returns the first intent (and its
+    decision) with replayed = true; the same key with a different body is ALREADY_EXISTS. "": every call
+    creates a new intent.
+    """
     type: _common_pb2.MessageType.ValueType
+    """Required: the message's type; `payload` must hold the matching case."""
     purpose: _common_pb2.Purpose.ValueType
+    """Required: why it is sent; only instances that accept this purpose are candidates."""
     origin: Global___IntentOrigin.ValueType
+    """Optional: who asked for it; UNSPECIFIED: API."""
     campaign_id: _builtins.str
+    """Optional: the campaign it belongs to (a client's id, at most 64 characters), which a campaign pause
+    (ops) stops; "" for none.
+    """
     instance_id: _builtins.str
-    """Optional pin: when set, only this instance is a candidate: the decision still applies every rule to
-    it — phase, caps, cooldown, health, pause — and QUEUEs or BLOCKs rather than choosing another. An
-    instance unknown to the organization is refused as NO_ELIGIBLE_INSTANCE.
+    """Optional pin (an instance id, a UUID): when set, only this instance is a candidate: the decision still
+    applies every rule to it — phase, caps, cooldown, health, pause — and QUEUEs or BLOCKs rather than
+    choosing another. An instance unknown to the organization is refused as NO_ELIGIBLE_INSTANCE. "": any
+    eligible instance.
     """
     @_builtins.property
-    def target(self) -> _common_pb2.Target: ...
+    def target(self) -> _common_pb2.Target:
+        """Required: who receives the message (kind and value)."""
+
     @_builtins.property
-    def payload(self) -> _common_pb2.MessagePayload: ...
+    def payload(self) -> _common_pb2.MessagePayload:
+        """Required: the content, the case of `type`."""
+
     @_builtins.property
-    def not_before(self) -> _timestamp_pb2.Timestamp: ...
+    def not_before(self) -> _timestamp_pb2.Timestamp:
+        """Optional: not sent before this time (queued until then); at most 72 hours from now, before
+        expires_at, and refused for WARMUP. Absent or past: as soon as the rules allow.
+        """
+
     @_builtins.property
-    def expires_at(self) -> _timestamp_pb2.Timestamp: ...
+    def expires_at(self) -> _timestamp_pb2.Timestamp:
+        """Optional: when the intent stops being valid (DROPPED if it could not be approved by then). Must be in
+        the future and at most 72 hours after the intent may be sent. Absent: the default validity, 4 hours
+        after now (or after not_before).
+        """
+
     def __init__(
         self,
         *,
@@ -583,13 +716,18 @@ Global___CreateIntentRequest: _TypeAlias = CreateIntentRequest  # noqa: Y015
 
 @_typing.final
 class CreateIntentResponse(_message.Message):
+    """The intent created."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     INTENT_FIELD_NUMBER: _builtins.int
     REPLAYED_FIELD_NUMBER: _builtins.int
     replayed: _builtins.bool
+    """True when the idempotency key matched an earlier identical create: nothing new was created."""
     @_builtins.property
-    def intent(self) -> Global___MessageIntent: ...
+    def intent(self) -> Global___MessageIntent:
+        """The intent (PENDING, unless replayed and decided since)."""
+
     def __init__(
         self,
         *,
@@ -606,12 +744,18 @@ Global___CreateIntentResponse: _TypeAlias = CreateIntentResponse  # noqa: Y015
 
 @_typing.final
 class DecideIntentRequest(_message.Message):
+    """Decide one intent."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
     INTENT_ID_FIELD_NUMBER: _builtins.int
     organization_id: _builtins.str
+    """Required: the caller's organization (at most 64 characters)."""
     intent_id: _builtins.str
+    """Required: the intent's id (a UUID, from SubmitIntent or CreateIntent). NOT_FOUND when the
+    organization has no such intent.
+    """
     def __init__(
         self,
         *,
@@ -628,14 +772,20 @@ Global___DecideIntentRequest: _TypeAlias = DecideIntentRequest  # noqa: Y015
 
 @_typing.final
 class DecideIntentResponse(_message.Message):
+    """The intent and the decision just made."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     INTENT_FIELD_NUMBER: _builtins.int
     DECISION_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def intent(self) -> Global___MessageIntent: ...
+    def intent(self) -> Global___MessageIntent:
+        """The intent after the decision."""
+
     @_builtins.property
-    def decision(self) -> Global___DecisionRecord: ...
+    def decision(self) -> Global___DecisionRecord:
+        """The decision just made."""
+
     def __init__(
         self,
         *,
@@ -652,12 +802,18 @@ Global___DecideIntentResponse: _TypeAlias = DecideIntentResponse  # noqa: Y015
 
 @_typing.final
 class GetIntentRequest(_message.Message):
+    """Read one intent."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
     INTENT_ID_FIELD_NUMBER: _builtins.int
     organization_id: _builtins.str
+    """Required: the caller's organization (at most 64 characters)."""
     intent_id: _builtins.str
+    """Required: the intent's id (a UUID, from SubmitIntent or CreateIntent). NOT_FOUND when the
+    organization has no such intent.
+    """
     def __init__(
         self,
         *,
@@ -674,15 +830,19 @@ Global___GetIntentRequest: _TypeAlias = GetIntentRequest  # noqa: Y015
 
 @_typing.final
 class GetIntentResponse(_message.Message):
+    """One intent and its latest decision."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     INTENT_FIELD_NUMBER: _builtins.int
     DECISION_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def intent(self) -> Global___MessageIntent: ...
+    def intent(self) -> Global___MessageIntent:
+        """The intent."""
+
     @_builtins.property
     def decision(self) -> Global___DecisionRecord:
-        """the latest decision; absent while PENDING"""
+        """The latest decision; absent while PENDING."""
 
     def __init__(
         self,
@@ -700,6 +860,8 @@ Global___GetIntentResponse: _TypeAlias = GetIntentResponse  # noqa: Y015
 
 @_typing.final
 class ListIntentsRequest(_message.Message):
+    """List the organization's intents. The filters are optional and combined with AND."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
@@ -713,23 +875,32 @@ class ListIntentsRequest(_message.Message):
     CREATED_AFTER_FIELD_NUMBER: _builtins.int
     CREATED_BEFORE_FIELD_NUMBER: _builtins.int
     organization_id: _builtins.str
+    """Required: the caller's organization (at most 64 characters)."""
     page_size: _builtins.int
+    """Optional: at most this many intents, 0..500; 0: the default, 50."""
     page_token: _builtins.str
+    """Optional: next_page_token of the previous page; "": the first page."""
     status: Global___IntentStatus.ValueType
-    """Optional filters, combined with AND."""
+    """Optional: only intents in this status; UNSPECIFIED: any."""
     purpose: _common_pb2.Purpose.ValueType
+    """Optional: only intents of this purpose; UNSPECIFIED: any."""
     instance_id: _builtins.str
-    """decided_by_instance_id"""
+    """Optional: only intents approved for this instance (decided_by_instance_id, a UUID); "": any."""
     campaign_id: _builtins.str
+    """Optional: only intents of this campaign; "": any."""
     @_builtins.property
-    def target(self) -> _common_pb2.Target: ...
+    def target(self) -> _common_pb2.Target:
+        """Optional: only intents to this target (its value; a phone in any accepted format); absent or an empty
+        value: any.
+        """
+
     @_builtins.property
     def created_after(self) -> _timestamp_pb2.Timestamp:
-        """Inclusive"""
+        """Optional: only intents created at or after this time (inclusive); absent: no lower bound."""
 
     @_builtins.property
     def created_before(self) -> _timestamp_pb2.Timestamp:
-        """Exclusive"""
+        """Optional: only intents created before this time (exclusive); absent: no upper bound."""
 
     def __init__(
         self,
@@ -755,13 +926,18 @@ Global___ListIntentsRequest: _TypeAlias = ListIntentsRequest  # noqa: Y015
 
 @_typing.final
 class ListIntentsResponse(_message.Message):
+    """One page of intents."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     INTENTS_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
+    """Pass as page_token for the next page; "" when there is nothing more."""
     @_builtins.property
-    def intents(self) -> _containers.RepeatedCompositeFieldContainer[Global___MessageIntent]: ...
+    def intents(self) -> _containers.RepeatedCompositeFieldContainer[Global___MessageIntent]:
+        """The intents of this page, oldest first."""
+
     def __init__(
         self,
         *,

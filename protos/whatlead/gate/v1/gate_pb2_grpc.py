@@ -26,7 +26,9 @@ if _version_not_supported:
 
 
 class GateServiceStub:
-    """Missing associated documentation comment in .proto file."""
+    """The Gate: it records every outbound message as a MessageIntent and decides whether, when and through
+    which of the organization's instances it is sent. Every decision is kept with each candidate's verdict.
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -62,38 +64,46 @@ class GateServiceStub:
 
 
 class GateServiceServicer:
-    """Missing associated documentation comment in .proto file."""
+    """The Gate: it records every outbound message as a MessageIntent and decides whether, when and through
+    which of the organization's instances it is sent. Every decision is kept with each candidate's verdict.
+    """
 
     def SubmitIntent(self, request, context):
-        """Create and decide in one call. The same idempotency key returns the same intent (and decision);
-        the same key with a different body is rejected (ALREADY_EXISTS).
+        """Create an intent and decide it in one call (the usual way to send). An approved intent is sent by the
+        Executor; follow it with GetIntent or ops' WatchIntents. The same idempotency key returns the same
+        intent and decision (replayed = true); the same key with a different body is ALREADY_EXISTS. Bad input:
+        INVALID_ARGUMENT with field violations.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def CreateIntent(self, request, context):
-        """Create a PENDING intent without deciding it yet.
+        """Create a PENDING intent without deciding it yet (decide it with DecideIntent). Idempotent by key as
+        SubmitIntent.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def DecideIntent(self, request, context):
-        """Decide a PENDING (or due QUEUED) intent.
+        """Decide a PENDING intent, or a QUEUED one whose queued_until has passed (an expired one is DROPPED).
+        FAILED_PRECONDITION for a QUEUED intent before its time and for one already decided for good.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetIntent(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """One intent and its latest decision; NOT_FOUND when the organization has no such intent.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListIntents(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """The organization's intents, oldest first, filtered and paginated.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -135,7 +145,9 @@ def add_GateServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class GateService:
-    """Missing associated documentation comment in .proto file."""
+    """The Gate: it records every outbound message as a MessageIntent and decides whether, when and through
+    which of the organization's instances it is sent. Every decision is kept with each candidate's verdict.
+    """
 
     @staticmethod
     def SubmitIntent(request,

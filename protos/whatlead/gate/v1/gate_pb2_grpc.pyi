@@ -29,44 +29,74 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class GateServiceStub:
+    """The Gate: it records every outbound message as a MessageIntent and decides whether, when and through
+    which of the organization's instances it is sent. Every decision is kept with each candidate's verdict.
+    """
+
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> GateServiceAsyncStub: ...
     SubmitIntent: _grpc.UnaryUnaryMultiCallable[_gate_pb2.SubmitIntentRequest, _gate_pb2.SubmitIntentResponse]
-    """Create and decide in one call. The same idempotency key returns the same intent (and decision);
-    the same key with a different body is rejected (ALREADY_EXISTS).
+    """Create an intent and decide it in one call (the usual way to send). An approved intent is sent by the
+    Executor; follow it with GetIntent or ops' WatchIntents. The same idempotency key returns the same
+    intent and decision (replayed = true); the same key with a different body is ALREADY_EXISTS. Bad input:
+    INVALID_ARGUMENT with field violations.
     """
     CreateIntent: _grpc.UnaryUnaryMultiCallable[_gate_pb2.CreateIntentRequest, _gate_pb2.CreateIntentResponse]
-    """Create a PENDING intent without deciding it yet."""
+    """Create a PENDING intent without deciding it yet (decide it with DecideIntent). Idempotent by key as
+    SubmitIntent.
+    """
     DecideIntent: _grpc.UnaryUnaryMultiCallable[_gate_pb2.DecideIntentRequest, _gate_pb2.DecideIntentResponse]
-    """Decide a PENDING (or due QUEUED) intent."""
+    """Decide a PENDING intent, or a QUEUED one whose queued_until has passed (an expired one is DROPPED).
+    FAILED_PRECONDITION for a QUEUED intent before its time and for one already decided for good.
+    """
     GetIntent: _grpc.UnaryUnaryMultiCallable[_gate_pb2.GetIntentRequest, _gate_pb2.GetIntentResponse]
+    """One intent and its latest decision; NOT_FOUND when the organization has no such intent."""
     ListIntents: _grpc.UnaryUnaryMultiCallable[_gate_pb2.ListIntentsRequest, _gate_pb2.ListIntentsResponse]
+    """The organization's intents, oldest first, filtered and paginated."""
 
 @_typing.type_check_only
 class GateServiceAsyncStub(GateServiceStub):
+    """The Gate: it records every outbound message as a MessageIntent and decides whether, when and through
+    which of the organization's instances it is sent. Every decision is kept with each candidate's verdict.
+    """
+
     def __init__(self, channel: _aio.Channel) -> None: ...
     SubmitIntent: _aio.UnaryUnaryMultiCallable[_gate_pb2.SubmitIntentRequest, _gate_pb2.SubmitIntentResponse]  # type: ignore[assignment]
-    """Create and decide in one call. The same idempotency key returns the same intent (and decision);
-    the same key with a different body is rejected (ALREADY_EXISTS).
+    """Create an intent and decide it in one call (the usual way to send). An approved intent is sent by the
+    Executor; follow it with GetIntent or ops' WatchIntents. The same idempotency key returns the same
+    intent and decision (replayed = true); the same key with a different body is ALREADY_EXISTS. Bad input:
+    INVALID_ARGUMENT with field violations.
     """
     CreateIntent: _aio.UnaryUnaryMultiCallable[_gate_pb2.CreateIntentRequest, _gate_pb2.CreateIntentResponse]  # type: ignore[assignment]
-    """Create a PENDING intent without deciding it yet."""
+    """Create a PENDING intent without deciding it yet (decide it with DecideIntent). Idempotent by key as
+    SubmitIntent.
+    """
     DecideIntent: _aio.UnaryUnaryMultiCallable[_gate_pb2.DecideIntentRequest, _gate_pb2.DecideIntentResponse]  # type: ignore[assignment]
-    """Decide a PENDING (or due QUEUED) intent."""
+    """Decide a PENDING intent, or a QUEUED one whose queued_until has passed (an expired one is DROPPED).
+    FAILED_PRECONDITION for a QUEUED intent before its time and for one already decided for good.
+    """
     GetIntent: _aio.UnaryUnaryMultiCallable[_gate_pb2.GetIntentRequest, _gate_pb2.GetIntentResponse]  # type: ignore[assignment]
+    """One intent and its latest decision; NOT_FOUND when the organization has no such intent."""
     ListIntents: _aio.UnaryUnaryMultiCallable[_gate_pb2.ListIntentsRequest, _gate_pb2.ListIntentsResponse]  # type: ignore[assignment]
+    """The organization's intents, oldest first, filtered and paginated."""
 
 class GateServiceServicer(metaclass=_abc_1.ABCMeta):
+    """The Gate: it records every outbound message as a MessageIntent and decides whether, when and through
+    which of the organization's instances it is sent. Every decision is kept with each candidate's verdict.
+    """
+
     @_abc_1.abstractmethod
     def SubmitIntent(
         self,
         request: _gate_pb2.SubmitIntentRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_gate_pb2.SubmitIntentResponse, _abc.Awaitable[_gate_pb2.SubmitIntentResponse]]:
-        """Create and decide in one call. The same idempotency key returns the same intent (and decision);
-        the same key with a different body is rejected (ALREADY_EXISTS).
+        """Create an intent and decide it in one call (the usual way to send). An approved intent is sent by the
+        Executor; follow it with GetIntent or ops' WatchIntents. The same idempotency key returns the same
+        intent and decision (replayed = true); the same key with a different body is ALREADY_EXISTS. Bad input:
+        INVALID_ARGUMENT with field violations.
         """
 
     @_abc_1.abstractmethod
@@ -75,7 +105,9 @@ class GateServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _gate_pb2.CreateIntentRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_gate_pb2.CreateIntentResponse, _abc.Awaitable[_gate_pb2.CreateIntentResponse]]:
-        """Create a PENDING intent without deciding it yet."""
+        """Create a PENDING intent without deciding it yet (decide it with DecideIntent). Idempotent by key as
+        SubmitIntent.
+        """
 
     @_abc_1.abstractmethod
     def DecideIntent(
@@ -83,20 +115,24 @@ class GateServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _gate_pb2.DecideIntentRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_gate_pb2.DecideIntentResponse, _abc.Awaitable[_gate_pb2.DecideIntentResponse]]:
-        """Decide a PENDING (or due QUEUED) intent."""
+        """Decide a PENDING intent, or a QUEUED one whose queued_until has passed (an expired one is DROPPED).
+        FAILED_PRECONDITION for a QUEUED intent before its time and for one already decided for good.
+        """
 
     @_abc_1.abstractmethod
     def GetIntent(
         self,
         request: _gate_pb2.GetIntentRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_gate_pb2.GetIntentResponse, _abc.Awaitable[_gate_pb2.GetIntentResponse]]: ...
+    ) -> _typing.Union[_gate_pb2.GetIntentResponse, _abc.Awaitable[_gate_pb2.GetIntentResponse]]:
+        """One intent and its latest decision; NOT_FOUND when the organization has no such intent."""
 
     @_abc_1.abstractmethod
     def ListIntents(
         self,
         request: _gate_pb2.ListIntentsRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_gate_pb2.ListIntentsResponse, _abc.Awaitable[_gate_pb2.ListIntentsResponse]]: ...
+    ) -> _typing.Union[_gate_pb2.ListIntentsResponse, _abc.Awaitable[_gate_pb2.ListIntentsResponse]]:
+        """The organization's intents, oldest first, filtered and paginated."""
 
 def add_GateServiceServicer_to_server(servicer: GateServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
