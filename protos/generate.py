@@ -75,6 +75,13 @@ def validate_descriptor_set() -> bytes:
     return files.SerializeToString(deterministic=True)
 
 
+def _googleapis_include() -> Path:
+    """The root that holds google/api/field_behavior.proto as the pinned googleapis-common-protos package
+    ships it (the annotations' Python modules come from that package too, so nothing of it is generated)."""
+    field_behavior = Path(str(resources.files("google.api") / "field_behavior.proto"))
+    return field_behavior.parents[2]
+
+
 def _protoc(args: list[str], descriptor_set: Path) -> None:
     include = resources.files("grpc_tools") / "_proto"
     command = [
@@ -83,6 +90,7 @@ def _protoc(args: list[str], descriptor_set: Path) -> None:
         "grpc_tools.protoc",
         f"-I{PROTO_ROOT}",
         f"-I{include}",
+        f"-I{_googleapis_include()}",
         f"--descriptor_set_in={descriptor_set}",
         *args,
     ]
