@@ -10,7 +10,9 @@ the .proto files and the pinned tool versions, so CI can compare it byte for byt
 
 The protovalidate rules (`buf/validate/validate.proto`) are not kept in protos/: the pinned `protovalidate`
 package carries that file's descriptor, which protoc reads through `--descriptor_set_in`, and its
-`validate_pb2` stubs are generated next to ours so that our stubs can import them.
+`validate_pb2` stubs are generated next to ours so that our stubs can import them. The googleapis
+annotations our protos use (`google/api/field_behavior.proto`) are read from the pinned
+googleapis-common-protos package, which also provides their Python modules at run time.
 """
 
 from __future__ import annotations
