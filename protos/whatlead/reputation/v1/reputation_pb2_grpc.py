@@ -29,7 +29,7 @@ class ReputationServiceStub:
     """The instance registry, onboarding through the provider, reputations and warm-up. Every call is scoped
     to the request's organization: another organization's instance is NOT_FOUND. Besides the codes listed
     on each RPC, every RPC may answer INVALID_ARGUMENT (with BadRequest field violations),
-    UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED (a request over 16 KiB), DEADLINE_EXCEEDED,
+    UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED (a request over the size limit, 16 KiB by default), DEADLINE_EXCEEDED,
     CANCELLED, UNAVAILABLE (retry with backoff) and INTERNAL (docs/contracts.md).
     """
 
@@ -120,7 +120,7 @@ class ReputationServiceServicer:
     """The instance registry, onboarding through the provider, reputations and warm-up. Every call is scoped
     to the request's organization: another organization's instance is NOT_FOUND. Besides the codes listed
     on each RPC, every RPC may answer INVALID_ARGUMENT (with BadRequest field violations),
-    UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED (a request over 16 KiB), DEADLINE_EXCEEDED,
+    UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED (a request over the size limit, 16 KiB by default), DEADLINE_EXCEEDED,
     CANCELLED, UNAVAILABLE (retry with backoff) and INTERNAL (docs/contracts.md).
     """
 
@@ -353,7 +353,7 @@ class ReputationService:
     """The instance registry, onboarding through the provider, reputations and warm-up. Every call is scoped
     to the request's organization: another organization's instance is NOT_FOUND. Besides the codes listed
     on each RPC, every RPC may answer INVALID_ARGUMENT (with BadRequest field violations),
-    UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED (a request over 16 KiB), DEADLINE_EXCEEDED,
+    UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED (a request over the size limit, 16 KiB by default), DEADLINE_EXCEEDED,
     CANCELLED, UNAVAILABLE (retry with backoff) and INTERNAL (docs/contracts.md).
     """
 
