@@ -29,8 +29,9 @@ class ExecutorServiceStub:
     """The execution jobs of an organization: one per approved intent, read and, by an operator, retried.
     Jobs are created by the Executor itself from the Gate's approvals, never through this service.
     Besides the codes listed on each RPC, every RPC may answer INVALID_ARGUMENT (with BadRequest field
-    violations), UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED (a request over the size limit, 16 KiB by default),
-    DEADLINE_EXCEEDED, CANCELLED, UNAVAILABLE (retry with backoff) and INTERNAL (docs/contracts.md).
+    violations), UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED (a request over the size limit,
+    16 KiB by default), DEADLINE_EXCEEDED, CANCELLED, UNAVAILABLE (retry with backoff) and INTERNAL
+    (docs/contracts.md).
     """
 
     def __init__(self, channel):
@@ -60,8 +61,9 @@ class ExecutorServiceServicer:
     """The execution jobs of an organization: one per approved intent, read and, by an operator, retried.
     Jobs are created by the Executor itself from the Gate's approvals, never through this service.
     Besides the codes listed on each RPC, every RPC may answer INVALID_ARGUMENT (with BadRequest field
-    violations), UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED (a request over the size limit, 16 KiB by default),
-    DEADLINE_EXCEEDED, CANCELLED, UNAVAILABLE (retry with backoff) and INTERNAL (docs/contracts.md).
+    violations), UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED (a request over the size limit,
+    16 KiB by default), DEADLINE_EXCEEDED, CANCELLED, UNAVAILABLE (retry with backoff) and INTERNAL
+    (docs/contracts.md).
     """
 
     def GetJob(self, request, context):
@@ -119,8 +121,9 @@ class ExecutorService:
     """The execution jobs of an organization: one per approved intent, read and, by an operator, retried.
     Jobs are created by the Executor itself from the Gate's approvals, never through this service.
     Besides the codes listed on each RPC, every RPC may answer INVALID_ARGUMENT (with BadRequest field
-    violations), UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED (a request over the size limit, 16 KiB by default),
-    DEADLINE_EXCEEDED, CANCELLED, UNAVAILABLE (retry with backoff) and INTERNAL (docs/contracts.md).
+    violations), UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED (a request over the size limit,
+    16 KiB by default), DEADLINE_EXCEEDED, CANCELLED, UNAVAILABLE (retry with backoff) and INTERNAL
+    (docs/contracts.md).
     """
 
     @staticmethod

@@ -32,8 +32,9 @@ class ExecutorServiceStub:
     """The execution jobs of an organization: one per approved intent, read and, by an operator, retried.
     Jobs are created by the Executor itself from the Gate's approvals, never through this service.
     Besides the codes listed on each RPC, every RPC may answer INVALID_ARGUMENT (with BadRequest field
-    violations), UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED (a request over the size limit, 16 KiB by default),
-    DEADLINE_EXCEEDED, CANCELLED, UNAVAILABLE (retry with backoff) and INTERNAL (docs/contracts.md).
+    violations), UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED (a request over the size limit,
+    16 KiB by default), DEADLINE_EXCEEDED, CANCELLED, UNAVAILABLE (retry with backoff) and INTERNAL
+    (docs/contracts.md).
     """
 
     @_typing.overload
@@ -58,8 +59,9 @@ class ExecutorServiceAsyncStub(ExecutorServiceStub):
     """The execution jobs of an organization: one per approved intent, read and, by an operator, retried.
     Jobs are created by the Executor itself from the Gate's approvals, never through this service.
     Besides the codes listed on each RPC, every RPC may answer INVALID_ARGUMENT (with BadRequest field
-    violations), UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED (a request over the size limit, 16 KiB by default),
-    DEADLINE_EXCEEDED, CANCELLED, UNAVAILABLE (retry with backoff) and INTERNAL (docs/contracts.md).
+    violations), UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED (a request over the size limit,
+    16 KiB by default), DEADLINE_EXCEEDED, CANCELLED, UNAVAILABLE (retry with backoff) and INTERNAL
+    (docs/contracts.md).
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -80,8 +82,9 @@ class ExecutorServiceServicer(metaclass=_abc_1.ABCMeta):
     """The execution jobs of an organization: one per approved intent, read and, by an operator, retried.
     Jobs are created by the Executor itself from the Gate's approvals, never through this service.
     Besides the codes listed on each RPC, every RPC may answer INVALID_ARGUMENT (with BadRequest field
-    violations), UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED (a request over the size limit, 16 KiB by default),
-    DEADLINE_EXCEEDED, CANCELLED, UNAVAILABLE (retry with backoff) and INTERNAL (docs/contracts.md).
+    violations), UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED (a request over the size limit,
+    16 KiB by default), DEADLINE_EXCEEDED, CANCELLED, UNAVAILABLE (retry with backoff) and INTERNAL
+    (docs/contracts.md).
     """
 
     @_abc_1.abstractmethod

@@ -29,8 +29,9 @@ class ReputationServiceStub:
     """The instance registry, onboarding through the provider, reputations and warm-up. Every call is scoped
     to the request's organization: another organization's instance is NOT_FOUND. Besides the codes listed
     on each RPC, every RPC may answer INVALID_ARGUMENT (with BadRequest field violations),
-    UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED (a request over the size limit, 16 KiB by default), DEADLINE_EXCEEDED,
-    CANCELLED, UNAVAILABLE (retry with backoff) and INTERNAL (docs/contracts.md).
+    UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED (a request over the size limit, 16 KiB by
+    default), DEADLINE_EXCEEDED, CANCELLED, UNAVAILABLE (retry with backoff) and INTERNAL
+    (docs/contracts.md).
     """
 
     def __init__(self, channel):
@@ -120,8 +121,9 @@ class ReputationServiceServicer:
     """The instance registry, onboarding through the provider, reputations and warm-up. Every call is scoped
     to the request's organization: another organization's instance is NOT_FOUND. Besides the codes listed
     on each RPC, every RPC may answer INVALID_ARGUMENT (with BadRequest field violations),
-    UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED (a request over the size limit, 16 KiB by default), DEADLINE_EXCEEDED,
-    CANCELLED, UNAVAILABLE (retry with backoff) and INTERNAL (docs/contracts.md).
+    UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED (a request over the size limit, 16 KiB by
+    default), DEADLINE_EXCEEDED, CANCELLED, UNAVAILABLE (retry with backoff) and INTERNAL
+    (docs/contracts.md).
     """
 
     def RegisterInstance(self, request, context):
@@ -353,8 +355,9 @@ class ReputationService:
     """The instance registry, onboarding through the provider, reputations and warm-up. Every call is scoped
     to the request's organization: another organization's instance is NOT_FOUND. Besides the codes listed
     on each RPC, every RPC may answer INVALID_ARGUMENT (with BadRequest field violations),
-    UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED (a request over the size limit, 16 KiB by default), DEADLINE_EXCEEDED,
-    CANCELLED, UNAVAILABLE (retry with backoff) and INTERNAL (docs/contracts.md).
+    UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED (a request over the size limit, 16 KiB by
+    default), DEADLINE_EXCEEDED, CANCELLED, UNAVAILABLE (retry with backoff) and INTERNAL
+    (docs/contracts.md).
     """
 
     @staticmethod

@@ -32,8 +32,9 @@ class ReputationServiceStub:
     """The instance registry, onboarding through the provider, reputations and warm-up. Every call is scoped
     to the request's organization: another organization's instance is NOT_FOUND. Besides the codes listed
     on each RPC, every RPC may answer INVALID_ARGUMENT (with BadRequest field violations),
-    UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED (a request over the size limit, 16 KiB by default), DEADLINE_EXCEEDED,
-    CANCELLED, UNAVAILABLE (retry with backoff) and INTERNAL (docs/contracts.md).
+    UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED (a request over the size limit, 16 KiB by
+    default), DEADLINE_EXCEEDED, CANCELLED, UNAVAILABLE (retry with backoff) and INTERNAL
+    (docs/contracts.md).
     """
 
     @_typing.overload
@@ -125,8 +126,9 @@ class ReputationServiceAsyncStub(ReputationServiceStub):
     """The instance registry, onboarding through the provider, reputations and warm-up. Every call is scoped
     to the request's organization: another organization's instance is NOT_FOUND. Besides the codes listed
     on each RPC, every RPC may answer INVALID_ARGUMENT (with BadRequest field violations),
-    UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED (a request over the size limit, 16 KiB by default), DEADLINE_EXCEEDED,
-    CANCELLED, UNAVAILABLE (retry with backoff) and INTERNAL (docs/contracts.md).
+    UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED (a request over the size limit, 16 KiB by
+    default), DEADLINE_EXCEEDED, CANCELLED, UNAVAILABLE (retry with backoff) and INTERNAL
+    (docs/contracts.md).
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -214,8 +216,9 @@ class ReputationServiceServicer(metaclass=_abc_1.ABCMeta):
     """The instance registry, onboarding through the provider, reputations and warm-up. Every call is scoped
     to the request's organization: another organization's instance is NOT_FOUND. Besides the codes listed
     on each RPC, every RPC may answer INVALID_ARGUMENT (with BadRequest field violations),
-    UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED (a request over the size limit, 16 KiB by default), DEADLINE_EXCEEDED,
-    CANCELLED, UNAVAILABLE (retry with backoff) and INTERNAL (docs/contracts.md).
+    UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED (a request over the size limit, 16 KiB by
+    default), DEADLINE_EXCEEDED, CANCELLED, UNAVAILABLE (retry with backoff) and INTERNAL
+    (docs/contracts.md).
     """
 
     @_abc_1.abstractmethod
