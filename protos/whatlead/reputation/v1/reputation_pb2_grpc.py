@@ -128,9 +128,9 @@ class ReputationServiceServicer:
 
     def RegisterInstance(self, request, context):
         """Registers a number of the organization with its provider (InstanceRegistered, and its first
-        reputation: the baseline score in the organization's initial phase). ALREADY_EXISTS: the organization has an instance with this provider and
-        provider_instance_ref. FAILED_PRECONDITION: the organization's plan allows no more instances
-        (PlanLimits.max_instances). Needs an ADMIN key.
+        reputation: the baseline score in the organization's initial phase). ALREADY_EXISTS: the
+        organization has an instance with this provider and provider_instance_ref. FAILED_PRECONDITION: the
+        organization's plan allows no more instances (PlanLimits.max_instances). Needs an ADMIN key.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

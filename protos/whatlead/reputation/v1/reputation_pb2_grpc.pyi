@@ -43,9 +43,9 @@ class ReputationServiceStub:
     def __new__(cls, channel: _aio.Channel) -> ReputationServiceAsyncStub: ...
     RegisterInstance: _grpc.UnaryUnaryMultiCallable[_reputation_pb2.RegisterInstanceRequest, _reputation_pb2.RegisterInstanceResponse]
     """Registers a number of the organization with its provider (InstanceRegistered, and its first
-    reputation: the baseline score in the organization's initial phase). ALREADY_EXISTS: the organization has an instance with this provider and
-    provider_instance_ref. FAILED_PRECONDITION: the organization's plan allows no more instances
-    (PlanLimits.max_instances). Needs an ADMIN key.
+    reputation: the baseline score in the organization's initial phase). ALREADY_EXISTS: the
+    organization has an instance with this provider and provider_instance_ref. FAILED_PRECONDITION: the
+    organization's plan allows no more instances (PlanLimits.max_instances). Needs an ADMIN key.
     """
     UpdateInstance: _grpc.UnaryUnaryMultiCallable[_reputation_pb2.UpdateInstanceRequest, _reputation_pb2.UpdateInstanceResponse]
     """Partial update: only the fields named in `update_mask` change (InstanceChanged when any did).
@@ -134,9 +134,9 @@ class ReputationServiceAsyncStub(ReputationServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     RegisterInstance: _aio.UnaryUnaryMultiCallable[_reputation_pb2.RegisterInstanceRequest, _reputation_pb2.RegisterInstanceResponse]  # type: ignore[assignment]
     """Registers a number of the organization with its provider (InstanceRegistered, and its first
-    reputation: the baseline score in the organization's initial phase). ALREADY_EXISTS: the organization has an instance with this provider and
-    provider_instance_ref. FAILED_PRECONDITION: the organization's plan allows no more instances
-    (PlanLimits.max_instances). Needs an ADMIN key.
+    reputation: the baseline score in the organization's initial phase). ALREADY_EXISTS: the
+    organization has an instance with this provider and provider_instance_ref. FAILED_PRECONDITION: the
+    organization's plan allows no more instances (PlanLimits.max_instances). Needs an ADMIN key.
     """
     UpdateInstance: _aio.UnaryUnaryMultiCallable[_reputation_pb2.UpdateInstanceRequest, _reputation_pb2.UpdateInstanceResponse]  # type: ignore[assignment]
     """Partial update: only the fields named in `update_mask` change (InstanceChanged when any did).
@@ -228,9 +228,9 @@ class ReputationServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_reputation_pb2.RegisterInstanceResponse, _abc.Awaitable[_reputation_pb2.RegisterInstanceResponse]]:
         """Registers a number of the organization with its provider (InstanceRegistered, and its first
-        reputation: the baseline score in the organization's initial phase). ALREADY_EXISTS: the organization has an instance with this provider and
-        provider_instance_ref. FAILED_PRECONDITION: the organization's plan allows no more instances
-        (PlanLimits.max_instances). Needs an ADMIN key.
+        reputation: the baseline score in the organization's initial phase). ALREADY_EXISTS: the
+        organization has an instance with this provider and provider_instance_ref. FAILED_PRECONDITION: the
+        organization's plan allows no more instances (PlanLimits.max_instances). Needs an ADMIN key.
         """
 
     @_abc_1.abstractmethod
