@@ -23,24 +23,26 @@ _sym_db = _symbol_database.Default()
 
 
 from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
+from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from whatlead.common.v1 import common_pb2 as whatlead_dot_common_dot_v1_dot_common__pb2
 from whatlead.common.v1 import rules_pb2 as whatlead_dot_common_dot_v1_dot_rules__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#whatlead/executor/v1/executor.proto\x12\x14whatlead.executor.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fwhatlead/common/v1/common.proto\x1a\x1ewhatlead/common/v1/rules.proto\"\xd0\x01\n\x08JobError\x12\x35\n\x0b\x65rror_class\x18\x01 \x01(\x0e\x32 .whatlead.executor.v1.ErrorClass\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\x12=\n\x10restriction_kind\x18\x04 \x01(\x0e\x32#.whatlead.common.v1.RestrictionKind\x12/\n\x0boccurred_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xd0\x05\n\x0c\x45xecutionJob\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\tintent_id\x18\x02 \x01(\t\x12\x17\n\x0forganization_id\x18\x03 \x01(\t\x12\x13\n\x0binstance_id\x18\x04 \x01(\t\x12.\n\x08provider\x18\x05 \x01(\x0e\x32\x1c.whatlead.common.v1.Provider\x12/\n\x06status\x18\x06 \x01(\x0e\x32\x1f.whatlead.executor.v1.JobStatus\x12\x10\n\x08\x61ttempts\x18\x07 \x01(\x05\x12\x32\n\nlast_error\x18\x08 \x01(\x0b\x32\x1e.whatlead.executor.v1.JobError\x12\x33\n\x0fnext_attempt_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0blease_until\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1b\n\x13provider_message_id\x18\x0b \x01(\t\x12.\n\ncreated_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x65xecuted_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x63\x61mpaign_id\x18\x0f \x01(\t\x12=\n\x0f\x64\x65livery_status\x18\x10 \x01(\x0e\x32$.whatlead.executor.v1.DeliveryStatus\x12\x19\n\x11lease_expirations\x18\x11 \x01(\x05\x12\x19\n\x11\x63lient_message_id\x18\x12 \x01(\t\x12.\n\nexpires_at\x18\x13 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"U\n\rGetJobRequest\x12\'\n\x0forganization_id\x18\x01 \x01(\tB\x0e\xbaH\x0br\x06\x18@\xa0\xbb\x18\x01\xc8\x01\x01\x12\x1b\n\x06job_id\x18\x02 \x01(\tB\x0b\xbaH\x08r\x03\xb0\x01\x01\xc8\x01\x01\"A\n\x0eGetJobResponse\x12/\n\x03job\x18\x01 \x01(\x0b\x32\".whatlead.executor.v1.ExecutionJob\"\xf8\x01\n\x0fListJobsRequest\x12\'\n\x0forganization_id\x18\x01 \x01(\tB\x0e\xbaH\x0br\x06\x18@\xa0\xbb\x18\x01\xc8\x01\x01\x12\x1d\n\tpage_size\x18\x02 \x01(\x05\x42\n\xbaH\x07\x1a\x05\x18\xf4\x03(\x00\x12 \n\npage_token\x18\x03 \x01(\tB\x0c\xbaH\tr\x07\x18\x80\x01\xa0\xbb\x18\x01\x12\x1e\n\tintent_id\x18\x04 \x01(\tB\x0b\xbaH\x08r\x03\xb0\x01\x01\xd8\x01\x01\x12\x39\n\x06status\x18\x05 \x01(\x0e\x32\x1f.whatlead.executor.v1.JobStatusB\x08\xbaH\x05\x82\x01\x02\x10\x01\x12 \n\x0binstance_id\x18\x06 \x01(\tB\x0b\xbaH\x08r\x03\xb0\x01\x01\xd8\x01\x01\"]\n\x10ListJobsResponse\x12\x30\n\x04jobs\x18\x01 \x03(\x0b\x32\".whatlead.executor.v1.ExecutionJob\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"t\n\x0fRetryJobRequest\x12\'\n\x0forganization_id\x18\x01 \x01(\tB\x0e\xbaH\x0br\x06\x18@\xa0\xbb\x18\x01\xc8\x01\x01\x12\x1b\n\x06job_id\x18\x02 \x01(\tB\x0b\xbaH\x08r\x03\xb0\x01\x01\xc8\x01\x01\x12\x1b\n\x05\x61\x63tor\x18\x03 \x01(\tB\x0c\xbaH\tr\x07\x18\xc8\x01\xa0\xbb\x18\x01\"C\n\x10RetryJobResponse\x12/\n\x03job\x18\x01 \x01(\x0b\x32\".whatlead.executor.v1.ExecutionJob*\xb9\x01\n\tJobStatus\x12\x1a\n\x16JOB_STATUS_UNSPECIFIED\x10\x00\x12\x16\n\x12JOB_STATUS_PENDING\x10\x01\x12\x19\n\x15JOB_STATUS_PROCESSING\x10\x02\x12\x13\n\x0fJOB_STATUS_SENT\x10\x03\x12\x14\n\x10JOB_STATUS_RETRY\x10\x04\x12\x15\n\x11JOB_STATUS_FAILED\x10\x05\x12\x1b\n\x17JOB_STATUS_NEEDS_REVIEW\x10\x06*\xaf\x01\n\nErrorClass\x12\x1b\n\x17\x45RROR_CLASS_UNSPECIFIED\x10\x00\x12\x19\n\x15\x45RROR_CLASS_TRANSIENT\x10\x01\x12\x19\n\x15\x45RROR_CLASS_PERMANENT\x10\x02\x12\x1a\n\x16\x45RROR_CLASS_RESTRICTED\x10\x03\x12\x19\n\x15\x45RROR_CLASS_AMBIGUOUS\x10\x04\x12\x17\n\x13\x45RROR_CLASS_EXPIRED\x10\x05*j\n\x0e\x44\x65liveryStatus\x12\x1f\n\x1b\x44\x45LIVERY_STATUS_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x44\x45LIVERY_STATUS_DELIVERED\x10\x01\x12\x18\n\x14\x44\x45LIVERY_STATUS_READ\x10\x02\x32\xb4\x02\n\x0f\x45xecutorService\x12[\n\x06GetJob\x12#.whatlead.executor.v1.GetJobRequest\x1a$.whatlead.executor.v1.GetJobResponse\"\x06\x92\xb5\x18\x02\x08\x01\x12\x61\n\x08ListJobs\x12%.whatlead.executor.v1.ListJobsRequest\x1a&.whatlead.executor.v1.ListJobsResponse\"\x06\x92\xb5\x18\x02\x08\x01\x12\x61\n\x08RetryJob\x12%.whatlead.executor.v1.RetryJobRequest\x1a&.whatlead.executor.v1.RetryJobResponse\"\x06\x92\xb5\x18\x02\x08\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#whatlead/executor/v1/executor.proto\x12\x14whatlead.executor.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fwhatlead/common/v1/common.proto\x1a\x1ewhatlead/common/v1/rules.proto\"\xd0\x01\n\x08JobError\x12\x35\n\x0b\x65rror_class\x18\x01 \x01(\x0e\x32 .whatlead.executor.v1.ErrorClass\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\x12=\n\x10restriction_kind\x18\x04 \x01(\x0e\x32#.whatlead.common.v1.RestrictionKind\x12/\n\x0boccurred_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xd0\x05\n\x0c\x45xecutionJob\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\tintent_id\x18\x02 \x01(\t\x12\x17\n\x0forganization_id\x18\x03 \x01(\t\x12\x13\n\x0binstance_id\x18\x04 \x01(\t\x12.\n\x08provider\x18\x05 \x01(\x0e\x32\x1c.whatlead.common.v1.Provider\x12/\n\x06status\x18\x06 \x01(\x0e\x32\x1f.whatlead.executor.v1.JobStatus\x12\x10\n\x08\x61ttempts\x18\x07 \x01(\x05\x12\x32\n\nlast_error\x18\x08 \x01(\x0b\x32\x1e.whatlead.executor.v1.JobError\x12\x33\n\x0fnext_attempt_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0blease_until\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1b\n\x13provider_message_id\x18\x0b \x01(\t\x12.\n\ncreated_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x65xecuted_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x63\x61mpaign_id\x18\x0f \x01(\t\x12=\n\x0f\x64\x65livery_status\x18\x10 \x01(\x0e\x32$.whatlead.executor.v1.DeliveryStatus\x12\x19\n\x11lease_expirations\x18\x11 \x01(\x05\x12\x19\n\x11\x63lient_message_id\x18\x12 \x01(\t\x12.\n\nexpires_at\x18\x13 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"]\n\rGetJobRequest\x12+\n\x0forganization_id\x18\x01 \x01(\tB\x12\xe2\x41\x01\x02\xbaH\x0br\x06\x18@\xa0\xbb\x18\x01\xc8\x01\x01\x12\x1f\n\x06job_id\x18\x02 \x01(\tB\x0f\xe2\x41\x01\x02\xbaH\x08r\x03\xb0\x01\x01\xc8\x01\x01\"A\n\x0eGetJobResponse\x12/\n\x03job\x18\x01 \x01(\x0b\x32\".whatlead.executor.v1.ExecutionJob\"\xfc\x01\n\x0fListJobsRequest\x12+\n\x0forganization_id\x18\x01 \x01(\tB\x12\xe2\x41\x01\x02\xbaH\x0br\x06\x18@\xa0\xbb\x18\x01\xc8\x01\x01\x12\x1d\n\tpage_size\x18\x02 \x01(\x05\x42\n\xbaH\x07\x1a\x05\x18\xf4\x03(\x00\x12 \n\npage_token\x18\x03 \x01(\tB\x0c\xbaH\tr\x07\x18\x80\x01\xa0\xbb\x18\x01\x12\x1e\n\tintent_id\x18\x04 \x01(\tB\x0b\xbaH\x08r\x03\xb0\x01\x01\xd8\x01\x01\x12\x39\n\x06status\x18\x05 \x01(\x0e\x32\x1f.whatlead.executor.v1.JobStatusB\x08\xbaH\x05\x82\x01\x02\x10\x01\x12 \n\x0binstance_id\x18\x06 \x01(\tB\x0b\xbaH\x08r\x03\xb0\x01\x01\xd8\x01\x01\"]\n\x10ListJobsResponse\x12\x30\n\x04jobs\x18\x01 \x03(\x0b\x32\".whatlead.executor.v1.ExecutionJob\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"|\n\x0fRetryJobRequest\x12+\n\x0forganization_id\x18\x01 \x01(\tB\x12\xe2\x41\x01\x02\xbaH\x0br\x06\x18@\xa0\xbb\x18\x01\xc8\x01\x01\x12\x1f\n\x06job_id\x18\x02 \x01(\tB\x0f\xe2\x41\x01\x02\xbaH\x08r\x03\xb0\x01\x01\xc8\x01\x01\x12\x1b\n\x05\x61\x63tor\x18\x03 \x01(\tB\x0c\xbaH\tr\x07\x18\xc8\x01\xa0\xbb\x18\x01\"C\n\x10RetryJobResponse\x12/\n\x03job\x18\x01 \x01(\x0b\x32\".whatlead.executor.v1.ExecutionJob*\xb9\x01\n\tJobStatus\x12\x1a\n\x16JOB_STATUS_UNSPECIFIED\x10\x00\x12\x16\n\x12JOB_STATUS_PENDING\x10\x01\x12\x19\n\x15JOB_STATUS_PROCESSING\x10\x02\x12\x13\n\x0fJOB_STATUS_SENT\x10\x03\x12\x14\n\x10JOB_STATUS_RETRY\x10\x04\x12\x15\n\x11JOB_STATUS_FAILED\x10\x05\x12\x1b\n\x17JOB_STATUS_NEEDS_REVIEW\x10\x06*\xaf\x01\n\nErrorClass\x12\x1b\n\x17\x45RROR_CLASS_UNSPECIFIED\x10\x00\x12\x19\n\x15\x45RROR_CLASS_TRANSIENT\x10\x01\x12\x19\n\x15\x45RROR_CLASS_PERMANENT\x10\x02\x12\x1a\n\x16\x45RROR_CLASS_RESTRICTED\x10\x03\x12\x19\n\x15\x45RROR_CLASS_AMBIGUOUS\x10\x04\x12\x17\n\x13\x45RROR_CLASS_EXPIRED\x10\x05*j\n\x0e\x44\x65liveryStatus\x12\x1f\n\x1b\x44\x45LIVERY_STATUS_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x44\x45LIVERY_STATUS_DELIVERED\x10\x01\x12\x18\n\x14\x44\x45LIVERY_STATUS_READ\x10\x02\x32\xb4\x02\n\x0f\x45xecutorService\x12[\n\x06GetJob\x12#.whatlead.executor.v1.GetJobRequest\x1a$.whatlead.executor.v1.GetJobResponse\"\x06\x92\xb5\x18\x02\x08\x01\x12\x61\n\x08ListJobs\x12%.whatlead.executor.v1.ListJobsRequest\x1a&.whatlead.executor.v1.ListJobsResponse\"\x06\x92\xb5\x18\x02\x08\x01\x12\x61\n\x08RetryJob\x12%.whatlead.executor.v1.RetryJobRequest\x1a&.whatlead.executor.v1.RetryJobResponse\"\x06\x92\xb5\x18\x02\x08\x02\x42\xa7\x01\n\x17io.whatlead.executor.v1P\x01ZCgithub.com/whatlead/whatlead/gen/go/whatlead/executor/v1;executorv1\xaa\x02\x14Whatlead.Executor.V1\xca\x02\x14Whatlead\\Executor\\V1\xea\x02\x16Whatlead::Executor::V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'whatlead.executor.v1.executor_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
-  DESCRIPTOR._loaded_options = None
+  _globals['DESCRIPTOR']._loaded_options = None
+  _globals['DESCRIPTOR']._serialized_options = b'\n\027io.whatlead.executor.v1P\001ZCgithub.com/whatlead/whatlead/gen/go/whatlead/executor/v1;executorv1\252\002\024Whatlead.Executor.V1\312\002\024Whatlead\\Executor\\V1\352\002\026Whatlead::Executor::V1'
   _globals['_GETJOBREQUEST'].fields_by_name['organization_id']._loaded_options = None
-  _globals['_GETJOBREQUEST'].fields_by_name['organization_id']._serialized_options = b'\272H\013r\006\030@\240\273\030\001\310\001\001'
+  _globals['_GETJOBREQUEST'].fields_by_name['organization_id']._serialized_options = b'\342A\001\002\272H\013r\006\030@\240\273\030\001\310\001\001'
   _globals['_GETJOBREQUEST'].fields_by_name['job_id']._loaded_options = None
-  _globals['_GETJOBREQUEST'].fields_by_name['job_id']._serialized_options = b'\272H\010r\003\260\001\001\310\001\001'
+  _globals['_GETJOBREQUEST'].fields_by_name['job_id']._serialized_options = b'\342A\001\002\272H\010r\003\260\001\001\310\001\001'
   _globals['_LISTJOBSREQUEST'].fields_by_name['organization_id']._loaded_options = None
-  _globals['_LISTJOBSREQUEST'].fields_by_name['organization_id']._serialized_options = b'\272H\013r\006\030@\240\273\030\001\310\001\001'
+  _globals['_LISTJOBSREQUEST'].fields_by_name['organization_id']._serialized_options = b'\342A\001\002\272H\013r\006\030@\240\273\030\001\310\001\001'
   _globals['_LISTJOBSREQUEST'].fields_by_name['page_size']._loaded_options = None
   _globals['_LISTJOBSREQUEST'].fields_by_name['page_size']._serialized_options = b'\272H\007\032\005\030\364\003(\000'
   _globals['_LISTJOBSREQUEST'].fields_by_name['page_token']._loaded_options = None
@@ -52,9 +54,9 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTJOBSREQUEST'].fields_by_name['instance_id']._loaded_options = None
   _globals['_LISTJOBSREQUEST'].fields_by_name['instance_id']._serialized_options = b'\272H\010r\003\260\001\001\330\001\001'
   _globals['_RETRYJOBREQUEST'].fields_by_name['organization_id']._loaded_options = None
-  _globals['_RETRYJOBREQUEST'].fields_by_name['organization_id']._serialized_options = b'\272H\013r\006\030@\240\273\030\001\310\001\001'
+  _globals['_RETRYJOBREQUEST'].fields_by_name['organization_id']._serialized_options = b'\342A\001\002\272H\013r\006\030@\240\273\030\001\310\001\001'
   _globals['_RETRYJOBREQUEST'].fields_by_name['job_id']._loaded_options = None
-  _globals['_RETRYJOBREQUEST'].fields_by_name['job_id']._serialized_options = b'\272H\010r\003\260\001\001\310\001\001'
+  _globals['_RETRYJOBREQUEST'].fields_by_name['job_id']._serialized_options = b'\342A\001\002\272H\010r\003\260\001\001\310\001\001'
   _globals['_RETRYJOBREQUEST'].fields_by_name['actor']._loaded_options = None
   _globals['_RETRYJOBREQUEST'].fields_by_name['actor']._serialized_options = b'\272H\tr\007\030\310\001\240\273\030\001'
   _globals['_EXECUTORSERVICE'].methods_by_name['GetJob']._loaded_options = None
@@ -63,28 +65,28 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_EXECUTORSERVICE'].methods_by_name['ListJobs']._serialized_options = b'\222\265\030\002\010\001'
   _globals['_EXECUTORSERVICE'].methods_by_name['RetryJob']._loaded_options = None
   _globals['_EXECUTORSERVICE'].methods_by_name['RetryJob']._serialized_options = b'\222\265\030\002\010\002'
-  _globals['_JOBSTATUS']._serialized_start=1810
-  _globals['_JOBSTATUS']._serialized_end=1995
-  _globals['_ERRORCLASS']._serialized_start=1998
-  _globals['_ERRORCLASS']._serialized_end=2173
-  _globals['_DELIVERYSTATUS']._serialized_start=2175
-  _globals['_DELIVERYSTATUS']._serialized_end=2281
-  _globals['_JOBERROR']._serialized_start=189
-  _globals['_JOBERROR']._serialized_end=397
-  _globals['_EXECUTIONJOB']._serialized_start=400
-  _globals['_EXECUTIONJOB']._serialized_end=1120
-  _globals['_GETJOBREQUEST']._serialized_start=1122
-  _globals['_GETJOBREQUEST']._serialized_end=1207
-  _globals['_GETJOBRESPONSE']._serialized_start=1209
-  _globals['_GETJOBRESPONSE']._serialized_end=1274
-  _globals['_LISTJOBSREQUEST']._serialized_start=1277
-  _globals['_LISTJOBSREQUEST']._serialized_end=1525
-  _globals['_LISTJOBSRESPONSE']._serialized_start=1527
-  _globals['_LISTJOBSRESPONSE']._serialized_end=1620
-  _globals['_RETRYJOBREQUEST']._serialized_start=1622
-  _globals['_RETRYJOBREQUEST']._serialized_end=1738
-  _globals['_RETRYJOBRESPONSE']._serialized_start=1740
-  _globals['_RETRYJOBRESPONSE']._serialized_end=1807
-  _globals['_EXECUTORSERVICE']._serialized_start=2284
-  _globals['_EXECUTORSERVICE']._serialized_end=2592
+  _globals['_JOBSTATUS']._serialized_start=1863
+  _globals['_JOBSTATUS']._serialized_end=2048
+  _globals['_ERRORCLASS']._serialized_start=2051
+  _globals['_ERRORCLASS']._serialized_end=2226
+  _globals['_DELIVERYSTATUS']._serialized_start=2228
+  _globals['_DELIVERYSTATUS']._serialized_end=2334
+  _globals['_JOBERROR']._serialized_start=222
+  _globals['_JOBERROR']._serialized_end=430
+  _globals['_EXECUTIONJOB']._serialized_start=433
+  _globals['_EXECUTIONJOB']._serialized_end=1153
+  _globals['_GETJOBREQUEST']._serialized_start=1155
+  _globals['_GETJOBREQUEST']._serialized_end=1248
+  _globals['_GETJOBRESPONSE']._serialized_start=1250
+  _globals['_GETJOBRESPONSE']._serialized_end=1315
+  _globals['_LISTJOBSREQUEST']._serialized_start=1318
+  _globals['_LISTJOBSREQUEST']._serialized_end=1570
+  _globals['_LISTJOBSRESPONSE']._serialized_start=1572
+  _globals['_LISTJOBSRESPONSE']._serialized_end=1665
+  _globals['_RETRYJOBREQUEST']._serialized_start=1667
+  _globals['_RETRYJOBREQUEST']._serialized_end=1791
+  _globals['_RETRYJOBRESPONSE']._serialized_start=1793
+  _globals['_RETRYJOBRESPONSE']._serialized_end=1860
+  _globals['_EXECUTORSERVICE']._serialized_start=2337
+  _globals['_EXECUTORSERVICE']._serialized_end=2645
 # @@protoc_insertion_point(module_scope)

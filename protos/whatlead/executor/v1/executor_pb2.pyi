@@ -30,32 +30,49 @@ class _JobStatus:
 class _JobStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_JobStatus.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     JOB_STATUS_UNSPECIFIED: _JobStatus.ValueType  # 0
+    """Not set; as a ListJobs filter: any status."""
     JOB_STATUS_PENDING: _JobStatus.ValueType  # 1
+    """Waiting for a worker (a new job, one held back by the kill-switch, or one an operator retried)."""
     JOB_STATUS_PROCESSING: _JobStatus.ValueType  # 2
-    """claimed by a worker, under lease"""
+    """Claimed by a worker, under lease until `lease_until`."""
     JOB_STATUS_SENT: _JobStatus.ValueType  # 3
-    """terminal"""
+    """The provider accepted the message. Terminal, unless the provider later reports that the send failed
+    (then FAILED).
+    """
     JOB_STATUS_RETRY: _JobStatus.ValueType  # 4
-    """waiting for next_attempt_at"""
+    """A transient failure; waiting for `next_attempt_at`."""
     JOB_STATUS_FAILED: _JobStatus.ValueType  # 5
-    """terminal (until an operator's RetryJob)"""
+    """Failed for good (attempts spent, permanent or restricted error, or intent expired). Terminal until
+    an operator's RetryJob.
+    """
     JOB_STATUS_NEEDS_REVIEW: _JobStatus.ValueType  # 6
-    """outcome unknown and not reconcilable: never re-sent blindly"""
+    """The outcome of a send is unknown and could not be reconciled: never re-sent by itself. Leaves by an
+    operator's RetryJob, or to SENT when the provider reports the message.
+    """
 
-class JobStatus(_JobStatus, metaclass=_JobStatusEnumTypeWrapper): ...
+class JobStatus(_JobStatus, metaclass=_JobStatusEnumTypeWrapper):
+    """Where a job stands. SENT, FAILED and NEEDS_REVIEW are terminal for the workers."""
 
 JOB_STATUS_UNSPECIFIED: JobStatus.ValueType  # 0
+"""Not set; as a ListJobs filter: any status."""
 JOB_STATUS_PENDING: JobStatus.ValueType  # 1
+"""Waiting for a worker (a new job, one held back by the kill-switch, or one an operator retried)."""
 JOB_STATUS_PROCESSING: JobStatus.ValueType  # 2
-"""claimed by a worker, under lease"""
+"""Claimed by a worker, under lease until `lease_until`."""
 JOB_STATUS_SENT: JobStatus.ValueType  # 3
-"""terminal"""
+"""The provider accepted the message. Terminal, unless the provider later reports that the send failed
+(then FAILED).
+"""
 JOB_STATUS_RETRY: JobStatus.ValueType  # 4
-"""waiting for next_attempt_at"""
+"""A transient failure; waiting for `next_attempt_at`."""
 JOB_STATUS_FAILED: JobStatus.ValueType  # 5
-"""terminal (until an operator's RetryJob)"""
+"""Failed for good (attempts spent, permanent or restricted error, or intent expired). Terminal until
+an operator's RetryJob.
+"""
 JOB_STATUS_NEEDS_REVIEW: JobStatus.ValueType  # 6
-"""outcome unknown and not reconcilable: never re-sent blindly"""
+"""The outcome of a send is unknown and could not be reconciled: never re-sent by itself. Leaves by an
+operator's RetryJob, or to SENT when the provider reports the message.
+"""
 Global___JobStatus: _TypeAlias = JobStatus  # noqa: Y015
 
 class _ErrorClass:
@@ -65,31 +82,33 @@ class _ErrorClass:
 class _ErrorClassEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorClass.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     ERROR_CLASS_UNSPECIFIED: _ErrorClass.ValueType  # 0
+    """Not set; in a JobError, no error."""
     ERROR_CLASS_TRANSIENT: _ErrorClass.ValueType  # 1
-    """retry with backoff (timeout before sending, connection error, 5xx, 429)"""
+    """Retry with backoff (timeout before sending, connection error, 5xx, 429)."""
     ERROR_CLASS_PERMANENT: _ErrorClass.ValueType  # 2
-    """never retry this message (not on WhatsApp, invalid payload, other 4xx)"""
+    """Never retry this message (not on WhatsApp, invalid payload, other 4xx)."""
     ERROR_CLASS_RESTRICTED: _ErrorClass.ValueType  # 3
-    """never retry on this instance; see restriction_kind"""
+    """Never retry on this instance; `restriction_kind` says why."""
     ERROR_CLASS_AMBIGUOUS: _ErrorClass.ValueType  # 4
-    """the request may have reached the provider: reconcile, never blindly re-send"""
+    """The request may have reached the provider: reconcile, never blindly re-send."""
     ERROR_CLASS_EXPIRED: _ErrorClass.ValueType  # 5
-    """the intent's validity ended before it could be sent (e.g. a long pause)"""
+    """The intent's validity ended before it could be sent (e.g. during a long pause)."""
 
 class ErrorClass(_ErrorClass, metaclass=_ErrorClassEnumTypeWrapper):
     """What may be done after a failed provider call."""
 
 ERROR_CLASS_UNSPECIFIED: ErrorClass.ValueType  # 0
+"""Not set; in a JobError, no error."""
 ERROR_CLASS_TRANSIENT: ErrorClass.ValueType  # 1
-"""retry with backoff (timeout before sending, connection error, 5xx, 429)"""
+"""Retry with backoff (timeout before sending, connection error, 5xx, 429)."""
 ERROR_CLASS_PERMANENT: ErrorClass.ValueType  # 2
-"""never retry this message (not on WhatsApp, invalid payload, other 4xx)"""
+"""Never retry this message (not on WhatsApp, invalid payload, other 4xx)."""
 ERROR_CLASS_RESTRICTED: ErrorClass.ValueType  # 3
-"""never retry on this instance; see restriction_kind"""
+"""Never retry on this instance; `restriction_kind` says why."""
 ERROR_CLASS_AMBIGUOUS: ErrorClass.ValueType  # 4
-"""the request may have reached the provider: reconcile, never blindly re-send"""
+"""The request may have reached the provider: reconcile, never blindly re-send."""
 ERROR_CLASS_EXPIRED: ErrorClass.ValueType  # 5
-"""the intent's validity ended before it could be sent (e.g. a long pause)"""
+"""The intent's validity ended before it could be sent (e.g. during a long pause)."""
 Global___ErrorClass: _TypeAlias = ErrorClass  # noqa: Y015
 
 class _DeliveryStatus:
@@ -99,17 +118,21 @@ class _DeliveryStatus:
 class _DeliveryStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DeliveryStatus.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     DELIVERY_STATUS_UNSPECIFIED: _DeliveryStatus.ValueType  # 0
+    """Nothing reported yet."""
     DELIVERY_STATUS_DELIVERED: _DeliveryStatus.ValueType  # 1
+    """Reached the recipient's phone."""
     DELIVERY_STATUS_READ: _DeliveryStatus.ValueType  # 2
-    """read or played"""
+    """Read (or played) by the recipient."""
 
 class DeliveryStatus(_DeliveryStatus, metaclass=_DeliveryStatusEnumTypeWrapper):
     """Delivery progress reported by the provider after a send."""
 
 DELIVERY_STATUS_UNSPECIFIED: DeliveryStatus.ValueType  # 0
+"""Nothing reported yet."""
 DELIVERY_STATUS_DELIVERED: DeliveryStatus.ValueType  # 1
+"""Reached the recipient's phone."""
 DELIVERY_STATUS_READ: DeliveryStatus.ValueType  # 2
-"""read or played"""
+"""Read (or played) by the recipient."""
 Global___DeliveryStatus: _TypeAlias = DeliveryStatus  # noqa: Y015
 
 @_typing.final
@@ -124,14 +147,17 @@ class JobError(_message.Message):
     RESTRICTION_KIND_FIELD_NUMBER: _builtins.int
     OCCURRED_AT_FIELD_NUMBER: _builtins.int
     error_class: Global___ErrorClass.ValueType
+    """What may be done about it."""
     code: _builtins.str
-    """short, stable token: "463", "http_429", "timeout", "not_on_whatsapp", ..."""
+    """Short, stable token: "463", "http_429", "timeout", "not_on_whatsapp", ..."""
     message: _builtins.str
-    """short human hint"""
+    """Short human hint; shown, never to be interpreted."""
     restriction_kind: _common_pb2.RestrictionKind.ValueType
-    """RESTRICTED only"""
+    """RESTRICTED only: the restriction the provider reported; UNSPECIFIED otherwise."""
     @_builtins.property
-    def occurred_at(self) -> _timestamp_pb2.Timestamp: ...
+    def occurred_at(self) -> _timestamp_pb2.Timestamp:
+        """When the failed call ended."""
+
     def __init__(
         self,
         *,
@@ -151,7 +177,7 @@ Global___JobError: _TypeAlias = JobError  # noqa: Y015
 
 @_typing.final
 class ExecutionJob(_message.Message):
-    """One execution of one approved intent (unique per intent)."""
+    """One execution of one approved intent (unique per intent). Every field is set by the Executor."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -175,42 +201,60 @@ class ExecutionJob(_message.Message):
     CLIENT_MESSAGE_ID_FIELD_NUMBER: _builtins.int
     EXPIRES_AT_FIELD_NUMBER: _builtins.int
     id: _builtins.str
+    """The job's id (UUIDv7)."""
     intent_id: _builtins.str
+    """The approved intent it sends (the Gate's intent id)."""
     organization_id: _builtins.str
+    """The organization it belongs to."""
     instance_id: _builtins.str
+    """The instance the Gate approved it through."""
     provider: _common_pb2.Provider.ValueType
+    """That instance's provider."""
     status: Global___JobStatus.ValueType
+    """Where it stands."""
     attempts: _builtins.int
-    """grows each time a worker claims it"""
+    """Provider attempts ever made: grows by one each time a claim reaches the provider (a claim held back
+    by the kill-switch or a restriction does not count).
+    """
     provider_message_id: _builtins.str
-    """SENT only (or pre-chosen, for providers that accept our id)"""
+    """SENT only: the provider's id for the message (or the pre-chosen one, for providers that accept
+    our id); "" otherwise.
+    """
     campaign_id: _builtins.str
-    """"" when none (the campaign kill-switch applies to it)"""
+    """The intent's campaign (the campaign kill-switch applies to it); "" when none."""
     delivery_status: Global___DeliveryStatus.ValueType
-    """SENT only: furthest progress the provider reported"""
+    """SENT only: the furthest delivery progress the provider reported; UNSPECIFIED: none yet."""
     lease_expirations: _builtins.int
-    """how often a worker died (or hung) holding it; each was reconciled"""
+    """How often a worker died (or hung) holding it; each time it was reconciled."""
     client_message_id: _builtins.str
-    """the id we chose for providers that accept one ("" otherwise)"""
+    """The id we chose for providers that accept one; "" otherwise."""
     @_builtins.property
-    def last_error(self) -> Global___JobError: ...
+    def last_error(self) -> Global___JobError:
+        """The last failure; absent when none."""
+
     @_builtins.property
-    def next_attempt_at(self) -> _timestamp_pb2.Timestamp: ...
+    def next_attempt_at(self) -> _timestamp_pb2.Timestamp:
+        """PENDING and RETRY only: when a worker may claim it next; absent otherwise."""
+
     @_builtins.property
     def lease_until(self) -> _timestamp_pb2.Timestamp:
-        """PROCESSING only"""
+        """PROCESSING only: when the worker's lease ends; absent otherwise."""
 
     @_builtins.property
-    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    def created_at(self) -> _timestamp_pb2.Timestamp:
+        """When the job was created."""
+
     @_builtins.property
     def executed_at(self) -> _timestamp_pb2.Timestamp:
-        """SENT only"""
+        """SENT only: when the provider accepted it; absent otherwise."""
 
     @_builtins.property
-    def updated_at(self) -> _timestamp_pb2.Timestamp: ...
+    def updated_at(self) -> _timestamp_pb2.Timestamp:
+        """When the job last changed."""
+
     @_builtins.property
     def expires_at(self) -> _timestamp_pb2.Timestamp:
-        """the intent's validity; absent: none"""
+        """The end of the intent's validity; absent: none."""
 
     def __init__(
         self,
@@ -245,12 +289,16 @@ Global___ExecutionJob: _TypeAlias = ExecutionJob  # noqa: Y015
 
 @_typing.final
 class GetJobRequest(_message.Message):
+    """Request of ExecutorService.GetJob."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
     JOB_ID_FIELD_NUMBER: _builtins.int
     organization_id: _builtins.str
+    """The caller's organization. Required, at most 64 characters."""
     job_id: _builtins.str
+    """The job's id. Required, a UUID."""
     def __init__(
         self,
         *,
@@ -267,11 +315,15 @@ Global___GetJobRequest: _TypeAlias = GetJobRequest  # noqa: Y015
 
 @_typing.final
 class GetJobResponse(_message.Message):
+    """Response of ExecutorService.GetJob."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     JOB_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def job(self) -> Global___ExecutionJob: ...
+    def job(self) -> Global___ExecutionJob:
+        """The job."""
+
     def __init__(
         self,
         *,
@@ -287,6 +339,8 @@ Global___GetJobResponse: _TypeAlias = GetJobResponse  # noqa: Y015
 
 @_typing.final
 class ListJobsRequest(_message.Message):
+    """Request of ExecutorService.ListJobs. Optional filters are combined with AND."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
@@ -296,12 +350,17 @@ class ListJobsRequest(_message.Message):
     STATUS_FIELD_NUMBER: _builtins.int
     INSTANCE_ID_FIELD_NUMBER: _builtins.int
     organization_id: _builtins.str
+    """The caller's organization. Required, at most 64 characters."""
     page_size: _builtins.int
+    """Jobs per page, 0..500; 0: 50."""
     page_token: _builtins.str
+    """A previous response's next_page_token, at most 128 characters; "": the first page."""
     intent_id: _builtins.str
-    """Optional filters, combined with AND."""
+    """Only this intent's job; "": any. A UUID when set."""
     status: Global___JobStatus.ValueType
+    """Only jobs in this status; UNSPECIFIED: any."""
     instance_id: _builtins.str
+    """Only jobs sent through this instance; "": any. A UUID when set."""
     def __init__(
         self,
         *,
@@ -322,13 +381,18 @@ Global___ListJobsRequest: _TypeAlias = ListJobsRequest  # noqa: Y015
 
 @_typing.final
 class ListJobsResponse(_message.Message):
+    """Response of ExecutorService.ListJobs."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     JOBS_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
+    """Pass as page_token for the next page; "": this was the last page."""
     @_builtins.property
-    def jobs(self) -> _containers.RepeatedCompositeFieldContainer[Global___ExecutionJob]: ...
+    def jobs(self) -> _containers.RepeatedCompositeFieldContainer[Global___ExecutionJob]:
+        """One page of jobs, oldest first."""
+
     def __init__(
         self,
         *,
@@ -345,15 +409,21 @@ Global___ListJobsResponse: _TypeAlias = ListJobsResponse  # noqa: Y015
 
 @_typing.final
 class RetryJobRequest(_message.Message):
+    """Request of ExecutorService.RetryJob."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
     JOB_ID_FIELD_NUMBER: _builtins.int
     ACTOR_FIELD_NUMBER: _builtins.int
     organization_id: _builtins.str
+    """The caller's organization. Required, at most 64 characters."""
     job_id: _builtins.str
+    """The job to retry. Required, a UUID."""
     actor: _builtins.str
-    """Who asked (user or API key id), for the audit timeline"""
+    """The operator's name for the audit timeline, recorded with the authenticated caller (e.g.
+    "alice (key:0193…)"); at most 200 characters; "": the caller alone.
+    """
     def __init__(
         self,
         *,
@@ -371,11 +441,15 @@ Global___RetryJobRequest: _TypeAlias = RetryJobRequest  # noqa: Y015
 
 @_typing.final
 class RetryJobResponse(_message.Message):
+    """Response of ExecutorService.RetryJob."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     JOB_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def job(self) -> Global___ExecutionJob: ...
+    def job(self) -> Global___ExecutionJob:
+        """The job as it now stands (PENDING)."""
+
     def __init__(
         self,
         *,

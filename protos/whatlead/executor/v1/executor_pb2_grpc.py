@@ -26,7 +26,13 @@ if _version_not_supported:
 
 
 class ExecutorServiceStub:
-    """Missing associated documentation comment in .proto file."""
+    """The execution jobs of an organization: one per approved intent, read and, by an operator, retried.
+    Jobs are created by the Executor itself from the Gate's approvals, never through this service.
+    Besides the codes listed on each RPC, every RPC may answer INVALID_ARGUMENT (with BadRequest field
+    violations), UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED (a request over the size limit,
+    16 KiB by default), DEADLINE_EXCEEDED, CANCELLED, UNAVAILABLE (retry with backoff) and INTERNAL
+    (docs/contracts.md).
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -52,22 +58,34 @@ class ExecutorServiceStub:
 
 
 class ExecutorServiceServicer:
-    """Missing associated documentation comment in .proto file."""
+    """The execution jobs of an organization: one per approved intent, read and, by an operator, retried.
+    Jobs are created by the Executor itself from the Gate's approvals, never through this service.
+    Besides the codes listed on each RPC, every RPC may answer INVALID_ARGUMENT (with BadRequest field
+    violations), UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED (a request over the size limit,
+    16 KiB by default), DEADLINE_EXCEEDED, CANCELLED, UNAVAILABLE (retry with backoff) and INTERNAL
+    (docs/contracts.md).
+    """
 
     def GetJob(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """One job of the organization by its id. NOT_FOUND: no such job in the organization (another
+        organization's job is NOT_FOUND too). Needs a MEMBER key.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListJobs(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """The organization's jobs, oldest first, one page at a time, optionally filtered. Needs a MEMBER key.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def RetryJob(self, request, context):
-        """An operator's manual retry of a FAILED or NEEDS_REVIEW job (FAILED_PRECONDITION otherwise).
+        """An operator's manual retry of a FAILED or NEEDS_REVIEW job: back to PENDING for a new round of
+        attempts, reusing the same client message id, and announced as MessageRetryScheduled with the actor.
+        NOT_FOUND: no such job in the organization. FAILED_PRECONDITION: the job is in another status, its
+        intent expired, or it changed concurrently. Needs an ADMIN key.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -100,7 +118,13 @@ def add_ExecutorServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class ExecutorService:
-    """Missing associated documentation comment in .proto file."""
+    """The execution jobs of an organization: one per approved intent, read and, by an operator, retried.
+    Jobs are created by the Executor itself from the Gate's approvals, never through this service.
+    Besides the codes listed on each RPC, every RPC may answer INVALID_ARGUMENT (with BadRequest field
+    violations), UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED (a request over the size limit,
+    16 KiB by default), DEADLINE_EXCEEDED, CANCELLED, UNAVAILABLE (retry with backoff) and INTERNAL
+    (docs/contracts.md).
+    """
 
     @staticmethod
     def GetJob(request,

@@ -29,37 +29,81 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class ExecutorServiceStub:
+    """The execution jobs of an organization: one per approved intent, read and, by an operator, retried.
+    Jobs are created by the Executor itself from the Gate's approvals, never through this service.
+    Besides the codes listed on each RPC, every RPC may answer INVALID_ARGUMENT (with BadRequest field
+    violations), UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED (a request over the size limit,
+    16 KiB by default), DEADLINE_EXCEEDED, CANCELLED, UNAVAILABLE (retry with backoff) and INTERNAL
+    (docs/contracts.md).
+    """
+
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> ExecutorServiceAsyncStub: ...
     GetJob: _grpc.UnaryUnaryMultiCallable[_executor_pb2.GetJobRequest, _executor_pb2.GetJobResponse]
+    """One job of the organization by its id. NOT_FOUND: no such job in the organization (another
+    organization's job is NOT_FOUND too). Needs a MEMBER key.
+    """
     ListJobs: _grpc.UnaryUnaryMultiCallable[_executor_pb2.ListJobsRequest, _executor_pb2.ListJobsResponse]
+    """The organization's jobs, oldest first, one page at a time, optionally filtered. Needs a MEMBER key."""
     RetryJob: _grpc.UnaryUnaryMultiCallable[_executor_pb2.RetryJobRequest, _executor_pb2.RetryJobResponse]
-    """An operator's manual retry of a FAILED or NEEDS_REVIEW job (FAILED_PRECONDITION otherwise)."""
+    """An operator's manual retry of a FAILED or NEEDS_REVIEW job: back to PENDING for a new round of
+    attempts, reusing the same client message id, and announced as MessageRetryScheduled with the actor.
+    NOT_FOUND: no such job in the organization. FAILED_PRECONDITION: the job is in another status, its
+    intent expired, or it changed concurrently. Needs an ADMIN key.
+    """
 
 @_typing.type_check_only
 class ExecutorServiceAsyncStub(ExecutorServiceStub):
+    """The execution jobs of an organization: one per approved intent, read and, by an operator, retried.
+    Jobs are created by the Executor itself from the Gate's approvals, never through this service.
+    Besides the codes listed on each RPC, every RPC may answer INVALID_ARGUMENT (with BadRequest field
+    violations), UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED (a request over the size limit,
+    16 KiB by default), DEADLINE_EXCEEDED, CANCELLED, UNAVAILABLE (retry with backoff) and INTERNAL
+    (docs/contracts.md).
+    """
+
     def __init__(self, channel: _aio.Channel) -> None: ...
     GetJob: _aio.UnaryUnaryMultiCallable[_executor_pb2.GetJobRequest, _executor_pb2.GetJobResponse]  # type: ignore[assignment]
+    """One job of the organization by its id. NOT_FOUND: no such job in the organization (another
+    organization's job is NOT_FOUND too). Needs a MEMBER key.
+    """
     ListJobs: _aio.UnaryUnaryMultiCallable[_executor_pb2.ListJobsRequest, _executor_pb2.ListJobsResponse]  # type: ignore[assignment]
+    """The organization's jobs, oldest first, one page at a time, optionally filtered. Needs a MEMBER key."""
     RetryJob: _aio.UnaryUnaryMultiCallable[_executor_pb2.RetryJobRequest, _executor_pb2.RetryJobResponse]  # type: ignore[assignment]
-    """An operator's manual retry of a FAILED or NEEDS_REVIEW job (FAILED_PRECONDITION otherwise)."""
+    """An operator's manual retry of a FAILED or NEEDS_REVIEW job: back to PENDING for a new round of
+    attempts, reusing the same client message id, and announced as MessageRetryScheduled with the actor.
+    NOT_FOUND: no such job in the organization. FAILED_PRECONDITION: the job is in another status, its
+    intent expired, or it changed concurrently. Needs an ADMIN key.
+    """
 
 class ExecutorServiceServicer(metaclass=_abc_1.ABCMeta):
+    """The execution jobs of an organization: one per approved intent, read and, by an operator, retried.
+    Jobs are created by the Executor itself from the Gate's approvals, never through this service.
+    Besides the codes listed on each RPC, every RPC may answer INVALID_ARGUMENT (with BadRequest field
+    violations), UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED (a request over the size limit,
+    16 KiB by default), DEADLINE_EXCEEDED, CANCELLED, UNAVAILABLE (retry with backoff) and INTERNAL
+    (docs/contracts.md).
+    """
+
     @_abc_1.abstractmethod
     def GetJob(
         self,
         request: _executor_pb2.GetJobRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_executor_pb2.GetJobResponse, _abc.Awaitable[_executor_pb2.GetJobResponse]]: ...
+    ) -> _typing.Union[_executor_pb2.GetJobResponse, _abc.Awaitable[_executor_pb2.GetJobResponse]]:
+        """One job of the organization by its id. NOT_FOUND: no such job in the organization (another
+        organization's job is NOT_FOUND too). Needs a MEMBER key.
+        """
 
     @_abc_1.abstractmethod
     def ListJobs(
         self,
         request: _executor_pb2.ListJobsRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_executor_pb2.ListJobsResponse, _abc.Awaitable[_executor_pb2.ListJobsResponse]]: ...
+    ) -> _typing.Union[_executor_pb2.ListJobsResponse, _abc.Awaitable[_executor_pb2.ListJobsResponse]]:
+        """The organization's jobs, oldest first, one page at a time, optionally filtered. Needs a MEMBER key."""
 
     @_abc_1.abstractmethod
     def RetryJob(
@@ -67,6 +111,10 @@ class ExecutorServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _executor_pb2.RetryJobRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_executor_pb2.RetryJobResponse, _abc.Awaitable[_executor_pb2.RetryJobResponse]]:
-        """An operator's manual retry of a FAILED or NEEDS_REVIEW job (FAILED_PRECONDITION otherwise)."""
+        """An operator's manual retry of a FAILED or NEEDS_REVIEW job: back to PENDING for a new round of
+        attempts, reusing the same client message id, and announced as MessageRetryScheduled with the actor.
+        NOT_FOUND: no such job in the organization. FAILED_PRECONDITION: the job is in another status, its
+        intent expired, or it changed concurrently. Needs an ADMIN key.
+        """
 
 def add_ExecutorServiceServicer_to_server(servicer: ExecutorServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -33,17 +33,28 @@ class _ControlScope:
 class _ControlScopeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ControlScope.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     CONTROL_SCOPE_UNSPECIFIED: _ControlScope.ValueType  # 0
+    """Not set; as a ListControls filter: any scope."""
     CONTROL_SCOPE_INSTANCE: _ControlScope.ValueType  # 1
+    """One instance (scope_id: the instance id)."""
     CONTROL_SCOPE_ORGANIZATION: _ControlScope.ValueType  # 2
+    """The whole organization (scope_id: the organization id)."""
     CONTROL_SCOPE_CAMPAIGN: _ControlScope.ValueType  # 3
+    """One campaign (scope_id: the campaign id)."""
 
 class ControlScope(_ControlScope, metaclass=_ControlScopeEnumTypeWrapper):
-    """---- Kill-switch ----"""
+    """---- Kill-switch ----
+
+    What a control pauses.
+    """
 
 CONTROL_SCOPE_UNSPECIFIED: ControlScope.ValueType  # 0
+"""Not set; as a ListControls filter: any scope."""
 CONTROL_SCOPE_INSTANCE: ControlScope.ValueType  # 1
+"""One instance (scope_id: the instance id)."""
 CONTROL_SCOPE_ORGANIZATION: ControlScope.ValueType  # 2
+"""The whole organization (scope_id: the organization id)."""
 CONTROL_SCOPE_CAMPAIGN: ControlScope.ValueType  # 3
+"""One campaign (scope_id: the campaign id)."""
 Global___ControlScope: _TypeAlias = ControlScope  # noqa: Y015
 
 class _ControlStatus:
@@ -53,16 +64,21 @@ class _ControlStatus:
 class _ControlStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ControlStatus.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     CONTROL_STATUS_UNSPECIFIED: _ControlStatus.ValueType  # 0
+    """Not set; as a ListControls filter: any status."""
     CONTROL_STATUS_ACTIVE: _ControlStatus.ValueType  # 1
-    """sending allowed"""
+    """Sending allowed."""
     CONTROL_STATUS_PAUSED: _ControlStatus.ValueType  # 2
+    """Sending stopped."""
 
-class ControlStatus(_ControlStatus, metaclass=_ControlStatusEnumTypeWrapper): ...
+class ControlStatus(_ControlStatus, metaclass=_ControlStatusEnumTypeWrapper):
+    """Whether a scope may send."""
 
 CONTROL_STATUS_UNSPECIFIED: ControlStatus.ValueType  # 0
+"""Not set; as a ListControls filter: any status."""
 CONTROL_STATUS_ACTIVE: ControlStatus.ValueType  # 1
-"""sending allowed"""
+"""Sending allowed."""
 CONTROL_STATUS_PAUSED: ControlStatus.ValueType  # 2
+"""Sending stopped."""
 Global___ControlStatus: _TypeAlias = ControlStatus  # noqa: Y015
 
 class _ControlReason:
@@ -72,26 +88,37 @@ class _ControlReason:
 class _ControlReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ControlReason.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     CONTROL_REASON_UNSPECIFIED: _ControlReason.ValueType  # 0
+    """Not set; in a request: MANUAL."""
     CONTROL_REASON_MANUAL: _ControlReason.ValueType  # 1
-    """an operator's decision; details in `note`"""
+    """An operator's decision; details in `note`."""
     CONTROL_REASON_INCIDENT: _ControlReason.ValueType  # 2
+    """An incident."""
     CONTROL_REASON_PROVIDER_OUTAGE: _ControlReason.ValueType  # 3
+    """The provider is down."""
     CONTROL_REASON_COMPLIANCE: _ControlReason.ValueType  # 4
-    """content or consent problem"""
+    """A content or consent problem."""
     CONTROL_REASON_EXPIRED: _ControlReason.ValueType  # 5
-    """a timed pause reached paused_until (resume only)"""
+    """A timed pause reached paused_until and resumed by itself. Set by ops only: INVALID_ARGUMENT in a
+    request.
+    """
 
-class ControlReason(_ControlReason, metaclass=_ControlReasonEnumTypeWrapper): ...
+class ControlReason(_ControlReason, metaclass=_ControlReasonEnumTypeWrapper):
+    """Why a control changed."""
 
 CONTROL_REASON_UNSPECIFIED: ControlReason.ValueType  # 0
+"""Not set; in a request: MANUAL."""
 CONTROL_REASON_MANUAL: ControlReason.ValueType  # 1
-"""an operator's decision; details in `note`"""
+"""An operator's decision; details in `note`."""
 CONTROL_REASON_INCIDENT: ControlReason.ValueType  # 2
+"""An incident."""
 CONTROL_REASON_PROVIDER_OUTAGE: ControlReason.ValueType  # 3
+"""The provider is down."""
 CONTROL_REASON_COMPLIANCE: ControlReason.ValueType  # 4
-"""content or consent problem"""
+"""A content or consent problem."""
 CONTROL_REASON_EXPIRED: ControlReason.ValueType  # 5
-"""a timed pause reached paused_until (resume only)"""
+"""A timed pause reached paused_until and resumed by itself. Set by ops only: INVALID_ARGUMENT in a
+request.
+"""
 Global___ControlReason: _TypeAlias = ControlReason  # noqa: Y015
 
 class _IntentChangeKind:
@@ -101,30 +128,31 @@ class _IntentChangeKind:
 class _IntentChangeKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_IntentChangeKind.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     INTENT_CHANGE_KIND_UNSPECIFIED: _IntentChangeKind.ValueType  # 0
+    """Not set."""
     INTENT_CHANGE_KIND_CREATED: _IntentChangeKind.ValueType  # 1
-    """accepted by the Gate, not decided yet"""
+    """Accepted by the Gate, not decided yet."""
     INTENT_CHANGE_KIND_QUEUED: _IntentChangeKind.ValueType  # 2
-    """decided: waits for capacity or a window (reason says which)"""
+    """Decided: waits for capacity or a window (`reason` says which)."""
     INTENT_CHANGE_KIND_APPROVED: _IntentChangeKind.ValueType  # 3
-    """decided: goes out through `instance_id`"""
+    """Decided: goes out through `instance_id`."""
     INTENT_CHANGE_KIND_BLOCKED: _IntentChangeKind.ValueType  # 4
-    """decided, terminal: will never be sent (reason says why)"""
+    """Decided, terminal: will never be sent (`reason` says why)."""
     INTENT_CHANGE_KIND_DROPPED: _IntentChangeKind.ValueType  # 5
-    """terminal: expired before it could be approved"""
+    """Terminal: expired before it could be approved."""
     INTENT_CHANGE_KIND_SENT: _IntentChangeKind.ValueType  # 6
-    """the provider accepted it"""
+    """The provider accepted it."""
     INTENT_CHANGE_KIND_DELIVERED: _IntentChangeKind.ValueType  # 7
-    """reached the recipient's phone"""
+    """Reached the recipient's phone."""
     INTENT_CHANGE_KIND_READ: _IntentChangeKind.ValueType  # 8
-    """read (or played) by the recipient"""
+    """Read (or played) by the recipient."""
     INTENT_CHANGE_KIND_REPLIED: _IntentChangeKind.ValueType  # 9
-    """the recipient answered it"""
+    """The recipient answered it."""
     INTENT_CHANGE_KIND_FAILED: _IntentChangeKind.ValueType  # 10
-    """terminal: the send failed for good"""
+    """Terminal: the send failed for good."""
     INTENT_CHANGE_KIND_RETRY_SCHEDULED: _IntentChangeKind.ValueType  # 11
-    """an attempt failed and another one is scheduled"""
+    """An attempt failed and another one is scheduled."""
     INTENT_CHANGE_KIND_NEEDS_REVIEW: _IntentChangeKind.ValueType  # 12
-    """the outcome of a send cannot be known: an operator must look"""
+    """The outcome of a send cannot be known: an operator must look."""
 
 class IntentChangeKind(_IntentChangeKind, metaclass=_IntentChangeKindEnumTypeWrapper):
     """---- Live intent changes ----
@@ -133,30 +161,31 @@ class IntentChangeKind(_IntentChangeKind, metaclass=_IntentChangeKindEnumTypeWra
     """
 
 INTENT_CHANGE_KIND_UNSPECIFIED: IntentChangeKind.ValueType  # 0
+"""Not set."""
 INTENT_CHANGE_KIND_CREATED: IntentChangeKind.ValueType  # 1
-"""accepted by the Gate, not decided yet"""
+"""Accepted by the Gate, not decided yet."""
 INTENT_CHANGE_KIND_QUEUED: IntentChangeKind.ValueType  # 2
-"""decided: waits for capacity or a window (reason says which)"""
+"""Decided: waits for capacity or a window (`reason` says which)."""
 INTENT_CHANGE_KIND_APPROVED: IntentChangeKind.ValueType  # 3
-"""decided: goes out through `instance_id`"""
+"""Decided: goes out through `instance_id`."""
 INTENT_CHANGE_KIND_BLOCKED: IntentChangeKind.ValueType  # 4
-"""decided, terminal: will never be sent (reason says why)"""
+"""Decided, terminal: will never be sent (`reason` says why)."""
 INTENT_CHANGE_KIND_DROPPED: IntentChangeKind.ValueType  # 5
-"""terminal: expired before it could be approved"""
+"""Terminal: expired before it could be approved."""
 INTENT_CHANGE_KIND_SENT: IntentChangeKind.ValueType  # 6
-"""the provider accepted it"""
+"""The provider accepted it."""
 INTENT_CHANGE_KIND_DELIVERED: IntentChangeKind.ValueType  # 7
-"""reached the recipient's phone"""
+"""Reached the recipient's phone."""
 INTENT_CHANGE_KIND_READ: IntentChangeKind.ValueType  # 8
-"""read (or played) by the recipient"""
+"""Read (or played) by the recipient."""
 INTENT_CHANGE_KIND_REPLIED: IntentChangeKind.ValueType  # 9
-"""the recipient answered it"""
+"""The recipient answered it."""
 INTENT_CHANGE_KIND_FAILED: IntentChangeKind.ValueType  # 10
-"""terminal: the send failed for good"""
+"""Terminal: the send failed for good."""
 INTENT_CHANGE_KIND_RETRY_SCHEDULED: IntentChangeKind.ValueType  # 11
-"""an attempt failed and another one is scheduled"""
+"""An attempt failed and another one is scheduled."""
 INTENT_CHANGE_KIND_NEEDS_REVIEW: IntentChangeKind.ValueType  # 12
-"""the outcome of a send cannot be known: an operator must look"""
+"""The outcome of a send cannot be known: an operator must look."""
 Global___IntentChangeKind: _TypeAlias = IntentChangeKind  # noqa: Y015
 
 class _MemberRole:
@@ -166,17 +195,28 @@ class _MemberRole:
 class _MemberRoleEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_MemberRole.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     MEMBER_ROLE_UNSPECIFIED: _MemberRole.ValueType  # 0
+    """Not set; refused where a role is required."""
     MEMBER_ROLE_OWNER: _MemberRole.ValueType  # 1
+    """What an ADMIN may, and setting the plan."""
     MEMBER_ROLE_ADMIN: _MemberRole.ValueType  # 2
+    """What a MEMBER may, and managing instances, the kill-switch, job retries, members and keys."""
     MEMBER_ROLE_MEMBER: _MemberRole.ValueType  # 3
+    """Reads the organization's data and submits intents (docs/security.md lists each RPC's lowest role)."""
 
 class MemberRole(_MemberRole, metaclass=_MemberRoleEnumTypeWrapper):
-    """---- Organizations, members, API keys ----"""
+    """---- Organizations, members, API keys ----
+
+    A member's or key's role. Roles are ordered: OWNER > ADMIN > MEMBER.
+    """
 
 MEMBER_ROLE_UNSPECIFIED: MemberRole.ValueType  # 0
+"""Not set; refused where a role is required."""
 MEMBER_ROLE_OWNER: MemberRole.ValueType  # 1
+"""What an ADMIN may, and setting the plan."""
 MEMBER_ROLE_ADMIN: MemberRole.ValueType  # 2
+"""What a MEMBER may, and managing instances, the kill-switch, job retries, members and keys."""
 MEMBER_ROLE_MEMBER: MemberRole.ValueType  # 3
+"""Reads the organization's data and submits intents (docs/security.md lists each RPC's lowest role)."""
 Global___MemberRole: _TypeAlias = MemberRole  # noqa: Y015
 
 @_typing.final
@@ -196,23 +236,31 @@ class ExecutionControl(_message.Message):
     UPDATED_AT_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
     organization_id: _builtins.str
+    """The organization."""
     scope: Global___ControlScope.ValueType
+    """What it pauses."""
     scope_id: _builtins.str
-    """instance id, campaign id, or the organization id for ORGANIZATION"""
+    """The instance id, the campaign id, or the organization id for ORGANIZATION."""
     status: Global___ControlStatus.ValueType
+    """Whether the scope may send."""
     reason: Global___ControlReason.ValueType
+    """Why it last changed."""
     note: _builtins.str
-    """free text from the operator; shown, never interpreted"""
+    """Free text from the operator; shown, never interpreted. "" when none."""
     actor: _builtins.str
-    """who changed it (user or API key id)"""
+    """Who changed it last (the operator's name with the credential, e.g. "alice (key:0193…)"); "" when ops
+    did (an expired pause).
+    """
     version: _builtins.int
-    """grows by one on every change; projections drop older versions"""
+    """Grows by one on every change (0: never paused); projections drop older versions."""
     @_builtins.property
     def paused_until(self) -> _timestamp_pb2.Timestamp:
-        """PAUSED only; absent: until resumed"""
+        """PAUSED only: when it resumes by itself; absent: until resumed."""
 
     @_builtins.property
-    def updated_at(self) -> _timestamp_pb2.Timestamp: ...
+    def updated_at(self) -> _timestamp_pb2.Timestamp:
+        """When it last changed (the time of the answer, for a scope never paused)."""
+
     def __init__(
         self,
         *,
@@ -237,6 +285,8 @@ Global___ExecutionControl: _TypeAlias = ExecutionControl  # noqa: Y015
 
 @_typing.final
 class PauseExecutionRequest(_message.Message):
+    """Request of OpsService.PauseExecution."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
@@ -247,15 +297,24 @@ class PauseExecutionRequest(_message.Message):
     PAUSED_UNTIL_FIELD_NUMBER: _builtins.int
     ACTOR_FIELD_NUMBER: _builtins.int
     organization_id: _builtins.str
+    """The caller's organization. Required, at most 64 characters."""
     scope: Global___ControlScope.ValueType
+    """What to pause. Required."""
     scope_id: _builtins.str
-    """ORGANIZATION: "" or the organization id"""
+    """The instance or campaign id (required for those scopes); for ORGANIZATION "" or the organization
+    id. At most 64 characters.
+    """
     reason: Global___ControlReason.ValueType
+    """Why; UNSPECIFIED: MANUAL. EXPIRED is refused."""
     note: _builtins.str
+    """Free text for people, at most 1000 characters; "" when none."""
     actor: _builtins.str
+    """The operator's name, recorded with the authenticated caller; at most 200 characters; "": the caller
+    alone.
+    """
     @_builtins.property
     def paused_until(self) -> _timestamp_pb2.Timestamp:
-        """Optional: resume by itself then"""
+        """When to resume by itself, in the future; absent: until ResumeExecution."""
 
     def __init__(
         self,
@@ -278,11 +337,15 @@ Global___PauseExecutionRequest: _TypeAlias = PauseExecutionRequest  # noqa: Y015
 
 @_typing.final
 class PauseExecutionResponse(_message.Message):
+    """Response of OpsService.PauseExecution."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     CONTROL_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def control(self) -> Global___ExecutionControl: ...
+    def control(self) -> Global___ExecutionControl:
+        """The control as it now stands (PAUSED)."""
+
     def __init__(
         self,
         *,
@@ -298,6 +361,8 @@ Global___PauseExecutionResponse: _TypeAlias = PauseExecutionResponse  # noqa: Y0
 
 @_typing.final
 class ResumeExecutionRequest(_message.Message):
+    """Request of OpsService.ResumeExecution."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
@@ -307,11 +372,21 @@ class ResumeExecutionRequest(_message.Message):
     NOTE_FIELD_NUMBER: _builtins.int
     ACTOR_FIELD_NUMBER: _builtins.int
     organization_id: _builtins.str
+    """The caller's organization. Required, at most 64 characters."""
     scope: Global___ControlScope.ValueType
+    """What to resume. Required."""
     scope_id: _builtins.str
+    """The instance or campaign id (required for those scopes); for ORGANIZATION "" or the organization
+    id. At most 64 characters.
+    """
     reason: Global___ControlReason.ValueType
+    """Why; UNSPECIFIED: MANUAL. EXPIRED is refused."""
     note: _builtins.str
+    """Free text for people, at most 1000 characters; "" when none."""
     actor: _builtins.str
+    """The operator's name, recorded with the authenticated caller; at most 200 characters; "": the caller
+    alone.
+    """
     def __init__(
         self,
         *,
@@ -332,11 +407,15 @@ Global___ResumeExecutionRequest: _TypeAlias = ResumeExecutionRequest  # noqa: Y0
 
 @_typing.final
 class ResumeExecutionResponse(_message.Message):
+    """Response of OpsService.ResumeExecution."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     CONTROL_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def control(self) -> Global___ExecutionControl: ...
+    def control(self) -> Global___ExecutionControl:
+        """The control as it now stands (ACTIVE)."""
+
     def __init__(
         self,
         *,
@@ -352,6 +431,8 @@ Global___ResumeExecutionResponse: _TypeAlias = ResumeExecutionResponse  # noqa: 
 
 @_typing.final
 class ListControlsRequest(_message.Message):
+    """Request of OpsService.ListControls. Optional filters are combined with AND."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
@@ -360,12 +441,15 @@ class ListControlsRequest(_message.Message):
     SCOPE_FIELD_NUMBER: _builtins.int
     STATUS_FIELD_NUMBER: _builtins.int
     organization_id: _builtins.str
+    """The caller's organization. Required, at most 64 characters."""
     page_size: _builtins.int
+    """Controls per page, 0..500; 0: 50."""
     page_token: _builtins.str
+    """A previous response's next_page_token, at most 128 characters; "": the first page."""
     scope: Global___ControlScope.ValueType
-    """optional filter"""
+    """Only this scope; UNSPECIFIED: any."""
     status: Global___ControlStatus.ValueType
-    """optional filter"""
+    """Only this status; UNSPECIFIED: any."""
     def __init__(
         self,
         *,
@@ -385,13 +469,18 @@ Global___ListControlsRequest: _TypeAlias = ListControlsRequest  # noqa: Y015
 
 @_typing.final
 class ListControlsResponse(_message.Message):
+    """Response of OpsService.ListControls."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     CONTROLS_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
+    """Pass as page_token for the next page; "": this was the last page."""
     @_builtins.property
-    def controls(self) -> _containers.RepeatedCompositeFieldContainer[Global___ExecutionControl]: ...
+    def controls(self) -> _containers.RepeatedCompositeFieldContainer[Global___ExecutionControl]:
+        """One page of controls, oldest first."""
+
     def __init__(
         self,
         *,
@@ -408,15 +497,19 @@ Global___ListControlsResponse: _TypeAlias = ListControlsResponse  # noqa: Y015
 
 @_typing.final
 class ListPausedControlsRequest(_message.Message):
+    """Request of OpsService.ListPausedControls (internal)."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     organization_id: _builtins.str
-    """Optional here: "" = every organization"""
+    """The organization, at most 64 characters; optional here: "" = every organization."""
     page_size: _builtins.int
+    """Controls per page, 0..500; 0: 50."""
     page_token: _builtins.str
+    """A previous response's next_page_token, at most 128 characters; "": the first page."""
     def __init__(
         self,
         *,
@@ -434,13 +527,18 @@ Global___ListPausedControlsRequest: _TypeAlias = ListPausedControlsRequest  # no
 
 @_typing.final
 class ListPausedControlsResponse(_message.Message):
+    """Response of OpsService.ListPausedControls."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     CONTROLS_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
+    """Pass as page_token for the next page; "": this was the last page."""
     @_builtins.property
-    def controls(self) -> _containers.RepeatedCompositeFieldContainer[Global___ExecutionControl]: ...
+    def controls(self) -> _containers.RepeatedCompositeFieldContainer[Global___ExecutionControl]:
+        """One page of PAUSED controls."""
+
     def __init__(
         self,
         *,
@@ -473,20 +571,26 @@ class TimelineEntry(_message.Message):
     EVENT_FIELD_NUMBER: _builtins.int
     ACTOR_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
+    """The event's id (EventMeta.event_id)."""
     event_type: _builtins.str
-    """full protobuf name, e.g. "whatlead.events.v1.IntentApproved" """
+    """The event's full protobuf name, e.g. "whatlead.events.v1.IntentApproved"."""
     subject: _builtins.str
-    """NATS subject it was published on, without the root token"""
+    """The NATS subject it was published on, without the root token."""
     aggregate_id: _builtins.str
+    """The id of the aggregate that changed (intent, job, instance, control, ...)."""
     summary: _builtins.str
-    """one human-readable line, e.g. "APPROVED through instance 0193… (score 0.82)" """
+    """One human-readable line, e.g. "APPROVED through instance 0193… (score 0.82)"."""
     actor: _builtins.str
-    """who caused it (the event's meta.actor): "key:<id>", "service", or "" """
+    """Who caused it (the event's meta.actor): "key:<id>", "service", an operator's name; "" for the
+    system's own work.
+    """
     @_builtins.property
-    def occurred_at(self) -> _timestamp_pb2.Timestamp: ...
+    def occurred_at(self) -> _timestamp_pb2.Timestamp:
+        """When it happened, as the publishing context says."""
+
     @_builtins.property
     def event(self) -> _any_pb2.Any:
-        """the event itself, typed"""
+        """The event itself, typed."""
 
     def __init__(
         self,
@@ -510,12 +614,16 @@ Global___TimelineEntry: _TypeAlias = TimelineEntry  # noqa: Y015
 
 @_typing.final
 class GetIntentTimelineRequest(_message.Message):
+    """Request of OpsService.GetIntentTimeline."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
     INTENT_ID_FIELD_NUMBER: _builtins.int
     organization_id: _builtins.str
+    """The caller's organization. Required, at most 64 characters."""
     intent_id: _builtins.str
+    """The intent. Required, a UUID."""
     def __init__(
         self,
         *,
@@ -548,25 +656,28 @@ class IntentChange(_message.Message):
     EVENT_TYPE_FIELD_NUMBER: _builtins.int
     PROVIDER_MESSAGE_ID_FIELD_NUMBER: _builtins.int
     organization_id: _builtins.str
+    """The intent's organization."""
     intent_id: _builtins.str
+    """The intent."""
     campaign_id: _builtins.str
-    """"" when the intent belongs to no campaign"""
+    """The intent's campaign; "" when it belongs to none."""
     kind: Global___IntentChangeKind.ValueType
+    """What happened."""
     instance_id: _builtins.str
-    """the instance involved, when one is (APPROVED and after)"""
+    """The instance involved (APPROVED and after); "" when none is."""
     reason: _gate_pb2.DecisionReason.ValueType
-    """QUEUED, BLOCKED, DROPPED: the Gate's dominant reason"""
+    """QUEUED, BLOCKED, DROPPED: the Gate's dominant reason; UNSPECIFIED otherwise."""
     summary: _builtins.str
-    """one human-readable line, as in the timeline"""
+    """One human-readable line, as in the timeline."""
     event_id: _builtins.str
-    """the event it comes from: the timeline entry with the whole story"""
+    """The event it comes from: the timeline entry with the whole story."""
     event_type: _builtins.str
-    """that event's full protobuf name"""
+    """That event's full protobuf name."""
     provider_message_id: _builtins.str
-    """SENT and after, when known"""
+    """SENT and after, when known: the provider's message id; "" otherwise."""
     @_builtins.property
     def occurred_at(self) -> _timestamp_pb2.Timestamp:
-        """when it happened, as the reporting context says"""
+        """When it happened, as the reporting context says."""
 
     def __init__(
         self,
@@ -593,6 +704,8 @@ Global___IntentChange: _TypeAlias = IntentChange  # noqa: Y015
 
 @_typing.final
 class WatchIntentsRequest(_message.Message):
+    """Request of OpsService.WatchIntents. Optional filters are combined with AND."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
@@ -600,12 +713,15 @@ class WatchIntentsRequest(_message.Message):
     CAMPAIGN_ID_FIELD_NUMBER: _builtins.int
     AFTER_POSITION_FIELD_NUMBER: _builtins.int
     organization_id: _builtins.str
+    """The caller's organization. Required, at most 64 characters."""
     intent_id: _builtins.str
-    """Only this intent's changes ("" = every intent of the organization)"""
+    """Only this intent's changes; "" = every intent of the organization. A UUID when set."""
     campaign_id: _builtins.str
-    """Only this campaign's intents ("" = any)"""
+    """Only this campaign's intents, at most 64 characters; "" = any."""
     after_position: _builtins.str
-    """Resume right after this position (WatchIntentsResponse.position); "" = only changes from now on"""
+    """Resume right after this position (WatchIntentsResponse.position): 1 to 20 digits, at most
+    18446744073709551615; "" = only changes from now on.
+    """
     def __init__(
         self,
         *,
@@ -624,6 +740,8 @@ Global___WatchIntentsRequest: _TypeAlias = WatchIntentsRequest  # noqa: Y015
 
 @_typing.final
 class WatchIntentsResponse(_message.Message):
+    """One message of OpsService.WatchIntents."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     CHANGE_FIELD_NUMBER: _builtins.int
@@ -633,7 +751,9 @@ class WatchIntentsResponse(_message.Message):
     resume right after it (nothing lost, nothing twice). Positions grow; they are not contiguous.
     """
     @_builtins.property
-    def change(self) -> Global___IntentChange: ...
+    def change(self) -> Global___IntentChange:
+        """The change."""
+
     def __init__(
         self,
         *,
@@ -650,12 +770,14 @@ Global___WatchIntentsResponse: _TypeAlias = WatchIntentsResponse  # noqa: Y015
 
 @_typing.final
 class GetIntentTimelineResponse(_message.Message):
+    """Response of OpsService.GetIntentTimeline."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ENTRIES_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___TimelineEntry]:
-        """oldest first"""
+        """The intent's facts and what touched it, oldest first."""
 
     def __init__(
         self,
@@ -696,16 +818,27 @@ class ExecutionCounts(_message.Message):
     DELIVERED_FIELD_NUMBER: _builtins.int
     READ_FIELD_NUMBER: _builtins.int
     submitted: _builtins.int
+    """Intents the Gate accepted."""
     approved: _builtins.int
+    """APPROVED decisions."""
     queued: _builtins.int
+    """QUEUED decisions."""
     blocked: _builtins.int
+    """BLOCKED decisions."""
     dropped: _builtins.int
+    """Intents dropped (expired before approval)."""
     sent: _builtins.int
+    """Messages the provider accepted."""
     failed: _builtins.int
+    """Messages that failed for good."""
     retries: _builtins.int
+    """Retries scheduled after a failed attempt."""
     needs_review: _builtins.int
+    """Sends whose outcome needs an operator."""
     delivered: _builtins.int
+    """Messages delivered to the recipient's phone."""
     read: _builtins.int
+    """Messages read (or played)."""
     def __init__(
         self,
         *,
@@ -731,12 +864,16 @@ Global___ExecutionCounts: _TypeAlias = ExecutionCounts  # noqa: Y015
 
 @_typing.final
 class ReasonCount(_message.Message):
+    """Decisions of one reason."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     REASON_FIELD_NUMBER: _builtins.int
     COUNT_FIELD_NUMBER: _builtins.int
     reason: _gate_pb2.DecisionReason.ValueType
+    """The Gate's reason."""
     count: _builtins.int
+    """How many decisions gave it."""
     def __init__(
         self,
         *,
@@ -753,6 +890,8 @@ Global___ReasonCount: _TypeAlias = ReasonCount  # noqa: Y015
 
 @_typing.final
 class InstanceMetrics(_message.Message):
+    """One instance's figures over a window."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     INSTANCE_ID_FIELD_NUMBER: _builtins.int
@@ -766,21 +905,31 @@ class InstanceMetrics(_message.Message):
     AVG_RATE_PRESSURE_FIELD_NUMBER: _builtins.int
     FAILURES_BY_CLASS_FIELD_NUMBER: _builtins.int
     instance_id: _builtins.str
+    """The instance."""
     avg_time_to_send_ms: _builtins.float
+    """Average time to send, in milliseconds (0: nothing sent)."""
     p95_time_to_send_ms: _builtins.float
+    """95th percentile of the time to send, in milliseconds (0: nothing sent)."""
     cooldowns_started: _builtins.int
+    """Cooldowns the instance entered in the window."""
     share_of_sent: _builtins.float
-    """this instance's part of the organization's sends in the window, 0..1"""
+    """This instance's part of the organization's sends in the window, 0..1."""
     p50_time_to_send_ms: _builtins.float
+    """Median time to send, in milliseconds (0: nothing sent)."""
     peak_rate_pressure: _builtins.float
     """Capacity used vs allowed: the chosen candidate's rate_pressure (used / cap of its tightest rate
-    window, as the Gate's decision records it) at its approvals in the window, highest and average, 0..1
+    window, as the Gate's decision records it) at its approvals in the window: the highest, 0..1.
     """
     avg_rate_pressure: _builtins.float
+    """The same, averaged over its approvals in the window, 0..1."""
     @_builtins.property
-    def counts(self) -> Global___ExecutionCounts: ...
+    def counts(self) -> Global___ExecutionCounts:
+        """Its counts."""
+
     @_builtins.property
-    def failures_by_class(self) -> _containers.RepeatedCompositeFieldContainer[Global___FailureCount]: ...
+    def failures_by_class(self) -> _containers.RepeatedCompositeFieldContainer[Global___FailureCount]:
+        """Final failures by error class; empty when none."""
+
     def __init__(
         self,
         *,
@@ -805,12 +954,16 @@ Global___InstanceMetrics: _TypeAlias = InstanceMetrics  # noqa: Y015
 
 @_typing.final
 class FailureCount(_message.Message):
+    """Failures of one error class."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ERROR_CLASS_FIELD_NUMBER: _builtins.int
     COUNT_FIELD_NUMBER: _builtins.int
     error_class: _executor_pb2.ErrorClass.ValueType
+    """The class."""
     count: _builtins.int
+    """How many failures had it."""
     def __init__(
         self,
         *,
@@ -837,11 +990,17 @@ class HourCounts(_message.Message):
     FAILED_FIELD_NUMBER: _builtins.int
     RETRIES_FIELD_NUMBER: _builtins.int
     approved: _builtins.int
+    """APPROVED decisions in that hour."""
     sent: _builtins.int
+    """Messages sent in that hour."""
     failed: _builtins.int
+    """Final failures in that hour."""
     retries: _builtins.int
+    """Retries scheduled in that hour."""
     @_builtins.property
-    def hour_start(self) -> _timestamp_pb2.Timestamp: ...
+    def hour_start(self) -> _timestamp_pb2.Timestamp:
+        """The hour's start (UTC, on the hour)."""
+
     def __init__(
         self,
         *,
@@ -861,6 +1020,8 @@ Global___HourCounts: _TypeAlias = HourCounts  # noqa: Y015
 
 @_typing.final
 class ExecutionMetrics(_message.Message):
+    """The organization's figures over a window."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     TOTALS_FIELD_NUMBER: _builtins.int
@@ -873,24 +1034,31 @@ class ExecutionMetrics(_message.Message):
     READ_RATIO_FIELD_NUMBER: _builtins.int
     FAILURES_BY_CLASS_FIELD_NUMBER: _builtins.int
     avg_time_to_send_ms: _builtins.float
+    """Average time to send, in milliseconds (0: nothing sent)."""
     p95_time_to_send_ms: _builtins.float
+    """95th percentile of the time to send, in milliseconds (0: nothing sent)."""
     p50_time_to_send_ms: _builtins.float
+    """Median time to send, in milliseconds (0: nothing sent)."""
     delivered_ratio: _builtins.float
-    """delivered / sent in the window (0 when nothing was sent)"""
+    """delivered / sent in the window, 0..1 (0 when nothing was sent)."""
     read_ratio: _builtins.float
-    """read / sent in the window"""
+    """read / sent in the window, 0..1 (0 when nothing was sent)."""
     @_builtins.property
-    def totals(self) -> Global___ExecutionCounts: ...
+    def totals(self) -> Global___ExecutionCounts:
+        """The organization's counts."""
+
     @_builtins.property
     def not_approved_by_reason(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReasonCount]:
-        """BLOCKED, QUEUED and DROPPED decisions by reason"""
+        """BLOCKED, QUEUED and DROPPED decisions by reason."""
 
     @_builtins.property
     def instances(self) -> _containers.RepeatedCompositeFieldContainer[Global___InstanceMetrics]:
-        """by sends, highest first; at most max_instances"""
+        """Per instance, by sends, highest first; at most max_instances."""
 
     @_builtins.property
-    def failures_by_class(self) -> _containers.RepeatedCompositeFieldContainer[Global___FailureCount]: ...
+    def failures_by_class(self) -> _containers.RepeatedCompositeFieldContainer[Global___FailureCount]:
+        """Final failures by error class; empty when none."""
+
     def __init__(
         self,
         *,
@@ -914,17 +1082,20 @@ Global___ExecutionMetrics: _TypeAlias = ExecutionMetrics  # noqa: Y015
 
 @_typing.final
 class GetExecutionMetricsRequest(_message.Message):
+    """Request of OpsService.GetExecutionMetrics."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
     WINDOW_FIELD_NUMBER: _builtins.int
     MAX_INSTANCES_FIELD_NUMBER: _builtins.int
     organization_id: _builtins.str
+    """The caller's organization. Required, at most 64 characters."""
     max_instances: _builtins.int
-    """0: 50"""
+    """The most instances listed, 0..500; 0: 50."""
     @_builtins.property
     def window(self) -> _duration_pb2.Duration:
-        """Ending now; absent: 60 minutes"""
+        """The window's length, ending now: more than 0, at most 30 days; absent: 60 minutes."""
 
     def __init__(
         self,
@@ -943,17 +1114,25 @@ Global___GetExecutionMetricsRequest: _TypeAlias = GetExecutionMetricsRequest  # 
 
 @_typing.final
 class GetExecutionMetricsResponse(_message.Message):
+    """Response of OpsService.GetExecutionMetrics."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     METRICS_FIELD_NUMBER: _builtins.int
     WINDOW_START_FIELD_NUMBER: _builtins.int
     WINDOW_END_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def metrics(self) -> Global___ExecutionMetrics: ...
+    def metrics(self) -> Global___ExecutionMetrics:
+        """The figures."""
+
     @_builtins.property
-    def window_start(self) -> _timestamp_pb2.Timestamp: ...
+    def window_start(self) -> _timestamp_pb2.Timestamp:
+        """The window's start as counted (rounded down to the minute, or to the hour beyond 6 hours)."""
+
     @_builtins.property
-    def window_end(self) -> _timestamp_pb2.Timestamp: ...
+    def window_end(self) -> _timestamp_pb2.Timestamp:
+        """The window's end (now)."""
+
     def __init__(
         self,
         *,
@@ -971,16 +1150,20 @@ Global___GetExecutionMetricsResponse: _TypeAlias = GetExecutionMetricsResponse  
 
 @_typing.final
 class GetInstanceMetricsRequest(_message.Message):
+    """Request of OpsService.GetInstanceMetrics."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
     INSTANCE_ID_FIELD_NUMBER: _builtins.int
     WINDOW_FIELD_NUMBER: _builtins.int
     organization_id: _builtins.str
+    """The caller's organization. Required, at most 64 characters."""
     instance_id: _builtins.str
+    """The instance. Required, a UUID."""
     @_builtins.property
     def window(self) -> _duration_pb2.Duration:
-        """Ending now; absent: 60 minutes"""
+        """The window's length, ending now: more than 0, at most 30 days; absent: 60 minutes."""
 
     def __init__(
         self,
@@ -999,6 +1182,8 @@ Global___GetInstanceMetricsRequest: _TypeAlias = GetInstanceMetricsRequest  # no
 
 @_typing.final
 class GetInstanceMetricsResponse(_message.Message):
+    """Response of OpsService.GetInstanceMetrics."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     METRICS_FIELD_NUMBER: _builtins.int
@@ -1006,14 +1191,20 @@ class GetInstanceMetricsResponse(_message.Message):
     WINDOW_END_FIELD_NUMBER: _builtins.int
     HOURS_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def metrics(self) -> Global___InstanceMetrics: ...
+    def metrics(self) -> Global___InstanceMetrics:
+        """The instance's figures."""
+
     @_builtins.property
-    def window_start(self) -> _timestamp_pb2.Timestamp: ...
+    def window_start(self) -> _timestamp_pb2.Timestamp:
+        """The window's start as counted (rounded down to the minute, or to the hour beyond 6 hours)."""
+
     @_builtins.property
-    def window_end(self) -> _timestamp_pb2.Timestamp: ...
+    def window_end(self) -> _timestamp_pb2.Timestamp:
+        """The window's end (now)."""
+
     @_builtins.property
     def hours(self) -> _containers.RepeatedCompositeFieldContainer[Global___HourCounts]:
-        """per hour of the window, oldest first"""
+        """The hours of the window that had work, oldest first (the first may start before window_start)."""
 
     def __init__(
         self,
@@ -1044,10 +1235,12 @@ class PlanLimits(_message.Message):
     MONTHLY_MESSAGE_CAP_FIELD_NUMBER: _builtins.int
     MAX_INSTANCES_FIELD_NUMBER: _builtins.int
     daily_message_cap: _builtins.int
+    """Messages per UTC day, 0 or more; 0: unlimited."""
     monthly_message_cap: _builtins.int
+    """Messages per UTC calendar month, 0 or more; 0: unlimited."""
     max_instances: _builtins.int
-    """Instances the organization may register; 0 means unlimited. Lowering it unregisters nothing: it
-    refuses new registrations until the count is below it.
+    """Instances the organization may register, 0 or more; 0: unlimited. Lowering it unregisters nothing:
+    it refuses new registrations until the count is below it.
     """
     def __init__(
         self,
@@ -1066,6 +1259,8 @@ Global___PlanLimits: _TypeAlias = PlanLimits  # noqa: Y015
 
 @_typing.final
 class Plan(_message.Message):
+    """An organization's plan."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
@@ -1074,14 +1269,19 @@ class Plan(_message.Message):
     UPDATED_AT_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
     organization_id: _builtins.str
+    """The organization."""
     name: _builtins.str
-    """e.g. "starter"; informative"""
+    """A name for people, e.g. "starter"; "default" until one is set. Informative only."""
     version: _builtins.int
-    """grows by one on every change; projections drop older versions"""
+    """Grows by one on every change (0: the default plan); projections drop older versions."""
     @_builtins.property
-    def limits(self) -> Global___PlanLimits: ...
+    def limits(self) -> Global___PlanLimits:
+        """The limits."""
+
     @_builtins.property
-    def updated_at(self) -> _timestamp_pb2.Timestamp: ...
+    def updated_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was last set; absent for the default plan."""
+
     def __init__(
         self,
         *,
@@ -1101,10 +1301,13 @@ Global___Plan: _TypeAlias = Plan  # noqa: Y015
 
 @_typing.final
 class GetPlanRequest(_message.Message):
+    """Request of OpsService.GetPlan."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
     organization_id: _builtins.str
+    """The caller's organization. Required, at most 64 characters."""
     def __init__(
         self,
         *,
@@ -1120,12 +1323,14 @@ Global___GetPlanRequest: _TypeAlias = GetPlanRequest  # noqa: Y015
 
 @_typing.final
 class GetPlanResponse(_message.Message):
+    """Response of OpsService.GetPlan."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     PLAN_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def plan(self) -> Global___Plan:
-        """the default plan when none was set"""
+        """The plan; the default plan when none was set."""
 
     def __init__(
         self,
@@ -1142,6 +1347,8 @@ Global___GetPlanResponse: _TypeAlias = GetPlanResponse  # noqa: Y015
 
 @_typing.final
 class SetPlanRequest(_message.Message):
+    """Request of OpsService.SetPlan."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
@@ -1149,10 +1356,17 @@ class SetPlanRequest(_message.Message):
     LIMITS_FIELD_NUMBER: _builtins.int
     ACTOR_FIELD_NUMBER: _builtins.int
     organization_id: _builtins.str
+    """The organization. Required, at most 64 characters."""
     name: _builtins.str
+    """The plan's name, at most 64 characters; "" keeps the current one."""
     actor: _builtins.str
+    """The operator's name, recorded with the authenticated caller; at most 200 characters; "": the caller
+    alone.
+    """
     @_builtins.property
-    def limits(self) -> Global___PlanLimits: ...
+    def limits(self) -> Global___PlanLimits:
+        """The new limits, replacing all three; absent: every limit 0 (unlimited)."""
+
     def __init__(
         self,
         *,
@@ -1171,11 +1385,15 @@ Global___SetPlanRequest: _TypeAlias = SetPlanRequest  # noqa: Y015
 
 @_typing.final
 class SetPlanResponse(_message.Message):
+    """Response of OpsService.SetPlan."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     PLAN_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def plan(self) -> Global___Plan: ...
+    def plan(self) -> Global___Plan:
+        """The plan as it now stands."""
+
     def __init__(
         self,
         *,
@@ -1191,15 +1409,19 @@ Global___SetPlanResponse: _TypeAlias = SetPlanResponse  # noqa: Y015
 
 @_typing.final
 class ListPlansRequest(_message.Message):
+    """Request of OpsService.ListPlans (internal)."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     organization_id: _builtins.str
-    """Optional here: "" = every organization"""
+    """The organization, at most 64 characters; optional here: "" = every organization."""
     page_size: _builtins.int
+    """Plans per page, 0..500; 0: 50."""
     page_token: _builtins.str
+    """A previous response's next_page_token, at most 128 characters; "": the first page."""
     def __init__(
         self,
         *,
@@ -1217,13 +1439,18 @@ Global___ListPlansRequest: _TypeAlias = ListPlansRequest  # noqa: Y015
 
 @_typing.final
 class ListPlansResponse(_message.Message):
+    """Response of OpsService.ListPlans."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     PLANS_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
+    """Pass as page_token for the next page; "": this was the last page."""
     @_builtins.property
-    def plans(self) -> _containers.RepeatedCompositeFieldContainer[Global___Plan]: ...
+    def plans(self) -> _containers.RepeatedCompositeFieldContainer[Global___Plan]:
+        """One page of the plans that were set (an organization without one has the default plan)."""
+
     def __init__(
         self,
         *,
@@ -1240,15 +1467,21 @@ Global___ListPlansResponse: _TypeAlias = ListPlansResponse  # noqa: Y015
 
 @_typing.final
 class Organization(_message.Message):
+    """A tenant of WhatLead."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
     NAME_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
     id: _builtins.str
+    """The organization's id (UUIDv7): the organization_id of every other request."""
     name: _builtins.str
+    """Its name."""
     @_builtins.property
-    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    def created_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was created."""
+
     def __init__(
         self,
         *,
@@ -1266,6 +1499,8 @@ Global___Organization: _TypeAlias = Organization  # noqa: Y015
 
 @_typing.final
 class Member(_message.Message):
+    """A user of an organization."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
@@ -1273,10 +1508,15 @@ class Member(_message.Message):
     ROLE_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
     organization_id: _builtins.str
+    """The organization."""
     user_id: _builtins.str
+    """The user, as the caller names users."""
     role: Global___MemberRole.ValueType
+    """The user's role there."""
     @_builtins.property
-    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    def created_at(self) -> _timestamp_pb2.Timestamp:
+        """When the user was added."""
+
     def __init__(
         self,
         *,
@@ -1308,19 +1548,24 @@ class ApiKey(_message.Message):
     REVOKED_AT_FIELD_NUMBER: _builtins.int
     CREATED_BY_FIELD_NUMBER: _builtins.int
     id: _builtins.str
+    """The key's id (UUIDv7)."""
     organization_id: _builtins.str
+    """The organization it acts for."""
     name: _builtins.str
+    """A name for people; "" when none was given."""
     role: Global___MemberRole.ValueType
-    """what the key may do"""
+    """What the key may do."""
     prefix: _builtins.str
-    """first characters of the secret, to recognise it"""
+    """The first characters of the secret, to recognise it."""
     created_by: _builtins.str
-    """the actor that created it ("key:<id>", "service")"""
+    """The actor that created it ("key:<id>", "service")."""
     @_builtins.property
-    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    def created_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was created."""
+
     @_builtins.property
     def revoked_at(self) -> _timestamp_pb2.Timestamp:
-        """absent: active"""
+        """When it was revoked; absent: active."""
 
     def __init__(
         self,
@@ -1344,13 +1589,16 @@ Global___ApiKey: _TypeAlias = ApiKey  # noqa: Y015
 
 @_typing.final
 class CreateOrganizationRequest(_message.Message):
+    """Request of OpsService.CreateOrganization."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NAME_FIELD_NUMBER: _builtins.int
     OWNER_USER_ID_FIELD_NUMBER: _builtins.int
     name: _builtins.str
+    """The organization's name. Required, not blank, at most 200 characters."""
     owner_user_id: _builtins.str
-    """Becomes its first OWNER"""
+    """The user who becomes its first OWNER. Required, not blank, at most 64 characters."""
     def __init__(
         self,
         *,
@@ -1367,11 +1615,15 @@ Global___CreateOrganizationRequest: _TypeAlias = CreateOrganizationRequest  # no
 
 @_typing.final
 class CreateOrganizationResponse(_message.Message):
+    """Response of OpsService.CreateOrganization."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ORGANIZATION_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def organization(self) -> Global___Organization: ...
+    def organization(self) -> Global___Organization:
+        """The new organization."""
+
     def __init__(
         self,
         *,
@@ -1387,10 +1639,13 @@ Global___CreateOrganizationResponse: _TypeAlias = CreateOrganizationResponse  # 
 
 @_typing.final
 class GetOrganizationRequest(_message.Message):
+    """Request of OpsService.GetOrganization."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
     organization_id: _builtins.str
+    """The caller's organization. Required, at most 64 characters."""
     def __init__(
         self,
         *,
@@ -1406,11 +1661,15 @@ Global___GetOrganizationRequest: _TypeAlias = GetOrganizationRequest  # noqa: Y0
 
 @_typing.final
 class GetOrganizationResponse(_message.Message):
+    """Response of OpsService.GetOrganization."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ORGANIZATION_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def organization(self) -> Global___Organization: ...
+    def organization(self) -> Global___Organization:
+        """The organization."""
+
     def __init__(
         self,
         *,
@@ -1426,14 +1685,19 @@ Global___GetOrganizationResponse: _TypeAlias = GetOrganizationResponse  # noqa: 
 
 @_typing.final
 class AddMemberRequest(_message.Message):
+    """Request of OpsService.AddMember."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
     USER_ID_FIELD_NUMBER: _builtins.int
     ROLE_FIELD_NUMBER: _builtins.int
     organization_id: _builtins.str
+    """The caller's organization. Required, at most 64 characters."""
     user_id: _builtins.str
+    """The user to add. Required, at most 64 characters."""
     role: Global___MemberRole.ValueType
+    """The user's role, at most the caller's own. Required."""
     def __init__(
         self,
         *,
@@ -1451,11 +1715,15 @@ Global___AddMemberRequest: _TypeAlias = AddMemberRequest  # noqa: Y015
 
 @_typing.final
 class AddMemberResponse(_message.Message):
+    """Response of OpsService.AddMember."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     MEMBER_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def member(self) -> Global___Member: ...
+    def member(self) -> Global___Member:
+        """The new member."""
+
     def __init__(
         self,
         *,
@@ -1471,14 +1739,19 @@ Global___AddMemberResponse: _TypeAlias = AddMemberResponse  # noqa: Y015
 
 @_typing.final
 class ListMembersRequest(_message.Message):
+    """Request of OpsService.ListMembers."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     organization_id: _builtins.str
+    """The caller's organization. Required, at most 64 characters."""
     page_size: _builtins.int
+    """Members per page, 0..500; 0: 50."""
     page_token: _builtins.str
+    """A previous response's next_page_token, at most 128 characters; "": the first page."""
     def __init__(
         self,
         *,
@@ -1496,13 +1769,18 @@ Global___ListMembersRequest: _TypeAlias = ListMembersRequest  # noqa: Y015
 
 @_typing.final
 class ListMembersResponse(_message.Message):
+    """Response of OpsService.ListMembers."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     MEMBERS_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
+    """Pass as page_token for the next page; "": this was the last page."""
     @_builtins.property
-    def members(self) -> _containers.RepeatedCompositeFieldContainer[Global___Member]: ...
+    def members(self) -> _containers.RepeatedCompositeFieldContainer[Global___Member]:
+        """One page of members, oldest first."""
+
     def __init__(
         self,
         *,
@@ -1519,14 +1797,19 @@ Global___ListMembersResponse: _TypeAlias = ListMembersResponse  # noqa: Y015
 
 @_typing.final
 class CreateApiKeyRequest(_message.Message):
+    """Request of OpsService.CreateApiKey."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
     NAME_FIELD_NUMBER: _builtins.int
     ROLE_FIELD_NUMBER: _builtins.int
     organization_id: _builtins.str
+    """The organization the key acts for. Required, at most 64 characters."""
     name: _builtins.str
+    """A name for people, at most 100 characters; "" allowed."""
     role: Global___MemberRole.ValueType
+    """What the key may do, at most the caller's own role. Required."""
     def __init__(
         self,
         *,
@@ -1544,14 +1827,18 @@ Global___CreateApiKeyRequest: _TypeAlias = CreateApiKeyRequest  # noqa: Y015
 
 @_typing.final
 class CreateApiKeyResponse(_message.Message):
+    """Response of OpsService.CreateApiKey."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     API_KEY_FIELD_NUMBER: _builtins.int
     SECRET_FIELD_NUMBER: _builtins.int
     secret: _builtins.str
-    """the only time the plaintext key is returned"""
+    """The plaintext key: the only time it is returned. Present it as the call credential."""
     @_builtins.property
-    def api_key(self) -> Global___ApiKey: ...
+    def api_key(self) -> Global___ApiKey:
+        """The new key's metadata."""
+
     def __init__(
         self,
         *,
@@ -1568,12 +1855,16 @@ Global___CreateApiKeyResponse: _TypeAlias = CreateApiKeyResponse  # noqa: Y015
 
 @_typing.final
 class RevokeApiKeyRequest(_message.Message):
+    """Request of OpsService.RevokeApiKey."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
     API_KEY_ID_FIELD_NUMBER: _builtins.int
     organization_id: _builtins.str
+    """The caller's organization. Required, at most 64 characters."""
     api_key_id: _builtins.str
+    """The key to revoke. Required, a UUID."""
     def __init__(
         self,
         *,
@@ -1590,11 +1881,15 @@ Global___RevokeApiKeyRequest: _TypeAlias = RevokeApiKeyRequest  # noqa: Y015
 
 @_typing.final
 class RevokeApiKeyResponse(_message.Message):
+    """Response of OpsService.RevokeApiKey."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     API_KEY_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def api_key(self) -> Global___ApiKey: ...
+    def api_key(self) -> Global___ApiKey:
+        """The key as it now stands (revoked_at set)."""
+
     def __init__(
         self,
         *,
@@ -1610,14 +1905,19 @@ Global___RevokeApiKeyResponse: _TypeAlias = RevokeApiKeyResponse  # noqa: Y015
 
 @_typing.final
 class ListApiKeysRequest(_message.Message):
+    """Request of OpsService.ListApiKeys."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     organization_id: _builtins.str
+    """The caller's organization. Required, at most 64 characters."""
     page_size: _builtins.int
+    """Keys per page, 0..500; 0: 50."""
     page_token: _builtins.str
+    """A previous response's next_page_token, at most 128 characters; "": the first page."""
     def __init__(
         self,
         *,
@@ -1635,13 +1935,18 @@ Global___ListApiKeysRequest: _TypeAlias = ListApiKeysRequest  # noqa: Y015
 
 @_typing.final
 class ListApiKeysResponse(_message.Message):
+    """Response of OpsService.ListApiKeys."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     API_KEYS_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
+    """Pass as page_token for the next page; "": this was the last page."""
     @_builtins.property
-    def api_keys(self) -> _containers.RepeatedCompositeFieldContainer[Global___ApiKey]: ...
+    def api_keys(self) -> _containers.RepeatedCompositeFieldContainer[Global___ApiKey]:
+        """One page of keys, oldest first."""
+
     def __init__(
         self,
         *,
@@ -1658,11 +1963,13 @@ Global___ListApiKeysResponse: _TypeAlias = ListApiKeysResponse  # noqa: Y015
 
 @_typing.final
 class ResolveApiKeyRequest(_message.Message):
+    """Request of OpsService.ResolveApiKey (internal)."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     SECRET_FIELD_NUMBER: _builtins.int
     secret: _builtins.str
-    """The presented key"""
+    """The presented key. Required, at most 256 characters."""
     def __init__(
         self,
         *,
@@ -1678,14 +1985,19 @@ Global___ResolveApiKeyRequest: _TypeAlias = ResolveApiKeyRequest  # noqa: Y015
 
 @_typing.final
 class ResolveApiKeyResponse(_message.Message):
+    """Response of OpsService.ResolveApiKey."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
     API_KEY_ID_FIELD_NUMBER: _builtins.int
     ROLE_FIELD_NUMBER: _builtins.int
     organization_id: _builtins.str
+    """The organization the key acts for."""
     api_key_id: _builtins.str
+    """The key's id."""
     role: Global___MemberRole.ValueType
+    """What the key may do."""
     def __init__(
         self,
         *,
@@ -1718,17 +2030,23 @@ class AuditEntry(_message.Message):
     SUMMARY_FIELD_NUMBER: _builtins.int
     OCCURRED_AT_FIELD_NUMBER: _builtins.int
     id: _builtins.str
+    """The entry's id (UUIDv7)."""
     organization_id: _builtins.str
+    """The organization."""
     actor: _builtins.str
-    """"key:<api key id>", "service", with the operator's own name when one was given"""
+    """Who acted: "key:<api key id>" or "service", with the operator's own name when one was given
+    ("alice (key:0193…)").
+    """
     action: _builtins.str
-    """e.g. "execution.paused", "plan.set", "api_key.created", "member.added" """
+    """What was done, e.g. "execution.paused", "plan.set", "api_key.created", "member.added"."""
     target: _builtins.str
-    """what it acted on, e.g. "instance/0193…", "api_key/0193…" """
+    """What it acted on, e.g. "instance/0193…", "api_key/0193…"."""
     summary: _builtins.str
-    """one human-readable line"""
+    """One human-readable line."""
     @_builtins.property
-    def occurred_at(self) -> _timestamp_pb2.Timestamp: ...
+    def occurred_at(self) -> _timestamp_pb2.Timestamp:
+        """When it happened."""
+
     def __init__(
         self,
         *,
@@ -1750,14 +2068,19 @@ Global___AuditEntry: _TypeAlias = AuditEntry  # noqa: Y015
 
 @_typing.final
 class ListAuditEntriesRequest(_message.Message):
+    """Request of OpsService.ListAuditEntries."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     organization_id: _builtins.str
+    """The caller's organization. Required, at most 64 characters."""
     page_size: _builtins.int
+    """Entries per page, 0..500; 0: 50."""
     page_token: _builtins.str
+    """A previous response's next_page_token, at most 128 characters; "": the first page."""
     def __init__(
         self,
         *,
@@ -1775,14 +2098,17 @@ Global___ListAuditEntriesRequest: _TypeAlias = ListAuditEntriesRequest  # noqa: 
 
 @_typing.final
 class ListAuditEntriesResponse(_message.Message):
+    """Response of OpsService.ListAuditEntries."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ENTRIES_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
+    """Pass as page_token for the next page; "": this was the last page."""
     @_builtins.property
     def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___AuditEntry]:
-        """newest first"""
+        """One page of entries, newest first."""
 
     def __init__(
         self,

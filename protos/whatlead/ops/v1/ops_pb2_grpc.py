@@ -26,7 +26,13 @@ if _version_not_supported:
 
 
 class OpsServiceStub:
-    """Missing associated documentation comment in .proto file."""
+    """Operating WhatLead: the kill-switch, the intents' timeline and live changes, metrics, plans,
+    organizations, members, API keys and the audit log. Every call but CreateOrganization and
+    ResolveApiKey is scoped to the request's organization. Besides the codes listed on each RPC, every RPC
+    may answer INVALID_ARGUMENT (with BadRequest field violations), UNAUTHENTICATED, PERMISSION_DENIED,
+    RESOURCE_EXHAUSTED (a request over the size limit), DEADLINE_EXCEEDED, CANCELLED, UNAVAILABLE (retry
+    with backoff) and INTERNAL (docs/contracts.md).
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -137,139 +143,179 @@ class OpsServiceStub:
 
 
 class OpsServiceServicer:
-    """Missing associated documentation comment in .proto file."""
+    """Operating WhatLead: the kill-switch, the intents' timeline and live changes, metrics, plans,
+    organizations, members, API keys and the audit log. Every call but CreateOrganization and
+    ResolveApiKey is scoped to the request's organization. Besides the codes listed on each RPC, every RPC
+    may answer INVALID_ARGUMENT (with BadRequest field violations), UNAUTHENTICATED, PERMISSION_DENIED,
+    RESOURCE_EXHAUSTED (a request over the size limit), DEADLINE_EXCEEDED, CANCELLED, UNAVAILABLE (retry
+    with backoff) and INTERNAL (docs/contracts.md).
+    """
 
     def PauseExecution(self, request, context):
-        """Kill-switch.
+        """Kill-switch: pauses sending for one scope (an instance, a campaign or the whole organization); the
+        Gate and the Executor stop within milliseconds (ExecutionControlChanged). Pausing a paused scope
+        replaces its reason, note and end. FAILED_PRECONDITION: changed concurrently again and again (retry).
+        Needs an ADMIN key.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ResumeExecution(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Resumes sending for one scope. Resuming a scope that is not paused answers its control as it is
+        (nothing recorded). Needs an ADMIN key.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListControls(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """The organization's controls (every scope ever paused), oldest first, one page at a time, optionally
+        filtered. Needs a MEMBER key.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListPausedControls(self, request, context):
         """Internal, for projection rebuilds (Gate, Executor): every PAUSED control; organization_id may be ""
-        (= every organization). Never exposed to tenants.
+        (= every organization). Only the deployment's service credential may call it.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def WatchIntents(self, request, context):
-        """Audit and metrics.
-        Live: each change of the organization's intents (optionally one intent or one campaign) as ops'
+        """Live: each change of the organization's intents (optionally one intent or one campaign) as ops'
         timeline records it, in one order every watcher shares. Starts after `after_position` (a position a
         previous stream gave; empty: from now). A watcher that falls more than the server's buffer behind is
         ended with RESOURCE_EXHAUSTED and resumes with the last position it received; a position older than
-        what the stream keeps is OUT_OF_RANGE. Backed by JetStream, never by polling (ADR 0048).
+        what the stream keeps is OUT_OF_RANGE. Backed by JetStream, never by polling (ADR 0048). Needs a
+        MEMBER key.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetIntentTimeline(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Everything that happened to one intent, oldest first, from every context, with the facts that
+        touched it during its life without naming it (about its instances, its campaign, its message at the
+        provider, the recipient's replies). NOT_FOUND: no such intent in the
+        organization. Needs a MEMBER key.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetExecutionMetrics(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """The organization's execution counts and times over a window ending now. Needs a MEMBER key.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetInstanceMetrics(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """One instance's execution counts and times over a window ending now, with its hours. An instance with
+        no work in the window (or unknown) answers zeros. Needs a MEMBER key.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetPlan(self, request, context):
-        """Plans.
+        """The organization's plan; the default plan (unlimited, version 0) when none was set. Needs a MEMBER
+        key.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def SetPlan(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Replaces the organization's plan limits (PlanChanged, version + 1). FAILED_PRECONDITION: changed
+        concurrently again and again (retry). Needs an OWNER key or the service credential.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListPlans(self, request, context):
-        """Internal, for projection rebuilds (Gate): plans; organization_id may be "" (= every organization).
-        Never exposed to tenants.
+        """Internal, for projection rebuilds (Gate): the plans that were set; organization_id may be "" (= every
+        organization). Only the deployment's service credential may call it.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def CreateOrganization(self, request, context):
-        """Organizations, members and API keys.
+        """A new organization with its first OWNER (OrganizationCreated, MemberAdded). Only the deployment's
+        service credential may call it.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetOrganization(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """The caller's organization. NOT_FOUND: no such organization. Needs a MEMBER key.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def AddMember(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Adds a user to the organization with a role at most the caller's own (MemberAdded). NOT_FOUND: no
+        such organization. ALREADY_EXISTS: the user is a member already. PERMISSION_DENIED: a role above the
+        caller's. Needs an ADMIN key.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListMembers(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """The organization's members, oldest first, one page at a time. Needs a MEMBER key.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def CreateApiKey(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Issues a new API key with a role at most the caller's own; the secret is answered this once and
+        stored only hashed (ApiKeyCreated). NOT_FOUND: no such organization. PERMISSION_DENIED: a role above
+        the caller's. Needs an ADMIN key or the service credential.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def RevokeApiKey(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Revokes a key: the key directory every service authenticates from drops it before the call answers
+        (ApiKeyRevoked). Idempotent: a revoked key is
+        answered as it is. NOT_FOUND: no such key in the organization. FAILED_PRECONDITION: revoked
+        concurrently (retry). Needs an ADMIN key.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListApiKeys(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """The organization's API keys (revoked ones too), oldest first, one page at a time; never a secret.
+        Needs an ADMIN key.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ResolveApiKey(self, request, context):
         """Which organization (and role) a presented API key belongs to. Carries no organization_id: that is
-        what it finds out. NOT_FOUND for an unknown or revoked key.
+        what it finds out. NOT_FOUND for an unknown, malformed or revoked key, alike. Only the deployment's
+        service credential may call it.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListAuditEntries(self, request, context):
-        """Operator actions (pauses and resumes, plan changes, keys, members), newest first, with their actor.
+        """Operator actions (pauses and resumes, plan changes, keys, members), newest first, with their actor,
+        one page at a time. Needs an ADMIN key.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -387,7 +433,13 @@ def add_OpsServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class OpsService:
-    """Missing associated documentation comment in .proto file."""
+    """Operating WhatLead: the kill-switch, the intents' timeline and live changes, metrics, plans,
+    organizations, members, API keys and the audit log. Every call but CreateOrganization and
+    ResolveApiKey is scoped to the request's organization. Besides the codes listed on each RPC, every RPC
+    may answer INVALID_ARGUMENT (with BadRequest field violations), UNAUTHENTICATED, PERMISSION_DENIED,
+    RESOURCE_EXHAUSTED (a request over the size limit), DEADLINE_EXCEEDED, CANCELLED, UNAVAILABLE (retry
+    with backoff) and INTERNAL (docs/contracts.md).
+    """
 
     @staticmethod
     def PauseExecution(request,

@@ -29,117 +29,245 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class OpsServiceStub:
+    """Operating WhatLead: the kill-switch, the intents' timeline and live changes, metrics, plans,
+    organizations, members, API keys and the audit log. Every call but CreateOrganization and
+    ResolveApiKey is scoped to the request's organization. Besides the codes listed on each RPC, every RPC
+    may answer INVALID_ARGUMENT (with BadRequest field violations), UNAUTHENTICATED, PERMISSION_DENIED,
+    RESOURCE_EXHAUSTED (a request over the size limit), DEADLINE_EXCEEDED, CANCELLED, UNAVAILABLE (retry
+    with backoff) and INTERNAL (docs/contracts.md).
+    """
+
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> OpsServiceAsyncStub: ...
     PauseExecution: _grpc.UnaryUnaryMultiCallable[_ops_pb2.PauseExecutionRequest, _ops_pb2.PauseExecutionResponse]
-    """Kill-switch."""
+    """Kill-switch: pauses sending for one scope (an instance, a campaign or the whole organization); the
+    Gate and the Executor stop within milliseconds (ExecutionControlChanged). Pausing a paused scope
+    replaces its reason, note and end. FAILED_PRECONDITION: changed concurrently again and again (retry).
+    Needs an ADMIN key.
+    """
     ResumeExecution: _grpc.UnaryUnaryMultiCallable[_ops_pb2.ResumeExecutionRequest, _ops_pb2.ResumeExecutionResponse]
+    """Resumes sending for one scope. Resuming a scope that is not paused answers its control as it is
+    (nothing recorded). Needs an ADMIN key.
+    """
     ListControls: _grpc.UnaryUnaryMultiCallable[_ops_pb2.ListControlsRequest, _ops_pb2.ListControlsResponse]
+    """The organization's controls (every scope ever paused), oldest first, one page at a time, optionally
+    filtered. Needs a MEMBER key.
+    """
     ListPausedControls: _grpc.UnaryUnaryMultiCallable[_ops_pb2.ListPausedControlsRequest, _ops_pb2.ListPausedControlsResponse]
     """Internal, for projection rebuilds (Gate, Executor): every PAUSED control; organization_id may be ""
-    (= every organization). Never exposed to tenants.
+    (= every organization). Only the deployment's service credential may call it.
     """
     WatchIntents: _grpc.UnaryStreamMultiCallable[_ops_pb2.WatchIntentsRequest, _ops_pb2.WatchIntentsResponse]
-    """Audit and metrics.
-    Live: each change of the organization's intents (optionally one intent or one campaign) as ops'
+    """Live: each change of the organization's intents (optionally one intent or one campaign) as ops'
     timeline records it, in one order every watcher shares. Starts after `after_position` (a position a
     previous stream gave; empty: from now). A watcher that falls more than the server's buffer behind is
     ended with RESOURCE_EXHAUSTED and resumes with the last position it received; a position older than
-    what the stream keeps is OUT_OF_RANGE. Backed by JetStream, never by polling (ADR 0048).
+    what the stream keeps is OUT_OF_RANGE. Backed by JetStream, never by polling (ADR 0048). Needs a
+    MEMBER key.
     """
     GetIntentTimeline: _grpc.UnaryUnaryMultiCallable[_ops_pb2.GetIntentTimelineRequest, _ops_pb2.GetIntentTimelineResponse]
+    """Everything that happened to one intent, oldest first, from every context, with the facts that
+    touched it during its life without naming it (about its instances, its campaign, its message at the
+    provider, the recipient's replies). NOT_FOUND: no such intent in the
+    organization. Needs a MEMBER key.
+    """
     GetExecutionMetrics: _grpc.UnaryUnaryMultiCallable[_ops_pb2.GetExecutionMetricsRequest, _ops_pb2.GetExecutionMetricsResponse]
+    """The organization's execution counts and times over a window ending now. Needs a MEMBER key."""
     GetInstanceMetrics: _grpc.UnaryUnaryMultiCallable[_ops_pb2.GetInstanceMetricsRequest, _ops_pb2.GetInstanceMetricsResponse]
+    """One instance's execution counts and times over a window ending now, with its hours. An instance with
+    no work in the window (or unknown) answers zeros. Needs a MEMBER key.
+    """
     GetPlan: _grpc.UnaryUnaryMultiCallable[_ops_pb2.GetPlanRequest, _ops_pb2.GetPlanResponse]
-    """Plans."""
+    """The organization's plan; the default plan (unlimited, version 0) when none was set. Needs a MEMBER
+    key.
+    """
     SetPlan: _grpc.UnaryUnaryMultiCallable[_ops_pb2.SetPlanRequest, _ops_pb2.SetPlanResponse]
+    """Replaces the organization's plan limits (PlanChanged, version + 1). FAILED_PRECONDITION: changed
+    concurrently again and again (retry). Needs an OWNER key or the service credential.
+    """
     ListPlans: _grpc.UnaryUnaryMultiCallable[_ops_pb2.ListPlansRequest, _ops_pb2.ListPlansResponse]
-    """Internal, for projection rebuilds (Gate): plans; organization_id may be "" (= every organization).
-    Never exposed to tenants.
+    """Internal, for projection rebuilds (Gate): the plans that were set; organization_id may be "" (= every
+    organization). Only the deployment's service credential may call it.
     """
     CreateOrganization: _grpc.UnaryUnaryMultiCallable[_ops_pb2.CreateOrganizationRequest, _ops_pb2.CreateOrganizationResponse]
-    """Organizations, members and API keys."""
+    """A new organization with its first OWNER (OrganizationCreated, MemberAdded). Only the deployment's
+    service credential may call it.
+    """
     GetOrganization: _grpc.UnaryUnaryMultiCallable[_ops_pb2.GetOrganizationRequest, _ops_pb2.GetOrganizationResponse]
+    """The caller's organization. NOT_FOUND: no such organization. Needs a MEMBER key."""
     AddMember: _grpc.UnaryUnaryMultiCallable[_ops_pb2.AddMemberRequest, _ops_pb2.AddMemberResponse]
+    """Adds a user to the organization with a role at most the caller's own (MemberAdded). NOT_FOUND: no
+    such organization. ALREADY_EXISTS: the user is a member already. PERMISSION_DENIED: a role above the
+    caller's. Needs an ADMIN key.
+    """
     ListMembers: _grpc.UnaryUnaryMultiCallable[_ops_pb2.ListMembersRequest, _ops_pb2.ListMembersResponse]
+    """The organization's members, oldest first, one page at a time. Needs a MEMBER key."""
     CreateApiKey: _grpc.UnaryUnaryMultiCallable[_ops_pb2.CreateApiKeyRequest, _ops_pb2.CreateApiKeyResponse]
+    """Issues a new API key with a role at most the caller's own; the secret is answered this once and
+    stored only hashed (ApiKeyCreated). NOT_FOUND: no such organization. PERMISSION_DENIED: a role above
+    the caller's. Needs an ADMIN key or the service credential.
+    """
     RevokeApiKey: _grpc.UnaryUnaryMultiCallable[_ops_pb2.RevokeApiKeyRequest, _ops_pb2.RevokeApiKeyResponse]
+    """Revokes a key: the key directory every service authenticates from drops it before the call answers
+    (ApiKeyRevoked). Idempotent: a revoked key is
+    answered as it is. NOT_FOUND: no such key in the organization. FAILED_PRECONDITION: revoked
+    concurrently (retry). Needs an ADMIN key.
+    """
     ListApiKeys: _grpc.UnaryUnaryMultiCallable[_ops_pb2.ListApiKeysRequest, _ops_pb2.ListApiKeysResponse]
+    """The organization's API keys (revoked ones too), oldest first, one page at a time; never a secret.
+    Needs an ADMIN key.
+    """
     ResolveApiKey: _grpc.UnaryUnaryMultiCallable[_ops_pb2.ResolveApiKeyRequest, _ops_pb2.ResolveApiKeyResponse]
     """Which organization (and role) a presented API key belongs to. Carries no organization_id: that is
-    what it finds out. NOT_FOUND for an unknown or revoked key.
+    what it finds out. NOT_FOUND for an unknown, malformed or revoked key, alike. Only the deployment's
+    service credential may call it.
     """
     ListAuditEntries: _grpc.UnaryUnaryMultiCallable[_ops_pb2.ListAuditEntriesRequest, _ops_pb2.ListAuditEntriesResponse]
-    """Operator actions (pauses and resumes, plan changes, keys, members), newest first, with their actor."""
+    """Operator actions (pauses and resumes, plan changes, keys, members), newest first, with their actor,
+    one page at a time. Needs an ADMIN key.
+    """
 
 @_typing.type_check_only
 class OpsServiceAsyncStub(OpsServiceStub):
+    """Operating WhatLead: the kill-switch, the intents' timeline and live changes, metrics, plans,
+    organizations, members, API keys and the audit log. Every call but CreateOrganization and
+    ResolveApiKey is scoped to the request's organization. Besides the codes listed on each RPC, every RPC
+    may answer INVALID_ARGUMENT (with BadRequest field violations), UNAUTHENTICATED, PERMISSION_DENIED,
+    RESOURCE_EXHAUSTED (a request over the size limit), DEADLINE_EXCEEDED, CANCELLED, UNAVAILABLE (retry
+    with backoff) and INTERNAL (docs/contracts.md).
+    """
+
     def __init__(self, channel: _aio.Channel) -> None: ...
     PauseExecution: _aio.UnaryUnaryMultiCallable[_ops_pb2.PauseExecutionRequest, _ops_pb2.PauseExecutionResponse]  # type: ignore[assignment]
-    """Kill-switch."""
+    """Kill-switch: pauses sending for one scope (an instance, a campaign or the whole organization); the
+    Gate and the Executor stop within milliseconds (ExecutionControlChanged). Pausing a paused scope
+    replaces its reason, note and end. FAILED_PRECONDITION: changed concurrently again and again (retry).
+    Needs an ADMIN key.
+    """
     ResumeExecution: _aio.UnaryUnaryMultiCallable[_ops_pb2.ResumeExecutionRequest, _ops_pb2.ResumeExecutionResponse]  # type: ignore[assignment]
+    """Resumes sending for one scope. Resuming a scope that is not paused answers its control as it is
+    (nothing recorded). Needs an ADMIN key.
+    """
     ListControls: _aio.UnaryUnaryMultiCallable[_ops_pb2.ListControlsRequest, _ops_pb2.ListControlsResponse]  # type: ignore[assignment]
+    """The organization's controls (every scope ever paused), oldest first, one page at a time, optionally
+    filtered. Needs a MEMBER key.
+    """
     ListPausedControls: _aio.UnaryUnaryMultiCallable[_ops_pb2.ListPausedControlsRequest, _ops_pb2.ListPausedControlsResponse]  # type: ignore[assignment]
     """Internal, for projection rebuilds (Gate, Executor): every PAUSED control; organization_id may be ""
-    (= every organization). Never exposed to tenants.
+    (= every organization). Only the deployment's service credential may call it.
     """
     WatchIntents: _aio.UnaryStreamMultiCallable[_ops_pb2.WatchIntentsRequest, _ops_pb2.WatchIntentsResponse]  # type: ignore[assignment]
-    """Audit and metrics.
-    Live: each change of the organization's intents (optionally one intent or one campaign) as ops'
+    """Live: each change of the organization's intents (optionally one intent or one campaign) as ops'
     timeline records it, in one order every watcher shares. Starts after `after_position` (a position a
     previous stream gave; empty: from now). A watcher that falls more than the server's buffer behind is
     ended with RESOURCE_EXHAUSTED and resumes with the last position it received; a position older than
-    what the stream keeps is OUT_OF_RANGE. Backed by JetStream, never by polling (ADR 0048).
+    what the stream keeps is OUT_OF_RANGE. Backed by JetStream, never by polling (ADR 0048). Needs a
+    MEMBER key.
     """
     GetIntentTimeline: _aio.UnaryUnaryMultiCallable[_ops_pb2.GetIntentTimelineRequest, _ops_pb2.GetIntentTimelineResponse]  # type: ignore[assignment]
+    """Everything that happened to one intent, oldest first, from every context, with the facts that
+    touched it during its life without naming it (about its instances, its campaign, its message at the
+    provider, the recipient's replies). NOT_FOUND: no such intent in the
+    organization. Needs a MEMBER key.
+    """
     GetExecutionMetrics: _aio.UnaryUnaryMultiCallable[_ops_pb2.GetExecutionMetricsRequest, _ops_pb2.GetExecutionMetricsResponse]  # type: ignore[assignment]
+    """The organization's execution counts and times over a window ending now. Needs a MEMBER key."""
     GetInstanceMetrics: _aio.UnaryUnaryMultiCallable[_ops_pb2.GetInstanceMetricsRequest, _ops_pb2.GetInstanceMetricsResponse]  # type: ignore[assignment]
+    """One instance's execution counts and times over a window ending now, with its hours. An instance with
+    no work in the window (or unknown) answers zeros. Needs a MEMBER key.
+    """
     GetPlan: _aio.UnaryUnaryMultiCallable[_ops_pb2.GetPlanRequest, _ops_pb2.GetPlanResponse]  # type: ignore[assignment]
-    """Plans."""
+    """The organization's plan; the default plan (unlimited, version 0) when none was set. Needs a MEMBER
+    key.
+    """
     SetPlan: _aio.UnaryUnaryMultiCallable[_ops_pb2.SetPlanRequest, _ops_pb2.SetPlanResponse]  # type: ignore[assignment]
+    """Replaces the organization's plan limits (PlanChanged, version + 1). FAILED_PRECONDITION: changed
+    concurrently again and again (retry). Needs an OWNER key or the service credential.
+    """
     ListPlans: _aio.UnaryUnaryMultiCallable[_ops_pb2.ListPlansRequest, _ops_pb2.ListPlansResponse]  # type: ignore[assignment]
-    """Internal, for projection rebuilds (Gate): plans; organization_id may be "" (= every organization).
-    Never exposed to tenants.
+    """Internal, for projection rebuilds (Gate): the plans that were set; organization_id may be "" (= every
+    organization). Only the deployment's service credential may call it.
     """
     CreateOrganization: _aio.UnaryUnaryMultiCallable[_ops_pb2.CreateOrganizationRequest, _ops_pb2.CreateOrganizationResponse]  # type: ignore[assignment]
-    """Organizations, members and API keys."""
+    """A new organization with its first OWNER (OrganizationCreated, MemberAdded). Only the deployment's
+    service credential may call it.
+    """
     GetOrganization: _aio.UnaryUnaryMultiCallable[_ops_pb2.GetOrganizationRequest, _ops_pb2.GetOrganizationResponse]  # type: ignore[assignment]
+    """The caller's organization. NOT_FOUND: no such organization. Needs a MEMBER key."""
     AddMember: _aio.UnaryUnaryMultiCallable[_ops_pb2.AddMemberRequest, _ops_pb2.AddMemberResponse]  # type: ignore[assignment]
+    """Adds a user to the organization with a role at most the caller's own (MemberAdded). NOT_FOUND: no
+    such organization. ALREADY_EXISTS: the user is a member already. PERMISSION_DENIED: a role above the
+    caller's. Needs an ADMIN key.
+    """
     ListMembers: _aio.UnaryUnaryMultiCallable[_ops_pb2.ListMembersRequest, _ops_pb2.ListMembersResponse]  # type: ignore[assignment]
+    """The organization's members, oldest first, one page at a time. Needs a MEMBER key."""
     CreateApiKey: _aio.UnaryUnaryMultiCallable[_ops_pb2.CreateApiKeyRequest, _ops_pb2.CreateApiKeyResponse]  # type: ignore[assignment]
+    """Issues a new API key with a role at most the caller's own; the secret is answered this once and
+    stored only hashed (ApiKeyCreated). NOT_FOUND: no such organization. PERMISSION_DENIED: a role above
+    the caller's. Needs an ADMIN key or the service credential.
+    """
     RevokeApiKey: _aio.UnaryUnaryMultiCallable[_ops_pb2.RevokeApiKeyRequest, _ops_pb2.RevokeApiKeyResponse]  # type: ignore[assignment]
+    """Revokes a key: the key directory every service authenticates from drops it before the call answers
+    (ApiKeyRevoked). Idempotent: a revoked key is
+    answered as it is. NOT_FOUND: no such key in the organization. FAILED_PRECONDITION: revoked
+    concurrently (retry). Needs an ADMIN key.
+    """
     ListApiKeys: _aio.UnaryUnaryMultiCallable[_ops_pb2.ListApiKeysRequest, _ops_pb2.ListApiKeysResponse]  # type: ignore[assignment]
+    """The organization's API keys (revoked ones too), oldest first, one page at a time; never a secret.
+    Needs an ADMIN key.
+    """
     ResolveApiKey: _aio.UnaryUnaryMultiCallable[_ops_pb2.ResolveApiKeyRequest, _ops_pb2.ResolveApiKeyResponse]  # type: ignore[assignment]
     """Which organization (and role) a presented API key belongs to. Carries no organization_id: that is
-    what it finds out. NOT_FOUND for an unknown or revoked key.
+    what it finds out. NOT_FOUND for an unknown, malformed or revoked key, alike. Only the deployment's
+    service credential may call it.
     """
     ListAuditEntries: _aio.UnaryUnaryMultiCallable[_ops_pb2.ListAuditEntriesRequest, _ops_pb2.ListAuditEntriesResponse]  # type: ignore[assignment]
-    """Operator actions (pauses and resumes, plan changes, keys, members), newest first, with their actor."""
+    """Operator actions (pauses and resumes, plan changes, keys, members), newest first, with their actor,
+    one page at a time. Needs an ADMIN key.
+    """
 
 class OpsServiceServicer(metaclass=_abc_1.ABCMeta):
+    """Operating WhatLead: the kill-switch, the intents' timeline and live changes, metrics, plans,
+    organizations, members, API keys and the audit log. Every call but CreateOrganization and
+    ResolveApiKey is scoped to the request's organization. Besides the codes listed on each RPC, every RPC
+    may answer INVALID_ARGUMENT (with BadRequest field violations), UNAUTHENTICATED, PERMISSION_DENIED,
+    RESOURCE_EXHAUSTED (a request over the size limit), DEADLINE_EXCEEDED, CANCELLED, UNAVAILABLE (retry
+    with backoff) and INTERNAL (docs/contracts.md).
+    """
+
     @_abc_1.abstractmethod
     def PauseExecution(
         self,
         request: _ops_pb2.PauseExecutionRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_ops_pb2.PauseExecutionResponse, _abc.Awaitable[_ops_pb2.PauseExecutionResponse]]:
-        """Kill-switch."""
+        """Kill-switch: pauses sending for one scope (an instance, a campaign or the whole organization); the
+        Gate and the Executor stop within milliseconds (ExecutionControlChanged). Pausing a paused scope
+        replaces its reason, note and end. FAILED_PRECONDITION: changed concurrently again and again (retry).
+        Needs an ADMIN key.
+        """
 
     @_abc_1.abstractmethod
     def ResumeExecution(
         self,
         request: _ops_pb2.ResumeExecutionRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_ops_pb2.ResumeExecutionResponse, _abc.Awaitable[_ops_pb2.ResumeExecutionResponse]]: ...
+    ) -> _typing.Union[_ops_pb2.ResumeExecutionResponse, _abc.Awaitable[_ops_pb2.ResumeExecutionResponse]]:
+        """Resumes sending for one scope. Resuming a scope that is not paused answers its control as it is
+        (nothing recorded). Needs an ADMIN key.
+        """
 
     @_abc_1.abstractmethod
     def ListControls(
         self,
         request: _ops_pb2.ListControlsRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_ops_pb2.ListControlsResponse, _abc.Awaitable[_ops_pb2.ListControlsResponse]]: ...
+    ) -> _typing.Union[_ops_pb2.ListControlsResponse, _abc.Awaitable[_ops_pb2.ListControlsResponse]]:
+        """The organization's controls (every scope ever paused), oldest first, one page at a time, optionally
+        filtered. Needs a MEMBER key.
+        """
 
     @_abc_1.abstractmethod
     def ListPausedControls(
@@ -148,7 +276,7 @@ class OpsServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_ops_pb2.ListPausedControlsResponse, _abc.Awaitable[_ops_pb2.ListPausedControlsResponse]]:
         """Internal, for projection rebuilds (Gate, Executor): every PAUSED control; organization_id may be ""
-        (= every organization). Never exposed to tenants.
+        (= every organization). Only the deployment's service credential may call it.
         """
 
     @_abc_1.abstractmethod
@@ -157,12 +285,12 @@ class OpsServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _ops_pb2.WatchIntentsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_ops_pb2.WatchIntentsResponse], _abc.AsyncIterator[_ops_pb2.WatchIntentsResponse]]:
-        """Audit and metrics.
-        Live: each change of the organization's intents (optionally one intent or one campaign) as ops'
+        """Live: each change of the organization's intents (optionally one intent or one campaign) as ops'
         timeline records it, in one order every watcher shares. Starts after `after_position` (a position a
         previous stream gave; empty: from now). A watcher that falls more than the server's buffer behind is
         ended with RESOURCE_EXHAUSTED and resumes with the last position it received; a position older than
-        what the stream keeps is OUT_OF_RANGE. Backed by JetStream, never by polling (ADR 0048).
+        what the stream keeps is OUT_OF_RANGE. Backed by JetStream, never by polling (ADR 0048). Needs a
+        MEMBER key.
         """
 
     @_abc_1.abstractmethod
@@ -170,21 +298,30 @@ class OpsServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _ops_pb2.GetIntentTimelineRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_ops_pb2.GetIntentTimelineResponse, _abc.Awaitable[_ops_pb2.GetIntentTimelineResponse]]: ...
+    ) -> _typing.Union[_ops_pb2.GetIntentTimelineResponse, _abc.Awaitable[_ops_pb2.GetIntentTimelineResponse]]:
+        """Everything that happened to one intent, oldest first, from every context, with the facts that
+        touched it during its life without naming it (about its instances, its campaign, its message at the
+        provider, the recipient's replies). NOT_FOUND: no such intent in the
+        organization. Needs a MEMBER key.
+        """
 
     @_abc_1.abstractmethod
     def GetExecutionMetrics(
         self,
         request: _ops_pb2.GetExecutionMetricsRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_ops_pb2.GetExecutionMetricsResponse, _abc.Awaitable[_ops_pb2.GetExecutionMetricsResponse]]: ...
+    ) -> _typing.Union[_ops_pb2.GetExecutionMetricsResponse, _abc.Awaitable[_ops_pb2.GetExecutionMetricsResponse]]:
+        """The organization's execution counts and times over a window ending now. Needs a MEMBER key."""
 
     @_abc_1.abstractmethod
     def GetInstanceMetrics(
         self,
         request: _ops_pb2.GetInstanceMetricsRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_ops_pb2.GetInstanceMetricsResponse, _abc.Awaitable[_ops_pb2.GetInstanceMetricsResponse]]: ...
+    ) -> _typing.Union[_ops_pb2.GetInstanceMetricsResponse, _abc.Awaitable[_ops_pb2.GetInstanceMetricsResponse]]:
+        """One instance's execution counts and times over a window ending now, with its hours. An instance with
+        no work in the window (or unknown) answers zeros. Needs a MEMBER key.
+        """
 
     @_abc_1.abstractmethod
     def GetPlan(
@@ -192,14 +329,19 @@ class OpsServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _ops_pb2.GetPlanRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_ops_pb2.GetPlanResponse, _abc.Awaitable[_ops_pb2.GetPlanResponse]]:
-        """Plans."""
+        """The organization's plan; the default plan (unlimited, version 0) when none was set. Needs a MEMBER
+        key.
+        """
 
     @_abc_1.abstractmethod
     def SetPlan(
         self,
         request: _ops_pb2.SetPlanRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_ops_pb2.SetPlanResponse, _abc.Awaitable[_ops_pb2.SetPlanResponse]]: ...
+    ) -> _typing.Union[_ops_pb2.SetPlanResponse, _abc.Awaitable[_ops_pb2.SetPlanResponse]]:
+        """Replaces the organization's plan limits (PlanChanged, version + 1). FAILED_PRECONDITION: changed
+        concurrently again and again (retry). Needs an OWNER key or the service credential.
+        """
 
     @_abc_1.abstractmethod
     def ListPlans(
@@ -207,8 +349,8 @@ class OpsServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _ops_pb2.ListPlansRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_ops_pb2.ListPlansResponse, _abc.Awaitable[_ops_pb2.ListPlansResponse]]:
-        """Internal, for projection rebuilds (Gate): plans; organization_id may be "" (= every organization).
-        Never exposed to tenants.
+        """Internal, for projection rebuilds (Gate): the plans that were set; organization_id may be "" (= every
+        organization). Only the deployment's service credential may call it.
         """
 
     @_abc_1.abstractmethod
@@ -217,49 +359,69 @@ class OpsServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _ops_pb2.CreateOrganizationRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_ops_pb2.CreateOrganizationResponse, _abc.Awaitable[_ops_pb2.CreateOrganizationResponse]]:
-        """Organizations, members and API keys."""
+        """A new organization with its first OWNER (OrganizationCreated, MemberAdded). Only the deployment's
+        service credential may call it.
+        """
 
     @_abc_1.abstractmethod
     def GetOrganization(
         self,
         request: _ops_pb2.GetOrganizationRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_ops_pb2.GetOrganizationResponse, _abc.Awaitable[_ops_pb2.GetOrganizationResponse]]: ...
+    ) -> _typing.Union[_ops_pb2.GetOrganizationResponse, _abc.Awaitable[_ops_pb2.GetOrganizationResponse]]:
+        """The caller's organization. NOT_FOUND: no such organization. Needs a MEMBER key."""
 
     @_abc_1.abstractmethod
     def AddMember(
         self,
         request: _ops_pb2.AddMemberRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_ops_pb2.AddMemberResponse, _abc.Awaitable[_ops_pb2.AddMemberResponse]]: ...
+    ) -> _typing.Union[_ops_pb2.AddMemberResponse, _abc.Awaitable[_ops_pb2.AddMemberResponse]]:
+        """Adds a user to the organization with a role at most the caller's own (MemberAdded). NOT_FOUND: no
+        such organization. ALREADY_EXISTS: the user is a member already. PERMISSION_DENIED: a role above the
+        caller's. Needs an ADMIN key.
+        """
 
     @_abc_1.abstractmethod
     def ListMembers(
         self,
         request: _ops_pb2.ListMembersRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_ops_pb2.ListMembersResponse, _abc.Awaitable[_ops_pb2.ListMembersResponse]]: ...
+    ) -> _typing.Union[_ops_pb2.ListMembersResponse, _abc.Awaitable[_ops_pb2.ListMembersResponse]]:
+        """The organization's members, oldest first, one page at a time. Needs a MEMBER key."""
 
     @_abc_1.abstractmethod
     def CreateApiKey(
         self,
         request: _ops_pb2.CreateApiKeyRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_ops_pb2.CreateApiKeyResponse, _abc.Awaitable[_ops_pb2.CreateApiKeyResponse]]: ...
+    ) -> _typing.Union[_ops_pb2.CreateApiKeyResponse, _abc.Awaitable[_ops_pb2.CreateApiKeyResponse]]:
+        """Issues a new API key with a role at most the caller's own; the secret is answered this once and
+        stored only hashed (ApiKeyCreated). NOT_FOUND: no such organization. PERMISSION_DENIED: a role above
+        the caller's. Needs an ADMIN key or the service credential.
+        """
 
     @_abc_1.abstractmethod
     def RevokeApiKey(
         self,
         request: _ops_pb2.RevokeApiKeyRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_ops_pb2.RevokeApiKeyResponse, _abc.Awaitable[_ops_pb2.RevokeApiKeyResponse]]: ...
+    ) -> _typing.Union[_ops_pb2.RevokeApiKeyResponse, _abc.Awaitable[_ops_pb2.RevokeApiKeyResponse]]:
+        """Revokes a key: the key directory every service authenticates from drops it before the call answers
+        (ApiKeyRevoked). Idempotent: a revoked key is
+        answered as it is. NOT_FOUND: no such key in the organization. FAILED_PRECONDITION: revoked
+        concurrently (retry). Needs an ADMIN key.
+        """
 
     @_abc_1.abstractmethod
     def ListApiKeys(
         self,
         request: _ops_pb2.ListApiKeysRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_ops_pb2.ListApiKeysResponse, _abc.Awaitable[_ops_pb2.ListApiKeysResponse]]: ...
+    ) -> _typing.Union[_ops_pb2.ListApiKeysResponse, _abc.Awaitable[_ops_pb2.ListApiKeysResponse]]:
+        """The organization's API keys (revoked ones too), oldest first, one page at a time; never a secret.
+        Needs an ADMIN key.
+        """
 
     @_abc_1.abstractmethod
     def ResolveApiKey(
@@ -268,7 +430,8 @@ class OpsServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_ops_pb2.ResolveApiKeyResponse, _abc.Awaitable[_ops_pb2.ResolveApiKeyResponse]]:
         """Which organization (and role) a presented API key belongs to. Carries no organization_id: that is
-        what it finds out. NOT_FOUND for an unknown or revoked key.
+        what it finds out. NOT_FOUND for an unknown, malformed or revoked key, alike. Only the deployment's
+        service credential may call it.
         """
 
     @_abc_1.abstractmethod
@@ -277,6 +440,8 @@ class OpsServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _ops_pb2.ListAuditEntriesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_ops_pb2.ListAuditEntriesResponse, _abc.Awaitable[_ops_pb2.ListAuditEntriesResponse]]:
-        """Operator actions (pauses and resumes, plan changes, keys, members), newest first, with their actor."""
+        """Operator actions (pauses and resumes, plan changes, keys, members), newest first, with their actor,
+        one page at a time. Needs an ADMIN key.
+        """
 
 def add_OpsServiceServicer_to_server(servicer: OpsServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

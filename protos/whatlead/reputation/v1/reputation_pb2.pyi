@@ -32,20 +32,25 @@ class _HealthStatus:
 class _HealthStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_HealthStatus.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     HEALTH_STATUS_UNSPECIFIED: _HealthStatus.ValueType  # 0
+    """Not set; as a ListReputations filter: any health."""
     HEALTH_STATUS_HEALTHY: _HealthStatus.ValueType  # 1
+    """Usable at its phase's full caps."""
     HEALTH_STATUS_DEGRADED: _HealthStatus.ValueType  # 2
-    """still usable, at reduced pressure"""
+    """Still usable, at reduced pressure (an alert at review level)."""
     HEALTH_STATUS_UNHEALTHY: _HealthStatus.ValueType  # 3
-    """not chosen by the Gate"""
+    """Not chosen by the Gate."""
 
-class HealthStatus(_HealthStatus, metaclass=_HealthStatusEnumTypeWrapper): ...
+class HealthStatus(_HealthStatus, metaclass=_HealthStatusEnumTypeWrapper):
+    """How usable an instance is, as the last evaluation judged."""
 
 HEALTH_STATUS_UNSPECIFIED: HealthStatus.ValueType  # 0
+"""Not set; as a ListReputations filter: any health."""
 HEALTH_STATUS_HEALTHY: HealthStatus.ValueType  # 1
+"""Usable at its phase's full caps."""
 HEALTH_STATUS_DEGRADED: HealthStatus.ValueType  # 2
-"""still usable, at reduced pressure"""
+"""Still usable, at reduced pressure (an alert at review level)."""
 HEALTH_STATUS_UNHEALTHY: HealthStatus.ValueType  # 3
-"""not chosen by the Gate"""
+"""Not chosen by the Gate."""
 Global___HealthStatus: _TypeAlias = HealthStatus  # noqa: Y015
 
 class _WarmupPhase:
@@ -55,14 +60,15 @@ class _WarmupPhase:
 class _WarmupPhaseEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_WarmupPhase.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     WARMUP_PHASE_UNSPECIFIED: _WarmupPhase.ValueType  # 0
+    """Not set; as a filter: any phase."""
     WARMUP_PHASE_NEWBORN: _WarmupPhase.ValueType  # 1
-    """just connected: warm-up traffic only, very low caps"""
+    """Just connected: warm-up traffic only, very low caps."""
     WARMUP_PHASE_WARMING: _WarmupPhase.ValueType  # 2
-    """caps growing day by day"""
+    """Caps growing day by day."""
     WARMUP_PHASE_INTERACTING: _WarmupPhase.ValueType  # 3
-    """two-way traffic established; limited dispatch"""
+    """Two-way traffic established; limited dispatch."""
     WARMUP_PHASE_STABLE: _WarmupPhase.ValueType  # 4
-    """full phase caps"""
+    """Full phase caps."""
 
 class WarmupPhase(_WarmupPhase, metaclass=_WarmupPhaseEnumTypeWrapper):
     """Warm-up phase: each phase has a policy (caps per minute/hour/day, minimum interval, allowed purposes
@@ -70,14 +76,15 @@ class WarmupPhase(_WarmupPhase, metaclass=_WarmupPhaseEnumTypeWrapper):
     """
 
 WARMUP_PHASE_UNSPECIFIED: WarmupPhase.ValueType  # 0
+"""Not set; as a filter: any phase."""
 WARMUP_PHASE_NEWBORN: WarmupPhase.ValueType  # 1
-"""just connected: warm-up traffic only, very low caps"""
+"""Just connected: warm-up traffic only, very low caps."""
 WARMUP_PHASE_WARMING: WarmupPhase.ValueType  # 2
-"""caps growing day by day"""
+"""Caps growing day by day."""
 WARMUP_PHASE_INTERACTING: WarmupPhase.ValueType  # 3
-"""two-way traffic established; limited dispatch"""
+"""Two-way traffic established; limited dispatch."""
 WARMUP_PHASE_STABLE: WarmupPhase.ValueType  # 4
-"""full phase caps"""
+"""Full phase caps."""
 Global___WarmupPhase: _TypeAlias = WarmupPhase  # noqa: Y015
 
 class _ReputationAlert:
@@ -87,35 +94,41 @@ class _ReputationAlert:
 class _ReputationAlertEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ReputationAlert.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     REPUTATION_ALERT_UNSPECIFIED: _ReputationAlert.ValueType  # 0
+    """Not set."""
     REPUTATION_ALERT_DELIVERY_DROP: _ReputationAlert.ValueType  # 1
-    """enough sends, delivery rate under the threshold"""
+    """Enough sends, and a delivery rate under the threshold."""
     REPUTATION_ALERT_SEND_DELAY_SPIKE: _ReputationAlert.ValueType  # 2
-    """average or p95 send-to-ack latency over the threshold"""
+    """Average or p95 send-to-delivery latency over the threshold."""
     REPUTATION_ALERT_FREQUENT_DISCONNECTS: _ReputationAlert.ValueType  # 3
+    """Too many disconnects and connection errors."""
     REPUTATION_ALERT_HIGH_FAILURE_RATE: _ReputationAlert.ValueType  # 4
+    """Too large a share of failed sends."""
     REPUTATION_ALERT_LOW_ENGAGEMENT: _ReputationAlert.ValueType  # 5
-    """few reads and replies for what was delivered"""
+    """Few reads and replies for what was delivered."""
     REPUTATION_ALERT_ACK_TIMEOUTS: _ReputationAlert.ValueType  # 6
-    """sends whose ack never arrived (soft failures)"""
+    """Sends whose delivery receipt never arrived (soft failures)."""
     REPUTATION_ALERT_RESTRICTED: _ReputationAlert.ValueType  # 7
-    """the provider reported a time-lock, ban or logout"""
+    """The provider reported a time-lock, ban or logout."""
 
 class ReputationAlert(_ReputationAlert, metaclass=_ReputationAlertEnumTypeWrapper):
     """Degradation inferred from a window of signals (no explicit "ban" needed)."""
 
 REPUTATION_ALERT_UNSPECIFIED: ReputationAlert.ValueType  # 0
+"""Not set."""
 REPUTATION_ALERT_DELIVERY_DROP: ReputationAlert.ValueType  # 1
-"""enough sends, delivery rate under the threshold"""
+"""Enough sends, and a delivery rate under the threshold."""
 REPUTATION_ALERT_SEND_DELAY_SPIKE: ReputationAlert.ValueType  # 2
-"""average or p95 send-to-ack latency over the threshold"""
+"""Average or p95 send-to-delivery latency over the threshold."""
 REPUTATION_ALERT_FREQUENT_DISCONNECTS: ReputationAlert.ValueType  # 3
+"""Too many disconnects and connection errors."""
 REPUTATION_ALERT_HIGH_FAILURE_RATE: ReputationAlert.ValueType  # 4
+"""Too large a share of failed sends."""
 REPUTATION_ALERT_LOW_ENGAGEMENT: ReputationAlert.ValueType  # 5
-"""few reads and replies for what was delivered"""
+"""Few reads and replies for what was delivered."""
 REPUTATION_ALERT_ACK_TIMEOUTS: ReputationAlert.ValueType  # 6
-"""sends whose ack never arrived (soft failures)"""
+"""Sends whose delivery receipt never arrived (soft failures)."""
 REPUTATION_ALERT_RESTRICTED: ReputationAlert.ValueType  # 7
-"""the provider reported a time-lock, ban or logout"""
+"""The provider reported a time-lock, ban or logout."""
 Global___ReputationAlert: _TypeAlias = ReputationAlert  # noqa: Y015
 
 class _CooldownReason:
@@ -125,20 +138,29 @@ class _CooldownReason:
 class _CooldownReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CooldownReason.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     COOLDOWN_REASON_UNSPECIFIED: _CooldownReason.ValueType  # 0
+    """No cooldown."""
     COOLDOWN_REASON_REACHOUT_TIMELOCK: _CooldownReason.ValueType  # 1
+    """WhatsApp's reach-out time-lock (error 463): messaging cold contacts."""
     COOLDOWN_REASON_TEMPORARY_BAN: _CooldownReason.ValueType  # 2
+    """A temporary ban reported by the provider."""
     COOLDOWN_REASON_DEGRADATION: _CooldownReason.ValueType  # 3
-    """inferred from alerts; see CooldownStarted.alerts"""
+    """Inferred from alerts at pause level; see CooldownStarted.alerts."""
     COOLDOWN_REASON_CONNECTION_INSTABILITY: _CooldownReason.ValueType  # 4
+    """Repeated disconnects."""
 
-class CooldownReason(_CooldownReason, metaclass=_CooldownReasonEnumTypeWrapper): ...
+class CooldownReason(_CooldownReason, metaclass=_CooldownReasonEnumTypeWrapper):
+    """Why an instance is cooling down (not chosen by the Gate until `cooldown_until`)."""
 
 COOLDOWN_REASON_UNSPECIFIED: CooldownReason.ValueType  # 0
+"""No cooldown."""
 COOLDOWN_REASON_REACHOUT_TIMELOCK: CooldownReason.ValueType  # 1
+"""WhatsApp's reach-out time-lock (error 463): messaging cold contacts."""
 COOLDOWN_REASON_TEMPORARY_BAN: CooldownReason.ValueType  # 2
+"""A temporary ban reported by the provider."""
 COOLDOWN_REASON_DEGRADATION: CooldownReason.ValueType  # 3
-"""inferred from alerts; see CooldownStarted.alerts"""
+"""Inferred from alerts at pause level; see CooldownStarted.alerts."""
 COOLDOWN_REASON_CONNECTION_INSTABILITY: CooldownReason.ValueType  # 4
+"""Repeated disconnects."""
 Global___CooldownReason: _TypeAlias = CooldownReason  # noqa: Y015
 
 class _AlertLevel:
@@ -148,24 +170,29 @@ class _AlertLevel:
 class _AlertLevelEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AlertLevel.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     ALERT_LEVEL_UNSPECIFIED: _AlertLevel.ValueType  # 0
+    """Not set."""
     ALERT_LEVEL_CLEAR: _AlertLevel.ValueType  # 1
+    """Under both levels."""
     ALERT_LEVEL_REVIEW: _AlertLevel.ValueType  # 2
-    """the number is DEGRADED: the Gate lowers its caps"""
+    """At the review level: the number is DEGRADED and the Gate lowers its caps."""
     ALERT_LEVEL_PAUSE: _AlertLevel.ValueType  # 3
-    """an automatic cooldown"""
+    """At the pause level: an automatic cooldown."""
     ALERT_LEVEL_INSUFFICIENT_DATA: _AlertLevel.ValueType  # 4
-    """under the minimum volume, or nothing to measure"""
+    """Under the minimum volume, or nothing to measure."""
 
-class AlertLevel(_AlertLevel, metaclass=_AlertLevelEnumTypeWrapper): ...
+class AlertLevel(_AlertLevel, metaclass=_AlertLevelEnumTypeWrapper):
+    """Where one alert check stands against its two levels."""
 
 ALERT_LEVEL_UNSPECIFIED: AlertLevel.ValueType  # 0
+"""Not set."""
 ALERT_LEVEL_CLEAR: AlertLevel.ValueType  # 1
+"""Under both levels."""
 ALERT_LEVEL_REVIEW: AlertLevel.ValueType  # 2
-"""the number is DEGRADED: the Gate lowers its caps"""
+"""At the review level: the number is DEGRADED and the Gate lowers its caps."""
 ALERT_LEVEL_PAUSE: AlertLevel.ValueType  # 3
-"""an automatic cooldown"""
+"""At the pause level: an automatic cooldown."""
 ALERT_LEVEL_INSUFFICIENT_DATA: AlertLevel.ValueType  # 4
-"""under the minimum volume, or nothing to measure"""
+"""Under the minimum volume, or nothing to measure."""
 Global___AlertLevel: _TypeAlias = AlertLevel  # noqa: Y015
 
 class _PhaseChange:
@@ -175,20 +202,29 @@ class _PhaseChange:
 class _PhaseChangeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_PhaseChange.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     PHASE_CHANGE_UNSPECIFIED: _PhaseChange.ValueType  # 0
+    """Not set."""
     PHASE_CHANGE_HELD: _PhaseChange.ValueType  # 1
+    """Unchanged."""
     PHASE_CHANGE_ADVANCED: _PhaseChange.ValueType  # 2
+    """Moved to the next phase."""
     PHASE_CHANGE_REGRESSED: _PhaseChange.ValueType  # 3
+    """Moved back after degradation."""
     PHASE_CHANGE_RESET: _PhaseChange.ValueType  # 4
-    """back to NEWBORN after a ban"""
+    """Back to NEWBORN after a ban."""
 
-class PhaseChange(_PhaseChange, metaclass=_PhaseChangeEnumTypeWrapper): ...
+class PhaseChange(_PhaseChange, metaclass=_PhaseChangeEnumTypeWrapper):
+    """What an evaluation did to the phase."""
 
 PHASE_CHANGE_UNSPECIFIED: PhaseChange.ValueType  # 0
+"""Not set."""
 PHASE_CHANGE_HELD: PhaseChange.ValueType  # 1
+"""Unchanged."""
 PHASE_CHANGE_ADVANCED: PhaseChange.ValueType  # 2
+"""Moved to the next phase."""
 PHASE_CHANGE_REGRESSED: PhaseChange.ValueType  # 3
+"""Moved back after degradation."""
 PHASE_CHANGE_RESET: PhaseChange.ValueType  # 4
-"""back to NEWBORN after a ban"""
+"""Back to NEWBORN after a ban."""
 Global___PhaseChange: _TypeAlias = PhaseChange  # noqa: Y015
 
 class _WarmupMessageStatus:
@@ -198,15 +234,17 @@ class _WarmupMessageStatus:
 class _WarmupMessageStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_WarmupMessageStatus.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     WARMUP_MESSAGE_STATUS_UNSPECIFIED: _WarmupMessageStatus.ValueType  # 0
+    """Not set."""
     WARMUP_MESSAGE_STATUS_PLANNED: _WarmupMessageStatus.ValueType  # 1
-    """not yet due, or due and about to be submitted"""
+    """Not yet due, or due and about to be submitted."""
     WARMUP_MESSAGE_STATUS_SUBMITTED: _WarmupMessageStatus.ValueType  # 2
-    """the Gate took it (approved or queued)"""
+    """The Gate took it (approved or queued)."""
     WARMUP_MESSAGE_STATUS_SENT: _WarmupMessageStatus.ValueType  # 3
+    """The provider accepted it."""
     WARMUP_MESSAGE_STATUS_FAILED: _WarmupMessageStatus.ValueType  # 4
-    """the Gate refused it, or its send failed (`reason` says which)"""
+    """The Gate refused it, or its send failed (`reason` says which)."""
     WARMUP_MESSAGE_STATUS_SKIPPED: _WarmupMessageStatus.ValueType  # 5
-    """its time passed before it could be submitted (`reason`)"""
+    """Its time passed before it could be submitted (`reason` says why)."""
 
 class WarmupMessageStatus(_WarmupMessageStatus, metaclass=_WarmupMessageStatusEnumTypeWrapper):
     """--- Warm-up plans ---------------------------------------------------------------------------------------
@@ -215,15 +253,17 @@ class WarmupMessageStatus(_WarmupMessageStatus, metaclass=_WarmupMessageStatusEn
     """
 
 WARMUP_MESSAGE_STATUS_UNSPECIFIED: WarmupMessageStatus.ValueType  # 0
+"""Not set."""
 WARMUP_MESSAGE_STATUS_PLANNED: WarmupMessageStatus.ValueType  # 1
-"""not yet due, or due and about to be submitted"""
+"""Not yet due, or due and about to be submitted."""
 WARMUP_MESSAGE_STATUS_SUBMITTED: WarmupMessageStatus.ValueType  # 2
-"""the Gate took it (approved or queued)"""
+"""The Gate took it (approved or queued)."""
 WARMUP_MESSAGE_STATUS_SENT: WarmupMessageStatus.ValueType  # 3
+"""The provider accepted it."""
 WARMUP_MESSAGE_STATUS_FAILED: WarmupMessageStatus.ValueType  # 4
-"""the Gate refused it, or its send failed (`reason` says which)"""
+"""The Gate refused it, or its send failed (`reason` says which)."""
 WARMUP_MESSAGE_STATUS_SKIPPED: WarmupMessageStatus.ValueType  # 5
-"""its time passed before it could be submitted (`reason`)"""
+"""Its time passed before it could be submitted (`reason` says why)."""
 Global___WarmupMessageStatus: _TypeAlias = WarmupMessageStatus  # noqa: Y015
 
 class _WarmupMessageRole:
@@ -233,23 +273,28 @@ class _WarmupMessageRole:
 class _WarmupMessageRoleEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_WarmupMessageRole.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     WARMUP_MESSAGE_ROLE_UNSPECIFIED: _WarmupMessageRole.ValueType  # 0
+    """Not set."""
     WARMUP_MESSAGE_ROLE_OPENER: _WarmupMessageRole.ValueType  # 1
-    """the warming number writes to its partner"""
+    """The warming number writes to its partner."""
     WARMUP_MESSAGE_ROLE_REPLY: _WarmupMessageRole.ValueType  # 2
-    """the partner (one of the organization's numbers) answers"""
+    """The partner (one of the organization's numbers) answers."""
 
-class WarmupMessageRole(_WarmupMessageRole, metaclass=_WarmupMessageRoleEnumTypeWrapper): ...
+class WarmupMessageRole(_WarmupMessageRole, metaclass=_WarmupMessageRoleEnumTypeWrapper):
+    """Who writes a planned warm-up message."""
 
 WARMUP_MESSAGE_ROLE_UNSPECIFIED: WarmupMessageRole.ValueType  # 0
+"""Not set."""
 WARMUP_MESSAGE_ROLE_OPENER: WarmupMessageRole.ValueType  # 1
-"""the warming number writes to its partner"""
+"""The warming number writes to its partner."""
 WARMUP_MESSAGE_ROLE_REPLY: WarmupMessageRole.ValueType  # 2
-"""the partner (one of the organization's numbers) answers"""
+"""The partner (one of the organization's numbers) answers."""
 Global___WarmupMessageRole: _TypeAlias = WarmupMessageRole  # noqa: Y015
 
 @_typing.final
 class Instance(_message.Message):
-    """A WhatsApp number connected through one provider."""
+    """A WhatsApp number connected through one provider. In UpdateInstanceRequest only the fields named in
+    the update mask are read; the OUTPUT_ONLY ones are set by the registry.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -267,29 +312,46 @@ class Instance(_message.Message):
     PROVIDER_VERSION_FIELD_NUMBER: _builtins.int
     PROVIDER_ENGINE_FIELD_NUMBER: _builtins.int
     id: _builtins.str
+    """The instance's id (UUIDv7), issued at registration."""
     organization_id: _builtins.str
+    """The organization it belongs to."""
     display_name: _builtins.str
+    """A name for people, at most 100 characters (surrounding spaces dropped); "" allowed."""
     provider: _common_pb2.Provider.ValueType
+    """The provider it runs on; never UNSPECIFIED once registered."""
     provider_instance_ref: _builtins.str
-    """The provider's own name/id for it (Evolution instance, WAHA session, ...)"""
+    """The provider's own name/id for it (Evolution instance, WAHA session, ...): 1 to 200 characters of
+    letters, digits and `_ . : @ -`, starting with a letter or digit. Unique per provider within the
+    organization.
+    """
     phone: _builtins.str
-    """E.164 digits without "+"; "" until known"""
+    """The number: E.164 digits without "+", 8 to 15 (formatting given at registration is dropped); ""
+    until known.
+    """
     connection_state: _common_pb2.ConnectionState.ValueType
+    """The connection as last reported by the provider (or set by an operator)."""
     version: _builtins.int
-    """grows by one on every change; projections drop older versions"""
+    """Grows by one on every change; projections drop older versions."""
     provider_version: _builtins.str
-    """The provider's release the instance runs on ("2026.4.3"; "" unknown) and its engine, where the
-    provider has several: the adapters read the capability table with them.
+    """The provider's release the instance runs on ("2026.4.3", "2.3.6-rc.1"; at most 32 characters; "":
+    unknown). The adapters read the capability table with it and `provider_engine`.
     """
     provider_engine: _common_pb2.ProviderEngine.ValueType
+    """The provider's engine, for a provider that has several (only WAHA); UNSPECIFIED: one engine, or
+    unknown (the most cautious capabilities apply).
+    """
     @_builtins.property
     def purposes(self) -> _containers.RepeatedScalarFieldContainer[_common_pb2.Purpose.ValueType]:
-        """What it may be used for"""
+        """What it may be used for: at least one, at most 16 entries."""
 
     @_builtins.property
-    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    def created_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was registered."""
+
     @_builtins.property
-    def updated_at(self) -> _timestamp_pb2.Timestamp: ...
+    def updated_at(self) -> _timestamp_pb2.Timestamp:
+        """When it last changed."""
+
     def __init__(
         self,
         *,
@@ -317,6 +379,8 @@ Global___Instance: _TypeAlias = Instance  # noqa: Y015
 
 @_typing.final
 class InstanceReputation(_message.Message):
+    """One instance's reputation as the last evaluation left it."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     INSTANCE_ID_FIELD_NUMBER: _builtins.int
@@ -330,24 +394,31 @@ class InstanceReputation(_message.Message):
     EVALUATED_AT_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
     instance_id: _builtins.str
+    """The instance it describes."""
     organization_id: _builtins.str
+    """The instance's organization."""
     score: _builtins.int
-    """0 (worst) .. 100 (best)"""
+    """0 (worst) to 100 (best)."""
     health: Global___HealthStatus.ValueType
+    """How usable it is."""
     phase: Global___WarmupPhase.ValueType
+    """Its warm-up phase."""
     cooldown_reason: Global___CooldownReason.ValueType
+    """Why it cools down; UNSPECIFIED: no cooldown."""
     version: _builtins.int
-    """grows by one on every evaluation; projections drop older versions"""
+    """Grows by one on every evaluation; projections drop older versions."""
     @_builtins.property
     def cooldown_until(self) -> _timestamp_pb2.Timestamp:
-        """absent or past: no cooldown"""
+        """The end of its cooldown; absent or past: no cooldown."""
 
     @_builtins.property
     def alerts(self) -> _containers.RepeatedScalarFieldContainer[Global___ReputationAlert.ValueType]:
-        """active alerts after the last evaluation"""
+        """Active alerts after the last evaluation; empty: none."""
 
     @_builtins.property
-    def evaluated_at(self) -> _timestamp_pb2.Timestamp: ...
+    def evaluated_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was last evaluated."""
+
     def __init__(
         self,
         *,
@@ -394,30 +465,45 @@ class WindowStats(_message.Message):
     AVG_SEND_LATENCY_MS_FIELD_NUMBER: _builtins.int
     P95_SEND_LATENCY_MS_FIELD_NUMBER: _builtins.int
     instance_id: _builtins.str
+    """The instance they were counted for."""
     sent: _builtins.int
+    """Messages the provider accepted."""
     delivered: _builtins.int
+    """Of those, delivered to the recipient's phone."""
     read: _builtins.int
+    """Of those, read (or played)."""
     replied: _builtins.int
+    """Of those, answered."""
     received: _builtins.int
-    """incoming messages that are not replies"""
+    """Incoming messages that are not replies."""
     failed: _builtins.int
+    """Sends that failed."""
     ack_timeouts: _builtins.int
+    """Sends whose delivery receipt never arrived in time."""
     disconnects: _builtins.int
+    """Disconnects the provider reported."""
     connection_errors: _builtins.int
+    """Connection errors the provider reported."""
     delivery_rate: _builtins.float
-    """delivered / sent, 0..1 (0 when nothing was sent)"""
+    """delivered / sent, 0..1 (0 when nothing was sent)."""
     read_rate: _builtins.float
-    """read / delivered, 0..1"""
+    """read / delivered, 0..1 (0 when nothing was delivered)."""
     reply_rate: _builtins.float
-    """replied / delivered, 0..1"""
+    """replied / delivered, 0..1 (0 when nothing was delivered)."""
     avg_send_latency_ms: _builtins.float
-    """sent to delivered (the provider's delivery receipt), milliseconds"""
+    """Average time from send to the provider's delivery receipt, in milliseconds (0: none measured)."""
     p95_send_latency_ms: _builtins.float
-    """sent to delivered, 95th percentile, milliseconds"""
+    """95th percentile of the time from send to delivery receipt, in milliseconds (0: none measured)."""
     @_builtins.property
-    def window_start(self) -> _timestamp_pb2.Timestamp: ...
+    def window_start(self) -> _timestamp_pb2.Timestamp:
+        """The window's start: to the minute for a window within the recent minute buckets, else rounded down
+        to the hour.
+        """
+
     @_builtins.property
-    def window_end(self) -> _timestamp_pb2.Timestamp: ...
+    def window_end(self) -> _timestamp_pb2.Timestamp:
+        """The window's end (the end of the current minute)."""
+
     def __init__(
         self,
         *,
@@ -449,6 +535,8 @@ Global___WindowStats: _TypeAlias = WindowStats  # noqa: Y015
 
 @_typing.final
 class RegisterInstanceRequest(_message.Message):
+    """Request of ReputationService.RegisterInstance."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
@@ -461,17 +549,31 @@ class RegisterInstanceRequest(_message.Message):
     PROVIDER_VERSION_FIELD_NUMBER: _builtins.int
     PROVIDER_ENGINE_FIELD_NUMBER: _builtins.int
     organization_id: _builtins.str
+    """The caller's organization. Required, at most 64 characters."""
     display_name: _builtins.str
+    """A name for people, at most 100 characters; "" allowed."""
     provider: _common_pb2.Provider.ValueType
+    """The provider the number runs on. Required."""
     provider_instance_ref: _builtins.str
+    """The provider's own name/id for it. Required: 1 to 200 characters of letters, digits and
+    `_ . : @ -`, starting with a letter or digit; unique per provider within the organization.
+    """
     phone: _builtins.str
+    """The number, E.164 (country code and number, 8 to 15 digits; "+", spaces, dashes, dots and
+    parentheses are dropped). Required, at most 32 characters.
+    """
     connection_state: _common_pb2.ConnectionState.ValueType
-    """UNSPECIFIED: UNKNOWN"""
+    """The connection as known now; UNSPECIFIED: UNKNOWN."""
     provider_version: _builtins.str
-    """"" and UNSPECIFIED: unknown, so the most cautious capabilities of the provider apply."""
+    """The provider's release ("2026.4.3", "2.3.6-rc.1"), at most 32 characters. "" (and UNSPECIFIED
+    `provider_engine`): unknown, so the most cautious capabilities of the provider apply.
+    """
     provider_engine: _common_pb2.ProviderEngine.ValueType
+    """The provider's engine; only WAHA has engines (INVALID_ARGUMENT for another provider's)."""
     @_builtins.property
-    def purposes(self) -> _containers.RepeatedScalarFieldContainer[_common_pb2.Purpose.ValueType]: ...
+    def purposes(self) -> _containers.RepeatedScalarFieldContainer[_common_pb2.Purpose.ValueType]:
+        """What it may be used for. Required: at least one, at most 16 entries (repeats count once)."""
+
     def __init__(
         self,
         *,
@@ -495,11 +597,15 @@ Global___RegisterInstanceRequest: _TypeAlias = RegisterInstanceRequest  # noqa: 
 
 @_typing.final
 class RegisterInstanceResponse(_message.Message):
+    """Response of ReputationService.RegisterInstance."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     INSTANCE_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def instance(self) -> Global___Instance: ...
+    def instance(self) -> Global___Instance:
+        """The new instance."""
+
     def __init__(
         self,
         *,
@@ -515,6 +621,8 @@ Global___RegisterInstanceResponse: _TypeAlias = RegisterInstanceResponse  # noqa
 
 @_typing.final
 class UpdateInstanceRequest(_message.Message):
+    """Request of ReputationService.UpdateInstance."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
@@ -522,15 +630,17 @@ class UpdateInstanceRequest(_message.Message):
     INSTANCE_FIELD_NUMBER: _builtins.int
     UPDATE_MASK_FIELD_NUMBER: _builtins.int
     organization_id: _builtins.str
+    """The caller's organization. Required, at most 64 characters."""
     instance_id: _builtins.str
+    """The instance to change. Required, a UUID."""
     @_builtins.property
     def instance(self) -> Global___Instance:
-        """new values; only the fields named in update_mask are read"""
+        """New values; only the fields named in update_mask are read, each checked as at registration."""
 
     @_builtins.property
     def update_mask(self) -> _field_mask_pb2.FieldMask:
-        """Paths among: display_name, provider, provider_instance_ref, phone, purposes, connection_state,
-        provider_version, provider_engine.
+        """Which fields change. Required: at least one path among display_name, provider,
+        provider_instance_ref, phone, purposes, connection_state, provider_version, provider_engine.
         """
 
     def __init__(
@@ -551,11 +661,15 @@ Global___UpdateInstanceRequest: _TypeAlias = UpdateInstanceRequest  # noqa: Y015
 
 @_typing.final
 class UpdateInstanceResponse(_message.Message):
+    """Response of ReputationService.UpdateInstance."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     INSTANCE_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def instance(self) -> Global___Instance: ...
+    def instance(self) -> Global___Instance:
+        """The instance as it now stands."""
+
     def __init__(
         self,
         *,
@@ -571,12 +685,16 @@ Global___UpdateInstanceResponse: _TypeAlias = UpdateInstanceResponse  # noqa: Y0
 
 @_typing.final
 class GetInstanceRequest(_message.Message):
+    """Request of ReputationService.GetInstance."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
     INSTANCE_ID_FIELD_NUMBER: _builtins.int
     organization_id: _builtins.str
+    """The caller's organization. Required, at most 64 characters."""
     instance_id: _builtins.str
+    """The instance. Required, a UUID."""
     def __init__(
         self,
         *,
@@ -593,11 +711,15 @@ Global___GetInstanceRequest: _TypeAlias = GetInstanceRequest  # noqa: Y015
 
 @_typing.final
 class GetInstanceResponse(_message.Message):
+    """Response of ReputationService.GetInstance."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     INSTANCE_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def instance(self) -> Global___Instance: ...
+    def instance(self) -> Global___Instance:
+        """The instance."""
+
     def __init__(
         self,
         *,
@@ -622,9 +744,9 @@ class QrCode(_message.Message):
     CODE_FIELD_NUMBER: _builtins.int
     PNG_FIELD_NUMBER: _builtins.int
     code: _builtins.str
-    """the text the QR encodes: draw it yourself, or use `png`"""
+    """The text the QR encodes: draw it yourself, or use `png`."""
     png: _builtins.bytes
-    """the provider's picture of it (PNG); empty when the provider gives only the text"""
+    """The provider's picture of it (PNG); empty when the provider gives only the text."""
     def __init__(
         self,
         *,
@@ -652,20 +774,22 @@ class InstanceConnection(_message.Message):
     PAIRING_CODE_FIELD_NUMBER: _builtins.int
     OBSERVED_AT_FIELD_NUMBER: _builtins.int
     instance_id: _builtins.str
+    """The instance."""
     state: _common_pb2.ConnectionState.ValueType
+    """Its connection state."""
     reason: _builtins.str
-    """the provider's words for the last change ("401", "logged_out"), when it gave any"""
+    """The provider's words for the last change ("401", "logged_out"); "" when it gave none."""
     pairing_code: _builtins.str
     """With ConnectInstance.pairing_phone, where the provider offers it: the code to type on that phone
-    (WhatsApp > Linked devices > Link with phone number), e.g. "ABCD-EFGH"
+    (WhatsApp > Linked devices > Link with phone number), e.g. "ABCD-EFGH"; "" otherwise.
     """
     @_builtins.property
     def qr(self) -> Global___QrCode:
-        """QR_REQUIRED: the code to scan now; absent otherwise"""
+        """QR_REQUIRED only: the code to scan now; absent otherwise, or while the provider has none yet."""
 
     @_builtins.property
     def observed_at(self) -> _timestamp_pb2.Timestamp:
-        """when this state was reported"""
+        """When this state was reported."""
 
     def __init__(
         self,
@@ -687,15 +811,21 @@ Global___InstanceConnection: _TypeAlias = InstanceConnection  # noqa: Y015
 
 @_typing.final
 class ConnectInstanceRequest(_message.Message):
+    """Request of ReputationService.ConnectInstance."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
     INSTANCE_ID_FIELD_NUMBER: _builtins.int
     PAIRING_PHONE_FIELD_NUMBER: _builtins.int
     organization_id: _builtins.str
+    """The caller's organization. Required, at most 64 characters."""
     instance_id: _builtins.str
+    """The instance to connect. Required, a UUID."""
     pairing_phone: _builtins.str
-    """E.164 digits of the number to link by pairing code instead of a QR scan ("" = QR only)"""
+    """The number to link by pairing code instead of a QR scan: E.164, at most 32 characters; "": QR only.
+    FAILED_PRECONDITION when the provider offers no pairing codes.
+    """
     def __init__(
         self,
         *,
@@ -713,14 +843,20 @@ Global___ConnectInstanceRequest: _TypeAlias = ConnectInstanceRequest  # noqa: Y0
 
 @_typing.final
 class ConnectInstanceResponse(_message.Message):
+    """Response of ReputationService.ConnectInstance."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     INSTANCE_FIELD_NUMBER: _builtins.int
     CONNECTION_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def instance(self) -> Global___Instance: ...
+    def instance(self) -> Global___Instance:
+        """The instance with the state the provider answered."""
+
     @_builtins.property
-    def connection(self) -> Global___InstanceConnection: ...
+    def connection(self) -> Global___InstanceConnection:
+        """The connection: the QR code to scan, or the pairing code asked for."""
+
     def __init__(
         self,
         *,
@@ -737,12 +873,16 @@ Global___ConnectInstanceResponse: _TypeAlias = ConnectInstanceResponse  # noqa: 
 
 @_typing.final
 class LogoutInstanceRequest(_message.Message):
+    """Request of ReputationService.LogoutInstance."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
     INSTANCE_ID_FIELD_NUMBER: _builtins.int
     organization_id: _builtins.str
+    """The caller's organization. Required, at most 64 characters."""
     instance_id: _builtins.str
+    """The instance to log out. Required, a UUID."""
     def __init__(
         self,
         *,
@@ -759,11 +899,15 @@ Global___LogoutInstanceRequest: _TypeAlias = LogoutInstanceRequest  # noqa: Y015
 
 @_typing.final
 class LogoutInstanceResponse(_message.Message):
+    """Response of ReputationService.LogoutInstance."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     INSTANCE_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def instance(self) -> Global___Instance: ...
+    def instance(self) -> Global___Instance:
+        """The instance as it now stands (LOGGED_OUT)."""
+
     def __init__(
         self,
         *,
@@ -779,12 +923,16 @@ Global___LogoutInstanceResponse: _TypeAlias = LogoutInstanceResponse  # noqa: Y0
 
 @_typing.final
 class DeleteInstanceRequest(_message.Message):
+    """Request of ReputationService.DeleteInstance."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
     INSTANCE_ID_FIELD_NUMBER: _builtins.int
     organization_id: _builtins.str
+    """The caller's organization. Required, at most 64 characters."""
     instance_id: _builtins.str
+    """The instance whose session is deleted. Required, a UUID."""
     def __init__(
         self,
         *,
@@ -801,11 +949,15 @@ Global___DeleteInstanceRequest: _TypeAlias = DeleteInstanceRequest  # noqa: Y015
 
 @_typing.final
 class DeleteInstanceResponse(_message.Message):
+    """Response of ReputationService.DeleteInstance."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     INSTANCE_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def instance(self) -> Global___Instance: ...
+    def instance(self) -> Global___Instance:
+        """The instance as it now stands (LOGGED_OUT, kept in the registry)."""
+
     def __init__(
         self,
         *,
@@ -821,12 +973,16 @@ Global___DeleteInstanceResponse: _TypeAlias = DeleteInstanceResponse  # noqa: Y0
 
 @_typing.final
 class WatchInstanceRequest(_message.Message):
+    """Request of ReputationService.WatchInstance."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
     INSTANCE_ID_FIELD_NUMBER: _builtins.int
     organization_id: _builtins.str
+    """The caller's organization. Required, at most 64 characters."""
     instance_id: _builtins.str
+    """The instance to watch. Required, a UUID."""
     def __init__(
         self,
         *,
@@ -843,11 +999,15 @@ Global___WatchInstanceRequest: _TypeAlias = WatchInstanceRequest  # noqa: Y015
 
 @_typing.final
 class WatchInstanceResponse(_message.Message):
+    """One message of ReputationService.WatchInstance: the current connection first, then each change."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     CONNECTION_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def connection(self) -> Global___InstanceConnection: ...
+    def connection(self) -> Global___InstanceConnection:
+        """The connection as it now stands."""
+
     def __init__(
         self,
         *,
@@ -863,6 +1023,8 @@ Global___WatchInstanceResponse: _TypeAlias = WatchInstanceResponse  # noqa: Y015
 
 @_typing.final
 class ListInstancesRequest(_message.Message):
+    """Request of ReputationService.ListInstances. Optional filters are combined with AND."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
@@ -872,12 +1034,17 @@ class ListInstancesRequest(_message.Message):
     PURPOSE_FIELD_NUMBER: _builtins.int
     CONNECTION_STATE_FIELD_NUMBER: _builtins.int
     organization_id: _builtins.str
+    """The caller's organization. Required, at most 64 characters."""
     page_size: _builtins.int
+    """Instances per page, 0..500; 0: 50."""
     page_token: _builtins.str
+    """A previous response's next_page_token, at most 128 characters; "": the first page."""
     provider: _common_pb2.Provider.ValueType
-    """Optional filters (UNSPECIFIED: any)."""
+    """Only instances of this provider; UNSPECIFIED: any."""
     purpose: _common_pb2.Purpose.ValueType
+    """Only instances that allow this purpose; UNSPECIFIED: any."""
     connection_state: _common_pb2.ConnectionState.ValueType
+    """Only instances in this connection state; UNSPECIFIED: any."""
     def __init__(
         self,
         *,
@@ -898,13 +1065,18 @@ Global___ListInstancesRequest: _TypeAlias = ListInstancesRequest  # noqa: Y015
 
 @_typing.final
 class ListInstancesResponse(_message.Message):
+    """Response of ReputationService.ListInstances."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     INSTANCES_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
+    """Pass as page_token for the next page; "": this was the last page."""
     @_builtins.property
-    def instances(self) -> _containers.RepeatedCompositeFieldContainer[Global___Instance]: ...
+    def instances(self) -> _containers.RepeatedCompositeFieldContainer[Global___Instance]:
+        """One page of instances, oldest first."""
+
     def __init__(
         self,
         *,
@@ -921,12 +1093,16 @@ Global___ListInstancesResponse: _TypeAlias = ListInstancesResponse  # noqa: Y015
 
 @_typing.final
 class GetReputationRequest(_message.Message):
+    """Request of ReputationService.GetReputation."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
     INSTANCE_ID_FIELD_NUMBER: _builtins.int
     organization_id: _builtins.str
+    """The caller's organization. Required, at most 64 characters."""
     instance_id: _builtins.str
+    """The instance. Required, a UUID."""
     def __init__(
         self,
         *,
@@ -943,12 +1119,16 @@ Global___GetReputationRequest: _TypeAlias = GetReputationRequest  # noqa: Y015
 
 @_typing.final
 class GetReputationResponse(_message.Message):
+    """Response of ReputationService.GetReputation."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     REPUTATION_FIELD_NUMBER: _builtins.int
     EXPLANATION_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def reputation(self) -> Global___InstanceReputation: ...
+    def reputation(self) -> Global___InstanceReputation:
+        """The instance's reputation."""
+
     @_builtins.property
     def explanation(self) -> Global___ReputationExplanation:
         """Why: the last evaluation that changed something. Absent until one did (a new number's first state)."""
@@ -988,29 +1168,39 @@ class ReputationExplanation(_message.Message):
     COOLDOWN_FIELD_NUMBER: _builtins.int
     COOLDOWN_NOTE_FIELD_NUMBER: _builtins.int
     evaluation_version: _builtins.int
-    """the version of the rules that made it"""
+    """The version of the rules that made it."""
     trigger: _builtins.str
     """"windows" (an evaluation of the last hour, day and week) or "restriction:<kind>" (a 463 or a ban
-    reported by the provider, applied at once)
+    reported by the provider, applied at once).
     """
     previous_score: _builtins.int
+    """The score before it, 0..100."""
     score: _builtins.int
+    """The score it set, 0..100."""
     health: Global___HealthStatus.ValueType
+    """The health it set."""
     health_reason: _builtins.str
+    """Why that health, in words."""
     cooldown_note: _builtins.str
-    """why a cooldown started, or why none did"""
+    """Why a cooldown started, or why none did."""
     @_builtins.property
-    def evaluated_at(self) -> _timestamp_pb2.Timestamp: ...
+    def evaluated_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was made."""
+
     @_builtins.property
     def terms(self) -> _containers.RepeatedCompositeFieldContainer[Global___ScoreTerm]:
-        """their contributions add up to `score` exactly"""
+        """The score's terms; their contributions add up to `score` exactly."""
 
     @_builtins.property
     def alert_checks(self) -> _containers.RepeatedCompositeFieldContainer[Global___AlertCheck]:
-        """empty for a restriction (it reads no window)"""
+        """Every alert's limit against every window it is judged on; empty for a restriction (it reads no
+        window).
+        """
 
     @_builtins.property
-    def phase(self) -> Global___PhaseDecision: ...
+    def phase(self) -> Global___PhaseDecision:
+        """The phase it set, and why."""
+
     @_builtins.property
     def cooldown(self) -> Global___CooldownDecision:
         """The cooldown this evaluation started or extended; absent when none."""
@@ -1041,6 +1231,8 @@ Global___ReputationExplanation: _TypeAlias = ReputationExplanation  # noqa: Y015
 
 @_typing.final
 class ScoreTerm(_message.Message):
+    """One term of a score."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NAME_FIELD_NUMBER: _builtins.int
@@ -1050,10 +1242,11 @@ class ScoreTerm(_message.Message):
     name: _builtins.str
     """"baseline", "delivery", "reads", "replies", "failures", "restrictions", ..."""
     contribution: _builtins.int
-    """points added (or taken) by this term"""
+    """Points added (positive) or taken (negative) by this term."""
     measured: _builtins.float
-    """the value it read, weighted across the windows; absent when none"""
+    """The value it read, weighted across the windows; absent when none."""
     detail: _builtins.str
+    """How the contribution came about, in words."""
     def __init__(
         self,
         *,
@@ -1089,22 +1282,25 @@ class AlertCheck(_message.Message):
     LOWER_IS_WORSE_FIELD_NUMBER: _builtins.int
     LEVEL_FIELD_NUMBER: _builtins.int
     alert: Global___ReputationAlert.ValueType
+    """The alert it checks."""
     metric: _builtins.str
-    """DELIVERY_RATIO, ACK_LATENCY_P95_MS, CONNECTION_EVENTS, ..."""
+    """What was measured: DELIVERY_RATIO, ACK_LATENCY_P95_MS, CONNECTION_EVENTS, ..."""
     window: _builtins.str
-    """HOUR, DAY or WEEK"""
+    """The window: HOUR, DAY or WEEK."""
     measured: _builtins.float
-    """absent: nothing in the window to measure it on"""
+    """The measured value; absent: nothing in the window to measure it on."""
     volume: _builtins.int
-    """the count the minimum volume applies to"""
+    """The count the minimum volume applies to."""
     min_volume: _builtins.int
+    """The volume under which the check is INSUFFICIENT_DATA."""
     review: _builtins.float
-    """the review level"""
+    """The review level."""
     pause: _builtins.float
-    """the pause level, when judged on this window"""
+    """The pause level; absent when the alert is not judged for a pause on this window."""
     lower_is_worse: _builtins.bool
-    """ratios fire under their levels, everything else at or over them"""
+    """true: the alert fires under its levels (ratios); false: at or over them."""
     level: Global___AlertLevel.ValueType
+    """Where the measurement stands."""
     def __init__(
         self,
         *,
@@ -1136,6 +1332,8 @@ Global___AlertCheck: _TypeAlias = AlertCheck  # noqa: Y015
 
 @_typing.final
 class PhaseDecision(_message.Message):
+    """An evaluation's decision on the warm-up phase."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     PREVIOUS_FIELD_NUMBER: _builtins.int
@@ -1144,12 +1342,18 @@ class PhaseDecision(_message.Message):
     REASON_FIELD_NUMBER: _builtins.int
     CRITERIA_FIELD_NUMBER: _builtins.int
     previous: Global___WarmupPhase.ValueType
+    """The phase before."""
     phase: Global___WarmupPhase.ValueType
+    """The phase after."""
     change: Global___PhaseChange.ValueType
+    """What changed."""
     reason: _builtins.str
+    """Why, in words."""
     @_builtins.property
     def criteria(self) -> _containers.RepeatedCompositeFieldContainer[Global___PhaseCriterion]:
-        """The next phase's entry criteria as measured: what "why not further?" is answered with."""
+        """The next phase's entry criteria as measured: what "why not further?" is answered with. Empty when
+        the evaluation did not look further (the last phase, or a regression).
+        """
 
     def __init__(
         self,
@@ -1170,6 +1374,8 @@ Global___PhaseDecision: _TypeAlias = PhaseDecision  # noqa: Y015
 
 @_typing.final
 class PhaseCriterion(_message.Message):
+    """One entry criterion of a phase, as measured."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NAME_FIELD_NUMBER: _builtins.int
@@ -1177,10 +1383,13 @@ class PhaseCriterion(_message.Message):
     REQUIRED_FIELD_NUMBER: _builtins.int
     MET_FIELD_NUMBER: _builtins.int
     name: _builtins.str
-    """clean, age_days, days_in_phase, sent_week, delivery_ratio_week, reply_ratio_week, score"""
+    """clean, age_days, days_in_phase, sent_week, delivery_ratio_week, reply_ratio_week, score."""
     measured: _builtins.float
+    """The measured value (a boolean criterion reads 1 or 0)."""
     required: _builtins.float
+    """The value it needs."""
     met: _builtins.bool
+    """Whether it is met."""
     def __init__(
         self,
         *,
@@ -1199,6 +1408,8 @@ Global___PhaseCriterion: _TypeAlias = PhaseCriterion  # noqa: Y015
 
 @_typing.final
 class CooldownDecision(_message.Message):
+    """A cooldown an evaluation started or extended."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     REASON_FIELD_NUMBER: _builtins.int
@@ -1210,20 +1421,28 @@ class CooldownDecision(_message.Message):
     CAUSE_FIELD_NUMBER: _builtins.int
     EXTENDED_FIELD_NUMBER: _builtins.int
     reason: Global___CooldownReason.ValueType
+    """Why."""
     step: _builtins.int
-    """0: the first of its reason within the escalation memory; 1: the first repeat; ..."""
+    """The escalation step: 0 for the first of its reason within the escalation memory, 1 for the first
+    repeat, ...
+    """
     restriction_kind: _common_pb2.RestrictionKind.ValueType
-    """when a provider restriction caused it"""
+    """The provider restriction that caused it; UNSPECIFIED when none did."""
     cause: _builtins.str
+    """What caused it, in words."""
     extended: _builtins.bool
-    """the same episode reported again with a later end: no escalation"""
+    """true: the same episode reported again with a later end (no escalation)."""
     @_builtins.property
-    def started_at(self) -> _timestamp_pb2.Timestamp: ...
+    def started_at(self) -> _timestamp_pb2.Timestamp:
+        """When it started."""
+
     @_builtins.property
-    def until(self) -> _timestamp_pb2.Timestamp: ...
+    def until(self) -> _timestamp_pb2.Timestamp:
+        """When it ends."""
+
     @_builtins.property
     def alerts(self) -> _containers.RepeatedScalarFieldContainer[Global___ReputationAlert.ValueType]:
-        """when inferred from alerts at pause level"""
+        """The alerts at pause level that caused it; empty when none did."""
 
     def __init__(
         self,
@@ -1247,6 +1466,8 @@ Global___CooldownDecision: _TypeAlias = CooldownDecision  # noqa: Y015
 
 @_typing.final
 class ListReputationsRequest(_message.Message):
+    """Request of ReputationService.ListReputations. Optional filters are combined with AND."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
@@ -1255,12 +1476,15 @@ class ListReputationsRequest(_message.Message):
     HEALTH_FIELD_NUMBER: _builtins.int
     PHASE_FIELD_NUMBER: _builtins.int
     organization_id: _builtins.str
+    """The caller's organization. Required, at most 64 characters."""
     page_size: _builtins.int
+    """Reputations per page, 0..500; 0: 50."""
     page_token: _builtins.str
+    """A previous response's next_page_token, at most 128 characters; "": the first page."""
     health: Global___HealthStatus.ValueType
-    """optional filter"""
+    """Only this health; UNSPECIFIED: any."""
     phase: Global___WarmupPhase.ValueType
-    """optional filter"""
+    """Only this phase; UNSPECIFIED: any."""
     def __init__(
         self,
         *,
@@ -1280,13 +1504,18 @@ Global___ListReputationsRequest: _TypeAlias = ListReputationsRequest  # noqa: Y0
 
 @_typing.final
 class ListReputationsResponse(_message.Message):
+    """Response of ReputationService.ListReputations."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     REPUTATIONS_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
+    """Pass as page_token for the next page; "": this was the last page."""
     @_builtins.property
-    def reputations(self) -> _containers.RepeatedCompositeFieldContainer[Global___InstanceReputation]: ...
+    def reputations(self) -> _containers.RepeatedCompositeFieldContainer[Global___InstanceReputation]:
+        """One page of reputations, in instance order."""
+
     def __init__(
         self,
         *,
@@ -1303,15 +1532,19 @@ Global___ListReputationsResponse: _TypeAlias = ListReputationsResponse  # noqa: 
 
 @_typing.final
 class ListInstanceStatesRequest(_message.Message):
+    """Request of ReputationService.ListInstanceStates (internal)."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     organization_id: _builtins.str
-    """Optional here: "" = every organization"""
+    """The organization, at most 64 characters; optional here: "" = every organization."""
     page_size: _builtins.int
+    """States per page, 0..500; 0: 50."""
     page_token: _builtins.str
+    """A previous response's next_page_token, at most 128 characters; "": the first page."""
     def __init__(
         self,
         *,
@@ -1336,9 +1569,13 @@ class InstanceState(_message.Message):
     INSTANCE_FIELD_NUMBER: _builtins.int
     REPUTATION_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def instance(self) -> Global___Instance: ...
+    def instance(self) -> Global___Instance:
+        """The instance."""
+
     @_builtins.property
-    def reputation(self) -> Global___InstanceReputation: ...
+    def reputation(self) -> Global___InstanceReputation:
+        """Its reputation; absent for a number never evaluated (readers apply their defaults)."""
+
     def __init__(
         self,
         *,
@@ -1355,13 +1592,18 @@ Global___InstanceState: _TypeAlias = InstanceState  # noqa: Y015
 
 @_typing.final
 class ListInstanceStatesResponse(_message.Message):
+    """Response of ReputationService.ListInstanceStates."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     STATES_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
+    """Pass as page_token for the next page; "": this was the last page."""
     @_builtins.property
-    def states(self) -> _containers.RepeatedCompositeFieldContainer[Global___InstanceState]: ...
+    def states(self) -> _containers.RepeatedCompositeFieldContainer[Global___InstanceState]:
+        """One page of states, in instance order."""
+
     def __init__(
         self,
         *,
@@ -1378,16 +1620,20 @@ Global___ListInstanceStatesResponse: _TypeAlias = ListInstanceStatesResponse  # 
 
 @_typing.final
 class GetWindowStatsRequest(_message.Message):
+    """Request of ReputationService.GetWindowStats."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
     INSTANCE_ID_FIELD_NUMBER: _builtins.int
     WINDOW_FIELD_NUMBER: _builtins.int
     organization_id: _builtins.str
+    """The caller's organization. Required, at most 64 characters."""
     instance_id: _builtins.str
+    """The instance. Required, a UUID."""
     @_builtins.property
     def window(self) -> _duration_pb2.Duration:
-        """Window ending now; absent: 1 hour"""
+        """The window's length, ending now: more than 0, at most 30 days; absent: 1 hour."""
 
     def __init__(
         self,
@@ -1406,11 +1652,15 @@ Global___GetWindowStatsRequest: _TypeAlias = GetWindowStatsRequest  # noqa: Y015
 
 @_typing.final
 class GetWindowStatsResponse(_message.Message):
+    """Response of ReputationService.GetWindowStats."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     STATS_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def stats(self) -> Global___WindowStats: ...
+    def stats(self) -> Global___WindowStats:
+        """The counts over the window."""
+
     def __init__(
         self,
         *,
@@ -1426,6 +1676,8 @@ Global___GetWindowStatsResponse: _TypeAlias = GetWindowStatsResponse  # noqa: Y0
 
 @_typing.final
 class WarmupMessage(_message.Message):
+    """One planned warm-up message and how far it got."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
@@ -1440,25 +1692,33 @@ class WarmupMessage(_message.Message):
     REASON_FIELD_NUMBER: _builtins.int
     SUBMITTED_AT_FIELD_NUMBER: _builtins.int
     idempotency_key: _builtins.str
-    """the SubmitIntent's: one intent per planned message, whatever retries"""
+    """The SubmitIntent's idempotency key: one intent per planned message, whatever the retries."""
     role: Global___WarmupMessageRole.ValueType
+    """Who writes it."""
     sender_instance_id: _builtins.str
     """The number that sends it: the warming one (OPENER) or the partner (REPLY). The intent is pinned to it
     at the Gate (SubmitIntentRequest.instance_id), so `gate_instance_id`, once approved, is this one.
     """
     target_phone: _builtins.str
-    """E.164 digits"""
+    """The recipient: E.164 digits without "+"."""
     text: _builtins.str
+    """The message's text."""
     status: Global___WarmupMessageStatus.ValueType
+    """How far it got."""
     intent_id: _builtins.str
-    """once submitted"""
+    """The Gate's intent id once submitted; "" before."""
     gate_instance_id: _builtins.str
+    """The instance the Gate approved it through; "" until approved."""
     reason: _builtins.str
-    """FAILED: the Gate's reason (e.g. RATE_LIMIT); SKIPPED: why"""
+    """FAILED: the Gate's reason (e.g. RATE_LIMIT) or the send's failure; SKIPPED: why; "" otherwise."""
     @_builtins.property
-    def due_at(self) -> _timestamp_pb2.Timestamp: ...
+    def due_at(self) -> _timestamp_pb2.Timestamp:
+        """When it is to be submitted."""
+
     @_builtins.property
-    def submitted_at(self) -> _timestamp_pb2.Timestamp: ...
+    def submitted_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was submitted; absent before."""
+
     def __init__(
         self,
         *,
@@ -1484,6 +1744,8 @@ Global___WarmupMessage: _TypeAlias = WarmupMessage  # noqa: Y015
 
 @_typing.final
 class WarmupConversation(_message.Message):
+    """One planned conversation of a warm-up day."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     INDEX_FIELD_NUMBER: _builtins.int
@@ -1494,20 +1756,23 @@ class WarmupConversation(_message.Message):
     STATUS_FIELD_NUMBER: _builtins.int
     MESSAGES_FIELD_NUMBER: _builtins.int
     index: _builtins.int
-    """0-based, in time order"""
+    """0-based, in time order."""
     partner_phone: _builtins.str
+    """The partner's number: E.164 digits without "+"."""
     partner_instance_id: _builtins.str
-    """"" for a friendly number"""
+    """The partner's instance; "" for a friendly number."""
     friendly: _builtins.bool
-    """a friendly number: only the opener is planned (a person answers)"""
+    """A friendly number: only the opener is planned (a person answers)."""
     status: Global___WarmupMessageStatus.ValueType
-    """FAILED or SKIPPED if a message is, else the least advanced"""
+    """FAILED or SKIPPED if one of its messages is, else the least advanced message's status."""
     @_builtins.property
     def at(self) -> _timestamp_pb2.Timestamp:
-        """the opener's time"""
+        """The opener's time."""
 
     @_builtins.property
-    def messages(self) -> _containers.RepeatedCompositeFieldContainer[Global___WarmupMessage]: ...
+    def messages(self) -> _containers.RepeatedCompositeFieldContainer[Global___WarmupMessage]:
+        """Its messages, in time order."""
+
     def __init__(
         self,
         *,
@@ -1540,11 +1805,17 @@ class WarmupProgress(_message.Message):
     FAILED_FIELD_NUMBER: _builtins.int
     SKIPPED_FIELD_NUMBER: _builtins.int
     total: _builtins.int
+    """All planned messages."""
     planned: _builtins.int
+    """PLANNED ones."""
     submitted: _builtins.int
+    """SUBMITTED ones."""
     sent: _builtins.int
+    """SENT ones."""
     failed: _builtins.int
+    """FAILED ones."""
     skipped: _builtins.int
+    """SKIPPED ones."""
     def __init__(
         self,
         *,
@@ -1565,6 +1836,8 @@ Global___WarmupProgress: _TypeAlias = WarmupProgress  # noqa: Y015
 
 @_typing.final
 class WarmupPlan(_message.Message):
+    """One number's warm-up plan for one day."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
@@ -1581,29 +1854,43 @@ class WarmupPlan(_message.Message):
     NOTE_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
     organization_id: _builtins.str
+    """The organization."""
     instance_id: _builtins.str
+    """The warming number."""
     day: _builtins.str
-    """the organization's local date, YYYY-MM-DD"""
+    """The organization's local date, YYYY-MM-DD."""
     day_number: _builtins.int
-    """1 on the day the number was registered"""
+    """1 on the day the number was registered."""
     phase: Global___WarmupPhase.ValueType
-    """when the plan was made (now, for a day without a plan)"""
+    """The number's phase when the plan was made (now, for a day without a plan)."""
     time_zone: _builtins.str
+    """The IANA time zone of the sending hours."""
     planned: _builtins.bool
-    """false: no plan for that day (`note` says why)"""
+    """false: no plan for that day (`note` says why: past warm-up, or not planned yet)."""
     note: _builtins.str
+    """Why there is no plan, or why it has fewer conversations than the ramp asks (no partner, sending
+    hours too short); "" when neither.
+    """
     @_builtins.property
     def window_start(self) -> _timestamp_pb2.Timestamp:
-        """the day's sending hours"""
+        """The start of the day's sending hours."""
 
     @_builtins.property
-    def window_end(self) -> _timestamp_pb2.Timestamp: ...
+    def window_end(self) -> _timestamp_pb2.Timestamp:
+        """The end of the day's sending hours."""
+
     @_builtins.property
-    def conversations(self) -> _containers.RepeatedCompositeFieldContainer[Global___WarmupConversation]: ...
+    def conversations(self) -> _containers.RepeatedCompositeFieldContainer[Global___WarmupConversation]:
+        """The conversations planned, in time order; empty without a plan."""
+
     @_builtins.property
-    def progress(self) -> Global___WarmupProgress: ...
+    def progress(self) -> Global___WarmupProgress:
+        """The messages by status."""
+
     @_builtins.property
-    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    def created_at(self) -> _timestamp_pb2.Timestamp:
+        """When the plan was made; absent without a plan."""
+
     def __init__(
         self,
         *,
@@ -1631,15 +1918,19 @@ Global___WarmupPlan: _TypeAlias = WarmupPlan  # noqa: Y015
 
 @_typing.final
 class GetWarmupPlanRequest(_message.Message):
+    """Request of ReputationService.GetWarmupPlan."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
     INSTANCE_ID_FIELD_NUMBER: _builtins.int
     DAY_FIELD_NUMBER: _builtins.int
     organization_id: _builtins.str
+    """The caller's organization. Required, at most 64 characters."""
     instance_id: _builtins.str
+    """The warming number. Required, a UUID."""
     day: _builtins.str
-    """The organization's local date, YYYY-MM-DD; "" = today there"""
+    """The organization's local date, YYYY-MM-DD, a real date within 366 days of today; "" = today there."""
     def __init__(
         self,
         *,
@@ -1657,11 +1948,15 @@ Global___GetWarmupPlanRequest: _TypeAlias = GetWarmupPlanRequest  # noqa: Y015
 
 @_typing.final
 class GetWarmupPlanResponse(_message.Message):
+    """Response of ReputationService.GetWarmupPlan."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     PLAN_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def plan(self) -> Global___WarmupPlan: ...
+    def plan(self) -> Global___WarmupPlan:
+        """The plan, or an empty one saying why there is none."""
+
     def __init__(
         self,
         *,
@@ -1677,6 +1972,8 @@ Global___GetWarmupPlanResponse: _TypeAlias = GetWarmupPlanResponse  # noqa: Y015
 
 @_typing.final
 class WarmupSettings(_message.Message):
+    """An organization's warm-up settings."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     SENDING_HOURS_START_FIELD_NUMBER: _builtins.int
@@ -1684,13 +1981,16 @@ class WarmupSettings(_message.Message):
     TIME_ZONE_FIELD_NUMBER: _builtins.int
     FRIENDLY_NUMBERS_FIELD_NUMBER: _builtins.int
     sending_hours_start: _builtins.str
-    """Sending hours, local time HH:MM, start before end (within one day)"""
+    """Start of the daily sending hours, local time HH:MM (00:00..23:59), before the end. Required."""
     sending_hours_end: _builtins.str
+    """End of the daily sending hours, local time HH:MM, after the start (within one day). Required."""
     time_zone: _builtins.str
-    """IANA time zone, e.g. America/Sao_Paulo"""
+    """A known IANA time zone, e.g. America/Sao_Paulo; at most 64 characters. Required."""
     @_builtins.property
     def friendly_numbers(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """People outside the organization who agreed to chat with its new numbers; E.164"""
+        """People outside the organization who agreed to chat with its new numbers: at most 50, each E.164 and
+        at most 32 characters; empty: none.
+        """
 
     def __init__(
         self,
@@ -1710,10 +2010,13 @@ Global___WarmupSettings: _TypeAlias = WarmupSettings  # noqa: Y015
 
 @_typing.final
 class GetWarmupSettingsRequest(_message.Message):
+    """Request of ReputationService.GetWarmupSettings."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
     organization_id: _builtins.str
+    """The caller's organization. Required, at most 64 characters."""
     def __init__(
         self,
         *,
@@ -1729,11 +2032,15 @@ Global___GetWarmupSettingsRequest: _TypeAlias = GetWarmupSettingsRequest  # noqa
 
 @_typing.final
 class GetWarmupSettingsResponse(_message.Message):
+    """Response of ReputationService.GetWarmupSettings."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     SETTINGS_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def settings(self) -> Global___WarmupSettings: ...
+    def settings(self) -> Global___WarmupSettings:
+        """The settings, or the defaults when never set."""
+
     def __init__(
         self,
         *,
@@ -1749,13 +2056,18 @@ Global___GetWarmupSettingsResponse: _TypeAlias = GetWarmupSettingsResponse  # no
 
 @_typing.final
 class SetWarmupSettingsRequest(_message.Message):
+    """Request of ReputationService.SetWarmupSettings."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
     SETTINGS_FIELD_NUMBER: _builtins.int
     organization_id: _builtins.str
+    """The caller's organization. Required, at most 64 characters."""
     @_builtins.property
-    def settings(self) -> Global___WarmupSettings: ...
+    def settings(self) -> Global___WarmupSettings:
+        """The new settings, whole. Required."""
+
     def __init__(
         self,
         *,
@@ -1772,11 +2084,15 @@ Global___SetWarmupSettingsRequest: _TypeAlias = SetWarmupSettingsRequest  # noqa
 
 @_typing.final
 class SetWarmupSettingsResponse(_message.Message):
+    """Response of ReputationService.SetWarmupSettings."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     SETTINGS_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def settings(self) -> Global___WarmupSettings: ...
+    def settings(self) -> Global___WarmupSettings:
+        """The settings as stored."""
+
     def __init__(
         self,
         *,

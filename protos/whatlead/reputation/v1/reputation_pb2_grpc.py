@@ -26,7 +26,13 @@ if _version_not_supported:
 
 
 class ReputationServiceStub:
-    """Missing associated documentation comment in .proto file."""
+    """The instance registry, onboarding through the provider, reputations and warm-up. Every call is scoped
+    to the request's organization: another organization's instance is NOT_FOUND. Besides the codes listed
+    on each RPC, every RPC may answer INVALID_ARGUMENT (with BadRequest field violations),
+    UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED (a request over the size limit, 16 KiB by
+    default), DEADLINE_EXCEEDED, CANCELLED, UNAVAILABLE (retry with backoff) and INTERNAL
+    (docs/contracts.md).
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -112,16 +118,29 @@ class ReputationServiceStub:
 
 
 class ReputationServiceServicer:
-    """Missing associated documentation comment in .proto file."""
+    """The instance registry, onboarding through the provider, reputations and warm-up. Every call is scoped
+    to the request's organization: another organization's instance is NOT_FOUND. Besides the codes listed
+    on each RPC, every RPC may answer INVALID_ARGUMENT (with BadRequest field violations),
+    UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED (a request over the size limit, 16 KiB by
+    default), DEADLINE_EXCEEDED, CANCELLED, UNAVAILABLE (retry with backoff) and INTERNAL
+    (docs/contracts.md).
+    """
 
     def RegisterInstance(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Registers a number of the organization with its provider (InstanceRegistered, and its first
+        reputation: the baseline score in the organization's initial phase). ALREADY_EXISTS: the
+        organization has an instance with this provider and provider_instance_ref. FAILED_PRECONDITION: the
+        organization's plan allows no more instances (PlanLimits.max_instances). Needs an ADMIN key.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def UpdateInstance(self, request, context):
-        """Partial update: only the fields named in `update_mask` change.
+        """Partial update: only the fields named in `update_mask` change (InstanceChanged when any did).
+        Changing the provider without naming provider_version / provider_engine resets them to unknown.
+        NOT_FOUND: no such instance in the organization. ALREADY_EXISTS: the new provider ref is another
+        instance's. FAILED_PRECONDITION: changed concurrently (retry). Needs an ADMIN key.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -132,13 +151,18 @@ class ReputationServiceServicer:
         session's webhook at the gateway with the instance's webhook credentials, and answers the connection
         as it stands: the QR code to scan, or with `pairing_phone` a code to type on that phone where the
         provider offers one. The state then follows the provider's webhooks (WatchInstance streams it).
+        NOT_FOUND: no such instance in the organization. FAILED_PRECONDITION: no endpoint of the provider is
+        configured, the gateway's public URL or webhook master key is not set, the provider refused, or it
+        offers no pairing codes. UNAVAILABLE: the provider did not answer (retry). Needs an ADMIN key.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def LogoutInstance(self, request, context):
-        """Logs the number out at its provider (the session stays, ready for a new QR code); LOGGED_OUT.
+        """Logs the number out at its provider (the session stays, ready for a new QR code); the instance is
+        then LOGGED_OUT. NOT_FOUND, FAILED_PRECONDITION (also: the provider has no session for it) and
+        UNAVAILABLE as for ConnectInstance. Needs an ADMIN key.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -147,6 +171,7 @@ class ReputationServiceServicer:
     def DeleteInstance(self, request, context):
         """Deletes the instance's session at its provider. The registry keeps the instance (LOGGED_OUT, never
         chosen) so every message it sent stays explainable; ConnectInstance creates a new session.
+        NOT_FOUND, FAILED_PRECONDITION and UNAVAILABLE as for ConnectInstance. Needs an ADMIN key.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -155,58 +180,69 @@ class ReputationServiceServicer:
     def WatchInstance(self, request, context):
         """Live: the instance's connection state and each new QR code as they happen, starting with the
         current one, until it is CONNECTED or BANNED (sent, then the stream ends OK) or the client leaves.
-        Carries login credentials (QR and pairing codes): admins only.
+        While a QR code is required the provider is asked for the current code every few seconds and each
+        new one is sent. NOT_FOUND: no such instance in the organization. RESOURCE_EXHAUSTED: the watcher
+        fell behind the server's buffer (watch again). Carries login credentials (QR and pairing codes):
+        admins only.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetInstance(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """One instance of the organization. NOT_FOUND: no such instance in the organization. Needs a MEMBER
+        key.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListInstances(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """The organization's instances, oldest first, one page at a time, optionally filtered. Needs a MEMBER
+        key.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetReputation(self, request, context):
-        """One instance's reputation with the explanation of its last change; another organization's instance
-        is NOT_FOUND.
+        """One instance's reputation with the explanation of its last change. NOT_FOUND: no such instance in
+        the organization. Needs a MEMBER key.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListReputations(self, request, context):
-        """The organization's reputations in instance order, optionally filtered by health and phase.
+        """The organization's reputations in instance order, one page at a time, optionally filtered by health
+        and phase. Needs a MEMBER key.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListInstanceStates(self, request, context):
-        """Internal, for projection rebuilds at start-up (the Gate): instances with their current reputation.
-        The one ReputationService call where organization_id may be "" (= every organization); never
-        exposed to tenants.
+        """Internal, for projection rebuilds at start-up (the Gate): instances with their current reputation,
+        in instance order. The one ReputationService call where organization_id may be "" (= every
+        organization); only the deployment's service credential may call it.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetWindowStats(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """One instance's signal counts over a window ending now. NOT_FOUND: no such instance in the
+        organization. Needs a MEMBER key.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetWarmupPlan(self, request, context):
         """One number's warm-up plan for one day (its organization's local date) and how far it got: the
-        conversations planned for it, each message's time, partner and status. Another organization's
-        instance is NOT_FOUND.
+        conversations planned for it, each message's time, partner and status. A day without a plan comes
+        back with `planned` false and a note. NOT_FOUND: no such instance in the organization;
+        INVALID_ARGUMENT also for a day more than 366 days from today. Needs a MEMBER key.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -214,14 +250,16 @@ class ReputationServiceServicer:
 
     def GetWarmupSettings(self, request, context):
         """The organization's warm-up settings: sending hours, time zone, friendly numbers (defaults when never
-        set: 08:00-20:00 America/Sao_Paulo, none).
+        set: 08:00-20:00 America/Sao_Paulo, none). Needs a MEMBER key.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def SetWarmupSettings(self, request, context):
-        """Replaces them; plans already made keep the settings they were made with.
+        """Replaces them whole; plans already made keep the settings they were made with, the next day's plans
+        use the new ones. INVALID_ARGUMENT also for an end not after the start, an unknown IANA time zone or
+        a friendly number that is not E.164. Needs an ADMIN key.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -314,7 +352,13 @@ def add_ReputationServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class ReputationService:
-    """Missing associated documentation comment in .proto file."""
+    """The instance registry, onboarding through the provider, reputations and warm-up. Every call is scoped
+    to the request's organization: another organization's instance is NOT_FOUND. Besides the codes listed
+    on each RPC, every RPC may answer INVALID_ARGUMENT (with BadRequest field violations),
+    UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED (a request over the size limit, 16 KiB by
+    default), DEADLINE_EXCEEDED, CANCELLED, UNAVAILABLE (retry with backoff) and INTERNAL
+    (docs/contracts.md).
+    """
 
     @staticmethod
     def RegisterInstance(request,

@@ -29,112 +29,209 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class ReputationServiceStub:
+    """The instance registry, onboarding through the provider, reputations and warm-up. Every call is scoped
+    to the request's organization: another organization's instance is NOT_FOUND. Besides the codes listed
+    on each RPC, every RPC may answer INVALID_ARGUMENT (with BadRequest field violations),
+    UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED (a request over the size limit, 16 KiB by
+    default), DEADLINE_EXCEEDED, CANCELLED, UNAVAILABLE (retry with backoff) and INTERNAL
+    (docs/contracts.md).
+    """
+
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> ReputationServiceAsyncStub: ...
     RegisterInstance: _grpc.UnaryUnaryMultiCallable[_reputation_pb2.RegisterInstanceRequest, _reputation_pb2.RegisterInstanceResponse]
+    """Registers a number of the organization with its provider (InstanceRegistered, and its first
+    reputation: the baseline score in the organization's initial phase). ALREADY_EXISTS: the
+    organization has an instance with this provider and provider_instance_ref. FAILED_PRECONDITION: the
+    organization's plan allows no more instances (PlanLimits.max_instances). Needs an ADMIN key.
+    """
     UpdateInstance: _grpc.UnaryUnaryMultiCallable[_reputation_pb2.UpdateInstanceRequest, _reputation_pb2.UpdateInstanceResponse]
-    """Partial update: only the fields named in `update_mask` change."""
+    """Partial update: only the fields named in `update_mask` change (InstanceChanged when any did).
+    Changing the provider without naming provider_version / provider_engine resets them to unknown.
+    NOT_FOUND: no such instance in the organization. ALREADY_EXISTS: the new provider ref is another
+    instance's. FAILED_PRECONDITION: changed concurrently (retry). Needs an ADMIN key.
+    """
     ConnectInstance: _grpc.UnaryUnaryMultiCallable[_reputation_pb2.ConnectInstanceRequest, _reputation_pb2.ConnectInstanceResponse]
     """Onboarding through the provider: creates (or restarts) the instance's session there, points the
     session's webhook at the gateway with the instance's webhook credentials, and answers the connection
     as it stands: the QR code to scan, or with `pairing_phone` a code to type on that phone where the
     provider offers one. The state then follows the provider's webhooks (WatchInstance streams it).
+    NOT_FOUND: no such instance in the organization. FAILED_PRECONDITION: no endpoint of the provider is
+    configured, the gateway's public URL or webhook master key is not set, the provider refused, or it
+    offers no pairing codes. UNAVAILABLE: the provider did not answer (retry). Needs an ADMIN key.
     """
     LogoutInstance: _grpc.UnaryUnaryMultiCallable[_reputation_pb2.LogoutInstanceRequest, _reputation_pb2.LogoutInstanceResponse]
-    """Logs the number out at its provider (the session stays, ready for a new QR code); LOGGED_OUT."""
+    """Logs the number out at its provider (the session stays, ready for a new QR code); the instance is
+    then LOGGED_OUT. NOT_FOUND, FAILED_PRECONDITION (also: the provider has no session for it) and
+    UNAVAILABLE as for ConnectInstance. Needs an ADMIN key.
+    """
     DeleteInstance: _grpc.UnaryUnaryMultiCallable[_reputation_pb2.DeleteInstanceRequest, _reputation_pb2.DeleteInstanceResponse]
     """Deletes the instance's session at its provider. The registry keeps the instance (LOGGED_OUT, never
     chosen) so every message it sent stays explainable; ConnectInstance creates a new session.
+    NOT_FOUND, FAILED_PRECONDITION and UNAVAILABLE as for ConnectInstance. Needs an ADMIN key.
     """
     WatchInstance: _grpc.UnaryStreamMultiCallable[_reputation_pb2.WatchInstanceRequest, _reputation_pb2.WatchInstanceResponse]
     """Live: the instance's connection state and each new QR code as they happen, starting with the
     current one, until it is CONNECTED or BANNED (sent, then the stream ends OK) or the client leaves.
-    Carries login credentials (QR and pairing codes): admins only.
+    While a QR code is required the provider is asked for the current code every few seconds and each
+    new one is sent. NOT_FOUND: no such instance in the organization. RESOURCE_EXHAUSTED: the watcher
+    fell behind the server's buffer (watch again). Carries login credentials (QR and pairing codes):
+    admins only.
     """
     GetInstance: _grpc.UnaryUnaryMultiCallable[_reputation_pb2.GetInstanceRequest, _reputation_pb2.GetInstanceResponse]
+    """One instance of the organization. NOT_FOUND: no such instance in the organization. Needs a MEMBER
+    key.
+    """
     ListInstances: _grpc.UnaryUnaryMultiCallable[_reputation_pb2.ListInstancesRequest, _reputation_pb2.ListInstancesResponse]
+    """The organization's instances, oldest first, one page at a time, optionally filtered. Needs a MEMBER
+    key.
+    """
     GetReputation: _grpc.UnaryUnaryMultiCallable[_reputation_pb2.GetReputationRequest, _reputation_pb2.GetReputationResponse]
-    """One instance's reputation with the explanation of its last change; another organization's instance
-    is NOT_FOUND.
+    """One instance's reputation with the explanation of its last change. NOT_FOUND: no such instance in
+    the organization. Needs a MEMBER key.
     """
     ListReputations: _grpc.UnaryUnaryMultiCallable[_reputation_pb2.ListReputationsRequest, _reputation_pb2.ListReputationsResponse]
-    """The organization's reputations in instance order, optionally filtered by health and phase."""
+    """The organization's reputations in instance order, one page at a time, optionally filtered by health
+    and phase. Needs a MEMBER key.
+    """
     ListInstanceStates: _grpc.UnaryUnaryMultiCallable[_reputation_pb2.ListInstanceStatesRequest, _reputation_pb2.ListInstanceStatesResponse]
-    """Internal, for projection rebuilds at start-up (the Gate): instances with their current reputation.
-    The one ReputationService call where organization_id may be "" (= every organization); never
-    exposed to tenants.
+    """Internal, for projection rebuilds at start-up (the Gate): instances with their current reputation,
+    in instance order. The one ReputationService call where organization_id may be "" (= every
+    organization); only the deployment's service credential may call it.
     """
     GetWindowStats: _grpc.UnaryUnaryMultiCallable[_reputation_pb2.GetWindowStatsRequest, _reputation_pb2.GetWindowStatsResponse]
+    """One instance's signal counts over a window ending now. NOT_FOUND: no such instance in the
+    organization. Needs a MEMBER key.
+    """
     GetWarmupPlan: _grpc.UnaryUnaryMultiCallable[_reputation_pb2.GetWarmupPlanRequest, _reputation_pb2.GetWarmupPlanResponse]
     """One number's warm-up plan for one day (its organization's local date) and how far it got: the
-    conversations planned for it, each message's time, partner and status. Another organization's
-    instance is NOT_FOUND.
+    conversations planned for it, each message's time, partner and status. A day without a plan comes
+    back with `planned` false and a note. NOT_FOUND: no such instance in the organization;
+    INVALID_ARGUMENT also for a day more than 366 days from today. Needs a MEMBER key.
     """
     GetWarmupSettings: _grpc.UnaryUnaryMultiCallable[_reputation_pb2.GetWarmupSettingsRequest, _reputation_pb2.GetWarmupSettingsResponse]
     """The organization's warm-up settings: sending hours, time zone, friendly numbers (defaults when never
-    set: 08:00-20:00 America/Sao_Paulo, none).
+    set: 08:00-20:00 America/Sao_Paulo, none). Needs a MEMBER key.
     """
     SetWarmupSettings: _grpc.UnaryUnaryMultiCallable[_reputation_pb2.SetWarmupSettingsRequest, _reputation_pb2.SetWarmupSettingsResponse]
-    """Replaces them; plans already made keep the settings they were made with."""
+    """Replaces them whole; plans already made keep the settings they were made with, the next day's plans
+    use the new ones. INVALID_ARGUMENT also for an end not after the start, an unknown IANA time zone or
+    a friendly number that is not E.164. Needs an ADMIN key.
+    """
 
 @_typing.type_check_only
 class ReputationServiceAsyncStub(ReputationServiceStub):
+    """The instance registry, onboarding through the provider, reputations and warm-up. Every call is scoped
+    to the request's organization: another organization's instance is NOT_FOUND. Besides the codes listed
+    on each RPC, every RPC may answer INVALID_ARGUMENT (with BadRequest field violations),
+    UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED (a request over the size limit, 16 KiB by
+    default), DEADLINE_EXCEEDED, CANCELLED, UNAVAILABLE (retry with backoff) and INTERNAL
+    (docs/contracts.md).
+    """
+
     def __init__(self, channel: _aio.Channel) -> None: ...
     RegisterInstance: _aio.UnaryUnaryMultiCallable[_reputation_pb2.RegisterInstanceRequest, _reputation_pb2.RegisterInstanceResponse]  # type: ignore[assignment]
+    """Registers a number of the organization with its provider (InstanceRegistered, and its first
+    reputation: the baseline score in the organization's initial phase). ALREADY_EXISTS: the
+    organization has an instance with this provider and provider_instance_ref. FAILED_PRECONDITION: the
+    organization's plan allows no more instances (PlanLimits.max_instances). Needs an ADMIN key.
+    """
     UpdateInstance: _aio.UnaryUnaryMultiCallable[_reputation_pb2.UpdateInstanceRequest, _reputation_pb2.UpdateInstanceResponse]  # type: ignore[assignment]
-    """Partial update: only the fields named in `update_mask` change."""
+    """Partial update: only the fields named in `update_mask` change (InstanceChanged when any did).
+    Changing the provider without naming provider_version / provider_engine resets them to unknown.
+    NOT_FOUND: no such instance in the organization. ALREADY_EXISTS: the new provider ref is another
+    instance's. FAILED_PRECONDITION: changed concurrently (retry). Needs an ADMIN key.
+    """
     ConnectInstance: _aio.UnaryUnaryMultiCallable[_reputation_pb2.ConnectInstanceRequest, _reputation_pb2.ConnectInstanceResponse]  # type: ignore[assignment]
     """Onboarding through the provider: creates (or restarts) the instance's session there, points the
     session's webhook at the gateway with the instance's webhook credentials, and answers the connection
     as it stands: the QR code to scan, or with `pairing_phone` a code to type on that phone where the
     provider offers one. The state then follows the provider's webhooks (WatchInstance streams it).
+    NOT_FOUND: no such instance in the organization. FAILED_PRECONDITION: no endpoint of the provider is
+    configured, the gateway's public URL or webhook master key is not set, the provider refused, or it
+    offers no pairing codes. UNAVAILABLE: the provider did not answer (retry). Needs an ADMIN key.
     """
     LogoutInstance: _aio.UnaryUnaryMultiCallable[_reputation_pb2.LogoutInstanceRequest, _reputation_pb2.LogoutInstanceResponse]  # type: ignore[assignment]
-    """Logs the number out at its provider (the session stays, ready for a new QR code); LOGGED_OUT."""
+    """Logs the number out at its provider (the session stays, ready for a new QR code); the instance is
+    then LOGGED_OUT. NOT_FOUND, FAILED_PRECONDITION (also: the provider has no session for it) and
+    UNAVAILABLE as for ConnectInstance. Needs an ADMIN key.
+    """
     DeleteInstance: _aio.UnaryUnaryMultiCallable[_reputation_pb2.DeleteInstanceRequest, _reputation_pb2.DeleteInstanceResponse]  # type: ignore[assignment]
     """Deletes the instance's session at its provider. The registry keeps the instance (LOGGED_OUT, never
     chosen) so every message it sent stays explainable; ConnectInstance creates a new session.
+    NOT_FOUND, FAILED_PRECONDITION and UNAVAILABLE as for ConnectInstance. Needs an ADMIN key.
     """
     WatchInstance: _aio.UnaryStreamMultiCallable[_reputation_pb2.WatchInstanceRequest, _reputation_pb2.WatchInstanceResponse]  # type: ignore[assignment]
     """Live: the instance's connection state and each new QR code as they happen, starting with the
     current one, until it is CONNECTED or BANNED (sent, then the stream ends OK) or the client leaves.
-    Carries login credentials (QR and pairing codes): admins only.
+    While a QR code is required the provider is asked for the current code every few seconds and each
+    new one is sent. NOT_FOUND: no such instance in the organization. RESOURCE_EXHAUSTED: the watcher
+    fell behind the server's buffer (watch again). Carries login credentials (QR and pairing codes):
+    admins only.
     """
     GetInstance: _aio.UnaryUnaryMultiCallable[_reputation_pb2.GetInstanceRequest, _reputation_pb2.GetInstanceResponse]  # type: ignore[assignment]
+    """One instance of the organization. NOT_FOUND: no such instance in the organization. Needs a MEMBER
+    key.
+    """
     ListInstances: _aio.UnaryUnaryMultiCallable[_reputation_pb2.ListInstancesRequest, _reputation_pb2.ListInstancesResponse]  # type: ignore[assignment]
+    """The organization's instances, oldest first, one page at a time, optionally filtered. Needs a MEMBER
+    key.
+    """
     GetReputation: _aio.UnaryUnaryMultiCallable[_reputation_pb2.GetReputationRequest, _reputation_pb2.GetReputationResponse]  # type: ignore[assignment]
-    """One instance's reputation with the explanation of its last change; another organization's instance
-    is NOT_FOUND.
+    """One instance's reputation with the explanation of its last change. NOT_FOUND: no such instance in
+    the organization. Needs a MEMBER key.
     """
     ListReputations: _aio.UnaryUnaryMultiCallable[_reputation_pb2.ListReputationsRequest, _reputation_pb2.ListReputationsResponse]  # type: ignore[assignment]
-    """The organization's reputations in instance order, optionally filtered by health and phase."""
+    """The organization's reputations in instance order, one page at a time, optionally filtered by health
+    and phase. Needs a MEMBER key.
+    """
     ListInstanceStates: _aio.UnaryUnaryMultiCallable[_reputation_pb2.ListInstanceStatesRequest, _reputation_pb2.ListInstanceStatesResponse]  # type: ignore[assignment]
-    """Internal, for projection rebuilds at start-up (the Gate): instances with their current reputation.
-    The one ReputationService call where organization_id may be "" (= every organization); never
-    exposed to tenants.
+    """Internal, for projection rebuilds at start-up (the Gate): instances with their current reputation,
+    in instance order. The one ReputationService call where organization_id may be "" (= every
+    organization); only the deployment's service credential may call it.
     """
     GetWindowStats: _aio.UnaryUnaryMultiCallable[_reputation_pb2.GetWindowStatsRequest, _reputation_pb2.GetWindowStatsResponse]  # type: ignore[assignment]
+    """One instance's signal counts over a window ending now. NOT_FOUND: no such instance in the
+    organization. Needs a MEMBER key.
+    """
     GetWarmupPlan: _aio.UnaryUnaryMultiCallable[_reputation_pb2.GetWarmupPlanRequest, _reputation_pb2.GetWarmupPlanResponse]  # type: ignore[assignment]
     """One number's warm-up plan for one day (its organization's local date) and how far it got: the
-    conversations planned for it, each message's time, partner and status. Another organization's
-    instance is NOT_FOUND.
+    conversations planned for it, each message's time, partner and status. A day without a plan comes
+    back with `planned` false and a note. NOT_FOUND: no such instance in the organization;
+    INVALID_ARGUMENT also for a day more than 366 days from today. Needs a MEMBER key.
     """
     GetWarmupSettings: _aio.UnaryUnaryMultiCallable[_reputation_pb2.GetWarmupSettingsRequest, _reputation_pb2.GetWarmupSettingsResponse]  # type: ignore[assignment]
     """The organization's warm-up settings: sending hours, time zone, friendly numbers (defaults when never
-    set: 08:00-20:00 America/Sao_Paulo, none).
+    set: 08:00-20:00 America/Sao_Paulo, none). Needs a MEMBER key.
     """
     SetWarmupSettings: _aio.UnaryUnaryMultiCallable[_reputation_pb2.SetWarmupSettingsRequest, _reputation_pb2.SetWarmupSettingsResponse]  # type: ignore[assignment]
-    """Replaces them; plans already made keep the settings they were made with."""
+    """Replaces them whole; plans already made keep the settings they were made with, the next day's plans
+    use the new ones. INVALID_ARGUMENT also for an end not after the start, an unknown IANA time zone or
+    a friendly number that is not E.164. Needs an ADMIN key.
+    """
 
 class ReputationServiceServicer(metaclass=_abc_1.ABCMeta):
+    """The instance registry, onboarding through the provider, reputations and warm-up. Every call is scoped
+    to the request's organization: another organization's instance is NOT_FOUND. Besides the codes listed
+    on each RPC, every RPC may answer INVALID_ARGUMENT (with BadRequest field violations),
+    UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED (a request over the size limit, 16 KiB by
+    default), DEADLINE_EXCEEDED, CANCELLED, UNAVAILABLE (retry with backoff) and INTERNAL
+    (docs/contracts.md).
+    """
+
     @_abc_1.abstractmethod
     def RegisterInstance(
         self,
         request: _reputation_pb2.RegisterInstanceRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_reputation_pb2.RegisterInstanceResponse, _abc.Awaitable[_reputation_pb2.RegisterInstanceResponse]]: ...
+    ) -> _typing.Union[_reputation_pb2.RegisterInstanceResponse, _abc.Awaitable[_reputation_pb2.RegisterInstanceResponse]]:
+        """Registers a number of the organization with its provider (InstanceRegistered, and its first
+        reputation: the baseline score in the organization's initial phase). ALREADY_EXISTS: the
+        organization has an instance with this provider and provider_instance_ref. FAILED_PRECONDITION: the
+        organization's plan allows no more instances (PlanLimits.max_instances). Needs an ADMIN key.
+        """
 
     @_abc_1.abstractmethod
     def UpdateInstance(
@@ -142,7 +239,11 @@ class ReputationServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _reputation_pb2.UpdateInstanceRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_reputation_pb2.UpdateInstanceResponse, _abc.Awaitable[_reputation_pb2.UpdateInstanceResponse]]:
-        """Partial update: only the fields named in `update_mask` change."""
+        """Partial update: only the fields named in `update_mask` change (InstanceChanged when any did).
+        Changing the provider without naming provider_version / provider_engine resets them to unknown.
+        NOT_FOUND: no such instance in the organization. ALREADY_EXISTS: the new provider ref is another
+        instance's. FAILED_PRECONDITION: changed concurrently (retry). Needs an ADMIN key.
+        """
 
     @_abc_1.abstractmethod
     def ConnectInstance(
@@ -154,6 +255,9 @@ class ReputationServiceServicer(metaclass=_abc_1.ABCMeta):
         session's webhook at the gateway with the instance's webhook credentials, and answers the connection
         as it stands: the QR code to scan, or with `pairing_phone` a code to type on that phone where the
         provider offers one. The state then follows the provider's webhooks (WatchInstance streams it).
+        NOT_FOUND: no such instance in the organization. FAILED_PRECONDITION: no endpoint of the provider is
+        configured, the gateway's public URL or webhook master key is not set, the provider refused, or it
+        offers no pairing codes. UNAVAILABLE: the provider did not answer (retry). Needs an ADMIN key.
         """
 
     @_abc_1.abstractmethod
@@ -162,7 +266,10 @@ class ReputationServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _reputation_pb2.LogoutInstanceRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_reputation_pb2.LogoutInstanceResponse, _abc.Awaitable[_reputation_pb2.LogoutInstanceResponse]]:
-        """Logs the number out at its provider (the session stays, ready for a new QR code); LOGGED_OUT."""
+        """Logs the number out at its provider (the session stays, ready for a new QR code); the instance is
+        then LOGGED_OUT. NOT_FOUND, FAILED_PRECONDITION (also: the provider has no session for it) and
+        UNAVAILABLE as for ConnectInstance. Needs an ADMIN key.
+        """
 
     @_abc_1.abstractmethod
     def DeleteInstance(
@@ -172,6 +279,7 @@ class ReputationServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_reputation_pb2.DeleteInstanceResponse, _abc.Awaitable[_reputation_pb2.DeleteInstanceResponse]]:
         """Deletes the instance's session at its provider. The registry keeps the instance (LOGGED_OUT, never
         chosen) so every message it sent stays explainable; ConnectInstance creates a new session.
+        NOT_FOUND, FAILED_PRECONDITION and UNAVAILABLE as for ConnectInstance. Needs an ADMIN key.
         """
 
     @_abc_1.abstractmethod
@@ -182,7 +290,10 @@ class ReputationServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_abc.Iterator[_reputation_pb2.WatchInstanceResponse], _abc.AsyncIterator[_reputation_pb2.WatchInstanceResponse]]:
         """Live: the instance's connection state and each new QR code as they happen, starting with the
         current one, until it is CONNECTED or BANNED (sent, then the stream ends OK) or the client leaves.
-        Carries login credentials (QR and pairing codes): admins only.
+        While a QR code is required the provider is asked for the current code every few seconds and each
+        new one is sent. NOT_FOUND: no such instance in the organization. RESOURCE_EXHAUSTED: the watcher
+        fell behind the server's buffer (watch again). Carries login credentials (QR and pairing codes):
+        admins only.
         """
 
     @_abc_1.abstractmethod
@@ -190,14 +301,20 @@ class ReputationServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _reputation_pb2.GetInstanceRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_reputation_pb2.GetInstanceResponse, _abc.Awaitable[_reputation_pb2.GetInstanceResponse]]: ...
+    ) -> _typing.Union[_reputation_pb2.GetInstanceResponse, _abc.Awaitable[_reputation_pb2.GetInstanceResponse]]:
+        """One instance of the organization. NOT_FOUND: no such instance in the organization. Needs a MEMBER
+        key.
+        """
 
     @_abc_1.abstractmethod
     def ListInstances(
         self,
         request: _reputation_pb2.ListInstancesRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_reputation_pb2.ListInstancesResponse, _abc.Awaitable[_reputation_pb2.ListInstancesResponse]]: ...
+    ) -> _typing.Union[_reputation_pb2.ListInstancesResponse, _abc.Awaitable[_reputation_pb2.ListInstancesResponse]]:
+        """The organization's instances, oldest first, one page at a time, optionally filtered. Needs a MEMBER
+        key.
+        """
 
     @_abc_1.abstractmethod
     def GetReputation(
@@ -205,8 +322,8 @@ class ReputationServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _reputation_pb2.GetReputationRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_reputation_pb2.GetReputationResponse, _abc.Awaitable[_reputation_pb2.GetReputationResponse]]:
-        """One instance's reputation with the explanation of its last change; another organization's instance
-        is NOT_FOUND.
+        """One instance's reputation with the explanation of its last change. NOT_FOUND: no such instance in
+        the organization. Needs a MEMBER key.
         """
 
     @_abc_1.abstractmethod
@@ -215,7 +332,9 @@ class ReputationServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _reputation_pb2.ListReputationsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_reputation_pb2.ListReputationsResponse, _abc.Awaitable[_reputation_pb2.ListReputationsResponse]]:
-        """The organization's reputations in instance order, optionally filtered by health and phase."""
+        """The organization's reputations in instance order, one page at a time, optionally filtered by health
+        and phase. Needs a MEMBER key.
+        """
 
     @_abc_1.abstractmethod
     def ListInstanceStates(
@@ -223,9 +342,9 @@ class ReputationServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _reputation_pb2.ListInstanceStatesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_reputation_pb2.ListInstanceStatesResponse, _abc.Awaitable[_reputation_pb2.ListInstanceStatesResponse]]:
-        """Internal, for projection rebuilds at start-up (the Gate): instances with their current reputation.
-        The one ReputationService call where organization_id may be "" (= every organization); never
-        exposed to tenants.
+        """Internal, for projection rebuilds at start-up (the Gate): instances with their current reputation,
+        in instance order. The one ReputationService call where organization_id may be "" (= every
+        organization); only the deployment's service credential may call it.
         """
 
     @_abc_1.abstractmethod
@@ -233,7 +352,10 @@ class ReputationServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _reputation_pb2.GetWindowStatsRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_reputation_pb2.GetWindowStatsResponse, _abc.Awaitable[_reputation_pb2.GetWindowStatsResponse]]: ...
+    ) -> _typing.Union[_reputation_pb2.GetWindowStatsResponse, _abc.Awaitable[_reputation_pb2.GetWindowStatsResponse]]:
+        """One instance's signal counts over a window ending now. NOT_FOUND: no such instance in the
+        organization. Needs a MEMBER key.
+        """
 
     @_abc_1.abstractmethod
     def GetWarmupPlan(
@@ -242,8 +364,9 @@ class ReputationServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_reputation_pb2.GetWarmupPlanResponse, _abc.Awaitable[_reputation_pb2.GetWarmupPlanResponse]]:
         """One number's warm-up plan for one day (its organization's local date) and how far it got: the
-        conversations planned for it, each message's time, partner and status. Another organization's
-        instance is NOT_FOUND.
+        conversations planned for it, each message's time, partner and status. A day without a plan comes
+        back with `planned` false and a note. NOT_FOUND: no such instance in the organization;
+        INVALID_ARGUMENT also for a day more than 366 days from today. Needs a MEMBER key.
         """
 
     @_abc_1.abstractmethod
@@ -253,7 +376,7 @@ class ReputationServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_reputation_pb2.GetWarmupSettingsResponse, _abc.Awaitable[_reputation_pb2.GetWarmupSettingsResponse]]:
         """The organization's warm-up settings: sending hours, time zone, friendly numbers (defaults when never
-        set: 08:00-20:00 America/Sao_Paulo, none).
+        set: 08:00-20:00 America/Sao_Paulo, none). Needs a MEMBER key.
         """
 
     @_abc_1.abstractmethod
@@ -262,6 +385,9 @@ class ReputationServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _reputation_pb2.SetWarmupSettingsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_reputation_pb2.SetWarmupSettingsResponse, _abc.Awaitable[_reputation_pb2.SetWarmupSettingsResponse]]:
-        """Replaces them; plans already made keep the settings they were made with."""
+        """Replaces them whole; plans already made keep the settings they were made with, the next day's plans
+        use the new ones. INVALID_ARGUMENT also for an end not after the start, an unknown IANA time zone or
+        a friendly number that is not E.164. Needs an ADMIN key.
+        """
 
 def add_ReputationServiceServicer_to_server(servicer: ReputationServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
