@@ -82,7 +82,6 @@ _CREDENTIAL_HINTS = {
 }
 
 
-EXIT_FAILURE = 1  # the command's own failure, or a local one (SystemExit with a message)
 EXIT_INTERRUPTED = 130
 GRPC_EXIT_OFFSET = 64  # grpcurl's: above the shell's 1 and 2, so a status is never read as one of those
 TIMEOUT_ENV = "WHATLEAD_TIMEOUT"
