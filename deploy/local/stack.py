@@ -5,8 +5,9 @@ PostgreSQL 18 (.data/postgres, one database per service) and Redis (the Gate's r
 port of its own so servers already running on the default ports are left alone. Each process writes its
 logs to .data/logs/<name>.log. The gateway takes provider webhooks on port 8080; the key their secrets
 are derived from is made once in .data/webhook-master-key, the deployment's service token in
-.data/service-token, and the first organization's OWNER key in .data/credentials.json (ADR 0046). What the
-operator exports wins: with
+.data/service-token, and the first organization's OWNER key in .data/credentials.json (ADR 0046). While
+it runs, .data/stack.json says where everything listens, so the CLI finds this stack
+(libs/cli/local_stack.py). What the operator exports wins: with
 REPUTATION_DATABASE_URL=... set, reputation uses that server, and an embedded server no service uses is
 not started.
 """
@@ -29,6 +30,7 @@ import grpc
 from deploy.local.credentials import SERVICE_TOKEN_VARIABLE, ensure_credentials, service_token
 from deploy.local.process import Component, port_in_use
 from deploy.local.servers import EmbeddedPostgres, nats_server, redis_server
+from libs.cli import local_stack
 
 DATA = Path(os.environ.get("WHATLEAD_LOCAL_DATA", ".data"))
 LOGS = DATA / "logs"
@@ -237,6 +239,19 @@ def stages() -> list[list[Component]]:
     return [servers, services]
 
 
+def endpoints() -> dict[str, str]:
+    """Where the CLI finds this stack (libs/cli/local_stack.py): written to the data folder at start."""
+    return {
+        "gate": f"127.0.0.1:{port(50051)}",
+        "executor": f"127.0.0.1:{port(50052)}",
+        "reputation": f"127.0.0.1:{port(50053)}",
+        "ops": f"127.0.0.1:{port(50054)}",
+        "nats": NATS_URL,
+        "gateway": f"http://127.0.0.1:{port(GATEWAY_PORT)}",
+        "simulator": f"http://127.0.0.1:{port(SIMULATOR_PORT)}",
+    }
+
+
 STARTUP_TIMEOUT_SECONDS = 30
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
@@ -258,6 +273,7 @@ def main() -> None:
     for stop_request in STOP_SIGNALS:
         signal.signal(stop_request, on_signal)
     try:
+        local_stack.write(DATA, PORT_OFFSET, endpoints())
         for stage in parts:
             bring_up(stage, started)
         print(f"WhatLead is ready. Logs in {LOGS}/. Press Ctrl-C to stop.", flush=True)
@@ -271,6 +287,7 @@ def main() -> None:
         # Services drain before the servers they write to go.
         for component in reversed(started):
             component.stop()
+        local_stack.remove(DATA)
         print("stopped" if interrupted else "stopped after an error", flush=True)
 
 

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
-from libs.cli.common import DEADLINE_SECONDS, Commands, enum_label, enum_value, when
+from libs.cli.common import Commands, deadline, enum_label, enum_value, json_output, output, say, when
 from libs.cli.controls import ops
 from whatlead.ops.v1 import ops_pb2
 
@@ -35,10 +35,9 @@ def create_key(args: argparse.Namespace) -> int:
         ops_pb2.CreateApiKeyRequest(
             organization_id=args.org, name=args.name, role=enum_value(ops_pb2.MemberRole, args.role)
         ),
-        timeout=DEADLINE_SECONDS,
+        timeout=deadline(),
     )
-    print(key_line(response.api_key))
-    print(response.secret)
+    output(response, lambda: f"{key_line(response.api_key)}\n{response.secret}")
     print("Store this key now: it is shown only this once and cannot be read again.", file=sys.stderr)
     return 0
 
@@ -47,19 +46,19 @@ def list_keys(args: argparse.Namespace) -> int:
     def page(token: str) -> ops_pb2.ListApiKeysResponse:
         return ops().ListApiKeys(
             ops_pb2.ListApiKeysRequest(organization_id=args.org, page_size=100, page_token=token),
-            timeout=DEADLINE_SECONDS,
+            timeout=deadline(),
         )
 
     for key in _pages(page, lambda p: iter(p.api_keys)):
-        print(key_line(key))
+        output(key, key_line(key))
     return 0
 
 
 def revoke_key(args: argparse.Namespace) -> int:
     response = ops().RevokeApiKey(
-        ops_pb2.RevokeApiKeyRequest(organization_id=args.org, api_key_id=args.id), timeout=DEADLINE_SECONDS
+        ops_pb2.RevokeApiKeyRequest(organization_id=args.org, api_key_id=args.id), timeout=deadline()
     )
-    print(key_line(response.api_key))
+    output(response.api_key, lambda: key_line(response.api_key))
     return 0
 
 
@@ -78,11 +77,11 @@ def list_members(args: argparse.Namespace) -> int:
     def page(token: str) -> ops_pb2.ListMembersResponse:
         return ops().ListMembers(
             ops_pb2.ListMembersRequest(organization_id=args.org, page_size=100, page_token=token),
-            timeout=DEADLINE_SECONDS,
+            timeout=deadline(),
         )
 
     for member in _pages(page, lambda p: iter(p.members)):
-        print(member_line(member))
+        output(member, member_line(member))
     return 0
 
 
@@ -91,9 +90,9 @@ def add_member(args: argparse.Namespace) -> int:
         ops_pb2.AddMemberRequest(
             organization_id=args.org, user_id=args.user, role=enum_value(ops_pb2.MemberRole, args.role)
         ),
-        timeout=DEADLINE_SECONDS,
+        timeout=deadline(),
     )
-    print(member_line(response.member))
+    output(response.member, lambda: member_line(response.member))
     return 0
 
 
@@ -106,8 +105,8 @@ def member_line(member: ops_pb2.Member) -> str:
 
 
 def show_plan(args: argparse.Namespace) -> int:
-    plan = ops().GetPlan(ops_pb2.GetPlanRequest(organization_id=args.org), timeout=DEADLINE_SECONDS).plan
-    print(plan_text(plan))
+    plan = ops().GetPlan(ops_pb2.GetPlanRequest(organization_id=args.org), timeout=deadline()).plan
+    output(plan, lambda: plan_text(plan))
     return 0
 
 
@@ -121,7 +120,7 @@ def set_plan(args: argparse.Namespace) -> int:
     if args.name is None and all(value is None for value in given.values()):
         raise SystemExit("error: nothing to change: give --daily, --monthly, --max-instances or --name")
     stub = ops()
-    current = stub.GetPlan(ops_pb2.GetPlanRequest(organization_id=args.org), timeout=DEADLINE_SECONDS).plan
+    current = stub.GetPlan(ops_pb2.GetPlanRequest(organization_id=args.org), timeout=deadline()).plan
     limits = ops_pb2.PlanLimits()
     limits.CopyFrom(current.limits)
     for field, value in given.items():
@@ -134,9 +133,9 @@ def set_plan(args: argparse.Namespace) -> int:
             limits=limits,
             actor=args.actor,
         ),
-        timeout=DEADLINE_SECONDS,
+        timeout=deadline(),
     )
-    print(plan_text(response.plan))
+    output(response.plan, lambda: plan_text(response.plan))
     return 0
 
 
@@ -165,7 +164,7 @@ def list_audit(args: argparse.Namespace) -> int:
             ops_pb2.ListAuditEntriesRequest(
                 organization_id=args.org, page_size=min(100, args.limit), page_token=token
             ),
-            timeout=DEADLINE_SECONDS,
+            timeout=deadline(),
         )
 
     entries = []
@@ -174,7 +173,11 @@ def list_audit(args: argparse.Namespace) -> int:
         if len(entries) >= args.limit:
             break
     if not entries:
-        print("no operator action recorded")
+        say("no operator action recorded")
+        return 0
+    if json_output():
+        for e in entries:
+            output(e)
         return 0
     actors = max(len(e.actor or "-") for e in entries)
     actions = max(len(e.action) for e in entries)

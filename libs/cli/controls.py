@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from libs.cli.common import DEADLINE_SECONDS, Commands, channel, enum_label, enum_value, moment, when
+from libs.cli.common import Commands, channel, deadline, enum_label, enum_value, moment, output, when
 from libs.rpc.convert import to_timestamp
 from whatlead.ops.v1 import ops_pb2, ops_pb2_grpc
 
@@ -34,9 +34,9 @@ def pause(args: argparse.Namespace) -> int:
             paused_until=to_timestamp(moment(args.until)) if args.until else None,
             actor=args.actor,
         ),
-        timeout=DEADLINE_SECONDS,
+        timeout=deadline(),
     )
-    print(control_line(response.control))
+    output(response.control, lambda: control_line(response.control))
     return 0
 
 
@@ -51,9 +51,9 @@ def resume(args: argparse.Namespace) -> int:
             note=args.note,
             actor=args.actor,
         ),
-        timeout=DEADLINE_SECONDS,
+        timeout=deadline(),
     )
-    print(control_line(response.control))
+    output(response.control, lambda: control_line(response.control))
     return 0
 
 
@@ -72,10 +72,10 @@ def list_controls(args: argparse.Namespace) -> int:
                 if args.status
                 else ops_pb2.CONTROL_STATUS_UNSPECIFIED,
             ),
-            timeout=DEADLINE_SECONDS,
+            timeout=deadline(),
         )
         for control in page.controls:
-            print(control_line(control))
+            output(control, control_line(control))
         token = page.next_page_token
         if not token:
             return 0

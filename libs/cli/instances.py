@@ -13,14 +13,17 @@ from google.protobuf import field_mask_pb2
 
 from libs.cli import webhooks
 from libs.cli.common import (
-    DEADLINE_SECONDS,
     Backoff,
     Commands,
+    await_connection,
     cancelled_on_ctrl_c,
     channel,
+    deadline,
+    endpoint,
     enum_label,
     enum_value,
-    show,
+    json_output,
+    output,
     when,
 )
 from libs.cli.qr import print_qr
@@ -38,7 +41,7 @@ def reputation() -> reputation_pb2_grpc.ReputationServiceStub:
 def fetch_instance(args: argparse.Namespace) -> reputation_pb2.Instance:
     """The instance `args.id` of `args.org`."""
     request = reputation_pb2.GetInstanceRequest(organization_id=args.org, instance_id=args.id)
-    return reputation().GetInstance(request, timeout=DEADLINE_SECONDS).instance
+    return reputation().GetInstance(request, timeout=deadline()).instance
 
 
 def register_instance(args: argparse.Namespace) -> int:
@@ -54,9 +57,9 @@ def register_instance(args: argparse.Namespace) -> int:
             provider_version=args.provider_version.strip(),
             provider_engine=enum_value(common_pb2.ProviderEngine, args.provider_engine),
         ),
-        timeout=DEADLINE_SECONDS,
+        timeout=deadline(),
     )
-    show(response.instance)
+    output(response.instance)
     return 0
 
 
@@ -87,9 +90,9 @@ def update_instance(args: argparse.Namespace) -> int:
             instance=instance,
             update_mask=field_mask_pb2.FieldMask(paths=paths),
         ),
-        timeout=DEADLINE_SECONDS,
+        timeout=deadline(),
     )
-    show(response.instance)
+    output(response.instance)
     return 0
 
 
@@ -111,13 +114,14 @@ def list_instances(args: argparse.Namespace) -> int:
     while True:
         page = reputation().ListInstances(
             reputation_pb2.ListInstancesRequest(organization_id=args.org, page_size=100, page_token=token),
-            timeout=DEADLINE_SECONDS,
+            timeout=deadline(),
         )
         for instance in page.instances:
-            print(
+            output(
+                instance,
                 f"{instance.id}  {provider_label(instance):<24} "
                 f"{instance.provider_instance_ref:<24} +{instance.phone:<16} "
-                f"{enum_label(common_pb2.ConnectionState, instance.connection_state)}"
+                f"{enum_label(common_pb2.ConnectionState, instance.connection_state)}",
             )
         token = page.next_page_token
         if not token:
@@ -125,7 +129,7 @@ def list_instances(args: argparse.Namespace) -> int:
 
 
 def get_instance(args: argparse.Namespace) -> int:
-    show(fetch_instance(args))
+    output(fetch_instance(args))
     return 0
 
 
@@ -133,13 +137,16 @@ def instance_webhook(args: argparse.Namespace) -> int:
     key = webhooks.master_key(args.master_key_file)  # before any call: a missing key needs no server
     instance = fetch_instance(args)
     provider = enum_label(common_pb2.Provider, instance.provider).lower()
+    gateway_url = endpoint("gateway", args.gateway_url, "--gateway-url").value
     if args.apply:
-        print(webhooks.apply(instance.id, provider, instance.provider_instance_ref, args, key))
+        applied = webhooks.apply(instance.id, provider, instance.provider_instance_ref, args, key)
+        output(applied.as_json(), applied.text)
     else:
-        print(
-            webhooks.instructions(
-                instance.id, provider, instance.provider_instance_ref, args.gateway_url, key
-            )
+        output(
+            webhooks.settings(instance.id, provider, instance.provider_instance_ref, gateway_url, key),
+            lambda: webhooks.instructions(
+                instance.id, provider, instance.provider_instance_ref, gateway_url, key
+            ),
         )
     return 0
 
@@ -152,14 +159,15 @@ def connect_instance(args: argparse.Namespace) -> int:
         reputation_pb2.ConnectInstanceRequest(
             organization_id=args.org, instance_id=args.id, pairing_phone=_phone_digits(args.pairing_phone)
         ),
-        timeout=DEADLINE_SECONDS,
+        timeout=deadline(),
     )
     instance = response.instance
     label = f"{provider_label(instance)} {instance.provider_instance_ref}"
-    print(f"instance {instance.id}  {label}  +{instance.phone}", flush=True)
+    output(response, f"instance {instance.id}  {label}  +{instance.phone}")
     follower = ConnectionFollower(instance, sys.stdout)
     if (outcome := follower.show(response.connection)) is not None:
         return outcome
+    await_connection("reputation")
     # The stream starts with the current state, so nothing that happened since the answer above is lost,
     # and a watcher the server cut off for falling behind just watches again. No deadline: it lasts as
     # long as the phone takes to scan; Ctrl-C ends it.
@@ -174,6 +182,8 @@ def connect_instance(args: argparse.Namespace) -> int:
                 )
                 for update in updates:
                     backoff.received()
+                    if json_output():
+                        output(update)
                     if (outcome := follower.show(update.connection)) is not None:
                         return outcome
             raise SystemExit(
@@ -211,7 +221,8 @@ class ConnectionFollower:
                 else "A new QR code (the last one expired):"
             )
             self._qr = code
-            print_qr(code, self._out)
+            if not json_output():
+                print_qr(code, self._out)
         if connection.pairing_code and connection.pairing_code != self._pairing_code:
             self._pairing_code = connection.pairing_code
             self._print(
@@ -231,7 +242,8 @@ class ConnectionFollower:
         return None
 
     def _print(self, line: str) -> None:
-        print(line, file=self._out, flush=True)
+        if not json_output():  # the documents say it all: no lines or QR drawing between them
+            print(line, file=self._out, flush=True)
 
 
 def _phone_digits(text: str) -> str:
@@ -241,15 +253,15 @@ def _phone_digits(text: str) -> str:
 
 def logout_instance(args: argparse.Namespace) -> int:
     request = reputation_pb2.LogoutInstanceRequest(organization_id=args.org, instance_id=args.id)
-    instance = reputation().LogoutInstance(request, timeout=DEADLINE_SECONDS).instance
-    _print_undone("logged out", instance, f"`whatlead instances connect {instance.id}` links it again")
+    instance = reputation().LogoutInstance(request, timeout=deadline()).instance
+    _output_undone("logged out", instance, f"`whatlead instances connect {instance.id}` links it again")
     return 0
 
 
 def delete_instance(args: argparse.Namespace) -> int:
     request = reputation_pb2.DeleteInstanceRequest(organization_id=args.org, instance_id=args.id)
-    instance = reputation().DeleteInstance(request, timeout=DEADLINE_SECONDS).instance
-    _print_undone(
+    instance = reputation().DeleteInstance(request, timeout=deadline()).instance
+    _output_undone(
         "deleted the session",
         instance,
         f"the registry keeps the instance and its history; `whatlead instances connect {instance.id}` "
@@ -258,11 +270,10 @@ def delete_instance(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_undone(what: str, instance: reputation_pb2.Instance, then: str) -> None:
+def _output_undone(what: str, instance: reputation_pb2.Instance, then: str) -> None:
     state = enum_label(common_pb2.ConnectionState, instance.connection_state)
-    print(
-        f"{what}: {instance.id}  {provider_label(instance)} {instance.provider_instance_ref}  {state}; {then}"
-    )
+    label = f"{provider_label(instance)} {instance.provider_instance_ref}"
+    output(instance, f"{what}: {instance.id}  {label}  {state}; {then}")
 
 
 def register(commands: Commands) -> None:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from libs.cli.common import DEADLINE_SECONDS, Commands, channel, enum_label, enum_value, show
+from libs.cli.common import Commands, channel, deadline, enum_label, enum_value, json_output, output, show
 from libs.cli.jobs import executor
 from libs.rpc.convert import to_timestamp
 from whatlead.common.v1 import common_pb2
@@ -66,8 +66,11 @@ def send(args: argparse.Namespace) -> int:
             not_before=_when(args.not_before),
             expires_at=_when(args.expires_at),
         ),
-        timeout=DEADLINE_SECONDS,
+        timeout=deadline(),
     )
+    if json_output():
+        output(response)
+        return 0
     intent = response.intent
     status = enum_label(gate_pb2.IntentStatus, intent.status)
     detail = {
@@ -97,15 +100,16 @@ def list_intents(args: argparse.Namespace) -> int:
                 target=_target(args.to) if args.to else None,
                 campaign_id=args.campaign,
             ),
-            timeout=DEADLINE_SECONDS,
+            timeout=deadline(),
         )
         for intent in page.intents:
             reason = enum_label(gate_pb2.DecisionReason, intent.status_reason) if intent.status_reason else ""
-            print(
+            output(
+                intent,
                 f"{intent.id}  {intent.created_at.ToDatetime(tzinfo=UTC):%Y-%m-%d %H:%M:%S}  "
                 f"{enum_label(gate_pb2.IntentStatus, intent.status):<9} "
                 f"{enum_label(common_pb2.Purpose, intent.purpose):<9} "
-                f"{intent.target.value:<26} {intent.decided_by_instance_id or '-':<36} {reason}"
+                f"{intent.target.value:<26} {intent.decided_by_instance_id or '-':<36} {reason}",
             )
             shown += 1
             if shown >= args.limit:
@@ -117,8 +121,11 @@ def list_intents(args: argparse.Namespace) -> int:
 
 def get_intent(args: argparse.Namespace) -> int:
     response = gate().GetIntent(
-        gate_pb2.GetIntentRequest(organization_id=args.org, intent_id=args.id), timeout=DEADLINE_SECONDS
+        gate_pb2.GetIntentRequest(organization_id=args.org, intent_id=args.id), timeout=deadline()
     )
+    if json_output():  # the decision record included; `whatlead jobs` tells the delivery
+        output(response)
+        return 0
     show(response.intent)
     if response.HasField("decision"):
         print("decision:")
@@ -133,7 +140,7 @@ def delivery(organization_id: str, intent_id: str) -> str:
     try:
         page = executor().ListJobs(
             executor_pb2.ListJobsRequest(organization_id=organization_id, intent_id=intent_id, page_size=1),
-            timeout=DEADLINE_SECONDS,
+            timeout=deadline(),
         )
     except grpc.RpcError as error:
         return f"delivery: unknown (the executor answered {error.code().name})"

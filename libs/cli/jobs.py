@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from libs.cli.common import DEADLINE_SECONDS, Commands, channel, show
+from libs.cli.common import Commands, channel, deadline, output, say
 from whatlead.executor.v1 import executor_pb2, executor_pb2_grpc
 
 
@@ -15,22 +15,22 @@ def executor() -> executor_pb2_grpc.ExecutorServiceStub:
 def show_jobs(args: argparse.Namespace) -> int:
     page = executor().ListJobs(
         executor_pb2.ListJobsRequest(organization_id=args.org, intent_id=args.intent_id, page_size=10),
-        timeout=DEADLINE_SECONDS,
+        timeout=deadline(),
     )
     if not page.jobs:
-        print(f"no job for intent {args.intent_id} (not approved yet, or another organization's)")
+        say(f"no job for intent {args.intent_id} (not approved yet, or another organization's)")
         return 1
     for job in page.jobs:
-        show(job)
+        output(job)
     return 0
 
 
 def retry_job(args: argparse.Namespace) -> int:
     response = executor().RetryJob(
         executor_pb2.RetryJobRequest(organization_id=args.org, job_id=args.job_id, actor=args.actor),
-        timeout=DEADLINE_SECONDS,
+        timeout=deadline(),
     )
-    show(response.job)
+    output(response.job)
     return 0
 
 

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from libs.cli.common import DEADLINE_SECONDS, Commands, channel, enum_label, show
+from libs.cli.common import Commands, channel, deadline, enum_label, json_output, output
 from whatlead.common.v1 import common_pb2
 from whatlead.reputation.v1 import reputation_pb2, reputation_pb2_grpc
 
@@ -119,9 +119,9 @@ def render(response: reputation_pb2.GetReputationResponse, now: datetime) -> str
 def show_reputation(args: argparse.Namespace) -> int:
     response = reputation().GetReputation(
         reputation_pb2.GetReputationRequest(organization_id=args.org, instance_id=args.id),
-        timeout=DEADLINE_SECONDS,
+        timeout=deadline(),
     )
-    print(render(response, datetime.now(UTC)))
+    output(response, lambda: render(response, datetime.now(UTC)))
     return 0
 
 
@@ -130,12 +130,12 @@ def show_plan(args: argparse.Namespace) -> int:
         reputation()
         .GetWarmupPlan(
             reputation_pb2.GetWarmupPlanRequest(organization_id=args.org, instance_id=args.id, day=args.day),
-            timeout=DEADLINE_SECONDS,
+            timeout=deadline(),
         )
         .plan
     )
-    if args.json:
-        show(plan)
+    if args.json or json_output():
+        output(plan)
         return 0
     zone = ZoneInfo(plan.time_zone)
 
@@ -174,13 +174,13 @@ def warmup_settings(args: argparse.Namespace) -> int:
     stub = reputation()
     if args.hours is None and args.time_zone is None and args.friendly is None:
         response = stub.GetWarmupSettings(
-            reputation_pb2.GetWarmupSettingsRequest(organization_id=args.org), timeout=DEADLINE_SECONDS
+            reputation_pb2.GetWarmupSettingsRequest(organization_id=args.org), timeout=deadline()
         )
-        show(response.settings)
+        output(response.settings)
         return 0
     # A replacement: what is not given keeps its current value.
     current = stub.GetWarmupSettings(
-        reputation_pb2.GetWarmupSettingsRequest(organization_id=args.org), timeout=DEADLINE_SECONDS
+        reputation_pb2.GetWarmupSettingsRequest(organization_id=args.org), timeout=deadline()
     ).settings
     start, end = current.sending_hours_start, current.sending_hours_end
     if args.hours is not None:
@@ -198,9 +198,9 @@ def warmup_settings(args: argparse.Namespace) -> int:
                 friendly_numbers=list(friendly),
             ),
         ),
-        timeout=DEADLINE_SECONDS,
+        timeout=deadline(),
     )
-    show(changed.settings)
+    output(changed.settings)
     return 0
 
 
@@ -214,7 +214,9 @@ def register(commands: Commands) -> None:
     plan = group.add_parser("plan", help="a number's warm-up plan and its progress")
     plan.add_argument("id", help="instance id")
     plan.add_argument("--day", default="", help="the organization's local date, YYYY-MM-DD (default: today)")
-    plan.add_argument("--json", action="store_true", help="the whole plan as JSON")
+    plan.add_argument(
+        "--json", action="store_true", help="the whole plan as JSON (as --output json, indented)"
+    )
     plan.set_defaults(run=show_plan)
     settings = group.add_parser("warmup-settings", help="show or change the organization's warm-up settings")
     settings.add_argument("--hours", help="sending hours, local time, e.g. 08:00-20:00")

@@ -16,9 +16,11 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
-from libs.cli.common import DEADLINE_SECONDS, Commands, enum_label
+import grpc
+
+from libs.cli.common import Commands, StatusError, deadline, endpoint, enum_label, output
 from libs.cli.instances import fetch_instance
-from libs.cli.webhooks import LOCAL_SIMULATOR_API_KEY, LOCAL_SIMULATOR_URL
+from libs.cli.webhooks import LOCAL_SIMULATOR_API_KEY
 from whatlead.common.v1 import common_pb2
 
 SIMULATOR_URL_ENV = "WHATLEAD_SIMULATOR_URL"
@@ -40,12 +42,13 @@ def act(args: argparse.Namespace) -> int:
             "`whatlead sim` plays only the simulator's phones (scan a real code with the phone itself)"
         )
     session = instance.provider_instance_ref
-    answer = _post(
-        args.simulator_url, args.simulator_api_key, f"/_sim/sessions/{_quoted(session)}/{args.action}"
-    )
-    print(
+    simulator = endpoint("simulator", args.simulator_url, "--simulator-url").value
+    answer = _post(simulator, args.simulator_api_key, f"/_sim/sessions/{_quoted(session)}/{args.action}")
+    status = str(answer.get("status", "?"))
+    output(
+        {"instance_id": instance.id, "action": args.action, "session": session, "status": status},
         f"{ACTIONS[args.action][1]}: instance {instance.id}, simulator session {session} is now "
-        f"{answer.get('status', '?')}; the simulator's webhook tells WhatLead"
+        f"{status}; the simulator's webhook tells WhatLead",
     )
     return 0
 
@@ -63,15 +66,16 @@ def _post(base_url: str, api_key: str, path: str) -> dict[str, Any]:
         headers={"Content-Type": "application/json", "X-Api-Key": api_key},
     )
     try:
-        with urllib.request.urlopen(request, timeout=DEADLINE_SECONDS) as response:
+        with urllib.request.urlopen(request, timeout=deadline()) as response:
             found = json.loads(response.read() or b"{}")
     except urllib.error.HTTPError as error:
         raise SystemExit(f"error: the simulator answered {error.code}: {_refusal(error)}") from None
     except (urllib.error.URLError, OSError) as error:
         reason = getattr(error, "reason", error)
-        raise SystemExit(
-            f"error: cannot reach the simulator at {base_url} ({reason}); is `make run` up? "
-            f"(--simulator-url or {SIMULATOR_URL_ENV})"
+        raise StatusError(
+            grpc.StatusCode.UNAVAILABLE,
+            f"cannot reach the simulator at {base_url} ({reason}); is `make run` up? "
+            f"(--simulator-url or {SIMULATOR_URL_ENV})",
         ) from None
     return found if isinstance(found, dict) else {}
 
@@ -99,8 +103,7 @@ def register(commands: Commands) -> None:
         command.add_argument("id", help="the instance id (an instance on the SIMULATOR provider)")
         command.add_argument(
             "--simulator-url",
-            default=os.environ.get(SIMULATOR_URL_ENV, LOCAL_SIMULATOR_URL),
-            help=f"the simulator's base URL (default ${SIMULATOR_URL_ENV} or {LOCAL_SIMULATOR_URL})",
+            help=f"the simulator's base URL (default ${SIMULATOR_URL_ENV}, else `make run`'s)",
         )
         command.add_argument(
             "--simulator-api-key",

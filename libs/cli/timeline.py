@@ -9,8 +9,15 @@ from datetime import UTC
 
 from google.protobuf.duration_pb2 import Duration
 
-from libs.cli.common import DEADLINE_SECONDS, Commands, duration, enum_label, when
+from libs.cli.common import Commands, deadline, duration, enum_label, json_output, output, say, when
 from libs.cli.controls import ops
+from whatlead.events.v1 import (  # noqa: F401  (--output json prints each entry's event, an Any, by its type)
+    executor_events_pb2,
+    gate_events_pb2,
+    ops_events_pb2,
+    provider_events_pb2,
+    reputation_events_pb2,
+)
 from whatlead.gate.v1 import gate_pb2
 from whatlead.ops.v1 import ops_pb2
 
@@ -20,11 +27,15 @@ SYSTEM = "system"  # how an entry with no actor (the services' own work) is show
 def show_timeline(args: argparse.Namespace) -> int:
     response = ops().GetIntentTimeline(
         ops_pb2.GetIntentTimelineRequest(organization_id=args.org, intent_id=args.intent_id),
-        timeout=DEADLINE_SECONDS,
+        timeout=deadline(),
     )
     if not response.entries:
-        print(f"nothing recorded for intent {args.intent_id} yet")
+        say(f"nothing recorded for intent {args.intent_id} yet")
         return 1
+    if json_output():
+        for entry in response.entries:
+            output(entry)
+        return 0
     print(story(response.entries))
     return 0
 
@@ -56,16 +67,26 @@ def show_metrics(args: argparse.Namespace) -> int:
             ops_pb2.GetInstanceMetricsRequest(
                 organization_id=args.org, instance_id=args.instance, window=window
             ),
-            timeout=DEADLINE_SECONDS,
+            timeout=deadline(),
         )
-        print(f"instance {args.instance}, {when(response.window_start)} .. {when(response.window_end)} UTC")
-        print(instance_report(response.metrics))
+        output(
+            response,
+            lambda: (
+                f"instance {args.instance}, {when(response.window_start)} .. "
+                f"{when(response.window_end)} UTC\n{instance_report(response.metrics)}"
+            ),
+        )
         return 0
     totals = ops().GetExecutionMetrics(
-        ops_pb2.GetExecutionMetricsRequest(organization_id=args.org, window=window), timeout=DEADLINE_SECONDS
+        ops_pb2.GetExecutionMetricsRequest(organization_id=args.org, window=window), timeout=deadline()
     )
-    print(f"{when(totals.window_start)} .. {when(totals.window_end)} UTC")
-    print(organization_report(totals.metrics))
+    output(
+        totals,
+        lambda: (
+            f"{when(totals.window_start)} .. {when(totals.window_end)} UTC\n"
+            f"{organization_report(totals.metrics)}"
+        ),
+    )
     return 0
 
 

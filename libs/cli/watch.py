@@ -14,7 +14,16 @@ import time
 
 import grpc
 
-from libs.cli.common import Backoff, Commands, cancelled_on_ctrl_c, enum_label, when
+from libs.cli.common import (
+    Backoff,
+    Commands,
+    StatusError,
+    await_connection,
+    cancelled_on_ctrl_c,
+    enum_label,
+    output,
+    when,
+)
 from libs.cli.controls import ops
 from whatlead.gate.v1 import gate_pb2
 from whatlead.ops.v1 import ops_pb2
@@ -29,6 +38,7 @@ FIRST_DELAY_SECONDS = 0.2
 
 def watch_intents(args: argparse.Namespace) -> int:
     stub = ops()
+    await_connection("ops")
     after = args.after
     backoff = Backoff(first=args.retry_delay)
     while True:
@@ -46,26 +56,28 @@ def watch_intents(args: argparse.Namespace) -> int:
                     )
                 )
                 for response in stream:
-                    print(line(response), flush=True)
+                    output(response, line(response))
                     after = response.position
                     backoff.received()
             return 0  # the server ended the stream: nothing more will come
         except grpc.RpcError as error:
             code = error.code()
             if code == grpc.StatusCode.OUT_OF_RANGE:
-                raise SystemExit(
-                    f"error: OUT_OF_RANGE: {error.details()} (position {after or '-'} is older than what "
+                raise StatusError(
+                    code,
+                    f"{error.details()} (position {after or '-'} is older than what "
                     "the server keeps: watch again without --after to follow from now; "
-                    "`whatlead timeline <intent id>` tells an intent's whole story)"
+                    "`whatlead timeline <intent id>` tells an intent's whole story)",
                 ) from None
             if code not in RESUMABLE:
                 raise
             resume = f"--after {after}" if after else "no --after"
             delay = backoff.next_delay()
             if delay is None:
-                raise SystemExit(
-                    f"error: {code.name}: {error.details()} ({RESUMABLE[code]}; gave up after "
-                    f"{backoff.attempts} attempts; watch again with {resume})"
+                raise StatusError(
+                    code,
+                    f"{error.details()} ({RESUMABLE[code]}; gave up after "
+                    f"{backoff.attempts} attempts; watch again with {resume})",
                 ) from None
             print(
                 f"# {RESUMABLE[code]}: resuming with {resume} in {delay:.1f} s",

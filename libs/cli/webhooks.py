@@ -11,8 +11,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
+from libs.cli.common import endpoint
 from libs.provider_simulator.session_webhook import apply_session_webhook
 from libs.providers import ProviderError
 from libs.webhooks import (
@@ -25,13 +28,10 @@ from libs.webhooks import (
 )
 
 MASTER_KEY_ENV = "WHATLEAD_WEBHOOK_MASTER_KEY"
-GATEWAY_URL_ENV = "WHATLEAD_GATEWAY_URL"
-DEFAULT_GATEWAY_URL = "http://127.0.0.1:8080"  # what `make run` starts
 # What `make run` keeps (deploy/local): its master key file, its simulator's URL and API key.
 LOCAL_MASTER_KEY_FILE = Path(os.environ.get("WHATLEAD_LOCAL_DATA", ".data")) / "webhook-master-key"
 PROVIDER_URL_ENV = "WHATLEAD_PROVIDER_URL"
 PROVIDER_API_KEY_ENV = "WHATLEAD_PROVIDER_API_KEY"
-LOCAL_SIMULATOR_URL = "http://127.0.0.1:8090"
 LOCAL_SIMULATOR_API_KEY = "local-simulator-key"
 # Providers whose session webhook `--apply` can set (WAHA's sessions API; issue 16's onboarding does all).
 APPLICABLE = ("waha", "simulator")
@@ -54,6 +54,19 @@ def master_key(key_file: str | None) -> bytes:
     if not text:
         raise SystemExit(f"no webhook master key: set {MASTER_KEY_ENV} or pass --master-key-file")
     return text.encode()
+
+
+def settings(
+    instance_id: str, provider: str, provider_ref: str, gateway_url: str, master_key: bytes
+) -> Mapping[str, str]:
+    """What to give the provider, as `--output json` prints it."""
+    return {
+        "instance_id": instance_id,
+        "provider": provider,
+        "provider_instance_ref": provider_ref,
+        "url": webhook_url(gateway_url, provider, instance_id),
+        "secret": webhook_secret(master_key, instance_id),
+    }
 
 
 def instructions(
@@ -105,8 +118,7 @@ def add_arguments(command: argparse.ArgumentParser) -> None:
     command.add_argument("id", help="the instance id")
     command.add_argument(
         "--gateway-url",
-        default=os.environ.get(GATEWAY_URL_ENV, DEFAULT_GATEWAY_URL),
-        help=f"the gateway's public base URL (default ${GATEWAY_URL_ENV} or {DEFAULT_GATEWAY_URL})",
+        help="the gateway's public base URL (default $WHATLEAD_GATEWAY_URL, else `make run`'s)",
     )
     command.add_argument(
         "--master-key-file",
@@ -119,8 +131,7 @@ def add_arguments(command: argparse.ArgumentParser) -> None:
     )
     command.add_argument(
         "--provider-url",
-        default=os.environ.get(PROVIDER_URL_ENV, LOCAL_SIMULATOR_URL),
-        help=f"with --apply: the provider's base URL (default ${PROVIDER_URL_ENV} or {LOCAL_SIMULATOR_URL})",
+        help=f"with --apply: the provider's base URL (default ${PROVIDER_URL_ENV}, else make run's)",
     )
     command.add_argument(
         "--provider-api-key",
@@ -129,15 +140,46 @@ def add_arguments(command: argparse.ArgumentParser) -> None:
     )
 
 
-def apply(instance_id: str, provider: str, provider_ref: str, args: argparse.Namespace, key: bytes) -> str:
-    """Set the session's webhook at its provider; returns the line to print (never the secret)."""
+@dataclass(frozen=True)
+class Applied:
+    """A session's webhook set at its provider (never its secret)."""
+
+    instance_id: str
+    provider: str
+    provider_ref: str
+    url: str
+
+    def text(self) -> str:
+        return (
+            f"{self.provider} session {self.provider_ref} now posts its webhooks to {self.url}, "
+            "signed with its secret"
+        )
+
+    def as_json(self) -> Mapping[str, str]:
+        return {
+            "instance_id": self.instance_id,
+            "provider": self.provider,
+            "provider_instance_ref": self.provider_ref,
+            "url": self.url,
+        }
+
+
+def provider_url(given: str | None) -> str:
+    """--provider-url, else WHATLEAD_PROVIDER_URL, else the simulator of the stack `make run` started."""
+    return given or os.environ.get(PROVIDER_URL_ENV, "").strip() or endpoint("simulator").value
+
+
+def apply(
+    instance_id: str, provider: str, provider_ref: str, args: argparse.Namespace, key: bytes
+) -> Applied:
+    """Set the session's webhook at its provider."""
     if provider not in APPLICABLE:
         raise SystemExit(f"--apply sets WAHA sessions only; for {provider}, set what `webhook` prints")
-    url = webhook_url(args.gateway_url, provider, instance_id)
+    url = webhook_url(endpoint("gateway", args.gateway_url, "--gateway-url").value, provider, instance_id)
     try:
         asyncio.run(
             apply_session_webhook(
-                args.provider_url,
+                provider_url(args.provider_url),
                 args.provider_api_key,
                 provider_ref,
                 url=url,
@@ -146,4 +188,4 @@ def apply(instance_id: str, provider: str, provider_ref: str, args: argparse.Nam
         )
     except ProviderError as error:
         raise SystemExit(f"the provider refused the webhook: {error.code}") from None
-    return f"{provider} session {provider_ref} now posts its webhooks to {url}, signed with its secret"
+    return Applied(instance_id, provider, provider_ref, url)

@@ -255,10 +255,27 @@ def test_make_run_serves_the_registry_publishes_typed_events_and_stops_cleanly(s
     assert instance["phone"] == "5511912345678"
 
     rejected = stack.cli("instances", "register", "--provider", "waha", "--ref", "e2e-2", "--phone", "123")
-    assert rejected.returncode == 1 and "INVALID_ARGUMENT" in rejected.stderr and "phone" in rejected.stderr
+    assert rejected.returncode == 64 + 3 and "INVALID_ARGUMENT" in rejected.stderr  # 64 + the gRPC code
+    assert "phone" in rejected.stderr
 
     listed = stack.cli("instances", "list")
     assert instance["id"] in listed.stdout
+    # With no address given, the CLI finds this stack (shifted ports) by the file it wrote in its data folder.
+    found = subprocess.run(
+        [sys.executable, "-m", "libs.cli.main", "-o", "json", "instances", "get", instance["id"]],
+        env={
+            **{k: v for k, v in stack.env().items() if not k.endswith(("_ADDR", "_URL"))},
+            "WHATLEAD_LOCAL_PORT_OFFSET": str(stack.offset),
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert found.returncode == 0, found.stderr
+    assert json.loads(found.stdout)["id"] == instance["id"]
+    stack_file = json.loads((stack.data / "stack.json").read_text())
+    assert stack_file["endpoints"]["reputation"] == f"127.0.0.1:{stack.port(50053)}"
 
     events = stack.cli("events", "--context", "reputation", "--nats", stack.env()["WHATLEAD_NATS_URL"])
     assert events.returncode == 0, events.stderr
@@ -321,6 +338,7 @@ def test_make_run_serves_the_registry_publishes_typed_events_and_stops_cleanly(s
     remaining, _ = stack.process.communicate(timeout=60)
     assert stack.process.returncode == 0
     assert "stopped" in remaining
+    assert not (stack.data / "stack.json").exists()  # a stopped stack is not found any more
     assert still_running(started) == set()
     for server_port in (4322, 5433, 6380, 50053, 50054, 8080):
         assert not port_open(stack.port(server_port)), server_port

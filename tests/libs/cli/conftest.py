@@ -10,10 +10,32 @@ from pathlib import Path
 import pytest
 
 from libs.cli.main import main
-from tests.libs.cli.fake_services import FakeService, running_fake_ops, running_fake_reputation
+from tests.libs.cli.fake_services import (
+    FakeService,
+    running_fake_executor,
+    running_fake_gate,
+    running_fake_ops,
+    running_fake_reputation,
+)
 
 API_KEY = "wl_abcd1234_" + "k" * 43
 ROOT = Path(__file__).resolve().parents[3]
+
+# Where the CLI looks for each service: none is inherited from the shell that runs the tests.
+ADDRESS_VARIABLES = (
+    "WHATLEAD_GATE_ADDR",
+    "WHATLEAD_EXECUTOR_ADDR",
+    "WHATLEAD_REPUTATION_ADDR",
+    "WHATLEAD_OPS_ADDR",
+    "WHATLEAD_NATS_URL",
+    "WHATLEAD_GATEWAY_URL",
+    "WHATLEAD_SIMULATOR_URL",
+    "WHATLEAD_PROVIDER_URL",
+    "WHATLEAD_LOCAL_DATA",
+    "WHATLEAD_LOCAL_PORT_OFFSET",
+    "WHATLEAD_OUTPUT",
+    "WHATLEAD_TIMEOUT",
+)
 
 Whatlead = Callable[..., Awaitable[tuple[int, str, str]]]
 
@@ -21,7 +43,7 @@ Whatlead = Callable[..., Awaitable[tuple[int, str, str]]]
 @pytest.fixture
 def no_credentials(monkeypatch, tmp_path):
     """No key anywhere: not in the environment, no credentials file in the working directory."""
-    for name in ("WHATLEAD_API_KEY", "WHATLEAD_CREDENTIALS", "WHATLEAD_ORG"):
+    for name in ("WHATLEAD_API_KEY", "WHATLEAD_CREDENTIALS", "WHATLEAD_ORG", *ADDRESS_VARIABLES):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
     return tmp_path
@@ -39,6 +61,20 @@ async def registry(no_credentials, monkeypatch) -> AsyncIterator[FakeService]:
     """A fake ReputationService (the instance registry) where the CLI looks for it."""
     async with running_fake_reputation() as (fake, address):
         monkeypatch.setenv("WHATLEAD_REPUTATION_ADDR", address)
+        yield fake
+
+
+@pytest.fixture
+async def gate(no_credentials, monkeypatch) -> AsyncIterator[FakeService]:
+    async with running_fake_gate() as (fake, address):
+        monkeypatch.setenv("WHATLEAD_GATE_ADDR", address)
+        yield fake
+
+
+@pytest.fixture
+async def executor(no_credentials, monkeypatch) -> AsyncIterator[FakeService]:
+    async with running_fake_executor() as (fake, address):
+        monkeypatch.setenv("WHATLEAD_EXECUTOR_ADDR", address)
         yield fake
 
 

@@ -15,6 +15,8 @@ from typing import Any
 import grpc
 from google.protobuf.message import Message
 
+from whatlead.executor.v1 import executor_pb2, executor_pb2_grpc
+from whatlead.gate.v1 import gate_pb2, gate_pb2_grpc
 from whatlead.ops.v1 import ops_pb2, ops_pb2_grpc
 from whatlead.reputation.v1 import reputation_pb2, reputation_pb2_grpc
 
@@ -24,6 +26,7 @@ class Call:
     method: str
     request: Any
     metadata: dict[str, str]
+    time_remaining: float | None = None  # seconds left of the call's deadline when it arrived (None: none)
 
 
 @dataclass
@@ -42,6 +45,7 @@ class FakeService:
     answers: dict[str, list[Message]] = field(default_factory=dict)  # per method, one per call in turn
     scripts: dict[str, list[Script]] = field(default_factory=dict)  # per streaming method, one per call
     refusal: tuple[grpc.StatusCode, str] | None = None
+    refusal_trailers: tuple[tuple[str, str | bytes], ...] = ()  # e.g. the error's details (google.rpc)
     opened: asyncio.Event = field(default_factory=asyncio.Event)  # a client opened a stream
     left: asyncio.Event = field(default_factory=asyncio.Event)  # a client left an open stream
 
@@ -59,14 +63,14 @@ def _record(
     fake: FakeService, method: str, request: Any, context: grpc.aio.ServicerContext[Any, Any]
 ) -> None:
     metadata = {key: str(value) for key, value in context.invocation_metadata() or ()}
-    fake.calls.append(Call(method, request, metadata))
+    fake.calls.append(Call(method, request, metadata, context.time_remaining()))
 
 
 def _unary(fake: FakeService, method: str, response_type: type[Message]) -> Any:
     async def handle(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Message:
         _record(fake, method, request, context)
         if fake.refusal is not None:
-            await context.abort(*fake.refusal)
+            await context.abort(*fake.refusal, trailing_metadata=fake.refusal_trailers)
         queued = fake.answers.get(method)
         return queued.pop(0) if queued else response_type()
 
@@ -125,6 +129,14 @@ async def running_fake(
 
 def running_fake_ops() -> AbstractAsyncContextManager[tuple[FakeService, str]]:
     return running_fake(ops_pb2, ops_pb2_grpc, "OpsService")
+
+
+def running_fake_gate() -> AbstractAsyncContextManager[tuple[FakeService, str]]:
+    return running_fake(gate_pb2, gate_pb2_grpc, "GateService")
+
+
+def running_fake_executor() -> AbstractAsyncContextManager[tuple[FakeService, str]]:
+    return running_fake(executor_pb2, executor_pb2_grpc, "ExecutorService")
 
 
 def running_fake_reputation() -> AbstractAsyncContextManager[tuple[FakeService, str]]:

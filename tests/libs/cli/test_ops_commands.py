@@ -381,6 +381,6 @@ async def test_a_refused_key_is_one_clear_line_naming_where_the_key_came_from(op
 
     exit_code, out, err = await whatlead("controls")
 
-    assert exit_code == 1 and out == ""
+    assert exit_code == 64 + code.value[0] and out == ""  # 80 UNAUTHENTICATED, 71 PERMISSION_DENIED
     assert err == f"error: {code.name}: refused by the test ({meaning}; key from WHATLEAD_API_KEY)\n"
     assert API_KEY not in err

@@ -97,6 +97,6 @@ async def test_a_simulator_out_of_reach_says_where_it_was_looked_for(registry, w
 
     code, _, err = await whatlead("sim", "scan", INSTANCE_ID, "--simulator-url", "http://127.0.0.1:9")
 
-    assert code == 1
-    assert err.startswith("error: cannot reach the simulator at http://127.0.0.1:9 (")
+    assert code == 64 + 14  # UNAVAILABLE, as a gRPC service out of reach
+    assert err.startswith("error: UNAVAILABLE: cannot reach the simulator at http://127.0.0.1:9 (")
     assert "WHATLEAD_SIMULATOR_URL" in err

@@ -117,7 +117,7 @@ async def test_a_server_that_stays_away_ends_the_watch_after_a_bounded_number_of
 
     code, out, err = await whatlead("watch", *FAST)
 
-    assert code == 1 and positions(out) == ["4"]
+    assert code == 64 + 14 and positions(out) == ["4"]  # UNAVAILABLE
     assert len(ops.requests("WatchIntents")) == 1 + ATTEMPTS
     assert err.splitlines()[-1] == (
         f"error: UNAVAILABLE: down (the server is unavailable; gave up after {ATTEMPTS} attempts; "
@@ -140,7 +140,7 @@ async def test_a_position_too_old_ends_the_watch_with_what_to_do(ops, whatlead):
 
     code, out, err = await whatlead("watch", "--after", "3", *FAST)
 
-    assert code == 1 and out == ""
+    assert code == 64 + 11 and out == ""  # OUT_OF_RANGE
     assert err.startswith("error: OUT_OF_RANGE: position 3 is gone (position 3 is older than what the server")
     assert "without --after" in err
     assert len(ops.requests("WatchIntents")) == 1  # not resumed
@@ -151,7 +151,7 @@ async def test_a_refused_key_ends_the_watch_at_once_naming_where_the_key_came_fr
 
     code, out, err = await whatlead("watch", *FAST)
 
-    assert code == 1 and out == ""
+    assert code == 64 + 7 and out == ""  # PERMISSION_DENIED
     assert err == (
         "error: PERMISSION_DENIED: members only (the API key's role does not allow this; "
         "key from WHATLEAD_API_KEY)\n"
