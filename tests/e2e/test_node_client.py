@@ -39,7 +39,7 @@ def node_test() -> Path:
         missing("node is not installed")
     if not (NODE_PROJECT / "node_modules" / ".bin" / "protoc-gen-ts_proto").exists():
         missing("the Node tools are not installed: run `npm ci` in tests/node")
-    run([sys.executable, "protos/generate_clients.py", "--require", "ts"], ROOT)
+    run([sys.executable, "protos/generate_clients.py", "--language", "ts"], ROOT)
     shutil.rmtree(NODE_PROJECT / "build", ignore_errors=True)
     run([str(NODE_PROJECT / "node_modules" / ".bin" / "tsc"), "-p", "tsconfig.json"], NODE_PROJECT)
     return COMPILED_TESTS

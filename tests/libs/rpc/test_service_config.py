@@ -31,8 +31,9 @@ def safe_to_repeat(method: str) -> bool:
     return method.startswith(("Get", "List", "Watch", "Resolve")) or method in IDEMPOTENT_WRITES
 
 
-class UnavailableOnce(gate_pb2_grpc.GateServiceServicer):
-    """Answers each method's first call UNAVAILABLE, as a server that is restarting; counts every call."""
+class UnavailableOnce:
+    """GateService's GetIntent (a read) and CreateIntent (a write), each answering its first call
+    UNAVAILABLE as a server that is restarting; counts every call."""
 
     def __init__(self) -> None:
         self.calls: dict[str, int] = {}
@@ -42,22 +43,41 @@ class UnavailableOnce(gate_pb2_grpc.GateServiceServicer):
         if self.calls[method] == 1:
             await context.abort(grpc.StatusCode.UNAVAILABLE, "restarting")
 
-    async def GetIntent(self, request: gate_pb2.GetIntentRequest, context: Any) -> gate_pb2.GetIntentResponse:
+    async def get_intent(
+        self, request: gate_pb2.GetIntentRequest, context: Any
+    ) -> gate_pb2.GetIntentResponse:
         await self._once_unavailable("GetIntent", context)
         return gate_pb2.GetIntentResponse(intent=gate_pb2.MessageIntent(id=request.intent_id))
 
-    async def CreateIntent(
+    async def create_intent(
         self, request: gate_pb2.CreateIntentRequest, context: Any
     ) -> gate_pb2.CreateIntentResponse:
         await self._once_unavailable("CreateIntent", context)
         return gate_pb2.CreateIntentResponse()
+
+    def handler(self) -> grpc.GenericRpcHandler:
+        return grpc.method_handlers_generic_handler(
+            "whatlead.gate.v1.GateService",
+            {
+                "GetIntent": grpc.unary_unary_rpc_method_handler(
+                    self.get_intent,
+                    request_deserializer=gate_pb2.GetIntentRequest.FromString,
+                    response_serializer=gate_pb2.GetIntentResponse.SerializeToString,
+                ),
+                "CreateIntent": grpc.unary_unary_rpc_method_handler(
+                    self.create_intent,
+                    request_deserializer=gate_pb2.CreateIntentRequest.FromString,
+                    response_serializer=gate_pb2.CreateIntentResponse.SerializeToString,
+                ),
+            },
+        )
 
 
 @pytest.fixture
 async def gate() -> AsyncIterator[tuple[UnavailableOnce, gate_pb2_grpc.GateServiceStub]]:
     servicer = UnavailableOnce()
     server = grpc.aio.server()
-    gate_pb2_grpc.add_GateServiceServicer_to_server(servicer, server)
+    server.add_generic_rpc_handlers((servicer.handler(),))
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     channel = open_channel(f"127.0.0.1:{port}")
