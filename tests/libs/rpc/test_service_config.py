@@ -22,13 +22,12 @@ SERVICES = {
     for module in (gate_pb2, executor_pb2, reputation_pb2, ops_pb2)
     for service in module.DESCRIPTOR.services_by_name.values()
 }
-# Writes that are safe to repeat: SubmitIntent returns the intent of its idempotency key (which it
-# requires) however often it comes.
-IDEMPOTENT_WRITES = {"SubmitIntent"}
 
 
 def safe_to_repeat(method: str) -> bool:
-    return method.startswith(("Get", "List", "Watch", "Resolve")) or method in IDEMPOTENT_WRITES
+    """Reads. No write: SubmitIntent is repeatable only with an idempotency key, which is optional, and a
+    service config cannot tell a call with one from a call without (a message must never go twice)."""
+    return method.startswith(("Get", "List", "Watch", "Resolve"))
 
 
 class UnavailableOnce:
