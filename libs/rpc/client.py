@@ -130,6 +130,12 @@ def service_config() -> str:
     return json.dumps(json.loads(SERVICE_CONFIG.read_text(encoding="utf-8")), separators=(",", ":"))
 
 
+def service_config_options() -> list[tuple[str, Any]]:
+    """The channel arguments that load the service config and turn retries on, for any channel to a
+    WhatLead service, grpc.aio or not (the CLI's)."""
+    return [("grpc.service_config", service_config()), ("grpc.enable_retries", 1)]
+
+
 def open_channel(
     target: str,
     *,
@@ -143,8 +149,9 @@ def open_channel(
     interceptors: list[grpc.aio.ClientInterceptor] = [DefaultDeadline(default_deadline)]
     if credential is not None:
         interceptors += for_every_call(PresentCredential(credential))
-    configured = [("grpc.service_config", service_config()), ("grpc.enable_retries", 1)]
-    return grpc.aio.insecure_channel(target, options=[*configured, *options], interceptors=interceptors)
+    return grpc.aio.insecure_channel(
+        target, options=[*service_config_options(), *options], interceptors=interceptors
+    )
 
 
 HEALTH_CHECK = "/grpc.health.v1.Health/Check"
