@@ -1,9 +1,13 @@
-"""Client side of gRPC: channels where no call can go without a deadline, calls that present their caller's
-credential, and a typed health check."""
+"""Client side of gRPC: channels where no call can go without a deadline and idempotent calls are retried
+as the published service config says, calls that present their caller's credential, and a typed health
+check."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from functools import cache
+from pathlib import Path
 from typing import Any, TypeVar, overload
 
 import grpc
@@ -115,6 +119,23 @@ def with_metadata(
     )
 
 
+# WhatLead's gRPC service config, the one published for every client (docs/clients.md): a deadline per
+# method, and retries of UNAVAILABLE on the methods that are safe to repeat.
+SERVICE_CONFIG = Path(__file__).resolve().parents[2] / "protos" / "service_config.json"
+
+
+@cache
+def service_config() -> str:
+    """The service config as gRPC's `grpc.service_config` channel argument takes it (checked to be JSON)."""
+    return json.dumps(json.loads(SERVICE_CONFIG.read_text(encoding="utf-8")), separators=(",", ":"))
+
+
+def service_config_options() -> list[tuple[str, Any]]:
+    """The channel arguments that load the service config and turn retries on, for any channel to a
+    WhatLead service, grpc.aio or not (the CLI's)."""
+    return [("grpc.service_config", service_config()), ("grpc.enable_retries", 1)]
+
+
 def open_channel(
     target: str,
     *,
@@ -122,12 +143,15 @@ def open_channel(
     credential: str | None = None,
     options: Sequence[tuple[str, Any]] = (),
 ) -> grpc.aio.Channel:
-    """`credential`: presented on every call (the service credential, for a service's calls to another).
-    `options`: gRPC channel arguments."""
+    """A channel on the published service config. `default_deadline`: of a unary call that sets none (the
+    config's timeout stays the most it gets). `credential`: presented on every call (the service
+    credential, for a service's calls to another). `options`: further gRPC channel arguments."""
     interceptors: list[grpc.aio.ClientInterceptor] = [DefaultDeadline(default_deadline)]
     if credential is not None:
         interceptors += for_every_call(PresentCredential(credential))
-    return grpc.aio.insecure_channel(target, options=list(options), interceptors=interceptors)
+    return grpc.aio.insecure_channel(
+        target, options=[*service_config_options(), *options], interceptors=interceptors
+    )
 
 
 HEALTH_CHECK = "/grpc.health.v1.Health/Check"
