@@ -11,6 +11,11 @@ the .proto files and the pinned tool versions, so CI can compare it byte for byt
 The protovalidate rules (`buf/validate/validate.proto`) are not kept in protos/: the pinned `protovalidate`
 package carries that file's descriptor, which protoc reads through `--descriptor_set_in`, and its
 `validate_pb2` stubs are generated next to ours so that our stubs can import them.
+
+`google/rpc/{status,error_details,code}.proto` are shipped for clients in other languages, which decode an
+error's details with them (docs/contracts.md, "Errors"); they are copies of the pinned
+googleapis-common-protos package's files, and nothing is generated from them here: that package provides
+their Python modules. Only protos/whatlead is read.
 """
 
 from __future__ import annotations
