@@ -67,6 +67,8 @@ STORE_RETRY_DELAY = timedelta(seconds=1)
 # INVALID_ARGUMENT); the first few violations, each cut short, tell it what to fix.
 MAX_REPORTED_VIOLATIONS = 8
 MAX_VIOLATION_TEXT = 100
+# ErrorInfo metadata holds ids, positions and keys the caller sent (an idempotency key: 128 at most).
+MAX_METADATA_TEXT = 256
 
 
 def status_for(exc: DomainError) -> grpc.Status:
@@ -99,9 +101,8 @@ def status_of(
     details: list[Message] | None = None,
 ) -> grpc.Status:
     """A failed call's status with its ErrorInfo, its other `details` and, given a delay, a RetryInfo."""
-    info = ErrorInfo(
-        reason=reason, domain=ERROR_DOMAIN, metadata={k: _cut(v) for k, v in (metadata or {}).items()}
-    )
+    bounded = {key: _cut(value, MAX_METADATA_TEXT) for key, value in (metadata or {}).items()}
+    info = ErrorInfo(reason=reason, domain=ERROR_DOMAIN, metadata=bounded)
     packed = [info, *(details or [])]
     if retry_delay is not None:
         delay = duration_pb2.Duration()
@@ -115,8 +116,8 @@ def status_of(
     return rpc_status.to_status(Status(code=code, message=message, details=anys))
 
 
-def _cut(text: str) -> str:
-    return text if len(text) <= MAX_VIOLATION_TEXT else text[: MAX_VIOLATION_TEXT - 1] + "…"
+def _cut(text: str, limit: int = MAX_VIOLATION_TEXT) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def field_violations(error: grpc.RpcError) -> dict[str, str]:

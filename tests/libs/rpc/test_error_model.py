@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -63,20 +64,26 @@ def add_errors_service(servicer: object, server: grpc.aio.Server) -> None:
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(ERRORS, handlers),))
 
 
+def as_generated(servicer_class: type[Any]) -> Any:
+    """A generated servicer as it comes: every method declared, none built (each sets UNIMPLEMENTED and
+    raises NotImplementedError; its stub marks them abstract, for servicers to override)."""
+    return servicer_class()
+
+
 @pytest.fixture
 async def channel():
     outages = StoreOutages("errors-test", probe_interval=60)
     outages.add(Store(StoreKind.REDIS, holds="rate windows", probe=_never_answers))
-    bindings = [
+    bindings: list[ServicerBinding[Any]] = [
         ServicerBinding(object(), add_errors_service, ERRORS),
         # The generated base servicer: every method declared, none built.
         ServicerBinding(
-            gate_pb2_grpc.GateServiceServicer(),
+            as_generated(gate_pb2_grpc.GateServiceServicer),
             gate_pb2_grpc.add_GateServiceServicer_to_server,
             "whatlead.gate.v1.GateService",
         ),
         ServicerBinding(
-            ops_pb2_grpc.OpsServiceServicer(),
+            as_generated(ops_pb2_grpc.OpsServiceServicer),
             ops_pb2_grpc.add_OpsServiceServicer_to_server,
             "whatlead.ops.v1.OpsService",
         ),
