@@ -13,6 +13,11 @@ protos/ also ships the third-party files our protos import, so that any client (
 stubs are generated from the pinned `protovalidate` package's own descriptor (read by protoc through
 `--descriptor_set_in`, the copy in protos/ hidden from it), so that they match what the validator reads;
 `--check` also fails when the copy in protos/ declares other rules than that descriptor.
+
+`google/rpc/{status,error_details,code}.proto` are shipped for clients in other languages, which decode an
+error's details with them (docs/contracts.md, "Errors"); they are copies of the pinned
+googleapis-common-protos package's files, and nothing is generated from them here: that package provides
+their Python modules. Only protos/whatlead is read.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from executor_service.domain.job import MessageExecutionJob
 from executor_service.domain.ports import ExecutorUnitOfWork, JobFilter
-from libs.seedwork.errors import NotFound, Violations
+from libs.seedwork.errors import NotFound, Reason, Violations
 from libs.seedwork.ids import is_valid_id
 from libs.seedwork.pagination import Page, PageRequest
 
@@ -37,7 +37,9 @@ class GetJobHandler:
         async with self._uow() as uow:
             job = await uow.jobs.get(organization_id, job_id)
         if job is None:
-            raise NotFound(f"job {job_id} not found")
+            raise NotFound(
+                f"job {job_id} not found", reason=Reason.JOB_NOT_FOUND, metadata={"job_id": job_id}
+            )
         return job
 
 

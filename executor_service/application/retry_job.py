@@ -10,7 +10,7 @@ from executor_service.domain.job import MessageExecutionJob
 from executor_service.domain.ports import ExecutorUnitOfWork
 from libs.seedwork.access import named_actor
 from libs.seedwork.clock import Clock
-from libs.seedwork.errors import NotFound, Violations
+from libs.seedwork.errors import NotFound, Reason, Violations
 from libs.seedwork.ids import is_valid_id
 
 MAX_ACTOR = 200
@@ -42,7 +42,11 @@ class RetryJobHandler:
         async with self._uow() as uow:
             job = await uow.jobs.get(command.organization_id, command.job_id)
             if job is None:
-                raise NotFound(f"job {command.job_id} not found")
+                raise NotFound(
+                    f"job {command.job_id} not found",
+                    reason=Reason.JOB_NOT_FOUND,
+                    metadata={"job_id": command.job_id},
+                )
             job.retry_manually(actor=named_actor(command.caller, command.actor), now=self._clock.now())
             uow.jobs.save(job)
             uow.track(job)

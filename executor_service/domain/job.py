@@ -36,7 +36,7 @@ from executor_service.domain.message import OutboundMessage
 from executor_service.domain.outcome import ErrorClass, JobError
 from executor_service.domain.retry_policy import RetryPolicy
 from libs.seedwork.aggregate import AggregateRoot
-from libs.seedwork.errors import FailedPrecondition, InvariantViolated
+from libs.seedwork.errors import FailedPrecondition, InvariantViolated, Reason
 from libs.seedwork.ids import new_id
 from libs.seedwork.shared_kernel import Provider
 
@@ -421,10 +421,16 @@ class MessageExecutionJob(AggregateRoot):
         cannot deliver both."""
         if self.status not in (ExecutionStatus.FAILED, ExecutionStatus.NEEDS_REVIEW):
             raise FailedPrecondition(
-                f"job {self.id} is {self.status}; only FAILED or NEEDS_REVIEW jobs can be retried"
+                f"job {self.id} is {self.status}; only FAILED or NEEDS_REVIEW jobs can be retried",
+                reason=Reason.JOB_NOT_RETRYABLE,
+                metadata={"job_id": self.id, "status": self.status},
             )
         if self.is_expired(now):
-            raise FailedPrecondition(f"job {self.id}: the intent expired; it can no longer be sent")
+            raise FailedPrecondition(
+                f"job {self.id}: the intent expired; it can no longer be sent",
+                reason=Reason.INTENT_EXPIRED,
+                metadata={"job_id": self.id, "intent_id": self.intent_id},
+            )
         self.status = ExecutionStatus.PENDING
         self.attempts_base = self.attempts
         self.next_attempt_at = now

@@ -23,7 +23,7 @@ from executor_service.domain.message import OutboundMessage
 from executor_service.domain.outcome import ErrorClass, JobError, RestrictionKind
 from executor_service.domain.ports import JobFilter
 from executor_service.infrastructure.tables import instances, jobs
-from libs.seedwork.errors import FailedPrecondition
+from libs.seedwork.errors import FailedPrecondition, Reason
 from libs.seedwork.shared_kernel import ConnectionState, MessageType, Provider, ProviderEngine, TargetKind
 
 _RUNNABLE = [status.value for status in RUNNABLE]
@@ -190,12 +190,18 @@ class SqlAlchemyJobRepository:
             # Locked rows cannot change under us; one pipelined batch, checked as a whole.
             result = await self._write(statement, rows)
             if result.rowcount != len(rows):
-                raise FailedPrecondition("jobs were changed concurrently; retry")
+                raise FailedPrecondition(
+                    "jobs were changed concurrently; retry", reason=Reason.CONCURRENT_MODIFICATION
+                )
         else:
             for row in rows:
                 result = await self._write(statement, row)
                 if result.rowcount != 1:
-                    raise FailedPrecondition(f"job {row['b_id']} was changed concurrently")
+                    raise FailedPrecondition(
+                        f"job {row['b_id']} was changed concurrently; retry",
+                        reason=Reason.CONCURRENT_MODIFICATION,
+                        metadata={"job_id": row["b_id"]},
+                    )
         for job in dirty:
             job.version += 1
 

@@ -9,7 +9,7 @@ from gate_service.application.decide import DecisionService
 from gate_service.application.queries import require_intent_id
 from gate_service.domain.intent import IntentStatus, MessageIntent
 from gate_service.domain.ports import GateUnitOfWork
-from libs.seedwork.errors import FailedPrecondition, NotFound
+from libs.seedwork.errors import FailedPrecondition, NotFound, Reason
 from libs.seedwork.organizations import require_organization
 
 
@@ -33,17 +33,28 @@ class DecideIntentHandler:
         async with self._uow() as uow:
             intent = await uow.intents.get(command.organization_id, command.intent_id)
             if intent is None:
-                raise NotFound(f"intent {command.intent_id} not found")
+                raise NotFound(
+                    f"intent {command.intent_id} not found",
+                    reason=Reason.INTENT_NOT_FOUND,
+                    metadata={"intent_id": command.intent_id},
+                )
             now = self._decider.clock.now()
             if intent.status is IntentStatus.QUEUED and not intent.is_expired(now):
                 assert intent.queued_until is not None
                 if intent.queued_until > now:
                     raise FailedPrecondition(
-                        f"intent {command.intent_id} is queued until {intent.queued_until.isoformat()}"
+                        f"intent {command.intent_id} is queued until {intent.queued_until.isoformat()}",
+                        reason=Reason.INTENT_QUEUED,
+                        metadata={
+                            "intent_id": command.intent_id,
+                            "queued_until": intent.queued_until.isoformat(),
+                        },
                     )
             elif intent.status not in (IntentStatus.PENDING, IntentStatus.QUEUED):
                 raise FailedPrecondition(
-                    f"intent {command.intent_id} is {intent.status}; it was decided already"
+                    f"intent {command.intent_id} is {intent.status}; it was decided already",
+                    reason=Reason.INTENT_ALREADY_DECIDED,
+                    metadata={"intent_id": command.intent_id, "status": intent.status},
                 )
             decision = await self._decider.decide(intent)
             uow.track(intent)

@@ -12,7 +12,7 @@ from gate_service.application.ports import RecentIntentKeys
 from gate_service.domain.intent import DEFAULT_VALIDITY, MAX_VALIDITY, IntentOrigin, MessageIntent, Payload
 from gate_service.domain.ports import GateUnitOfWork
 from libs.seedwork.clock import Clock
-from libs.seedwork.errors import AlreadyExists
+from libs.seedwork.errors import AlreadyExists, Reason
 from libs.seedwork.shared_kernel import MessageType, Purpose, TargetKind
 
 
@@ -149,7 +149,11 @@ class IdempotentIntentStore:
             async with self._uow() as uow:
                 existing = await uow.intents.find_by_key(org, key)
             if existing is None:
-                raise AlreadyExists("a concurrent request with this idempotency key failed; retry")
+                raise AlreadyExists(
+                    "a concurrent request with this idempotency key failed; retry",
+                    reason=Reason.CONCURRENT_WRITE,
+                    metadata={"idempotency_key": key},
+                )
             self._recent.remember(org, key, existing.id)
             return _replay(existing, intent)
         if key:
@@ -167,6 +171,8 @@ def _replay(existing: MessageIntent, attempt: MessageIntent) -> CreationResult:
     if existing.request_hash != attempt.request_hash:
         raise AlreadyExists(
             f"idempotency key {attempt.idempotency_key!r} was already used for a different request "
-            f"(intent {existing.id})"
+            f"(intent {existing.id})",
+            reason=Reason.IDEMPOTENCY_KEY_REUSED,
+            metadata={"intent_id": existing.id, "idempotency_key": attempt.idempotency_key},
         )
     return CreationResult(existing, replayed=True)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from gate_service.domain.intent import MessageIntent
 from gate_service.domain.ports import GateUnitOfWork, IntentFilter
-from libs.seedwork.errors import InvalidArgument, NotFound
+from libs.seedwork.errors import InvalidArgument, NotFound, Reason
 from libs.seedwork.ids import is_valid_id
 from libs.seedwork.organizations import require_organization
 from libs.seedwork.pagination import Page, PageRequest
@@ -42,7 +42,11 @@ class GetIntentHandler:
         async with self._uow() as uow:
             intent = await uow.intents.get(query.organization_id, query.intent_id)
         if intent is None:
-            raise NotFound(f"intent {query.intent_id} not found")
+            raise NotFound(
+                f"intent {query.intent_id} not found",
+                reason=Reason.INTENT_NOT_FOUND,
+                metadata={"intent_id": query.intent_id},
+            )
         return intent
 
 

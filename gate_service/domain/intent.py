@@ -32,7 +32,7 @@ from gate_service.domain.events import (
     IntentSent,
 )
 from libs.seedwork.aggregate import AggregateRoot
-from libs.seedwork.errors import InvariantViolated, Violations
+from libs.seedwork.errors import InvariantViolated, Violations, duration_text, with_article
 from libs.seedwork.ids import new_id
 from libs.seedwork.phone import is_group_jid, normalize_phone
 from libs.seedwork.shared_kernel import MessageType, Provider, Purpose, TargetKind
@@ -194,7 +194,7 @@ class MessageIntent(AggregateRoot):
         if not_before is not None and not_before > now + max_validity:
             # Nothing may be planned beyond the longest validity (and the dates computed from it stay
             # within the calendar).
-            v.add("not_before", f"must be at most {max_validity} from now")
+            v.add("not_before", f"must be at most {duration_text(max_validity)} from now")
             not_before = None
         if expires_at is None:
             expires_at = (not_before if not_before and not_before > now else now) + default_validity
@@ -203,7 +203,8 @@ class MessageIntent(AggregateRoot):
             if expires_at > now + max_validity + (
                 max(not_before - now, timedelta()) if not_before else timedelta()
             ):
-                v.add("expires_at", f"must be at most {max_validity} after the intent may be sent")
+                longest = duration_text(max_validity)
+                v.add("expires_at", f"must be at most {longest} after the intent may be sent")
         if not_before is not None:
             v.check(not_before < expires_at, "not_before", "must be before expires_at")
             v.check(
@@ -438,7 +439,7 @@ def _target(v: Violations, kind: TargetKind | None, value: str) -> Target | None
 def _check_payload(v: Violations, type: MessageType, payload: Payload | None) -> None:
     expected = PAYLOAD_OF[type]
     if not isinstance(payload, expected):
-        v.add("payload", f"a {type} intent needs a {type.lower()} payload")
+        v.add("payload", f"{with_article(type)} intent needs {with_article(type.lower())} payload")
         return
     match payload:
         case TextPayload(text=text):

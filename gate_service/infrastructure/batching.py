@@ -43,7 +43,7 @@ from libs.messaging import envelope
 from libs.messaging.tables import MessagingTables
 from libs.seedwork.aggregate import AggregateRoot, DomainEvent
 from libs.seedwork.clock import Clock
-from libs.seedwork.errors import AlreadyExists, FailedPrecondition, RefusedByStore
+from libs.seedwork.errors import AlreadyExists, FailedPrecondition, Reason, RefusedByStore
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -217,7 +217,7 @@ class GroupCommitWriter:
                     if cursor.rowcount != 1:
                         raise _lost_race(intent)
                 if await self._insert(driver, [(0, request)], now):
-                    raise AlreadyExists("a concurrent write got there first")
+                    raise AlreadyExists("a concurrent write got there first", reason=Reason.CONCURRENT_WRITE)
         except (AlreadyExists, FailedPrecondition) as failure:
             return failure
         except Exception as exc:

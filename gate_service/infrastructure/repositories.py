@@ -33,7 +33,7 @@ from libs.db.controls import SqlAlchemyExecutionControls
 from libs.db.optimistic import OptimisticWrites
 from libs.seedwork.clock import Clock
 from libs.seedwork.controls import ExecutionControl
-from libs.seedwork.errors import FailedPrecondition
+from libs.seedwork.errors import FailedPrecondition, Reason
 
 _UPDATE_LOADED_BATCH = compiled(update_loaded_batch())
 
@@ -158,7 +158,11 @@ class SqlAlchemyIntentRepository:
         saved = {intent_id for (intent_id,) in await cursor.fetchall()}
         lost = [intent.id for intent, _ in changed if intent.id not in saved]
         if lost:
-            raise FailedPrecondition(f"intent {lost[0]} was changed concurrently; retry")
+            raise FailedPrecondition(
+                f"intent {lost[0]} was changed concurrently; retry",
+                reason=Reason.CONCURRENT_MODIFICATION,
+                metadata={"intent_id": lost[0]},
+            )
         self._loaded_together.update((intent.id, (intent, intent.version)) for intent, _ in changed)
 
     def _remember(self, row: Any) -> MessageIntent | None:

@@ -9,7 +9,7 @@ from typing import Any, Generic, Protocol, TypeVar
 from sqlalchemy import Table, insert, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from libs.seedwork.errors import FailedPrecondition
+from libs.seedwork.errors import FailedPrecondition, Reason
 
 
 class Versioned(Protocol):
@@ -53,5 +53,8 @@ class OptimisticWrites(Generic[A]):
                 .values(to_row(aggregate))
             )
             if result.rowcount != 1:
-                raise FailedPrecondition(f"{self._noun} {aggregate.id} was changed concurrently; retry")
+                raise FailedPrecondition(
+                    f"{self._noun} {aggregate.id} was changed concurrently; retry",
+                    reason=Reason.CONCURRENT_MODIFICATION,
+                )
             self._loaded[aggregate.id] = (aggregate, aggregate.version)

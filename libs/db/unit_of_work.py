@@ -18,7 +18,7 @@ from libs.messaging import envelope
 from libs.messaging.tables import MessagingTables
 from libs.seedwork.aggregate import AggregateRoot, DomainEvent
 from libs.seedwork.clock import Clock
-from libs.seedwork.errors import AlreadyExists
+from libs.seedwork.errors import AlreadyExists, Reason
 
 EventMapper = Callable[[DomainEvent], Message]
 
@@ -128,7 +128,9 @@ class SqlAlchemyUnitOfWork:
                 raise  # the connection or the server: not about what this unit wrote
             await self.session.rollback()
             if is_unique_violation(exc):
-                raise AlreadyExists("a concurrent write got there first") from exc
+                raise AlreadyExists(
+                    "a concurrent write got there first", reason=Reason.CONCURRENT_WRITE
+                ) from exc
             raise refusal(exc) from exc
         self._committed = True
         if events and self._on_commit is not None:

@@ -13,17 +13,18 @@ from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar, cast
 
 import grpc
+from google.rpc.code_pb2 import Code
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
-from grpc_reflection.v1alpha import reflection
 from prometheus_client import Counter, Histogram
 
 from libs.rpc.access import NOBODY, MethodRule, service_rules
 from libs.rpc.auth import Authenticator
-from libs.rpc.errors import status_for
+from libs.rpc.errors import STORE_RETRY_DELAY, status_for, status_of
 from libs.rpc.principal import reset_principal, set_principal
+from libs.rpc.reflection import enable_reflection
 from libs.rpc.validation import UndecodableRequest, refuse_invalid, tolerant
-from libs.seedwork.errors import DomainError
+from libs.seedwork.errors import DomainError, PermissionDenied, Reason, Unauthenticated
 from libs.stores import StoreOutages
 
 log = logging.getLogger(__name__)
@@ -163,8 +164,8 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
         )
 
 
-# Admits a call (authentication, authorization, organization scope) or aborts it; returns the token that
-# resets the principal it set, None when no call is authenticated.
+# Admits a call (authentication, authorization, organization scope) or refuses it with a domain error;
+# returns the token that resets the principal it set, None when no call is authenticated.
 Admission = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[object | None]]
 
 
@@ -178,16 +179,16 @@ def _admission(authenticator: Authenticator | None, rule: MethodRule) -> Admissi
             return None
         principal = authenticate(context.invocation_metadata())
         if principal is None:
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, UNAUTHENTICATED)
+            raise Unauthenticated(UNAUTHENTICATED)
         if not admits(principal):
-            await context.abort(grpc.StatusCode.PERMISSION_DENIED, PERMISSION_DENIED)
+            raise PermissionDenied(PERMISSION_DENIED)
         # An organization's key acts on its own organization: named, or filled in when left out.
         if scoped and not principal.is_service and not isinstance(request, UndecodableRequest):
             scoped_request = cast("_OrganizationScoped", request)
             if not scoped_request.organization_id:
                 scoped_request.organization_id = principal.organization_id
             elif scoped_request.organization_id != principal.organization_id:
-                await context.abort(grpc.StatusCode.PERMISSION_DENIED, FOREIGN_ORGANIZATION)
+                raise PermissionDenied(FOREIGN_ORGANIZATION, reason=Reason.FOREIGN_ORGANIZATION)
         return set_principal(principal)
 
     return admit
@@ -195,14 +196,20 @@ def _admission(authenticator: Authenticator | None, rule: MethodRule) -> Admissi
 
 def _failure_status(exc: Exception, method: str, outage: OutageCheck) -> tuple[grpc.StatusCode, str, Any]:
     """What a call that raised `exc` ends with: a domain error by its mapping, a store outage UNAVAILABLE,
-    anything else INTERNAL without a word of what it was (logged here)."""
+    a method declared but not built UNIMPLEMENTED, anything else INTERNAL without a word of what it was
+    (logged here). Each with its ErrorInfo (libs.rpc.errors)."""
     if isinstance(exc, DomainError):
         status = status_for(exc)
-        return status.code, status.details, status.trailing_metadata
-    if (unavailable := outage(exc)) is not None:  # logged once per outage, not per call
-        return grpc.StatusCode.UNAVAILABLE, unavailable, ()
-    log.exception("unhandled error in rpc", extra={"method": method})
-    return grpc.StatusCode.INTERNAL, "internal error", ()
+    elif (unavailable := outage(exc)) is not None:  # logged once per outage, not per call
+        status = status_of(
+            Code.UNAVAILABLE, unavailable, Reason.STORE_UNAVAILABLE, retry_delay=STORE_RETRY_DELAY
+        )
+    elif isinstance(exc, NotImplementedError):  # what a generated servicer's method does when not overridden
+        status = status_of(Code.UNIMPLEMENTED, f"{method} is not implemented yet", Reason.UNIMPLEMENTED)
+    else:
+        log.exception("unhandled error in rpc", extra={"method": method})
+        status = status_of(Code.INTERNAL, "internal error", Reason.INTERNAL)
+    return status.code, status.details, status.trailing_metadata
 
 
 def _guard_stream(
@@ -339,10 +346,7 @@ class GrpcServer:
             for binding in self._bindings:
                 binding.add_to(server)
             health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
-            reflection.enable_server_reflection(
-                [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME],
-                server,
-            )
+            enable_reflection([*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name], server)
             # The first one binds (port 0: a free port); the others join the port it got.
             self.port = server.add_insecure_port(f"{self._host}:{self.port or self._port}")
             await server.start()

@@ -24,7 +24,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from prometheus_client import Counter
 
 from libs.rpc.convert import INVALID_TIMESTAMP, MAX_NANOS, is_valid_timestamp
-from libs.seedwork.errors import FieldViolation, InvalidArgument
+from libs.seedwork.errors import FieldViolation, InvalidArgument, Reason
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,9 @@ def refuse_invalid(method: str, request: object) -> None:
     if isinstance(request, UndecodableRequest):
         UNDECODABLE.labels(method).inc()
         _occasional.warning(method, "requests that do not decode were refused")
-        raise InvalidArgument([], f"the request is not a valid {request.message_name}")
+        raise InvalidArgument(
+            [], f"the request is not a valid {request.message_name}", reason=Reason.MALFORMED_REQUEST
+        )
     if not isinstance(request, Message):
         return
     try:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from libs.seedwork.access import Principal, Role
 from libs.seedwork.api_keys import parse_key
 from libs.seedwork.clock import Clock
-from libs.seedwork.errors import NotFound
+from libs.seedwork.errors import NotFound, Reason
 from libs.seedwork.ids import is_valid_id
 from libs.seedwork.organizations import require_organization
 from libs.seedwork.pagination import Page, PageRequest
@@ -57,7 +57,11 @@ class CreateApiKeyHandler:
         issued = self._issue()
         async with self._uow() as uow:
             if await uow.organizations.get(command.organization_id) is None:
-                raise NotFound(f"organization {command.organization_id} not found")
+                raise NotFound(
+                    f"organization {command.organization_id} not found",
+                    reason=Reason.ORGANIZATION_NOT_FOUND,
+                    metadata={"organization_id": command.organization_id},
+                )
             key = ApiKey.issue(
                 organization_id=command.organization_id,
                 name=command.name,
@@ -107,7 +111,11 @@ class RevokeApiKeyHandler:
         async with self._uow() as uow:
             key = await uow.api_keys.get(command.organization_id, command.api_key_id)
             if key is None:
-                raise NotFound(f"API key {command.api_key_id} not found")
+                raise NotFound(
+                    f"API key {command.api_key_id} not found",
+                    reason=Reason.API_KEY_NOT_FOUND,
+                    metadata={"api_key_id": command.api_key_id},
+                )
             actor = command.principal.actor
             if not key.revoke(actor=actor, now=now):
                 return key, False
@@ -177,7 +185,7 @@ class ResolveApiKeyHandler:
                 key = await uow.api_keys.find_by_prefix(presented.prefix)
             if key is not None and key.accepts(presented):
                 return key
-        raise NotFound("no such API key")
+        raise NotFound("no such API key", reason=Reason.API_KEY_NOT_FOUND)
 
 
 class PublishKeyRecordHandler:

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from libs.seedwork.errors import InvalidArgument, NotFound
+from libs.seedwork.errors import InvalidArgument, NotFound, Reason
 from libs.seedwork.ids import is_valid_id
 from libs.seedwork.organizations import require_organization
 from ops_service.application.timeline_ports import Related, StoredFact, TimelineUnitOfWork
@@ -48,7 +48,11 @@ class GetIntentTimelineHandler:
             own = await uow.timeline.correlated(query.intent_id)
             own = [fact for fact in own if fact.organization_id == query.organization_id]
             if not own:
-                raise NotFound(f"intent {query.intent_id} not found")
+                raise NotFound(
+                    f"intent {query.intent_id} not found",
+                    reason=Reason.INTENT_NOT_FOUND,
+                    metadata={"intent_id": query.intent_id},
+                )
             related = await uow.timeline.related(related_to(query.organization_id, own))
         seen: set[str] = set()
         entries = []

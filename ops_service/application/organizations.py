@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from libs.seedwork.access import Principal, Role
 from libs.seedwork.clock import Clock
-from libs.seedwork.errors import AlreadyExists, NotFound
+from libs.seedwork.errors import AlreadyExists, NotFound, Reason
 from libs.seedwork.organizations import require_organization
 from libs.seedwork.pagination import Page, PageRequest
 from ops_service.domain.audit import AuditEntry
@@ -73,7 +73,11 @@ async def existing_organization(
     async with uow_factory() as uow:
         organization = await uow.organizations.get(organization_id)
     if organization is None:
-        raise NotFound(f"organization {organization_id} not found")
+        raise NotFound(
+            f"organization {organization_id} not found",
+            reason=Reason.ORGANIZATION_NOT_FOUND,
+            metadata={"organization_id": organization_id},
+        )
     return organization
 
 
@@ -99,12 +103,20 @@ class AddMemberHandler:
         async with self._uow() as uow:
             organization = await uow.organizations.get(command.organization_id)
             if organization is None:
-                raise NotFound(f"organization {command.organization_id} not found")
+                raise NotFound(
+                    f"organization {command.organization_id} not found",
+                    reason=Reason.ORGANIZATION_NOT_FOUND,
+                    metadata={"organization_id": command.organization_id},
+                )
             member = organization.add_member(
                 user_id=command.user_id, role=command.role, granted_by=command.principal, actor=actor, now=now
             )
             if await uow.members.get(organization.id, member.user_id) is not None:
-                raise AlreadyExists(f"{member.user_id!r} is a member already")
+                raise AlreadyExists(
+                    f"{member.user_id!r} is a member already",
+                    reason=Reason.MEMBER_ALREADY_EXISTS,
+                    metadata={"user_id": member.user_id},
+                )
             uow.members.add(member)
             uow.track(organization)
             uow.audit.add(

@@ -10,7 +10,7 @@ from datetime import datetime
 from libs.seedwork.access import Principal, Role
 from libs.seedwork.aggregate import AggregateRoot
 from libs.seedwork.api_keys import IssuedKey, PresentedKey, same_hash
-from libs.seedwork.errors import PermissionDenied
+from libs.seedwork.errors import PermissionDenied, Reason
 from libs.seedwork.ids import new_id
 from ops_service.domain.events import ApiKeyCreated, ApiKeyRevoked
 
@@ -40,7 +40,11 @@ class ApiKey(AggregateRoot):
     ) -> ApiKey:
         """A key grants at most its creator's role (an admin cannot mint an owner's key)."""
         if not granted_by.may_grant(role):
-            raise PermissionDenied(f"a key with the {role.name} role is above the caller's own role")
+            raise PermissionDenied(
+                f"a key with the {role.name} role is above the caller's own role",
+                reason=Reason.ROLE_ABOVE_CALLER,
+                metadata={"role": role.name},
+            )
         key = cls(
             id=new_id(),
             organization_id=organization_id,

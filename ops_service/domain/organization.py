@@ -7,7 +7,7 @@ from datetime import datetime
 
 from libs.seedwork.access import Principal, Role
 from libs.seedwork.aggregate import AggregateRoot
-from libs.seedwork.errors import InvalidArgument, PermissionDenied, Violations
+from libs.seedwork.errors import InvalidArgument, PermissionDenied, Reason, Violations, with_article
 from libs.seedwork.ids import new_id
 from ops_service.domain.events import MemberAdded, OrganizationCreated
 
@@ -56,7 +56,11 @@ class Organization(AggregateRoot):
         if not user_id.strip():
             raise InvalidArgument.of("user_id", "must not be blank")
         if not granted_by.may_grant(role):
-            raise PermissionDenied(f"a {_role_of(granted_by)} cannot grant the {role.name} role")
+            raise PermissionDenied(
+                f"{with_article(_role_of(granted_by))} cannot grant the {role.name} role",
+                reason=Reason.ROLE_ABOVE_CALLER,
+                metadata={"role": role.name},
+            )
         return self._join(user_id.strip(), role, actor, now)
 
     def _join(self, user_id: str, role: Role, actor: str, now: datetime) -> Member:

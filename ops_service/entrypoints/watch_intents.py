@@ -5,7 +5,8 @@ A watcher reads from the process's hub (one ordered consumer of every organizati
 on, or after a position. A position the hub's ring covers is served from memory; an older one is caught up
 from the ops stream (an ordered consumer on the organization's subject) and then handed to the hub, each
 change once, in stream order. A watcher that falls `buffer` changes behind is cut off with
-RESOURCE_EXHAUSTED, naming the position to resume from; the others never wait for it."""
+RESOURCE_EXHAUSTED, naming the position to resume from (in the message and in its ErrorInfo's metadata);
+the others never wait for it."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from typing import cast
 import grpc
 
 from libs.messaging.fanout import Delivery, PositionExpired, Watcher, WatcherOverflowed
-from libs.seedwork.errors import InvalidArgument
+from libs.seedwork.errors import InvalidArgument, OutOfRange, Reason, ResourceExhausted
 from ops_service.infrastructure import metrics
 from ops_service.infrastructure.intent_stream import IntentHub, WatchedChange, organization_key
 from whatlead.ops.v1 import ops_pb2
@@ -65,11 +66,16 @@ class IntentWatch:
                 organization_key(request.organization_id), after=after, capacity=self._buffer
             )
         except PositionExpired as expired:
-            await context.abort(
-                grpc.StatusCode.OUT_OF_RANGE,
+            raise OutOfRange(
                 f"after_position {expired.position} is older than the changes kept (the oldest position is "
                 f"{expired.first_sequence}); watch from now (no after_position) or from a later position",
-            )
+                reason=Reason.POSITION_EXPIRED,
+                metadata={
+                    "field": "after_position",
+                    "after_position": str(expired.position),
+                    "oldest_position": str(expired.first_sequence),
+                },
+            ) from None
         metrics.WATCHERS.inc()
         writing = asyncio.ensure_future(self._deliver(watcher, wanted, cast(_Writer, context)))
         cut = asyncio.ensure_future(watcher.cut_off())
@@ -81,11 +87,12 @@ class IntentWatch:
             raise cut.result()  # cut off while a write waited on the client
         except WatcherOverflowed as overflowed:
             metrics.WATCH_CUT_OFFS.inc()
-            await context.abort(
-                grpc.StatusCode.RESOURCE_EXHAUSTED,
+            raise ResourceExhausted(
                 f"this watcher fell {self._buffer} changes behind and was cut off; resume with "
                 f"after_position={overflowed.last_sequence}",
-            )
+                reason=Reason.WATCHER_TOO_SLOW,
+                metadata={"after_position": str(overflowed.last_sequence)},
+            ) from None
         finally:
             watcher.close()
             metrics.WATCHERS.dec()

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.db.optimistic import OptimisticWrites
 from libs.seedwork.access import Role
-from libs.seedwork.errors import FailedPrecondition
+from libs.seedwork.errors import FailedPrecondition, Reason
 from libs.seedwork.shared_kernel import ControlScope
 from ops_service.domain.api_key import ApiKey
 from ops_service.domain.audit import AuditEntry
@@ -155,7 +155,11 @@ class SqlAlchemyApiKeyRepository:
                 .values(revoked_at=key.revoked_at)
             )
             if result.rowcount != 1:
-                raise FailedPrecondition(f"API key {key.id} was revoked concurrently; retry")
+                raise FailedPrecondition(
+                    f"API key {key.id} was revoked concurrently; retry",
+                    reason=Reason.CONCURRENT_MODIFICATION,
+                    metadata={"api_key_id": key.id},
+                )
             self._loaded[key.id] = (key, key.revoked_at)
 
 

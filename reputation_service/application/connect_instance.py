@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from libs.seedwork.clock import Clock
-from libs.seedwork.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
+from libs.seedwork.errors import FailedPrecondition, InvalidArgument, NotFound, Reason, Unavailable
 from libs.seedwork.ids import is_valid_id
 from libs.seedwork.organizations import require_organization
 from libs.seedwork.phone import normalize_phone
@@ -81,7 +81,11 @@ class _Onboarding:
         async with self._uow() as uow:
             instance = await uow.instances.get(organization_id, instance_id)
         if instance is None:
-            raise NotFound(f"instance {instance_id} not found")
+            raise NotFound(
+                f"instance {instance_id} not found",
+                reason=Reason.INSTANCE_NOT_FOUND,
+                metadata={"instance_id": instance_id},
+            )
         return instance
 
     async def _report(self, instance: Instance, state: ConnectionState, reason: str) -> Instance:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from libs.seedwork.errors import InvalidArgument, NotFound
+from libs.seedwork.errors import InvalidArgument, NotFound, Reason
 from libs.seedwork.ids import is_valid_id
 from libs.seedwork.organizations import require_organization
 from libs.seedwork.pagination import Page, PageRequest
@@ -32,7 +32,11 @@ class GetInstanceHandler:
         async with self._uow() as uow:
             instance = await uow.instances.get(query.organization_id, query.instance_id)
         if instance is None:
-            raise NotFound(f"instance {query.instance_id} not found")
+            raise NotFound(
+                f"instance {query.instance_id} not found",
+                reason=Reason.INSTANCE_NOT_FOUND,
+                metadata={"instance_id": query.instance_id},
+            )
         return instance
 
 

@@ -4,7 +4,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from libs.seedwork.clock import Clock
-from libs.seedwork.errors import AlreadyExists
+from libs.seedwork.errors import AlreadyExists, Reason
 from libs.seedwork.shared_kernel import ConnectionState, Provider, ProviderEngine, Purpose
 from reputation_service.application.reputation_updates import ReputationUpdater
 from reputation_service.domain.instance import Instance
@@ -61,7 +61,9 @@ class RegisterInstanceHandler:
             if existing is not None:
                 raise AlreadyExists(
                     f"instance {existing.id} already uses {instance.provider.value} ref "
-                    f"{instance.provider_instance_ref!r}"
+                    f"{instance.provider_instance_ref!r}",
+                    reason=Reason.PROVIDER_REF_IN_USE,
+                    metadata={"instance_id": existing.id},
                 )
             allowance = await uow.allowances.lock(instance.organization_id)
             if allowance.is_limited:

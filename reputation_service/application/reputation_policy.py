@@ -87,7 +87,9 @@ def policy_with(base: ReputationPolicy, overrides: Mapping[str, Any], name: str)
             elif key in _LIMITS:
                 unknown = set(value) - set(_LIMIT_KEYS)
                 if unknown:
-                    raise InvalidArgument.of(where, f"unknown keys {sorted(unknown)}; known: {_LIMIT_KEYS}")
+                    raise InvalidArgument.of(
+                        where, f"unknown keys {', '.join(sorted(unknown))}; known: {', '.join(_LIMIT_KEYS)}"
+                    )
                 limit: Limit = getattr(base.thresholds, key)
                 changes[key] = replace(limit, **value)
             elif key in _INTEGERS:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from libs.seedwork.errors import InvalidArgument, NotFound
+from libs.seedwork.errors import InvalidArgument, NotFound, Reason
 from libs.seedwork.ids import is_valid_id
 from libs.seedwork.organizations import require_organization
 from libs.seedwork.pagination import Page, PageRequest
@@ -34,7 +34,11 @@ class GetReputationHandler:
         async with self._uow() as uow:
             reputation = await uow.reputations.get(query.organization_id, query.instance_id)
         if reputation is None:
-            raise NotFound(f"instance {query.instance_id} not found")
+            raise NotFound(
+                f"instance {query.instance_id} not found",
+                reason=Reason.INSTANCE_NOT_FOUND,
+                metadata={"instance_id": query.instance_id},
+            )
         return reputation
 
 

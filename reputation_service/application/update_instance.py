@@ -4,7 +4,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from libs.seedwork.clock import Clock
-from libs.seedwork.errors import AlreadyExists, NotFound
+from libs.seedwork.errors import AlreadyExists, NotFound, Reason
 from reputation_service.domain.instance import Instance, InstanceChanges
 from reputation_service.domain.ports import ReputationUnitOfWork
 
@@ -27,14 +27,22 @@ class UpdateInstanceHandler:
         async with self._uow() as uow:
             instance = await uow.instances.get(command.organization_id, command.instance_id)
             if instance is None:
-                raise NotFound(f"instance {command.instance_id} not found")
+                raise NotFound(
+                    f"instance {command.instance_id} not found",
+                    reason=Reason.INSTANCE_NOT_FOUND,
+                    metadata={"instance_id": command.instance_id},
+                )
             changed = instance.apply(command.changes, now=self._clock.now())
             if {"provider", "provider_instance_ref"} & set(changed):
                 other = await uow.instances.find_by_provider_ref(
                     instance.organization_id, instance.provider, instance.provider_instance_ref
                 )
                 if other is not None and other.id != instance.id:
-                    raise AlreadyExists(f"instance {other.id} already uses that provider ref")
+                    raise AlreadyExists(
+                        f"instance {other.id} already uses that provider ref",
+                        reason=Reason.PROVIDER_REF_IN_USE,
+                        metadata={"instance_id": other.id},
+                    )
             uow.track(instance)
             await uow.commit()
         return instance

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from libs.seedwork.clock import Clock
-from libs.seedwork.errors import InvalidArgument, NotFound
+from libs.seedwork.errors import InvalidArgument, NotFound, Reason
 from libs.seedwork.ids import is_valid_id
 from libs.seedwork.organizations import require_organization
 from reputation_service.application.warmup_ports import PhaseSource, WarmupStore
@@ -49,7 +49,11 @@ class GetWarmupPlanHandler:
         async with self._uow() as uow:
             instance = await uow.instances.get(query.organization_id, query.instance_id)
         if instance is None:
-            raise NotFound(f"instance {query.instance_id} not found")
+            raise NotFound(
+                f"instance {query.instance_id} not found",
+                reason=Reason.INSTANCE_NOT_FOUND,
+                metadata={"instance_id": query.instance_id},
+            )
         now = self._clock.now()
         schedule = await self._store.get_settings(instance.organization_id) or WarmupSchedule()
         today = schedule.local_day(now)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from libs.seedwork.clock import Clock
-from libs.seedwork.errors import InvalidArgument, NotFound
+from libs.seedwork.errors import InvalidArgument, NotFound, Reason
 from libs.seedwork.ids import is_valid_id
 from libs.seedwork.organizations import require_organization
 from reputation_service.domain.ports import ReputationUnitOfWork
@@ -69,6 +69,10 @@ class GetWindowStatsHandler:
             raise InvalidArgument.of("window", "must be more than 0 and at most 30 days")
         async with self._uow() as uow:
             if await uow.instances.get(query.organization_id, query.instance_id) is None:
-                raise NotFound(f"instance {query.instance_id} not found")
+                raise NotFound(
+                    f"instance {query.instance_id} not found",
+                    reason=Reason.INSTANCE_NOT_FOUND,
+                    metadata={"instance_id": query.instance_id},
+                )
             [counts] = await self._reader(uow, query.instance_id, [window])
         return counts

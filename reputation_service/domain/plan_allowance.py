@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from libs.seedwork.errors import FailedPrecondition
+from libs.seedwork.errors import FailedPrecondition, Reason
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -38,5 +38,7 @@ class WithinInstanceCap:
             n = allowance.max_instances
             raise FailedPrecondition(
                 f"the plan allows {n} instance{'' if n == 1 else 's'} and the organization has {registered} "
-                "registered; raise the plan's max_instances to register more"
+                "registered; raise the plan's max_instances to register more",
+                reason=Reason.INSTANCE_LIMIT_REACHED,
+                metadata={"max_instances": str(n)},
             )

@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from enum import IntEnum, StrEnum
 from typing import Any
 
-from libs.seedwork.errors import InvariantViolated
+from libs.seedwork.errors import InvariantViolated, duration_text
 
 
 class SignalKind(StrEnum):
@@ -364,7 +364,7 @@ def plan_window(
     (`minute_horizon`), else from the start of its first hour. Minute buckets also cover the last
     `ack_timeout` (and up to an hour before it), so every hour bucket read has timed out entirely."""
     if not timedelta(0) < length <= MAX_WINDOW:
-        raise InvariantViolated(f"a window lasts more than 0 and at most {MAX_WINDOW}")
+        raise InvariantViolated(f"a window lasts more than 0 and at most {duration_text(MAX_WINDOW)}")
     if minute_horizon < ack_timeout + timedelta(hours=1):
         raise InvariantViolated("minute buckets must outlive the ack timeout by an hour")
     minute = timedelta(seconds=Granularity.MINUTE)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from libs.seedwork.errors import Violations
+from libs.seedwork.errors import Violations, duration_text
 from reputation_service.domain.window_stats import WindowStats
 
 
@@ -182,7 +182,10 @@ def decide_phase(
                 previous=phase,
                 phase=phase,
                 change=PhaseChange.HELD,
-                reason=f"{regress_because}; kept: already regressed within {policy.regression_interval}",
+                reason=(
+                    f"{regress_because}; kept: already regressed within "
+                    f"{duration_text(policy.regression_interval)}"
+                ),
             )
         return PhaseDecision(
             previous=phase, phase=lower, change=PhaseChange.REGRESSED, reason=regress_because

@@ -5,17 +5,16 @@ WatchInstance (ADR 0049) registers with the process's feed of instance changes b
 current state, so no change falls between the two; it then sends each change of state and, while a QR
 code is required, each new code (asked from the provider every `qr_refresh_seconds`, sent only when it
 changed), and ends OK once CONNECTED or BANNED was sent. A watcher that falls behind its buffer is cut
-off with RESOURCE_EXHAUSTED."""
+off with RESOURCE_EXHAUSTED (reason WATCHER_TOO_SLOW): it watches again, from the current state."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 from dataclasses import dataclass, replace
-from typing import NoReturn, Protocol
+from typing import Protocol
 
-import grpc
-
+from libs.seedwork.errors import Reason, ResourceExhausted
 from libs.seedwork.shared_kernel import ConnectionState
 from reputation_service.application.connect_instance import (
     FINAL_STATES,
@@ -44,8 +43,6 @@ class StreamContext(Protocol):
     """What the stream uses of grpc.aio's ServicerContext."""
 
     async def write(self, message: reputation_pb2.WatchInstanceResponse) -> None: ...
-
-    async def abort(self, code: grpc.StatusCode, details: str = "") -> NoReturn: ...
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -113,7 +110,9 @@ class OnboardingRpcs:
                     await context.write(_response(connection))
                     sent = connection
         except WatcherOverflowed:
-            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, SLOW_WATCHER)
+            raise ResourceExhausted(
+                SLOW_WATCHER, reason=Reason.WATCHER_TOO_SLOW, metadata={"instance_id": request.instance_id}
+            ) from None
         finally:
             if next_change is not None:
                 next_change.cancel()

@@ -4,6 +4,7 @@ the order of the calls, the webhook's URL and secret, and the provider's errors 
 from __future__ import annotations
 
 from collections.abc import Awaitable
+from datetime import timedelta
 from typing import TypeVar
 
 import aiohttp
@@ -17,7 +18,7 @@ from libs.providers.sessions import (
     SessionWebhook,
     is_session_not_found,
 )
-from libs.seedwork.errors import FailedPrecondition, Unavailable
+from libs.seedwork.errors import FailedPrecondition, Reason, Unavailable
 from libs.seedwork.shared_kernel import ConnectionState, Provider
 from libs.webhooks import webhook_secret, webhook_url
 from reputation_service.application.onboarding_ports import QrImage, SessionView
@@ -67,7 +68,9 @@ class ProviderInstanceSessions:
         if adapter is None:
             raise FailedPrecondition(
                 f"no {instance.provider.value} endpoint is configured for the registry "
-                f"(REPUTATION_{instance.provider.value}_URL and _API_KEY)"
+                f"(REPUTATION_{instance.provider.value}_URL and _API_KEY)",
+                reason=Reason.PROVIDER_NOT_CONFIGURED,
+                metadata={"provider": instance.provider.value},
             )
         return adapter
 
@@ -78,11 +81,14 @@ class ProviderInstanceSessions:
             if not self._gateway_url or not self._master_key:
                 raise FailedPrecondition(
                     "the registry cannot point sessions at the gateway: REPUTATION_GATEWAY_PUBLIC_URL and "
-                    "REPUTATION_WEBHOOK_MASTER_KEY must be set"
+                    "REPUTATION_WEBHOOK_MASTER_KEY must be set",
+                    reason=Reason.GATEWAY_NOT_CONFIGURED,
                 )
             if pairing_phone and not adapter.offers_pairing_code:
                 raise FailedPrecondition(
-                    f"{instance.provider.value} links devices by QR code only: connect without pairing_phone"
+                    f"{instance.provider.value} links devices by QR code only: connect without pairing_phone",
+                    reason=Reason.PAIRING_PHONE_UNSUPPORTED,
+                    metadata={"provider": instance.provider.value, "field": "pairing_phone"},
                 )
             return await _translated(self._connect(adapter, instance, pairing_phone))
         except (FailedPrecondition, Unavailable) as error:
@@ -150,7 +156,20 @@ async def _translated(call: Awaitable[T], *, known: bool = True) -> T:
         if not known and is_session_not_found(error):
             raise _SessionNotFound from error
         if error.error_class is ErrorClass.TRANSIENT:
-            raise Unavailable(f"the provider did not answer ({error.code}); try again") from error
+            raise Unavailable(
+                f"the provider did not answer ({error.code}); try again",
+                reason=Reason.PROVIDER_UNAVAILABLE,
+                metadata={"provider_code": error.code},
+                # The provider's own hint (Retry-After), else Unavailable's default.
+                retry_delay=timedelta(seconds=error.retry_after) if error.retry_after else None,
+            ) from error
         if is_session_not_found(error):
-            raise FailedPrecondition("the provider has no session for this instance: connect it") from error
-        raise FailedPrecondition(f"the provider refused ({error.code})") from error
+            raise FailedPrecondition(
+                "the provider has no session for this instance: connect it",
+                reason=Reason.PROVIDER_SESSION_MISSING,
+            ) from error
+        raise FailedPrecondition(
+            f"the provider refused ({error.code})",
+            reason=Reason.PROVIDER_REFUSED,
+            metadata={"provider_code": error.code},
+        ) from error

@@ -72,8 +72,8 @@ def _details(status: grpc.Status) -> list[error_details_pb2.BadRequest]:
     out = []
     for any_detail in proto.details:
         bad = error_details_pb2.BadRequest()
-        any_detail.Unpack(bad)
-        out.append(bad)
+        if any_detail.Unpack(bad):  # beside the ErrorInfo every error carries
+            out.append(bad)
     return out
 
 

@@ -5,13 +5,12 @@ after CONNECTED, and a watcher that fell behind cut off with RESOURCE_EXHAUSTED.
 from __future__ import annotations
 
 import asyncio
-from typing import NoReturn
 
-import grpc
 import pytest
 
 from libs.providers.fake import FakeProviderSessions
 from libs.seedwork.clock import FakeClock
+from libs.seedwork.errors import Reason, ResourceExhausted
 from libs.seedwork.shared_kernel import ConnectionState
 from libs.testing.waiting import eventually
 from reputation_service.application.connect_instance import (
@@ -61,14 +60,9 @@ class FakeChangeFeed:
 class FakeStreamContext:
     def __init__(self) -> None:
         self.written: list[reputation_pb2.InstanceConnection] = []
-        self.aborted: grpc.StatusCode | None = None
 
     async def write(self, response: reputation_pb2.WatchInstanceResponse) -> None:
         self.written.append(response.connection)
-
-    async def abort(self, code: grpc.StatusCode, details: str = "") -> NoReturn:
-        self.aborted = code
-        raise grpc.aio.AbortError()
 
 
 @pytest.fixture
@@ -198,9 +192,9 @@ async def test_a_watcher_that_fell_behind_is_cut_off(uow, clock, provider, feed,
 
     await feed.watches[0].changes.put(None)  # its buffer overflowed
 
-    with pytest.raises(grpc.aio.AbortError):
+    with pytest.raises(ResourceExhausted) as cut:  # RESOURCE_EXHAUSTED, through the server's one mapping
         await asyncio.wait_for(watching, 5)
-    assert context.aborted == grpc.StatusCode.RESOURCE_EXHAUSTED and feed.watches[0].closed
+    assert cut.value.reason is Reason.WATCHER_TOO_SLOW and feed.watches[0].closed
 
 
 async def _written(context: FakeStreamContext, count: int) -> bool:
