@@ -22,6 +22,7 @@ from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from libs.cli import local_stack
+from libs.rpc.client import service_config_options
 from libs.rpc.convert import ProtoEnum, enum_prefix
 
 V = TypeVar("V", bound=int)
@@ -223,7 +224,9 @@ def channel(service: str) -> grpc.Channel:
     """A channel to `service` whose calls carry the caller's API key; no key is a one-line error."""
     key = credentials().api_key
     _current().called.append(service)
-    return grpc.intercept_channel(grpc.insecure_channel(address(service)), _Bearer(key))
+    # The published service config: each RPC's deadline, and retries of UNAVAILABLE on the reads.
+    connection = grpc.insecure_channel(address(service), options=service_config_options())
+    return grpc.intercept_channel(connection, _Bearer(key))
 
 
 def where_called() -> str:

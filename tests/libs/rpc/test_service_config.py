@@ -26,8 +26,9 @@ SERVICES = {
 
 def safe_to_repeat(method: str) -> bool:
     """Reads. No write: SubmitIntent is repeatable only with an idempotency key, which is optional, and a
-    service config cannot tell a call with one from a call without (a message must never go twice)."""
-    return method.startswith(("Get", "List", "Watch", "Resolve"))
+    service config cannot tell a call with one from a call without (a message must never go twice). No
+    stream: its client resumes it from the last position it received, which a channel cannot know."""
+    return method.startswith(("Get", "List", "Resolve"))
 
 
 class UnavailableOnce:
