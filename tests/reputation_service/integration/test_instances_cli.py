@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 
+import grpc
 import pytest
 
 from libs.cli.main import main
@@ -67,7 +68,7 @@ async def test_an_engine_outside_waha_is_refused_with_the_reason(whatlead):
         "--provider-engine", "gows",
     )  # fmt: skip
 
-    assert code == 1
+    assert code == 64 + grpc.StatusCode.INVALID_ARGUMENT.value[0]  # grpcurl's convention
     assert "INVALID_ARGUMENT" in err and "provider_engine: only WAHA has engines" in err
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 
+import grpc
 import pytest
 
 from libs.cli.main import main
@@ -80,4 +81,4 @@ async def test_reputation_shows_a_cooldown_until_when_and_why(whatlead, jetstrea
     assert "cooldown started: REACHOUT_TIMELOCK step 0, REACHOUT_TIMELOCK" in out
 
     code, _, err = await whatlead("reputation", instance_id, org="org-someone-else")
-    assert code == 1 and "NOT_FOUND" in err
+    assert code == 64 + grpc.StatusCode.NOT_FOUND.value[0] and "NOT_FOUND" in err
