@@ -60,7 +60,10 @@ CLOSES = Counter(
     "upgrade; client: the watcher closed or went away)",
     ["code"],
 )
-FRAMES = Counter("whatlead_gateway_realtime_frames_total", "Intent changes handed to /v1/realtime sockets")
+FRAMES = Counter(
+    "whatlead_gateway_realtime_frames_total",
+    "Frames handed to /v1/realtime sockets (each change, and each stream's starting position)",
+)
 
 
 def close_reason(text: str) -> str:

@@ -3,7 +3,9 @@
 The gateway holds no credential: each call presents the key its watcher presented, and ops authenticates,
 authorizes and scopes it to the key's organization (the request leaves organization_id empty for ops to
 fill in). Each change becomes the proto's JSON form of WatchIntentsResponse, with the .proto's field names
-(as the CLI prints them) and every field present; the call's status becomes a WatchEnded.
+(as the CLI prints them) and every field present; the call's status becomes a WatchEnded. The position the
+stream starts after (ops' initial metadata, `whatlead-position`) comes first, as `{"position": "<N>"}`
+without a change, so a watcher cut before its first change resumes from there and loses nothing.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ ENDS = {
     grpc.StatusCode.UNAVAILABLE: WatchEnd.UNAVAILABLE,
     grpc.StatusCode.DEADLINE_EXCEEDED: WatchEnd.ENDED,  # the stream's lifetime, our own deadline
 }
+# The initial-metadata key naming the position a WatchIntents stream starts after (ops' contract).
+START_POSITION_KEY = "whatlead-position"
 
 
 def change_json(response: ops_pb2.WatchIntentsResponse) -> str:
@@ -69,9 +73,22 @@ class GrpcIntentChangeFeed:
             timeout=self._max_stream_seconds,
         )
         try:
+            start = await _start_position(call)
+            if start:
+                yield ChangeFrame(start, json.dumps({"position": start}, separators=(",", ":")))
             async for response in call:
                 yield ChangeFrame(response.position, change_json(response))
         except grpc.aio.AioRpcError as error:
             raise watch_ended(error) from None
         finally:
             call.cancel()  # the watcher left or was cut off: ops stops reading for it at once
+
+
+async def _start_position(
+    call: grpc.aio.UnaryStreamCall[ops_pb2.WatchIntentsRequest, ops_pb2.WatchIntentsResponse],
+) -> str:
+    """The position ops says the stream starts after; "" when it names none (the call failed first)."""
+    for key, value in await call.initial_metadata() or ():
+        if key == START_POSITION_KEY and isinstance(value, str) and value.isdigit():
+            return value
+    return ""

@@ -3,7 +3,9 @@
 One line per change: position, time, intent, kind, instance, then the Gate's reason and the summary. The
 stream is resumed by itself from the last position printed when the server cuts a watcher that fell
 behind (RESOURCE_EXHAUSTED) or goes away for a moment (UNAVAILABLE), so no line is lost or printed twice;
-`--after <position>` resumes an earlier watch the same way.
+`--after <position>` resumes an earlier watch the same way. Before the first line, it resumes from the
+position the server named when the stream opened (`whatlead-position`, in the initial metadata), so a cut
+even then loses nothing.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ RESUMABLE = {
     grpc.StatusCode.UNAVAILABLE: "the server is unavailable",
 }
 FIRST_DELAY_SECONDS = 0.2
+# The initial-metadata key naming the position a stream starts after (OpsService.WatchIntents).
+START_POSITION_KEY = "whatlead-position"
 
 
 def watch_intents(args: argparse.Namespace) -> int:
@@ -55,6 +59,8 @@ def watch_intents(args: argparse.Namespace) -> int:
                         )
                     )
                 )
+                if not after:  # nothing printed yet: resume from where this stream starts
+                    after = start_position(stream)
                 for response in stream:
                     output(response, line(response))
                     after = response.position
@@ -85,6 +91,15 @@ def watch_intents(args: argparse.Namespace) -> int:
                 flush=True,
             )
             time.sleep(delay)
+
+
+def start_position(call: grpc.Call) -> str:
+    """The position the server says the stream starts after; "" when it names none (the call failed
+    first, or a server that does not send it)."""
+    for key, value in call.initial_metadata() or ():
+        if key == START_POSITION_KEY and isinstance(value, str) and value.isdigit():
+            return value
+    return ""
 
 
 def line(response: ops_pb2.WatchIntentsResponse) -> str:

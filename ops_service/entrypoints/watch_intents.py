@@ -6,7 +6,11 @@ on, or after a position. A position the hub's ring covers is served from memory;
 from the ops stream (an ordered consumer on the organization's subject) and then handed to the hub, each
 change once, in stream order. A watcher that falls `buffer` changes behind is cut off with
 RESOURCE_EXHAUSTED, naming the position to resume from (in the message and in its ErrorInfo's metadata);
-the others never wait for it."""
+the others never wait for it.
+
+Every stream names, in its initial metadata (`whatlead-position`), the position it starts after: the given
+after_position, or for "from now" the hub's last position when the watcher was registered. A client cut
+before its first change resumes from there and loses nothing."""
 
 from __future__ import annotations
 
@@ -27,6 +31,8 @@ from whatlead.ops.v1 import ops_pb2
 _Writer = grpc.aio.ServicerContext[ops_pb2.WatchIntentsRequest, bytes]
 # Positions are JetStream stream sequences (uint64).
 _MAX_POSITION = 2**64 - 1
+# The initial-metadata key naming the position a stream starts after (the contract's comment).
+START_POSITION_KEY = "whatlead-position"
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +83,13 @@ class IntentWatch:
                 },
             ) from None
         metrics.WATCHERS.inc()
+        try:
+            # Before any change is written: the watcher's starting point, nothing of it delivered yet.
+            await context.send_initial_metadata(((START_POSITION_KEY, str(watcher.last_sequence)),))
+        except BaseException:
+            watcher.close()
+            metrics.WATCHERS.dec()
+            raise
         writing = asyncio.ensure_future(self._deliver(watcher, wanted, cast(_Writer, context)))
         cut = asyncio.ensure_future(watcher.cut_off())
         try:

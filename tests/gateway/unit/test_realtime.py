@@ -246,6 +246,22 @@ async def test_how_ops_ends_the_stream_is_the_close_code_after_the_frames_it_sen
     assert ended[0] == code and ended[1].startswith(reason)
 
 
+async def test_the_position_ops_starts_after_comes_first_so_a_cut_before_any_change_loses_nothing(
+    gateway: Gateway,
+):
+    async def starts_after_41_then_goes_away(call: WatchCall, context: Context) -> None:
+        await context.send_initial_metadata((("whatlead-position", "41"),))
+        await context.abort(grpc.StatusCode.UNAVAILABLE, "ops is restarting")
+
+    gateway.ops.service.behaviour = starts_after_41_then_goes_away
+    async with gateway.as_key(gateway.ops.key(new_id())) as socket:
+        first = await frames(socket, 1)
+        ended = await closed(socket)
+
+    assert first == [{"position": "41"}]
+    assert ended == (1013, "unavailable: resume with after_position=41")
+
+
 async def test_ops_out_of_reach_is_closed_1013_with_the_position_to_resume_from():
     async with served_fake_ops() as ops:
         key = ops.key(new_id())

@@ -31,12 +31,13 @@ class Call:
 
 @dataclass
 class Script:
-    """What one call of a server-streaming RPC sends: `responses`, then `end` (None: OK), or with
-    `stay_open` nothing more until the client leaves."""
+    """What one call of a server-streaming RPC sends: its initial metadata (`start_position`), `responses`,
+    then `end` (None: OK), or with `stay_open` nothing more until the client leaves."""
 
     responses: Sequence[Message]
     end: tuple[grpc.StatusCode, str] | None = None
     stay_open: bool = False
+    start_position: str = ""  # sent as `whatlead-position` in the initial metadata ("": none)
 
 
 @dataclass
@@ -85,6 +86,8 @@ def _server_streaming(fake: FakeService, method: str) -> Any:
             await context.abort(*fake.refusal)
         queued = fake.scripts.get(method)
         script = queued.pop(0) if queued else Script([])
+        if script.start_position:
+            await context.send_initial_metadata((("whatlead-position", script.start_position),))
         for response in script.responses:
             yield response
         if script.stay_open:

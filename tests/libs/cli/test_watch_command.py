@@ -108,6 +108,24 @@ async def test_a_cut_stream_resumes_from_the_last_position_printed_losing_and_re
     ]
 
 
+async def test_a_stream_cut_before_its_first_change_resumes_from_where_the_server_said_it_started(
+    ops, whatlead
+):
+    ops.stream(
+        "WatchIntents",
+        Script([], end=(grpc.StatusCode.UNAVAILABLE, "ops is restarting"), start_position="41"),
+        Script([change(42), change(44)], start_position="41"),
+    )
+
+    code, out, err = await whatlead("watch", *FAST)
+
+    assert code == 0, err
+    # From now, then from the position the first stream started after: the changes in between are kept.
+    assert [request.after_position for request in ops.requests("WatchIntents")] == ["", "41"]
+    assert positions(out) == ["42", "44"]
+    assert err.splitlines() == ["# the server is unavailable: resuming with --after 41 in 0.0 s"]
+
+
 async def test_a_server_that_stays_away_ends_the_watch_after_a_bounded_number_of_attempts(ops, whatlead):
     ops.stream(
         "WatchIntents",

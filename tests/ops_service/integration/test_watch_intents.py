@@ -105,7 +105,7 @@ def open_watchers() -> float:
 
 async def watching(*calls: Any) -> list[Any]:
     """Once the server watches for each of these new streams: what is published from now on reaches them
-    (a server stream sends no headers before its first message, so the server's gauge says it)."""
+    (the server's gauge says it)."""
     started = open_watchers()  # (a call starts as it is made)
     await eventually(lambda: _at_least(started + len(calls)), timeout=20)
     return list(calls)
@@ -158,6 +158,29 @@ async def test_resuming_after_the_thousandth_change_gives_exactly_the_changes_af
         call.cancel()
         expected.append((intents[0], LIFE[0]))
         positions += live
+
+
+async def start_position(call: Any) -> str:
+    metadata = await asyncio.wait_for(call.initial_metadata(), 20)
+    return str(dict(metadata)["whatlead-position"])
+
+
+async def test_a_watch_cut_before_its_first_change_resumes_from_the_position_its_headers_gave(
+    stub: ops_pb2_grpc.OpsServiceStub, jetstream: Any, subject_root: str
+) -> None:
+    org, intent = new_id(), new_id()
+    await published(jetstream, subject_root, [change(new_id(), new_id(), LIFE[0]) for _ in range(3)])
+    first = watch(stub, org)
+    start = await start_position(first)  # before any change of the organization
+    assert 0 <= int(start) <= await _last_sequence(jetstream, subject_root)
+    first.cancel()  # cut off before its first change
+
+    missed = await published(jetstream, subject_root, [change(org, intent, kind) for kind in LIFE])
+    resumed = watch(stub, org, after_position=start)
+    assert await start_position(resumed) == start
+    assert [int(r.position) for r in await read(resumed, len(LIFE))] == missed
+    await nothing_more(resumed)
+    resumed.cancel()
 
 
 async def test_two_hundred_watchers_of_an_organization_each_see_every_change_in_order_per_intent(

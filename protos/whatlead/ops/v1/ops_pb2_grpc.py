@@ -188,10 +188,12 @@ class OpsServiceServicer:
     def WatchIntents(self, request, context):
         """Live: each change of the organization's intents (optionally one intent or one campaign) as ops'
         timeline records it, in one order every watcher shares. Starts after `after_position` (a position a
-        previous stream gave; empty: from now). A watcher that falls more than the server's buffer behind is
-        ended with RESOURCE_EXHAUSTED and resumes with the last position it received; a position older than
-        what the stream keeps is OUT_OF_RANGE. Backed by JetStream, never by polling (ADR 0048). Needs a
-        MEMBER key.
+        previous stream gave; empty: from now). Every stream's initial metadata carries
+        `whatlead-position: <N>`, the position it starts after (after_position, or for "from now" the last
+        position when the watch began), sent before any change: a stream cut before its first change resumes
+        with it and loses nothing. A watcher that falls more than the server's buffer behind is ended with
+        RESOURCE_EXHAUSTED and resumes with the last position it received; a position older than what the
+        stream keeps is OUT_OF_RANGE. Backed by JetStream, never by polling (ADR 0048). Needs a MEMBER key.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

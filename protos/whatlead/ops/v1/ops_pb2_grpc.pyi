@@ -62,10 +62,12 @@ class OpsServiceStub:
     WatchIntents: _grpc.UnaryStreamMultiCallable[_ops_pb2.WatchIntentsRequest, _ops_pb2.WatchIntentsResponse]
     """Live: each change of the organization's intents (optionally one intent or one campaign) as ops'
     timeline records it, in one order every watcher shares. Starts after `after_position` (a position a
-    previous stream gave; empty: from now). A watcher that falls more than the server's buffer behind is
-    ended with RESOURCE_EXHAUSTED and resumes with the last position it received; a position older than
-    what the stream keeps is OUT_OF_RANGE. Backed by JetStream, never by polling (ADR 0048). Needs a
-    MEMBER key.
+    previous stream gave; empty: from now). Every stream's initial metadata carries
+    `whatlead-position: <N>`, the position it starts after (after_position, or for "from now" the last
+    position when the watch began), sent before any change: a stream cut before its first change resumes
+    with it and loses nothing. A watcher that falls more than the server's buffer behind is ended with
+    RESOURCE_EXHAUSTED and resumes with the last position it received; a position older than what the
+    stream keeps is OUT_OF_RANGE. Backed by JetStream, never by polling (ADR 0048). Needs a MEMBER key.
     """
     GetIntentTimeline: _grpc.UnaryUnaryMultiCallable[_ops_pb2.GetIntentTimelineRequest, _ops_pb2.GetIntentTimelineResponse]
     """Everything that happened to one intent, oldest first, from every context, with the facts that
@@ -161,10 +163,12 @@ class OpsServiceAsyncStub(OpsServiceStub):
     WatchIntents: _aio.UnaryStreamMultiCallable[_ops_pb2.WatchIntentsRequest, _ops_pb2.WatchIntentsResponse]  # type: ignore[assignment]
     """Live: each change of the organization's intents (optionally one intent or one campaign) as ops'
     timeline records it, in one order every watcher shares. Starts after `after_position` (a position a
-    previous stream gave; empty: from now). A watcher that falls more than the server's buffer behind is
-    ended with RESOURCE_EXHAUSTED and resumes with the last position it received; a position older than
-    what the stream keeps is OUT_OF_RANGE. Backed by JetStream, never by polling (ADR 0048). Needs a
-    MEMBER key.
+    previous stream gave; empty: from now). Every stream's initial metadata carries
+    `whatlead-position: <N>`, the position it starts after (after_position, or for "from now" the last
+    position when the watch began), sent before any change: a stream cut before its first change resumes
+    with it and loses nothing. A watcher that falls more than the server's buffer behind is ended with
+    RESOURCE_EXHAUSTED and resumes with the last position it received; a position older than what the
+    stream keeps is OUT_OF_RANGE. Backed by JetStream, never by polling (ADR 0048). Needs a MEMBER key.
     """
     GetIntentTimeline: _aio.UnaryUnaryMultiCallable[_ops_pb2.GetIntentTimelineRequest, _ops_pb2.GetIntentTimelineResponse]  # type: ignore[assignment]
     """Everything that happened to one intent, oldest first, from every context, with the facts that
@@ -287,10 +291,12 @@ class OpsServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_abc.Iterator[_ops_pb2.WatchIntentsResponse], _abc.AsyncIterator[_ops_pb2.WatchIntentsResponse]]:
         """Live: each change of the organization's intents (optionally one intent or one campaign) as ops'
         timeline records it, in one order every watcher shares. Starts after `after_position` (a position a
-        previous stream gave; empty: from now). A watcher that falls more than the server's buffer behind is
-        ended with RESOURCE_EXHAUSTED and resumes with the last position it received; a position older than
-        what the stream keeps is OUT_OF_RANGE. Backed by JetStream, never by polling (ADR 0048). Needs a
-        MEMBER key.
+        previous stream gave; empty: from now). Every stream's initial metadata carries
+        `whatlead-position: <N>`, the position it starts after (after_position, or for "from now" the last
+        position when the watch began), sent before any change: a stream cut before its first change resumes
+        with it and loses nothing. A watcher that falls more than the server's buffer behind is ended with
+        RESOURCE_EXHAUSTED and resumes with the last position it received; a position older than what the
+        stream keeps is OUT_OF_RANGE. Backed by JetStream, never by polling (ADR 0048). Needs a MEMBER key.
         """
 
     @_abc_1.abstractmethod
