@@ -19,6 +19,7 @@ from google.protobuf import json_format
 
 from gateway.application.ports import ChangeFrame, WatchEnd, WatchEnded, WatchIntents
 from libs.rpc.errors import field_violations
+from libs.rpc.stream_start import start_position
 from whatlead.ops.v1 import ops_pb2, ops_pb2_grpc
 
 if TYPE_CHECKING:
@@ -33,8 +34,6 @@ ENDS = {
     grpc.StatusCode.UNAVAILABLE: WatchEnd.UNAVAILABLE,
     grpc.StatusCode.DEADLINE_EXCEEDED: WatchEnd.ENDED,  # the stream's lifetime, our own deadline
 }
-# The initial-metadata key naming the position a WatchIntents stream starts after (ops' contract).
-START_POSITION_KEY = "whatlead-position"
 
 
 def change_json(response: ops_pb2.WatchIntentsResponse) -> str:
@@ -73,7 +72,7 @@ class GrpcIntentChangeFeed:
             timeout=self._max_stream_seconds,
         )
         try:
-            start = await _start_position(call)
+            start = start_position(await call.initial_metadata())
             if start:
                 yield ChangeFrame(start, json.dumps({"position": start}, separators=(",", ":")))
             async for response in call:
@@ -82,13 +81,3 @@ class GrpcIntentChangeFeed:
             raise watch_ended(error) from None
         finally:
             call.cancel()  # the watcher left or was cut off: ops stops reading for it at once
-
-
-async def _start_position(
-    call: grpc.aio.UnaryStreamCall[ops_pb2.WatchIntentsRequest, ops_pb2.WatchIntentsResponse],
-) -> str:
-    """The position ops says the stream starts after; "" when it names none (the call failed first)."""
-    for key, value in await call.initial_metadata() or ():
-        if key == START_POSITION_KEY and isinstance(value, str) and value.isdigit():
-            return value
-    return ""

@@ -27,6 +27,7 @@ from libs.cli.common import (
     when,
 )
 from libs.cli.controls import ops
+from libs.rpc.stream_start import start_position
 from whatlead.gate.v1 import gate_pb2
 from whatlead.ops.v1 import ops_pb2
 
@@ -36,8 +37,6 @@ RESUMABLE = {
     grpc.StatusCode.UNAVAILABLE: "the server is unavailable",
 }
 FIRST_DELAY_SECONDS = 0.2
-# The initial-metadata key naming the position a stream starts after (OpsService.WatchIntents).
-START_POSITION_KEY = "whatlead-position"
 
 
 def watch_intents(args: argparse.Namespace) -> int:
@@ -60,7 +59,7 @@ def watch_intents(args: argparse.Namespace) -> int:
                     )
                 )
                 if not after:  # nothing printed yet: resume from where this stream starts
-                    after = start_position(stream)
+                    after = start_position(stream.initial_metadata())
                 for response in stream:
                     output(response, line(response))
                     after = response.position
@@ -91,15 +90,6 @@ def watch_intents(args: argparse.Namespace) -> int:
                 flush=True,
             )
             time.sleep(delay)
-
-
-def start_position(call: grpc.Call) -> str:
-    """The position the server says the stream starts after; "" when it names none (the call failed
-    first, or a server that does not send it)."""
-    for key, value in call.initial_metadata() or ():
-        if key == START_POSITION_KEY and isinstance(value, str) and value.isdigit():
-            return value
-    return ""
 
 
 def line(response: ops_pb2.WatchIntentsResponse) -> str:

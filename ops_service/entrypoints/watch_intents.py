@@ -22,6 +22,7 @@ from typing import cast
 import grpc
 
 from libs.messaging.fanout import Delivery, PositionExpired, Watcher, WatcherOverflowed
+from libs.rpc.stream_start import START_POSITION_KEY
 from libs.seedwork.errors import InvalidArgument, OutOfRange, Reason, ResourceExhausted
 from ops_service.infrastructure import metrics
 from ops_service.infrastructure.intent_stream import IntentHub, WatchedChange, organization_key
@@ -31,8 +32,6 @@ from whatlead.ops.v1 import ops_pb2
 _Writer = grpc.aio.ServicerContext[ops_pb2.WatchIntentsRequest, bytes]
 # Positions are JetStream stream sequences (uint64).
 _MAX_POSITION = 2**64 - 1
-# The initial-metadata key naming the position a stream starts after (the contract's comment).
-START_POSITION_KEY = "whatlead-position"
 
 
 @dataclass(frozen=True, slots=True)

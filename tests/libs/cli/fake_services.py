@@ -15,6 +15,7 @@ from typing import Any
 import grpc
 from google.protobuf.message import Message
 
+from libs.rpc.stream_start import START_POSITION_KEY
 from whatlead.executor.v1 import executor_pb2, executor_pb2_grpc
 from whatlead.gate.v1 import gate_pb2, gate_pb2_grpc
 from whatlead.ops.v1 import ops_pb2, ops_pb2_grpc
@@ -87,7 +88,7 @@ def _server_streaming(fake: FakeService, method: str) -> Any:
         queued = fake.scripts.get(method)
         script = queued.pop(0) if queued else Script([])
         if script.start_position:
-            await context.send_initial_metadata((("whatlead-position", script.start_position),))
+            await context.send_initial_metadata(((START_POSITION_KEY, script.start_position),))
         for response in script.responses:
             yield response
         if script.stay_open:
