@@ -212,9 +212,11 @@ async def test_a_watcher_that_stops_reading_is_cut_off_and_the_others_get_everyt
     assert [int(r.position) for r in await read(stuck, 1)] == first
     for reader in readers:
         await read(reader, 1)
-    # Large changes, in rounds the readers keep up with; the stuck watcher reads nothing more: its
-    # transport's window fills, the server's writes to it wait, then its buffer fills.
-    rounds, size = 20, 100
+    # Large changes, in rounds the readers keep up with (a round is half their buffer, so a reader slowed by
+    # a busy machine is never cut off); the stuck watcher reads nothing more: its transport's window fills,
+    # the server's writes to it wait, then its buffer fills.
+    size = TIGHT_BUFFER // 2
+    rounds = 2000 // size
     for _ in range(rounds):
         big = [change(org, intent, LIFE[1]) for _ in range(size)]
         for event in big:
