@@ -130,10 +130,22 @@ def service_config() -> str:
     return json.dumps(json.loads(SERVICE_CONFIG.read_text(encoding="utf-8")), separators=(",", ":"))
 
 
+# Keepalive pings find a connection that died silently (a pod gone, a NAT entry expired) in 40 s rather than
+# at the next call's deadline. The servers accept a ping every 20 s even without calls (libs.rpc.server).
+KEEPALIVE_OPTIONS: list[tuple[str, Any]] = [
+    ("grpc.keepalive_time_ms", 30_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.max_pings_without_data", 0),
+]
+
+
 def service_config_options() -> list[tuple[str, Any]]:
-    """The channel arguments that load the service config and turn retries on, for any channel to a
-    WhatLead service, grpc.aio or not (the CLI's)."""
-    return [("grpc.service_config", service_config()), ("grpc.enable_retries", 1)]
+    """The channel arguments that load the service config (round_robin over every address the name
+    resolves to, deadlines, retries) and keep connections alive, for any channel to a WhatLead service,
+    grpc.aio or not (the CLI's). Behind a headless Service, `dns:///<service>:<port>` resolves to every pod,
+    so calls are balanced per call, not per connection."""
+    return [("grpc.service_config", service_config()), ("grpc.enable_retries", 1), *KEEPALIVE_OPTIONS]
 
 
 def open_channel(

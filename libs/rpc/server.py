@@ -40,6 +40,16 @@ RPC_LATENCY = Histogram(
 )
 
 
+# Clients ping every 30 s, with or without calls (libs.rpc.client.KEEPALIVE_OPTIONS): accept that rather
+# than answer GOAWAY "too many pings". A connection is asked to go away after 5 minutes (its open streams
+# finish undisturbed), so clients resolve the Service again and spread over pods that scaled out since.
+SERVER_CONNECTION_OPTIONS: list[tuple[str, int]] = [
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.min_recv_ping_interval_without_data_ms", 20_000),
+    ("grpc.max_connection_age_ms", 300_000),
+]
+
+
 Request = TypeVar("Request")
 Response = TypeVar("Response")
 Servicer = TypeVar("Servicer")
@@ -324,6 +334,7 @@ class GrpcServer:
         options = [
             ("grpc.so_reuseport", int(reuse_port or acceptors > 1)),
             ("grpc.max_receive_message_length", max_receive_message_bytes),
+            *SERVER_CONNECTION_OPTIONS,
         ]
         outage = outages.unavailable if outages is not None else _no_outages
         services = [binding.service_name for binding in self._bindings]

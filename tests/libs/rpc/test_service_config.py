@@ -135,3 +135,31 @@ def test_every_service_has_a_deadline_and_streams_are_not_cut_by_one():
         assert service in SERVICES and (not method or method in SERVICES[service].methods_by_name)
         if method and SERVICES[service].methods_by_name[method].server_streaming:
             assert "timeout" not in entry, f"{method} is a stream a deadline would end"
+
+
+async def test_calls_are_spread_over_every_address_the_name_resolves_to():
+    """round_robin: behind a headless Service one name resolves to every pod, and each call goes to the next
+    pod rather than every call to the first connection (pick_first, gRPC's default)."""
+    servicers = [UnavailableOnce(), UnavailableOnce()]
+    servers = []
+    ports = []
+    for servicer in servicers:
+        server = grpc.aio.server()
+        server.add_generic_rpc_handlers((servicer.handler(),))
+        ports.append(server.add_insecure_port("127.0.0.1:0"))
+        await server.start()
+        servers.append(server)
+    channel = open_channel("ipv4:" + ",".join(f"127.0.0.1:{port}" for port in ports))
+    try:
+        stub = gate_pb2_grpc.GateServiceStub(channel)
+        for number in range(20):
+            await stub.GetIntent(gate_pb2.GetIntentRequest(organization_id="org-a", intent_id=f"i-{number}"))
+    finally:
+        await channel.close()
+        for server in servers:
+            await server.stop(grace=None)
+
+    # Each server answers its first call UNAVAILABLE (retried), so the 20 calls are 22 attempts in all.
+    calls = [servicer.calls["GetIntent"] for servicer in servicers]
+    assert sum(calls) == 22
+    assert min(calls) >= 5, calls
