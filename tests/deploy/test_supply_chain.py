@@ -24,6 +24,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
+from libs.rpc import client as rpc_client
 from tests.conftest import ROOT
 
 LOCK = ROOT / "deploy" / "requirements.lock"
@@ -331,7 +332,19 @@ def test_every_base_image_is_pinned_by_digest() -> None:
         image, *alias = stage[0].arguments.split()
         image = re.sub(r"\$\{?(\w+)\}?", lambda m: arguments.get(m[1], m[0]), image)
         assert image in names or re.fullmatch(r"[\w./:-]+@sha256:[0-9a-f]{64}", image), image
+        # The Python that `make lock` resolves for (--python-version 3.11) and pyproject.toml requires.
+        assert image in names or image.startswith("python:3.11-"), image
         names |= {alias[-1]} if alias else set()
+
+
+def test_the_grpc_service_config_is_where_the_installed_client_reads_it() -> None:
+    """libs.rpc.client reads protos/service_config.json two folders above libs/: in the image, beside the
+    installed packages, which a wheel does not carry."""
+    above_libs = Path(rpc_client.__file__).resolve().parents[2]
+    relative = rpc_client.SERVICE_CONFIG.relative_to(above_libs).as_posix()
+    copies = [s.arguments.split() for s in STEPS if s.keyword == "COPY" and s.arguments.startswith(relative)]
+    assert len(copies) == 1, f"the Dockerfile copies {relative} into the image's site-packages"
+    assert re.fullmatch(rf"/opt/whatlead/lib/python3\.11/site-packages/{re.escape(relative)}", copies[0][-1])
 
 
 def test_the_image_installs_the_lock_with_hashes_and_the_project_without_dependencies() -> None:
