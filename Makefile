@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
 
-.PHONY: help venv run test test-unit fuzz lint fmt proto proto-check bench migration clean
+.PHONY: help venv run test test-unit fuzz lint fmt proto proto-check lock bench migration clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -52,6 +52,20 @@ proto: $(STAMP) ## Regenerate the Python stubs from protos/
 
 proto-check: $(STAMP) ## Fail when the committed stubs differ from what protos/ generates
 	$(BIN)/python protos/generate.py --check
+
+# The image installs exactly deploy/requirements.lock (pip --require-hashes): pyproject.toml's runtime
+# dependencies, pinned with the hash of every published file, resolved for the image's platforms, which must
+# agree. Rerun after changing them; pins of unchanged dependencies are kept unless UPGRADE=1.
+LOCK := deploy/requirements.lock
+LOCK_COMPILE = $(BIN)/uv pip compile pyproject.toml --quiet --generate-hashes --only-binary :all: \
+	--python-version 3.11 --custom-compile-command "make lock" $(if $(UPGRADE),--upgrade)
+
+lock: $(STAMP) ## Regenerate deploy/requirements.lock, the image's hashed pins (UPGRADE=1: newest versions)
+	$(LOCK_COMPILE) --python-platform x86_64-manylinux_2_36 --output-file $(LOCK)
+	@other=$$(mktemp) && cp $(LOCK) $$other && \
+	$(LOCK_COMPILE) --python-platform aarch64-manylinux_2_36 --output-file $$other && \
+	{ diff -u $(LOCK) $$other || { echo "aarch64 resolves differently from x86_64" >&2; rm -f $$other; exit 1; }; } && \
+	rm -f $$other
 
 bench: $(STAMP) ## Benchmarks on local PostgreSQL, Redis, NATS (BENCH=name for one); ratios to baselines
 	$(BIN)/python -m tests.bench $(BENCH)
