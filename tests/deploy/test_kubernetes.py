@@ -460,3 +460,23 @@ def test_each_service_accepts_its_rendered_configuration(
         monkeypatch.setenv(name, str(value))
     settings = settings_type()
     assert settings.nats_url.startswith("nats://")
+
+
+def test_the_migrations_can_run_before_the_servers_roll(rendered: Rendered) -> None:
+    """docs/operations.md applies `-l app.kubernetes.io/component!=server` first and waits for the Jobs:
+    that set holds the Jobs and all they need (account, ConfigMap, NetworkPolicies), and no server."""
+    labels = "app.kubernetes.io/component"
+    first = {
+        (o["kind"], o["metadata"]["name"])
+        for o in rendered.objects
+        if o["metadata"].get("labels", {}).get(labels) != "server"
+    }
+    assert not any(kind == "Deployment" for kind, _ in first)
+    assert {("NetworkPolicy", p["metadata"]["name"]) for p in rendered.of_kind("NetworkPolicy")} <= first
+    for job in rendered.of_kind("Job"):
+        assert ("Job", job["metadata"]["name"]) in first
+        assert ("ServiceAccount", pod_spec(job)["serviceAccountName"]) in first
+        for container in containers(job):
+            for source in container.get("envFrom", []):
+                if "configMapRef" in source:
+                    assert ("ConfigMap", source["configMapRef"]["name"]) in first
