@@ -319,6 +319,7 @@ def test_network_policies_allow_exactly_the_architectures_flows(rendered: Render
         )
         scrape_port = HTTP_PORT if name == "gateway" else METRICS_PORT
         assert allowed(policies, PROMETHEUS, pod, scrape_port), f"Prometheus cannot scrape {name}"
+        assert not allowed(policies, PROMETHEUS, pod, GRPC_PORT), f"Prometheus calls {name}"
         assert allowed(policies, pod, DNS, 53, "UDP"), name
         assert allowed(policies, pod, NATS, 4222), f"{name} cannot reach NATS"
         assert not allowed(policies, UNRELATED, pod, scrape_port), f"anyone reaches {name}"
