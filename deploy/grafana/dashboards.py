@@ -226,12 +226,13 @@ def grpc_server_row(job: str) -> tuple[str, list[Panel]]:
 def grpc_client_panel(job: str) -> Panel:
     return Panel(
         "Calls to other services",
-        "RPCs this service made to others, by service, method and code (the standard grpc_client_* series).",
+        "RPCs this service made to others, by service, method and code (the standard grpc_client_* series)."
+        + ABSENT_IS_ZERO,
         (
             Query(
                 f"sum by (grpc_service, grpc_method, grpc_code) "
                 f'(rate(grpc_client_handled_total{{job="{job}"}}'
-                f"[{RATE}]))",
+                f"[{RATE}])) or vector(0)",
                 "{{grpc_service}}/{{grpc_method}} {{grpc_code}}",
             ),
         ),
