@@ -169,10 +169,8 @@ def grpc_server_row(job: str) -> tuple[str, list[Panel]]:
             Panel(
                 "Server error ratio",
                 "Share of RPCs that ended with a code meaning server trouble (UNKNOWN, INTERNAL, "
-                "UNAVAILABLE, "
-                "DEADLINE_EXCEEDED, DATA_LOSS, UNIMPLEMENTED). The alert WhatLeadGrpcErrorRatioHigh fires "
-                "over "
-                "5%." + ABSENT_IS_ZERO,
+                "UNAVAILABLE, DEADLINE_EXCEEDED, DATA_LOSS, UNIMPLEMENTED). The alert "
+                "WhatLeadGrpcErrorRatioHigh fires over 5%." + ABSENT_IS_ZERO,
                 (
                     Query(
                         f"(sum(rate({errors}[{RATE}])) or vector(0)) / sum(rate({handled}[{RATE}]))",
@@ -200,8 +198,7 @@ def grpc_server_row(job: str) -> tuple[str, list[Panel]]:
             Panel(
                 "Duration by method (p50, p99)",
                 "Time to handle an RPC, from the grpc_server_handling_seconds histogram. NaN while a method "
-                "had "
-                "no call in the interval.",
+                "had no call in the interval.",
                 quantiles("grpc_server_handling_seconds", on_job, "grpc_method"),
                 unit="s",
                 width=12,
@@ -273,8 +270,7 @@ def messaging_row(job: str, *, outbox: bool, consumers: bool) -> tuple[str, list
             Panel(
                 "Consumer lag",
                 "Events waiting in JetStream for each durable consumer (num_pending) and delivered but not "
-                "yet "
-                "acked. The alert WhatLeadConsumerLagging fires over 1000 for 10 minutes.",
+                "yet acked. The alert WhatLeadConsumerLagging fires over 1000 for 10 minutes.",
                 (
                     Query(
                         f"max by (consumer) (whatlead_consumer_pending_messages{{{on_job}}})",
@@ -331,8 +327,7 @@ def overview() -> Dashboard:
                     Panel(
                         "Message funnel (over the time range)",
                         "Messages at each stage over the dashboard's time range, each fact counted once by "
-                        "ops: "
-                        "submitted, approved, sent, delivered, read, replied; failed beside them.",
+                        "ops: submitted, approved, sent, delivered, read, replied; failed beside them.",
                         (Query("sum by (stage) (increase(whatlead_funnel_total[$__range]))", "{{stage}}"),),
                         kind="bargauge",
                         width=8,
@@ -346,9 +341,8 @@ def overview() -> Dashboard:
                     ),
                     Panel(
                         "Decisions by outcome and reason",
-                        "The Gate's decisions per second: approved (reason none), queued, blocked or "
-                        "dropped with "
-                        "the verdict's reason code.",
+                        "The Gate's decisions per second: approved (reason none), queued, blocked or dropped "
+                        "with the verdict's reason code.",
                         (
                             Query(
                                 f"sum by (outcome, reason) (rate(whatlead_gate_decisions_total[{rate}]))",
@@ -378,8 +372,7 @@ def overview() -> Dashboard:
                         tuple(
                             Query(
                                 f"histogram_quantile({q}, sum by (le) "
-                                "(rate(whatlead_ops_time_to_send_seconds_bucket"
-                                f"[{rate}])))",
+                                f"(rate(whatlead_ops_time_to_send_seconds_bucket[{rate}])))",
                                 f"p{int(q * 100)}",
                             )
                             for q in (0.5, 0.95, 0.99)
@@ -389,8 +382,7 @@ def overview() -> Dashboard:
                     Panel(
                         "Intents queued at the Gate",
                         "Intents waiting QUEUED for a number that may send, as of the Gate's last pass. The "
-                        "alert "
-                        "WhatLeadGateQueueGrowing fires when over 100 and growing for 30 minutes.",
+                        "alert WhatLeadGateQueueGrowing fires when over 100 and growing for 30 minutes.",
                         (Query("max(whatlead_gate_queued_intents)", "queued"),),
                     ),
                 ],
@@ -469,8 +461,8 @@ def overview() -> Dashboard:
                             Query(
                                 "(sum by (job) (rate(grpc_server_handled_total"
                                 f'{{grpc_code=~"{SERVER_ERRORS}"}}[{rate}])) '
-                                f"or (sum by (job) (rate(grpc_server_handled_total[{rate}])) * 0)) "
-                                f"/ sum by (job) (rate(grpc_server_handled_total[{rate}]))",
+                                f"or (sum by (job) (rate(grpc_server_handled_total[{rate}])) * 0)) / sum by "
+                                f"(job) (rate(grpc_server_handled_total[{rate}]))",
                                 "{{job}}",
                             ),
                         ),
@@ -518,8 +510,7 @@ def gate() -> Dashboard:
                     Panel(
                         "Batch sizes (p50, p99)",
                         "Items per coalesced batch, by stage: 1 means nothing was batched; near the top "
-                        "bucket "
-                        "means the Gate is saturated.",
+                        "bucket means the Gate is saturated.",
                         quantiles("whatlead_gate_batch_size", 'job="$job"', "stage"),
                     ),
                     Panel(
@@ -558,11 +549,10 @@ def executor() -> Dashboard:
                     Panel(
                         "Executions by provider and outcome",
                         "What each claimed job's execution did per second: SENT, RETRY, FAILED, "
-                        "NEEDS_REVIEW, "
-                        "AMBIGUOUS, PAUSED...",
+                        "NEEDS_REVIEW, AMBIGUOUS, PAUSED...",
                         (
                             Query(
-                                f"sum by (provider, outcome) "
+                                "sum by (provider, outcome) "
                                 f"(rate(whatlead_executor_executions_total{{{on_job}}}[{RATE}]))",
                                 "{{provider}} {{outcome}}",
                             ),
@@ -589,19 +579,18 @@ def executor() -> Dashboard:
                     Panel(
                         "Failed after send and reconciliations",
                         "Sends the provider later reported failed, by kind (reachout_timelock = WhatsApp "
-                        "463), "
-                        "and reconciliations of unknown outcomes by finding." + ABSENT_IS_ZERO,
+                        "463), and reconciliations of unknown outcomes by finding." + ABSENT_IS_ZERO,
                         (
                             Query(
-                                f"sum by (kind) "
-                                f"(rate(whatlead_executor_failed_after_send_total{{{on_job}}}[{RATE}])) "
-                                "or vector(0)",
+                                "sum by (kind) "
+                                f"(rate(whatlead_executor_failed_after_send_total{{{on_job}}}[{RATE}])) or "
+                                "vector(0)",
                                 "failed after send {{kind}}",
                             ),
                             Query(
-                                f"sum by (finding) "
-                                f"(rate(whatlead_executor_reconciled_total{{{on_job}}}[{RATE}])) "
-                                "or vector(0)",
+                                "sum by (finding) "
+                                f"(rate(whatlead_executor_reconciled_total{{{on_job}}}[{RATE}])) or "
+                                "vector(0)",
                                 "reconciled {{finding}}",
                             ),
                         ),
@@ -610,8 +599,7 @@ def executor() -> Dashboard:
                     Panel(
                         "Leases expired and lost",
                         "Jobs whose worker died or hung (lease expired) and outcomes not written because "
-                        "another "
-                        "worker took the job over.",
+                        "another worker took the job over.",
                         (
                             Query(
                                 f"sum(rate(whatlead_executor_leases_expired_total{{{on_job}}}[{RATE}]))",
@@ -649,7 +637,7 @@ def reputation() -> Dashboard:
                         "BANNED, REACHOUT_TIMELOCKED...",
                         (
                             Query(
-                                f"sum by (kind) "
+                                "sum by (kind) "
                                 f"(rate(whatlead_reputation_signals_total{{{on_job}}}[{RATE}]))",
                                 "{{kind}}",
                             ),
@@ -662,9 +650,9 @@ def reputation() -> Dashboard:
                         "Cooldowns started (or extended) per second, by reason." + ABSENT_IS_ZERO,
                         (
                             Query(
-                                f"sum by (reason) "
-                                f"(rate(whatlead_reputation_cooldowns_started_total{{{on_job}}}[{RATE}])) "
-                                "or vector(0)",
+                                "sum by (reason) "
+                                f"(rate(whatlead_reputation_cooldowns_started_total{{{on_job}}}[{RATE}])) or "
+                                "vector(0)",
                                 "{{reason}}",
                             ),
                         ),
@@ -697,7 +685,7 @@ def reputation() -> Dashboard:
                         "Reputation evaluations per second, by trigger and whether the health changed.",
                         (
                             Query(
-                                f"sum by (trigger, changed) "
+                                "sum by (trigger, changed) "
                                 f"(rate(whatlead_reputation_evaluations_total{{{on_job}}}[{RATE}]))",
                                 "{{trigger}} changed={{changed}}",
                             ),
@@ -735,7 +723,7 @@ def ops() -> Dashboard:
                         "Events recorded in the timeline per second (each once), by the publishing context.",
                         (
                             Query(
-                                f"sum by (context) "
+                                "sum by (context) "
                                 f"(rate(whatlead_ops_timeline_facts_total{{{on_job}}}[{RATE}]))",
                                 "{{context}}",
                             ),
@@ -821,19 +809,16 @@ def gateway() -> Dashboard:
                     Panel(
                         "Webhooks refused or failed",
                         "Share of webhooks answered 4xx (refused: signature, format, size) and 5xx (the "
-                        "gateway "
-                        "could not publish)." + ABSENT_IS_ZERO,
+                        "gateway could not publish)." + ABSENT_IS_ZERO,
                         (
                             Query(
                                 f'(sum(rate(whatlead_gateway_webhooks_total{{{on_job},status=~"4.."}}'
-                                f"[{RATE}])) "
-                                f"or vector(0)) / sum(rate({webhooks}[{RATE}]))",
+                                f"[{RATE}])) or vector(0)) / sum(rate({webhooks}[{RATE}]))",
                                 "4xx",
                             ),
                             Query(
                                 f'(sum(rate(whatlead_gateway_webhooks_total{{{on_job},status=~"5.."}}'
-                                f"[{RATE}])) "
-                                f"or vector(0)) / sum(rate({webhooks}[{RATE}]))",
+                                f"[{RATE}])) or vector(0)) / sum(rate({webhooks}[{RATE}]))",
                                 "5xx",
                             ),
                         ),
@@ -846,8 +831,9 @@ def gateway() -> Dashboard:
                         + ABSENT_IS_ZERO,
                         (
                             Query(
-                                "sum by (provider, cause) (rate(whatlead_gateway_verification_failures_total"
-                                f"{{{on_job}}}[{RATE}])) or vector(0)",
+                                "sum by (provider, cause) "
+                                f"(rate(whatlead_gateway_verification_failures_total{{{on_job}}}[{RATE}])) "
+                                "or vector(0)",
                                 "{{provider}} {{cause}}",
                             ),
                         ),
