@@ -1,0 +1,1 @@
+"""Grafana provisioning and dashboards of WhatLead (dashboards.py writes dashboards/*.json)."""

@@ -1,0 +1,1 @@
+"""The alerting rules, runbooks and dashboards of deploy/prometheus and deploy/grafana."""
