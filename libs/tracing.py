@@ -82,7 +82,8 @@ def install(provider: trace.TracerProvider) -> None:
     """Make `provider` the process's and turn the helpers on (configure_tracing; tests with an in-memory
     exporter)."""
     global _enabled
-    trace.set_tracer_provider(provider)
+    if trace.get_tracer_provider() is not provider:  # the API takes a provider once per process
+        trace.set_tracer_provider(provider)
     _enabled = True
 
 
