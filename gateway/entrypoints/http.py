@@ -121,7 +121,7 @@ class WebhookEndpoint:
         # A SERVER span continuing the caller's trace when it sent a traceparent (the simulator does, for
         # the message it reports on; real providers do not: their webhooks start traces of their own).
         with tracing.span(
-            f"webhook {label}",
+            f"webhook {label.lower()}",
             kind=SpanKind.SERVER,
             parent=tracing.extract(request.headers) if tracing.enabled() else None,
             attributes=_span_attributes(label, request.path_params["instance_id"]),

@@ -9,6 +9,7 @@ from collections.abc import Mapping, MutableMapping
 from opentelemetry.trace import Span
 
 from libs import tracing
+from libs.seedwork.ids import is_valid_id
 
 
 def short_type(type_name: str) -> str:
@@ -57,18 +58,17 @@ def start_consuming(
     """One event's CONSUMER span in `consuming`, child of the context in its message's headers."""
     if not tracing.enabled():
         return
-    consuming.start(
-        f"consume {short_type(type_name)}",
-        headers,
-        correlation_id,
-        {
-            "messaging.system": "nats",
-            "messaging.operation.type": "process",
-            "messaging.consumer.group.name": consumer,
-            "messaging.message.id": event_id,
-            "whatlead.event_type": type_name,
-            "whatlead.service": service,
-            "whatlead.correlation_id": correlation_id,
-            "whatlead.organization_id": organization_id,
-        },
-    )
+    attributes = {
+        "messaging.system": "nats",
+        "messaging.operation.type": "process",
+        "messaging.consumer.group.name": consumer,
+        "messaging.message.id": event_id,
+        "whatlead.event_type": type_name,
+        "whatlead.service": service,
+        "whatlead.organization_id": organization_id,
+    }
+    # Our own ids only (an intent's, an aggregate's): a provider event correlates by the provider's message
+    # id, which can spell the recipient's phone number.
+    if is_valid_id(correlation_id):
+        attributes["whatlead.correlation_id"] = correlation_id
+    consuming.start(f"consume {short_type(type_name)}", headers, correlation_id, attributes)

@@ -17,8 +17,10 @@ from opentelemetry.trace import SpanKind
 
 from libs import tracing
 from libs.messaging.tracing import publishing_span, start_consuming
+from libs.seedwork.ids import new_id
 
 ROOT = Path(__file__).resolve().parents[2]
+INTENT_A, INTENT_B, INTENT_9 = new_id(), new_id(), new_id()
 
 
 def _run(script: str, **env: str) -> dict[str, object]:
@@ -141,7 +143,7 @@ def test_each_event_of_a_batch_is_consumed_in_its_own_trace_and_its_outbox_rows_
 ) -> None:
     first, second = tracing.tracer().start_span("publish a"), tracing.tracer().start_span("publish b")
     consuming = tracing.Consuming()
-    for span, correlation in ((first, "intent-a"), (second, "intent-b")):
+    for span, correlation in ((first, INTENT_A), (second, INTENT_B)):
         start_consuming(
             consuming,
             service="executor",
@@ -154,12 +156,12 @@ def test_each_event_of_a_batch_is_consumed_in_its_own_trace_and_its_outbox_rows_
         )
 
     with consuming.applying():
-        rows = {cid: tracing.context_of_text(tracing.outbox_context(cid)) for cid in ("intent-a", "intent-b")}
+        rows = {cid: tracing.context_of_text(tracing.outbox_context(cid)) for cid in (INTENT_A, INTENT_B)}
         assert not trace.get_current_span().get_span_context().is_valid  # a batch: no one event is current
     consuming.end()
 
-    consumed = {s.attributes["whatlead.correlation_id"]: s for s in spans.get_finished_spans()}
-    for span, correlation in ((first, "intent-a"), (second, "intent-b")):
+    consumed = {dict(s.attributes or {})["whatlead.correlation_id"]: s for s in spans.get_finished_spans()}
+    for span, correlation in ((first, INTENT_A), (second, INTENT_B)):
         mine = consumed[correlation]
         assert mine.kind is SpanKind.CONSUMER and mine.name == "consume IntentApproved"
         assert mine.parent is not None and (mine.parent.trace_id, mine.parent.span_id) == _ids(span)
@@ -167,7 +169,7 @@ def test_each_event_of_a_batch_is_consumed_in_its_own_trace_and_its_outbox_rows_
         assert context is not None
         row = trace.get_current_span(context).get_span_context()
         assert (row.trace_id, row.span_id) == (mine.context.trace_id, mine.context.span_id)
-    assert consumed["intent-a"].attributes["whatlead.organization_id"] == "org-1"
+    assert dict(consumed[INTENT_A].attributes or {})["whatlead.organization_id"] == "org-1"
 
 
 def test_a_lone_event_is_current_and_a_worker_later_resumes_its_trace(spans: InMemorySpanExporter) -> None:
@@ -180,7 +182,7 @@ def test_a_lone_event_is_current_and_a_worker_later_resumes_its_trace(spans: InM
         type_name="whatlead.events.v1.IntentApproved",
         event_id="event-1",
         headers=_headers_of(cause),
-        correlation_id="intent-9",
+        correlation_id=INTENT_9,
         organization_id="org-1",
     )
     with consuming.applying():
@@ -189,7 +191,7 @@ def test_a_lone_event_is_current_and_a_worker_later_resumes_its_trace(spans: InM
     [consumed] = spans.get_finished_spans()
     assert (current.trace_id, current.span_id) == (consumed.context.trace_id, consumed.context.span_id)
 
-    with tracing.resumed("intent-9"), tracing.span("executor send"):  # the job's worker, later
+    with tracing.resumed(INTENT_9), tracing.span("executor send"):  # the job's worker, later
         pass
 
     sent = next(s for s in spans.get_finished_spans() if s.name == "executor send")
@@ -204,3 +206,21 @@ def test_a_span_that_fails_says_only_what_kind_of_error(spans: InMemorySpanExpor
     [span] = spans.get_finished_spans()
     assert span.status.description == "ValueError"
     assert span.events == ()  # no exception event with its message
+
+
+def test_a_correlation_id_that_is_not_one_of_ours_is_not_recorded(spans: InMemorySpanExporter) -> None:
+    consuming = tracing.Consuming()
+    start_consuming(
+        consuming,
+        service="reputation",
+        consumer="reputation-provider-events",
+        type_name="whatlead.events.v1.ProviderEventReceived",
+        event_id="event-1",
+        headers={},
+        correlation_id="true_5511999990000@c.us_3EB0",  # a provider's message id: it spells the phone
+        organization_id="org-1",
+    )
+    consuming.end()
+
+    [span] = spans.get_finished_spans()
+    assert "5511999990000" not in str(dict(span.attributes or {}))
