@@ -13,7 +13,8 @@ class TracedDecisionService(DecisionService):
         if not tracing.enabled():
             return await super().decide(intent)
         attributes = {"whatlead.intent_id": intent.id, "whatlead.organization_id": intent.organization_id}
-        with tracing.span("gate decide", attributes=attributes) as current:
+        # Inside a call's or an event's trace only: a timer's re-decision starts none.
+        with tracing.span("gate decide", attributes=attributes, only_in_trace=True) as current:
             decision = await super().decide(intent)
             if current is not None:
                 record = decision.record
