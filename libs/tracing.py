@@ -111,12 +111,15 @@ def grpc_server_interceptors(services: Iterable[str]) -> list[Any]:
     from opentelemetry.instrumentation.grpc import aio_server_interceptor
 
     pool = descriptor_pool.Default()
-    traced = frozenset(
-        f"/{name}/{method.name}"
-        for name in services
-        for method in pool.FindServiceByName(name).methods
-        if not method.client_streaming and not method.server_streaming
-    )
+    traced: set[str] = set()
+    for name in services:
+        try:
+            methods = pool.FindServiceByName(name).methods
+        except KeyError:  # a service without a descriptor (raw handlers in tests): not traced
+            continue
+        traced.update(
+            f"/{name}/{m.name}" for m in methods if not m.client_streaming and not m.server_streaming
+        )
     return [aio_server_interceptor(filter_=lambda details: details.method in traced)]  # type: ignore[no-untyped-call]
 
 
