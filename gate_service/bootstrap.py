@@ -34,6 +34,7 @@ from gate_service.infrastructure.recent_keys import BoundedRecentIntentKeys
 from gate_service.infrastructure.redis_rate_store import RedisRateStore
 from gate_service.infrastructure.sent_history import SqlAlchemySentHistory
 from gate_service.infrastructure.tables import messaging
+from gate_service.infrastructure.traced_decisions import TracedDecisionService
 from gate_service.infrastructure.unit_of_work import SqlAlchemyGateUnitOfWork
 from gate_service.infrastructure.wakeup import DebouncedWake
 from libs.bootstrap import Infrastructure, open_infrastructure
@@ -151,7 +152,7 @@ async def assemble(settings: GateSettings, *, clock: Clock | None = None) -> Gat
     def batched() -> BatchingGateUnitOfWork:
         return BatchingGateUnitOfWork(writer, reader)
 
-    decider = DecisionService(DispatchGate(policies), projection, rates, clock)
+    decider = TracedDecisionService(DispatchGate(policies), projection, rates, clock)  # a span when traced
     recent_keys = BoundedRecentIntentKeys()
 
     def intent_store() -> IdempotentIntentStore:

@@ -6,6 +6,7 @@ from gateway.bootstrap import build, webhook_adapters
 from gateway.config import GatewaySettings
 from gateway.entrypoints.server import serve
 from libs.logs import configure_logging
+from libs.tracing import configure_tracing
 
 
 async def run(settings: GatewaySettings) -> None:
@@ -17,4 +18,5 @@ async def run(settings: GatewaySettings) -> None:
 asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 settings = GatewaySettings.load()
 configure_logging("gateway", settings.log_level)
+configure_tracing("gateway")  # off unless OTEL_TRACES_EXPORTER is set (docs/tracing.md)
 asyncio.run(run(settings))

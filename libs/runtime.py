@@ -19,6 +19,7 @@ from libs.logs import configure_logging
 from libs.rpc.auth import Authenticator
 from libs.rpc.server import GrpcServer, ServicerBinding
 from libs.stores import StoreOutages
+from libs.tracing import configure_tracing
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +95,7 @@ def main(definition: ServiceDefinition[S]) -> None:
     args = parser.parse_args()
     settings = definition.settings_type.load()
     configure_logging(definition.name, settings.log_level)
+    configure_tracing(definition.name)  # off unless OTEL_TRACES_EXPORTER is set (docs/tracing.md)
     if args.command == "migrate" or settings.migrate_on_start:
         upgrade(settings.database_url, definition.migrations_dir)
         if args.command == "migrate":

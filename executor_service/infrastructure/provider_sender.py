@@ -8,6 +8,7 @@ from executor_service.application.ports import SendReceipt
 from executor_service.domain.job import MessageExecutionJob
 from executor_service.domain.outcome import ErrorClass, JobError, RestrictionKind, SendFailed
 from executor_service.infrastructure.provider_directory import ProviderDirectory
+from libs import tracing
 from libs.providers.capabilities import LookupRequest, LookupResult, ProviderProfile
 from libs.providers.port import (
     ErrorClass as ProviderErrorClass,
@@ -83,10 +84,12 @@ class ProviderMessageSender:
 
     async def send(self, job: MessageExecutionJob) -> SendReceipt:
         adapter = self._adapter(job)
-        try:
-            sent = await _dispatch(adapter, job)
-        except ProviderError as error:
-            raise SendFailed(job_error_from(error, self._clock.now())) from error
+        # The job was created by a consumer of this process (most often): its trace goes on here.
+        with tracing.resumed(job.intent_id), tracing.span("executor send", attributes=_span_attributes(job)):
+            try:
+                sent = await _dispatch(adapter, job)
+            except ProviderError as error:
+                raise SendFailed(job_error_from(error, self._clock.now())) from error
         return SendReceipt(sent.provider_message_id)
 
     async def look_up(
@@ -107,6 +110,17 @@ class ProviderMessageSender:
             if error.error_class in _FINAL_LOOKUP_ERRORS:
                 return LookupResult.inconclusive(error.code[:_MAX_CODE])
             raise SendFailed(job_error_from(error, self._clock.now())) from error
+
+
+def _span_attributes(job: MessageExecutionJob) -> dict[str, str | int]:
+    return {
+        "whatlead.intent_id": job.intent_id,
+        "whatlead.job_id": job.id,
+        "whatlead.instance_id": job.instance_id,
+        "whatlead.provider": job.provider.value,
+        "whatlead.organization_id": job.organization_id,
+        "whatlead.attempt": job.attempts,
+    }
 
 
 async def _dispatch(adapter: WhatsAppProvider, job: MessageExecutionJob) -> SentMessage:

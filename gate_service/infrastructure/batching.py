@@ -37,6 +37,7 @@ from gate_service.infrastructure.metrics import BATCH_SIZE, REFUSED_WRITES
 from gate_service.infrastructure.repositories import SqlAlchemyIntentRepository
 from gate_service.infrastructure.rows import intent_record, intent_row, row_intent
 from gate_service.infrastructure.tables import intents
+from libs import tracing
 from libs.db.held import HeldConnections
 from libs.db.refusals import refusal, refused_for_data
 from libs.messaging import envelope
@@ -112,6 +113,8 @@ class WriteRequest:
     inserts: list[MessageIntent] = field(default_factory=list)
     updates: list[tuple[MessageIntent, int]] = field(default_factory=list)  # with the version it was read at
     events: list[DomainEvent] = field(default_factory=list)
+    # Each event's trace context, taken where the unit was committed: the writer runs in its own task.
+    trace_contexts: list[str | None] = field(default_factory=list)
 
 
 class GroupCommitWriter:
@@ -244,11 +247,14 @@ class GroupCommitWriter:
                 "type_name": encoded.type_name,
                 "payload": encoded.payload,
                 "created_at": now,
+                "trace_context": trace_context,
             }
-            for n, (unit, encoded) in enumerate(
-                (unit, envelope.encode(self._to_message(event)))
+            for n, (unit, encoded, trace_context) in enumerate(
+                (unit, envelope.encode(self._to_message(event)), trace_context)
                 for unit, request in units
-                for event in request.events
+                for event, trace_context in zip(
+                    request.events, request.trace_contexts or [None] * len(request.events), strict=True
+                )
             )
         ]
         cursor = await driver.execute(
@@ -402,7 +408,8 @@ class BatchingGateUnitOfWork:
         events = [e for a in self._tracked for e in a.pull_events()] + self._emitted
         self._tracked, self._emitted = [], []
         if inserts or updates or events:
-            await self._writer.write(WriteRequest(inserts, updates, events))
+            traces = [tracing.outbox_context(e.correlation_id or e.aggregate_id) for e in events]
+            await self._writer.write(WriteRequest(inserts, updates, events, traces))
 
     async def rollback(self) -> None:
         for aggregate in self._tracked:

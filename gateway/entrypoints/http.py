@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from http import HTTPStatus
 from pathlib import Path
 
+from opentelemetry.trace import SpanKind
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -28,6 +29,7 @@ from gateway.entrypoints.problems import PROBLEM as PROBLEM  # what the tests an
 from gateway.entrypoints.problems import problem
 from gateway.entrypoints.realtime import PATH as REALTIME
 from gateway.entrypoints.realtime import RealtimeEndpoint, upgrade_required
+from libs import tracing
 from libs.seedwork.ids import is_valid_id
 from libs.seedwork.shared_kernel import Provider
 from libs.stores import StoreOutages, outage_of
@@ -98,6 +100,14 @@ def kind_label(received: WebhookReceived) -> str:
     return kinds.pop() if len(kinds) == 1 else MANY_KINDS if kinds else NO_EVENT
 
 
+def _span_attributes(provider: str, instance_id: str) -> dict[str, str]:
+    # The path's instance id only once it is a UUID: anyone may post anything to any path.
+    attributes = {"whatlead.provider": provider}
+    if is_valid_id(instance_id):
+        attributes["whatlead.instance_id"] = instance_id
+    return attributes
+
+
 class WebhookEndpoint:
     def __init__(self, receive: ReceiveWebhookHandler, outages: StoreOutages, *, max_body_bytes: int) -> None:
         self._receive = receive
@@ -108,7 +118,18 @@ class WebhookEndpoint:
         provider = PROVIDERS.get(request.path_params["provider"])
         # Never the path's own text as a label: anyone may post to any path.
         label = provider.value if provider is not None else "unknown"
-        response, kind = await self._answer(request, provider)
+        # A SERVER span continuing the caller's trace when it sent a traceparent (the simulator does, for
+        # the message it reports on; real providers do not: their webhooks start traces of their own).
+        with tracing.span(
+            f"webhook {label.lower()}",
+            kind=SpanKind.SERVER,
+            parent=tracing.extract(request.headers) if tracing.enabled() else None,
+            attributes=_span_attributes(label, request.path_params["instance_id"]),
+        ) as current:
+            response, kind = await self._answer(request, provider)
+            if current is not None:
+                current.set_attribute("http.response.status_code", response.status_code)
+                current.set_attribute("whatlead.webhook.kind", kind)
         WEBHOOKS.labels(label, kind, str(response.status_code)).inc()
         return response
 

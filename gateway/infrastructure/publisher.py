@@ -12,6 +12,7 @@ from prometheus_client import Counter, Histogram
 
 from gateway.domain.events import ProviderEvent
 from gateway.infrastructure.proto_mapping import to_proto
+from libs import tracing
 from libs.messaging import envelope
 from libs.messaging.publisher import EventPublisher, OutgoingEvent
 from libs.seedwork.clock import Clock
@@ -44,13 +45,10 @@ class JetStreamEventSink:
         outgoing = []
         for event in events:
             encoded = envelope.encode(to_proto(event, received_at=received_at))
-            outgoing.append(
-                OutgoingEvent(
-                    envelope.full_subject(self._root, encoded.subject_suffix),
-                    encoded.payload,
-                    {envelope.MSG_ID_HEADER: encoded.event_id, envelope.TYPE_HEADER: encoded.type_name},
-                )
-            )
+            headers = {envelope.MSG_ID_HEADER: encoded.event_id, envelope.TYPE_HEADER: encoded.type_name}
+            tracing.inject(headers)  # the webhook's span: consumers continue its trace
+            subject = envelope.full_subject(self._root, encoded.subject_suffix)
+            outgoing.append(OutgoingEvent(subject, encoded.payload, headers))
         started = time.perf_counter()
         try:
             duplicates = await self._publisher.publish_all(outgoing)

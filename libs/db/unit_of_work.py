@@ -13,6 +13,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from libs import tracing
 from libs.db.refusals import is_unique_violation, refusal, refused_for_data
 from libs.messaging import envelope
 from libs.messaging.tables import MessagingTables
@@ -150,6 +151,8 @@ class SqlAlchemyUnitOfWork:
                         "type_name": encoded.type_name,
                         "payload": encoded.payload,
                         "created_at": now,
+                        # The span that caused it (the same correlation id: the consumer's event)
+                        "trace_context": tracing.outbox_context(event.correlation_id or event.aggregate_id),
                     }
                 )
             await self.session.execute(insert(self._tables.outbox), rows)

@@ -26,6 +26,7 @@ from google.protobuf.message import Message
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
+from libs import tracing
 from libs.config import ConsumingServiceSettings
 from libs.messaging import envelope
 from libs.messaging.metrics import (
@@ -36,6 +37,7 @@ from libs.messaging.metrics import (
     CONSUMER_OUTAGES,
     CONSUMER_PARKED,
 )
+from libs.messaging.tracing import start_consuming
 from libs.seedwork.unit_of_work import InboxUnitOfWork
 from libs.stores import StoreOutages, outage_of
 
@@ -312,6 +314,7 @@ class DurableConsumer:
         """Apply the events in one transaction (their inbox rows, their handlers, one commit); None when
         committed, else the error (nothing was applied)."""
         fresh: list[tuple[str, Message]] = []
+        consuming = self._consuming(batch)
         try:
             async with self._uow_factory() as uow:
                 first = await self._first_times(uow, [delivery.event_id for delivery in batch])
@@ -319,18 +322,40 @@ class DurableConsumer:
                     if delivery.event_id in first:
                         first.discard(delivery.event_id)  # the same event twice in one batch: applied once
                         fresh.append((delivery.type_name, delivery.event))
-                await self._dispatch(fresh, uow)
-                await uow.commit()
-        except asyncio.CancelledError:
+                with consuming.applying():  # what the handlers write to the outbox continues each trace
+                    await self._dispatch(fresh, uow)
+                    await uow.commit()
+        except asyncio.CancelledError as exc:
+            consuming.end(exc)
             raise
         except Exception as exc:
+            consuming.end(exc)
             return exc
+        consuming.end()
         self._store_down = False
         if len(batch) > len(fresh):
             CONSUMER_DUPLICATES.labels(self._service, self._durable).inc(len(batch) - len(fresh))
         for type_name, _ in fresh:
             CONSUMER_HANDLED.labels(self._service, self._durable, type_name).inc()
         return None
+
+    def _consuming(self, batch: Sequence[_Delivery]) -> tracing.Consuming:
+        """A CONSUMER span per event of the transaction (none when tracing is off)."""
+        consuming = tracing.Consuming()
+        if tracing.enabled():
+            for delivery in batch:
+                meta = envelope.meta_of(delivery.event)
+                start_consuming(
+                    consuming,
+                    service=self._service,
+                    consumer=self._durable,
+                    type_name=delivery.type_name,
+                    event_id=delivery.event_id,
+                    headers=delivery.msg.headers,
+                    correlation_id=(meta.correlation_id or meta.aggregate_id) if meta else "",
+                    organization_id=meta.organization_id if meta else "",
+                )
+        return consuming
 
     async def _failed(self, in_flight: _InFlight, delivery: _Delivery, error: BaseException) -> None:
         """An event failed in a transaction of its own: retried after a delay, or parked once it has had

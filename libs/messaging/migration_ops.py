@@ -62,3 +62,13 @@ def drop_outbox_parking() -> None:
     op.drop_column("outbox", "parked_at")
     op.drop_column("outbox", "last_error")
     op.drop_column("outbox", "publish_attempts")
+
+
+def add_outbox_trace_context() -> None:
+    """The trace context of the span that wrote each row, as the relay continues it (ADR 0050); nullable:
+    rows written with tracing off have none. Adding a nullable column without a default rewrites nothing."""
+    op.add_column("outbox", sa.Column("trace_context", sa.Text(), nullable=True))
+
+
+def drop_outbox_trace_context() -> None:
+    op.drop_column("outbox", "trace_context")

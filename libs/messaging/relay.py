@@ -26,6 +26,7 @@ from nats.js.errors import APIError, NoStreamResponseError
 from sqlalchemy import Table, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from libs import tracing
 from libs.db.held import HeldConnections
 from libs.messaging import envelope
 from libs.messaging.metrics import (
@@ -37,6 +38,7 @@ from libs.messaging.metrics import (
 )
 from libs.messaging.publisher import EventPublisher, OutgoingEvent
 from libs.messaging.streams import MAX_AGE_SECONDS
+from libs.messaging.tracing import publishing_span
 from libs.periodic import pause
 from libs.seedwork.clock import Clock
 from libs.stores import StoreOutages
@@ -88,7 +90,7 @@ class OutboxRelay:
         self._held = HeldConnections(sessions.kw["bind"])
         # SKIP LOCKED: relays of other replicas take the rows after these rather than wait for them.
         self._lock = (
-            f"SELECT position, event_id, subject, type_name, payload FROM {outbox.name} "
+            f"SELECT position, event_id, subject, type_name, payload, trace_context FROM {outbox.name} "
             "WHERE published_at IS NULL AND parked_at IS NULL "
             "ORDER BY position LIMIT %s FOR UPDATE SKIP LOCKED"
         )
@@ -152,18 +154,21 @@ class OutboxRelay:
         return len(published), failure
 
     async def _publish(self, rows: Sequence[Sequence[Any]]) -> Sequence[Sequence[Any]]:
-        """(position, event_id, subject, type_name, payload) rows, in outbox order; returns them once all
-        are stored."""
-        duplicates = await self._publisher.publish_all(
-            [
-                OutgoingEvent(
-                    envelope.full_subject(self._root, subject),
-                    payload,
-                    {envelope.MSG_ID_HEADER: event_id, envelope.TYPE_HEADER: type_name},
-                )
-                for _, event_id, subject, type_name, payload in rows
-            ]
-        )
+        """(position, event_id, subject, type_name, payload, trace_context) rows, in outbox order; returns
+        them once all are stored."""
+        events = []
+        spans = []
+        for _, event_id, subject, type_name, payload, trace_context in rows:
+            headers = {envelope.MSG_ID_HEADER: event_id, envelope.TYPE_HEADER: type_name}
+            # Continues the trace the row was written in; the span's context rides in the headers.
+            spans.append(publishing_span(self._service, subject, type_name, event_id, trace_context, headers))
+            events.append(OutgoingEvent(envelope.full_subject(self._root, subject), payload, headers))
+        try:
+            duplicates = await self._publisher.publish_all(events)
+        except BaseException as exc:
+            tracing.end_all(spans, exc)
+            raise
+        tracing.end_all(spans)
         OUTBOX_PUBLISHED.labels(self._service).inc(len(rows))
         OUTBOX_DUPLICATES.labels(self._service).inc(sum(duplicates))
         return rows
@@ -187,7 +192,7 @@ class OutboxRelay:
         return published, (first if len(counted) < len(refused) else None)
 
     async def _count_refusal(self, driver: Any, row: Sequence[Any], exc: Exception) -> None:
-        position, event_id, subject, type_name, _ = row
+        position, event_id, subject, type_name, *_ = row
         error = type(exc).__name__  # the kind only: a message could quote the payload
         cursor = await driver.execute(
             self._refused, (error, self._max_attempts, self._clock.now(), position), prepare=True

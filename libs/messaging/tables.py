@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, MetaData, String, Table, text
+from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, MetaData, String, Table, Text, text
 
 from libs.db.types import UtcDateTime
 
@@ -33,6 +33,9 @@ def messaging_tables(metadata: MetaData) -> MessagingTables:
         Column("publish_attempts", Integer, nullable=False, server_default=text("0")),
         Column("last_error", String(200), nullable=True),
         Column("parked_at", UtcDateTime, nullable=True),
+        # The W3C trace context (propagator headers as JSON) of the span that wrote the row, so the relay
+        # publishes it as a continuation of that trace (libs.tracing); null when tracing is off.
+        Column("trace_context", Text, nullable=True),
     )
     # The relay only ever looks for unpublished rows; keep that index tiny.
     Index("ix_outbox_unpublished", outbox.c.position, postgresql_where=text("published_at IS NULL"))

@@ -48,7 +48,7 @@ from libs.provider_simulator.outcomes import (
 )
 from libs.provider_simulator.pairing import new_pairing_code, new_qr_text, qr_png
 from libs.provider_simulator.settings import SimulatorSettings
-from libs.provider_simulator.webhooks import WebhookSender, WebhookTarget
+from libs.provider_simulator.webhooks import TRACE_HEADERS, WebhookSender, WebhookTarget, received_trace
 from libs.provider_simulator.wuzapi import WUZAPI_PREFIXES, WuzapiApi
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -253,7 +253,9 @@ class ProviderSimulator:
         self._stored = 0
         self._runner: web.AppRunner | None = None
         self._base_url: str | None = None
-        self.app = web.Application(middlewares=[self._errors_middleware], client_max_size=64 * 1024 * 1024)
+        self.app = web.Application(
+            middlewares=[self._trace_middleware, self._errors_middleware], client_max_size=64 * 1024 * 1024
+        )
         self.app.add_routes(self._routes())
 
     # --- lifecycle -----------------------------------------------------------------------------------
@@ -866,6 +868,19 @@ class ProviderSimulator:
             # wuzapi mode: the same sessions behind wuzapi's API (token auth, see wuzapi.py).
             *WuzapiApi(self).routes(),
         ]
+
+    @web.middleware
+    async def _trace_middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Keep the caller's trace context while the request is handled: the webhooks it schedules carry
+        it (webhooks.received_trace)."""
+        carried = tuple((name, request.headers[name]) for name in TRACE_HEADERS if name in request.headers)
+        if not carried:
+            return await handler(request)
+        token = received_trace.set(carried)
+        try:
+            return await handler(request)
+        finally:
+            received_trace.reset(token)
 
     @web.middleware
     async def _errors_middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import hashlib
 import hmac
 import json
@@ -24,6 +25,15 @@ log = logging.getLogger(__name__)
 
 EventBuilder = Callable[[], dict[str, Any] | None]
 TargetsOf = Callable[[], Sequence["WebhookTarget"]]
+
+# The W3C trace context of the send being answered (set per request by the server). Webhook events are
+# scheduled with `call_later`, which runs them in a copy of the scheduling context: the acks of a message
+# carry the traceparent its send came with, so a local run's webhook continues the message's trace. Real
+# providers send none: there a webhook starts a trace of its own.
+TRACE_HEADERS = ("traceparent", "tracestate")
+received_trace: contextvars.ContextVar[tuple[tuple[str, str], ...]] = contextvars.ContextVar(
+    "simulator_received_trace", default=()
+)
 
 # WAHA's retry policies (src/structures/webhooks.config.dto.ts, RetryPolicy).
 RETRY_POLICIES = ("constant", "linear", "exponential")
@@ -139,7 +149,9 @@ class WebhookSender:
         self.retry_base_s = retry_base_s
         self._concurrency = concurrency
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
-        self._queue: asyncio.Queue[tuple[dict[str, Any], WebhookTarget]] = asyncio.Queue(maxsize=queue_size)
+        self._queue: asyncio.Queue[tuple[dict[str, Any], WebhookTarget, tuple[tuple[str, str], ...]]] = (
+            asyncio.Queue(maxsize=queue_size)
+        )
         self._workers: list[asyncio.Task[None]] = []
         self._session: aiohttp.ClientSession | None = None
         self._closed = True
@@ -204,7 +216,7 @@ class WebhookSender:
             if not target.wants(str(event.get("event", ""))):
                 continue
             try:
-                self._queue.put_nowait((event, target))
+                self._queue.put_nowait((event, target, received_trace.get()))
             except asyncio.QueueFull:
                 self.dropped += 1
                 self._warn("webhook queue full; event dropped", dropped=self.dropped)
@@ -221,10 +233,10 @@ class WebhookSender:
 
     async def _work(self) -> None:
         while True:
-            event, target = await self._queue.get()
+            event, target, trace_headers = await self._queue.get()
             self._in_flight += 1
             try:
-                await self._deliver(event, target)
+                await self._deliver(event, target, trace_headers)
             except asyncio.CancelledError:
                 raise
             except Exception:  # never let one delivery kill a worker
@@ -233,12 +245,15 @@ class WebhookSender:
             finally:
                 self._in_flight -= 1
 
-    async def _deliver(self, event: dict[str, Any], target: WebhookTarget) -> None:
+    async def _deliver(
+        self, event: dict[str, Any], target: WebhookTarget, trace_headers: tuple[tuple[str, str], ...] = ()
+    ) -> None:
         session = self._session
         if session is None:
             return
         body = json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode()
         headers = dict(target.custom_headers)
+        headers.update(trace_headers)
         headers.update(
             {
                 "Content-Type": "application/json",

@@ -19,8 +19,10 @@ from typing import Any, ClassVar
 
 import aiohttp
 from multidict import CIMultiDict
+from opentelemetry.trace import SpanKind
 from yarl import URL
 
+from libs import tracing
 from libs.logs import redact_text
 from libs.providers.port import ErrorOrigin, ProviderError, Restriction, SentMessage, WhatsAppProvider
 
@@ -285,9 +287,23 @@ class HttpProvider(WhatsAppProvider):
         }
         if self._timeout is not None:  # otherwise the session's own timeout applies
             options["timeout"] = self._timeout
+        # A CLIENT span whose context goes to the provider (traceparent): the simulator continues it in the
+        # webhooks it fires for this call. Its attributes name the host and method, never the path or query.
+        attributes = {
+            "http.request.method": method,
+            "server.address": url.host or "",
+            "whatlead.provider": self.name,
+        }
+        request = self._session.request
         try:
-            async with self._session.request(method, url, trace_request_ctx=progress, **options) as response:
-                return response.status, await response.read(), CIMultiDict(response.headers)
+            with tracing.span(
+                "provider call", kind=SpanKind.CLIENT, attributes=attributes, only_in_trace=True
+            ) as current:
+                tracing.inject(options["headers"])
+                async with request(method, url, trace_request_ctx=progress, **options) as response:
+                    if current is not None:
+                        current.set_attribute("http.response.status_code", response.status)
+                    return response.status, await response.read(), CIMultiDict(response.headers)
         except aiohttp.ClientConnectorError as exc:
             # Refused, unreachable, DNS: nothing was sent.
             raise ProviderError.transient("connect_failed", type(exc).__name__, provider=self.name) from exc

@@ -13,6 +13,8 @@ from typing import Any, TypeVar, overload
 import grpc
 from grpc_health.v1.health_pb2 import HealthCheckRequest, HealthCheckResponse
 
+from libs import tracing
+
 Request = TypeVar("Request")
 Response = TypeVar("Response")
 
@@ -159,6 +161,7 @@ def open_channel(
     config's timeout stays the most it gets). `credential`: presented on every call (the service
     credential, for a service's calls to another). `options`: further gRPC channel arguments."""
     interceptors: list[grpc.aio.ClientInterceptor] = [DefaultDeadline(default_deadline)]
+    interceptors += tracing.grpc_client_interceptors()  # none when tracing is off
     if credential is not None:
         interceptors += for_every_call(PresentCredential(credential))
     return grpc.aio.insecure_channel(

@@ -18,6 +18,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from prometheus_client import Counter, Histogram
 
+from libs import tracing
 from libs.rpc.access import NOBODY, MethodRule, service_rules
 from libs.rpc.auth import Authenticator
 from libs.rpc.errors import STORE_RETRY_DELAY, status_for, status_of
@@ -340,7 +341,10 @@ class GrpcServer:
         services = [binding.service_name for binding in self._bindings]
         self._servers = [
             grpc.aio.server(
-                interceptors=[ServiceInterceptor(outage, authenticator=authenticator, services=services)],
+                interceptors=[
+                    *tracing.grpc_server_interceptors(services),  # outermost: the span covers the guard
+                    ServiceInterceptor(outage, authenticator=authenticator, services=services),
+                ],
                 options=options,
             )
             for _ in range(acceptors)

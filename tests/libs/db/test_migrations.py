@@ -67,8 +67,9 @@ def test_migrators_started_together_apply_each_revision_once(
         ("0001",),
         ("0002",),
         ("0003",),
+        ("0004",),
     ]
-    assert query(url, "SELECT version_num FROM alembic_version") == [("0003",)]
+    assert query(url, "SELECT version_num FROM alembic_version") == [("0004",)]
 
 
 def test_the_lock_key_names_the_service_not_where_it_is_installed() -> None:
@@ -105,7 +106,7 @@ def test_a_new_revision_holds_only_what_changed_and_its_scratch_database_is_drop
 
     [generated] = [path for path in (migrations / "versions").glob("*.py") if "add_tags" in path.name]
     body = generated.read_text()
-    assert "down_revision = '0003'" in body
+    assert "down_revision = '0004'" in body
     assert "op.create_table('tags'" in body
     assert "'notes'" not in body  # diffed against a database at head, not an empty one
     scratch = query(server, f"SELECT datname FROM pg_database WHERE datname LIKE '{package}_scratch_%'")
