@@ -28,7 +28,11 @@ RECONCILED = Counter(
 LEASE_LOST = Counter(
     "whatlead_executor_lease_lost_total", "Outcomes not written because another worker took the job over"
 )
-IN_FLIGHT = Gauge("whatlead_executor_in_flight", "Jobs being executed by this process right now")
+IN_FLIGHT = Gauge(
+    "whatlead_executor_in_flight",
+    "Jobs being executed by this process right now",
+    multiprocess_mode="livesum",
+)
 JOBS_CREATED = Counter("whatlead_executor_jobs_created_total", "Jobs created from approved intents")
 DELIVERY_UPDATES = Counter(
     "whatlead_executor_delivery_updates_total", "Delivery progress published from provider events", ["status"]

@@ -10,7 +10,9 @@ RESUMES = Counter(
 )
 API_KEYS_CREATED = Counter("whatlead_ops_api_keys_created_total", "API keys issued, by role", ["role"])
 API_KEYS_REVOKED = Counter("whatlead_ops_api_keys_revoked_total", "API keys revoked, by role", ["role"])
-WATCHERS = Gauge("whatlead_ops_intent_watchers", "WatchIntents streams open on this process")
+WATCHERS = Gauge(
+    "whatlead_ops_intent_watchers", "WatchIntents streams open on this process", multiprocess_mode="livesum"
+)
 WATCH_DELIVERIES = Counter(
     "whatlead_ops_intent_watch_deliveries_total", "Intent changes written to WatchIntents streams"
 )
