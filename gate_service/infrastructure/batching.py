@@ -33,7 +33,7 @@ from gate_service.infrastructure.batch_statements import (
     to_json,
     update_decided,
 )
-from gate_service.infrastructure.metrics import BATCH_SIZE, REFUSED_WRITES
+from gate_service.infrastructure.metrics import BATCH_SIZE, REFUSED_WRITES, count_decisions
 from gate_service.infrastructure.repositories import SqlAlchemyIntentRepository
 from gate_service.infrastructure.rows import intent_record, intent_row, row_intent
 from gate_service.infrastructure.tables import intents
@@ -403,6 +403,7 @@ class BatchingGateUnitOfWork:
         self._tracked, self._emitted = [], []
         if inserts or updates or events:
             await self._writer.write(WriteRequest(inserts, updates, events))
+            count_decisions(events)  # committed: write raises otherwise
 
     async def rollback(self) -> None:
         for aggregate in self._tracked:
