@@ -1,6 +1,11 @@
 """Prometheus series of the executor (labels never carry ids: bounded cardinality)."""
 
 from prometheus_client import Counter, Gauge, Histogram
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from executor_service.domain.job import ExecutionStatus
+from executor_service.infrastructure.tables import jobs
 
 EXECUTIONS = Counter(
     "whatlead_executor_executions_total",
@@ -50,3 +55,18 @@ PROBES = Counter(
 PROBE_FAILURES = Counter(
     "whatlead_executor_probe_failures_total", "Health probes without a usable answer, by code", ["code"]
 )
+JOBS = Gauge(
+    "whatlead_executor_jobs",
+    "Jobs per state (PENDING, PROCESSING, RETRY, SENT, FAILED, NEEDS_REVIEW) in the database, as of the last "
+    "reading",
+    ["state"],
+    multiprocess_mode="mostrecent",  # every process reads the same table
+)
+
+
+async def report_jobs(sessions: async_sessionmaker[AsyncSession]) -> None:
+    query = select(jobs.c.status, func.count()).group_by(jobs.c.status)
+    async with sessions() as session:
+        found: dict[str, int] = {row[0]: int(row[1]) for row in await session.execute(query)}
+    for state in ExecutionStatus:
+        JOBS.labels(state.value).set(found.get(state.value, 0))
