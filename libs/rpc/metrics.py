@@ -167,7 +167,10 @@ def _count_server_calls(
         try:
             return await behaviour(request, context)
         except asyncio.CancelledError:
-            code = grpc.StatusCode.CANCELLED  # the client left, or the deadline passed
+            # The client left, or its deadline passed (what it then hears, and go-grpc-prometheus records).
+            remaining = context.time_remaining()
+            expired = remaining is not None and remaining <= 0
+            code = grpc.StatusCode.DEADLINE_EXCEEDED if expired else grpc.StatusCode.CANCELLED
             raise
         except grpc.aio.AbortError:
             code = context.code() or grpc.StatusCode.UNKNOWN

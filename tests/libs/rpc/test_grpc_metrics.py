@@ -202,3 +202,17 @@ async def test_a_stream_keeps_its_initial_metadata_and_counts_what_it_iterates(s
         break
     call.cancel()
     assert sample("grpc_client_msg_received_total", **labels) == received + 1
+
+
+async def test_a_stream_past_its_deadline_is_counted_deadline_exceeded(served):
+    _, channel = served
+    expired = {**series("server_stream", OPS, "WatchIntents"), "grpc_code": "DEADLINE_EXCEEDED"}
+    before = sample("grpc_server_handled_total", **expired)
+    call: Any = ops_pb2_grpc.OpsServiceStub(channel).WatchIntents(
+        ops_pb2.WatchIntentsRequest(organization_id="org-1"), timeout=0.5
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as ended:
+        async for _ in call:
+            pass
+    assert ended.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
+    await grows("grpc_server_handled_total", expired, before)
