@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -33,6 +33,7 @@ from executor_service.entrypoints.consumers import (
 )
 from executor_service.entrypoints.grpc_servicer import ExecutorServicer
 from executor_service.entrypoints.workers import ExecutionWorker, HealthProbes, IdleWorkers, Reconciler
+from executor_service.infrastructure import metrics
 from executor_service.infrastructure.health_prober import ProviderHealthProber
 from executor_service.infrastructure.instance_directory import ProjectedInstances
 from executor_service.infrastructure.kill_switch import ProjectedKillSwitch
@@ -44,6 +45,7 @@ from executor_service.infrastructure.unit_of_work import SqlAlchemyExecutorUnitO
 from libs.bootstrap import Infrastructure, open_infrastructure
 from libs.messaging.consumer import DurableConsumer, Redelivery
 from libs.messaging.controls import HeardControls
+from libs.periodic import PeriodicGauges
 from libs.providers import create_client_session
 from libs.providers.capabilities import capabilities_of
 from libs.rpc.server import ServicerBinding
@@ -84,6 +86,7 @@ class Executor:
     create_job: CreateExecutionJobHandler
     unit_of_work: Callable[[], SqlAlchemyExecutorUnitOfWork]
     heard_controls: HeardControls  # ops' changes as published, straight into this process's kill-switch
+    gauges: list[PeriodicGauges] = field(default_factory=list)
 
     def parts(self) -> ServiceParts:
         binding = ServicerBinding(
@@ -96,6 +99,7 @@ class Executor:
             loops.append(self.probes.run)
         loops += [consumer.run for consumer in self.consumers]
         loops += [worker.run for worker in self.workers]
+        loops += [gauges.run for gauges in self.gauges]
         return self.infra.parts([binding], loops, self.close)
 
     async def close(self) -> None:
@@ -286,6 +290,14 @@ async def assemble(
         create_job,
         uow,
         HeardControls(infra.nats, settings.subject_root, kill_switch.heard),
+        [
+            PeriodicGauges(
+                "job states count",
+                lambda: metrics.report_jobs(infra.sessions),
+                every=settings.gauges_interval_seconds,
+                outages=infra.outages,
+            )
+        ],
     )
 
 

@@ -26,6 +26,7 @@ from gate_service.domain.projection import GateProjection
 from gate_service.entrypoints.consumers import GateEventHandlers, gate_consumers
 from gate_service.entrypoints.grpc_servicer import GateServicer
 from gate_service.entrypoints.workers import ProjectionRefresher, QueuedIntentScheduler, StartupRebuild
+from gate_service.infrastructure import metrics
 from gate_service.infrastructure.batching import BatchingGateUnitOfWork, GroupCommitWriter, IntentReader
 from gate_service.infrastructure.projection_loader import load_projections
 from gate_service.infrastructure.proto_mapping import event_to_proto
@@ -39,6 +40,7 @@ from gate_service.infrastructure.unit_of_work import SqlAlchemyGateUnitOfWork
 from gate_service.infrastructure.wakeup import DebouncedWake
 from libs.bootstrap import Infrastructure, open_infrastructure
 from libs.messaging.consumer import DurableConsumer, Redelivery
+from libs.periodic import PeriodicGauges
 from libs.rpc.client import open_channel
 from libs.rpc.server import ServicerBinding
 from libs.runtime import ServiceParts
@@ -66,6 +68,7 @@ class Gate:
     consumers: list[DurableConsumer]
     rebuilds: list[StartupRebuild]
     channels: list[grpc.aio.Channel] = field(default_factory=list)
+    gauges: list[PeriodicGauges] = field(default_factory=list)
 
     def parts(self) -> ServiceParts:
         binding = ServicerBinding(
@@ -80,6 +83,7 @@ class Gate:
                 self.refresher.run,
                 *(consumer.run for consumer in self.consumers),
                 *(rebuild.run for rebuild in self.rebuilds),
+                *(gauges.run for gauges in self.gauges),
             ],
             self.close,
         )
@@ -197,6 +201,15 @@ async def assemble(settings: GateSettings, *, clock: Clock | None = None) -> Gat
     )
     rebuild = RebuildProjectionsHandler(uow, updater)
     gate = Gate(infra, redis, writer, servicer, projection, decider, scheduler, refresher, consumers, [])
+
+    async def count_queue() -> None:
+        metrics.QUEUED_INTENTS.set(await metrics.count_queued_intents(infra.sessions))
+
+    gate.gauges.append(
+        PeriodicGauges(
+            "queued intents count", count_queue, every=settings.gauges_interval_seconds, outages=infra.outages
+        )
+    )
     if settings.reputation_addr:
         channel = open_channel(
             settings.reputation_addr,

@@ -83,6 +83,8 @@ class ServiceSettings(ProcessSettings):
     # own default, a few times its largest legitimate request (docs/contracts.md).
     grpc_max_receive_bytes: int = Field(default=16 * 1024, ge=1024, le=4 * 1024 * 1024)
     metrics_port: Port = 9100
+    # Gauges read from the database (queued intents, jobs per state, active pauses) are read this often.
+    gauges_interval_seconds: float = Field(default=15.0, gt=0, le=300)
     migrate_on_start: bool = True
 
     @field_validator("database_url")

@@ -46,3 +46,29 @@ async def run_periodically(
             if more_now is not None and more_now(result):
                 continue
         await pause(stop, every)
+
+
+class PeriodicGauges:
+    """A worker that sets gauges from the service's database every `every` seconds (queued intents, jobs
+    per state, active pauses): `read` reads and sets them. A failed reading leaves the last values."""
+
+    def __init__(
+        self, name: str, read: Callable[[], Awaitable[None]], *, every: float, outages: StoreOutages
+    ) -> None:
+        self._name = name
+        self._read = read
+        self._every = every
+        self._outages = outages
+
+    async def run_once(self) -> None:
+        await self._read()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await run_periodically(
+            stop,
+            self._read,
+            every=self._every,
+            name=self._name,
+            outages=self._outages,
+            log=logging.getLogger(__name__),
+        )

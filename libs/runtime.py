@@ -11,11 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from prometheus_client import start_http_server
-
 from libs.config import ServiceSettings
 from libs.db.migrations import upgrade
 from libs.logs import configure_logging
+from libs.metrics_endpoint import serve_metrics
 from libs.rpc.auth import Authenticator
 from libs.rpc.server import GrpcServer, ServicerBinding
 from libs.stores import StoreOutages
@@ -100,5 +99,5 @@ def main(definition: ServiceDefinition[S]) -> None:
         upgrade(settings.database_url, definition.migrations_dir)
         if args.command == "migrate":
             return
-    start_http_server(settings.metrics_port, addr=settings.grpc_host)
+    serve_metrics(settings.metrics_port, settings.grpc_host)  # all processes' in multiprocess mode
     asyncio.run(serve(definition, settings))

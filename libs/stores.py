@@ -36,7 +36,13 @@ from libs.logs import redact_text
 
 log = logging.getLogger(__name__)
 
-STORE_UP = Gauge("whatlead_store_up", "1 while the store answers, 0 during an outage", ["service", "store"])
+# Several processes (multiprocess mode, libs.metrics_endpoint): down while any of them sees the outage.
+STORE_UP = Gauge(
+    "whatlead_store_up",
+    "1 while the store answers, 0 during an outage",
+    ["service", "store"],
+    multiprocess_mode="min",
+)
 STORE_OUTAGES = Counter("whatlead_store_outages_total", "Outages of a store, by store", ["service", "store"])
 
 

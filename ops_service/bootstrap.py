@@ -10,6 +10,7 @@ from typing import Any
 from libs.bootstrap import Infrastructure, open_infrastructure
 from libs.messaging.consumer import DurableConsumer, Redelivery
 from libs.messaging.key_directory import ensure_key_directory
+from libs.periodic import PeriodicGauges
 from libs.rpc.server import ServicerBinding
 from libs.runtime import ServiceParts, Worker
 from libs.seedwork.api_keys import issue_key
@@ -48,6 +49,7 @@ from ops_service.entrypoints.grpc_servicer import OpsHandlers, OpsServicer
 from ops_service.entrypoints.timeline_rpcs import TimelineRpcs
 from ops_service.entrypoints.watch_intents import IntentWatch
 from ops_service.entrypoints.workers import PauseExpirer, TimelinePruner
+from ops_service.infrastructure import metrics
 from ops_service.infrastructure.intent_stream import intent_hub
 from ops_service.infrastructure.key_directory import JetStreamKeyDirectory
 from ops_service.infrastructure.proto_mapping import event_to_proto
@@ -75,6 +77,7 @@ class Ops:
     # Event consumers and periodic passes: each part of the service adds its own.
     consumers: list[DurableConsumer] = field(default_factory=list)
     workers: list[Worker] = field(default_factory=list)
+    gauges: list[PeriodicGauges] = field(default_factory=list)  # among the workers; for tests to read once
 
     def parts(self) -> ServiceParts:
         binding = ServicerBinding(
@@ -204,6 +207,14 @@ async def assemble(settings: OpsSettings, *, clock: Clock | None = None, issue: 
         outages=infra.outages,
     )
     ops.workers.append(pruner.run)
+    pauses = PeriodicGauges(
+        "pauses in force count",
+        lambda: metrics.report_pauses(infra.sessions, clock.now()),
+        every=settings.gauges_interval_seconds,
+        outages=infra.outages,
+    )
+    ops.gauges.append(pauses)
+    ops.workers.append(pauses.run)
     return ops
 
 

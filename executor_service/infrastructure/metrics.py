@@ -1,6 +1,11 @@
 """Prometheus series of the executor (labels never carry ids: bounded cardinality)."""
 
 from prometheus_client import Counter, Gauge, Histogram
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from executor_service.domain.job import ExecutionStatus
+from executor_service.infrastructure.tables import jobs
 
 EXECUTIONS = Counter(
     "whatlead_executor_executions_total",
@@ -28,7 +33,11 @@ RECONCILED = Counter(
 LEASE_LOST = Counter(
     "whatlead_executor_lease_lost_total", "Outcomes not written because another worker took the job over"
 )
-IN_FLIGHT = Gauge("whatlead_executor_in_flight", "Jobs being executed by this process right now")
+IN_FLIGHT = Gauge(
+    "whatlead_executor_in_flight",
+    "Jobs being executed by this process right now",
+    multiprocess_mode="livesum",
+)
 JOBS_CREATED = Counter("whatlead_executor_jobs_created_total", "Jobs created from approved intents")
 DELIVERY_UPDATES = Counter(
     "whatlead_executor_delivery_updates_total", "Delivery progress published from provider events", ["status"]
@@ -46,3 +55,18 @@ PROBES = Counter(
 PROBE_FAILURES = Counter(
     "whatlead_executor_probe_failures_total", "Health probes without a usable answer, by code", ["code"]
 )
+JOBS = Gauge(
+    "whatlead_executor_jobs",
+    "Jobs per state (PENDING, PROCESSING, RETRY, SENT, FAILED, NEEDS_REVIEW) in the database, as of the last "
+    "reading",
+    ["state"],
+    multiprocess_mode="mostrecent",  # every process reads the same table
+)
+
+
+async def report_jobs(sessions: async_sessionmaker[AsyncSession]) -> None:
+    query = select(jobs.c.status, func.count()).group_by(jobs.c.status)
+    async with sessions() as session:
+        found: dict[str, int] = {row[0]: int(row[1]) for row in await session.execute(query)}
+    for state in ExecutionStatus:
+        JOBS.labels(state.value).set(found.get(state.value, 0))

@@ -17,6 +17,7 @@ from pathlib import Path
 from gate_service.config import GateSettings
 from libs.db.migrations import upgrade
 from libs.logs import configure_logging
+from libs.metrics_endpoint import launched_env, process_ended, serve_metrics, served_by_launcher
 from libs.rpc.server import REUSE_PORT_ENV
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,15 @@ def run_processes(settings: GateSettings, migrations_dir: Path) -> int:
         raise SystemExit("GATE_PROCESSES > 1 needs a fixed GATE_GRPC_PORT")
     if settings.migrate_on_start:
         upgrade(settings.database_url, migrations_dir)
+    # PROMETHEUS_MULTIPROC_DIR set: this process serves every child's metrics, summed, on the metrics port.
+    # Otherwise each child serves its own on METRICS_PORT + i.
+    shared_metrics = served_by_launcher()
+    if shared_metrics:
+        serve_metrics(settings.metrics_port, settings.grpc_host)
+
+    def metrics_port(index: int) -> dict[str, str]:
+        return {} if shared_metrics else {"GATE_METRICS_PORT": str(settings.metrics_port + index)}
+
     children = [
         subprocess.Popen(
             [sys.executable, "-m", "gate_service", "serve"],
@@ -37,7 +47,8 @@ def run_processes(settings: GateSettings, migrations_dir: Path) -> int:
                 **os.environ,
                 "GATE_PROCESSES": "1",
                 "GATE_MIGRATE_ON_START": "false",
-                "GATE_METRICS_PORT": str(settings.metrics_port + index),
+                **metrics_port(index),
+                **launched_env(),
                 REUSE_PORT_ENV: "1",
             },
         )
@@ -56,10 +67,12 @@ def run_processes(settings: GateSettings, migrations_dir: Path) -> int:
         signal.signal(signum, forward)
     log.info("gate processes started", extra={"pids": [c.pid for c in children]})
     pid, status = os.wait()
+    process_ended(pid)
     code = os.waitstatus_to_exitcode(status)
     if not stopping:
         log.error("a gate process exited, stopping the others", extra={"pid": pid, "code": code})
         forward(signal.SIGTERM, None)
     for child in children:
         child.wait()
+        process_ended(child.pid)
     return code if not stopping else 0

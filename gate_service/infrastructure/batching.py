@@ -33,7 +33,7 @@ from gate_service.infrastructure.batch_statements import (
     to_json,
     update_decided,
 )
-from gate_service.infrastructure.metrics import BATCH_SIZE, REFUSED_WRITES
+from gate_service.infrastructure.metrics import BATCH_SIZE, REFUSED_WRITES, count_decisions
 from gate_service.infrastructure.repositories import SqlAlchemyIntentRepository
 from gate_service.infrastructure.rows import intent_record, intent_row, row_intent
 from gate_service.infrastructure.tables import intents
@@ -410,6 +410,7 @@ class BatchingGateUnitOfWork:
         if inserts or updates or events:
             traces = [tracing.outbox_context(e.correlation_id or e.aggregate_id) for e in events]
             await self._writer.write(WriteRequest(inserts, updates, events, traces))
+            count_decisions(events)  # committed: write raises otherwise
 
     async def rollback(self) -> None:
         for aggregate in self._tracked:

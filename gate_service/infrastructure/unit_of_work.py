@@ -2,8 +2,10 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gate_service.infrastructure.metrics import count_decisions
 from gate_service.infrastructure.repositories import SqlAlchemyIntentRepository, SqlAlchemyProjectionStore
 from libs.db.unit_of_work import SqlAlchemyUnitOfWork
+from libs.seedwork.aggregate import DomainEvent
 
 
 class SqlAlchemyGateUnitOfWork(SqlAlchemyUnitOfWork):
@@ -18,3 +20,12 @@ class SqlAlchemyGateUnitOfWork(SqlAlchemyUnitOfWork):
 
     async def _flush(self) -> None:
         await self.intents.flush()
+
+    async def _write_outbox(self) -> list[DomainEvent]:
+        self._written = await super()._write_outbox()
+        return self._written
+
+    async def commit(self) -> None:
+        self._written = []
+        await super().commit()
+        count_decisions(self._written)  # committed: commit raises otherwise

@@ -53,7 +53,7 @@ CLOSE_CODES = {
 RESUMABLE = {WatchEnd.TOO_SLOW, WatchEnd.UNAVAILABLE, WatchEnd.ENDED, WatchEnd.GOING_AWAY, WatchEnd.INTERNAL}
 WATCHER_CLOSED = "client"  # the closes label of a socket its watcher closed (its own codes are not ours)
 
-SOCKETS = Gauge("whatlead_gateway_realtime_sockets", "Open /v1/realtime sockets")
+SOCKETS = Gauge("whatlead_gateway_realtime_sockets", "Open /v1/realtime sockets", multiprocess_mode="livesum")
 CLOSES = Counter(
     "whatlead_gateway_realtime_closes_total",
     "/v1/realtime sockets ended, by the close code the gateway sent (403: origin refused before the "

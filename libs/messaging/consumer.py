@@ -36,8 +36,10 @@ from libs.messaging.metrics import (
     CONSUMER_IGNORED,
     CONSUMER_OUTAGES,
     CONSUMER_PARKED,
+    report_consumer_lag,
 )
 from libs.messaging.tracing import start_consuming
+from libs.periodic import run_periodically
 from libs.seedwork.unit_of_work import InboxUnitOfWork
 from libs.stores import StoreOutages, outage_of
 
@@ -159,8 +161,10 @@ class DurableConsumer:
         transaction_per_batch: bool = False,
         linger: float = 0.0,
         outages: StoreOutages | None = None,
+        lag_interval: float = 10.0,
     ) -> None:
         self._service = service
+        self._lag_interval = lag_interval
         self._js = js
         self._stream = envelope.stream_name(subject_root, context)
         self._filter = envelope.context_events(subject_root, context)
@@ -422,7 +426,30 @@ class DurableConsumer:
             with contextlib.suppress(Exception):
                 await subscription.unsubscribe()
 
+    async def report_lag(self) -> None:
+        """Sets the lag gauges from JetStream's consumer info: what the durable has not been delivered yet,
+        and what it was delivered and has not acked."""
+        info = await self._js.consumer_info(self._stream, self._durable)
+        report_consumer_lag(self._service, self._durable, info.num_pending or 0, info.num_ack_pending or 0)
+
     async def run(self, stop: asyncio.Event) -> None:
+        """Consume until `stop`; beside it, report the lag every `lag_interval` seconds."""
+        lag = asyncio.create_task(
+            run_periodically(
+                stop,
+                self.report_lag,
+                every=self._lag_interval,
+                name="consumer lag check",
+                outages=self._outages,
+                log=log,
+            )
+        )
+        try:
+            await self._consume_until(stop)
+        finally:
+            lag.cancel()
+
+    async def _consume_until(self, stop: asyncio.Event) -> None:
         try:
             while not stop.is_set():
                 try:

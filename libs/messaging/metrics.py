@@ -1,5 +1,7 @@
 """Prometheus series of the messaging plumbing, labelled by service so one dashboard serves all."""
 
+from datetime import datetime
+
 from prometheus_client import Counter, Gauge
 
 OUTBOX_PUBLISHED = Counter(
@@ -20,8 +22,31 @@ OUTBOX_PARKED = Counter(
     "Outbox events parked for review after JetStream refused them max_attempts times (ADR 0031)",
     ["service"],
 )
+# Gauges read from a shared store (the database, JetStream): every process of a pod reads the same, so
+# in multiprocess mode (libs.metrics_endpoint) the most recent reading stands.
 OUTBOX_PENDING = Gauge(
-    "whatlead_outbox_pending", "Unpublished outbox rows seen by the last relay pass", ["service"]
+    "whatlead_outbox_pending",
+    "Unpublished outbox rows (parked ones aside), as of the last backlog check",
+    ["service"],
+    multiprocess_mode="mostrecent",
+)
+OUTBOX_OLDEST_AGE = Gauge(
+    "whatlead_outbox_oldest_age_seconds",
+    "Age of the oldest unpublished outbox row (parked ones aside), as of the last backlog check; 0 when none",
+    ["service"],
+    multiprocess_mode="mostrecent",
+)
+CONSUMER_PENDING = Gauge(
+    "whatlead_consumer_pending_messages",
+    "Messages of its stream a durable consumer has not been delivered yet (JetStream's num_pending)",
+    ["service", "consumer"],
+    multiprocess_mode="mostrecent",
+)
+CONSUMER_ACK_PENDING = Gauge(
+    "whatlead_consumer_ack_pending_messages",
+    "Messages delivered to a durable consumer and not acked yet (JetStream's num_ack_pending)",
+    ["service", "consumer"],
+    multiprocess_mode="mostrecent",
 )
 CONSUMER_HANDLED = Counter(
     "whatlead_events_handled_total", "Events a consumer applied and acked", ["service", "consumer", "type"]
@@ -51,3 +76,15 @@ CONSUMER_OUTAGES = Counter(
     "Batches handed back whole because a store was unavailable",
     ["service", "consumer"],
 )
+
+
+def report_outbox_backlog(service: str, pending: int, oldest: datetime | None, now: datetime) -> None:
+    """The outbox backlog as a relay's check found it: `oldest` the creation of the oldest waiting row."""
+    OUTBOX_PENDING.labels(service).set(pending)
+    OUTBOX_OLDEST_AGE.labels(service).set(max(0.0, (now - oldest).total_seconds()) if oldest else 0.0)
+
+
+def report_consumer_lag(service: str, consumer: str, pending: int, ack_pending: int) -> None:
+    """A durable consumer's lag as JetStream's consumer info gave it."""
+    CONSUMER_PENDING.labels(service, consumer).set(pending)
+    CONSUMER_ACK_PENDING.labels(service, consumer).set(ack_pending)

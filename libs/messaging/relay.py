@@ -32,14 +32,14 @@ from libs.messaging import envelope
 from libs.messaging.metrics import (
     OUTBOX_DUPLICATES,
     OUTBOX_PARKED,
-    OUTBOX_PENDING,
     OUTBOX_PUBLISH_ERRORS,
     OUTBOX_PUBLISHED,
+    report_outbox_backlog,
 )
 from libs.messaging.publisher import EventPublisher, OutgoingEvent
 from libs.messaging.streams import MAX_AGE_SECONDS
 from libs.messaging.tracing import publishing_span
-from libs.periodic import pause
+from libs.periodic import pause, run_periodically
 from libs.seedwork.clock import Clock
 from libs.stores import StoreOutages
 
@@ -70,8 +70,10 @@ class OutboxRelay:
         retention: timedelta = timedelta(days=1),
         inbox_retention: timedelta = timedelta(seconds=MAX_AGE_SECONDS) + timedelta(days=1),
         max_attempts: int = 5,
+        backlog_interval: float = 5.0,
     ) -> None:
         self._service = service
+        self._backlog_interval = backlog_interval
         self._sessions = sessions
         self._outbox = outbox
         self._inbox = inbox
@@ -222,6 +224,20 @@ class OutboxRelay:
                 or 0
             )
 
+    async def report_backlog(self) -> None:
+        """Sets the backlog's gauges: unpublished rows and the age of the oldest, from the table itself, so
+        they keep rising while passes fail (NATS away)."""
+        async with self._sessions() as session:
+            waiting = self._outbox.c.published_at.is_(None) & self._outbox.c.parked_at.is_(None)
+            count, oldest = (
+                await session.execute(
+                    select(func.count(), func.min(self._outbox.c.created_at))
+                    .select_from(self._outbox)
+                    .where(waiting)
+                )
+            ).one()
+        report_outbox_backlog(self._service, int(count or 0), oldest, self._clock.now())
+
     async def purge(self) -> None:
         """Housekeeping: published outbox rows are kept a while for inspection; inbox rows only as long as
         JetStream could still redeliver their event (the stream's max age), then both are removed."""
@@ -236,6 +252,23 @@ class OutboxRelay:
                 )
 
     async def run(self, stop: asyncio.Event) -> None:
+        """Publish until `stop`; beside it, check the backlog every `backlog_interval` seconds."""
+        backlog = asyncio.create_task(
+            run_periodically(
+                stop,
+                self.report_backlog,
+                every=self._backlog_interval,
+                name="outbox backlog check",
+                outages=self._outages,
+                log=log,
+            )
+        )
+        try:
+            await self._publish_until(stop)
+        finally:
+            backlog.cancel()
+
+    async def _publish_until(self, stop: asyncio.Event) -> None:
         backoff = 0.1
         passes = 0
         while not stop.is_set():
@@ -252,7 +285,6 @@ class OutboxRelay:
                 backoff = 0.1
                 passes += 1
                 if passes % 1000 == 1:
-                    OUTBOX_PENDING.labels(self._service).set(await self.pending_count())
                     await self.purge()
                 if published == self._batch_size:
                     self._flush_waiters[:0] = flushing  # more waiting: the next pass settles them

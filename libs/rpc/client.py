@@ -14,6 +14,7 @@ import grpc
 from grpc_health.v1.health_pb2 import HealthCheckRequest, HealthCheckResponse
 
 from libs import tracing
+from libs.rpc.metrics import ClientMetrics
 
 Request = TypeVar("Request")
 Response = TypeVar("Response")
@@ -159,8 +160,13 @@ def open_channel(
 ) -> grpc.aio.Channel:
     """A channel on the published service config. `default_deadline`: of a unary call that sets none (the
     config's timeout stays the most it gets). `credential`: presented on every call (the service
-    credential, for a service's calls to another). `options`: further gRPC channel arguments."""
-    interceptors: list[grpc.aio.ClientInterceptor] = [DefaultDeadline(default_deadline)]
+    credential, for a service's calls to another). `options`: further gRPC channel arguments. Its calls are
+    counted in the grpc_client_* series (libs.rpc.metrics)."""
+    # ClientMetrics first: what it times and counts includes the other interceptors' work.
+    interceptors: list[grpc.aio.ClientInterceptor] = [
+        *for_every_call(ClientMetrics()),
+        DefaultDeadline(default_deadline),
+    ]
     interceptors += tracing.grpc_client_interceptors()  # none when tracing is off
     if credential is not None:
         interceptors += for_every_call(PresentCredential(credential))

@@ -7,7 +7,6 @@ import asyncio
 import logging
 import os
 import socket
-import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar, cast
@@ -16,12 +15,12 @@ import grpc
 from google.rpc.code_pb2 import Code
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
-from prometheus_client import Counter, Histogram
 
 from libs import tracing
 from libs.rpc.access import NOBODY, MethodRule, service_rules
 from libs.rpc.auth import Authenticator
 from libs.rpc.errors import STORE_RETRY_DELAY, status_for, status_of
+from libs.rpc.metrics import ServerMetrics
 from libs.rpc.principal import reset_principal, set_principal
 from libs.rpc.reflection import enable_reflection
 from libs.rpc.validation import UndecodableRequest, refuse_invalid, tolerant
@@ -29,17 +28,6 @@ from libs.seedwork.errors import DomainError, PermissionDenied, Reason, Unauthen
 from libs.stores import StoreOutages
 
 log = logging.getLogger(__name__)
-
-RPC_HANDLED = Counter(
-    "whatlead_grpc_handled_total", "RPCs completed, by method and status code", ["method", "code"]
-)
-RPC_LATENCY = Histogram(
-    "whatlead_grpc_handling_seconds",
-    "Time spent handling an RPC",
-    ["method"],
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
-)
-
 
 # Clients ping every 30 s, with or without calls (libs.rpc.client.KEEPALIVE_OPTIONS): accept that rather
 # than answer GOAWAY "too many pings". A connection is asked to go away after 5 minutes (its open streams
@@ -85,7 +73,8 @@ FOREIGN_ORGANIZATION = "the caller may not act on this organization"
 class ServiceInterceptor(grpc.aio.ServerInterceptor):
     """Authenticates and authorizes every call of the server's own services (docs/security.md), refuses
     requests that break their contract before any use case runs, maps domain errors to status codes (never
-    leaking internals) and records per-method metrics. Health and reflection are not ours: left open."""
+    leaking internals). Health and reflection are not ours: left open. Its calls are counted by
+    libs.rpc.metrics.ServerMetrics, which stands before it and records the status it maps to."""
 
     def __init__(
         self,
@@ -143,20 +132,15 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
         if handler.unary_stream is not None:
             return _guard_stream(method, handler, outage, authenticator, rule)
         inner = cast("AsyncUnaryBehaviour[Request, Response]", handler.unary_unary)
-        latency = RPC_LATENCY.labels(method)
-        handled_ok = RPC_HANDLED.labels(method, grpc.StatusCode.OK.name)
         admit = _admission(authenticator, rule)
 
         async def guarded(request: Request, context: grpc.aio.ServicerContext[Request, Response]) -> Response:
-            started = time.perf_counter()
-            code = grpc.StatusCode.OK
             principal_token = None
             try:
                 principal_token = await admit(request, context)
                 refuse_invalid(method, request)
                 return await inner(request, context)
             except grpc.aio.AbortError:
-                code = context.code() or grpc.StatusCode.UNKNOWN
                 raise
             except Exception as exc:
                 code, details, trailing = _failure_status(exc, method, outage)
@@ -164,8 +148,6 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
             finally:
                 if principal_token is not None:
                     reset_principal(principal_token)
-                latency.observe(time.perf_counter() - started)
-                (handled_ok if code is grpc.StatusCode.OK else RPC_HANDLED.labels(method, code.name)).inc()
 
         return grpc.unary_unary_rpc_method_handler(
             guarded,
@@ -232,24 +214,18 @@ def _guard_stream(
 ) -> grpc.RpcMethodHandler[Request, Response]:
     """The same guard for a server-streaming method, whose behaviour writes with `context.write` (nothing
     per message passes through here). It may write bytes already serialized: a stream fanning one event
-    out to many watchers encodes it once. Counted once when the stream ends, with its status code; its
-    duration is not a handling time, so it stays out of the latency histogram."""
+    out to many watchers encodes it once."""
     inner = cast("AsyncStreamBehaviour[Request, Response]", handler.unary_stream)
     admit = _admission(authenticator, rule)
     serialize = handler.response_serializer
 
     async def guarded(request: Request, context: grpc.aio.ServicerContext[Request, Response]) -> None:
-        code = grpc.StatusCode.OK
         principal_token = None
         try:
             principal_token = await admit(request, context)
             refuse_invalid(method, request)
             await inner(request, context)
-        except asyncio.CancelledError:
-            code = grpc.StatusCode.CANCELLED  # the client left
-            raise
         except grpc.aio.AbortError:
-            code = context.code() or grpc.StatusCode.UNKNOWN
             raise
         except Exception as exc:
             code, details, trailing = _failure_status(exc, method, outage)
@@ -257,7 +233,6 @@ def _guard_stream(
         finally:
             if principal_token is not None:
                 reset_principal(principal_token)
-            RPC_HANDLED.labels(method, code.name).inc()
 
     def serialize_once(response: Response | bytes) -> bytes:
         if isinstance(response, bytes):
@@ -341,8 +316,10 @@ class GrpcServer:
         services = [binding.service_name for binding in self._bindings]
         self._servers = [
             grpc.aio.server(
+                # ServerMetrics first: it counts the status ServiceInterceptor ends each call with.
                 interceptors=[
-                    *tracing.grpc_server_interceptors(services),  # outermost: the span covers the guard
+                    ServerMetrics(),
+                    *tracing.grpc_server_interceptors(services),  # the span covers the guard
                     ServiceInterceptor(outage, authenticator=authenticator, services=services),
                 ],
                 options=options,

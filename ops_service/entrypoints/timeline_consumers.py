@@ -12,6 +12,7 @@ from google.protobuf.message import Message
 from ops_service.application.record_facts import FactsRecorded, RecordFactsHandler
 from ops_service.application.timeline_ports import TimelineUnitOfWork
 from ops_service.domain import execution_counts as counts
+from ops_service.domain.funnel import funnel_stage
 from ops_service.infrastructure import timeline_metrics as metrics
 from ops_service.infrastructure.timeline_mapping import EVENT_MODULES, event_types, record_from_event
 
@@ -43,8 +44,11 @@ def contexts() -> list[str]:
 def _count(result: FactsRecorded, committed: bool) -> None:
     if not committed:
         return
-    for record in result.recorded:
+    for record in result.recorded:  # new facts only: a redelivered one is not among them
         metrics.TIMELINE_FACTS.labels(record.recorded.subject.split(".", 1)[0]).inc()
+        stage = funnel_stage(record.fact)
+        if stage is not None:
+            metrics.FUNNEL.labels(stage).inc()
     for delta in result.counted:
         if delta.metric == counts.SUBMITTED or delta.metric == counts.APPROVED:
             metrics.INTENTS.labels(delta.metric).inc(delta.count)

@@ -11,6 +11,12 @@ TIMELINE_FACTS = Counter(
     "Events recorded in the timeline (each once: a redelivery is not counted), by the context publishing",
     ["context"],
 )
+FUNNEL = Counter(
+    "whatlead_funnel_total",
+    "Intents reaching each stage of the sending funnel (submitted, approved, sent, delivered, read, replied, "
+    "failed), each fact once",
+    ["stage"],
+)
 INTENTS = Counter(
     "whatlead_ops_intents_total",
     "Intents submitted (outcome submitted) and the Gate's decisions on them: approved, queued, blocked, "

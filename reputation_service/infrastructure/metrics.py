@@ -34,11 +34,13 @@ INSTANCES_BY_HEALTH = Gauge(
     "whatlead_reputation_instances_by_health",
     "Instances per health, as of the last periodic pass",
     ["health"],
+    multiprocess_mode="mostrecent",
 )
 INSTANCES_BY_PHASE = Gauge(
     "whatlead_reputation_instances_by_phase",
     "Instances per warm-up phase, as of the last periodic pass",
     ["phase"],
+    multiprocess_mode="mostrecent",
 )
 
 # Onboarding (ADR 0049).
@@ -53,7 +55,11 @@ CONNECTS = Counter(
     "ConnectInstance calls that reached a provider, by provider and outcome (ok, or the gRPC status name)",
     ["provider", "outcome"],
 )
-WATCHERS = Gauge("whatlead_reputation_instance_watchers", "WatchInstance streams open in this process")
+WATCHERS = Gauge(
+    "whatlead_reputation_instance_watchers",
+    "WatchInstance streams open in this process",
+    multiprocess_mode="livesum",
+)
 STATUS_CHECKS = Counter(
     "whatlead_reputation_status_checks_total",
     "Session status checks at the provider, by outcome (ok, unavailable, not_configured)",

@@ -44,6 +44,9 @@ class RelayOnAStoreThatFails(OutboxRelay):
         self.passes += 1
         raise self.error
 
+    async def report_backlog(self) -> None:  # the same store: the same outage
+        raise self.error
+
 
 async def still_down() -> None:
     raise ConnectionRefusedError

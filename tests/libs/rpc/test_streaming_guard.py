@@ -9,12 +9,13 @@ from typing import Any
 
 import grpc
 import pytest
+from prometheus_client import REGISTRY
 
 from libs.rpc.auth import Authenticator
 from libs.rpc.client import open_channel
 from libs.rpc.keys import KeyTable
 from libs.rpc.principal import current_principal
-from libs.rpc.server import RPC_HANDLED, GrpcServer, ServicerBinding
+from libs.rpc.server import GrpcServer, ServicerBinding
 from libs.seedwork.access import Role
 from libs.seedwork.errors import FailedPrecondition
 from libs.testing.services import install_key
@@ -23,7 +24,6 @@ from whatlead.ops.v1 import ops_pb2, ops_pb2_grpc
 
 TOKEN = "t" * 40
 ORG = "org-a"
-WATCH = "/whatlead.ops.v1.OpsService/WatchIntents"
 INTENT = "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"
 
 
@@ -105,7 +105,13 @@ async def counted_once_more(code: grpc.StatusCode, before: float) -> None:
 
 
 def handled(code: grpc.StatusCode) -> float:
-    return RPC_HANDLED.labels(WATCH, code.name)._value.get()
+    labels = {
+        "grpc_type": "server_stream",
+        "grpc_service": "whatlead.ops.v1.OpsService",
+        "grpc_method": "WatchIntents",
+        "grpc_code": code.name,
+    }
+    return REGISTRY.get_sample_value("grpc_server_handled_total", labels) or 0.0
 
 
 async def test_a_member_key_streams_its_own_organization_filled_in_and_bytes_arrive_as_messages(served):

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import grpc
 import pytest
 from google.protobuf import duration_pb2
+from prometheus_client import REGISTRY
 
 from libs.messaging import envelope
 from libs.seedwork.ids import new_id
@@ -17,6 +18,7 @@ from libs.testing.services import running_service
 from libs.testing.waiting import eventually
 from ops_service.bootstrap import build
 from ops_service.config import OpsSettings
+from ops_service.domain.funnel import STAGES
 from ops_service.entrypoints.timeline_consumers import DURABLE_PREFIX, contexts
 from tests.conftest import NATS_URL
 from tests.ops_service.story import PHONE, Story, build_story
@@ -57,6 +59,12 @@ async def _drained(js, root: str) -> None:
     await eventually(settled, timeout=20)
 
 
+def _funnel() -> dict[str, float]:
+    return {
+        stage: REGISTRY.get_sample_value("whatlead_funnel_total", {"stage": stage}) or 0.0 for stage in STAGES
+    }
+
+
 async def _timeline(stub, story: Story) -> list[ops_pb2.TimelineEntry]:
     response = await stub.GetIntentTimeline(
         ops_pb2.GetIntentTimelineRequest(organization_id=story.org, intent_id=story.intent)
@@ -68,8 +76,10 @@ async def test_the_timeline_of_an_intent_is_every_fact_of_its_life_in_order_once
     stub, jetstream, subject_root
 ):
     story = build_story(datetime.now(UTC) - timedelta(minutes=5))
+    funnel_before = _funnel()
     await _published(jetstream, subject_root, story)
     await _drained(jetstream, subject_root)
+    funnel = {stage: _funnel()[stage] - funnel_before[stage] for stage in STAGES}
 
     entries = await _timeline(stub, story)
     assert [entry.event_id for entry in entries] == story.timeline
@@ -97,6 +107,12 @@ async def test_the_timeline_of_an_intent_is_every_fact_of_its_life_in_order_once
     await _published(jetstream, subject_root, story, again=True)
     await _drained(jetstream, subject_root)
     assert [entry.event_id for entry in await _timeline(stub, story)] == story.timeline
+    # The sending funnel on /metrics, every organization's (the other's intent too): each fact once, the
+    # re-sends not at all.
+    assert funnel == {
+        "submitted": 3, "approved": 2, "sent": 2, "delivered": 1, "read": 1, "replied": 3, "failed": 1,
+    }  # fmt: skip
+    assert {stage: _funnel()[stage] - funnel_before[stage] for stage in STAGES} == funnel
 
     # Metrics from the same facts, counted once.
     response = await stub.GetExecutionMetrics(ops_pb2.GetExecutionMetricsRequest(organization_id=story.org))
