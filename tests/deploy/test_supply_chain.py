@@ -208,19 +208,23 @@ PROVIDERS = importlib.metadata.packages_distributions()
 
 
 @functools.cache
-def distribution_of(module: str) -> str | None:
-    """The installed distribution that provides `module`; for a namespace shared by several (google.*), the
-    one whose files hold the module's package."""
-    top = module.split(".")[0]
-    candidates = PROVIDERS.get(top, [])
-    if len(set(candidates)) > 1:
-        prefix = "/".join(module.split(".")[:2])
-        candidates = [
+def distributions_of(module: str) -> frozenset[str]:
+    """The installed distributions that may provide `module`. For a namespace shared by several (google.*,
+    opentelemetry.*), those whose files hold the deepest package of the module's path: one for
+    `opentelemetry.sdk.trace`, every sharer for a bare `from opentelemetry import trace`."""
+    parts = module.split(".")
+    candidates = set(PROVIDERS.get(parts[0], []))
+    for depth in range(len(parts), 1, -1):
+        prefix = "/".join(parts[:depth])
+        holding = {
             name
             for name in candidates
             if any(str(file).startswith(prefix) for file in importlib.metadata.files(name) or [])
-        ]
-    return canonicalize_name(candidates[0]) if candidates else None
+        }
+        if holding:
+            candidates = holding
+            break
+    return frozenset(canonicalize_name(name) for name in candidates)
 
 
 def unlisted_imports(files: Iterable[Path], allowed: set[str]) -> list[str]:
@@ -230,10 +234,12 @@ def unlisted_imports(files: Iterable[Path], allowed: set[str]) -> list[str]:
             top = module.split(".")[0]
             if top in sys.stdlib_module_names or top in FIRST_PARTY:
                 continue
-            distribution = distribution_of(module)
-            if distribution not in allowed:
+            distributions = distributions_of(module)
+            if not distributions & allowed:
                 where = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
-                problems.append(f"{where} imports {module} ({distribution or 'not installed'})")
+                problems.append(
+                    f"{where} imports {module} ({', '.join(sorted(distributions)) or 'not installed'})"
+                )
     return problems
 
 
