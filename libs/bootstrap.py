@@ -88,5 +88,5 @@ async def open_infrastructure(
     # Calls are answered only once the current keys are known: a key issued before this start must work.
     keys = KeyDirectoryWatcher(nats, js, settings.subject_root, KeyTable())
     await keys.load()
-    authenticator = Authenticator(keys.table, settings.service_credential())
+    authenticator = Authenticator(keys.table, settings.accepted_service_credentials())
     return Infrastructure(service, engine, sessions, nats, js, relay, outages, keys, authenticator)

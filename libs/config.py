@@ -9,6 +9,10 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SERVICE_TOKEN_ENV = "WHATLEAD_SERVICE_TOKEN"
+# Accepted beside the service token, never presented: what lets a rotation go without a refused call
+# (docs/operations.md, "Rotate secrets").
+SERVICE_TOKEN_ALSO_ACCEPTED_ENV = "WHATLEAD_SERVICE_TOKEN_ALSO_ACCEPTED"
+UNPREFIXED = {SERVICE_TOKEN_ENV, SERVICE_TOKEN_ALSO_ACCEPTED_ENV}
 MIN_SERVICE_TOKEN_LENGTH = 32
 
 # Use these in subclasses too: a plain `int` default there would drop the range check.
@@ -32,8 +36,11 @@ class ProcessSettings(BaseSettings):
     # The deployment's service credential (docs/security.md), one for every process, so no prefix: what
     # this process presents to the others, and accepts from them. Unset: it refuses service-only calls.
     service_token: SecretStr | None = Field(default=None, validation_alias=SERVICE_TOKEN_ENV)
+    service_token_also_accepted: SecretStr | None = Field(
+        default=None, validation_alias=SERVICE_TOKEN_ALSO_ACCEPTED_ENV
+    )
 
-    @field_validator("service_token")
+    @field_validator("service_token", "service_token_also_accepted")
     @classmethod
     def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
         if value is None or not value.get_secret_value():
@@ -44,6 +51,12 @@ class ProcessSettings(BaseSettings):
 
     def service_credential(self) -> str | None:
         return self.service_token.get_secret_value() if self.service_token is not None else None
+
+    def accepted_service_credentials(self) -> list[str]:
+        """What this process accepts as the service credential: its own, and the one also accepted while a
+        rotation is under way."""
+        tokens = (self.service_token, self.service_token_also_accepted)
+        return [token.get_secret_value() for token in tokens if token is not None]
 
     @field_validator("nats_url")
     @classmethod
@@ -62,7 +75,7 @@ class ProcessSettings(BaseSettings):
             lines = [f"invalid configuration for {cls.__name__}:"]
             for error in exc.errors():
                 name = "_".join(str(part) for part in error["loc"]).upper()
-                name = name if name == SERVICE_TOKEN_ENV else prefix + name
+                name = name if name in UNPREFIXED else prefix + name
                 lines.append(f"  {name}: {error['msg']}")
             print("\n".join(lines), file=sys.stderr)
             raise SystemExit(2) from None

@@ -23,13 +23,18 @@ SERVICE = Principal.service()
 
 
 class Authenticator:
-    """`keys`: the key table a directory watcher keeps current. `service_token`: the deployment's service
-    credential; None refuses every call that presents one (a process started without it)."""
+    """`keys`: the key table a directory watcher keeps current. `service_tokens`: the deployment's service
+    credential (two while it is being rotated); none refuses every call that presents one (a process
+    started without it)."""
 
-    def __init__(self, keys: KeyTable, service_token: str | None) -> None:
+    def __init__(self, keys: KeyTable, service_tokens: str | Iterable[str] | None) -> None:
         self.keys = keys
+        if isinstance(service_tokens, str):
+            service_tokens = [service_tokens]
         # Compared as hashes: compare_digest then compares equal lengths, so not even the length leaks.
-        self._service_digest = hashlib.sha256(service_token.encode()).digest() if service_token else None
+        self._service_digests = [
+            hashlib.sha256(token.encode()).digest() for token in service_tokens or () if token
+        ]
 
     def authenticate(self, metadata: Iterable[tuple[str, Any]] | None) -> Principal | None:
         """The caller the metadata proves, or None."""
@@ -42,11 +47,10 @@ class Authenticator:
                 return record.principal
             return None
         # Not a key of the table (a service credential may look like one): the service credential, or no one.
-        if self._service_digest is not None and hmac.compare_digest(
-            hashlib.sha256(credential.encode()).digest(), self._service_digest
-        ):
-            return SERVICE
-        return None
+        digest = hashlib.sha256(credential.encode()).digest()
+        # Every accepted token is compared, so the time taken does not tell which one matched.
+        matches = [hmac.compare_digest(digest, accepted) for accepted in self._service_digests]
+        return SERVICE if any(matches) else None
 
 
 def bearer(metadata: Iterable[tuple[str, Any]] | None) -> str | None:

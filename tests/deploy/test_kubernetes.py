@@ -22,7 +22,7 @@ import yaml
 from executor_service.config import ExecutorSettings
 from gate_service.config import GateSettings
 from gateway.config import GatewaySettings
-from libs.config import SERVICE_TOKEN_ENV, ProcessSettings
+from libs.config import SERVICE_TOKEN_ALSO_ACCEPTED_ENV, SERVICE_TOKEN_ENV, ProcessSettings
 from ops_service.config import OpsSettings
 from reputation_service.config import ReputationSettings
 from tests.deploy.kustomize import (
@@ -417,7 +417,7 @@ def secret_keys(settings: type[ProcessSettings]) -> set[str]:
     names: set[str] = set()
     for field_name, field in settings.model_fields.items():
         annotation = repr(field.annotation)
-        if field_name == "service_token":
+        if field_name.startswith("service_token"):
             continue  # one Secret for every service
         holds_secret = field_name == "database_url" or "SecretStr" in annotation
         is_provider_endpoint = field_name.endswith(("_api_key", "_url")) and field_name not in NOT_PROVIDERS
@@ -435,6 +435,7 @@ def test_the_example_secrets_name_every_secret_a_service_reads(service: str, bas
     missing = secret_keys(SETTINGS[service]) - keys
     assert not missing, f"{service} reads {sorted(missing)}, which no example Secret of it names"
     assert (SERVICE_TOKEN_ENV in keys) == (service in GRPC_SERVICES)
+    assert (SERVICE_TOKEN_ALSO_ACCEPTED_ENV in keys) == (service in GRPC_SERVICES)
     config = env_of(base, container)
     assert not secret_keys(SETTINGS[service]) & set(config), "secrets belong in Secrets, not the ConfigMap"
 
@@ -455,7 +456,7 @@ def test_each_service_accepts_its_rendered_configuration(
     settings_type = SETTINGS[service]
     prefix = prefix_of(service)
     for name in list(os.environ):
-        if name.startswith(prefix) or name == SERVICE_TOKEN_ENV:
+        if name.startswith(prefix) or name in (SERVICE_TOKEN_ENV, SERVICE_TOKEN_ALSO_ACCEPTED_ENV):
             monkeypatch.delenv(name)
     for name, value in environment.items():
         monkeypatch.setenv(name, str(value))

@@ -120,6 +120,38 @@ def test_a_service_credential_shorter_than_32_characters_is_refused_at_start(mon
     assert GateSettings().service_credential() is None
 
 
+def test_a_rotation_accepts_the_token_also_accepted_and_presents_only_the_current_one(monkeypatch):
+    """The three restarts of a rotation (docs/operations.md): every process accepts the old and the new
+    token while either may still be presented, so no call between old and new pods is refused."""
+    old, new = "o" * 40, "n" * 40
+    monkeypatch.setenv("WHATLEAD_SERVICE_TOKEN", old)
+    monkeypatch.setenv("WHATLEAD_SERVICE_TOKEN_ALSO_ACCEPTED", new)
+    first = GateSettings()  # 1: the new token accepted everywhere, the old one still presented
+    monkeypatch.setenv("WHATLEAD_SERVICE_TOKEN", new)
+    monkeypatch.setenv("WHATLEAD_SERVICE_TOKEN_ALSO_ACCEPTED", old)
+    second = GateSettings()  # 2: the new one presented, the old one still accepted
+    monkeypatch.delenv("WHATLEAD_SERVICE_TOKEN_ALSO_ACCEPTED")
+    third = GateSettings()  # 3: the old one forgotten
+
+    assert [first.service_credential(), second.service_credential(), third.service_credential()] == [
+        old,
+        new,
+        new,
+    ]
+    for settings in (first, second):
+        authenticator = Authenticator(KeyTable(), settings.accepted_service_credentials())
+        assert authenticator.authenticate(metadata(old)) == SERVICE
+        assert authenticator.authenticate(metadata(new)) == SERVICE
+        assert authenticator.authenticate(metadata("x" * 40)) is None
+    assert Authenticator(KeyTable(), third.accepted_service_credentials()).authenticate(metadata(old)) is None
+
+
+def test_a_token_also_accepted_shorter_than_32_characters_is_refused_at_start(monkeypatch):
+    monkeypatch.setenv("WHATLEAD_SERVICE_TOKEN_ALSO_ACCEPTED", "x" * 31)
+    with pytest.raises(ValidationError, match="at least 32 characters"):
+        GateSettings()
+
+
 def test_a_directory_entry_becomes_a_record_with_the_role_by_name_and_revocation():
     issued = issue_key()
     created = ops_events_pb2.ApiKeyCreated(
