@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -156,34 +157,68 @@ def launcher_environment(offset: int, data: Path) -> dict[str, str]:
     }
 
 
+# Every port `make run` listens on before its offset (deploy/local/stack.py): NATS, PostgreSQL, Redis, the
+# gateway, the simulator, then each service's gRPC and metrics ports.
+STACK_PORTS = (4322, 5433, 6380, 8080, 8090, 50051, 50052, 50053, 50054, 9101, 9102, 9103, 9104)
+START_ATTEMPTS = 3
+
+
+def bindable(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def free_offset() -> int:
+    """An offset at which every port of the stack is free now. The gRPC ports land in the kernel's range
+    of ephemeral ports, so any outgoing connection of another test may hold one."""
+    while True:
+        offset = 1000 * (1 + secrets.randbelow(12))  # keeps every port below 65536
+        if all(bindable(port + offset) for port in STACK_PORTS):
+            return offset
+
+
+def start_stack(data: Path) -> tuple[subprocess.Popen[str], int, list[str]]:
+    """The launcher, its offset and its output, once it printed that the stack is ready. A port taken
+    between the check and the bind (by an outgoing connection elsewhere) costs a new start elsewhere."""
+    for attempt in range(1, START_ATTEMPTS + 1):
+        offset = free_offset()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "deploy.local"],
+            cwd=ROOT,
+            env=launcher_environment(offset, data),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        output: list[str] = []
+        deadline = time.monotonic() + 120
+        assert process.stdout is not None
+        while time.monotonic() < deadline:
+            line = process.stdout.readline()
+            if not line:
+                break
+            output.append(line.rstrip())
+            if READY_LINE in line:
+                return process, offset, output
+        stop(process)
+        logs = "\n".join(f"--- {p.name}\n{p.read_text()[-2000:]}" for p in (data / "logs").glob("*.log"))
+        if "Failed to bind" in logs and attempt < START_ATTEMPTS:
+            shutil.rmtree(data, ignore_errors=True)
+            continue
+        pytest.fail("stack did not become ready:\n" + "\n".join(output) + "\n" + logs)
+    raise AssertionError("unreachable")
+
+
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[Stack]:
     if not Path("/proc/self/stat").exists():
         pytest.skip("finds the stack's processes through /proc")
-    offset = 1000 * (1 + secrets.randbelow(12))  # keeps every port below 65536
     data = tmp_path / "data"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "deploy.local"],
-        cwd=ROOT,
-        env=launcher_environment(offset, data),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    output: list[str] = []
-    deadline = time.monotonic() + 120
-    assert process.stdout is not None
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line:
-            break
-        output.append(line.rstrip())
-        if READY_LINE in line:
-            break
-    if not any(READY_LINE in line for line in output):
-        stop(process)
-        logs = "\n".join(f"--- {p.name}\n{p.read_text()[-2000:]}" for p in (data / "logs").glob("*.log"))
-        pytest.fail("stack did not become ready:\n" + "\n".join(output) + "\n" + logs)
+    process, offset, output = start_stack(data)
     yield Stack(process, offset, output, data)
     stop(process)
 
