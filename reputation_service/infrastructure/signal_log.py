@@ -50,6 +50,9 @@ class SqlAlchemySignalLog:
         if not signals:
             return set()
         recorded_at = self._clock.now()
+        # In fact-key order: two batches (another process's consumer) reporting the same facts never wait
+        # on each other's index entries in a circle.
+        signals = sorted(signals, key=lambda s: s.fact_key)
         # One array per column, not a bind parameter per value: building and parsing a multi-row VALUES of
         # thousands of parameters was most of what a batch cost the database driver.
         result = await self._session.execute(
@@ -92,12 +95,14 @@ class SqlAlchemySignalLog:
                 "first_seen_at": _utc(first_seen_at),
             },
         )
-        pair = tuple_(signal_messages.c.instance_id, signal_messages.c.message_key)
+        # The keys as two arrays again, not a row-value IN of two parameters each: building and parsing
+        # that list was the batch's costliest statement for the driver.
         rows = await self._session.execute(
-            select(signal_messages)
-            .where(pair.in_(ordered))
-            .order_by(signal_messages.c.instance_id, signal_messages.c.message_key)
-            .with_for_update()
+            _LOCK_MESSAGES,
+            {
+                "instance_id": [instance_id for instance_id, _ in ordered],
+                "message_key": [key for _, key in ordered],
+            },
         )
         return {(row.instance_id, row.message_key): _to_message(row) for row in rows}
 
@@ -268,6 +273,14 @@ _CLAIM_MESSAGES = text(
     " FROM unnest(CAST(:instance_id AS text[]), CAST(:message_key AS text[])) WITH ORDINALITY"
     " AS m(instance_id, message_key, position) ORDER BY position ON CONFLICT DO NOTHING"
 ).bindparams(bindparam("first_seen_at", type_=DateTime(timezone=True)))
+_LOCK_MESSAGES = text(
+    "SELECT "
+    + ", ".join(f"signal_messages.{column.name}" for column in signal_messages.c)
+    + " FROM signal_messages"
+    " JOIN unnest(CAST(:instance_id AS text[]), CAST(:message_key AS text[])) AS k(instance_id, message_key)"
+    " ON signal_messages.instance_id = k.instance_id AND signal_messages.message_key = k.message_key"
+    " ORDER BY signal_messages.instance_id, signal_messages.message_key FOR UPDATE OF signal_messages"
+).columns(*signal_messages.c)
 _MESSAGE_ARRAYS = (
     ("instance_id", "text"),
     ("message_key", "text"),
