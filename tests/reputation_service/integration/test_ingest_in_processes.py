@@ -70,7 +70,7 @@ def signals_counted_by(metrics_dir: Path, scratch: Path) -> dict[int, float]:
         alone.mkdir()
         shutil.copy(path, alone / path.name)
         registry = CollectorRegistry()
-        MultiProcessCollector(registry, path=str(alone))  # type: ignore[no-untyped-call]
+        MultiProcessCollector(registry, path=str(alone))
         found[pid] = sum(
             sample.value
             for metric in registry.collect()
