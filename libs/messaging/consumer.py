@@ -61,6 +61,14 @@ class BatchEventHandler(Protocol):
 
 
 @runtime_checkable
+class SelectiveHandler(Protocol):
+    """A handler that uses only some events of its type (by their content): the others are acked without
+    a transaction or an inbox row, as a type no handler uses is. Applying them would change nothing."""
+
+    def concerns(self, event: Any) -> bool: ...
+
+
+@runtime_checkable
 class BatchInbox(Protocol):
     """A unit of work that records many inbox rows in one statement."""
 
@@ -270,9 +278,15 @@ class DurableConsumer:
                 ignored.append(msg)
                 continue
             try:
-                deliveries.append(self._decode(msg))
+                delivery = self._decode(msg)
             except Exception as exc:  # it will never decode: retrying cannot help
                 await self._park(in_flight, msg, type_name, headers.get(envelope.MSG_ID_HEADER, ""), exc)
+                continue
+            handler = self._handlers[type_name]
+            if isinstance(handler, SelectiveHandler) and not handler.concerns(delivery.event):
+                ignored.append(msg)
+            else:
+                deliveries.append(delivery)
         if ignored:
             CONSUMER_IGNORED.labels(self._service, self._durable).inc(len(ignored))
             await in_flight.ack(ignored)
