@@ -181,6 +181,11 @@ class DurableConsumer:
         self._filter = envelope.context_events(subject_root, context)
         self._durable = durable
         self._handlers = {cls.DESCRIPTOR.full_name: handler for cls, handler in handlers.items()}
+        # Checked once here: isinstance against a runtime protocol is too slow to ask per message.
+        self._concerns: dict[str, Callable[[Any], bool]] = {}
+        for name, handler in self._handlers.items():
+            if isinstance(handler, SelectiveHandler):
+                self._concerns[name] = handler.concerns
         self._uow_factory = uow_factory
         self._batch_size = batch_size
         self._fetch_timeout = fetch_timeout
@@ -282,8 +287,8 @@ class DurableConsumer:
             except Exception as exc:  # it will never decode: retrying cannot help
                 await self._park(in_flight, msg, type_name, headers.get(envelope.MSG_ID_HEADER, ""), exc)
                 continue
-            handler = self._handlers[type_name]
-            if isinstance(handler, SelectiveHandler) and not handler.concerns(delivery.event):
+            concerns = self._concerns.get(type_name)
+            if concerns is not None and not concerns(delivery.event):
                 ignored.append(msg)
             else:
                 deliveries.append(delivery)

@@ -101,7 +101,9 @@ async def handler(event: Any, uow: StoreUnitOfWork) -> None:
     uow.written.append(event.meta.event_id)
 
 
-def consumer(store: Store, subscription: FakeSubscription, **options: Any) -> DurableConsumer:
+def consumer(
+    store: Store, subscription: FakeSubscription, *, handler: Any = handler, **options: Any
+) -> DurableConsumer:
     made = DurableConsumer(
         service="test",
         js=NATS().jetstream(),  # never connected: the subscription is set below
@@ -259,8 +261,9 @@ async def test_events_a_selective_handler_does_not_concern_are_acked_without_a_t
         return [FakeMsg(executor_events_pb2.MessageSent(meta=meta(organization, f"i-{i}"))) for i in range(n)]
 
     others = sends("other", 4)
-    selective = consumer(store, FakeSubscription(others), transaction_per_batch=True)
-    selective._handlers = {SENT: SentOfOneOrganization("org")}
+    selective = consumer(
+        store, FakeSubscription(others), transaction_per_batch=True, handler=SentOfOneOrganization("org")
+    )
 
     assert await selective.process_batch() == 4
     assert store.transactions == 0 and store.calls == []  # no inbox row, no handler call
