@@ -27,7 +27,13 @@
    gateway stream, for BENCH_REPUTATION_MESSAGES messages over 10 new instances, already in JetStream;
    then the service's loops (bootstrap.assemble, in this process, as executor_throughput runs the
    Executor: the two consumers, and beside them the evaluator, the relay and the pruner) run until every
-   counter is committed (polled every 100 ms in the hour buckets).
+   counter is committed (polled every 100 ms in the hour buckets). Then the same through
+   `python -m reputation_service` with REPUTATION_PROCESSES=1 and 2 (the launcher, libs/processes.py: that
+   many processes pulling from the same durable consumers), each on new instances and streams: the events
+   wait in JetStream, the processes start while the bench holds the inbox table locked (every consumer's
+   first write), and the clock starts when all are ready and the lock is let go. Beside each rate, the CPU
+   each process on the box spent meanwhile (from /proc): the reputation processes, PostgreSQL,
+   nats-server, the bench, the rest.
 
 Quick run: BENCH_REPUTATION_LOG=100000 BENCH_REPUTATION_MESSAGES=2000 BENCH_EXECUTOR_JOBS=1000. Every
 run uses its own databases and stream roots and removes them.
