@@ -1,19 +1,13 @@
 import asyncio
-import sys
 from pathlib import Path
 
 import uvloop
 
 from gate_service.bootstrap import build
 from gate_service.config import GateSettings
-from gate_service.entrypoints.processes import run_processes
 from libs.runtime import ServiceDefinition, main
-
-MIGRATIONS = Path(__file__).parent / "migrations"
 
 # uvloop: the Redis, PostgreSQL and NATS sockets of every decision cost less loop overhead (ADR 0011).
 asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-settings = GateSettings.load()
-if settings.processes > 1 and sys.argv[1:] in ([], ["serve"]):
-    sys.exit(run_processes(settings, MIGRATIONS))
-main(ServiceDefinition("gate_service", GateSettings, build, MIGRATIONS))
+# GATE_PROCESSES > 1: this process launches that many servers on the port (libs/processes.py).
+main(ServiceDefinition("gate_service", GateSettings, build, Path(__file__).parent / "migrations"))

@@ -8,10 +8,11 @@ from pydantic import Field, field_validator
 
 from gate_service.domain.policies import ContactPolicy, GatePolicies, WarmupPhase, phase_policies_with
 from libs.config import ConsumingServiceSettings, settings_config
+from libs.processes import ProcessesSettings
 from libs.seedwork.errors import InvalidArgument
 
 
-class GateSettings(ConsumingServiceSettings):
+class GateSettings(ConsumingServiceSettings, ProcessesSettings):
     """Environment variables prefixed GATE_ (e.g. GATE_DATABASE_URL, GATE_REDIS_URL)."""
 
     model_config = settings_config("GATE_")
@@ -58,10 +59,6 @@ class GateSettings(ConsumingServiceSettings):
     # intents/s, 0.03 s (about three decisions a pass) costs the Gate ~0.3 ms of CPU per decision less than
     # 0.01 s (one a pass) and adds ~20 ms to approved→job created; under load passes fill either way.
     relay_wake_delay_seconds: float = Field(default=0.03, ge=0, le=1)
-    # Gate processes sharing the gRPC port (SO_REUSEPORT), each with its own event loop; metrics of all
-    # on METRICS_PORT when PROMETHEUS_MULTIPROC_DIR is set (libs/metrics_endpoint.py), else on
-    # METRICS_PORT, METRICS_PORT+1, ... One per core is the useful most (ADR 0011).
-    processes: int = Field(default=1, ge=1, le=64)
     # The Gate's hot path batches concurrent calls; more acceptors let more of them in at once (ADR 0011).
     grpc_acceptors: int = Field(default=16, ge=1, le=64)
 

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import signal
+import sys
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +16,7 @@ from libs.config import ServiceSettings
 from libs.db.migrations import upgrade
 from libs.logs import configure_logging
 from libs.metrics_endpoint import serve_metrics
+from libs.processes import ProcessesSettings, run_processes
 from libs.rpc.auth import Authenticator
 from libs.rpc.server import GrpcServer, ServicerBinding
 from libs.stores import StoreOutages
@@ -93,6 +95,8 @@ def main(definition: ServiceDefinition[S]) -> None:
     parser.add_argument("command", nargs="?", default="serve", choices=["serve", "migrate"])
     args = parser.parse_args()
     settings = definition.settings_type.load()
+    if args.command == "serve" and isinstance(settings, ProcessesSettings) and settings.processes > 1:
+        sys.exit(run_processes(definition.name, settings, settings.processes, definition.migrations_dir))
     configure_logging(definition.name, settings.log_level)
     configure_tracing(definition.name)  # off unless OTEL_TRACES_EXPORTER is set (docs/tracing.md)
     if args.command == "migrate" or settings.migrate_on_start:

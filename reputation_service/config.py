@@ -6,10 +6,11 @@ from typing import Any
 from pydantic import Field, SecretStr, model_validator
 
 from libs.config import ConsumingServiceSettings, Port, settings_config
+from libs.processes import ProcessesSettings
 from libs.providers.settings import ProviderEndpointSettings
 
 
-class ReputationSettings(ConsumingServiceSettings, ProviderEndpointSettings):
+class ReputationSettings(ConsumingServiceSettings, ProviderEndpointSettings, ProcessesSettings):
     """Environment variables prefixed REPUTATION_ (e.g. REPUTATION_DATABASE_URL).
 
     Onboarding (ConnectInstance) calls each instance's provider at REPUTATION_<PROVIDER>_URL with

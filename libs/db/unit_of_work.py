@@ -101,7 +101,8 @@ class SqlAlchemyUnitOfWork:
         now = self._clock.now()
         # The ids as one array parameter, not a row of parameters each: a large batch stays one short
         # statement for the driver to build and the server to parse.
-        ids = func.unnest(bindparam("event_ids", list(event_ids), type_=ARRAY(String)))
+        # In one order: two processes given the same redelivered events never wait on each other's rows.
+        ids = func.unnest(bindparam("event_ids", sorted(set(event_ids)), type_=ARRAY(String)))
         statement = (
             pg_insert(inbox)
             .from_select(

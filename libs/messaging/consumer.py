@@ -61,6 +61,14 @@ class BatchEventHandler(Protocol):
 
 
 @runtime_checkable
+class SelectiveHandler(Protocol):
+    """A handler that uses only some events of its type (by their content): the others are acked without
+    a transaction or an inbox row, as a type no handler uses is. Applying them would change nothing."""
+
+    def concerns(self, event: Any) -> bool: ...
+
+
+@runtime_checkable
 class BatchInbox(Protocol):
     """A unit of work that records many inbox rows in one statement."""
 
@@ -133,7 +141,10 @@ class _InFlight:
 
     async def ack(self, messages: Sequence[Any]) -> None:
         self._settled.update(map(id, messages))
-        await asyncio.gather(*(msg.ack() for msg in messages))
+        # One after the other, not gathered: an ack only queues a publish on the connection, and a task
+        # per message cost more than the acks themselves (about 7% of a batch's CPU in the ingest bench).
+        for msg in messages:
+            await msg.ack()
 
     async def nak(self, messages: Sequence[Any], delay: float) -> None:
         self._settled.update(map(id, messages))
@@ -170,6 +181,11 @@ class DurableConsumer:
         self._filter = envelope.context_events(subject_root, context)
         self._durable = durable
         self._handlers = {cls.DESCRIPTOR.full_name: handler for cls, handler in handlers.items()}
+        # Checked once here: isinstance against a runtime protocol is too slow to ask per message.
+        self._concerns: dict[str, Callable[[Any], bool]] = {}
+        for name, handler in self._handlers.items():
+            if isinstance(handler, SelectiveHandler):
+                self._concerns[name] = handler.concerns
         self._uow_factory = uow_factory
         self._batch_size = batch_size
         self._fetch_timeout = fetch_timeout
@@ -267,9 +283,15 @@ class DurableConsumer:
                 ignored.append(msg)
                 continue
             try:
-                deliveries.append(self._decode(msg))
+                delivery = self._decode(msg)
             except Exception as exc:  # it will never decode: retrying cannot help
                 await self._park(in_flight, msg, type_name, headers.get(envelope.MSG_ID_HEADER, ""), exc)
+                continue
+            concerns = self._concerns.get(type_name)
+            if concerns is not None and not concerns(delivery.event):
+                ignored.append(msg)
+            else:
+                deliveries.append(delivery)
         if ignored:
             CONSUMER_IGNORED.labels(self._service, self._durable).inc(len(ignored))
             await in_flight.ack(ignored)

@@ -19,7 +19,7 @@ from typing import cast
 import nats.errors
 from nats.aio.client import Client
 from nats.js import JetStreamContext
-from nats.js.errors import BucketNotFoundError
+from nats.js.errors import BadRequestError, BucketNotFoundError
 from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 
 from libs.rpc.keys import KeyRecord, KeyTable
@@ -39,7 +39,13 @@ async def ensure_key_directory(js: JetStreamContext, root: str) -> KeyValue:
     try:
         return await js.key_value(name)
     except BucketNotFoundError:
+        pass
+    try:
         return await js.create_key_value(bucket=name, history=1, description="WhatLead API keys, by prefix")
+    except BadRequestError:
+        # Another process created it between our look and our create (processes of one pod start together:
+        # JetStream answers "subjects overlap with an existing stream"): theirs is the one.
+        return await js.key_value(name)
 
 
 async def put_key(directory: KeyValue, record: ops_events_pb2.ApiKeyCreated) -> None:

@@ -58,7 +58,7 @@ CONSUMER_DUPLICATES = Counter(
 )
 CONSUMER_IGNORED = Counter(
     "whatlead_events_ignored_total",
-    "Events acked without a handler (types this consumer does not use)",
+    "Events acked without a handler (types this consumer does not use, or events its handler does not)",
     ["service", "consumer"],
 )
 CONSUMER_FAILURES = Counter(

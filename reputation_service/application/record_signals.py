@@ -21,6 +21,8 @@ from reputation_service.domain.signals import (
     fact_key,
 )
 
+_ANSWERED = Counts(answered=1)  # a send answered (by its delivery, read or failure); the same every time
+
 
 @dataclass(frozen=True, kw_only=True)
 class Observation:
@@ -129,7 +131,7 @@ class RecordSignalsHandler:
                 self._correlate(messages[key], signal, observation, deltas, latencies)
             elif signal.kind is SignalKind.MESSAGE_SENT:
                 # A send whose provider named no message cannot meet its receipts: never a soft failure.
-                deltas.add(signal.instance_id, signal.occurred_at, Counts(answered=1))
+                deltas.add(signal.instance_id, signal.occurred_at, _ANSWERED)
         await uow.signals.save_messages(list(changed.values()))
         await uow.signals.set_ack_latencies(latencies)
         await uow.signals.add_counts(deltas)
@@ -201,7 +203,7 @@ class RecordSignalsHandler:
             case _:
                 correlation = tracked.read_or_failed()
         if correlation.answered_send_at is not None:
-            deltas.add(signal.instance_id, correlation.answered_send_at, Counts(answered=1))
+            deltas.add(signal.instance_id, correlation.answered_send_at, _ANSWERED)
         if correlation.latency_ms is not None and correlation.delivered_at is not None:
             deltas.add(
                 signal.instance_id, correlation.delivered_at, Counts.of_latency(correlation.latency_ms)

@@ -23,6 +23,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from enum import IntEnum, StrEnum
+from functools import cache, lru_cache
 from typing import Any
 
 from libs.seedwork.errors import InvariantViolated, duration_text
@@ -261,14 +262,20 @@ class Counts:
 
     @classmethod
     def of_kind(cls, kind: SignalKind) -> Counts:
-        values: dict[str, Any] = {_KIND_COUNTER[kind]: 1}
-        return cls(**values)
+        return _of_kind(kind)
 
     @classmethod
     def of_latency(cls, latency_ms: int) -> Counts:
         bins = [0] * LATENCY_BINS
         bins[latency_bin(latency_ms)] = 1
         return cls(latency_count=1, latency_sum_ms=latency_ms, latency_bins=tuple(bins))
+
+
+@cache
+def _of_kind(kind: SignalKind) -> Counts:
+    # One per kind: a Counts is frozen, and one is asked for every signal recorded.
+    values: dict[str, Any] = {_KIND_COUNTER[kind]: 1}
+    return Counts(**values)
 
 
 COUNTER_NAMES: tuple[str, ...] = tuple(f.name for f in fields(Counts) if f.name != "latency_bins")
@@ -286,15 +293,15 @@ class CounterDeltas:
 
     def __init__(self) -> None:
         # Summed in place, one flat list of counters then bins per bucket: a batch adds thousands of
-        # signals, and a new frozen Counts per addition was a tenth of the ingest's time.
-        self._deltas: dict[BucketKey, list[int]] = {}
+        # signals, and a new frozen Counts per addition was a tenth of the ingest's time. Keyed by
+        # (instance, granularity, start in epoch seconds) until read: cheaper to make and hash per signal.
+        self._deltas: dict[tuple[str, int, int], list[int]] = {}
 
     def add(self, instance_id: str, at: datetime, counts: Counts) -> None:
-        values = [getattr(counts, name) for name in COUNTER_NAMES]
-        values.extend(counts.latency_bins)
-        added = [(index, value) for index, value in enumerate(values) if value]
-        for granularity in Granularity:
-            key = BucketKey(instance_id, granularity, bucket_start(at, granularity))
+        values, added = _flat(counts)
+        seconds = int(at.astimezone(UTC).timestamp())
+        for granularity in _GRANULARITIES:
+            key = (instance_id, granularity, seconds - seconds % granularity)
             sums = self._deltas.get(key)
             if sums is None:
                 self._deltas[key] = list(values)
@@ -311,16 +318,32 @@ class CounterDeltas:
     def sums(self) -> Iterator[tuple[BucketKey, tuple[int, ...]]]:
         """Each bucket's counters (COUNTER_NAMES) then its latency bins, in the one order every writer
         uses."""
-        for key, sums in sorted(self._deltas.items(), key=lambda item: _sort_key(item[0])):
+        # One order for every writer (instance, granularity, start): two transactions upserting the same
+        # buckets never deadlock.
+        for (instance_id, granularity, start), sums in sorted(self._deltas.items()):
+            key = BucketKey(instance_id, Granularity(granularity), datetime.fromtimestamp(start, UTC))
             yield key, tuple(sums)
 
     def __bool__(self) -> bool:
         return bool(self._deltas)
 
 
-def _sort_key(key: BucketKey) -> tuple[str, int, datetime]:
-    # One order for every writer: two transactions upserting the same buckets never deadlock.
-    return (key.instance_id, int(key.granularity), key.start)
+_GRANULARITIES = tuple(int(granularity) for granularity in Granularity)
+
+
+def _flat(counts: Counts) -> tuple[tuple[int, ...], tuple[tuple[int, int], ...]]:
+    """The counters then the bins of `counts`, and the (index, value) of those not zero. Most additions are
+    one of a few Counts (a signal of its kind, an answered send): those are flattened once; a latency
+    (its own sum each time) every time."""
+    return _flatten(counts) if counts.latency_count else _flatten_common(counts)
+
+
+def _flatten(counts: Counts) -> tuple[tuple[int, ...], tuple[tuple[int, int], ...]]:
+    values = (*(getattr(counts, name) for name in COUNTER_NAMES), *counts.latency_bins)
+    return values, tuple((index, value) for index, value in enumerate(values) if value)
+
+
+_flatten_common = lru_cache(maxsize=256)(_flatten)
 
 
 # --- windows --------------------------------------------------------------------------------------------

@@ -274,6 +274,12 @@ class ConnectionStates:
     async def __call__(self, event: Message, uow: ReputationUnitOfWork) -> None:
         await self.handle_many([event], uow)
 
+    def concerns(self, event: Message) -> bool:
+        """Connection reports only: the consumer acks the rest (most of the stream: receipts, messages)
+        without a transaction (libs.messaging.consumer.SelectiveHandler)."""
+        assert isinstance(event, provider_events_pb2.ProviderEventReceived)
+        return event.type in _CONNECTION_STATES
+
     async def handle_many(self, events: Sequence[Message], uow: ReputationUnitOfWork) -> None:
         reports = [report for event in events if (report := self.report(event)) is not None]
         if reports:

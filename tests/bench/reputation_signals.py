@@ -27,7 +27,13 @@
    gateway stream, for BENCH_REPUTATION_MESSAGES messages over 10 new instances, already in JetStream;
    then the service's loops (bootstrap.assemble, in this process, as executor_throughput runs the
    Executor: the two consumers, and beside them the evaluator, the relay and the pruner) run until every
-   counter is committed (polled every 100 ms in the hour buckets).
+   counter is committed (polled every 100 ms in the hour buckets). Then the same through
+   `python -m reputation_service` with REPUTATION_PROCESSES=1 and 2 (the launcher, libs/processes.py: that
+   many processes pulling from the same durable consumers), each on new instances and streams: the events
+   wait in JetStream, the processes start while the bench holds the inbox table locked (every consumer's
+   first write), and the clock starts when all are ready and the lock is let go. Beside each rate, the CPU
+   each process on the box spent meanwhile (from /proc): the reputation processes, PostgreSQL,
+   nats-server, the bench, the rest.
 
 Quick run: BENCH_REPUTATION_LOG=100000 BENCH_REPUTATION_MESSAGES=2000 BENCH_EXECUTOR_JOBS=1000. Every
 run uses its own databases and stream roots and removes them.
@@ -513,6 +519,134 @@ async def ingest(reputation: Reputation, js: Any, root: str) -> float:
     return total / elapsed
 
 
+PROCESS_COUNTS = (1, 2)  # REPUTATION_PROCESSES of `python -m reputation_service` in the ingest runs
+
+
+@dataclass(frozen=True)
+class IngestRun:
+    """Signals per second, and the CPU seconds each kind of process spent while they were ingested."""
+
+    rate: float
+    seconds: float
+    cpu: dict[str, float]
+
+
+def _cpu_seconds() -> dict[int, tuple[str, float]]:
+    """(command, user + system CPU seconds) of every process on the box, from /proc."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    found = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            with open(f"/proc/{entry}/stat") as stat:
+                text = stat.read()
+            command = text[text.index("(") + 1 : text.rindex(")")]
+            fields = text[text.rindex(")") + 2 :].split()
+            found[int(entry)] = (command, (int(fields[11]) + int(fields[12])) / ticks)
+    return found
+
+
+def _cpu_spent(
+    before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]], service: set[int]
+) -> dict[str, float]:
+    """CPU seconds between two readings, by kind: each reputation process, PostgreSQL (its backends),
+    nats-server, this bench process, everything else."""
+    spent: dict[str, float] = {}
+    service_order = sorted(service)
+    for pid, (command, seconds) in after.items():
+        used = seconds - before.get(pid, (command, 0.0))[1]
+        if used <= 0:
+            continue
+        if pid in service:
+            kind = f"reputation process {service_order.index(pid) + 1}"
+        elif pid == os.getpid():
+            kind = "bench (polling the counters)"
+        elif command.startswith("postgres"):
+            kind = "PostgreSQL"
+        elif command.startswith("nats-server"):
+            kind = "nats-server"
+        else:
+            kind = "other"
+        spent[kind] = spent.get(kind, 0.0) + used
+    return spent
+
+
+async def ingest_in_processes(log: Log, js: Any, processes: int) -> IngestRun:
+    """The same ingest through `python -m reputation_service` with REPUTATION_PROCESSES=`processes` (the
+    launcher, then that many processes pulling from the same durable consumers). The events wait in
+    JetStream, the processes start while the bench holds the inbox locked (each consumer's first write),
+    and the clock starts when every process is ready and the lock is let go."""
+    root = f"brep{RUN}p{processes}x{log.size}"
+    instance_ids = await register(log.reputation, INGEST_INSTANCES, f"ingest{processes}p")
+    executor_events, provider_events = ingest_events(instance_ids, MESSAGES)
+    await ensure_streams(js, root)
+    await publish_all(js, root, executor_events)
+    await publish_all(js, root, provider_events)
+    total = MESSAGES * SIGNALS_PER_MESSAGE
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "protos"), os.environ.get("PYTHONPATH", "")]),
+        "REPUTATION_DATABASE_URL": sqlalchemy_url(log.url),
+        "REPUTATION_NATS_URL": NATS_URL,
+        "REPUTATION_SUBJECT_ROOT": root,
+        "REPUTATION_GRPC_PORT": str(free_port()),
+        "REPUTATION_METRICS_PORT": str(free_port()),
+        "REPUTATION_PROCESSES": str(processes),
+        "REPUTATION_LOG_LEVEL": "INFO",  # each process says when it is ready
+        "WHATLEAD_SERVICE_TOKEN": SERVICE_TOKEN,
+    }
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    ready: list[int] = []
+    try:
+        with psycopg.connect(log.url) as lock:
+            lock.execute("LOCK TABLE inbox IN ACCESS EXCLUSIVE MODE")
+            launcher = subprocess.Popen(  # noqa: ASYNC220
+                [sys.executable, "-m", "reputation_service"],
+                env=env,
+                cwd=ROOT,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            stdout = launcher.stdout
+            assert stdout is not None
+
+            def read_logs() -> None:
+                for line in stdout:
+                    if '"msg": "ready"' in line:
+                        ready.append(1)
+
+            reader = asyncio.get_running_loop().run_in_executor(None, read_logs)
+            waited = time.perf_counter()
+            while len(ready) < processes:
+                if launcher.poll() is not None or time.perf_counter() - waited > 120:
+                    raise RuntimeError(f"{processes} reputation processes did not all become ready")
+                await asyncio.sleep(0.1)
+            service = {launcher.pid} | _children(launcher.pid)
+            before = _cpu_seconds()
+            started = time.perf_counter()
+            lock.rollback()
+        try:
+            while await committed(log.reputation, instance_ids) < total:
+                if time.perf_counter() - started > 300:
+                    raise TimeoutError("the processes did not commit every signal in 5 minutes")
+                await asyncio.sleep(0.1)
+            elapsed = time.perf_counter() - started
+            spent = _cpu_spent(before, _cpu_seconds(), service - {launcher.pid} if processes > 1 else service)
+        finally:
+            launcher.terminate()
+            await asyncio.to_thread(launcher.wait, 30)
+            await reader
+    finally:
+        await delete_streams(js, root)
+    return IngestRun(total / elapsed, elapsed, spent)
+
+
+def _children(pid: int) -> set[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as children:
+        return {int(child) for child in children.read().split()}
+
+
 # --- report ---------------------------------------------------------------------------------------------
 
 
@@ -574,7 +708,14 @@ def percentile(values: list[float], q: int) -> float:
 
 async def reputation_runs(
     js: Any,
-) -> tuple[Latencies, Latencies, Plans, list[tuple[int, int, int, int]], dict[int, float]]:
+) -> tuple[
+    Latencies,
+    Latencies,
+    Plans,
+    list[tuple[int, int, int, int]],
+    dict[int, float],
+    dict[tuple[int, int], IngestRun],
+]:
     """(GetWindowStats latencies over gRPC and in this process, PostgreSQL's side of them, the measured
     instance's window counts, ingest rates) on both logs."""
     anchor = time.time()
@@ -606,14 +747,22 @@ async def reputation_runs(
         handler_latencies = await reads({log.size: in_process(log) for log in logs})
         plans = {(log.size, name): await planned(log, length) for log in logs for name, length in WINDOWS}
 
-        ingest_rates = {}
+        ingest_rates: dict[int, float] = {}
+        process_runs: dict[tuple[int, int], IngestRun] = {}
         for log in logs:
             ingest_rates[log.size] = await ingest(log.reputation, js, f"brep{RUN}i{log.size}")
             print(
                 f"  ingest with {log.size:,} signals in the log: {ingest_rates[log.size]:.0f} signals/s",
                 flush=True,
             )
-    return latencies, handler_latencies, plans, windows, ingest_rates
+            for processes in PROCESS_COUNTS:
+                found = process_runs[(log.size, processes)] = await ingest_in_processes(log, js, processes)
+                print(
+                    f"  ingest with {log.size:,} signals in the log, REPUTATION_PROCESSES={processes}: "
+                    f"{found.rate:.0f} signals/s",
+                    flush=True,
+                )
+    return latencies, handler_latencies, plans, windows, ingest_rates, process_runs
 
 
 async def run() -> None:
@@ -639,7 +788,9 @@ async def run() -> None:
 
             # Before and after, the best kept: a busy box lowers the bar only if it slowed both runs.
             await executor_round()
-            latencies, handler_latencies, plans, windows, ingest_rates = await reputation_runs(js)
+            latencies, handler_latencies, plans, windows, ingest_rates, process_runs = await reputation_runs(
+                js
+            )
             await executor_round()
         best = {workers: max(found) for workers, found in rates.items()}
         needed = SIGNALS_PER_MESSAGE * max(best.values())
@@ -653,6 +804,24 @@ async def run() -> None:
         for size, rate in ingest_rates.items():
             print(f"{f'{size:,} signals':<24}{rate:18.0f}{rate / needed:10.2f}")
         print(f"(target: x needed >= 1.00, {SIGNALS_PER_MESSAGE} x the best Executor rate)")
+        print(
+            "\npython -m reputation_service, REPUTATION_PROCESSES=N (the consumers, evaluator, relay, pruner,"
+            f" status check of each; {MESSAGES * SIGNALS_PER_MESSAGE:,} signals)"
+        )
+        print(f"{'log':<24}{'N':>3}{'ingest signals/s':>18}{'x needed':>10}{'x N=1':>8}")
+        for (size, processes), found in process_runs.items():
+            single = process_runs[(size, PROCESS_COUNTS[0])].rate
+            print(
+                f"{f'{size:,} signals':<24}{processes:>3}{found.rate:18.0f}{found.rate / needed:10.2f}"
+                f"{found.rate / single:8.2f}"
+            )
+        print("CPU while ingesting (cores busy on average = CPU seconds / wall seconds), by process:")
+        for (size, processes), found in process_runs.items():
+            shares = ", ".join(
+                f"{kind} {seconds / found.seconds:.2f}"
+                for kind, seconds in sorted(found.cpu.items(), key=lambda item: -item[1])
+            )
+            print(f"  {size:,} signals, N={processes} ({found.seconds:.1f} s): {shares}")
 
         calls = len(latencies[(SMALL_LOG, WINDOWS[0][0])])
         worst = print_reads(f"\nGetWindowStats over gRPC, ms ({calls} calls each, one at a time)", latencies)

@@ -180,17 +180,22 @@ def test_every_container_runs_under_the_restricted_profile(rendered: Rendered) -
             assert "emptyDir" in volumes[mounts["/tmp"]], f"{where}: /tmp must be a writable emptyDir"
 
 
-def test_the_gate_shares_one_metrics_port_among_its_processes(rendered: Rendered) -> None:
-    (gate,) = pod_spec(deployment(rendered, "gate"))["containers"]
-    env = env_of(rendered, gate)
+@pytest.mark.parametrize("service", ["gate", "reputation"])
+def test_a_service_running_several_processes_shares_one_metrics_port_among_them(
+    rendered: Rendered, service: str
+) -> None:
+    (container,) = pod_spec(deployment(rendered, service))["containers"]
+    env = env_of(rendered, container)
+    prefix = service.upper()
+    assert int(env[f"{prefix}_PROCESSES"]) >= 1
     directory = env["PROMETHEUS_MULTIPROC_DIR"]
-    mounts = {m["mountPath"]: m["name"] for m in gate["volumeMounts"]}
-    volumes = {v["name"]: v for v in pod_spec(deployment(rendered, "gate"))["volumes"]}
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod_spec(deployment(rendered, service))["volumes"]}
     assert "emptyDir" in volumes[mounts[directory]]
-    assert [p["containerPort"] for p in gate["ports"] if p["name"] == "metrics"] == [
-        int(env["GATE_METRICS_PORT"])
+    assert [p["containerPort"] for p in container["ports"] if p["name"] == "metrics"] == [
+        int(env[f"{prefix}_METRICS_PORT"])
     ]
-    if rendered.overlay == "production":
+    if service == "gate" and rendered.overlay == "production":
         assert int(env["GATE_PROCESSES"]) > 1
 
 

@@ -101,7 +101,9 @@ async def handler(event: Any, uow: StoreUnitOfWork) -> None:
     uow.written.append(event.meta.event_id)
 
 
-def consumer(store: Store, subscription: FakeSubscription, **options: Any) -> DurableConsumer:
+def consumer(
+    store: Store, subscription: FakeSubscription, *, handler: Any = handler, **options: Any
+) -> DurableConsumer:
     made = DurableConsumer(
         service="test",
         js=NATS().jetstream(),  # never connected: the subscription is set below
@@ -237,3 +239,39 @@ async def test_an_event_that_does_not_decode_is_parked_at_once() -> None:
 
     assert broken.answers == ["term"]
     assert good.answers == ["ack"] and store.committed == [good.event_id]
+
+
+class SentOfOneOrganization:
+    """A handler that concerns itself with one organization's sends only."""
+
+    def __init__(self, organization: str) -> None:
+        self._organization = organization
+
+    def concerns(self, event: Any) -> bool:
+        return bool(event.meta.organization_id == self._organization)
+
+    async def __call__(self, event: Any, uow: StoreUnitOfWork) -> None:
+        await handler(event, uow)
+
+
+async def test_events_a_selective_handler_does_not_concern_are_acked_without_a_transaction() -> None:
+    store = Store()
+
+    def sends(organization: str, n: int) -> list[FakeMsg]:
+        return [FakeMsg(executor_events_pb2.MessageSent(meta=meta(organization, f"i-{i}"))) for i in range(n)]
+
+    others = sends("other", 4)
+    selective = consumer(
+        store, FakeSubscription(others), transaction_per_batch=True, handler=SentOfOneOrganization("org")
+    )
+
+    assert await selective.process_batch() == 4
+    assert store.transactions == 0 and store.calls == []  # no inbox row, no handler call
+    assert all(msg.answers == ["ack"] for msg in others)
+
+    mixed = sends("org", 3) + sends("other", 2)
+    selective._subscription = FakeSubscription(mixed)  # type: ignore[assignment]
+    assert await selective.process_batch() == 5
+    assert store.transactions == 1
+    assert sorted(store.committed) == sorted(msg.event_id for msg in mixed[:3])
+    assert all(msg.answers == ["ack"] for msg in mixed)
