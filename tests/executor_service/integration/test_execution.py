@@ -4,21 +4,17 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
 from sqlalchemy import func, select
 
 from executor_service.infrastructure.proto_mapping import create_job_command
 from executor_service.infrastructure.tables import jobs, messaging
-from libs.provider_simulator import run_simulator
 from libs.seedwork.ids import new_id
 from libs.seedwork.shared_kernel import Provider
 from libs.testing.jetstream import publish, stored_events
 from libs.testing.waiting import eventually
 from tests.executor_service.integration.harness import (
-    API_KEY,
     approved,
     control_changed,
-    own_streams,
     provider_event,
     running,
     settings,
@@ -26,19 +22,6 @@ from tests.executor_service.integration.harness import (
 )
 from whatlead.common.v1 import common_pb2
 from whatlead.events.v1 import executor_events_pb2, gate_events_pb2, provider_events_pb2
-
-
-@pytest.fixture
-async def simulator():
-    async with run_simulator(api_key=API_KEY) as sim:
-        yield sim
-
-
-@pytest.fixture
-async def root(jetstream, subject_root):
-    async with own_streams(jetstream, subject_root) as own:
-        yield own
-
 
 inbox = messaging.inbox
 

@@ -3,33 +3,17 @@ database by its periodic reading: real PostgreSQL, JetStream and the provider si
 
 from __future__ import annotations
 
-import pytest
 from prometheus_client import REGISTRY
 
-from libs.provider_simulator import run_simulator
 from libs.seedwork.ids import new_id
 from libs.testing.jetstream import publish
 from libs.testing.waiting import eventually
 from tests.executor_service.integration.harness import (
-    API_KEY,
     approved,
-    own_streams,
     running,
     settings,
     status_counts,
 )
-
-
-@pytest.fixture
-async def simulator():
-    async with run_simulator(api_key=API_KEY) as sim:
-        yield sim
-
-
-@pytest.fixture
-async def root(jetstream, subject_root):
-    async with own_streams(jetstream, subject_root) as own:
-        yield own
 
 
 def jobs(state: str) -> float:

@@ -6,21 +6,17 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from sqlalchemy import func, select
 
 from executor_service.domain.instance import CappingLevel, InstanceHealth, InstanceProfile
 from executor_service.infrastructure.tables import instances, jobs
-from libs.provider_simulator import run_simulator
 from libs.rpc.convert import to_timestamp
 from libs.seedwork.ids import new_id
 from libs.seedwork.shared_kernel import ConnectionState, Provider
 from libs.testing.jetstream import meta, publish, simulator_instance_registered, stored_events
 from libs.testing.waiting import eventually
 from tests.executor_service.integration.harness import (
-    API_KEY,
     approved,
-    own_streams,
     provider_event,
     running,
     settings,
@@ -28,18 +24,6 @@ from tests.executor_service.integration.harness import (
 )
 from whatlead.common.v1 import common_pb2
 from whatlead.events.v1 import executor_events_pb2, provider_events_pb2, reputation_events_pb2
-
-
-@pytest.fixture
-async def simulator():
-    async with run_simulator(api_key=API_KEY) as sim:
-        yield sim
-
-
-@pytest.fixture
-async def root(jetstream, subject_root):
-    async with own_streams(jetstream, subject_root) as own:
-        yield own
 
 
 def org() -> str:
